@@ -1,0 +1,176 @@
+"""``Context``: everything a workflow may do that must be deterministic; ``action_info()``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, MutableMapping
+from contextvars import ContextVar
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, ParamSpec, TypeVar
+
+from ._definitions import action_definition, seconds
+from ._history import EventReceived
+from .errors import DurableError
+
+if TYPE_CHECKING:
+    from ._replay._instance import WorkflowInfo, WorkflowInstance
+
+__all__ = ["ActionInfo", "Context", "action_info"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ActionInfo(NamedTuple):
+    """Facts about the running action attempt (``durable.action_info()``).
+
+    ``idempotency_key`` is the same on every attempt of one call, and differs between calls:
+    pass it to the services the action calls so a retried attempt does not repeat an effect.
+    """
+
+    idempotency_key: str
+    action: str
+    attempt: int
+    workflow_id: str
+    run_id: str
+    tenant: str
+
+
+_action_info: ContextVar[ActionInfo] = ContextVar("durable_action_info")
+
+
+def action_info() -> ActionInfo:
+    """Information about the action attempt running in this task or thread."""
+    try:
+        return _action_info.get()
+    except LookupError:
+        raise DurableError("durable.action_info() is only available inside a running action") from None
+
+
+class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that says nothing while the workflow replays history."""
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        super().__init__(logging.getLogger("durable.workflow"),
+                         {"workflow_id": instance.info.workflow_id})
+        self._instance = instance
+
+    def isEnabledFor(self, level: int) -> bool:
+        return not self._instance.replaying and self.logger.isEnabledFor(level)
+
+
+class _Data(MutableMapping[str, Any]):
+    """``ctx.data``: a dict whose assignments and deletions are recorded in history.
+
+    Mutating a stored value in place (``ctx.data["items"].append(x)``) is not recorded;
+    assign the new value instead.
+    """
+
+    __slots__ = ("_instance",)
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+
+    def __getitem__(self, key: str) -> Any:
+        return self._instance.data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ctx.data keys are str, not {key!r}")
+        self._instance.set_data(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._instance.data:
+            raise KeyError(key)
+        self._instance.set_data(key, None, deleted=True)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._instance.data)
+
+    def __len__(self) -> int:
+        return len(self._instance.data)
+
+    def __repr__(self) -> str:
+        return f"ctx.data({self._instance.data!r})"
+
+
+class _Actions:
+    """``ctx.actions.<name>(**params)``: call a registered action by its name."""
+
+    __slots__ = ("_instance",)
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        instance = self._instance
+        defn = action_definition(name, instance.actions)
+
+        def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            return instance.schedule_action(defn, args, kwargs)
+
+        return call
+
+
+class Context:
+    """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
+
+    __slots__ = ("_instance", "actions", "data", "logger")
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+        self.actions = _Actions(instance)
+        self.data: MutableMapping[str, Any] = _Data(instance)
+        self.logger: logging.LoggerAdapter = _ReplayAwareLogger(instance)  # type: ignore[type-arg]
+
+    def run(self, action: Callable[P, Awaitable[R]] | Callable[P, R], /,
+            *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        """Run an action durably and return its result (recorded once, replayed thereafter)."""
+        instance = self._instance
+        return instance.schedule_action(action_definition(action, instance.actions), args, kwargs)
+
+    async def wait_for(self, *names: str, timeout: float | timedelta | None = None) -> EventReceived | None:
+        """Wait for an external event named one of ``names``; None when ``timeout`` passes.
+
+        Events sent before the wait are kept in order and the first matching one is returned.
+        """
+        if not names or not all(isinstance(n, str) for n in names):
+            raise TypeError("ctx.wait_for() needs one or more event names (str)")
+        return await self._instance.wait_for(names, None if timeout is None else seconds(timeout))
+
+    async def sleep(self, duration: float | timedelta) -> None:
+        """Sleep on a durable timer (survives restarts of every process)."""
+        import asyncio
+
+        await asyncio.sleep(max(seconds(duration), 0.0))
+
+    def now(self) -> datetime:
+        """The workflow's current time (aware, UTC): the same on every replay."""
+        return datetime.fromtimestamp(self._instance._loop._time, timezone.utc)
+
+    def random(self) -> float:
+        """A random float in [0, 1) that replays identically."""
+        return self._instance.random.random()
+
+    def uuid4(self) -> Any:
+        """A random UUID that replays identically."""
+        return self._instance.uuid4()
+
+    def set_state(self, state: str) -> None:
+        """Record the workflow's named state (shown by ``describe()`` and ``durable show``)."""
+        self._instance.set_state(state)
+
+    @property
+    def state(self) -> str | None:
+        """The last state set with :meth:`set_state` (None before the first)."""
+        return self._instance.state
+
+    @property
+    def info(self) -> WorkflowInfo:
+        """The workflow id, run id, tenant, workflow name, version and attempt."""
+        return self._instance.info
+
+    @property
+    def is_replaying(self) -> bool:
+        """Whether the code is re-running against recorded history right now."""
+        return self._instance.replaying

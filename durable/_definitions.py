@@ -1,0 +1,182 @@
+"""Authoring: ``@workflow``, ``@action``, ``Retry`` and the registry of definitions."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Awaitable, Callable, Final, TypeVar, overload
+
+from ._payloads import Params, Result
+from .errors import UnknownActionError, UnknownWorkflowError
+
+__all__ = [
+    "ActionDefinition",
+    "Retry",
+    "WorkflowDefinition",
+    "action",
+    "action_definition",
+    "seconds",
+    "workflow",
+    "workflow_definition",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Duration = float | int | timedelta
+
+
+def seconds(duration: Duration) -> float:
+    """A duration (seconds or ``timedelta``) in seconds."""
+    if isinstance(duration, timedelta):
+        return duration.total_seconds()
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+        raise TypeError(f"a duration must be seconds or a timedelta, not {duration!r}")
+    return float(duration)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How an action is retried.
+
+    ``attempts`` counts all attempts, the first included (``attempts=1`` never retries). The
+    n-th retry waits ``initial * backoff ** (n - 1)`` seconds, at most ``maximum``.
+    Exceptions whose type is in ``non_retryable`` (or a ``durable.errors.NonRetryable``) fail
+    the call at once.
+    """
+
+    attempts: int = 3
+    initial: float = 1.0
+    backoff: float = 2.0
+    maximum: float = 60.0
+    non_retryable: tuple[type[BaseException], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.initial < 0 or self.backoff < 1 or self.maximum < 0:
+            raise ValueError(f"invalid retry policy {self!r}: attempts >= 1, initial >= 0, "
+                             "backoff >= 1, maximum >= 0")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after attempt number ``attempt`` (1-based) failed."""
+        return min(self.initial * self.backoff ** (attempt - 1), self.maximum)
+
+    def retries(self, exc: BaseException, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` that raised ``exc`` is followed by another."""
+        from .errors import NonRetryable, ValidationError
+
+        if isinstance(exc, (NonRetryable, ValidationError)) or isinstance(exc, self.non_retryable):
+            return False
+        return attempt < self.attempts
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WorkflowDefinition:
+    """A registered workflow: its name, version and the coroutine function."""
+
+    name: str
+    version: str
+    fn: Callable[..., Awaitable[Any]]
+    params: Params
+    result: Result
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ActionDefinition:
+    """A registered action: its name, policy and the function that runs it."""
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    retry: Retry
+    timeout: float | None
+    params: Params
+    result: Result
+
+
+# Every definition made in this process, by name: the fallback when a worker or client is not
+# given an explicit list.
+_workflows: Final[dict[str, WorkflowDefinition]] = {}
+_actions: Final[dict[str, ActionDefinition]] = {}
+
+
+@overload
+def workflow(fn: F, /) -> F: ...
+@overload
+def workflow(*, name: str | None = None, version: str = "1") -> Callable[[F], F]: ...
+def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") -> Any:
+    """Declare an ``async def`` workflow whose first parameter is the ``Context``.
+
+    Use bare (``@durable.workflow``) or with a ``name`` (default: the function's name) and a
+    ``version`` recorded in every history it starts.
+    """
+
+    def decorate(f: F) -> F:
+        if not inspect.iscoroutinefunction(f):
+            raise TypeError(f"@durable.workflow needs an async def function, got {f!r}")
+        wf_name = name or f.__name__
+        defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
+                                  Result(f, wf_name))
+        f.__durable_workflow__ = defn  # type: ignore[attr-defined]
+        _workflows[wf_name] = defn
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+@overload
+def action(fn: F, /) -> F: ...
+@overload
+def action(*, name: str | None = None, retry: Retry | None = None,
+           timeout: float | timedelta | None = None) -> Callable[[F], F]: ...
+def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = None,
+           timeout: float | timedelta | None = None) -> Any:
+    """Declare an action: a function with side effects, run by a worker and recorded once.
+
+    ``async def`` actions run on the worker's loop, plain functions in a thread. ``retry``
+    (default ``Retry()``) and ``timeout`` (seconds per attempt, default none) apply per call.
+    """
+
+    def decorate(f: F) -> F:
+        act_name = name or f.__name__
+        defn = ActionDefinition(act_name, f, inspect.iscoroutinefunction(f), retry or Retry(),
+                                None if timeout is None else seconds(timeout),
+                                Params(f, act_name), Result(f, act_name))
+        f.__durable_action__ = defn  # type: ignore[attr-defined]
+        _actions[act_name] = defn
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def workflow_definition(wf: Any, known: dict[str, WorkflowDefinition] | None = None) -> WorkflowDefinition:
+    """The definition of a decorated workflow function or a workflow name."""
+    if isinstance(wf, WorkflowDefinition):
+        return wf
+    defn = getattr(wf, "__durable_workflow__", None)
+    if defn is not None:
+        return defn  # type: ignore[no-any-return]
+    if isinstance(wf, str):
+        found = (known or {}).get(wf) or _workflows.get(wf)
+        if found is not None:
+            return found
+        raise UnknownWorkflowError(f"no workflow named {wf!r} is registered; decorate it with "
+                                   "@durable.workflow and import its module", name=wf)
+    raise UnknownWorkflowError(f"{wf!r} is not a workflow; decorate it with @durable.workflow",
+                               name=repr(wf))
+
+
+def action_definition(act: Any, known: dict[str, ActionDefinition] | None = None) -> ActionDefinition:
+    """The definition of a decorated action function or an action name."""
+    if isinstance(act, ActionDefinition):
+        return act
+    defn = getattr(act, "__durable_action__", None)
+    if defn is not None:
+        return defn  # type: ignore[no-any-return]
+    if isinstance(act, str):
+        found = (known or {}).get(act) or _actions.get(act)
+        if found is not None:
+            return found
+        raise UnknownActionError(f"no action named {act!r} is registered; decorate it with "
+                                 "@durable.action and pass it in Worker(actions=[...])", name=act)
+    raise UnknownActionError(f"{act!r} is not an action; decorate it with @durable.action",
+                             name=repr(act))

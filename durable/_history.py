@@ -1,0 +1,311 @@
+"""History events (past tense) and the commands that produce them (imperative).
+
+An execution's history is a list of events with a dense ``seq`` (1, 2, 3 …). Events are of two
+kinds:
+
+* inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
+  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``;
+* command events record what the coroutine did: ``ActionScheduled``, ``TimerStarted``,
+  ``TimerCancelled``, ``StateChanged``, ``DataChanged`` and the terminal events.
+
+``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
+the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
+that follow it are what that activation issued.
+
+Schema evolution: events are encoded as MessagePack arrays (``array_like``), so a new field
+may only be appended, with a default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final
+
+import msgspec
+
+__all__ = [
+    "ActionCompleted",
+    "ActionFailed",
+    "ActionScheduled",
+    "CancelRequested",
+    "CancelTimer",
+    "CancelWorkflow",
+    "Command",
+    "CompleteWorkflow",
+    "DataChanged",
+    "ErrorInfo",
+    "Event",
+    "EventReceived",
+    "FailWorkflow",
+    "ScheduleAction",
+    "SetData",
+    "SetState",
+    "StartTimer",
+    "StateChanged",
+    "TaskCompleted",
+    "TimerCancelled",
+    "TimerFired",
+    "TimerStarted",
+    "WorkflowCancelled",
+    "WorkflowCompleted",
+    "WorkflowFailed",
+    "WorkflowStarted",
+    "decode_event",
+    "decode_history_json",
+    "encode_event",
+    "encode_history_json",
+]
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, array_like=True):
+    """An exception as history keeps it: its type name, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class _Event(msgspec.Struct, frozen=True, tag=True, array_like=True):
+    """Fields every event has: its position in the history and when it was written."""
+
+    seq: int
+    time: float  # seconds since the epoch, UTC
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+
+class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
+    """The execution was created with these arguments."""
+
+    workflow: str
+    version: str
+    workflow_id: str
+    run_id: str
+    tenant: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+
+
+class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """A workflow task ran: it closes a batch of inputs; ``time`` is the workflow's clock."""
+
+
+class ActionCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """The action scheduled by command ``cmd`` returned ``result`` (on attempt ``attempt``)."""
+
+    cmd: int
+    result: Any
+    attempt: int = 1
+
+
+class ActionFailed(_Event, frozen=True, tag=True, array_like=True):
+    """The action scheduled by command ``cmd`` failed on its last attempt."""
+
+    cmd: int
+    error: ErrorInfo
+    attempt: int = 1
+
+
+class TimerFired(_Event, frozen=True, tag=True, array_like=True):
+    """The timer started by command ``cmd`` fired."""
+
+    cmd: int
+
+
+class EventReceived(_Event, frozen=True, tag=True, array_like=True):
+    """An external event arrived (``handle.send``)."""
+
+    name: str
+    payload: Any = None
+    key: str | None = None
+
+
+class CancelRequested(_Event, frozen=True, tag=True, array_like=True):
+    """``handle.cancel()`` was called."""
+
+    reason: str = ""
+
+
+# ---- command events -------------------------------------------------------------------------
+
+
+class ActionScheduled(_Event, frozen=True, tag=True, array_like=True):
+    """Command ``cmd`` scheduled action ``name``."""
+
+    cmd: int
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+
+
+class TimerStarted(_Event, frozen=True, tag=True, array_like=True):
+    """Command ``cmd`` started a durable timer due at ``fire_at`` (epoch seconds)."""
+
+    cmd: int
+    duration: float
+    fire_at: float
+
+
+class TimerCancelled(_Event, frozen=True, tag=True, array_like=True):
+    """The timer started by command ``cmd`` was cancelled before it fired."""
+
+    cmd: int
+
+
+class StateChanged(_Event, frozen=True, tag=True, array_like=True):
+    """``ctx.set_state(state)``."""
+
+    state: str
+
+
+class DataChanged(_Event, frozen=True, tag=True, array_like=True):
+    """``ctx.data[key] = value`` (or ``del ctx.data[key]`` when ``deleted``)."""
+
+    key: str
+    value: Any = None
+    deleted: bool = False
+
+
+class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow returned ``result``."""
+
+    result: Any = None
+
+
+class WorkflowFailed(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow raised."""
+
+    error: ErrorInfo
+
+
+class WorkflowCancelled(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow ended because it was cancelled."""
+
+
+Event = (
+    WorkflowStarted
+    | TaskCompleted
+    | ActionCompleted
+    | ActionFailed
+    | TimerFired
+    | EventReceived
+    | CancelRequested
+    | ActionScheduled
+    | TimerStarted
+    | TimerCancelled
+    | StateChanged
+    | DataChanged
+    | WorkflowCompleted
+    | WorkflowFailed
+    | WorkflowCancelled
+)
+
+INPUT_TYPES: Final = (
+    WorkflowStarted,
+    ActionCompleted,
+    ActionFailed,
+    TimerFired,
+    EventReceived,
+    CancelRequested,
+)
+TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+
+class _Command(msgspec.Struct, frozen=True):
+    event: ClassVar[type[Any]]
+
+    def to_event(self, seq: int, time: float) -> Event:
+        """The event that records this command at ``seq``."""
+        return self.event(seq, time, *msgspec.structs.astuple(self))  # type: ignore[no-any-return]
+
+
+class ScheduleAction(_Command, frozen=True):
+    """Run action ``name`` (recorded as ``ActionScheduled``)."""
+
+    event = ActionScheduled
+    cmd: int
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+
+
+class StartTimer(_Command, frozen=True):
+    """Start a durable timer (recorded as ``TimerStarted``)."""
+
+    event = TimerStarted
+    cmd: int
+    duration: float
+    fire_at: float
+
+
+class CancelTimer(_Command, frozen=True):
+    """Cancel a timer that has not fired (recorded as ``TimerCancelled``)."""
+
+    event = TimerCancelled
+    cmd: int
+
+
+class SetState(_Command, frozen=True):
+    """Change the workflow's named state (recorded as ``StateChanged``)."""
+
+    event = StateChanged
+    state: str
+
+
+class SetData(_Command, frozen=True):
+    """Change one key of ``ctx.data`` (recorded as ``DataChanged``)."""
+
+    event = DataChanged
+    key: str
+    value: Any = None
+    deleted: bool = False
+
+
+class CompleteWorkflow(_Command, frozen=True):
+    """End the workflow with a result (recorded as ``WorkflowCompleted``)."""
+
+    event = WorkflowCompleted
+    result: Any = None
+
+
+class FailWorkflow(_Command, frozen=True):
+    """End the workflow with an error (recorded as ``WorkflowFailed``)."""
+
+    event = WorkflowFailed
+    error: ErrorInfo
+
+
+class CancelWorkflow(_Command, frozen=True):
+    """End the workflow as cancelled (recorded as ``WorkflowCancelled``)."""
+
+    event = WorkflowCancelled
+
+
+Command = (
+    ScheduleAction | StartTimer | CancelTimer | SetState | SetData | CompleteWorkflow
+    | FailWorkflow | CancelWorkflow
+)
+
+# One encoder and decoder for the process (msgspec performance tips).
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(Event)
+_list_decoder: Final = msgspec.msgpack.Decoder(list[Event])
+_json_encoder: Final = msgspec.json.Encoder()
+_json_decoder: Final = msgspec.json.Decoder(list[Event])
+
+encode_event = _encoder.encode
+decode_event = _decoder.decode
+decode_events = _list_decoder.decode
+
+
+def encode_history_json(events: list[Event]) -> bytes:
+    """Export a history as JSON (what ``durable show ID --json`` writes)."""
+    return _json_encoder.encode(events)
+
+
+def decode_history_json(data: bytes | str) -> list[Event]:
+    """Read a history exported with :func:`encode_history_json`."""
+    return _json_decoder.decode(data)

@@ -1,0 +1,41 @@
+"""The deterministic runtime: pure, synchronous, no I/O.
+
+``replay(instance, events)`` feeds a recorded history to an instance batch by batch, exactly
+as the original run saw it, and returns the inputs that arrived after the last recorded
+workflow task (the next live batch).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Sequence
+
+from .._history import INPUT_TYPES, Event, TaskCompleted
+from ._instance import Activation, NonDeterminismWarning, WorkflowInfo, WorkflowInstance
+
+__all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance", "replay"]
+
+_INPUTS: Final = frozenset(INPUT_TYPES)
+
+
+def replay(instance: WorkflowInstance, events: Sequence[Event],
+           start: int = 0) -> tuple[list[Event], Activation | None]:
+    """Replay ``events[start:]``; return (inputs not yet run, the failed activation or None)."""
+    inputs: list[Event] = []
+    i, n = start, len(events)
+    activate = instance.activate
+    while i < n:
+        event = events[i]
+        kind = type(event)
+        if kind is TaskCompleted:
+            j = i + 1
+            while j < n and type(events[j]) not in _INPUTS and type(events[j]) is not TaskCompleted:
+                j += 1
+            activation = activate(inputs, event.time, events[i + 1:j])
+            if activation.error is not None:
+                return inputs, activation
+            inputs = []
+            i = j
+        else:
+            inputs.append(event)
+            i += 1
+    return inputs, None

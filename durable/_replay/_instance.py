@@ -1,0 +1,399 @@
+"""One live workflow coroutine and the deterministic machinery around it.
+
+``WorkflowInstance.activate(inputs, time, recorded)`` feeds one batch of inputs to the
+coroutine, runs it until every task waits again, and returns the commands it issued. It does
+no I/O and never raises: the worker (live) and the ``Replayer`` run this same code.
+
+Replay mode (``recorded`` given): the batch was already run once and ``recorded`` holds the
+command events it produced. Each command the code issues must match the next recorded one in
+kind and name; the first that does not, or a recorded one that is never issued, ends the
+activation with a ``NonDeterminismError`` that names the source line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import uuid
+import warnings
+from collections import deque
+from typing import Any, NamedTuple, Sequence
+
+from .._definitions import ActionDefinition, WorkflowDefinition
+from .._history import (
+    ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, CancelTimer,
+    CancelWorkflow, Command, CompleteWorkflow, DataChanged, Event, EventReceived, FailWorkflow,
+    ScheduleAction, SetData, SetState, StartTimer, StateChanged, TimerCancelled, TimerFired,
+    TimerStarted, WorkflowStarted,
+)
+from .._payloads import check_size, dump_value, error_info
+from ..errors import ActionFailedError, DurableError, NonDeterminismError
+from ._loop import WorkflowLoop
+
+__all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+
+
+_TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
+
+
+class NonDeterminismWarning(UserWarning):
+    """Replay matched a command by kind and name, but its arguments or duration changed."""
+
+
+class _Abort(BaseException):
+    """Unwinds workflow code after a divergence; user code cannot swallow it by accident."""
+
+
+class Activation(NamedTuple):
+    """What one activation produced: new commands, or the divergence that stopped it."""
+
+    commands: list[Command]
+    error: NonDeterminismError | None
+
+
+class WorkflowInfo(NamedTuple):
+    """Facts about the running execution (``ctx.info``)."""
+
+    workflow_id: str
+    run_id: str
+    tenant: str
+    workflow: str
+    version: str
+    attempt: int = 1
+
+
+class _Waiter(NamedTuple):
+    names: tuple[str, ...]
+    future: asyncio.Future[Any]
+
+
+def _user_location(frame: Any) -> str:
+    """``file:line`` of the innermost frame that is neither durable's nor asyncio's."""
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if not path.startswith((_PACKAGE_DIR, _ASYNCIO_DIR)):
+            return f"{path}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "<unknown>"
+
+
+def _describe(item: Any) -> str:
+    if item is None:
+        return "nothing"
+    name = getattr(item, "name", None) or getattr(item, "state", None) or getattr(item, "key", None)
+    seq = getattr(item, "seq", None)
+    where = f" (seq {seq})" if seq is not None else ""
+    return f"{type(item).__name__}{where}" + (f" {name!r}" if name else "")
+
+
+class WorkflowInstance:
+    """A workflow coroutine on its own deterministic loop, driven batch by batch."""
+
+    def __init__(self, defn: WorkflowDefinition, started: WorkflowStarted,
+                 actions: dict[str, ActionDefinition] | None = None, *,
+                 strict: bool = False) -> None:
+        from .._context import Context
+
+        self.defn = defn
+        self.info = WorkflowInfo(started.workflow_id, started.run_id, started.tenant,
+                                 started.workflow, started.version)
+        self.actions = actions or {}
+        self.strict = strict
+        self.replaying = False
+        self.state: str | None = None
+        self.data: dict[str, Any] = {}
+        self.done = False
+        self.random = random.Random(started.run_id)
+        self._started = started
+        self._loop = WorkflowLoop(self)
+        self._main: asyncio.Task[Any] | None = None
+        self._ncmd = 0
+        self._commands: list[Command] = []
+        self._recorded: Sequence[Event] | None = None
+        self._ri = 0
+        self._error: NonDeterminismError | None = None
+        self._pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timer_ids: dict[int, int] = {}  # id(TimerHandle) -> cmd
+        self._inbox: deque[EventReceived] = deque()
+        self._waiters: list[_Waiter] = []
+        self.ctx = Context(self)
+
+    # ---- driving ------------------------------------------------------------------------
+
+    def activate(self, inputs: Sequence[Event], time: float,
+                 recorded: Sequence[Event] | None = None) -> Activation:
+        """Feed one batch of inputs at workflow time ``time``; return the commands issued."""
+        commands: list[Command] = []
+        self._commands = commands
+        self._recorded = recorded
+        self._ri = 0
+        self.replaying = recorded is not None
+        loop = self._loop
+        loop._time = time
+        if self._error is None:
+            for event in inputs:
+                self._apply(event)
+            loop.run_ready()
+            if recorded is not None and self._error is None and self._ri < len(recorded):
+                self._diverged(recorded[self._ri], None, self.suspended_at())
+        return Activation(commands, self._error)
+
+    def _apply(self, event: Event) -> None:
+        kind = type(event)
+        if kind is ActionCompleted:
+            entry = self._pending.pop(event.cmd, None)  # type: ignore[union-attr]
+            if entry is not None and not entry[0].done():
+                fut, defn = entry
+                try:
+                    fut.set_result(defn.result.load(event.result))  # type: ignore[union-attr]
+                except DurableError as exc:
+                    fut.set_exception(exc)
+        elif kind is TimerFired:
+            handle = self._timers.pop(event.cmd, None)  # type: ignore[union-attr]
+            if handle is not None:
+                self._timer_ids.pop(id(handle), None)
+                self._loop._ready.append(handle)
+        elif kind is EventReceived:
+            self._deliver(event)  # type: ignore[arg-type]
+        elif kind is ActionFailed:
+            self._fail_action(event)  # type: ignore[arg-type]
+        elif kind is WorkflowStarted:
+            self._start()
+        elif kind is CancelRequested:
+            if self._main is not None and not self._main.done():
+                self._main.cancel(getattr(event, "reason", None) or None)
+
+    def _start(self) -> None:
+        started = self._started
+        params = self.defn.params
+        try:
+            args, kwargs = params.load(started.args, started.kwargs)
+            coro = self.defn.fn(self.ctx, *args, **kwargs)
+        except Exception as exc:
+            async def fail(exc: Exception = exc) -> Any:
+                raise exc
+            coro = fail()
+        self._main = self._loop.create_task(coro, name=f"workflow {self.info.workflow_id}")
+        self._main.add_done_callback(self._on_main_done)
+
+    def _on_main_done(self, task: asyncio.Task[Any]) -> None:
+        if self._error is not None:
+            return
+        if task.cancelled():
+            self.issue(CancelWorkflow())
+            return
+        exc = task.exception()
+        if isinstance(exc, _Abort):
+            return
+        if exc is None:
+            try:
+                self.issue(CompleteWorkflow(self.defn.result.dump(task.result())))
+                return
+            except DurableError as err:
+                exc = err
+        self.issue(FailWorkflow(error_info(exc)))
+
+    # ---- commands -----------------------------------------------------------------------
+
+    def _peek(self) -> Event | None:
+        recorded = self._recorded
+        if recorded is None or self._ri >= len(recorded):
+            return None
+        return recorded[self._ri]
+
+    def issue(self, command: Command) -> None:
+        """Issue a command: live, it is new; in replay it had to match and did not."""
+        if self._recorded is None:
+            self._ncmd += 1
+            self._commands.append(command)
+            if isinstance(command, _TERMINAL):
+                self.done = True
+            return
+        recorded = self._peek()
+        # Only terminal commands come here to be matched; the others have fast paths.
+        if type(recorded) is command.event and isinstance(command, _TERMINAL):
+            self._ri += 1
+            self._ncmd += 1
+            self.done = True
+            return
+        self._diverged(recorded, command, _user_location(sys._getframe(1)))
+
+    def _diverged(self, recorded: Event | None, command: Command | None, location: str) -> None:
+        if self._error is None:
+            info = self.info
+            self._error = NonDeterminismError(
+                f"workflow {info.workflow!r} (id {info.workflow_id!r}) diverged from its history "
+                f"at command #{self._ncmd + 1}:\n"
+                f"  recorded: {_describe(recorded)}\n"
+                f"  now:      {_describe(command)} at {location}\n"
+                "Workflow code must issue the same commands on every replay. Restore the old "
+                "behaviour, or guard the change with ctx.patched(); the execution is held "
+                "until code that matches is deployed.",
+                recorded=recorded, command=command, location=location,
+                workflow_id=info.workflow_id,
+            )
+        raise _Abort()
+
+    def _changed(self, what: str) -> None:
+        message = (f"workflow {self.info.workflow!r} (id {self.info.workflow_id!r}): {what} "
+                   f"changed since it was recorded, at {_user_location(sys._getframe(2))}")
+        if self.strict:
+            self._diverged(self._peek(), None, message)
+        warnings.warn(message, NonDeterminismWarning, stacklevel=4)
+
+    def schedule_action(self, defn: ActionDefinition, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        """Issue ``ScheduleAction`` and return the future its completion resolves."""
+        cmd = self._ncmd
+        recorded = self._peek()
+        if type(recorded) is ActionScheduled and recorded.name == defn.name:  # type: ignore[union-attr]
+            self._ri += 1
+            self._ncmd = cmd + 1
+            if (dump_value(list(args), defn.name) != recorded.args  # type: ignore[union-attr]
+                    or (kwargs and dump_value(kwargs, defn.name) != recorded.kwargs)):  # type: ignore[union-attr]
+                self._changed(f"the arguments of action {defn.name!r}")
+        else:
+            a, k = defn.params.dump(args, kwargs)
+            check_size([a, k], f"arguments of {defn.name}")
+            self.issue(ScheduleAction(cmd, defn.name, a, k))
+        fut = self._loop.create_future()
+        self._pending[cmd] = (fut, defn)
+        return fut
+
+    def _fail_action(self, event: ActionFailed) -> None:
+        entry = self._pending.pop(event.cmd, None)
+        if entry is not None and not entry[0].done():
+            err = event.error
+            entry[0].set_exception(ActionFailedError(
+                f"action {entry[1].name!r} failed after {event.attempt} attempt(s): "
+                f"{err.type}: {err.message}",
+                action=entry[1].name, error_type=err.type, error_message=err.message,
+                attempts=event.attempt))
+
+    def start_timer(self, handle: asyncio.TimerHandle, delay: float) -> None:
+        """Issue ``StartTimer`` for a loop timer (``call_later``, ``asyncio.sleep``)."""
+        cmd = self._ncmd
+        recorded = self._peek()
+        if type(recorded) is TimerStarted:
+            self._ri += 1
+            self._ncmd = cmd + 1
+            if recorded.duration != delay:  # type: ignore[union-attr]
+                self._changed(f"a timer's duration ({recorded.duration}s -> {delay}s)")  # type: ignore[union-attr]
+        else:
+            self.issue(StartTimer(cmd, delay, self._loop._time + delay))
+        self._timers[cmd] = handle
+        self._timer_ids[id(handle)] = cmd
+
+    def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
+        """Issue ``CancelTimer`` for a timer that has not fired yet."""
+        cmd = self._timer_ids.pop(id(handle), None)
+        if cmd is None or self._error is not None:
+            return
+        del self._timers[cmd]
+        recorded = self._peek()
+        if type(recorded) is TimerCancelled and recorded.cmd == cmd:  # type: ignore[union-attr]
+            self._ri += 1
+            self._ncmd += 1
+        else:
+            self.issue(CancelTimer(cmd))
+
+    def set_state(self, state: str) -> None:
+        """Issue ``SetState``."""
+        if not isinstance(state, str):
+            raise TypeError(f"a workflow state is a str, not {state!r}")
+        recorded = self._peek()
+        if type(recorded) is StateChanged:
+            self._ri += 1
+            self._ncmd += 1
+            if recorded.state != state:  # type: ignore[union-attr]
+                self._changed(f"state {recorded.state!r} -> {state!r}")  # type: ignore[union-attr]
+        else:
+            self.issue(SetState(state))
+        self.state = state
+
+    def set_data(self, key: str, value: Any, deleted: bool = False) -> None:
+        """Issue ``SetData`` for one key of ``ctx.data``."""
+        payload = None if deleted else dump_value(value, f"ctx.data[{key!r}]")
+        recorded = self._peek()
+        if type(recorded) is DataChanged and recorded.key == key:  # type: ignore[union-attr]
+            self._ri += 1
+            self._ncmd += 1
+        else:
+            if not deleted:
+                check_size(payload, f"ctx.data[{key!r}]")
+            self.issue(SetData(key, payload, deleted))
+        if deleted:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    # ---- external events ----------------------------------------------------------------
+
+    def _deliver(self, event: EventReceived) -> None:
+        for waiter in self._waiters:
+            if event.name in waiter.names and not waiter.future.done():
+                waiter.future.set_result(event)
+                self._waiters.remove(waiter)
+                return
+        self._inbox.append(event)
+
+    async def wait_for(self, names: tuple[str, ...], timeout: float | None) -> EventReceived | None:
+        """The first unconsumed event named one of ``names``, or None after ``timeout``."""
+        for event in self._inbox:
+            if event.name in names:
+                self._inbox.remove(event)
+                return event
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        waiter = _Waiter(names, fut)
+        self._waiters.append(waiter)
+        timer = None if timeout is None else self._loop.call_later(timeout, _resolve_none, fut)
+        try:
+            return await fut  # type: ignore[no-any-return]
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    # ---- introspection ------------------------------------------------------------------
+
+    def suspended_at(self) -> str | None:
+        """``file:line`` of the await the main coroutine is suspended at (None when done)."""
+        if self._main is None or self._main.done():
+            return None
+        coro: Any = self._main.get_coro()
+        location = None
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is None:
+                break
+            if not frame.f_code.co_filename.startswith((_PACKAGE_DIR, _ASYNCIO_DIR)):
+                location = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        return location
+
+    def uuid4(self) -> uuid.UUID:
+        """A random UUID drawn from the execution's deterministic stream."""
+        return uuid.UUID(int=self.random.getrandbits(128), version=4)
+
+    def close(self) -> None:
+        """Drop the coroutine without running any more of it (eviction)."""
+        if self._main is not None and not self._main.done():
+            coro = self._main.get_coro()
+            self._main.remove_done_callback(self._on_main_done)
+            try:
+                coro.close()  # type: ignore[union-attr]
+            except BaseException:  # noqa: BLE001 - a finally block in user code raised
+                pass
+        self._loop.close()
+
+
+def _resolve_none(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(None)

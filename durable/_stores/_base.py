@@ -1,0 +1,213 @@
+"""The ``Store`` protocol and the records it trades in.
+
+A store keeps, per tenant: executions (one row per workflow id, pointing at its current run),
+their append-only histories, and three kinds of work: workflow tasks (an execution has inputs
+to run), action tasks (an action to run) and timers (a durable timer to fire).
+
+Invariants every implementation keeps (the conformance suite checks them):
+
+* ``seq`` is dense per run; ``commit_workflow_task`` names the ``seq`` it expects and appends
+  nothing if the history grew since.
+* ``append_input`` with a ``dedup`` key appends at most once per run for that key, and never
+  after a terminal event.
+* Every read and write is scoped by tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Collection, Literal, Protocol
+
+import msgspec
+
+from .._history import ErrorInfo, Event
+
+__all__ = [
+    "ActionTask",
+    "ExecutionRecord",
+    "ExecutionUpdate",
+    "Store",
+    "TERMINAL_STATUSES",
+    "TimerRecord",
+    "Wakeup",
+    "WorkflowTask",
+]
+
+Status = Literal["running", "completed", "failed", "cancelled"]
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class ExecutionRecord(msgspec.Struct, frozen=True):
+    """One execution as the store sees it (what ``describe()`` and ``durable list`` show)."""
+
+    tenant: str
+    workflow_id: str
+    run_id: str
+    workflow: str
+    version: str
+    status: Status
+    created_at: float
+    updated_at: float
+    last_seq: int
+    state: str | None = None
+    data: dict[str, Any] = {}
+    result: Any = None
+    error: ErrorInfo | None = None
+    task_error: str | None = None  # why the last workflow task could not run (non-determinism)
+
+
+class ExecutionUpdate(msgspec.Struct, frozen=True):
+    """What a workflow task changes on the execution row besides its history."""
+
+    status: Status
+    state: str | None
+    data: dict[str, Any]
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
+class WorkflowTask(msgspec.Struct, frozen=True):
+    """A claimed workflow task: the execution has inputs to run."""
+
+    tenant: str
+    workflow_id: str
+    workflow: str
+    attempt: int = 1
+
+
+class ActionTask(msgspec.Struct, frozen=True):
+    """An action to run (or a claimed one). ``attempt`` counts from 1."""
+
+    tenant: str
+    workflow_id: str
+    run_id: str
+    cmd: int
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int = 1
+    visible_at: float = 0.0
+    last_error: str | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every attempt of this call, different for every other call."""
+        return f"{self.tenant}/{self.workflow_id}/{self.run_id}/{self.cmd}"
+
+
+class TimerRecord(msgspec.Struct, frozen=True):
+    """A durable timer that has not fired."""
+
+    tenant: str
+    workflow_id: str
+    run_id: str
+    cmd: int
+    fire_at: float
+
+
+class Store(Protocol):
+    """Where executions, histories and work live. Chosen by URL with ``open_store``."""
+
+    url: str
+    wakeup: Wakeup
+
+    async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
+        """Create an execution from its ``WorkflowStarted`` event (seq 1) and a workflow task.
+
+        If the tenant already has an execution with that workflow id, return it and False.
+        """
+
+    async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+        """The execution, or None."""
+
+    async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
+                              limit: int = 100) -> list[ExecutionRecord]:
+        """Executions, newest first; all tenants when ``tenant`` is None."""
+
+    async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
+                           after_seq: int = 0) -> list[Event]:
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+
+    async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
+                           dedup: str | None = None, now: float) -> int | None:
+        """Append an input at the next ``seq`` and make the execution runnable.
+
+        Returns the new ``seq``; None when the execution has ended or ``dedup`` was seen before.
+        Raises ``WorkflowNotFoundError`` when there is no such execution.
+        """
+
+    async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
+                                   events: list[Event], *, actions: list[ActionTask],
+                                   timers: list[TimerRecord], cancelled_timers: list[int],
+                                   update: ExecutionUpdate, now: float) -> bool:
+        """Append ``events`` (the first has ``seq == expected_seq``) with their effects, atomically.
+
+        Returns False and changes nothing when the history no longer ends at
+        ``expected_seq - 1``. On success the workflow task is done; a terminal ``update``
+        also drops the execution's remaining action tasks and timers.
+        """
+
+    async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
+                                   lease: float, now: float, limit: int) -> list[WorkflowTask]:
+        """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
+
+    async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
+                                    error: str | None, now: float) -> None:
+        """Give a leased workflow task back, to be retried after ``delay`` seconds."""
+
+    async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
+                                 now: float, limit: int) -> list[ActionTask]:
+        """Lease up to ``limit`` due action tasks of the named actions."""
+
+    async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
+                                  now: float) -> bool:
+        """Keep a running action's lease alive; False if the lease was lost."""
+
+    async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
+        """Record an action's outcome (first completion wins) and drop its task, atomically."""
+
+    async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,
+                                error: str, now: float) -> None:
+        """Schedule the next attempt of a failed action at ``visible_at``."""
+
+    async def fire_due_timers(self, *, now: float, limit: int) -> int:
+        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+
+    async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+        """The execution's action tasks and timers that have not finished."""
+
+    async def next_wakeup(self, *, now: float) -> float | None:
+        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+
+    async def close(self) -> None:
+        """Release connections and files."""
+
+
+class Wakeup:
+    """Wakes a process's pollers when it made work runnable itself (local dispatch)."""
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def notify(self) -> None:
+        """Wake everyone waiting now."""
+        for fut in self._waiters:
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_set_done, fut)
+        self._waiters.clear()
+
+    async def wait(self, timeout: float) -> None:
+        """Return after a ``notify()`` or ``timeout`` seconds, whichever comes first."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(fut)
+
+
+def _set_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,233 @@
+"""``memory://``: the in-process store, for tests and embedding. Held to the conformance suite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Collection
+
+from msgspec.structs import replace
+
+from .._history import Event, TimerFired
+from ..errors import WorkflowNotFoundError
+from ._base import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TimerRecord, Wakeup,
+    WorkflowTask,
+)
+
+__all__ = ["MemoryStore"]
+
+_Key = tuple[str, str]  # (tenant, workflow_id)
+
+
+@dataclass
+class _Lease:
+    visible_at: float
+    owner: str | None = None
+    until: float = 0.0
+    attempt: int = 0
+    error: str | None = None
+
+    def claimable(self, now: float) -> bool:
+        return self.visible_at <= now and (self.owner is None or self.until <= now)
+
+
+class MemoryStore:
+    """Everything in dicts; single event loop, no persistence."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self.wakeup = Wakeup()
+        self._executions: dict[_Key, ExecutionRecord] = {}
+        self._histories: dict[tuple[str, str, str], list[Event]] = {}
+        self._dedup: dict[tuple[str, str, str], set[str]] = {}
+        self._wf_tasks: dict[_Key, _Lease] = {}
+        self._actions: dict[tuple[str, str, str, int], tuple[ActionTask, _Lease]] = {}
+        self._timers: dict[tuple[str, str, str, int], TimerRecord] = {}
+
+    # ---- executions and history ---------------------------------------------------------
+
+    async def create_execution(self, started: Any, *, now: float) -> tuple[ExecutionRecord, bool]:
+        key = (started.tenant, started.workflow_id)
+        existing = self._executions.get(key)
+        if existing is not None:
+            return existing, False
+        record = ExecutionRecord(started.tenant, started.workflow_id, started.run_id,
+                                 started.workflow, started.version, "running", now, now, 1)
+        self._executions[key] = record
+        run = (*key, started.run_id)
+        self._histories[run] = [replace(started, seq=1, time=now)]
+        self._dedup[run] = set()
+        self._wf_tasks[key] = _Lease(now)
+        self.wakeup.notify()
+        return record, True
+
+    async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+        return self._executions.get((tenant, workflow_id))
+
+    async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
+                              limit: int = 100) -> list[ExecutionRecord]:
+        rows = [r for r in self._executions.values()
+                if (tenant is None or r.tenant == tenant) and (status is None or r.status == status)]
+        rows.sort(key=lambda r: (r.created_at, r.workflow_id), reverse=True)
+        return rows[:limit]
+
+    async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
+                           after_seq: int = 0) -> list[Event]:
+        record = self._executions.get((tenant, workflow_id))
+        if record is None:
+            return []
+        return self._histories.get((tenant, workflow_id, run_id or record.run_id), [])[after_seq:]
+
+    async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
+                           dedup: str | None = None, now: float) -> int | None:
+        key = (tenant, workflow_id)
+        record = self._executions.get(key)
+        if record is None:
+            raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
+                                        workflow_id=workflow_id, tenant=tenant)
+        if record.status in TERMINAL_STATUSES:
+            return None
+        run = (tenant, workflow_id, record.run_id)
+        if dedup is not None:
+            if dedup in self._dedup[run]:
+                return None
+            self._dedup[run].add(dedup)
+        seq = record.last_seq + 1
+        self._histories[run].append(replace(event, seq=seq, time=now))
+        self._executions[key] = replace(record, last_seq=seq, updated_at=now)
+        lease = self._wf_tasks.get(key)
+        if lease is None:
+            self._wf_tasks[key] = _Lease(now)
+        else:
+            lease.visible_at = min(lease.visible_at, now)
+        self.wakeup.notify()
+        return seq
+
+    # ---- workflow tasks -----------------------------------------------------------------
+
+    async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
+                                   events: list[Event], *, actions: list[ActionTask],
+                                   timers: list[TimerRecord], cancelled_timers: list[int],
+                                   update: ExecutionUpdate, now: float) -> bool:
+        key = (task.tenant, task.workflow_id)
+        record = self._executions.get(key)
+        lease = self._wf_tasks.get(key)
+        if record is None or record.last_seq != expected_seq - 1 or lease is None \
+                or lease.owner != owner:
+            return False
+        run = (*key, record.run_id)
+        self._histories[run].extend(events)
+        del self._wf_tasks[key]
+        for action in actions:
+            self._actions[(*run, action.cmd)] = (action, _Lease(action.visible_at))
+        for timer in timers:
+            self._timers[(*run, timer.cmd)] = timer
+        for cmd in cancelled_timers:
+            self._timers.pop((*run, cmd), None)
+        if update.status in TERMINAL_STATUSES:
+            for k in [k for k in self._actions if k[:3] == run]:
+                del self._actions[k]
+            for k in [k for k in self._timers if k[:3] == run]:
+                del self._timers[k]
+        self._executions[key] = replace(
+            record, last_seq=expected_seq + len(events) - 1, updated_at=now, status=update.status,
+            state=update.state, data=update.data, result=update.result, error=update.error,
+            task_error=None)
+        if actions or timers:
+            self.wakeup.notify()
+        return True
+
+    async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
+                                   lease: float, now: float, limit: int) -> list[WorkflowTask]:
+        claimed = []
+        for key, held in self._wf_tasks.items():
+            if len(claimed) >= limit:
+                break
+            record = self._executions[key]
+            if record.workflow in workflows and held.claimable(now):
+                held.owner, held.until = owner, now + lease
+                held.attempt += 1
+                claimed.append(WorkflowTask(*key, record.workflow, held.attempt))
+        return claimed
+
+    async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
+                                    error: str | None, now: float) -> None:
+        key = (task.tenant, task.workflow_id)
+        held = self._wf_tasks.get(key)
+        if held is not None and held.owner == owner:
+            held.owner, held.visible_at = None, now + delay
+            if error is not None:
+                self._executions[key] = replace(self._executions[key], task_error=error)
+
+    # ---- action tasks -------------------------------------------------------------------
+
+    async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
+                                 now: float, limit: int) -> list[ActionTask]:
+        claimed = []
+        for task, held in self._actions.values():
+            if len(claimed) >= limit:
+                break
+            if task.name in actions and held.claimable(now):
+                held.owner, held.until = owner, now + lease
+                claimed.append(task)
+        return claimed
+
+    def _held(self, task: ActionTask, owner: str) -> _Lease | None:
+        entry = self._actions.get((task.tenant, task.workflow_id, task.run_id, task.cmd))
+        if entry is None or entry[1].owner != owner:
+            return None
+        return entry[1]
+
+    async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
+                                  now: float) -> bool:
+        held = self._held(task, owner)
+        if held is None:
+            return False
+        held.until = now + lease
+        return True
+
+    async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
+        self._actions.pop((task.tenant, task.workflow_id, task.run_id, task.cmd), None)
+        try:
+            seq = await self.append_input(task.tenant, task.workflow_id, event,
+                                          dedup=f"a{task.run_id}/{task.cmd}", now=now)
+        except WorkflowNotFoundError:
+            return False
+        return seq is not None
+
+    async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,
+                                error: str, now: float) -> None:
+        key = (task.tenant, task.workflow_id, task.run_id, task.cmd)
+        if self._held(task, owner) is None:
+            return
+        retried = replace(task, attempt=task.attempt + 1, visible_at=visible_at, last_error=error)
+        self._actions[key] = (retried, _Lease(visible_at))
+
+    # ---- timers and introspection -------------------------------------------------------
+
+    async def fire_due_timers(self, *, now: float, limit: int) -> int:
+        due = sorted((t for t in self._timers.values() if t.fire_at <= now),
+                     key=lambda t: t.fire_at)[:limit]
+        for timer in due:
+            del self._timers[(timer.tenant, timer.workflow_id, timer.run_id, timer.cmd)]
+            await self.append_input(timer.tenant, timer.workflow_id, TimerFired(0, now, timer.cmd),
+                                    dedup=f"t{timer.run_id}/{timer.cmd}", now=now)
+        return len(due)
+
+    async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+        actions = [t for t, _ in self._actions.values()
+                   if t.tenant == tenant and t.workflow_id == workflow_id]
+        timers = [t for t in self._timers.values()
+                  if t.tenant == tenant and t.workflow_id == workflow_id]
+        return sorted(actions, key=lambda t: t.cmd), sorted(timers, key=lambda t: t.cmd)
+
+    async def next_wakeup(self, *, now: float) -> float | None:
+        times = [t.fire_at for t in self._timers.values()]
+        times += [held.visible_at if held.owner is None else held.until
+                  for _, held in self._actions.values()]
+        times += [held.visible_at if held.owner is None else held.until
+                  for held in self._wf_tasks.values()]
+        return min(times, default=None)
+
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,134 @@
+"""Errors raised by durable, split by what you do about them.
+
+::
+
+    DurableError
+    ├── ValidationError            your input: arguments or results do not fit the signature
+    │   └── PayloadError           a value cannot be encoded, or is too large
+    ├── UnknownWorkflowError       your input: no workflow registered under that name
+    ├── UnknownActionError         your input: no action registered under that name
+    ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
+    ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
+    ├── NonDeterminismError        your code changed: replay no longer matches history
+    ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
+    ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
+    ├── ConcurrencyConflictError   internal race: history grew under a worker; it retries
+    ├── ActionFailedError          outcome: an action failed after all its attempts
+    ├── WorkflowFailedError        outcome: the workflow raised
+    ├── WorkflowCancelledError     outcome: the workflow was cancelled
+    └── NonRetryable               raise it from an action to stop retrying
+
+Every error carries structured attributes and survives pickling, so it can cross process and
+thread boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ActionFailedError",
+    "ConcurrencyConflictError",
+    "DurableError",
+    "HistoryError",
+    "IllegalWorkflowOperationError",
+    "NonDeterminismError",
+    "NonRetryable",
+    "PayloadError",
+    "StoreUnavailableError",
+    "UnknownActionError",
+    "UnknownWorkflowError",
+    "ValidationError",
+    "WorkflowCancelledError",
+    "WorkflowFailedError",
+    "WorkflowNotFoundError",
+]
+
+
+class DurableError(Exception):
+    """Base of every error durable raises."""
+
+    def __init__(self, message: str, **attrs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self._attrs = attrs
+        for key, value in attrs.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.message, self._attrs))
+
+
+def _rebuild(cls: type[DurableError], message: str, attrs: dict[str, Any]) -> DurableError:
+    err = cls.__new__(cls)
+    DurableError.__init__(err, message, **attrs)
+    return err
+
+
+class ValidationError(DurableError):
+    """Arguments or a result do not match the type hints of the function's signature.
+
+    Nothing was written. Fix the call (``.function`` and ``.parameter`` name the culprit).
+    """
+
+
+class PayloadError(ValidationError):
+    """A value cannot be encoded with msgspec, or its encoding exceeds the size limit."""
+
+
+class UnknownWorkflowError(DurableError):
+    """No workflow is registered under ``.name``: register it with the worker or client."""
+
+
+class UnknownActionError(DurableError):
+    """No action is registered under ``.name``: pass it in ``Worker(actions=[...])``."""
+
+
+class WorkflowNotFoundError(DurableError):
+    """No execution ``.workflow_id`` exists in tenant ``.tenant``."""
+
+
+class IllegalWorkflowOperationError(DurableError):
+    """Workflow code tried I/O or another non-deterministic operation; use an action."""
+
+
+class NonDeterminismError(DurableError):
+    """Replaying today's code issued a command that does not match the recorded history.
+
+    ``.recorded`` is the recorded event (or None when the code issued an extra command),
+    ``.command`` the new command (or None when the code stopped short), ``.location`` the
+    ``file:line`` that issued it. The execution is held, not failed: deploy code that matches
+    (for instance guard the change with ``ctx.patched()``) and it continues.
+    """
+
+
+class HistoryError(DurableError):
+    """A history is malformed: it cannot be decoded or replayed."""
+
+
+class StoreUnavailableError(DurableError):
+    """The store could not be reached or answered with an error; the cause is ``__cause__``."""
+
+
+class ConcurrencyConflictError(DurableError):
+    """The history grew while a worker was working on it; the worker retries from fresh history."""
+
+
+class ActionFailedError(DurableError):
+    """An action failed on its last attempt.
+
+    ``.action`` names it, ``.error_type`` and ``.error_message`` describe the last error,
+    ``.attempts`` counts the attempts made.
+    """
+
+
+class WorkflowFailedError(DurableError):
+    """The workflow raised; ``.error_type`` and ``.error_message`` describe the exception."""
+
+
+class WorkflowCancelledError(DurableError):
+    """The workflow was cancelled before it produced a result."""
+
+
+class NonRetryable(DurableError):
+    """Raise from an action to fail it now, without further attempts."""

@@ -1,0 +1,1 @@
+"""The durable server: timers, lease reclaim, HTTP API and metrics (see issue 3)."""

@@ -1,0 +1,67 @@
+"""Shared pytest fixtures.
+
+Real PostgreSQL / Redis servers: scripts/test always exports DURABLE_PG_DSN and
+DURABLE_REDIS_URL (see scripts/with_servers.py); a bare `pytest` without them skips the tests that need a server.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+
+def _server_url(var: str) -> str:
+    url = os.environ.get(var)
+    if not url:
+        pytest.skip(f"{var} is not set; run the suite with scripts/test, which provides the server")
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """DSN of a PostgreSQL server (any database on it may be used as a maintenance database)."""
+    return _server_url("DURABLE_PG_DSN")
+
+
+@pytest.fixture
+async def pg_database(pg_dsn: str) -> AsyncIterator[str]:
+    """A fresh, uniquely named database on the pg_dsn server, dropped afterwards; yields its DSN."""
+    import asyncpg
+
+    name = f"durable_test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield urlunsplit(urlsplit(pg_dsn)._replace(path=f"/{name}"))
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a Redis server (shared: keep every key under the redis_prefix of your test)."""
+    return _server_url("DURABLE_REDIS_URL")
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A unique key prefix such as 'durable-test:3f2a...:'; keys under it are deleted afterwards."""
+    import redis.asyncio as aioredis
+
+    prefix = f"durable-test:{uuid.uuid4().hex[:16]}:"
+    yield prefix
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
