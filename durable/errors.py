@@ -8,6 +8,7 @@
     ├── UnknownWorkflowError       your input: no workflow registered under that name
     ├── UnknownActionError         your input: no action registered under that name
     ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
+    ├── WorkflowClosedError        your input: the execution has ended, it takes no events
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
@@ -40,6 +41,7 @@ __all__ = [
     "UnknownWorkflowError",
     "ValidationError",
     "WorkflowCancelledError",
+    "WorkflowClosedError",
     "WorkflowFailedError",
     "WorkflowNotFoundError",
 ]
@@ -86,6 +88,10 @@ class UnknownActionError(DurableError):
 
 class WorkflowNotFoundError(DurableError):
     """No execution ``.workflow_id`` exists in tenant ``.tenant``."""
+
+
+class WorkflowClosedError(DurableError):
+    """The execution ``.workflow_id`` has ended; it takes no more events."""
 
 
 class IllegalWorkflowOperationError(DurableError):

@@ -108,6 +108,7 @@ class WorkflowInstance:
         self.state: str | None = None
         self.data: dict[str, Any] = {}
         self.done = False
+        self.outcome: Command | None = None  # the terminal command, once issued
         self.random = random.Random(started.run_id)
         self._started = started
         self._loop = WorkflowLoop(self)
@@ -213,14 +214,14 @@ class WorkflowInstance:
             self._ncmd += 1
             self._commands.append(command)
             if isinstance(command, _TERMINAL):
-                self.done = True
+                self.done, self.outcome = True, command
             return
         recorded = self._peek()
         # Only terminal commands come here to be matched; the others have fast paths.
         if type(recorded) is command.event and isinstance(command, _TERMINAL):
             self._ri += 1
             self._ncmd += 1
-            self.done = True
+            self.done, self.outcome = True, command
             return
         self._diverged(recorded, command, _user_location(sys._getframe(1)))
 

@@ -106,13 +106,20 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
                    context: Any = None) -> asyncio.TimerHandle:
-        return self.call_at(self._time + delay, callback, *args, context=context)
+        return self._timer(self._time + delay, delay, callback, args, context)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: Any = None) -> asyncio.TimerHandle:
+        return self._timer(when, when - self._time, callback, args, context)
+
+    def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
+               context: Any) -> asyncio.TimerHandle:
         handle = asyncio.TimerHandle(when, callback, args, self, context)
-        handle._scheduled = True
-        self._instance.start_timer(handle, when - self._time)
+        if delay <= 0:  # due now: no durable timer, just the next turn of the loop
+            self._ready.append(handle)
+        else:
+            handle._scheduled = True
+            self._instance.start_timer(handle, delay)
         return handle
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:

@@ -188,16 +188,23 @@ class Wakeup:
 
     def __init__(self) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
+        self.generation = 0  # counts notifications, so a waiter misses none
 
     def notify(self) -> None:
         """Wake everyone waiting now."""
+        self.generation += 1
         for fut in self._waiters:
             if not fut.done():
                 fut.get_loop().call_soon_threadsafe(_set_done, fut)
         self._waiters.clear()
 
-    async def wait(self, timeout: float) -> None:
-        """Return after a ``notify()`` or ``timeout`` seconds, whichever comes first."""
+    async def wait(self, timeout: float, seen: int | None = None) -> None:
+        """Return after a ``notify()`` or ``timeout`` seconds, whichever comes first.
+
+        With ``seen`` (an earlier ``generation``), return at once if a notification came since.
+        """
+        if seen is not None and seen != self.generation:
+            return
         fut = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
         try:

@@ -1,0 +1,43 @@
+"""durable: workflows as plain ``async def`` coroutines that survive crashes.
+
+Every action call, timer and wait for an external event is recorded in a history; after a
+crash any worker re-runs the coroutine against that history and it continues where it stopped.
+"""
+
+from . import errors
+from ._client import Client, Description, WorkflowHandle, connect
+from ._context import ActionInfo, Context, action_info
+from ._definitions import Retry, action, workflow
+from ._history import Event, EventReceived
+from ._replay import NonDeterminismWarning, WorkflowInfo
+from ._worker import Worker
+from .errors import NonRetryable
+
+__all__ = [
+    "ActionInfo",
+    "Client",
+    "Context",
+    "Description",
+    "Event",
+    "EventReceived",
+    "NonDeterminismWarning",
+    "NonRetryable",
+    "Retry",
+    "Worker",
+    "WorkflowHandle",
+    "WorkflowInfo",
+    "action",
+    "action_info",
+    "connect",
+    "errors",
+    "workflow",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("durable._"):
+        try:
+            _obj.__module__ = "durable"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,211 @@
+"""``connect()``, ``Client`` and ``WorkflowHandle``: starting and talking to executions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
+
+import msgspec
+
+from ._context import Context
+from ._definitions import WorkflowDefinition, workflow_definition
+from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
+from ._payloads import check_size, dump_value
+from ._stores import TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TimerRecord, open_store
+from .errors import (
+    UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError,
+    WorkflowNotFoundError,
+)
+
+__all__ = ["Client", "Description", "WorkflowHandle", "connect"]
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+DEFAULT_TENANT = "default"
+
+
+class Description(msgspec.Struct, frozen=True):
+    """A snapshot of an execution (``handle.describe()``)."""
+
+    workflow_id: str
+    run_id: str
+    tenant: str
+    workflow: str
+    version: str
+    status: str
+    state: str | None
+    data: dict[str, Any]
+    created_at: float
+    updated_at: float
+    history_length: int
+    pending_actions: list[ActionTask]
+    pending_timers: list[TimerRecord]
+    result: Any = None
+    error: ErrorInfo | None = None
+    task_error: str | None = None
+
+
+class WorkflowHandle(Generic[R]):
+    """A reference to one execution, by tenant and workflow id."""
+
+    def __init__(self, client: Client, workflow_id: str, tenant: str,
+                 definition: WorkflowDefinition | None = None) -> None:
+        self.client = client
+        self.workflow_id = workflow_id
+        self.tenant = tenant
+        self._definition = definition
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.tenant}/{self.workflow_id}>"
+
+    async def _record(self) -> ExecutionRecord:
+        record = await self.client.store.get_execution(self.tenant, self.workflow_id)
+        if record is None:
+            raise WorkflowNotFoundError(
+                f"no execution {self.workflow_id!r} in tenant {self.tenant!r}",
+                workflow_id=self.workflow_id, tenant=self.tenant)
+        return record
+
+    async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None) -> None:
+        """Deliver external event ``name`` to the execution (once per ``idempotency_key``).
+
+        Raises ``WorkflowClosedError`` if the execution has ended.
+        """
+        if not isinstance(name, str) or not name:
+            raise TypeError("an event name is a non-empty str")
+        value = dump_value(payload, f"payload of event {name!r}")
+        check_size(value, f"payload of event {name!r}")
+        event = EventReceived(0, 0.0, name, value, idempotency_key)
+        dedup = None if idempotency_key is None else f"e{idempotency_key}"
+        seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
+                                                   dedup=dedup, now=time.time())
+        if seq is None and (await self._record()).status in TERMINAL_STATUSES:
+            raise WorkflowClosedError(f"execution {self.workflow_id!r} has ended; event "
+                                      f"{name!r} was not delivered", workflow_id=self.workflow_id)
+
+    async def cancel(self, reason: str = "") -> None:
+        """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await."""
+        await self.client.store.append_input(self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason),
+                                             dedup="cancel", now=time.time())
+
+    async def result(self, timeout: float | None = None) -> R:
+        """Wait for the execution to end; return its result or raise why it did not finish."""
+        async with asyncio.timeout(timeout):
+            while True:
+                seen = self.client.store.wakeup.generation
+                record = await self._record()
+                if record.status in TERMINAL_STATUSES:
+                    return self._outcome(record)
+                await self.client.store.wakeup.wait(self.client.poll_interval, seen)
+
+    def _outcome(self, record: ExecutionRecord) -> R:
+        if record.status == "completed":
+            defn = self._definition or _known(record.workflow)
+            return record.result if defn is None else defn.result.load(record.result)  # type: ignore[no-any-return]
+        if record.status == "cancelled":
+            raise WorkflowCancelledError(f"workflow {record.workflow_id!r} was cancelled",
+                                         workflow_id=record.workflow_id)
+        error = record.error or ErrorInfo("Error", "unknown")
+        raise WorkflowFailedError(
+            f"workflow {record.workflow_id!r} failed: {error.type}: {error.message}",
+            workflow_id=record.workflow_id, error_type=error.type,
+            error_message=error.message, traceback=error.traceback)
+
+    async def describe(self) -> Description:
+        """Status, state, data and the pending actions and timers of the execution."""
+        record = await self._record()
+        actions, timers = await self.client.store.pending_work(self.tenant, self.workflow_id)
+        return Description(record.workflow_id, record.run_id, record.tenant, record.workflow,
+                           record.version, record.status, record.state, record.data,
+                           record.created_at, record.updated_at, record.last_seq, actions,
+                           timers, record.result, record.error, record.task_error)
+
+    async def history(self) -> list[Event]:
+        """The execution's history: typed events with a dense ``seq``."""
+        await self._record()
+        return await self.client.store.read_history(self.tenant, self.workflow_id)
+
+
+def _known(name: str) -> WorkflowDefinition | None:
+    try:
+        return workflow_definition(name)
+    except UnknownWorkflowError:
+        return None
+
+
+class Client:
+    """Starts executions and hands out handles to them. Get one with :func:`connect`."""
+
+    def __init__(self, store: Store, *, tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2) -> None:
+        self.store = store
+        self.tenant = tenant
+        self.poll_interval = poll_interval
+
+    async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
+                    *args: Unpack[Ts], id: str | None = None, tenant: str | None = None) -> WorkflowHandle[R]:
+        """Start ``workflow`` with ``args`` under workflow id ``id`` (default: a new UUID).
+
+        A second start with an id that exists returns the existing execution's handle.
+        Arguments are validated against the workflow's signature before anything is written.
+        """
+        defn = workflow_definition(workflow)
+        tenant = tenant or self.tenant
+        workflow_id = id or str(uuid.uuid4())
+        a, k = defn.params.dump(tuple(args), {})
+        check_size([a, k], f"arguments of {defn.name}")
+        started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
+                                  tenant, a, k)
+        await self.store.create_execution(started, now=time.time())
+        return WorkflowHandle(self, workflow_id, tenant, defn)
+
+    def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
+        """The handle of an existing execution (checked on first use)."""
+        return WorkflowHandle(self, workflow_id, tenant or self.tenant)
+
+    async def list(self, *, status: str | None = None, limit: int = 100,
+                   all_tenants: bool = False) -> list[ExecutionRecord]:
+        """Executions of this client's tenant (or all tenants), newest first."""
+        return await self.store.list_executions(None if all_tenants else self.tenant,
+                                                status=status, limit=limit)
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+
+class connect:  # noqa: N801 - used like a function: `await connect(url)` / `async with connect(url)`
+    """Open a client on the store at ``url`` (``sqlite:///durable.db``, ``memory://``, ...).
+
+    Use ``client = await durable.connect(url)`` or ``async with durable.connect(url) as client``.
+    """
+
+    def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str = DEFAULT_TENANT) -> None:
+        self.url = url
+        self.tenant = tenant
+        self._client: Client | None = None
+
+    async def _open(self) -> Client:
+        self._client = Client(await open_store(self.url), tenant=self.tenant)
+        return self._client
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Client:
+        return await self._open()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._client is not None:
+            await self._client.close()

@@ -1,0 +1,98 @@
+"""Running one action attempt: call it, then record the outcome or schedule the retry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from typing import Any
+
+from .._context import ActionInfo, _action_info
+from .._definitions import ActionDefinition
+from .._history import ActionCompleted, ActionFailed
+from .._payloads import error_info
+from .._stores import ActionTask, Store
+from ..errors import UnknownActionError
+
+__all__ = ["ActionTaskRunner"]
+
+logger = logging.getLogger("durable.worker")
+
+
+class ActionTaskRunner:
+    """Runs claimed action tasks, keeping their leases alive while they run."""
+
+    def __init__(self, store: Store, owner: str, actions: dict[str, ActionDefinition],
+                 lease: float) -> None:
+        self.store = store
+        self.owner = owner
+        self.actions = actions
+        self.lease = lease
+
+    async def run(self, task: ActionTask) -> None:
+        """Run one attempt of ``task`` and record what happened."""
+        try:
+            defn = self.actions.get(task.name)
+            if defn is None:
+                raise UnknownActionError(f"this worker has no action {task.name!r}", name=task.name)
+            result = await self._call_with_heartbeat(defn, task)
+        except Exception as exc:
+            await self._failed(task, exc)
+            return
+        try:
+            event = ActionCompleted(0, 0.0, task.cmd, result, task.attempt)
+            await self.store.complete_action_task(task, event, now=time.time())
+        except Exception:
+            logger.exception("could not record the result of %s; it runs again after its lease",
+                             task.name)
+
+    async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask) -> Any:
+        heartbeat = asyncio.create_task(self._heartbeat(task))
+        try:
+            return await self._call(defn, task)
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, task: ActionTask) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.store.extend_action_lease(task, self.owner, lease=self.lease,
+                                                     now=time.time())
+            except Exception:
+                logger.warning("could not extend the lease of %s", task.name, exc_info=True)
+
+    async def _call(self, defn: ActionDefinition, task: ActionTask) -> Any:
+        args, kwargs = defn.params.load(task.args, task.kwargs)
+        info = ActionInfo(task.idempotency_key, task.name, task.attempt, task.workflow_id,
+                          task.run_id, task.tenant)
+        context = contextvars.copy_context()
+        context.run(_action_info.set, info)
+        if defn.is_async:
+            call = asyncio.create_task(defn.fn(*args, **kwargs), context=context)
+        else:
+            call = asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
+        try:
+            async with asyncio.timeout(defn.timeout):
+                result = await call
+        except TimeoutError:
+            raise TimeoutError(f"action {task.name!r} timed out after {defn.timeout}s") from None
+        return defn.result.dump(result)
+
+    async def _failed(self, task: ActionTask, exc: Exception) -> None:
+        defn = self.actions.get(task.name)
+        now = time.time()
+        try:
+            if defn is not None and defn.retry.retries(exc, task.attempt):
+                delay = defn.retry.delay(task.attempt)
+                logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
+                               task.name, task.attempt, type(exc).__name__, exc, delay)
+                await self.store.retry_action_task(task, self.owner, visible_at=now + delay,
+                                                   error=f"{type(exc).__name__}: {exc}", now=now)
+            else:
+                event = ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
+                await self.store.complete_action_task(task, event, now=now)
+        except Exception:
+            logger.exception("could not record the failure of %s; it runs again after its lease",
+                             task.name)

@@ -1,0 +1,177 @@
+"""Running one workflow task: load (or reuse) the instance, activate it, commit atomically."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from .._definitions import ActionDefinition, WorkflowDefinition
+from .._history import (
+    INPUT_TYPES, CancelTimer, CancelWorkflow, Command, CompleteWorkflow, Event, FailWorkflow,
+    ScheduleAction, StartTimer, TaskCompleted, WorkflowStarted,
+)
+from .._replay import WorkflowInstance, replay
+from .._stores import ActionTask, ExecutionUpdate, Store, TimerRecord, WorkflowTask
+from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
+
+__all__ = ["InstanceCache", "WorkflowTaskRunner"]
+
+logger = logging.getLogger("durable.worker")
+
+_INPUTS = frozenset(INPUT_TYPES)
+_CONFLICT_RETRIES = 5
+
+
+class _Cached:
+    __slots__ = ("instance", "seq")
+
+    def __init__(self, instance: WorkflowInstance, seq: int) -> None:
+        self.instance = instance
+        self.seq = seq
+
+
+class InstanceCache:
+    """Live instances by (tenant, workflow_id), least recently used evicted first ("sticky")."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def take(self, key: tuple[str, str]) -> _Cached | None:
+        """Remove and return the entry (a task owns its instance while it runs)."""
+        return self._items.pop(key, None)
+
+    def put(self, key: tuple[str, str], entry: _Cached) -> None:
+        """Keep an instance for the execution's next task."""
+        if self.capacity <= 0 or entry.instance.done:
+            entry.instance.close()
+            return
+        self._items[key] = entry
+        while len(self._items) > self.capacity:
+            _, old = self._items.popitem(last=False)
+            old.instance.close()
+
+    def clear(self) -> None:
+        """Drop every instance."""
+        for entry in self._items.values():
+            entry.instance.close()
+        self._items.clear()
+
+
+def _effects(task: WorkflowTask, run_id: str, commands: list[Command], now: float
+             ) -> tuple[list[ActionTask], list[TimerRecord], list[int]]:
+    actions, timers, cancelled = [], [], []
+    for command in commands:
+        if type(command) is ScheduleAction:
+            actions.append(ActionTask(task.tenant, task.workflow_id, run_id, command.cmd,
+                                      command.name, command.args, command.kwargs, 1, now))
+        elif type(command) is StartTimer:
+            timers.append(TimerRecord(task.tenant, task.workflow_id, run_id, command.cmd,
+                                      command.fire_at))
+        elif type(command) is CancelTimer:
+            cancelled.append(command.cmd)
+    return actions, timers, cancelled
+
+
+def _update(instance: WorkflowInstance) -> ExecutionUpdate:
+    last = instance.outcome
+    state, data = instance.state, dict(instance.data)
+    if type(last) is CompleteWorkflow:
+        return ExecutionUpdate("completed", state, data, result=last.result)
+    if type(last) is FailWorkflow:
+        return ExecutionUpdate("failed", state, data, error=last.error)
+    if type(last) is CancelWorkflow:
+        return ExecutionUpdate("cancelled", state, data)
+    return ExecutionUpdate("running", state, data)
+
+
+class WorkflowTaskRunner:
+    """Turns a claimed workflow task into one atomic commit (or a release with the reason)."""
+
+    def __init__(self, store: Store, owner: str, workflows: dict[str, WorkflowDefinition],
+                 actions: dict[str, ActionDefinition], cache: InstanceCache) -> None:
+        self.store = store
+        self.owner = owner
+        self.workflows = workflows
+        self.actions = actions
+        self.cache = cache
+
+    async def run(self, task: WorkflowTask) -> None:
+        """Run the task; conflicts retry from fresh history, failures release it with backoff."""
+        key = (task.tenant, task.workflow_id)
+        try:
+            for _ in range(_CONFLICT_RETRIES):
+                if await self._attempt(task, key):
+                    return
+            await self._release(task, "history kept changing; retrying later", delay=0.5)
+        except NonDeterminismError as exc:
+            logger.error("%s", exc)
+            await self._release(task, str(exc), delay=min(2.0 ** task.attempt, 60.0))
+        except Exception as exc:  # the store is down, a bug: give the task back and go on
+            logger.exception("workflow task %s/%s failed", *key)
+            await self._release(task, f"{type(exc).__name__}: {exc}",
+                                delay=min(2.0 ** task.attempt, 60.0))
+
+    async def _release(self, task: WorkflowTask, error: str, delay: float) -> None:
+        self.cache.take((task.tenant, task.workflow_id))
+        try:
+            await self.store.release_workflow_task(task, self.owner, delay=delay, error=error,
+                                                   now=time.time())
+        except Exception:
+            logger.exception("could not release workflow task; its lease will expire")
+
+    async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
+        entry, inputs = await self._load(task, key)
+        now = time.time()
+        activation = entry.instance.activate(inputs, now) if inputs else None
+        if activation is not None and activation.error is not None:
+            entry.instance.close()
+            raise activation.error
+        commands = activation.commands if activation is not None else []
+        events: list[Event] = []
+        if inputs:
+            events.append(TaskCompleted(entry.seq + 1, now))
+            events.extend(c.to_event(entry.seq + 2 + i, now) for i, c in enumerate(commands))
+        actions, timers, cancelled = _effects(task, entry.instance.info.run_id, commands, now)
+        committed = await self.store.commit_workflow_task(
+            task, self.owner, entry.seq + 1, events, actions=actions, timers=timers,
+            cancelled_timers=cancelled, update=_update(entry.instance), now=now)
+        if not committed:
+            entry.instance.close()
+            return False
+        entry.seq += len(events)
+        self.cache.put(key, entry)
+        return True
+
+    async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:
+        """The instance brought up to date, and the inputs it has not run yet."""
+        entry = self.cache.take(key)
+        if entry is not None:
+            new = await self.store.read_history(task.tenant, task.workflow_id,
+                                                after_seq=entry.seq)
+            if all(type(e) in _INPUTS for e in new):
+                entry.seq += len(new)
+                return entry, new
+            entry.instance.close()  # someone else advanced it: rebuild from history
+        events = await self.store.read_history(task.tenant, task.workflow_id)
+        instance = self._instance(task, events)
+        inputs, failed = replay(instance, events)
+        if failed is not None:
+            instance.close()
+            raise failed.error  # type: ignore[misc]
+        return _Cached(instance, len(events)), inputs
+
+    def _instance(self, task: WorkflowTask, events: list[Event]) -> WorkflowInstance:
+        if not events or type(events[0]) is not WorkflowStarted:
+            raise HistoryError(f"history of {task.workflow_id!r} does not start with WorkflowStarted")
+        started: Any = events[0]
+        defn = self.workflows.get(started.workflow)
+        if defn is None:
+            raise UnknownWorkflowError(f"this worker has no workflow {started.workflow!r}",
+                                       name=started.workflow)
+        return WorkflowInstance(defn, started, self.actions)
