@@ -85,6 +85,9 @@ def _user_location(frame: Any) -> str:
 def _describe(item: Any) -> str:
     if item is None:
         return "nothing"
+    error = getattr(item, "error", None)
+    if error is not None:
+        return f"{type(item).__name__} ({error.type}: {error.message})"
     name = getattr(item, "name", None) or getattr(item, "state", None) or getattr(item, "key", None)
     seq = getattr(item, "seq", None)
     where = f" (seq {seq})" if seq is not None else ""
@@ -186,19 +189,26 @@ class WorkflowInstance:
     def _on_main_done(self, task: asyncio.Task[Any]) -> None:
         if self._error is not None:
             return
+        code = self.defn.fn.__code__
+        where = f"{code.co_filename}:{code.co_firstlineno} (return)"
         if task.cancelled():
-            self.issue(CancelWorkflow())
+            self.issue(CancelWorkflow(), where)
             return
         exc = task.exception()
         if isinstance(exc, _Abort):
             return
         if exc is None:
             try:
-                self.issue(CompleteWorkflow(self.defn.result.dump(task.result())))
+                self.issue(CompleteWorkflow(self.defn.result.dump(task.result())), where)
                 return
             except DurableError as err:
                 exc = err
-        self.issue(FailWorkflow(error_info(exc)))
+        tb = exc.__traceback__
+        while tb is not None:
+            if not tb.tb_frame.f_code.co_filename.startswith((_PACKAGE_DIR, _ASYNCIO_DIR)):
+                where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno} (raise)"
+            tb = tb.tb_next
+        self.issue(FailWorkflow(error_info(exc)), where)
 
     # ---- commands -----------------------------------------------------------------------
 
@@ -208,7 +218,7 @@ class WorkflowInstance:
             return None
         return recorded[self._ri]
 
-    def issue(self, command: Command) -> None:
+    def issue(self, command: Command, location: str | None = None) -> None:
         """Issue a command: live, it is new; in replay it had to match and did not."""
         if self._recorded is None:
             self._ncmd += 1
@@ -223,7 +233,7 @@ class WorkflowInstance:
             self._ncmd += 1
             self.done, self.outcome = True, command
             return
-        self._diverged(recorded, command, _user_location(sys._getframe(1)))
+        self._diverged(recorded, command, location or _user_location(sys._getframe(1)))
 
     def _diverged(self, recorded: Event | None, command: Command | None, location: str) -> None:
         if self._error is None:

@@ -24,6 +24,10 @@ _INPUTS = frozenset(INPUT_TYPES)
 _CONFLICT_RETRIES = 5
 
 
+def _backoff(attempt: int) -> float:
+    return min(2.0 ** (attempt - 1), 60.0)
+
+
 class _Cached:
     __slots__ = ("instance", "seq")
 
@@ -111,11 +115,11 @@ class WorkflowTaskRunner:
             await self._release(task, "history kept changing; retrying later", delay=0.5)
         except NonDeterminismError as exc:
             logger.error("%s", exc)
-            await self._release(task, str(exc), delay=min(2.0 ** task.attempt, 60.0))
+            await self._release(task, str(exc), delay=_backoff(task.attempt))
         except Exception as exc:  # the store is down, a bug: give the task back and go on
             logger.exception("workflow task %s/%s failed", *key)
             await self._release(task, f"{type(exc).__name__}: {exc}",
-                                delay=min(2.0 ** task.attempt, 60.0))
+                                delay=_backoff(task.attempt))
 
     async def _release(self, task: WorkflowTask, error: str, delay: float) -> None:
         self.cache.take((task.tenant, task.workflow_id))

@@ -1,0 +1,461 @@
+"""``durable``: a thin command-line shell over the public API.
+
+Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db``) and
+``--tenant NAME`` (default ``default``) go before or after the subcommand. Errors from
+``durable.errors`` are printed as one ``error: ...`` line on stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
+from types import ModuleType
+from typing import Any
+
+import msgspec
+
+import durable
+from durable import errors
+
+from ._history import (
+    ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, DataChanged, Event,
+    EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired, TimerStarted,
+    WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted, encode_history_json,
+)
+
+__all__ = ["main"]
+
+DEFAULT_DB = "sqlite:///durable.db"
+DEFAULT_TENANT = "default"
+
+WORKER_HELP = """\
+TARGET is MODULE:ATTR (MODULE alone means MODULE:worker); the current directory is on
+sys.path. ATTR may be:
+  - a function taking a durable.Client and returning a durable.Worker, e.g.
+        def worker(client, **options):
+            return durable.Worker(client, workflows=[invoice_approval],
+                                  actions=[send_email], **options)
+    --concurrency / --lease, when given, are passed to it as keyword arguments;
+  - an object or dict with `workflows` and `actions` lists;
+  - a list of @durable.workflow and @durable.action functions.
+SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
+(a second signal aborts them).
+
+example: durable worker examples.invoice:worker
+"""
+
+
+class CliError(Exception):
+    """A problem with the command line itself (bad JSON, a module that cannot be imported)."""
+
+
+# ---- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``durable`` command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args.handler(args))
+    except (errors.DurableError, CliError) as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _message(exc: Exception) -> str:
+    return " ".join(str(exc).split()) if not isinstance(exc, errors.NonDeterminismError) else str(exc)
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _connect(args: argparse.Namespace) -> durable.connect:
+    url = _db(args)
+    if url.split(":", 1)[0].lower() not in ("sqlite", "memory"):
+        raise CliError(f"unsupported store URL {url!r}: use sqlite:///relative.db, "
+                       "sqlite:////absolute.db or memory://")
+    return durable.connect(url, tenant=getattr(args, "tenant", None) or DEFAULT_TENANT)
+
+
+def _db(args: argparse.Namespace) -> str:
+    return getattr(args, "db", None) or os.environ.get("DURABLE_DB") or DEFAULT_DB
+
+
+# ---- argument parsing -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                        help=f"store URL (env DURABLE_DB, default {DEFAULT_DB})")
+    common.add_argument("--tenant", default=argparse.SUPPRESS,
+                        help=f"tenant of the executions (default {DEFAULT_TENANT!r})")
+    parser = argparse.ArgumentParser(prog="durable", parents=[common],
+                                     description="Durable execution: run workers, start and "
+                                     "inspect workflow executions.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[..., Any], help: str, **kw: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help, **kw)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("worker", _worker, "run workflows and actions until SIGTERM/SIGINT",
+                epilog=WORKER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", metavar="TARGET", help="MODULE:ATTR (see below)")
+    p.add_argument("--concurrency", type=int, help="tasks run at once (Worker default 100)")
+    p.add_argument("--lease", type=float, metavar="SECONDS",
+                   help="how soon a crashed worker's tasks are picked up again (default 30)")
+
+    p = command("start", _start, "start a workflow execution and print its id",
+                epilog="example: durable start InvoiceApproval '\"inv-1\"' 500 --id inv-1 "
+                "--module examples.invoice")
+    p.add_argument("workflow", metavar="WORKFLOW", help="registered workflow name")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--id", help="workflow id (default: a new UUID)")
+    p.add_argument("--module", "-m", action="append", default=[], metavar="MOD",
+                   help="module that defines the workflow (repeatable; env DURABLE_MODULES, "
+                   "comma-separated)")
+
+    p = command("send", _send, "send an external event to an execution")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("event", metavar="EVENT", help="event name")
+    p.add_argument("payload", metavar="PAYLOAD", nargs="?", help="payload as JSON (default null)")
+    p.add_argument("--key", help="idempotency key: the event is delivered once per key")
+
+    p = command("list", _list, "list executions, newest first")
+    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--all-tenants", action="store_true")
+
+    p = command("show", _show, "show an execution's history timeline and status")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the history as JSON")
+
+    p = command("cancel", _cancel, "ask an execution to stop")
+    p.add_argument("id", metavar="ID")
+    return parser
+
+
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = f" (a string needs JSON quotes: '\"{text}\"')" if text and text[0] not in "\"[{" else ""
+        raise CliError(f"{what} {text!r} is not valid JSON: {exc.msg}{hint}") from None
+
+
+# ---- modules and worker targets -------------------------------------------------------------
+
+
+def _import(name: str) -> ModuleType:
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+            raise
+        raise CliError(f"cannot import module {name!r}: {exc} (run from the directory that "
+                       "contains it, or set PYTHONPATH)") from None
+
+
+def _load_target(spec: str) -> tuple[str, Any]:
+    module_name, _, attr = spec.partition(":")
+    module = _import(module_name)
+    attr = attr or "worker"
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CliError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return f"{module_name}:{attr}", obj
+
+
+def _is_durable(fn: Any) -> bool:
+    return hasattr(fn, "__durable_workflow__") or hasattr(fn, "__durable_action__")
+
+
+def _split(functions: Iterable[Any], where: str) -> tuple[list[Any], list[Any]]:
+    workflows, actions = [], []
+    for fn in functions:
+        if hasattr(fn, "__durable_workflow__"):
+            workflows.append(fn)
+        elif hasattr(fn, "__durable_action__"):
+            actions.append(fn)
+        else:
+            raise CliError(f"{where}: {fn!r} is neither a @durable.workflow nor a @durable.action")
+    return workflows, actions
+
+
+async def _make_worker(name: str, target: Any, client: durable.Client,
+                       options: dict[str, Any]) -> durable.Worker:
+    if isinstance(target, (list, tuple)) or _is_durable(target):
+        workflows, actions = _split(target if isinstance(target, (list, tuple)) else [target], name)
+        return durable.Worker(client, workflows, actions, **options)
+    lists = target if isinstance(target, dict) else vars(target) if hasattr(target, "__dict__") else {}
+    if "workflows" in lists or "actions" in lists:
+        workflows, actions = _split([*lists.get("workflows", ()), *lists.get("actions", ())], name)
+        return durable.Worker(client, workflows, actions, **options)
+    if callable(target):
+        worker = target(client, **options)
+        if asyncio.iscoroutine(worker):
+            worker = await worker
+        if not isinstance(worker, durable.Worker):
+            raise CliError(f"{name} returned {worker!r}, not a durable.Worker")
+        return worker
+    raise CliError(f"{name} is not a worker target: see `durable worker --help`")
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name, target = _load_target(args.target)
+    options = {k: v for k in ("concurrency", "lease") if (v := getattr(args, k)) is not None}
+    async with _connect(args) as client:
+        try:
+            worker = await _make_worker(name, target, client, options)
+        except TypeError as exc:
+            raise CliError(f"cannot build the worker from {name}: {exc}") from None
+        print(f"durable worker {worker.identity} started: db={_db(args)} "
+              f"workflows={','.join(worker.workflows) or '-'} "
+              f"actions={','.join(worker.actions) or '-'} "
+              f"concurrency={worker.concurrency} lease={worker.lease:g}s", flush=True)
+        await _run_until_signalled(worker)
+        print(f"durable worker {worker.identity} stopped", flush=True)
+    return 0
+
+
+async def _run_until_signalled(worker: durable.Worker) -> None:
+    loop = asyncio.get_running_loop()
+    run = asyncio.ensure_future(worker.run())
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            print("durable worker stopping: finishing tasks in flight (signal again to abort)",
+                  file=sys.stderr, flush=True)
+            worker.shutdown()
+        else:
+            run.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await run
+    except asyncio.CancelledError:
+        if signals < 2:
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _modules(args: argparse.Namespace) -> list[str]:
+    env = [m.strip() for m in os.environ.get("DURABLE_MODULES", "").split(",") if m.strip()]
+    return list(dict.fromkeys([*args.module, *env]))
+
+
+def _resolve_workflow(name: str, module_names: list[str]) -> Any:
+    modules = [_import(m) for m in module_names]
+    found = {}
+    for module in modules:
+        for value in vars(module).values():
+            defn = getattr(value, "__durable_workflow__", None)
+            if defn is not None:
+                found[defn.name] = value
+    if name in found:
+        return found[name]
+    imported = ", ".join(module_names) or "none"
+    known = ", ".join(sorted(found)) or "none"
+    raise errors.UnknownWorkflowError(
+        f"no workflow named {name!r} (modules imported: {imported}; workflows found: {known}); "
+        "pass the module that defines it with --module MOD or DURABLE_MODULES=mod1,mod2",
+        name=name)
+
+
+async def _start(args: argparse.Namespace) -> int:
+    values = [_json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
+    workflow = _resolve_workflow(args.workflow, _modules(args))
+    async with _connect(args) as client:
+        handle = await client.start(workflow, *values, id=args.id)
+    print(handle.workflow_id)
+    return 0
+
+
+async def _send(args: argparse.Namespace) -> int:
+    payload = None if args.payload is None else _json_arg(args.payload, "payload")
+    async with _connect(args) as client:
+        await client.get_handle(args.id).send(args.event, payload, idempotency_key=args.key)
+    print(f"sent {args.event} to {args.id}")
+    return 0
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    async with _connect(args) as client:
+        handle = client.get_handle(args.id)
+        status = (await handle.describe()).status
+        if status != "running":
+            raise errors.WorkflowClosedError(f"execution {args.id!r} has already ended ({status})",
+                                             workflow_id=args.id)
+        await handle.cancel()
+    print(f"cancel requested for {args.id}")
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    async with _connect(args) as client:
+        records = await client.list(status=args.status, limit=args.limit,
+                                    all_tenants=args.all_tenants)
+    header = ["ID", "WORKFLOW", "VERSION", "STATUS", "STATE", "UPDATED"]
+    rows = [[r.workflow_id, r.workflow, r.version, r.status, r.state or "-",
+             _datetime(r.updated_at)] for r in records]
+    if args.all_tenants:
+        header.insert(0, "TENANT")
+        for row, record in zip(rows, records):
+            row.insert(0, record.tenant)
+    if not rows:
+        print("no executions")
+        return 0
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+async def _show(args: argparse.Namespace) -> int:
+    async with _connect(args) as client:
+        handle = client.get_handle(args.id)
+        events = await handle.history()
+        if args.json:
+            print(encode_history_json(events).decode())
+            return 0
+        description = await handle.describe()
+    for line in _timeline(events):
+        print(line)
+    print()
+    for line in _summary(description, events):
+        print(line)
+    return 0
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def _datetime(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _value(value: Any, limit: int = 120) -> str:
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _call(name: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    parts = [_value(a, 60) for a in args] + [f"{k}={_value(v, 60)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _timeline(events: list[Event]) -> list[str]:
+    """One line per event: seq, local time, type and its salient fields."""
+    names: dict[int, str] = {}
+    lines = []
+    if events:
+        lines.append(f"history of {getattr(events[0], 'workflow_id', '?')} "
+                     f"(started {_datetime(events[0].time)}, times are local)")
+    for event in events:
+        if isinstance(event, ActionScheduled):
+            names[event.cmd] = event.name
+        detail = _detail(event, names)
+        lines.append(f"{event.seq:>4}  {_clock(event.time)}  {type(event).__name__:<17} {detail}".rstrip())
+    return lines
+
+
+def _detail(event: Event, names: dict[int, str]) -> str:
+    match event:
+        case WorkflowStarted():
+            return f"{_call(event.workflow, event.args, event.kwargs)} version={event.version}"
+        case TaskCompleted():
+            return ""
+        case ActionScheduled():
+            return f"#{event.cmd} {_call(event.name, event.args, event.kwargs)}"
+        case ActionCompleted():
+            return (f"#{event.cmd} {names.get(event.cmd, '?')} -> {_value(event.result)}"
+                    f" (attempt {event.attempt})")
+        case ActionFailed():
+            return (f"#{event.cmd} {names.get(event.cmd, '?')} failed on attempt {event.attempt}: "
+                    f"{event.error.type}: {event.error.message}")
+        case TimerStarted():
+            return f"#{event.cmd} {event.duration:g}s, fires at {_clock(event.fire_at)}"
+        case TimerFired() | TimerCancelled():
+            return f"#{event.cmd}"
+        case EventReceived():
+            key = "" if event.key is None else f" key={event.key}"
+            return f"{event.name} {_value(event.payload)}{key}"
+        case CancelRequested():
+            return event.reason
+        case StateChanged():
+            return event.state
+        case DataChanged():
+            return f"del {event.key}" if event.deleted else f"{event.key} = {_value(event.value)}"
+        case WorkflowCompleted():
+            return _value(event.result)
+        case WorkflowFailed():
+            return f"{event.error.type}: {event.error.message}"
+        case WorkflowCancelled():
+            return ""
+    return ""
+
+
+def _summary(d: durable.Description, events: list[Event]) -> list[str]:
+    """The status block under the timeline: status, state, data, pending work, errors."""
+    names = {e.cmd: e.name for e in events if isinstance(e, ActionScheduled)}
+    lines = [f"workflow:  {d.workflow} v{d.version}  id={d.workflow_id}  tenant={d.tenant}",
+             f"status:    {d.status}", f"state:     {d.state or '-'}",
+             f"data:      {_value(d.data) if d.data else '-'}"]
+    if d.status == "completed":
+        lines.append(f"result:    {_value(d.result, 400)}")
+    if d.error is not None:
+        lines.append(f"error:     {d.error.type}: {d.error.message}")
+    now = time.time()
+    for a in d.pending_actions:
+        due = f", next attempt in {a.visible_at - now:.1f}s" if a.visible_at > now else ""
+        last = f", last error: {a.last_error}" if a.last_error else ""
+        lines.append(f"pending action #{a.cmd} {_call(a.name, a.args, a.kwargs)}: "
+                     f"attempt {a.attempt}{due}{last}")
+    for t in d.pending_timers:
+        lines.append(f"pending timer #{t.cmd}: fires at {_clock(t.fire_at)} "
+                     f"(in {max(t.fire_at - now, 0):.1f}s)")
+    if d.task_error:
+        lines.append(f"task error (the execution is held until this is fixed):\n{d.task_error}")
+    del names
+    return lines
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

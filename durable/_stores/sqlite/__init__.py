@@ -1,0 +1,5 @@
+"""The SQLite store: ``sqlite:///path.db``, stdlib ``sqlite3`` in WAL mode, shareable by processes."""
+
+from ._store import SQLiteStore
+
+__all__ = ["SQLiteStore"]

@@ -1,0 +1,585 @@
+"""``sqlite:///path.db``: the embedded store, one file that several processes may share.
+
+Concurrency model:
+
+* In a process, all database work runs on one dedicated thread that owns the one connection;
+  the async methods hand it work with ``loop.run_in_executor``.
+* Across processes, every write method is one transaction started with ``BEGIN IMMEDIATE``:
+  it takes SQLite's write lock before reading, so read-check-write (expected ``seq``, dedup,
+  lease ownership) is atomic. Dedup keys are also enforced by a unique index.
+* Polled methods (claims, due timers) first look for due work with a plain read and take the
+  write lock only when there is some, so idle pollers in many processes do not contend.
+* Other processes are not woken (``wakeup`` is in-process only): they poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any, Callable, Collection, Final, TypeVar
+
+import msgspec
+from msgspec.structs import replace
+
+from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
+from ...errors import StoreUnavailableError, WorkflowNotFoundError
+from .._base import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TimerRecord, Wakeup,
+    WorkflowTask,
+)
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+BUSY_TIMEOUT: Final = 10.0  # seconds a transaction waits for another process's write lock
+_URL_PREFIX: Final = "sqlite:///"
+_MIGRATION_NAME: Final = re.compile(r"^(\d{4})_\w+\.sql$")
+
+# One encoder and one decoder per payload type, built once (msgspec performance tips).
+_encode: Final = msgspec.msgpack.Encoder().encode
+_decode_any: Final = msgspec.msgpack.Decoder().decode
+_decode_list: Final = msgspec.msgpack.Decoder(list[Any]).decode
+_decode_dict: Final = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_decode_error: Final = msgspec.msgpack.Decoder(ErrorInfo).decode
+
+# ---- statements -----------------------------------------------------------------------------
+
+_EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, status, created_at, "
+                             "updated_at, last_seq, state, data, result, error, task_error")
+_SELECT_EXECUTION: Final = (f"SELECT {_EXECUTION_COLUMNS} FROM executions "
+                            "WHERE tenant = ? AND workflow_id = ?")
+_LIST_TENANT_EXECUTIONS: Final = (
+    f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE tenant = ?1 "
+    "AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
+_LIST_ALL_EXECUTIONS: Final = (
+    f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE (?2 IS NULL OR status = ?2) "
+    "ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
+_INSERT_EXECUTION: Final = (f"INSERT INTO executions ({_EXECUTION_COLUMNS}) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SELECT_HEAD: Final = ("SELECT run_id, workflow, status, last_seq FROM executions "
+                       "WHERE tenant = ? AND workflow_id = ?")
+_SELECT_COMMIT_HEAD: Final = (
+    "SELECT e.run_id, e.last_seq, w.owner FROM executions AS e LEFT JOIN workflow_tasks AS w "
+    "ON w.tenant = e.tenant AND w.workflow_id = e.workflow_id "
+    "WHERE e.tenant = ? AND e.workflow_id = ?")
+_ADVANCE_EXECUTION: Final = ("UPDATE executions SET last_seq = ?, updated_at = ? "
+                             "WHERE tenant = ? AND workflow_id = ?")
+_UPDATE_EXECUTION: Final = (
+    "UPDATE executions SET last_seq = ?, updated_at = ?, status = ?, state = ?, data = ?, "
+    "result = ?, error = ?, task_error = NULL WHERE tenant = ? AND workflow_id = ?")
+_SET_TASK_ERROR: Final = "UPDATE executions SET task_error = ? WHERE tenant = ? AND workflow_id = ?"
+
+_SELECT_EVENTS: Final = (
+    "SELECT body FROM events WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = coalesce(?3, "
+    "(SELECT run_id FROM executions WHERE tenant = ?1 AND workflow_id = ?2)) AND seq > ?4 "
+    "ORDER BY seq")
+_INSERT_EVENT: Final = ("INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body) "
+                        "VALUES (?, ?, ?, ?, ?, ?)")
+# Invariant: a dedup key is recorded at most once per run (the unique index decides).
+_INSERT_INPUT: Final = (_INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id, dedup) "
+                        "WHERE dedup IS NOT NULL DO NOTHING")
+
+_UPSERT_WORKFLOW_TASK: Final = (
+    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
+    "visible_at = min(visible_at, excluded.visible_at)")
+_DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
+_SELECT_DUE_WORKFLOW_TASKS: Final = (
+    "SELECT tenant, workflow_id, workflow, attempt FROM workflow_tasks "
+    "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
+    "ORDER BY due LIMIT ?3")
+_LEASE_WORKFLOW_TASK: Final = (
+    "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
+    "WHERE tenant = ? AND workflow_id = ?")
+_RELEASE_WORKFLOW_TASK: Final = (
+    "UPDATE workflow_tasks SET owner = NULL, visible_at = ? "
+    "WHERE tenant = ? AND workflow_id = ? AND owner = ?")
+
+_ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
+                          "visible_at, last_error")
+_UPSERT_ACTION: Final = (f"INSERT OR REPLACE INTO action_tasks ({_ACTION_COLUMNS}) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SELECT_DUE_ACTIONS: Final = (
+    f"SELECT {_ACTION_COLUMNS} FROM action_tasks WHERE due <= ?1 AND visible_at <= ?1 "
+    "AND name IN (SELECT value FROM json_each(?2)) ORDER BY due LIMIT ?3")
+_ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
+_LEASE_ACTION: Final = f"UPDATE action_tasks SET owner = ?, lease_until = ? WHERE {_ACTION_KEY}"
+_EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = ? "
+                         f"WHERE {_ACTION_KEY} AND owner = ?")
+_RETRY_ACTION: Final = (
+    "UPDATE action_tasks SET attempt = ?, visible_at = ?, last_error = ?, owner = NULL, "
+    f"lease_until = 0 WHERE {_ACTION_KEY} AND owner = ?")
+_DELETE_ACTION: Final = f"DELETE FROM action_tasks WHERE {_ACTION_KEY}"
+_DELETE_RUN_ACTIONS: Final = ("DELETE FROM action_tasks "
+                              "WHERE tenant = ? AND workflow_id = ? AND run_id = ?")
+_PENDING_ACTIONS: Final = (f"SELECT {_ACTION_COLUMNS} FROM action_tasks "
+                           "WHERE tenant = ? AND workflow_id = ? ORDER BY cmd")
+
+_UPSERT_TIMER: Final = ("INSERT OR REPLACE INTO timers (tenant, workflow_id, run_id, cmd, fire_at) "
+                        "VALUES (?, ?, ?, ?, ?)")
+_DELETE_TIMER: Final = ("DELETE FROM timers "
+                        "WHERE tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?")
+_DELETE_RUN_TIMERS: Final = "DELETE FROM timers WHERE tenant = ? AND workflow_id = ? AND run_id = ?"
+_SELECT_DUE_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd FROM timers "
+                             "WHERE fire_at <= ? ORDER BY fire_at LIMIT ?")
+_PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM timers "
+                          "WHERE tenant = ? AND workflow_id = ? ORDER BY cmd")
+
+_NEXT_WAKEUP: Final = (
+    "SELECT min(t) FROM (SELECT min(fire_at) AS t FROM timers "
+    "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks)")
+
+_CREATE_SCHEMA_VERSION: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_version "
+    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+_SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
+_INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
+                                 "VALUES (?, ?, ?)")
+
+
+# ---- the store ------------------------------------------------------------------------------
+
+
+class SQLiteStore:
+    """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
+
+    def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+        self.url = url
+        self.wakeup = Wakeup()
+        self._executor = executor
+        self._conn = conn  # used only on the executor's one thread
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str) -> SQLiteStore:
+        """Open (creating if needed) the file ``url`` names and apply pending migrations."""
+        path = _path_from_url(url)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="durable-sqlite")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, url, path)
+        except BaseException as exc:
+            executor.shutdown(wait=False)
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise _unavailable(url, exc) from exc
+            raise
+        return cls(url, executor, conn)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on the store's thread; driver errors become typed errors."""
+        if self._closed:
+            raise StoreUnavailableError(f"the SQLite store {self.url!r} is closed", url=self.url)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, self._conn, *args)
+        except sqlite3.DatabaseError as exc:
+            raise _unavailable(self.url, exc) from exc
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
+        return await self._run(_in_transaction, fn, *args)
+
+    # ---- executions and history ---------------------------------------------------------
+
+    async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
+        """Create an execution from its ``WorkflowStarted`` event (see ``Store``)."""
+        if not isinstance(started, WorkflowStarted):
+            raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
+        record, created = await self._write(_create_txn, started, now)
+        if created:
+            self.wakeup.notify()
+        return record, created
+
+    async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+        """The execution, or None."""
+        return await self._run(_get_execution, tenant, workflow_id)
+
+    async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
+                              limit: int = 100) -> list[ExecutionRecord]:
+        """Executions, newest first; all tenants when ``tenant`` is None."""
+        return await self._run(_list_executions, tenant, status, limit)
+
+    async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
+                           after_seq: int = 0) -> list[Event]:
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        return await self._run(_read_history, tenant, workflow_id, run_id, after_seq)
+
+    async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
+                           dedup: str | None = None, now: float) -> int | None:
+        """Append an input at the next ``seq`` and make the execution runnable (see ``Store``)."""
+        seq = await self._write(_append_txn, tenant, workflow_id, event, dedup, now)
+        if seq is not None:
+            self.wakeup.notify()
+        return seq
+
+    # ---- workflow tasks -----------------------------------------------------------------
+
+    async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
+                                   events: list[Event], *, actions: list[ActionTask],
+                                   timers: list[TimerRecord], cancelled_timers: list[int],
+                                   update: ExecutionUpdate, now: float) -> bool:
+        """Append ``events`` with their effects, atomically, if the history ends where expected."""
+        done = await self._write(_commit_txn, task, owner, expected_seq, events, actions, timers,
+                                 cancelled_timers, update, now)
+        if done and (actions or timers):
+            self.wakeup.notify()
+        return done
+
+    async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
+                                   lease: float, now: float, limit: int) -> list[WorkflowTask]:
+        """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
+        query = (now, json.dumps(list(workflows)), limit)
+        return await self._run(_claim_workflow_tasks, query, owner, now + lease)
+
+    async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
+                                    error: str | None, now: float) -> None:
+        """Give a leased workflow task back, to be retried after ``delay`` seconds."""
+        await self._write(_release_txn, task, owner, now + delay, error)
+
+    # ---- action tasks -------------------------------------------------------------------
+
+    async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
+                                 now: float, limit: int) -> list[ActionTask]:
+        """Lease up to ``limit`` due action tasks of the named actions."""
+        query = (now, json.dumps(list(actions)), limit)
+        return await self._run(_claim_action_tasks, query, owner, now + lease)
+
+    async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
+                                  now: float) -> bool:
+        """Keep a running action's lease alive; False if the lease was lost."""
+        params = (now + lease, *_action_key(task), owner)
+        return await self._write(_changed, _EXTEND_ACTION, params)
+
+    async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
+        """Record an action's outcome (first completion wins) and drop its task, atomically."""
+        done = await self._write(_complete_action_txn, task, event, now)
+        if done:
+            self.wakeup.notify()
+        return done
+
+    async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,
+                                error: str, now: float) -> None:
+        """Schedule the next attempt of a failed action at ``visible_at``."""
+        params = (task.attempt + 1, visible_at, error, *_action_key(task), owner)
+        await self._write(_changed, _RETRY_ACTION, params)
+
+    # ---- timers and introspection -------------------------------------------------------
+
+    async def fire_due_timers(self, *, now: float, limit: int) -> int:
+        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+        fired = await self._run(_fire_due_timers, now, limit)
+        if fired:
+            self.wakeup.notify()
+        return fired
+
+    async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+        """The execution's action tasks and timers that have not finished."""
+        return await self._run(_in_read_transaction, _pending_work_txn, tenant, workflow_id)
+
+    async def next_wakeup(self, *, now: float) -> float | None:
+        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        return await self._run(_scalar, _NEXT_WAKEUP, ())
+
+    async def close(self) -> None:
+        """Close the connection and stop the store's thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+# ---- opening and migrations (run on the store's thread) -------------------------------------
+
+
+def _path_from_url(url: str) -> str:
+    if not url.lower().startswith(_URL_PREFIX) or len(url) == len(_URL_PREFIX):
+        raise ValueError(f"bad SQLite URL {url!r}: use sqlite:///relative/path.db "
+                         "or sqlite:////absolute/path.db")
+    return url[len(_URL_PREFIX):]
+
+
+def _unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
+    return StoreUnavailableError(f"the SQLite store {url!r} failed: {exc}", url=url)
+
+
+def _connect(url: str, path: str) -> sqlite3.Connection:
+    """Open the file in WAL mode and bring its schema up to date."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if path != ":memory:" and not os.path.isdir(directory):
+        raise StoreUnavailableError(
+            f"cannot open the SQLite store {url!r}: directory {directory!r} does not exist "
+            "(create it first)", url=url) from FileNotFoundError(directory)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _in_transaction(conn, _migrate_txn, url)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
+    """Apply the migrations newer than the file's ``schema_version`` (under the write lock)."""
+    conn.execute(_CREATE_SCHEMA_VERSION)
+    current = conn.execute(_SELECT_SCHEMA_VERSION).fetchone()[0]
+    migrations = _migrations()
+    if current > migrations[-1][0]:
+        raise StoreUnavailableError(
+            f"the SQLite store {url!r} has schema version {current}, newer than this version "
+            f"of durable knows ({migrations[-1][0]}): upgrade durable", url=url)
+    for version, name, script in migrations:
+        if version > current:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(_INSERT_SCHEMA_VERSION, (version, name, time.time()))
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """The numbered ``migrations/NNNN_name.sql`` files, in order."""
+    found = []
+    for entry in resources.files(__package__).joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a SQL script into statements (``executescript`` would commit our transaction)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements
+
+
+# ---- transactions and small helpers (run on the store's thread) -----------------------------
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(conn, *args)`` in one write transaction; roll back if it raises."""
+    return _transaction(conn, "BEGIN IMMEDIATE", fn, args)
+
+
+def _in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(conn, *args)`` in one read transaction (one consistent snapshot)."""
+    return _transaction(conn, "BEGIN", fn, args)
+
+
+def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], args: Row) -> T:
+    conn.execute(begin)
+    try:
+        result = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _changed(conn: sqlite3.Connection, statement: str, params: Row) -> bool:
+    return conn.execute(statement, params).rowcount > 0
+
+
+def _scalar(conn: sqlite3.Connection, statement: str, params: Row) -> Any:
+    return conn.execute(statement, params).fetchone()[0]
+
+
+def _record(row: Row) -> ExecutionRecord:
+    *head, data, result, error, task_error = row
+    return ExecutionRecord(*head, data=_decode_dict(data), result=_decode_any(result),
+                           error=None if error is None else _decode_error(error),
+                           task_error=task_error)
+
+
+def _action(row: Row) -> ActionTask:
+    tenant, workflow_id, run_id, cmd, name, args, kwargs, *rest = row
+    return ActionTask(tenant, workflow_id, run_id, cmd, name, _decode_list(args),
+                      _decode_dict(kwargs), *rest)
+
+
+def _action_key(task: ActionTask) -> Row:
+    return (task.tenant, task.workflow_id, task.run_id, task.cmd)
+
+
+# ---- executions and history -----------------------------------------------------------------
+
+
+def _get_execution(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+    row = conn.execute(_SELECT_EXECUTION, (tenant, workflow_id)).fetchone()
+    return None if row is None else _record(row)
+
+
+def _list_executions(conn: sqlite3.Connection, tenant: str | None, status: str | None,
+                     limit: int) -> list[ExecutionRecord]:
+    statement = _LIST_ALL_EXECUTIONS if tenant is None else _LIST_TENANT_EXECUTIONS
+    return [_record(row) for row in conn.execute(statement, (tenant, status, limit))]
+
+
+def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
+                  after_seq: int) -> list[Event]:
+    rows = conn.execute(_SELECT_EVENTS, (tenant, workflow_id, run_id, after_seq)).fetchall()
+    return [decode_event(body) for (body,) in rows]
+
+
+def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted,
+                now: float) -> tuple[ExecutionRecord, bool]:
+    existing = _get_execution(conn, started.tenant, started.workflow_id)
+    if existing is not None:
+        return existing, False
+    key = (started.tenant, started.workflow_id)
+    conn.execute(_INSERT_EXECUTION, (*key, started.run_id, started.workflow, started.version,
+                                     "running", now, now, 1, None, _encode({}), _encode(None),
+                                     None, None))
+    conn.execute(_INSERT_EVENT, (*key, started.run_id, 1, None,
+                                 encode_event(replace(started, seq=1, time=now))))
+    conn.execute(_UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
+    return ExecutionRecord(*key, started.run_id, started.workflow, started.version, "running",
+                           now, now, 1), True
+
+
+def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: Event,
+                dedup: str | None, now: float) -> int | None:
+    """Append an input at the next seq (the caller holds the write lock)."""
+    head = conn.execute(_SELECT_HEAD, (tenant, workflow_id)).fetchone()
+    if head is None:
+        raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
+                                    workflow_id=workflow_id, tenant=tenant)
+    run_id, workflow, status, last_seq = head
+    if status in TERMINAL_STATUSES:
+        return None
+    seq = last_seq + 1
+    body = encode_event(replace(event, seq=seq, time=now))
+    if conn.execute(_INSERT_INPUT, (tenant, workflow_id, run_id, seq, dedup, body)).rowcount == 0:
+        return None  # the dedup key was seen before
+    conn.execute(_ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
+    conn.execute(_UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))
+    return seq
+
+
+# ---- workflow tasks -------------------------------------------------------------------------
+
+
+def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
+                events: list[Event], actions: list[ActionTask], timers: list[TimerRecord],
+                cancelled_timers: list[int], update: ExecutionUpdate, now: float) -> bool:
+    key = (task.tenant, task.workflow_id)
+    head = conn.execute(_SELECT_COMMIT_HEAD, key).fetchone()
+    if head is None or head[1] != expected_seq - 1 or head[2] != owner:
+        return False
+    run = (*key, head[0])
+    conn.executemany(_INSERT_EVENT, [(*run, e.seq, None, encode_event(e)) for e in events])
+    conn.execute(_DELETE_WORKFLOW_TASK, key)
+    if update.status in TERMINAL_STATUSES:
+        conn.execute(_DELETE_RUN_ACTIONS, run)
+        conn.execute(_DELETE_RUN_TIMERS, run)
+    else:
+        _schedule_txn(conn, run, actions, timers, cancelled_timers)
+    error = None if update.error is None else _encode(update.error)
+    conn.execute(_UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
+                                     update.state, _encode(update.data), _encode(update.result),
+                                     error, *key))
+    return True
+
+
+def _schedule_txn(conn: sqlite3.Connection, run: Row, actions: list[ActionTask],
+                  timers: list[TimerRecord], cancelled_timers: list[int]) -> None:
+    """Write a commit's new action tasks and timers and drop its cancelled timers."""
+    if actions:
+        conn.executemany(_UPSERT_ACTION, [
+            (*run, a.cmd, a.name, _encode(a.args), _encode(a.kwargs), a.attempt, a.visible_at,
+             a.last_error) for a in actions])
+    if timers:
+        conn.executemany(_UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in timers])
+    if cancelled_timers:
+        conn.executemany(_DELETE_TIMER, [(*run, cmd) for cmd in cancelled_timers])
+
+
+def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
+                          until: float) -> list[WorkflowTask]:
+    if not conn.execute(_SELECT_DUE_WORKFLOW_TASKS, query).fetchall():
+        return []  # nothing due: do not take the write lock (idle pollers stay cheap)
+    return _in_transaction(conn, _claim_workflow_txn, query, owner, until)
+
+
+def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
+                        until: float) -> list[WorkflowTask]:
+    rows = conn.execute(_SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
+    conn.executemany(_LEASE_WORKFLOW_TASK, [(owner, until, t, w) for t, w, _, _ in rows])
+    return [WorkflowTask(t, w, name, attempt + 1) for t, w, name, attempt in rows]
+
+
+def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visible_at: float,
+                 error: str | None) -> None:
+    key = (task.tenant, task.workflow_id)
+    released = _changed(conn, _RELEASE_WORKFLOW_TASK, (visible_at, *key, owner))
+    if released and error is not None:
+        conn.execute(_SET_TASK_ERROR, (error, *key))
+
+
+# ---- action tasks and timers ----------------------------------------------------------------
+
+
+def _claim_action_tasks(conn: sqlite3.Connection, query: Row, owner: str,
+                        until: float) -> list[ActionTask]:
+    if not conn.execute(_SELECT_DUE_ACTIONS, query).fetchall():
+        return []  # nothing due: do not take the write lock
+    return _in_transaction(conn, _claim_action_txn, query, owner, until)
+
+
+def _claim_action_txn(conn: sqlite3.Connection, query: Row, owner: str,
+                      until: float) -> list[ActionTask]:
+    tasks = [_action(row) for row in conn.execute(_SELECT_DUE_ACTIONS, query).fetchall()]
+    conn.executemany(_LEASE_ACTION, [(owner, until, *_action_key(t)) for t in tasks])
+    return tasks
+
+
+def _complete_action_txn(conn: sqlite3.Connection, task: ActionTask, event: Event,
+                         now: float) -> bool:
+    conn.execute(_DELETE_ACTION, _action_key(task))
+    try:
+        seq = _append_txn(conn, task.tenant, task.workflow_id, event,
+                          f"a{task.run_id}/{task.cmd}", now)
+    except WorkflowNotFoundError:
+        return False
+    return seq is not None
+
+
+def _fire_due_timers(conn: sqlite3.Connection, now: float, limit: int) -> int:
+    if not conn.execute(_SELECT_DUE_TIMERS, (now, limit)).fetchall():
+        return 0  # nothing due: do not take the write lock
+    return _in_transaction(conn, _fire_txn, now, limit)
+
+
+def _fire_txn(conn: sqlite3.Connection, now: float, limit: int) -> int:
+    """Delete each due timer and record its ``TimerFired`` in the same transaction."""
+    due = conn.execute(_SELECT_DUE_TIMERS, (now, limit)).fetchall()
+    for tenant, workflow_id, run_id, cmd in due:
+        conn.execute(_DELETE_TIMER, (tenant, workflow_id, run_id, cmd))
+        _append_txn(conn, tenant, workflow_id, TimerFired(0, now, cmd), f"t{run_id}/{cmd}", now)
+    return len(due)
+
+
+def _pending_work_txn(conn: sqlite3.Connection, tenant: str,
+                      workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+    key = (tenant, workflow_id)
+    actions = [_action(row) for row in conn.execute(_PENDING_ACTIONS, key)]
+    timers = [TimerRecord(*row) for row in conn.execute(_PENDING_TIMERS, key)]
+    return actions, timers

@@ -1,0 +1,303 @@
+"""Worker and client end to end on the memory store: retries, keys, starts, bad input, holds."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+import durable
+from durable._history import ActionCompleted, TaskCompleted, WorkflowStarted
+from durable.errors import (
+    ActionFailedError, PayloadError, UnknownWorkflowError, ValidationError,
+    WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
+)
+
+FAST = durable.Retry(attempts=3, initial=0.01, backoff=1.0)
+calls: list[tuple[str, int, str]] = []
+
+
+@durable.action(retry=FAST)
+async def flaky(n: int) -> int:
+    info = durable.action_info()
+    calls.append(("flaky", info.attempt, info.idempotency_key))
+    if info.attempt < 3:
+        raise ConnectionError(f"attempt {info.attempt}")
+    return n * 2
+
+
+@durable.action(retry=FAST)
+def always_fails() -> None:
+    info = durable.action_info()
+    calls.append(("always_fails", info.attempt, info.idempotency_key))
+    raise ConnectionError("down")
+
+
+@durable.action(retry=durable.Retry(attempts=5, initial=0.01, non_retryable=(KeyError,)))
+async def not_found() -> None:
+    calls.append(("not_found", durable.action_info().attempt, ""))
+    raise KeyError("missing")
+
+
+@durable.action(timeout=0.05, retry=durable.Retry(attempts=2, initial=0.01))
+async def too_slow() -> None:
+    await asyncio.sleep(10)
+
+
+@dataclasses.dataclass
+class Order:
+    sku: str
+    qty: int
+    at: datetime
+
+
+@durable.action
+def price(order: Order) -> float:
+    return order.qty * 2.5
+
+
+@durable.workflow
+async def retrying(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(flaky, n)
+
+
+@durable.workflow
+async def failing(ctx: durable.Context) -> str:
+    try:
+        await ctx.run(always_fails)
+    except ActionFailedError as exc:
+        return f"{exc.error_type} x{exc.attempts}"
+    return "unreachable"
+
+
+@durable.workflow
+async def typed(ctx: durable.Context, order: Order) -> float:
+    return await ctx.run(price, order) + await ctx.actions.price(order=order)
+
+
+@durable.workflow
+async def waiter(ctx: durable.Context) -> Any:
+    event = await ctx.wait_for("go")
+    return event.payload
+
+
+ACTIONS = [flaky, always_fails, not_found, too_slow, price]
+WORKFLOWS = [retrying, failing, typed, waiter]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[durable.Client]:
+    calls.clear()
+    async with durable.connect("memory://") as client:
+        yield client
+
+
+@pytest.fixture
+async def worker(client: durable.Client) -> AsyncIterator[durable.Worker]:
+    async with durable.Worker(client, WORKFLOWS, ACTIONS, poll_interval=0.01) as worker:
+        yield worker
+
+
+async def test_retries_reuse_one_idempotency_key_and_record_one_result(client, worker) -> None:
+    handle = await client.start(retrying, 21, id="r1")
+    assert await handle.result(timeout=5) == 42
+    assert [c[1] for c in calls] == [1, 2, 3]
+    assert len({c[2] for c in calls}) == 1
+    completions = [e for e in await handle.history() if isinstance(e, ActionCompleted)]
+    assert len(completions) == 1 and completions[0].attempt == 3
+
+
+async def test_final_failure_surfaces_in_the_workflow(client, worker) -> None:
+    handle = await client.start(failing, id="f1")
+    assert await handle.result(timeout=5) == "ConnectionError x3"
+
+
+async def test_non_retryable_errors_and_timeouts(client, worker) -> None:
+    @durable.workflow(name="nr")
+    async def nr(ctx: durable.Context) -> list[str]:
+        out = []
+        for action in (not_found, too_slow):
+            try:
+                await ctx.run(action)
+            except ActionFailedError as exc:
+                out.append(f"{exc.error_type}/{exc.attempts}")
+        return out
+
+    worker.workflows["nr"] = durable._definitions.workflow_definition(nr)
+    handle = await client.start(nr, id="nr")
+    assert await handle.result(timeout=5) == ["KeyError/1", "TimeoutError/2"]
+
+
+async def test_typed_arguments_round_trip_through_history(client, worker) -> None:
+    order = Order("sku-1", 4, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    handle = await client.start(typed, order, id="t1")
+    assert await handle.result(timeout=5) == 20.0
+    started = (await handle.history())[0]
+    assert isinstance(started, WorkflowStarted) and started.args[0]["sku"] == "sku-1"
+
+
+async def test_second_start_with_same_id_returns_the_existing_execution(client, worker) -> None:
+    first = await client.start(waiter, id="same")
+    second = await client.start(waiter, id="same")
+    await first.send("go", 1)
+    assert await second.result(timeout=5) == 1
+    assert len(await client.list()) == 1
+    other_tenant = await client.start(waiter, id="same", tenant="other")
+    assert (await other_tenant.describe()).status == "running"
+
+
+async def test_events_are_deduplicated_by_idempotency_key(client) -> None:
+    handle = await client.start(waiter, id="dedup")
+    await handle.send("go", 1, idempotency_key="k")
+    await handle.send("go", 2, idempotency_key="k")
+    events = [e for e in await handle.history() if type(e).__name__ == "EventReceived"]
+    assert [e.payload for e in events] == [1]
+
+
+async def test_bad_input_is_a_typed_error_and_writes_nothing(client) -> None:
+    with pytest.raises(ValidationError, match="'n'"):
+        await client.start(retrying, "not an int", id="bad")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="missing"):
+        await client.start(retrying, id="bad")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="positional"):
+        await client.start(retrying, 1, 2, id="bad")  # type: ignore[call-arg]
+    with pytest.raises(UnknownWorkflowError, match="NoSuchFlow"):
+        await client.start("NoSuchFlow", id="bad")
+    with pytest.raises(PayloadError, match="cannot encode"):
+        await client.start(waiter.__durable_workflow__.name, id="bad")  # fine: no args
+        await client.get_handle("bad").send("go", object())
+    with pytest.raises(PayloadError, match="exceeds the limit"):
+        await client.start(typed, Order("x" * (3 << 20), 1, datetime.now(timezone.utc)), id="big")
+    assert [r.workflow_id for r in await client.list()] == ["bad"]
+    assert len(await client.get_handle("bad").history()) == 1
+    with pytest.raises(WorkflowNotFoundError):
+        await client.get_handle("nope").send("go")
+
+
+async def test_bad_action_arguments_raise_in_the_workflow(client, worker) -> None:
+    @durable.workflow(name="bad_args")
+    async def bad_args(ctx: durable.Context) -> str:
+        try:
+            await ctx.run(flaky, "x")  # type: ignore[arg-type]
+        except ValidationError as exc:
+            return f"rejected {exc.parameter}"
+        return "accepted"
+
+    worker.workflows["bad_args"] = durable._definitions.workflow_definition(bad_args)
+    handle = await client.start(bad_args, id="ba")
+    assert await handle.result(timeout=5) == "rejected n"
+    assert not any(type(e).__name__ == "ActionScheduled" for e in await handle.history())
+
+
+async def test_failed_and_cancelled_results_raise(client, worker) -> None:
+    @durable.workflow(name="boom")
+    async def boom(ctx: durable.Context) -> None:
+        raise RuntimeError("kaput")
+
+    worker.workflows["boom"] = durable._definitions.workflow_definition(boom)
+    with pytest.raises(WorkflowFailedError, match="kaput") as info:
+        await (await client.start(boom, id="boom")).result(timeout=5)
+    assert info.value.error_type == "RuntimeError"
+
+    handle = await client.start(waiter, id="c1")
+    await handle.cancel()
+    with pytest.raises(WorkflowCancelledError):
+        await handle.result(timeout=5)
+    with pytest.raises(WorkflowClosedError):
+        await handle.send("go", 1)
+
+
+async def test_describe_shows_state_data_and_pending_work(client) -> None:
+    @durable.workflow(name="pending")
+    async def pending(ctx: durable.Context) -> None:
+        ctx.set_state("waiting")
+        ctx.data["k"] = [1, 2]
+        await asyncio.gather(ctx.run(flaky, 1), ctx.sleep(3600))
+
+    worker = durable.Worker(client, [pending], [], poll_interval=0.01)
+    handle = await client.start(pending, id="p")
+    await worker.run_until_idle()
+    description = await handle.describe()
+    assert (description.status, description.state, description.data) == ("running", "waiting", {"k": [1, 2]})
+    assert [a.name for a in description.pending_actions] == ["flaky"]
+    assert [t.cmd for t in description.pending_timers] == [3]
+
+
+async def test_non_determinism_holds_the_execution_until_fixed_code_is_deployed(client) -> None:
+    version = {"v": "old"}
+
+    @durable.workflow(name="evolving")
+    async def evolving(ctx: durable.Context) -> str:
+        if version["v"] == "broken":
+            await ctx.run(not_found)
+        else:
+            await ctx.run(flaky, 1)
+        await ctx.wait_for("go")
+        return version["v"]
+
+    def new_worker() -> durable.Worker:
+        return durable.Worker(client, [evolving], ACTIONS, poll_interval=0.01, max_cached=0)
+
+    handle = await client.start(evolving, id="ev")
+    calls.clear()
+    async with new_worker():
+        while not any(isinstance(e, TaskCompleted) for e in (await handle.history())[3:]):
+            await asyncio.sleep(0.01)
+    length = len(await handle.history())
+    version["v"] = "broken"
+    await handle.send("go")
+    await new_worker().run_until_idle()
+    description = await handle.describe()
+    assert description.status == "running"
+    assert "diverged" in description.task_error and "not_found" in description.task_error
+    assert len(await handle.history()) == length + 1  # only the event: nothing divergent written
+    version["v"] = "fixed"
+    async with new_worker():
+        assert await handle.result(timeout=10) == "fixed"
+
+
+async def test_sticky_cache_and_full_replay_write_identical_histories(client) -> None:
+    @durable.workflow(name="many_steps")
+    async def many_steps(ctx: durable.Context, n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += await ctx.run(price, Order("s", i, ctx.now()))
+            if i % 3 == 0:
+                await ctx.sleep(0.001)
+        return int(total)
+
+    shapes = []
+    for cached in (0, 100):
+        handle = await client.start(many_steps, 10, id=f"ms-{cached}")
+        async with durable.Worker(client, [many_steps], [price], poll_interval=0.01,
+                                  max_cached=cached):
+            assert await handle.result(timeout=10) == 112
+        shapes.append([(type(e).__name__, getattr(e, "cmd", None)) for e in await handle.history()])
+    assert shapes[0] == shapes[1]
+
+
+async def test_graceful_shutdown_lets_in_flight_actions_finish(client) -> None:
+    started = asyncio.Event()
+
+    @durable.action(name="slowish")
+    async def slowish() -> str:
+        started.set()
+        await asyncio.sleep(0.2)
+        return "finished"
+
+    @durable.workflow(name="uses_slowish")
+    async def uses_slowish(ctx: durable.Context) -> str:
+        return await ctx.run(slowish)
+
+    handle = await client.start(uses_slowish, id="g")
+    worker = durable.Worker(client, [uses_slowish], [slowish], poll_interval=0.01)
+    running = asyncio.create_task(worker.run())
+    await started.wait()
+    worker.shutdown()
+    await running
+    completions = [e for e in await handle.history() if isinstance(e, ActionCompleted)]
+    assert [c.result for c in completions] == ["finished"]
