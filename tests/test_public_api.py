@@ -1,0 +1,37 @@
+"""The public surface: one import namespace, sorted, documented, no private names leaking."""
+
+from __future__ import annotations
+
+import inspect
+
+import durable
+import durable.errors
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert durable.__all__ == sorted(durable.__all__)
+    public = {n for n in dir(durable) if not n.startswith("_")}
+    assert set(durable.__all__) == public - {"annotations"}
+
+
+def test_no_private_names_exported() -> None:
+    assert not [n for n in durable.__all__ + durable.errors.__all__ if n.startswith("_")]
+
+
+def test_public_names_are_documented_and_live_in_durable() -> None:
+    for name in durable.__all__:
+        obj = getattr(durable, name)
+        assert inspect.getdoc(obj), f"durable.{name} has no docstring"
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ in ("durable", "durable.errors"), (name, obj.__module__)
+
+
+def test_every_error_derives_from_durable_error_and_pickles() -> None:
+    import pickle
+
+    for name in durable.errors.__all__:
+        cls = getattr(durable.errors, name)
+        assert issubclass(cls, durable.errors.DurableError)
+        err = cls("message", detail=1)
+        copy = pickle.loads(pickle.dumps(err))
+        assert type(copy) is cls and str(copy) == "message" and copy.detail == 1
