@@ -16,7 +16,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from types import ModuleType
 from typing import Any
@@ -26,6 +27,7 @@ import msgspec
 import durable
 from durable import errors
 
+from ._definitions import workflow_definition
 from ._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, DataChanged, Event,
     EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired, TimerStarted,
@@ -48,7 +50,7 @@ sys.path. ATTR may be:
   - an object or dict with `workflows` and `actions` lists;
   - a list of @durable.workflow and @durable.action functions.
 SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
-(a second signal aborts them).
+(a second signal aborts them). A worker serves every tenant of the store.
 
 example: durable worker examples.invoice:worker
 """
@@ -85,12 +87,16 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(coro)
 
 
-def _connect(args: argparse.Namespace) -> durable.connect:
-    url = _db(args)
-    if url.split(":", 1)[0].lower() not in ("sqlite", "memory"):
-        raise CliError(f"unsupported store URL {url!r}: use sqlite:///relative.db, "
-                       "sqlite:////absolute.db or memory://")
-    return durable.connect(url, tenant=getattr(args, "tenant", None) or DEFAULT_TENANT)
+@asynccontextmanager
+async def _connect(args: argparse.Namespace) -> AsyncIterator[durable.Client]:
+    try:
+        client = await durable.connect(_db(args), tenant=getattr(args, "tenant", DEFAULT_TENANT))
+    except ValueError as exc:  # an unsupported or malformed store URL
+        raise CliError(str(exc)) from None
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def _db(args: argparse.Namespace) -> str:
@@ -119,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("worker", _worker, "run workflows and actions until SIGTERM/SIGINT",
                 epilog=WORKER_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="TARGET", help="MODULE:ATTR (see below)")
-    p.add_argument("--concurrency", type=int, help="tasks run at once (Worker default 100)")
+    p.add_argument("--concurrency", type=int, metavar="N", help="tasks run at once (Worker default 100)")
     p.add_argument("--lease", type=float, metavar="SECONDS",
                    help="how soon a crashed worker's tasks are picked up again (default 30)")
 
@@ -210,9 +216,9 @@ async def _make_worker(name: str, target: Any, client: durable.Client,
     if isinstance(target, (list, tuple)) or _is_durable(target):
         workflows, actions = _split(target if isinstance(target, (list, tuple)) else [target], name)
         return durable.Worker(client, workflows, actions, **options)
-    lists = target if isinstance(target, dict) else vars(target) if hasattr(target, "__dict__") else {}
-    if "workflows" in lists or "actions" in lists:
-        workflows, actions = _split([*lists.get("workflows", ()), *lists.get("actions", ())], name)
+    get = target.get if isinstance(target, dict) else lambda key: getattr(target, key, None)
+    if get("workflows") is not None or get("actions") is not None:
+        workflows, actions = _split([*(get("workflows") or ()), *(get("actions") or ())], name)
         return durable.Worker(client, workflows, actions, **options)
     if callable(target):
         worker = target(client, **options)
@@ -236,16 +242,17 @@ async def _worker(args: argparse.Namespace) -> int:
             worker = await _make_worker(name, target, client, options)
         except TypeError as exc:
             raise CliError(f"cannot build the worker from {name}: {exc}") from None
-        print(f"durable worker {worker.identity} started: db={_db(args)} "
-              f"workflows={','.join(worker.workflows) or '-'} "
-              f"actions={','.join(worker.actions) or '-'} "
-              f"concurrency={worker.concurrency} lease={worker.lease:g}s", flush=True)
-        await _run_until_signalled(worker)
+        started = (f"durable worker {worker.identity} started: db={_db(args)} "
+                   f"workflows={','.join(worker.workflows) or '-'} "
+                   f"actions={','.join(worker.actions) or '-'} "
+                   f"concurrency={worker.concurrency} lease={worker.lease:g}s")
+        await _run_until_signalled(worker, started)
         print(f"durable worker {worker.identity} stopped", flush=True)
     return 0
 
 
-async def _run_until_signalled(worker: durable.Worker) -> None:
+async def _run_until_signalled(worker: durable.Worker, started: str) -> None:
+    """Run the worker; the first SIGINT/SIGTERM shuts it down gracefully, the second aborts."""
     loop = asyncio.get_running_loop()
     run = asyncio.ensure_future(worker.run())
     signals = 0
@@ -262,6 +269,7 @@ async def _run_until_signalled(worker: durable.Worker) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    print(started, flush=True)  # only now: a signal from here on is handled
     try:
         await run
     except asyncio.CancelledError:
@@ -287,6 +295,10 @@ def _resolve_workflow(name: str, module_names: list[str]) -> Any:
                 found[defn.name] = value
     if name in found:
         return found[name]
+    try:  # registered by a module imported along the way
+        return workflow_definition(name).fn
+    except errors.UnknownWorkflowError:
+        pass
     imported = ", ".join(module_names) or "none"
     known = ", ".join(sorted(found)) or "none"
     raise errors.UnknownWorkflowError(
@@ -355,7 +367,7 @@ async def _show(args: argparse.Namespace) -> int:
     for line in _timeline(events):
         print(line)
     print()
-    for line in _summary(description, events):
+    for line in _summary(description):
         print(line)
     return 0
 
@@ -432,9 +444,8 @@ def _detail(event: Event, names: dict[int, str]) -> str:
     return ""
 
 
-def _summary(d: durable.Description, events: list[Event]) -> list[str]:
+def _summary(d: durable.Description) -> list[str]:
     """The status block under the timeline: status, state, data, pending work, errors."""
-    names = {e.cmd: e.name for e in events if isinstance(e, ActionScheduled)}
     lines = [f"workflow:  {d.workflow} v{d.version}  id={d.workflow_id}  tenant={d.tenant}",
              f"status:    {d.status}", f"state:     {d.state or '-'}",
              f"data:      {_value(d.data) if d.data else '-'}"]
@@ -452,8 +463,8 @@ def _summary(d: durable.Description, events: list[Event]) -> list[str]:
         lines.append(f"pending timer #{t.cmd}: fires at {_clock(t.fire_at)} "
                      f"(in {max(t.fire_at - now, 0):.1f}s)")
     if d.task_error:
-        lines.append(f"task error (the execution is held until this is fixed):\n{d.task_error}")
-    del names
+        lines.append("task error (the execution is held until this is fixed):")
+        lines.extend(f"  {line}" for line in d.task_error.splitlines())
     return lines
 
 

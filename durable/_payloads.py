@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import typing
-from datetime import datetime
 from typing import Any, Callable, Final
 
 import msgspec
@@ -19,7 +18,8 @@ from .errors import PayloadError, ValidationError
 __all__ = ["MAX_PAYLOAD_BYTES", "Params", "Result", "dump_value", "error_info"]
 
 MAX_PAYLOAD_BYTES: Final = 2 * 1024 * 1024
-_BUILTIN_TYPES: Final = (bytes, bytearray, datetime)
+# Datetimes become ISO strings (converted back by type hints), so every store returns the same.
+_BUILTIN_TYPES: Final = (bytes, bytearray)
 _size_encoder: Final = msgspec.msgpack.Encoder()
 _POSITIONAL: Final = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 

@@ -13,7 +13,6 @@
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
     ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
-    ├── ConcurrencyConflictError   internal race: history grew under a worker; it retries
     ├── ActionFailedError          outcome: an action failed after all its attempts
     ├── WorkflowFailedError        outcome: the workflow raised
     ├── WorkflowCancelledError     outcome: the workflow was cancelled
@@ -29,7 +28,6 @@ from typing import Any
 
 __all__ = [
     "ActionFailedError",
-    "ConcurrencyConflictError",
     "DurableError",
     "HistoryError",
     "IllegalWorkflowOperationError",
@@ -104,7 +102,7 @@ class NonDeterminismError(DurableError):
     ``.recorded`` is the recorded event (or None when the code issued an extra command),
     ``.command`` the new command (or None when the code stopped short), ``.location`` the
     ``file:line`` that issued it. The execution is held, not failed: deploy code that matches
-    (for instance guard the change with ``ctx.patched()``) and it continues.
+    its history and it continues.
     """
 
 
@@ -114,10 +112,6 @@ class HistoryError(DurableError):
 
 class StoreUnavailableError(DurableError):
     """The store could not be reached or answered with an error; the cause is ``__cause__``."""
-
-
-class ConcurrencyConflictError(DurableError):
-    """The history grew while a worker was working on it; the worker retries from fresh history."""
 
 
 class ActionFailedError(DurableError):

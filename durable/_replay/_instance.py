@@ -240,12 +240,12 @@ class WorkflowInstance:
             info = self.info
             self._error = NonDeterminismError(
                 f"workflow {info.workflow!r} (id {info.workflow_id!r}) diverged from its history "
-                f"at command #{self._ncmd + 1}:\n"
+                f"at command #{self._ncmd}:\n"
                 f"  recorded: {_describe(recorded)}\n"
                 f"  now:      {_describe(command)} at {location}\n"
-                "Workflow code must issue the same commands on every replay. Restore the old "
-                "behaviour, or guard the change with ctx.patched(); the execution is held "
-                "until code that matches is deployed.",
+                "Workflow code must issue the same commands on every replay: keep the old "
+                "behaviour for executions recorded before the change. The execution is held "
+                "until code that matches its history is deployed.",
                 recorded=recorded, command=command, location=location,
                 workflow_id=info.workflow_id,
             )

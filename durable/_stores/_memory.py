@@ -164,10 +164,13 @@ class MemoryStore:
     async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
                                  now: float, limit: int) -> list[ActionTask]:
         claimed = []
-        for task, held in self._actions.values():
+        for key, (task, held) in self._actions.items():
             if len(claimed) >= limit:
                 break
             if task.name in actions and held.claimable(now):
+                if held.owner is not None:  # its lease expired: the worker died mid-attempt
+                    task = replace(task, attempt=task.attempt + 1)
+                    self._actions[key] = (task, held)
                 held.owner, held.until = owner, now + lease
                 claimed.append(task)
         return claimed

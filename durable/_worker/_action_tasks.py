@@ -13,11 +13,15 @@ from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import error_info
 from .._stores import ActionTask, Store
-from ..errors import UnknownActionError
+from ..errors import NonRetryable, UnknownActionError
 
 __all__ = ["ActionTaskRunner"]
 
 logger = logging.getLogger("durable.worker")
+
+
+class ActionLostError(NonRetryable):
+    """Every attempt was used up by workers that stopped mid-attempt."""
 
 
 class ActionTaskRunner:
@@ -36,6 +40,10 @@ class ActionTaskRunner:
             defn = self.actions.get(task.name)
             if defn is None:
                 raise UnknownActionError(f"this worker has no action {task.name!r}", name=task.name)
+            if task.attempt > defn.retry.attempts:
+                raise ActionLostError(
+                    f"action {task.name!r}: the worker running attempt {task.attempt - 1} stopped "
+                    "before it finished (its lease expired), and no attempts are left")
             result = await self._call_with_heartbeat(defn, task)
         except Exception as exc:
             await self._failed(task, exc)

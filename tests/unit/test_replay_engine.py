@@ -244,7 +244,7 @@ def test_a_different_action_is_reported_with_recorded_event_new_command_and_line
     path, line = err.location.rsplit(":", 1)
     assert path == __file__
     assert "total = await ctx.run(add" in Path(path).read_text().splitlines()[int(line) - 1]
-    assert "charge_card" in str(err) and "'add'" in str(err) and "ctx.patched" in str(err)
+    assert "charge_card" in str(err) and "'add'" in str(err) and "is held" in str(err)
 
 
 def test_code_that_stops_short_of_the_recorded_commands_is_detected() -> None:

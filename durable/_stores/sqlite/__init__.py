@@ -1,4 +1,4 @@
-"""The SQLite store: ``sqlite:///path.db``, stdlib ``sqlite3`` in WAL mode, shareable by processes."""
+"""The SQLite store: ``sqlite:///path.db``, stdlib ``sqlite3`` in WAL mode, shared by processes."""
 
 from ._store import SQLiteStore
 

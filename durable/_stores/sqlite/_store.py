@@ -20,9 +20,10 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from typing import Any, Callable, Collection, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 from msgspec.structs import replace
@@ -108,10 +109,12 @@ _ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs,
 _UPSERT_ACTION: Final = (f"INSERT OR REPLACE INTO action_tasks ({_ACTION_COLUMNS}) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT_DUE_ACTIONS: Final = (
-    f"SELECT {_ACTION_COLUMNS} FROM action_tasks WHERE due <= ?1 AND visible_at <= ?1 "
+    f"SELECT {_ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
+    "WHERE due <= ?1 AND visible_at <= ?1 "
     "AND name IN (SELECT value FROM json_each(?2)) ORDER BY due LIMIT ?3")
 _ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
-_LEASE_ACTION: Final = f"UPDATE action_tasks SET owner = ?, lease_until = ? WHERE {_ACTION_KEY}"
+_LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
+                        f"WHERE {_ACTION_KEY}")
 _EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = ? "
                          f"WHERE {_ACTION_KEY} AND owner = ?")
 _RETRY_ACTION: Final = (
@@ -279,7 +282,8 @@ class SQLiteStore:
             self.wakeup.notify()
         return fired
 
-    async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+    async def pending_work(self, tenant: str,
+                           workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         """The execution's action tasks and timers that have not finished."""
         return await self._run(_in_read_transaction, _pending_work_txn, tenant, workflow_id)
 
@@ -403,16 +407,17 @@ def _scalar(conn: sqlite3.Connection, statement: str, params: Row) -> Any:
 
 
 def _record(row: Row) -> ExecutionRecord:
-    *head, data, result, error, task_error = row
-    return ExecutionRecord(*head, data=_decode_dict(data), result=_decode_any(result),
-                           error=None if error is None else _decode_error(error),
-                           task_error=task_error)
+    (tenant, workflow_id, run_id, workflow, version, status, created_at, updated_at, last_seq,
+     state, data, result, error, task_error) = row
+    return ExecutionRecord(tenant, workflow_id, run_id, workflow, version, status, created_at,
+                           updated_at, last_seq, state, _decode_dict(data), _decode_any(result),
+                           None if error is None else _decode_error(error), task_error)
 
 
-def _action(row: Row) -> ActionTask:
-    tenant, workflow_id, run_id, cmd, name, args, kwargs, *rest = row
+def _action(row: Row, reclaimed: bool = False) -> ActionTask:
+    tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, *rest = row
     return ActionTask(tenant, workflow_id, run_id, cmd, name, _decode_list(args),
-                      _decode_dict(kwargs), *rest)
+                      _decode_dict(kwargs), attempt + bool(reclaimed), *rest)
 
 
 def _action_key(task: ActionTask) -> Row:
@@ -422,7 +427,8 @@ def _action_key(task: ActionTask) -> Row:
 # ---- executions and history -----------------------------------------------------------------
 
 
-def _get_execution(conn: sqlite3.Connection, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+def _get_execution(conn: sqlite3.Connection, tenant: str,
+                   workflow_id: str) -> ExecutionRecord | None:
     row = conn.execute(_SELECT_EXECUTION, (tenant, workflow_id)).fetchone()
     return None if row is None else _record(row)
 
@@ -465,7 +471,7 @@ def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: 
     run_id, workflow, status, last_seq = head
     if status in TERMINAL_STATUSES:
         return None
-    seq = last_seq + 1
+    seq: int = last_seq + 1
     body = encode_event(replace(event, seq=seq, time=now))
     if conn.execute(_INSERT_INPUT, (tenant, workflow_id, run_id, seq, dedup, body)).rowcount == 0:
         return None  # the dedup key was seen before
@@ -546,8 +552,10 @@ def _claim_action_tasks(conn: sqlite3.Connection, query: Row, owner: str,
 
 def _claim_action_txn(conn: sqlite3.Connection, query: Row, owner: str,
                       until: float) -> list[ActionTask]:
-    tasks = [_action(row) for row in conn.execute(_SELECT_DUE_ACTIONS, query).fetchall()]
-    conn.executemany(_LEASE_ACTION, [(owner, until, *_action_key(t)) for t in tasks])
+    # A task whose lease expired was claimed before: its worker died, so that was an attempt.
+    tasks = [_action(row[:-1], reclaimed=row[-1])
+             for row in conn.execute(_SELECT_DUE_ACTIONS, query).fetchall()]
+    conn.executemany(_LEASE_ACTION, [(owner, until, t.attempt, *_action_key(t)) for t in tasks])
     return tasks
 
 

@@ -1,0 +1,1 @@
+"""Fault-injection tests: real worker processes on one SQLite file, SIGKILLed at awkward points."""

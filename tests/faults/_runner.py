@@ -1,0 +1,35 @@
+"""A worker process for the fault tests: ``python -m tests.faults._runner DB_URL [--concurrency N]``.
+
+It runs every workflow and action of ``_flows`` with a short lease, so that the work of a
+SIGKILLed worker is taken over within about ``LEASE`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import durable
+
+from . import _flows
+
+LEASE = 1.0
+
+
+async def main(url: str, concurrency: int) -> None:
+    """Run a worker on ``url`` until killed."""
+    async with durable.connect(url) as client:
+        worker = durable.Worker(client, workflows=_flows.WORKFLOWS, actions=_flows.ACTIONS,
+                                lease=LEASE, poll_interval=0.05, concurrency=concurrency)
+        await worker.run()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--concurrency", type=int, default=100)
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s pid=%(process)d %(name)s %(levelname)s %(message)s")
+    asyncio.run(main(options.url, options.concurrency))

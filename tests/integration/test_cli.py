@@ -1,0 +1,271 @@
+"""The ``durable`` command line and the runnable examples, against a SQLite file.
+
+Short commands run in-process through ``durable._cli.main``; workers and examples run as
+subprocesses, as users run them, and are stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from durable._cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def cli(db: str, capsys: pytest.CaptureFixture[str]):
+    """Run ``durable --db <tmp file> ARGS...`` in-process; return (exit status, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["--db", db, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _env(db: str) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "DURABLE_DB": db, "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def _worker(db: str, target: str, cwd: Path = REPO) -> tuple[subprocess.Popen[str], str]:
+    """Start ``durable worker TARGET``; return it once it printed its start line (and that line)."""
+    proc = subprocess.Popen([sys.executable, "-m", "durable._cli", "worker", target],
+                            cwd=cwd, env=_env(db), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline() if proc.stdout else ""
+    assert "started" in first, (first, proc.communicate(timeout=5))
+    return proc, first
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM the worker; it must exit 0 promptly (graceful shutdown)."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=5)
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    return out, err
+
+
+def _history(cli, workflow_id: str) -> list[list]:
+    code, out, err = cli("show", workflow_id, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _eventually(cli, args: tuple[str, ...], predicate, timeout: float = 10.0) -> str:
+    """Run ``durable ARGS`` until ``predicate(stdout)`` holds; return that stdout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, out, err = cli(*args)
+        assert code == 0, err
+        if predicate(out):
+            return out
+        assert time.monotonic() < deadline, f"durable {' '.join(args)}: never true:\n{out}"
+        time.sleep(0.1)
+
+
+def _eventually_status(cli, workflow_id: str, status: str) -> str:
+    return _eventually(cli, ("list", "--status", status), lambda out: any(
+        line.split()[0] == workflow_id for line in out.splitlines()[1:]))
+
+
+def _start_from(cli, tmp_path: Path, module: str, *args: str) -> None:
+    """``durable start ... --module MODULE`` in-process, for a module written into tmp_path."""
+    sys.path.insert(0, str(tmp_path))
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no stale .pyc
+    try:
+        code, _, err = cli("start", *args, "--module", module)
+        assert code == 0, err
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(module, None)
+
+
+def test_start_send_work_list_show(cli, db: str) -> None:
+    code, out, err = cli("start", "InvoiceApproval", '"inv-1"', "500", "0.2",
+                         "--id", "inv-1", "--module", "examples.invoice")
+    assert (code, out.strip(), err) == (0, "inv-1", "")
+    assert cli("send", "inv-1", "Submit", '{"by": "u1"}')[0] == 0
+    assert cli("send", "inv-1", "Approve", "--key", "approve-1")[0] == 0
+    assert cli("send", "inv-1", "Approve", "--key", "approve-1")[0] == 0  # deduplicated
+
+    worker, started = _worker(db, "examples.invoice:worker")
+    try:
+        listing = _eventually_status(cli, "inv-1", "completed")
+    finally:
+        _stop(worker)
+    assert f"db={db} workflows=InvoiceApproval actions=send_email,log_event" in started
+    row = next(line.split() for line in listing.splitlines() if line.startswith("inv-1"))
+    assert row[:5] == ["inv-1", "InvoiceApproval", "1", "completed", "approved"]
+
+    code, out, err = cli("show", "inv-1")
+    assert code == 0, err
+    for expected in ("WorkflowStarted", 'InvoiceApproval("inv-1", 500, 0.2)',
+                     '#1 send_email("manager@example.com"', 'log_event(message="inv-1 submitted")',
+                     "Submit {\"by\":\"u1\"}", "key=approve-1", "TimerStarted", "0.2s",
+                     'WorkflowCompleted "approved"', "status:    completed", "state:     approved"):
+        assert expected in out, expected
+    assert out.count("EventReceived") == 2  # the second Approve was deduplicated
+
+    events = _history(cli, "inv-1")
+    assert [e[1] for e in events] == list(range(1, len(events) + 1))
+    assert events[0][0] == "WorkflowStarted" and events[-1][:1] == ["WorkflowCompleted"]
+
+
+def test_sigterm_lets_the_action_in_flight_finish(cli, db: str, tmp_path: Path) -> None:
+    (tmp_path / "slowflow.py").write_text(
+        "import asyncio, pathlib, durable\n"
+        "@durable.action\n"
+        "async def slow(marker: str) -> str:\n"
+        "    pathlib.Path(marker).write_text('began')\n"
+        "    await asyncio.sleep(0.8)\n"
+        "    return 'finished'\n"
+        "@durable.workflow(name='Slow')\n"
+        "async def slow_flow(ctx: durable.Context, marker: str) -> str:\n"
+        "    return await ctx.run(slow, marker)\n"
+        "worker = [slow_flow, slow]\n")
+    marker = tmp_path / "marker"
+    _start_from(cli, tmp_path, "slowflow", "Slow", json.dumps(str(marker)), "--id", "s1")
+    worker, _ = _worker(db, "slowflow", cwd=tmp_path)
+    deadline = time.monotonic() + 5
+    while not marker.exists():
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.02)
+    _stop(worker)  # returns only after `slow` finished and its result was recorded
+    completed = [e for e in _history(cli, "s1") if e[0] == "ActionCompleted"]
+    assert len(completed) == 1 and "finished" in completed[0]
+
+
+NONDETERMINISTIC = """\
+import durable
+@durable.action
+def first() -> int: return 1
+@durable.action
+def other() -> int: return 2
+@durable.workflow(name="Changing")
+async def changing(ctx: durable.Context) -> int:
+    await ctx.run(first)
+    ctx.set_state("waiting")
+    await ctx.wait_for("Go")
+    return 1
+worker = [changing, first, other]
+"""
+
+
+def test_show_reports_the_non_determinism_that_holds_an_execution(cli, db: str,
+                                                                   tmp_path: Path) -> None:
+    source = tmp_path / "changing.py"
+    source.write_text(NONDETERMINISTIC)
+    _start_from(cli, tmp_path, "changing", "Changing", "--id", "c1")
+    worker, _ = _worker(db, "changing", cwd=tmp_path)
+    try:
+        _eventually(cli, ("list",), lambda out: "waiting" in out)
+    finally:
+        _stop(worker)
+    source.write_text(NONDETERMINISTIC.replace("ctx.run(first)", "ctx.run(other)"))  # deploy a change
+    assert cli("send", "c1", "Go")[0] == 0
+    worker, _ = _worker(db, "changing", cwd=tmp_path)
+    try:
+        out = _eventually(cli, ("show", "c1"), lambda out: "task error" in out)
+    finally:
+        _stop(worker)
+    assert "status:    running" in out and "diverged" in out
+    assert f"{source}:8" in out  # the line that issued the new command
+    assert "'first'" in out and "'other'" in out
+
+
+def test_worker_target_forms(db: str, tmp_path: Path) -> None:
+    (tmp_path / "forms.py").write_text(
+        "import durable\n"
+        "@durable.action\n"
+        "def act() -> None: ...\n"
+        "@durable.workflow(name='Flow')\n"
+        "async def flow(ctx: durable.Context) -> None: ...\n"
+        "as_list = [flow, act]\n"
+        "as_dict = {'workflows': [flow], 'actions': [act]}\n"
+        "def factory(client, **options):\n"
+        "    return durable.Worker(client, workflows=[flow], **options)\n")
+    for target, shown in [("forms:as_list", "actions=act"), ("forms:as_dict", "actions=act"),
+                          ("forms:factory", "actions=-")]:
+        worker, started = _worker(db, target, cwd=tmp_path)
+        _stop(worker)
+        assert "workflows=Flow" in started and shown in started, started
+
+
+def test_cancel(cli, db: str) -> None:
+    assert cli("start", "InvoiceApproval", '"inv-2"', "7", "--id", "inv-2",
+               "--module", "examples.invoice")[0] == 0
+    code, out, err = cli("cancel", "inv-2")
+    assert (code, err) == (0, "") and "inv-2" in out
+    worker, _ = _worker(db, "examples.invoice:worker")
+    try:
+        _eventually_status(cli, "inv-2", "cancelled")
+    finally:
+        _stop(worker)
+    code, _, err = cli("cancel", "inv-2")
+    assert code == 1 and err == "error: execution 'inv-2' has already ended (cancelled)\n"
+
+
+def test_unknown_workflow_is_a_clear_error_and_writes_nothing(cli, tmp_path: Path) -> None:
+    code, out, err = cli("start", "NoSuchFlow", "1", "--id", "x", "--module", "examples.invoice")
+    assert code == 1 and out == ""
+    assert err.startswith("error: no workflow named 'NoSuchFlow'") and err.count("\n") == 1
+    assert "examples.invoice" in err and "--module" in err and "InvoiceApproval" in err
+    assert not (tmp_path / "cli.db").exists()
+
+
+def test_bad_arguments_are_clear_errors(cli, tmp_path: Path) -> None:
+    code, _, err = cli("start", "InvoiceApproval", "inv-1", "500", "--module", "examples.invoice")
+    assert code == 1 and "argument 1 'inv-1' is not valid JSON" in err and '\'"inv-1"\'' in err
+    code, _, err = cli("start", "InvoiceApproval", '"x"', "1", "--module", "no_such_module_here")
+    assert code == 1 and "cannot import module 'no_such_module_here'" in err
+    assert not (tmp_path / "cli.db").exists()
+    code, _, err = cli("start", "InvoiceApproval", '"inv-1"', '"many"', "--module", "examples.invoice")
+    assert code == 1 and err.startswith("error: InvoiceApproval(): argument 'amount'")
+    code, _, err = cli("send", "missing", "Submit", "{bad")
+    assert code == 1 and "payload '{bad' is not valid JSON" in err
+    for command in (["send", "missing", "Submit"], ["show", "missing"], ["cancel", "missing"]):
+        code, _, err = cli(*command)
+        assert code == 1 and err == "error: no execution 'missing' in tenant 'default'\n"
+    assert "Traceback" not in err
+    code, out, _ = cli("list")
+    assert (code, out) == (0, "no executions\n")
+
+
+def test_tenants_are_separate(cli) -> None:
+    assert cli("--tenant", "acme", "start", "InvoiceApproval", '"a"', "1", "--id", "t1",
+               "-m", "examples.invoice")[0] == 0
+    assert cli("list")[1] == "no executions\n"
+    assert "t1" in cli("list", "--tenant", "acme")[1]
+    assert cli("list", "--all-tenants")[1].split("\n")[1].split()[:2] == ["acme", "t1"]
+
+
+@pytest.mark.parametrize("example, expected", [
+    ("examples.invoice", "result: approved"),
+    ("examples.order", "result: {'order_id': 'ord-"),
+])
+def test_examples_run_to_completion(tmp_path: Path, example: str, expected: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", example], cwd=REPO, capture_output=True,
+                          text=True, timeout=30, env=_env(f"sqlite:///{tmp_path / 'demo.db'}"))
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stdout and "WorkflowCompleted" in proc.stdout
+    assert (tmp_path / "demo.db").exists()
+    if example == "examples.order":  # failed twice, then succeeded: one recorded completion
+        assert "'attempt': 3" in proc.stdout and proc.stdout.count("ActionCompleted") == 3
