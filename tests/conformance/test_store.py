@@ -489,6 +489,17 @@ async def test_action_lease_expiry_and_extension(store: Store) -> None:
     assert await claim_actions(store, "a3", now=NOW + 79) == []  # a2's lease still holds
 
 
+async def test_reclaiming_an_expired_action_lease_counts_an_attempt(store: Store) -> None:
+    await started_with(store, act(1))
+    [first] = await claim_actions(store, "a1", now=NOW)
+    [second] = await claim_actions(store, "a2", now=NOW + LEASE)  # a1 died mid-attempt
+    [third] = await claim_actions(store, "a3", now=NOW + 2 * LEASE)
+    assert (first.attempt, second.attempt, third.attempt) == (1, 2, 3)
+    assert first.idempotency_key == second.idempotency_key == third.idempotency_key
+    [pending], _ = await store.pending_work(T1, "wf-1")
+    assert pending.attempt == 3
+
+
 async def test_retry_action_task_schedules_next_attempt(store: Store) -> None:
     await started_with(store, act(1))
     [task] = await claim_actions(store, "a1", now=NOW)

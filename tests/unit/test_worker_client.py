@@ -301,3 +301,30 @@ async def test_graceful_shutdown_lets_in_flight_actions_finish(client) -> None:
     await running
     completions = [e for e in await handle.history() if isinstance(e, ActionCompleted)]
     assert [c.result for c in completions] == ["finished"]
+
+
+async def test_an_action_whose_workers_keep_dying_fails_once_attempts_run_out(client) -> None:
+    @durable.action(name="crashes_its_worker", retry=durable.Retry(attempts=2))
+    async def crashes_its_worker() -> None:
+        raise AssertionError("never runs: the ghosts below took both attempts")
+
+    @durable.workflow(name="lost")
+    async def lost(ctx: durable.Context) -> str:
+        try:
+            await ctx.run(crashes_its_worker)
+        except ActionFailedError as exc:
+            return f"{exc.error_type}: {exc.error_message}"
+        return "ran"
+
+    handle = await client.start(lost, id="lost")
+    await durable.Worker(client, [lost], []).run_until_idle()
+    import time
+
+    for ghost in ("ghost-1", "ghost-2"):  # two workers claim it and die (leases expire)
+        assert await client.store.claim_action_tasks(["crashes_its_worker"], ghost, lease=0.001,
+                                                     now=time.time(), limit=1)
+        await asyncio.sleep(0.002)
+    async with durable.Worker(client, [lost], [crashes_its_worker], poll_interval=0.01):
+        result = await handle.result(timeout=5)
+    assert result.startswith("ActionLostError: action 'crashes_its_worker': the worker running "
+                             "attempt 2 stopped")
