@@ -15,14 +15,12 @@ or with the CLI::
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from typing import Any
 
-import msgspec
-
 import durable
+
+from . import _demo
 
 
 @durable.action(retry=durable.Retry(attempts=5, initial=0.1, backoff=2.0, maximum=5.0))
@@ -81,25 +79,15 @@ async def run_demo(url: str) -> dict[str, str]:
         print(f"started {order_id} on {url}")
         result = await handle.result(timeout=60)
         print(f"result: {result}")
-        print_history(await handle.history())
+        _demo.print_history(await handle.history())
         if not url.startswith("memory:"):
             print(f"(see it again with: durable --db {url} show {order_id})")
         return result
 
 
-def print_history(events: list[durable.Event]) -> None:
-    """One line per event: seq, seconds since the start, type and fields."""
-    print("history:")
-    for event in events:
-        fields = {k: v for k, v in msgspec.structs.asdict(event).items() if k not in ("seq", "time")}
-        line = f"  {event.seq:>3} +{event.time - events[0].time:6.3f}s {type(event).__name__:<17}"
-        print(f"{line} {fields}" if fields else line.rstrip())
-
-
 def main() -> int:
     """``python -m examples.order``."""
-    asyncio.run(run_demo(os.environ.get("DURABLE_DB", "sqlite:///durable.db")))
-    return 0
+    return _demo.run(run_demo)
 
 
 if __name__ == "__main__":
