@@ -145,7 +145,7 @@ class WorkflowInstance:
                 self._apply(event)
             loop.run_ready()
             if recorded is not None and self._error is None and self._ri < len(recorded):
-                self._diverged(recorded[self._ri], None, self.suspended_at())
+                self._diverged(recorded[self._ri], None, self.suspended_at() or "<finished>")
         return Activation(commands, self._error)
 
     def _apply(self, event: Event) -> None:

@@ -139,7 +139,7 @@ class MemoryStore:
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
-        claimed = []
+        claimed: list[WorkflowTask] = []
         for key, held in self._wf_tasks.items():
             if len(claimed) >= limit:
                 break
@@ -163,7 +163,7 @@ class MemoryStore:
 
     async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
                                  now: float, limit: int) -> list[ActionTask]:
-        claimed = []
+        claimed: list[ActionTask] = []
         for key, (task, held) in self._actions.items():
             if len(claimed) >= limit:
                 break
