@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from types import TracebackType
@@ -14,7 +15,10 @@ from ._context import Context
 from ._definitions import WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
 from ._payloads import check_size, dump_value
-from ._stores import TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TimerRecord, open_store
+from ._dispatch import Dispatcher, LocalDispatcher
+from ._stores import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TimerRecord, open_store, workflow_ref,
+)
 from .errors import (
     UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError,
     WorkflowNotFoundError,
@@ -26,6 +30,8 @@ R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_TENANT = "default"
+
+logger = logging.getLogger("durable.client")
 
 
 class Description(msgspec.Struct, frozen=True):
@@ -83,14 +89,19 @@ class WorkflowHandle(Generic[R]):
         dedup = None if idempotency_key is None else f"e{idempotency_key}"
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
                                                    dedup=dedup, now=time.time())
-        if seq is None and (await self._record()).status in TERMINAL_STATUSES:
+        if seq is not None:
+            await self.client.publish(self.tenant, self.workflow_id)
+        elif (await self._record()).status in TERMINAL_STATUSES:
             raise WorkflowClosedError(f"execution {self.workflow_id!r} has ended; event "
                                       f"{name!r} was not delivered", workflow_id=self.workflow_id)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await."""
-        await self.client.store.append_input(self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason),
-                                             dedup="cancel", now=time.time())
+        seq = await self.client.store.append_input(
+            self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
+            now=time.time())
+        if seq is not None:
+            await self.client.publish(self.tenant, self.workflow_id)
 
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end; return its result or raise why it did not finish."""
@@ -140,8 +151,10 @@ def _known(name: str) -> WorkflowDefinition | None:
 class Client:
     """Starts executions and hands out handles to them. Get one with :func:`connect`."""
 
-    def __init__(self, store: Store, *, tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2) -> None:
+    def __init__(self, store: Store, *, dispatcher: Dispatcher | None = None,
+                 tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2) -> None:
         self.store = store
+        self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store)
         self.tenant = tenant
         self.poll_interval = poll_interval
 
@@ -159,8 +172,21 @@ class Client:
         check_size([a, k], f"arguments of {defn.name}")
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
                                   tenant, a, k)
-        await self.store.create_execution(started, now=time.time())
+        _, created = await self.store.create_execution(started, now=time.time())
+        if created:
+            await self.publish(tenant, workflow_id)
         return WorkflowHandle(self, workflow_id, tenant, defn)
+
+    async def publish(self, tenant: str, workflow_id: str) -> None:
+        """Tell the workers that an execution has new inputs (after the store committed them).
+
+        Best effort: if the hint is lost, the store's outbox sends it again.
+        """
+        try:
+            await self.dispatcher.publish([workflow_ref(tenant, workflow_id)])
+        except Exception:
+            logger.warning("could not announce %s/%s; the server will re-dispatch it", tenant,
+                           workflow_id, exc_info=True)
 
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
         """The handle of an existing execution (checked on first use)."""
@@ -173,8 +199,11 @@ class Client:
                                                 status=status, limit=limit)
 
     async def close(self) -> None:
-        """Close the store."""
-        await self.store.close()
+        """Close the dispatcher and the store."""
+        try:
+            await self.dispatcher.close()
+        finally:
+            await self.store.close()
 
     async def __aenter__(self) -> Client:
         return self

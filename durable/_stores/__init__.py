@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Store, TimerRecord, Wakeup,
-    WorkflowTask,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Store, TaskRef, TimerRecord,
+    Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = [
@@ -13,10 +13,13 @@ __all__ = [
     "ExecutionRecord",
     "ExecutionUpdate",
     "Store",
+    "TaskRef",
     "TimerRecord",
     "Wakeup",
     "WorkflowTask",
+    "action_ref",
     "open_store",
+    "workflow_ref",
 ]
 
 

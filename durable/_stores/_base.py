@@ -16,7 +16,7 @@ Invariants every implementation keeps (the conformance suite checks them):
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Collection, Literal, Protocol
+from typing import Any, Collection, Literal, Protocol, Sequence
 
 import msgspec
 
@@ -28,6 +28,7 @@ __all__ = [
     "ExecutionUpdate",
     "Store",
     "TERMINAL_STATUSES",
+    "TaskRef",
     "TimerRecord",
     "Wakeup",
     "WorkflowTask",
@@ -105,6 +106,31 @@ class TimerRecord(msgspec.Struct, frozen=True):
     fire_at: float
 
 
+class TaskRef(msgspec.Struct, frozen=True, array_like=True):
+    """A hint that a task may be runnable: what a dispatcher carries. Never the truth.
+
+    ``kind`` is ``"w"`` for a workflow task (the execution has inputs to run) or ``"a"`` for an
+    action task (then ``name``, ``run_id`` and ``cmd`` name it).
+    """
+
+    kind: Literal["w", "a"]
+    tenant: str
+    workflow_id: str
+    name: str = ""
+    run_id: str = ""
+    cmd: int = -1
+
+
+def workflow_ref(tenant: str, workflow_id: str) -> TaskRef:
+    """The hint for an execution's workflow task."""
+    return TaskRef("w", tenant, workflow_id)
+
+
+def action_ref(task: ActionTask) -> TaskRef:
+    """The hint for an action task."""
+    return TaskRef("a", task.tenant, task.workflow_id, task.name, task.run_id, task.cmd)
+
+
 class Store(Protocol):
     """Where executions, histories and work live. Chosen by URL with ``open_store``."""
 
@@ -170,8 +196,27 @@ class Store(Protocol):
                                 error: str, now: float) -> None:
         """Schedule the next attempt of a failed action at ``visible_at``."""
 
-    async def fire_due_timers(self, *, now: float, limit: int) -> int:
-        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+    async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
+        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once).
+
+        Returns the workflow-task hints of the executions whose timers fired.
+        """
+
+    async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
+                         actions: Collection[str], lease: float,
+                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+        """Lease the tasks these hints name, if they are claimable now and their names are in
+        ``workflows`` / ``actions``; hints for finished, leased or unknown tasks are skipped."""
+
+    async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
+        """The outbox: hints for up to ``limit`` claimable tasks last dispatched more than
+        ``older_than`` seconds ago (a lost hint, a dead worker's expired lease, a retry or a
+        release that became due). They are marked dispatched at ``now``; concurrent callers
+        get disjoint sets.
+
+        A task counts as dispatched when it is created or made runnable (its creator publishes
+        the hint); retries and releases reset that, so they are dispatched once due.
+        """
 
     async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         """The execution's action tasks and timers that have not finished."""

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection
+from typing import Any, Collection, Sequence
 
 from msgspec.structs import replace
 
 from .._history import Event, TimerFired
 from ..errors import WorkflowNotFoundError
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TimerRecord, Wakeup,
-    WorkflowTask,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
+    WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = ["MemoryStore"]
@@ -26,6 +26,7 @@ class _Lease:
     until: float = 0.0
     attempt: int = 0
     error: str | None = None
+    dispatched_at: float = 0.0
 
     def claimable(self, now: float) -> bool:
         return self.visible_at <= now and (self.owner is None or self.until <= now)
@@ -57,7 +58,7 @@ class MemoryStore:
         run = (*key, started.run_id)
         self._histories[run] = [replace(started, seq=1, time=now)]
         self._dedup[run] = set()
-        self._wf_tasks[key] = _Lease(now)
+        self._wf_tasks[key] = _Lease(now, dispatched_at=now)
         self.wakeup.notify()
         return record, True
 
@@ -97,9 +98,9 @@ class MemoryStore:
         self._executions[key] = replace(record, last_seq=seq, updated_at=now)
         lease = self._wf_tasks.get(key)
         if lease is None:
-            self._wf_tasks[key] = _Lease(now)
+            self._wf_tasks[key] = _Lease(now, dispatched_at=now)
         else:
-            lease.visible_at = min(lease.visible_at, now)
+            lease.visible_at, lease.dispatched_at = min(lease.visible_at, now), now
         self.wakeup.notify()
         return seq
 
@@ -119,7 +120,7 @@ class MemoryStore:
         self._histories[run].extend(events)
         del self._wf_tasks[key]
         for action in actions:
-            self._actions[(*run, action.cmd)] = (action, _Lease(action.visible_at))
+            self._actions[(*run, action.cmd)] = (action, _Lease(action.visible_at, dispatched_at=now))
         for timer in timers:
             self._timers[(*run, timer.cmd)] = timer
         for cmd in cancelled_timers:
@@ -140,22 +141,31 @@ class MemoryStore:
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         claimed: list[WorkflowTask] = []
-        for key, held in self._wf_tasks.items():
+        for key in self._wf_tasks:
             if len(claimed) >= limit:
                 break
-            record = self._executions[key]
-            if record.workflow in workflows and held.claimable(now):
-                held.owner, held.until = owner, now + lease
-                held.attempt += 1
-                claimed.append(WorkflowTask(*key, record.workflow, held.attempt))
+            task = self._claim_workflow(key, workflows, owner, lease, now)
+            if task is not None:
+                claimed.append(task)
         return claimed
+
+    def _claim_workflow(self, key: _Key, workflows: Collection[str], owner: str, lease: float,
+                        now: float) -> WorkflowTask | None:
+        held = self._wf_tasks.get(key)
+        record = self._executions.get(key)
+        if held is None or record is None or record.workflow not in workflows \
+                or not held.claimable(now):
+            return None
+        held.owner, held.until = owner, now + lease
+        held.attempt += 1
+        return WorkflowTask(*key, record.workflow, held.attempt)
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
         key = (task.tenant, task.workflow_id)
         held = self._wf_tasks.get(key)
         if held is not None and held.owner == owner:
-            held.owner, held.visible_at = None, now + delay
+            held.owner, held.visible_at, held.dispatched_at = None, now + delay, 0.0
             if error is not None:
                 self._executions[key] = replace(self._executions[key], task_error=error)
 
@@ -164,16 +174,53 @@ class MemoryStore:
     async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
                                  now: float, limit: int) -> list[ActionTask]:
         claimed: list[ActionTask] = []
-        for key, (task, held) in self._actions.items():
+        for key in self._actions:
             if len(claimed) >= limit:
                 break
-            if task.name in actions and held.claimable(now):
-                if held.owner is not None:  # its lease expired: the worker died mid-attempt
-                    task = replace(task, attempt=task.attempt + 1)
-                    self._actions[key] = (task, held)
-                held.owner, held.until = owner, now + lease
+            task = self._claim_action(key, actions, owner, lease, now)
+            if task is not None:
                 claimed.append(task)
         return claimed
+
+    def _claim_action(self, key: tuple[str, str, str, int], actions: Collection[str], owner: str,
+                      lease: float, now: float) -> ActionTask | None:
+        entry = self._actions.get(key)
+        if entry is None or entry[0].name not in actions or not entry[1].claimable(now):
+            return None
+        task, held = entry
+        if held.owner is not None:  # its lease expired: the worker died mid-attempt
+            task = replace(task, attempt=task.attempt + 1)
+            self._actions[key] = (task, held)
+        held.owner, held.until = owner, now + lease
+        return task
+
+    async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
+                         actions: Collection[str], lease: float,
+                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+        claimed_workflows, claimed_actions = [], []
+        for ref in refs:
+            if ref.kind == "w":
+                wf = self._claim_workflow((ref.tenant, ref.workflow_id), workflows, owner, lease, now)
+                if wf is not None:
+                    claimed_workflows.append(wf)
+            else:
+                key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
+                action = self._claim_action(key, actions, owner, lease, now)
+                if action is not None:
+                    claimed_actions.append(action)
+        return claimed_workflows, claimed_actions
+
+    async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
+        refs: list[TaskRef] = []
+        for key, held in self._wf_tasks.items():
+            if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
+                held.dispatched_at = now
+                refs.append(workflow_ref(*key))
+        for task, held in self._actions.values():
+            if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
+                held.dispatched_at = now
+                refs.append(action_ref(task))
+        return refs
 
     def _held(self, task: ActionTask, owner: str) -> _Lease | None:
         entry = self._actions.get((task.tenant, task.workflow_id, task.run_id, task.cmd))
@@ -204,18 +251,18 @@ class MemoryStore:
         if self._held(task, owner) is None:
             return
         retried = replace(task, attempt=task.attempt + 1, visible_at=visible_at, last_error=error)
-        self._actions[key] = (retried, _Lease(visible_at))
+        self._actions[key] = (retried, _Lease(visible_at))  # dispatched again once due
 
     # ---- timers and introspection -------------------------------------------------------
 
-    async def fire_due_timers(self, *, now: float, limit: int) -> int:
+    async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
         due = sorted((t for t in self._timers.values() if t.fire_at <= now),
                      key=lambda t: t.fire_at)[:limit]
         for timer in due:
             del self._timers[(timer.tenant, timer.workflow_id, timer.run_id, timer.cmd)]
             await self.append_input(timer.tenant, timer.workflow_id, TimerFired(0, now, timer.cmd),
                                     dedup=f"t{timer.run_id}/{timer.cmd}", now=now)
-        return len(due)
+        return [workflow_ref(t.tenant, t.workflow_id) for t in due]
 
     async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         actions = [t for t, _ in self._actions.values()

@@ -6,14 +6,17 @@ import asyncio
 import contextvars
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._context import ActionInfo, _action_info
 from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import error_info
-from .._stores import ActionTask, Store
+from .._stores import ActionTask, workflow_ref
 from ..errors import NonRetryable, UnknownActionError
+
+if TYPE_CHECKING:
+    from .._client import Client
 
 __all__ = ["ActionTaskRunner"]
 
@@ -27,9 +30,10 @@ class ActionLostError(NonRetryable):
 class ActionTaskRunner:
     """Runs claimed action tasks, keeping their leases alive while they run."""
 
-    def __init__(self, store: Store, owner: str, actions: dict[str, ActionDefinition],
+    def __init__(self, client: Client, owner: str, actions: dict[str, ActionDefinition],
                  lease: float) -> None:
-        self.store = store
+        self.store = client.store
+        self.dispatcher = client.dispatcher
         self.owner = owner
         self.actions = actions
         self.lease = lease
@@ -48,11 +52,14 @@ class ActionTaskRunner:
         except Exception as exc:
             await self._failed(task, exc)
             return
+        await self._record(task, ActionCompleted(0, 0.0, task.cmd, result, task.attempt))
+
+    async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
         try:
-            event = ActionCompleted(0, 0.0, task.cmd, result, task.attempt)
-            await self.store.complete_action_task(task, event, now=time.time())
+            if await self.store.complete_action_task(task, event, now=time.time()):
+                await self.dispatcher.publish([workflow_ref(task.tenant, task.workflow_id)])
         except Exception:
-            logger.exception("could not record the result of %s; it runs again after its lease",
+            logger.exception("could not record the outcome of %s; it runs again after its lease",
                              task.name)
 
     async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask) -> Any:
@@ -90,17 +97,16 @@ class ActionTaskRunner:
 
     async def _failed(self, task: ActionTask, exc: Exception) -> None:
         defn = self.actions.get(task.name)
+        if defn is None or not defn.retry.retries(exc, task.attempt):
+            await self._record(task, ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt))
+            return
+        delay = defn.retry.delay(task.attempt)
+        logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
+                       task.name, task.attempt, type(exc).__name__, exc, delay)
         now = time.time()
         try:
-            if defn is not None and defn.retry.retries(exc, task.attempt):
-                delay = defn.retry.delay(task.attempt)
-                logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
-                               task.name, task.attempt, type(exc).__name__, exc, delay)
-                await self.store.retry_action_task(task, self.owner, visible_at=now + delay,
-                                                   error=f"{type(exc).__name__}: {exc}", now=now)
-            else:
-                event = ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
-                await self.store.complete_action_task(task, event, now=now)
+            await self.store.retry_action_task(task, self.owner, visible_at=now + delay,
+                                               error=f"{type(exc).__name__}: {exc}", now=now)
         except Exception:
-            logger.exception("could not record the failure of %s; it runs again after its lease",
+            logger.exception("could not schedule the retry of %s; it runs again after its lease",
                              task.name)

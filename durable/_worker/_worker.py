@@ -12,6 +12,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generator, Iterable
 
 from .._definitions import action_definition, workflow_definition
+from .._dispatch import Claim, ClaimSpec
+from .._stores import WorkflowTask
 from ._action_tasks import ActionTaskRunner
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
 
@@ -45,11 +47,13 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         self.cache = InstanceCache(max_cached)
-        store = client.store
-        self._workflow_runner = WorkflowTaskRunner(store, self.identity, self.workflows,
+        self._workflow_runner = WorkflowTaskRunner(client, self.identity, self.workflows,
                                                    self.actions, self.cache)
-        self._action_runner = ActionTaskRunner(store, self.identity, self.actions, lease)
+        self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease)
         self._in_flight = 0
+        self._seen_when_full = 0
+        self._spec = ClaimSpec(self.identity, frozenset(self.workflows), frozenset(self.actions),
+                               lease)
         self._stopping = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
 
@@ -62,10 +66,8 @@ class Worker:
             try:
                 failures = 0
                 while not self._stopping.is_set():
-                    seen = self.client.store.wakeup.generation
                     try:
-                        if not await self._poll_once(group):
-                            await self._idle(seen)
+                        await self._poll_once(group, self.poll_interval)
                         failures = 0
                     except Exception as exc:  # the store is down: back off and try again
                         failures += 1
@@ -73,7 +75,6 @@ class Worker:
                         logger.warning("worker %s: polling failed (%s); retrying in %.1fs",
                                        self.identity, exc, delay)
                         await asyncio.sleep(delay)
-
             finally:
                 self.cache.clear()
 
@@ -106,47 +107,31 @@ class Worker:
 
     # ---- polling ------------------------------------------------------------------------
 
-    async def _idle(self, seen: int) -> None:
-        store = self.client.store
-        now = time.time()
-        due = await store.next_wakeup(now=now)
-        timeout = self.poll_interval if due is None else min(max(due - now, 0.0), self.poll_interval)
-        waits = [asyncio.ensure_future(store.wakeup.wait(timeout, seen)),
-                 asyncio.ensure_future(self._stopping.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for fut in waits:
-                fut.cancel()
-
-    async def _poll_once(self, group: asyncio.TaskGroup) -> int:
-        """Fire due timers and start as much claimed work as there are free slots."""
-        store = self.client.store
-        now = time.time()
-        await store.fire_due_timers(now=now, limit=100)
-        claimed = 0
+    async def _poll_once(self, group: asyncio.TaskGroup, timeout: float = 0.0) -> int:
+        """Start as much claimed work as there are free slots; wait up to ``timeout`` for it."""
         free = self.concurrency - self._in_flight
-        if self.workflows and free > 0:
-            tasks = await store.claim_workflow_tasks(self.workflows, self.identity,
-                                                     lease=self.lease, now=now, limit=free)
-            for task in tasks:
-                self._spawn(group, self._workflow_runner.run(task))
-            claimed += len(tasks)
-            free -= len(tasks)
-        if self.actions and free > 0:
-            actions = await store.claim_action_tasks(self.actions, self.identity,
-                                                     lease=self.lease, now=now, limit=free)
-            for action in actions:
-                self._spawn(group, self._action_runner.run(action))
-            claimed += len(actions)
-        return claimed
+        if free <= 0:  # wait for a task to finish (each one notifies)
+            await self.client.store.wakeup.wait(timeout, self._seen_when_full)
+            self._seen_when_full = self.client.store.wakeup.generation
+            return 0
+        claims = await self.client.dispatcher.receive(self._spec, limit=free, timeout=timeout)
+        for claim in claims:
+            self._spawn(group, claim)
+        return len(claims)
 
-    def _spawn(self, group: asyncio.TaskGroup, work: Any) -> None:
+    def _spawn(self, group: asyncio.TaskGroup, claim: Claim) -> None:
         self._in_flight += 1
 
         async def tracked() -> None:
             try:
-                await work
+                if isinstance(claim.task, WorkflowTask):
+                    await self._workflow_runner.run(claim.task)
+                else:
+                    await self._action_runner.run(claim.task)
+                await self.client.dispatcher.ack([claim])
+            except Exception:  # the runners handle task errors; this is a lost ack (Redis down)
+                logger.warning("could not acknowledge %s; it will be redelivered", claim.task,
+                               exc_info=True)
             finally:
                 self._in_flight -= 1
                 self.client.store.wakeup.notify()

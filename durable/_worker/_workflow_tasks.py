@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
@@ -13,8 +13,11 @@ from .._history import (
     ScheduleAction, StartTimer, TaskCompleted, WorkflowStarted,
 )
 from .._replay import WorkflowInstance, replay
-from .._stores import ActionTask, ExecutionUpdate, Store, TimerRecord, WorkflowTask
+from .._stores import ActionTask, ExecutionUpdate, TimerRecord, WorkflowTask, action_ref
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
+
+if TYPE_CHECKING:
+    from .._client import Client
 
 __all__ = ["InstanceCache", "WorkflowTaskRunner"]
 
@@ -97,9 +100,10 @@ def _update(instance: WorkflowInstance) -> ExecutionUpdate:
 class WorkflowTaskRunner:
     """Turns a claimed workflow task into one atomic commit (or a release with the reason)."""
 
-    def __init__(self, store: Store, owner: str, workflows: dict[str, WorkflowDefinition],
+    def __init__(self, client: Client, owner: str, workflows: dict[str, WorkflowDefinition],
                  actions: dict[str, ActionDefinition], cache: InstanceCache) -> None:
-        self.store = store
+        self.store = client.store
+        self.dispatcher = client.dispatcher
         self.owner = owner
         self.workflows = workflows
         self.actions = actions
@@ -150,6 +154,8 @@ class WorkflowTaskRunner:
             return False
         entry.seq += len(events)
         self.cache.put(key, entry)
+        if actions:
+            await self.dispatcher.publish([action_ref(a) for a in actions])
         return True
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:

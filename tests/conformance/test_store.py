@@ -376,7 +376,7 @@ async def test_commit_stores_actions_timers_and_cancellations(store: Store) -> N
     await store.append_input(T1, "wf-1", received("x"), now=NOW)
     assert await commit(store, await claim_one(store), CancelTimer(2))
     assert (await store.pending_work(T1, "wf-1"))[1] == [TimerRecord(*run, 3, NOW + 20)]
-    assert await store.fire_due_timers(now=NOW + 15, limit=10) == 0
+    assert len(await store.fire_due_timers(now=NOW + 15, limit=10)) == 0
 
 
 @pytest.mark.parametrize("update", [
@@ -399,7 +399,7 @@ async def test_terminal_commit_drops_work_and_sets_outcome(store: Store,
     assert (record.result, record.error) == (update.result, update.error)
     assert await store.pending_work(T1, "wf-1") == ([], [])
     assert await claim_actions(store, now=NOW + 100) == []
-    assert await store.fire_due_timers(now=NOW + 100, limit=10) == 0
+    assert len(await store.fire_due_timers(now=NOW + 100, limit=10)) == 0
     assert await claim(store, now=NOW + 100) == []
     assert await store.next_wakeup(now=NOW) is None
 
@@ -560,15 +560,15 @@ async def test_complete_action_task_after_terminal_or_unknown_is_refused(store: 
 async def test_fire_due_timers_fires_each_due_timer_exactly_once(store: Store) -> None:
     await started_with(store, StartTimer(1, 30.0, NOW + 30), StartTimer(2, 10.0, NOW + 10),
                        StartTimer(3, 20.0, NOW + 20))
-    assert await store.fire_due_timers(now=NOW + 5, limit=10) == 0
-    assert await store.fire_due_timers(now=NOW + 20, limit=10) == 2
-    assert await store.fire_due_timers(now=NOW + 20, limit=10) == 0
+    assert len(await store.fire_due_timers(now=NOW + 5, limit=10)) == 0
+    assert len(await store.fire_due_timers(now=NOW + 20, limit=10)) == 2
+    assert len(await store.fire_due_timers(now=NOW + 20, limit=10)) == 0
     fired = [e for e in await history(store) if isinstance(e, TimerFired)]
     assert [(e.cmd, e.time) for e in fired] == [(2, NOW + 20), (3, NOW + 20)]
     assert [t.cmd for t in (await store.pending_work(T1, "wf-1"))[1]] == [1]
     assert await claim(store, now=NOW + 20) == [WorkflowTask(T1, "wf-1", "Flow", 1)]
-    assert await store.fire_due_timers(now=NOW + 100, limit=10) == 1
-    assert await store.fire_due_timers(now=NOW + 100, limit=10) == 0
+    assert len(await store.fire_due_timers(now=NOW + 100, limit=10)) == 1
+    assert len(await store.fire_due_timers(now=NOW + 100, limit=10)) == 0
     fired = [e for e in await history(store) if isinstance(e, TimerFired)]
     assert sorted(e.cmd for e in fired) == [1, 2, 3]
     assert seqs(await history(store)) == list(range(1, 9))
@@ -577,9 +577,9 @@ async def test_fire_due_timers_fires_each_due_timer_exactly_once(store: Store) -
 async def test_fire_due_timers_respects_limit_across_tenants(store: Store) -> None:
     await started_with(store, StartTimer(1, 1.0, NOW + 1), StartTimer(2, 2.0, NOW + 2))
     await started_with(store, StartTimer(1, 3.0, NOW + 3), tenant=T2)
-    assert await store.fire_due_timers(now=NOW + 10, limit=2) == 2
-    assert await store.fire_due_timers(now=NOW + 10, limit=2) == 1
-    assert await store.fire_due_timers(now=NOW + 10, limit=2) == 0
+    assert len(await store.fire_due_timers(now=NOW + 10, limit=2)) == 2
+    assert len(await store.fire_due_timers(now=NOW + 10, limit=2)) == 1
+    assert len(await store.fire_due_timers(now=NOW + 10, limit=2)) == 0
     for tenant, cmds in [(T1, [1, 2]), (T2, [1])]:
         events = await history(store, tenant=tenant)
         assert [e.cmd for e in events if isinstance(e, TimerFired)] == cmds
@@ -609,5 +609,5 @@ async def test_next_wakeup_tracks_timers_leases_and_delays(store: Store) -> None
     assert await store.next_wakeup(now=NOW) == NOW + 50  # the action becomes visible
     await claim_actions(store, now=NOW + 50, lease=80.0)
     assert await store.next_wakeup(now=NOW + 50) == NOW + 100  # the timer
-    assert await store.fire_due_timers(now=NOW + 100, limit=10) == 1
+    assert len(await store.fire_due_timers(now=NOW + 100, limit=10)) == 1
     assert await store.next_wakeup(now=NOW + 100) == NOW + 100  # the new workflow task

@@ -85,8 +85,33 @@ async def waiter(ctx: durable.Context) -> Any:
     return event.payload
 
 
+@durable.workflow
+async def nr(ctx: durable.Context) -> list[str]:
+    out = []
+    for action in (not_found, too_slow):
+        try:
+            await ctx.run(action)
+        except ActionFailedError as exc:
+            out.append(f"{exc.error_type}/{exc.attempts}")
+    return out
+
+
+@durable.workflow
+async def bad_args(ctx: durable.Context) -> str:
+    try:
+        await ctx.run(flaky, "x")  # type: ignore[arg-type]
+    except ValidationError as exc:
+        return f"rejected {exc.parameter}"
+    return "accepted"
+
+
+@durable.workflow
+async def boom(ctx: durable.Context) -> None:
+    raise RuntimeError("kaput")
+
+
 ACTIONS = [flaky, always_fails, not_found, too_slow, price]
-WORKFLOWS = [retrying, failing, typed, waiter]
+WORKFLOWS = [retrying, failing, typed, waiter, nr, bad_args, boom]
 
 
 @pytest.fixture
@@ -117,17 +142,6 @@ async def test_final_failure_surfaces_in_the_workflow(client, worker) -> None:
 
 
 async def test_non_retryable_errors_and_timeouts(client, worker) -> None:
-    @durable.workflow(name="nr")
-    async def nr(ctx: durable.Context) -> list[str]:
-        out = []
-        for action in (not_found, too_slow):
-            try:
-                await ctx.run(action)
-            except ActionFailedError as exc:
-                out.append(f"{exc.error_type}/{exc.attempts}")
-        return out
-
-    worker.workflows["nr"] = durable._definitions.workflow_definition(nr)
     handle = await client.start(nr, id="nr")
     assert await handle.result(timeout=5) == ["KeyError/1", "TimeoutError/2"]
 
@@ -179,26 +193,12 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(client) -> None:
 
 
 async def test_bad_action_arguments_raise_in_the_workflow(client, worker) -> None:
-    @durable.workflow(name="bad_args")
-    async def bad_args(ctx: durable.Context) -> str:
-        try:
-            await ctx.run(flaky, "x")  # type: ignore[arg-type]
-        except ValidationError as exc:
-            return f"rejected {exc.parameter}"
-        return "accepted"
-
-    worker.workflows["bad_args"] = durable._definitions.workflow_definition(bad_args)
     handle = await client.start(bad_args, id="ba")
     assert await handle.result(timeout=5) == "rejected n"
     assert not any(type(e).__name__ == "ActionScheduled" for e in await handle.history())
 
 
 async def test_failed_and_cancelled_results_raise(client, worker) -> None:
-    @durable.workflow(name="boom")
-    async def boom(ctx: durable.Context) -> None:
-        raise RuntimeError("kaput")
-
-    worker.workflows["boom"] = durable._definitions.workflow_definition(boom)
     with pytest.raises(WorkflowFailedError, match="kaput") as info:
         await (await client.start(boom, id="boom")).result(timeout=5)
     assert info.value.error_type == "RuntimeError"

@@ -31,8 +31,8 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TimerRecord, Wakeup,
-    WorkflowTask,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
+    WorkflowTask, workflow_ref,
 )
 
 __all__ = ["SQLiteStore"]
@@ -275,7 +275,7 @@ class SQLiteStore:
 
     # ---- timers and introspection -------------------------------------------------------
 
-    async def fire_due_timers(self, *, now: float, limit: int) -> int:
+    async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
         """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
         fired = await self._run(_fire_due_timers, now, limit)
         if fired:
@@ -570,19 +570,19 @@ def _complete_action_txn(conn: sqlite3.Connection, task: ActionTask, event: Even
     return seq is not None
 
 
-def _fire_due_timers(conn: sqlite3.Connection, now: float, limit: int) -> int:
+def _fire_due_timers(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
     if not conn.execute(_SELECT_DUE_TIMERS, (now, limit)).fetchall():
-        return 0  # nothing due: do not take the write lock
+        return []  # nothing due: do not take the write lock
     return _in_transaction(conn, _fire_txn, now, limit)
 
 
-def _fire_txn(conn: sqlite3.Connection, now: float, limit: int) -> int:
+def _fire_txn(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
     """Delete each due timer and record its ``TimerFired`` in the same transaction."""
     due = conn.execute(_SELECT_DUE_TIMERS, (now, limit)).fetchall()
     for tenant, workflow_id, run_id, cmd in due:
         conn.execute(_DELETE_TIMER, (tenant, workflow_id, run_id, cmd))
         _append_txn(conn, tenant, workflow_id, TimerFired(0, now, cmd), f"t{run_id}/{cmd}", now)
-    return len(due)
+    return [workflow_ref(tenant, workflow_id) for tenant, workflow_id, _, _ in due]
 
 
 def _pending_work_txn(conn: sqlite3.Connection, tenant: str,

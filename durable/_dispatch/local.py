@@ -1,0 +1,61 @@
+"""In-process dispatch for the embedded stores: poll the store, wake up on local changes.
+
+Every worker also fires due timers, so a single process needs nothing else. Several processes
+sharing one SQLite file find each other's work by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Sequence
+
+from .._stores import Store, TaskRef
+from ._base import Claim, ClaimSpec
+
+__all__ = ["LocalDispatcher"]
+
+
+class LocalDispatcher:
+    """Claims straight from the store; ``publish`` is implied by the store's own wake-ups."""
+
+    def __init__(self, store: Store, *, fire_timers: bool = True) -> None:
+        self.store = store
+        self.fire_timers = fire_timers
+
+    async def publish(self, refs: Sequence[TaskRef]) -> None:
+        """Nothing to do: the store already woke this process's pollers."""
+
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
+        """Claim due work; if there is none, wait for a local change, the next due time or
+        ``timeout``, and try once more."""
+        seen = self.store.wakeup.generation
+        claims = await self._claim(spec, limit)
+        if claims or timeout <= 0:
+            return claims
+        now = time.time()
+        due = await self.store.next_wakeup(now=now)
+        wait = timeout if due is None else min(max(due - now, 0.0), timeout)
+        await self.store.wakeup.wait(wait, seen)
+        return await self._claim(spec, limit)
+
+    async def _claim(self, spec: ClaimSpec, limit: int) -> list[Claim]:
+        store, now = self.store, time.time()
+        if self.fire_timers:
+            await store.fire_due_timers(now=now, limit=100)
+        claims: list[Claim] = []
+        if spec.workflows and limit > 0:
+            tasks = await store.claim_workflow_tasks(spec.workflows, spec.owner, lease=spec.lease,
+                                                     now=now, limit=limit)
+            claims.extend(Claim(t) for t in tasks)
+        if spec.actions and limit > len(claims):
+            actions = await store.claim_action_tasks(spec.actions, spec.owner, lease=spec.lease,
+                                                     now=now, limit=limit - len(claims))
+            claims.extend(Claim(a) for a in actions)
+        return claims
+
+    async def ack(self, claims: Sequence[Claim]) -> None:
+        """Nothing to do: a claim is its own record."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
