@@ -128,11 +128,19 @@ class Postgres:
     def start(self) -> str:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--no-locale", "--no-sync")
-        opts = (f"-c listen_addresses={HOST} -p {self.port} -k {self.root} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "pg.log"),
-                  "-o", opts, "-w", "-t", "60", "start")
+        self._pg_ctl("start")
         return f"postgresql://postgres@{HOST}:{self.port}/postgres"
+
+    def restart(self) -> None:
+        """Stop (fast: connections are cut) and start again on the same port and data."""
+        self._pg_ctl("restart", "-m", "fast")
+
+    def _pg_ctl(self, command: str, *extra: str) -> None:
+        opts = (f"-c listen_addresses={HOST} -p {self.port} -k {self.root} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                "-c max_connections=200")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "pg.log"),
+                  "-o", opts, "-w", "-t", "60", *extra, command)
 
     def stop(self) -> None:
         pidfile = self.data / "postmaster.pid"

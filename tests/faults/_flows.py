@@ -120,3 +120,23 @@ def fault_batch_result(i: int) -> list[int]:
 
 WORKFLOWS = [fault_mix, fault_batch]
 ACTIONS = [step, gate, work]
+
+
+@durable.workflow(name="ProdMix")
+async def prod_mix(ctx: durable.Context, i: int, nap: float) -> list[int]:
+    """An action, two in parallel, a durable sleep, a wait for ``go``, one more action."""
+    a = await ctx.run(work, i, 1, 0.0)
+    b, c = await asyncio.gather(ctx.run(work, i, 2, 0.0), ctx.run(work, i, 3, 0.0))
+    await ctx.sleep(nap)
+    go = await ctx.wait_for(GO)
+    assert go is not None
+    d = await ctx.run(work, i, go.payload["n"], 0.01)
+    return [a, b, c, d]
+
+
+def prod_mix_result(i: int) -> list[int]:
+    """What ``prod_mix(i, ...)`` returns when it gets ``GO_PAYLOAD``."""
+    return [i * 10 + n for n in (1, 2, 3, GO_PAYLOAD["n"])]
+
+
+WORKFLOWS.append(prod_mix)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,12 +61,17 @@ class WorkerProcs:
     env: dict[str, str]
     procs: list[WorkerProc] = field(default_factory=list)
 
-    def start(self, name: str, *, concurrency: int = 100) -> WorkerProc:
-        log = self.directory / f"worker-{name}.log"
+    def start(self, name: str, *, concurrency: int = 100, extra: Sequence[str] = ()) -> WorkerProc:
+        """A worker process (``tests.faults._runner``) on ``url``."""
+        return self.start_module(name, "tests.faults._runner", self.url,
+                                 "--concurrency", str(concurrency), *extra)
+
+    def start_module(self, name: str, module: str, *args: str) -> WorkerProc:
+        """``python -m module args...`` as a process that can be SIGKILLed."""
+        log = self.directory / f"proc-{name}.log"
         with open(log, "wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "tests.faults._runner", self.url,
-                 "--concurrency", str(concurrency)],
+                [sys.executable, "-m", module, *args],
                 cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True)
         proc = WorkerProc(name, popen, log)
@@ -88,7 +93,7 @@ class WorkerProcs:
                                      + proc.log.read_text(errors="replace"))
 
     def logs(self) -> str:
-        return "\n".join(f"--- worker {p.name} (pid {p.pid}) ---\n"
+        return "\n".join(f"--- process {p.name} (pid {p.pid}) ---\n"
                          + p.log.read_text(errors="replace") for p in self.procs)
 
     def close(self) -> None:

@@ -17,9 +17,10 @@ from . import _flows
 LEASE = 1.0
 
 
-async def main(url: str, concurrency: int) -> None:
-    """Run a worker on ``url`` until killed."""
-    async with durable.connect(url) as client:
+async def main(url: str, concurrency: int, redis_url: str | None, prefix: str) -> None:
+    """Run a worker on ``url`` (dispatching through Redis when given) until killed."""
+    options = {} if redis_url is None else {"redis_url": redis_url, "prefix": prefix}
+    async with durable.connect(url, **options) as client:  # type: ignore[arg-type]
         worker = durable.Worker(client, workflows=_flows.WORKFLOWS, actions=_flows.ACTIONS,
                                 lease=LEASE, poll_interval=0.05, concurrency=concurrency)
         await worker.run()
@@ -29,7 +30,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--redis", default=None)
+    parser.add_argument("--prefix", default="durable")
     options = parser.parse_args()
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s pid=%(process)d %(name)s %(levelname)s %(message)s")
-    asyncio.run(main(options.url, options.concurrency))
+    asyncio.run(main(options.url, options.concurrency, options.redis, options.prefix))
