@@ -1,0 +1,69 @@
+"""Workflows of the end-to-end benchmarks, and the worker process that runs them.
+
+    python -m bench._e2e_flows DB_URL [--redis URL] [--prefix P] [--concurrency N] [--lease S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import durable
+
+
+@durable.action
+async def add_one(n: int) -> int:
+    return n + 1
+
+
+@durable.action
+async def pause(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@durable.workflow(name="BenchOneStep")
+async def one_step(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(add_one, n)
+
+
+@durable.workflow(name="BenchThreeSteps")
+async def three_steps(ctx: durable.Context, n: int) -> int:
+    for _ in range(3):
+        n = await ctx.run(add_one, n)
+    return n
+
+
+@durable.workflow(name="BenchManySteps")
+async def many_steps(ctx: durable.Context, steps: int, seconds: float) -> int:
+    for _ in range(steps):
+        await ctx.run(pause, seconds)
+    return steps
+
+
+WORKFLOWS = [one_step, three_steps, many_steps]
+ACTIONS = [add_one, pause]
+
+
+async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
+                     lease: float) -> None:
+    options: dict[str, Any] = {} if not redis else {"redis_url": redis, "prefix": prefix}
+    async with durable.connect(url, **options) as client:
+        await durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
+                             poll_interval=0.05).run()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--redis", default=None)
+    parser.add_argument("--prefix", default="durable")
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--lease", type=float, default=10.0)
+    a = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.run(run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease))
+    except ImportError:
+        asyncio.run(run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease))

@@ -1,0 +1,201 @@
+"""End-to-end throughput, latency and recovery on a real store, with worker processes.
+
+    .venv/bin/python bench/e2e.py throughput --db URL [--redis URL] [--workflows 1000] [--concurrency 100]
+    .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200]
+    .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20]
+
+Workers (and, with Redis, a ``durable server``) run as separate processes, as in production;
+this process starts the workflows and waits for their results. ``--db`` defaults to
+``$DURABLE_PG_DSN`` and ``--redis`` to ``$DURABLE_REDIS_URL``; pass ``--redis ''`` for
+in-process dispatch. Each run uses a fresh tenant, so runs do not see each other's work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import durable  # noqa: E402
+from bench import _e2e_flows as flows  # noqa: E402
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Cluster:
+    """Worker processes (and a server when dispatching through Redis) for one benchmark."""
+
+    def __init__(self, db: str, redis: str | None, prefix: str) -> None:
+        self.db, self.redis, self.prefix = db, redis, prefix
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, concurrency: int, lease: float) -> subprocess.Popen[bytes]:
+        args = ["-m", "bench._e2e_flows", self.db, "--concurrency", str(concurrency),
+                "--lease", str(lease), "--prefix", self.prefix]
+        return self._spawn(*args, *(["--redis", self.redis] if self.redis else []))
+
+    def server(self) -> subprocess.Popen[bytes] | None:
+        if not self.redis:
+            return None
+        return self._spawn("-m", "durable._cli", "server", "--db", self.db, "--redis", self.redis,
+                           "--prefix", self.prefix, "--port", "0", "--interval", "0.05",
+                           "--redispatch-after", "0.5")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+
+@asynccontextmanager
+async def connected(args: argparse.Namespace, prefix: str) -> AsyncIterator[durable.Client]:
+    options: dict[str, Any] = {"tenant": f"bench-{uuid.uuid4().hex[:8]}"}
+    if args.redis:
+        options.update(redis_url=args.redis, prefix=prefix)
+    async with durable.connect(args.db, **options) as client:
+        client.poll_interval = 0.005
+        yield client
+
+
+async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
+    """Run ``one(i)`` for i < count with at most ``concurrency`` at once; their latencies."""
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def bounded(i: int) -> None:
+        async with gate:
+            t0 = time.perf_counter()
+            await one(i)
+            latencies.append(time.perf_counter() - t0)
+            if len(latencies) % max(count // 10, 1) == 0:
+                progress(f"  {len(latencies)}/{count} done")
+
+    await asyncio.gather(*(bounded(i) for i in range(count)))
+    return latencies
+
+
+async def throughput(args: argparse.Namespace) -> None:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    cluster = Cluster(args.db, args.redis, prefix)
+    try:
+        for _ in range(args.workers):
+            cluster.worker(args.concurrency, lease=10.0)
+        cluster.server()
+        async with connected(args, prefix) as client:
+            async def one(i: int) -> None:
+                handle = await client.start(flows.three_steps, i, id=f"t{i}")
+                assert await handle.result(timeout=300) == i + 3
+
+            await run_bounded(min(20, args.workflows), args.concurrency, one)  # warm up
+            t0 = time.perf_counter()
+            await run_bounded(args.workflows, args.concurrency, lambda i: one(i + 10**6))
+            elapsed = time.perf_counter() - t0
+        print(f"throughput db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
+              f"workers={args.workers} workflows={args.workflows} concurrency={args.concurrency}: "
+              f"{args.workflows / elapsed:,.0f} workflows/s, {3 * args.workflows / elapsed:,.0f} "
+              f"action steps/s ({elapsed:.2f} s)")
+    finally:
+        cluster.stop()
+
+
+async def latency(args: argparse.Namespace) -> None:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    cluster = Cluster(args.db, args.redis, prefix)
+    try:
+        cluster.worker(10, lease=10.0)
+        cluster.server()
+        async with connected(args, prefix) as client:
+            async def one(i: int) -> None:
+                handle = await client.start(flows.one_step, i, id=f"l{i}")
+                assert await handle.result(timeout=60) == i + 1
+
+            await run_bounded(10, 1, one)  # warm up
+            samples = await run_bounded(args.samples, 1, lambda i: one(i + 10**6))
+        samples.sort()
+        p50, p99 = samples[len(samples) // 2], samples[min(int(len(samples) * 0.99), len(samples) - 1)]
+        print(f"latency db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} 1-action "
+              f"workflow, concurrency 1, {args.samples} samples: p50 {p50 * 1e3:.1f} ms, "
+              f"p99 {p99 * 1e3:.1f} ms, mean {statistics.mean(samples) * 1e3:.1f} ms")
+    finally:
+        cluster.stop()
+
+
+async def recovery(args: argparse.Namespace) -> None:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    cluster = Cluster(args.db, args.redis, prefix)
+    try:
+        victim = cluster.worker(args.workflows, lease=args.lease)
+        cluster.server()
+        async with connected(args, prefix) as client:
+            handles = [await client.start(flows.many_steps, args.steps, 0.02, id=f"r{i}")
+                       for i in range(args.workflows)]
+            progress(f"started {len(handles)} workflows of {args.steps} steps; waiting until "
+                     "they are under way")
+            while min([len(await h.history()) for h in handles[:5]]) < 8:
+                await asyncio.sleep(0.05)
+            lengths = {h.workflow_id: len(await h.history()) for h in handles}
+            victim.send_signal(signal.SIGKILL)
+            killed_at = time.perf_counter()
+            cluster.worker(args.workflows, lease=args.lease)
+            progress("SIGKILLed the worker; a new one is running")
+            resumed = None
+            while True:
+                grown = [len(await h.history()) > lengths[h.workflow_id] for h in handles]
+                statuses = [(await h.describe()).status for h in handles]
+                if resumed is None and any(grown):
+                    resumed = time.perf_counter() - killed_at
+                if all(s != "running" for s in statuses):
+                    break
+                await asyncio.sleep(0.05)
+            finished = time.perf_counter() - killed_at
+        print(f"recovery db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
+              f"lease={args.lease}s: first workflow resumed {resumed:.2f} s after the SIGKILL; all "
+              f"{args.workflows} workflows of {args.steps} steps finished {finished:.2f} s after it")
+    finally:
+        cluster.stop()
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=["throughput", "latency", "recovery"])
+    parser.add_argument("--db", default=os.environ.get("DURABLE_PG_DSN", "sqlite:///bench.db"))
+    parser.add_argument("--redis", default=os.environ.get("DURABLE_REDIS_URL"))
+    parser.add_argument("--workflows", type=int, default=None)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--lease", type=float, default=1.0)
+    args = parser.parse_args()
+    args.workflows = args.workflows or {"throughput": 1000, "recovery": 200}.get(args.what, 0)
+    asyncio.run({"throughput": throughput, "latency": latency, "recovery": recovery}[args.what](args))
+
+
+if __name__ == "__main__":
+    main()
