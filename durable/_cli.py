@@ -1,8 +1,10 @@
 """``durable``: a thin command-line shell over the public API.
 
-Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db``) and
-``--tenant NAME`` (default ``default``) go before or after the subcommand. Errors from
-``durable.errors`` are printed as one ``error: ...`` line on stderr with exit status 1.
+Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db``),
+``--redis URL`` (env ``DURABLE_REDIS``: dispatch through Redis Streams), ``--prefix NAME`` (env
+``DURABLE_REDIS_PREFIX``: Redis key prefix) and ``--tenant NAME`` (default ``default``) go before
+or after the subcommand; ``list`` and ``show`` only read the store and ignore ``--redis``. Errors
+from ``durable.errors`` are printed as one ``error: ...`` line on stderr with exit status 1.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -88,9 +91,15 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 
 
 @asynccontextmanager
-async def _connect(args: argparse.Namespace) -> AsyncIterator[durable.Client]:
+async def _connect(args: argparse.Namespace, *, redis: bool = True) -> AsyncIterator[durable.Client]:
+    """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis."""
+    options: dict[str, Any] = {"tenant": getattr(args, "tenant", DEFAULT_TENANT)}
+    if redis and (redis_url := _redis(args)):
+        options["redis_url"] = redis_url
+        if prefix := getattr(args, "prefix", None) or os.environ.get("DURABLE_REDIS_PREFIX"):
+            options["prefix"] = prefix
     try:
-        client = await durable.connect(_db(args), tenant=getattr(args, "tenant", DEFAULT_TENANT))
+        client = await durable.connect(_db(args), **options)
     except ValueError as exc:  # an unsupported or malformed store URL
         raise CliError(str(exc)) from None
     try:
@@ -103,6 +112,19 @@ def _db(args: argparse.Namespace) -> str:
     return getattr(args, "db", None) or os.environ.get("DURABLE_DB") or DEFAULT_DB
 
 
+def _redis(args: argparse.Namespace) -> str | None:
+    return getattr(args, "redis", None) or os.environ.get("DURABLE_REDIS") or None
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 # ---- argument parsing -----------------------------------------------------------------------
 
 
@@ -110,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
                         help=f"store URL (env DURABLE_DB, default {DEFAULT_DB})")
+    common.add_argument("--redis", metavar="URL", default=argparse.SUPPRESS,
+                        help="dispatch through Redis Streams at URL (env DURABLE_REDIS)")
+    common.add_argument("--prefix", metavar="NAME", default=argparse.SUPPRESS,
+                        help="prefix of the Redis keys (env DURABLE_REDIS_PREFIX)")
     common.add_argument("--tenant", default=argparse.SUPPRESS,
                         help=f"tenant of the executions (default {DEFAULT_TENANT!r})")
     parser = argparse.ArgumentParser(prog="durable", parents=[common],
@@ -156,6 +182,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("cancel", _cancel, "ask an execution to stop")
     p.add_argument("id", metavar="ID")
+
+    p = command("server", _server, "fire timers, re-dispatch lost or expired tasks, serve "
+                "/healthz and /metrics until SIGTERM/SIGINT")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks one)")
+    p.add_argument("--interval", type=float, default=0.1, metavar="SECONDS",
+                   help="how long an idle loop sleeps (default 0.1)")
+    p.add_argument("--redispatch-after", type=float, default=2.0, metavar="SECONDS",
+                   help="announce a claimable task again after this long (default 2)")
+
+    command("migrate", _migrate, "create or upgrade the store's schema and print its version")
     return parser
 
 
@@ -251,26 +288,42 @@ async def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_until_signalled(worker: durable.Worker, started: str) -> None:
-    """Run the worker; the first SIGINT/SIGTERM shuts it down gracefully, the second aborts."""
+class _Service(Protocol):
+    def run(self) -> Coroutine[Any, Any, None]: ...
+    def shutdown(self) -> None: ...
+
+
+async def _run_until_signalled(service: _Service, started: str | Callable[[], Awaitable[str]],
+                               stopping: str = "durable worker stopping: finishing tasks in "
+                               "flight") -> None:
+    """Run the service; the first SIGINT/SIGTERM shuts it down gracefully, the second aborts.
+
+    ``started`` is the line to print once signals are handled (or a coroutine function that
+    returns it once the service has started).
+    """
     loop = asyncio.get_running_loop()
-    run = asyncio.ensure_future(worker.run())
+    run = asyncio.ensure_future(service.run())
     signals = 0
 
     def on_signal() -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
-            print("durable worker stopping: finishing tasks in flight (signal again to abort)",
-                  file=sys.stderr, flush=True)
-            worker.shutdown()
+            print(f"{stopping} (signal again to abort)", file=sys.stderr, flush=True)
+            service.shutdown()
         else:
             run.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    print(started, flush=True)  # only now: a signal from here on is handled
     try:
+        if not isinstance(started, str):
+            try:
+                started = await started()
+            except RuntimeError:
+                await run  # it failed to start: raise why
+                raise
+        print(started, flush=True)  # only now: a signal from here on is handled
         await run
     except asyncio.CancelledError:
         if signals < 2:
@@ -278,6 +331,47 @@ async def _run_until_signalled(worker: durable.Worker, started: str) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _server(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from durable_server import Server
+    except ImportError as exc:
+        raise CliError(f"durable server needs the server extra (pip install 'durable[server]'): "
+                       f"{exc}") from None
+    async with _connect(args) as client:
+        try:
+            server = Server(client, host=args.host, port=args.port, interval=args.interval,
+                            redispatch_after=args.redispatch_after)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+        async def started() -> str:
+            await server.wait_started()
+            redis = _redis(args)
+            return (f"durable server {server.identity} started: db={_safe_url(_db(args))} "
+                    f"redis={_safe_url(redis) if redis else '-'} http={server.url} "
+                    f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s")
+
+        try:
+            await _run_until_signalled(server, started, "durable server stopping")
+        except OSError as exc:  # the HTTP port is taken or the address is wrong
+            raise CliError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+        print(f"durable server {server.identity} stopped", flush=True)
+    return 0
+
+
+async def _migrate(args: argparse.Namespace) -> int:
+    from ._stores import migrate_store
+
+    url = _db(args)
+    try:
+        version = await migrate_store(url)
+    except ValueError as exc:  # an unsupported or malformed store URL
+        raise CliError(str(exc)) from None
+    print(f"schema version {version} at {_safe_url(url)}")
+    return 0
 
 
 def _modules(args: argparse.Namespace) -> list[str]:
@@ -337,7 +431,7 @@ async def _cancel(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    async with _connect(args) as client:
+    async with _connect(args, redis=False) as client:
         records = await client.list(status=args.status, limit=args.limit,
                                     all_tenants=args.all_tenants)
     header = ["ID", "WORKFLOW", "VERSION", "STATUS", "STATE", "UPDATED"]
@@ -357,7 +451,7 @@ async def _list(args: argparse.Namespace) -> int:
 
 
 async def _show(args: argparse.Namespace) -> int:
-    async with _connect(args) as client:
+    async with _connect(args, redis=False) as client:
         handle = client.get_handle(args.id)
         events = await handle.history()
         if args.json:

@@ -17,7 +17,8 @@ from ._history import CancelRequested, ErrorInfo, Event, EventReceived, Workflow
 from ._payloads import check_size, dump_value
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._stores import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TimerRecord, open_store, workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TaskRef, TimerRecord, open_store,
+    workflow_ref,
 )
 from .errors import (
     UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError,
@@ -90,7 +91,7 @@ class WorkflowHandle(Generic[R]):
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
                                                    dedup=dedup, now=time.time())
         if seq is not None:
-            await self.client.publish(self.tenant, self.workflow_id)
+            await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
         elif (await self._record()).status in TERMINAL_STATUSES:
             raise WorkflowClosedError(f"execution {self.workflow_id!r} has ended; event "
                                       f"{name!r} was not delivered", workflow_id=self.workflow_id)
@@ -101,7 +102,7 @@ class WorkflowHandle(Generic[R]):
             self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
             now=time.time())
         if seq is not None:
-            await self.client.publish(self.tenant, self.workflow_id)
+            await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
 
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end; return its result or raise why it did not finish."""
@@ -174,19 +175,19 @@ class Client:
                                   tenant, a, k)
         _, created = await self.store.create_execution(started, now=time.time())
         if created:
-            await self.publish(tenant, workflow_id)
+            await self.publish([workflow_ref(tenant, workflow_id)])
         return WorkflowHandle(self, workflow_id, tenant, defn)
 
-    async def publish(self, tenant: str, workflow_id: str) -> None:
-        """Tell the workers that an execution has new inputs (after the store committed them).
+    async def publish(self, refs: list[TaskRef]) -> None:
+        """Tell the workers that tasks became runnable (after the store committed them).
 
-        Best effort: if the hint is lost, the store's outbox sends it again.
+        Best effort: if a hint is lost, the store's outbox sends it again.
         """
         try:
-            await self.dispatcher.publish([workflow_ref(tenant, workflow_id)])
+            await self.dispatcher.publish(refs)
         except Exception:
-            logger.warning("could not announce %s/%s; the server will re-dispatch it", tenant,
-                           workflow_id, exc_info=True)
+            logger.warning("could not announce %d task(s) (%s); the server will re-dispatch "
+                           "them", len(refs), refs[0], exc_info=True)
 
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
         """The handle of an existing execution (checked on first use)."""
@@ -217,15 +218,34 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
     """Open a client on the store at ``url`` (``sqlite:///durable.db``, ``memory://``, ...).
 
     Use ``client = await durable.connect(url)`` or ``async with durable.connect(url) as client``.
+    With ``redis_url`` (``redis://host:6379/0``), tasks are dispatched through Redis Streams:
+    keys start with ``prefix``, each task queue has ``partitions`` streams. Timers, retries and
+    lost hints then need the server (``durable server``), which fires and re-announces them.
     """
 
-    def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str = DEFAULT_TENANT) -> None:
+    def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str = DEFAULT_TENANT,
+                 redis_url: str | None = None, prefix: str = "durable",
+                 partitions: int = 4) -> None:
         self.url = url
         self.tenant = tenant
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.partitions = partitions
         self._client: Client | None = None
 
     async def _open(self) -> Client:
-        self._client = Client(await open_store(self.url), tenant=self.tenant)
+        store = await open_store(self.url)
+        dispatcher: Dispatcher | None = None
+        if self.redis_url is not None:
+            from ._dispatch.redis_streams import RedisDispatcher
+
+            try:
+                dispatcher = RedisDispatcher(store, self.redis_url, prefix=self.prefix,
+                                             partitions=self.partitions)
+            except BaseException:
+                await store.close()
+                raise
+        self._client = Client(store, dispatcher=dispatcher, tenant=self.tenant)
         return self._client
 
     def __await__(self) -> Generator[Any, None, Client]:

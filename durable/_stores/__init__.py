@@ -18,14 +18,21 @@ __all__ = [
     "Wakeup",
     "WorkflowTask",
     "action_ref",
+    "migrate_store",
     "open_store",
     "workflow_ref",
 ]
 
 
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
 async def open_store(url: str) -> Store:
-    """Open the store ``url`` names: ``memory://``, ``sqlite:///path.db``, ``postgresql://…``."""
-    scheme = url.split(":", 1)[0].lower()
+    """Open the store ``url`` names: ``memory://``, ``sqlite:///path.db``, ``postgresql://…``.
+
+    Opening a SQLite or PostgreSQL store applies its pending migrations.
+    """
+    scheme = _scheme(url)
     if scheme == "memory":
         from ._memory import MemoryStore
 
@@ -34,5 +41,36 @@ async def open_store(url: str) -> Store:
         from .sqlite import SQLiteStore
 
         return await SQLiteStore.open(url)
-    raise ValueError(f"unsupported store URL {url!r}: use memory://, sqlite:///path.db "
-                     "or sqlite:////absolute/path.db")
+    if scheme in _POSTGRES_SCHEMES:
+        from .postgres import PostgresStore
+
+        return await PostgresStore.open(url)
+    raise _unsupported(url)
+
+
+async def migrate_store(url: str) -> int:
+    """Apply the pending migrations of the store at ``url``; return its schema version.
+
+    Safe to run from several processes at once. A ``memory://`` store has no schema (0).
+    """
+    scheme = _scheme(url)
+    if scheme == "memory":
+        return 0
+    if scheme == "sqlite":
+        from .sqlite import migrate as migrate_sqlite
+
+        return await migrate_sqlite(url)
+    if scheme in _POSTGRES_SCHEMES:
+        from .postgres import migrate as migrate_postgres
+
+        return await migrate_postgres(url)
+    raise _unsupported(url)
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].lower()
+
+
+def _unsupported(url: str) -> ValueError:
+    return ValueError(f"unsupported store URL {url.split('@')[-1]!r}: use memory://, "
+                      "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://…")

@@ -33,7 +33,7 @@ class ActionTaskRunner:
     def __init__(self, client: Client, owner: str, actions: dict[str, ActionDefinition],
                  lease: float) -> None:
         self.store = client.store
-        self.dispatcher = client.dispatcher
+        self.client = client
         self.owner = owner
         self.actions = actions
         self.lease = lease
@@ -56,11 +56,13 @@ class ActionTaskRunner:
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
         try:
-            if await self.store.complete_action_task(task, event, now=time.time()):
-                await self.dispatcher.publish([workflow_ref(task.tenant, task.workflow_id)])
+            recorded = await self.store.complete_action_task(task, event, now=time.time())
         except Exception:
             logger.exception("could not record the outcome of %s; it runs again after its lease",
                              task.name)
+            return
+        if recorded:
+            await self.client.publish([workflow_ref(task.tenant, task.workflow_id)])
 
     async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask) -> Any:
         heartbeat = asyncio.create_task(self._heartbeat(task))

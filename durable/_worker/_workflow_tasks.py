@@ -103,7 +103,7 @@ class WorkflowTaskRunner:
     def __init__(self, client: Client, owner: str, workflows: dict[str, WorkflowDefinition],
                  actions: dict[str, ActionDefinition], cache: InstanceCache) -> None:
         self.store = client.store
-        self.dispatcher = client.dispatcher
+        self.client = client
         self.owner = owner
         self.workflows = workflows
         self.actions = actions
@@ -155,7 +155,7 @@ class WorkflowTaskRunner:
         entry.seq += len(events)
         self.cache.put(key, entry)
         if actions:
-            await self.dispatcher.publish([action_ref(a) for a in actions])
+            await self.client.publish([action_ref(a) for a in actions])
         return True
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:

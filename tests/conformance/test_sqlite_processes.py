@@ -132,7 +132,7 @@ async def test_processes_open_a_fresh_file_at_once(tmp_path: Path) -> None:
     reports = await _run_children(url, "open")
     assert sorted(r["created"] for r in reports) == [False] * (PROCESSES - 1) + [True]
     with sqlite3.connect(tmp_path / "fresh.db") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
     conn.close()
@@ -153,7 +153,7 @@ async def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> 
     finally:
         await store.close()
     conn = sqlite3.connect(tmp_path / "again.db")
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
     conn.close()
 
 

@@ -1,14 +1,12 @@
 """The ``Store`` conformance suite: every store must pass every test here.
 
-Each test runs once per entry of ``STORE_URLS``. Time is passed explicitly (``now=``), never
-slept. Add a store by adding its URL factory below.
+Each test runs once per entry of ``STORE_URLS`` (``conftest.py``). Time is passed explicitly
+(``now=``), never slept. The outbox and hint claims are in ``test_dispatch.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,28 +18,14 @@ from durable._history import (
     StartTimer, TaskCompleted, TimerFired, WorkflowStarted,
 )
 from durable._stores import (
-    ActionTask, ExecutionRecord, ExecutionUpdate, Store, TimerRecord, WorkflowTask, open_store,
+    ActionTask, ExecutionRecord, ExecutionUpdate, Store, TimerRecord, WorkflowTask,
 )
 from durable.errors import WorkflowNotFoundError
-
-# A store's URL for one test; the request gives access to server fixtures (pg_database).
-STORE_URLS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
-    "memory": lambda request, tmp_path: "memory://",
-    "sqlite": lambda request, tmp_path: f"sqlite:///{tmp_path}/store.db",
-}
 
 T1, T2 = "tenant-a", "tenant-b"
 NOW = 1_000.0
 LEASE = 30.0
 RUNNING = ExecutionUpdate("running", None, {})
-
-
-@pytest.fixture(params=sorted(STORE_URLS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh, empty store of each kind, closed afterwards."""
-    opened = await open_store(STORE_URLS[request.param](request, tmp_path))
-    yield opened
-    await opened.close()
 
 
 # ---- helpers --------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import asyncio
 import importlib.util
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -48,12 +50,14 @@ def _with_servers() -> ModuleType:
 class Services:
     """A throwaway PostgreSQL and Redis that this test may restart and flush."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
         servers = _with_servers()
+        # Not under pytest's tmp_path: PostgreSQL runs as `nobody` under root, and must reach it.
+        self.root = Path(tempfile.mkdtemp(prefix="durable-chaos-"))
         for name in ("pg", "redis"):
-            (root / name).mkdir()
-        self.pg = servers.Postgres(root / "pg")
-        self.redis = servers.Redis(root / "redis")
+            (self.root / name).mkdir()
+        self.pg = servers.Postgres(self.root / "pg")
+        self.redis = servers.Redis(self.root / "redis")
         self.pg_url = ""
         self.redis_url = ""
 
@@ -62,13 +66,16 @@ class Services:
         self.redis_url = self.redis.start()
 
     def stop(self) -> None:
-        self.redis.stop()
-        self.pg.stop()
+        try:
+            self.redis.stop()
+            self.pg.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    services = Services(tmp_path)
+def services() -> Iterator[Services]:
+    services = Services()
     try:
         services.start()
         yield services

@@ -1,5 +1,5 @@
 """The SQLite store: ``sqlite:///path.db``, stdlib ``sqlite3`` in WAL mode, shared by processes."""
 
-from ._store import SQLiteStore
+from ._store import SQLiteStore, migrate
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "migrate"]

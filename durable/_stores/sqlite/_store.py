@@ -20,7 +20,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any, Final, TypeVar
@@ -35,7 +35,7 @@ from .._base import (
     WorkflowTask, workflow_ref,
 )
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "migrate"]
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -88,10 +88,11 @@ _INSERT_EVENT: Final = ("INSERT INTO events (tenant, workflow_id, run_id, seq, d
 _INSERT_INPUT: Final = (_INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id, dedup) "
                         "WHERE dedup IS NOT NULL DO NOTHING")
 
+# A task made runnable counts as dispatched at that time: its creator publishes the hint.
 _UPSERT_WORKFLOW_TASK: Final = (
-    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
-    "visible_at = min(visible_at, excluded.visible_at)")
+    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
+    "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 _DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
 _SELECT_DUE_WORKFLOW_TASKS: Final = (
     "SELECT tenant, workflow_id, workflow, attempt FROM workflow_tasks "
@@ -100,14 +101,15 @@ _SELECT_DUE_WORKFLOW_TASKS: Final = (
 _LEASE_WORKFLOW_TASK: Final = (
     "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
     "WHERE tenant = ? AND workflow_id = ?")
-_RELEASE_WORKFLOW_TASK: Final = (
-    "UPDATE workflow_tasks SET owner = NULL, visible_at = ? "
+_RELEASE_WORKFLOW_TASK: Final = (  # dispatched again once due
+    "UPDATE workflow_tasks SET owner = NULL, visible_at = ?, dispatched_at = 0 "
     "WHERE tenant = ? AND workflow_id = ? AND owner = ?")
 
 _ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
                           "visible_at, last_error")
-_UPSERT_ACTION: Final = (f"INSERT OR REPLACE INTO action_tasks ({_ACTION_COLUMNS}) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_UPSERT_ACTION: Final = (
+    f"INSERT OR REPLACE INTO action_tasks ({_ACTION_COLUMNS}, dispatched_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT_DUE_ACTIONS: Final = (
     f"SELECT {_ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
     "WHERE due <= ?1 AND visible_at <= ?1 "
@@ -117,9 +119,9 @@ _LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, at
                         f"WHERE {_ACTION_KEY}")
 _EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = ? "
                          f"WHERE {_ACTION_KEY} AND owner = ?")
-_RETRY_ACTION: Final = (
+_RETRY_ACTION: Final = (  # dispatched again once due
     "UPDATE action_tasks SET attempt = ?, visible_at = ?, last_error = ?, owner = NULL, "
-    f"lease_until = 0 WHERE {_ACTION_KEY} AND owner = ?")
+    f"lease_until = 0, dispatched_at = 0 WHERE {_ACTION_KEY} AND owner = ?")
 _DELETE_ACTION: Final = f"DELETE FROM action_tasks WHERE {_ACTION_KEY}"
 _DELETE_RUN_ACTIONS: Final = ("DELETE FROM action_tasks "
                               "WHERE tenant = ? AND workflow_id = ? AND run_id = ?")
@@ -135,6 +137,26 @@ _SELECT_DUE_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd FROM timer
                              "WHERE fire_at <= ? ORDER BY fire_at LIMIT ?")
 _PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM timers "
                           "WHERE tenant = ? AND workflow_id = ? ORDER BY cmd")
+
+# claim_refs: one hinted task, if it is claimable now (?3 / ?5 is now).
+_SELECT_HINTED_WORKFLOW_TASK: Final = (
+    "SELECT workflow, attempt FROM workflow_tasks "
+    "WHERE tenant = ?1 AND workflow_id = ?2 AND due <= ?3 AND visible_at <= ?3")
+_SELECT_HINTED_ACTION: Final = (
+    f"SELECT {_ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
+    "WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = ?3 AND cmd = ?4 "
+    "AND due <= ?5 AND visible_at <= ?5")
+
+# dispatch_due: claimable tasks announced at or before ?1 (now - older_than); ?2 is now.
+_SELECT_UNDISPATCHED_WORKFLOW_TASKS: Final = (
+    "SELECT tenant, workflow_id FROM workflow_tasks WHERE dispatched_at <= ?1 AND due <= ?2 "
+    "AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
+_SELECT_UNDISPATCHED_ACTIONS: Final = (
+    "SELECT tenant, workflow_id, name, run_id, cmd FROM action_tasks WHERE dispatched_at <= ?1 "
+    "AND due <= ?2 AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
+_MARK_WORKFLOW_TASK_DISPATCHED: Final = ("UPDATE workflow_tasks SET dispatched_at = ? "
+                                         "WHERE tenant = ? AND workflow_id = ?")
+_MARK_ACTION_DISPATCHED: Final = f"UPDATE action_tasks SET dispatched_at = ? WHERE {_ACTION_KEY}"
 
 _NEXT_WAKEUP: Final = (
     "SELECT min(t) FROM (SELECT min(fire_at) AS t FROM timers "
@@ -273,6 +295,24 @@ class SQLiteStore:
         params = (task.attempt + 1, visible_at, error, *_action_key(task), owner)
         await self._write(_changed, _RETRY_ACTION, params)
 
+    # ---- dispatch -----------------------------------------------------------------------
+
+    async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
+                         actions: Collection[str], lease: float,
+                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+        """Lease the tasks these hints name if they are claimable now and hosted here."""
+        wanted = [r for r in refs if (workflows if r.kind == "w" else actions)]
+        if not wanted:
+            return [], []
+        return await self._write(_claim_refs_txn, wanted, owner, frozenset(workflows),
+                                 frozenset(actions), now, now + lease)
+
+    async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
+        """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
+        if limit <= 0:
+            return []
+        return await self._run(_dispatch_due, (now - older_than, now, limit))
+
     # ---- timers and introspection -------------------------------------------------------
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
@@ -303,6 +343,16 @@ class SQLiteStore:
 
 
 # ---- opening and migrations (run on the store's thread) -------------------------------------
+
+
+async def migrate(url: str) -> int:
+    """Apply the pending migrations of the file ``url`` names; return its schema version."""
+    store = await SQLiteStore.open(url)  # opening migrates
+    try:
+        version: int = await store._run(_scalar, _SELECT_SCHEMA_VERSION, ())
+    finally:
+        await store.close()
+    return version
 
 
 def _path_from_url(url: str) -> str:
@@ -497,7 +547,7 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
         conn.execute(_DELETE_RUN_ACTIONS, run)
         conn.execute(_DELETE_RUN_TIMERS, run)
     else:
-        _schedule_txn(conn, run, actions, timers, cancelled_timers)
+        _schedule_txn(conn, run, actions, timers, cancelled_timers, now)
     error = None if update.error is None else _encode(update.error)
     conn.execute(_UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
                                      update.state, _encode(update.data), _encode(update.result),
@@ -506,12 +556,15 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
 
 
 def _schedule_txn(conn: sqlite3.Connection, run: Row, actions: list[ActionTask],
-                  timers: list[TimerRecord], cancelled_timers: list[int]) -> None:
-    """Write a commit's new action tasks and timers and drop its cancelled timers."""
+                  timers: list[TimerRecord], cancelled_timers: list[int], now: float) -> None:
+    """Write a commit's new action tasks and timers and drop its cancelled timers.
+
+    The new action tasks count as dispatched ``now``: the committing worker publishes them.
+    """
     if actions:
         conn.executemany(_UPSERT_ACTION, [
             (*run, a.cmd, a.name, _encode(a.args), _encode(a.kwargs), a.attempt, a.visible_at,
-             a.last_error) for a in actions])
+             a.last_error, now) for a in actions])
     if timers:
         conn.executemany(_UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in timers])
     if cancelled_timers:
@@ -557,6 +610,51 @@ def _claim_action_txn(conn: sqlite3.Connection, query: Row, owner: str,
              for row in conn.execute(_SELECT_DUE_ACTIONS, query).fetchall()]
     conn.executemany(_LEASE_ACTION, [(owner, until, t.attempt, *_action_key(t)) for t in tasks])
     return tasks
+
+
+def _claim_refs_txn(conn: sqlite3.Connection, refs: Sequence[TaskRef], owner: str,
+                    workflows: frozenset[str], actions: frozenset[str], now: float,
+                    until: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+    """Lease each hinted task that is claimable now; skip stale hints (done, leased, unknown)."""
+    claimed_workflows: list[WorkflowTask] = []
+    claimed_actions: list[ActionTask] = []
+    for ref in refs:
+        if ref.kind == "w":
+            row = conn.execute(_SELECT_HINTED_WORKFLOW_TASK, (ref.tenant, ref.workflow_id, now))
+            found = row.fetchone()
+            if found is not None and found[0] in workflows:
+                conn.execute(_LEASE_WORKFLOW_TASK, (owner, until, ref.tenant, ref.workflow_id))
+                claimed_workflows.append(WorkflowTask(ref.tenant, ref.workflow_id, found[0],
+                                                      found[1] + 1))
+            continue
+        key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
+        hit = conn.execute(_SELECT_HINTED_ACTION, (*key, now)).fetchone()
+        if hit is not None and hit[4] in actions:
+            task = _action(hit[:-1], reclaimed=hit[-1])
+            conn.execute(_LEASE_ACTION, (owner, until, task.attempt, *key))
+            claimed_actions.append(task)
+    return claimed_workflows, claimed_actions
+
+
+def _dispatch_due(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
+    if not (conn.execute(_SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchone()
+            or conn.execute(_SELECT_UNDISPATCHED_ACTIONS, query).fetchone()):
+        return []  # nothing to announce: do not take the write lock
+    return _in_transaction(conn, _dispatch_due_txn, query)
+
+
+def _dispatch_due_txn(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
+    """Mark up to ``limit`` undispatched claimable tasks dispatched now; return their hints."""
+    _, now, limit = query
+    rows = conn.execute(_SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchall()
+    conn.executemany(_MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row) for row in rows])
+    refs = [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
+    if len(refs) < limit:
+        actions = conn.execute(_SELECT_UNDISPATCHED_ACTIONS, query[:2] + (limit - len(refs),))
+        for tenant, workflow_id, name, run_id, cmd in actions.fetchall():
+            conn.execute(_MARK_ACTION_DISPATCHED, (now, tenant, workflow_id, run_id, cmd))
+            refs.append(TaskRef("a", tenant, workflow_id, name, run_id, cmd))
+    return refs
 
 
 def _complete_action_txn(conn: sqlite3.Connection, task: ActionTask, event: Event,

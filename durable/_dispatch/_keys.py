@@ -1,0 +1,52 @@
+"""Redis key names used by dispatch, all in one place.
+
+With prefix ``durable`` and partition ``p`` (0 <= p < partitions)::
+
+    durable:{p}:w            workflow-task hints of partition p (every workflow name)
+    durable:{p}:a:<action>   action-task hints of <action> in partition p
+
+Every stream has one consumer group, :data:`GROUP`; a consumer is a worker identity. An
+execution's partition is a stable hash of (tenant, workflow_id), so its hints always land in the
+same partition. The ``{p}`` hash tag puts a partition's streams in one Redis Cluster slot (a
+multi-stream ``XREADGROUP`` must stay within a slot) and spreads partitions over slots: use at
+least as many partitions as the cluster has primaries.
+
+Workflow hints carry no workflow name, so all workflows share a partition's stream: workers that
+share a Redis prefix should host the same workflows (a worker acknowledges hints it cannot claim,
+and the store's outbox then has to announce them again).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+__all__ = ["GROUP", "HINT_FIELD", "action_stream", "check_prefix", "partition", "workflow_stream"]
+
+GROUP = "durable-workers"
+"""The consumer group on every stream."""
+
+HINT_FIELD = b"r"
+"""The stream entry field that holds a msgpack-encoded ``TaskRef``."""
+
+
+def check_prefix(prefix: str) -> str:
+    """The prefix without a trailing ``:``; braces would break the hash tags."""
+    prefix = prefix.rstrip(":")
+    if not prefix or "{" in prefix or "}" in prefix:
+        raise ValueError(f"a Redis key prefix is a non-empty string without braces, not {prefix!r}")
+    return prefix
+
+
+def partition(tenant: str, workflow_id: str, partitions: int) -> int:
+    """The partition of an execution: stable across processes and Python versions."""
+    return zlib.crc32(f"{tenant}\x00{workflow_id}".encode()) % partitions
+
+
+def workflow_stream(prefix: str, p: int) -> str:
+    """The stream of workflow-task hints of partition ``p``."""
+    return f"{prefix}:{{{p}}}:w"
+
+
+def action_stream(prefix: str, name: str, p: int) -> str:
+    """The stream of hints for action ``name`` in partition ``p``."""
+    return f"{prefix}:{{{p}}}:a:{name}"

@@ -1,0 +1,376 @@
+"""Redis Streams dispatch: hints in partitioned streams, leases in the store.
+
+How a hint travels:
+
+1. Whoever made a task runnable commits it to the store, then ``publish`` XADDs a hint to the
+   task's stream (trimmed with ``MAXLEN ~``); key names are in ``_keys.py``.
+2. A worker's ``receive`` reads new entries with XREADGROUP (the worker identity is the
+   consumer), takes over entries that a stopped consumer left pending for longer than a lease
+   (XAUTOCLAIM), and turns hints into leased tasks with the store's compare-and-set
+   ``claim_refs``. Hints that claim nothing (the task finished, is leased, is not due yet or is
+   unknown) are acknowledged at once.
+3. ``ack`` XACKs a claim's entries after the worker committed the task's outcome to the store:
+   the entry of a worker that dies mid-task stays pending, and is taken over.
+
+Invariant: Redis holds only hints. A lost entry (FLUSHALL, a restart, a trimmed stream, Redis
+down at publish time, a hint acknowledged while its task was leased) loses no work: the store's
+outbox (``Store.dispatch_due``), which the server publishes, announces the task again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from .._stores import ActionTask, Store, TaskRef, WorkflowTask
+from ..errors import StoreUnavailableError
+from . import _keys
+from ._base import Claim, ClaimSpec
+
+__all__ = ["RedisDispatcher"]
+
+logger = logging.getLogger("durable.dispatch")
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(TaskRef).decode
+
+_TaskKey = tuple[Any, ...]
+
+
+class _Hint(NamedTuple):
+    stream: str
+    entry: bytes
+    ref: TaskRef | None  # None: the entry was trimmed away or cannot be decoded
+
+
+@dataclass
+class _Consumer:
+    """One worker identity's read-but-unclaimed hints (pending under its name in Redis)."""
+
+    backlog: list[_Hint] = field(default_factory=list)
+    streams: set[str] = field(default_factory=set)
+    reclaimed_at: float = float("-inf")
+    cursors: dict[str, Any] = field(default_factory=dict)
+
+
+class RedisDispatcher:
+    """Dispatch through Redis Streams with consumer groups (``redis://`` / ``rediss://`` URLs).
+
+    ``partitions`` streams per task queue spread executions by (tenant, workflow id);
+    ``maxlen`` bounds each stream (approximately); ``block`` caps how long one ``receive``
+    waits in Redis, whatever its ``timeout``. Redis failures raise ``StoreUnavailableError``
+    (with ``__cause__``); callers retry, and the store's outbox covers lost hints.
+    """
+
+    def __init__(self, store: Store, url: str, *, prefix: str = "durable", partitions: int = 4,
+                 maxlen: int = 100_000, block: float = 5.0, connect_timeout: float = 5.0) -> None:
+        if partitions < 1 or maxlen < 1 or block <= 0:
+            raise ValueError("partitions >= 1, maxlen >= 1 and block > 0 are required")
+        self.store = store
+        self.url = _without_password(url)
+        self.prefix = _keys.check_prefix(prefix)
+        self.partitions = partitions
+        self.maxlen = maxlen
+        self.block = block
+        # One quick retry reconnects a pooled connection that a Redis restart broke; longer
+        # outages surface as StoreUnavailableError and the caller's loop backs off.
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
+        self._redis.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids
+        self._groups: set[str] = set()  # streams whose consumer group is known to exist
+        self._consumers: dict[str, _Consumer] = {}
+
+    def __repr__(self) -> str:
+        return f"<RedisDispatcher {self.url} prefix={self.prefix!r}>"
+
+    # ---- publishing ---------------------------------------------------------------------
+
+    async def publish(self, refs: Sequence[TaskRef]) -> None:
+        """XADD one hint per ref, in one round trip (after the store committed the tasks)."""
+        if not refs:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)}, maxlen=self.maxlen,
+                      approximate=True)
+        with self._unavailable():
+            await pipe.execute()
+
+    def stream_of(self, ref: TaskRef) -> str:
+        """The stream that carries ``ref``."""
+        p = _keys.partition(ref.tenant, ref.workflow_id, self.partitions)
+        if ref.kind == "w":
+            return _keys.workflow_stream(self.prefix, p)
+        return _keys.action_stream(self.prefix, ref.name, p)
+
+    def streams_for(self, spec: ClaimSpec) -> list[str]:
+        """Every stream a worker hosting ``spec``'s workflows and actions reads."""
+        parts = range(self.partitions)
+        streams = [_keys.workflow_stream(self.prefix, p) for p in parts] if spec.workflows else []
+        streams += [_keys.action_stream(self.prefix, name, p)
+                    for name in sorted(spec.actions) for p in parts]
+        return streams
+
+    # ---- receiving ----------------------------------------------------------------------
+
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
+        """Read hints (waiting at most ``timeout`` s), take over stale ones, claim their tasks."""
+        streams = self.streams_for(spec)
+        if not streams or limit <= 0:
+            await asyncio.sleep(max(timeout, 0.0))
+            return []
+        consumer = self._consumers.setdefault(spec.owner, _Consumer())
+        consumer.streams.update(streams)
+        with self._unavailable():
+            try:
+                await self._fill(consumer, spec, streams, limit, timeout)
+            except _StreamsLost:
+                # The streams vanished (FLUSHALL, a restart without persistence): recreate
+                # the groups; the outbox re-announces the hints that were lost.
+                logger.warning("Redis at %s lost the dispatch streams; recreating them", self.url)
+                self._groups.clear()
+                await self._fill(consumer, spec, streams, limit, 0.0)
+        return await self._claim(consumer, spec, limit)
+
+    async def _fill(self, consumer: _Consumer, spec: ClaimSpec, streams: list[str], limit: int,
+                    timeout: float) -> None:
+        await self._ensure_groups(streams)
+        now = time.monotonic()
+        if now - consumer.reclaimed_at >= spec.lease / 2:
+            consumer.reclaimed_at = now
+            await self._reclaim(consumer, spec, streams, limit)
+        if len(consumer.backlog) < limit:
+            block = None if consumer.backlog else self._block_ms(timeout)
+            consumer.backlog += await self._read(spec.owner, streams, limit, block)
+
+    async def _ensure_groups(self, streams: list[str]) -> None:
+        """Create the missing groups from id 0, so hints published before are not skipped."""
+        missing = [s for s in streams if s not in self._groups]
+        if not missing:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in missing:
+            pipe.xgroup_create(stream, _keys.GROUP, id="0", mkstream=True)
+        for stream, result in zip(missing, await pipe.execute(raise_on_error=False)):
+            if isinstance(result, Exception) and not _is(result, "BUSYGROUP"):
+                raise result
+            self._groups.add(stream)
+
+    def _block_ms(self, timeout: float) -> int | None:
+        ms = int(min(timeout, self.block) * 1000)
+        return ms if ms > 0 else None  # BLOCK 0 would wait forever
+
+    async def _read(self, owner: str, streams: list[str], limit: int,
+                    block: int | None) -> list[_Hint]:
+        # On a single Redis every stream goes in one XREADGROUP; on a Cluster one per partition
+        # would be needed (a partition's streams share a hash tag, hence a slot).
+        try:
+            reply = await self._redis.xreadgroup(_keys.GROUP, owner, dict.fromkeys(streams, ">"),
+                                                 count=limit, block=block)
+        except ResponseError as exc:  # Redis >= 7 unblocks readers of a deleted stream
+            raise _StreamsLost() if _is(exc, "NOGROUP") or _is(exc, "UNBLOCKED") else exc
+        items: Iterable[Any] = reply.items() if isinstance(reply, dict) else (reply or [])
+        return [_Hint(_text(stream), entry, _ref(fields))
+                for stream, entries in items for entry, fields in entries]
+
+    async def _reclaim(self, consumer: _Consumer, spec: ClaimSpec, streams: list[str],
+                       limit: int) -> None:
+        """XAUTOCLAIM entries pending longer than a lease: their consumer has stopped."""
+        pipe = self._redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.execute_command("XAUTOCLAIM", stream, _keys.GROUP, spec.owner,
+                                 max(int(spec.lease * 1000), 1),
+                                 consumer.cursors.get(stream, "0-0"), "COUNT", max(limit, 10),
+                                 "JUSTID")
+        known = {(h.stream, h.entry) for h in consumer.backlog}
+        taken: list[tuple[str, bytes]] = []
+        for stream, (cursor, ids, *_) in zip(streams, await _execute(pipe)):
+            consumer.cursors[stream] = cursor
+            taken += [(stream, entry) for entry in ids if (stream, entry) not in known]
+        if taken:
+            logger.info("took over %d dispatch hints left pending by stopped workers", len(taken))
+            consumer.backlog += await self._fetch(taken)
+
+    async def _fetch(self, entries: list[tuple[str, bytes]]) -> list[_Hint]:
+        # JUSTID, then XRANGE: on Redis 6.2 a plain XAUTOCLAIM reports a trimmed entry as nil,
+        # without its id, so it could never be acknowledged.
+        pipe = self._redis.pipeline(transaction=False)
+        for stream, entry in entries:
+            pipe.xrange(stream, entry, entry)
+        rows = await _execute(pipe)
+        return [_Hint(stream, entry, _ref(row[0][1]) if row else None)
+                for (stream, entry), row in zip(entries, rows)]
+
+    async def _claim(self, consumer: _Consumer, spec: ClaimSpec, limit: int) -> list[Claim]:
+        """Claim the tasks named by up to ``limit`` distinct hints; acknowledge the stale ones."""
+        taken, junk, consumer.backlog = _take(consumer.backlog, limit)
+        if not taken and not junk:
+            return []
+        refs = [hints[0].ref for hints in taken.values() if hints[0].ref is not None]
+        try:
+            workflows, actions = await self.store.claim_refs(
+                refs, spec.owner, workflows=spec.workflows, actions=spec.actions,
+                lease=spec.lease, now=time.time()) if refs else ([], [])
+        except BaseException:  # keep them for the next call (they are pending under our name)
+            consumer.backlog[:0] = [h for hints in taken.values() for h in hints]
+            raise
+        claims = []
+        tasks: list[WorkflowTask | ActionTask] = [*workflows, *actions]
+        for task in tasks:
+            hints = taken.pop(_task_key(task), [])
+            claims.append(Claim(task, tuple((h.stream, h.entry) for h in hints)))
+        await self._ack_quietly(junk + [h for hints in taken.values() for h in hints])
+        return claims
+
+    # ---- acknowledging and closing ------------------------------------------------------
+
+    async def ack(self, claims: Sequence[Claim]) -> None:
+        """XACK the claims' entries: their tasks' outcomes are committed to the store."""
+        entries = [entry for claim in claims for entry in (claim.token or ())]
+        with self._unavailable():
+            await self._xack(entries)
+
+    async def _ack_quietly(self, hints: list[_Hint]) -> None:
+        try:
+            await self._xack([(h.stream, h.entry) for h in hints])
+        except (RedisError, OSError):  # they stay pending and are taken over later
+            logger.debug("could not acknowledge %d stale hints", len(hints), exc_info=True)
+
+    async def _xack(self, entries: Iterable[tuple[str, bytes]]) -> None:
+        by_stream: dict[str, list[bytes]] = {}
+        for stream, entry in entries:
+            by_stream.setdefault(stream, []).append(entry)
+        if not by_stream:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, _keys.GROUP, *ids)
+        await _execute(pipe)
+
+    async def close(self) -> None:
+        """Remove this process's consumers that hold nothing, and close the connection pool."""
+        try:
+            await asyncio.wait_for(self._forget_consumers(), 2.0)
+        except (RedisError, OSError):
+            logger.debug("could not remove the consumers of %r", self, exc_info=True)
+        finally:
+            await self._redis.aclose()
+
+    async def _forget_consumers(self) -> None:
+        """XGROUP DELCONSUMER for consumers with no pending entries (each worker start makes
+        one; a consumer with pending entries stays, so that they are taken over)."""
+        pairs = [(s, owner) for owner, c in self._consumers.items() for s in sorted(c.streams)]
+        if not pairs:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for stream, _ in pairs:
+            pipe.xpending(stream, _keys.GROUP)
+        summaries = await pipe.execute(raise_on_error=False)
+        pipe = self._redis.pipeline(transaction=False)
+        for (stream, owner), summary in zip(pairs, summaries):
+            if not isinstance(summary, Exception) and not any(
+                    _text(c["name"]) == owner and c["pending"] for c in summary["consumers"]):
+                pipe.xgroup_delconsumer(stream, _keys.GROUP, owner)
+        await pipe.execute(raise_on_error=False)
+        self._consumers.clear()
+
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        try:
+            yield
+        except (RedisError, OSError) as exc:  # connection lost, timeouts, LOADING, READONLY...
+            raise StoreUnavailableError(
+                f"Redis at {self.url} failed ({type(exc).__name__}: {exc}); dispatch resumes "
+                "when it answers again, and the store's outbox re-announces lost hints",
+                url=self.url) from exc
+
+
+class _StreamsLost(Exception):
+    """A consumer group is missing: Redis was flushed or restarted without its data."""
+
+
+async def _execute(pipe: Any) -> list[Any]:
+    """Run a pipeline; raise its first error reply unchanged (redis-py rewrites the message)."""
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    for result in results:
+        if isinstance(result, ResponseError):
+            raise _StreamsLost() if _is(result, "NOGROUP") else result
+    return results
+
+
+def _take(backlog: list[_Hint], limit: int) -> tuple[dict[_TaskKey, list[_Hint]], list[_Hint],
+                                                     list[_Hint]]:
+    """Split hints into those of the first ``limit`` distinct tasks, unreadable ones, the rest."""
+    taken: dict[_TaskKey, list[_Hint]] = {}
+    junk: list[_Hint] = []
+    rest: list[_Hint] = []
+    for hint in backlog:
+        if hint.ref is None:
+            junk.append(hint)
+            continue
+        key = _ref_key(hint.ref)
+        if key in taken:
+            taken[key].append(hint)  # duplicates of one task travel together
+        elif len(taken) < limit:
+            taken[key] = [hint]
+        else:
+            rest.append(hint)
+    return taken, junk, rest
+
+
+def _ref_key(ref: TaskRef) -> _TaskKey:
+    if ref.kind == "w":
+        return ("w", ref.tenant, ref.workflow_id)
+    return ("a", ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
+
+
+def _task_key(task: WorkflowTask | ActionTask) -> _TaskKey:
+    if isinstance(task, WorkflowTask):
+        return ("w", task.tenant, task.workflow_id)
+    return ("a", task.tenant, task.workflow_id, task.run_id, task.cmd)
+
+
+def _ref(fields: Any) -> TaskRef | None:
+    data = fields.get(_keys.HINT_FIELD) if fields else None
+    if data is None:
+        return None
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:
+        logger.warning("dropping an unreadable dispatch hint %r", data)
+        return None
+
+
+def _is(exc: Exception, code: str) -> bool:
+    """Whether a Redis error reply carries ``code`` (its first word, by Redis convention)."""
+    return str(exc).split(" ", 1)[0] == code
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    return response
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))

@@ -1,0 +1,162 @@
+"""Opening a PostgreSQL store: its URL, its migrations, and which driver errors mean "retry".
+
+URL: ``postgresql://user:pass@host:port/db?pool_size=10&schema=name`` (``postgres://`` too).
+``pool_size`` (the pool's largest size, default 10) and ``schema`` (created if needed and put
+on the connections' ``search_path``, so that several stores can share one database) are
+ours; every other query parameter goes to asyncpg.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from importlib import resources
+from typing import Any, Final, NamedTuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from ...errors import StoreUnavailableError
+from . import _statements as sql
+
+__all__ = ["DEFAULT_POOL_SIZE", "Target", "is_connection_lost", "is_unavailable", "migrate_txn",
+           "parse_url", "redact", "unavailable"]
+
+DEFAULT_POOL_SIZE: Final = 10
+_SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_MIGRATION_NAME: Final = re.compile(r"^(\d{4})_\w+\.sql$")
+
+# SQLSTATE classes that mean "the database cannot serve this now; try again": connection
+# exception, transaction rollback (serialization failure, deadlock), insufficient resources
+# (too many connections), operator intervention (shutdown, starting up), system error; and a
+# read-only transaction (writing to a standby during a failover).
+_UNAVAILABLE_CLASSES: Final = frozenset({"08", "40", "53", "57", "58"})
+_UNAVAILABLE_STATES: Final = frozenset({"25006"})
+# Of those, the classes after which the session is gone: connection exception, operator
+# intervention (the server terminated the backend or is shutting down).
+_LOST_CLASSES: Final = frozenset({"08", "57"})
+# Client-side failures: a socket error, a timeout, a connection asyncpg found closed or in a
+# broken protocol state (InternalClientError: e.g. the server's termination notice arrived on
+# an idle connection before the socket closed).
+_CLIENT_FAILURES: Final = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError,
+                           TimeoutError)
+
+
+class Target(NamedTuple):
+    """What a store URL names: asyncpg's DSN, our options and the connections' settings."""
+
+    dsn: str
+    pool_size: int
+    schema: str | None
+
+    @property
+    def server_settings(self) -> dict[str, str]:
+        """Settings for every connection (the schema goes first on the search path)."""
+        return {} if self.schema is None else {"search_path": f'"{self.schema}"'}
+
+
+def parse_url(url: str) -> Target:
+    """Split ``url`` into asyncpg's DSN and our ``pool_size`` / ``schema`` options."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ValueError(f"bad PostgreSQL URL {redact(url)!r}: use postgresql://host/database")
+    pool_size, schema, rest = DEFAULT_POOL_SIZE, None, []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "pool_size":
+            pool_size = _pool_size(value)
+        elif key == "schema":
+            schema = _schema_name(value)
+        else:
+            rest.append((key, value))
+    return Target(urlunsplit(parts._replace(query=urlencode(rest))), pool_size, schema)
+
+
+def _pool_size(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"bad pool_size {value!r} in a PostgreSQL URL: use a positive integer")
+    return int(value)
+
+
+def _schema_name(value: str) -> str:
+    if not _SCHEMA_NAME.match(value):
+        raise ValueError(f"bad schema {value!r} in a PostgreSQL URL: use letters, digits and _")
+    return value
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached or cannot serve us now.
+
+    Decided by exception class and SQLSTATE class, never by message.
+    """
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES
+    return isinstance(exc, _CLIENT_FAILURES)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection (and likely its siblings: a restart) is gone."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return (exc.sqlstate or "")[:2] in _LOST_CLASSES
+    return isinstance(exc, _CLIENT_FAILURES)
+
+
+def unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
+    """The ``StoreUnavailableError`` for ``exc`` (raise it ``from exc``)."""
+    safe = redact(url)
+    state = getattr(exc, "sqlstate", None)
+    detail = f"{type(exc).__name__}{f' [{state}]' if state else ''}: {exc}"
+    return StoreUnavailableError(f"the PostgreSQL store {safe!r} is unavailable ({detail})",
+                                 url=safe)
+
+
+# ---- migrations -----------------------------------------------------------------------------
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The numbered ``migrations/NNNN_name.sql`` files, in order."""
+    found = []
+    for entry in resources.files(__package__).joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+_MIGRATIONS: Final = migrations()
+
+
+async def migrate_txn(conn: Any, target: Target, url: str) -> int:
+    """Apply the pending migrations in one transaction; return the schema version.
+
+    An advisory lock serializes processes that migrate the same database at once: the later
+    ones wait, then find nothing left to do.
+    """
+    async with conn.transaction():
+        await conn.execute(sql.LOCK_MIGRATIONS)
+        if target.schema is not None:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"')
+        await conn.execute(sql.CREATE_SCHEMA_VERSION)
+        current: int = await conn.fetchval(sql.SELECT_SCHEMA_VERSION)
+        latest = _MIGRATIONS[-1][0]
+        if current > latest:
+            raise StoreUnavailableError(
+                f"the PostgreSQL store {redact(url)!r} has schema version {current}, newer than "
+                f"this version of durable knows ({latest}): upgrade durable", url=redact(url))
+        for version, name, script in _MIGRATIONS:
+            if version > current:
+                await conn.execute(script)
+                await conn.execute(sql.INSERT_SCHEMA_VERSION, version, name, time.time())
+    return max(current, latest)

@@ -1,0 +1,385 @@
+"""``postgresql://…``: the production store, on asyncpg with a connection pool.
+
+Concurrency model:
+
+* Every write is one statement (the hot ones call a PL/pgSQL function created by the
+  migrations), so each is atomic and costs one round trip; asyncpg prepares each statement
+  once per connection, and the pool does not reset sessions (no extra round trip).
+* Writes to an execution's history lock its ``executions`` row first (``FOR UPDATE``): that
+  serializes appends and commits of one execution and decides the next ``seq``. A commit also
+  needs the lease owner on the locked ``workflow_tasks`` row.
+* Claims, ``dispatch_due`` and ``fire_due_timers`` lock with ``FOR UPDATE SKIP LOCKED``, so
+  any number of workers and servers take disjoint rows and never wait for each other
+  (``fire_due_timers`` skips the timers of an execution that is being written just then).
+* Lost connections become ``StoreUnavailableError``; the pool then replaces all of them.
+* ``wakeup`` wakes this process's pollers only; other processes learn of work from their
+  dispatcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any, Final
+
+import asyncpg
+import msgspec
+from msgspec.structs import replace
+
+from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
+from ...errors import StoreUnavailableError, WorkflowNotFoundError
+from .._base import (
+    ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup, WorkflowTask,
+    workflow_ref,
+)
+from . import _statements as sql
+from ._schema import (
+    Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
+)
+
+__all__ = ["PostgresStore", "migrate"]
+
+COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means trouble
+
+# One encoder and one decoder per payload type, built once (msgspec performance tips).
+_encode: Final = msgspec.msgpack.Encoder().encode
+_decode_any: Final = msgspec.msgpack.Decoder().decode
+_decode_list: Final = msgspec.msgpack.Decoder(list[Any]).decode
+_decode_dict: Final = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_decode_error: Final = msgspec.msgpack.Decoder(ErrorInfo).decode
+_EMPTY_DATA: Final = _encode({})
+_NO_RESULT: Final = _encode(None)
+
+
+class PostgresStore:
+    """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""
+
+    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+        self.url = url
+        self.wakeup = Wakeup()
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        """Connect a pool to the database ``url`` names and apply pending migrations."""
+        target = parse_url(url)
+        pool = await _create_pool(url, target)
+        try:
+            async with pool.acquire() as conn:
+                await migrate_txn(conn, target, url)
+        except BaseException as exc:
+            pool.terminate()
+            if is_unavailable(exc):
+                raise unavailable(url, exc) from exc
+            raise
+        return cls(url, pool)
+
+    # ---- the driver, with its errors mapped -----------------------------------------------
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            rows: list[asyncpg.Record] = await self._pool.fetch(query, *args)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+        return rows
+
+    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            row: asyncpg.Record | None = await self._pool.fetchrow(query, *args)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+        return row
+
+    async def _fetchval(self, query: str, *args: Any) -> Any:
+        try:
+            return await self._pool.fetchval(query, *args)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+
+    async def _mapped(self, exc: Exception) -> Exception:
+        """A lost connection or an unavailable server becomes ``StoreUnavailableError``.
+
+        A lost connection usually means the server restarted and took every connection with
+        it: the pool then replaces them all, so the next call works without failing again.
+        """
+        if not is_unavailable(exc):
+            return exc
+        if is_connection_lost(exc) and not self._pool.is_closing():
+            await self._pool.expire_connections()
+        return unavailable(self.url, exc)
+
+    # ---- executions and history ---------------------------------------------------------
+
+    async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
+        """Create an execution from its ``WorkflowStarted`` event (see ``Store``)."""
+        if not isinstance(started, WorkflowStarted):
+            raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
+        s = started
+        body = encode_event(replace(s, seq=1, time=now))
+        if not await self._fetchval(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
+                                    s.workflow, s.version, now, _EMPTY_DATA, _NO_RESULT, body):
+            existing = await self.get_execution(s.tenant, s.workflow_id)
+            if existing is None:  # deleted in between: the caller may simply try again
+                raise StoreUnavailableError(
+                    f"execution {s.workflow_id!r} of tenant {s.tenant!r} changed while being "
+                    "created; try again", url=redact(self.url))
+            return existing, False
+        self.wakeup.notify()
+        return ExecutionRecord(s.tenant, s.workflow_id, s.run_id, s.workflow, s.version,
+                               "running", now, now, 1), True
+
+    async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+        """The execution, or None."""
+        row = await self._fetchrow(sql.SELECT_EXECUTION, tenant, workflow_id)
+        return None if row is None else _record(row)
+
+    async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
+                              limit: int = 100) -> list[ExecutionRecord]:
+        """Executions, newest first; all tenants when ``tenant`` is None."""
+        if tenant is None:
+            rows = await self._fetch(sql.LIST_ALL_EXECUTIONS, status, limit)
+        else:
+            rows = await self._fetch(sql.LIST_TENANT_EXECUTIONS, tenant, status, limit)
+        return [_record(row) for row in rows]
+
+    async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
+                           after_seq: int = 0) -> list[Event]:
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        rows = await self._fetch(sql.SELECT_EVENTS, tenant, workflow_id, run_id, after_seq)
+        return [decode_event(row[0]) for row in rows]
+
+    async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
+                           dedup: str | None = None, now: float) -> int | None:
+        """Append an input at the next ``seq`` and make the execution runnable (see ``Store``)."""
+        head, tail = _split_at_seq(event, now)
+        seq: int | None = await self._fetchval(sql.APPEND, tenant, workflow_id, head, tail,
+                                               dedup, now)
+        if seq == 0:
+            raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
+                                        workflow_id=workflow_id, tenant=tenant)
+        if seq is not None:
+            self.wakeup.notify()
+        return seq
+
+    # ---- workflow tasks -----------------------------------------------------------------
+
+    async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
+                                   events: list[Event], *, actions: list[ActionTask],
+                                   timers: list[TimerRecord], cancelled_timers: list[int],
+                                   update: ExecutionUpdate, now: float) -> bool:
+        """Append ``events`` with their effects, atomically, if the history ends where expected."""
+        error = None if update.error is None else _encode(update.error)
+        done: bool = await self._fetchval(
+            sql.COMMIT, task.tenant, task.workflow_id, owner, expected_seq,
+            [e.seq for e in events], [encode_event(e) for e in events],
+            *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
+            cancelled_timers, update.status, update.state, _encode(update.data),
+            _encode(update.result), error, now)
+        if done and (actions or timers):
+            self.wakeup.notify()
+        return done
+
+    async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
+                                   lease: float, now: float, limit: int) -> list[WorkflowTask]:
+        """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
+        if not workflows or limit <= 0:
+            return []
+        rows = await self._fetch(sql.CLAIM_WORKFLOW_TASKS, owner, now + lease, now,
+                                 list(workflows), limit)
+        return [WorkflowTask(*row) for row in rows]
+
+    async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
+                                    error: str | None, now: float) -> None:
+        """Give a leased workflow task back, to be retried after ``delay`` seconds."""
+        await self._fetchval(sql.RELEASE, task.tenant, task.workflow_id, owner, now + delay,
+                             error)
+
+    # ---- action tasks -------------------------------------------------------------------
+
+    async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
+                                 now: float, limit: int) -> list[ActionTask]:
+        """Lease up to ``limit`` due action tasks of the named actions."""
+        if not actions or limit <= 0:
+            return []
+        rows = await self._fetch(sql.CLAIM_ACTION_TASKS, owner, now + lease, now, list(actions),
+                                 limit)
+        return [_action(row) for row in rows]
+
+    async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
+                                  now: float) -> bool:
+        """Keep a running action's lease alive; False if the lease was lost."""
+        return bool(await self._fetchval(sql.EXTEND_ACTION, now + lease, *_action_key(task),
+                                         owner))
+
+    async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
+        """Record an action's outcome (first completion wins) and drop its task, atomically."""
+        head, tail = _split_at_seq(event, now)
+        done: bool = await self._fetchval(sql.COMPLETE_ACTION, *_action_key(task), head, tail,
+                                          f"a{task.run_id}/{task.cmd}", now)
+        if done:
+            self.wakeup.notify()
+        return done
+
+    async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,
+                                error: str, now: float) -> None:
+        """Schedule the next attempt of a failed action at ``visible_at``."""
+        await self._fetchval(sql.RETRY_ACTION, task.attempt + 1, *_action_key(task), visible_at,
+                             error, owner)
+
+    # ---- dispatch -----------------------------------------------------------------------
+
+    async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
+                         actions: Collection[str], lease: float,
+                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+        """Lease the tasks these hints name if they are claimable now and hosted here."""
+        hinted_workflows = [r for r in refs if r.kind == "w"] if workflows else []
+        hinted_actions = [r for r in refs if r.kind == "a"] if actions else []
+        workflow_args = ([r.tenant for r in hinted_workflows],
+                         [r.workflow_id for r in hinted_workflows])
+        action_args = ([r.tenant for r in hinted_actions], [r.workflow_id for r in hinted_actions],
+                       [r.run_id for r in hinted_actions], [r.cmd for r in hinted_actions])
+        claim = (owner, now + lease, now)
+        if hinted_workflows and hinted_actions:
+            rows = await self._fetch(sql.CLAIM_REFS, *claim, list(workflows), *workflow_args,
+                                     list(actions), *action_args)
+        elif hinted_workflows:
+            rows = await self._fetch(sql.CLAIM_WORKFLOW_REFS, *claim, list(workflows),
+                                     *workflow_args)
+        elif hinted_actions:
+            rows = await self._fetch(sql.CLAIM_ACTION_REFS, *claim, list(actions), *action_args)
+        else:
+            return [], []
+        claimed_workflows = [WorkflowTask(r[0], r[1], r[4], r[7]) for r in rows if r[3] < 0]
+        claimed_actions = [_action(r) for r in rows if r[3] >= 0]
+        return claimed_workflows, claimed_actions
+
+    async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
+        """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
+        if limit <= 0:
+            return []
+        rows = await self._fetch(sql.DISPATCH_DUE, now, now - older_than, limit)
+        return [TaskRef(*row) for row in rows]
+
+    # ---- timers and introspection -------------------------------------------------------
+
+    async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
+        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+        if limit <= 0:
+            return []
+        head, tail = _split_at_seq(TimerFired(0, now, 0), now)
+        # Invariant: a TimerFired ends with its cmd; the function appends each timer's own.
+        rows = await self._fetch(sql.FIRE_DUE_TIMERS, now, limit, head, tail[:-1])
+        if rows:
+            self.wakeup.notify()
+        return [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
+
+    async def pending_work(self, tenant: str,
+                           workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+        """The execution's action tasks and timers that have not finished."""
+        actions = await self._fetch(sql.PENDING_ACTIONS, tenant, workflow_id)
+        timers = await self._fetch(sql.PENDING_TIMERS, tenant, workflow_id)
+        return [_action(row) for row in actions], [TimerRecord(*row) for row in timers]
+
+    async def next_wakeup(self, *, now: float) -> float | None:
+        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        due: float | None = await self._fetchval(sql.NEXT_WAKEUP)
+        return due
+
+    async def close(self) -> None:
+        """Close the pool (idempotent)."""
+        await self._pool.close()
+
+
+async def migrate(url: str) -> int:
+    """Apply the pending migrations of the database ``url`` names; return its schema version."""
+    target = parse_url(url)
+    try:
+        conn = await asyncpg.connect(target.dsn, server_settings=target.server_settings)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise unavailable(url, exc) from exc
+        raise
+    try:
+        return await migrate_txn(conn, target, url)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise unavailable(url, exc) from exc
+        raise
+    finally:
+        await conn.close()
+
+
+async def _create_pool(url: str, target: Target) -> asyncpg.Pool:
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            target.dsn, min_size=1, max_size=target.pool_size, command_timeout=COMMAND_TIMEOUT,
+            server_settings=target.server_settings, reset=_keep_session)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise unavailable(url, exc) from exc
+        raise
+    return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Reset nothing when a connection goes back to the pool.
+
+    asyncpg's default reset costs a round trip per operation (advisory unlocks, ``CLOSE ALL``,
+    ``UNLISTEN *``, ``RESET ALL``); the store leaves no session state behind: it takes only
+    transaction-scoped locks, never listens, declares no cursors and sets no settings. An open
+    transaction is still rolled back by the pool itself.
+    """
+
+
+# ---- rows and payloads ----------------------------------------------------------------------
+
+
+def _split_at_seq(event: Event, now: float) -> tuple[bytes, bytes]:
+    """Encode ``event`` at time ``now`` and cut it where its ``seq`` goes: (head, tail).
+
+    Only the database knows the next ``seq`` of an append; it stores
+    ``head || msgpack(seq) || tail`` (``durable_msgpack_uint``). Invariant: an event is a
+    tagged ``array_like`` struct, encoded ``[tag, seq, time, ...]``; ``seq`` 0 is one byte.
+    """
+    body = encode_event(replace(event, seq=0, time=now))
+    pos = _after_tag(body)
+    if body[pos] != 0:
+        raise RuntimeError(f"unexpected event encoding {body[:pos + 1]!r}: cannot place seq")
+    return body[:pos], body[pos + 1:]
+
+
+def _after_tag(body: bytes) -> int:
+    """The offset after a MessagePack array header and the string (the tag) that follows."""
+    first = body[0]
+    pos = 1 if 0x90 <= first <= 0x9F else 3 if first == 0xDC else 5  # fixarray/array16/array32
+    tag = body[pos]
+    if 0xA0 <= tag <= 0xBF:  # fixstr
+        return pos + 1 + (tag & 0x1F)
+    if tag == 0xD9:  # str8
+        return pos + 2 + body[pos + 1]
+    raise RuntimeError(f"unexpected event encoding {body[:pos + 1]!r}: cannot place seq")
+
+
+def _record(row: asyncpg.Record) -> ExecutionRecord:
+    (tenant, workflow_id, run_id, workflow, version, status, created_at, updated_at, last_seq,
+     state, data, result, error, task_error) = row
+    return ExecutionRecord(tenant, workflow_id, run_id, workflow, version, status, created_at,
+                           updated_at, last_seq, state, _decode_dict(data), _decode_any(result),
+                           None if error is None else _decode_error(error), task_error)
+
+
+def _action(row: asyncpg.Record | tuple[Any, ...]) -> ActionTask:
+    tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, visible_at, last_error = row
+    return ActionTask(tenant, workflow_id, run_id, cmd, name, _decode_list(args),
+                      _decode_dict(kwargs), attempt, visible_at, last_error)
+
+
+def _action_key(task: ActionTask) -> tuple[str, str, str, int]:
+    return (task.tenant, task.workflow_id, task.run_id, task.cmd)
+
+
+def _action_columns(actions: list[ActionTask]) -> tuple[list[Any], ...]:
+    """A commit's new action tasks as the column arrays ``durable_commit`` takes."""
+    return ([a.cmd for a in actions], [a.name for a in actions],
+            [_encode(a.args) for a in actions], [_encode(a.kwargs) for a in actions],
+            [a.attempt for a in actions], [a.visible_at for a in actions],
+            [a.last_error for a in actions])

@@ -1,0 +1,270 @@
+"""``Server``: fires due timers, re-dispatches what the outbox hands out, serves health and metrics.
+
+Two loops and an HTTP site, all owned by ``run()``:
+
+* timers: ``Store.fire_due_timers`` records each due timer's ``TimerFired`` once and returns
+  workflow hints, which are published to the client's dispatcher;
+* outbox: ``Store.dispatch_due`` returns hints for claimable tasks whose last dispatch is older
+  than ``redispatch_after`` (a hint lost in Redis, a dead worker's expired lease, a due retry or
+  release), which are published too.
+
+Any number of servers may run on one store: the store hands concurrent callers disjoint sets
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so the server takes no locks of its own. Hints are
+only hints: publishing one twice is harmless, losing one is repaired by the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+
+from durable._stores import Store, TaskRef
+from durable.errors import DurableError
+
+from ._http import make_app
+from ._metrics import Metrics
+
+if TYPE_CHECKING:
+    from durable import Client
+
+__all__ = ["Server"]
+
+logger = logging.getLogger("durable.server")
+
+T = TypeVar("T")
+
+FIRST_BACKOFF = 0.1  # seconds after the first failed iteration; doubles up to MAX_BACKOFF
+MAX_BACKOFF = 2.0
+
+
+@dataclass
+class _LoopState:
+    """What one loop last saw; ``/healthz`` reports it."""
+
+    name: str
+    last_ok: float | None = None  # time.monotonic() of the last successful store round trip
+    store_error: str | None = None  # why the last store call failed; None once one succeeds
+    publish_error: str | None = None  # why the last publish failed; None once one succeeds
+    # Invariant: hints the store handed out that are not published yet are published before the
+    # loop asks the store for more (the outbox would repeat them anyway, but later).
+    unpublished: list[TaskRef] = field(default_factory=list)
+
+
+class Server:
+    """Fires durable timers and re-dispatches lost or expired tasks for a client's store.
+
+    ``await server.run()`` runs until :meth:`shutdown` or cancellation; ``async with
+    Server(...)`` runs it in the background for the block (``port``, when given as 0, is the
+    bound port once it started). ``interval`` is how long an idle loop sleeps, ``batch`` how
+    many timers or tasks one store call takes, and ``redispatch_after`` how long a claimable
+    task may sit without a fresh hint before it is announced again.
+    """
+
+    def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,
+                 batch: int = 500, host: str = "127.0.0.1", port: int = 8080,
+                 identity: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0:
+            raise ValueError("interval > 0, redispatch_after >= 0, batch >= 1 and port >= 0 "
+                             "are required")
+        self.client = client
+        self.interval = interval
+        self.redispatch_after = redispatch_after
+        self.batch = batch
+        self.host = host
+        self.port = port
+        self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.stale_after = max(5.0, 3 * interval)  # no store round trip for this long: unhealthy
+        self.metrics = Metrics(up=lambda: 1.0 if self.health()[0] else 0.0)
+        self._loops = {"timers": _LoopState("timers"), "outbox": _LoopState("outbox")}
+        self._stopping = asyncio.Event()
+        self._settled = asyncio.Event()  # set once started, or once run() ended without starting
+        self._started = False
+        self._background: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> Store:
+        """The client's store."""
+        return self.client.store
+
+    @property
+    def url(self) -> str:
+        """Where the HTTP API listens, e.g. ``http://127.0.0.1:8080``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve HTTP and run both loops until :meth:`shutdown` is called or this is cancelled."""
+        self._started = False
+        self._settled.clear()
+        runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=2.0)
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, self.host, self.port).start()
+            self.port = runner.addresses[0][1]
+            self._started = True
+            self._settled.set()
+            logger.info("durable server %s listening on %s", self.identity, self.url)
+            async with asyncio.TaskGroup() as group:
+                for state, step in ((self._loops["timers"], self._fire_timers),
+                                    (self._loops["outbox"], self._redispatch)):
+                    group.create_task(self._loop(state, step), name=f"{state.name} loop")
+        finally:
+            self._settled.set()
+            self._stopping.clear()
+            await asyncio.shield(runner.cleanup())
+
+    async def wait_started(self) -> None:
+        """Return once the HTTP site is bound and the loops run; raise if ``run()`` ended first."""
+        await self._settled.wait()
+        if not self._started:
+            raise RuntimeError(f"durable server {self.identity} stopped before it started")
+
+    def shutdown(self) -> None:
+        """Stop the loops (after the store call in flight) and close the HTTP site."""
+        self._stopping.set()
+
+    async def __aenter__(self) -> Server:
+        self._started = False
+        self._settled.clear()
+        self._background = asyncio.create_task(self.run(), name=f"durable server {self.identity}")
+        try:
+            await self.wait_started()
+        except RuntimeError:
+            await self._background  # raises why it could not start (a port in use, ...)
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.shutdown()
+        if self._background is not None:
+            await self._background
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self.run().__await__()
+
+    # ---- health -------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Whether every loop's last store round trip succeeded recently, and the details."""
+        now = time.monotonic()
+        problems = [p for state in self._loops.values() if (p := self._problem(state, now))]
+        loops = {state.name: {
+            "last_ok_seconds_ago": None if state.last_ok is None else round(now - state.last_ok, 3),
+            "store_error": state.store_error,
+            "publish_error": state.publish_error,
+            "unpublished": len(state.unpublished),
+        } for state in self._loops.values()}
+        body: dict[str, Any] = {"status": "unavailable" if problems else "ok",
+                                "identity": self.identity, "loops": loops}
+        if problems:
+            body["reason"] = "; ".join(problems)
+        return not problems, body
+
+    def _problem(self, state: _LoopState, now: float) -> str | None:
+        if state.store_error is not None:
+            return f"{state.name}: store unavailable: {state.store_error}"
+        if state.last_ok is None:
+            return f"{state.name}: no store round trip yet"
+        if now - state.last_ok > self.stale_after:
+            return f"{state.name}: no store round trip for {now - state.last_ok:.1f}s"
+        return None
+
+    # ---- loops --------------------------------------------------------------------------
+
+    async def _loop(self, state: _LoopState, step: Callable[[_LoopState], Awaitable[float]]) -> None:
+        """Run ``step`` until shutdown; it returns how long to wait. Failures back off, never end."""
+        failures = 0
+        while not self._stopping.is_set():
+            began = time.perf_counter()
+            try:
+                delay = await step(state)
+                failures = 0
+            except Exception as exc:  # the store or the dispatcher is down: back off, try again
+                failures += 1
+                delay = min(FIRST_BACKOFF * 2 ** (failures - 1), MAX_BACKOFF)
+                self.metrics.errors.labels(loop=state.name).inc()
+                logger.warning("durable server %s: %s loop failed (%s); retrying in %.1fs",
+                               self.identity, state.name, _describe(exc), delay,
+                               exc_info=not isinstance(exc, DurableError))
+            self.metrics.loop_seconds.labels(loop=state.name).observe(time.perf_counter() - began)
+            if delay > 0:
+                await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if shutdown is asked for."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
+
+    async def _fire_timers(self, state: _LoopState) -> float:
+        """Fire a batch of due timers and publish their workflows' hints; the wait until the next."""
+        if await self._publish_leftovers(state):
+            return 0.0
+        refs = await self._from_store(state, self.store.fire_due_timers, now=self.clock(),
+                                      limit=self.batch)
+        self.metrics.timers_fired.inc(len(refs))
+        await self._publish(state, refs)
+        if len(refs) >= self.batch:  # more may be due: go on at once
+            return 0.0
+        now = self.clock()
+        due = await self._from_store(state, self.store.next_wakeup, now=now)
+        # next_wakeup also counts tasks that are due already; those are the outbox's business
+        return self.interval if due is None or due <= now else min(due - now, self.interval)
+
+    async def _redispatch(self, state: _LoopState) -> float:
+        """Publish the outbox's hints for claimable tasks not dispatched lately; the wait."""
+        if await self._publish_leftovers(state):
+            return 0.0
+        refs = await self._from_store(state, self.store.dispatch_due, now=self.clock(),
+                                      older_than=self.redispatch_after, limit=self.batch)
+        self.metrics.tasks_redispatched.inc(len(refs))
+        await self._publish(state, refs)
+        return 0.0 if len(refs) >= self.batch else self.interval
+
+    async def _from_store(self, state: _LoopState, call: Callable[..., Awaitable[T]],
+                          **kwargs: Any) -> T:
+        """``await call(**kwargs)``, recording the outcome for ``/healthz``."""
+        try:
+            result = await call(**kwargs)
+        except Exception as exc:
+            state.store_error = _describe(exc)
+            raise
+        state.last_ok, state.store_error = time.monotonic(), None
+        return result
+
+    async def _publish(self, state: _LoopState, refs: list[TaskRef]) -> None:
+        state.unpublished = refs
+        await self._publish_leftovers(state)
+
+    async def _publish_leftovers(self, state: _LoopState) -> bool:
+        """Publish the hints a failed publish left behind; whether there were any."""
+        if not state.unpublished:
+            return False
+        try:
+            await self.client.dispatcher.publish(state.unpublished)
+        except Exception as exc:
+            state.publish_error = _describe(exc)
+            raise
+        state.unpublished, state.publish_error = [], None
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

