@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 WORKFLOWS = int(os.environ.get("DURABLE_CHAOS_WORKFLOWS", "200"))
 PREFIX = "chaos"
+SCHEDULE_TICKS = 8  # seconds of scheduled faults; events are sent over that whole window
 T = TypeVar("T")
 
 
@@ -54,6 +55,7 @@ class Services:
         servers = _with_servers()
         # Not under pytest's tmp_path: PostgreSQL runs as `nobody` under root, and must reach it.
         self.root = Path(tempfile.mkdtemp(prefix="durable-chaos-"))
+        self.root.chmod(0o755)
         for name in ("pg", "redis"):
             (self.root / name).mkdir()
         self.pg = servers.Postgres(self.root / "pg")
@@ -121,9 +123,11 @@ class Chaos:
         self.log.append(f"{time.strftime('%X')} SIGKILL {proc.name}")
 
     async def run(self, until: asyncio.Event) -> None:
+        """Every second kill a worker; kill a server, flush Redis, restart PostgreSQL once each;
+        go on until ``until`` is set, but at least through that schedule."""
         rng = random.Random(7)
         tick = 0
-        while not until.is_set():
+        while tick < SCHEDULE_TICKS or not until.is_set():
             await asyncio.sleep(1.0)
             tick += 1
             live = [w for w in self.workers if not w.killed]
@@ -175,12 +179,14 @@ async def test_chaos_loses_nothing_and_duplicates_nothing(tmp_path: Path, servic
             await retrying(lambda i=i, w=workflow_id: client.start(  # type: ignore[misc]
                 _flows.prod_mix, i, rng.choice([0.2, 0.5, 1.0, 2.0]), id=w), "start")
         chaos_task = asyncio.create_task(chaos.run(done))
-        for workflow_id in rng.sample(ids, len(ids)):  # events arrive in a random order ...
+        # Events arrive in a random order spread over the faults, some twice (same key), so
+        # workflows are waiting, stepping and sleeping through every fault.
+        for workflow_id in rng.sample(ids, len(ids)):
             handle = client.get_handle(workflow_id)
-            for _ in range(rng.choice([1, 1, 2])):  # ... some twice, deduplicated by key
+            for _ in range(rng.choice([1, 1, 2])):
                 await retrying(lambda h=handle, w=workflow_id: h.send(  # type: ignore[misc]
                     _flows.GO, _flows.GO_PAYLOAD, idempotency_key=f"go-{w}"), "send")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(SCHEDULE_TICKS / len(ids))
 
         async def all_ended() -> bool:
             rows = await retrying(lambda: client.list(limit=WORKFLOWS + 10), "list")
@@ -189,6 +195,7 @@ async def test_chaos_loses_nothing_and_duplicates_nothing(tmp_path: Path, servic
         await eventually(all_ended, timeout=240, interval=0.25, what="every workflow to end")
         done.set()
         await chaos_task
+        assert len(chaos.log) >= SCHEDULE_TICKS + 3, chaos.log  # every scheduled fault happened
         await _check_everything(client, ids, tmp_path)
     finally:
         done.set()
