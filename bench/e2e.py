@@ -75,7 +75,7 @@ async def connected(args: argparse.Namespace, prefix: str) -> AsyncIterator[dura
     if args.redis:
         options.update(redis_url=args.redis, prefix=prefix)
     async with durable.connect(args.db, **options) as client:
-        client.poll_interval = 0.005
+        client.poll_interval = float(os.environ.get("BENCH_POLL", "0.005"))
         yield client
 
 
