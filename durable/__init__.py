@@ -10,6 +10,7 @@ from ._context import ActionInfo, Context, action_info
 from ._definitions import Retry, action, workflow
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
+from ._replay._replayer import Replayer, ReplayResult
 from ._worker import Worker
 from .errors import NonRetryable
 
@@ -22,6 +23,8 @@ __all__ = [
     "EventReceived",
     "NonDeterminismWarning",
     "NonRetryable",
+    "ReplayResult",
+    "Replayer",
     "Retry",
     "Worker",
     "WorkflowHandle",

@@ -377,3 +377,40 @@ def _repo_root() -> str:
     import pathlib
 
     return str(pathlib.Path(__file__).resolve().parents[2])
+
+
+# ---- durable.Replayer ---------------------------------------------------------------------
+
+
+def test_replayer_replays_lists_json_and_files(tmp_path: Path) -> None:
+    from durable._history import encode_history_json
+
+    h = Harness(sequential, 3, actions=ACTIONS)
+    h.run()
+    replayer = durable.Replayer([sequential])
+    path = tmp_path / "history.json"
+    path.write_bytes(encode_history_json(h.history))
+    for source in (h.history, encode_history_json(h.history), path):
+        result = replayer.replay(source)
+        assert result.done and result.events == len(h.history) and result.workflow == "sequential"
+
+
+def test_replayer_raises_non_determinism_and_history_errors() -> None:
+    from durable.errors import HistoryError
+
+    h = _history_with_action("other_action")
+    with pytest.raises(NonDeterminismError, match="other_action"):
+        durable.Replayer([sequential]).replay(h.history)
+    with pytest.raises(HistoryError, match="does not know"):
+        durable.Replayer([parallel]).replay(h.history)
+    with pytest.raises(HistoryError, match="JSON"):
+        durable.Replayer([sequential]).replay(b"{not json")
+
+
+def test_replayer_reports_where_an_unfinished_history_stops() -> None:
+    h = Harness(waits)
+    h.run()
+    result = durable.Replayer([waits]).replay(h.history)
+    assert not result.done
+    path, line = result.suspended_at.rsplit(":", 1)
+    assert 'await ctx.wait_for("A", "B")' in Path(path).read_text().splitlines()[int(line) - 1]
