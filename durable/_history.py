@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, array_like=True):
+class ErrorInfo(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """An exception as history keeps it: its type name, message and formatted traceback."""
 
     type: str
@@ -64,7 +64,7 @@ class ErrorInfo(msgspec.Struct, frozen=True, array_like=True):
     traceback: str = ""
 
 
-class _Event(msgspec.Struct, frozen=True, tag=True, array_like=True):
+class _Event(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
     """Fields every event has: its position in the history and when it was written."""
 
     seq: int
