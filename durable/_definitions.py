@@ -91,6 +91,7 @@ class ActionDefinition:
     timeout: float | None
     params: Params
     result: Result
+    inline: bool | None = None
 
 
 # Every definition made in this process, by name: the fallback when a worker or client is not
@@ -127,20 +128,28 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
 def action(fn: F, /) -> F: ...
 @overload
 def action(*, name: str | None = None, retry: Retry | None = None,
-           timeout: float | timedelta | None = None) -> Callable[[F], F]: ...
+           timeout: float | timedelta | None = None,
+           inline: bool | None = None) -> Callable[[F], F]: ...
 def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = None,
-           timeout: float | timedelta | None = None) -> Any:
+           timeout: float | timedelta | None = None, inline: bool | None = None) -> Any:
     """Declare an action: a function with side effects, run by a worker and recorded once.
 
     ``async def`` actions run on the worker's loop, plain functions in a thread. ``retry``
     (default ``Retry()``) and ``timeout`` (seconds per attempt, default none) apply per call.
+
+    ``inline``: when the workflow's own worker hosts the action, its first attempt can run
+    inside the workflow task and be recorded with that task's commit (like Temporal's local
+    activities: no queue round trip). By default that happens for actions whose ``timeout``
+    is at most half the worker's lease; ``True`` inlines any attempt (one that takes longer
+    than half the lease is cancelled and run as a task of its own, so a plain function may
+    then run twice), ``False`` never.
     """
 
     def decorate(f: F) -> F:
         act_name = name or f.__name__
         defn = ActionDefinition(act_name, f, inspect.iscoroutinefunction(f), retry or Retry(),
                                 None if timeout is None else seconds(timeout),
-                                Params(f, act_name), Result(f, act_name))
+                                Params(f, act_name), Result(f, act_name), inline)
         f.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn
         return f

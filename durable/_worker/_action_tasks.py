@@ -8,6 +8,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from msgspec.structs import replace
+
 from .._context import ActionInfo, _action_info
 from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
@@ -53,6 +55,28 @@ class ActionTaskRunner:
             await self._failed(task, exc)
             return
         await self._record(task, ActionCompleted(0, 0.0, task.cmd, result, task.attempt))
+
+    async def run_inline(self, task: ActionTask, budget: float
+                         ) -> ActionCompleted | ActionFailed | ActionTask:
+        """One attempt inside a workflow task, which records its outcome with its commit.
+
+        Returns the outcome, or the task to schedule instead: the next attempt after a
+        retryable failure, or this attempt again if it could not finish within ``budget``.
+        """
+        defn = self.actions[task.name]
+        timeout = asyncio.timeout(budget)
+        try:
+            async with timeout:
+                result = await self._call(defn, task)
+        except Exception as exc:
+            if timeout.expired():  # too slow to run inline: run it as a task of its own
+                return replace(task, visible_at=time.time())
+            if not defn.retry.retries(exc, task.attempt):
+                return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
+            now = time.time()
+            return replace(task, attempt=task.attempt + 1, visible_at=now + defn.retry.delay(task.attempt),
+                           last_error=f"{type(exc).__name__}: {exc}")
+        return ActionCompleted(0, 0.0, task.cmd, result, task.attempt)
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
         try:

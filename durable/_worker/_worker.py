@@ -32,11 +32,14 @@ class Worker:
     Worker(...)`` runs it in the background for the block. ``concurrency`` bounds the tasks
     running at once; ``lease`` (seconds) is how long a claimed task stays invisible to other
     workers without a heartbeat, i.e. how soon a crashed worker's work is picked up again.
+    ``inline_actions`` lets the first attempt of short actions run inside the workflow task
+    that schedules them (see ``durable.action(inline=...)``).
     """
 
     def __init__(self, client: Client, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
                  *, concurrency: int = 100, lease: float = 30.0, poll_interval: float = 0.2,
-                 max_cached: int = 1000, identity: str | None = None) -> None:
+                 max_cached: int = 1000, inline_actions: bool = True,
+                 identity: str | None = None) -> None:
         if concurrency < 1 or lease <= 0 or poll_interval <= 0:
             raise ValueError("concurrency >= 1, lease > 0 and poll_interval > 0 are required")
         self.client = client
@@ -47,9 +50,10 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         self.cache = InstanceCache(max_cached)
-        self._workflow_runner = WorkflowTaskRunner(client, self.identity, self.workflows,
-                                                   self.actions, self.cache)
         self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease)
+        self._workflow_runner = WorkflowTaskRunner(
+            client, self.identity, self.workflows, self.actions, self.cache, self._action_runner,
+            inline_budget=lease / 2 if inline_actions else 0.0)
         self._in_flight = 0
         self._seen_when_full = 0
         self._spec = ClaimSpec(self.identity, frozenset(self.workflows), frozenset(self.actions),

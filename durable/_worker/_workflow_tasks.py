@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
+
+from msgspec.structs import replace
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
-    INPUT_TYPES, CancelTimer, CancelWorkflow, Command, CompleteWorkflow, Event, FailWorkflow,
-    ScheduleAction, StartTimer, TaskCompleted, WorkflowStarted,
+    INPUT_TYPES, ActionCompleted, ActionFailed, CancelTimer, CancelWorkflow, Command,
+    CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer, TaskCompleted,
+    WorkflowStarted,
 )
 from .._replay import WorkflowInstance, replay
 from .._stores import ActionTask, ExecutionUpdate, TimerRecord, WorkflowTask, action_ref
@@ -18,6 +22,7 @@ from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 
 if TYPE_CHECKING:
     from .._client import Client
+    from ._action_tasks import ActionTaskRunner
 
 __all__ = ["InstanceCache", "WorkflowTaskRunner"]
 
@@ -25,6 +30,7 @@ logger = logging.getLogger("durable.worker")
 
 _INPUTS = frozenset(INPUT_TYPES)
 _CONFLICT_RETRIES = 5
+_INLINE_ROUNDS = 100  # batches one workflow task may run inline before it commits
 
 
 def _backoff(attempt: int) -> float:
@@ -70,19 +76,64 @@ class InstanceCache:
         self._items.clear()
 
 
-def _effects(task: WorkflowTask, run_id: str, commands: list[Command], now: float
-             ) -> tuple[list[ActionTask], list[TimerRecord], list[int]]:
-    actions, timers, cancelled = [], [], []
-    for command in commands:
-        if type(command) is ScheduleAction:
-            actions.append(ActionTask(task.tenant, task.workflow_id, run_id, command.cmd,
-                                      command.name, command.args, command.kwargs, 1, now))
-        elif type(command) is StartTimer:
-            timers.append(TimerRecord(task.tenant, task.workflow_id, run_id, command.cmd,
-                                      command.fire_at))
-        elif type(command) is CancelTimer:
-            cancelled.append(command.cmd)
-    return actions, timers, cancelled
+class _Commit:
+    """What one workflow task writes: events with dense seq, and the work they create.
+
+    With inline actions a task can hold several batches: inputs, ``TaskCompleted``, commands,
+    then the inline outcomes as the next batch's inputs, and so on.
+    """
+
+    def __init__(self, task: WorkflowTask, run_id: str, seq: int) -> None:
+        self.task = task
+        self.run_id = run_id
+        self.seq = seq  # the last seq written or to be written
+        self.events: list[Event] = []
+        self.actions: dict[int, ActionTask] = {}
+        self._timers: dict[int, TimerRecord] = {}
+        self._cancelled: list[int] = []
+
+    def _event(self, make: Any) -> Event:
+        self.seq += 1
+        event: Event = make(self.seq)
+        self.events.append(event)
+        return event
+
+    def add(self, commands: list[Command], now: float,
+            inline: Callable[[ActionTask], bool]) -> list[ActionTask]:
+        """Record one activation; return the new actions to run inline."""
+        self._event(lambda seq: TaskCompleted(seq, now))
+        to_run = []
+        for command in commands:
+            self._event(lambda seq: command.to_event(seq, now))
+            if type(command) is ScheduleAction:
+                action = ActionTask(self.task.tenant, self.task.workflow_id, self.run_id,
+                                    command.cmd, command.name, command.args, command.kwargs, 1, now)
+                self.actions[command.cmd] = action
+                if inline(action):
+                    to_run.append(action)
+            elif type(command) is StartTimer:
+                self._timers[command.cmd] = TimerRecord(self.task.tenant, self.task.workflow_id,
+                                                        self.run_id, command.cmd, command.fire_at)
+            elif type(command) is CancelTimer and self._timers.pop(command.cmd, None) is None:
+                self._cancelled.append(command.cmd)  # started by an earlier task
+        return to_run
+
+    def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask]) -> list[Event]:
+        """Outcomes become inputs; an attempt that failed with retries left stays a task."""
+        inputs = []
+        for outcome in outcomes:
+            if isinstance(outcome, ActionTask):
+                self.actions[outcome.cmd] = outcome
+            else:
+                del self.actions[outcome.cmd]
+                inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=time.time())))
+        return inputs
+
+    def timers(self) -> list[TimerRecord]:
+        return list(self._timers.values())
+
+    def cancelled_timers(self) -> list[int]:
+        return self._cancelled
 
 
 def _update(instance: WorkflowInstance) -> ExecutionUpdate:
@@ -101,13 +152,16 @@ class WorkflowTaskRunner:
     """Turns a claimed workflow task into one atomic commit (or a release with the reason)."""
 
     def __init__(self, client: Client, owner: str, workflows: dict[str, WorkflowDefinition],
-                 actions: dict[str, ActionDefinition], cache: InstanceCache) -> None:
+                 actions: dict[str, ActionDefinition], cache: InstanceCache,
+                 action_runner: ActionTaskRunner, inline_budget: float) -> None:
         self.store = client.store
         self.client = client
         self.owner = owner
         self.workflows = workflows
         self.actions = actions
         self.cache = cache
+        self.action_runner = action_runner
+        self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
 
     async def run(self, task: WorkflowTask) -> None:
         """Run the task; conflicts retry from fresh history, failures release it with backoff."""
@@ -135,28 +189,44 @@ class WorkflowTaskRunner:
 
     async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
         entry, inputs = await self._load(task, key)
-        now = time.time()
-        activation = entry.instance.activate(inputs, now) if inputs else None
-        if activation is not None and activation.error is not None:
-            entry.instance.close()
-            raise activation.error
-        commands = activation.commands if activation is not None else []
-        events: list[Event] = []
-        if inputs:
-            events.append(TaskCompleted(entry.seq + 1, now))
-            events.extend(c.to_event(entry.seq + 2 + i, now) for i, c in enumerate(commands))
-        actions, timers, cancelled = _effects(task, entry.instance.info.run_id, commands, now)
+        commit = _Commit(task, entry.instance.info.run_id, entry.seq)
+        for _ in range(_INLINE_ROUNDS):
+            if not inputs:
+                break
+            now = time.time()
+            activation = entry.instance.activate(inputs, now)
+            if activation.error is not None:
+                entry.instance.close()
+                raise activation.error
+            inline = commit.add(activation.commands, now, self._inline)
+            inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
         committed = await self.store.commit_workflow_task(
-            task, self.owner, entry.seq + 1, events, actions=actions, timers=timers,
-            cancelled_timers=cancelled, update=_update(entry.instance), now=now)
+            task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
+            timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
+            update=_update(entry.instance), now=time.time())
         if not committed:
             entry.instance.close()
             return False
-        entry.seq += len(events)
+        entry.seq += len(commit.events)
         self.cache.put(key, entry)
-        if actions:
-            await self.client.publish([action_ref(a) for a in actions])
+        if commit.actions:
+            await self.client.publish([action_ref(a) for a in commit.actions.values()])
         return True
+
+    def _inline(self, action: ActionTask) -> bool:
+        """Whether this worker runs the action inside the workflow task (a local fast path)."""
+        defn = self.actions.get(action.name)
+        if self.inline_budget <= 0 or defn is None or defn.inline is False:
+            return False
+        return defn.inline is True or (defn.timeout is not None and defn.timeout <= self.inline_budget)
+
+    async def _run_inline(self, commit: _Commit, actions: list[ActionTask]) -> list[Event]:
+        """Run first attempts now; their outcomes are the next batch's inputs."""
+        if not actions:
+            return []
+        outcomes = await asyncio.gather(*(self.action_runner.run_inline(a, self.inline_budget)
+                                          for a in actions))
+        return commit.record_inline(outcomes)
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
