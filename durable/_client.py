@@ -108,11 +108,11 @@ class WorkflowHandle(Generic[R]):
         """Wait for the execution to end; return its result or raise why it did not finish."""
         async with asyncio.timeout(timeout):
             while True:
-                seen = self.client.store.wakeup.generation
-                record = await self._record()
-                if record.status in TERMINAL_STATUSES:
-                    return self._outcome(record)
-                await self.client.store.wakeup.wait(self.client.poll_interval, seen)
+                with self.client.store.wakeup.watching(self.tenant, self.workflow_id) as ended:
+                    record = await self._record()
+                    if record.status in TERMINAL_STATUSES:
+                        return self._outcome(record)
+                    await asyncio.wait([ended], timeout=self.client.poll_interval)
 
     def _outcome(self, record: ExecutionRecord) -> R:
         if record.status == "completed":

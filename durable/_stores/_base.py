@@ -16,7 +16,8 @@ Invariants every implementation keeps (the conformance suite checks them):
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Collection, Literal, Protocol, Sequence
+import contextlib
+from typing import Any, Collection, Iterator, Literal, Protocol, Sequence
 
 import msgspec
 
@@ -229,14 +230,20 @@ class Store(Protocol):
 
 
 class Wakeup:
-    """Wakes a process's pollers when it made work runnable itself (local dispatch)."""
+    """In-process wake-ups: pollers wait for new work, result waiters for one execution's end.
+
+    Stores call :meth:`notify` when they made work runnable and :meth:`ended` when an
+    execution reached a terminal status (the PostgreSQL store also relays other processes'
+    ``ended`` through ``LISTEN``); other processes are found by polling.
+    """
 
     def __init__(self) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
+        self._watchers: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self.generation = 0  # counts notifications, so a waiter misses none
 
     def notify(self) -> None:
-        """Wake everyone waiting now."""
+        """Wake every poller waiting now."""
         self.generation += 1
         for fut in self._waiters:
             if not fut.done():
@@ -258,6 +265,28 @@ class Wakeup:
             pass
         finally:
             self._waiters.discard(fut)
+
+    def ended(self, tenant: str, workflow_id: str) -> None:
+        """Wake whoever watches the execution."""
+        for fut in self._watchers.get((tenant, workflow_id), ()):
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_set_done, fut)
+
+    @contextlib.contextmanager
+    def watching(self, tenant: str, workflow_id: str) -> Iterator[asyncio.Future[None]]:
+        """A future that :meth:`ended` resolves; watch *before* reading the status, so that
+        an end that happens in between is not missed."""
+        key = (tenant, workflow_id)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.setdefault(key, set()).add(fut)
+        try:
+            yield fut
+        finally:
+            watchers = self._watchers.get(key)
+            if watchers is not None:
+                watchers.discard(fut)
+                if not watchers:
+                    del self._watchers[key]
 
 
 def _set_done(fut: asyncio.Future[None]) -> None:

@@ -136,6 +136,8 @@ class MemoryStore:
             task_error=None)
         if actions or timers:
             self.wakeup.notify()
+        if update.status in TERMINAL_STATUSES:
+            self.wakeup.ended(*key)
         return True
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,

@@ -236,3 +236,24 @@ async def test_concurrent_completions_record_one_outcome(pair: tuple[Store, Stor
                                  for i, store in enumerate([a, b, a, b])))
     assert sorted(won) == [False, False, False, True]
     assert len([e for e in await a.read_history(T1, "wf-1") if isinstance(e, ActionCompleted)]) == 1
+
+
+async def test_another_process_ending_an_execution_wakes_result_waiters_at_once(
+        pair: tuple[Store, Store]) -> None:
+    import durable
+
+    waiting_side, ending_side = pair
+
+    @durable.workflow(name="ends_elsewhere")
+    async def ends_elsewhere(ctx: durable.Context) -> str:
+        return "done"
+
+    waiting = durable.Client(waiting_side, poll_interval=30.0)  # polling would take 30 s
+    handle = await waiting.start(ends_elsewhere, id="elsewhere")
+    result = asyncio.create_task(handle.result(timeout=10))
+    await asyncio.sleep(0.1)  # the waiter has read "running" and is waiting
+    worker_client = durable.Client(ending_side)
+    t0 = asyncio.get_running_loop().time()
+    await durable.Worker(worker_client, [ends_elsewhere]).run_until_idle()
+    assert await result == "done"
+    assert asyncio.get_running_loop().time() - t0 < 5.0

@@ -182,3 +182,5 @@ CREATE_SCHEMA_VERSION: Final = (
 SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
 INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
                                 "VALUES ($1, $2, $3)")
+
+NOTIFY_ENDED: Final = "SELECT pg_notify($1, $2)"

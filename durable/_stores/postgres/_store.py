@@ -12,12 +12,13 @@ Concurrency model:
   any number of workers and servers take disjoint rows and never wait for each other
   (``fire_due_timers`` skips the timers of an execution that is being written just then).
 * Lost connections become ``StoreUnavailableError``; the pool then replaces all of them.
-* ``wakeup`` wakes this process's pollers only; other processes learn of work from their
+* ``wakeup`` wakes this process's pollers; other processes learn of work from their
   dispatcher.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from typing import Any, Final
 
@@ -28,7 +29,7 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup, WorkflowTask,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup, WorkflowTask,
     workflow_ref,
 )
 from . import _statements as sql
@@ -39,6 +40,8 @@ from ._schema import (
 __all__ = ["PostgresStore", "migrate"]
 
 COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means trouble
+_ENDED_CHANNEL: Final = "durable_ended"  # NOTIFY payload: tenant, _SEP, workflow_id
+_SEP: Final = "\x1f"
 
 # One encoder and one decoder per payload type, built once (msgspec performance tips).
 _encode: Final = msgspec.msgpack.Encoder().encode
@@ -53,10 +56,44 @@ _NO_RESULT: Final = _encode(None)
 class PostgresStore:
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""
 
-    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+    def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
         self.url = url
         self.wakeup = Wakeup()
         self._pool = pool
+        self._target = target
+        self._listener: asyncpg.Connection | None = None  # relays other processes' ends
+        self._listening = asyncio.Lock()
+
+    async def _listen(self) -> None:
+        """(Re)connect the ``LISTEN`` connection that turns other processes' ends into
+        ``wakeup.ended``; without it result waiters simply poll."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        async with self._listening:
+            if self._listener is not None:
+                if not self._listener.is_closed():
+                    return  # another task reconnected it meanwhile
+                self._listener.terminate()
+                self._listener = None
+            try:
+                listener = await asyncpg.connect(
+                    self._target.dsn, server_settings=self._target.server_settings, timeout=5.0)
+            except Exception as exc:  # polling still works
+                if not is_unavailable(exc):
+                    raise
+                return
+            try:
+                await listener.add_listener(_ENDED_CHANNEL, self._on_ended)
+            except Exception as exc:
+                listener.terminate()
+                if not is_unavailable(exc):
+                    raise
+                return
+            self._listener = listener
+
+    def _on_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        tenant, _, workflow_id = payload.partition(_SEP)
+        self.wakeup.ended(tenant, workflow_id)
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -71,7 +108,7 @@ class PostgresStore:
             if is_unavailable(exc):
                 raise unavailable(url, exc) from exc
             raise
-        return cls(url, pool)
+        return cls(url, pool, target)
 
     # ---- the driver, with its errors mapped -----------------------------------------------
 
@@ -128,7 +165,8 @@ class PostgresStore:
                                "running", now, now, 1), True
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
-        """The execution, or None."""
+        """The execution, or None (and from here on, other processes' ends wake its waiters)."""
+        await self._listen()
         row = await self._fetchrow(sql.SELECT_EXECUTION, tenant, workflow_id)
         return None if row is None else _record(row)
 
@@ -176,6 +214,10 @@ class PostgresStore:
             _encode(update.result), error, now)
         if done and (actions or timers):
             self.wakeup.notify()
+        if done and update.status in TERMINAL_STATUSES:
+            self.wakeup.ended(task.tenant, task.workflow_id)
+            await self._fetchval(sql.NOTIFY_ENDED, _ENDED_CHANNEL,
+                                 f"{task.tenant}{_SEP}{task.workflow_id}")
         return done
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -285,7 +327,10 @@ class PostgresStore:
         return due
 
     async def close(self) -> None:
-        """Close the pool (idempotent)."""
+        """Close the pool and the listening connection (idempotent)."""
+        if self._listener is not None:
+            self._listener.terminate()
+            self._listener = None
         await self._pool.close()
 
 

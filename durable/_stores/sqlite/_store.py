@@ -255,6 +255,8 @@ class SQLiteStore:
                                  cancelled_timers, update, now)
         if done and (actions or timers):
             self.wakeup.notify()
+        if done and update.status in TERMINAL_STATUSES:
+            self.wakeup.ended(task.tenant, task.workflow_id)
         return done
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
