@@ -39,6 +39,10 @@ class Dispatcher(Protocol):
     async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
         """Up to ``limit`` tasks leased to ``spec.owner``; waits at most ``timeout`` seconds."""
 
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
+        """Route the execution's next workflow tasks to worker ``owner``, which caches it
+        (``keep``), or stop (the execution ended). A dispatcher may ignore this."""
+
     async def ack(self, claims: Sequence[Claim]) -> None:
         """The tasks' outcomes are committed: their hints can be forgotten."""
 

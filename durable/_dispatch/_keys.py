@@ -4,6 +4,9 @@ With prefix ``durable`` and partition ``p`` (0 <= p < partitions)::
 
     durable:{p}:w            workflow-task hints of partition p (every workflow name)
     durable:{p}:a:<action>   action-task hints of <action> in partition p
+    durable:sticky           hash: "<tenant> US <workflow_id>" -> the worker that caches it
+    durable:sticky:<worker>  workflow-task hints routed to that worker (sticky execution)
+    durable:alive:<worker>   exists while the worker is alive (expires after its lease)
 
 Every stream has one consumer group, :data:`GROUP`; a consumer is a worker identity. An
 execution's partition is a stable hash of (tenant, workflow_id), so its hints always land in the
@@ -20,7 +23,10 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["GROUP", "HINT_FIELD", "action_stream", "check_prefix", "partition", "workflow_stream"]
+__all__ = [
+    "GROUP", "HINT_FIELD", "action_stream", "alive", "check_prefix", "partition", "sticky_field",
+    "sticky_map", "sticky_stream", "workflow_stream",
+]
 
 GROUP = "durable-workers"
 """The consumer group on every stream."""
@@ -50,3 +56,23 @@ def workflow_stream(prefix: str, p: int) -> str:
 def action_stream(prefix: str, name: str, p: int) -> str:
     """The stream of hints for action ``name`` in partition ``p``."""
     return f"{prefix}:{{{p}}}:a:{name}"
+
+
+def sticky_map(prefix: str) -> str:
+    """The hash from execution to the worker that caches it."""
+    return f"{prefix}:sticky"
+
+
+def sticky_field(tenant: str, workflow_id: str) -> str:
+    """An execution's field in :func:`sticky_map`."""
+    return f"{tenant}\x1f{workflow_id}"
+
+
+def sticky_stream(prefix: str, owner: str) -> str:
+    """The stream of workflow-task hints routed to worker ``owner``."""
+    return f"{prefix}:sticky:{owner}"
+
+
+def alive(prefix: str, owner: str) -> str:
+    """The key that exists while worker ``owner`` is alive."""
+    return f"{prefix}:alive:{owner}"

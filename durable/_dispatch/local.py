@@ -54,6 +54,9 @@ class LocalDispatcher:
             claims.extend(Claim(a) for a in actions)
         return claims
 
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
+        """Nothing to do: in one process the cache is shared by everyone."""
+
     async def ack(self, claims: Sequence[Claim]) -> None:
         """Nothing to do: a claim is its own record."""
 

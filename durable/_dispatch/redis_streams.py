@@ -48,6 +48,24 @@ _decode = msgspec.msgpack.Decoder(TaskRef).decode
 
 _TaskKey = tuple[Any, ...]
 
+# Routes workflow hints: KEYS[1] is the sticky map; ARGV is prefix, maxlen, then triples of
+# (sticky field, partition stream, hint). A hint goes to the caching worker's sticky stream
+# while that worker's alive key exists, else to the partition stream. (It names keys it
+# computes, so it suits a single Redis, like the multi-stream XREADGROUP.)
+_ROUTE = """
+local prefix, maxlen = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 3 do
+  local stream = ARGV[i + 1]
+  local owner = redis.call('HGET', KEYS[1], ARGV[i])
+  if owner and redis.call('EXISTS', prefix .. ':alive:' .. owner) == 1 then
+    stream = prefix .. ':sticky:' .. owner
+  end
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'r', ARGV[i + 2])
+end
+return 0
+"""
+_STICKY_STREAM_TTL = 3600  # seconds a dead worker's sticky stream outlives it
+
 
 class _Hint(NamedTuple):
     stream: str
@@ -62,6 +80,7 @@ class _Consumer:
     backlog: list[_Hint] = field(default_factory=list)
     streams: set[str] = field(default_factory=set)
     reclaimed_at: float = float("-inf")
+    alive_at: float = float("-inf")
     cursors: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +111,7 @@ class RedisDispatcher:
         self._redis.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
+        self._route = self._redis.register_script(_ROUTE)
 
     def __repr__(self) -> str:
         return f"<RedisDispatcher {self.url} prefix={self.prefix!r}>"
@@ -99,15 +119,36 @@ class RedisDispatcher:
     # ---- publishing ---------------------------------------------------------------------
 
     async def publish(self, refs: Sequence[TaskRef]) -> None:
-        """XADD one hint per ref, in one round trip (after the store committed the tasks)."""
+        """XADD one hint per ref, in one round trip (after the store committed the tasks).
+
+        A workflow hint goes to the sticky stream of the worker that caches the execution
+        while that worker is alive, else to its partition's stream.
+        """
         if not refs:
             return
         pipe = self._redis.pipeline(transaction=False)
+        routed: list[str] = []
         for ref in refs:
-            pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)}, maxlen=self.maxlen,
-                      approximate=True)
+            if ref.kind == "w":
+                routed += [_keys.sticky_field(ref.tenant, ref.workflow_id), self.stream_of(ref),
+                           _encode(ref)]  # type: ignore[list-item]
+            else:
+                pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)},
+                          maxlen=self.maxlen, approximate=True)
+        if routed:
+            await self._route(keys=[_keys.sticky_map(self.prefix)],
+                              args=[self.prefix, self.maxlen, *routed], client=pipe)
         with self._unavailable():
             await pipe.execute()
+
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
+        """Route the execution's workflow hints to ``owner`` (``keep``), or stop doing so."""
+        key, field = _keys.sticky_map(self.prefix), _keys.sticky_field(tenant, workflow_id)
+        with self._unavailable():
+            if keep:
+                await self._redis.hset(key, field, owner)
+            else:
+                await self._redis.hdel(key, field)
 
     def stream_of(self, ref: TaskRef) -> str:
         """The stream that carries ``ref``."""
@@ -119,7 +160,8 @@ class RedisDispatcher:
     def streams_for(self, spec: ClaimSpec) -> list[str]:
         """Every stream a worker hosting ``spec``'s workflows and actions reads."""
         parts = range(self.partitions)
-        streams = [_keys.workflow_stream(self.prefix, p) for p in parts] if spec.workflows else []
+        streams = [_keys.sticky_stream(self.prefix, spec.owner),
+                   *(_keys.workflow_stream(self.prefix, p) for p in parts)] if spec.workflows else []
         streams += [_keys.action_stream(self.prefix, name, p)
                     for name in sorted(spec.actions) for p in parts]
         return streams
@@ -149,12 +191,22 @@ class RedisDispatcher:
                     timeout: float) -> None:
         await self._ensure_groups(streams)
         now = time.monotonic()
+        if spec.workflows and now - consumer.alive_at >= spec.lease / 3:
+            consumer.alive_at = now
+            await self._keep_alive(spec)
         if now - consumer.reclaimed_at >= spec.lease / 2:
             consumer.reclaimed_at = now
             await self._reclaim(consumer, spec, streams, limit)
         if len(consumer.backlog) < limit:
             block = None if consumer.backlog else self._block_ms(timeout)
             consumer.backlog += await self._read(spec.owner, streams, limit, block)
+
+    async def _keep_alive(self, spec: ClaimSpec) -> None:
+        """Say this worker is alive (for a lease), so hints are routed to its sticky stream."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(_keys.alive(self.prefix, spec.owner), 1, px=max(int(spec.lease * 1000), 1))
+        pipe.expire(_keys.sticky_stream(self.prefix, spec.owner), _STICKY_STREAM_TTL)
+        await pipe.execute()
 
     async def _ensure_groups(self, streams: list[str]) -> None:
         """Create the missing groups from id 0, so hints published before are not skipped."""

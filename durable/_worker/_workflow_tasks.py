@@ -38,11 +38,12 @@ def _backoff(attempt: int) -> float:
 
 
 class _Cached:
-    __slots__ = ("instance", "seq")
+    __slots__ = ("instance", "seq", "stuck")
 
     def __init__(self, instance: WorkflowInstance, seq: int) -> None:
         self.instance = instance
         self.seq = seq
+        self.stuck = False  # the dispatcher routes the execution's next tasks to this worker
 
 
 class InstanceCache:
@@ -200,6 +201,9 @@ class WorkflowTaskRunner:
                 raise activation.error
             inline = commit.add(activation.commands, now, self._inline)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
+        if not entry.stuck and not entry.instance.done:
+            # Before the commit makes the task's outcome visible, so the next hint follows it.
+            entry.stuck = await self._stick(task, keep=True)
         committed = await self.store.commit_workflow_task(
             task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
             timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
@@ -208,9 +212,22 @@ class WorkflowTaskRunner:
             entry.instance.close()
             return False
         entry.seq += len(commit.events)
+        done, stuck = entry.instance.done, entry.stuck
         self.cache.put(key, entry)
         if commit.actions:
             await self.client.publish([action_ref(a) for a in commit.actions.values()])
+        if done and stuck:
+            await self._stick(task, keep=False)
+        return True
+
+    async def _stick(self, task: WorkflowTask, *, keep: bool) -> bool:
+        """Sticky execution: ask for this execution's next tasks (or forget it, once ended)."""
+        try:
+            await self.client.dispatcher.stick(self.owner, task.tenant, task.workflow_id, keep=keep)
+        except Exception:  # without it the next task goes to any worker, which replays
+            logger.warning("could not route %s/%s to this worker", task.tenant, task.workflow_id,
+                           exc_info=True)
+            return False
         return True
 
     def _inline(self, action: ActionTask) -> bool:

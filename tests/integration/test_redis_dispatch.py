@@ -80,8 +80,9 @@ async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Red
     try:
         yield client
         keys = [k.decode() async for k in client.scan_iter(match=f"{redis_prefix}*")]
-        shape = re.compile(re.escape(redis_prefix) + r"\{\d+\}:(w|a:redis_dispatch_step)")
-        assert all(shape.fullmatch(k) for k in keys), keys  # nothing but dispatch streams
+        shape = re.compile(re.escape(redis_prefix)
+                           + r"(\{\d+\}:(w|a:redis_dispatch_step)|sticky|sticky:.+|alive:.+)")
+        assert all(shape.fullmatch(k) for k in keys), keys  # nothing but dispatch keys
         if keys:
             await client.delete(*keys)
         assert [k async for k in client.scan_iter(match=f"{redis_prefix}*")] == []
@@ -112,10 +113,13 @@ def worker(client: Client, **options: Any) -> durable.Worker:
 
 async def pending(redis: aioredis.Redis, prefix: str) -> int:
     """Entries delivered to some consumer and not acknowledged, over every stream."""
-    total = 0
-    async for key in redis.scan_iter(match=f"{prefix}*"):
-        total += (await redis.xpending(key, _keys.GROUP))["pending"]
-    return total
+    return sum([(await redis.xpending(key, _keys.GROUP))["pending"]
+                for key in await streams(redis, prefix)])
+
+
+async def streams(redis: aioredis.Redis, prefix: str) -> list[bytes]:
+    """The dispatch streams under ``prefix`` (not the sticky map or the alive keys)."""
+    return [key async for key in redis.scan_iter(match=f"{prefix}*", _type="stream")]
 
 
 async def delete_keys(redis: aioredis.Redis, prefix: str) -> None:
@@ -134,9 +138,9 @@ async def test_workflow_runs_end_to_end_through_redis(redis_url: str, redis_pref
             assert await handle.result(timeout=5) == 10 + 20 + 30 + 40
         assert [runs[("e2e", n)] for n in range(1, 5)] == [1, 1, 1, 1]
         assert await pending(redis, redis_prefix) == 0  # every hint was acknowledged
-    streams = [k async for k in redis.scan_iter(match=f"{redis_prefix}*")]
-    assert streams
-    for stream in streams:  # closing removed the worker's consumers (they held nothing)
+    found = await streams(redis, redis_prefix)
+    assert found
+    for stream in found:  # closing removed the worker's consumers (they held nothing)
         assert await redis.xinfo_consumers(stream, _keys.GROUP) == []
 
 
@@ -354,3 +358,56 @@ def _pings(url: str) -> Callable[[], Any]:
         finally:
             await client.aclose()
     return probe
+
+
+class ReplayCountingStore(MemoryStore):
+    """The memory store, counting full history reads (a worker rebuilding an instance)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full_reads = 0
+
+    async def read_history(self, tenant: str, workflow_id: str, **options: Any) -> Any:
+        self.full_reads += not options.get("after_seq")
+        return await super().read_history(tenant, workflow_id, **options)
+
+
+@durable.workflow(name="RedisDispatchTicks")
+async def ticks(ctx: durable.Context, n: int) -> int:
+    for _ in range(n):
+        await ctx.wait_for("tick")
+    return n
+
+
+async def test_sticky_execution_routes_tasks_to_the_caching_worker_then_falls_back(
+        clients: Callable[..., Client], redis: aioredis.Redis) -> None:
+    store = ReplayCountingStore()
+    sender = clients(store)
+    workers = [durable.Worker(clients(store), [ticks], [], lease=0.5, poll_interval=0.02)
+               for _ in range(3)]
+    running = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        handle = await sender.start(ticks, 8, id="sticky")
+        holder = await eventually(lambda: [w for w in workers if len(w.cache)], what="a holder")
+        for i in range(5):  # every event goes to the worker that caches the execution
+            await handle.send("tick", i)
+            await eventually(lambda i=i: _received(store, i + 1), what=f"event {i}")
+        assert store.full_reads == 1 and [len(w.cache) for w in workers].count(1) == 1
+        holder[0].shutdown()  # the holder goes away: its alive key expires after its lease
+        await running[workers.index(holder[0])]
+        await asyncio.sleep(0.6)
+        for i in range(5, 8):
+            await handle.send("tick", i)
+            await eventually(lambda i=i: _received(store, i + 1), what=f"event {i}")
+        assert await handle.result(timeout=10) == 8
+        assert store.full_reads == 2  # one other worker rebuilt it once, then kept it
+    finally:
+        for worker in workers:
+            worker.shutdown()
+        await asyncio.gather(*running)
+
+
+async def _received(store: MemoryStore, count: int) -> bool:
+    history = await MemoryStore.read_history(store, "default", "sticky")  # not counted
+    names = [type(e).__name__ for e in history]
+    return names.count("EventReceived") == count and names[-1] != "EventReceived"
