@@ -1,13 +1,16 @@
 """End-to-end throughput, latency and recovery on a real store, with worker processes.
 
-    .venv/bin/python bench/e2e.py throughput --db URL [--redis URL] [--workflows 1000] [--concurrency 100]
-    .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200]
+    .venv/bin/python bench/e2e.py throughput --db URL [--redis URL] [--workflows 1000] [--concurrency 100] [--in-flight N]
+    .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200] [--actions 1|3]
     .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20]
 
 Workers (and, with Redis, a ``durable server``) run as separate processes, as in production;
 this process starts the workflows and waits for their results. ``--db`` defaults to
 ``$DURABLE_PG_DSN`` and ``--redis`` to ``$DURABLE_REDIS_URL``; pass ``--redis ''`` for
 in-process dispatch. Each run uses a fresh tenant, so runs do not see each other's work.
+``--in-flight`` bounds the workflows the client has started and not yet seen finish (default:
+``--concurrency``, the worker's bound). Each measurement prints its line and returns its
+numbers (``measure("latency", db=..., actions=3)``), for ``bench/compare``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class Cluster:
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                                start_new_session=True)
         self.procs.append(proc)
         return proc
 
@@ -75,7 +79,7 @@ async def connected(args: argparse.Namespace, prefix: str) -> AsyncIterator[dura
     if args.redis:
         options.update(redis_url=args.redis, prefix=prefix)
     async with durable.connect(args.db, **options) as client:
-        client.poll_interval = float(os.environ.get("BENCH_POLL", "0.005"))
+        client.poll_interval = args.poll
         yield client
 
 
@@ -96,7 +100,7 @@ async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
     return latencies
 
 
-async def throughput(args: argparse.Namespace) -> None:
+async def throughput(args: argparse.Namespace) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     cluster = Cluster(args.db, args.redis, prefix)
     try:
@@ -108,41 +112,48 @@ async def throughput(args: argparse.Namespace) -> None:
                 handle = await client.start(flows.three_steps, i, id=f"t{i}")
                 assert await handle.result(timeout=300) == i + 3
 
-            await run_bounded(min(20, args.workflows), args.concurrency, one)  # warm up
+            in_flight = args.in_flight or args.concurrency
+            await run_bounded(min(20, args.workflows), in_flight, one)  # warm up
             t0 = time.perf_counter()
-            await run_bounded(args.workflows, args.concurrency, lambda i: one(i + 10**6))
+            await run_bounded(args.workflows, in_flight, lambda i: one(i + 10**6))
             elapsed = time.perf_counter() - t0
         print(f"throughput db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
-              f"workers={args.workers} workflows={args.workflows} concurrency={args.concurrency}: "
-              f"{args.workflows / elapsed:,.0f} workflows/s, {3 * args.workflows / elapsed:,.0f} "
-              f"action steps/s ({elapsed:.2f} s)")
+              f"workers={args.workers} workflows={args.workflows} concurrency={args.concurrency} "
+              f"in-flight={in_flight}: {args.workflows / elapsed:,.0f} workflows/s, "
+              f"{3 * args.workflows / elapsed:,.0f} action steps/s ({elapsed:.2f} s)")
+        return {"workflows_per_s": args.workflows / elapsed,
+                "steps_per_s": 3 * args.workflows / elapsed, "seconds": elapsed}
     finally:
         cluster.stop()
 
 
-async def latency(args: argparse.Namespace) -> None:
+async def latency(args: argparse.Namespace) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     cluster = Cluster(args.db, args.redis, prefix)
     try:
         cluster.worker(10, lease=10.0)
         cluster.server()
         async with connected(args, prefix) as client:
+            flow = {1: flows.one_step, 3: flows.three_steps}[args.actions]
+
             async def one(i: int) -> None:
-                handle = await client.start(flows.one_step, i, id=f"l{i}")
-                assert await handle.result(timeout=60) == i + 1
+                handle = await client.start(flow, i, id=f"l{i}")
+                assert await handle.result(timeout=60) == i + args.actions
 
             await run_bounded(10, 1, one)  # warm up
             samples = await run_bounded(args.samples, 1, lambda i: one(i + 10**6))
         samples.sort()
         p50, p99 = samples[len(samples) // 2], samples[min(int(len(samples) * 0.99), len(samples) - 1)]
-        print(f"latency db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} 1-action "
-              f"workflow, concurrency 1, {args.samples} samples: p50 {p50 * 1e3:.1f} ms, "
-              f"p99 {p99 * 1e3:.1f} ms, mean {statistics.mean(samples) * 1e3:.1f} ms")
+        mean = statistics.mean(samples)
+        print(f"latency db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
+              f"{args.actions}-action workflow, concurrency 1, {args.samples} samples: "
+              f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, mean {mean * 1e3:.1f} ms")
+        return {"p50": p50, "p99": p99, "mean": mean}
     finally:
         cluster.stop()
 
 
-async def recovery(args: argparse.Namespace) -> None:
+async def recovery(args: argparse.Namespace) -> dict[str, float]:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     cluster = Cluster(args.db, args.redis, prefix)
     try:
@@ -173,6 +184,7 @@ async def recovery(args: argparse.Namespace) -> None:
         print(f"recovery db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
               f"lease={args.lease}s: first workflow resumed {resumed:.2f} s after the SIGKILL; all "
               f"{args.workflows} workflows of {args.steps} steps finished {finished:.2f} s after it")
+        return {"resumed": resumed if resumed is not None else finished, "finished": finished}
     finally:
         cluster.stop()
 
@@ -181,20 +193,45 @@ def _scheme(url: str) -> str:
     return url.split(":", 1)[0]
 
 
-def main() -> None:
+MEASUREMENTS = {"throughput": throughput, "latency": latency, "recovery": recovery}
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=["throughput", "latency", "recovery"])
     parser.add_argument("--db", default=os.environ.get("DURABLE_PG_DSN", "sqlite:///bench.db"))
     parser.add_argument("--redis", default=os.environ.get("DURABLE_REDIS_URL"))
     parser.add_argument("--workflows", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--in-flight", type=int, default=None)
+    parser.add_argument("--actions", type=int, choices=[1, 3], default=1)
+    parser.add_argument("--poll", type=float, default=float(os.environ.get("BENCH_POLL", "0.005")),
+                        help="the client's result poll interval (PostgreSQL also wakes it)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--lease", type=float, default=1.0)
-    args = parser.parse_args()
+    return parser
+
+
+def _defaults(args: argparse.Namespace) -> argparse.Namespace:
     args.workflows = args.workflows or {"throughput": 1000, "recovery": 200}.get(args.what, 0)
-    asyncio.run({"throughput": throughput, "latency": latency, "recovery": recovery}[args.what](args))
+    return args
+
+
+async def measure(what: str, **options: Any) -> dict[str, float]:
+    """Run one measurement with the CLI's defaults overridden by ``options``; its numbers."""
+    args = _defaults(parser().parse_args([what]))
+    for name, value in options.items():
+        if not hasattr(args, name):
+            raise TypeError(f"unknown option {name!r}")
+        setattr(args, name, value)
+    return await MEASUREMENTS[what](args)
+
+
+def main() -> None:
+    args = _defaults(parser().parse_args())
+    asyncio.run(MEASUREMENTS[args.what](args))
 
 
 if __name__ == "__main__":
