@@ -12,12 +12,12 @@ from typing import Any
 import durable
 
 
-@durable.action
+@durable.action(timeout=5.0)  # short: the worker runs it inline (its lease is 10 s or more)
 async def add_one(n: int) -> int:
     return n + 1
 
 
-@durable.action
+@durable.action(timeout=5.0)
 async def pause(seconds: float) -> None:
     await asyncio.sleep(seconds)
 

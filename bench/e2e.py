@@ -24,15 +24,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import durable  # noqa: E402
-from bench import _e2e_flows as flows  # noqa: E402
+import durable
+from bench import _e2e_flows as flows
 
 
 def progress(message: str) -> None:
@@ -71,6 +72,13 @@ class Cluster:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
             proc.wait()
+        if self.redis:  # this run's streams, groups and maps: every key under its prefix
+            import redis
+
+            with redis.Redis.from_url(self.redis) as r:
+                keys = list(r.scan_iter(match=f"{self.prefix}:*", count=1000))
+                if keys:
+                    r.delete(*keys)
 
 
 @asynccontextmanager
@@ -205,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=None)
     parser.add_argument("--actions", type=int, choices=[1, 3], default=1)
-    parser.add_argument("--poll", type=float, default=float(os.environ.get("BENCH_POLL", "0.005")),
+    parser.add_argument("--poll", type=float, default=float(os.environ.get("BENCH_POLL", "1.0")),
                         help="the client's result poll interval (PostgreSQL also wakes it)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--samples", type=int, default=200)

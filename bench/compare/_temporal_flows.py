@@ -63,7 +63,7 @@ class Events:
     @workflow.run
     async def run(self, n: int) -> int:
         for i in range(n):
-            await workflow.wait_condition(lambda: self.received > i)
+            await workflow.wait_condition(lambda i=i: self.received > i)  # type: ignore[misc]
         return self.total
 
 

@@ -1,0 +1,203 @@
+"""End to end: durable on PostgreSQL + Redis (one worker process) next to DBOS Transact.
+
+    .venv/bin/python -m bench.compare.dbos_e2e [--workflows 2000] [--samples 200]
+        [--recovery-workflows 200] [--steps 20] [--only throughput latency recovery]
+
+Both run a 3-step workflow (durable: ``bench/_e2e_flows.py``, 3 actions; DBOS:
+``bench/compare/_dbos_app.py``, 3 ``@DBOS.step``s) on the local PostgreSQL, each in a database
+of its own created for the run and dropped after it (``BENCH_PG``, default
+``postgresql://postgres@127.0.0.1:5432``; durable's Redis is ``DURABLE_REDIS_URL``, default
+``redis://127.0.0.1:6379/0``).
+
+- throughput: ``--workflows`` started at once from one process; workflows/s and steps/s.
+- latency: start-to-result one at a time, ``--samples`` samples; p50 and p99.
+- recovery: ``--recovery-workflows`` workflows of ``--steps`` 20 ms steps in flight; the
+  process running them is SIGKILLed and a new one started at once; seconds from the kill until
+  all have finished (durable: the worker process, with ``durable server`` and a 1 s lease;
+  DBOS: the application process, which recovers its pending workflows when it launches).
+
+DBOS runs in a subprocess per measurement so its global state and the SIGKILL are clean;
+durable's numbers come from ``bench/e2e.py`` (worker and server processes, as in production).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench.compare._common import (
+    REDIS_URL,
+    ROOT,
+    attempt,
+    cell,
+    progress,
+    ratio,
+    scratch_database,
+    table,
+)
+
+TARGETS = {"steps_per_s": 10.0, "p50": 0.25, "recovery": 5.0}
+DBOS_DB = "durable_bench_dbos"
+DURABLE_DB = "durable_bench_durable"
+
+
+def _dbos(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "bench.compare._dbos_app", *args], cwd=ROOT,
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _dbos_numbers(*args: str) -> dict[str, float]:
+    proc = _dbos(*args)
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"DBOS {args[0]} failed (exit {proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def _dbos_counts(conn: Any) -> tuple[int, int, list[int]]:
+    """Finished workflows, all workflows, and the steps done by the five first started."""
+    done, total = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FROM dbos.workflow_status")
+    rows = await conn.fetch(
+        "SELECT count(o.function_id) AS n FROM (SELECT workflow_uuid FROM dbos.workflow_status "
+        "ORDER BY created_at LIMIT 5) w LEFT JOIN dbos.operation_outputs o USING (workflow_uuid) "
+        "GROUP BY w.workflow_uuid")
+    return done, total, [r["n"] for r in rows]
+
+
+async def dbos_recovery(db: str, workflows: int, steps: int) -> dict[str, float]:
+    import asyncpg
+
+    victim = _dbos("start", db, "--workflows", str(workflows), "--steps", str(steps))
+    assert victim.stdout is not None
+    await asyncio.to_thread(victim.stdout.readline)  # "running": all started
+    conn = await asyncpg.connect(db)
+    survivor = None
+    try:
+        progress(f"  DBOS: started {workflows} workflows of {steps} steps; waiting until under way")
+        while True:
+            done, total, first = await _dbos_counts(conn)
+            if total >= workflows and len(first) == 5 and min(first) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        killed_at = time.perf_counter()
+        victim.wait()
+        survivor = _dbos("resume", db)
+        progress(f"  DBOS: SIGKILLed with {done} finished; a new process is running")
+        while (await _dbos_counts(conn))[0] < workflows:
+            await asyncio.sleep(0.05)
+        return {"finished": time.perf_counter() - killed_at}
+    finally:
+        await conn.close()
+        for proc in (victim, survivor):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def dbos_side(what: str, args: argparse.Namespace) -> dict[str, float]:
+    async with scratch_database(DBOS_DB) as db:
+        if what == "throughput":
+            return await asyncio.to_thread(_dbos_numbers, "throughput", db, "--workflows",
+                                           str(args.workflows))
+        if what == "latency":
+            return await asyncio.to_thread(_dbos_numbers, "latency", db, "--samples",
+                                           str(args.samples))
+        return await dbos_recovery(db, args.recovery_workflows, args.steps)
+
+
+async def durable_side(what: str, args: argparse.Namespace) -> dict[str, float]:
+    from bench import e2e
+
+    async with scratch_database(DURABLE_DB) as db, contextlib.AsyncExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))  # its own lines: progress
+        common = {"db": db, "redis": args.redis, "workers": 1}
+        if what == "throughput":
+            # all started at once, as for DBOS; result waits are woken by LISTEN, so poll slowly
+            return await e2e.measure("throughput", workflows=args.workflows,
+                                     in_flight=args.workflows, poll=0.5, **common)
+        if what == "latency":
+            return await e2e.measure("latency", samples=args.samples, actions=3, **common)
+        return await e2e.measure("recovery", workflows=args.recovery_workflows,
+                                 steps=args.steps, **common)
+
+
+Pair = tuple[dict[str, float] | None, dict[str, float] | None]
+
+
+def report(results: dict[str, Pair]) -> str:
+    def rel(pair: Pair, key: str, how: Any) -> str:
+        d, p = pair
+        return "" if d is None or p is None else how(d[key], p[key])
+
+    def target(pair: Pair, key: str, ok: Any, text: str) -> str:
+        d, p = pair
+        return "" if d is None or p is None else f"{text}: {'met' if ok(d[key], p[key]) else 'NOT met'}"
+
+    rows = []
+    if "throughput" in results:
+        pair = results["throughput"]
+        rows += [("throughput, workflows/s", *(cell(x, "workflows_per_s", ",.0f") for x in pair),
+                  rel(pair, "workflows_per_s", lambda d, p: ratio(d / p)), ""),
+                 ("throughput, steps/s", *(cell(x, "steps_per_s", ",.0f") for x in pair),
+                  rel(pair, "steps_per_s", lambda d, p: ratio(d / p)),
+                  target(pair, "steps_per_s", lambda d, p: d / p >= TARGETS["steps_per_s"],
+                         ">=10x"))]
+    if "latency" in results:
+        pair = results["latency"]
+        rows += [("latency p50, ms", *(cell(x, "p50", ".1f", 1e3) for x in pair),
+                  rel(pair, "p50", lambda d, p: f"{d / p:.2f} of DBOS's"),
+                  target(pair, "p50", lambda d, p: d / p <= TARGETS["p50"], "<=0.25 of DBOS's")),
+                 ("latency p99, ms", *(cell(x, "p99", ".1f", 1e3) for x in pair),
+                  rel(pair, "p99", lambda d, p: f"{d / p:.2f} of DBOS's"), "")]
+    if "recovery" in results:
+        pair = results["recovery"]
+        rows.append(("recovery: all finished, s", *(cell(x, "finished", ".2f") for x in pair),
+                     rel(pair, "finished", lambda d, p: f"{ratio(p / d)} sooner"),
+                     target(pair, "finished", lambda d, p: p / d >= TARGETS["recovery"],
+                            ">=5x sooner")))
+    return table(["measure", "durable", "DBOS", "ratio", "target"], rows)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workflows", type=int, default=2000)
+    p.add_argument("--samples", type=int, default=200)
+    p.add_argument("--recovery-workflows", type=int, default=200)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--redis", default=REDIS_URL)
+    p.add_argument("--only", nargs="+", default=["throughput", "latency", "recovery"],
+                   choices=["throughput", "latency", "recovery"])
+    return p
+
+
+async def run(args: argparse.Namespace) -> str:
+    results = {}
+    for what in args.only:
+        progress(f"{what}: durable (PostgreSQL + Redis, one worker process) ...")
+        mine = await attempt(f"durable {what}", durable_side(what, args))
+        progress(f"{what}: DBOS Transact (PostgreSQL, one process) ...")
+        results[what] = (mine, await attempt(f"DBOS {what}", dbos_side(what, args)))
+    return (f"End to end vs DBOS Transact, 3-step workflow on the same PostgreSQL "
+            f"(throughput: {args.workflows:,} started at once; latency: {args.samples} one at a "
+            f"time; recovery: {args.recovery_workflows} x {args.steps} steps, SIGKILL)\n"
+            + report(results))
+
+
+def main() -> None:
+    print(asyncio.run(run(parser().parse_args())), flush=True)
+
+
+if __name__ == "__main__":
+    main()
