@@ -5,8 +5,9 @@
 Each history is recorded by running the shape live through the engine, stored as the stores
 keep it (one MessagePack blob per event), then decoded and replayed by ``durable.Replayer``'s
 engine on a fresh instance, as a worker does after a crash (decoding included). Floors,
-measured in the same run: a bare coroutine resumed by ``send()``, and a bare coroutine that
-takes one asyncio loop iteration per step (the default loop, and uvloop when installed).
+measured in the same run: a bare coroutine resumed by ``send()``, one awaiting futures that are
+already completed, and one taking an asyncio loop iteration per step (the default loop, and
+uvloop when installed).
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ def bare_send(n: int) -> None:
         pass
 
 
+def completed_futures(n: int) -> None:
+    """A coroutine awaiting ``n`` futures that are already completed (it never suspends)."""
+    async def body(futures: list[asyncio.Future[int]]) -> None:
+        for fut in futures:
+            await fut
+
+    loop = asyncio.new_event_loop()
+    try:
+        futures = []
+        for i in range(n):
+            futures.append(loop.create_future())
+            futures[-1].set_result(i)
+        loop.run_until_complete(body(futures))
+    finally:
+        loop.close()
+
+
 def loop_iterations(n: int, new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
     """A coroutine awaiting ``n`` futures, each resolved on the loop's next iteration."""
     async def body() -> None:
@@ -90,6 +108,7 @@ def best(repeat: int, fn: Callable[[], None]) -> float:
 def floors(steps: int, repeat: int) -> dict[str, float]:
     """Seconds per step of each floor."""
     result = {"coroutine send()": best(repeat, lambda: bare_send(steps)) / steps,
+              "awaiting completed futures": best(repeat, lambda: completed_futures(steps)) / steps,
               "asyncio loop iteration": best(
                   repeat, lambda: loop_iterations(steps, asyncio.new_event_loop)) / steps}
     try:
