@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
 import pytest
+from _support import eventually
 
 from durable._history import ActionCompleted, EventReceived, StartTimer, TimerFired
 from durable._stores import ActionTask, Store, open_store
@@ -40,14 +41,6 @@ async def admin(pg_database: str) -> AsyncIterator[asyncpg.Connection]:
 
 def database_of(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
-    """Poll ``probe`` until it returns something truthy (instead of sleeping a guess)."""
-    async with asyncio.timeout(timeout):
-        while not (result := await probe()):
-            await asyncio.sleep(0.01)
-    return result
 
 
 async def terminate_store_backends(admin: asyncpg.Connection, url: str) -> int:

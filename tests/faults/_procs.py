@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import durable
+from _support import eventually
 from durable._history import Event
 
 from . import _flows
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 20.0,
-                     interval: float = 0.01, what: str = "a condition") -> T:
-    """Call ``probe`` until it returns something truthy, and return that (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value  # type: ignore[return-value]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import inspect
 import logging
 import os
 import re
@@ -24,6 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import durable
+from _support import eventually
 from durable import Client
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
 from durable._stores import workflow_ref
@@ -58,20 +58,6 @@ async def waits(ctx: durable.Context) -> int:
 
 WORKFLOWS = frozenset({"RedisDispatchFlow", "RedisDispatchWaits"})
 ACTIONS = frozenset({"redis_dispatch_step"})
-
-
-async def eventually(probe: Callable[[], Any], *, timeout: float = 3.0, what: str = "it") -> Any:
-    """Call ``probe`` until it returns something truthy (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

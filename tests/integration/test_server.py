@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import aiohttp
 import pytest
 
 import durable
+from _support import eventually
 from durable import _stores
 from durable._cli import main
 from durable._dispatch import Claim, ClaimSpec, LocalDispatcher
@@ -141,21 +142,6 @@ class FlakyStore:
             return await attr(*args, **kwargs)
 
         return call
-
-
-async def eventually(probe: Callable[[], Any], *, timeout: float = 3.0,
-                     what: str = "a condition") -> Any:
-    """Call ``probe`` until it returns something truthy, and return that (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def server_client(store: Store, tenant: str) -> tuple[durable.Client, RecordingDispatcher]:

@@ -1,0 +1,26 @@
+"""Helpers every test package shares (``tests/`` is on ``sys.path`` under pytest)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 20.0,
+                     interval: float = 0.01, what: str = "a condition") -> T:
+    """Call ``probe`` until it returns something truthy, and return that (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
