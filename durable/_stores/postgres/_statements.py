@@ -50,8 +50,12 @@ APPEND: Final = "SELECT durable_append($1, $2, $3, $4, $5, $6)"
 
 # ---- workflow tasks -------------------------------------------------------------------------
 
-COMMIT: Final = ("SELECT durable_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-                 "$14, $15, $16, $17, $18, $19, $20, $21, $22)")
+# ... and, when the commit succeeded and $24 is not NULL (a terminal status), NOTIFY channel
+# $23 with payload $24 in the same transaction, so result waiters elsewhere wake at once.
+COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
+                 "THEN pg_notify($23, $24) END "
+                 "FROM (SELECT durable_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+                 "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22) AS done) AS c")
 
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = """
@@ -182,5 +186,3 @@ CREATE_SCHEMA_VERSION: Final = (
 SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
 INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
                                 "VALUES ($1, $2, $3)")
-
-NOTIFY_ENDED: Final = "SELECT pg_notify($1, $2)"

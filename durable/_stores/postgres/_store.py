@@ -206,18 +206,18 @@ class PostgresStore:
                                    update: ExecutionUpdate, now: float) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         error = None if update.error is None else _encode(update.error)
+        ended = update.status in TERMINAL_STATUSES
         done: bool = await self._fetchval(
             sql.COMMIT, task.tenant, task.workflow_id, owner, expected_seq,
             [e.seq for e in events], [encode_event(e) for e in events],
             *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
             cancelled_timers, update.status, update.state, _encode(update.data),
-            _encode(update.result), error, now)
+            _encode(update.result), error, now, _ENDED_CHANNEL,
+            f"{task.tenant}{_SEP}{task.workflow_id}" if ended else None)
         if done and (actions or timers):
             self.wakeup.notify()
-        if done and update.status in TERMINAL_STATUSES:
+        if done and ended:
             self.wakeup.ended(task.tenant, task.workflow_id)
-            await self._fetchval(sql.NOTIFY_ENDED, _ENDED_CHANNEL,
-                                 f"{task.tenant}{_SEP}{task.workflow_id}")
         return done
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
