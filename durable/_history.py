@@ -292,13 +292,11 @@ Command = (
 # One encoder and decoder for the process (msgspec performance tips).
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(Event)
-_list_decoder: Final = msgspec.msgpack.Decoder(list[Event])
 _json_encoder: Final = msgspec.json.Encoder()
 _json_decoder: Final = msgspec.json.Decoder(list[Event])
 
 encode_event = _encoder.encode
 decode_event = _decoder.decode
-decode_events = _list_decoder.decode
 
 
 def encode_history_json(events: list[Event]) -> bytes:

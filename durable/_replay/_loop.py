@@ -19,7 +19,7 @@ from ..errors import IllegalWorkflowOperationError
 if TYPE_CHECKING:
     from ._instance import WorkflowInstance
 
-__all__ = ["WorkflowLoop", "in_workflow"]
+__all__ = ["WorkflowLoop"]
 
 logger = logging.getLogger("durable.workflow")
 
@@ -46,11 +46,6 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 
 sys.addaudithook(_audit)
-
-
-def in_workflow() -> bool:
-    """Whether workflow code is running in this thread right now."""
-    return _active
 
 
 class WorkflowLoop(asyncio.AbstractEventLoop):
