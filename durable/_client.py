@@ -80,7 +80,8 @@ class WorkflowHandle(Generic[R]):
     async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None) -> None:
         """Deliver external event ``name`` to the execution (once per ``idempotency_key``).
 
-        Raises ``WorkflowClosedError`` if the execution has ended.
+        Raises ``WorkflowClosedError`` if the execution has ended (unless an event with the
+        same ``idempotency_key`` was delivered before it did: then this is a retry, not an error).
         """
         if not isinstance(name, str) or not name:
             raise TypeError("an event name is a non-empty str")
@@ -92,9 +93,15 @@ class WorkflowHandle(Generic[R]):
                                                    dedup=dedup, now=time.time())
         if seq is not None:
             await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
-        elif (await self._record()).status in TERMINAL_STATUSES:
+        elif (await self._record()).status in TERMINAL_STATUSES and not (
+                idempotency_key is not None and await self._delivered(idempotency_key)):
             raise WorkflowClosedError(f"execution {self.workflow_id!r} has ended; event "
                                       f"{name!r} was not delivered", workflow_id=self.workflow_id)
+
+    async def _delivered(self, idempotency_key: str) -> bool:
+        """Whether an event with this key is in the history (a retried send is no error)."""
+        return any(isinstance(e, EventReceived) and e.key == idempotency_key
+                   for e in await self.history())
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await."""

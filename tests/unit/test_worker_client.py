@@ -210,6 +210,13 @@ async def test_failed_and_cancelled_results_raise(client, worker) -> None:
     with pytest.raises(WorkflowClosedError):
         await handle.send("go", 1)
 
+    done = await client.start(waiter, id="done")
+    await done.send("go", 1, idempotency_key="once")
+    assert await done.result(timeout=5) == 1
+    await done.send("go", 1, idempotency_key="once")  # a retried send: delivered before, no error
+    with pytest.raises(WorkflowClosedError):
+        await done.send("go", 1, idempotency_key="another")
+
 
 async def test_describe_shows_state_data_and_pending_work(client) -> None:
     @durable.workflow(name="pending")
