@@ -23,7 +23,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from types import ModuleType
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -36,6 +35,7 @@ from ._history import (
     EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired, TimerStarted,
     WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted, encode_history_json,
 )
+from ._urls import redact
 
 __all__ = ["main"]
 
@@ -114,15 +114,6 @@ def _db(args: argparse.Namespace) -> str:
 
 def _redis(args: argparse.Namespace) -> str | None:
     return getattr(args, "redis", None) or os.environ.get("DURABLE_REDIS") or None
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # ---- argument parsing -----------------------------------------------------------------------
@@ -350,8 +341,8 @@ async def _server(args: argparse.Namespace) -> int:
         async def started() -> str:
             await server.wait_started()
             redis = _redis(args)
-            return (f"durable server {server.identity} started: db={_safe_url(_db(args))} "
-                    f"redis={_safe_url(redis) if redis else '-'} http={server.url} "
+            return (f"durable server {server.identity} started: db={redact(_db(args))} "
+                    f"redis={redact(redis) if redis else '-'} http={server.url} "
                     f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s")
 
         try:
@@ -370,7 +361,7 @@ async def _migrate(args: argparse.Namespace) -> int:
         version = await migrate_store(url)
     except ValueError as exc:  # an unsupported or malformed store URL
         raise CliError(str(exc)) from None
-    print(f"schema version {version} at {_safe_url(url)}")
+    print(f"schema version {version} at {redact(url)}")
     return 0
 
 

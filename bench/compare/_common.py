@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -32,15 +33,14 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def best(repeat: int, fn: Callable[[], None]) -> float:
-    """The fastest of ``repeat`` runs of ``fn``, in seconds (GC collected before each)."""
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM a process; SIGKILL it if it has not exited 10 s later."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def best_async(repeat: int, fn: Callable[[], Awaitable[object]]) -> float:
@@ -113,12 +113,7 @@ async def temporal_dev_server(dynamic_config: Sequence[str] = ()) -> AsyncIterat
                 await asyncio.sleep(0.2)
         yield address
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 async def _admin(sql: str) -> None:

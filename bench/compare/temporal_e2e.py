@@ -31,6 +31,7 @@ from bench.compare._common import (
     percentiles,
     progress,
     scratch_database,
+    stop,
     table,
     temporal_dev_server,
 )
@@ -48,12 +49,7 @@ def temporal_worker(address: str, task_queue: str) -> Any:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 async def temporal_side(args: argparse.Namespace) -> dict[str, float]:

@@ -27,7 +27,6 @@ from typing import Any
 
 from bench.compare._common import (
     FAST_TIMERS,
-    best,
     best_async,
     progress,
     ratio,
@@ -59,7 +58,7 @@ def shape_steps(shape: str, steps: int) -> int:
 
 def durable_per_step(shape: str, steps: int, repeat: int) -> float:
     from bench._shapes import record
-    from bench.replay import replay_blobs
+    from bench.replay import best, replay_blobs
 
     _, blobs = record(shape, steps)
     return best(max(repeat * 5, 10), lambda: replay_blobs(shape, blobs)) / steps

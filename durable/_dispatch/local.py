@@ -6,7 +6,6 @@ sharing one SQLite file find each other's work by polling.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Sequence
 

@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import redis.asyncio as aioredis
@@ -35,6 +34,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from .._stores import ActionTask, Store, TaskRef, WorkflowTask
+from .._urls import redact
 from ..errors import StoreUnavailableError
 from . import _keys
 from ._base import Claim, ClaimSpec
@@ -98,7 +98,7 @@ class RedisDispatcher:
         if partitions < 1 or maxlen < 1 or block <= 0:
             raise ValueError("partitions >= 1, maxlen >= 1 and block > 0 are required")
         self.store = store
-        self.url = _without_password(url)
+        self.url = redact(url)
         self.prefix = _keys.check_prefix(prefix)
         self.partitions = partitions
         self.maxlen = maxlen
@@ -417,12 +417,3 @@ def _text(value: Any) -> str:
 
 def _raw(response: Any, **options: Any) -> Any:
     return response
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))

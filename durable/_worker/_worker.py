@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generator, Iterable

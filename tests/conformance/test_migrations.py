@@ -11,6 +11,7 @@ import pytest
 
 from durable._history import WorkflowStarted
 from durable._stores import migrate_store, open_store
+from durable._stores._migrations import migration_files
 
 SQLITE_VERSION = 2
 POSTGRES_VERSION = 1
@@ -53,7 +54,7 @@ async def test_sqlite_upgrades_a_version_1_file(tmp_path: Path) -> None:
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    [(_, name, script)] = [m for m in _store._migrations() if m[0] == 1]
+    [(_, name, script)] = [m for m in migration_files(_store.__package__) if m[0] == 1]
     conn.execute(_store._CREATE_SCHEMA_VERSION)
     conn.executescript(script)
     conn.execute(_store._INSERT_SCHEMA_VERSION, (1, name, 0.0))

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import time
-from importlib import resources
 from typing import Any, Final, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from ..._urls import redact
 from ...errors import StoreUnavailableError
+from .._migrations import migration_files
 from . import _statements as sql
 
 __all__ = ["DEFAULT_POOL_SIZE", "Target", "is_connection_lost", "is_unavailable", "migrate_txn",
@@ -24,7 +25,6 @@ __all__ = ["DEFAULT_POOL_SIZE", "Target", "is_connection_lost", "is_unavailable"
 
 DEFAULT_POOL_SIZE: Final = 10
 _SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_MIGRATION_NAME: Final = re.compile(r"^(\d{4})_\w+\.sql$")
 
 # SQLSTATE classes that mean "the database cannot serve this now; try again": connection
 # exception, transaction rollback (serialization failure, deadlock), insufficient resources
@@ -83,15 +83,6 @@ def _schema_name(value: str) -> str:
     return value
 
 
-def redact(url: str) -> str:
-    """``url`` without its password (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 # ---- errors ---------------------------------------------------------------------------------
 
 
@@ -125,17 +116,7 @@ def unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
 # ---- migrations -----------------------------------------------------------------------------
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """The numbered ``migrations/NNNN_name.sql`` files, in order."""
-    found = []
-    for entry in resources.files(__package__).joinpath("migrations").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-_MIGRATIONS: Final = migrations()
+_MIGRATIONS: Final = migration_files(__package__)
 
 
 async def migrate_txn(conn: Any, target: Target, url: str) -> int:

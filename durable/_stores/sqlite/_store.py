@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -34,6 +32,7 @@ from .._base import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
     WorkflowTask, workflow_ref,
 )
+from .._migrations import migration_files
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -42,7 +41,6 @@ Row = tuple[Any, ...]
 
 BUSY_TIMEOUT: Final = 10.0  # seconds a transaction waits for another process's write lock
 _URL_PREFIX: Final = "sqlite:///"
-_MIGRATION_NAME: Final = re.compile(r"^(\d{4})_\w+\.sql$")
 
 # One encoder and one decoder per payload type, built once (msgspec performance tips).
 _encode: Final = msgspec.msgpack.Encoder().encode
@@ -392,7 +390,7 @@ def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
     """Apply the migrations newer than the file's ``schema_version`` (under the write lock)."""
     conn.execute(_CREATE_SCHEMA_VERSION)
     current = conn.execute(_SELECT_SCHEMA_VERSION).fetchone()[0]
-    migrations = _migrations()
+    migrations = migration_files(__package__)
     if current > migrations[-1][0]:
         raise StoreUnavailableError(
             f"the SQLite store {url!r} has schema version {current}, newer than this version "
@@ -402,16 +400,6 @@ def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
             for statement in _statements(script):
                 conn.execute(statement)
             conn.execute(_INSERT_SCHEMA_VERSION, (version, name, time.time()))
-
-
-def _migrations() -> list[tuple[int, str, str]]:
-    """The numbered ``migrations/NNNN_name.sql`` files, in order."""
-    found = []
-    for entry in resources.files(__package__).joinpath("migrations").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 def _statements(script: str) -> list[str]:
