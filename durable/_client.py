@@ -17,8 +17,8 @@ from ._history import CancelRequested, ErrorInfo, Event, EventReceived, Workflow
 from ._payloads import check_size, dump_value
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._stores import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TaskRef, TimerRecord, open_store,
-    workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
+    open_store, workflow_ref,
 )
 from .errors import (
     UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError,
@@ -118,20 +118,24 @@ class WorkflowHandle(Generic[R]):
                 with self.client.store.wakeup.watching(self.tenant, self.workflow_id) as ended:
                     record = await self._record()
                     if record.status in TERMINAL_STATUSES:
-                        return self._outcome(record)
+                        return self._outcome(Outcome(record.workflow, record.status,
+                                                     record.result, record.error))
                     await asyncio.wait([ended], timeout=self.client.poll_interval)
+                    outcome = ended.result() if ended.done() else None
+                    if outcome is not None and outcome.status in TERMINAL_STATUSES:
+                        return self._outcome(outcome)  # the end's notice carried it: no read
 
-    def _outcome(self, record: ExecutionRecord) -> R:
-        if record.status == "completed":
-            defn = self._definition or _known(record.workflow)
-            return record.result if defn is None else defn.result.load(record.result)  # type: ignore[no-any-return]
-        if record.status == "cancelled":
-            raise WorkflowCancelledError(f"workflow {record.workflow_id!r} was cancelled",
-                                         workflow_id=record.workflow_id)
-        error = record.error or ErrorInfo("Error", "unknown")
+    def _outcome(self, outcome: Outcome) -> R:
+        if outcome.status == "completed":
+            defn = self._definition or _known(outcome.workflow)
+            return outcome.result if defn is None else defn.result.load(outcome.result)  # type: ignore[no-any-return]
+        if outcome.status == "cancelled":
+            raise WorkflowCancelledError(f"workflow {self.workflow_id!r} was cancelled",
+                                         workflow_id=self.workflow_id)
+        error = outcome.error or ErrorInfo("Error", "unknown")
         raise WorkflowFailedError(
-            f"workflow {record.workflow_id!r} failed: {error.type}: {error.message}",
-            workflow_id=record.workflow_id, error_type=error.type,
+            f"workflow {self.workflow_id!r} failed: {error.type}: {error.message}",
+            workflow_id=self.workflow_id, error_type=error.type,
             error_message=error.message, traceback=error.traceback)
 
     async def describe(self) -> Description:

@@ -56,6 +56,11 @@ class InstanceCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def seq_of(self, tenant: str, workflow_id: str) -> int:
+        """The seq up to which the cached instance has seen the history (0 if none is cached)."""
+        entry = self._items.get((tenant, workflow_id))
+        return 0 if entry is None else entry.seq
+
     def take(self, key: tuple[str, str]) -> _Cached | None:
         """Remove and return the entry (a task owns its instance while it runs)."""
         return self._items.pop(key, None)
@@ -171,6 +176,7 @@ class WorkflowTaskRunner:
             for _ in range(_CONFLICT_RETRIES):
                 if await self._attempt(task, key):
                     return
+                task = replace(task, history=None)  # the history moved on: read it afresh
             await self._release(task, "history kept changing; retrying later", delay=0.5)
         except NonDeterminismError as exc:
             logger.error("%s", exc)
@@ -249,19 +255,24 @@ class WorkflowTaskRunner:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
         if entry is not None:
-            new = await self.store.read_history(task.tenant, task.workflow_id,
-                                                after_seq=entry.seq)
+            new = await self._history(task, entry.seq)
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
                 return entry, new
             entry.instance.close()  # someone else advanced it: rebuild from history
-        events = await self.store.read_history(task.tenant, task.workflow_id)
+        events = await self._history(task, 0)
         instance = self._instance(task, events)
         inputs, failed = replay(instance, events)
         if failed is not None:
             instance.close()
             raise failed.error  # type: ignore[misc]
         return _Cached(instance, len(events)), inputs
+
+    async def _history(self, task: WorkflowTask, after_seq: int) -> list[Event]:
+        """The events after ``after_seq``: those the claim brought along, else read."""
+        if task.history is not None and task.after_seq <= after_seq:
+            return [e for e in task.history if e.seq > after_seq]
+        return await self.store.read_history(task.tenant, task.workflow_id, after_seq=after_seq)
 
     def _instance(self, task: WorkflowTask, events: list[Event]) -> WorkflowInstance:
         if not events or type(events[0]) is not WorkflowStarted:
