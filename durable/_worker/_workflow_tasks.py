@@ -33,6 +33,10 @@ _CONFLICT_RETRIES = 5
 _INLINE_ROUNDS = 100  # batches one workflow task may run inline before it commits
 
 
+def _never(action: ActionTask) -> bool:
+    return False
+
+
 def _backoff(attempt: int) -> float:
     return min(2.0 ** (attempt - 1), 60.0)
 
@@ -197,7 +201,7 @@ class WorkflowTaskRunner:
     async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
         entry, inputs = await self._load(task, key)
         commit = _Commit(task, entry.instance.info.run_id, entry.seq)
-        for _ in range(_INLINE_ROUNDS):
+        for round_ in range(_INLINE_ROUNDS):
             if not inputs:
                 break
             now = time.time()
@@ -205,7 +209,10 @@ class WorkflowTaskRunner:
             if activation.error is not None:
                 entry.instance.close()
                 raise activation.error
-            inline = commit.add(activation.commands, now, self._inline)
+            # The last round queues its actions: an inline outcome recorded now would be an
+            # input that no workflow task is left to run.
+            last = round_ == _INLINE_ROUNDS - 1
+            inline = commit.add(activation.commands, now, _never if last else self._inline)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
         if not entry.stuck and not entry.instance.done:
             # Before the commit makes the task's outcome visible, so the next hint follows it.
