@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Callable, Collection, Iterator, Literal, NamedTuple, Protocol, Sequence
+from collections import OrderedDict
+from typing import (
+    Any, Callable, Collection, Final, Iterator, Literal, NamedTuple, Protocol, Sequence,
+)
 
 import msgspec
 
@@ -256,18 +259,42 @@ class Store(Protocol):
         """Release connections and files."""
 
 
+_RECENT_ENDS: Final = 10_000  # ends remembered, for result waiters that come late
+
+
 class Wakeup:
     """In-process wake-ups: pollers wait for new work, result waiters for one execution's end.
 
     Stores call :meth:`notify` when they made work runnable and :meth:`ended` when an
     execution reached a terminal status (the PostgreSQL store also relays other processes'
     ``ended`` through ``LISTEN``); other processes are found by polling.
+
+    ``epoch`` is not None while every end is reported here (a memory store always; the
+    PostgreSQL store while its ``LISTEN`` connection is up, with a new epoch after each
+    reconnect): an execution created during one epoch cannot end unnoticed while it lasts,
+    so its creator may wait for the notice without reading first.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, reliable: bool = False) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
         self._watchers: dict[tuple[str, str], set[asyncio.Future[Outcome | None]]] = {}
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._epochs = 0
+        self.epoch: int | None = 0 if reliable else None
         self.generation = 0  # counts notifications, so a waiter misses none
+
+    def connected(self) -> None:
+        """Every end is reported from now on (a new epoch begins)."""
+        self._epochs += 1
+        self.epoch = self._epochs
+
+    def disconnected(self) -> None:
+        """Ends may go unreported (the epoch is over)."""
+        self.epoch = None
+
+    def ended_recently(self, tenant: str, workflow_id: str) -> bool:
+        """Whether :meth:`ended` was called for the execution lately."""
+        return (tenant, workflow_id) in self._recent
 
     def notify(self) -> None:
         """Wake every poller waiting now."""
@@ -295,7 +322,12 @@ class Wakeup:
 
     def ended(self, tenant: str, workflow_id: str, outcome: Outcome | None = None) -> None:
         """Wake whoever watches the execution, with its outcome when it is known."""
-        for fut in self._watchers.get((tenant, workflow_id), ()):
+        key = (tenant, workflow_id)
+        self._recent[key] = None
+        self._recent.move_to_end(key)
+        if len(self._recent) > _RECENT_ENDS:
+            self._recent.popitem(last=False)
+        for fut in self._watchers.get(key, ()):
             if not fut.done():
                 fut.get_loop().call_soon_threadsafe(_set_done, fut, outcome)
 

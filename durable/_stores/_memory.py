@@ -37,7 +37,7 @@ class MemoryStore:
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self.wakeup = Wakeup()
+        self.wakeup = Wakeup(reliable=True)  # one process: every end is reported here
         self._executions: dict[_Key, ExecutionRecord] = {}
         self._histories: dict[tuple[str, str, str], list[Event]] = {}
         self._dedup: dict[tuple[str, str, str], set[str]] = {}

@@ -254,8 +254,10 @@ class WorkflowTaskRunner:
         """Run first attempts now; their outcomes are the next batch's inputs."""
         if not actions:
             return []
-        outcomes = await asyncio.gather(*(self.action_runner.run_inline(a, self.inline_budget)
-                                          for a in actions))
+        run = self.action_runner.run_inline
+        if len(actions) == 1:  # no gather (and its task) for the common sequential step
+            return commit.record_inline([await run(actions[0], self.inline_budget)])
+        outcomes = await asyncio.gather(*(run(a, self.inline_budget) for a in actions))
         return commit.record_inline(outcomes)
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:

@@ -312,3 +312,39 @@ async def test_a_claim_brings_the_history_in_the_same_round_trip(pg: Store) -> N
         actions=(), lease=30.0, now=NOW, history_after=lambda tenant, wf: 0)
     assert {w.workflow_id: [type(e).__name__ for e in w.history or []] for w in workflows} == {
         "wf-1": ["WorkflowStarted"], "wf-2": ["WorkflowStarted"]}
+
+
+async def test_a_handle_from_start_waits_for_the_end_notice_without_reading(
+        pair: tuple[Store, Store]) -> None:
+    import durable
+
+    waiting_side, ending_side = pair
+
+    @durable.workflow(name="noticed")
+    async def noticed(ctx: durable.Context, n: int) -> int:
+        return n
+
+    reads = 0
+    get_execution = waiting_side.get_execution
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await get_execution(*args, **kwargs)
+
+    waiting_side.get_execution = counted  # type: ignore[method-assign]
+    waiting = durable.Client(waiting_side, poll_interval=30.0)
+    worker = durable.Worker(durable.Client(ending_side), [noticed])
+    await waiting.start(noticed, 0, id="first")  # connects the LISTEN connection
+    await worker.run_until_idle()
+    before = reads
+    handle = await waiting.start(noticed, 1, id="second")
+    result = asyncio.create_task(handle.result(timeout=10))
+    await asyncio.sleep(0.05)
+    await worker.run_until_idle()
+    assert await result == 1 and reads == before  # the notice carried it, nothing was read
+    # ended before anyone waited: the end was remembered, so the waiter reads
+    late = await waiting.start(noticed, 2, id="late")
+    await worker.run_until_idle()
+    await eventually(lambda: waiting_side.wakeup.ended_recently(late.tenant, "late"))
+    assert await late.result(timeout=10) == 2 and reads == before + 1

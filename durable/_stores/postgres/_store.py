@@ -88,6 +88,7 @@ class PostgresStore:
             if self._listener is not None:
                 if not self._listener.is_closed():
                     return  # another task reconnected it meanwhile
+                self.wakeup.disconnected()
                 self._listener.terminate()
                 self._listener = None
             try:
@@ -104,7 +105,13 @@ class PostgresStore:
                 if not is_unavailable(exc):
                     raise
                 return
+            listener.add_termination_listener(self._on_listener_lost)
             self._listener = listener
+            self.wakeup.connected()
+
+    def _on_listener_lost(self, connection: Any) -> None:
+        if connection is self._listener:
+            self.wakeup.disconnected()
 
     def _on_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         tenant, workflow_id, *rest = payload.split(_SEP)
@@ -185,6 +192,7 @@ class PostgresStore:
         if not isinstance(started, WorkflowStarted):
             raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
         s = started
+        await self._listen()  # before the execution exists, so that its end is heard
         body = encode_event(replace(s, seq=1, time=now))
         if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
                                     s.workflow, s.version, now, _EMPTY_DATA, _NO_RESULT, body):
@@ -414,6 +422,7 @@ class PostgresStore:
         for batcher in (*self._writes.values(), self._histories, self._executions):
             await batcher.close()
         if self._listener is not None:
+            self.wakeup.disconnected()
             self._listener.terminate()
             self._listener = None
         await self._pool.close()
