@@ -93,17 +93,25 @@ async def flaky_service() -> str:
     return "ok"
 
 
+# The same, with its first attempt run inside the workflow task (the inline fast path).
+@durable.action(inline=True, retry=flaky_service.__durable_action__.retry)
+async def flaky_inline() -> str:
+    return await flaky_service()
+
+
 @durable.workflow
-async def calls_flaky(ctx: durable.Context) -> str:
-    result = await ctx.run(flaky_service)
+async def calls_flaky(ctx: durable.Context, inline: bool) -> str:
+    result = await ctx.run(flaky_inline if inline else flaky_service)
     ctx.data["done_at"] = ctx.now().isoformat()
     return result
 
 
-async def test_retry_backoff_delays_are_skipped() -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["queued", "inline"])
+async def test_retry_backoff_delays_are_skipped(inline: bool) -> None:
     attempts.clear()
-    async with Environment(workflows=[calls_flaky], actions=[flaky_service], start=START) as env:
-        handle = await env.client.start(calls_flaky)
+    async with Environment(workflows=[calls_flaky], actions=[flaky_service, flaky_inline],
+                           start=START) as env:
+        handle = await env.client.start(calls_flaky, inline)
         assert await handle.result(timeout=10) == "ok"
         assert [a for a, _ in attempts] == [1, 2, 3, 4]
         waited = timedelta(hours=1 + 2 + 4)  # 3600 s, doubled per retry
