@@ -15,6 +15,11 @@ EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, sta
                             "updated_at, last_seq, state, data, result, error, task_error")
 SELECT_EXECUTION: Final = (f"SELECT {EXECUTION_COLUMNS} FROM executions "
                            "WHERE tenant = $1 AND workflow_id = $2")
+# Many at once: $1 tenants, $2 workflow ids; each row starts with the (1-based) position.
+SELECT_EXECUTIONS: Final = (
+    f"SELECT h.i, {', '.join('x.' + c for c in EXECUTION_COLUMNS.split(', '))} "
+    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS h(tenant, workflow_id, i) "
+    "JOIN executions AS x ON x.tenant = h.tenant AND x.workflow_id = h.workflow_id")
 LIST_TENANT_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE tenant = $1 "
     "AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, workflow_id DESC LIMIT $3")
@@ -45,6 +50,17 @@ SELECT_EVENTS: Final = (
     "SELECT body FROM events WHERE tenant = $1 AND workflow_id = $2 AND run_id = coalesce($3, "
     "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
     "ORDER BY seq")
+
+# The current runs' histories of many executions: $1 tenants, $2 workflow ids, $3 after_seqs;
+# rows are (1-based position, body), in order.
+SELECT_HISTORIES: Final = """
+SELECT h.i, e.body
+FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS h(tenant, workflow_id, after_seq, i)
+JOIN executions AS x ON x.tenant = h.tenant AND x.workflow_id = h.workflow_id
+JOIN events AS e ON e.tenant = h.tenant AND e.workflow_id = h.workflow_id AND e.run_id = x.run_id
+                AND e.seq > h.after_seq
+ORDER BY h.i, e.seq
+"""
 
 APPEND: Final = "SELECT durable_append($1, $2, $3, $4, $5, $6)"
 

@@ -3,8 +3,12 @@
 Concurrency model:
 
 * Every write is one statement (the hot ones call a PL/pgSQL function created by the
-  migrations), so each is atomic and costs one round trip; asyncpg prepares each statement
-  once per connection, and the pool does not reset sessions (no extra round trip).
+  migrations), so each is atomic; asyncpg prepares each statement once per connection, and
+  the pool does not reset sessions (no extra round trip).
+* Group commit: concurrent calls of the hot operations (create, append, commit, complete,
+  and the reads of histories and executions) are sent together (``durable._batching.Batcher``): the
+  writes as one pipelined transaction (``fetchmany``), the reads as one statement. So a worker
+  running many tasks pays one round trip and one WAL flush per batch, not per task.
 * Writes to an execution's history lock its ``executions`` row first (``FOR UPDATE``): that
   serializes appends and commits of one execution and decides the next ``seq``. A commit also
   needs the lease owner on the locked ``workflow_tasks`` row.
@@ -28,6 +32,7 @@ from msgspec.structs import replace
 
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
+from ..._batching import Batcher
 from .._base import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup, WorkflowTask,
     workflow_ref,
@@ -63,6 +68,12 @@ class PostgresStore:
         self._target = target
         self._listener: asyncpg.Connection | None = None  # relays other processes' ends
         self._listening = asyncio.Lock()
+        self._writes: dict[str, Batcher[tuple[Any, ...], Any]] = {}
+        self._histories: Batcher[tuple[str, str, int], list[Event]] = Batcher(
+            self._read_histories, self._read_history, shared_errors=(StoreUnavailableError,))
+        self._executions: Batcher[tuple[str, str], asyncpg.Record | None] = Batcher(
+            self._select_executions, self._select_execution,
+            shared_errors=(StoreUnavailableError,))
 
     async def _listen(self) -> None:
         """(Re)connect the ``LISTEN`` connection that turns other processes' ends into
@@ -132,6 +143,25 @@ class PostgresStore:
         except Exception as exc:
             raise await self._mapped(exc) from exc
 
+    async def _grouped(self, query: str, *args: Any) -> Any:
+        """``_fetchval`` of a one-row write, sent in one transaction with concurrent calls of
+        the same statement (group commit)."""
+        batcher = self._writes.get(query)
+        if batcher is None:
+            async def many(calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+                try:
+                    rows = await self._pool.fetchmany(query, calls)
+                except Exception as exc:
+                    raise await self._mapped(exc) from exc
+                return [row[0] for row in rows]
+
+            async def one(call: tuple[Any, ...]) -> Any:
+                return await self._fetchval(query, *call)
+
+            batcher = self._writes[query] = Batcher(many, one,
+                                                    shared_errors=(StoreUnavailableError,))
+        return await batcher.submit(args)
+
     async def _mapped(self, exc: Exception) -> Exception:
         """A lost connection or an unavailable server becomes ``StoreUnavailableError``.
 
@@ -152,7 +182,7 @@ class PostgresStore:
             raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
         s = started
         body = encode_event(replace(s, seq=1, time=now))
-        if not await self._fetchval(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
+        if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
                                     s.workflow, s.version, now, _EMPTY_DATA, _NO_RESULT, body):
             existing = await self.get_execution(s.tenant, s.workflow_id)
             if existing is None:  # deleted in between: the caller may simply try again
@@ -167,8 +197,18 @@ class PostgresStore:
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None (and from here on, other processes' ends wake its waiters)."""
         await self._listen()
-        row = await self._fetchrow(sql.SELECT_EXECUTION, tenant, workflow_id)
+        row = await self._executions.submit((tenant, workflow_id))
         return None if row is None else _record(row)
+
+    async def _select_execution(self, key: tuple[str, str]) -> asyncpg.Record | None:
+        return await self._fetchrow(sql.SELECT_EXECUTION, *key)
+
+    async def _select_executions(self, keys: Sequence[tuple[str, str]]) -> list[asyncpg.Record | None]:
+        rows = await self._fetch(sql.SELECT_EXECUTIONS, [k[0] for k in keys], [k[1] for k in keys])
+        found: list[asyncpg.Record | None] = [None] * len(keys)
+        for row in rows:
+            found[row[0] - 1] = row[1:]
+        return found
 
     async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
                               limit: int = 100) -> list[ExecutionRecord]:
@@ -182,14 +222,28 @@ class PostgresStore:
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        if run_id is None:
+            return await self._histories.submit((tenant, workflow_id, after_seq))
         rows = await self._fetch(sql.SELECT_EVENTS, tenant, workflow_id, run_id, after_seq)
         return [decode_event(row[0]) for row in rows]
+
+    async def _read_history(self, key: tuple[str, str, int]) -> list[Event]:
+        rows = await self._fetch(sql.SELECT_EVENTS, key[0], key[1], None, key[2])
+        return [decode_event(row[0]) for row in rows]
+
+    async def _read_histories(self, keys: Sequence[tuple[str, str, int]]) -> list[list[Event]]:
+        rows = await self._fetch(sql.SELECT_HISTORIES, [k[0] for k in keys],
+                                 [k[1] for k in keys], [k[2] for k in keys])
+        histories: list[list[Event]] = [[] for _ in keys]
+        for i, body in rows:
+            histories[i - 1].append(decode_event(body))
+        return histories
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
         """Append an input at the next ``seq`` and make the execution runnable (see ``Store``)."""
         head, tail = _split_at_seq(event, now)
-        seq: int | None = await self._fetchval(sql.APPEND, tenant, workflow_id, head, tail,
+        seq: int | None = await self._grouped(sql.APPEND, tenant, workflow_id, head, tail,
                                                dedup, now)
         if seq == 0:
             raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
@@ -207,7 +261,7 @@ class PostgresStore:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
-        done: bool = await self._fetchval(
+        done: bool = await self._grouped(
             sql.COMMIT, task.tenant, task.workflow_id, owner, expected_seq,
             [e.seq for e in events], [encode_event(e) for e in events],
             *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
@@ -255,7 +309,7 @@ class PostgresStore:
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task, atomically."""
         head, tail = _split_at_seq(event, now)
-        done: bool = await self._fetchval(sql.COMPLETE_ACTION, *_action_key(task), head, tail,
+        done: bool = await self._grouped(sql.COMPLETE_ACTION, *_action_key(task), head, tail,
                                           f"a{task.run_id}/{task.cmd}", now)
         if done:
             self.wakeup.notify()
@@ -328,6 +382,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool and the listening connection (idempotent)."""
+        for batcher in (*self._writes.values(), self._histories, self._executions):
+            await batcher.close()
         if self._listener is not None:
             self._listener.terminate()
             self._listener = None
