@@ -29,10 +29,11 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup, WorkflowTask,
-    workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Signal, Start, TaskRef,
+    TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from . import _statements as sql
+from ._effects import COMMIT_EFFECTS, effect_columns
 from ._schema import (
     Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
 )
@@ -203,8 +204,15 @@ class PostgresStore:
     async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float) -> bool:
+                                   update: ExecutionUpdate, now: float,
+                                   cancelled_actions: Sequence[int] = (),
+                                   starts: Sequence[Start] = (),
+                                   signals: Sequence[Signal] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
+        if cancelled_actions or starts or signals:
+            return await self._commit_effects(
+                task, owner, expected_seq, events, actions, timers, cancelled_timers, update,
+                now, effect_columns(cancelled_actions, starts, signals, now, _split_at_seq))
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
         done: bool = await self._fetchval(
@@ -215,6 +223,26 @@ class PostgresStore:
             _encode(update.result), error, now, _ENDED_CHANNEL,
             f"{task.tenant}{_SEP}{task.workflow_id}" if ended else None)
         if done and (actions or timers):
+            self.wakeup.notify()
+        if done and ended:
+            self.wakeup.ended(task.tenant, task.workflow_id)
+        return done
+
+    async def _commit_effects(self, task: WorkflowTask, owner: str, expected_seq: int,
+                              events: list[Event], actions: list[ActionTask],
+                              timers: list[TimerRecord], cancelled_timers: list[int],
+                              update: ExecutionUpdate, now: float, effects: list[Any]) -> bool:
+        """A commit with cancelled actions, starts or signals (``durable_commit_effects``)."""
+        error = None if update.error is None else _encode(update.error)
+        ended = update.status in TERMINAL_STATUSES
+        done: bool = await self._fetchval(
+            COMMIT_EFFECTS, task.tenant, task.workflow_id, owner, expected_seq,
+            [e.seq for e in events], [encode_event(e) for e in events],
+            *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
+            cancelled_timers, update.status, update.state, _encode(update.data),
+            _encode(update.result), error, now, *effects, _ENDED_CHANNEL,
+            f"{task.tenant}{_SEP}{task.workflow_id}" if ended else None)
+        if done:
             self.wakeup.notify()
         if done and ended:
             self.wakeup.ended(task.tenant, task.workflow_id)
