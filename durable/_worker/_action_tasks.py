@@ -81,13 +81,18 @@ class ActionTaskRunner:
         retryable failure, or this attempt again if it could not finish within ``budget``.
         """
         defn = self.actions[task.name]
-        timeout = asyncio.timeout(budget)
+        # One timer for both limits: the action's own timeout fails the attempt, the budget
+        # (when it is the shorter) sends the attempt to the queue.
+        own = defn.timeout is not None and defn.timeout <= budget
+        scope = asyncio.timeout(defn.timeout if own else budget)
         try:
-            async with timeout:
-                result = await self._call(defn, task)
+            async with scope:
+                result = await self._invoke(defn, task)
         except Exception as exc:
-            if timeout.expired():  # too slow to run inline: run it as a task of its own
-                return replace(task, visible_at=time.time())
+            if scope.expired():
+                if not own:  # too slow to run inline: run it as a task of its own
+                    return replace(task, visible_at=time.time())
+                exc = self._timed_out(defn)
             if not defn.retry.retries(exc, task.attempt):
                 return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
             now = time.time()
@@ -112,7 +117,7 @@ class ActionTaskRunner:
         stop = call.cancel if defn.is_async else None
         heartbeat = asyncio.create_task(self._heartbeat(task, cancellation, stop))
         try:
-            return await self._finish(defn, task, call)
+            return await self._call(defn, call)
         except Exception:
             if cancellation.is_set():  # it failed because it was told to stop
                 raise _NoLongerWanted() from None
@@ -142,12 +147,24 @@ class ActionTaskRunner:
                     stop()
                 return
 
-    async def _call(self, defn: ActionDefinition, task: ActionTask) -> Any:
-        return await self._finish(defn, task, self._start(defn, task, _NEVER))
+    async def _call(self, defn: ActionDefinition, call: asyncio.Future[Any]) -> Any:
+        scope = asyncio.timeout(defn.timeout)
+        try:
+            async with scope:
+                return defn.result.dump(await call)
+        except TimeoutError:
+            if scope.expired():
+                raise self._timed_out(defn) from None
+            raise
+
+    async def _invoke(self, defn: ActionDefinition, task: ActionTask) -> Any:
+        """Run the action (an inline attempt: no heartbeat); the result, dumped for the history."""
+        return defn.result.dump(await self._start(defn, task, _NEVER))
 
     def _start(self, defn: ActionDefinition, task: ActionTask,
                cancellation: threading.Event) -> asyncio.Future[Any]:
-        """Start one attempt: an ``async def`` action as a task, a plain function in a thread."""
+        """Start one attempt in its own task and context, so that ``action_info()`` is its own:
+        an ``async def`` action as a task, a plain function in a thread."""
         args, kwargs = defn.params.load(task.args, task.kwargs)
         info = ActionInfo(task.idempotency_key, task.name, task.attempt, task.workflow_id,
                           task.run_id, task.tenant, cancellation)
@@ -157,14 +174,9 @@ class ActionTaskRunner:
             return asyncio.create_task(defn.fn(*args, **kwargs), context=context)
         return asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
 
-    async def _finish(self, defn: ActionDefinition, task: ActionTask,
-                      call: asyncio.Future[Any]) -> Any:
-        try:
-            async with asyncio.timeout(defn.timeout):
-                result = await call
-        except TimeoutError:
-            raise TimeoutError(f"action {task.name!r} timed out after {defn.timeout}s") from None
-        return defn.result.dump(result)
+    @staticmethod
+    def _timed_out(defn: ActionDefinition) -> TimeoutError:
+        return TimeoutError(f"action {defn.name!r} timed out after {defn.timeout}s")
 
     async def _failed(self, task: ActionTask, exc: Exception) -> None:
         defn = self.actions.get(task.name)
