@@ -291,7 +291,8 @@ class RedisDispatcher:
         try:
             workflows, actions = await self.store.claim_refs(
                 refs, spec.owner, workflows=spec.workflows, actions=spec.actions,
-                lease=spec.lease, now=time.time()) if refs else ([], [])
+                lease=spec.lease, now=time.time(),
+                history_after=spec.history_after) if refs else ([], [])
         except BaseException:  # keep them for the next call (they are pending under our name)
             consumer.backlog[:0] = [h for hints in taken.values() for h in hints]
             raise

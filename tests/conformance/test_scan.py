@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+import durable
 from durable._history import CompleteWorkflow
 from durable._stores import ExecutionRecord, ExecutionUpdate, Store
 
@@ -55,3 +58,17 @@ async def test_scan_pages_through_everything_exactly_once(store: Store) -> None:
     assert ids(await store.scan_executions(T1, after=first, limit=1)) == ["tenant-a/wf-b"]
     records = await store.scan_executions(T1)
     assert records[-1].status == "completed" and records[-1].result == 1
+
+
+async def test_client_iter_executions_pages_and_filters(store: Store) -> None:
+    await _fill(store)
+    client = durable.Client(store, tenant=T1)
+    every = [r async for r in client.iter_executions(page=2, all_tenants=True)]
+    assert ids(every) == ids(await store.scan_executions())
+    mine = [r async for r in client.iter_executions(page=1)]
+    assert ids(mine) == ["tenant-a/wf-a", "tenant-a/wf-b", "tenant-a/wf-c", "tenant-a/wf-d"]
+    since = datetime.fromtimestamp(NOW + 1, timezone.utc)
+    assert ids([r async for r in client.iter_executions(since=since, page=1)]) == [
+        "tenant-a/wf-c", "tenant-a/wf-d"]
+    assert ids([r async for r in client.iter_executions(workflow="Other", status="running")]) \
+        == ["tenant-a/wf-c"]

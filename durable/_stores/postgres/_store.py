@@ -23,7 +23,8 @@ Concurrency model:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+import base64
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -34,8 +35,8 @@ from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_ev
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from ..._batching import Batcher
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup, WorkflowTask,
-    workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, TaskRef, TimerRecord,
+    Wakeup, WorkflowTask, workflow_ref,
 )
 from . import _statements as sql
 from ._schema import (
@@ -45,8 +46,11 @@ from ._schema import (
 __all__ = ["PostgresStore", "migrate"]
 
 COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means trouble
-_ENDED_CHANNEL: Final = "durable_ended"  # NOTIFY payload: tenant, _SEP, workflow_id
+# NOTIFY payload: tenant, workflow id, workflow, status and, when small enough, the base64 of
+# MessagePack [result, error], joined by _SEP (a NOTIFY payload is at most 8000 bytes).
+_ENDED_CHANNEL: Final = "durable_ended"
 _SEP: Final = "\x1f"
+_NOTIFY_OUTCOME_LIMIT: Final = 6000
 
 # One encoder and one decoder per payload type, built once (msgspec performance tips).
 _encode: Final = msgspec.msgpack.Encoder().encode
@@ -84,6 +88,7 @@ class PostgresStore:
             if self._listener is not None:
                 if not self._listener.is_closed():
                     return  # another task reconnected it meanwhile
+                self.wakeup.disconnected()
                 self._listener.terminate()
                 self._listener = None
             try:
@@ -100,11 +105,17 @@ class PostgresStore:
                 if not is_unavailable(exc):
                     raise
                 return
+            listener.add_termination_listener(self._on_listener_lost)
             self._listener = listener
+            self.wakeup.connected()
+
+    def _on_listener_lost(self, connection: Any) -> None:
+        if connection is self._listener:
+            self.wakeup.disconnected()
 
     def _on_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        tenant, _, workflow_id = payload.partition(_SEP)
-        self.wakeup.ended(tenant, workflow_id)
+        tenant, workflow_id, *rest = payload.split(_SEP)
+        self.wakeup.ended(tenant, workflow_id, _decode_outcome(rest))
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -181,6 +192,7 @@ class PostgresStore:
         if not isinstance(started, WorkflowStarted):
             raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
         s = started
+        await self._listen()  # before the execution exists, so that its end is heard
         body = encode_event(replace(s, seq=1, time=now))
         if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
                                     s.workflow, s.version, now, _EMPTY_DATA, _NO_RESULT, body):
@@ -272,17 +284,19 @@ class PostgresStore:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
+        result = _encode(update.result)
+        outcome = Outcome.of(task.workflow, update) if ended else None
         done: bool = await self._grouped(
             sql.COMMIT, task.tenant, task.workflow_id, owner, expected_seq,
             [e.seq for e in events], [encode_event(e) for e in events],
             *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
             cancelled_timers, update.status, update.state, _encode(update.data),
-            _encode(update.result), error, now, _ENDED_CHANNEL,
-            f"{task.tenant}{_SEP}{task.workflow_id}" if ended else None)
+            result, error, now, _ENDED_CHANNEL,
+            None if outcome is None else _notice(task, outcome, result, error))
         if done and (actions or timers):
             self.wakeup.notify()
-        if done and ended:
-            self.wakeup.ended(task.tenant, task.workflow_id)
+        if done and outcome is not None:
+            self.wakeup.ended(task.tenant, task.workflow_id, outcome)
         return done
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -335,29 +349,52 @@ class PostgresStore:
     # ---- dispatch -----------------------------------------------------------------------
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
-                         actions: Collection[str], lease: float,
-                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
-        """Lease the tasks these hints name if they are claimable now and hosted here."""
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
+        """Lease the tasks these hints name if they are claimable now and hosted here; with
+        ``history_after``, claimed workflow tasks bring their history (same round trip)."""
         hinted_workflows = [r for r in refs if r.kind == "w"] if workflows else []
         hinted_actions = [r for r in refs if r.kind == "a"] if actions else []
-        workflow_args = ([r.tenant for r in hinted_workflows],
-                         [r.workflow_id for r in hinted_workflows])
-        action_args = ([r.tenant for r in hinted_actions], [r.workflow_id for r in hinted_actions],
-                       [r.run_id for r in hinted_actions], [r.cmd for r in hinted_actions])
         claim = (owner, now + lease, now)
         if hinted_workflows and hinted_actions:
-            rows = await self._fetch(sql.CLAIM_REFS, *claim, list(workflows), *workflow_args,
-                                     list(actions), *action_args)
-        elif hinted_workflows:
-            rows = await self._fetch(sql.CLAIM_WORKFLOW_REFS, *claim, list(workflows),
-                                     *workflow_args)
-        elif hinted_actions:
-            rows = await self._fetch(sql.CLAIM_ACTION_REFS, *claim, list(actions), *action_args)
-        else:
-            return [], []
-        claimed_workflows = [WorkflowTask(r[0], r[1], r[4], r[7]) for r in rows if r[3] < 0]
-        claimed_actions = [_action(r) for r in rows if r[3] >= 0]
-        return claimed_workflows, claimed_actions
+            claimed_workflows, claimed_actions = await asyncio.gather(
+                self._claim_workflows(claim, workflows, hinted_workflows, history_after),
+                self._claim_actions(claim, actions, hinted_actions))
+            return claimed_workflows, claimed_actions
+        if hinted_workflows:
+            return await self._claim_workflows(claim, workflows, hinted_workflows,
+                                               history_after), []
+        if hinted_actions:
+            return [], await self._claim_actions(claim, actions, hinted_actions)
+        return [], []
+
+    async def _claim_workflows(self, claim: tuple[str, float, float], workflows: Collection[str],
+                               refs: list[TaskRef],
+                               history_after: Callable[[str, str], int] | None,
+                               ) -> list[WorkflowTask]:
+        after = [None if history_after is None else history_after(r.tenant, r.workflow_id)
+                 for r in refs]
+        rows = await self._fetch(sql.CLAIM_WORKFLOW_REFS, *claim, list(workflows),
+                                 [r.tenant for r in refs], [r.workflow_id for r in refs], after)
+        claimed: list[WorkflowTask] = []
+        key = None
+        for tenant, workflow_id, workflow, attempt, after_seq, body in rows:
+            if (tenant, workflow_id) != key:
+                key = (tenant, workflow_id)
+                history = None if after_seq is None else []
+                claimed.append(WorkflowTask(tenant, workflow_id, workflow, attempt,
+                                            history=history, after_seq=after_seq or 0))
+            if body is not None and history is not None:
+                history.append(decode_event(body))
+        return claimed
+
+    async def _claim_actions(self, claim: tuple[str, float, float], actions: Collection[str],
+                             refs: list[TaskRef]) -> list[ActionTask]:
+        rows = await self._fetch(sql.CLAIM_ACTION_REFS, *claim, list(actions),
+                                 [r.tenant for r in refs], [r.workflow_id for r in refs],
+                                 [r.run_id for r in refs], [r.cmd for r in refs])
+        return [_action(row) for row in rows]
 
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
         """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
@@ -396,6 +433,7 @@ class PostgresStore:
         for batcher in (*self._writes.values(), self._histories, self._executions):
             await batcher.close()
         if self._listener is not None:
+            self.wakeup.disconnected()
             self._listener.terminate()
             self._listener = None
         await self._pool.close()
@@ -443,6 +481,25 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 # ---- rows and payloads ----------------------------------------------------------------------
+
+
+def _notice(task: WorkflowTask, outcome: Outcome, result: bytes, error: bytes | None) -> str:
+    """The NOTIFY payload of an execution's end (see ``_ENDED_CHANNEL``)."""
+    head = _SEP.join((task.tenant, task.workflow_id, outcome.workflow, outcome.status))
+    packed = base64.b64encode(_encode([result, error])).decode()
+    if len(head) + len(packed) < _NOTIFY_OUTCOME_LIMIT:
+        return head + _SEP + packed
+    return head
+
+
+def _decode_outcome(fields: list[str]) -> Outcome | None:
+    """The outcome an end notice carries, or None (it was too large, or an older notice)."""
+    if len(fields) != 3:
+        return None
+    workflow, status, packed = fields
+    result, error = _decode_list(base64.b64decode(packed))
+    return Outcome(workflow, status, _decode_any(result),
+                   None if error is None else _decode_error(error))
 
 
 def _split_at_seq(event: Event, now: float) -> tuple[bytes, bytes]:
