@@ -1,6 +1,10 @@
-"""Record the golden histories in ``tests/replay/histories/`` (run it when they must change).
+"""Record the golden histories in ``tests/replay/histories/`` that do not exist yet.
 
-    .venv/bin/python tests/replay/record.py
+    .venv/bin/python tests/replay/record.py            # only the missing ones
+    .venv/bin/python tests/replay/record.py --force    # all of them, from today's code
+
+A golden history stands for an execution recorded by an earlier version of the code, so the
+existing ones are kept: re-recording them from today's code would hide what they check.
 
 Each history is an execution of one of the examples, run in ``durable.testing.Environment``
 (virtual time, so the month-long waits take no time) and saved with
@@ -21,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import durable  # noqa: E402
 from durable.testing import Environment, save_history  # noqa: E402
-from examples import invoice, order  # noqa: E402
+from examples import invoice, order, trip  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "histories"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -38,8 +42,14 @@ async def order_fulfillment_v0(ctx: durable.Context, order_id: str, amount_cents
     return {"order_id": order_id, "charge_id": charge_id, "tracking": tracking}
 
 
+FORCE = "--force" in sys.argv[1:]
+
+
 async def record(name: str, workflows: list[Any], actions: list[Any], start: Any,
                  drive: Any = None) -> None:
+    if (HERE / f"{name}.json").exists() and not FORCE:
+        print(f"kept {name}.json")
+        return
     async with Environment(workflows=workflows, actions=actions, start=START) as env:
         handle = await start(env.client)
         if drive is not None:
@@ -81,6 +91,18 @@ async def main() -> None:
                  lambda c: c.start(invoice.invoice_approval, "inv-2", 900, id="inv-2"), expire)
     await record("invoice-waiting", [invoice.invoice_approval], invoice_actions,
                  lambda c: c.start(invoice.invoice_approval, "inv-3", 70, id="inv-3"), submit_only)
+
+    async def fails(env: Environment, handle: Any) -> None:
+        try:
+            await handle.result(timeout=30)
+        except durable.errors.WorkflowFailedError:
+            return
+        raise AssertionError("this trip must fail")
+
+    await record("trip-booked", [trip.book_trip], trip.ACTIONS,
+                 lambda c: c.start(trip.book_trip, "trip-1", "alice", "Lisbon", 3, id="trip-1"))
+    await record("trip-compensated", [trip.book_trip], trip.ACTIONS,
+                 lambda c: c.start(trip.book_trip, "trip-2", "bob", "Oslo", 2, id="trip-2"), fails)
 
 
 if __name__ == "__main__":
