@@ -11,6 +11,9 @@ from ._definitions import Retry, action, workflow
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._replayer import Replayer, ReplayResult
+from ._schedules._handle import ScheduleDescription, ScheduleHandle
+from ._schedules._plan import Overlap
+from ._stores._schedule_records import ScheduleRun
 from ._worker import Worker
 from .errors import NonRetryable
 
@@ -23,9 +26,13 @@ __all__ = [
     "EventReceived",
     "NonDeterminismWarning",
     "NonRetryable",
+    "Overlap",
     "ReplayResult",
     "Replayer",
     "Retry",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleRun",
     "Worker",
     "WorkflowHandle",
     "WorkflowInfo",

@@ -29,6 +29,7 @@ import msgspec
 import durable
 from durable import errors
 
+from ._cli_schedules import add_schedule_commands
 from ._definitions import workflow_definition
 from ._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, DataChanged, Event,
@@ -184,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="announce a claimable task again after this long (default 2)")
 
     command("migrate", _migrate, "create or upgrade the store's schema and print its version")
+    add_schedule_commands(sub, common, _connect)
     return parser
 
 
@@ -435,10 +437,15 @@ async def _list(args: argparse.Namespace) -> int:
     if not rows:
         print("no executions")
         return 0
+    _table(header, rows)
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
 
 
 async def _show(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from ._base import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
     WorkflowTask, action_ref, workflow_ref,
 )
+from ._memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
 
@@ -32,7 +33,7 @@ class _Lease:
         return self.visible_at <= now and (self.owner is None or self.until <= now)
 
 
-class MemoryStore:
+class MemoryStore(MemorySchedules):
     """Everything in dicts; single event loop, no persistence."""
 
     def __init__(self, url: str = "memory://") -> None:
@@ -44,6 +45,7 @@ class MemoryStore:
         self._wf_tasks: dict[_Key, _Lease] = {}
         self._actions: dict[tuple[str, str, str, int], tuple[ActionTask, _Lease]] = {}
         self._timers: dict[tuple[str, str, str, int], TimerRecord] = {}
+        self._schedules = {}
 
     # ---- executions and history ---------------------------------------------------------
 
