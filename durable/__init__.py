@@ -16,6 +16,7 @@ from ._schedules._plan import Overlap
 from ._stores._schedule_records import ScheduleRun
 from ._worker import Worker
 from .errors import NonRetryable
+from . import testing
 
 __all__ = [
     "ActionInfo",
@@ -40,6 +41,7 @@ __all__ = [
     "action_info",
     "connect",
     "errors",
+    "testing",
     "workflow",
 ]
 

@@ -8,9 +8,9 @@ polling.
 from __future__ import annotations
 
 import math
-import time
 from typing import Final, Sequence
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .._schedules._scheduler import Scheduler
 from .._stores import Store, TaskRef
 from ._base import Claim, ClaimSpec
@@ -21,12 +21,17 @@ SCHEDULE_SCAN: Final = 1.0  # seconds: how soon a schedule created by another pr
 
 
 class LocalDispatcher:
-    """Claims straight from the store; ``publish`` is implied by the store's own wake-ups."""
+    """Claims straight from the store; ``publish`` is implied by the store's own wake-ups.
 
-    def __init__(self, store: Store, *, fire_timers: bool = True) -> None:
+    ``clock`` is where it reads the time (due timers and tasks); ``time.time`` by default.
+    """
+
+    def __init__(self, store: Store, *, fire_timers: bool = True,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.fire_timers = fire_timers
-        self._scheduler = Scheduler(store) if fire_timers else None
+        self.clock = clock
+        self._scheduler = Scheduler(store, clock=clock) if fire_timers else None
         self._next_schedule_scan = 0.0
 
     async def publish(self, refs: Sequence[TaskRef]) -> None:
@@ -39,7 +44,7 @@ class LocalDispatcher:
         claims = await self._claim(spec, limit)
         if claims or timeout <= 0:
             return claims
-        now = time.time()
+        now = self.clock()
         due = await self.store.next_wakeup(now=now)
         wait = timeout if due is None else min(max(due - now, 0.0), timeout)
         if self._scheduler is not None:
@@ -48,7 +53,7 @@ class LocalDispatcher:
         return await self._claim(spec, limit)
 
     async def _claim(self, spec: ClaimSpec, limit: int) -> list[Claim]:
-        store, now = self.store, time.time()
+        store, now = self.store, self.clock()
         if self.fire_timers:
             await store.fire_due_timers(now=now, limit=100)
             await self._run_schedules(now)

@@ -112,7 +112,7 @@ class WorkflowInstance:
         self.data: dict[str, Any] = {}
         self.done = False
         self.outcome: Command | None = None  # the terminal command, once issued
-        self.random = random.Random(started.run_id)
+        self._random: random.Random | None = None
         self._started = started
         self._loop = WorkflowLoop(self)
         self._main: asyncio.Task[Any] | None = None
@@ -388,6 +388,13 @@ class WorkflowInstance:
                 location = f"{frame.f_code.co_filename}:{frame.f_lineno}"
             coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
         return location
+
+    @property
+    def random(self) -> random.Random:
+        """The execution's deterministic random stream (seeded by its run id on first use)."""
+        if self._random is None:
+            self._random = random.Random(self._started.run_id)
+        return self._random
 
     def uuid4(self) -> uuid.UUID:
         """A random UUID drawn from the execution's deterministic stream."""

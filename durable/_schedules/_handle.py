@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Final
 
@@ -119,8 +118,8 @@ class ScheduleHandle:
         policy = None if overlap is None else _overlap(self.schedule_id, overlap).value
         await self._update(lambda r, now: replace(
             r, triggers=[*r.triggers, PendingRun(now, manual=True, overlap=policy)]))
-        refs = await Scheduler(self.client.store).run_one(self.tenant, self.schedule_id,
-                                                         time.time())
+        scheduler = Scheduler(self.client.store, clock=self.client.clock)
+        refs = await scheduler.run_one(self.tenant, self.schedule_id, self.client.clock())
         await self.client.publish(refs)  # else a busy scheduler has it, and publishes
 
     async def delete(self) -> None:
@@ -131,7 +130,7 @@ class ScheduleHandle:
     async def _update(self, change: Callable[[ScheduleRecord, float], ScheduleRecord]) -> None:
         """Compare-and-set ``change`` onto the stored record, retrying on conflicts."""
         for _ in range(_UPDATE_RETRIES):
-            record, now = await self._record(), time.time()
+            record, now = await self._record(), self.client.clock()
             updated = replace(change(record, now), revision=record.revision + 1, updated_at=now)
             if await self.client.store.update_schedule(updated,
                                                        next_check=next_check(updated, now)):
@@ -147,9 +146,10 @@ async def create_schedule(client: Client, defn: WorkflowDefinition, args: tuple[
                           overlap: Overlap | str, catchup_window: Duration, paused: bool,
                           note: str, replace_existing: bool) -> ScheduleHandle:
     """Validate and store a schedule (see ``Client.schedule``)."""
-    record = _new_record(defn, args, schedule_id=schedule_id, tenant=tenant, cron=cron,
-                         every=every, offset=offset, tz=tz, overlap=overlap,
-                         catchup_window=catchup_window, paused=paused, note=note)
+    record = _new_record(defn, args, now=client.clock(), schedule_id=schedule_id,
+                         tenant=tenant, cron=cron, every=every, offset=offset, tz=tz,
+                         overlap=overlap, catchup_window=catchup_window, paused=paused,
+                         note=note)
     stored, created = await client.store.create_schedule(
         record, next_check=next_check(record, record.created_at))
     handle = ScheduleHandle(client, schedule_id, tenant)
@@ -165,15 +165,14 @@ async def create_schedule(client: Client, defn: WorkflowDefinition, args: tuple[
     return handle
 
 
-def _new_record(defn: WorkflowDefinition, args: tuple[Any, ...], *, schedule_id: str,
-                tenant: str, cron: str | None, every: Duration | None, offset: Duration,
-                tz: str, overlap: Overlap | str, catchup_window: Duration, paused: bool,
-                note: str) -> ScheduleRecord:
+def _new_record(defn: WorkflowDefinition, args: tuple[Any, ...], *, now: float,
+                schedule_id: str, tenant: str, cron: str | None, every: Duration | None,
+                offset: Duration, tz: str, overlap: Overlap | str, catchup_window: Duration,
+                paused: bool, note: str) -> ScheduleRecord:
     if not isinstance(schedule_id, str) or not schedule_id:
         raise InvalidScheduleError(f"a schedule id is a non-empty str, not {schedule_id!r}",
                                    schedule_id=str(schedule_id), field="id",
                                    value=repr(schedule_id))
-    now = time.time()
     spec = make_spec(schedule_id, cron=cron, every=_seconds(schedule_id, "every", every),
                      offset=_seconds(schedule_id, "offset", offset) or 0.0, tz=tz, now=now)
     window = _seconds(schedule_id, "catchup_window", catchup_window)

@@ -18,13 +18,13 @@ Exactly once per due time, with any number of them on one store:
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from typing import Final
 
 from msgspec.structs import replace
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .._history import CancelRequested, WorkflowStarted
 from .._stores import TERMINAL_STATUSES, Store, TaskRef, workflow_ref
 from .._stores._schedule_records import ScheduleRecord, ScheduleRun
@@ -42,8 +42,9 @@ class Scheduler:
     """Processes due schedules of ``store`` as ``owner``; returns hints for what it started."""
 
     def __init__(self, store: Store, *, owner: str | None = None, lease: float = LEASE,
-                 batch: int = 50) -> None:
+                 batch: int = 50, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
+        self.clock = clock  # the time runs are created at (the passes' ``now`` is given)
         self.owner = owner or f"scheduler:{uuid.uuid4().hex[:12]}"
         self.lease = lease
         self.batch = batch
@@ -77,7 +78,7 @@ class Scheduler:
             record = found
         finished = await self._finished(record.tenant, record.running)
         decided = plan(_without(record, finished), now)
-        runs = [ScheduleRun(r.due, run_workflow_id(record.schedule_id, r), time.time(), r.manual)
+        runs = [ScheduleRun(r.due, run_workflow_id(record.schedule_id, r), self.clock(), r.manual)
                 for r in decided.starts]
         acting = bool(runs or decided.cancels)
         intent = await self._commit(record, decided, runs, finished, now, release=not acting)
@@ -102,13 +103,13 @@ class Scheduler:
             started = WorkflowStarted(1, 0.0, record.workflow, record.version, run.workflow_id,
                                       uuid.uuid4().hex, record.tenant, record.args,
                                       record.kwargs)
-            await self.store.create_execution(started, now=time.time())
+            await self.store.create_execution(started, now=self.clock())
         reason = (f"cancelled by its schedule {record.schedule_id!r} "
                   "(overlap policy cancel_other)")
         for workflow_id in record.cancelling:
             await self.store.append_input(record.tenant, workflow_id,
                                           CancelRequested(0, 0.0, reason), dedup="cancel",
-                                          now=time.time())
+                                          now=self.clock())
         return [workflow_ref(record.tenant, w) for w in
                 [*(r.workflow_id for r in record.starting), *record.cancelling]]
 

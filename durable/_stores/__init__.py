@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Store, TaskRef, TimerRecord,
-    Wakeup, WorkflowTask, action_ref, workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Store, TaskRef,
+    TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "ActionTask",
     "ExecutionRecord",
     "ExecutionUpdate",
+    "Outcome",
     "Store",
     "TaskRef",
     "TimerRecord",

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from msgspec.structs import replace
 
 from .._history import Event, TimerFired
 from ..errors import WorkflowNotFoundError
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
-    WorkflowTask, action_ref, workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, TaskRef, TimerRecord,
+    Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 from ._memory_schedules import MemorySchedules
 
@@ -38,7 +38,7 @@ class MemoryStore(MemorySchedules):
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self.wakeup = Wakeup()
+        self.wakeup = Wakeup(reliable=True)  # one process: every end is reported here
         self._executions: dict[_Key, ExecutionRecord] = {}
         self._histories: dict[tuple[str, str, str], list[Event]] = {}
         self._dedup: dict[tuple[str, str, str], set[str]] = {}
@@ -139,7 +139,7 @@ class MemoryStore(MemorySchedules):
         if actions or timers:
             self.wakeup.notify()
         if update.status in TERMINAL_STATUSES:
-            self.wakeup.ended(*key)
+            self.wakeup.ended(*key, Outcome.of(record.workflow, update))
         return True
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -199,8 +199,9 @@ class MemoryStore(MemorySchedules):
         return task
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
-                         actions: Collection[str], lease: float,
-                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
         claimed_workflows, claimed_actions = [], []
         for ref in refs:
             if ref.kind == "w":

@@ -29,8 +29,8 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
-    WorkflowTask, workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, TaskRef, TimerRecord,
+    Wakeup, WorkflowTask, workflow_ref,
 )
 from .._migrations import migration_files
 from ._schedules import SQLiteSchedules
@@ -255,7 +255,7 @@ class SQLiteStore(SQLiteSchedules):
         if done and (actions or timers):
             self.wakeup.notify()
         if done and update.status in TERMINAL_STATUSES:
-            self.wakeup.ended(task.tenant, task.workflow_id)
+            self.wakeup.ended(task.tenant, task.workflow_id, Outcome.of(task.workflow, update))
         return done
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -299,8 +299,9 @@ class SQLiteStore(SQLiteSchedules):
     # ---- dispatch -----------------------------------------------------------------------
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
-                         actions: Collection[str], lease: float,
-                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
         """Lease the tasks these hints name if they are claimable now and hosted here."""
         wanted = [r for r in refs if (workflows if r.kind == "w" else actions)]
         if not wanted:
