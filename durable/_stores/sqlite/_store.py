@@ -33,6 +33,7 @@ from .._base import (
     TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from .._migrations import migration_files
+from ._schedules import SQLiteSchedules
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -182,7 +183,7 @@ _INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, app
 # ---- the store ------------------------------------------------------------------------------
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteSchedules):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
