@@ -37,6 +37,7 @@ R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_TENANT = "default"
+_FIRST_POLL = 0.002  # seconds: the first wait of a result that no notice will announce
 
 logger = logging.getLogger("durable.client")
 
@@ -138,6 +139,9 @@ class WorkflowHandle(Generic[R]):
         """Wait for the execution to end; return its result or raise why it did not finish."""
         wakeup = self.client.store.wakeup
         fresh, self._created_in = self._created_in, None
+        # Where ends elsewhere go unreported (SQLite shared by processes), poll soon at first
+        # and back off to poll_interval: a short workflow's result is seen within milliseconds.
+        poll = _FIRST_POLL if wakeup.epoch is None else self.client.poll_interval
         async with asyncio.timeout(timeout):
             while True:
                 with wakeup.watching(self.tenant, self.workflow_id) as ended:
@@ -154,7 +158,8 @@ class WorkflowHandle(Generic[R]):
                     if record.status in TERMINAL_STATUSES:
                         return self._outcome(Outcome(record.workflow, record.status,
                                                      record.result, record.error))
-                    await asyncio.wait([ended], timeout=self.client.poll_interval)
+                    await asyncio.wait([ended], timeout=poll)
+                    poll = min(poll * 2, self.client.poll_interval)
                     outcome = ended.result() if ended.done() else None
                     if outcome is not None and outcome.status in TERMINAL_STATUSES:
                         return self._outcome(outcome)  # the end's notice carried it: no read

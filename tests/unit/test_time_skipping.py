@@ -227,7 +227,7 @@ async def charge(account: str, cents: int, currency: str = "EUR") -> str:
     raise AssertionError("the real charge must not run in these tests")
 
 
-@durable.action
+@durable.action(name="billing_notify")  # a name no example module registers too
 def notify(account: str, message: str) -> None:
     raise AssertionError("the real notify must not run in these tests")
 
@@ -235,7 +235,7 @@ def notify(account: str, message: str) -> None:
 @durable.workflow
 async def billing(ctx: durable.Context, account: str) -> str:
     receipt = await ctx.run(charge, account, 500)
-    await ctx.actions.notify(account=account, message=receipt)
+    await ctx.actions.billing_notify(account=account, message=receipt)
     return receipt
 
 
@@ -253,7 +253,7 @@ async def test_actions_can_be_swapped_for_doubles_by_function_or_name() -> None:
         told.append(message)
 
     async with Environment(workflows=[billing], actions=[charge],
-                           doubles={charge: fake_charge, "notify": fake_notify},
+                           doubles={charge: fake_charge, "billing_notify": fake_notify},
                            start=START) as env:
         assert env.actions["charge"].retry == charge.__durable_action__.retry
         handle = await env.client.start(billing, "acct-1")
