@@ -91,17 +91,16 @@ class Environment:
     @property
     def client(self) -> Client:
         """The client on the environment's store; its handles skip time in ``result()``."""
-        return self._entered(self._client)
+        if self._client is None:
+            raise _not_entered()
+        return self._client
 
     @property
     def worker(self) -> Worker:
         """The worker that runs the environment's workflows and actions."""
-        return self._entered(self._worker)
-
-    def _entered(self, value: Any) -> Any:
-        if value is None:
-            raise DurableError("use the Environment as `async with Environment(...) as env:`")
-        return value
+        if self._worker is None:
+            raise _not_entered()
+        return self._worker
 
     # ---- time ---------------------------------------------------------------------------
 
@@ -219,6 +218,10 @@ class Environment:
                 task_error=record.task_error)
 
 
+def _not_entered() -> DurableError:
+    return DurableError("use the Environment as `async with Environment(...) as env:`")
+
+
 class _Client(Client):
     """The environment's client: it starts only hosted workflows; its handles skip time."""
 
@@ -230,7 +233,8 @@ class _Client(Client):
                     *args: Unpack[Ts], id: str | None = None,
                     tenant: str | None = None) -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
-        handle = await super().start(defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
+        handle: WorkflowHandle[R] = await super().start(
+            defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
         ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
         ours._created_in = handle._created_in
         return ours
