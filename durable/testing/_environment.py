@@ -48,15 +48,20 @@ class Environment:
     awaits ``handle.result()`` and nothing can run, it jumps to the next due timer or retry;
     ``time_skipping=False`` keeps it still there, so that only ``env.sleep()`` moves it.
     Real-time waits inside actions are not skipped: the clock holds while an action runs.
+
+    ``always_replay=True`` rebuilds the workflow from its history for every task instead of
+    keeping it live, so that non-deterministic workflow code fails the test (with
+    ``WorkflowHeldError``) rather than the first production worker that has to replay it.
     """
 
     def __init__(self, workflows: Iterable[Any] = (), actions: Iterable[Any] = (), *,
                  doubles: Mapping[ActionRef, Callable[..., Any]] | None = None,
                  start: datetime | float | None = None, time_skipping: bool = True,
-                 tenant: str = DEFAULT_TENANT) -> None:
+                 always_replay: bool = False, tenant: str = DEFAULT_TENANT) -> None:
         self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
         self.actions = {d.name: d for d in host_actions(actions, doubles or {})}
         self.time_skipping = time_skipping
+        self.always_replay = always_replay
         self.tenant = tenant
         self.clock = VirtualClock(start)
         self._client: _Client | None = None
@@ -70,7 +75,8 @@ class Environment:
     async def __aenter__(self) -> Environment:
         store = MemoryStore()
         self._client = _Client(self, store, tenant=self.tenant, clock=self.clock)
-        self._worker = Worker(self._client, self.workflows.values(), self.actions.values())
+        self._worker = Worker(self._client, self.workflows.values(), self.actions.values(),
+                              max_cached=0 if self.always_replay else 1000)
         self._running = asyncio.create_task(self._worker.run(), name="durable.testing worker")
         return self
 

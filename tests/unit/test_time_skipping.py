@@ -347,3 +347,13 @@ async def test_the_environment_must_be_entered() -> None:
     env = Environment(workflows=[approval])
     with pytest.raises(DurableError, match="async with"):
         env.client  # noqa: B018
+
+
+async def test_always_replay_catches_non_deterministic_code_and_passes_the_rest() -> None:
+    async with Environment(workflows=[unstable, clock_reader], actions=[step_a, step_b],
+                           always_replay=True, start=START) as env:
+        with pytest.raises(WorkflowHeldError, match="diverged"):
+            await (await env.client.start(unstable)).result(timeout=10)
+        t0 = START.timestamp()  # a deterministic workflow replays at every step and passes
+        assert await (await env.client.start(clock_reader)).result(timeout=10) == [
+            t0, t0 + 3600, t0 + 3600 + 2 * DAY]
