@@ -128,6 +128,7 @@ class Environment:
                     await self._settle()
                     if self.clock() >= target:
                         return
+                    await self._raise_if_held(None)
                     await self._jump()
         finally:
             self._deadlines.remove(target)
@@ -215,13 +216,21 @@ class Environment:
                         "Environment(actions=[...]) or give it a test double",
                         name=task.name, workflow_id=record.workflow_id)
 
-    async def _raise_if_held(self, handle: WorkflowHandle[Any]) -> None:
-        record = await self.client.store.get_execution(handle.tenant, handle.workflow_id)
-        if record is not None and record.status == "running" and record.task_error:
-            raise WorkflowHeldError(
-                f"execution {handle.workflow_id!r} cannot go on, its workflow task fails: "
-                f"{record.task_error}", workflow_id=handle.workflow_id,
-                task_error=record.task_error)
+    async def _raise_if_held(self, handle: WorkflowHandle[Any] | None) -> None:
+        """An execution (this one, or any) whose workflow task keeps failing is an error:
+        moving time on would only retry it, with backoff, forever."""
+        store = self.client.store
+        if handle is None:
+            records = await store.list_executions(None, status="running", limit=1_000_000)
+        else:
+            one = await store.get_execution(handle.tenant, handle.workflow_id)
+            records = [] if one is None else [one]
+        for record in records:
+            if record.status == "running" and record.task_error:
+                raise WorkflowHeldError(
+                    f"execution {record.workflow_id!r} cannot go on, its workflow task fails: "
+                    f"{record.task_error}", workflow_id=record.workflow_id,
+                    task_error=record.task_error)
 
 
 def _not_entered() -> DurableError:
