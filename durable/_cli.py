@@ -31,11 +31,13 @@ import durable
 from durable import errors
 
 from . import _cli_replay
+from ._cli_schedules import add_schedule_commands
 from ._definitions import definitions_in, workflow_definition
 from ._history import (
-    ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, DataChanged, Event,
-    EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired, TimerStarted,
-    WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted, encode_history_json,
+    ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
+    DataChanged, Event, EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired,
+    TimerStarted, WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+    encode_history_json,
 )
 from ._urls import redact
 
@@ -191,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     _cli_replay.add_arguments(p)
 
     command("migrate", _migrate, "create or upgrade the store's schema and print its version")
+    add_schedule_commands(sub, common, _connect)
     return parser
 
 
@@ -444,10 +447,15 @@ async def _list(args: argparse.Namespace) -> int:
     if not rows:
         print("no executions")
         return 0
+    _table(header, rows)
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
 
 
 async def _show(args: argparse.Namespace) -> int:
@@ -516,6 +524,8 @@ def _detail(event: Event, names: dict[int, str]) -> str:
         case ActionFailed():
             return (f"#{event.cmd} {names.get(event.cmd, '?')} failed on attempt {event.attempt}: "
                     f"{event.error.type}: {event.error.message}")
+        case ActionCancelRequested():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}"
         case TimerStarted():
             return f"#{event.cmd} {event.duration:g}s, fires at {_clock(event.fire_at)}"
         case TimerFired() | TimerCancelled():

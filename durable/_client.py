@@ -14,9 +14,13 @@ import msgspec
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import Context
-from ._definitions import WorkflowDefinition, workflow_definition
+from ._definitions import Duration, WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
 from ._payloads import check_size, dump_value
+from ._schedules._handle import (
+    DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
+)
+from ._schedules._plan import Overlap
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
@@ -109,12 +113,26 @@ class WorkflowHandle(Generic[R]):
                    for e in await self.history())
 
     async def cancel(self, reason: str = "") -> None:
-        """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await."""
+        """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await.
+
+        The workflow may clean up (even await actions and timers) and is then recorded as
+        cancelled, unless it catches the error and returns. Its pending timers are cancelled,
+        and the actions it was waiting for are told (``durable.action_info().cancelled``).
+        Asking again is harmless; raises ``WorkflowClosedError`` if the execution ended
+        before any cancellation was asked for.
+        """
         seq = await self.client.store.append_input(
             self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
             now=self.client.clock())
         if seq is not None:
             await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
+            return
+        record = await self._record()
+        if record.status in TERMINAL_STATUSES and not any(
+                isinstance(e, CancelRequested) for e in await self.history()):
+            raise WorkflowClosedError(
+                f"execution {self.workflow_id!r} has already ended ({record.status}); there is "
+                "nothing to cancel", workflow_id=self.workflow_id)
 
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end; return its result or raise why it did not finish."""
@@ -225,6 +243,43 @@ class Client:
         except Exception:
             logger.warning("could not announce %d task(s) (%s); the server will re-dispatch "
                            "them", len(refs), refs[0], exc_info=True)
+
+    async def schedule(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[Any]] | str,
+                       *args: Unpack[Ts], id: str, cron: str | None = None,
+                       every: Duration | None = None, offset: Duration = 0.0,
+                       timezone: str = "UTC", overlap: Overlap | str = Overlap.SKIP,
+                       catchup_window: Duration = DEFAULT_CATCHUP_WINDOW, paused: bool = False,
+                       note: str = "", tenant: str | None = None,
+                       replace: bool = False) -> ScheduleHandle:
+        """Start ``workflow(*args)`` on a cron expression or every ``every`` seconds.
+
+        ``cron`` is read by croniter in ``timezone`` (an IANA name); ``every`` (>= 1 s, or a
+        timedelta) is aligned to the epoch plus ``offset``. ``overlap`` says what happens
+        when a run is due while an earlier one still runs (``durable.Overlap``); due times
+        missed while no scheduler ran are started late if they are at most
+        ``catchup_window`` old. Runs are started by ``durable server`` or by an embedded
+        worker (memory, SQLite), each exactly once, with the workflow id
+        ``<id>-<due time, UTC>``. Creating a schedule that exists with the same definition
+        returns its handle; with another definition it raises
+        ``ScheduleAlreadyExistsError`` unless ``replace``. Bad input raises
+        ``InvalidScheduleError`` and writes nothing.
+        """
+        return await create_schedule(
+            self, workflow_definition(workflow), tuple(args), schedule_id=id,
+            tenant=tenant or self.tenant, cron=cron, every=every, offset=offset, tz=timezone,
+            overlap=overlap, catchup_window=catchup_window, paused=paused, note=note,
+            replace_existing=replace)
+
+    def get_schedule(self, schedule_id: str, *, tenant: str | None = None) -> ScheduleHandle:
+        """The handle of an existing schedule (checked on first use)."""
+        return ScheduleHandle(self, schedule_id, tenant or self.tenant)
+
+    async def list_schedules(self, *, limit: int = 100,
+                             all_tenants: bool = False) -> list[ScheduleDescription]:
+        """Schedules of this client's tenant (or all tenants), by id."""
+        records = await self.store.list_schedules(None if all_tenants else self.tenant,
+                                                  limit=limit)
+        return [describe(r) for r in records]
 
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
         """The handle of an existing execution (checked on first use)."""
