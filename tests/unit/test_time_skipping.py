@@ -343,7 +343,26 @@ async def test_an_execution_held_by_a_failing_workflow_task_is_an_error() -> Non
         assert "NonDeterminismError" in info.value.task_error or "diverged" in info.value.task_error
 
 
+async def test_env_sleep_raises_for_a_held_execution_instead_of_retrying_it() -> None:
+    async with Environment(workflows=[unstable], actions=[step_a, step_b],
+                           always_replay=True) as env:
+        handle = await env.client.start(unstable)
+        with pytest.raises(WorkflowHeldError) as info:
+            await env.sleep(timedelta(days=30))
+        assert info.value.workflow_id == handle.workflow_id
+
+
 async def test_the_environment_must_be_entered() -> None:
     env = Environment(workflows=[approval])
     with pytest.raises(DurableError, match="async with"):
         env.client  # noqa: B018
+
+
+async def test_always_replay_catches_non_deterministic_code_and_passes_the_rest() -> None:
+    async with Environment(workflows=[unstable, clock_reader], actions=[step_a, step_b],
+                           always_replay=True, start=START) as env:
+        with pytest.raises(WorkflowHeldError, match="diverged"):
+            await (await env.client.start(unstable)).result(timeout=10)
+        t0 = START.timestamp()  # a deterministic workflow replays at every step and passes
+        assert await (await env.client.start(clock_reader)).result(timeout=10) == [
+            t0, t0 + 3600, t0 + 3600 + 2 * DAY]
