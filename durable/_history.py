@@ -5,8 +5,9 @@ kinds:
 
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
   ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``;
-* command events record what the coroutine did: ``ActionScheduled``, ``TimerStarted``,
-  ``TimerCancelled``, ``StateChanged``, ``DataChanged`` and the terminal events.
+* command events record what the coroutine did: ``ActionScheduled``, ``ActionCancelRequested``,
+  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged`` and the terminal
+  events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
@@ -23,9 +24,11 @@ from typing import Any, ClassVar, Final
 import msgspec
 
 __all__ = [
+    "ActionCancelRequested",
     "ActionCompleted",
     "ActionFailed",
     "ActionScheduled",
+    "CancelAction",
     "CancelRequested",
     "CancelTimer",
     "CancelWorkflow",
@@ -138,6 +141,16 @@ class ActionScheduled(_Event, frozen=True, tag=True, array_like=True):
     kwargs: dict[str, Any] = {}
 
 
+class ActionCancelRequested(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow stopped waiting for the action of command ``cmd`` (its future was cancelled).
+
+    Its task is dropped; an attempt that is running is told at its next heartbeat. An outcome
+    that still arrives is recorded, and ignored.
+    """
+
+    cmd: int
+
+
 class TimerStarted(_Event, frozen=True, tag=True, array_like=True):
     """Command ``cmd`` started a durable timer due at ``fire_at`` (epoch seconds)."""
 
@@ -191,6 +204,7 @@ Event = (
     | EventReceived
     | CancelRequested
     | ActionScheduled
+    | ActionCancelRequested
     | TimerStarted
     | TimerCancelled
     | StateChanged
@@ -230,6 +244,13 @@ class ScheduleAction(_Command, frozen=True):
     name: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+
+
+class CancelAction(_Command, frozen=True):
+    """Stop an action call the workflow no longer waits for (recorded as ``ActionCancelRequested``)."""
+
+    event = ActionCancelRequested
+    cmd: int
 
 
 class StartTimer(_Command, frozen=True):
@@ -285,8 +306,8 @@ class CancelWorkflow(_Command, frozen=True):
 
 
 Command = (
-    ScheduleAction | StartTimer | CancelTimer | SetState | SetData | CompleteWorkflow
-    | FailWorkflow | CancelWorkflow
+    ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData
+    | CompleteWorkflow | FailWorkflow | CancelWorkflow
 )
 
 # One encoder and decoder for the process (msgspec performance tips).

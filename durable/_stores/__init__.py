@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Store, TaskRef,
-    TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
+    Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = [
@@ -13,6 +13,8 @@ __all__ = [
     "ExecutionRecord",
     "ExecutionUpdate",
     "Outcome",
+    "Signal",
+    "Start",
     "Store",
     "TaskRef",
     "TimerRecord",

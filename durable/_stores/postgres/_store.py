@@ -35,10 +35,11 @@ from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_ev
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from ..._batching import Batcher
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, TaskRef, TimerRecord,
-    Wakeup, WorkflowTask, workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
+    TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from . import _statements as sql
+from ._effects import COMMIT_EFFECTS, effect_columns
 from ._schedules import PostgresSchedules
 from ._schema import (
     Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
@@ -270,8 +271,15 @@ class PostgresStore(PostgresSchedules):
     async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float) -> bool:
+                                   update: ExecutionUpdate, now: float,
+                                   cancelled_actions: Sequence[int] = (),
+                                   starts: Sequence[Start] = (),
+                                   signals: Sequence[Signal] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
+        if cancelled_actions or starts or signals:
+            return await self._commit_effects(
+                task, owner, expected_seq, events, actions, timers, cancelled_timers, update,
+                now, effect_columns(cancelled_actions, starts, signals, now, _split_at_seq))
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
         result = _encode(update.result)
@@ -284,6 +292,31 @@ class PostgresStore(PostgresSchedules):
             result, error, now, _ENDED_CHANNEL,
             None if outcome is None else _notice(task, outcome, result, error))
         if done and (actions or timers):
+            self.wakeup.notify()
+        if done and outcome is not None:
+            self.wakeup.ended(task.tenant, task.workflow_id, outcome)
+        return done
+
+    async def _commit_effects(self, task: WorkflowTask, owner: str, expected_seq: int,
+                              events: list[Event], actions: list[ActionTask],
+                              timers: list[TimerRecord], cancelled_timers: list[int],
+                              update: ExecutionUpdate, now: float, effects: list[Any]) -> bool:
+        """A commit with cancelled actions, starts or signals (``durable_commit_effects``).
+
+        Its own transaction, not grouped with others: it locks every execution it writes, in
+        order, before it writes any.
+        """
+        error = None if update.error is None else _encode(update.error)
+        result = _encode(update.result)
+        outcome = Outcome.of(task.workflow, update) if update.status in TERMINAL_STATUSES else None
+        done: bool = await self._fetchval(
+            COMMIT_EFFECTS, task.tenant, task.workflow_id, owner, expected_seq,
+            [e.seq for e in events], [encode_event(e) for e in events],
+            *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
+            cancelled_timers, update.status, update.state, _encode(update.data),
+            result, error, now, *effects, _ENDED_CHANNEL,
+            None if outcome is None else _notice(task, outcome, result, error))
+        if done:
             self.wakeup.notify()
         if done and outcome is not None:
             self.wakeup.ended(task.tenant, task.workflow_id, outcome)
