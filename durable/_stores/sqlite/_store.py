@@ -34,6 +34,7 @@ from .._base import (
 )
 from .._migrations import migration_files
 from ._schedules import SQLiteSchedules
+from ._transactions import SQLiteTransactions
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -177,7 +178,7 @@ _INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, app
 # ---- the store ------------------------------------------------------------------------------
 
 
-class SQLiteStore(SQLiteSchedules):
+class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
