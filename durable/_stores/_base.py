@@ -312,7 +312,8 @@ class Store(Protocol):
         """The execution's action tasks and timers that have not finished."""
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
 
     async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
                                      isolation: str, now: float) -> bool:

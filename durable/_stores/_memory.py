@@ -329,6 +329,7 @@ class MemoryStore(MemorySchedules):
                   for _, held in self._actions.values()]
         times += [held.visible_at if held.owner is None else held.until
                   for held in self._wf_tasks.values()]
+        times += self._schedule_checks()
         return min(times, default=None)
 
     async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,

@@ -448,7 +448,8 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
         return [_action(row) for row in actions], [TimerRecord(*row) for row in timers]
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
         due: float | None = await self._fetchval(sql.NEXT_WAKEUP)
         return due
 

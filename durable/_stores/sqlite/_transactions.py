@@ -10,7 +10,6 @@ the action runs it holds the file's write lock, so keep it short.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from typing import Any, ClassVar
