@@ -11,6 +11,7 @@ from ._definitions import Retry, action, workflow
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._replayer import Replayer, ReplayResult
+from ._saga import Saga
 from ._schedules._handle import ScheduleDescription, ScheduleHandle
 from ._schedules._plan import Overlap
 from ._stores._schedule_records import ScheduleRun
@@ -31,6 +32,7 @@ __all__ = [
     "ReplayResult",
     "Replayer",
     "Retry",
+    "Saga",
     "ScheduleDescription",
     "ScheduleHandle",
     "ScheduleRun",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
 
@@ -35,6 +37,7 @@ R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_TENANT = "default"
+_FIRST_POLL = 0.002  # seconds: the first wait of a result that no notice will announce
 
 logger = logging.getLogger("durable.client")
 
@@ -136,6 +139,9 @@ class WorkflowHandle(Generic[R]):
         """Wait for the execution to end; return its result or raise why it did not finish."""
         wakeup = self.client.store.wakeup
         fresh, self._created_in = self._created_in, None
+        # Where ends elsewhere go unreported (SQLite shared by processes), poll soon at first
+        # and back off to poll_interval: a short workflow's result is seen within milliseconds.
+        poll = _FIRST_POLL if wakeup.epoch is None else self.client.poll_interval
         async with asyncio.timeout(timeout):
             while True:
                 with wakeup.watching(self.tenant, self.workflow_id) as ended:
@@ -152,7 +158,8 @@ class WorkflowHandle(Generic[R]):
                     if record.status in TERMINAL_STATUSES:
                         return self._outcome(Outcome(record.workflow, record.status,
                                                      record.result, record.error))
-                    await asyncio.wait([ended], timeout=self.client.poll_interval)
+                    await asyncio.wait([ended], timeout=poll)
+                    poll = min(poll * 2, self.client.poll_interval)
                     outcome = ended.result() if ended.done() else None
                     if outcome is not None and outcome.status in TERMINAL_STATUSES:
                         return self._outcome(outcome)  # the end's notice carried it: no read
@@ -288,6 +295,26 @@ class Client:
         """Executions of this client's tenant (or all tenants), newest first."""
         return await self.store.list_executions(None if all_tenants else self.tenant,
                                                 status=status, limit=limit)
+
+    async def iter_executions(self, *, workflow: str | None = None, status: str | None = None,
+                              since: float | datetime | None = None, all_tenants: bool = False,
+                              page: int = 500) -> AsyncIterator[ExecutionRecord]:
+        """Every matching execution of this client's tenant (or all tenants), oldest first.
+
+        ``workflow`` is a registered name, ``since`` a datetime or epoch seconds (executions
+        created then or later). The store is read ``page`` records at a time.
+        """
+        since_ts = since.timestamp() if isinstance(since, datetime) else since
+        after: ExecutionRecord | None = None
+        while True:
+            records = await self.store.scan_executions(
+                None if all_tenants else self.tenant, workflow=workflow, status=status,
+                since=since_ts, after=after, limit=page)
+            for record in records:
+                yield record
+            if len(records) < page:
+                return
+            after = records[-1]
 
     async def close(self) -> None:
         """Close the dispatcher and the store."""

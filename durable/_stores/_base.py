@@ -22,8 +22,8 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from typing import (
-    Any, Callable, ClassVar, Collection, Final, Iterator, Literal, NamedTuple, Protocol,
-    Sequence,
+    Any, Awaitable, Callable, ClassVar, Collection, Final, Iterator, Literal, NamedTuple,
+    Protocol, Sequence,
 )
 
 import msgspec
@@ -214,6 +214,16 @@ class Store(Protocol):
                               limit: int = 100) -> list[ExecutionRecord]:
         """Executions, newest first; all tenants when ``tenant`` is None."""
 
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Up to ``limit`` executions, oldest first (by ``created_at``, tenant, workflow id).
+
+        Filters: tenant (all when None), workflow name, status, created at or after
+        ``since``. Paging: ``after`` is the last record of the previous page.
+        """
+
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
@@ -371,6 +381,7 @@ class Store(Protocol):
 
 
 _RECENT_ENDS: Final = 10_000  # ends remembered, for result waiters that come late
+_FIRST_POLL, _LAST_POLL = 0.002, 0.05  # seconds between looks at other processes' changes
 
 
 class Wakeup:
@@ -386,7 +397,10 @@ class Wakeup:
     so its creator may wait for the notice without reading first.
     """
 
-    def __init__(self, *, reliable: bool = False) -> None:
+    def __init__(self, *, reliable: bool = False,
+                 changes: Callable[[], Awaitable[int]] | None = None) -> None:
+        self._changes = changes
+        self._watch: asyncio.Task[None] | None = None
         self._waiters: set[asyncio.Future[None]] = set()
         self._watchers: dict[tuple[str, str], set[asyncio.Future[Outcome | None]]] = {}
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -424,12 +438,37 @@ class Wakeup:
             return
         fut = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
+        self._watch_changes()
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             pass
         finally:
             self._waiters.discard(fut)
+
+    def _watch_changes(self) -> None:
+        """With ``changes`` (a counter other processes' commits move, such as SQLite's
+        ``PRAGMA data_version``), poll it while anyone waits and :meth:`notify` when it moves:
+        every 2 ms while things change, backing off to 50 ms when they do not."""
+        if self._changes is not None and (self._watch is None or self._watch.done()):
+            self._watch = asyncio.get_running_loop().create_task(self._watching(self._changes))
+
+    async def _watching(self, changes: Callable[[], Awaitable[int]]) -> None:
+        seen, delay = await changes(), _FIRST_POLL
+        while self._waiters:
+            await asyncio.sleep(delay)
+            current = await changes()
+            if current != seen:
+                seen, delay = current, _FIRST_POLL
+                self.notify()
+            else:
+                delay = min(delay * 2, _LAST_POLL)
+
+    async def close(self) -> None:
+        """Stop watching for other processes' changes."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
 
     def ended(self, tenant: str, workflow_id: str, outcome: Outcome | None = None) -> None:
         """Wake whoever watches the execution, with its outcome when it is known."""

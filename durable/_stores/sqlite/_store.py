@@ -9,7 +9,8 @@ Concurrency model:
   lease ownership) is atomic. Dedup keys are also enforced by a unique index.
 * Polled methods (claims, due timers) first look for due work with a plain read and take the
   write lock only when there is some, so idle pollers in many processes do not contend.
-* Other processes are not woken (``wakeup`` is in-process only): they poll.
+* Other processes' commits are noticed while someone waits for work: ``wakeup`` polls
+  ``PRAGMA data_version`` (every 2 ms while things change, backing off to 50 ms).
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ _LIST_TENANT_EXECUTIONS: Final = (
 _LIST_ALL_EXECUTIONS: Final = (
     f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE (?2 IS NULL OR status = ?2) "
     "ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
+_SCAN_EXECUTIONS: Final = (
+    f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR tenant = ?1) "
+    "AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR status = ?3) "
+    "AND (?4 IS NULL OR created_at >= ?4) "
+    "AND (?5 IS NULL OR (created_at, tenant, workflow_id) > (?5, ?6, ?7)) "
+    "ORDER BY created_at, tenant, workflow_id LIMIT ?8")
 _INSERT_EXECUTION: Final = (f"INSERT INTO executions ({_EXECUTION_COLUMNS}) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT_HEAD: Final = ("SELECT run_id, workflow, status, last_seq FROM executions "
@@ -184,7 +191,8 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
         self.url = url
-        self.wakeup = Wakeup()
+        # Other processes sharing the file are noticed by their commits (data_version).
+        self.wakeup = Wakeup(changes=self._data_version)
         self._executor = executor
         self._conn = conn  # used only on the executor's one thread
         self._closed = False
@@ -213,6 +221,10 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.url, exc) from exc
 
+    async def _data_version(self) -> int:
+        """A number that changes when another connection commits to the file."""
+        return await self._run(_read_data_version)
+
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
         return await self._run(_in_transaction, fn, *args)
@@ -236,6 +248,15 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
                               limit: int = 100) -> list[ExecutionRecord]:
         """Executions, newest first; all tenants when ``tenant`` is None."""
         return await self._run(_list_executions, tenant, status, limit)
+
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Executions oldest first, filtered and paged (see ``Store.scan_executions``)."""
+        cursor = (None, None, None) if after is None else \
+            (after.created_at, after.tenant, after.workflow_id)
+        return await self._run(_scan_executions, (tenant, workflow, status, since, *cursor, limit))
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
@@ -349,6 +370,7 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
         """Close the connection and stop the store's thread."""
         if self._closed:
             return
+        await self.wakeup.close()
         self._closed = True
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
@@ -491,6 +513,14 @@ def _list_executions(conn: sqlite3.Connection, tenant: str | None, status: str |
                      limit: int) -> list[ExecutionRecord]:
     statement = _LIST_ALL_EXECUTIONS if tenant is None else _LIST_TENANT_EXECUTIONS
     return [_record(row) for row in conn.execute(statement, (tenant, status, limit))]
+
+
+def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[ExecutionRecord]:
+    return [_record(row) for row in conn.execute(_SCAN_EXECUTIONS, params)]
+
+
+def _read_data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
