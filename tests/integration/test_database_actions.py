@@ -182,3 +182,19 @@ def test_a_database_action_needs_a_connection_parameter() -> None:
     with pytest.raises(DatabaseActionError, match="first parameter for its connection"):
         @durable.action(name="dbact_noconn", transaction=True)
         async def no_connection() -> None: ...
+
+
+async def test_a_double_stands_in_for_a_database_action_under_the_test_environment() -> None:
+    from durable.testing import Environment
+
+    calls: list[tuple[Any, str, int]] = []
+
+    async def fake_deposit(conn: asyncpg.Connection, account: str, amount: int) -> int:
+        calls.append((conn, account, amount))
+        return amount
+
+    async with Environment(workflows=[pg_flow], actions=[pg_deposit],
+                           doubles={pg_deposit: fake_deposit}) as env:
+        handle = await env.client.start(pg_flow, "carol", id="carol")
+        assert await handle.result() == 15
+    assert calls == [(None, "carol", 10), (None, "carol", 5)]  # no connection on memory://
