@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
 
 import msgspec
 
+from ._clock import SYSTEM_CLOCK, Clock
 from ._context import Context
 from ._definitions import WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
@@ -93,7 +93,7 @@ class WorkflowHandle(Generic[R]):
         event = EventReceived(0, 0.0, name, value, idempotency_key)
         dedup = None if idempotency_key is None else f"e{idempotency_key}"
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
-                                                   dedup=dedup, now=time.time())
+                                                   dedup=dedup, now=self.client.clock())
         if seq is not None:
             await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
         elif (await self._record()).status in TERMINAL_STATUSES and not (
@@ -117,7 +117,7 @@ class WorkflowHandle(Generic[R]):
         """
         seq = await self.client.store.append_input(
             self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
-            now=time.time())
+            now=self.client.clock())
         if seq is not None:
             await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
             return
@@ -189,12 +189,18 @@ def _known(name: str) -> WorkflowDefinition | None:
 
 
 class Client:
-    """Starts executions and hands out handles to them. Get one with :func:`connect`."""
+    """Starts executions and hands out handles to them. Get one with :func:`connect`.
+
+    ``clock`` (default ``time.time``) is where the client, and the workers and the local
+    dispatcher built on it, read the time; ``durable.testing`` passes a virtual one.
+    """
 
     def __init__(self, store: Store, *, dispatcher: Dispatcher | None = None,
-                 tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2) -> None:
+                 tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
-        self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store)
+        self.clock = clock
+        self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
         self.tenant = tenant
         self.poll_interval = poll_interval
 
@@ -213,7 +219,7 @@ class Client:
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
                                   tenant, a, k)
         epoch = self.store.wakeup.epoch
-        _, created = await self.store.create_execution(started, now=time.time())
+        _, created = await self.store.create_execution(started, now=self.clock())
         handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, tenant, defn)
         if created:
             if epoch is not None and epoch == self.store.wakeup.epoch:

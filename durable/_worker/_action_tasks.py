@@ -6,7 +6,6 @@ import asyncio
 import contextvars
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from msgspec.structs import replace
@@ -49,6 +48,7 @@ class ActionTaskRunner:
                  lease: float) -> None:
         self.store = client.store
         self.client = client
+        self.clock = client.clock
         self.owner = owner
         self.actions = actions
         self.lease = lease
@@ -91,18 +91,18 @@ class ActionTaskRunner:
         except Exception as exc:
             if scope.expired():
                 if not own:  # too slow to run inline: run it as a task of its own
-                    return replace(task, visible_at=time.time())
+                    return replace(task, visible_at=self.clock())
                 exc = self._timed_out(defn)
             if not defn.retry.retries(exc, task.attempt):
                 return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
-            now = time.time()
+            now = self.clock()
             return replace(task, attempt=task.attempt + 1, visible_at=now + defn.retry.delay(task.attempt),
                            last_error=f"{type(exc).__name__}: {exc}")
         return ActionCompleted(0, 0.0, task.cmd, result, task.attempt)
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
         try:
-            recorded = await self.store.complete_action_task(task, event, now=time.time())
+            recorded = await self.store.complete_action_task(task, event, now=self.clock())
         except Exception:
             logger.exception("could not record the outcome of %s; it runs again after its lease",
                              task.name)
@@ -137,7 +137,7 @@ class ActionTaskRunner:
             await asyncio.sleep(self.lease / 3)
             try:
                 kept = await self.store.extend_action_lease(task, self.owner, lease=self.lease,
-                                                            now=time.time())
+                                                            now=self.clock())
             except Exception:
                 logger.warning("could not extend the lease of %s", task.name, exc_info=True)
                 continue
@@ -186,7 +186,7 @@ class ActionTaskRunner:
         delay = defn.retry.delay(task.attempt)
         logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
                        task.name, task.attempt, type(exc).__name__, exc, delay)
-        now = time.time()
+        now = self.clock()
         try:
             await self.store.retry_action_task(task, self.owner, visible_at=now + delay,
                                                error=f"{type(exc).__name__}: {exc}", now=now)

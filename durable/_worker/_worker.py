@@ -60,6 +60,11 @@ class Worker:
         self._stopping = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
 
+    @property
+    def in_flight(self) -> int:
+        """How many claimed tasks are running right now."""
+        return self._in_flight
+
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -131,7 +130,8 @@ class _Commit:
                 self.cancelled_actions.append(command.cmd)  # scheduled by an earlier task
         return to_run
 
-    def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask]) -> list[Event]:
+    def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask],
+                      now: float) -> list[Event]:
         """Outcomes become inputs; an attempt that failed with retries left stays a task."""
         inputs = []
         for outcome in outcomes:
@@ -139,7 +139,7 @@ class _Commit:
                 self.actions[outcome.cmd] = outcome
             else:
                 del self.actions[outcome.cmd]
-                inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=time.time())))
+                inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=now)))
         return inputs
 
     def timers(self) -> list[TimerRecord]:
@@ -169,6 +169,7 @@ class WorkflowTaskRunner:
                  action_runner: ActionTaskRunner, inline_budget: float) -> None:
         self.store = client.store
         self.client = client
+        self.clock = client.clock
         self.owner = owner
         self.workflows = workflows
         self.actions = actions
@@ -197,7 +198,7 @@ class WorkflowTaskRunner:
         self.cache.take((task.tenant, task.workflow_id))
         try:
             await self.store.release_workflow_task(task, self.owner, delay=delay, error=error,
-                                                   now=time.time())
+                                                   now=self.clock())
         except Exception:
             logger.exception("could not release workflow task; its lease will expire")
 
@@ -207,7 +208,7 @@ class WorkflowTaskRunner:
         for round_ in range(_INLINE_ROUNDS):
             if not inputs:
                 break
-            now = time.time()
+            now = self.clock()
             activation = entry.instance.activate(inputs, now)
             if activation.error is not None:
                 entry.instance.close()
@@ -223,7 +224,7 @@ class WorkflowTaskRunner:
         committed = await self.store.commit_workflow_task(
             task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
             timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
-            update=_update(entry.instance), now=time.time(),
+            update=_update(entry.instance), now=self.clock(),
             cancelled_actions=commit.cancelled_actions)
         if not committed:
             entry.instance.close()
@@ -260,9 +261,9 @@ class WorkflowTaskRunner:
             return []
         run = self.action_runner.run_inline
         if len(actions) == 1:  # no gather (and its task) for the common sequential step
-            return commit.record_inline([await run(actions[0], self.inline_budget)])
+            return commit.record_inline([await run(actions[0], self.inline_budget)], self.clock())
         outcomes = await asyncio.gather(*(run(a, self.inline_budget) for a in actions))
-        return commit.record_inline(outcomes)
+        return commit.record_inline(outcomes, self.clock())
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
