@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, ParamSpe
 
 from ._definitions import action_definition, seconds
 from ._history import EventReceived
-from .errors import DurableError
+from .errors import DurableError, ValidationError
 
 if TYPE_CHECKING:
     from ._replay._instance import WorkflowInfo, WorkflowInstance
@@ -160,6 +160,22 @@ class Context:
         import asyncio
 
         await asyncio.sleep(max(seconds(duration), 0.0))
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this execution takes the new path of a code change named ``patch_id``.
+
+        Write ``if ctx.patched("id"): new code else: old code``. The first time the call runs
+        live it returns True and records a ``Patched`` marker; replaying a history recorded
+        before the change (no marker there) returns False, so it replays the old code. The
+        answer is fixed per run: every later call with the same id returns the same. Once no
+        open execution depends on the old path (``durable patches`` lists those that do),
+        delete the call and the old branch; markers of calls no longer made are skipped.
+        """
+        if not isinstance(patch_id, str) or not patch_id:
+            raise ValidationError(f"ctx.patched() takes a non-empty str patch id, not "
+                                  f"{patch_id!r}; name the change, e.g. ctx.patched(\"fee-v2\")",
+                                  function="ctx.patched", parameter="patch_id")
+        return self._instance.patched(patch_id)
 
     def now(self) -> datetime:
         """The workflow's current time (aware, UTC): the same on every replay."""

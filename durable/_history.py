@@ -6,8 +6,8 @@ kinds:
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
   ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``;
 * command events record what the coroutine did: ``ActionScheduled``, ``ActionCancelRequested``,
-  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged`` and the terminal
-  events.
+  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``Patched`` and the
+  terminal events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
@@ -39,6 +39,8 @@ __all__ = [
     "Event",
     "EventReceived",
     "FailWorkflow",
+    "MarkPatched",
+    "Patched",
     "ScheduleAction",
     "SetData",
     "SetState",
@@ -179,6 +181,16 @@ class DataChanged(_Event, frozen=True, tag=True, array_like=True):
     deleted: bool = False
 
 
+class Patched(_Event, frozen=True, tag=True, array_like=True):
+    """``ctx.patched(patch_id)`` ran live here and took the new path (a marker, no effect).
+
+    Replay answers ``patched(patch_id)`` True where this marker is, False where it is not;
+    a marker that today's code no longer asks about is skipped.
+    """
+
+    patch_id: str
+
+
 class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
     """The workflow returned ``result``."""
 
@@ -209,6 +221,7 @@ Event = (
     | TimerCancelled
     | StateChanged
     | DataChanged
+    | Patched
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
@@ -285,6 +298,13 @@ class SetData(_Command, frozen=True):
     deleted: bool = False
 
 
+class MarkPatched(_Command, frozen=True):
+    """Record that the code took the new path of a patch (recorded as ``Patched``)."""
+
+    event = Patched
+    patch_id: str
+
+
 class CompleteWorkflow(_Command, frozen=True):
     """End the workflow with a result (recorded as ``WorkflowCompleted``)."""
 
@@ -306,7 +326,7 @@ class CancelWorkflow(_Command, frozen=True):
 
 
 Command = (
-    ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData
+    ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData | MarkPatched
     | CompleteWorkflow | FailWorkflow | CancelWorkflow
 )
 
