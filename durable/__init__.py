@@ -11,6 +11,7 @@ from ._definitions import Retry, action, workflow
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._replayer import Replayer, ReplayResult
+from ._saga import Saga
 from ._worker import Worker
 from .errors import NonRetryable
 from . import testing
@@ -27,6 +28,7 @@ __all__ = [
     "ReplayResult",
     "Replayer",
     "Retry",
+    "Saga",
     "Worker",
     "WorkflowHandle",
     "WorkflowInfo",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
 
@@ -247,6 +249,26 @@ class Client:
         """Executions of this client's tenant (or all tenants), newest first."""
         return await self.store.list_executions(None if all_tenants else self.tenant,
                                                 status=status, limit=limit)
+
+    async def iter_executions(self, *, workflow: str | None = None, status: str | None = None,
+                              since: float | datetime | None = None, all_tenants: bool = False,
+                              page: int = 500) -> AsyncIterator[ExecutionRecord]:
+        """Every matching execution of this client's tenant (or all tenants), oldest first.
+
+        ``workflow`` is a registered name, ``since`` a datetime or epoch seconds (executions
+        created then or later). The store is read ``page`` records at a time.
+        """
+        since_ts = since.timestamp() if isinstance(since, datetime) else since
+        after: ExecutionRecord | None = None
+        while True:
+            records = await self.store.scan_executions(
+                None if all_tenants else self.tenant, workflow=workflow, status=status,
+                since=since_ts, after=after, limit=page)
+            for record in records:
+                yield record
+            if len(records) < page:
+                return
+            after = records[-1]
 
     async def close(self) -> None:
         """Close the dispatcher and the store."""

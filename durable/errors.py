@@ -15,6 +15,7 @@
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
     ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
     ├── ActionFailedError          outcome: an action failed after all its attempts
+    ├── CompensationError          outcome: compensations of a durable.Saga failed
     ├── WorkflowFailedError        outcome: the workflow raised
     ├── WorkflowCancelledError     outcome: the workflow was cancelled
     └── NonRetryable               raise it from an action to stop retrying
@@ -29,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "ActionFailedError",
+    "CompensationError",
     "DurableError",
     "HistoryError",
     "IllegalWorkflowOperationError",
@@ -130,6 +132,15 @@ class ActionFailedError(DurableError):
 
     ``.action`` names it, ``.error_type`` and ``.error_message`` describe the last error,
     ``.attempts`` counts the attempts made.
+    """
+
+
+class CompensationError(DurableError):
+    """``Saga.compensate()`` ran every compensation, and some failed.
+
+    ``.failures`` lists them as ``(compensation, error type, error message)``. (When a saga
+    compensates because its block raised, the original exception propagates instead, with a
+    note per failed compensation.)
     """
 
 

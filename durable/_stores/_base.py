@@ -209,6 +209,16 @@ class Store(Protocol):
                               limit: int = 100) -> list[ExecutionRecord]:
         """Executions, newest first; all tenants when ``tenant`` is None."""
 
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Up to ``limit`` executions, oldest first (by ``created_at``, tenant, workflow id).
+
+        Filters: tenant (all when None), workflow name, status, created at or after
+        ``since``. Paging: ``after`` is the last record of the previous page.
+        """
+
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""

@@ -232,6 +232,17 @@ class PostgresStore:
             rows = await self._fetch(sql.LIST_TENANT_EXECUTIONS, tenant, status, limit)
         return [_record(row) for row in rows]
 
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Executions oldest first, filtered and paged (see ``Store.scan_executions``)."""
+        cursor = (None, None, None) if after is None else \
+            (after.created_at, after.tenant, after.workflow_id)
+        rows = await self._fetch(sql.SCAN_EXECUTIONS, tenant, workflow, status, since, *cursor,
+                                 limit)
+        return [_record(row) for row in rows]
+
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
