@@ -34,9 +34,9 @@ from . import _cli_replay
 from ._definitions import definitions_in, workflow_definition
 from ._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
-    DataChanged, Event, EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired,
-    TimerStarted, WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
-    encode_history_json,
+    DataChanged, Event, EventReceived, Patched, StateChanged, TaskCompleted, TimerCancelled,
+    TimerFired, TimerStarted, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew,
+    WorkflowFailed, WorkflowStarted, encode_history_json,
 )
 from ._urls import redact
 
@@ -185,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("show", _show, "show an execution's history timeline and status")
     p.add_argument("id", metavar="ID")
+    p.add_argument("--run", metavar="RUN_ID",
+                   help="an earlier run of the execution (continue-as-new) instead of the current")
     p.add_argument("--json", action="store_true", help="print the history as JSON")
 
     p = command("cancel", _cancel, "ask an execution to stop")
@@ -521,7 +523,10 @@ async def _list(args: argparse.Namespace) -> int:
 async def _show(args: argparse.Namespace) -> int:
     async with _connect(args, redis=False) as client:
         handle = client.get_handle(args.id)
-        events = await handle.history()
+        events = await handle.history(run_id=args.run)
+        if not events:
+            raise CliError(f"execution {args.id!r} has no run {args.run!r} (the runs are named "
+                           "by WorkflowStarted.continued_from and WorkflowContinuedAsNew)")
         if args.json:
             print(encode_history_json(events).decode())
             return 0
@@ -573,7 +578,13 @@ def _timeline(events: list[Event]) -> list[str]:
 def _detail(event: Event, names: dict[int, str]) -> str:
     match event:
         case WorkflowStarted():
-            return f"{_call(event.workflow, event.args, event.kwargs)} version={event.version}"
+            after = "" if event.continued_from is None else f" continues run {event.continued_from}"
+            return (f"{_call(event.workflow, event.args, event.kwargs)} version={event.version} "
+                    f"run={event.run_id}{after}")
+        case WorkflowContinuedAsNew():
+            return f"{_call('next run', event.args, event.kwargs)} run={event.run_id}"
+        case Patched():
+            return event.patch_id
         case TaskCompleted():
             return ""
         case ActionScheduled():

@@ -7,7 +7,9 @@ import threading
 from collections.abc import Iterator, MutableMapping
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, ParamSpec, TypeVar
+from typing import (
+    TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar,
+)
 
 from ._definitions import action_definition, seconds
 from ._history import EventReceived
@@ -160,6 +162,25 @@ class Context:
         import asyncio
 
         await asyncio.sleep(max(seconds(duration), 0.0))
+
+    def continue_as_new(self, *args: Any) -> NoReturn:
+        """End this run and start the next run of the same execution with ``args``.
+
+        The arguments are validated against the workflow's signature here, like
+        ``client.start``'s. The call raises a ``BaseException`` that unwinds the workflow
+        (``finally`` blocks run; ``except Exception`` does not catch it), so call it from the
+        workflow function itself, or from a task it awaits. The next run starts with a fresh
+        history (bounded: an endless workflow keeps continuing), runs today's code of the
+        workflow, and gets the events that were received but not taken by ``wait_for`` yet.
+        The execution keeps its workflow id: handles and ``handle.result()`` follow it.
+        """
+        from ._payloads import check_size
+        from ._replay._instance import ContinueAsNewRequest
+
+        defn = self._instance.defn
+        a, k = defn.params.dump(args, {})
+        check_size([a, k], f"arguments of {defn.name}")
+        raise ContinueAsNewRequest(a, k)
 
     def patched(self, patch_id: str) -> bool:
         """Whether this execution takes the new path of a code change named ``patch_id``.

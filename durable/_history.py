@@ -34,6 +34,7 @@ __all__ = [
     "CancelWorkflow",
     "Command",
     "CompleteWorkflow",
+    "ContinueAsNew",
     "DataChanged",
     "ErrorInfo",
     "Event",
@@ -52,6 +53,7 @@ __all__ = [
     "TimerStarted",
     "WorkflowCancelled",
     "WorkflowCompleted",
+    "WorkflowContinuedAsNew",
     "WorkflowFailed",
     "WorkflowStarted",
     "decode_event",
@@ -80,7 +82,10 @@ class _Event(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
 
 
 class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
-    """The execution was created with these arguments."""
+    """The execution (or its next run) was created with these arguments.
+
+    ``continued_from`` is the run this one continues (``ctx.continue_as_new``), if any.
+    """
 
     workflow: str
     version: str
@@ -89,6 +94,7 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     tenant: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+    continued_from: str | None = None
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -197,6 +203,14 @@ class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
     result: Any = None
 
 
+class WorkflowContinuedAsNew(_Event, frozen=True, tag=True, array_like=True):
+    """The run ended by starting run ``run_id`` of the same execution with these arguments."""
+
+    run_id: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+
+
 class WorkflowFailed(_Event, frozen=True, tag=True, array_like=True):
     """The workflow raised."""
 
@@ -225,6 +239,7 @@ Event = (
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
+    | WorkflowContinuedAsNew
 )
 
 INPUT_TYPES: Final = (
@@ -235,7 +250,8 @@ INPUT_TYPES: Final = (
     EventReceived,
     CancelRequested,
 )
-TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
+TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
+                         WorkflowContinuedAsNew)
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -325,9 +341,18 @@ class CancelWorkflow(_Command, frozen=True):
     event = WorkflowCancelled
 
 
+class ContinueAsNew(_Command, frozen=True):
+    """End the run and start the next one (recorded as ``WorkflowContinuedAsNew``)."""
+
+    event = WorkflowContinuedAsNew
+    run_id: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+
+
 Command = (
     ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData | MarkPatched
-    | CompleteWorkflow | FailWorkflow | CancelWorkflow
+    | CompleteWorkflow | FailWorkflow | CancelWorkflow | ContinueAsNew
 )
 
 # One encoder and decoder for the process (msgspec performance tips).

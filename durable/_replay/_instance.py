@@ -24,7 +24,8 @@ from typing import Any, Final, NamedTuple, Sequence
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelAction,
-    CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteWorkflow, DataChanged, Event,
+    CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteWorkflow, ContinueAsNew,
+    DataChanged, Event,
     EventReceived, FailWorkflow, MarkPatched, Patched, ScheduleAction, SetData, SetState,
     StartTimer, StateChanged, TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
 )
@@ -32,13 +33,14 @@ from .._payloads import check_size, dump_value, error_info
 from ..errors import ActionFailedError, DurableError, NonDeterminismError
 from ._loop import WorkflowLoop
 
-__all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance"]
+__all__ = ["Activation", "ContinueAsNewRequest", "NonDeterminismWarning", "WorkflowInfo",
+           "WorkflowInstance"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
 
-_TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
+_TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
 
 
 class NonDeterminismWarning(UserWarning):
@@ -49,6 +51,17 @@ class _Abort(BaseException):
     """Unwinds workflow code after a divergence; user code cannot swallow it by accident."""
 
 
+class ContinueAsNewRequest(BaseException):
+    """Raised by ``ctx.continue_as_new``: unwinds the workflow, which then ends this run.
+
+    A ``BaseException``, so that ``except Exception`` in workflow code does not swallow it.
+    """
+
+    def __init__(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        super().__init__("continue as new")
+        self.payload = (args, kwargs)
+
+
 class Activation(NamedTuple):
     """What one activation produced: new commands, or the divergence that stopped it."""
 
@@ -57,7 +70,11 @@ class Activation(NamedTuple):
 
 
 class WorkflowInfo(NamedTuple):
-    """Facts about the running execution (``ctx.info``)."""
+    """Facts about the running execution (``ctx.info``).
+
+    ``version`` is the one the run started with; ``continued_from`` the run this one
+    continues (``ctx.continue_as_new``), if any.
+    """
 
     workflow_id: str
     run_id: str
@@ -65,6 +82,7 @@ class WorkflowInfo(NamedTuple):
     workflow: str
     version: str
     attempt: int = 1
+    continued_from: str | None = None
 
 
 class _Waiter(NamedTuple):
@@ -116,7 +134,8 @@ class WorkflowInstance:
 
         self.defn = defn
         self.info = WorkflowInfo(started.workflow_id, started.run_id, started.tenant,
-                                 started.workflow, started.version)
+                                 started.workflow, started.version,
+                                 continued_from=started.continued_from)
         self.actions = actions or {}
         self.strict = strict
         self.replaying = False
@@ -233,6 +252,9 @@ class WorkflowInstance:
             return
         exc = task.exception()
         if isinstance(exc, _Abort):
+            return
+        if isinstance(exc, ContinueAsNewRequest):
+            self.issue(ContinueAsNew(self.next_run_id(), *exc.payload), where)
             return
         if exc is None:
             try:
@@ -485,6 +507,15 @@ class WorkflowInstance:
         if self._random is None:
             self._random = random.Random(self._started.run_id)
         return self._random
+
+    def next_run_id(self) -> str:
+        """The run id ``continue_as_new`` gives the next run: derived from this one's."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"durable:{self.info.run_id}:next").hex
+
+    def unconsumed_events(self) -> list[EventReceived]:
+        """Events received that no ``wait_for`` took yet, oldest first (carried on to the
+        next run by ``continue_as_new``)."""
+        return list(self._inbox)
 
     def uuid4(self) -> uuid.UUID:
         """A random UUID drawn from the execution's deterministic stream."""
