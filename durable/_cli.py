@@ -31,6 +31,7 @@ import durable
 from durable import errors
 
 from . import _cli_replay
+from ._cli_schedules import add_schedule_commands
 from ._definitions import definitions_in, workflow_definition
 from ._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
@@ -219,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     command("migrate", _migrate, "create or upgrade the store's schema and print its version")
+    add_schedule_commands(sub, common, _connect)
     return parser
 
 
@@ -514,10 +516,15 @@ async def _list(args: argparse.Namespace) -> int:
     if not rows:
         print("no executions")
         return 0
+    _table(header, rows)
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
 
 
 async def _show(args: argparse.Namespace) -> int:

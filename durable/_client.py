@@ -14,9 +14,13 @@ import msgspec
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import Context
-from ._definitions import WorkflowDefinition, workflow_definition
+from ._definitions import Duration, WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
 from ._payloads import check_size, dump_value
+from ._schedules._handle import (
+    DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
+)
+from ._schedules._plan import Overlap
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
@@ -33,6 +37,7 @@ R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_TENANT = "default"
+_FIRST_POLL = 0.002  # seconds: the first wait of a result that no notice will announce
 
 logger = logging.getLogger("durable.client")
 
@@ -134,6 +139,9 @@ class WorkflowHandle(Generic[R]):
         """Wait for the execution to end; return its result or raise why it did not finish."""
         wakeup = self.client.store.wakeup
         fresh, self._created_in = self._created_in, None
+        # Where ends elsewhere go unreported (SQLite shared by processes), poll soon at first
+        # and back off to poll_interval: a short workflow's result is seen within milliseconds.
+        poll = _FIRST_POLL if wakeup.epoch is None else self.client.poll_interval
         async with asyncio.timeout(timeout):
             while True:
                 with wakeup.watching(self.tenant, self.workflow_id) as ended:
@@ -150,7 +158,8 @@ class WorkflowHandle(Generic[R]):
                     if record.status in TERMINAL_STATUSES:
                         return self._outcome(Outcome(record.workflow, record.status,
                                                      record.result, record.error))
-                    await asyncio.wait([ended], timeout=self.client.poll_interval)
+                    await asyncio.wait([ended], timeout=poll)
+                    poll = min(poll * 2, self.client.poll_interval)
                     outcome = ended.result() if ended.done() else None
                     if outcome is not None and outcome.status in TERMINAL_STATUSES:
                         return self._outcome(outcome)  # the end's notice carried it: no read
@@ -245,6 +254,43 @@ class Client:
         except Exception:
             logger.warning("could not announce %d task(s) (%s); the server will re-dispatch "
                            "them", len(refs), refs[0], exc_info=True)
+
+    async def schedule(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[Any]] | str,
+                       *args: Unpack[Ts], id: str, cron: str | None = None,
+                       every: Duration | None = None, offset: Duration = 0.0,
+                       timezone: str = "UTC", overlap: Overlap | str = Overlap.SKIP,
+                       catchup_window: Duration = DEFAULT_CATCHUP_WINDOW, paused: bool = False,
+                       note: str = "", tenant: str | None = None,
+                       replace: bool = False) -> ScheduleHandle:
+        """Start ``workflow(*args)`` on a cron expression or every ``every`` seconds.
+
+        ``cron`` is read by croniter in ``timezone`` (an IANA name); ``every`` (>= 1 s, or a
+        timedelta) is aligned to the epoch plus ``offset``. ``overlap`` says what happens
+        when a run is due while an earlier one still runs (``durable.Overlap``); due times
+        missed while no scheduler ran are started late if they are at most
+        ``catchup_window`` old. Runs are started by ``durable server`` or by an embedded
+        worker (memory, SQLite), each exactly once, with the workflow id
+        ``<id>-<due time, UTC>``. Creating a schedule that exists with the same definition
+        returns its handle; with another definition it raises
+        ``ScheduleAlreadyExistsError`` unless ``replace``. Bad input raises
+        ``InvalidScheduleError`` and writes nothing.
+        """
+        return await create_schedule(
+            self, workflow_definition(workflow), tuple(args), schedule_id=id,
+            tenant=tenant or self.tenant, cron=cron, every=every, offset=offset, tz=timezone,
+            overlap=overlap, catchup_window=catchup_window, paused=paused, note=note,
+            replace_existing=replace)
+
+    def get_schedule(self, schedule_id: str, *, tenant: str | None = None) -> ScheduleHandle:
+        """The handle of an existing schedule (checked on first use)."""
+        return ScheduleHandle(self, schedule_id, tenant or self.tenant)
+
+    async def list_schedules(self, *, limit: int = 100,
+                             all_tenants: bool = False) -> list[ScheduleDescription]:
+        """Schedules of this client's tenant (or all tenants), by id."""
+        records = await self.store.list_schedules(None if all_tenants else self.tenant,
+                                                  limit=limit)
+        return [describe(r) for r in records]
 
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
         """The handle of an existing execution (checked on first use)."""

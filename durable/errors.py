@@ -4,11 +4,14 @@
 
     DurableError
     ├── ValidationError            your input: arguments or results do not fit the signature
-    │   └── PayloadError           a value cannot be encoded, or is too large
+    │   ├── PayloadError           a value cannot be encoded, or is too large
+    │   └── InvalidScheduleError   a bad cron expression, interval, time zone or overlap policy
     ├── UnknownWorkflowError       your input: no workflow registered under that name
     ├── UnknownActionError         your input: no action registered under that name
     ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
     ├── WorkflowClosedError        your input: the execution has ended, it takes no events
+    ├── ScheduleNotFoundError      your input: no schedule with that id in that tenant
+    ├── ScheduleAlreadyExistsError your input: a different schedule has that id already
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── WorkflowHeldError          your code: the execution's workflow tasks keep failing
@@ -34,9 +37,12 @@ __all__ = [
     "DurableError",
     "HistoryError",
     "IllegalWorkflowOperationError",
+    "InvalidScheduleError",
     "NonDeterminismError",
     "NonRetryable",
     "PayloadError",
+    "ScheduleAlreadyExistsError",
+    "ScheduleNotFoundError",
     "StoreUnavailableError",
     "UnknownActionError",
     "UnknownWorkflowError",
@@ -78,6 +84,25 @@ class ValidationError(DurableError):
 
 class PayloadError(ValidationError):
     """A value cannot be encoded with msgspec, or its encoding exceeds the size limit."""
+
+
+class InvalidScheduleError(ValidationError):
+    """A schedule's definition is invalid; nothing was written.
+
+    ``.schedule_id`` names the schedule, ``.field`` the bad field (``cron``, ``every``,
+    ``timezone``, ``overlap``, ``catchup_window``, ...) and ``.value`` what was given.
+    """
+
+
+class ScheduleNotFoundError(DurableError):
+    """No schedule ``.schedule_id`` exists in tenant ``.tenant``."""
+
+
+class ScheduleAlreadyExistsError(DurableError):
+    """Schedule ``.schedule_id`` exists in tenant ``.tenant`` with another definition.
+
+    Pass ``replace=True`` to change it in place, or delete it first.
+    """
 
 
 class UnknownWorkflowError(DurableError):

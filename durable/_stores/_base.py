@@ -22,12 +22,14 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from typing import (
-    Any, Callable, Collection, Final, Iterator, Literal, NamedTuple, Protocol, Sequence,
+    Any, Awaitable, Callable, Collection, Final, Iterator, Literal, NamedTuple, Protocol,
+    Sequence,
 )
 
 import msgspec
 
 from .._history import ErrorInfo, Event, WorkflowStarted
+from ._schedule_records import ScheduleRecord
 
 __all__ = [
     "ActionTask",
@@ -321,11 +323,48 @@ class Store(Protocol):
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
 
+    # ---- schedules (see ``_schedule_records``) -------------------------------------------
+
+    async def create_schedule(self, record: ScheduleRecord, *,
+                              next_check: float | None) -> tuple[ScheduleRecord, bool]:
+        """Insert ``record`` (at its ``revision``), due for a scheduler at ``next_check``.
+
+        If the tenant already has a schedule with that id, return it and False.
+        """
+
+    async def get_schedule(self, tenant: str, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, or None."""
+
+    async def list_schedules(self, tenant: str | None = None, *,
+                             limit: int = 100) -> list[ScheduleRecord]:
+        """Schedules ordered by tenant and id; all tenants when ``tenant`` is None."""
+
+    async def update_schedule(self, record: ScheduleRecord, *, next_check: float | None,
+                              owner: str | None = None, release: bool = True) -> bool:
+        """Replace the schedule if its stored revision is ``record.revision - 1``.
+
+        With ``owner``, only while ``owner`` holds its lease, which the update releases
+        (unless ``release`` is False). Returns False and changes nothing otherwise (or when
+        there is no such schedule).
+        """
+
+    async def delete_schedule(self, tenant: str, schedule_id: str) -> bool:
+        """Delete the schedule; False if there was none."""
+
+    async def claim_schedules(self, owner: str, *, lease: float, now: float, limit: int,
+                              key: tuple[str, str] | None = None) -> list[ScheduleRecord]:
+        """Lease up to ``limit`` schedules whose ``next_check`` is due and that no live lease
+        holds (only the one ``key`` names, when given). Concurrent callers get disjoint sets."""
+
+    async def next_schedule_check(self) -> float | None:
+        """The earliest time a schedule needs a scheduler (None if none does)."""
+
     async def close(self) -> None:
         """Release connections and files."""
 
 
 _RECENT_ENDS: Final = 10_000  # ends remembered, for result waiters that come late
+_FIRST_POLL, _LAST_POLL = 0.002, 0.05  # seconds between looks at other processes' changes
 
 
 class Wakeup:
@@ -341,7 +380,10 @@ class Wakeup:
     so its creator may wait for the notice without reading first.
     """
 
-    def __init__(self, *, reliable: bool = False) -> None:
+    def __init__(self, *, reliable: bool = False,
+                 changes: Callable[[], Awaitable[int]] | None = None) -> None:
+        self._changes = changes
+        self._watch: asyncio.Task[None] | None = None
         self._waiters: set[asyncio.Future[None]] = set()
         self._watchers: dict[tuple[str, str], set[asyncio.Future[Outcome | None]]] = {}
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -379,12 +421,37 @@ class Wakeup:
             return
         fut = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
+        self._watch_changes()
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             pass
         finally:
             self._waiters.discard(fut)
+
+    def _watch_changes(self) -> None:
+        """With ``changes`` (a counter other processes' commits move, such as SQLite's
+        ``PRAGMA data_version``), poll it while anyone waits and :meth:`notify` when it moves:
+        every 2 ms while things change, backing off to 50 ms when they do not."""
+        if self._changes is not None and (self._watch is None or self._watch.done()):
+            self._watch = asyncio.get_running_loop().create_task(self._watching(self._changes))
+
+    async def _watching(self, changes: Callable[[], Awaitable[int]]) -> None:
+        seen, delay = await changes(), _FIRST_POLL
+        while self._waiters:
+            await asyncio.sleep(delay)
+            current = await changes()
+            if current != seen:
+                seen, delay = current, _FIRST_POLL
+                self.notify()
+            else:
+                delay = min(delay * 2, _LAST_POLL)
+
+    async def close(self) -> None:
+        """Stop watching for other processes' changes."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
 
     def ended(self, tenant: str, workflow_id: str, outcome: Outcome | None = None) -> None:
         """Wake whoever watches the execution, with its outcome when it is known."""

@@ -13,6 +13,7 @@ from ._base import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
     TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
+from ._memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
 
@@ -36,7 +37,7 @@ def _scan_key(record: ExecutionRecord) -> tuple[float, str, str]:
     return record.created_at, record.tenant, record.workflow_id
 
 
-class MemoryStore:
+class MemoryStore(MemorySchedules):
     """Everything in dicts; single event loop, no persistence."""
 
     def __init__(self, url: str = "memory://") -> None:
@@ -48,6 +49,7 @@ class MemoryStore:
         self._wf_tasks: dict[_Key, _Lease] = {}
         self._actions: dict[tuple[str, str, str, int], tuple[ActionTask, _Lease]] = {}
         self._timers: dict[tuple[str, str, str, int], TimerRecord] = {}
+        self._schedules = {}
 
     # ---- executions and history ---------------------------------------------------------
 

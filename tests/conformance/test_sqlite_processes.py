@@ -20,6 +20,7 @@ from durable._history import (
     ActionCompleted, EventReceived, ScheduleAction, TaskCompleted, WorkflowStarted,
 )
 from durable._stores import ActionTask, ExecutionUpdate, Store, open_store
+from durable._stores._migrations import migration_files
 from durable._stores.sqlite import _store
 from durable.errors import StoreUnavailableError
 
@@ -132,7 +133,8 @@ async def test_processes_open_a_fresh_file_at_once(tmp_path: Path) -> None:
     reports = await _run_children(url, "open")
     assert sorted(r["created"] for r in reports) == [False] * (PROCESSES - 1) + [True]
     with sqlite3.connect(tmp_path / "fresh.db") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (v,) for v, _, _ in migration_files("durable._stores.sqlite")]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
     conn.close()
@@ -153,7 +155,8 @@ async def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> 
     finally:
         await store.close()
     conn = sqlite3.connect(tmp_path / "again.db")
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (v,) for v, _, _ in migration_files("durable._stores.sqlite")]
     conn.close()
 
 
@@ -210,3 +213,29 @@ async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
     await store.close()  # idempotent
     with pytest.raises(StoreUnavailableError, match="closed"):
         await store.get_execution("t", "wf")
+
+
+async def test_a_waiting_worker_notices_another_connections_commit_at_once(
+        tmp_path: Path) -> None:
+    import durable
+
+    @durable.workflow(name="noticed_across_files")
+    async def noticed(ctx: durable.Context, n: int) -> int:
+        return n * 2
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    worker_side, client_side = await open_store(url), await open_store(url)
+    try:
+        worker = durable.Worker(durable.Client(worker_side), [noticed], poll_interval=30.0)
+        async with worker:  # it waits up to 30 s between looks, unless it notices a change
+            await asyncio.sleep(0.1)
+            client = durable.Client(client_side, poll_interval=30.0)
+            handle = await client.start(noticed, 21, id="across")
+            t0 = asyncio.get_running_loop().time()
+            assert await handle.result(timeout=10) == 42
+            # noticed by data_version within milliseconds, not by the next look (another
+            # loop of the worker, firing schedules, looks about every second)
+            assert asyncio.get_running_loop().time() - t0 < 0.5
+    finally:
+        await worker_side.close()
+        await client_side.close()

@@ -27,8 +27,8 @@ LIST_ALL_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR status = $1) "
     "ORDER BY created_at DESC, workflow_id DESC LIMIT $2")
 # Oldest first, for tools that walk every execution (durable replay); keyset paging.
-# $1 tenant, $2 workflow, $3 status (each NULL: any), $4 created since (NULL: any),
-# $5-$7 the (created_at, tenant, workflow_id) of the previous page's last row (NULL: none), $8 limit.
+# $1 tenant, $2 workflow, $3 status (each NULL: any), $4 created since (NULL: any), $5-$7 the
+# (created_at, tenant, workflow_id) of the previous page's last row (NULL: none), $8 limit.
 SCAN_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR tenant = $1) "
     "AND ($2::text IS NULL OR workflow = $2) AND ($3::text IS NULL OR status = $3) "

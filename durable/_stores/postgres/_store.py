@@ -40,6 +40,7 @@ from .._base import (
 )
 from . import _statements as sql
 from ._effects import COMMIT_EFFECTS, effect_columns
+from ._schedules import PostgresSchedules
 from ._schema import (
     Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
 )
@@ -63,7 +64,7 @@ _EMPTY_DATA: Final = _encode({})
 _NO_RESULT: Final = _encode(None)
 
 
-class PostgresStore:
+class PostgresStore(PostgresSchedules):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""
 
     def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
