@@ -186,10 +186,16 @@ class WorkflowHandle(Generic[R]):
                            record.created_at, record.updated_at, record.last_seq, actions,
                            timers, record.result, record.error, record.task_error)
 
-    async def history(self) -> list[Event]:
-        """The execution's history: typed events with a dense ``seq``."""
+    async def history(self, *, run_id: str | None = None) -> list[Event]:
+        """The history of the execution's current run (or of ``run_id``, an earlier run it
+        continued from): typed events with a dense ``seq``.
+
+        A run that continued as new ends with ``WorkflowContinuedAsNew`` (naming the next
+        run); each run's ``WorkflowStarted`` names the run it continues (``continued_from``).
+        """
         await self._record()
-        return await self.client.store.read_history(self.tenant, self.workflow_id)
+        return await self.client.store.read_history(self.tenant, self.workflow_id,
+                                                    run_id=run_id)
 
 
 def _known(name: str) -> WorkflowDefinition | None:

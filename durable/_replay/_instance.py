@@ -20,26 +20,28 @@ import sys
 import uuid
 import warnings
 from collections import deque
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Final, NamedTuple, Sequence
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelAction,
-    CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteWorkflow, DataChanged, Event,
-    EventReceived, FailWorkflow, ScheduleAction, SetData, SetState, StartTimer, StateChanged,
-    TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
+    CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteWorkflow, ContinueAsNew,
+    DataChanged, Event,
+    EventReceived, FailWorkflow, MarkPatched, Patched, ScheduleAction, SetData, SetState,
+    StartTimer, StateChanged, TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
 )
 from .._payloads import check_size, dump_value, error_info
 from ..errors import ActionFailedError, DurableError, NonDeterminismError
 from ._loop import WorkflowLoop
 
-__all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance"]
+__all__ = ["Activation", "ContinueAsNewRequest", "NonDeterminismWarning", "WorkflowInfo",
+           "WorkflowInstance"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
 
-_TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
+_TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
 
 
 class NonDeterminismWarning(UserWarning):
@@ -50,6 +52,17 @@ class _Abort(BaseException):
     """Unwinds workflow code after a divergence; user code cannot swallow it by accident."""
 
 
+class ContinueAsNewRequest(BaseException):
+    """Raised by ``ctx.continue_as_new``: unwinds the workflow, which then ends this run.
+
+    A ``BaseException``, so that ``except Exception`` in workflow code does not swallow it.
+    """
+
+    def __init__(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        super().__init__("continue as new")
+        self.payload = (args, kwargs)
+
+
 class Activation(NamedTuple):
     """What one activation produced: new commands, or the divergence that stopped it."""
 
@@ -58,7 +71,11 @@ class Activation(NamedTuple):
 
 
 class WorkflowInfo(NamedTuple):
-    """Facts about the running execution (``ctx.info``)."""
+    """Facts about the running execution (``ctx.info``).
+
+    ``version`` is the one the run started with; ``continued_from`` the run this one
+    continues (``ctx.continue_as_new``), if any.
+    """
 
     workflow_id: str
     run_id: str
@@ -66,11 +83,23 @@ class WorkflowInfo(NamedTuple):
     workflow: str
     version: str
     attempt: int = 1
+    continued_from: str | None = None
 
 
 class _Waiter(NamedTuple):
     names: tuple[str, ...]
     future: asyncio.Future[Any]
+
+
+def _same(recorded: Event | None, command: Command) -> bool:
+    """Whether ``recorded`` is the event of ``command``: its kind and what names it."""
+    if type(recorded) is not command.event:
+        return False
+    return all(getattr(recorded, field) == getattr(command, field)
+               for field in _IDENTITY.intersection(command.__struct_fields__))
+
+
+_IDENTITY: Final = frozenset({"cmd", "name", "key", "patch_id", "workflow", "workflow_id"})
 
 
 def _user_location(frame: Any) -> str:
@@ -89,7 +118,8 @@ def _describe(item: Any) -> str:
     error = getattr(item, "error", None)
     if error is not None:
         return f"{type(item).__name__} ({error.type}: {error.message})"
-    name = getattr(item, "name", None) or getattr(item, "state", None) or getattr(item, "key", None)
+    name = (getattr(item, "name", None) or getattr(item, "state", None)
+            or getattr(item, "key", None) or getattr(item, "patch_id", None))
     seq = getattr(item, "seq", None)
     where = f" (seq {seq})" if seq is not None else ""
     return f"{type(item).__name__}{where}" + (f" {name!r}" if name else "")
@@ -105,7 +135,8 @@ class WorkflowInstance:
 
         self.defn = defn
         self.info = WorkflowInfo(started.workflow_id, started.run_id, started.tenant,
-                                 started.workflow, started.version)
+                                 started.workflow, started.version,
+                                 continued_from=started.continued_from)
         self.actions = actions or {}
         self.strict = strict
         self.replaying = False
@@ -126,6 +157,8 @@ class WorkflowInstance:
         self._timers: dict[int, Any] = {}  # cmd -> the loop's timer handle (its ``_cmd``)
         self._inbox: deque[EventReceived] = deque()
         self._waiters: list[_Waiter] = []
+        # patch id -> whether this run takes its new path; decided once per run (ctx.patched)
+        self.patches: dict[str, bool] = {}
         self.ctx = Context(self)
 
     # ---- driving ------------------------------------------------------------------------
@@ -162,7 +195,9 @@ class WorkflowInstance:
         Anything else left over is a divergence.
         """
         try:
-            if type(recorded[self._ri]) is ActionCancelRequested:
+            if type(recorded[self._ri]) is Patched:
+                self._take_markers()
+            if self._ri < len(recorded) and type(recorded[self._ri]) is ActionCancelRequested:
                 self._cancel_abandoned_actions()
             if self._ri < len(recorded):
                 self._diverged(recorded[self._ri], None, self.suspended_at() or "<finished>")
@@ -218,6 +253,9 @@ class WorkflowInstance:
         exc = task.exception()
         if isinstance(exc, _Abort):
             return
+        if isinstance(exc, ContinueAsNewRequest):
+            self.issue(ContinueAsNew(self.next_run_id(), *exc.payload), where)
+            return
         if exc is None:
             try:
                 self.issue(CompleteWorkflow(self.defn.result.dump(task.result())), where)
@@ -248,13 +286,41 @@ class WorkflowInstance:
                 self.done, self.outcome = True, command
             return
         recorded = self._peek()
-        # Only terminal commands come here to be matched; the others have fast paths.
+        if type(recorded) is Patched:  # the code no longer asks about this patch: skip it
+            self._take_markers()
+            recorded = self._peek()
+            if _same(recorded, command) and not isinstance(command, _TERMINAL):
+                self._ri += 1
+                self._ncmd += 1
+                return
+        # Terminal commands come here to be matched; the others have fast paths.
         if type(recorded) is command.event and isinstance(command, _TERMINAL):
             self._ri += 1
             self._ncmd += 1
             self.done, self.outcome = True, command
             return
         self._diverged(recorded, command, location or _user_location(sys._getframe(1)))
+
+    def _take_markers(self) -> None:
+        """Replay: consume the ``Patched`` markers at this point; their patches are taken."""
+        recorded = self._recorded
+        assert recorded is not None
+        while self._ri < len(recorded) and type(recorded[self._ri]) is Patched:
+            self.patches[recorded[self._ri].patch_id] = True  # type: ignore[union-attr]
+            self._ri += 1
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the new path of patch ``patch_id`` (see ``ctx.patched``)."""
+        known = self.patches.get(patch_id)
+        if known is not None:
+            return known
+        if self._recorded is None:  # live: the new code path, from here on
+            self._commands.append(MarkPatched(patch_id))  # a marker: it numbers no command
+            self.patches[patch_id] = True
+            return True
+        if type(self._peek()) is Patched:
+            self._take_markers()
+        return self.patches.setdefault(patch_id, False)
 
     def _diverged(self, recorded: Event | None, command: Command | None, location: str) -> None:
         if self._error is None:
@@ -314,12 +380,15 @@ class WorkflowInstance:
         cancelled = [cmd for cmd, (fut, _) in self._pending.items() if fut.cancelled()]
         for cmd in cancelled:
             del self._pending[cmd]
+            if self._recorded is None:
+                self.issue(CancelAction(cmd))
+                continue
+            if type(self._peek()) is Patched:
+                self._take_markers()
             recorded = self._peek()
             if type(recorded) is ActionCancelRequested and recorded.cmd == cmd:  # type: ignore[union-attr]
                 self._ri += 1
                 self._ncmd += 1
-            elif self._recorded is None:
-                self.issue(CancelAction(cmd))
             # else: a history recorded before durable recorded action cancellations; the
             # cancellation has no effect on the workflow, so replay goes on without it.
 
@@ -447,6 +516,15 @@ class WorkflowInstance:
         if self._random is None:
             self._random = random.Random(self._started.run_id)
         return self._random
+
+    def next_run_id(self) -> str:
+        """The run id ``continue_as_new`` gives the next run: derived from this one's."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"durable:{self.info.run_id}:next").hex
+
+    def unconsumed_events(self) -> list[EventReceived]:
+        """Events received that no ``wait_for`` took yet, oldest first (carried on to the
+        next run by ``continue_as_new``)."""
+        return list(self._inbox)
 
     def uuid4(self) -> uuid.UUID:
         """A random UUID drawn from the execution's deterministic stream."""

@@ -98,7 +98,8 @@ class WorkflowTask(msgspec.Struct, frozen=True):
     """A claimed workflow task: the execution has inputs to run.
 
     A claim may bring the history along (``Store.claim_refs(history_after=...)``): then
-    ``history`` holds the current run's events after ``after_seq``, as of the claim.
+    ``history`` holds the events of run ``run_id`` (the current one) after ``after_seq``, as
+    of the claim.
     """
 
     tenant: str
@@ -107,6 +108,7 @@ class WorkflowTask(msgspec.Struct, frozen=True):
     attempt: int = 1
     history: list[Event] | None = None
     after_seq: int = 0
+    run_id: str = ""
 
 
 class ActionTask(msgspec.Struct, frozen=True):

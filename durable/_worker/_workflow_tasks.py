@@ -16,7 +16,10 @@ from .._history import (
     WorkflowStarted,
 )
 from .._replay import WorkflowInstance, replay
-from .._stores import ActionTask, ExecutionUpdate, TimerRecord, WorkflowTask, action_ref
+from .._stores import (
+    ActionTask, ExecutionUpdate, Signal, Start, TaskRef, TimerRecord, WorkflowTask, action_ref,
+)
+from ._effects import continuation, effect_refs
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 
 if TYPE_CHECKING:
@@ -101,6 +104,8 @@ class _Commit:
         self._timers: dict[int, TimerRecord] = {}
         self._cancelled: list[int] = []
         self.cancelled_actions: list[int] = []
+        self.starts: list[Start] = []
+        self.signals: list[Signal] = []
 
     def _event(self, make: Any) -> Event:
         self.seq += 1
@@ -141,6 +146,20 @@ class _Commit:
                 del self.actions[outcome.cmd]
                 inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=now)))
         return inputs
+
+    def end(self, instance: WorkflowInstance) -> None:
+        """The run ended: add what its end does elsewhere (the next run, if it continues)."""
+        starts, signals = continuation(instance)
+        self.starts += starts
+        self.signals += signals
+
+    def refs(self) -> list[TaskRef]:
+        """Hints for the tasks this commit made runnable, to publish once it is committed."""
+        refs = [action_ref(a) for a in self.actions.values()]
+        if self.starts or self.signals:
+            refs += effect_refs(self.task.tenant, self.task.workflow_id, self.starts,
+                                self.signals)
+        return refs
 
     def timers(self) -> list[TimerRecord]:
         return list(self._timers.values())
@@ -218,6 +237,8 @@ class WorkflowTaskRunner:
             last = round_ == _INLINE_ROUNDS - 1
             inline = commit.add(activation.commands, now, _never if last else self._inline)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
+        if entry.instance.done:
+            commit.end(entry.instance)
         if not entry.stuck and not entry.instance.done:
             # Before the commit makes the task's outcome visible, so the next hint follows it.
             entry.stuck = await self._stick(task, keep=True)
@@ -225,15 +246,17 @@ class WorkflowTaskRunner:
             task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
             timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
             update=_update(entry.instance), now=self.clock(),
-            cancelled_actions=commit.cancelled_actions)
+            cancelled_actions=commit.cancelled_actions, starts=commit.starts,
+            signals=commit.signals)
         if not committed:
             entry.instance.close()
             return False
         entry.seq += len(commit.events)
         done, stuck = entry.instance.done, entry.stuck
         self.cache.put(key, entry)
-        if commit.actions:
-            await self.client.publish([action_ref(a) for a in commit.actions.values()])
+        refs = commit.refs()
+        if refs:
+            await self.client.publish(refs)
         if done and stuck:
             await self._stick(task, keep=False)
         return True
@@ -269,7 +292,9 @@ class WorkflowTaskRunner:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
         if entry is not None:
-            new = await self._history(task, entry.seq)
+            # Its own run's events: if another worker continued the execution as new, the
+            # old run shows that worker's commit, and the instance is rebuilt.
+            new = await self._history(task, entry.seq, entry.instance.info.run_id)
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
                 return entry, new
@@ -282,11 +307,15 @@ class WorkflowTaskRunner:
             raise failed.error  # type: ignore[misc]
         return _Cached(instance, len(events)), inputs
 
-    async def _history(self, task: WorkflowTask, after_seq: int) -> list[Event]:
-        """The events after ``after_seq``: those the claim brought along, else read."""
-        if task.history is not None and task.after_seq <= after_seq:
+    async def _history(self, task: WorkflowTask, after_seq: int,
+                       run_id: str | None = None) -> list[Event]:
+        """The events of run ``run_id`` (default: the current one) after ``after_seq``: those
+        the claim brought along, else read."""
+        if task.history is not None and task.after_seq <= after_seq and (
+                run_id is None or run_id == task.run_id):
             return [e for e in task.history if e.seq > after_seq]
-        return await self.store.read_history(task.tenant, task.workflow_id, after_seq=after_seq)
+        return await self.store.read_history(task.tenant, task.workflow_id, run_id=run_id,
+                                             after_seq=after_seq)
 
     def _instance(self, task: WorkflowTask, events: list[Event]) -> WorkflowInstance:
         if not events or type(events[0]) is not WorkflowStarted:

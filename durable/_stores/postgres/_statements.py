@@ -60,14 +60,15 @@ SELECT_EVENTS: Final = (
     "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
     "ORDER BY seq")
 
-# The current runs' histories of many executions: $1 tenants, $2 workflow ids, $3 after_seqs;
-# rows are (1-based position, body), in order.
+# The histories of many executions: $1 tenants, $2 workflow ids, $3 after_seqs, $4 run ids
+# (NULL: the current run); rows are (1-based position, body), in order.
 SELECT_HISTORIES: Final = """
 SELECT h.i, e.body
-FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS h(tenant, workflow_id, after_seq, i)
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+     WITH ORDINALITY AS h(tenant, workflow_id, after_seq, run_id, i)
 JOIN executions AS x ON x.tenant = h.tenant AND x.workflow_id = h.workflow_id
-JOIN events AS e ON e.tenant = h.tenant AND e.workflow_id = h.workflow_id AND e.run_id = x.run_id
-                AND e.seq > h.after_seq
+JOIN events AS e ON e.tenant = h.tenant AND e.workflow_id = h.workflow_id
+                AND e.run_id = coalesce(h.run_id, x.run_id) AND e.seq > h.after_seq
 ORDER BY h.i, e.seq
 """
 
@@ -139,8 +140,8 @@ PENDING_ACTIONS: Final = (f"SELECT {ACTION_COLUMNS} FROM action_tasks "
 
 # Workflow hints: $5 tenants, $6 workflow ids, $7 after_seqs. Each claimed task comes back
 # with the events of its current run after its after_seq (NULL: none), in one round trip:
-# rows (tenant, workflow_id, workflow, attempt, after_seq, body), ordered by task and seq,
-# with body NULL for a task that has no such events.
+# rows (tenant, workflow_id, workflow, attempt, after_seq, run_id, body), ordered by task and
+# seq, with body NULL for a task that has no such events.
 CLAIM_WORKFLOW_REFS: Final = f"""
 WITH claimed AS (
     UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
@@ -153,7 +154,7 @@ WITH claimed AS (
     WHERE w.tenant = hinted.tenant AND w.workflow_id = hinted.workflow_id
     RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, hinted.after_seq
 )
-SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, e.body
+SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, x.run_id, e.body
 FROM claimed AS c
 LEFT JOIN executions AS x ON x.tenant = c.tenant AND x.workflow_id = c.workflow_id
 LEFT JOIN events AS e ON e.tenant = c.tenant AND e.workflow_id = c.workflow_id

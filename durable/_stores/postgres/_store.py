@@ -76,7 +76,7 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
         self._listener: asyncpg.Connection | None = None  # relays other processes' ends
         self._listening = asyncio.Lock()
         self._writes: dict[str, Batcher[tuple[Any, ...], Any]] = {}
-        self._histories: Batcher[tuple[str, str, int], list[Event]] = Batcher(
+        self._histories: Batcher[tuple[str, str, int, str | None], list[Event]] = Batcher(
             self._read_histories, self._read_history, shared_errors=(StoreUnavailableError,))
         self._executions: Batcher[tuple[str, str], asyncpg.Record | None] = Batcher(
             self._select_executions, self._select_execution,
@@ -248,18 +248,16 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
-        if run_id is None:
-            return await self._histories.submit((tenant, workflow_id, after_seq))
-        rows = await self._fetch(sql.SELECT_EVENTS, tenant, workflow_id, run_id, after_seq)
+        return await self._histories.submit((tenant, workflow_id, after_seq, run_id))
+
+    async def _read_history(self, key: tuple[str, str, int, str | None]) -> list[Event]:
+        rows = await self._fetch(sql.SELECT_EVENTS, key[0], key[1], key[3], key[2])
         return [decode_event(row[0]) for row in rows]
 
-    async def _read_history(self, key: tuple[str, str, int]) -> list[Event]:
-        rows = await self._fetch(sql.SELECT_EVENTS, key[0], key[1], None, key[2])
-        return [decode_event(row[0]) for row in rows]
-
-    async def _read_histories(self, keys: Sequence[tuple[str, str, int]]) -> list[list[Event]]:
+    async def _read_histories(self, keys: Sequence[tuple[str, str, int, str | None]]
+                              ) -> list[list[Event]]:
         rows = await self._fetch(sql.SELECT_HISTORIES, [k[0] for k in keys],
-                                 [k[1] for k in keys], [k[2] for k in keys])
+                                 [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys])
         histories: list[list[Event]] = [[] for _ in keys]
         for i, body in rows:
             histories[i - 1].append(decode_event(body))
@@ -414,12 +412,13 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
                                  [r.tenant for r in refs], [r.workflow_id for r in refs], after)
         claimed: list[WorkflowTask] = []
         key = None
-        for tenant, workflow_id, workflow, attempt, after_seq, body in rows:
+        for tenant, workflow_id, workflow, attempt, after_seq, run_id, body in rows:
             if (tenant, workflow_id) != key:
                 key = (tenant, workflow_id)
                 history = None if after_seq is None else []
                 claimed.append(WorkflowTask(tenant, workflow_id, workflow, attempt,
-                                            history=history, after_seq=after_seq or 0))
+                                            history=history, after_seq=after_seq or 0,
+                                            run_id="" if history is None else run_id))
             if body is not None and history is not None:
                 history.append(decode_event(body))
         return claimed
