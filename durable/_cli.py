@@ -33,7 +33,8 @@ from ._definitions import workflow_definition
 from ._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, DataChanged, Event,
     EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired, TimerStarted,
-    WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted, encode_history_json,
+    UpdateAccepted, UpdateCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowFailed,
+    WorkflowStarted, encode_history_json,
 )
 from ._urls import redact
 
@@ -161,6 +162,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("event", metavar="EVENT", help="event name")
     p.add_argument("payload", metavar="PAYLOAD", nargs="?", help="payload as JSON (default null)")
     p.add_argument("--key", help="idempotency key: the event is delivered once per key")
+
+    p = command("query", _query, "ask a running (or ended) execution's query handler; print "
+                "the answer as JSON",
+                epilog="example: durable query cart-1 total")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="NAME", help="query name (ctx.on_query)")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for a worker to answer (default 30)")
+
+    p = command("update", _update, "send an update to an execution and print its handler's "
+                "answer as JSON",
+                epilog="example: durable update cart-1 add '\"tea\"' --key add-tea-1")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="NAME", help="update name (ctx.on_update)")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--key", help="idempotency key: the update is applied once per key")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the answer (default 30)")
 
     p = command("list", _list, "list executions, newest first")
     p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"])
@@ -409,6 +429,24 @@ async def _send(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _query(args: argparse.Namespace) -> int:
+    values = [_json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
+    async with _connect(args) as client:
+        answer = await client.get_handle(args.id).query(args.name, *values, timeout=args.timeout)
+    print(msgspec.json.encode(answer).decode())
+    return 0
+
+
+async def _update(args: argparse.Namespace) -> int:
+    values = [_json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
+    async with _connect(args) as client:
+        answer = await client.get_handle(args.id).update(args.name, *values,
+                                                         idempotency_key=args.key,
+                                                         timeout=args.timeout)
+    print(msgspec.json.encode(answer).decode())
+    return 0
+
+
 async def _cancel(args: argparse.Namespace) -> int:
     async with _connect(args) as client:
         handle = client.get_handle(args.id)
@@ -516,6 +554,12 @@ def _detail(event: Event, names: dict[int, str]) -> str:
             return f"{event.name} {_value(event.payload)}{key}"
         case CancelRequested():
             return event.reason
+        case UpdateAccepted():
+            return f"{_call(event.name, event.args, {})} id={event.id}"
+        case UpdateCompleted():
+            if event.error is not None:
+                return f"{event.name} failed: {event.error.type}: {event.error.message}"
+            return f"{event.name} -> {_value(event.result)}"
         case StateChanged():
             return event.state
         case DataChanged():

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from types import TracebackType
+from datetime import timedelta
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
 
 import msgspec
@@ -16,6 +17,7 @@ from ._definitions import WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
 from ._payloads import check_size, dump_value
 from ._dispatch import Dispatcher, LocalDispatcher
+from ._queries import DEFAULT_TIMEOUT, call
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TaskRef, TimerRecord, open_store,
     workflow_ref,
@@ -102,6 +104,37 @@ class WorkflowHandle(Generic[R]):
         """Whether an event with this key is in the history (a retried send is no error)."""
         return any(isinstance(e, EventReceived) and e.key == idempotency_key
                    for e in await self.history())
+
+    async def query(self, name: str, *args: Any, timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+                    result_type: Any = None) -> Any:
+        """Ask the workflow's query handler ``name`` (``ctx.on_query``) for a value.
+
+        The worker that runs the workflow answers from the live instance (its cache, or a
+        replay; an ended execution answers from its final state); nothing is added to the
+        history. ``result_type`` converts the answer (e.g. to a dataclass). Raises
+        ``UnknownQueryError`` when the workflow has no such handler, ``QueryFailedError``
+        when it raised, and ``RequestTimeoutError`` when no worker answered within ``timeout``
+        seconds (None waits for ever).
+        """
+        return await call(self, "query", name, args, key=None, timeout=timeout,
+                          result_type=result_type)
+
+    async def update(self, name: str, *args: Any, idempotency_key: str | None = None,
+                     timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+                     result_type: Any = None) -> Any:
+        """Deliver update ``name`` (``ctx.on_update``) and return what its handler returns.
+
+        The update's validator runs against the live workflow first: if it raises, the call
+        raises ``UpdateRejectedError`` (``UnknownUpdateError`` when there is no handler) and
+        nothing is recorded. Otherwise the update is recorded and its handler runs in the
+        workflow, exactly once per ``idempotency_key``: a call with a key that was accepted
+        before returns that update's outcome instead of running it again. Raises
+        ``UpdateFailedError`` when the handler raised, ``WorkflowClosedError`` when the
+        execution has ended, ``RequestTimeoutError`` after ``timeout`` seconds (None waits
+        for ever).
+        """
+        return await call(self, "update", name, args, key=idempotency_key, timeout=timeout,
+                          result_type=result_type)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await."""

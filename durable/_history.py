@@ -4,9 +4,10 @@ An execution's history is a list of events with a dense ``seq`` (1, 2, 3 …). E
 kinds:
 
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
-  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``;
+  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, ``UpdateAccepted``;
 * command events record what the coroutine did: ``ActionScheduled``, ``TimerStarted``,
-  ``TimerCancelled``, ``StateChanged``, ``DataChanged`` and the terminal events.
+  ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``UpdateCompleted`` and the terminal
+  events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
@@ -30,6 +31,7 @@ __all__ = [
     "CancelTimer",
     "CancelWorkflow",
     "Command",
+    "CompleteUpdate",
     "CompleteWorkflow",
     "DataChanged",
     "ErrorInfo",
@@ -45,6 +47,8 @@ __all__ = [
     "TimerCancelled",
     "TimerFired",
     "TimerStarted",
+    "UpdateAccepted",
+    "UpdateCompleted",
     "WorkflowCancelled",
     "WorkflowCompleted",
     "WorkflowFailed",
@@ -126,6 +130,18 @@ class CancelRequested(_Event, frozen=True, tag=True, array_like=True):
     reason: str = ""
 
 
+class UpdateAccepted(_Event, frozen=True, tag=True, array_like=True):
+    """Update ``name`` (request ``id``) passed its validator: its handler runs with ``args``.
+
+    A worker records it in the commit of the workflow task that validated it; a rejected
+    update leaves no event at all.
+    """
+
+    id: str
+    name: str
+    args: list[Any] = []
+
+
 # ---- command events -------------------------------------------------------------------------
 
 
@@ -166,6 +182,15 @@ class DataChanged(_Event, frozen=True, tag=True, array_like=True):
     deleted: bool = False
 
 
+class UpdateCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """The handler of update ``id`` returned ``result`` (or raised: ``error``)."""
+
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
 class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
     """The workflow returned ``result``."""
 
@@ -190,11 +215,13 @@ Event = (
     | TimerFired
     | EventReceived
     | CancelRequested
+    | UpdateAccepted
     | ActionScheduled
     | TimerStarted
     | TimerCancelled
     | StateChanged
     | DataChanged
+    | UpdateCompleted
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
@@ -207,6 +234,7 @@ INPUT_TYPES: Final = (
     TimerFired,
     EventReceived,
     CancelRequested,
+    UpdateAccepted,
 )
 TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 
@@ -264,6 +292,16 @@ class SetData(_Command, frozen=True):
     deleted: bool = False
 
 
+class CompleteUpdate(_Command, frozen=True):
+    """Answer update ``id`` with a result or an error (recorded as ``UpdateCompleted``)."""
+
+    event = UpdateCompleted
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
 class CompleteWorkflow(_Command, frozen=True):
     """End the workflow with a result (recorded as ``WorkflowCompleted``)."""
 
@@ -285,8 +323,8 @@ class CancelWorkflow(_Command, frozen=True):
 
 
 Command = (
-    ScheduleAction | StartTimer | CancelTimer | SetState | SetData | CompleteWorkflow
-    | FailWorkflow | CancelWorkflow
+    ScheduleAction | StartTimer | CancelTimer | SetState | SetData | CompleteUpdate
+    | CompleteWorkflow | FailWorkflow | CancelWorkflow
 )
 
 # One encoder and decoder for the process (msgspec performance tips).

@@ -9,6 +9,12 @@
     ├── UnknownActionError         your input: no action registered under that name
     ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
     ├── WorkflowClosedError        your input: the execution has ended, it takes no events
+    ├── QueryFailedError           a query got no value: its handler raised
+    │   └── UnknownQueryError      your input: the workflow has no query handler of that name
+    ├── UpdateRejectedError        an update was refused, nothing recorded: its validator raised
+    │   └── UnknownUpdateError     your input: the workflow has no update handler of that name
+    ├── UpdateFailedError          outcome: an accepted update's handler raised (recorded)
+    ├── RequestTimeoutError        no worker answered a query or update in time
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
@@ -34,9 +40,15 @@ __all__ = [
     "NonDeterminismError",
     "NonRetryable",
     "PayloadError",
+    "QueryFailedError",
+    "RequestTimeoutError",
     "StoreUnavailableError",
     "UnknownActionError",
+    "UnknownQueryError",
+    "UnknownUpdateError",
     "UnknownWorkflowError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
     "ValidationError",
     "WorkflowCancelledError",
     "WorkflowClosedError",
@@ -90,6 +102,48 @@ class WorkflowNotFoundError(DurableError):
 
 class WorkflowClosedError(DurableError):
     """The execution ``.workflow_id`` has ended; it takes no more events."""
+
+
+class QueryFailedError(DurableError):
+    """A query could not be answered: its handler raised, or the workflow could not be loaded.
+
+    ``.workflow_id`` and ``.name`` name the query; ``.error_type`` and ``.error_message``
+    describe what went wrong in the worker. Nothing was recorded.
+    """
+
+
+class UnknownQueryError(QueryFailedError):
+    """The workflow registered no query handler ``.name``; ``.known`` lists the ones it has."""
+
+
+class UpdateRejectedError(DurableError):
+    """An update was refused before it was recorded: nothing happened to the workflow.
+
+    Its validator raised, its arguments do not fit the handler, or the workflow has ended or
+    cannot be loaded (``.error_type`` and ``.error_message`` say which). Sending it again,
+    even with the same idempotency key, validates it again.
+    """
+
+
+class UnknownUpdateError(UpdateRejectedError):
+    """The workflow registered no update handler ``.name``; ``.known`` lists the ones it has."""
+
+
+class UpdateFailedError(DurableError):
+    """An accepted update's handler raised (recorded in history as ``UpdateCompleted``).
+
+    ``.error_type`` and ``.error_message`` describe the exception; ``WorkflowClosedError``
+    means the workflow ended before the handler finished.
+    """
+
+
+class RequestTimeoutError(DurableError):
+    """No worker answered a query or update within ``.timeout`` seconds.
+
+    ``.kind`` is ``"query"`` or ``"update"``, ``.request_id`` identifies it and ``.accepted``
+    says whether an update had been recorded (its handler then still finishes: call
+    ``handle.update`` again with the same idempotency key to wait for its outcome).
+    """
 
 
 class IllegalWorkflowOperationError(DurableError):

@@ -24,12 +24,15 @@ from typing import Any, NamedTuple, Sequence
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, CancelTimer,
-    CancelWorkflow, Command, CompleteWorkflow, DataChanged, Event, EventReceived, FailWorkflow,
-    ScheduleAction, SetData, SetState, StartTimer, StateChanged, TimerCancelled, TimerFired,
-    TimerStarted, WorkflowStarted,
+    CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, DataChanged, Event, EventReceived,
+    FailWorkflow, ScheduleAction, SetData, SetState, StartTimer, StateChanged, TimerCancelled,
+    TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowStarted,
 )
 from .._payloads import check_size, dump_value, error_info
-from ..errors import ActionFailedError, DurableError, NonDeterminismError
+from ..errors import (
+    ActionFailedError, DurableError, IllegalWorkflowOperationError, NonDeterminismError,
+)
+from ._handlers import Handlers
 from ._loop import WorkflowLoop
 
 __all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance"]
@@ -65,6 +68,21 @@ class WorkflowInfo(NamedTuple):
     workflow: str
     version: str
     attempt: int = 1
+
+
+class _ReadOnly(list):  # type: ignore[type-arg]
+    """Stands in for the command list and the ready queue while read-only code runs."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def append(self, item: Any) -> None:
+        kind = type(item).__name__
+        raise IllegalWorkflowOperationError(
+            f"{self.what} tried to change the workflow (a {kind}); query handlers and update "
+            "validators only read its state: make changes in an update handler",
+            operation=kind)
 
 
 class _Waiter(NamedTuple):
@@ -126,6 +144,7 @@ class WorkflowInstance:
         self._timer_ids: dict[int, int] = {}  # id(TimerHandle) -> cmd
         self._inbox: deque[EventReceived] = deque()
         self._waiters: list[_Waiter] = []
+        self._handlers: Handlers | None = None
         self.ctx = Context(self)
 
     # ---- driving ------------------------------------------------------------------------
@@ -143,9 +162,10 @@ class WorkflowInstance:
         if self._error is None:
             for event in inputs:
                 self._apply(event)
-            loop.run_ready()
+            if self._error is None:
+                loop.run_ready()
             if recorded is not None and self._error is None and self._ri < len(recorded):
-                self._diverged(recorded[self._ri], None, self.suspended_at() or "<finished>")
+                self._divergence(recorded[self._ri], None, self.suspended_at() or "<finished>")
         return Activation(commands, self._error)
 
     def _apply(self, event: Event) -> None:
@@ -172,6 +192,8 @@ class WorkflowInstance:
         elif kind is CancelRequested:
             if self._main is not None and not self._main.done():
                 self._main.cancel(getattr(event, "reason", None) or None)
+        elif kind is UpdateAccepted:
+            self._accept_update(event)  # type: ignore[arg-type]
 
     def _start(self) -> None:
         started = self._started
@@ -236,6 +258,12 @@ class WorkflowInstance:
         self._diverged(recorded, command, location or _user_location(sys._getframe(1)))
 
     def _diverged(self, recorded: Event | None, command: Command | None, location: str) -> None:
+        """Record the divergence and unwind the workflow code that caused it."""
+        self._divergence(recorded, command, location)
+        raise _Abort()
+
+    def _divergence(self, recorded: Event | None, command: Command | None, location: str) -> None:
+        """Record a divergence (the first one wins); the activation returns it."""
         if self._error is None:
             info = self.info
             self._error = NonDeterminismError(
@@ -249,7 +277,6 @@ class WorkflowInstance:
                 recorded=recorded, command=command, location=location,
                 workflow_id=info.workflow_id,
             )
-        raise _Abort()
 
     def _changed(self, what: str) -> None:
         message = (f"workflow {self.info.workflow!r} (id {self.info.workflow_id!r}): {what} "
@@ -371,6 +398,47 @@ class WorkflowInstance:
                 timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
+
+    # ---- queries and updates ------------------------------------------------------------
+
+    @property
+    def handlers(self) -> Handlers:
+        """The query and update handlers workflow code registered (made on first use)."""
+        if self._handlers is None:
+            self._handlers = Handlers(self)
+        return self._handlers
+
+    def _accept_update(self, event: UpdateAccepted) -> None:
+        if not self.handlers.start(event):  # today's code registers no such handler
+            where = self.suspended_at() or "<finished>"
+            self._divergence(event, None,
+                             f"{where} (no update handler {event.name!r} is registered)")
+
+    def complete_update(self, command: CompleteUpdate, location: str) -> None:
+        """Issue ``CompleteUpdate``: an update handler returned or raised."""
+        recorded = self._peek()
+        if type(recorded) is UpdateCompleted and recorded.id == command.id:  # type: ignore[union-attr]
+            self._ri += 1
+            self._ncmd += 1
+        else:
+            self.issue(command, location)
+
+    def read_only(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` as workflow code that must not change the workflow.
+
+        Commands, callbacks and timers raise ``IllegalWorkflowOperationError``; the random
+        stream is put back as it was, so a query never changes what a replay computes.
+        """
+        loop = self._loop
+        saved = (self._commands, self._ncmd, self._recorded, loop._ready, self.replaying)
+        rng = self.random.getstate()
+        self._commands = loop._ready = _ReadOnly(what)  # type: ignore[assignment]
+        self._recorded, self.replaying = None, False
+        try:
+            return loop.run_sync(fn, *args)
+        finally:
+            self._commands, self._ncmd, self._recorded, loop._ready, self.replaying = saved
+            self.random.setstate(rng)
 
     # ---- introspection ------------------------------------------------------------------
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Store, TaskRef, TimerRecord,
-    Wakeup, WorkflowTask, action_ref, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
+    Request, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = [
+    "FINISHED_REQUESTS",
     "TERMINAL_STATUSES",
     "ActionTask",
     "ExecutionRecord",
     "ExecutionUpdate",
+    "Reply",
+    "Request",
     "Store",
     "TaskRef",
     "TimerRecord",

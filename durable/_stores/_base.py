@@ -1,8 +1,9 @@
 """The ``Store`` protocol and the records it trades in.
 
 A store keeps, per tenant: executions (one row per workflow id, pointing at its current run),
-their append-only histories, and three kinds of work: workflow tasks (an execution has inputs
-to run), action tasks (an action to run) and timers (a durable timer to fire).
+their append-only histories, three kinds of work: workflow tasks (an execution has inputs
+to run), action tasks (an action to run) and timers (a durable timer to fire), and requests
+(queries and updates waiting for the workflow's worker to answer them).
 
 Invariants every implementation keeps (the conformance suite checks them):
 
@@ -10,6 +11,8 @@ Invariants every implementation keeps (the conformance suite checks them):
   nothing if the history grew since.
 * ``append_input`` with a ``dedup`` key appends at most once per run for that key, and never
   after a terminal event.
+* A request is answered at most once: ``answer_requests`` (and the replies of a commit) only
+  change requests that are still pending or accepted.
 * Every read and write is scoped by tenant.
 """
 
@@ -27,6 +30,9 @@ __all__ = [
     "ActionTask",
     "ExecutionRecord",
     "ExecutionUpdate",
+    "FINISHED_REQUESTS",
+    "Reply",
+    "Request",
     "Store",
     "TERMINAL_STATUSES",
     "TaskRef",
@@ -37,6 +43,8 @@ __all__ = [
 
 Status = Literal["running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+RequestStatus = Literal["pending", "accepted", "ok", "failed", "rejected"]
+FINISHED_REQUESTS = frozenset({"ok", "failed", "rejected"})
 
 
 class ExecutionRecord(msgspec.Struct, frozen=True):
@@ -69,12 +77,44 @@ class ExecutionUpdate(msgspec.Struct, frozen=True):
 
 
 class WorkflowTask(msgspec.Struct, frozen=True):
-    """A claimed workflow task: the execution has inputs to run."""
+    """A claimed workflow task: the execution has inputs to run (or, when ``requested``,
+    queries or updates may be waiting for it: see ``Store.pending_requests``)."""
 
     tenant: str
     workflow_id: str
     workflow: str
     attempt: int = 1
+    requested: bool = False
+
+
+class Request(msgspec.Struct, frozen=True):
+    """A query or an update for one execution, and its answer once it has one.
+
+    ``status``: ``pending`` (no worker has seen it), ``accepted`` (an update recorded in
+    history, its handler running), then one of ``ok`` (``result`` is the answer),
+    ``failed`` (the handler raised: ``error``) or ``rejected`` (an update refused before
+    anything was recorded: ``error``).
+    """
+
+    tenant: str
+    workflow_id: str
+    id: str
+    kind: Literal["query", "update"]
+    name: str
+    args: list[Any]
+    created_at: float
+    status: RequestStatus = "pending"
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """What a worker answers to request ``id`` (a new ``status`` with its result or error)."""
+
+    id: str
+    status: RequestStatus
+    result: Any = None
+    error: ErrorInfo | None = None
 
 
 class ActionTask(msgspec.Struct, frozen=True):
@@ -166,12 +206,14 @@ class Store(Protocol):
     async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float) -> bool:
+                                   update: ExecutionUpdate, now: float,
+                                   replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` (the first has ``seq == expected_seq``) with their effects, atomically.
 
         Returns False and changes nothing when the history no longer ends at
         ``expected_seq - 1``. On success the workflow task is done; a terminal ``update``
-        also drops the execution's remaining action tasks and timers.
+        also drops the execution's remaining action tasks and timers; ``replies`` answer the
+        execution's requests in the same transaction (as ``answer_requests`` does).
         """
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -219,6 +261,36 @@ class Store(Protocol):
         the hint); retries and releases reset that, so they are dispatched once due.
         """
 
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        """Record a query or update (unless one with its ``id`` exists) and make the execution
+        runnable with ``requested`` set, so that a worker answers it.
+
+        Returns the stored request (the existing one for a known ``id``, except that a
+        rejected update is replaced by this new attempt) and whether a workflow task was made
+        runnable (then the caller publishes its hint). A new update for an execution that has
+        ended is not recorded: (None, False). Raises ``WorkflowNotFoundError`` when there is
+        no such execution.
+        """
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        """The request, or None."""
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        """If the request is still pending and the execution has no workflow task (a worker
+        committed one that started before the request arrived), make one, ``requested``,
+        runnable now; return whether it did."""
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        """The execution's requests no worker has answered or accepted, oldest first."""
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        """Record ``replies``; requests that are already answered are left as they are."""
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Delete the request (its caller has read the answer, or stopped waiting)."""
+
     async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         """The execution's action tasks and timers that have not finished."""
 
@@ -232,14 +304,15 @@ class Store(Protocol):
 class Wakeup:
     """In-process wake-ups: pollers wait for new work, result waiters for one execution's end.
 
-    Stores call :meth:`notify` when they made work runnable and :meth:`ended` when an
-    execution reached a terminal status (the PostgreSQL store also relays other processes'
-    ``ended`` through ``LISTEN``); other processes are found by polling.
+    Stores call :meth:`notify` when they made work runnable, :meth:`ended` when an execution
+    reached a terminal status and :meth:`replied` when a request got its answer (the
+    PostgreSQL store also relays other processes' ``ended`` and ``replied`` through
+    ``LISTEN``); other processes are found by polling.
     """
 
     def __init__(self) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
-        self._watchers: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+        self._watchers: dict[tuple[str, ...], set[asyncio.Future[None]]] = {}
         self.generation = 0  # counts notifications, so a waiter misses none
 
     def notify(self) -> None:
@@ -268,15 +341,29 @@ class Wakeup:
 
     def ended(self, tenant: str, workflow_id: str) -> None:
         """Wake whoever watches the execution."""
-        for fut in self._watchers.get((tenant, workflow_id), ()):
+        self._wake((tenant, workflow_id))
+
+    def replied(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Wake whoever waits for the answer to the request."""
+        self._wake((tenant, workflow_id, request_id))
+
+    def _wake(self, key: tuple[str, ...]) -> None:
+        for fut in self._watchers.get(key, ()):
             if not fut.done():
                 fut.get_loop().call_soon_threadsafe(_set_done, fut)
 
-    @contextlib.contextmanager
-    def watching(self, tenant: str, workflow_id: str) -> Iterator[asyncio.Future[None]]:
+    def watching(self, tenant: str, workflow_id: str) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
         """A future that :meth:`ended` resolves; watch *before* reading the status, so that
         an end that happens in between is not missed."""
-        key = (tenant, workflow_id)
+        return self._watching((tenant, workflow_id))
+
+    def watching_reply(self, tenant: str, workflow_id: str,
+                       request_id: str) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
+        """A future that :meth:`replied` resolves (watch before reading the request)."""
+        return self._watching((tenant, workflow_id, request_id))
+
+    @contextlib.contextmanager
+    def _watching(self, key: tuple[str, ...]) -> Iterator[asyncio.Future[None]]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._watchers.setdefault(key, set()).add(fut)
         try:

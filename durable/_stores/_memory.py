@@ -10,8 +10,8 @@ from msgspec.structs import replace
 from .._history import Event, TimerFired
 from ..errors import WorkflowNotFoundError
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
-    WorkflowTask, action_ref, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
+    Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = ["MemoryStore"]
@@ -27,6 +27,7 @@ class _Lease:
     attempt: int = 0
     error: str | None = None
     dispatched_at: float = 0.0
+    requested: bool = False
 
     def claimable(self, now: float) -> bool:
         return self.visible_at <= now and (self.owner is None or self.until <= now)
@@ -44,6 +45,7 @@ class MemoryStore:
         self._wf_tasks: dict[_Key, _Lease] = {}
         self._actions: dict[tuple[str, str, str, int], tuple[ActionTask, _Lease]] = {}
         self._timers: dict[tuple[str, str, str, int], TimerRecord] = {}
+        self._requests: dict[_Key, dict[str, Request]] = {}
 
     # ---- executions and history ---------------------------------------------------------
 
@@ -109,7 +111,8 @@ class MemoryStore:
     async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float) -> bool:
+                                   update: ExecutionUpdate, now: float,
+                                   replies: Sequence[Reply] = ()) -> bool:
         key = (task.tenant, task.workflow_id)
         record = self._executions.get(key)
         lease = self._wf_tasks.get(key)
@@ -138,6 +141,7 @@ class MemoryStore:
             self.wakeup.notify()
         if update.status in TERMINAL_STATUSES:
             self.wakeup.ended(*key)
+        self._answer(key, replies)
         return True
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -160,7 +164,7 @@ class MemoryStore:
             return None
         held.owner, held.until = owner, now + lease
         held.attempt += 1
-        return WorkflowTask(*key, record.workflow, held.attempt)
+        return WorkflowTask(*key, record.workflow, held.attempt, held.requested)
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -254,6 +258,71 @@ class MemoryStore:
             return
         retried = replace(task, attempt=task.attempt + 1, visible_at=visible_at, last_error=error)
         self._actions[key] = (retried, _Lease(visible_at))  # dispatched again once due
+
+    # ---- requests -----------------------------------------------------------------------
+
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        key = (request.tenant, request.workflow_id)
+        record = self._executions.get(key)
+        if record is None:
+            raise WorkflowNotFoundError(f"no execution {request.workflow_id!r} in tenant "
+                                        f"{request.tenant!r}", workflow_id=request.workflow_id,
+                                        tenant=request.tenant)
+        requests = self._requests.setdefault(key, {})
+        stored = requests.get(request.id)
+        if stored is None or stored.status == "rejected":  # a rejected update is tried again
+            if request.kind == "update" and record.status in TERMINAL_STATUSES:
+                return None, False
+            stored = replace(request, created_at=now, status="pending", result=None, error=None)
+            requests[request.id] = stored
+        if stored.status != "pending":
+            return stored, False
+        self._request_task(key, now)
+        return stored, True
+
+    def _request_task(self, key: _Key, now: float) -> None:
+        lease = self._wf_tasks.get(key)
+        if lease is None:
+            self._wf_tasks[key] = _Lease(now, dispatched_at=now, requested=True)
+        else:
+            lease.visible_at, lease.dispatched_at = min(lease.visible_at, now), now
+            lease.requested = True
+        self.wakeup.notify()
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        return self._requests.get((tenant, workflow_id), {}).get(request_id)
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        key = (tenant, workflow_id)
+        request = self._requests.get(key, {}).get(request_id)
+        if request is None or request.status != "pending" or key in self._wf_tasks:
+            return False
+        self._request_task(key, now)
+        return True
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        pending = [r for r in self._requests.get((tenant, workflow_id), {}).values()
+                   if r.status == "pending"]
+        return sorted(pending, key=lambda r: (r.created_at, r.id))
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        self._answer((tenant, workflow_id), replies)
+
+    def _answer(self, key: _Key, replies: Sequence[Reply]) -> None:
+        requests = self._requests.get(key, {})
+        for reply in replies:
+            request = requests.get(reply.id)
+            if request is None or request.status in FINISHED_REQUESTS:
+                continue
+            requests[reply.id] = replace(request, status=reply.status, result=reply.result,
+                                         error=reply.error)
+            if reply.status in FINISHED_REQUESTS:
+                self.wakeup.replied(*key, reply.id)
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        self._requests.get((tenant, workflow_id), {}).pop(request_id, None)
 
     # ---- timers and introspection -------------------------------------------------------
 

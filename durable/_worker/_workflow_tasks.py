@@ -13,12 +13,18 @@ from msgspec.structs import replace
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     INPUT_TYPES, ActionCompleted, ActionFailed, CancelTimer, CancelWorkflow, Command,
-    CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer, TaskCompleted,
-    WorkflowStarted,
+    CompleteUpdate, CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer,
+    TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
 from .._replay import WorkflowInstance, replay
-from .._stores import ActionTask, ExecutionUpdate, TimerRecord, WorkflowTask, action_ref
+from .._stores import (
+    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, TimerRecord, WorkflowTask,
+    action_ref,
+)
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
+from ._requests import (
+    admit_updates, answer_queries, completion_reply, failure_replies, orphan_replies,
+)
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -90,6 +96,7 @@ class _Commit:
         self.seq = seq  # the last seq written or to be written
         self.events: list[Event] = []
         self.actions: dict[int, ActionTask] = {}
+        self.replies: list[Reply] = []  # answers to requests, written with the commit
         self._timers: dict[int, TimerRecord] = {}
         self._cancelled: list[int] = []
 
@@ -117,7 +124,14 @@ class _Commit:
                                                         self.run_id, command.cmd, command.fire_at)
             elif type(command) is CancelTimer and self._timers.pop(command.cmd, None) is None:
                 self._cancelled.append(command.cmd)  # started by an earlier task
+            elif type(command) is CompleteUpdate:
+                self.replies.append(completion_reply(command))
         return to_run
+
+    def accept(self, updates: list[Request], now: float) -> list[Event]:
+        """Record accepted updates as inputs; they are the next batch."""
+        return [self._event(lambda seq: UpdateAccepted(seq, now, r.id, r.name, r.args))
+                for r in updates]
 
     def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask]) -> list[Event]:
         """Outcomes become inputs; an attempt that failed with retries left stays a task."""
@@ -174,11 +188,41 @@ class WorkflowTaskRunner:
             await self._release(task, "history kept changing; retrying later", delay=0.5)
         except NonDeterminismError as exc:
             logger.error("%s", exc)
-            await self._release(task, str(exc), delay=_backoff(task.attempt))
+            if not await self._fail_requests(task, exc):
+                await self._release(task, str(exc), delay=_backoff(task.attempt))
         except Exception as exc:  # the store is down, a bug: give the task back and go on
             logger.exception("workflow task %s/%s failed", *key)
+            if isinstance(exc, (HistoryError, UnknownWorkflowError)) and \
+                    await self._fail_requests(task, exc):
+                return
             await self._release(task, f"{type(exc).__name__}: {exc}",
                                 delay=_backoff(task.attempt))
+
+    async def _fail_requests(self, task: WorkflowTask, exc: Exception) -> bool:
+        """The workflow cannot be loaded: answer its requests with why (nothing is recorded).
+
+        Returns True when the execution has ended and its task was dropped: a query of an
+        ended execution must not leave a task that fails again and again.
+        """
+        if not task.requested:
+            return False
+        try:
+            pending = await self.store.pending_requests(task.tenant, task.workflow_id)
+            await self.store.answer_requests(task.tenant, task.workflow_id,
+                                             failure_replies(pending, exc), now=time.time())
+            record = await self.store.get_execution(task.tenant, task.workflow_id)
+            if record is None or record.status not in TERMINAL_STATUSES:
+                return False
+            self.cache.take((task.tenant, task.workflow_id))
+            update = ExecutionUpdate(record.status, record.state, record.data, record.result,
+                                     record.error)
+            return await self.store.commit_workflow_task(
+                task, self.owner, record.last_seq + 1, [], actions=[], timers=[],
+                cancelled_timers=[], update=update, now=time.time())
+        except Exception:
+            logger.exception("could not answer the requests of %s/%s", task.tenant,
+                             task.workflow_id)
+            return False
 
     async def _release(self, task: WorkflowTask, error: str, delay: float) -> None:
         self.cache.take((task.tenant, task.workflow_id))
@@ -191,23 +235,17 @@ class WorkflowTaskRunner:
     async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
         entry, inputs = await self._load(task, key)
         commit = _Commit(task, entry.instance.info.run_id, entry.seq)
-        for _ in range(_INLINE_ROUNDS):
-            if not inputs:
-                break
-            now = time.time()
-            activation = entry.instance.activate(inputs, now)
-            if activation.error is not None:
-                entry.instance.close()
-                raise activation.error
-            inline = commit.add(activation.commands, now, self._inline)
-            inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
+        await self._activate(entry, commit, inputs)
+        if task.requested:
+            await self._answer(task, entry, commit)
+        commit.replies += orphan_replies(entry.instance)
         if not entry.stuck and not entry.instance.done:
             # Before the commit makes the task's outcome visible, so the next hint follows it.
             entry.stuck = await self._stick(task, keep=True)
         committed = await self.store.commit_workflow_task(
             task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
             timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
-            update=_update(entry.instance), now=time.time())
+            update=_update(entry.instance), now=time.time(), replies=commit.replies)
         if not committed:
             entry.instance.close()
             return False
@@ -219,6 +257,28 @@ class WorkflowTaskRunner:
         if done and stuck:
             await self._stick(task, keep=False)
         return True
+
+    async def _activate(self, entry: _Cached, commit: _Commit, inputs: list[Event]) -> None:
+        """Run batches until the workflow waits (inline actions' outcomes are the next ones)."""
+        for _ in range(_INLINE_ROUNDS):
+            if not inputs:
+                break
+            now = time.time()
+            activation = entry.instance.activate(inputs, now)
+            if activation.error is not None:
+                entry.instance.close()
+                raise activation.error
+            inline = commit.add(activation.commands, now, self._inline)
+            inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
+
+    async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
+        """Validate pending updates and run the accepted ones, then answer pending queries."""
+        pending = await self.store.pending_requests(task.tenant, task.workflow_id)
+        accepted, replies = admit_updates(entry.instance, pending)
+        commit.replies += replies  # "accepted" before the outcomes of the handlers
+        if accepted:
+            await self._activate(entry, commit, commit.accept(accepted, time.time()))
+        commit.replies += answer_queries(entry.instance, pending)
 
     async def _stick(self, task: WorkflowTask, *, keep: bool) -> bool:
         """Sticky execution: ask for this execution's next tasks (or forget it, once ended)."""

@@ -13,8 +13,11 @@ from durable._history import WorkflowStarted
 from durable._stores import migrate_store, open_store
 from durable._stores._migrations import migration_files
 
-SQLITE_VERSION = 2
-POSTGRES_VERSION = 1
+# Every migration each store ships, in order (numbers may have gaps); the last is its version.
+SQLITE_VERSIONS = [v for v, _, _ in migration_files("durable._stores.sqlite")]
+POSTGRES_VERSIONS = [v for v, _, _ in migration_files("durable._stores.postgres")]
+SQLITE_VERSION = SQLITE_VERSIONS[-1]
+POSTGRES_VERSION = POSTGRES_VERSIONS[-1]
 
 
 async def _versions(pg_url: str, schema: str = "public") -> list[int]:
@@ -44,7 +47,7 @@ async def test_sqlite_migrate_is_idempotent_and_keeps_data(tmp_path: Path) -> No
     assert await migrate_store(url) == SQLITE_VERSION
     with sqlite3.connect(tmp_path / "m.db") as conn:
         versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert versions == [(v,) for v in range(1, SQLITE_VERSION + 1)]
+        assert versions == [(v,) for v in SQLITE_VERSIONS]
         assert conn.execute("SELECT count(*) FROM executions").fetchone() == (1,)
     conn.close()
 
@@ -80,7 +83,7 @@ async def test_postgres_migrate_is_idempotent(pg_database: str) -> None:
     assert await migrate_store(pg_database) == POSTGRES_VERSION
     store = await open_store(pg_database)  # opening migrates too: nothing left to do
     await store.close()
-    assert await _versions(pg_database) == list(range(1, POSTGRES_VERSION + 1))
+    assert await _versions(pg_database) == POSTGRES_VERSIONS
 
 
 async def test_postgres_concurrent_migrations_agree(pg_database: str) -> None:
@@ -88,14 +91,14 @@ async def test_postgres_concurrent_migrations_agree(pg_database: str) -> None:
                                     open_store(pg_database))
     await versions[-1].close()
     assert versions[:3] == [POSTGRES_VERSION] * 3
-    assert await _versions(pg_database) == list(range(1, POSTGRES_VERSION + 1))
+    assert await _versions(pg_database) == POSTGRES_VERSIONS
 
 
 async def test_postgres_concurrent_migrations_of_a_new_schema_agree(pg_database: str) -> None:
     url = f"{pg_database}?schema=tenant_space"
     assert await asyncio.gather(*(migrate_store(url) for _ in range(3))) == [
         POSTGRES_VERSION] * 3
-    assert await _versions(pg_database, "tenant_space") == list(range(1, POSTGRES_VERSION + 1))
+    assert await _versions(pg_database, "tenant_space") == POSTGRES_VERSIONS
 
 
 async def test_postgres_newer_schema_is_refused(pg_database: str) -> None:

@@ -257,9 +257,36 @@ def test_tenants_are_separate(cli) -> None:
     assert cli("list", "--all-tenants")[1].split("\n")[1].split()[:2] == ["acme", "t1"]
 
 
+def test_query_and_update(cli, db: str) -> None:
+    code, _, err = cli("start", "ShoppingCart", '"ann"', "--id", "cart-1", "--module",
+                       "examples.cart")
+    assert code == 0, err
+    code, _, err = cli("query", "cart-1", "total", "--timeout", "0.2")  # no worker yet
+    assert code == 1 and err.startswith("error: no answer to query 'total'")
+    worker, _ = _worker(db, "examples.cart:worker")
+    try:
+        assert cli("update", "cart-1", "add", '"tea"', "--key", "k-tea") == (0, "4\n", "")
+        assert cli("update", "cart-1", "add", '"tea"', "--key", "k-tea") == (0, "4\n", "")  # once
+        code, out, err = cli("update", "cart-1", "add", '"caviar"')
+        assert (code, out) == (1, "") and "rejected, nothing was recorded" in err
+        assert "we do not sell 'caviar'" in err
+        assert cli("query", "cart-1", "items") == (0, '["tea"]\n', "")
+        code, _, err = cli("query", "cart-1", "discount")
+        assert code == 1 and "has no query handler 'discount'" in err
+        code, _, err = cli("update", "cart-1", "add", "tea")  # not JSON
+        assert code == 1 and "not valid JSON" in err
+    finally:
+        _stop(worker)
+    code, out, err = cli("show", "cart-1")
+    assert code == 0, err
+    assert 'UpdateAccepted    add("tea") id=k-tea' in out and "UpdateCompleted   add -> 4" in out
+    assert out.count("UpdateAccepted") == 1
+
+
 @pytest.mark.parametrize("example, expected", [
     ("examples.invoice", "result: approved"),
     ("examples.order", "result: {'order_id': 'ord-"),
+    ("examples.cart", "result: {'customer': 'ann', 'items': ['tea', 'cake'], 'total': 11}"),
 ])
 def test_examples_run_to_completion(tmp_path: Path, example: str, expected: str) -> None:
     proc = subprocess.run([sys.executable, "-m", example], cwd=REPO, capture_output=True,

@@ -64,7 +64,7 @@ FROM (SELECT tenant, workflow_id FROM workflow_tasks
       WHERE due <= $3 AND workflow = ANY ($4::text[])
       ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
-RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt
+RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
 
 RELEASE: Final = "SELECT durable_release($1, $2, $3, $4, $5)"
@@ -105,7 +105,7 @@ PENDING_ACTIONS: Final = (f"SELECT {ACTION_COLUMNS} FROM action_tasks "
 # Lease the hinted tasks that are claimable now and hosted here; stale hints match nothing.
 # $1 owner, $2 lease_until, $3 now, $4 hosted names, then the hints' key columns.
 # Rows come back as (tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt,
-# visible_at, last_error); workflow tasks with run_id '', cmd -1 and no args.
+# visible_at, last_error, requested); workflow tasks with run_id '', cmd -1 and no args.
 _CLAIM_WORKFLOW_REFS: Final = """
     UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
     FROM (SELECT t.tenant, t.workflow_id FROM workflow_tasks AS t
@@ -116,7 +116,7 @@ _CLAIM_WORKFLOW_REFS: Final = """
     WHERE w.tenant = hinted.tenant AND w.workflow_id = hinted.workflow_id
     RETURNING w.tenant, w.workflow_id, '' AS run_id, -1::bigint AS cmd, w.workflow AS name,
               NULL::bytea AS args, NULL::bytea AS kwargs, w.attempt,
-              0::double precision AS visible_at, NULL::text AS last_error"""
+              0::double precision AS visible_at, NULL::text AS last_error, w.requested"""
 _CLAIM_ACTION_REFS: Final = f"""
     UPDATE action_tasks AS a
     SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
@@ -129,7 +129,7 @@ _CLAIM_ACTION_REFS: Final = f"""
           FOR UPDATE OF t SKIP LOCKED) AS hinted
     WHERE a.tenant = hinted.tenant AND a.workflow_id = hinted.workflow_id
       AND a.run_id = hinted.run_id AND a.cmd = hinted.cmd
-    RETURNING {_RETURNING_ACTION}"""
+    RETURNING {_RETURNING_ACTION}, false AS requested"""
 
 # Workflow hints only: $5/$6 (tenant, workflow_id).
 CLAIM_WORKFLOW_REFS: Final = _CLAIM_WORKFLOW_REFS
@@ -175,6 +175,23 @@ PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM 
                          "WHERE tenant = $1 AND workflow_id = $2 ORDER BY cmd")
 NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers), "
                       "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks))")
+
+# ---- requests (queries and updates) -------------------------------------------------------
+
+REQUEST_COLUMNS: Final = "tenant, workflow_id, id, kind, name, args, created_at, status, result, error"
+SUBMIT_REQUEST: Final = ("SELECT r_kind, r_name, r_args, r_created_at, r_status, r_result, "
+                         "r_error, r_made FROM durable_submit_request($1, $2, $3, $4, $5, $6, $7)")
+SELECT_REQUEST: Final = (f"SELECT {REQUEST_COLUMNS} FROM requests "
+                         "WHERE tenant = $1 AND workflow_id = $2 AND id = $3")
+PENDING_REQUESTS: Final = (f"SELECT {REQUEST_COLUMNS} FROM requests WHERE tenant = $1 "
+                           "AND workflow_id = $2 AND status = 'pending' ORDER BY created_at, id")
+NEEDS_REARM: Final = (
+    "SELECT EXISTS (SELECT FROM requests WHERE tenant = $1 AND workflow_id = $2 AND id = $3 "
+    "AND status = 'pending') AND NOT EXISTS (SELECT FROM workflow_tasks WHERE tenant = $1 "
+    "AND workflow_id = $2)")
+REARM_REQUEST: Final = "SELECT durable_rearm_request($1, $2, $3, $4)"
+ANSWER_REQUESTS: Final = "SELECT durable_answer($1, $2, $3, $4, $5, $6, $7)"
+DELETE_REQUEST: Final = "DELETE FROM requests WHERE tenant = $1 AND workflow_id = $2 AND id = $3"
 
 # ---- migrations -----------------------------------------------------------------------------
 

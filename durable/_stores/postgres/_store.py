@@ -13,7 +13,8 @@ Concurrency model:
   (``fire_due_timers`` skips the timers of an execution that is being written just then).
 * Lost connections become ``StoreUnavailableError``; the pool then replaces all of them.
 * ``wakeup`` wakes this process's pollers; other processes learn of work from their
-  dispatcher.
+  dispatcher. Ends of executions and answers to requests are also relayed between processes
+  by ``NOTIFY`` / ``LISTEN`` (channels ``durable_ended`` and ``durable_replied``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup, WorkflowTask,
-    workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
+    Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from . import _statements as sql
 from ._schema import (
@@ -41,6 +42,7 @@ __all__ = ["PostgresStore", "migrate"]
 
 COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means trouble
 _ENDED_CHANNEL: Final = "durable_ended"  # NOTIFY payload: tenant, _SEP, workflow_id
+_REPLIED_CHANNEL: Final = "durable_replied"  # NOTIFY payload: tenant, _SEP, workflow_id, _SEP, id
 _SEP: Final = "\x1f"
 
 # One encoder and one decoder per payload type, built once (msgspec performance tips).
@@ -84,6 +86,7 @@ class PostgresStore:
                 return
             try:
                 await listener.add_listener(_ENDED_CHANNEL, self._on_ended)
+                await listener.add_listener(_REPLIED_CHANNEL, self._on_replied)
             except Exception as exc:
                 listener.terminate()
                 if not is_unavailable(exc):
@@ -94,6 +97,11 @@ class PostgresStore:
     def _on_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         tenant, _, workflow_id = payload.partition(_SEP)
         self.wakeup.ended(tenant, workflow_id)
+
+    def _on_replied(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        tenant, _, rest = payload.partition(_SEP)
+        workflow_id, _, request_id = rest.partition(_SEP)
+        self.wakeup.replied(tenant, workflow_id, request_id)
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -203,22 +211,45 @@ class PostgresStore:
     async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float) -> bool:
+                                   update: ExecutionUpdate, now: float,
+                                   replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
-        done: bool = await self._fetchval(
-            sql.COMMIT, task.tenant, task.workflow_id, owner, expected_seq,
-            [e.seq for e in events], [encode_event(e) for e in events],
-            *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
-            cancelled_timers, update.status, update.state, _encode(update.data),
-            _encode(update.result), error, now, _ENDED_CHANNEL,
-            f"{task.tenant}{_SEP}{task.workflow_id}" if ended else None)
+        args = (task.tenant, task.workflow_id, owner, expected_seq,
+                [e.seq for e in events], [encode_event(e) for e in events],
+                *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
+                cancelled_timers, update.status, update.state, _encode(update.data),
+                _encode(update.result), error, now, _ENDED_CHANNEL,
+                f"{task.tenant}{_SEP}{task.workflow_id}" if ended else None)
+        if replies:
+            done = await self._commit_with_replies(args, replies)
+        else:
+            done = await self._fetchval(sql.COMMIT, *args)
         if done and (actions or timers):
             self.wakeup.notify()
         if done and ended:
             self.wakeup.ended(task.tenant, task.workflow_id)
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
         return done
+
+    async def _commit_with_replies(self, args: tuple[Any, ...], replies: Sequence[Reply]) -> bool:
+        """The commit and the answers to requests, in one transaction (two statements)."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                done: bool = await conn.fetchval(sql.COMMIT, *args)
+                if done:
+                    await conn.execute(sql.ANSWER_REQUESTS, args[0], args[1],
+                                       *_reply_columns(replies), _REPLIED_CHANNEL)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+        return done
+
+    def _replied(self, tenant: str, workflow_id: str, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            if reply.status in FINISHED_REQUESTS:
+                self.wakeup.replied(tenant, workflow_id, reply.id)
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
@@ -290,8 +321,8 @@ class PostgresStore:
             rows = await self._fetch(sql.CLAIM_ACTION_REFS, *claim, list(actions), *action_args)
         else:
             return [], []
-        claimed_workflows = [WorkflowTask(r[0], r[1], r[4], r[7]) for r in rows if r[3] < 0]
-        claimed_actions = [_action(r) for r in rows if r[3] >= 0]
+        claimed_workflows = [WorkflowTask(r[0], r[1], r[4], r[7], r[10]) for r in rows if r[3] < 0]
+        claimed_actions = [_action(tuple(r)[:10]) for r in rows if r[3] >= 0]
         return claimed_workflows, claimed_actions
 
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
@@ -300,6 +331,57 @@ class PostgresStore:
             return []
         rows = await self._fetch(sql.DISPATCH_DUE, now, now - older_than, limit)
         return [TaskRef(*row) for row in rows]
+
+    # ---- requests -----------------------------------------------------------------------
+
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        """Record a query or update and make the execution runnable (see ``Store``)."""
+        r = request
+        row = await self._fetchrow(sql.SUBMIT_REQUEST, r.tenant, r.workflow_id, r.id, r.kind,
+                                   r.name, _encode(r.args), now)
+        kind, name, args, created_at, status, result, error, made = row  # type: ignore[misc]
+        if status == "missing":
+            raise WorkflowNotFoundError(f"no execution {r.workflow_id!r} in tenant {r.tenant!r}",
+                                        workflow_id=r.workflow_id, tenant=r.tenant)
+        if status == "closed":
+            return None, False
+        if made:
+            self.wakeup.notify()
+        return _request((r.tenant, r.workflow_id, r.id, kind, name, args, created_at, status,
+                         result, error)), made
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        """The request, or None (and from here on, other processes' answers wake its waiters)."""
+        await self._listen()
+        row = await self._fetchrow(sql.SELECT_REQUEST, tenant, workflow_id, request_id)
+        return None if row is None else _request(row)
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        """Make a runnable task for a pending request that has none (see ``Store``)."""
+        if not await self._fetchval(sql.NEEDS_REARM, tenant, workflow_id, request_id):
+            return False  # the common case: one read, no lock
+        made: bool = await self._fetchval(sql.REARM_REQUEST, tenant, workflow_id, request_id, now)
+        if made:
+            self.wakeup.notify()
+        return made
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        """The execution's requests no worker has answered or accepted, oldest first."""
+        return [_request(row) for row in await self._fetch(sql.PENDING_REQUESTS, tenant,
+                                                            workflow_id)]
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        """Record ``replies`` for requests not answered yet."""
+        if replies:
+            await self._fetchval(sql.ANSWER_REQUESTS, tenant, workflow_id,
+                                 *_reply_columns(replies), _REPLIED_CHANNEL)
+            self._replied(tenant, workflow_id, replies)
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Delete the request."""
+        await self._fetchval(sql.DELETE_REQUEST, tenant, workflow_id, request_id)
 
     # ---- timers and introspection -------------------------------------------------------
 
@@ -428,3 +510,18 @@ def _action_columns(actions: list[ActionTask]) -> tuple[list[Any], ...]:
             [_encode(a.args) for a in actions], [_encode(a.kwargs) for a in actions],
             [a.attempt for a in actions], [a.visible_at for a in actions],
             [a.last_error for a in actions])
+
+
+def _request(row: asyncpg.Record | tuple[Any, ...]) -> Request:
+    tenant, workflow_id, request_id, kind, name, args, created_at, status, result, error = row
+    return Request(tenant, workflow_id, request_id, kind, name, _decode_list(args), created_at,
+                   status, None if result is None else _decode_any(result),
+                   None if error is None else _decode_error(error))
+
+
+def _reply_columns(replies: Sequence[Reply]) -> tuple[list[Any], ...]:
+    """Replies as the column arrays ``durable_answer`` takes, one per request (the last wins)."""
+    last = list({r.id: r for r in replies}.values())
+    return ([r.id for r in last], [r.status for r in last],
+            [None if r.result is None else _encode(r.result) for r in last],
+            [None if r.error is None else _encode(r.error) for r in last])

@@ -29,10 +29,14 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, TaskRef, TimerRecord, Wakeup,
-    WorkflowTask, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
+    Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from .._migrations import migration_files
+from ._requests import (
+    DELETE_REQUEST, PENDING_REQUESTS, answer_txn, fetch_all, get_request, needs_rearm, rearm_txn,
+    request_from_row, submit_request_txn,
+)
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -93,7 +97,7 @@ _UPSERT_WORKFLOW_TASK: Final = (
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 _DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
 _SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt FROM workflow_tasks "
+    "SELECT tenant, workflow_id, workflow, attempt, requested FROM workflow_tasks "
     "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
     "ORDER BY due LIMIT ?3")
 _LEASE_WORKFLOW_TASK: Final = (
@@ -138,7 +142,7 @@ _PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM
 
 # claim_refs: one hinted task, if it is claimable now (?3 / ?5 is now).
 _SELECT_HINTED_WORKFLOW_TASK: Final = (
-    "SELECT workflow, attempt FROM workflow_tasks "
+    "SELECT workflow, attempt, requested FROM workflow_tasks "
     "WHERE tenant = ?1 AND workflow_id = ?2 AND due <= ?3 AND visible_at <= ?3")
 _SELECT_HINTED_ACTION: Final = (
     f"SELECT {_ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
@@ -247,15 +251,23 @@ class SQLiteStore:
     async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float) -> bool:
+                                   update: ExecutionUpdate, now: float,
+                                   replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         done = await self._write(_commit_txn, task, owner, expected_seq, events, actions, timers,
-                                 cancelled_timers, update, now)
+                                 cancelled_timers, update, now, replies)
         if done and (actions or timers):
             self.wakeup.notify()
         if done and update.status in TERMINAL_STATUSES:
             self.wakeup.ended(task.tenant, task.workflow_id)
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
         return done
+
+    def _replied(self, tenant: str, workflow_id: str, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            if reply.status in FINISHED_REQUESTS:
+                self.wakeup.replied(tenant, workflow_id, reply.id)
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
@@ -312,6 +324,45 @@ class SQLiteStore:
         if limit <= 0:
             return []
         return await self._run(_dispatch_due, (now - older_than, now, limit))
+
+    # ---- requests -----------------------------------------------------------------------
+
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        """Record a query or update and make the execution runnable (see ``Store``)."""
+        stored, made = await self._write(submit_request_txn, request, now)
+        if made:
+            self.wakeup.notify()
+        return stored, made
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        """The request, or None."""
+        return await self._run(get_request, tenant, workflow_id, request_id)
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        """Make a runnable task for a pending request that has none (see ``Store``)."""
+        if not await self._run(needs_rearm, tenant, workflow_id, request_id):
+            return False  # the common case: a read, no write lock
+        made = await self._write(rearm_txn, tenant, workflow_id, request_id, now)
+        if made:
+            self.wakeup.notify()
+        return made
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        """The execution's requests no worker has answered or accepted, oldest first."""
+        rows = await self._run(fetch_all, PENDING_REQUESTS, (tenant, workflow_id))
+        return [request_from_row(row) for row in rows]
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        """Record ``replies`` for requests not answered yet."""
+        if replies:
+            await self._write(answer_txn, tenant, workflow_id, replies)
+            self._replied(tenant, workflow_id, replies)
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Delete the request."""
+        await self._write(_changed, DELETE_REQUEST, (tenant, workflow_id, request_id))
 
     # ---- timers and introspection -------------------------------------------------------
 
@@ -525,7 +576,8 @@ def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: 
 
 def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
                 events: list[Event], actions: list[ActionTask], timers: list[TimerRecord],
-                cancelled_timers: list[int], update: ExecutionUpdate, now: float) -> bool:
+                cancelled_timers: list[int], update: ExecutionUpdate, now: float,
+                replies: Sequence[Reply] = ()) -> bool:
     key = (task.tenant, task.workflow_id)
     head = conn.execute(_SELECT_COMMIT_HEAD, key).fetchone()
     if head is None or head[1] != expected_seq - 1 or head[2] != owner:
@@ -542,6 +594,8 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
     conn.execute(_UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
                                      update.state, _encode(update.data), _encode(update.result),
                                      error, *key))
+    if replies:
+        answer_txn(conn, task.tenant, task.workflow_id, replies)
     return True
 
 
@@ -571,8 +625,9 @@ def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
 def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
     rows = conn.execute(_SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
-    conn.executemany(_LEASE_WORKFLOW_TASK, [(owner, until, t, w) for t, w, _, _ in rows])
-    return [WorkflowTask(t, w, name, attempt + 1) for t, w, name, attempt in rows]
+    conn.executemany(_LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
+    return [WorkflowTask(t, w, name, attempt + 1, bool(requested))
+            for t, w, name, attempt, requested in rows]
 
 
 def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visible_at: float,
@@ -615,7 +670,7 @@ def _claim_refs_txn(conn: sqlite3.Connection, refs: Sequence[TaskRef], owner: st
             if found is not None and found[0] in workflows:
                 conn.execute(_LEASE_WORKFLOW_TASK, (owner, until, ref.tenant, ref.workflow_id))
                 claimed_workflows.append(WorkflowTask(ref.tenant, ref.workflow_id, found[0],
-                                                      found[1] + 1))
+                                                      found[1] + 1, bool(found[2])))
             continue
         key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
         hit = conn.execute(_SELECT_HINTED_ACTION, (*key, now)).fetchone()
@@ -679,3 +734,4 @@ def _pending_work_txn(conn: sqlite3.Connection, tenant: str,
     actions = [_action(row) for row in conn.execute(_PENDING_ACTIONS, key)]
     timers = [TimerRecord(*row) for row in conn.execute(_PENDING_TIMERS, key)]
     return actions, timers
+
