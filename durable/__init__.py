@@ -13,6 +13,7 @@ from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._replayer import Replayer, ReplayResult
 from ._worker import Worker
 from .errors import NonRetryable
+from . import testing
 
 __all__ = [
     "ActionInfo",
@@ -33,6 +34,7 @@ __all__ = [
     "action_info",
     "connect",
     "errors",
+    "testing",
     "workflow",
 ]
 

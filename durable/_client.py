@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from types import TracebackType
 from datetime import timedelta
@@ -12,6 +11,7 @@ from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVa
 
 import msgspec
 
+from ._clock import SYSTEM_CLOCK, Clock
 from ._context import Context
 from ._definitions import WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
@@ -19,8 +19,8 @@ from ._payloads import check_size, dump_value
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._queries import DEFAULT_TIMEOUT, call
 from ._stores import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Store, TaskRef, TimerRecord, open_store,
-    workflow_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
+    open_store, workflow_ref,
 )
 from .errors import (
     UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError,
@@ -67,6 +67,9 @@ class WorkflowHandle(Generic[R]):
         self.workflow_id = workflow_id
         self.tenant = tenant
         self._definition = definition
+        # The store's wakeup epoch in which this handle's start created the execution: until
+        # it ends, the execution's end is reported, so a first wait needs no read.
+        self._created_in: int | None = None
 
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.tenant}/{self.workflow_id}>"
@@ -92,7 +95,7 @@ class WorkflowHandle(Generic[R]):
         event = EventReceived(0, 0.0, name, value, idempotency_key)
         dedup = None if idempotency_key is None else f"e{idempotency_key}"
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
-                                                   dedup=dedup, now=time.time())
+                                                   dedup=dedup, now=self.client.clock())
         if seq is not None:
             await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
         elif (await self._record()).status in TERMINAL_STATUSES and not (
@@ -140,31 +143,46 @@ class WorkflowHandle(Generic[R]):
         """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await."""
         seq = await self.client.store.append_input(
             self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
-            now=time.time())
+            now=self.client.clock())
         if seq is not None:
             await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
 
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end; return its result or raise why it did not finish."""
+        wakeup = self.client.store.wakeup
+        fresh, self._created_in = self._created_in, None
         async with asyncio.timeout(timeout):
             while True:
-                with self.client.store.wakeup.watching(self.tenant, self.workflow_id) as ended:
+                with wakeup.watching(self.tenant, self.workflow_id) as ended:
+                    if fresh is not None and fresh == wakeup.epoch and not (
+                            wakeup.ended_recently(self.tenant, self.workflow_id)):
+                        fresh = None  # just started here: wait for the end's notice first
+                        await asyncio.wait([ended], timeout=self.client.poll_interval)
+                        outcome = ended.result() if ended.done() else None
+                        if outcome is not None and outcome.status in TERMINAL_STATUSES:
+                            return self._outcome(outcome)
+                        continue
+                    fresh = None
                     record = await self._record()
                     if record.status in TERMINAL_STATUSES:
-                        return self._outcome(record)
+                        return self._outcome(Outcome(record.workflow, record.status,
+                                                     record.result, record.error))
                     await asyncio.wait([ended], timeout=self.client.poll_interval)
+                    outcome = ended.result() if ended.done() else None
+                    if outcome is not None and outcome.status in TERMINAL_STATUSES:
+                        return self._outcome(outcome)  # the end's notice carried it: no read
 
-    def _outcome(self, record: ExecutionRecord) -> R:
-        if record.status == "completed":
-            defn = self._definition or _known(record.workflow)
-            return record.result if defn is None else defn.result.load(record.result)  # type: ignore[no-any-return]
-        if record.status == "cancelled":
-            raise WorkflowCancelledError(f"workflow {record.workflow_id!r} was cancelled",
-                                         workflow_id=record.workflow_id)
-        error = record.error or ErrorInfo("Error", "unknown")
+    def _outcome(self, outcome: Outcome) -> R:
+        if outcome.status == "completed":
+            defn = self._definition or _known(outcome.workflow)
+            return outcome.result if defn is None else defn.result.load(outcome.result)  # type: ignore[no-any-return]
+        if outcome.status == "cancelled":
+            raise WorkflowCancelledError(f"workflow {self.workflow_id!r} was cancelled",
+                                         workflow_id=self.workflow_id)
+        error = outcome.error or ErrorInfo("Error", "unknown")
         raise WorkflowFailedError(
-            f"workflow {record.workflow_id!r} failed: {error.type}: {error.message}",
-            workflow_id=record.workflow_id, error_type=error.type,
+            f"workflow {self.workflow_id!r} failed: {error.type}: {error.message}",
+            workflow_id=self.workflow_id, error_type=error.type,
             error_message=error.message, traceback=error.traceback)
 
     async def describe(self) -> Description:
@@ -190,12 +208,18 @@ def _known(name: str) -> WorkflowDefinition | None:
 
 
 class Client:
-    """Starts executions and hands out handles to them. Get one with :func:`connect`."""
+    """Starts executions and hands out handles to them. Get one with :func:`connect`.
+
+    ``clock`` (default ``time.time``) is where the client, and the workers and the local
+    dispatcher built on it, read the time; ``durable.testing`` passes a virtual one.
+    """
 
     def __init__(self, store: Store, *, dispatcher: Dispatcher | None = None,
-                 tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2) -> None:
+                 tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
-        self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store)
+        self.clock = clock
+        self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
         self.tenant = tenant
         self.poll_interval = poll_interval
 
@@ -213,10 +237,14 @@ class Client:
         check_size([a, k], f"arguments of {defn.name}")
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
                                   tenant, a, k)
-        _, created = await self.store.create_execution(started, now=time.time())
+        epoch = self.store.wakeup.epoch
+        _, created = await self.store.create_execution(started, now=self.clock())
+        handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, tenant, defn)
         if created:
+            if epoch is not None and epoch == self.store.wakeup.epoch:
+                handle._created_in = epoch
             await self.publish([workflow_ref(tenant, workflow_id)])
-        return WorkflowHandle(self, workflow_id, tenant, defn)
+        return handle
 
     async def publish(self, refs: list[TaskRef]) -> None:
         """Tell the workers that tasks became runnable (after the store committed them).

@@ -10,7 +10,6 @@ keyed wake-ups (``Wakeup.watching_reply``, relayed across processes by PostgreSQ
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -61,7 +60,7 @@ async def call(handle: WorkflowHandle[Any], kind: Kind, name: str, args: tuple[A
 
 async def _submit(handle: WorkflowHandle[Any], request: Request) -> Request:
     client = handle.client
-    stored, made = await client.store.submit_request(request, now=time.time())
+    stored, made = await client.store.submit_request(request, now=client.clock())
     if stored is None:
         raise WorkflowClosedError(f"execution {handle.workflow_id!r} has ended; update "
                                   f"{request.name!r} was not applied",
@@ -87,7 +86,7 @@ async def _wait(handle: WorkflowHandle[Any], request: Request, limit: float | No
                         return found
                     # A worker may have committed a task that began before the request came.
                     if not first and await store.rearm_request(tenant, workflow_id, rid,
-                                                               now=time.time()):
+                                                               now=client.clock()):
                         await client.publish([workflow_ref(tenant, workflow_id)])
                     first = False
                     await asyncio.wait([replied], timeout=client.poll_interval)

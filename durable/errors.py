@@ -17,6 +17,7 @@
     ├── RequestTimeoutError        no worker answered a query or update in time
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
     ├── NonDeterminismError        your code changed: replay no longer matches history
+    ├── WorkflowHeldError          your code: the execution's workflow tasks keep failing
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
     ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
     ├── ActionFailedError          outcome: an action failed after all its attempts
@@ -53,6 +54,7 @@ __all__ = [
     "WorkflowCancelledError",
     "WorkflowClosedError",
     "WorkflowFailedError",
+    "WorkflowHeldError",
     "WorkflowNotFoundError",
 ]
 
@@ -157,6 +159,15 @@ class NonDeterminismError(DurableError):
     ``.command`` the new command (or None when the code stopped short), ``.location`` the
     ``file:line`` that issued it. The execution is held, not failed: deploy code that matches
     its history and it continues.
+    """
+
+
+class WorkflowHeldError(DurableError):
+    """The execution ``.workflow_id`` cannot go on: its workflow task fails every time.
+
+    ``.task_error`` says why (typically a ``NonDeterminismError``). A worker holds such an
+    execution and retries it with backoff until code that can run it is deployed;
+    ``durable.testing.Environment`` raises this instead of waiting for that.
     """
 
 

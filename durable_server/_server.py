@@ -72,7 +72,7 @@ class Server:
 
     def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,
                  batch: int = 500, host: str = "127.0.0.1", port: int = 8080,
-                 identity: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 identity: str | None = None, clock: Callable[[], float] | None = None) -> None:
         if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0:
             raise ValueError("interval > 0, redispatch_after >= 0, batch >= 1 and port >= 0 "
                              "are required")
@@ -83,7 +83,7 @@ class Server:
         self.host = host
         self.port = port
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.clock = clock
+        self.clock = clock or client.clock  # epoch seconds; the client's (time.time) by default
         self.stale_after = max(5.0, 3 * interval)  # no store round trip for this long: unhealthy
         self.metrics = Metrics(up=lambda: 1.0 if self.health()[0] else 0.0)
         self._loops = {"timers": _LoopState("timers"), "outbox": _LoopState("outbox")}

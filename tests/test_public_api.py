@@ -6,6 +6,7 @@ import inspect
 
 import durable
 import durable.errors
+import durable.testing
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -15,7 +16,19 @@ def test_all_is_sorted_and_complete() -> None:
 
 
 def test_no_private_names_exported() -> None:
-    assert not [n for n in durable.__all__ + durable.errors.__all__ if n.startswith("_")]
+    names = durable.__all__ + durable.errors.__all__ + durable.testing.__all__
+    assert not [n for n in names if n.startswith("_")]
+
+
+def test_testing_namespace_is_sorted_documented_and_its_own() -> None:
+    assert durable.testing.__all__ == sorted(durable.testing.__all__)
+    public = {n for n in dir(durable.testing) if not n.startswith("_")}
+    assert set(durable.testing.__all__) == public
+    for name in durable.testing.__all__:
+        obj = getattr(durable.testing, name)
+        assert inspect.getdoc(obj), f"durable.testing.{name} has no docstring"
+        assert obj.__module__ == "durable.testing", (name, obj.__module__)
+        assert not hasattr(durable, name), f"{name} is exported from two namespaces"
 
 
 def test_public_names_are_documented_and_live_in_durable() -> None:

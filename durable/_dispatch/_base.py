@@ -7,7 +7,7 @@ outbox (``Store.dispatch_due``) announces it again.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 from .._stores import ActionTask, TaskRef, WorkflowTask
 
@@ -15,12 +15,18 @@ __all__ = ["Claim", "ClaimSpec", "Dispatcher"]
 
 
 class ClaimSpec(NamedTuple):
-    """Who claims: the worker's identity, what it hosts and how long its leases last."""
+    """Who claims: the worker's identity, what it hosts and how long its leases last.
+
+    ``history_after(tenant, workflow_id)``: the seq up to which the worker already holds an
+    execution's history (its sticky cache; 0 when it holds none), so that a claim can bring
+    the rest along (``Store.claim_refs``).
+    """
 
     owner: str
     workflows: frozenset[str]
     actions: frozenset[str]
     lease: float
+    history_after: Callable[[str, str], int] | None = None
 
 
 class Claim(NamedTuple):

@@ -6,9 +6,9 @@ sharing one SQLite file find each other's work by polling.
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .._stores import Store, TaskRef
 from ._base import Claim, ClaimSpec
 
@@ -16,11 +16,16 @@ __all__ = ["LocalDispatcher"]
 
 
 class LocalDispatcher:
-    """Claims straight from the store; ``publish`` is implied by the store's own wake-ups."""
+    """Claims straight from the store; ``publish`` is implied by the store's own wake-ups.
 
-    def __init__(self, store: Store, *, fire_timers: bool = True) -> None:
+    ``clock`` is where it reads the time (due timers and tasks); ``time.time`` by default.
+    """
+
+    def __init__(self, store: Store, *, fire_timers: bool = True,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.fire_timers = fire_timers
+        self.clock = clock
 
     async def publish(self, refs: Sequence[TaskRef]) -> None:
         """Nothing to do: the store already woke this process's pollers."""
@@ -32,14 +37,14 @@ class LocalDispatcher:
         claims = await self._claim(spec, limit)
         if claims or timeout <= 0:
             return claims
-        now = time.time()
+        now = self.clock()
         due = await self.store.next_wakeup(now=now)
         wait = timeout if due is None else min(max(due - now, 0.0), timeout)
         await self.store.wakeup.wait(wait, seen)
         return await self._claim(spec, limit)
 
     async def _claim(self, spec: ClaimSpec, limit: int) -> list[Claim]:
-        store, now = self.store, time.time()
+        store, now = self.store, self.clock()
         if self.fire_timers:
             await store.fire_due_timers(now=now, limit=100)
         claims: list[Claim] = []

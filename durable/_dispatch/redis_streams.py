@@ -33,6 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from .._batching import Batcher
 from .._stores import ActionTask, Store, TaskRef, WorkflowTask
 from .._urls import redact
 from ..errors import StoreUnavailableError
@@ -112,6 +113,11 @@ class RedisDispatcher:
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
         self._route = self._redis.register_script(_ROUTE)
+        # Concurrent publishes and acks go out together, one round trip per batch.
+        self._publishes: Batcher[Sequence[TaskRef], None] = Batcher(
+            self._publish_many, self._publish_now, shared_errors=(StoreUnavailableError,))
+        self._acks: Batcher[list[tuple[str, bytes]], None] = Batcher(
+            self._ack_many, self._ack_now, shared_errors=(StoreUnavailableError,))
 
     def __repr__(self) -> str:
         return f"<RedisDispatcher {self.url} prefix={self.prefix!r}>"
@@ -119,27 +125,37 @@ class RedisDispatcher:
     # ---- publishing ---------------------------------------------------------------------
 
     async def publish(self, refs: Sequence[TaskRef]) -> None:
-        """XADD one hint per ref, in one round trip (after the store committed the tasks).
+        """XADD one hint per ref (after the store committed the tasks).
 
         A workflow hint goes to the sticky stream of the worker that caches the execution
-        while that worker is alive, else to its partition's stream.
+        while that worker is alive, else to its partition's stream. Concurrent publishes are
+        sent together.
         """
-        if not refs:
-            return
-        pipe = self._redis.pipeline(transaction=False)
-        routed: list[str] = []
+        if refs:
+            await self._publishes.submit(refs)
+
+    async def _publish_many(self, calls: Sequence[Sequence[TaskRef]]) -> list[None]:
+        await self._publish_now([ref for refs in calls for ref in refs])
+        return [None] * len(calls)
+
+    async def _publish_now(self, refs: Sequence[TaskRef]) -> None:
+        routed: list[Any] = []
+        pipe = None
         for ref in refs:
             if ref.kind == "w":
                 routed += [_keys.sticky_field(ref.tenant, ref.workflow_id), self.stream_of(ref),
-                           _encode(ref)]  # type: ignore[list-item]
+                           _encode(ref)]
             else:
+                if pipe is None:
+                    pipe = self._redis.pipeline(transaction=False)
                 pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)},
                           maxlen=self.maxlen, approximate=True)
-        if routed:
-            await self._route(keys=[_keys.sticky_map(self.prefix)],
-                              args=[self.prefix, self.maxlen, *routed], client=pipe)
         with self._unavailable():
-            await pipe.execute()
+            if routed:  # EVALSHA (loading the script once if Redis lacks it), one round trip
+                await self._route(keys=[_keys.sticky_map(self.prefix)],
+                                  args=[self.prefix, self.maxlen, *routed])
+            if pipe is not None:
+                await pipe.execute()
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
         """Route the execution's workflow hints to ``owner`` (``keep``), or stop doing so."""
@@ -275,7 +291,8 @@ class RedisDispatcher:
         try:
             workflows, actions = await self.store.claim_refs(
                 refs, spec.owner, workflows=spec.workflows, actions=spec.actions,
-                lease=spec.lease, now=time.time()) if refs else ([], [])
+                lease=spec.lease, now=time.time(),
+                history_after=spec.history_after) if refs else ([], [])
         except BaseException:  # keep them for the next call (they are pending under our name)
             consumer.backlog[:0] = [h for hints in taken.values() for h in hints]
             raise
@@ -290,8 +307,18 @@ class RedisDispatcher:
     # ---- acknowledging and closing ------------------------------------------------------
 
     async def ack(self, claims: Sequence[Claim]) -> None:
-        """XACK the claims' entries: their tasks' outcomes are committed to the store."""
+        """XACK the claims' entries: their tasks' outcomes are committed to the store.
+
+        Concurrent acks are sent together."""
         entries = [entry for claim in claims for entry in (claim.token or ())]
+        if entries:
+            await self._acks.submit(entries)
+
+    async def _ack_many(self, calls: Sequence[list[tuple[str, bytes]]]) -> list[None]:
+        await self._ack_now([entry for entries in calls for entry in entries])
+        return [None] * len(calls)
+
+    async def _ack_now(self, entries: list[tuple[str, bytes]]) -> None:
         with self._unavailable():
             await self._xack(entries)
 
@@ -314,6 +341,8 @@ class RedisDispatcher:
 
     async def close(self) -> None:
         """Remove this process's consumers that hold nothing, and close the connection pool."""
+        await self._publishes.close()
+        await self._acks.close()
         try:
             await asyncio.wait_for(self._forget_consumers(), 2.0)
         except (RedisError, OSError):

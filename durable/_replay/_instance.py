@@ -130,7 +130,7 @@ class WorkflowInstance:
         self.data: dict[str, Any] = {}
         self.done = False
         self.outcome: Command | None = None  # the terminal command, once issued
-        self.random = random.Random(started.run_id)
+        self._random: random.Random | None = None
         self._started = started
         self._loop = WorkflowLoop(self)
         self._main: asyncio.Task[Any] | None = None
@@ -431,14 +431,17 @@ class WorkflowInstance:
         """
         loop = self._loop
         saved = (self._commands, self._ncmd, self._recorded, loop._ready, self.replaying)
-        rng = self.random.getstate()
+        rng = None if self._random is None else self._random.getstate()
         self._commands = loop._ready = _ReadOnly(what)  # type: ignore[assignment]
         self._recorded, self.replaying = None, False
         try:
             return loop.run_sync(fn, *args)
         finally:
             self._commands, self._ncmd, self._recorded, loop._ready, self.replaying = saved
-            self.random.setstate(rng)
+            if rng is None:
+                self._random = None  # seeded afresh on first use, as if never drawn from
+            else:
+                self._random.setstate(rng)  # type: ignore[union-attr]
 
     # ---- introspection ------------------------------------------------------------------
 
@@ -456,6 +459,13 @@ class WorkflowInstance:
                 location = f"{frame.f_code.co_filename}:{frame.f_lineno}"
             coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
         return location
+
+    @property
+    def random(self) -> random.Random:
+        """The execution's deterministic random stream (seeded by its run id on first use)."""
+        if self._random is None:
+            self._random = random.Random(self._started.run_id)
+        return self._random
 
     def uuid4(self) -> uuid.UUID:
         """A random UUID drawn from the execution's deterministic stream."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
-    Request, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "ActionTask",
     "ExecutionRecord",
     "ExecutionUpdate",
+    "Outcome",
     "Reply",
     "Request",
     "Store",

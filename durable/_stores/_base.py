@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Collection, Iterator, Literal, Protocol, Sequence
+from collections import OrderedDict
+from typing import (
+    Any, Callable, Collection, Final, Iterator, Literal, NamedTuple, Protocol, Sequence,
+)
 
 import msgspec
 
@@ -31,6 +34,7 @@ __all__ = [
     "ExecutionRecord",
     "ExecutionUpdate",
     "FINISHED_REQUESTS",
+    "Outcome",
     "Reply",
     "Request",
     "Store",
@@ -76,14 +80,35 @@ class ExecutionUpdate(msgspec.Struct, frozen=True):
     error: ErrorInfo | None = None
 
 
+class Outcome(NamedTuple):
+    """How an execution ended, as its end notification carries it (so a result waiter needs
+    no read): ``result`` and ``error`` as the execution record holds them."""
+
+    workflow: str
+    status: str
+    result: Any = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def of(cls, workflow: str, update: ExecutionUpdate) -> Outcome:
+        """The outcome a terminal ``update`` records."""
+        return cls(workflow, update.status, update.result, update.error)
+
+
 class WorkflowTask(msgspec.Struct, frozen=True):
     """A claimed workflow task: the execution has inputs to run (or, when ``requested``,
-    queries or updates may be waiting for it: see ``Store.pending_requests``)."""
+    queries or updates may be waiting for it: see ``Store.pending_requests``).
+
+    A claim may bring the history along (``Store.claim_refs(history_after=...)``): then
+    ``history`` holds the current run's events after ``after_seq``, as of the claim.
+    """
 
     tenant: str
     workflow_id: str
     workflow: str
     attempt: int = 1
+    history: list[Event] | None = None
+    after_seq: int = 0
     requested: bool = False
 
 
@@ -246,10 +271,15 @@ class Store(Protocol):
         """
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
-                         actions: Collection[str], lease: float,
-                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
         """Lease the tasks these hints name, if they are claimable now and their names are in
-        ``workflows`` / ``actions``; hints for finished, leased or unknown tasks are skipped."""
+        ``workflows`` / ``actions``; hints for finished, leased or unknown tasks are skipped.
+
+        ``history_after(tenant, workflow_id)`` is the seq up to which the caller already holds
+        an execution's history; a store may then return the rest with the claimed task
+        (``WorkflowTask.history``), saving a read."""
 
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
         """The outbox: hints for up to ``limit`` claimable tasks last dispatched more than
@@ -301,6 +331,9 @@ class Store(Protocol):
         """Release connections and files."""
 
 
+_RECENT_ENDS: Final = 10_000  # ends remembered, for result waiters that come late
+
+
 class Wakeup:
     """In-process wake-ups: pollers wait for new work, result waiters for one execution's end.
 
@@ -308,12 +341,34 @@ class Wakeup:
     reached a terminal status and :meth:`replied` when a request got its answer (the
     PostgreSQL store also relays other processes' ``ended`` and ``replied`` through
     ``LISTEN``); other processes are found by polling.
+
+    ``epoch`` is not None while every end is reported here (a memory store always; the
+    PostgreSQL store while its ``LISTEN`` connection is up, with a new epoch after each
+    reconnect): an execution created during one epoch cannot end unnoticed while it lasts,
+    so its creator may wait for the notice without reading first.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, reliable: bool = False) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
-        self._watchers: dict[tuple[str, ...], set[asyncio.Future[None]]] = {}
+        self._watchers: dict[tuple[str, str], set[asyncio.Future[Outcome | None]]] = {}
+        self._reply_watchers: dict[tuple[str, str, str], set[asyncio.Future[None]]] = {}
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._epochs = 0
+        self.epoch: int | None = 0 if reliable else None
         self.generation = 0  # counts notifications, so a waiter misses none
+
+    def connected(self) -> None:
+        """Every end is reported from now on (a new epoch begins)."""
+        self._epochs += 1
+        self.epoch = self._epochs
+
+    def disconnected(self) -> None:
+        """Ends may go unreported (the epoch is over)."""
+        self.epoch = None
+
+    def ended_recently(self, tenant: str, workflow_id: str) -> bool:
+        """Whether :meth:`ended` was called for the execution lately."""
+        return (tenant, workflow_id) in self._recent
 
     def notify(self) -> None:
         """Wake every poller waiting now."""
@@ -339,32 +394,24 @@ class Wakeup:
         finally:
             self._waiters.discard(fut)
 
-    def ended(self, tenant: str, workflow_id: str) -> None:
-        """Wake whoever watches the execution."""
-        self._wake((tenant, workflow_id))
-
-    def replied(self, tenant: str, workflow_id: str, request_id: str) -> None:
-        """Wake whoever waits for the answer to the request."""
-        self._wake((tenant, workflow_id, request_id))
-
-    def _wake(self, key: tuple[str, ...]) -> None:
+    def ended(self, tenant: str, workflow_id: str, outcome: Outcome | None = None) -> None:
+        """Wake whoever watches the execution, with its outcome when it is known."""
+        key = (tenant, workflow_id)
+        self._recent[key] = None
+        self._recent.move_to_end(key)
+        if len(self._recent) > _RECENT_ENDS:
+            self._recent.popitem(last=False)
         for fut in self._watchers.get(key, ()):
             if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_set_done, fut)
-
-    def watching(self, tenant: str, workflow_id: str) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
-        """A future that :meth:`ended` resolves; watch *before* reading the status, so that
-        an end that happens in between is not missed."""
-        return self._watching((tenant, workflow_id))
-
-    def watching_reply(self, tenant: str, workflow_id: str,
-                       request_id: str) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
-        """A future that :meth:`replied` resolves (watch before reading the request)."""
-        return self._watching((tenant, workflow_id, request_id))
+                fut.get_loop().call_soon_threadsafe(_set_done, fut, outcome)
 
     @contextlib.contextmanager
-    def _watching(self, key: tuple[str, ...]) -> Iterator[asyncio.Future[None]]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def watching(self, tenant: str, workflow_id: str) -> Iterator[asyncio.Future[Outcome | None]]:
+        """A future that :meth:`ended` resolves (to the outcome, or None when the notice did
+        not carry it); watch *before* reading the status, so that an end that happens in
+        between is not missed."""
+        key = (tenant, workflow_id)
+        fut: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         self._watchers.setdefault(key, set()).add(fut)
         try:
             yield fut
@@ -376,6 +423,29 @@ class Wakeup:
                     del self._watchers[key]
 
 
-def _set_done(fut: asyncio.Future[None]) -> None:
+    def replied(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Wake whoever waits for the answer to the request."""
+        for fut in self._reply_watchers.get((tenant, workflow_id, request_id), ()):
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_set_done, fut)
+
+    @contextlib.contextmanager
+    def watching_reply(self, tenant: str, workflow_id: str,
+                       request_id: str) -> Iterator[asyncio.Future[None]]:
+        """A future that :meth:`replied` resolves (watch before reading the request)."""
+        key = (tenant, workflow_id, request_id)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reply_watchers.setdefault(key, set()).add(fut)
+        try:
+            yield fut
+        finally:
+            watchers = self._reply_watchers.get(key)
+            if watchers is not None:
+                watchers.discard(fut)
+                if not watchers:
+                    del self._reply_watchers[key]
+
+
+def _set_done(fut: asyncio.Future[Any], value: Any = None) -> None:
     if not fut.done():
-        fut.set_result(None)
+        fut.set_result(value)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from msgspec.structs import replace
 
 from .._history import Event, TimerFired
 from ..errors import WorkflowNotFoundError
 from ._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
-    Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
 )
 
 __all__ = ["MemoryStore"]
@@ -38,7 +38,7 @@ class MemoryStore:
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
-        self.wakeup = Wakeup()
+        self.wakeup = Wakeup(reliable=True)  # one process: every end is reported here
         self._executions: dict[_Key, ExecutionRecord] = {}
         self._histories: dict[tuple[str, str, str], list[Event]] = {}
         self._dedup: dict[tuple[str, str, str], set[str]] = {}
@@ -140,7 +140,7 @@ class MemoryStore:
         if actions or timers:
             self.wakeup.notify()
         if update.status in TERMINAL_STATUSES:
-            self.wakeup.ended(*key)
+            self.wakeup.ended(*key, Outcome.of(record.workflow, update))
         self._answer(key, replies)
         return True
 
@@ -164,7 +164,7 @@ class MemoryStore:
             return None
         held.owner, held.until = owner, now + lease
         held.attempt += 1
-        return WorkflowTask(*key, record.workflow, held.attempt, held.requested)
+        return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested)
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -201,8 +201,9 @@ class MemoryStore:
         return task
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
-                         actions: Collection[str], lease: float,
-                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
         claimed_workflows, claimed_actions = [], []
         for ref in refs:
             if ref.kind == "w":

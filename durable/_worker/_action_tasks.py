@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from msgspec.structs import replace
@@ -36,6 +35,7 @@ class ActionTaskRunner:
                  lease: float) -> None:
         self.store = client.store
         self.client = client
+        self.clock = client.clock
         self.owner = owner
         self.actions = actions
         self.lease = lease
@@ -64,23 +64,28 @@ class ActionTaskRunner:
         retryable failure, or this attempt again if it could not finish within ``budget``.
         """
         defn = self.actions[task.name]
-        timeout = asyncio.timeout(budget)
+        # One timer for both limits: the action's own timeout fails the attempt, the budget
+        # (when it is the shorter) sends the attempt to the queue.
+        own = defn.timeout is not None and defn.timeout <= budget
+        scope = asyncio.timeout(defn.timeout if own else budget)
         try:
-            async with timeout:
-                result = await self._call(defn, task)
+            async with scope:
+                result = await self._invoke(defn, task)
         except Exception as exc:
-            if timeout.expired():  # too slow to run inline: run it as a task of its own
-                return replace(task, visible_at=time.time())
+            if scope.expired():
+                if not own:  # too slow to run inline: run it as a task of its own
+                    return replace(task, visible_at=self.clock())
+                exc = self._timed_out(defn)
             if not defn.retry.retries(exc, task.attempt):
                 return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
-            now = time.time()
+            now = self.clock()
             return replace(task, attempt=task.attempt + 1, visible_at=now + defn.retry.delay(task.attempt),
                            last_error=f"{type(exc).__name__}: {exc}")
         return ActionCompleted(0, 0.0, task.cmd, result, task.attempt)
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
         try:
-            recorded = await self.store.complete_action_task(task, event, now=time.time())
+            recorded = await self.store.complete_action_task(task, event, now=self.clock())
         except Exception:
             logger.exception("could not record the outcome of %s; it runs again after its lease",
                              task.name)
@@ -100,11 +105,23 @@ class ActionTaskRunner:
             await asyncio.sleep(self.lease / 3)
             try:
                 await self.store.extend_action_lease(task, self.owner, lease=self.lease,
-                                                     now=time.time())
+                                                     now=self.clock())
             except Exception:
                 logger.warning("could not extend the lease of %s", task.name, exc_info=True)
 
     async def _call(self, defn: ActionDefinition, task: ActionTask) -> Any:
+        scope = asyncio.timeout(defn.timeout)
+        try:
+            async with scope:
+                return await self._invoke(defn, task)
+        except TimeoutError:
+            if scope.expired():
+                raise self._timed_out(defn) from None
+            raise
+
+    async def _invoke(self, defn: ActionDefinition, task: ActionTask) -> Any:
+        """Run the action (its own task and context, so that ``action_info()`` is its own);
+        the result, dumped for the history."""
         args, kwargs = defn.params.load(task.args, task.kwargs)
         info = ActionInfo(task.idempotency_key, task.name, task.attempt, task.workflow_id,
                           task.run_id, task.tenant)
@@ -114,12 +131,11 @@ class ActionTaskRunner:
             call = asyncio.create_task(defn.fn(*args, **kwargs), context=context)
         else:
             call = asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
-        try:
-            async with asyncio.timeout(defn.timeout):
-                result = await call
-        except TimeoutError:
-            raise TimeoutError(f"action {task.name!r} timed out after {defn.timeout}s") from None
-        return defn.result.dump(result)
+        return defn.result.dump(await call)
+
+    @staticmethod
+    def _timed_out(defn: ActionDefinition) -> TimeoutError:
+        return TimeoutError(f"action {defn.name!r} timed out after {defn.timeout}s")
 
     async def _failed(self, task: ActionTask, exc: Exception) -> None:
         defn = self.actions.get(task.name)
@@ -129,7 +145,7 @@ class ActionTaskRunner:
         delay = defn.retry.delay(task.attempt)
         logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
                        task.name, task.attempt, type(exc).__name__, exc, delay)
-        now = time.time()
+        now = self.clock()
         try:
             await self.store.retry_action_task(task, self.owner, visible_at=now + delay,
                                                error=f"{type(exc).__name__}: {exc}", now=now)

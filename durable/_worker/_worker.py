@@ -56,9 +56,14 @@ class Worker:
         self._in_flight = 0
         self._seen_when_full = 0
         self._spec = ClaimSpec(self.identity, frozenset(self.workflows), frozenset(self.actions),
-                               lease)
+                               lease, self.cache.seq_of)
         self._stopping = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """How many claimed tasks are running right now."""
+        return self._in_flight
 
     # ---- lifecycle ----------------------------------------------------------------------
 

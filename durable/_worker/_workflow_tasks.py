@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -39,6 +38,10 @@ _CONFLICT_RETRIES = 5
 _INLINE_ROUNDS = 100  # batches one workflow task may run inline before it commits
 
 
+def _never(action: ActionTask) -> bool:
+    return False
+
+
 def _backoff(attempt: int) -> float:
     return min(2.0 ** (attempt - 1), 60.0)
 
@@ -61,6 +64,11 @@ class InstanceCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def seq_of(self, tenant: str, workflow_id: str) -> int:
+        """The seq up to which the cached instance has seen the history (0 if none is cached)."""
+        entry = self._items.get((tenant, workflow_id))
+        return 0 if entry is None else entry.seq
 
     def take(self, key: tuple[str, str]) -> _Cached | None:
         """Remove and return the entry (a task owns its instance while it runs)."""
@@ -133,7 +141,8 @@ class _Commit:
         return [self._event(lambda seq: UpdateAccepted(seq, now, r.id, r.name, r.args))
                 for r in updates]
 
-    def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask]) -> list[Event]:
+    def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask],
+                      now: float) -> list[Event]:
         """Outcomes become inputs; an attempt that failed with retries left stays a task."""
         inputs = []
         for outcome in outcomes:
@@ -141,7 +150,7 @@ class _Commit:
                 self.actions[outcome.cmd] = outcome
             else:
                 del self.actions[outcome.cmd]
-                inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=time.time())))
+                inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=now)))
         return inputs
 
     def timers(self) -> list[TimerRecord]:
@@ -171,6 +180,7 @@ class WorkflowTaskRunner:
                  action_runner: ActionTaskRunner, inline_budget: float) -> None:
         self.store = client.store
         self.client = client
+        self.clock = client.clock
         self.owner = owner
         self.workflows = workflows
         self.actions = actions
@@ -185,6 +195,7 @@ class WorkflowTaskRunner:
             for _ in range(_CONFLICT_RETRIES):
                 if await self._attempt(task, key):
                     return
+                task = replace(task, history=None)  # the history moved on: read it afresh
             await self._release(task, "history kept changing; retrying later", delay=0.5)
         except NonDeterminismError as exc:
             logger.error("%s", exc)
@@ -209,7 +220,7 @@ class WorkflowTaskRunner:
         try:
             pending = await self.store.pending_requests(task.tenant, task.workflow_id)
             await self.store.answer_requests(task.tenant, task.workflow_id,
-                                             failure_replies(pending, exc), now=time.time())
+                                             failure_replies(pending, exc), now=self.clock())
             record = await self.store.get_execution(task.tenant, task.workflow_id)
             if record is None or record.status not in TERMINAL_STATUSES:
                 return False
@@ -218,7 +229,7 @@ class WorkflowTaskRunner:
                                      record.error)
             return await self.store.commit_workflow_task(
                 task, self.owner, record.last_seq + 1, [], actions=[], timers=[],
-                cancelled_timers=[], update=update, now=time.time())
+                cancelled_timers=[], update=update, now=self.clock())
         except Exception:
             logger.exception("could not answer the requests of %s/%s", task.tenant,
                              task.workflow_id)
@@ -228,7 +239,7 @@ class WorkflowTaskRunner:
         self.cache.take((task.tenant, task.workflow_id))
         try:
             await self.store.release_workflow_task(task, self.owner, delay=delay, error=error,
-                                                   now=time.time())
+                                                   now=self.clock())
         except Exception:
             logger.exception("could not release workflow task; its lease will expire")
 
@@ -245,7 +256,7 @@ class WorkflowTaskRunner:
         committed = await self.store.commit_workflow_task(
             task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
             timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
-            update=_update(entry.instance), now=time.time(), replies=commit.replies)
+            update=_update(entry.instance), now=self.clock(), replies=commit.replies)
         if not committed:
             entry.instance.close()
             return False
@@ -260,15 +271,18 @@ class WorkflowTaskRunner:
 
     async def _activate(self, entry: _Cached, commit: _Commit, inputs: list[Event]) -> None:
         """Run batches until the workflow waits (inline actions' outcomes are the next ones)."""
-        for _ in range(_INLINE_ROUNDS):
+        for round_ in range(_INLINE_ROUNDS):
             if not inputs:
                 break
-            now = time.time()
+            now = self.clock()
             activation = entry.instance.activate(inputs, now)
             if activation.error is not None:
                 entry.instance.close()
                 raise activation.error
-            inline = commit.add(activation.commands, now, self._inline)
+            # The last round queues its actions: an inline outcome recorded now would be an
+            # input that no workflow task is left to run.
+            last = round_ == _INLINE_ROUNDS - 1
+            inline = commit.add(activation.commands, now, _never if last else self._inline)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
 
     async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
@@ -277,7 +291,7 @@ class WorkflowTaskRunner:
         accepted, replies = admit_updates(entry.instance, pending)
         commit.replies += replies  # "accepted" before the outcomes of the handlers
         if accepted:
-            await self._activate(entry, commit, commit.accept(accepted, time.time()))
+            await self._activate(entry, commit, commit.accept(accepted, self.clock()))
         commit.replies += answer_queries(entry.instance, pending)
 
     async def _stick(self, task: WorkflowTask, *, keep: bool) -> bool:
@@ -301,27 +315,34 @@ class WorkflowTaskRunner:
         """Run first attempts now; their outcomes are the next batch's inputs."""
         if not actions:
             return []
-        outcomes = await asyncio.gather(*(self.action_runner.run_inline(a, self.inline_budget)
-                                          for a in actions))
-        return commit.record_inline(outcomes)
+        run = self.action_runner.run_inline
+        if len(actions) == 1:  # no gather (and its task) for the common sequential step
+            return commit.record_inline([await run(actions[0], self.inline_budget)], self.clock())
+        outcomes = await asyncio.gather(*(run(a, self.inline_budget) for a in actions))
+        return commit.record_inline(outcomes, self.clock())
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
         if entry is not None:
-            new = await self.store.read_history(task.tenant, task.workflow_id,
-                                                after_seq=entry.seq)
+            new = await self._history(task, entry.seq)
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
                 return entry, new
             entry.instance.close()  # someone else advanced it: rebuild from history
-        events = await self.store.read_history(task.tenant, task.workflow_id)
+        events = await self._history(task, 0)
         instance = self._instance(task, events)
         inputs, failed = replay(instance, events)
         if failed is not None:
             instance.close()
             raise failed.error  # type: ignore[misc]
         return _Cached(instance, len(events)), inputs
+
+    async def _history(self, task: WorkflowTask, after_seq: int) -> list[Event]:
+        """The events after ``after_seq``: those the claim brought along, else read."""
+        if task.history is not None and task.after_seq <= after_seq:
+            return [e for e in task.history if e.seq > after_seq]
+        return await self.store.read_history(task.tenant, task.workflow_id, after_seq=after_seq)
 
     def _instance(self, task: WorkflowTask, events: list[Event]) -> WorkflowInstance:
         if not events or type(events[0]) is not WorkflowStarted:

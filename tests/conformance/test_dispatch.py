@@ -59,6 +59,25 @@ async def test_claim_refs_claims_named_due_hosted_tasks(store: Store) -> None:
     assert await claim(store, "w2", now=NOW + 1, workflows=("Other",)) != []
 
 
+async def test_claim_refs_may_bring_the_history_after_the_seq_the_caller_holds(
+        store: Store) -> None:
+    await started_with(store, act(1))  # seq 1-3: started, task completed, scheduled
+    await store.append_input(T1, "wf-1", received("x"), now=NOW)  # seq 4
+    await create(store, "wf-2")
+    held = {"wf-1": 3, "wf-2": 0}
+    workflows, _ = await store.claim_refs(
+        [wref(), wref("wf-2"), wref("nope")], "w1", workflows=HOSTED_WORKFLOWS, actions=(),
+        lease=LEASE, now=NOW, history_after=lambda tenant, wf: held.get(wf, 0))
+    assert sorted(w.workflow_id for w in workflows) == ["wf-1", "wf-2"]
+    for task in workflows:  # a store need not bring it, but what it brings is exact
+        if task.history is not None:
+            assert task.after_seq == held[task.workflow_id]
+            full = await store.read_history(T1, task.workflow_id)
+            assert task.history == full[task.after_seq:]
+    without, _ = await claim_refs(store, wref(), now=NOW + 2 * LEASE)
+    assert [w.history for w in without] == [None]
+
+
 async def test_claim_refs_takes_only_due_tasks(store: Store) -> None:
     await started_with(store, act(1), visible_at=NOW + 5)
     await create(store, "wf-2", now=NOW + 5)

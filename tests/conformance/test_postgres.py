@@ -250,3 +250,101 @@ async def test_another_process_ending_an_execution_wakes_result_waiters_at_once(
     await durable.Worker(worker_client, [ends_elsewhere]).run_until_idle()
     assert await result == "done"
     assert asyncio.get_running_loop().time() - t0 < 5.0
+
+
+@pytest.mark.parametrize("size", [10, 20_000])
+async def test_an_end_notice_carries_the_outcome_unless_it_is_large(
+        pair: tuple[Store, Store], size: int) -> None:
+    import durable
+
+    waiting_side, ending_side = pair
+
+    @durable.workflow(name=f"ends_with_{size}")
+    async def ends_with(ctx: durable.Context, size: int) -> str:
+        return "x" * size
+
+    reads = 0
+    get_execution = waiting_side.get_execution
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await get_execution(*args, **kwargs)
+
+    waiting_side.get_execution = counted  # type: ignore[method-assign]
+    waiting = durable.Client(waiting_side, poll_interval=30.0)
+    handle = await waiting.start(ends_with, size, id=f"notice-{size}")
+    result = asyncio.create_task(handle.result(timeout=10))
+    await eventually(lambda: reads == 1)  # the waiter has read "running" and is waiting
+    await durable.Worker(durable.Client(ending_side), [ends_with]).run_until_idle()
+    assert await result == "x" * size
+    assert reads == (1 if size < 1000 else 2)  # a large result is read, not notified
+
+
+async def test_a_failure_reaches_result_waiters_through_the_end_notice(
+        pair: tuple[Store, Store]) -> None:
+    import durable
+    from durable.errors import WorkflowFailedError
+
+    waiting_side, ending_side = pair
+
+    @durable.workflow(name="fails_elsewhere")
+    async def fails_elsewhere(ctx: durable.Context) -> str:
+        raise KeyError("gone")
+
+    waiting = durable.Client(waiting_side, poll_interval=30.0)
+    handle = await waiting.start(fails_elsewhere, id="fails-elsewhere")
+    result = asyncio.create_task(handle.result(timeout=10))
+    await asyncio.sleep(0.1)
+    await durable.Worker(durable.Client(ending_side), [fails_elsewhere]).run_until_idle()
+    with pytest.raises(WorkflowFailedError) as failed:
+        await result
+    assert failed.value.error_type == "KeyError" and "gone" in failed.value.error_message
+
+
+async def test_a_claim_brings_the_history_in_the_same_round_trip(pg: Store) -> None:
+    from durable._stores import workflow_ref
+
+    await create(pg, "wf-1")
+    await create(pg, "wf-2")
+    workflows, _ = await pg.claim_refs(
+        [workflow_ref(T1, "wf-1"), workflow_ref(T1, "wf-2")], "w1", workflows=("Flow",),
+        actions=(), lease=30.0, now=NOW, history_after=lambda tenant, wf: 0)
+    assert {w.workflow_id: [type(e).__name__ for e in w.history or []] for w in workflows} == {
+        "wf-1": ["WorkflowStarted"], "wf-2": ["WorkflowStarted"]}
+
+
+async def test_a_handle_from_start_waits_for_the_end_notice_without_reading(
+        pair: tuple[Store, Store]) -> None:
+    import durable
+
+    waiting_side, ending_side = pair
+
+    @durable.workflow(name="noticed")
+    async def noticed(ctx: durable.Context, n: int) -> int:
+        return n
+
+    reads = 0
+    get_execution = waiting_side.get_execution
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await get_execution(*args, **kwargs)
+
+    waiting_side.get_execution = counted  # type: ignore[method-assign]
+    waiting = durable.Client(waiting_side, poll_interval=30.0)
+    worker = durable.Worker(durable.Client(ending_side), [noticed])
+    await waiting.start(noticed, 0, id="first")  # connects the LISTEN connection
+    await worker.run_until_idle()
+    before = reads
+    handle = await waiting.start(noticed, 1, id="second")
+    result = asyncio.create_task(handle.result(timeout=10))
+    await asyncio.sleep(0.05)
+    await worker.run_until_idle()
+    assert await result == 1 and reads == before  # the notice carried it, nothing was read
+    # ended before anyone waited: the end was remembered, so the waiter reads
+    late = await waiting.start(noticed, 2, id="late")
+    await worker.run_until_idle()
+    await eventually(lambda: waiting_side.wakeup.ended_recently(late.tenant, "late"))
+    assert await late.result(timeout=10) == 2 and reads == before + 1

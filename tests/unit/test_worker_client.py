@@ -335,3 +335,26 @@ async def test_an_action_whose_workers_keep_dying_fails_once_attempts_run_out(cl
         result = await handle.result(timeout=5)
     assert result.startswith("ActionLostError: action 'crashes_its_worker': the worker running "
                              "attempt 2 stopped")
+
+
+async def test_a_memory_store_result_waits_without_reading_for_a_handle_it_started() -> None:
+    from durable._stores._memory import MemoryStore
+
+    @durable.workflow(name="memory_noticed")
+    async def memory_noticed(ctx: durable.Context, n: int) -> int:
+        return n + 1
+
+    class Counting(MemoryStore):
+        reads = 0
+
+        async def get_execution(self, tenant: str, workflow_id: str) -> Any:
+            Counting.reads += 1
+            return await super().get_execution(tenant, workflow_id)
+
+    client = durable.Client(Counting(), poll_interval=30.0)
+    handle = await client.start(memory_noticed, 1, id="m")
+    async with durable.Worker(client, [memory_noticed], poll_interval=0.01):
+        assert await handle.result(timeout=5) == 2
+    assert Counting.reads == 0
+    # a handle that did not start the execution reads first
+    assert await client.get_handle("m").result(timeout=5) == 2 and Counting.reads == 1

@@ -15,6 +15,11 @@ EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, sta
                             "updated_at, last_seq, state, data, result, error, task_error")
 SELECT_EXECUTION: Final = (f"SELECT {EXECUTION_COLUMNS} FROM executions "
                            "WHERE tenant = $1 AND workflow_id = $2")
+# Many at once: $1 tenants, $2 workflow ids; each row starts with the (1-based) position.
+SELECT_EXECUTIONS: Final = (
+    f"SELECT h.i, {', '.join('x.' + c for c in EXECUTION_COLUMNS.split(', '))} "
+    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS h(tenant, workflow_id, i) "
+    "JOIN executions AS x ON x.tenant = h.tenant AND x.workflow_id = h.workflow_id")
 LIST_TENANT_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE tenant = $1 "
     "AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC, workflow_id DESC LIMIT $3")
@@ -46,9 +51,26 @@ SELECT_EVENTS: Final = (
     "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
     "ORDER BY seq")
 
+# The current runs' histories of many executions: $1 tenants, $2 workflow ids, $3 after_seqs;
+# rows are (1-based position, body), in order.
+SELECT_HISTORIES: Final = """
+SELECT h.i, e.body
+FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS h(tenant, workflow_id, after_seq, i)
+JOIN executions AS x ON x.tenant = h.tenant AND x.workflow_id = h.workflow_id
+JOIN events AS e ON e.tenant = h.tenant AND e.workflow_id = h.workflow_id AND e.run_id = x.run_id
+                AND e.seq > h.after_seq
+ORDER BY h.i, e.seq
+"""
+
 APPEND: Final = "SELECT durable_append($1, $2, $3, $4, $5, $6)"
 
 # ---- workflow tasks -------------------------------------------------------------------------
+
+# Leases and dispatch marks commit without waiting for the WAL flush (one fsync less on the
+# path of every task): if the database crashes and loses one, the task is merely claimable
+# again (the lease owner's commit then finds it is no longer the owner and writes nothing),
+# or re-announced. History, executions and task creation always commit synchronously.
+_NO_FLUSH: Final = "(SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
 
 # ... and, when the commit succeeded and $24 is not NULL (a terminal status), NOTIFY channel
 # $23 with payload $24 in the same transaction, so result waiters elsewhere wake at once.
@@ -58,11 +80,11 @@ COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22) AS done) AS c")
 
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
-CLAIM_WORKFLOW_TASKS: Final = """
+CLAIM_WORKFLOW_TASKS: Final = f"""
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
 FROM (SELECT tenant, workflow_id FROM workflow_tasks
       WHERE due <= $3 AND workflow = ANY ($4::text[])
-      ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked
+      ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
@@ -83,14 +105,15 @@ UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
 FROM (SELECT tenant, workflow_id, run_id, cmd FROM action_tasks
       WHERE due <= $3 AND name = ANY ($4::text[])
-      ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked
+      ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
 RETURNING {_RETURNING_ACTION}
 """
 
 _ACTION_KEY: Final = "tenant = $2 AND workflow_id = $3 AND run_id = $4 AND cmd = $5"
-EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = $1 WHERE {_ACTION_KEY} "
+EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = $1 FROM {_NO_FLUSH} "
+                        f"WHERE {_ACTION_KEY} "
                         "AND owner = $6 RETURNING true")
 # dispatched again once due
 RETRY_ACTION: Final = (
@@ -104,51 +127,54 @@ PENDING_ACTIONS: Final = (f"SELECT {ACTION_COLUMNS} FROM action_tasks "
 
 # Lease the hinted tasks that are claimable now and hosted here; stale hints match nothing.
 # $1 owner, $2 lease_until, $3 now, $4 hosted names, then the hints' key columns.
-# Rows come back as (tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt,
-# visible_at, last_error, requested); workflow tasks with run_id '', cmd -1 and no args.
-_CLAIM_WORKFLOW_REFS: Final = """
+
+# Workflow hints: $5 tenants, $6 workflow ids, $7 after_seqs. Each claimed task comes back
+# with the events of its current run after its after_seq (NULL: none), in one round trip:
+# rows (tenant, workflow_id, workflow, attempt, after_seq, requested, body), ordered by task
+# and seq, with body NULL for a task that has no such events.
+CLAIM_WORKFLOW_REFS: Final = f"""
+WITH claimed AS (
     UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
-    FROM (SELECT t.tenant, t.workflow_id FROM workflow_tasks AS t
-          JOIN (SELECT DISTINCT * FROM unnest($5::text[], $6::text[])) AS h(tenant, workflow_id)
+    FROM (SELECT t.tenant, t.workflow_id, h.after_seq FROM workflow_tasks AS t
+          JOIN (SELECT DISTINCT * FROM unnest($5::text[], $6::text[], $7::bigint[]))
+               AS h(tenant, workflow_id, after_seq)
             ON t.tenant = h.tenant AND t.workflow_id = h.workflow_id
           WHERE t.due <= $3 AND t.workflow = ANY ($4::text[])
-          FOR UPDATE OF t SKIP LOCKED) AS hinted
+          FOR UPDATE OF t SKIP LOCKED) AS hinted, {_NO_FLUSH}
     WHERE w.tenant = hinted.tenant AND w.workflow_id = hinted.workflow_id
-    RETURNING w.tenant, w.workflow_id, '' AS run_id, -1::bigint AS cmd, w.workflow AS name,
-              NULL::bytea AS args, NULL::bytea AS kwargs, w.attempt,
-              0::double precision AS visible_at, NULL::text AS last_error, w.requested"""
-_CLAIM_ACTION_REFS: Final = f"""
-    UPDATE action_tasks AS a
-    SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
-    FROM (SELECT t.tenant, t.workflow_id, t.run_id, t.cmd FROM action_tasks AS t
-          JOIN (SELECT DISTINCT * FROM unnest({{}}::text[], {{}}::text[], {{}}::text[],
-                                              {{}}::bigint[])) AS h(tenant, workflow_id, run_id, cmd)
-            ON t.tenant = h.tenant AND t.workflow_id = h.workflow_id AND t.run_id = h.run_id
-           AND t.cmd = h.cmd
-          WHERE t.due <= $3 AND t.name = ANY ({{}}::text[])
-          FOR UPDATE OF t SKIP LOCKED) AS hinted
-    WHERE a.tenant = hinted.tenant AND a.workflow_id = hinted.workflow_id
-      AND a.run_id = hinted.run_id AND a.cmd = hinted.cmd
-    RETURNING {_RETURNING_ACTION}, false AS requested"""
-
-# Workflow hints only: $5/$6 (tenant, workflow_id).
-CLAIM_WORKFLOW_REFS: Final = _CLAIM_WORKFLOW_REFS
-# Action hints only: $4 action names, $5-$8 (tenant, workflow_id, run_id, cmd).
-CLAIM_ACTION_REFS: Final = _CLAIM_ACTION_REFS.format("$5", "$6", "$7", "$8", "$4")
-# Both: $4 workflow names, $5/$6 workflow hints, $7 action names, $8-$11 action hints.
-CLAIM_REFS: Final = (
-    f"WITH workflows AS ({_CLAIM_WORKFLOW_REFS}), "
-    f"actions AS ({_CLAIM_ACTION_REFS.format('$8', '$9', '$10', '$11', '$7')}) "
-    "SELECT * FROM workflows UNION ALL SELECT * FROM actions")
+    RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, hinted.after_seq, w.requested
+)
+SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, c.requested, e.body
+FROM claimed AS c
+LEFT JOIN executions AS x ON x.tenant = c.tenant AND x.workflow_id = c.workflow_id
+LEFT JOIN events AS e ON e.tenant = c.tenant AND e.workflow_id = c.workflow_id
+                     AND e.run_id = x.run_id AND e.seq > c.after_seq
+ORDER BY c.tenant, c.workflow_id, e.seq
+"""
+# Action hints: $4 action names, $5-$8 (tenant, workflow_id, run_id, cmd).
+CLAIM_ACTION_REFS: Final = f"""
+UPDATE action_tasks AS a
+SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
+FROM (SELECT t.tenant, t.workflow_id, t.run_id, t.cmd FROM action_tasks AS t
+      JOIN (SELECT DISTINCT * FROM unnest($5::text[], $6::text[], $7::text[], $8::bigint[]))
+           AS h(tenant, workflow_id, run_id, cmd)
+        ON t.tenant = h.tenant AND t.workflow_id = h.workflow_id AND t.run_id = h.run_id
+       AND t.cmd = h.cmd
+      WHERE t.due <= $3 AND t.name = ANY ($4::text[])
+      FOR UPDATE OF t SKIP LOCKED) AS hinted, {_NO_FLUSH}
+WHERE a.tenant = hinted.tenant AND a.workflow_id = hinted.workflow_id
+  AND a.run_id = hinted.run_id AND a.cmd = hinted.cmd
+RETURNING {_RETURNING_ACTION}
+"""
 
 # The outbox: claimable tasks whose hint was published at or before $2 (now - older_than) are
 # marked dispatched at $1 (now); up to $3 in all, workflow tasks first.
-DISPATCH_DUE: Final = """
+DISPATCH_DUE: Final = f"""
 WITH workflows AS (
     UPDATE workflow_tasks AS w SET dispatched_at = $1
     FROM (SELECT tenant, workflow_id FROM workflow_tasks
           WHERE dispatched_at <= $2 AND due <= $1
-          ORDER BY dispatched_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked
+          ORDER BY dispatched_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
     WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
     RETURNING w.tenant, w.workflow_id
 ), actions AS (

@@ -3,8 +3,12 @@
 Concurrency model:
 
 * Every write is one statement (the hot ones call a PL/pgSQL function created by the
-  migrations), so each is atomic and costs one round trip; asyncpg prepares each statement
-  once per connection, and the pool does not reset sessions (no extra round trip).
+  migrations), so each is atomic; asyncpg prepares each statement once per connection, and
+  the pool does not reset sessions (no extra round trip).
+* Group commit: concurrent calls of the hot operations (create, append, commit, complete,
+  and the reads of histories and executions) are sent together (``durable._batching.Batcher``): the
+  writes as one pipelined transaction (``fetchmany``), the reads as one statement. So a worker
+  running many tasks pays one round trip and one WAL flush per batch, not per task.
 * Writes to an execution's history lock its ``executions`` row first (``FOR UPDATE``): that
   serializes appends and commits of one execution and decides the next ``seq``. A commit also
   needs the lease owner on the locked ``workflow_tasks`` row.
@@ -20,7 +24,8 @@ Concurrency model:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+import base64
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -29,9 +34,10 @@ from msgspec.structs import replace
 
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
+from ..._batching import Batcher
 from .._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
-    Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from . import _statements as sql
 from ._schema import (
@@ -41,9 +47,12 @@ from ._schema import (
 __all__ = ["PostgresStore", "migrate"]
 
 COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means trouble
-_ENDED_CHANNEL: Final = "durable_ended"  # NOTIFY payload: tenant, _SEP, workflow_id
+# NOTIFY payload: tenant, workflow id, workflow, status and, when small enough, the base64 of
+# MessagePack [result, error], joined by _SEP (a NOTIFY payload is at most 8000 bytes).
+_ENDED_CHANNEL: Final = "durable_ended"
 _REPLIED_CHANNEL: Final = "durable_replied"  # NOTIFY payload: tenant, _SEP, workflow_id, _SEP, id
 _SEP: Final = "\x1f"
+_NOTIFY_OUTCOME_LIMIT: Final = 6000
 
 # One encoder and one decoder per payload type, built once (msgspec performance tips).
 _encode: Final = msgspec.msgpack.Encoder().encode
@@ -65,6 +74,12 @@ class PostgresStore:
         self._target = target
         self._listener: asyncpg.Connection | None = None  # relays other processes' ends
         self._listening = asyncio.Lock()
+        self._writes: dict[str, Batcher[tuple[Any, ...], Any]] = {}
+        self._histories: Batcher[tuple[str, str, int], list[Event]] = Batcher(
+            self._read_histories, self._read_history, shared_errors=(StoreUnavailableError,))
+        self._executions: Batcher[tuple[str, str], asyncpg.Record | None] = Batcher(
+            self._select_executions, self._select_execution,
+            shared_errors=(StoreUnavailableError,))
 
     async def _listen(self) -> None:
         """(Re)connect the ``LISTEN`` connection that turns other processes' ends into
@@ -75,6 +90,7 @@ class PostgresStore:
             if self._listener is not None:
                 if not self._listener.is_closed():
                     return  # another task reconnected it meanwhile
+                self.wakeup.disconnected()
                 self._listener.terminate()
                 self._listener = None
             try:
@@ -92,15 +108,20 @@ class PostgresStore:
                 if not is_unavailable(exc):
                     raise
                 return
+            listener.add_termination_listener(self._on_listener_lost)
             self._listener = listener
+            self.wakeup.connected()
+
+    def _on_listener_lost(self, connection: Any) -> None:
+        if connection is self._listener:
+            self.wakeup.disconnected()
 
     def _on_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        tenant, _, workflow_id = payload.partition(_SEP)
-        self.wakeup.ended(tenant, workflow_id)
+        tenant, workflow_id, *rest = payload.split(_SEP)
+        self.wakeup.ended(tenant, workflow_id, _decode_outcome(rest))
 
     def _on_replied(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        tenant, _, rest = payload.partition(_SEP)
-        workflow_id, _, request_id = rest.partition(_SEP)
+        tenant, workflow_id, request_id = payload.split(_SEP, 2)
         self.wakeup.replied(tenant, workflow_id, request_id)
 
     @classmethod
@@ -140,6 +161,25 @@ class PostgresStore:
         except Exception as exc:
             raise await self._mapped(exc) from exc
 
+    async def _grouped(self, query: str, *args: Any) -> Any:
+        """``_fetchval`` of a one-row write, sent in one transaction with concurrent calls of
+        the same statement (group commit)."""
+        batcher = self._writes.get(query)
+        if batcher is None:
+            async def many(calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+                try:
+                    rows = await self._pool.fetchmany(query, calls)
+                except Exception as exc:
+                    raise await self._mapped(exc) from exc
+                return [row[0] for row in rows]
+
+            async def one(call: tuple[Any, ...]) -> Any:
+                return await self._fetchval(query, *call)
+
+            batcher = self._writes[query] = Batcher(many, one,
+                                                    shared_errors=(StoreUnavailableError,))
+        return await batcher.submit(args)
+
     async def _mapped(self, exc: Exception) -> Exception:
         """A lost connection or an unavailable server becomes ``StoreUnavailableError``.
 
@@ -159,8 +199,9 @@ class PostgresStore:
         if not isinstance(started, WorkflowStarted):
             raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
         s = started
+        await self._listen()  # before the execution exists, so that its end is heard
         body = encode_event(replace(s, seq=1, time=now))
-        if not await self._fetchval(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
+        if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
                                     s.workflow, s.version, now, _EMPTY_DATA, _NO_RESULT, body):
             existing = await self.get_execution(s.tenant, s.workflow_id)
             if existing is None:  # deleted in between: the caller may simply try again
@@ -175,8 +216,18 @@ class PostgresStore:
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None (and from here on, other processes' ends wake its waiters)."""
         await self._listen()
-        row = await self._fetchrow(sql.SELECT_EXECUTION, tenant, workflow_id)
+        row = await self._executions.submit((tenant, workflow_id))
         return None if row is None else _record(row)
+
+    async def _select_execution(self, key: tuple[str, str]) -> asyncpg.Record | None:
+        return await self._fetchrow(sql.SELECT_EXECUTION, *key)
+
+    async def _select_executions(self, keys: Sequence[tuple[str, str]]) -> list[asyncpg.Record | None]:
+        rows = await self._fetch(sql.SELECT_EXECUTIONS, [k[0] for k in keys], [k[1] for k in keys])
+        found: list[asyncpg.Record | None] = [None] * len(keys)
+        for row in rows:
+            found[row[0] - 1] = row[1:]
+        return found
 
     async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
                               limit: int = 100) -> list[ExecutionRecord]:
@@ -190,14 +241,28 @@ class PostgresStore:
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        if run_id is None:
+            return await self._histories.submit((tenant, workflow_id, after_seq))
         rows = await self._fetch(sql.SELECT_EVENTS, tenant, workflow_id, run_id, after_seq)
         return [decode_event(row[0]) for row in rows]
+
+    async def _read_history(self, key: tuple[str, str, int]) -> list[Event]:
+        rows = await self._fetch(sql.SELECT_EVENTS, key[0], key[1], None, key[2])
+        return [decode_event(row[0]) for row in rows]
+
+    async def _read_histories(self, keys: Sequence[tuple[str, str, int]]) -> list[list[Event]]:
+        rows = await self._fetch(sql.SELECT_HISTORIES, [k[0] for k in keys],
+                                 [k[1] for k in keys], [k[2] for k in keys])
+        histories: list[list[Event]] = [[] for _ in keys]
+        for i, body in rows:
+            histories[i - 1].append(decode_event(body))
+        return histories
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
         """Append an input at the next ``seq`` and make the execution runnable (see ``Store``)."""
         head, tail = _split_at_seq(event, now)
-        seq: int | None = await self._fetchval(sql.APPEND, tenant, workflow_id, head, tail,
+        seq: int | None = await self._grouped(sql.APPEND, tenant, workflow_id, head, tail,
                                                dedup, now)
         if seq == 0:
             raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
@@ -216,20 +281,22 @@ class PostgresStore:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
+        result = _encode(update.result)
+        outcome = Outcome.of(task.workflow, update) if ended else None
         args = (task.tenant, task.workflow_id, owner, expected_seq,
                 [e.seq for e in events], [encode_event(e) for e in events],
                 *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
                 cancelled_timers, update.status, update.state, _encode(update.data),
-                _encode(update.result), error, now, _ENDED_CHANNEL,
-                f"{task.tenant}{_SEP}{task.workflow_id}" if ended else None)
+                result, error, now, _ENDED_CHANNEL,
+                None if outcome is None else _notice(task, outcome, result, error))
         if replies:
             done = await self._commit_with_replies(args, replies)
         else:
-            done = await self._fetchval(sql.COMMIT, *args)
+            done = await self._grouped(sql.COMMIT, *args)
         if done and (actions or timers):
             self.wakeup.notify()
-        if done and ended:
-            self.wakeup.ended(task.tenant, task.workflow_id)
+        if done and outcome is not None:
+            self.wakeup.ended(task.tenant, task.workflow_id, outcome)
         if done:
             self._replied(task.tenant, task.workflow_id, replies)
         return done
@@ -258,7 +325,8 @@ class PostgresStore:
             return []
         rows = await self._fetch(sql.CLAIM_WORKFLOW_TASKS, owner, now + lease, now,
                                  list(workflows), limit)
-        return [WorkflowTask(*row) for row in rows]
+        return [WorkflowTask(t, w, name, attempt, requested=requested)
+                for t, w, name, attempt, requested in rows]
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -286,7 +354,7 @@ class PostgresStore:
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task, atomically."""
         head, tail = _split_at_seq(event, now)
-        done: bool = await self._fetchval(sql.COMPLETE_ACTION, *_action_key(task), head, tail,
+        done: bool = await self._grouped(sql.COMPLETE_ACTION, *_action_key(task), head, tail,
                                           f"a{task.run_id}/{task.cmd}", now)
         if done:
             self.wakeup.notify()
@@ -301,29 +369,53 @@ class PostgresStore:
     # ---- dispatch -----------------------------------------------------------------------
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
-                         actions: Collection[str], lease: float,
-                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
-        """Lease the tasks these hints name if they are claimable now and hosted here."""
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
+        """Lease the tasks these hints name if they are claimable now and hosted here; with
+        ``history_after``, claimed workflow tasks bring their history (same round trip)."""
         hinted_workflows = [r for r in refs if r.kind == "w"] if workflows else []
         hinted_actions = [r for r in refs if r.kind == "a"] if actions else []
-        workflow_args = ([r.tenant for r in hinted_workflows],
-                         [r.workflow_id for r in hinted_workflows])
-        action_args = ([r.tenant for r in hinted_actions], [r.workflow_id for r in hinted_actions],
-                       [r.run_id for r in hinted_actions], [r.cmd for r in hinted_actions])
         claim = (owner, now + lease, now)
         if hinted_workflows and hinted_actions:
-            rows = await self._fetch(sql.CLAIM_REFS, *claim, list(workflows), *workflow_args,
-                                     list(actions), *action_args)
-        elif hinted_workflows:
-            rows = await self._fetch(sql.CLAIM_WORKFLOW_REFS, *claim, list(workflows),
-                                     *workflow_args)
-        elif hinted_actions:
-            rows = await self._fetch(sql.CLAIM_ACTION_REFS, *claim, list(actions), *action_args)
-        else:
-            return [], []
-        claimed_workflows = [WorkflowTask(r[0], r[1], r[4], r[7], r[10]) for r in rows if r[3] < 0]
-        claimed_actions = [_action(tuple(r)[:10]) for r in rows if r[3] >= 0]
-        return claimed_workflows, claimed_actions
+            claimed_workflows, claimed_actions = await asyncio.gather(
+                self._claim_workflows(claim, workflows, hinted_workflows, history_after),
+                self._claim_actions(claim, actions, hinted_actions))
+            return claimed_workflows, claimed_actions
+        if hinted_workflows:
+            return await self._claim_workflows(claim, workflows, hinted_workflows,
+                                               history_after), []
+        if hinted_actions:
+            return [], await self._claim_actions(claim, actions, hinted_actions)
+        return [], []
+
+    async def _claim_workflows(self, claim: tuple[str, float, float], workflows: Collection[str],
+                               refs: list[TaskRef],
+                               history_after: Callable[[str, str], int] | None,
+                               ) -> list[WorkflowTask]:
+        after = [None if history_after is None else history_after(r.tenant, r.workflow_id)
+                 for r in refs]
+        rows = await self._fetch(sql.CLAIM_WORKFLOW_REFS, *claim, list(workflows),
+                                 [r.tenant for r in refs], [r.workflow_id for r in refs], after)
+        claimed: list[WorkflowTask] = []
+        key = None
+        for tenant, workflow_id, workflow, attempt, after_seq, requested, body in rows:
+            if (tenant, workflow_id) != key:
+                key = (tenant, workflow_id)
+                history = None if after_seq is None else []
+                claimed.append(WorkflowTask(tenant, workflow_id, workflow, attempt,
+                                            history=history, after_seq=after_seq or 0,
+                                            requested=requested))
+            if body is not None and history is not None:
+                history.append(decode_event(body))
+        return claimed
+
+    async def _claim_actions(self, claim: tuple[str, float, float], actions: Collection[str],
+                             refs: list[TaskRef]) -> list[ActionTask]:
+        rows = await self._fetch(sql.CLAIM_ACTION_REFS, *claim, list(actions),
+                                 [r.tenant for r in refs], [r.workflow_id for r in refs],
+                                 [r.run_id for r in refs], [r.cmd for r in refs])
+        return [_action(row) for row in rows]
 
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
         """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
@@ -410,7 +502,10 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the pool and the listening connection (idempotent)."""
+        for batcher in (*self._writes.values(), self._histories, self._executions):
+            await batcher.close()
         if self._listener is not None:
+            self.wakeup.disconnected()
             self._listener.terminate()
             self._listener = None
         await self._pool.close()
@@ -458,6 +553,25 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 # ---- rows and payloads ----------------------------------------------------------------------
+
+
+def _notice(task: WorkflowTask, outcome: Outcome, result: bytes, error: bytes | None) -> str:
+    """The NOTIFY payload of an execution's end (see ``_ENDED_CHANNEL``)."""
+    head = _SEP.join((task.tenant, task.workflow_id, outcome.workflow, outcome.status))
+    packed = base64.b64encode(_encode([result, error])).decode()
+    if len(head) + len(packed) < _NOTIFY_OUTCOME_LIMIT:
+        return head + _SEP + packed
+    return head
+
+
+def _decode_outcome(fields: list[str]) -> Outcome | None:
+    """The outcome an end notice carries, or None (it was too large, or an older notice)."""
+    if len(fields) != 3:
+        return None
+    workflow, status, packed = fields
+    result, error = _decode_list(base64.b64decode(packed))
+    return Outcome(workflow, status, _decode_any(result),
+                   None if error is None else _decode_error(error))
 
 
 def _split_at_seq(event: Event, now: float) -> tuple[bytes, bytes]:

@@ -29,8 +29,8 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Reply,
-    Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from .._migrations import migration_files
 from ._requests import (
@@ -259,7 +259,7 @@ class SQLiteStore:
         if done and (actions or timers):
             self.wakeup.notify()
         if done and update.status in TERMINAL_STATUSES:
-            self.wakeup.ended(task.tenant, task.workflow_id)
+            self.wakeup.ended(task.tenant, task.workflow_id, Outcome.of(task.workflow, update))
         if done:
             self._replied(task.tenant, task.workflow_id, replies)
         return done
@@ -310,8 +310,9 @@ class SQLiteStore:
     # ---- dispatch -----------------------------------------------------------------------
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
-                         actions: Collection[str], lease: float,
-                         now: float) -> tuple[list[WorkflowTask], list[ActionTask]]:
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
         """Lease the tasks these hints name if they are claimable now and hosted here."""
         wanted = [r for r in refs if (workflows if r.kind == "w" else actions)]
         if not wanted:
@@ -626,7 +627,7 @@ def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
     rows = conn.execute(_SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
     conn.executemany(_LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
-    return [WorkflowTask(t, w, name, attempt + 1, bool(requested))
+    return [WorkflowTask(t, w, name, attempt + 1, requested=bool(requested))
             for t, w, name, attempt, requested in rows]
 
 
@@ -670,7 +671,7 @@ def _claim_refs_txn(conn: sqlite3.Connection, refs: Sequence[TaskRef], owner: st
             if found is not None and found[0] in workflows:
                 conn.execute(_LEASE_WORKFLOW_TASK, (owner, until, ref.tenant, ref.workflow_id))
                 claimed_workflows.append(WorkflowTask(ref.tenant, ref.workflow_id, found[0],
-                                                      found[1] + 1, bool(found[2])))
+                                                      found[1] + 1, requested=bool(found[2])))
             continue
         key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
         hit = conn.execute(_SELECT_HINTED_ACTION, (*key, now)).fetchone()

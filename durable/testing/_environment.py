@@ -1,0 +1,269 @@
+"""``Environment``: workflows under test on a memory store, with virtual time that skips ahead.
+
+Time is a ``VirtualClock`` that stands still until the environment moves it. It moves only
+while the test waits on the environment (``handle.result()``, ``env.sleep()``) and the
+workers are idle: no task is running (an action that waits in real time holds the clock) and
+none is due now. Then it jumps straight to the next due timer, retry or ``sleep`` deadline.
+So a 30-day sleep passes in milliseconds, and whatever the test does between two waits
+(``send``, ``describe``) happens at one fixed virtual instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar, TypeVarTuple, Unpack, final
+
+from .._client import DEFAULT_TENANT, Client, WorkflowHandle
+from .._context import Context
+from .._definitions import WorkflowDefinition, seconds, workflow_definition
+from .._stores._memory import MemoryStore
+from .._worker import Worker
+from ..errors import DurableError, UnknownActionError, UnknownWorkflowError, WorkflowHeldError
+from ._clock import VirtualClock
+from ._doubles import ActionRef, host_actions
+
+__all__ = ["Environment"]
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+_YIELDS = 5  # loop turns with nothing to do before the workers count as idle
+_POLL = 0.05  # real seconds between checks while something runs in real time
+_STUCK_CHECKS = 3  # idle-but-due checks before looking for work nobody hosts
+
+
+@final
+class Environment:
+    """Run workflows in-process against a memory store, skipping the time they wait.
+
+    ``async with durable.testing.Environment(workflows=[...], actions=[...]) as env:`` gives
+    ``env.client`` (a ``durable.Client``) with a worker running the given workflows and
+    actions. ``doubles`` swaps actions (by function or registered name) for fakes with the
+    same signature; the action keeps its name, retry policy and timeout.
+
+    Time is virtual (``env.clock``, starting at ``start``, by default now). While the test
+    awaits ``handle.result()`` and nothing can run, it jumps to the next due timer or retry;
+    ``time_skipping=False`` keeps it still there, so that only ``env.sleep()`` moves it.
+    Real-time waits inside actions are not skipped: the clock holds while an action runs.
+    """
+
+    def __init__(self, workflows: Iterable[Any] = (), actions: Iterable[Any] = (), *,
+                 doubles: Mapping[ActionRef, Callable[..., Any]] | None = None,
+                 start: datetime | float | None = None, time_skipping: bool = True,
+                 tenant: str = DEFAULT_TENANT) -> None:
+        self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
+        self.actions = {d.name: d for d in host_actions(actions, doubles or {})}
+        self.time_skipping = time_skipping
+        self.tenant = tenant
+        self.clock = VirtualClock(start)
+        self._client: _Client | None = None
+        self._worker: Worker | None = None
+        self._running: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one waiter moves the clock at a time
+        self._deadlines: list[float] = []  # ends of the env.sleep() calls in progress
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Environment:
+        store = MemoryStore()
+        self._client = _Client(self, store, tenant=self.tenant, clock=self.clock)
+        self._worker = Worker(self._client, self.workflows.values(), self.actions.values())
+        self._running = asyncio.create_task(self._worker.run(), name="durable.testing worker")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.cancel()
+            try:
+                await running
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+        if self._client is not None:
+            await self._client.close()
+
+    @property
+    def client(self) -> Client:
+        """The client on the environment's store; its handles skip time in ``result()``."""
+        return self._entered(self._client)
+
+    @property
+    def worker(self) -> Worker:
+        """The worker that runs the environment's workflows and actions."""
+        return self._entered(self._worker)
+
+    def _entered(self, value: Any) -> Any:
+        if value is None:
+            raise DurableError("use the Environment as `async with Environment(...) as env:`")
+        return value
+
+    # ---- time ---------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The virtual time (aware, UTC): what ``ctx.now()`` returns in a workflow now."""
+        return self.clock.now()
+
+    async def sleep(self, duration: float | timedelta) -> None:
+        """Let ``duration`` of virtual time pass: every timer, retry and timeout due on the
+        way fires in order, and the workers run what follows; returns once they are idle."""
+        step = seconds(duration)
+        if step < 0:
+            raise ValueError(f"cannot sleep a negative duration ({step}s)")
+        target = self.clock() + step
+        self._deadlines.append(target)
+        try:
+            while True:
+                async with self._lock:
+                    await self._settle()
+                    if self.clock() >= target:
+                        return
+                    await self._jump()
+        finally:
+            self._deadlines.remove(target)
+
+    async def wait_idle(self) -> None:
+        """Return once nothing can run at the current virtual time (the clock does not move)."""
+        async with self._lock:
+            await self._settle()
+
+    async def _result(self, handle: WorkflowHandle[Any], waiting: Awaitable[R]) -> R:
+        """``waiting`` (the handle's result), skipping time while nothing else can happen."""
+        waiter = asyncio.ensure_future(waiting)
+        try:
+            while not waiter.done():
+                async with self._lock:
+                    await self._settle(waiter)
+                    if waiter.done():
+                        break
+                    await self._raise_if_held(handle)
+                    jumped = await self._jump()
+                if not jumped:  # nothing is scheduled: only the test itself can go on
+                    await asyncio.wait([waiter], timeout=_POLL)
+            return waiter.result()
+        finally:
+            waiter.cancel()
+
+    async def _jump(self) -> bool:
+        """Move the clock to the next due time (no further than a sleep's end)."""
+        store = self.client.store
+        now = self.clock()
+        due = await store.next_wakeup(now=now)
+        targets = [t for t in (due, *self._deadlines) if t is not None]
+        if not targets:
+            return False
+        self.clock.advance_to(max(min(targets), now))
+        store.wakeup.notify()
+        return True
+
+    # ---- idleness -----------------------------------------------------------------------
+
+    async def _settle(self, stop: asyncio.Future[Any] | None = None) -> None:
+        """Wait until nothing runs and nothing is due at the current time (or ``stop`` is done)."""
+        store = self.client.store
+        stuck = 0
+        while stop is None or not stop.done():
+            seen = store.wakeup.generation
+            for _ in range(_YIELDS):
+                await asyncio.sleep(0)
+            self._check_worker()
+            if not await self._busy():
+                if store.wakeup.generation == seen:
+                    return
+                continue
+            if self.worker.in_flight == 0:
+                stuck += 1
+                if stuck >= _STUCK_CHECKS:
+                    await self._raise_if_unhosted()
+            await store.wakeup.wait(_POLL, seen)
+
+    async def _busy(self) -> bool:
+        if self.worker.in_flight:
+            return True
+        now = self.clock()
+        due = await self.client.store.next_wakeup(now=now)
+        return due is not None and due <= now
+
+    def _check_worker(self) -> None:
+        running = self._running
+        if running is None:
+            raise DurableError("the Environment is closed")
+        if running.done():  # a bug in the worker: show it rather than wait forever
+            running.result()
+            raise DurableError("the Environment's worker stopped")
+
+    async def _raise_if_unhosted(self) -> None:
+        """Due work that no worker here will ever run is an error, not a wait."""
+        store, now = self.client.store, self.clock()
+        for record in await store.list_executions(None, status="running", limit=1_000_000):
+            actions, _ = await store.pending_work(record.tenant, record.workflow_id)
+            for task in actions:
+                if task.name not in self.actions and task.visible_at <= now:
+                    raise UnknownActionError(
+                        f"workflow {record.workflow!r} (id {record.workflow_id!r}) called action "
+                        f"{task.name!r}, which this Environment does not run: pass it in "
+                        "Environment(actions=[...]) or give it a test double",
+                        name=task.name, workflow_id=record.workflow_id)
+
+    async def _raise_if_held(self, handle: WorkflowHandle[Any]) -> None:
+        record = await self.client.store.get_execution(handle.tenant, handle.workflow_id)
+        if record is not None and record.status == "running" and record.task_error:
+            raise WorkflowHeldError(
+                f"execution {handle.workflow_id!r} cannot go on, its workflow task fails: "
+                f"{record.task_error}", workflow_id=handle.workflow_id,
+                task_error=record.task_error)
+
+
+class _Client(Client):
+    """The environment's client: it starts only hosted workflows; its handles skip time."""
+
+    def __init__(self, env: Environment, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.env = env
+
+    async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
+                    *args: Unpack[Ts], id: str | None = None,
+                    tenant: str | None = None) -> WorkflowHandle[R]:
+        defn = self._hosted(workflow)
+        handle = await super().start(defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
+        return _Handle(self, handle.workflow_id, handle.tenant, defn)
+
+    def _hosted(self, workflow: Any) -> WorkflowDefinition:
+        hosted = self.env.workflows
+        defn = workflow_definition(workflow, hosted)
+        if hosted.get(defn.name) is not defn:
+            raise UnknownWorkflowError(
+                f"the Environment does not run workflow {defn.name!r}: pass it in "
+                f"Environment(workflows=[...]) (it runs {sorted(hosted) or 'none'})",
+                name=defn.name)
+        return defn
+
+    def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
+        return _Handle(self, workflow_id, tenant or self.tenant)
+
+
+class _Handle(WorkflowHandle[R]):
+    """A handle whose ``result()`` lets virtual time pass while it waits."""
+
+    client: _Client
+
+    async def result(self, timeout: float | None = None) -> R:
+        """Wait for the execution to end (``timeout`` is in real seconds), skipping idle time."""
+        env = self.client.env
+        if not env.time_skipping:
+            return await super().result(timeout)
+        async with asyncio.timeout(timeout):
+            return await env._result(self, super().result())
+
+    async def update(self, name: str, *args: Any, **options: Any) -> Any:
+        """Deliver an update (see ``WorkflowHandle.update``); virtual time passes while its
+        handler waits for timers."""
+        env = self.client.env
+        if not env.time_skipping:
+            return await super().update(name, *args, **options)
+        return await env._result(self, super().update(name, *args, **options))
