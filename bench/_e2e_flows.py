@@ -41,7 +41,15 @@ async def many_steps(ctx: durable.Context, steps: int, seconds: float) -> int:
     return steps
 
 
-WORKFLOWS = [one_step, three_steps, many_steps]
+@durable.workflow(name="BenchLongSteps")
+async def long_steps(ctx: durable.Context, steps: int) -> int:
+    n = 0
+    for _ in range(steps):
+        n = await ctx.run(add_one, n)
+    return n
+
+
+WORKFLOWS = [one_step, three_steps, many_steps, long_steps]
 ACTIONS = [add_one, pause]
 
 

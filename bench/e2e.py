@@ -1,16 +1,30 @@
-"""End-to-end throughput, latency and recovery on a real store, with worker processes.
+"""End-to-end throughput, latency, recovery and long workflows on a real store.
 
-    .venv/bin/python bench/e2e.py throughput --db URL [--redis URL] [--workflows 1000] [--concurrency 100] [--in-flight N]
-    .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200] [--actions 1|3]
+    .venv/bin/python bench/e2e.py throughput --db URL [--redis URL] [--workflows 1000] [--concurrency 100] [--in-flight N] [--embedded]
+    .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200] [--actions 1|3] [--embedded]
     .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20]
+    .venv/bin/python bench/e2e.py long       --db URL [--redis URL] [--steps 10000] [--embedded]
+    .venv/bin/python bench/e2e.py matrix     [--workflows 1000]
 
 Workers (and, with Redis, a ``durable server``) run as separate processes, as in production;
-this process starts the workflows and waits for their results. ``--db`` defaults to
-``$DURABLE_PG_DSN`` and ``--redis`` to ``$DURABLE_REDIS_URL``; pass ``--redis ''`` for
-in-process dispatch. Each run uses a fresh tenant, so runs do not see each other's work.
+this process starts the workflows and waits for their results. With ``--embedded`` the worker
+runs in this process instead (the embedded default: one process, no server). ``--db``
+defaults to ``$DURABLE_PG_DSN`` and ``--redis`` to ``$DURABLE_REDIS_URL``; pass ``--redis ''``
+for in-process dispatch. Each run uses a fresh tenant, so runs do not see each other's work.
 ``--in-flight`` bounds the workflows the client has started and not yet seen finish (default:
-``--concurrency``, the worker's bound). Each measurement prints its line and returns its
-numbers (``measure("latency", db=..., actions=3)``), for ``bench/compare``.
+``--concurrency``, the worker's bound).
+
+- throughput: 3-action workflows; workflows/s, action steps/s, and start-to-result p50/p99.
+- latency: one workflow at a time; start-to-result p50/p99.
+- recovery: the worker is SIGKILLed with ``--workflows`` workflows of ``--steps`` steps in
+  flight and a new one started; when the first resumed and when all finished.
+- long: one workflow of ``--steps`` sequential steps next to one of 10 steps; µs per step
+  of each and their ratio (the sticky cache keeps a long workflow linear).
+- matrix: throughput at concurrency 1, 10 and 100 on SQLite (one process, and a worker
+  process) and on PostgreSQL + Redis, as one table.
+
+Each measurement prints its line and returns its numbers (``measure("latency", db=...,
+actions=3)``), for ``bench/compare``.
 """
 
 from __future__ import annotations
@@ -91,6 +105,34 @@ async def connected(args: argparse.Namespace, prefix: str) -> AsyncIterator[dura
         yield client
 
 
+@asynccontextmanager
+async def running(args: argparse.Namespace, concurrency: int,
+                  lease: float = 10.0) -> AsyncIterator[durable.Client]:
+    """A client, with one worker (in a process of its own, or here with ``--embedded``) and,
+    with Redis, a server."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    cluster = Cluster(args.db, args.redis, prefix)
+    try:
+        if not args.embedded:
+            for _ in range(args.workers):
+                cluster.worker(concurrency, lease=lease)
+        cluster.server()
+        async with connected(args, prefix) as client:
+            if not args.embedded:
+                yield client
+                return
+            async with durable.Worker(client, flows.WORKFLOWS, flows.ACTIONS,
+                                      concurrency=concurrency, lease=lease, poll_interval=0.05):
+                yield client
+    finally:
+        cluster.stop()
+
+
+def _setup(args: argparse.Namespace) -> str:
+    where = "one process" if args.embedded else f"workers={args.workers}"
+    return f"db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} {where}"
+
+
 async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
     """Run ``one(i)`` for i < count with at most ``concurrency`` at once; their latencies."""
     gate = asyncio.Semaphore(concurrency)
@@ -109,56 +151,70 @@ async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
 
 
 async def throughput(args: argparse.Namespace) -> dict[str, float]:
-    prefix = f"bench{uuid.uuid4().hex[:6]}"
-    cluster = Cluster(args.db, args.redis, prefix)
-    try:
-        for _ in range(args.workers):
-            cluster.worker(args.concurrency, lease=10.0)
-        cluster.server()
-        async with connected(args, prefix) as client:
-            async def one(i: int) -> None:
-                handle = await client.start(flows.three_steps, i, id=f"t{i}")
-                assert await handle.result(timeout=300) == i + 3
+    async with running(args, args.concurrency) as client:
+        async def one(i: int) -> None:
+            handle = await client.start(flows.three_steps, i, id=f"t{i}")
+            assert await handle.result(timeout=300) == i + 3
 
-            in_flight = args.in_flight or args.concurrency
-            await run_bounded(min(20, args.workflows), in_flight, one)  # warm up
-            t0 = time.perf_counter()
-            await run_bounded(args.workflows, in_flight, lambda i: one(i + 10**6))
-            elapsed = time.perf_counter() - t0
-        print(f"throughput db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
-              f"workers={args.workers} workflows={args.workflows} concurrency={args.concurrency} "
-              f"in-flight={in_flight}: {args.workflows / elapsed:,.0f} workflows/s, "
-              f"{3 * args.workflows / elapsed:,.0f} action steps/s ({elapsed:.2f} s)")
-        return {"workflows_per_s": args.workflows / elapsed,
-                "steps_per_s": 3 * args.workflows / elapsed, "seconds": elapsed}
-    finally:
-        cluster.stop()
+        in_flight = args.in_flight or args.concurrency
+        await run_bounded(min(20, args.workflows), in_flight, one)  # warm up
+        t0 = time.perf_counter()
+        samples = await run_bounded(args.workflows, in_flight, lambda i: one(i + 10**6))
+        elapsed = time.perf_counter() - t0
+    p50, p99 = _percentiles(samples)
+    print(f"throughput {_setup(args)} workflows={args.workflows} "
+          f"concurrency={args.concurrency} in-flight={in_flight}: "
+          f"{args.workflows / elapsed:,.0f} workflows/s, "
+          f"{3 * args.workflows / elapsed:,.0f} action steps/s ({elapsed:.2f} s); "
+          f"start-to-result p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms")
+    return {"workflows_per_s": args.workflows / elapsed,
+            "steps_per_s": 3 * args.workflows / elapsed, "seconds": elapsed,
+            "p50": p50, "p99": p99}
 
 
 async def latency(args: argparse.Namespace) -> dict[str, float]:
-    prefix = f"bench{uuid.uuid4().hex[:6]}"
-    cluster = Cluster(args.db, args.redis, prefix)
-    try:
-        cluster.worker(10, lease=10.0)
-        cluster.server()
-        async with connected(args, prefix) as client:
-            flow = {1: flows.one_step, 3: flows.three_steps}[args.actions]
+    async with running(args, 10) as client:
+        flow = {1: flows.one_step, 3: flows.three_steps}[args.actions]
 
-            async def one(i: int) -> None:
-                handle = await client.start(flow, i, id=f"l{i}")
-                assert await handle.result(timeout=60) == i + args.actions
+        async def one(i: int) -> None:
+            handle = await client.start(flow, i, id=f"l{i}")
+            assert await handle.result(timeout=60) == i + args.actions
 
-            await run_bounded(10, 1, one)  # warm up
-            samples = await run_bounded(args.samples, 1, lambda i: one(i + 10**6))
-        samples.sort()
-        p50, p99 = samples[len(samples) // 2], samples[min(int(len(samples) * 0.99), len(samples) - 1)]
-        mean = statistics.mean(samples)
-        print(f"latency db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
-              f"{args.actions}-action workflow, concurrency 1, {args.samples} samples: "
-              f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, mean {mean * 1e3:.1f} ms")
-        return {"p50": p50, "p99": p99, "mean": mean}
-    finally:
-        cluster.stop()
+        await run_bounded(10, 1, one)  # warm up
+        samples = await run_bounded(args.samples, 1, lambda i: one(i + 10**6))
+    p50, p99 = _percentiles(samples)
+    mean = statistics.mean(samples)
+    print(f"latency {_setup(args)} {args.actions}-action workflow, concurrency 1, "
+          f"{args.samples} samples: p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, "
+          f"mean {mean * 1e3:.1f} ms")
+    return {"p50": p50, "p99": p99, "mean": mean}
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return samples[len(samples) // 2], samples[min(int(len(samples) * 0.99), len(samples) - 1)]
+
+
+async def long(args: argparse.Namespace) -> dict[str, float]:
+    """µs per step of one long workflow next to a 10-step one, end to end."""
+    short, steps = 10, args.steps
+    async with running(args, 10) as client:
+        async def per_step(n: int, i: int) -> float:
+            t0 = time.perf_counter()
+            handle = await client.start(flows.long_steps, n, id=f"long{n}-{i}")
+            assert await handle.result(timeout=600) == n
+            return (time.perf_counter() - t0) / n
+
+        await per_step(short, -1)  # warm up
+        progress(f"  {short} steps ...")
+        short_us = min([await per_step(short, i) for i in range(20)]) * 1e6
+        progress(f"  {steps:,} steps ...")
+        long_us = min([await per_step(steps, i) for i in range(3)]) * 1e6
+    ratio = long_us / short_us
+    print(f"long {_setup(args)}: {short}-step workflow {short_us:.1f} us/step, {steps:,}-step "
+          f"workflow {long_us:.1f} us/step: {ratio:.2f}x the short one's per step "
+          f"(target <= 1.5x)")
+    return {"short_us": short_us, "long_us": long_us, "ratio": ratio}
 
 
 async def recovery(args: argparse.Namespace) -> dict[str, float]:
@@ -189,8 +245,7 @@ async def recovery(args: argparse.Namespace) -> dict[str, float]:
                     break
                 await asyncio.sleep(0.05)
             finished = time.perf_counter() - killed_at
-        print(f"recovery db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} "
-              f"lease={args.lease}s: first workflow resumed {resumed:.2f} s after the SIGKILL; all "
+        print(f"recovery {_setup(args)} lease={args.lease}s: first workflow resumed {resumed:.2f} s after the SIGKILL; all "
               f"{args.workflows} workflows of {args.steps} steps finished {finished:.2f} s after it")
         return {"resumed": resumed if resumed is not None else finished, "finished": finished}
     finally:
@@ -201,12 +256,43 @@ def _scheme(url: str) -> str:
     return url.split(":", 1)[0]
 
 
-MEASUREMENTS = {"throughput": throughput, "latency": latency, "recovery": recovery}
+async def matrix(args: argparse.Namespace) -> dict[str, float]:
+    """Throughput at concurrency 1, 10 and 100 on SQLite and on PostgreSQL + Redis."""
+    import tempfile
+
+    pg = os.environ.get("DURABLE_PG_DSN")
+    redis_url = os.environ.get("DURABLE_REDIS_URL")
+    rows, numbers = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        setups = [("SQLite, one process", f"sqlite:///{tmp}/one.db", "", True, 0.05),
+                  ("SQLite, worker process", f"sqlite:///{tmp}/two.db", "", False, 0.005)]
+        if pg and redis_url:
+            setups.append(("PostgreSQL + Redis, worker process", pg, redis_url, False, args.poll))
+        for name, db, redis_url_, embedded, poll in setups:
+            for concurrency in (1, 10, 100):
+                options = dict(db=db, redis=redis_url_, embedded=embedded, poll=poll,
+                               concurrency=concurrency, workflows=args.workflows)
+                progress(f"{name}, concurrency {concurrency} ...")
+                got = await measure("throughput", **options)
+                rows.append((name, concurrency, f"{got['workflows_per_s']:,.0f}",
+                             f"{got['steps_per_s']:,.0f}", f"{got['p50'] * 1e3:.1f}",
+                             f"{got['p99'] * 1e3:.1f}"))
+                numbers[f"{name}/{concurrency}"] = got["steps_per_s"]
+    from bench.compare._common import table
+
+    print(f"\nEnd to end, {args.workflows:,} workflows of 3 actions each, one worker "
+          "(start-to-result percentiles under that load)")
+    print(table(["store", "concurrency", "workflows/s", "steps/s", "p50 ms", "p99 ms"], rows))
+    return numbers
+
+
+MEASUREMENTS = {"throughput": throughput, "latency": latency, "recovery": recovery,
+                "long": long, "matrix": matrix}
 
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=["throughput", "latency", "recovery"])
+    parser.add_argument("what", choices=list(MEASUREMENTS))
     parser.add_argument("--db", default=os.environ.get("DURABLE_PG_DSN", "sqlite:///bench.db"))
     parser.add_argument("--redis", default=os.environ.get("DURABLE_REDIS_URL"))
     parser.add_argument("--workflows", type=int, default=None)
@@ -217,13 +303,18 @@ def parser() -> argparse.ArgumentParser:
                         help="the client's result poll interval (PostgreSQL also wakes it)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="recovery: steps per workflow (20); long: steps (10,000)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="run the worker in this process (no worker process, no server)")
     parser.add_argument("--lease", type=float, default=1.0)
     return parser
 
 
 def _defaults(args: argparse.Namespace) -> argparse.Namespace:
-    args.workflows = args.workflows or {"throughput": 1000, "recovery": 200}.get(args.what, 0)
+    args.workflows = args.workflows or {"throughput": 1000, "recovery": 200,
+                                         "matrix": 1000}.get(args.what, 0)
+    args.steps = args.steps or {"long": 10_000}.get(args.what, 20)
     return args
 
 

@@ -31,10 +31,10 @@ from durable import errors
 
 from ._definitions import workflow_definition
 from ._history import (
-    ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, DataChanged, Event,
-    EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired, TimerStarted,
-    UpdateAccepted, UpdateCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowFailed,
-    WorkflowStarted, encode_history_json,
+    ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
+    DataChanged, Event, EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired,
+    TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowCancelled, WorkflowCompleted,
+    WorkflowFailed, WorkflowStarted, encode_history_json,
 )
 from ._urls import redact
 
@@ -545,6 +545,8 @@ def _detail(event: Event, names: dict[int, str]) -> str:
         case ActionFailed():
             return (f"#{event.cmd} {names.get(event.cmd, '?')} failed on attempt {event.attempt}: "
                     f"{event.error.type}: {event.error.message}")
+        case ActionCancelRequested():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}"
         case TimerStarted():
             return f"#{event.cmd} {event.duration:g}s, fires at {_clock(event.fire_at)}"
         case TimerFired() | TimerCancelled():

@@ -140,12 +140,26 @@ class WorkflowHandle(Generic[R]):
                           result_type=result_type)
 
     async def cancel(self, reason: str = "") -> None:
-        """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await."""
+        """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await.
+
+        The workflow may clean up (even await actions and timers) and is then recorded as
+        cancelled, unless it catches the error and returns. Its pending timers are cancelled,
+        and the actions it was waiting for are told (``durable.action_info().cancelled``).
+        Asking again is harmless; raises ``WorkflowClosedError`` if the execution ended
+        before any cancellation was asked for.
+        """
         seq = await self.client.store.append_input(
             self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
             now=self.client.clock())
         if seq is not None:
             await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
+            return
+        record = await self._record()
+        if record.status in TERMINAL_STATUSES and not any(
+                isinstance(e, CancelRequested) for e in await self.history()):
+            raise WorkflowClosedError(
+                f"execution {self.workflow_id!r} has already ended ({record.status}); there is "
+                "nothing to cancel", workflow_id=self.workflow_id)
 
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end; return its result or raise why it did not finish."""

@@ -5,8 +5,9 @@ kinds:
 
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
   ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, ``UpdateAccepted``;
-* command events record what the coroutine did: ``ActionScheduled``, ``TimerStarted``,
-  ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``UpdateCompleted`` and the terminal
+* command events record what the coroutine did: ``ActionScheduled``, ``ActionCancelRequested``,
+  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``UpdateCompleted``
+  and the terminal
   events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
@@ -24,9 +25,11 @@ from typing import Any, ClassVar, Final
 import msgspec
 
 __all__ = [
+    "ActionCancelRequested",
     "ActionCompleted",
     "ActionFailed",
     "ActionScheduled",
+    "CancelAction",
     "CancelRequested",
     "CancelTimer",
     "CancelWorkflow",
@@ -154,6 +157,16 @@ class ActionScheduled(_Event, frozen=True, tag=True, array_like=True):
     kwargs: dict[str, Any] = {}
 
 
+class ActionCancelRequested(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow stopped waiting for the action of command ``cmd`` (its future was cancelled).
+
+    Its task is dropped; an attempt that is running is told at its next heartbeat. An outcome
+    that still arrives is recorded, and ignored.
+    """
+
+    cmd: int
+
+
 class TimerStarted(_Event, frozen=True, tag=True, array_like=True):
     """Command ``cmd`` started a durable timer due at ``fire_at`` (epoch seconds)."""
 
@@ -217,6 +230,7 @@ Event = (
     | CancelRequested
     | UpdateAccepted
     | ActionScheduled
+    | ActionCancelRequested
     | TimerStarted
     | TimerCancelled
     | StateChanged
@@ -258,6 +272,13 @@ class ScheduleAction(_Command, frozen=True):
     name: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+
+
+class CancelAction(_Command, frozen=True):
+    """Stop an action call the workflow no longer waits for (recorded as ``ActionCancelRequested``)."""
+
+    event = ActionCancelRequested
+    cmd: int
 
 
 class StartTimer(_Command, frozen=True):
@@ -323,7 +344,7 @@ class CancelWorkflow(_Command, frozen=True):
 
 
 Command = (
-    ScheduleAction | StartTimer | CancelTimer | SetState | SetData | CompleteUpdate
+    ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData | CompleteUpdate
     | CompleteWorkflow | FailWorkflow | CancelWorkflow
 )
 

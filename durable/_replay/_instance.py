@@ -23,10 +23,11 @@ from typing import Any, NamedTuple, Sequence
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
-    ActionCompleted, ActionFailed, ActionScheduled, CancelRequested, CancelTimer,
-    CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, DataChanged, Event, EventReceived,
-    FailWorkflow, ScheduleAction, SetData, SetState, StartTimer, StateChanged, TimerCancelled,
-    TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowStarted,
+    ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelAction,
+    CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow,
+    DataChanged, Event, EventReceived, FailWorkflow, ScheduleAction, SetData, SetState,
+    StartTimer, StateChanged, TimerCancelled, TimerFired, TimerStarted, UpdateAccepted,
+    UpdateCompleted, WorkflowStarted,
 )
 from .._payloads import check_size, dump_value, error_info
 from ..errors import (
@@ -162,11 +163,31 @@ class WorkflowInstance:
         if self._error is None:
             for event in inputs:
                 self._apply(event)
-            if self._error is None:
+            if self._error is None:  # applying an input can find a divergence
                 loop.run_ready()
-            if recorded is not None and self._error is None and self._ri < len(recorded):
-                self._divergence(recorded[self._ri], None, self.suspended_at() or "<finished>")
+            if recorded is None:
+                for fut, _ in self._pending.values():
+                    if fut.cancelled():
+                        self._cancel_abandoned_actions()
+                        break
+            elif self._ri < len(recorded) and self._error is None:
+                self._rest_of_batch(recorded)
         return Activation(commands, self._error)
+
+    def _rest_of_batch(self, recorded: Sequence[Event]) -> None:
+        """Replay: the batch recorded commands that the code has not issued.
+
+        Cancellations of action calls come last in a batch (live, they are found once the
+        loop is idle), so replay matches them here rather than looking after every batch.
+        Anything else left over is a divergence.
+        """
+        try:
+            if type(recorded[self._ri]) is ActionCancelRequested:
+                self._cancel_abandoned_actions()
+            if self._ri < len(recorded):
+                self._diverged(recorded[self._ri], None, self.suspended_at() or "<finished>")
+        except _Abort:
+            pass  # it is in self._error
 
     def _apply(self, event: Event) -> None:
         kind = type(event)
@@ -213,6 +234,7 @@ class WorkflowInstance:
             return
         code = self.defn.fn.__code__
         where = f"{code.co_filename}:{code.co_firstlineno} (return)"
+        self._cancel_abandoned_actions()
         if task.cancelled():
             self.issue(CancelWorkflow(), where)
             return
@@ -303,6 +325,28 @@ class WorkflowInstance:
         fut = self._loop.create_future()
         self._pending[cmd] = (fut, defn)
         return fut
+
+    def _cancel_abandoned_actions(self) -> None:
+        """Issue ``CancelAction`` for each action call whose future was cancelled.
+
+        A cancelled workflow, ``asyncio.timeout``, ``task.cancel()`` or ``wait_for`` stop
+        waiting for a call by cancelling its future; the call itself is then cancelled too.
+        Live, this runs once the loop is idle and before the workflow's end is issued; replay
+        matches the recorded cancellations at those same places.
+        """
+        if self.done or self._error is not None:
+            return  # the end drops all work; after a divergence nothing more is issued
+        cancelled = [cmd for cmd, (fut, _) in self._pending.items() if fut.cancelled()]
+        for cmd in cancelled:
+            del self._pending[cmd]
+            recorded = self._peek()
+            if type(recorded) is ActionCancelRequested and recorded.cmd == cmd:  # type: ignore[union-attr]
+                self._ri += 1
+                self._ncmd += 1
+            elif self._recorded is None:
+                self.issue(CancelAction(cmd))
+            # else: a history recorded before durable recorded action cancellations; the
+            # cancellation has no effect on the workflow, so replay goes on without it.
 
     def _fail_action(self, event: ActionFailed) -> None:
         entry = self._pending.pop(event.cmd, None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
+    Reply, Request, Signal, Start, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
+    workflow_ref,
 )
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "Outcome",
     "Reply",
     "Request",
+    "Signal",
+    "Start",
     "Store",
     "TaskRef",
     "TimerRecord",

@@ -11,6 +11,9 @@ Invariants every implementation keeps (the conformance suite checks them):
   nothing if the history grew since.
 * ``append_input`` with a ``dedup`` key appends at most once per run for that key, and never
   after a terminal event.
+* An action's outcome is recorded only in the run that scheduled it.
+* A workflow-task commit and everything it causes elsewhere (new executions, the next run of
+  the execution, inputs appended to other executions) happen in one transaction, or not at all.
 * A request is answered at most once: ``answer_requests`` (and the replies of a commit) only
   change requests that are still pending or accepted.
 * Every read and write is scoped by tenant.
@@ -27,7 +30,7 @@ from typing import (
 
 import msgspec
 
-from .._history import ErrorInfo, Event
+from .._history import ErrorInfo, Event, WorkflowStarted
 
 __all__ = [
     "ActionTask",
@@ -37,6 +40,8 @@ __all__ = [
     "Outcome",
     "Reply",
     "Request",
+    "Signal",
+    "Start",
     "Store",
     "TERMINAL_STATUSES",
     "TaskRef",
@@ -172,6 +177,34 @@ class TimerRecord(msgspec.Struct, frozen=True):
     fire_at: float
 
 
+class Start(msgspec.Struct, frozen=True):
+    """An execution (or the next run of the committing one) that a commit creates.
+
+    ``started`` is the new run's ``WorkflowStarted`` (the store sets its seq and time). When it
+    names another execution, ``on_started`` (if it was created) or ``on_exists`` (if an
+    execution with that workflow id exists already) is appended to the committing execution
+    as an input, so that the workflow learns which.
+    """
+
+    started: WorkflowStarted
+    on_started: Event | None = None
+    on_exists: Event | None = None
+
+
+class Signal(msgspec.Struct, frozen=True):
+    """An input that a commit appends to the current run of another execution.
+
+    It is skipped when that execution does not exist, has ended, has seen ``dedup`` in its
+    current run, or (when ``run_id`` is given) has moved on to another run.
+    """
+
+    tenant: str
+    workflow_id: str
+    event: Event
+    dedup: str | None = None
+    run_id: str | None = None
+
+
 class TaskRef(msgspec.Struct, frozen=True, array_like=True):
     """A hint that a task may be runnable: what a dispatcher carries. Never the truth.
 
@@ -232,13 +265,30 @@ class Store(Protocol):
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
                                    update: ExecutionUpdate, now: float,
+                                   cancelled_actions: Sequence[int] = (),
+                                   starts: Sequence[Start] = (),
+                                   signals: Sequence[Signal] = (),
                                    replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` (the first has ``seq == expected_seq``) with their effects, atomically.
 
         Returns False and changes nothing when the history no longer ends at
-        ``expected_seq - 1``. On success the workflow task is done; a terminal ``update``
-        also drops the execution's remaining action tasks and timers; ``replies`` answer the
-        execution's requests in the same transaction (as ``answer_requests`` does).
+        ``expected_seq - 1`` or ``owner`` does not hold the task. On success the workflow task
+        is done; a terminal ``update`` also drops the execution's remaining action tasks and
+        timers. In the same transaction, after the update:
+
+        * the run's action tasks numbered in ``cancelled_actions`` are dropped (an attempt
+          that is running finds its lease gone at its next heartbeat);
+        * each of ``starts``, in order, is created: one that names the committing execution
+          is its next run (continue-as-new: the current run's remaining action tasks and
+          timers are dropped, the execution switches to the new run with its ``created_at``
+          kept and nothing else carried over, and a workflow task is made runnable); any
+          other is a new execution, as with :meth:`create_execution`, unless its workflow
+          id is taken (see ``Start`` for what the committer is told);
+        * each of ``signals``, in order, is appended (see ``Signal``), after the starts;
+        * ``replies`` answer the execution's requests (as ``answer_requests`` does).
+
+        The workflow tasks this makes runnable count as dispatched: the committer publishes
+        their hints.
         """
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -258,7 +308,11 @@ class Store(Protocol):
         """Keep a running action's lease alive; False if the lease was lost."""
 
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
-        """Record an action's outcome (first completion wins) and drop its task, atomically."""
+        """Record an action's outcome (first completion wins) and drop its task, atomically.
+
+        Returns False and records nothing when the outcome was recorded before, or the
+        execution has ended or moved on to another run than the task's (continue-as-new).
+        """
 
     async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,
                                 error: str, now: float) -> None:

@@ -7,11 +7,12 @@ from typing import Any, Callable, Collection, Sequence
 
 from msgspec.structs import replace
 
-from .._history import Event, TimerFired
+from .._history import Event, TimerFired, WorkflowStarted
 from ..errors import WorkflowNotFoundError
 from ._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
+    Reply, Request, Signal, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
+    workflow_ref,
 )
 
 __all__ = ["MemoryStore"]
@@ -50,6 +51,12 @@ class MemoryStore:
     # ---- executions and history ---------------------------------------------------------
 
     async def create_execution(self, started: Any, *, now: float) -> tuple[ExecutionRecord, bool]:
+        record, created = self._create(started, now)
+        if created:
+            self.wakeup.notify()
+        return record, created
+
+    def _create(self, started: WorkflowStarted, now: float) -> tuple[ExecutionRecord, bool]:
         key = (started.tenant, started.workflow_id)
         existing = self._executions.get(key)
         if existing is not None:
@@ -57,12 +64,14 @@ class MemoryStore:
         record = ExecutionRecord(started.tenant, started.workflow_id, started.run_id,
                                  started.workflow, started.version, "running", now, now, 1)
         self._executions[key] = record
-        run = (*key, started.run_id)
+        self._begin_run(record, started, now)
+        return record, True
+
+    def _begin_run(self, record: ExecutionRecord, started: WorkflowStarted, now: float) -> None:
+        run = (record.tenant, record.workflow_id, started.run_id)
         self._histories[run] = [replace(started, seq=1, time=now)]
         self._dedup[run] = set()
-        self._wf_tasks[key] = _Lease(now, dispatched_at=now)
-        self.wakeup.notify()
-        return record, True
+        self._wf_tasks[(record.tenant, record.workflow_id)] = _Lease(now, dispatched_at=now)
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         return self._executions.get((tenant, workflow_id))
@@ -83,12 +92,20 @@ class MemoryStore:
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
-        key = (tenant, workflow_id)
-        record = self._executions.get(key)
-        if record is None:
+        if (tenant, workflow_id) not in self._executions:
             raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
                                         workflow_id=workflow_id, tenant=tenant)
-        if record.status in TERMINAL_STATUSES:
+        seq = self._append(tenant, workflow_id, event, dedup, now)
+        if seq is not None:
+            self.wakeup.notify()
+        return seq
+
+    def _append(self, tenant: str, workflow_id: str, event: Event, dedup: str | None,
+                now: float, run_id: str | None = None) -> int | None:
+        key = (tenant, workflow_id)
+        record = self._executions.get(key)
+        if record is None or record.status in TERMINAL_STATUSES \
+                or (run_id is not None and record.run_id != run_id):
             return None
         run = (tenant, workflow_id, record.run_id)
         if dedup is not None:
@@ -103,7 +120,6 @@ class MemoryStore:
             self._wf_tasks[key] = _Lease(now, dispatched_at=now)
         else:
             lease.visible_at, lease.dispatched_at = min(lease.visible_at, now), now
-        self.wakeup.notify()
         return seq
 
     # ---- workflow tasks -----------------------------------------------------------------
@@ -112,6 +128,9 @@ class MemoryStore:
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
                                    update: ExecutionUpdate, now: float,
+                                   cancelled_actions: Sequence[int] = (),
+                                   starts: Sequence[Start] = (),
+                                   signals: Sequence[Signal] = (),
                                    replies: Sequence[Reply] = ()) -> bool:
         key = (task.tenant, task.workflow_id)
         record = self._executions.get(key)
@@ -128,21 +147,49 @@ class MemoryStore:
             self._timers[(*run, timer.cmd)] = timer
         for cmd in cancelled_timers:
             self._timers.pop((*run, cmd), None)
+        for cmd in cancelled_actions:
+            self._actions.pop((*run, cmd), None)
         if update.status in TERMINAL_STATUSES:
-            for k in [k for k in self._actions if k[:3] == run]:
-                del self._actions[k]
-            for k in [k for k in self._timers if k[:3] == run]:
-                del self._timers[k]
+            self._drop_run_work(run)
         self._executions[key] = replace(
             record, last_seq=expected_seq + len(events) - 1, updated_at=now, status=update.status,
             state=update.state, data=update.data, result=update.result, error=update.error,
             task_error=None)
-        if actions or timers:
+        for start in starts:
+            self._start(key, start, now)
+        for signal in signals:
+            self._append(signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
+                         signal.run_id)
+        if actions or timers or starts or signals:
             self.wakeup.notify()
         if update.status in TERMINAL_STATUSES:
             self.wakeup.ended(*key, Outcome.of(record.workflow, update))
         self._answer(key, replies)
         return True
+
+    def _drop_run_work(self, run: tuple[str, str, str]) -> None:
+        for k in [k for k in self._actions if k[:3] == run]:
+            del self._actions[k]
+        for k in [k for k in self._timers if k[:3] == run]:
+            del self._timers[k]
+
+    def _start(self, committer: _Key, start: Start, now: float) -> None:
+        """A commit's start: the committer's next run, or a new execution (see ``Store``)."""
+        started = start.started
+        key = (started.tenant, started.workflow_id)
+        if key == committer:
+            record = self._executions[key]
+            self._drop_run_work((*key, record.run_id))
+            self._executions[key] = replace(
+                record, run_id=started.run_id, workflow=started.workflow,
+                version=started.version, status="running", updated_at=now, last_seq=1,
+                state=None, data={}, result=None, error=None, task_error=None)
+            self._begin_run(record, started, now)
+            return
+        _, created = self._create(started, now)
+        feedback = start.on_started if created else start.on_exists
+        if feedback is not None:
+            self._append(*committer, feedback, None, now)
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
@@ -245,11 +292,10 @@ class MemoryStore:
 
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         self._actions.pop((task.tenant, task.workflow_id, task.run_id, task.cmd), None)
-        try:
-            seq = await self.append_input(task.tenant, task.workflow_id, event,
-                                          dedup=f"a{task.run_id}/{task.cmd}", now=now)
-        except WorkflowNotFoundError:
-            return False
+        seq = self._append(task.tenant, task.workflow_id, event, f"a{task.run_id}/{task.cmd}",
+                           now, task.run_id)
+        if seq is not None:
+            self.wakeup.notify()
         return seq is not None
 
     async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, Callable
 
 from msgspec.structs import replace
 
@@ -23,9 +24,21 @@ __all__ = ["ActionTaskRunner"]
 
 logger = logging.getLogger("durable.worker")
 
+_NEVER = threading.Event()  # the cancellation of an inline attempt: never set
+
+
+def _cancelling() -> bool:
+    """Whether the current task itself is being cancelled (not just what it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
 
 class ActionLostError(NonRetryable):
     """Every attempt was used up by workers that stopped mid-attempt."""
+
+
+class _NoLongerWanted(Exception):
+    """The attempt stopped because its call was cancelled: there is nothing to record."""
 
 
 class ActionTaskRunner:
@@ -51,6 +64,10 @@ class ActionTaskRunner:
                     f"action {task.name!r}: the worker running attempt {task.attempt - 1} stopped "
                     "before it finished (its lease expired), and no attempts are left")
             result = await self._call_with_heartbeat(defn, task)
+        except _NoLongerWanted:
+            logger.info("action %s (%s) stopped: its result is no longer wanted", task.name,
+                        task.idempotency_key)
+            return
         except Exception as exc:
             await self._failed(task, exc)
             return
@@ -94,44 +111,68 @@ class ActionTaskRunner:
             await self.client.publish([workflow_ref(task.tenant, task.workflow_id)])
 
     async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask) -> Any:
-        heartbeat = asyncio.create_task(self._heartbeat(task))
+        cancellation = threading.Event()
+        call = self._start(defn, task, cancellation)
+        # A thread cannot be interrupted: a plain function is told, and its end awaited.
+        stop = call.cancel if defn.is_async else None
+        heartbeat = asyncio.create_task(self._heartbeat(task, cancellation, stop))
         try:
-            return await self._call(defn, task)
+            return await self._call(defn, call)
+        except Exception:
+            if cancellation.is_set():  # it failed because it was told to stop
+                raise _NoLongerWanted() from None
+            raise
+        except asyncio.CancelledError:
+            if cancellation.is_set() and not _cancelling():
+                raise _NoLongerWanted() from None
+            raise
         finally:
             heartbeat.cancel()
 
-    async def _heartbeat(self, task: ActionTask) -> None:
+    async def _heartbeat(self, task: ActionTask, cancellation: threading.Event,
+                         stop: Callable[[], Any] | None) -> None:
+        """Keep the lease alive; once it is gone (the call was cancelled, the workflow ended,
+        another worker took the call over), tell the attempt to stop."""
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                await self.store.extend_action_lease(task, self.owner, lease=self.lease,
-                                                     now=self.clock())
+                kept = await self.store.extend_action_lease(task, self.owner, lease=self.lease,
+                                                            now=self.clock())
             except Exception:
                 logger.warning("could not extend the lease of %s", task.name, exc_info=True)
+                continue
+            if not kept:
+                cancellation.set()
+                if stop is not None:
+                    stop()
+                return
 
-    async def _call(self, defn: ActionDefinition, task: ActionTask) -> Any:
+    async def _call(self, defn: ActionDefinition, call: asyncio.Future[Any]) -> Any:
         scope = asyncio.timeout(defn.timeout)
         try:
             async with scope:
-                return await self._invoke(defn, task)
+                return defn.result.dump(await call)
         except TimeoutError:
             if scope.expired():
                 raise self._timed_out(defn) from None
             raise
 
     async def _invoke(self, defn: ActionDefinition, task: ActionTask) -> Any:
-        """Run the action (its own task and context, so that ``action_info()`` is its own);
-        the result, dumped for the history."""
+        """Run the action (an inline attempt: no heartbeat); the result, dumped for the history."""
+        return defn.result.dump(await self._start(defn, task, _NEVER))
+
+    def _start(self, defn: ActionDefinition, task: ActionTask,
+               cancellation: threading.Event) -> asyncio.Future[Any]:
+        """Start one attempt in its own task and context, so that ``action_info()`` is its own:
+        an ``async def`` action as a task, a plain function in a thread."""
         args, kwargs = defn.params.load(task.args, task.kwargs)
         info = ActionInfo(task.idempotency_key, task.name, task.attempt, task.workflow_id,
-                          task.run_id, task.tenant)
+                          task.run_id, task.tenant, cancellation)
         context = contextvars.copy_context()
         context.run(_action_info.set, info)
         if defn.is_async:
-            call = asyncio.create_task(defn.fn(*args, **kwargs), context=context)
-        else:
-            call = asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
-        return defn.result.dump(await call)
+            return asyncio.create_task(defn.fn(*args, **kwargs), context=context)
+        return asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
 
     @staticmethod
     def _timed_out(defn: ActionDefinition) -> TimeoutError:

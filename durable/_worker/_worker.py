@@ -90,8 +90,11 @@ class Worker:
         """Run everything that is due now, and what it leads to, then return (tests, scripts)."""
         async with asyncio.TaskGroup() as group:
             while True:
+                # Idle only when a claim found nothing while nothing ran: a task that ends
+                # during the claim may have made new work the claim did not see.
+                idle = self._in_flight == 0
                 claimed = await self._poll_once(group)
-                if not claimed and self._in_flight == 0:
+                if not claimed and idle and self._in_flight == 0:
                     return
                 if not claimed:
                     await asyncio.sleep(0.001)

@@ -11,7 +11,7 @@ from msgspec.structs import replace
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
-    INPUT_TYPES, ActionCompleted, ActionFailed, CancelTimer, CancelWorkflow, Command,
+    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelTimer, CancelWorkflow, Command,
     CompleteUpdate, CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer,
     TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
@@ -107,6 +107,7 @@ class _Commit:
         self.replies: list[Reply] = []  # answers to requests, written with the commit
         self._timers: dict[int, TimerRecord] = {}
         self._cancelled: list[int] = []
+        self.cancelled_actions: list[int] = []
 
     def _event(self, make: Any) -> Event:
         self.seq += 1
@@ -132,6 +133,8 @@ class _Commit:
                                                         self.run_id, command.cmd, command.fire_at)
             elif type(command) is CancelTimer and self._timers.pop(command.cmd, None) is None:
                 self._cancelled.append(command.cmd)  # started by an earlier task
+            elif type(command) is CancelAction and self.actions.pop(command.cmd, None) is None:
+                self.cancelled_actions.append(command.cmd)  # scheduled by an earlier task
             elif type(command) is CompleteUpdate:
                 self.replies.append(completion_reply(command))
         return to_run
@@ -256,7 +259,8 @@ class WorkflowTaskRunner:
         committed = await self.store.commit_workflow_task(
             task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
             timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
-            update=_update(entry.instance), now=self.clock(), replies=commit.replies)
+            update=_update(entry.instance), now=self.clock(),
+            cancelled_actions=commit.cancelled_actions, replies=commit.replies)
         if not committed:
             entry.instance.close()
             return False

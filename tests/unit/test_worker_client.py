@@ -358,3 +358,34 @@ async def test_a_memory_store_result_waits_without_reading_for_a_handle_it_start
     assert Counting.reads == 0
     # a handle that did not start the execution reads first
     assert await client.get_handle("m").result(timeout=5) == 2 and Counting.reads == 1
+
+
+@durable.action(timeout=1.0)  # short: runs inline
+async def quick_add(n: int) -> int:
+    return n + 1
+
+
+@durable.workflow(name="quick_step")
+async def quick_step(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(quick_add, n)
+
+
+async def _run_until_idle_completes_all(concurrency: int) -> list[str]:
+    client = durable.Client(durable._stores._memory.MemoryStore())  # type: ignore[attr-defined]
+    handles = [await client.start(quick_step, i, id=f"q{i}") for i in range(250)]
+    await durable.Worker(client, [quick_step], [quick_add],
+                         concurrency=concurrency).run_until_idle()
+    return [(await h.describe()).status for h in handles]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 100])
+async def test_run_until_idle_runs_everything_due_whatever_the_concurrency(
+        concurrency: int) -> None:
+    assert await _run_until_idle_completes_all(concurrency) == ["completed"] * 250
+
+
+def test_run_until_idle_runs_everything_due_on_uvloop() -> None:
+    # uvloop runs a batch of tasks to their end while the worker waits for a free slot,
+    # which once made run_until_idle return with work left
+    uvloop = pytest.importorskip("uvloop")
+    assert uvloop.run(_run_until_idle_completes_all(100)) == ["completed"] * 250

@@ -37,9 +37,10 @@ from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from ..._batching import Batcher
 from .._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    Reply, Request, Signal, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from . import _statements as sql
+from ._effects import COMMIT_EFFECTS, effect_columns
 from ._schema import (
     Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
 )
@@ -277,8 +278,16 @@ class PostgresStore:
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
                                    update: ExecutionUpdate, now: float,
+                                   cancelled_actions: Sequence[int] = (),
+                                   starts: Sequence[Start] = (),
+                                   signals: Sequence[Signal] = (),
                                    replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
+        if cancelled_actions or starts or signals:
+            return await self._commit_effects(
+                task, owner, expected_seq, events, actions, timers, cancelled_timers, update,
+                now, effect_columns(cancelled_actions, starts, signals, now, _split_at_seq),
+                replies)
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
         result = _encode(update.result)
@@ -301,11 +310,12 @@ class PostgresStore:
             self._replied(task.tenant, task.workflow_id, replies)
         return done
 
-    async def _commit_with_replies(self, args: tuple[Any, ...], replies: Sequence[Reply]) -> bool:
-        """The commit and the answers to requests, in one transaction (two statements)."""
+    async def _commit_with_replies(self, args: tuple[Any, ...], replies: Sequence[Reply],
+                                   statement: str = sql.COMMIT) -> bool:
+        """A commit and the answers to requests, in one transaction (two statements)."""
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                done: bool = await conn.fetchval(sql.COMMIT, *args)
+                done: bool = await conn.fetchval(statement, *args)
                 if done:
                     await conn.execute(sql.ANSWER_REQUESTS, args[0], args[1],
                                        *_reply_columns(replies), _REPLIED_CHANNEL)
@@ -317,6 +327,37 @@ class PostgresStore:
         for reply in replies:
             if reply.status in FINISHED_REQUESTS:
                 self.wakeup.replied(tenant, workflow_id, reply.id)
+
+    async def _commit_effects(self, task: WorkflowTask, owner: str, expected_seq: int,
+                              events: list[Event], actions: list[ActionTask],
+                              timers: list[TimerRecord], cancelled_timers: list[int],
+                              update: ExecutionUpdate, now: float, effects: list[Any],
+                              replies: Sequence[Reply]) -> bool:
+        """A commit with cancelled actions, starts or signals (``durable_commit_effects``).
+
+        Its own transaction, not grouped with others: it locks every execution it writes, in
+        order, before it writes any.
+        """
+        error = None if update.error is None else _encode(update.error)
+        result = _encode(update.result)
+        outcome = Outcome.of(task.workflow, update) if update.status in TERMINAL_STATUSES else None
+        args = (task.tenant, task.workflow_id, owner, expected_seq,
+                [e.seq for e in events], [encode_event(e) for e in events],
+                *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
+                cancelled_timers, update.status, update.state, _encode(update.data),
+                result, error, now, *effects, _ENDED_CHANNEL,
+                None if outcome is None else _notice(task, outcome, result, error))
+        if replies:
+            done = await self._commit_with_replies(args, replies, COMMIT_EFFECTS)
+        else:
+            done = await self._fetchval(COMMIT_EFFECTS, *args)
+        if done:
+            self.wakeup.notify()
+        if done and outcome is not None:
+            self.wakeup.ended(task.tenant, task.workflow_id, outcome)
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
+        return done
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 from msgspec.structs import replace
@@ -30,7 +30,7 @@ from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_ev
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    Reply, Request, Signal, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
 )
 from .._migrations import migration_files
 from ._requests import (
@@ -79,6 +79,11 @@ _UPDATE_EXECUTION: Final = (
     "UPDATE executions SET last_seq = ?, updated_at = ?, status = ?, state = ?, data = ?, "
     "result = ?, error = ?, task_error = NULL WHERE tenant = ? AND workflow_id = ?")
 _SET_TASK_ERROR: Final = "UPDATE executions SET task_error = ? WHERE tenant = ? AND workflow_id = ?"
+# continue-as-new: the execution switches to its next run; created_at stays
+_NEW_RUN: Final = (
+    "UPDATE executions SET run_id = ?, workflow = ?, version = ?, status = 'running', "
+    "updated_at = ?, last_seq = 1, state = NULL, data = ?, result = ?, error = NULL, "
+    "task_error = NULL WHERE tenant = ? AND workflow_id = ?")
 
 _SELECT_EVENTS: Final = (
     "SELECT body FROM events WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = coalesce(?3, "
@@ -252,11 +257,15 @@ class SQLiteStore:
                                    events: list[Event], *, actions: list[ActionTask],
                                    timers: list[TimerRecord], cancelled_timers: list[int],
                                    update: ExecutionUpdate, now: float,
+                                   cancelled_actions: Sequence[int] = (),
+                                   starts: Sequence[Start] = (),
+                                   signals: Sequence[Signal] = (),
                                    replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         done = await self._write(_commit_txn, task, owner, expected_seq, events, actions, timers,
-                                 cancelled_timers, update, now, replies)
-        if done and (actions or timers):
+                                 cancelled_timers, update, now,
+                                 _Effects(cancelled_actions, starts, signals, replies))
+        if done and (actions or timers or starts or signals):
             self.wakeup.notify()
         if done and update.status in TERMINAL_STATUSES:
             self.wakeup.ended(task.tenant, task.workflow_id, Outcome.of(task.workflow, update))
@@ -546,26 +555,36 @@ def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted,
     conn.execute(_INSERT_EXECUTION, (*key, started.run_id, started.workflow, started.version,
                                      "running", now, now, 1, None, _encode({}), _encode(None),
                                      None, None))
-    conn.execute(_INSERT_EVENT, (*key, started.run_id, 1, None,
-                                 encode_event(replace(started, seq=1, time=now))))
-    conn.execute(_UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
+    _begin_run_txn(conn, started, now)
     return ExecutionRecord(*key, started.run_id, started.workflow, started.version, "running",
                            now, now, 1), True
 
 
+def _begin_run_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float) -> None:
+    """Write a run's ``WorkflowStarted`` (seq 1) and make the execution runnable."""
+    key = (started.tenant, started.workflow_id)
+    conn.execute(_INSERT_EVENT, (*key, started.run_id, 1, None,
+                                 encode_event(replace(started, seq=1, time=now))))
+    conn.execute(_UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
+
+
 def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: Event,
-                dedup: str | None, now: float) -> int | None:
-    """Append an input at the next seq (the caller holds the write lock)."""
+                dedup: str | None, now: float, run_id: str | None = None) -> int | None:
+    """Append an input at the next seq (the caller holds the write lock).
+
+    With ``run_id``, only while that is the execution's current run.
+    """
     head = conn.execute(_SELECT_HEAD, (tenant, workflow_id)).fetchone()
     if head is None:
         raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
                                     workflow_id=workflow_id, tenant=tenant)
-    run_id, workflow, status, last_seq = head
-    if status in TERMINAL_STATUSES:
+    current_run, workflow, status, last_seq = head
+    if status in TERMINAL_STATUSES or (run_id is not None and run_id != current_run):
         return None
     seq: int = last_seq + 1
     body = encode_event(replace(event, seq=seq, time=now))
-    if conn.execute(_INSERT_INPUT, (tenant, workflow_id, run_id, seq, dedup, body)).rowcount == 0:
+    if conn.execute(_INSERT_INPUT, (tenant, workflow_id, current_run, seq, dedup,
+                                    body)).rowcount == 0:
         return None  # the dedup key was seen before
     conn.execute(_ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
     conn.execute(_UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))
@@ -575,10 +594,19 @@ def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: 
 # ---- workflow tasks -------------------------------------------------------------------------
 
 
+class _Effects(NamedTuple):
+    """What a commit does beyond its own execution's history and work (see ``Store``)."""
+
+    cancelled_actions: Sequence[int]
+    starts: Sequence[Start]
+    signals: Sequence[Signal]
+    replies: Sequence[Reply] = ()
+
+
 def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
                 events: list[Event], actions: list[ActionTask], timers: list[TimerRecord],
                 cancelled_timers: list[int], update: ExecutionUpdate, now: float,
-                replies: Sequence[Reply] = ()) -> bool:
+                effects: _Effects) -> bool:
     key = (task.tenant, task.workflow_id)
     head = conn.execute(_SELECT_COMMIT_HEAD, key).fetchone()
     if head is None or head[1] != expected_seq - 1 or head[2] != owner:
@@ -587,17 +615,49 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
     conn.executemany(_INSERT_EVENT, [(*run, e.seq, None, encode_event(e)) for e in events])
     conn.execute(_DELETE_WORKFLOW_TASK, key)
     if update.status in TERMINAL_STATUSES:
-        conn.execute(_DELETE_RUN_ACTIONS, run)
-        conn.execute(_DELETE_RUN_TIMERS, run)
+        _drop_run_work_txn(conn, run)
     else:
         _schedule_txn(conn, run, actions, timers, cancelled_timers, now)
+        conn.executemany(_DELETE_ACTION, [(*run, cmd) for cmd in effects.cancelled_actions])
     error = None if update.error is None else _encode(update.error)
     conn.execute(_UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
                                      update.state, _encode(update.data), _encode(update.result),
                                      error, *key))
-    if replies:
-        answer_txn(conn, task.tenant, task.workflow_id, replies)
+    for start in effects.starts:
+        _start_txn(conn, run, start, now)
+    for signal in effects.signals:
+        _signal_txn(conn, signal, now)
+    if effects.replies:
+        answer_txn(conn, task.tenant, task.workflow_id, effects.replies)
     return True
+
+
+def _drop_run_work_txn(conn: sqlite3.Connection, run: Row) -> None:
+    conn.execute(_DELETE_RUN_ACTIONS, run)
+    conn.execute(_DELETE_RUN_TIMERS, run)
+
+
+def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> None:
+    """A commit's start: the committer's next run, or a new execution (see ``Store``)."""
+    started = start.started
+    if (started.tenant, started.workflow_id) == run[:2]:
+        _drop_run_work_txn(conn, run)
+        conn.execute(_NEW_RUN, (started.run_id, started.workflow, started.version, now,
+                                _encode({}), _encode(None), *run[:2]))
+        _begin_run_txn(conn, started, now)
+        return
+    _, created = _create_txn(conn, started, now)
+    feedback = start.on_started if created else start.on_exists
+    if feedback is not None:
+        _append_txn(conn, run[0], run[1], feedback, None, now)
+
+
+def _signal_txn(conn: sqlite3.Connection, signal: Signal, now: float) -> None:
+    try:
+        _append_txn(conn, signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
+                    signal.run_id)
+    except WorkflowNotFoundError:
+        pass  # skipped, as the protocol says
 
 
 def _schedule_txn(conn: sqlite3.Connection, run: Row, actions: list[ActionTask],
@@ -708,7 +768,7 @@ def _complete_action_txn(conn: sqlite3.Connection, task: ActionTask, event: Even
     conn.execute(_DELETE_ACTION, _action_key(task))
     try:
         seq = _append_txn(conn, task.tenant, task.workflow_id, event,
-                          f"a{task.run_id}/{task.cmd}", now)
+                          f"a{task.run_id}/{task.cmd}", now, task.run_id)
     except WorkflowNotFoundError:
         return False
     return seq is not None

@@ -1,0 +1,60 @@
+"""A workflow-task commit that reaches beyond its own execution (``durable_commit_effects``).
+
+Cancelled action tasks, starts (child executions, continue-as-new) and signals (inputs for
+other executions) travel as column arrays to one PL/pgSQL function created by migration
+``0010_commit_effects.sql``, which calls ``durable_commit`` and then applies them in the same
+transaction. Commits without such effects keep using the plain ``COMMIT`` statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable, Final
+
+from msgspec.structs import replace
+
+from ..._history import Event, encode_event
+from .._base import Signal, Start
+
+__all__ = ["COMMIT_EFFECTS", "effect_columns"]
+
+Split = Callable[[Event, float], tuple[bytes, bytes]]
+
+# $1-$22 as durable_commit takes them, $23 cancelled actions, $24-$33 the starts, $34-$39 the
+# signals; then, as in COMMIT, NOTIFY channel $40 with payload $41 when it succeeded and $41 is
+# not NULL (a terminal status).
+COMMIT_EFFECTS: Final = (
+    "SELECT c.done, CASE WHEN c.done AND $41::text IS NOT NULL THEN pg_notify($40, $41) END "
+    "FROM (SELECT durable_commit_effects("
+    + ", ".join(f"${n}" for n in range(1, 40)) + ") AS done) AS c")
+
+
+def effect_columns(cancelled_actions: Sequence[int], starts: Sequence[Start],
+                   signals: Sequence[Signal], now: float, split: Split) -> list[Any]:
+    """Parameters $23-$39 of :data:`COMMIT_EFFECTS`."""
+    return [list(cancelled_actions), *_start_columns(starts, now, split),
+            *_signal_columns(signals, now, split)]
+
+
+def _start_columns(starts: Sequence[Start], now: float, split: Split) -> list[list[Any]]:
+    started = [s.started for s in starts]
+    on_started = [_maybe_split(s.on_started, now, split) for s in starts]
+    on_exists = [_maybe_split(s.on_exists, now, split) for s in starts]
+    return [[s.tenant for s in started], [s.workflow_id for s in started],
+            [s.run_id for s in started], [s.workflow for s in started],
+            [s.version for s in started],
+            [encode_event(replace(s, seq=1, time=now)) for s in started],
+            [head for head, _ in on_started], [tail for _, tail in on_started],
+            [head for head, _ in on_exists], [tail for _, tail in on_exists]]
+
+
+def _signal_columns(signals: Sequence[Signal], now: float, split: Split) -> list[list[Any]]:
+    bodies = [split(s.event, now) for s in signals]
+    return [[s.tenant for s in signals], [s.workflow_id for s in signals],
+            [s.run_id for s in signals], [head for head, _ in bodies],
+            [tail for _, tail in bodies], [s.dedup for s in signals]]
+
+
+def _maybe_split(event: Event | None, now: float,
+                 split: Split) -> tuple[bytes | None, bytes | None]:
+    return (None, None) if event is None else split(event, now)
