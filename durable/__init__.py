@@ -11,6 +11,10 @@ from ._definitions import Retry, action, workflow
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._replayer import Replayer, ReplayResult
+from ._saga import Saga
+from ._schedules._handle import ScheduleDescription, ScheduleHandle
+from ._schedules._plan import Overlap
+from ._stores._schedule_records import ScheduleRun
 from ._worker import Worker
 from .errors import NonRetryable
 from . import testing
@@ -24,9 +28,14 @@ __all__ = [
     "EventReceived",
     "NonDeterminismWarning",
     "NonRetryable",
+    "Overlap",
     "ReplayResult",
     "Replayer",
     "Retry",
+    "Saga",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleRun",
     "Worker",
     "WorkflowHandle",
     "WorkflowInfo",

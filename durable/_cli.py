@@ -3,8 +3,9 @@
 Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db``),
 ``--redis URL`` (env ``DURABLE_REDIS``: dispatch through Redis Streams), ``--prefix NAME`` (env
 ``DURABLE_REDIS_PREFIX``: Redis key prefix) and ``--tenant NAME`` (default ``default``) go before
-or after the subcommand; ``list`` and ``show`` only read the store and ignore ``--redis``. Errors
-from ``durable.errors`` are printed as one ``error: ...`` line on stderr with exit status 1.
+or after the subcommand; ``list``, ``show`` and ``replay`` only read the store and ignore
+``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on stderr
+with exit status 1.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import msgspec
 import durable
 from durable import errors
 
-from ._definitions import workflow_definition
+from . import _cli_replay
+from ._cli_schedules import add_schedule_commands
+from ._definitions import definitions_in, workflow_definition
 from ._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
     DataChanged, Event, EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired,
@@ -203,7 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redispatch-after", type=float, default=2.0, metavar="SECONDS",
                    help="announce a claimable task again after this long (default 2)")
 
+    p = command("replay", _replay, "replay recorded histories against today's code; exit 1 "
+                "on any divergence", epilog=_cli_replay.REPLAY_HELP,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    _cli_replay.add_arguments(p)
+
     command("migrate", _migrate, "create or upgrade the store's schema and print its version")
+    add_schedule_commands(sub, common, _connect)
     return parser
 
 
@@ -391,13 +400,7 @@ def _modules(args: argparse.Namespace) -> list[str]:
 
 
 def _resolve_workflow(name: str, module_names: list[str]) -> Any:
-    modules = [_import(m) for m in module_names]
-    found = {}
-    for module in modules:
-        for value in vars(module).values():
-            defn = getattr(value, "__durable_workflow__", None)
-            if defn is not None:
-                found[defn.name] = value
+    found, _ = definitions_in(_import(m) for m in module_names)
     if name in found:
         return found[name]
     try:  # registered by a module imported along the way
@@ -419,6 +422,14 @@ async def _start(args: argparse.Namespace) -> int:
         handle = await client.start(workflow, *values, id=args.id)
     print(handle.workflow_id)
     return 0
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    modules = [_import(m) for m in _modules(args)]
+    try:
+        return await _cli_replay.replay(args, modules, lambda: _connect(args, redis=False))
+    except _cli_replay.UsageError as exc:
+        raise CliError(str(exc)) from None
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -473,10 +484,15 @@ async def _list(args: argparse.Namespace) -> int:
     if not rows:
         print("no executions")
         return 0
+    _table(header, rows)
+    return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-    return 0
 
 
 async def _show(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
 from types import TracebackType
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
@@ -13,9 +15,13 @@ import msgspec
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import Context
-from ._definitions import WorkflowDefinition, workflow_definition
+from ._definitions import Duration, WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
 from ._payloads import check_size, dump_value
+from ._schedules._handle import (
+    DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
+)
+from ._schedules._plan import Overlap
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._queries import DEFAULT_TIMEOUT, call
 from ._stores import (
@@ -271,6 +277,43 @@ class Client:
             logger.warning("could not announce %d task(s) (%s); the server will re-dispatch "
                            "them", len(refs), refs[0], exc_info=True)
 
+    async def schedule(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[Any]] | str,
+                       *args: Unpack[Ts], id: str, cron: str | None = None,
+                       every: Duration | None = None, offset: Duration = 0.0,
+                       timezone: str = "UTC", overlap: Overlap | str = Overlap.SKIP,
+                       catchup_window: Duration = DEFAULT_CATCHUP_WINDOW, paused: bool = False,
+                       note: str = "", tenant: str | None = None,
+                       replace: bool = False) -> ScheduleHandle:
+        """Start ``workflow(*args)`` on a cron expression or every ``every`` seconds.
+
+        ``cron`` is read by croniter in ``timezone`` (an IANA name); ``every`` (>= 1 s, or a
+        timedelta) is aligned to the epoch plus ``offset``. ``overlap`` says what happens
+        when a run is due while an earlier one still runs (``durable.Overlap``); due times
+        missed while no scheduler ran are started late if they are at most
+        ``catchup_window`` old. Runs are started by ``durable server`` or by an embedded
+        worker (memory, SQLite), each exactly once, with the workflow id
+        ``<id>-<due time, UTC>``. Creating a schedule that exists with the same definition
+        returns its handle; with another definition it raises
+        ``ScheduleAlreadyExistsError`` unless ``replace``. Bad input raises
+        ``InvalidScheduleError`` and writes nothing.
+        """
+        return await create_schedule(
+            self, workflow_definition(workflow), tuple(args), schedule_id=id,
+            tenant=tenant or self.tenant, cron=cron, every=every, offset=offset, tz=timezone,
+            overlap=overlap, catchup_window=catchup_window, paused=paused, note=note,
+            replace_existing=replace)
+
+    def get_schedule(self, schedule_id: str, *, tenant: str | None = None) -> ScheduleHandle:
+        """The handle of an existing schedule (checked on first use)."""
+        return ScheduleHandle(self, schedule_id, tenant or self.tenant)
+
+    async def list_schedules(self, *, limit: int = 100,
+                             all_tenants: bool = False) -> list[ScheduleDescription]:
+        """Schedules of this client's tenant (or all tenants), by id."""
+        records = await self.store.list_schedules(None if all_tenants else self.tenant,
+                                                  limit=limit)
+        return [describe(r) for r in records]
+
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
         """The handle of an existing execution (checked on first use)."""
         return WorkflowHandle(self, workflow_id, tenant or self.tenant)
@@ -280,6 +323,26 @@ class Client:
         """Executions of this client's tenant (or all tenants), newest first."""
         return await self.store.list_executions(None if all_tenants else self.tenant,
                                                 status=status, limit=limit)
+
+    async def iter_executions(self, *, workflow: str | None = None, status: str | None = None,
+                              since: float | datetime | None = None, all_tenants: bool = False,
+                              page: int = 500) -> AsyncIterator[ExecutionRecord]:
+        """Every matching execution of this client's tenant (or all tenants), oldest first.
+
+        ``workflow`` is a registered name, ``since`` a datetime or epoch seconds (executions
+        created then or later). The store is read ``page`` records at a time.
+        """
+        since_ts = since.timestamp() if isinstance(since, datetime) else since
+        after: ExecutionRecord | None = None
+        while True:
+            records = await self.store.scan_executions(
+                None if all_tenants else self.tenant, workflow=workflow, status=status,
+                since=since_ts, after=after, limit=page)
+            for record in records:
+                yield record
+            if len(records) < page:
+                return
+            after = records[-1]
 
     async def close(self) -> None:
         """Close the dispatcher and the store."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._payloads import Params, Result
@@ -16,6 +18,7 @@ __all__ = [
     "WorkflowDefinition",
     "action",
     "action_definition",
+    "definitions_in",
     "seconds",
     "workflow",
     "workflow_definition",
@@ -189,3 +192,20 @@ def action_definition(act: Any, known: dict[str, ActionDefinition] | None = None
                                  "@durable.action and pass it in Worker(actions=[...])", name=act)
     raise UnknownActionError(f"{act!r} is not an action; decorate it with @durable.action",
                              name=repr(act))
+
+
+def definitions_in(modules: Iterable[ModuleType]) -> tuple[dict[str, WorkflowDefinition],
+                                                           dict[str, ActionDefinition]]:
+    """The workflows and actions decorated in these modules (found among their globals),
+    by name; a later module wins a name clash."""
+    workflows: dict[str, WorkflowDefinition] = {}
+    actions: dict[str, ActionDefinition] = {}
+    for module in modules:
+        for value in vars(module).values():
+            wf = getattr(value, "__durable_workflow__", None)
+            if isinstance(wf, WorkflowDefinition):
+                workflows[wf.name] = wf
+            act = getattr(value, "__durable_action__", None)
+            if isinstance(act, ActionDefinition):
+                actions[act.name] = act
+    return workflows, actions

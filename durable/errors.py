@@ -4,7 +4,8 @@
 
     DurableError
     ├── ValidationError            your input: arguments or results do not fit the signature
-    │   └── PayloadError           a value cannot be encoded, or is too large
+    │   ├── PayloadError           a value cannot be encoded, or is too large
+    │   └── InvalidScheduleError   a bad cron expression, interval, time zone or overlap policy
     ├── UnknownWorkflowError       your input: no workflow registered under that name
     ├── UnknownActionError         your input: no action registered under that name
     ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
@@ -15,12 +16,15 @@
     │   └── UnknownUpdateError     your input: the workflow has no update handler of that name
     ├── UpdateFailedError          outcome: an accepted update's handler raised (recorded)
     ├── RequestTimeoutError        no worker answered a query or update in time
+    ├── ScheduleNotFoundError      your input: no schedule with that id in that tenant
+    ├── ScheduleAlreadyExistsError your input: a different schedule has that id already
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── WorkflowHeldError          your code: the execution's workflow tasks keep failing
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
     ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
     ├── ActionFailedError          outcome: an action failed after all its attempts
+    ├── CompensationError          outcome: compensations of a durable.Saga failed
     ├── WorkflowFailedError        outcome: the workflow raised
     ├── WorkflowCancelledError     outcome: the workflow was cancelled
     └── NonRetryable               raise it from an action to stop retrying
@@ -35,14 +39,18 @@ from typing import Any
 
 __all__ = [
     "ActionFailedError",
+    "CompensationError",
     "DurableError",
     "HistoryError",
     "IllegalWorkflowOperationError",
+    "InvalidScheduleError",
     "NonDeterminismError",
     "NonRetryable",
     "PayloadError",
     "QueryFailedError",
     "RequestTimeoutError",
+    "ScheduleAlreadyExistsError",
+    "ScheduleNotFoundError",
     "StoreUnavailableError",
     "UnknownActionError",
     "UnknownQueryError",
@@ -88,6 +96,25 @@ class ValidationError(DurableError):
 
 class PayloadError(ValidationError):
     """A value cannot be encoded with msgspec, or its encoding exceeds the size limit."""
+
+
+class InvalidScheduleError(ValidationError):
+    """A schedule's definition is invalid; nothing was written.
+
+    ``.schedule_id`` names the schedule, ``.field`` the bad field (``cron``, ``every``,
+    ``timezone``, ``overlap``, ``catchup_window``, ...) and ``.value`` what was given.
+    """
+
+
+class ScheduleNotFoundError(DurableError):
+    """No schedule ``.schedule_id`` exists in tenant ``.tenant``."""
+
+
+class ScheduleAlreadyExistsError(DurableError):
+    """Schedule ``.schedule_id`` exists in tenant ``.tenant`` with another definition.
+
+    Pass ``replace=True`` to change it in place, or delete it first.
+    """
 
 
 class UnknownWorkflowError(DurableError):
@@ -184,6 +211,15 @@ class ActionFailedError(DurableError):
 
     ``.action`` names it, ``.error_type`` and ``.error_message`` describe the last error,
     ``.attempts`` counts the attempts made.
+    """
+
+
+class CompensationError(DurableError):
+    """``Saga.compensate()`` ran every compensation, and some failed.
+
+    ``.failures`` lists them as ``(compensation, error type, error message)``. (When a saga
+    compensates because its block raised, the original exception propagates instead, with a
+    note per failed compensation.)
     """
 
 

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 __all__ = ["LOOPS", "Metrics"]
 
-LOOPS = ("timers", "outbox")
+LOOPS = ("timers", "outbox", "schedules")
 
 # Loop iterations are one or two store round trips and a publish: milliseconds, seconds when sick.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -28,6 +28,9 @@ class Metrics:
         self.tasks_redispatched = Counter(
             "durable_tasks_redispatched", "Task hints this server re-dispatched from the outbox "
             "(lost hints, expired leases, due retries and releases).", registry=self.registry)
+        self.schedule_runs = Counter(
+            "durable_schedule_runs", "Runs this server's schedule passes started or cancelled "
+            "(client.schedule).", registry=self.registry)
         self.errors = Counter(
             "durable_server_errors", "Failed loop iterations (store or dispatcher unavailable).",
             ["loop"], registry=self.registry)

@@ -1,12 +1,14 @@
 """``Server``: fires due timers, re-dispatches what the outbox hands out, serves health and metrics.
 
-Two loops and an HTTP site, all owned by ``run()``:
+Three loops and an HTTP site, all owned by ``run()``:
 
 * timers: ``Store.fire_due_timers`` records each due timer's ``TimerFired`` once and returns
   workflow hints, which are published to the client's dispatcher;
 * outbox: ``Store.dispatch_due`` returns hints for claimable tasks whose last dispatch is older
   than ``redispatch_after`` (a hint lost in Redis, a dead worker's expired lease, a due retry or
-  release), which are published too.
+  release), which are published too;
+* schedules: ``Scheduler.run_due`` starts the runs of due schedules (each due time once,
+  with a workflow id derived from it) and their hints are published.
 
 Any number of servers may run on one store: the store hands concurrent callers disjoint sets
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so the server takes no locks of its own. Hints are
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
+from durable._schedules._scheduler import Scheduler
 from durable._stores import Store, TaskRef
 from durable.errors import DurableError
 
@@ -67,15 +70,18 @@ class Server:
     Server(...)`` runs it in the background for the block (``port``, when given as 0, is the
     bound port once it started). ``interval`` is how long an idle loop sleeps, ``batch`` how
     many timers or tasks one store call takes, and ``redispatch_after`` how long a claimable
-    task may sit without a fresh hint before it is announced again.
+    task may sit without a fresh hint before it is announced again. The schedules loop
+    sleeps until the next schedule is due, at most ``schedule_poll`` seconds (how soon a
+    schedule created elsewhere is seen).
     """
 
     def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,
                  batch: int = 500, host: str = "127.0.0.1", port: int = 8080,
-                 identity: str | None = None, clock: Callable[[], float] | None = None) -> None:
-        if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0:
-            raise ValueError("interval > 0, redispatch_after >= 0, batch >= 1 and port >= 0 "
-                             "are required")
+                 identity: str | None = None, clock: Callable[[], float] | None = None,
+                 schedule_poll: float = 1.0) -> None:
+        if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0 or schedule_poll <= 0:
+            raise ValueError("interval > 0, redispatch_after >= 0, batch >= 1, port >= 0 and "
+                             "schedule_poll > 0 are required")
         self.client = client
         self.interval = interval
         self.redispatch_after = redispatch_after
@@ -84,9 +90,12 @@ class Server:
         self.port = port
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = clock or client.clock  # epoch seconds; the client's (time.time) by default
+        self.schedule_poll = schedule_poll
+        self.scheduler = Scheduler(client.store, owner=f"server:{self.identity}",
+                                   clock=self.clock)
         self.stale_after = max(5.0, 3 * interval)  # no store round trip for this long: unhealthy
         self.metrics = Metrics(up=lambda: 1.0 if self.health()[0] else 0.0)
-        self._loops = {"timers": _LoopState("timers"), "outbox": _LoopState("outbox")}
+        self._loops = {name: _LoopState(name) for name in ("timers", "outbox", "schedules")}
         self._stopping = asyncio.Event()
         self._settled = asyncio.Event()  # set once started, or once run() ended without starting
         self._started = False
@@ -119,7 +128,8 @@ class Server:
             logger.info("durable server %s listening on %s", self.identity, self.url)
             async with asyncio.TaskGroup() as group:
                 for state, step in ((self._loops["timers"], self._fire_timers),
-                                    (self._loops["outbox"], self._redispatch)):
+                                    (self._loops["outbox"], self._redispatch),
+                                    (self._loops["schedules"], self._run_schedules)):
                     group.create_task(self._loop(state, step), name=f"{state.name} loop")
         finally:
             self._settled.set()
@@ -236,6 +246,17 @@ class Server:
         self.metrics.tasks_redispatched.inc(len(refs))
         await self._publish(state, refs)
         return 0.0 if len(refs) >= self.batch else self.interval
+
+    async def _run_schedules(self, state: _LoopState) -> float:
+        """Process the due schedules and publish the runs' hints; the wait until the next."""
+        if await self._publish_leftovers(state):
+            return 0.0
+        refs = await self._from_store(state, self.scheduler.run_due, now=self.clock())
+        self.metrics.schedule_runs.inc(len(refs))
+        await self._publish(state, refs)
+        due = await self._from_store(state, self.scheduler.next_check)
+        now = self.clock()
+        return self.schedule_poll if due is None else min(max(due - now, 0.0), self.schedule_poll)
 
     async def _from_store(self, state: _LoopState, call: Callable[..., Awaitable[T]],
                           **kwargs: Any) -> T:

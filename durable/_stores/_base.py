@@ -31,6 +31,7 @@ from typing import (
 import msgspec
 
 from .._history import ErrorInfo, Event, WorkflowStarted
+from ._schedule_records import ScheduleRecord
 
 __all__ = [
     "ActionTask",
@@ -249,6 +250,16 @@ class Store(Protocol):
                               limit: int = 100) -> list[ExecutionRecord]:
         """Executions, newest first; all tenants when ``tenant`` is None."""
 
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Up to ``limit`` executions, oldest first (by ``created_at``, tenant, workflow id).
+
+        Filters: tenant (all when None), workflow name, status, created at or after
+        ``since``. Paging: ``after`` is the last record of the previous page.
+        """
+
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
@@ -380,6 +391,42 @@ class Store(Protocol):
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+
+    # ---- schedules (see ``_schedule_records``) -------------------------------------------
+
+    async def create_schedule(self, record: ScheduleRecord, *,
+                              next_check: float | None) -> tuple[ScheduleRecord, bool]:
+        """Insert ``record`` (at its ``revision``), due for a scheduler at ``next_check``.
+
+        If the tenant already has a schedule with that id, return it and False.
+        """
+
+    async def get_schedule(self, tenant: str, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, or None."""
+
+    async def list_schedules(self, tenant: str | None = None, *,
+                             limit: int = 100) -> list[ScheduleRecord]:
+        """Schedules ordered by tenant and id; all tenants when ``tenant`` is None."""
+
+    async def update_schedule(self, record: ScheduleRecord, *, next_check: float | None,
+                              owner: str | None = None, release: bool = True) -> bool:
+        """Replace the schedule if its stored revision is ``record.revision - 1``.
+
+        With ``owner``, only while ``owner`` holds its lease, which the update releases
+        (unless ``release`` is False). Returns False and changes nothing otherwise (or when
+        there is no such schedule).
+        """
+
+    async def delete_schedule(self, tenant: str, schedule_id: str) -> bool:
+        """Delete the schedule; False if there was none."""
+
+    async def claim_schedules(self, owner: str, *, lease: float, now: float, limit: int,
+                              key: tuple[str, str] | None = None) -> list[ScheduleRecord]:
+        """Lease up to ``limit`` schedules whose ``next_check`` is due and that no live lease
+        holds (only the one ``key`` names, when given). Concurrent callers get disjoint sets."""
+
+    async def next_schedule_check(self) -> float | None:
+        """The earliest time a schedule needs a scheduler (None if none does)."""
 
     async def close(self) -> None:
         """Release connections and files."""

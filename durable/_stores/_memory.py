@@ -14,6 +14,7 @@ from ._base import (
     Reply, Request, Signal, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
     workflow_ref,
 )
+from ._memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
 
@@ -34,7 +35,11 @@ class _Lease:
         return self.visible_at <= now and (self.owner is None or self.until <= now)
 
 
-class MemoryStore:
+def _scan_key(record: ExecutionRecord) -> tuple[float, str, str]:
+    return record.created_at, record.tenant, record.workflow_id
+
+
+class MemoryStore(MemorySchedules):
     """Everything in dicts; single event loop, no persistence."""
 
     def __init__(self, url: str = "memory://") -> None:
@@ -47,6 +52,7 @@ class MemoryStore:
         self._actions: dict[tuple[str, str, str, int], tuple[ActionTask, _Lease]] = {}
         self._timers: dict[tuple[str, str, str, int], TimerRecord] = {}
         self._requests: dict[_Key, dict[str, Request]] = {}
+        self._schedules = {}
 
     # ---- executions and history ---------------------------------------------------------
 
@@ -81,6 +87,20 @@ class MemoryStore:
         rows = [r for r in self._executions.values()
                 if (tenant is None or r.tenant == tenant) and (status is None or r.status == status)]
         rows.sort(key=lambda r: (r.created_at, r.workflow_id), reverse=True)
+        return rows[:limit]
+
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        cursor = None if after is None else _scan_key(after)
+        rows = [r for r in self._executions.values()
+                if (tenant is None or r.tenant == tenant)
+                and (workflow is None or r.workflow == workflow)
+                and (status is None or r.status == status)
+                and (since is None or r.created_at >= since)
+                and (cursor is None or _scan_key(r) > cursor)]
+        rows.sort(key=_scan_key)
         return rows[:limit]
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,

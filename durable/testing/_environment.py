@@ -231,7 +231,9 @@ class _Client(Client):
                     tenant: str | None = None) -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
         handle = await super().start(defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
-        return _Handle(self, handle.workflow_id, handle.tenant, defn)
+        ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
+        ours._created_in = handle._created_in
+        return ours
 
     def _hosted(self, workflow: Any) -> WorkflowDefinition:
         hosted = self.env.workflows

@@ -13,7 +13,7 @@ from durable._history import WorkflowStarted
 from durable._stores import migrate_store, open_store
 from durable._stores._migrations import migration_files
 
-# Every migration each store ships, in order (numbers may have gaps); the last is its version.
+# The shipped migrations' numbers (with gaps: each feature has a range of its own).
 SQLITE_VERSIONS = [v for v, _, _ in migration_files("durable._stores.sqlite")]
 POSTGRES_VERSIONS = [v for v, _, _ in migration_files("durable._stores.postgres")]
 SQLITE_VERSION = SQLITE_VERSIONS[-1]

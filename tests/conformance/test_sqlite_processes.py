@@ -28,7 +28,6 @@ PROCESSES = 3
 INPUTS = 200  # per process: half with a key of its own, half with keys every process shares
 WORK = 60  # action tasks the processes compete for
 RACE_CMD = 1000  # one action task every process tries to complete without claiming it
-VERSIONS = [(v,) for v, _, _ in migration_files(_store.__package__)]  # schema_version rows
 
 _CHILD: Final = r"""
 import asyncio, json, sys, time
@@ -134,7 +133,8 @@ async def test_processes_open_a_fresh_file_at_once(tmp_path: Path) -> None:
     reports = await _run_children(url, "open")
     assert sorted(r["created"] for r in reports) == [False] * (PROCESSES - 1) + [True]
     with sqlite3.connect(tmp_path / "fresh.db") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == VERSIONS
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (v,) for v, _, _ in migration_files("durable._stores.sqlite")]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
     conn.close()
@@ -155,7 +155,8 @@ async def test_reopen_keeps_data_and_applies_migrations_once(tmp_path: Path) -> 
     finally:
         await store.close()
     conn = sqlite3.connect(tmp_path / "again.db")
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == VERSIONS
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (v,) for v, _, _ in migration_files("durable._stores.sqlite")]
     conn.close()
 
 

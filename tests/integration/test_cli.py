@@ -296,3 +296,20 @@ def test_examples_run_to_completion(tmp_path: Path, example: str, expected: str)
     assert (tmp_path / "demo.db").exists()
     if example == "examples.order":  # failed twice, then succeeded: one recorded completion
         assert "'attempt': 3" in proc.stdout and proc.stdout.count("ActionCompleted") == 3
+
+
+def test_the_error_strategies_example_runs(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "examples.trip"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env=_env(f"sqlite:///{tmp_path / 'trip.db'}"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "alice: booked: {" in out and "'not_confirmed_on': ['sms']" in out  # continue
+    assert out.count("on attempt 3") == 2  # retry: both flights, after two timeouts each
+    bob = out[out.index("bob: booking"):out.index("carol: booking")]
+    undo = ["[flight] cancelled F-trip-bob", "[car] returned C-trip-bob", "[hotel] cancelled H-trip-bob"]
+    assert [bob.index(line) for line in undo] == sorted(bob.index(line) for line in undo)
+    assert "bob: failed: action 'charge' failed after 1 attempt(s): NonRetryable: card of bob " \
+        "declined" in bob  # compensate: the original error, after the compensations
+    carol = out[out.index("carol: booking"):]
+    assert "carol: failed: action 'quote' failed after 1 attempt(s): NonRetryable: cannot " \
+        "price" in carol and "[hotel]" not in carol  # stop: nothing was booked

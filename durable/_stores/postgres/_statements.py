@@ -26,6 +26,15 @@ LIST_TENANT_EXECUTIONS: Final = (
 LIST_ALL_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR status = $1) "
     "ORDER BY created_at DESC, workflow_id DESC LIMIT $2")
+# Oldest first, for tools that walk every execution (durable replay); keyset paging.
+# $1 tenant, $2 workflow, $3 status (each NULL: any), $4 created since (NULL: any),
+# $5-$7 the (created_at, tenant, workflow_id) of the previous page's last row (NULL: none), $8 limit.
+SCAN_EXECUTIONS: Final = (
+    f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR tenant = $1) "
+    "AND ($2::text IS NULL OR workflow = $2) AND ($3::text IS NULL OR status = $3) "
+    "AND ($4::float8 IS NULL OR created_at >= $4) "
+    "AND ($5::float8 IS NULL OR (created_at, tenant, workflow_id) > ($5, $6::text, $7::text)) "
+    "ORDER BY created_at, tenant, workflow_id LIMIT $8")
 
 # $1 tenant, $2 workflow_id, $3 run_id, $4 workflow, $5 version, $6 now, $7 data, $8 result,
 # $9 the WorkflowStarted body. Returns whether it created the execution.

@@ -41,6 +41,7 @@ from .._base import (
 )
 from . import _statements as sql
 from ._effects import COMMIT_EFFECTS, effect_columns
+from ._schedules import PostgresSchedules
 from ._schema import (
     Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
 )
@@ -65,7 +66,7 @@ _EMPTY_DATA: Final = _encode({})
 _NO_RESULT: Final = _encode(None)
 
 
-class PostgresStore:
+class PostgresStore(PostgresSchedules):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""
 
     def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
@@ -237,6 +238,17 @@ class PostgresStore:
             rows = await self._fetch(sql.LIST_ALL_EXECUTIONS, status, limit)
         else:
             rows = await self._fetch(sql.LIST_TENANT_EXECUTIONS, tenant, status, limit)
+        return [_record(row) for row in rows]
+
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Executions oldest first, filtered and paged (see ``Store.scan_executions``)."""
+        cursor = (None, None, None) if after is None else \
+            (after.created_at, after.tenant, after.workflow_id)
+        rows = await self._fetch(sql.SCAN_EXECUTIONS, tenant, workflow, status, since, *cursor,
+                                 limit)
         return [_record(row) for row in rows]
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,

@@ -37,6 +37,7 @@ from ._requests import (
     DELETE_REQUEST, PENDING_REQUESTS, answer_txn, fetch_all, get_request, needs_rearm, rearm_txn,
     request_from_row, submit_request_txn,
 )
+from ._schedules import SQLiteSchedules
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -65,6 +66,12 @@ _LIST_TENANT_EXECUTIONS: Final = (
 _LIST_ALL_EXECUTIONS: Final = (
     f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE (?2 IS NULL OR status = ?2) "
     "ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
+_SCAN_EXECUTIONS: Final = (
+    f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR tenant = ?1) "
+    "AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR status = ?3) "
+    "AND (?4 IS NULL OR created_at >= ?4) "
+    "AND (?5 IS NULL OR (created_at, tenant, workflow_id) > (?5, ?6, ?7)) "
+    "ORDER BY created_at, tenant, workflow_id LIMIT ?8")
 _INSERT_EXECUTION: Final = (f"INSERT INTO executions ({_EXECUTION_COLUMNS}) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT_HEAD: Final = ("SELECT run_id, workflow, status, last_seq FROM executions "
@@ -180,7 +187,7 @@ _INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, app
 # ---- the store ------------------------------------------------------------------------------
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteSchedules):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
@@ -237,6 +244,15 @@ class SQLiteStore:
                               limit: int = 100) -> list[ExecutionRecord]:
         """Executions, newest first; all tenants when ``tenant`` is None."""
         return await self._run(_list_executions, tenant, status, limit)
+
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Executions oldest first, filtered and paged (see ``Store.scan_executions``)."""
+        cursor = (None, None, None) if after is None else \
+            (after.created_at, after.tenant, after.workflow_id)
+        return await self._run(_scan_executions, (tenant, workflow, status, since, *cursor, limit))
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0) -> list[Event]:
@@ -538,6 +554,10 @@ def _list_executions(conn: sqlite3.Connection, tenant: str | None, status: str |
                      limit: int) -> list[ExecutionRecord]:
     statement = _LIST_ALL_EXECUTIONS if tenant is None else _LIST_TENANT_EXECUTIONS
     return [_record(row) for row in conn.execute(statement, (tenant, status, limit))]
+
+
+def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[ExecutionRecord]:
+    return [_record(row) for row in conn.execute(_SCAN_EXECUTIONS, params)]
 
 
 def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,

@@ -1,0 +1,195 @@
+"""``durable replay``: recorded histories (files or a store) against today's code."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from types import ModuleType
+from typing import Any
+
+from ._corpus import Outcome, expects_divergence, history_files, replay_one, replayer_for
+from ._history import Event
+from ._replay import NonDeterminismWarning
+from ._replay._replayer import Replayer, load_history
+
+__all__ = ["REPLAY_HELP", "add_arguments", "replay"]
+
+REPLAY_HELP = """\
+With FILE arguments (JSON histories from `durable show ID --json`, or folders of them),
+replays those; without, replays the executions in the store (--db), oldest first, filtered
+by --workflow, --status, --since and --all-tenants. A history named *.nondeterministic.json
+must diverge. Each divergence is printed with the source line that no longer matches; the
+exit status is 1 if any history diverged or could not be replayed.
+
+examples:
+  durable replay --db postgresql://app@db/app --module myapp.workflows --since 7d
+  durable replay tests/replay/histories --module myapp.workflows
+"""
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+Connect = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+class UsageError(Exception):
+    """A problem with the command line (shown as ``error: ...``)."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``durable replay``."""
+    p.add_argument("files", metavar="FILE", nargs="*",
+                   help="history JSON files or folders of them (default: the store's executions)")
+    p.add_argument("--module", "-m", action="append", default=[], metavar="MOD",
+                   help="module that defines the workflows (repeatable; env DURABLE_MODULES)")
+    p.add_argument("--workflow", metavar="NAME", help="only executions of this workflow")
+    p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"],
+                   help="only executions with this status")
+    p.add_argument("--since", metavar="TIME", help="only executions started at or after TIME: "
+                   "a local date/time (2026-01-05, 2026-01-05T10:00) or an age (30m, 12h, 7d)")
+    p.add_argument("--all-tenants", action="store_true", help="executions of every tenant")
+    p.add_argument("--strict", action="store_true",
+                   help="changed arguments or timer durations are divergences too")
+    p.add_argument("--progress", type=float, default=2.0, metavar="SECONDS",
+                   help="a progress line on stderr at most this often (default 2; 0: each one)")
+    p.add_argument("--verbose", "-v", action="store_true", help="also list the histories that pass")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``--since``: a local ISO date/time, or an age such as ``7d``; epoch seconds."""
+    age = _AGE.match(text.strip())
+    if age:
+        return (time.time() if now is None else now) - float(age[1]) * _UNITS[age[2]]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise UsageError(f"--since {text!r} is neither a date/time (2026-01-05, "
+                         "2026-01-05T10:00) nor an age (30m, 12h, 7d)") from None
+
+
+async def replay(args: argparse.Namespace, modules: list[ModuleType], connect: Connect) -> int:
+    """Run ``durable replay``; return the exit status."""
+    replayer = replayer_for(modules, strict=args.strict)
+    if not modules or not replayer.workflows:
+        raise UsageError("no workflows to replay with: pass the modules that define them with "
+                         "--module MOD or DURABLE_MODULES=mod1,mod2")
+    report = _Report(args.progress, args.verbose)
+    if args.files:
+        _replay_files(args, replayer, report)
+    else:
+        async for source, events in _store_histories(args, connect):
+            report.add(source, _replay(replayer, events, False), events)
+    return report.finish("histories" if args.files else "executions")
+
+
+def _replay_files(args: argparse.Namespace, replayer: Replayer, report: _Report) -> None:
+    for option in ("workflow", "status", "since"):
+        if getattr(args, option):
+            raise UsageError(f"--{option} selects executions in a store; it does not apply to "
+                             "history files")
+    if args.all_tenants:
+        raise UsageError("--all-tenants selects executions in a store; it does not apply to files")
+    try:
+        files = history_files(args.files)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    if not files:
+        raise UsageError(f"no *.json history files in {', '.join(args.files)}")
+    for path in files:
+        try:
+            events: Any = load_history(path)
+        except Exception as exc:  # unreadable, or not a history
+            report.add(str(path), (Outcome("failed", None, exc), []), None)
+            continue
+        report.add(str(path), _replay(replayer, events, expects_divergence(path)), events)
+
+
+async def _store_histories(args: argparse.Namespace,
+                           connect: Connect) -> AsyncIterator[tuple[str, list[Event]]]:
+    since = None if args.since is None else parse_since(args.since)
+    async with connect() as client:
+        async for record in client.iter_executions(
+                workflow=args.workflow, status=args.status, since=since,
+                all_tenants=args.all_tenants):
+            handle = client.get_handle(record.workflow_id, tenant=record.tenant)
+            yield f"{record.tenant}/{record.workflow_id}", await handle.history()
+
+
+def _replay(replayer: Replayer, history: Any, expect: bool) -> tuple[Outcome, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NonDeterminismWarning)
+        outcome = replay_one(replayer, history, expect_divergence=expect)
+    changed = [str(w.message) for w in caught if issubclass(w.category, NonDeterminismWarning)]
+    return outcome, changed
+
+
+class _Report:
+    """Prints each problem as it is found, progress on stderr, and the summary."""
+
+    def __init__(self, progress: float, verbose: bool) -> None:
+        self.progress = progress
+        self.verbose = verbose
+        self.counts: Counter[str] = Counter()
+        self.began = self.last = time.monotonic()
+
+    def add(self, source: str, replayed: tuple[Outcome, list[str]],
+            events: Sequence[Event] | None) -> None:
+        outcome, changed = replayed
+        self.counts[outcome.status] += 1
+        self.counts["changed"] += bool(changed)
+        label = self._label(source, events)
+        if outcome.status == "diverged":
+            print(f"DIVERGED {label}\n{_indent(str(outcome.error))}", flush=True)
+        elif outcome.status == "failed":
+            error = outcome.error
+            print(f"FAILED   {label}: {type(error).__name__}: {error}", flush=True)
+        elif self.verbose:
+            print(f"ok       {label}{self._how(outcome)}", flush=True)
+        for message in changed:
+            print(f"CHANGED  {label}: {message}", flush=True)
+        self._tick()
+
+    def _label(self, source: str, events: Sequence[Event] | None) -> str:
+        if not events:
+            return source
+        workflow = getattr(events[0], "workflow", "?")
+        return f"{source} ({workflow}, {len(events)} events)"
+
+    def _how(self, outcome: Outcome) -> str:
+        if outcome.error is not None:
+            return ": diverged, as its name says it must"
+        result = outcome.result
+        if result is None or result.done:
+            return ""
+        return f": waits at {result.suspended_at or 'its end'}"
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.progress:
+            return
+        self.last = now
+        done = sum(self.counts[s] for s in ("ok", "diverged", "failed"))
+        rate = done / max(now - self.began, 1e-9)
+        print(f"replay: {done} replayed, {self.counts['diverged']} diverged, "
+              f"{self.counts['failed']} failed ({rate:.0f}/s)", file=sys.stderr, flush=True)
+
+    def finish(self, what: str) -> int:
+        ok, diverged, failed = (self.counts[s] for s in ("ok", "diverged", "failed"))
+        total = ok + diverged + failed
+        if total == 0:
+            print(f"no {what} matched: nothing to replay")
+            return 0
+        changed = f", {self.counts['changed']} with changed arguments" if self.counts["changed"] else ""
+        print(f"replayed {total} {what}: {ok} ok, {diverged} diverged, {failed} failed{changed}")
+        return 1 if diverged or failed else 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())

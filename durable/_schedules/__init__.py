@@ -1,0 +1,1 @@
+"""Schedules: start workflows on a cron expression or an interval (``client.schedule``)."""

@@ -1,0 +1,226 @@
+"""``client.schedule(...)``, ``ScheduleHandle`` and ``ScheduleDescription``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable, Final
+
+import msgspec
+from msgspec.structs import replace
+
+from .._definitions import Duration, WorkflowDefinition, seconds
+from .._payloads import check_size
+from .._stores._schedule_records import PendingRun, ScheduleRecord, ScheduleRun
+from ..errors import (
+    InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError,
+    StoreUnavailableError,
+)
+from ._plan import Overlap, next_check
+from ._scheduler import Scheduler
+from ._spec import due_after, make_spec, next_dues
+
+if TYPE_CHECKING:
+    from .._client import Client
+
+__all__ = ["ScheduleDescription", "ScheduleHandle", "create_schedule", "describe"]
+
+DEFAULT_CATCHUP_WINDOW: Final = timedelta(days=365)  # Temporal's default: catch up on all
+_UPDATE_RETRIES: Final = 100
+
+
+class ScheduleDescription(msgspec.Struct, frozen=True):
+    """A snapshot of a schedule (``ScheduleHandle.describe()``, ``client.list_schedules()``).
+
+    ``next_runs`` are the coming due times (UTC), ``recent_runs`` the last runs started,
+    ``running`` the workflow ids of runs not known to have ended, ``buffered`` how many runs
+    wait for them; ``runs``, ``skipped`` (overlap policy) and ``missed`` (outside the
+    catch-up window) count since the schedule was created.
+    """
+
+    schedule_id: str
+    tenant: str
+    workflow: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    cron: str | None
+    every: float | None
+    timezone: str
+    overlap: Overlap
+    catchup_window: float
+    paused: bool
+    note: str
+    next_runs: list[datetime]
+    recent_runs: list[ScheduleRun]
+    running: list[str]
+    buffered: int
+    runs: int
+    skipped: int
+    missed: int
+    created_at: float
+    updated_at: float
+
+
+def describe(record: ScheduleRecord, *, next_runs: int = 5) -> ScheduleDescription:
+    """The public view of a stored schedule."""
+    upcoming: list[datetime] = []
+    if not record.paused and record.next_due is not None:
+        first = record.next_due
+        dues = [first, *next_dues(record.spec, first, max(next_runs - 1, 0))][:next_runs]
+        upcoming = [datetime.fromtimestamp(d, timezone.utc) for d in dues]
+    spec = record.spec
+    return ScheduleDescription(
+        record.schedule_id, record.tenant, record.workflow, record.args, record.kwargs,
+        spec.cron, spec.every, spec.timezone, Overlap(record.overlap), record.catchup_window,
+        record.paused, record.note, upcoming, record.recent, record.running,
+        len(record.buffered), record.runs, record.skipped, record.missed, record.created_at,
+        record.updated_at)
+
+
+class ScheduleHandle:
+    """A reference to one schedule, by tenant and schedule id."""
+
+    def __init__(self, client: Client, schedule_id: str, tenant: str) -> None:
+        self.client = client
+        self.schedule_id = schedule_id
+        self.tenant = tenant
+
+    def __repr__(self) -> str:
+        return f"<ScheduleHandle {self.tenant}/{self.schedule_id}>"
+
+    async def _record(self) -> ScheduleRecord:
+        record = await self.client.store.get_schedule(self.tenant, self.schedule_id)
+        if record is None:
+            raise ScheduleNotFoundError(
+                f"no schedule {self.schedule_id!r} in tenant {self.tenant!r}",
+                schedule_id=self.schedule_id, tenant=self.tenant)
+        return record
+
+    async def describe(self, *, next_runs: int = 5) -> ScheduleDescription:
+        """Definition, state, the next ``next_runs`` due times and the recent runs."""
+        return describe(await self._record(), next_runs=next_runs)
+
+    async def pause(self, note: str | None = None) -> None:
+        """Start nothing until :meth:`unpause` (manual :meth:`trigger` still works)."""
+        await self._update(lambda r, now: replace(
+            r, paused=True, note=r.note if note is None else note))
+
+    async def unpause(self, note: str | None = None) -> None:
+        """Resume from now on: due times that passed while paused are not caught up."""
+        await self._update(lambda r, now: replace(
+            r, paused=False, note=r.note if note is None else note,
+            next_due=r.next_due if not r.paused else due_after(r.spec, now)))
+
+    async def trigger(self, *, overlap: Overlap | str | None = None) -> None:
+        """Start a run now (subject to ``overlap``, by default the schedule's policy).
+
+        The run's workflow id is ``<schedule id>-manual-<UTC time>``; see ``describe()``.
+        """
+        policy = None if overlap is None else _overlap(self.schedule_id, overlap).value
+        await self._update(lambda r, now: replace(
+            r, triggers=[*r.triggers, PendingRun(now, manual=True, overlap=policy)]))
+        scheduler = Scheduler(self.client.store, clock=self.client.clock)
+        refs = await scheduler.run_one(self.tenant, self.schedule_id, self.client.clock())
+        await self.client.publish(refs)  # else a busy scheduler has it, and publishes
+
+    async def delete(self) -> None:
+        """Delete the schedule; runs it started go on."""
+        if not await self.client.store.delete_schedule(self.tenant, self.schedule_id):
+            await self._record()  # raises ScheduleNotFoundError
+
+    async def _update(self, change: Callable[[ScheduleRecord, float], ScheduleRecord]) -> None:
+        """Compare-and-set ``change`` onto the stored record, retrying on conflicts."""
+        for _ in range(_UPDATE_RETRIES):
+            record, now = await self._record(), self.client.clock()
+            updated = replace(change(record, now), revision=record.revision + 1, updated_at=now)
+            if await self.client.store.update_schedule(updated,
+                                                       next_check=next_check(updated, now)):
+                return
+        raise StoreUnavailableError(
+            f"schedule {self.schedule_id!r} kept changing while being updated; try again",
+            url=self.client.store.url)
+
+
+async def create_schedule(client: Client, defn: WorkflowDefinition, args: tuple[Any, ...], *,
+                          schedule_id: str, tenant: str, cron: str | None,
+                          every: Duration | None, offset: Duration, tz: str,
+                          overlap: Overlap | str, catchup_window: Duration, paused: bool,
+                          note: str, replace_existing: bool) -> ScheduleHandle:
+    """Validate and store a schedule (see ``Client.schedule``)."""
+    record = _new_record(defn, args, now=client.clock(), schedule_id=schedule_id,
+                         tenant=tenant, cron=cron, every=every, offset=offset, tz=tz,
+                         overlap=overlap, catchup_window=catchup_window, paused=paused,
+                         note=note)
+    stored, created = await client.store.create_schedule(
+        record, next_check=next_check(record, record.created_at))
+    handle = ScheduleHandle(client, schedule_id, tenant)
+    if created or _same_definition(stored, record):
+        return handle
+    if not replace_existing:
+        raise ScheduleAlreadyExistsError(
+            f"schedule {schedule_id!r} of tenant {tenant!r} exists with another definition: "
+            "pass replace=True (durable schedule create --replace) to change it, or delete it "
+            "first", schedule_id=schedule_id,
+            tenant=tenant)
+    await handle._update(lambda r, now: _redefined(r, record, now))
+    return handle
+
+
+def _new_record(defn: WorkflowDefinition, args: tuple[Any, ...], *, now: float,
+                schedule_id: str, tenant: str, cron: str | None, every: Duration | None,
+                offset: Duration, tz: str, overlap: Overlap | str, catchup_window: Duration,
+                paused: bool, note: str) -> ScheduleRecord:
+    if not isinstance(schedule_id, str) or not schedule_id:
+        raise InvalidScheduleError(f"a schedule id is a non-empty str, not {schedule_id!r}",
+                                   schedule_id=str(schedule_id), field="id",
+                                   value=repr(schedule_id))
+    spec = make_spec(schedule_id, cron=cron, every=_seconds(schedule_id, "every", every),
+                     offset=_seconds(schedule_id, "offset", offset) or 0.0, tz=tz, now=now)
+    window = _seconds(schedule_id, "catchup_window", catchup_window)
+    if window is None or window < 0:
+        raise InvalidScheduleError(
+            f"catchup_window={catchup_window!r} of schedule {schedule_id!r} must be >= 0",
+            schedule_id=schedule_id, field="catchup_window", value=repr(catchup_window))
+    a, k = defn.params.dump(args, {})
+    check_size([a, k], f"arguments of schedule {schedule_id!r}")
+    return ScheduleRecord(tenant, schedule_id, defn.name, defn.version, a, k, spec,
+                          _overlap(schedule_id, overlap).value, window, now, now, paused=paused,
+                          note=note, next_due=due_after(spec, now))
+
+
+def _seconds(schedule_id: str, field: str, value: Duration | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return seconds(value)
+    except TypeError:
+        raise InvalidScheduleError(
+            f"{field}={value!r} of schedule {schedule_id!r} is not a duration: use seconds or "
+            "a timedelta", schedule_id=schedule_id, field=field, value=repr(value)) from None
+
+
+def _overlap(schedule_id: str, overlap: Overlap | str) -> Overlap:
+    try:
+        return Overlap(overlap)
+    except ValueError:
+        names = ", ".join(repr(o.value) for o in Overlap)
+        raise InvalidScheduleError(
+            f"unknown overlap policy {overlap!r} for schedule {schedule_id!r}: use one of "
+            f"{names} (or durable.Overlap)", schedule_id=schedule_id, field="overlap",
+            value=repr(overlap)) from None
+
+
+def _definition(r: ScheduleRecord) -> tuple[Any, ...]:
+    return (r.workflow, r.version, r.args, r.kwargs, r.spec, r.overlap, r.catchup_window)
+
+
+def _same_definition(a: ScheduleRecord, b: ScheduleRecord) -> bool:
+    return _definition(a) == _definition(b)
+
+
+def _redefined(stored: ScheduleRecord, new: ScheduleRecord, now: float) -> ScheduleRecord:
+    """``stored`` with ``new``'s definition; a new spec is due from now on."""
+    next_due = stored.next_due if stored.spec == new.spec else due_after(new.spec, now)
+    return replace(stored, workflow=new.workflow, version=new.version, args=new.args,
+                   kwargs=new.kwargs, spec=new.spec, overlap=new.overlap,
+                   catchup_window=new.catchup_window, paused=new.paused, note=new.note,
+                   next_due=next_due)
