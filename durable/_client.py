@@ -6,9 +6,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
-from datetime import timedelta
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
 
 import msgspec
@@ -24,6 +23,7 @@ from ._schedules._handle import (
 from ._schedules._plan import Overlap
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._queries import DEFAULT_TIMEOUT, call
+from ._timetravel import StateAt, current_suspension, state_at
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
     open_store, workflow_ref,
@@ -62,6 +62,7 @@ class Description(msgspec.Struct, frozen=True):
     result: Any = None
     error: ErrorInfo | None = None
     task_error: str | None = None
+    suspended_at: str | None = None  # file:line of the await a running workflow waits at
 
 
 class WorkflowHandle(Generic[R]):
@@ -206,13 +207,31 @@ class WorkflowHandle(Generic[R]):
             error_message=error.message, traceback=error.traceback)
 
     async def describe(self) -> Description:
-        """Status, state, data and the pending actions and timers of the execution."""
+        """Status, state, data, pending actions and timers of the execution, and the await
+        its coroutine waits at (from the newest snapshot and the events after it)."""
         record = await self._record()
-        actions, timers = await self.client.store.pending_work(self.tenant, self.workflow_id)
+        store = self.client.store
+        actions, timers = await store.pending_work(self.tenant, self.workflow_id)
         return Description(record.workflow_id, record.run_id, record.tenant, record.workflow,
                            record.version, record.status, record.state, record.data,
                            record.created_at, record.updated_at, record.last_seq, actions,
-                           timers, record.result, record.error, record.task_error)
+                           timers, record.result, record.error, record.task_error,
+                           await current_suspension(store, record))
+
+    async def state_at(self, when: datetime | float | int, *, replay: bool = False) -> StateAt:
+        """The execution as it was at ``when``: its status, state, data and the await its
+        coroutine was suspended at (``.suspended_at``, "file:line"), and the inputs it had
+        received but not run yet.
+
+        ``when`` is a ``datetime`` (naive: local time), epoch seconds (a ``float``) or a
+        ``seq`` (an ``int``, as ``history()`` and ``durable show`` number events). A workflow
+        task is one step: a moment inside one counts as its end. The answer comes from what
+        the history recorded, starting from the newest snapshot before the moment; with
+        ``replay=True`` the workflow's code (it must be importable here) is replayed up to
+        it instead, and a ``NonDeterminismError`` says it no longer matches. A moment before
+        the execution started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
+        """
+        return await state_at(self, when, replay_code=replay)
 
     async def history(self) -> list[Event]:
         """The execution's history: typed events with a dense ``seq``."""

@@ -94,7 +94,14 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
-    """A workflow task ran: it closes a batch of inputs; ``time`` is the workflow's clock."""
+    """A workflow task ran: it closes a batch of inputs; ``time`` is the workflow's clock.
+
+    ``suspended_at`` is the ``file:line`` of the await the coroutine was suspended at once the
+    batch had run; None when it is where the previous ``TaskCompleted`` says (or was not
+    recorded). Replay never reads it: time travel reports it.
+    """
+
+    suspended_at: str | None = None
 
 
 class ActionCompleted(_Event, frozen=True, tag=True, array_like=True):

@@ -22,6 +22,7 @@
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── WorkflowHeldError          your code: the execution's workflow tasks keep failing
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
+    ├── HistoryRangeError          your input: a moment before an execution or past its history
     ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
     ├── ActionFailedError          outcome: an action failed after all its attempts
     ├── CompensationError          outcome: compensations of a durable.Saga failed
@@ -42,6 +43,7 @@ __all__ = [
     "CompensationError",
     "DurableError",
     "HistoryError",
+    "HistoryRangeError",
     "IllegalWorkflowOperationError",
     "InvalidScheduleError",
     "NonDeterminismError",
@@ -200,6 +202,14 @@ class WorkflowHeldError(DurableError):
 
 class HistoryError(DurableError):
     """A history is malformed: it cannot be decoded or replayed."""
+
+
+class HistoryRangeError(DurableError):
+    """``state_at`` was asked about a moment the history does not cover.
+
+    ``.when`` is the moment asked for (a seq or epoch seconds); ``.first`` and ``.last``
+    bound what there is (seqs 1 to the last, or the execution's start and last update).
+    """
 
 
 class StoreUnavailableError(DurableError):

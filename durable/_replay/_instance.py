@@ -517,6 +517,9 @@ class WorkflowInstance:
 
     def close(self) -> None:
         """Drop the coroutine without running any more of it (eviction)."""
+        # Coroutines unwinding now or when collected later (tasks other than the main one)
+        # may still issue commands (a timer cancelled by a finally): nobody wants them.
+        self._recorded, self._commands = None, []
         if self._main is not None and not self._main.done():
             coro = self._main.get_coro()
             self._main.remove_done_callback(self._on_main_done)

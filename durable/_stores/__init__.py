@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Start, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
+    Reply, Request, Signal, Snapshot, Start, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
     workflow_ref,
 )
 
@@ -18,6 +18,7 @@ __all__ = [
     "Reply",
     "Request",
     "Signal",
+    "Snapshot",
     "Start",
     "Store",
     "TaskRef",

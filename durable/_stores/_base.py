@@ -42,6 +42,7 @@ __all__ = [
     "Reply",
     "Request",
     "Signal",
+    "Snapshot",
     "Start",
     "Store",
     "TERMINAL_STATUSES",
@@ -137,6 +138,22 @@ class Request(msgspec.Struct, frozen=True):
     status: RequestStatus = "pending"
     result: Any = None
     error: ErrorInfo | None = None
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """What replaying a run up to ``seq`` (the last event of a workflow task) gives: its
+    status, state, data and the ``file:line`` its coroutine was suspended at. Time travel
+    starts from one instead of from the first event; a worker's replay never reads one."""
+
+    tenant: str
+    workflow_id: str
+    run_id: str
+    seq: int
+    time: float  # the time of the event at ``seq``
+    status: Status
+    state: str | None
+    data: dict[str, Any]
+    suspended_at: str | None
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -261,8 +278,9 @@ class Store(Protocol):
         """
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
-        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order;
+        at most ``limit`` of them (None: all)."""
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -385,6 +403,14 @@ class Store(Protocol):
 
     async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
         """Delete the request (its caller has read the answer, or stopped waiting)."""
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        """Keep ``snapshot`` (replacing one of its run at the same seq) and drop all but the
+        ``keep`` newest snapshots of its run."""
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        """The run's newest snapshot at or before ``seq`` and ``time`` (None: no bound)."""
 
     async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         """The execution's action tasks and timers that have not finished."""

@@ -11,7 +11,7 @@ from .._history import Event, TimerFired, WorkflowStarted
 from ..errors import WorkflowNotFoundError
 from ._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
     workflow_ref,
 )
 from ._memory_schedules import MemorySchedules
@@ -52,6 +52,7 @@ class MemoryStore(MemorySchedules):
         self._actions: dict[tuple[str, str, str, int], tuple[ActionTask, _Lease]] = {}
         self._timers: dict[tuple[str, str, str, int], TimerRecord] = {}
         self._requests: dict[_Key, dict[str, Request]] = {}
+        self._snapshots: dict[tuple[str, str, str], list[Snapshot]] = {}  # oldest first
         self._schedules = {}
 
     # ---- executions and history ---------------------------------------------------------
@@ -104,11 +105,12 @@ class MemoryStore(MemorySchedules):
         return rows[:limit]
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
         record = self._executions.get((tenant, workflow_id))
         if record is None:
             return []
-        return self._histories.get((tenant, workflow_id, run_id or record.run_id), [])[after_seq:]
+        events = self._histories.get((tenant, workflow_id, run_id or record.run_id), [])
+        return events[after_seq:None if limit is None else after_seq + limit]
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -401,6 +403,19 @@ class MemoryStore(MemorySchedules):
             await self.append_input(timer.tenant, timer.workflow_id, TimerFired(0, now, timer.cmd),
                                     dedup=f"t{timer.run_id}/{timer.cmd}", now=now)
         return [workflow_ref(t.tenant, t.workflow_id) for t in due]
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        run = (snapshot.tenant, snapshot.workflow_id, snapshot.run_id)
+        kept = [s for s in self._snapshots.get(run, []) if s.seq != snapshot.seq] + [snapshot]
+        kept.sort(key=lambda s: s.seq)
+        self._snapshots[run] = kept[-keep:]
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        for snapshot in reversed(self._snapshots.get((tenant, workflow_id, run_id), [])):
+            if (seq is None or snapshot.seq <= seq) and (time is None or snapshot.time <= time):
+                return snapshot
+        return None
 
     async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         actions = [t for t, _ in self._actions.values()

@@ -15,10 +15,11 @@ from .._history import (
     CompleteUpdate, CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer,
     TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
+from .._payloads import dump_value
 from .._replay import WorkflowInstance, replay
 from .._stores import (
-    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, TimerRecord, WorkflowTask,
-    action_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Snapshot, TimerRecord,
+    WorkflowTask, action_ref,
 )
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 from ._requests import (
@@ -47,12 +48,13 @@ def _backoff(attempt: int) -> float:
 
 
 class _Cached:
-    __slots__ = ("instance", "seq", "stuck")
+    __slots__ = ("instance", "seq", "stuck", "at")
 
     def __init__(self, instance: WorkflowInstance, seq: int) -> None:
         self.instance = instance
         self.seq = seq
         self.stuck = False  # the dispatcher routes the execution's next tasks to this worker
+        self.at: str | None = None  # the suspended_at last recorded (None: not known here)
 
 
 class InstanceCache:
@@ -108,6 +110,7 @@ class _Commit:
         self._timers: dict[int, TimerRecord] = {}
         self._cancelled: list[int] = []
         self.cancelled_actions: list[int] = []
+        self.boundary: tuple[int, float] | None = None  # (seq, time) where the last batch ended
 
     def _event(self, make: Any) -> Event:
         self.seq += 1
@@ -115,10 +118,10 @@ class _Commit:
         self.events.append(event)
         return event
 
-    def add(self, commands: list[Command], now: float,
-            inline: Callable[[ActionTask], bool]) -> list[ActionTask]:
+    def add(self, commands: list[Command], now: float, inline: Callable[[ActionTask], bool],
+            suspended_at: str | None = None) -> list[ActionTask]:
         """Record one activation; return the new actions to run inline."""
-        self._event(lambda seq: TaskCompleted(seq, now))
+        self._event(lambda seq: TaskCompleted(seq, now, suspended_at))
         to_run = []
         for command in commands:
             self._event(lambda seq: command.to_event(seq, now))
@@ -137,6 +140,7 @@ class _Commit:
                 self.cancelled_actions.append(command.cmd)  # scheduled by an earlier task
             elif type(command) is CompleteUpdate:
                 self.replies.append(completion_reply(command))
+        self.boundary = (self.seq, now)
         return to_run
 
     def accept(self, updates: list[Request], now: float) -> list[Event]:
@@ -163,6 +167,17 @@ class _Commit:
         return self._cancelled
 
 
+def _snapshot(task: WorkflowTask, entry: _Cached, commit: _Commit) -> Snapshot | None:
+    """What the instance says at the end of the commit's last batch, taken now (before a next
+    task can move it on)."""
+    instance = entry.instance
+    if commit.boundary is None or instance.done:
+        return None
+    seq, time = commit.boundary
+    return Snapshot(task.tenant, task.workflow_id, instance.info.run_id, seq, time, "running",
+                    instance.state, dump_value(dict(instance.data), "ctx.data"), entry.at)
+
+
 def _update(instance: WorkflowInstance) -> ExecutionUpdate:
     last = instance.outcome
     state, data = instance.state, dict(instance.data)
@@ -180,7 +195,8 @@ class WorkflowTaskRunner:
 
     def __init__(self, client: Client, owner: str, workflows: dict[str, WorkflowDefinition],
                  actions: dict[str, ActionDefinition], cache: InstanceCache,
-                 action_runner: ActionTaskRunner, inline_budget: float) -> None:
+                 action_runner: ActionTaskRunner, inline_budget: float,
+                 snapshot_every: int = 0, snapshots_kept: int = 1) -> None:
         self.store = client.store
         self.client = client
         self.clock = client.clock
@@ -190,6 +206,8 @@ class WorkflowTaskRunner:
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
+        self.snapshot_every = snapshot_every  # events between snapshots; 0 disables
+        self.snapshots_kept = snapshots_kept
 
     async def run(self, task: WorkflowTask) -> None:
         """Run the task; conflicts retry from fresh history, failures release it with backoff."""
@@ -264,11 +282,16 @@ class WorkflowTaskRunner:
         if not committed:
             entry.instance.close()
             return False
+        every, before = self.snapshot_every, entry.seq
         entry.seq += len(commit.events)
+        snapshot = (_snapshot(task, entry, commit)
+                    if every and entry.seq // every > before // every else None)
         done, stuck = entry.instance.done, entry.stuck
         self.cache.put(key, entry)
         if commit.actions:
             await self.client.publish([action_ref(a) for a in commit.actions.values()])
+        if snapshot is not None:
+            await self._save(snapshot)
         if done and stuck:
             await self._stick(task, keep=False)
         return True
@@ -286,7 +309,10 @@ class WorkflowTaskRunner:
             # The last round queues its actions: an inline outcome recorded now would be an
             # input that no workflow task is left to run.
             last = round_ == _INLINE_ROUNDS - 1
-            inline = commit.add(activation.commands, now, _never if last else self._inline)
+            at = entry.instance.suspended_at()
+            recorded, entry.at = (None if at == entry.at else at), at
+            inline = commit.add(activation.commands, now, _never if last else self._inline,
+                                recorded)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
 
     async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
@@ -297,6 +323,14 @@ class WorkflowTaskRunner:
         if accepted:
             await self._activate(entry, commit, commit.accept(accepted, self.clock()))
         commit.replies += answer_queries(entry.instance, pending)
+
+    async def _save(self, snapshot: Snapshot) -> None:
+        """Best effort: time travel works without a snapshot, only reading more."""
+        try:
+            await self.store.save_snapshot(snapshot, keep=self.snapshots_kept)
+        except Exception:
+            logger.warning("could not save a snapshot of %s/%s", snapshot.tenant,
+                           snapshot.workflow_id, exc_info=True)
 
     async def _stick(self, task: WorkflowTask, *, keep: bool) -> bool:
         """Sticky execution: ask for this execution's next tasks (or forget it, once ended)."""

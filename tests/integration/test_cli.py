@@ -283,6 +283,59 @@ def test_query_and_update(cli, db: str) -> None:
     assert out.count("UpdateAccepted") == 1
 
 
+def test_show_at_a_past_moment(cli, db: str) -> None:
+    from datetime import datetime
+
+    code, _, err = cli("start", "InvoiceApproval", '"inv-9"', "500", "--id", "inv-9",
+                       "--module", "examples.invoice")
+    assert code == 0, err
+    source = (REPO / "examples" / "invoice.py").read_text().splitlines()
+    submit = next(i for i, text in enumerate(source, 1) if 'wait_for("Submit")' in text)
+    decide = next(i for i, text in enumerate(source, 1) if 'wait_for("Approve"' in text)
+    path = REPO / "examples" / "invoice.py"
+    worker, _ = _worker(db, "examples.invoice:worker")
+    try:
+        _eventually(cli, ("show", "inv-9"), lambda out: f"waiting:   {path}:{submit}" in out)
+        assert cli("send", "inv-9", "Submit", '{"by": "u1"}')[0] == 0
+        shown = _eventually(cli, ("show", "inv-9"), lambda out: "state:     submitted" in out)
+    finally:
+        _stop(worker)
+    assert f"waiting:   {path}:{decide}" in shown  # describe()
+    assert f"waits at invoice.py:{submit}" in shown  # the first TaskCompleted says where
+
+    code, out, err = cli("show", "inv-9", "--at", "2")
+    assert code == 0, err
+    assert "as of seq 3 " in out and "as recorded" in out and "state:     draft" in out
+    assert f"invoice.py:{submit}" in out.split("as of seq")[1]
+    assert "later events not shown" in out and "WorkflowCompleted" not in out
+    code, replayed, err = cli("show", "inv-9", "--at", "2", "--replay", "-m", "examples.invoice")
+    assert code == 0, err
+    assert "replayed with today's code" in replayed
+    assert replayed.split("as of seq")[1].split("\n")[1:] == out.split("as of seq")[1].split("\n")[1:]
+
+    events = _history(cli, "inv-9")
+    code, out, err = cli("show", "inv-9", "--at", "3", "--json")
+    assert code == 0, err
+    state = json.loads(out)
+    assert (state["seq"], state["state"], state["status"]) == (3, "draft", "running")
+    ran = [e for e in events if e[0] == "TaskCompleted"][1]  # the task that ran Submit
+    clock = datetime.fromtimestamp(ran[2] + 1e-6).strftime("%H:%M:%S.%f")  # as show prints it
+    code, out, err = cli("show", "inv-9", "--at", clock, "--json")
+    assert code == 0, err
+    code, by_seq, err = cli("show", "inv-9", "--at", str(ran[1]), "--json")
+    assert code == 0, err
+    assert json.loads(out) == json.loads(by_seq) and json.loads(out)["pending"] == []
+    code, out, err = cli("show", "inv-9", "--at", f"@{events[0][2]}", "--json")
+    assert code == 0, err
+    assert json.loads(out)["seq"] == 1
+
+    assert cli("show", "inv-9", "--at", "tomorrow")[2].startswith("error: --at 'tomorrow'")
+    code, _, err = cli("show", "inv-9", "--at", "999")
+    assert code == 1 and "there is no seq 999" in err
+    code, _, err = cli("show", "inv-9", "--replay")
+    assert code == 1 and "--replay goes with --at" in err
+
+
 @pytest.mark.parametrize("example, expected", [
     ("examples.invoice", "result: approved"),
     ("examples.order", "result: {'order_id': 'ord-"),

@@ -228,6 +228,29 @@ REARM_REQUEST: Final = "SELECT durable_rearm_request($1, $2, $3, $4)"
 ANSWER_REQUESTS: Final = "SELECT durable_answer($1, $2, $3, $4, $5, $6, $7)"
 DELETE_REQUEST: Final = "DELETE FROM requests WHERE tenant = $1 AND workflow_id = $2 AND id = $3"
 
+# ---- time travel: pages of history, snapshots ---------------------------------------------
+
+SELECT_EVENTS_PAGE: Final = (
+    "SELECT body FROM events WHERE tenant = $1 AND workflow_id = $2 AND run_id = coalesce($3, "
+    "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
+    "ORDER BY seq LIMIT $5")
+_SNAPSHOT_COLUMNS: Final = ("tenant, workflow_id, run_id, seq, time, status, state, data, "
+                            "suspended_at")
+SAVE_SNAPSHOT: Final = (
+    f"INSERT INTO snapshots ({_SNAPSHOT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "ON CONFLICT (tenant, workflow_id, run_id, seq) DO UPDATE SET time = excluded.time, "
+    "status = excluded.status, state = excluded.state, data = excluded.data, "
+    "suspended_at = excluded.suspended_at")
+# Keep the $4 newest of the run: drop those older than the $4-th newest.
+PRUNE_SNAPSHOTS: Final = (
+    "DELETE FROM snapshots WHERE tenant = $1 AND workflow_id = $2 AND run_id = $3 AND seq < "
+    "(SELECT seq FROM snapshots WHERE tenant = $1 AND workflow_id = $2 AND run_id = $3 "
+    "ORDER BY seq DESC LIMIT 1 OFFSET $4 - 1)")
+FIND_SNAPSHOT: Final = (
+    f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE tenant = $1 AND workflow_id = $2 "
+    "AND run_id = $3 AND ($4::bigint IS NULL OR seq <= $4) "
+    "AND ($5::double precision IS NULL OR time <= $5) ORDER BY seq DESC LIMIT 1")
+
 # ---- migrations -----------------------------------------------------------------------------
 
 # Serializes concurrent migrations of one database (the key is 'durable' in ASCII).

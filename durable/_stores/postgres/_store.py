@@ -37,7 +37,8 @@ from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from ..._batching import Batcher
 from .._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask,
+    workflow_ref,
 )
 from . import _statements as sql
 from ._effects import COMMIT_EFFECTS, effect_columns
@@ -252,8 +253,12 @@ class PostgresStore(PostgresSchedules):
         return [_record(row) for row in rows]
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        if limit is not None:
+            rows = await self._fetch(sql.SELECT_EVENTS_PAGE, tenant, workflow_id, run_id,
+                                     after_seq, limit)
+            return [decode_event(row[0]) for row in rows]
         if run_id is None:
             return await self._histories.submit((tenant, workflow_id, after_seq))
         rows = await self._fetch(sql.SELECT_EVENTS, tenant, workflow_id, run_id, after_seq)
@@ -540,6 +545,29 @@ class PostgresStore(PostgresSchedules):
         if rows:
             self.wakeup.notify()
         return [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        """Keep ``snapshot`` and prune its run to the ``keep`` newest (one transaction)."""
+        s = snapshot
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(sql.SAVE_SNAPSHOT, s.tenant, s.workflow_id, s.run_id, s.seq,
+                                   s.time, s.status, s.state, _encode(s.data), s.suspended_at)
+                await conn.execute(sql.PRUNE_SNAPSHOTS, s.tenant, s.workflow_id, s.run_id, keep)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        """The run's newest snapshot at or before ``seq`` and ``time``."""
+        row = await self._fetchrow(sql.FIND_SNAPSHOT, tenant, workflow_id, run_id, seq, time)
+        if row is None:
+            return None
+        tenant, workflow_id, run_id, at_seq, at_time, status, state, data, suspended_at = row
+        return Snapshot(tenant, workflow_id, run_id, at_seq, at_time, status, state,
+                        _decode_dict(data), suspended_at)
 
     async def pending_work(self, tenant: str,
                            workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:

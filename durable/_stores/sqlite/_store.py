@@ -30,7 +30,8 @@ from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_ev
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask,
+    workflow_ref,
 )
 from .._migrations import migration_files
 from ._requests import (
@@ -38,6 +39,7 @@ from ._requests import (
     request_from_row, submit_request_txn,
 )
 from ._schedules import SQLiteSchedules
+from ._snapshots import find_snapshot, save_snapshot_txn
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -95,7 +97,7 @@ _NEW_RUN: Final = (
 _SELECT_EVENTS: Final = (
     "SELECT body FROM events WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = coalesce(?3, "
     "(SELECT run_id FROM executions WHERE tenant = ?1 AND workflow_id = ?2)) AND seq > ?4 "
-    "ORDER BY seq")
+    "ORDER BY seq LIMIT ?5")  # ?5 = -1: no limit
 _INSERT_EVENT: Final = ("INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body) "
                         "VALUES (?, ?, ?, ?, ?, ?)")
 # Invariant: a dedup key is recorded at most once per run (the unique index decides).
@@ -255,9 +257,10 @@ class SQLiteStore(SQLiteSchedules):
         return await self._run(_scan_executions, (tenant, workflow, status, since, *cursor, limit))
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
-        return await self._run(_read_history, tenant, workflow_id, run_id, after_seq)
+        return await self._run(_read_history, tenant, workflow_id, run_id, after_seq,
+                               -1 if limit is None else limit)
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -398,6 +401,17 @@ class SQLiteStore(SQLiteSchedules):
         if fired:
             self.wakeup.notify()
         return fired
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        """Keep ``snapshot`` and prune its run to the ``keep`` newest (see ``Store``)."""
+        await self._write(save_snapshot_txn, snapshot, keep)
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        """The run's newest snapshot at or before ``seq`` and ``time``."""
+        return await self._run(find_snapshot, (tenant, workflow_id, run_id), seq, time)
 
     async def pending_work(self, tenant: str,
                            workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
@@ -561,8 +575,8 @@ def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[
 
 
 def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
-                  after_seq: int) -> list[Event]:
-    rows = conn.execute(_SELECT_EVENTS, (tenant, workflow_id, run_id, after_seq)).fetchall()
+                  after_seq: int, limit: int = -1) -> list[Event]:
+    rows = conn.execute(_SELECT_EVENTS, (tenant, workflow_id, run_id, after_seq, limit)).fetchall()
     return [decode_event(body) for (body,) in rows]
 
 
