@@ -4,10 +4,10 @@ An execution's history is a list of events with a dense ``seq`` (1, 2, 3 …). E
 kinds:
 
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
-  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``;
+  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, ``UpdateAccepted``;
 * command events record what the coroutine did: ``ActionScheduled``, ``ActionCancelRequested``,
-  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``Patched`` and the
-  terminal events.
+  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``Patched``,
+  ``UpdateCompleted`` and the terminal events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
@@ -33,6 +33,7 @@ __all__ = [
     "CancelTimer",
     "CancelWorkflow",
     "Command",
+    "CompleteUpdate",
     "CompleteWorkflow",
     "ContinueAsNew",
     "DataChanged",
@@ -51,6 +52,8 @@ __all__ = [
     "TimerCancelled",
     "TimerFired",
     "TimerStarted",
+    "UpdateAccepted",
+    "UpdateCompleted",
     "WorkflowCancelled",
     "WorkflowCompleted",
     "WorkflowContinuedAsNew",
@@ -98,7 +101,14 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
-    """A workflow task ran: it closes a batch of inputs; ``time`` is the workflow's clock."""
+    """A workflow task ran: it closes a batch of inputs; ``time`` is the workflow's clock.
+
+    ``suspended_at`` is the ``file:line`` of the await the coroutine was suspended at once the
+    batch had run; None when it is where the previous ``TaskCompleted`` says (or was not
+    recorded). Replay never reads it: time travel reports it.
+    """
+
+    suspended_at: str | None = None
 
 
 class ActionCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -135,6 +145,18 @@ class CancelRequested(_Event, frozen=True, tag=True, array_like=True):
     """``handle.cancel()`` was called."""
 
     reason: str = ""
+
+
+class UpdateAccepted(_Event, frozen=True, tag=True, array_like=True):
+    """Update ``name`` (request ``id``) passed its validator: its handler runs with ``args``.
+
+    A worker records it in the commit of the workflow task that validated it; a rejected
+    update leaves no event at all.
+    """
+
+    id: str
+    name: str
+    args: list[Any] = []
 
 
 # ---- command events -------------------------------------------------------------------------
@@ -197,6 +219,15 @@ class Patched(_Event, frozen=True, tag=True, array_like=True):
     patch_id: str
 
 
+class UpdateCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """The handler of update ``id`` returned ``result`` (or raised: ``error``)."""
+
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
 class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
     """The workflow returned ``result``."""
 
@@ -229,6 +260,7 @@ Event = (
     | TimerFired
     | EventReceived
     | CancelRequested
+    | UpdateAccepted
     | ActionScheduled
     | ActionCancelRequested
     | TimerStarted
@@ -236,6 +268,7 @@ Event = (
     | StateChanged
     | DataChanged
     | Patched
+    | UpdateCompleted
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
@@ -249,6 +282,7 @@ INPUT_TYPES: Final = (
     TimerFired,
     EventReceived,
     CancelRequested,
+    UpdateAccepted,
 )
 TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
                          WorkflowContinuedAsNew)
@@ -321,6 +355,16 @@ class MarkPatched(_Command, frozen=True):
     patch_id: str
 
 
+class CompleteUpdate(_Command, frozen=True):
+    """Answer update ``id`` with a result or an error (recorded as ``UpdateCompleted``)."""
+
+    event = UpdateCompleted
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
 class CompleteWorkflow(_Command, frozen=True):
     """End the workflow with a result (recorded as ``WorkflowCompleted``)."""
 
@@ -352,7 +396,7 @@ class ContinueAsNew(_Command, frozen=True):
 
 Command = (
     ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData | MarkPatched
-    | CompleteWorkflow | FailWorkflow | CancelWorkflow | ContinueAsNew
+    | CompleteUpdate | CompleteWorkflow | FailWorkflow | CancelWorkflow | ContinueAsNew
 )
 
 # One encoder and decoder for the process (msgspec performance tips).
