@@ -33,7 +33,7 @@ from .errors import HistoryError, HistoryRangeError, UnknownWorkflowError
 if TYPE_CHECKING:
     from ._client import WorkflowHandle
 
-__all__ = ["PAGE", "StateAt", "current_suspension", "state_at"]
+__all__ = ["PAGE", "StateAt", "current_suspension", "events_after", "state_at"]
 
 PAGE: Final = 1000  # events read per round trip
 _INPUTS: Final = frozenset(INPUT_TYPES)
@@ -197,27 +197,27 @@ async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool
         fold = await _fold(store, record, point, snapshot)
         if not (fold.ran and fold.status == "running" and fold.suspended_at is None):
             return fold.answer(record)
-        # The history does not record where the coroutine waited: ask the code.
-        if _definition(handle, record, required=False) is None:
+        # The history does not record where the coroutine waited: ask the code, if it is here.
+        if _definition(handle, record) is None:
             return fold.answer(record)
+    defn = _definition(handle, record)
+    if defn is None:
+        raise UnknownWorkflowError(
+            f"replaying execution {record.workflow_id!r} needs the code of workflow "
+            f"{record.workflow!r}: import the module that defines it (durable show --module "
+            "MOD)", name=record.workflow)
     events: list[Event] = []
     await _fold(store, record, point, None, events)
-    return _replayed(_definition(handle, record, required=True), record, events)  # type: ignore[arg-type]
+    return _replayed(defn, record, events)
 
 
-def _definition(handle: WorkflowHandle[Any], record: ExecutionRecord, *,
-                required: bool) -> WorkflowDefinition | None:
+def _definition(handle: WorkflowHandle[Any], record: ExecutionRecord) -> WorkflowDefinition | None:
     if handle._definition is not None:
         return handle._definition
     try:
         return workflow_definition(record.workflow)
     except UnknownWorkflowError:
-        if not required:
-            return None
-        raise UnknownWorkflowError(
-            f"replaying execution {record.workflow_id!r} needs the code of workflow "
-            f"{record.workflow!r}: import the module that defines it (durable show --module "
-            "MOD)", name=record.workflow) from None
+        return None
 
 
 def _replayed(defn: WorkflowDefinition, record: ExecutionRecord, events: list[Event]) -> StateAt:

@@ -235,6 +235,18 @@ class MemoryStore(MemorySchedules):
         held.attempt += 1
         return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested)
 
+    async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
+                                   replies: Sequence[Reply], now: float) -> bool:
+        key = (task.tenant, task.workflow_id)
+        record = self._executions.get(key)
+        lease = self._wf_tasks.get(key)
+        if record is None or record.last_seq != expected_seq - 1 or lease is None \
+                or lease.owner != owner:
+            return False
+        del self._wf_tasks[key]
+        self._answer(key, replies)
+        return True
+
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
         key = (task.tenant, task.workflow_id)

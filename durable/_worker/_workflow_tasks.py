@@ -246,11 +246,8 @@ class WorkflowTaskRunner:
             if record is None or record.status not in TERMINAL_STATUSES:
                 return False
             self.cache.take((task.tenant, task.workflow_id))
-            update = ExecutionUpdate(record.status, record.state, record.data, record.result,
-                                     record.error)
-            return await self.store.commit_workflow_task(
-                task, self.owner, record.last_seq + 1, [], actions=[], timers=[],
-                cancelled_timers=[], update=update, now=self.clock())
+            return await self.store.finish_workflow_task(task, self.owner, record.last_seq + 1,
+                                                         replies=[], now=self.clock())
         except Exception:
             logger.exception("could not answer the requests of %s/%s", task.tenant,
                              task.workflow_id)
@@ -274,11 +271,16 @@ class WorkflowTaskRunner:
         if not entry.stuck and not entry.instance.done:
             # Before the commit makes the task's outcome visible, so the next hint follows it.
             entry.stuck = await self._stick(task, keep=True)
-        committed = await self.store.commit_workflow_task(
-            task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
-            timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
-            update=_update(entry.instance), now=self.clock(),
-            cancelled_actions=commit.cancelled_actions, replies=commit.replies)
+        if not commit.events:  # it only answered requests: the execution stays as it is
+            committed = await self.store.finish_workflow_task(
+                task, self.owner, entry.seq + 1, replies=commit.replies, now=self.clock())
+        else:
+            committed = await self.store.commit_workflow_task(
+                task, self.owner, entry.seq + 1, commit.events,
+                actions=list(commit.actions.values()), timers=commit.timers(),
+                cancelled_timers=commit.cancelled_timers(), update=_update(entry.instance),
+                now=self.clock(), cancelled_actions=commit.cancelled_actions,
+                replies=commit.replies)
         if not committed:
             entry.instance.close()
             return False

@@ -208,6 +208,18 @@ async def test_a_history_that_does_not_record_where_it_waited_is_replayed(
     assert comparable(state) == comparable(await handle.state_at(tasks[0]))
 
 
+async def test_the_record_needs_no_code_and_a_replay_says_what_is_missing(
+        client: durable.Client) -> None:
+    from msgspec.structs import replace
+
+    handle = await travelled(client, bags=2)
+    events = await handle.history()
+    gone = await _copy(client, [replace(events[0], workflow="TTGone"), *events[1:]], "j-gone")
+    assert comparable(await gone.state_at(5)) == comparable(await handle.state_at(5))
+    with pytest.raises(durable.errors.UnknownWorkflowError, match="import the module"):
+        await gone.state_at(5, replay=True)
+
+
 async def _copy(client: durable.Client, events: list[Event],
                 wf: str) -> durable.WorkflowHandle[Any]:
     """A new execution whose history is ``events`` (as written by another version)."""
@@ -218,9 +230,9 @@ async def _copy(client: durable.Client, events: list[Event],
     store = client.store
     started = replace(events[0], workflow_id=wf)
     await store.create_execution(started, now=events[0].time)
-    [task] = [t for t in await store.claim_workflow_tasks({"TTJourney"}, "copier", lease=30,
-                                                          now=events[-1].time + 1, limit=10)
-              if t.workflow_id == wf]
+    [task] = [t for t in await store.claim_workflow_tasks(
+        {started.workflow}, "copier", lease=30, now=events[-1].time + 1, limit=10)
+        if t.workflow_id == wf]
     assert await store.commit_workflow_task(
         task, "copier", 2, events[1:], actions=[], timers=[], cancelled_timers=[],
         update=ExecutionUpdate("completed", "arrived", {}, "arrived"), now=events[-1].time)
