@@ -35,8 +35,9 @@ from ._cli_schedules import add_schedule_commands
 from ._definitions import definitions_in, workflow_definition
 from ._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
-    DataChanged, Event, EventReceived, StateChanged, TaskCompleted, TimerCancelled, TimerFired,
-    TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowCancelled, WorkflowCompleted,
+    DataChanged, Event, EventReceived, Patched, StateChanged, TaskCompleted, TimerCancelled,
+    TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowCancelled,
+    WorkflowCompleted, WorkflowContinuedAsNew,
     WorkflowFailed, WorkflowStarted, encode_history_json,
 )
 from ._urls import redact
@@ -60,6 +61,19 @@ SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have fi
 (a second signal aborts them). A worker serves every tenant of the store.
 
 example: durable worker examples.invoice:worker
+"""
+
+
+PATCHES_HELP = """\
+Each open execution is replayed against the workflows of --module: where ctx.patched(ID)
+returns False, the execution recorded the old code's commands and keeps that path until it
+ends, so the old branch must stay. A patch with none left on its old path is "safe to remove":
+delete the ctx.patched() call and the old branch (the markers recorded by executions on the
+new path are skipped on replay). Patch ids are found in the modules' source too, so a patch
+no open execution has reached yet is listed. Exit status 1 if an execution could not be
+replayed (the report would be incomplete): see durable show ID.
+
+example: durable patches --module billing
 """
 
 
@@ -194,6 +208,8 @@ def _parser() -> argparse.ArgumentParser:
                 epilog="examples: durable show inv-1 --at 12;  durable show inv-1 --at "
                 "10:31:34;  durable show inv-1 --at 2026-01-05T10:31:34 --replay -m examples.invoice")
     p.add_argument("id", metavar="ID")
+    p.add_argument("--run", metavar="RUN_ID",
+                   help="an earlier run of the execution (continue-as-new) instead of the current")
     p.add_argument("--json", action="store_true", help="print the history (with --at: the "
                    "state at that moment) as JSON")
     p.add_argument("--at", metavar="WHEN", help=_cli_timetravel.AT_HELP)
@@ -219,6 +235,18 @@ def _parser() -> argparse.ArgumentParser:
                 "on any divergence", epilog=_cli_replay.REPLAY_HELP,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     _cli_replay.add_arguments(p)
+
+    p = command("patches", _patches, "list, for each ctx.patched() id, the open executions that "
+                "still depend on its old path", epilog=PATCHES_HELP,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--module", "-m", action="append", default=[], metavar="MOD",
+                   help="module that defines the workflows (repeatable; env DURABLE_MODULES, "
+                   "comma-separated)")
+    p.add_argument("--workflow", metavar="NAME", help="only executions of this workflow")
+    p.add_argument("--all-tenants", action="store_true")
+    p.add_argument("--limit", type=int, default=10_000, metavar="N",
+                   help="open executions to check at most (default 10000)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     command("migrate", _migrate, "create or upgrade the store's schema and print its version")
     add_schedule_commands(sub, common, _connect)
@@ -479,6 +507,48 @@ async def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _patches(args: argparse.Namespace) -> int:
+    from ._patches import patch_ids_in, patch_report
+
+    module_names = _modules(args)
+    if not module_names:
+        raise CliError("durable patches needs the workflows' code: pass --module MOD "
+                       "(or DURABLE_MODULES=mod1,mod2)")
+    modules = [_import(m) for m in module_names]
+    workflows = [v for m in modules for v in vars(m).values() if hasattr(v, "__durable_workflow__")]
+    async with _connect(args, redis=False) as client:
+        report = await patch_report(client, workflows, known_ids=patch_ids_in(modules),
+                                    workflow=args.workflow, all_tenants=args.all_tenants,
+                                    limit=args.limit)
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+    else:
+        for line in _patch_lines(report, args.all_tenants):
+            print(line)
+    return 1 if report.unchecked else 0
+
+
+def _patch_lines(report: Any, all_tenants: bool) -> list[str]:
+    def name(e: Any) -> str:
+        where = f"{e.tenant}/" if all_tenants else ""
+        return f"{where}{e.workflow_id} ({e.workflow} v{e.version})"
+
+    lines = [f"checked {report.checked} open execution(s) against today's code"]
+    if not report.patches:
+        lines.append("no ctx.patched() ids in the code or in the open executions")
+    rows = [["PATCH", "OLD PATH", "NEW PATH", "EXECUTIONS ON THE OLD PATH"]]
+    for use in report.patches:
+        who = ", ".join(map(name, use.old_path)) or "none: safe to remove the old branch"
+        rows.append([use.patch_id, str(len(use.old_path)), str(use.new_path), who])
+    if report.patches:
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines += ["  ".join([*(c.ljust(w) for c, w in zip(row, widths)), row[3]]) for row in rows]
+    if report.unchecked:
+        lines.append(f"could not check {len(report.unchecked)} execution(s):")
+        lines += [f"  {name(u.execution)}: {' '.join(u.reason.split())}" for u in report.unchecked]
+    return lines
+
+
 async def _list(args: argparse.Namespace) -> int:
     async with _connect(args, redis=False) as client:
         records = await client.list(status=args.status, limit=args.limit,
@@ -511,7 +581,10 @@ async def _show(args: argparse.Namespace) -> int:
         raise CliError("--replay goes with --at WHEN")
     async with _connect(args, redis=False) as client:
         handle = client.get_handle(args.id)
-        events = await handle.history()
+        events = await handle.history(run_id=args.run)
+        if not events:
+            raise CliError(f"execution {args.id!r} has no run {args.run!r} (the runs are named "
+                           "by WorkflowStarted.continued_from and WorkflowContinuedAsNew)")
         if args.json:
             print(encode_history_json(events).decode())
             return 0
@@ -534,8 +607,8 @@ async def _show_at(args: argparse.Namespace) -> int:
             when = _cli_timetravel.moment(args.at, started)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-        state = await handle.state_at(when, replay=args.replay)
-        events = [] if args.json else await handle.history()
+        state = await handle.state_at(when, replay=args.replay, run_id=args.run)
+        events = [] if args.json else await handle.history(run_id=state.run_id)
     if args.json:
         print(_cli_timetravel.as_json(state))
         return 0
@@ -583,7 +656,13 @@ def _timeline(events: list[Event]) -> list[str]:
 def _detail(event: Event, names: dict[int, str]) -> str:
     match event:
         case WorkflowStarted():
-            return f"{_call(event.workflow, event.args, event.kwargs)} version={event.version}"
+            after = "" if event.continued_from is None else f" continues run {event.continued_from}"
+            return (f"{_call(event.workflow, event.args, event.kwargs)} version={event.version} "
+                    f"run={event.run_id}{after}")
+        case WorkflowContinuedAsNew():
+            return f"{_call('next run', event.args, event.kwargs)} run={event.run_id}"
+        case Patched():
+            return event.patch_id
         case TaskCompleted():
             return "" if event.suspended_at is None else f"waits at {_short(event.suspended_at)}"
         case ActionScheduled():

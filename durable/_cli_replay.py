@@ -186,7 +186,8 @@ class _Report:
         if total == 0:
             print(f"no {what} matched: nothing to replay")
             return 0
-        changed = f", {self.counts['changed']} with changed arguments" if self.counts["changed"] else ""
+        n_changed = self.counts["changed"]
+        changed = f", {n_changed} with changed arguments" if n_changed else ""
         print(f"replayed {total} {what}: {ok} ok, {diverged} diverged, {failed} failed{changed}")
         return 1 if diverged or failed else 0
 

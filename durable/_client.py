@@ -39,6 +39,7 @@ R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_TENANT = "default"
+_FIRST_POLL = 0.002  # seconds: the first wait of a result that no notice will announce
 
 logger = logging.getLogger("durable.client")
 
@@ -172,6 +173,9 @@ class WorkflowHandle(Generic[R]):
         """Wait for the execution to end; return its result or raise why it did not finish."""
         wakeup = self.client.store.wakeup
         fresh, self._created_in = self._created_in, None
+        # Where ends elsewhere go unreported (SQLite shared by processes), poll soon at first
+        # and back off to poll_interval: a short workflow's result is seen within milliseconds.
+        poll = _FIRST_POLL if wakeup.epoch is None else self.client.poll_interval
         async with asyncio.timeout(timeout):
             while True:
                 with wakeup.watching(self.tenant, self.workflow_id) as ended:
@@ -188,7 +192,8 @@ class WorkflowHandle(Generic[R]):
                     if record.status in TERMINAL_STATUSES:
                         return self._outcome(Outcome(record.workflow, record.status,
                                                      record.result, record.error))
-                    await asyncio.wait([ended], timeout=self.client.poll_interval)
+                    await asyncio.wait([ended], timeout=poll)
+                    poll = min(poll * 2, self.client.poll_interval)
                     outcome = ended.result() if ended.done() else None
                     if outcome is not None and outcome.status in TERMINAL_STATUSES:
                         return self._outcome(outcome)  # the end's notice carried it: no read
@@ -218,7 +223,8 @@ class WorkflowHandle(Generic[R]):
                            timers, record.result, record.error, record.task_error,
                            await current_suspension(store, record))
 
-    async def state_at(self, when: datetime | float | int, *, replay: bool = False) -> StateAt:
+    async def state_at(self, when: datetime | float | int, *, replay: bool = False,
+                       run_id: str | None = None) -> StateAt:
         """The execution as it was at ``when``: its status, state, data and the await its
         coroutine was suspended at (``.suspended_at``, "file:line"), and the inputs it had
         received but not run yet.
@@ -228,15 +234,22 @@ class WorkflowHandle(Generic[R]):
         task is one step: a moment inside one counts as its end. The answer comes from what
         the history recorded, starting from the newest snapshot before the moment; with
         ``replay=True`` the workflow's code (it must be importable here) is replayed up to
-        it instead, and a ``NonDeterminismError`` says it no longer matches. A moment before
-        the execution started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
+        it instead, and a ``NonDeterminismError`` says it no longer matches. ``run_id`` picks
+        an earlier run the execution continued from (default: the current one). A moment
+        before the run started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
         """
-        return await state_at(self, when, replay_code=replay)
+        return await state_at(self, when, replay_code=replay, run_id=run_id)
 
-    async def history(self) -> list[Event]:
-        """The execution's history: typed events with a dense ``seq``."""
+    async def history(self, *, run_id: str | None = None) -> list[Event]:
+        """The history of the execution's current run (or of ``run_id``, an earlier run it
+        continued from): typed events with a dense ``seq``.
+
+        A run that continued as new ends with ``WorkflowContinuedAsNew`` (naming the next
+        run); each run's ``WorkflowStarted`` names the run it continues (``continued_from``).
+        """
         await self._record()
-        return await self.client.store.read_history(self.tenant, self.workflow_id)
+        return await self.client.store.read_history(self.tenant, self.workflow_id,
+                                                    run_id=run_id)
 
 
 def _known(name: str) -> WorkflowDefinition | None:

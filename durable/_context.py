@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterator, MutableMapping
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, ParamSpec, TypeVar
+from typing import (
+    TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar,
+)
 
 from ._definitions import action_definition, seconds
 from ._history import EventReceived
-from .errors import DurableError
+from .errors import DurableError, ValidationError
 
 if TYPE_CHECKING:
     from ._replay._instance import WorkflowInfo, WorkflowInstance
@@ -156,11 +159,44 @@ class Context:
             raise TypeError("ctx.wait_for() needs one or more event names (str)")
         return await self._instance.wait_for(names, None if timeout is None else seconds(timeout))
 
-    async def sleep(self, duration: float | timedelta) -> None:
-        """Sleep on a durable timer (survives restarts of every process)."""
-        import asyncio
+    def sleep(self, duration: float | timedelta) -> Awaitable[None]:
+        """Sleep on a durable timer (survives restarts of every process): ``await`` it."""
+        return asyncio.sleep(max(seconds(duration), 0.0))
 
-        await asyncio.sleep(max(seconds(duration), 0.0))
+    def continue_as_new(self, *args: Any) -> NoReturn:
+        """End this run and start the next run of the same execution with ``args``.
+
+        The arguments are validated against the workflow's signature here, like
+        ``client.start``'s. The call raises a ``BaseException`` that unwinds the workflow
+        (``finally`` blocks run; ``except Exception`` does not catch it), so call it from the
+        workflow function itself, or from a task it awaits. The next run starts with a fresh
+        history (bounded: an endless workflow keeps continuing), runs today's code of the
+        workflow, and gets the events that were received but not taken by ``wait_for`` yet.
+        The execution keeps its workflow id: handles and ``handle.result()`` follow it.
+        """
+        from ._payloads import check_size
+        from ._replay._instance import ContinueAsNewRequest
+
+        defn = self._instance.defn
+        a, k = defn.params.dump(args, {})
+        check_size([a, k], f"arguments of {defn.name}")
+        raise ContinueAsNewRequest(a, k)
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this execution takes the new path of a code change named ``patch_id``.
+
+        Write ``if ctx.patched("id"): new code else: old code``. The first time the call runs
+        live it returns True and records a ``Patched`` marker; replaying a history recorded
+        before the change (no marker there) returns False, so it replays the old code. The
+        answer is fixed per run: every later call with the same id returns the same. Once no
+        open execution depends on the old path (``durable patches`` lists those that do),
+        delete the call and the old branch; markers of calls no longer made are skipped.
+        """
+        if not isinstance(patch_id, str) or not patch_id:
+            raise ValidationError(f"ctx.patched() takes a non-empty str patch id, not "
+                                  f"{patch_id!r}; name the change, e.g. ctx.patched(\"fee-v2\")",
+                                  function="ctx.patched", parameter="patch_id")
+        return self._instance.patched(patch_id)
 
     def now(self) -> datetime:
         """The workflow's current time (aware, UTC): the same on every replay."""

@@ -6,9 +6,8 @@ kinds:
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
   ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, ``UpdateAccepted``;
 * command events record what the coroutine did: ``ActionScheduled``, ``ActionCancelRequested``,
-  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``UpdateCompleted``
-  and the terminal
-  events.
+  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``Patched``,
+  ``UpdateCompleted`` and the terminal events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
@@ -36,11 +35,14 @@ __all__ = [
     "Command",
     "CompleteUpdate",
     "CompleteWorkflow",
+    "ContinueAsNew",
     "DataChanged",
     "ErrorInfo",
     "Event",
     "EventReceived",
     "FailWorkflow",
+    "MarkPatched",
+    "Patched",
     "ScheduleAction",
     "SetData",
     "SetState",
@@ -54,6 +56,7 @@ __all__ = [
     "UpdateCompleted",
     "WorkflowCancelled",
     "WorkflowCompleted",
+    "WorkflowContinuedAsNew",
     "WorkflowFailed",
     "WorkflowStarted",
     "decode_event",
@@ -82,7 +85,10 @@ class _Event(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
 
 
 class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
-    """The execution was created with these arguments."""
+    """The execution (or its next run) was created with these arguments.
+
+    ``continued_from`` is the run this one continues (``ctx.continue_as_new``), if any.
+    """
 
     workflow: str
     version: str
@@ -91,6 +97,7 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     tenant: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+    continued_from: str | None = None
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -211,10 +218,28 @@ class UpdateCompleted(_Event, frozen=True, tag=True, array_like=True):
     error: ErrorInfo | None = None
 
 
+class Patched(_Event, frozen=True, tag=True, array_like=True):
+    """``ctx.patched(patch_id)`` ran live here and took the new path (a marker, no effect).
+
+    Replay answers ``patched(patch_id)`` True where this marker is, False where it is not;
+    a marker that today's code no longer asks about is skipped.
+    """
+
+    patch_id: str
+
+
 class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
     """The workflow returned ``result``."""
 
     result: Any = None
+
+
+class WorkflowContinuedAsNew(_Event, frozen=True, tag=True, array_like=True):
+    """The run ended by starting run ``run_id`` of the same execution with these arguments."""
+
+    run_id: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
 
 
 class WorkflowFailed(_Event, frozen=True, tag=True, array_like=True):
@@ -243,9 +268,11 @@ Event = (
     | StateChanged
     | DataChanged
     | UpdateCompleted
+    | Patched
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
+    | WorkflowContinuedAsNew
 )
 
 INPUT_TYPES: Final = (
@@ -257,7 +284,8 @@ INPUT_TYPES: Final = (
     CancelRequested,
     UpdateAccepted,
 )
-TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
+TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
+                         WorkflowContinuedAsNew)
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -330,6 +358,13 @@ class CompleteUpdate(_Command, frozen=True):
     error: ErrorInfo | None = None
 
 
+class MarkPatched(_Command, frozen=True):
+    """Record that the code took the new path of a patch (recorded as ``Patched``)."""
+
+    event = Patched
+    patch_id: str
+
+
 class CompleteWorkflow(_Command, frozen=True):
     """End the workflow with a result (recorded as ``WorkflowCompleted``)."""
 
@@ -350,9 +385,18 @@ class CancelWorkflow(_Command, frozen=True):
     event = WorkflowCancelled
 
 
+class ContinueAsNew(_Command, frozen=True):
+    """End the run and start the next one (recorded as ``WorkflowContinuedAsNew``)."""
+
+    event = WorkflowContinuedAsNew
+    run_id: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+
+
 Command = (
-    ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData | CompleteUpdate
-    | CompleteWorkflow | FailWorkflow | CancelWorkflow
+    ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData | MarkPatched
+    | CompleteUpdate | CompleteWorkflow | FailWorkflow | CancelWorkflow | ContinueAsNew
 )
 
 # One encoder and decoder for the process (msgspec performance tips).

@@ -112,7 +112,7 @@ class Saga:
         return failed
 
     async def _run_stack(self) -> list[tuple[str, BaseException]]:
-        failed = []
+        failed: list[tuple[str, BaseException]] = []
         while self._stack:
             step = self._stack.pop()
             try:
@@ -130,7 +130,7 @@ class Saga:
         result = step.fn(*step.args, **step.kwargs)
         if not inspect.isawaitable(result):
             return _done(result)
-        return result  # type: ignore[no-any-return]
+        return result
 
 
 async def _done(value: Any) -> Any:

@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from ._definitions import WorkflowDefinition, workflow_definition
+from msgspec.structs import replace
+
 from ._history import (
-    INPUT_TYPES, CompleteWorkflow, DataChanged, ErrorInfo, Event, FailWorkflow, StateChanged,
-    TaskCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+    INPUT_TYPES, CompleteWorkflow, ContinueAsNew, DataChanged, ErrorInfo, Event, FailWorkflow,
+    StateChanged, TaskCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew,
+    WorkflowFailed, WorkflowStarted,
 )
 from ._payloads import dump_value
 from ._replay import WorkflowInstance, replay
@@ -48,7 +51,8 @@ class StateAt(msgspec.Struct, frozen=True):
     and ``data`` are as the workflow had them; ``suspended_at`` is the ``file:line`` of the
     await its coroutine was suspended at (None before it first ran and once it ended);
     ``pending`` are inputs that had arrived but had not run yet; ``result`` / ``error`` are
-    set once it had ended. ``replayed`` says the answer came from replaying code.
+    set once it had ended. ``status`` is ``"continued"`` for a run that had ended by
+    continuing as new. ``replayed`` says the answer came from replaying code.
     """
 
     workflow_id: str
@@ -132,7 +136,8 @@ class _Fold:
             self.state = event.state  # type: ignore[union-attr]
         elif kind is DataChanged:
             self._data(event)  # type: ignore[arg-type]
-        elif kind in (WorkflowCompleted, WorkflowFailed, WorkflowCancelled):
+        elif kind in (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
+                      WorkflowContinuedAsNew):
             self._end(event)
 
     def _data(self, event: DataChanged) -> None:
@@ -147,6 +152,8 @@ class _Fold:
             self.status, self.result = "completed", event.result
         elif isinstance(event, WorkflowFailed):
             self.status, self.error = "failed", event.error
+        elif isinstance(event, WorkflowContinuedAsNew):
+            self.status = "continued"
         else:
             self.status = "cancelled"
 
@@ -183,10 +190,11 @@ async def _fold(store: Store, record: ExecutionRecord, point: _Point,
     return fold
 
 
-async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool) -> StateAt:
+async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool,
+                   run_id: str | None = None) -> StateAt:
     """The execution at ``when`` (see ``WorkflowHandle.state_at``)."""
     point = _Point(when)
-    record = await handle._record()
+    record = await _run_record(handle, await handle._record(), run_id)
     point.check(record)
     store = handle.client.store
     if not replay_code:
@@ -209,6 +217,21 @@ async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool
     events: list[Event] = []
     await _fold(store, record, point, None, events)
     return _replayed(defn, record, events)
+
+
+async def _run_record(handle: WorkflowHandle[Any], record: ExecutionRecord,
+                      run_id: str | None) -> ExecutionRecord:
+    """The record of run ``run_id``: the current one, or an earlier one it continued from."""
+    if run_id is None or run_id == record.run_id:
+        return record
+    events = await handle.client.store.read_history(record.tenant, record.workflow_id,
+                                                    run_id=run_id)
+    if not events:
+        raise HistoryRangeError(f"execution {record.workflow_id!r} has no run {run_id!r}",
+                                workflow_id=record.workflow_id, when=run_id, first=None,
+                                last=None)
+    return replace(record, run_id=run_id, last_seq=len(events), created_at=events[0].time,
+                   updated_at=events[-1].time)
 
 
 def _definition(handle: WorkflowHandle[Any], record: ExecutionRecord) -> WorkflowDefinition | None:
@@ -236,6 +259,8 @@ def _replayed(defn: WorkflowDefinition, record: ExecutionRecord, events: list[Ev
             status, result = "completed", instance.outcome.result
         elif isinstance(instance.outcome, FailWorkflow):
             status, error = "failed", instance.outcome.error
+        elif isinstance(instance.outcome, ContinueAsNew):
+            status = "continued"
         elif instance.outcome is not None:
             status = "cancelled"
         last = events[-1]

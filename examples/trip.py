@@ -120,7 +120,8 @@ async def book_trip(ctx: durable.Context, trip_id: str, customer: str, destinati
     sent = await asyncio.gather(  # continue: a failed channel does not undo the trip
         *(ctx.run(notify, channel, customer, f"{trip_id} to {destination} is booked")
           for channel in CHANNELS), return_exceptions=True)
-    missed = [channel for channel, outcome in zip(CHANNELS, sent) if isinstance(outcome, Exception)]
+    missed = [channel for channel, outcome in zip(CHANNELS, sent, strict=True)
+              if isinstance(outcome, Exception)]
     ctx.set_state("booked")
     return {"hotel": hotel, "car": car, "flight": flight, "receipt": receipt,
             "not_confirmed_on": missed}

@@ -13,21 +13,22 @@ activation with a ``NonDeterminismError`` that names the source line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sys
 import uuid
 import warnings
 from collections import deque
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Final, NamedTuple, Sequence
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelAction,
     CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow,
-    DataChanged, Event, EventReceived, FailWorkflow, ScheduleAction, SetData, SetState,
-    StartTimer, StateChanged, TimerCancelled, TimerFired, TimerStarted, UpdateAccepted,
-    UpdateCompleted, WorkflowStarted,
+    ContinueAsNew, DataChanged, Event, EventReceived, FailWorkflow, MarkPatched, Patched,
+    ScheduleAction, SetData, SetState, StartTimer, StateChanged, TimerCancelled, TimerFired,
+    TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowStarted,
 )
 from .._payloads import check_size, dump_value, error_info
 from ..errors import (
@@ -36,13 +37,14 @@ from ..errors import (
 from ._handlers import Handlers
 from ._loop import WorkflowLoop
 
-__all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance"]
+__all__ = ["Activation", "ContinueAsNewRequest", "NonDeterminismWarning", "WorkflowInfo",
+           "WorkflowInstance"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
 
-_TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow)
+_TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
 
 
 class NonDeterminismWarning(UserWarning):
@@ -53,6 +55,17 @@ class _Abort(BaseException):
     """Unwinds workflow code after a divergence; user code cannot swallow it by accident."""
 
 
+class ContinueAsNewRequest(BaseException):
+    """Raised by ``ctx.continue_as_new``: unwinds the workflow, which then ends this run.
+
+    A ``BaseException``, so that ``except Exception`` in workflow code does not swallow it.
+    """
+
+    def __init__(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        super().__init__("continue as new")
+        self.payload = (args, kwargs)
+
+
 class Activation(NamedTuple):
     """What one activation produced: new commands, or the divergence that stopped it."""
 
@@ -61,7 +74,11 @@ class Activation(NamedTuple):
 
 
 class WorkflowInfo(NamedTuple):
-    """Facts about the running execution (``ctx.info``)."""
+    """Facts about the running execution (``ctx.info``).
+
+    ``version`` is the one the run started with; ``continued_from`` the run this one
+    continues (``ctx.continue_as_new``), if any.
+    """
 
     workflow_id: str
     run_id: str
@@ -69,6 +86,7 @@ class WorkflowInfo(NamedTuple):
     workflow: str
     version: str
     attempt: int = 1
+    continued_from: str | None = None
 
 
 class _ReadOnly(list):  # type: ignore[type-arg]
@@ -91,6 +109,17 @@ class _Waiter(NamedTuple):
     future: asyncio.Future[Any]
 
 
+def _same(recorded: Event | None, command: Command) -> bool:
+    """Whether ``recorded`` is the event of ``command``: its kind and what names it."""
+    if type(recorded) is not command.event:
+        return False
+    return all(getattr(recorded, field) == getattr(command, field)
+               for field in _IDENTITY.intersection(command.__struct_fields__))
+
+
+_IDENTITY: Final = frozenset({"cmd", "name", "key", "patch_id", "workflow", "workflow_id"})
+
+
 def _user_location(frame: Any) -> str:
     """``file:line`` of the innermost frame that is neither durable's nor asyncio's."""
     while frame is not None:
@@ -107,7 +136,8 @@ def _describe(item: Any) -> str:
     error = getattr(item, "error", None)
     if error is not None:
         return f"{type(item).__name__} ({error.type}: {error.message})"
-    name = getattr(item, "name", None) or getattr(item, "state", None) or getattr(item, "key", None)
+    name = (getattr(item, "name", None) or getattr(item, "state", None)
+            or getattr(item, "key", None) or getattr(item, "patch_id", None))
     seq = getattr(item, "seq", None)
     where = f" (seq {seq})" if seq is not None else ""
     return f"{type(item).__name__}{where}" + (f" {name!r}" if name else "")
@@ -123,7 +153,8 @@ class WorkflowInstance:
 
         self.defn = defn
         self.info = WorkflowInfo(started.workflow_id, started.run_id, started.tenant,
-                                 started.workflow, started.version)
+                                 started.workflow, started.version,
+                                 continued_from=started.continued_from)
         self.actions = actions or {}
         self.strict = strict
         self.replaying = False
@@ -141,10 +172,11 @@ class WorkflowInstance:
         self._ri = 0
         self._error: NonDeterminismError | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
-        self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._timer_ids: dict[int, int] = {}  # id(TimerHandle) -> cmd
+        self._timers: dict[int, Any] = {}  # cmd -> the loop's timer handle (its ``_cmd``)
         self._inbox: deque[EventReceived] = deque()
         self._waiters: list[_Waiter] = []
+        # patch id -> whether this run takes its new path; decided once per run (ctx.patched)
+        self.patches: dict[str, bool] = {}
         self._handlers: Handlers | None = None
         self.ctx = Context(self)
 
@@ -172,7 +204,8 @@ class WorkflowInstance:
                         break
             elif self._ri < len(recorded) and self._error is None:
                 self._rest_of_batch(recorded)
-        return Activation(commands, self._error)
+        # tuple.__new__ skips the generated, keyword-parsing __new__ (one per batch)
+        return tuple.__new__(Activation, (commands, self._error))  # type: ignore[return-value]
 
     def _rest_of_batch(self, recorded: Sequence[Event]) -> None:
         """Replay: the batch recorded commands that the code has not issued.
@@ -182,7 +215,9 @@ class WorkflowInstance:
         Anything else left over is a divergence.
         """
         try:
-            if type(recorded[self._ri]) is ActionCancelRequested:
+            if type(recorded[self._ri]) is Patched:
+                self._take_markers()
+            if self._ri < len(recorded) and type(recorded[self._ri]) is ActionCancelRequested:
                 self._cancel_abandoned_actions()
             if self._ri < len(recorded):
                 self._diverged(recorded[self._ri], None, self.suspended_at() or "<finished>")
@@ -202,7 +237,6 @@ class WorkflowInstance:
         elif kind is TimerFired:
             handle = self._timers.pop(event.cmd, None)  # type: ignore[union-attr]
             if handle is not None:
-                self._timer_ids.pop(id(handle), None)
                 self._loop._ready.append(handle)
         elif kind is EventReceived:
             self._deliver(event)  # type: ignore[arg-type]
@@ -241,6 +275,9 @@ class WorkflowInstance:
         exc = task.exception()
         if isinstance(exc, _Abort):
             return
+        if isinstance(exc, ContinueAsNewRequest):
+            self.issue(ContinueAsNew(self.next_run_id(), *exc.payload), where)
+            return
         if exc is None:
             try:
                 self.issue(CompleteWorkflow(self.defn.result.dump(task.result())), where)
@@ -271,13 +308,41 @@ class WorkflowInstance:
                 self.done, self.outcome = True, command
             return
         recorded = self._peek()
-        # Only terminal commands come here to be matched; the others have fast paths.
+        if type(recorded) is Patched:  # the code no longer asks about this patch: skip it
+            self._take_markers()
+            recorded = self._peek()
+            if _same(recorded, command) and not isinstance(command, _TERMINAL):
+                self._ri += 1
+                self._ncmd += 1
+                return
+        # Terminal commands come here to be matched; the others have fast paths.
         if type(recorded) is command.event and isinstance(command, _TERMINAL):
             self._ri += 1
             self._ncmd += 1
             self.done, self.outcome = True, command
             return
         self._diverged(recorded, command, location or _user_location(sys._getframe(1)))
+
+    def _take_markers(self) -> None:
+        """Replay: consume the ``Patched`` markers at this point; their patches are taken."""
+        recorded = self._recorded
+        assert recorded is not None
+        while self._ri < len(recorded) and type(recorded[self._ri]) is Patched:
+            self.patches[recorded[self._ri].patch_id] = True  # type: ignore[union-attr]
+            self._ri += 1
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the new path of patch ``patch_id`` (see ``ctx.patched``)."""
+        known = self.patches.get(patch_id)
+        if known is not None:
+            return known
+        if self._recorded is None:  # live: the new code path, from here on
+            self._commands.append(MarkPatched(patch_id))  # a marker: it numbers no command
+            self.patches[patch_id] = True
+            return True
+        if type(self._peek()) is Patched:
+            self._take_markers()
+        return self.patches.setdefault(patch_id, False)
 
     def _diverged(self, recorded: Event | None, command: Command | None, location: str) -> None:
         """Record the divergence and unwind the workflow code that caused it."""
@@ -315,8 +380,11 @@ class WorkflowInstance:
         if type(recorded) is ActionScheduled and recorded.name == defn.name:  # type: ignore[union-attr]
             self._ri += 1
             self._ncmd = cmd + 1
-            if (dump_value(list(args), defn.name) != recorded.args  # type: ignore[union-attr]
-                    or (kwargs and dump_value(kwargs, defn.name) != recorded.kwargs)):  # type: ignore[union-attr]
+            # Plain values compare equal as they are; only others need normalizing first.
+            a, r = list(args), recorded.args  # type: ignore[union-attr]
+            if (a != r and dump_value(a, defn.name) != r) or (kwargs and (
+                    kwargs != recorded.kwargs  # type: ignore[union-attr]
+                    and dump_value(kwargs, defn.name) != recorded.kwargs)):  # type: ignore[union-attr]
                 self._changed(f"the arguments of action {defn.name!r}")
         else:
             a, k = defn.params.dump(args, kwargs)
@@ -339,12 +407,15 @@ class WorkflowInstance:
         cancelled = [cmd for cmd, (fut, _) in self._pending.items() if fut.cancelled()]
         for cmd in cancelled:
             del self._pending[cmd]
+            if self._recorded is None:
+                self.issue(CancelAction(cmd))
+                continue
+            if type(self._peek()) is Patched:
+                self._take_markers()
             recorded = self._peek()
             if type(recorded) is ActionCancelRequested and recorded.cmd == cmd:  # type: ignore[union-attr]
                 self._ri += 1
                 self._ncmd += 1
-            elif self._recorded is None:
-                self.issue(CancelAction(cmd))
             # else: a history recorded before durable recorded action cancellations; the
             # cancellation has no effect on the workflow, so replay goes on without it.
 
@@ -369,15 +440,17 @@ class WorkflowInstance:
                 self._changed(f"a timer's duration ({recorded.duration}s -> {delay}s)")  # type: ignore[union-attr]
         else:
             self.issue(StartTimer(cmd, delay, self._loop._time + delay))
+        handle._cmd = cmd  # type: ignore[attr-defined]
         self._timers[cmd] = handle
-        self._timer_ids[id(handle)] = cmd
 
     def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
         """Issue ``CancelTimer`` for a timer that has not fired yet."""
-        cmd = self._timer_ids.pop(id(handle), None)
-        if cmd is None or self._error is not None:
-            return
+        cmd: int = getattr(handle, "_cmd", -1)
+        if self._timers.get(cmd) is not handle:
+            return  # fired already, or never a durable timer
         del self._timers[cmd]
+        if self._error is not None:
+            return
         recorded = self._peek()
         if type(recorded) is TimerCancelled and recorded.cmd == cmd:  # type: ignore[union-attr]
             self._ri += 1
@@ -489,6 +562,10 @@ class WorkflowInstance:
 
     # ---- introspection ------------------------------------------------------------------
 
+    def entered(self) -> contextlib.AbstractContextManager[None]:
+        """Run several activations in a row with the instance's loop entered once (replay)."""
+        return self._loop.entered()
+
     def suspended_at(self) -> str | None:
         """``file:line`` of the await the main coroutine is suspended at (None when done)."""
         if self._main is None or self._main.done():
@@ -510,6 +587,15 @@ class WorkflowInstance:
         if self._random is None:
             self._random = random.Random(self._started.run_id)
         return self._random
+
+    def next_run_id(self) -> str:
+        """The run id ``continue_as_new`` gives the next run: derived from this one's."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"durable:{self.info.run_id}:next").hex
+
+    def unconsumed_events(self) -> list[EventReceived]:
+        """Events received that no ``wait_for`` took yet, oldest first (carried on to the
+        next run by ``continue_as_new``)."""
+        return list(self._inbox)
 
     def uuid4(self) -> uuid.UUID:
         """A random UUID drawn from the execution's deterministic stream."""

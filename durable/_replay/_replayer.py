@@ -27,6 +27,9 @@ class ReplayResult(NamedTuple):
     state: str | None
     data: dict[str, Any]
     suspended_at: str | None  # ``file:line`` of the await the code stopped at, if not done
+    # patch id -> whether the run takes its new path (ctx.patched); False: it depends on the
+    # old path, whose code must stay until the execution ends
+    patches: dict[str, bool] = {}
 
 
 class Replayer:
@@ -58,7 +61,8 @@ class Replayer:
             if failed is not None:
                 raise failed.error  # type: ignore[misc]
             return ReplayResult(started.workflow_id, started.workflow, len(events), instance.done,
-                                instance.state, dict(instance.data), instance.suspended_at())
+                                instance.state, dict(instance.data), instance.suspended_at(),
+                                dict(instance.patches))
         finally:
             instance.close()
 

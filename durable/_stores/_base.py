@@ -25,7 +25,8 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from typing import (
-    Any, Callable, Collection, Final, Iterator, Literal, NamedTuple, Protocol, Sequence,
+    Any, Awaitable, Callable, ClassVar, Collection, Final, Iterator, Literal, NamedTuple,
+    Protocol, Sequence,
 )
 
 import msgspec
@@ -107,7 +108,8 @@ class WorkflowTask(msgspec.Struct, frozen=True):
     queries or updates may be waiting for it: see ``Store.pending_requests``).
 
     A claim may bring the history along (``Store.claim_refs(history_after=...)``): then
-    ``history`` holds the current run's events after ``after_seq``, as of the claim.
+    ``history`` holds the events of run ``run_id`` (the current one) after ``after_seq``, as
+    of the claim.
     """
 
     tenant: str
@@ -116,6 +118,7 @@ class WorkflowTask(msgspec.Struct, frozen=True):
     attempt: int = 1
     history: list[Event] | None = None
     after_seq: int = 0
+    run_id: str = ""
     requested: bool = False
 
 
@@ -253,6 +256,9 @@ class Store(Protocol):
 
     url: str
     wakeup: Wakeup
+    # The driver whose connection a database action receives ("asyncpg", "sqlite3"), or None
+    # when the store has no transactions (memory).
+    transaction_driver: ClassVar[str | None]
 
     async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
         """Create an execution from its ``WorkflowStarted`` event (seq 1) and a workflow task.
@@ -425,7 +431,23 @@ class Store(Protocol):
         """The execution's action tasks and timers that have not finished."""
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
+
+    async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
+                                     isolation: str, now: float) -> bool:
+        """A database action's attempt: run ``body(connection)`` in a transaction at
+        ``isolation`` that also records the action's completion (``ActionCompleted`` with
+        what ``body`` returned), and commit both, or neither when ``body`` raises (it
+        propagates). ``body`` is a coroutine function on ``asyncpg``, a plain function
+        (run on the store's thread) on ``sqlite3``.
+
+        Returns True when the completion was recorded in the history (and the workflow made
+        runnable); False when another attempt had recorded it (this one's writes are rolled
+        back), when the execution ended, or when the outcome is committed but not yet in the
+        history (whoever takes the task over next moves it there, without running ``body``).
+        A store without transactions raises ``DatabaseActionError``.
+        """
 
     # ---- schedules (see ``_schedule_records``) -------------------------------------------
 
@@ -468,6 +490,7 @@ class Store(Protocol):
 
 
 _RECENT_ENDS: Final = 10_000  # ends remembered, for result waiters that come late
+_FIRST_POLL, _LAST_POLL = 0.002, 0.05  # seconds between looks at other processes' changes
 
 
 class Wakeup:
@@ -484,7 +507,10 @@ class Wakeup:
     so its creator may wait for the notice without reading first.
     """
 
-    def __init__(self, *, reliable: bool = False) -> None:
+    def __init__(self, *, reliable: bool = False,
+                 changes: Callable[[], Awaitable[int]] | None = None) -> None:
+        self._changes = changes
+        self._watch: asyncio.Task[None] | None = None
         self._waiters: set[asyncio.Future[None]] = set()
         self._watchers: dict[tuple[str, str], set[asyncio.Future[Outcome | None]]] = {}
         self._reply_watchers: dict[tuple[str, str, str], set[asyncio.Future[None]]] = {}
@@ -523,12 +549,37 @@ class Wakeup:
             return
         fut = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
+        self._watch_changes()
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             pass
         finally:
             self._waiters.discard(fut)
+
+    def _watch_changes(self) -> None:
+        """With ``changes`` (a counter other processes' commits move, such as SQLite's
+        ``PRAGMA data_version``), poll it while anyone waits and :meth:`notify` when it moves:
+        every 2 ms while things change, backing off to 50 ms when they do not."""
+        if self._changes is not None and (self._watch is None or self._watch.done()):
+            self._watch = asyncio.get_running_loop().create_task(self._watching(self._changes))
+
+    async def _watching(self, changes: Callable[[], Awaitable[int]]) -> None:
+        seen, delay = await changes(), _FIRST_POLL
+        while self._waiters:
+            await asyncio.sleep(delay)
+            current = await changes()
+            if current != seen:
+                seen, delay = current, _FIRST_POLL
+                self.notify()
+            else:
+                delay = min(delay * 2, _LAST_POLL)
+
+    async def close(self) -> None:
+        """Stop watching for other processes' changes."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
 
     def ended(self, tenant: str, workflow_id: str, outcome: Outcome | None = None) -> None:
         """Wake whoever watches the execution, with its outcome when it is known."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable, ClassVar, Collection, Sequence
 
+import msgspec
 from msgspec.structs import replace
 
 from .._history import Event, TimerFired, WorkflowStarted
-from ..errors import WorkflowNotFoundError
+from ..errors import DatabaseActionError, WorkflowNotFoundError
 from ._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
     Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
@@ -17,6 +18,14 @@ from ._base import (
 from ._memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+def _stored(payload: Any) -> Any:
+    """A payload as the other stores give it back (tuples become lists, and so on)."""
+    return _decode(_encode(payload))
 
 _Key = tuple[str, str]  # (tenant, workflow_id)
 
@@ -41,6 +50,8 @@ def _scan_key(record: ExecutionRecord) -> tuple[float, str, str]:
 
 class MemoryStore(MemorySchedules):
     """Everything in dicts; single event loop, no persistence."""
+
+    transaction_driver: ClassVar[str | None] = None  # no transactions: no database actions
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
@@ -354,7 +365,8 @@ class MemoryStore(MemorySchedules):
         if stored is None or stored.status == "rejected":  # a rejected update is tried again
             if request.kind == "update" and record.status in TERMINAL_STATUSES:
                 return None, False
-            stored = replace(request, created_at=now, status="pending", result=None, error=None)
+            stored = replace(request, args=_stored(request.args), created_at=now,
+                             status="pending", result=None, error=None)
             requests[request.id] = stored
         if stored.status != "pending":
             return stored, False
@@ -397,8 +409,8 @@ class MemoryStore(MemorySchedules):
             request = requests.get(reply.id)
             if request is None or request.status in FINISHED_REQUESTS:
                 continue
-            requests[reply.id] = replace(request, status=reply.status, result=reply.result,
-                                         error=reply.error)
+            requests[reply.id] = replace(request, status=reply.status,
+                                         result=_stored(reply.result), error=reply.error)
             if reply.status in FINISHED_REQUESTS:
                 self.wakeup.replied(*key, reply.id)
 
@@ -442,7 +454,15 @@ class MemoryStore(MemorySchedules):
                   for _, held in self._actions.values()]
         times += [held.visible_at if held.owner is None else held.until
                   for held in self._wf_tasks.values()]
+        times += self._schedule_checks()
         return min(times, default=None)
+
+    async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
+                                     isolation: str, now: float) -> bool:
+        raise DatabaseActionError(
+            f"database action {task.name!r} needs a store with transactions: the memory store "
+            "has none; use sqlite:///... or postgresql://...", action=task.name,
+            reason="no transactions")
 
     async def close(self) -> None:
         pass

@@ -12,19 +12,20 @@ from msgspec.structs import replace
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelTimer, CancelWorkflow, Command,
-    CompleteUpdate, CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer,
-    TaskCompleted, UpdateAccepted, WorkflowStarted,
+    CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow, ScheduleAction,
+    StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
 from .._payloads import dump_value
 from .._replay import WorkflowInstance, replay
 from .._stores import (
-    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Snapshot, TimerRecord,
-    WorkflowTask, action_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
+    TaskRef, TimerRecord, WorkflowTask, action_ref,
 )
-from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
+from ._effects import continuation, effect_refs
 from ._requests import (
     admit_updates, answer_queries, completion_reply, failure_replies, orphan_replies,
 )
+from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -110,6 +111,8 @@ class _Commit:
         self._timers: dict[int, TimerRecord] = {}
         self._cancelled: list[int] = []
         self.cancelled_actions: list[int] = []
+        self.starts: list[Start] = []
+        self.signals: list[Signal] = []
         self.boundary: tuple[int, float] | None = None  # (seq, time) where the last batch ended
 
     def _event(self, make: Any) -> Event:
@@ -159,6 +162,20 @@ class _Commit:
                 del self.actions[outcome.cmd]
                 inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=now)))
         return inputs
+
+    def end(self, instance: WorkflowInstance) -> None:
+        """The run ended: add what its end does elsewhere (the next run, if it continues)."""
+        starts, signals = continuation(instance)
+        self.starts += starts
+        self.signals += signals
+
+    def refs(self) -> list[TaskRef]:
+        """Hints for the tasks this commit made runnable, to publish once it is committed."""
+        refs = [action_ref(a) for a in self.actions.values()]
+        if self.starts or self.signals:
+            refs += effect_refs(self.task.tenant, self.task.workflow_id, self.starts,
+                                self.signals)
+        return refs
 
     def timers(self) -> list[TimerRecord]:
         return list(self._timers.values())
@@ -268,6 +285,8 @@ class WorkflowTaskRunner:
         if task.requested:
             await self._answer(task, entry, commit)
         commit.replies += orphan_replies(entry.instance)
+        if entry.instance.done and commit.events:
+            commit.end(entry.instance)
         if not entry.stuck and not entry.instance.done:
             # Before the commit makes the task's outcome visible, so the next hint follows it.
             entry.stuck = await self._stick(task, keep=True)
@@ -280,7 +299,7 @@ class WorkflowTaskRunner:
                 actions=list(commit.actions.values()), timers=commit.timers(),
                 cancelled_timers=commit.cancelled_timers(), update=_update(entry.instance),
                 now=self.clock(), cancelled_actions=commit.cancelled_actions,
-                replies=commit.replies)
+                starts=commit.starts, signals=commit.signals, replies=commit.replies)
         if not committed:
             entry.instance.close()
             return False
@@ -290,8 +309,9 @@ class WorkflowTaskRunner:
                     if every and entry.seq // every > before // every else None)
         done, stuck = entry.instance.done, entry.stuck
         self.cache.put(key, entry)
-        if commit.actions:
-            await self.client.publish([action_ref(a) for a in commit.actions.values()])
+        refs = commit.refs()
+        if refs:
+            await self.client.publish(refs)
         if snapshot is not None:
             await self._save(snapshot)
         if done and stuck:
@@ -318,7 +338,12 @@ class WorkflowTaskRunner:
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
 
     async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
-        """Validate pending updates and run the accepted ones, then answer pending queries."""
+        """Validate pending updates and run the accepted ones, then answer pending queries.
+
+        A run that just continued as new leaves them to the next run (its task re-arms them).
+        """
+        if type(entry.instance.outcome) is ContinueAsNew:
+            return
         pending = await self.store.pending_requests(task.tenant, task.workflow_id)
         accepted, replies = admit_updates(entry.instance, pending)
         commit.replies += replies  # "accepted" before the outcomes of the handlers
@@ -347,8 +372,8 @@ class WorkflowTaskRunner:
     def _inline(self, action: ActionTask) -> bool:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
-        if self.inline_budget <= 0 or defn is None or defn.inline is False:
-            return False
+        if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction:
+            return False  # a database action commits with its own transaction, not the task's
         return defn.inline is True or (defn.timeout is not None and defn.timeout <= self.inline_budget)
 
     async def _run_inline(self, commit: _Commit, actions: list[ActionTask]) -> list[Event]:
@@ -365,7 +390,9 @@ class WorkflowTaskRunner:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
         if entry is not None:
-            new = await self._history(task, entry.seq)
+            # Its own run's events: if another worker continued the execution as new, the
+            # old run shows that worker's commit, and the instance is rebuilt.
+            new = await self._history(task, entry.seq, entry.instance.info.run_id)
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
                 return entry, new
@@ -378,11 +405,15 @@ class WorkflowTaskRunner:
             raise failed.error  # type: ignore[misc]
         return _Cached(instance, len(events)), inputs
 
-    async def _history(self, task: WorkflowTask, after_seq: int) -> list[Event]:
-        """The events after ``after_seq``: those the claim brought along, else read."""
-        if task.history is not None and task.after_seq <= after_seq:
+    async def _history(self, task: WorkflowTask, after_seq: int,
+                       run_id: str | None = None) -> list[Event]:
+        """The events of run ``run_id`` (default: the current one) after ``after_seq``: those
+        the claim brought along, else read."""
+        if task.history is not None and task.after_seq <= after_seq and (
+                run_id is None or run_id == task.run_id):
             return [e for e in task.history if e.seq > after_seq]
-        return await self.store.read_history(task.tenant, task.workflow_id, after_seq=after_seq)
+        return await self.store.read_history(task.tenant, task.workflow_id, run_id=run_id,
+                                             after_seq=after_seq)
 
     def _instance(self, task: WorkflowTask, events: list[Event]) -> WorkflowInstance:
         if not events or type(events[0]) is not WorkflowStarted:

@@ -48,15 +48,20 @@ class Environment:
     awaits ``handle.result()`` and nothing can run, it jumps to the next due timer or retry;
     ``time_skipping=False`` keeps it still there, so that only ``env.sleep()`` moves it.
     Real-time waits inside actions are not skipped: the clock holds while an action runs.
+
+    ``always_replay=True`` rebuilds the workflow from its history for every task instead of
+    keeping it live, so that non-deterministic workflow code fails the test (with
+    ``WorkflowHeldError``) rather than the first production worker that has to replay it.
     """
 
     def __init__(self, workflows: Iterable[Any] = (), actions: Iterable[Any] = (), *,
                  doubles: Mapping[ActionRef, Callable[..., Any]] | None = None,
                  start: datetime | float | None = None, time_skipping: bool = True,
-                 tenant: str = DEFAULT_TENANT) -> None:
+                 always_replay: bool = False, tenant: str = DEFAULT_TENANT) -> None:
         self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
         self.actions = {d.name: d for d in host_actions(actions, doubles or {})}
         self.time_skipping = time_skipping
+        self.always_replay = always_replay
         self.tenant = tenant
         self.clock = VirtualClock(start)
         self._client: _Client | None = None
@@ -70,7 +75,8 @@ class Environment:
     async def __aenter__(self) -> Environment:
         store = MemoryStore()
         self._client = _Client(self, store, tenant=self.tenant, clock=self.clock)
-        self._worker = Worker(self._client, self.workflows.values(), self.actions.values())
+        self._worker = Worker(self._client, self.workflows.values(), self.actions.values(),
+                              max_cached=0 if self.always_replay else 1000)
         self._running = asyncio.create_task(self._worker.run(), name="durable.testing worker")
         return self
 
@@ -91,17 +97,16 @@ class Environment:
     @property
     def client(self) -> Client:
         """The client on the environment's store; its handles skip time in ``result()``."""
-        return self._entered(self._client)
+        if self._client is None:
+            raise _not_entered()
+        return self._client
 
     @property
     def worker(self) -> Worker:
         """The worker that runs the environment's workflows and actions."""
-        return self._entered(self._worker)
-
-    def _entered(self, value: Any) -> Any:
-        if value is None:
-            raise DurableError("use the Environment as `async with Environment(...) as env:`")
-        return value
+        if self._worker is None:
+            raise _not_entered()
+        return self._worker
 
     # ---- time ---------------------------------------------------------------------------
 
@@ -123,6 +128,7 @@ class Environment:
                     await self._settle()
                     if self.clock() >= target:
                         return
+                    await self._raise_if_held(None)
                     await self._jump()
         finally:
             self._deadlines.remove(target)
@@ -210,13 +216,25 @@ class Environment:
                         "Environment(actions=[...]) or give it a test double",
                         name=task.name, workflow_id=record.workflow_id)
 
-    async def _raise_if_held(self, handle: WorkflowHandle[Any]) -> None:
-        record = await self.client.store.get_execution(handle.tenant, handle.workflow_id)
-        if record is not None and record.status == "running" and record.task_error:
-            raise WorkflowHeldError(
-                f"execution {handle.workflow_id!r} cannot go on, its workflow task fails: "
-                f"{record.task_error}", workflow_id=handle.workflow_id,
-                task_error=record.task_error)
+    async def _raise_if_held(self, handle: WorkflowHandle[Any] | None) -> None:
+        """An execution (this one, or any) whose workflow task keeps failing is an error:
+        moving time on would only retry it, with backoff, forever."""
+        store = self.client.store
+        if handle is None:
+            records = await store.list_executions(None, status="running", limit=1_000_000)
+        else:
+            one = await store.get_execution(handle.tenant, handle.workflow_id)
+            records = [] if one is None else [one]
+        for record in records:
+            if record.status == "running" and record.task_error:
+                raise WorkflowHeldError(
+                    f"execution {record.workflow_id!r} cannot go on, its workflow task fails: "
+                    f"{record.task_error}", workflow_id=record.workflow_id,
+                    task_error=record.task_error)
+
+
+def _not_entered() -> DurableError:
+    return DurableError("use the Environment as `async with Environment(...) as env:`")
 
 
 class _Client(Client):
@@ -230,7 +248,8 @@ class _Client(Client):
                     *args: Unpack[Ts], id: str | None = None,
                     tenant: str | None = None) -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
-        handle = await super().start(defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
+        handle: WorkflowHandle[R] = await super().start(
+            defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
         ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
         ours._created_in = handle._created_in
         return ours

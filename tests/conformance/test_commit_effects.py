@@ -16,7 +16,7 @@ from durable._history import (
     ActionCompleted, CancelRequested, CompleteWorkflow, Event, EventReceived, TaskCompleted,
     TimerFired, WorkflowStarted,
 )
-from durable._stores import ExecutionUpdate, Signal, Start, Store, WorkflowTask
+from durable._stores import ExecutionUpdate, Signal, Start, Store, WorkflowTask, workflow_ref
 
 from .test_store import (
     LEASE, NOW, RUNNING, T1, T2, act, claim, claim_actions, claim_one, completion, create,
@@ -260,3 +260,20 @@ async def test_timer_fired_for_an_old_run_is_not_recorded_in_the_new_one(store: 
     assert await commit(store, await claim_one(store), starts=[Start(started(run="run-2"))])
     assert len(await store.fire_due_timers(now=NOW + 100, limit=10)) == 0
     assert not any(isinstance(e, TimerFired) for e in await history(store))
+
+
+async def test_a_claim_that_brings_history_names_its_run(store: Store) -> None:
+    await create(store)
+    await store.append_input(T1, "wf-1", received("x"), now=NOW)
+    assert await commit(store, await claim_one(store), starts=[Start(started(run="run-2"))])
+    await store.append_input(T1, "wf-1", received("y"), now=NOW)
+    [task], _ = await store.claim_refs([workflow_ref(T1, "wf-1")], "w1", workflows=["Flow"],
+                                       actions=[], lease=LEASE, now=NOW,
+                                       history_after=lambda tenant, workflow_id: 1)
+    if task.history is not None:  # a store may bring it (PostgreSQL does)
+        assert task.run_id == "run-2"
+        assert [e.seq for e in task.history] == [2]
+    else:
+        assert task.run_id == ""
+    assert [e.seq for e in await store.read_history(T1, "wf-1", run_id="run-wf-1",
+                                                    after_seq=2)] == [3]

@@ -213,3 +213,29 @@ async def test_a_closed_store_refuses_work(tmp_path: Path) -> None:
     await store.close()  # idempotent
     with pytest.raises(StoreUnavailableError, match="closed"):
         await store.get_execution("t", "wf")
+
+
+async def test_a_waiting_worker_notices_another_connections_commit_at_once(
+        tmp_path: Path) -> None:
+    import durable
+
+    @durable.workflow(name="noticed_across_files")
+    async def noticed(ctx: durable.Context, n: int) -> int:
+        return n * 2
+
+    url = f"sqlite:///{tmp_path}/shared.db"
+    worker_side, client_side = await open_store(url), await open_store(url)
+    try:
+        worker = durable.Worker(durable.Client(worker_side), [noticed], poll_interval=30.0)
+        async with worker:  # it waits up to 30 s between looks, unless it notices a change
+            await asyncio.sleep(0.1)
+            client = durable.Client(client_side, poll_interval=30.0)
+            handle = await client.start(noticed, 21, id="across")
+            t0 = asyncio.get_running_loop().time()
+            assert await handle.result(timeout=10) == 42
+            # noticed by data_version within milliseconds, not by the next look (another
+            # loop of the worker, firing schedules, looks about every second)
+            assert asyncio.get_running_loop().time() - t0 < 0.5
+    finally:
+        await worker_side.close()
+        await client_side.close()

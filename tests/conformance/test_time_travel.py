@@ -299,3 +299,35 @@ def test_snapshot_settings_are_checked(client: durable.Client) -> None:
         durable.Worker(client, [journey], snapshot_every=-1)
     with pytest.raises(ValueError, match="snapshots_kept"):
         durable.Worker(client, [journey], snapshots_kept=0)
+
+
+@durable.workflow(name="TTSeries")
+async def series(ctx: durable.Context, part: int) -> int:
+    ctx.set_state(f"part {part}")
+    await ctx.wait_for("next")  # SERIES
+    if part == 1:
+        ctx.continue_as_new(2)
+    return part
+
+
+async def test_an_earlier_run_can_be_visited(client: durable.Client) -> None:
+    async with durable.Worker(client, [series], poll_interval=0.02):
+        handle = await client.start(series, 1, id="s1")
+        await eventually(lambda: _state(handle, "part 1"), what="the first run")
+        await handle.send("next")
+        await eventually(lambda: _state(handle, "part 2"), what="the second run")
+        first_run = (await handle.history())[0].continued_from  # type: ignore[union-attr]
+        assert first_run is not None
+        old = await handle.history(run_id=first_run)
+        for event in old:
+            recorded = await handle.state_at(event.seq, run_id=first_run)
+            replayed = await handle.state_at(event.seq, run_id=first_run, replay=True)
+            assert comparable(recorded) == comparable(replayed)
+        end = await handle.state_at(len(old), run_id=first_run)
+        assert (end.run_id, end.status, end.state) == (first_run, "continued", "part 1")
+        now = await handle.state_at(datetime.now(timezone.utc))
+        assert (now.status, now.state) == ("running", "part 2")
+        with pytest.raises(HistoryRangeError, match="no run 'nope'"):
+            await handle.state_at(1, run_id="nope")
+        with pytest.raises(HistoryRangeError):
+            await handle.state_at(len(old) + 1, run_id=first_run)

@@ -359,7 +359,8 @@ def test_the_error_strategies_example_runs(tmp_path: Path) -> None:
     assert "alice: booked: {" in out and "'not_confirmed_on': ['sms']" in out  # continue
     assert out.count("on attempt 3") == 2  # retry: both flights, after two timeouts each
     bob = out[out.index("bob: booking"):out.index("carol: booking")]
-    undo = ["[flight] cancelled F-trip-bob", "[car] returned C-trip-bob", "[hotel] cancelled H-trip-bob"]
+    undo = ["[flight] cancelled F-trip-bob", "[car] returned C-trip-bob",
+            "[hotel] cancelled H-trip-bob"]
     assert [bob.index(line) for line in undo] == sorted(bob.index(line) for line in undo)
     assert "bob: failed: action 'charge' failed after 1 attempt(s): NonRetryable: card of bob " \
         "declined" in bob  # compensate: the original error, after the compensations

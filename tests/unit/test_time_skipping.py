@@ -227,7 +227,7 @@ async def charge(account: str, cents: int, currency: str = "EUR") -> str:
     raise AssertionError("the real charge must not run in these tests")
 
 
-@durable.action
+@durable.action(name="billing_notify")  # a name no example module registers too
 def notify(account: str, message: str) -> None:
     raise AssertionError("the real notify must not run in these tests")
 
@@ -235,7 +235,7 @@ def notify(account: str, message: str) -> None:
 @durable.workflow
 async def billing(ctx: durable.Context, account: str) -> str:
     receipt = await ctx.run(charge, account, 500)
-    await ctx.actions.notify(account=account, message=receipt)
+    await ctx.actions.billing_notify(account=account, message=receipt)
     return receipt
 
 
@@ -253,7 +253,7 @@ async def test_actions_can_be_swapped_for_doubles_by_function_or_name() -> None:
         told.append(message)
 
     async with Environment(workflows=[billing], actions=[charge],
-                           doubles={charge: fake_charge, "notify": fake_notify},
+                           doubles={charge: fake_charge, "billing_notify": fake_notify},
                            start=START) as env:
         assert env.actions["charge"].retry == charge.__durable_action__.retry
         handle = await env.client.start(billing, "acct-1")
@@ -343,7 +343,26 @@ async def test_an_execution_held_by_a_failing_workflow_task_is_an_error() -> Non
         assert "NonDeterminismError" in info.value.task_error or "diverged" in info.value.task_error
 
 
+async def test_env_sleep_raises_for_a_held_execution_instead_of_retrying_it() -> None:
+    async with Environment(workflows=[unstable], actions=[step_a, step_b],
+                           always_replay=True) as env:
+        handle = await env.client.start(unstable)
+        with pytest.raises(WorkflowHeldError) as info:
+            await env.sleep(timedelta(days=30))
+        assert info.value.workflow_id == handle.workflow_id
+
+
 async def test_the_environment_must_be_entered() -> None:
     env = Environment(workflows=[approval])
     with pytest.raises(DurableError, match="async with"):
         env.client  # noqa: B018
+
+
+async def test_always_replay_catches_non_deterministic_code_and_passes_the_rest() -> None:
+    async with Environment(workflows=[unstable, clock_reader], actions=[step_a, step_b],
+                           always_replay=True, start=START) as env:
+        with pytest.raises(WorkflowHeldError, match="diverged"):
+            await (await env.client.start(unstable)).result(timeout=10)
+        t0 = START.timestamp()  # a deterministic workflow replays at every step and passes
+        assert await (await env.client.start(clock_reader)).result(timeout=10) == [
+            t0, t0 + 3600, t0 + 3600 + 2 * DAY]

@@ -27,8 +27,8 @@ LIST_ALL_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR status = $1) "
     "ORDER BY created_at DESC, workflow_id DESC LIMIT $2")
 # Oldest first, for tools that walk every execution (durable replay); keyset paging.
-# $1 tenant, $2 workflow, $3 status (each NULL: any), $4 created since (NULL: any),
-# $5-$7 the (created_at, tenant, workflow_id) of the previous page's last row (NULL: none), $8 limit.
+# $1 tenant, $2 workflow, $3 status (each NULL: any), $4 created since (NULL: any), $5-$7 the
+# (created_at, tenant, workflow_id) of the previous page's last row (NULL: none), $8 limit.
 SCAN_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR tenant = $1) "
     "AND ($2::text IS NULL OR workflow = $2) AND ($3::text IS NULL OR status = $3) "
@@ -60,14 +60,15 @@ SELECT_EVENTS: Final = (
     "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
     "ORDER BY seq")
 
-# The current runs' histories of many executions: $1 tenants, $2 workflow ids, $3 after_seqs;
-# rows are (1-based position, body), in order.
+# The histories of many executions: $1 tenants, $2 workflow ids, $3 after_seqs, $4 run ids
+# (NULL: the current run); rows are (1-based position, body), in order.
 SELECT_HISTORIES: Final = """
 SELECT h.i, e.body
-FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS h(tenant, workflow_id, after_seq, i)
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
+     WITH ORDINALITY AS h(tenant, workflow_id, after_seq, run_id, i)
 JOIN executions AS x ON x.tenant = h.tenant AND x.workflow_id = h.workflow_id
-JOIN events AS e ON e.tenant = h.tenant AND e.workflow_id = h.workflow_id AND e.run_id = x.run_id
-                AND e.seq > h.after_seq
+JOIN events AS e ON e.tenant = h.tenant AND e.workflow_id = h.workflow_id
+                AND e.run_id = coalesce(h.run_id, x.run_id) AND e.seq > h.after_seq
 ORDER BY h.i, e.seq
 """
 
@@ -139,8 +140,8 @@ PENDING_ACTIONS: Final = (f"SELECT {ACTION_COLUMNS} FROM action_tasks "
 
 # Workflow hints: $5 tenants, $6 workflow ids, $7 after_seqs. Each claimed task comes back
 # with the events of its current run after its after_seq (NULL: none), in one round trip:
-# rows (tenant, workflow_id, workflow, attempt, after_seq, requested, body), ordered by task
-# and seq, with body NULL for a task that has no such events.
+# rows (tenant, workflow_id, workflow, attempt, after_seq, run_id, requested, body), ordered
+# by task and seq, with body NULL for a task that has no such events.
 CLAIM_WORKFLOW_REFS: Final = f"""
 WITH claimed AS (
     UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
@@ -153,7 +154,7 @@ WITH claimed AS (
     WHERE w.tenant = hinted.tenant AND w.workflow_id = hinted.workflow_id
     RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, hinted.after_seq, w.requested
 )
-SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, c.requested, e.body
+SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, x.run_id, c.requested, e.body
 FROM claimed AS c
 LEFT JOIN executions AS x ON x.tenant = c.tenant AND x.workflow_id = c.workflow_id
 LEFT JOIN events AS e ON e.tenant = c.tenant AND e.workflow_id = c.workflow_id
@@ -209,7 +210,8 @@ FIRE_DUE_TIMERS: Final = ("SELECT fired_tenant, fired_workflow_id "
 PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM timers "
                          "WHERE tenant = $1 AND workflow_id = $2 ORDER BY cmd")
 NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers), "
-                      "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks))")
+                      "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "
+                      "(SELECT min(due) FROM schedules))")
 
 # ---- requests (queries and updates) -------------------------------------------------------
 

@@ -43,6 +43,7 @@ from .._base import (
 from . import _statements as sql
 from ._effects import COMMIT_EFFECTS, effect_columns
 from ._schedules import PostgresSchedules
+from ._transactions import PostgresTransactions
 from ._schema import (
     Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
 )
@@ -67,7 +68,7 @@ _EMPTY_DATA: Final = _encode({})
 _NO_RESULT: Final = _encode(None)
 
 
-class PostgresStore(PostgresSchedules):
+class PostgresStore(PostgresSchedules, PostgresTransactions):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""
 
     def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
@@ -78,7 +79,7 @@ class PostgresStore(PostgresSchedules):
         self._listener: asyncpg.Connection | None = None  # relays other processes' ends
         self._listening = asyncio.Lock()
         self._writes: dict[str, Batcher[tuple[Any, ...], Any]] = {}
-        self._histories: Batcher[tuple[str, str, int], list[Event]] = Batcher(
+        self._histories: Batcher[tuple[str, str, int, str | None], list[Event]] = Batcher(
             self._read_histories, self._read_history, shared_errors=(StoreUnavailableError,))
         self._executions: Batcher[tuple[str, str], asyncpg.Record | None] = Batcher(
             self._select_executions, self._select_execution,
@@ -259,18 +260,16 @@ class PostgresStore(PostgresSchedules):
             rows = await self._fetch(sql.SELECT_EVENTS_PAGE, tenant, workflow_id, run_id,
                                      after_seq, limit)
             return [decode_event(row[0]) for row in rows]
-        if run_id is None:
-            return await self._histories.submit((tenant, workflow_id, after_seq))
-        rows = await self._fetch(sql.SELECT_EVENTS, tenant, workflow_id, run_id, after_seq)
+        return await self._histories.submit((tenant, workflow_id, after_seq, run_id))
+
+    async def _read_history(self, key: tuple[str, str, int, str | None]) -> list[Event]:
+        rows = await self._fetch(sql.SELECT_EVENTS, key[0], key[1], key[3], key[2])
         return [decode_event(row[0]) for row in rows]
 
-    async def _read_history(self, key: tuple[str, str, int]) -> list[Event]:
-        rows = await self._fetch(sql.SELECT_EVENTS, key[0], key[1], None, key[2])
-        return [decode_event(row[0]) for row in rows]
-
-    async def _read_histories(self, keys: Sequence[tuple[str, str, int]]) -> list[list[Event]]:
+    async def _read_histories(self, keys: Sequence[tuple[str, str, int, str | None]]
+                              ) -> list[list[Event]]:
         rows = await self._fetch(sql.SELECT_HISTORIES, [k[0] for k in keys],
-                                 [k[1] for k in keys], [k[2] for k in keys])
+                                 [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys])
         histories: list[list[Event]] = [[] for _ in keys]
         for i, body in rows:
             histories[i - 1].append(decode_event(body))
@@ -469,12 +468,13 @@ class PostgresStore(PostgresSchedules):
                                  [r.tenant for r in refs], [r.workflow_id for r in refs], after)
         claimed: list[WorkflowTask] = []
         key = None
-        for tenant, workflow_id, workflow, attempt, after_seq, requested, body in rows:
+        for tenant, workflow_id, workflow, attempt, after_seq, run_id, requested, body in rows:
             if (tenant, workflow_id) != key:
                 key = (tenant, workflow_id)
                 history = None if after_seq is None else []
                 claimed.append(WorkflowTask(tenant, workflow_id, workflow, attempt,
                                             history=history, after_seq=after_seq or 0,
+                                            run_id="" if history is None else run_id,
                                             requested=requested))
             if body is not None and history is not None:
                 history.append(decode_event(body))
@@ -589,7 +589,8 @@ class PostgresStore(PostgresSchedules):
         return [_action(row) for row in actions], [TimerRecord(*row) for row in timers]
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
         due: float | None = await self._fetchval(sql.NEXT_WAKEUP)
         return due
 

@@ -9,7 +9,8 @@ Concurrency model:
   lease ownership) is atomic. Dedup keys are also enforced by a unique index.
 * Polled methods (claims, due timers) first look for due work with a plain read and take the
   write lock only when there is some, so idle pollers in many processes do not contend.
-* Other processes are not woken (``wakeup`` is in-process only): they poll.
+* Other processes' commits are noticed while someone waits for work: ``wakeup`` polls
+  ``PRAGMA data_version`` (every 2 ms while things change, backing off to 50 ms).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ._requests import (
     request_from_row, submit_request_txn,
 )
 from ._schedules import SQLiteSchedules
+from ._transactions import SQLiteTransactions
 from ._snapshots import find_snapshot, save_snapshot_txn
 
 __all__ = ["SQLiteStore", "migrate"]
@@ -176,7 +178,8 @@ _MARK_ACTION_DISPATCHED: Final = f"UPDATE action_tasks SET dispatched_at = ? WHE
 
 _NEXT_WAKEUP: Final = (
     "SELECT min(t) FROM (SELECT min(fire_at) AS t FROM timers "
-    "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks)")
+    "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks "
+    "UNION ALL SELECT min(due) FROM schedules)")
 
 _CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version "
@@ -189,12 +192,13 @@ _INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, app
 # ---- the store ------------------------------------------------------------------------------
 
 
-class SQLiteStore(SQLiteSchedules):
+class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
         self.url = url
-        self.wakeup = Wakeup()
+        # Other processes sharing the file are noticed by their commits (data_version).
+        self.wakeup = Wakeup(changes=self._data_version)
         self._executor = executor
         self._conn = conn  # used only on the executor's one thread
         self._closed = False
@@ -222,6 +226,10 @@ class SQLiteStore(SQLiteSchedules):
             return await loop.run_in_executor(self._executor, fn, self._conn, *args)
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.url, exc) from exc
+
+    async def _data_version(self) -> int:
+        """A number that changes when another connection commits to the file."""
+        return await self._run(_read_data_version)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
@@ -427,13 +435,15 @@ class SQLiteStore(SQLiteSchedules):
         return await self._run(_in_read_transaction, _pending_work_txn, tenant, workflow_id)
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
         return await self._run(_scalar, _NEXT_WAKEUP, ())
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""
         if self._closed:
             return
+        await self.wakeup.close()
         self._closed = True
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
@@ -580,6 +590,10 @@ def _list_executions(conn: sqlite3.Connection, tenant: str | None, status: str |
 
 def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[ExecutionRecord]:
     return [_record(row) for row in conn.execute(_SCAN_EXECUTIONS, params)]
+
+
+def _read_data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
 def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
