@@ -37,8 +37,8 @@ from ._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
     DataChanged, Event, EventReceived, Patched, StateChanged, TaskCompleted, TimerCancelled,
     TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowCancelled,
-    WorkflowCompleted, WorkflowContinuedAsNew,
-    WorkflowFailed, WorkflowStarted, encode_history_json,
+    WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
+    encode_history_json,
 )
 from ._urls import redact
 

@@ -209,15 +209,6 @@ class DataChanged(_Event, frozen=True, tag=True, array_like=True):
     deleted: bool = False
 
 
-class UpdateCompleted(_Event, frozen=True, tag=True, array_like=True):
-    """The handler of update ``id`` returned ``result`` (or raised: ``error``)."""
-
-    id: str
-    name: str
-    result: Any = None
-    error: ErrorInfo | None = None
-
-
 class Patched(_Event, frozen=True, tag=True, array_like=True):
     """``ctx.patched(patch_id)`` ran live here and took the new path (a marker, no effect).
 
@@ -226,6 +217,15 @@ class Patched(_Event, frozen=True, tag=True, array_like=True):
     """
 
     patch_id: str
+
+
+class UpdateCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """The handler of update ``id`` returned ``result`` (or raised: ``error``)."""
+
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
 
 
 class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -267,8 +267,8 @@ Event = (
     | TimerCancelled
     | StateChanged
     | DataChanged
-    | UpdateCompleted
     | Patched
+    | UpdateCompleted
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
@@ -348,6 +348,13 @@ class SetData(_Command, frozen=True):
     deleted: bool = False
 
 
+class MarkPatched(_Command, frozen=True):
+    """Record that the code took the new path of a patch (recorded as ``Patched``)."""
+
+    event = Patched
+    patch_id: str
+
+
 class CompleteUpdate(_Command, frozen=True):
     """Answer update ``id`` with a result or an error (recorded as ``UpdateCompleted``)."""
 
@@ -356,13 +363,6 @@ class CompleteUpdate(_Command, frozen=True):
     name: str
     result: Any = None
     error: ErrorInfo | None = None
-
-
-class MarkPatched(_Command, frozen=True):
-    """Record that the code took the new path of a patch (recorded as ``Patched``)."""
-
-    event = Patched
-    patch_id: str
 
 
 class CompleteWorkflow(_Command, frozen=True):

@@ -22,10 +22,10 @@ from .._stores import (
     TaskRef, TimerRecord, WorkflowTask, action_ref,
 )
 from ._effects import continuation, effect_refs
+from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 from ._requests import (
     admit_updates, answer_queries, completion_reply, failure_replies, orphan_replies,
 )
-from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 
 if TYPE_CHECKING:
     from .._client import Client

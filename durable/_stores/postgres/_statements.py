@@ -154,7 +154,8 @@ WITH claimed AS (
     WHERE w.tenant = hinted.tenant AND w.workflow_id = hinted.workflow_id
     RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, hinted.after_seq, w.requested
 )
-SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, x.run_id, c.requested, e.body
+SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, x.run_id, c.requested,
+       e.body
 FROM claimed AS c
 LEFT JOIN executions AS x ON x.tenant = c.tenant AND x.workflow_id = c.workflow_id
 LEFT JOIN events AS e ON e.tenant = c.tenant AND e.workflow_id = c.workflow_id
