@@ -607,8 +607,8 @@ async def _show_at(args: argparse.Namespace) -> int:
             when = _cli_timetravel.moment(args.at, started)
         except ValueError as exc:
             raise CliError(str(exc)) from None
-        state = await handle.state_at(when, replay=args.replay)
-        events = [] if args.json else await handle.history()
+        state = await handle.state_at(when, replay=args.replay, run_id=args.run)
+        events = [] if args.json else await handle.history(run_id=state.run_id)
     if args.json:
         print(_cli_timetravel.as_json(state))
         return 0

@@ -223,7 +223,8 @@ class WorkflowHandle(Generic[R]):
                            timers, record.result, record.error, record.task_error,
                            await current_suspension(store, record))
 
-    async def state_at(self, when: datetime | float | int, *, replay: bool = False) -> StateAt:
+    async def state_at(self, when: datetime | float | int, *, replay: bool = False,
+                       run_id: str | None = None) -> StateAt:
         """The execution as it was at ``when``: its status, state, data and the await its
         coroutine was suspended at (``.suspended_at``, "file:line"), and the inputs it had
         received but not run yet.
@@ -233,10 +234,11 @@ class WorkflowHandle(Generic[R]):
         task is one step: a moment inside one counts as its end. The answer comes from what
         the history recorded, starting from the newest snapshot before the moment; with
         ``replay=True`` the workflow's code (it must be importable here) is replayed up to
-        it instead, and a ``NonDeterminismError`` says it no longer matches. A moment before
-        the execution started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
+        it instead, and a ``NonDeterminismError`` says it no longer matches. ``run_id`` picks
+        an earlier run the execution continued from (default: the current one). A moment
+        before the run started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
         """
-        return await state_at(self, when, replay_code=replay)
+        return await state_at(self, when, replay_code=replay, run_id=run_id)
 
     async def history(self, *, run_id: str | None = None) -> list[Event]:
         """The history of the execution's current run (or of ``run_id``, an earlier run it

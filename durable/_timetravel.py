@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from ._definitions import WorkflowDefinition, workflow_definition
+from msgspec.structs import replace
+
 from ._history import (
-    INPUT_TYPES, CompleteWorkflow, DataChanged, ErrorInfo, Event, FailWorkflow, StateChanged,
-    TaskCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+    INPUT_TYPES, CompleteWorkflow, ContinueAsNew, DataChanged, ErrorInfo, Event, FailWorkflow,
+    StateChanged, TaskCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew,
+    WorkflowFailed, WorkflowStarted,
 )
 from ._payloads import dump_value
 from ._replay import WorkflowInstance, replay
@@ -33,7 +36,7 @@ from .errors import HistoryError, HistoryRangeError, UnknownWorkflowError
 if TYPE_CHECKING:
     from ._client import WorkflowHandle
 
-__all__ = ["PAGE", "StateAt", "current_suspension", "state_at"]
+__all__ = ["PAGE", "StateAt", "current_suspension", "events_after", "state_at"]
 
 PAGE: Final = 1000  # events read per round trip
 _INPUTS: Final = frozenset(INPUT_TYPES)
@@ -48,7 +51,8 @@ class StateAt(msgspec.Struct, frozen=True):
     and ``data`` are as the workflow had them; ``suspended_at`` is the ``file:line`` of the
     await its coroutine was suspended at (None before it first ran and once it ended);
     ``pending`` are inputs that had arrived but had not run yet; ``result`` / ``error`` are
-    set once it had ended. ``replayed`` says the answer came from replaying code.
+    set once it had ended. ``status`` is ``"continued"`` for a run that had ended by
+    continuing as new. ``replayed`` says the answer came from replaying code.
     """
 
     workflow_id: str
@@ -104,7 +108,7 @@ class _Fold:
 
     def __init__(self, snapshot: Snapshot | None) -> None:
         self.seq, self.time = (snapshot.seq, snapshot.time) if snapshot else (0, 0.0)
-        self.status = snapshot.status if snapshot else "running"
+        self.status: str = snapshot.status if snapshot else "running"
         self.state = snapshot.state if snapshot else None
         self.data: dict[str, Any] = dict(snapshot.data) if snapshot else {}
         self.suspended_at = snapshot.suspended_at if snapshot else None
@@ -132,7 +136,8 @@ class _Fold:
             self.state = event.state  # type: ignore[union-attr]
         elif kind is DataChanged:
             self._data(event)  # type: ignore[arg-type]
-        elif kind in (WorkflowCompleted, WorkflowFailed, WorkflowCancelled):
+        elif kind in (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
+                      WorkflowContinuedAsNew):
             self._end(event)
 
     def _data(self, event: DataChanged) -> None:
@@ -147,6 +152,8 @@ class _Fold:
             self.status, self.result = "completed", event.result
         elif isinstance(event, WorkflowFailed):
             self.status, self.error = "failed", event.error
+        elif isinstance(event, WorkflowContinuedAsNew):
+            self.status = "continued"
         else:
             self.status = "cancelled"
 
@@ -183,10 +190,11 @@ async def _fold(store: Store, record: ExecutionRecord, point: _Point,
     return fold
 
 
-async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool) -> StateAt:
+async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool,
+                   run_id: str | None = None) -> StateAt:
     """The execution at ``when`` (see ``WorkflowHandle.state_at``)."""
     point = _Point(when)
-    record = await handle._record()
+    record = await _run_record(handle, await handle._record(), run_id)
     point.check(record)
     store = handle.client.store
     if not replay_code:
@@ -197,27 +205,42 @@ async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool
         fold = await _fold(store, record, point, snapshot)
         if not (fold.ran and fold.status == "running" and fold.suspended_at is None):
             return fold.answer(record)
-        # The history does not record where the coroutine waited: ask the code.
-        if _definition(handle, record, required=False) is None:
+        # The history does not record where the coroutine waited: ask the code, if it is here.
+        if _definition(handle, record) is None:
             return fold.answer(record)
+    defn = _definition(handle, record)
+    if defn is None:
+        raise UnknownWorkflowError(
+            f"replaying execution {record.workflow_id!r} needs the code of workflow "
+            f"{record.workflow!r}: import the module that defines it (durable show --module "
+            "MOD)", name=record.workflow)
     events: list[Event] = []
     await _fold(store, record, point, None, events)
-    return _replayed(_definition(handle, record, required=True), record, events)  # type: ignore[arg-type]
+    return _replayed(defn, record, events)
 
 
-def _definition(handle: WorkflowHandle[Any], record: ExecutionRecord, *,
-                required: bool) -> WorkflowDefinition | None:
+async def _run_record(handle: WorkflowHandle[Any], record: ExecutionRecord,
+                      run_id: str | None) -> ExecutionRecord:
+    """The record of run ``run_id``: the current one, or an earlier one it continued from."""
+    if run_id is None or run_id == record.run_id:
+        return record
+    events = await handle.client.store.read_history(record.tenant, record.workflow_id,
+                                                    run_id=run_id)
+    if not events:
+        raise HistoryRangeError(f"execution {record.workflow_id!r} has no run {run_id!r}",
+                                workflow_id=record.workflow_id, when=run_id, first=None,
+                                last=None)
+    return replace(record, run_id=run_id, last_seq=len(events), created_at=events[0].time,
+                   updated_at=events[-1].time)
+
+
+def _definition(handle: WorkflowHandle[Any], record: ExecutionRecord) -> WorkflowDefinition | None:
     if handle._definition is not None:
         return handle._definition
     try:
         return workflow_definition(record.workflow)
     except UnknownWorkflowError:
-        if not required:
-            return None
-        raise UnknownWorkflowError(
-            f"replaying execution {record.workflow_id!r} needs the code of workflow "
-            f"{record.workflow!r}: import the module that defines it (durable show --module "
-            "MOD)", name=record.workflow) from None
+        return None
 
 
 def _replayed(defn: WorkflowDefinition, record: ExecutionRecord, events: list[Event]) -> StateAt:
@@ -236,6 +259,8 @@ def _replayed(defn: WorkflowDefinition, record: ExecutionRecord, events: list[Ev
             status, result = "completed", instance.outcome.result
         elif isinstance(instance.outcome, FailWorkflow):
             status, error = "failed", instance.outcome.error
+        elif isinstance(instance.outcome, ContinueAsNew):
+            status = "continued"
         elif instance.outcome is not None:
             status = "cancelled"
         last = events[-1]

@@ -130,15 +130,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(*args)`` now as workflow code (this loop running, I/O blocked)."""
-        global _active
-        outer = asyncio.events._get_running_loop()
-        asyncio.events._set_running_loop(self)
-        _active = True
-        try:
+        with self.entered():
             return fn(*args)
-        finally:
-            _active = False
-            asyncio.events._set_running_loop(outer)
 
     def time(self) -> float:
         return self._time

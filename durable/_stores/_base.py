@@ -326,6 +326,15 @@ class Store(Protocol):
         their hints.
         """
 
+    async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
+                                   replies: Sequence[Reply], now: float) -> bool:
+        """Finish a workflow task that recorded nothing (it answered requests): drop the task
+        and write ``replies``, atomically, leaving the execution as it is.
+
+        Returns False and changes nothing when ``owner`` does not hold the task or the history
+        no longer ends at ``expected_seq - 1`` (an input arrived: run the task again).
+        """
+
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""

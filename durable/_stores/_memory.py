@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Collection, Sequence
 
+import msgspec
 from msgspec.structs import replace
 
 from .._history import Event, TimerFired, WorkflowStarted
@@ -17,6 +18,14 @@ from ._base import (
 from ._memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+def _stored(payload: Any) -> Any:
+    """A payload as the other stores give it back (tuples become lists, and so on)."""
+    return _decode(_encode(payload))
 
 _Key = tuple[str, str]  # (tenant, workflow_id)
 
@@ -237,6 +246,18 @@ class MemoryStore(MemorySchedules):
         held.attempt += 1
         return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested)
 
+    async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
+                                   replies: Sequence[Reply], now: float) -> bool:
+        key = (task.tenant, task.workflow_id)
+        record = self._executions.get(key)
+        lease = self._wf_tasks.get(key)
+        if record is None or record.last_seq != expected_seq - 1 or lease is None \
+                or lease.owner != owner:
+            return False
+        del self._wf_tasks[key]
+        self._answer(key, replies)
+        return True
+
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
         key = (task.tenant, task.workflow_id)
@@ -344,7 +365,8 @@ class MemoryStore(MemorySchedules):
         if stored is None or stored.status == "rejected":  # a rejected update is tried again
             if request.kind == "update" and record.status in TERMINAL_STATUSES:
                 return None, False
-            stored = replace(request, created_at=now, status="pending", result=None, error=None)
+            stored = replace(request, args=_stored(request.args), created_at=now,
+                             status="pending", result=None, error=None)
             requests[request.id] = stored
         if stored.status != "pending":
             return stored, False
@@ -387,8 +409,8 @@ class MemoryStore(MemorySchedules):
             request = requests.get(reply.id)
             if request is None or request.status in FINISHED_REQUESTS:
                 continue
-            requests[reply.id] = replace(request, status=reply.status, result=reply.result,
-                                         error=reply.error)
+            requests[reply.id] = replace(request, status=reply.status,
+                                         result=_stored(reply.result), error=reply.error)
             if reply.status in FINISHED_REQUESTS:
                 self.wakeup.replied(*key, reply.id)
 

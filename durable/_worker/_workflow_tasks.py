@@ -12,8 +12,8 @@ from msgspec.structs import replace
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelTimer, CancelWorkflow, Command,
-    CompleteUpdate, CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer,
-    TaskCompleted, UpdateAccepted, WorkflowStarted,
+    CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow, ScheduleAction,
+    StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
 from .._payloads import dump_value
 from .._replay import WorkflowInstance, replay
@@ -263,11 +263,8 @@ class WorkflowTaskRunner:
             if record is None or record.status not in TERMINAL_STATUSES:
                 return False
             self.cache.take((task.tenant, task.workflow_id))
-            update = ExecutionUpdate(record.status, record.state, record.data, record.result,
-                                     record.error)
-            return await self.store.commit_workflow_task(
-                task, self.owner, record.last_seq + 1, [], actions=[], timers=[],
-                cancelled_timers=[], update=update, now=self.clock())
+            return await self.store.finish_workflow_task(task, self.owner, record.last_seq + 1,
+                                                         replies=[], now=self.clock())
         except Exception:
             logger.exception("could not answer the requests of %s/%s", task.tenant,
                              task.workflow_id)
@@ -288,17 +285,21 @@ class WorkflowTaskRunner:
         if task.requested:
             await self._answer(task, entry, commit)
         commit.replies += orphan_replies(entry.instance)
-        if entry.instance.done:
+        if entry.instance.done and commit.events:
             commit.end(entry.instance)
         if not entry.stuck and not entry.instance.done:
             # Before the commit makes the task's outcome visible, so the next hint follows it.
             entry.stuck = await self._stick(task, keep=True)
-        committed = await self.store.commit_workflow_task(
-            task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
-            timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
-            update=_update(entry.instance), now=self.clock(),
-            cancelled_actions=commit.cancelled_actions, starts=commit.starts,
-            signals=commit.signals, replies=commit.replies)
+        if not commit.events:  # it only answered requests: the execution stays as it is
+            committed = await self.store.finish_workflow_task(
+                task, self.owner, entry.seq + 1, replies=commit.replies, now=self.clock())
+        else:
+            committed = await self.store.commit_workflow_task(
+                task, self.owner, entry.seq + 1, commit.events,
+                actions=list(commit.actions.values()), timers=commit.timers(),
+                cancelled_timers=commit.cancelled_timers(), update=_update(entry.instance),
+                now=self.clock(), cancelled_actions=commit.cancelled_actions,
+                starts=commit.starts, signals=commit.signals, replies=commit.replies)
         if not committed:
             entry.instance.close()
             return False
@@ -337,7 +338,12 @@ class WorkflowTaskRunner:
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
 
     async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
-        """Validate pending updates and run the accepted ones, then answer pending queries."""
+        """Validate pending updates and run the accepted ones, then answer pending queries.
+
+        A run that just continued as new leaves them to the next run (its task re-arms them).
+        """
+        if type(entry.instance.outcome) is ContinueAsNew:
+            return
         pending = await self.store.pending_requests(task.tenant, task.workflow_id)
         accepted, replies = admit_updates(entry.instance, pending)
         commit.replies += replies  # "accepted" before the outcomes of the handlers

@@ -397,3 +397,40 @@ async def test_code_that_lost_an_update_handler_is_a_divergence(client: durable.
         with pytest.raises(UpdateRejectedError, match="NonDeterminismError"):
             await handle.update("add", "jam", timeout=10)
     assert kinds(await handle.history()).count("UpdateAccepted") == 1
+
+
+# ---- continue-as-new ------------------------------------------------------------------------
+
+
+@durable.workflow(name="QUChapters")
+async def chapters(ctx: durable.Context, chapter: int) -> int:
+    notes: list[str] = []
+    ctx.on_query("chapter", lambda: (chapter, list(notes)))
+
+    @ctx.on_update("note")
+    def note(text: str) -> int:
+        notes.append(text)
+        return len(notes)
+
+    await ctx.wait_for("next")
+    if chapter < 2:
+        ctx.continue_as_new(chapter + 1)
+    return chapter
+
+
+async def test_requests_follow_an_execution_into_its_next_run(client: durable.Client) -> None:
+    async with durable.Worker(client, [chapters], poll_interval=0.02):
+        handle = await client.start(chapters, 1, id="book")
+        assert await handle.update("note", "one", idempotency_key="n1") == 1
+        assert await handle.query("chapter") == [1, ["one"]]
+        await handle.send("next")
+
+        async def next_run() -> bool:
+            return (await handle.query("chapter"))[0] == 2
+
+        await eventually(next_run, what="the second run")
+        assert await handle.update("note", "two") == 1  # the new run's own handlers
+        assert await handle.update("note", "one", idempotency_key="n1") == 1  # applied before
+        await handle.send("next")
+        assert await handle.result(timeout=10) == 2
+        assert await handle.query("chapter") == [2, ["two"]]

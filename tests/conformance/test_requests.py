@@ -202,11 +202,11 @@ async def test_forget_deletes_the_request(store: Store) -> None:
 
 async def test_payloads_round_trip(store: Store) -> None:
     await create(store)
-    args: list[object] = [None, 1.5, "é", [1, [2]], {"k": {"n": None}}, b"\x00\xff"]
+    args: list[object] = [None, 1.5, "é", [1, [2]], {"k": {"n": None}}, b"\x00\xff", (3, 4)]
     await store.submit_request(update(args=args), now=NOW)
     [pending] = await store.pending_requests(T1, "wf-1")
-    assert pending.args == args
-    await store.answer_requests(T1, "wf-1", [Reply("u1", "ok", {"nested": [1, None, "x"]})],
+    assert pending.args == [*args[:-1], [3, 4]]  # every store gives back lists for tuples
+    await store.answer_requests(T1, "wf-1", [Reply("u1", "ok", {"nested": (1, None, "x")})],
                                 now=NOW)
     stored = await store.get_request(T1, "wf-1", "u1")
     assert stored is not None and stored.result == {"nested": [1, None, "x"]}
@@ -264,20 +264,34 @@ async def test_claim_refs_carries_the_requested_mark(store: Store) -> None:
     assert [t.requested for t in workflows] == [True]
 
 
-async def test_a_query_of_an_ended_execution_is_answered_by_a_commit_of_no_events(
+async def test_a_task_that_only_answered_finishes_without_touching_the_execution(
         store: Store) -> None:
     await create(store)
     await finish(store)
+    before = await store.get_execution(T1, "wf-1")
+    assert before is not None
     await store.submit_request(query(), now=NOW + 1)
     task = await claim_one(store, now=NOW + 1)
-    record = await store.get_execution(T1, "wf-1")
-    assert record is not None
-    assert await store.commit_workflow_task(
-        task, "w1", record.last_seq + 1, [], actions=[], timers=[], cancelled_timers=[],
-        update=ExecutionUpdate("completed", None, {}, 1), now=NOW + 1,
-        replies=[Reply("q1", "ok", "done")])
+    with store.wakeup.watching(T1, "wf-1") as ended:
+        assert await store.finish_workflow_task(task, "w1", before.last_seq + 1,
+                                                replies=[Reply("q1", "ok", "done")], now=NOW + 2)
+        await asyncio.sleep(0)
+        assert not ended.done()  # no second "ended" notice
+    assert await store.get_execution(T1, "wf-1") == before  # not even updated_at moved
     assert isinstance((await history(store))[-1], WorkflowCompleted)
-    after = await store.get_execution(T1, "wf-1")
-    assert after is not None and (after.status, after.last_seq) == ("completed", record.last_seq)
     answered = await store.get_request(T1, "wf-1", "q1")
     assert answered is not None and answered.result == "done"
+    assert await claim(store, now=NOW + 2) == []
+
+
+async def test_finishing_a_task_needs_its_lease_and_an_unchanged_history(store: Store) -> None:
+    await create(store)
+    await store.submit_request(query(), now=NOW)
+    task = await claim_one(store)
+    assert not await store.finish_workflow_task(task, "intruder", 2,
+                                                replies=[Reply("q1", "ok", 1)], now=NOW)
+    await store.append_input(T1, "wf-1", EventReceived(0, 0.0, "go"), now=NOW)
+    assert not await store.finish_workflow_task(task, "w1", 2, replies=[Reply("q1", "ok", 1)],
+                                                now=NOW)  # an input arrived: run it first
+    assert [r.id for r in await store.pending_requests(T1, "wf-1")] == ["q1"]
+    assert len(await claim(store, now=NOW + LEASE + 1)) == 1  # the task is still there

@@ -208,6 +208,18 @@ async def test_a_history_that_does_not_record_where_it_waited_is_replayed(
     assert comparable(state) == comparable(await handle.state_at(tasks[0]))
 
 
+async def test_the_record_needs_no_code_and_a_replay_says_what_is_missing(
+        client: durable.Client) -> None:
+    from msgspec.structs import replace
+
+    handle = await travelled(client, bags=2)
+    events = await handle.history()
+    gone = await _copy(client, [replace(events[0], workflow="TTGone"), *events[1:]], "j-gone")
+    assert comparable(await gone.state_at(5)) == comparable(await handle.state_at(5))
+    with pytest.raises(durable.errors.UnknownWorkflowError, match="import the module"):
+        await gone.state_at(5, replay=True)
+
+
 async def _copy(client: durable.Client, events: list[Event],
                 wf: str) -> durable.WorkflowHandle[Any]:
     """A new execution whose history is ``events`` (as written by another version)."""
@@ -218,9 +230,9 @@ async def _copy(client: durable.Client, events: list[Event],
     store = client.store
     started = replace(events[0], workflow_id=wf)
     await store.create_execution(started, now=events[0].time)
-    [task] = [t for t in await store.claim_workflow_tasks({"TTJourney"}, "copier", lease=30,
-                                                          now=events[-1].time + 1, limit=10)
-              if t.workflow_id == wf]
+    [task] = [t for t in await store.claim_workflow_tasks(
+        {started.workflow}, "copier", lease=30, now=events[-1].time + 1, limit=10)
+        if t.workflow_id == wf]
     assert await store.commit_workflow_task(
         task, "copier", 2, events[1:], actions=[], timers=[], cancelled_timers=[],
         update=ExecutionUpdate("completed", "arrived", {}, "arrived"), now=events[-1].time)
@@ -287,3 +299,35 @@ def test_snapshot_settings_are_checked(client: durable.Client) -> None:
         durable.Worker(client, [journey], snapshot_every=-1)
     with pytest.raises(ValueError, match="snapshots_kept"):
         durable.Worker(client, [journey], snapshots_kept=0)
+
+
+@durable.workflow(name="TTSeries")
+async def series(ctx: durable.Context, part: int) -> int:
+    ctx.set_state(f"part {part}")
+    await ctx.wait_for("next")  # SERIES
+    if part == 1:
+        ctx.continue_as_new(2)
+    return part
+
+
+async def test_an_earlier_run_can_be_visited(client: durable.Client) -> None:
+    async with durable.Worker(client, [series], poll_interval=0.02):
+        handle = await client.start(series, 1, id="s1")
+        await eventually(lambda: _state(handle, "part 1"), what="the first run")
+        await handle.send("next")
+        await eventually(lambda: _state(handle, "part 2"), what="the second run")
+        first_run = (await handle.history())[0].continued_from  # type: ignore[union-attr]
+        assert first_run is not None
+        old = await handle.history(run_id=first_run)
+        for event in old:
+            recorded = await handle.state_at(event.seq, run_id=first_run)
+            replayed = await handle.state_at(event.seq, run_id=first_run, replay=True)
+            assert comparable(recorded) == comparable(replayed)
+        end = await handle.state_at(len(old), run_id=first_run)
+        assert (end.run_id, end.status, end.state) == (first_run, "continued", "part 1")
+        now = await handle.state_at(datetime.now(timezone.utc))
+        assert (now.status, now.state) == ("running", "part 2")
+        with pytest.raises(HistoryRangeError, match="no run 'nope'"):
+            await handle.state_at(1, run_id="nope")
+        with pytest.raises(HistoryRangeError):
+            await handle.state_at(len(old) + 1, run_id=first_run)

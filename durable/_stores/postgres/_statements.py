@@ -229,6 +229,7 @@ NEEDS_REARM: Final = (
     "AND workflow_id = $2)")
 REARM_REQUEST: Final = "SELECT durable_rearm_request($1, $2, $3, $4)"
 ANSWER_REQUESTS: Final = "SELECT durable_answer($1, $2, $3, $4, $5, $6, $7)"
+FINISH: Final = "SELECT durable_finish($1, $2, $3, $4)"
 DELETE_REQUEST: Final = "DELETE FROM requests WHERE tenant = $1 AND workflow_id = $2 AND id = $3"
 
 # ---- time travel: pages of history, snapshots ---------------------------------------------

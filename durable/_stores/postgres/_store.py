@@ -375,6 +375,18 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
             self._replied(task.tenant, task.workflow_id, replies)
         return done
 
+    async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
+                                   replies: Sequence[Reply], now: float) -> bool:
+        """Drop a task that recorded nothing and write its replies (see ``Store``)."""
+        args = (task.tenant, task.workflow_id, owner, expected_seq)
+        if replies:
+            done = await self._commit_with_replies(args, replies, sql.FINISH)
+        else:
+            done = bool(await self._fetchval(sql.FINISH, *args))
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
+        return done
+
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""

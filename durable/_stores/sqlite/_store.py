@@ -305,6 +305,14 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
             if reply.status in FINISHED_REQUESTS:
                 self.wakeup.replied(tenant, workflow_id, reply.id)
 
+    async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
+                                   replies: Sequence[Reply], now: float) -> bool:
+        """Drop a task that recorded nothing and write its replies (see ``Store``)."""
+        done = await self._write(_finish_txn, task, owner, expected_seq, replies)
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
+        return done
+
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
@@ -649,6 +657,17 @@ class _Effects(NamedTuple):
     starts: Sequence[Start]
     signals: Sequence[Signal]
     replies: Sequence[Reply] = ()
+
+
+def _finish_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
+                replies: Sequence[Reply]) -> bool:
+    key = (task.tenant, task.workflow_id)
+    head = conn.execute(_SELECT_COMMIT_HEAD, key).fetchone()
+    if head is None or head[1] != expected_seq - 1 or head[2] != owner:
+        return False
+    conn.execute(_DELETE_WORKFLOW_TASK, key)
+    answer_txn(conn, task.tenant, task.workflow_id, replies)
+    return True
 
 
 def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
