@@ -8,9 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import (
+    TYPE_CHECKING, Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
+)
 
 import msgspec
+from msgspec.structs import replace
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import Context
@@ -26,12 +29,15 @@ from ._queries import DEFAULT_TIMEOUT, call
 from ._timetravel import StateAt, current_suspension, state_at
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
-    open_store, workflow_ref,
+    WorkflowTask, open_store, workflow_ref,
 )
 from .errors import (
     UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError,
     WorkflowNotFoundError,
 )
+
+if TYPE_CHECKING:
+    from ._worker import Worker
 
 __all__ = ["Client", "Description", "WorkflowHandle", "connect"]
 
@@ -274,6 +280,7 @@ class Client:
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
         self.tenant = tenant
         self.poll_interval = poll_interval
+        self._workers: list[Worker] = []  # this client's running workers, for eager starts
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, tenant: str | None = None) -> WorkflowHandle[R]:
@@ -289,14 +296,30 @@ class Client:
         check_size([a, k], f"arguments of {defn.name}")
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
                                   tenant, a, k)
-        epoch = self.store.wakeup.epoch
-        _, created = await self.store.create_execution(started, now=self.clock())
+        epoch, now = self.store.wakeup.epoch, self.clock()
+        # Eager start: a worker of this client that hosts the workflow and has room gets the
+        # first task with the creation itself (no hint, claim or read; Temporal's eager start).
+        eager = next((w for w in self._workers if w.takes_eager(defn.name)), None)
+        lease_to = None if eager is None else (eager.identity, now + eager.lease)
+        _, created = await self.store.create_execution(started, now=now, lease_to=lease_to)
         handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, tenant, defn)
         if created:
             if epoch is not None and epoch == self.store.wakeup.epoch:
                 handle._created_in = epoch
-            await self.publish([workflow_ref(tenant, workflow_id)])
+            if eager is None or not await self._hand_over(eager, started, now):
+                await self.publish([workflow_ref(tenant, workflow_id)])
         return handle
+
+    async def _hand_over(self, worker: Worker, started: WorkflowStarted, now: float) -> bool:
+        """Run a new execution's first task on ``worker``, which its creation leased it to;
+        if the worker stopped meanwhile, give the task back (to be announced)."""
+        task = WorkflowTask(started.tenant, started.workflow_id, started.workflow, 1,
+                            history=[replace(started, seq=1, time=now)], run_id=started.run_id)
+        if worker.run_eager(task):
+            return True
+        await self.store.release_workflow_task(task, worker.identity, delay=0.0, error=None,
+                                               now=self.clock())
+        return False
 
     async def publish(self, refs: list[TaskRef]) -> None:
         """Tell the workers that tasks became runnable (after the store committed them).

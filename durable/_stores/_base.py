@@ -260,10 +260,14 @@ class Store(Protocol):
     # when the store has no transactions (memory).
     transaction_driver: ClassVar[str | None]
 
-    async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
+    async def create_execution(self, started: Event, *, now: float,
+                               lease_to: tuple[str, float] | None = None,
+                               ) -> tuple[ExecutionRecord, bool]:
         """Create an execution from its ``WorkflowStarted`` event (seq 1) and a workflow task.
 
         If the tenant already has an execution with that workflow id, return it and False.
+        With ``lease_to=(owner, lease_until)`` the workflow task is created already leased to
+        ``owner`` (its first claim: eager start, the caller runs it at once).
         """
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:

@@ -68,9 +68,14 @@ class MemoryStore(MemorySchedules):
 
     # ---- executions and history ---------------------------------------------------------
 
-    async def create_execution(self, started: Any, *, now: float) -> tuple[ExecutionRecord, bool]:
+    async def create_execution(self, started: Any, *, now: float,
+                               lease_to: tuple[str, float] | None = None,
+                               ) -> tuple[ExecutionRecord, bool]:
         record, created = self._create(started, now)
-        if created:
+        if created and lease_to is not None:
+            held = self._wf_tasks[(started.tenant, started.workflow_id)]
+            held.owner, held.until, held.attempt = lease_to[0], lease_to[1], 1
+        elif created:
             self.wakeup.notify()
         return record, created
 

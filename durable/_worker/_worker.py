@@ -68,6 +68,7 @@ class Worker:
                                lease, self.cache.seq_of)
         self._stopping = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None  # while run() runs: takes eager starts
 
     @property
     def in_flight(self) -> int:
@@ -80,6 +81,8 @@ class Worker:
         """Poll and run work until :meth:`shutdown` is called or this task is cancelled."""
         self._stopping.clear()
         async with asyncio.TaskGroup() as group:
+            self._group = group
+            self.client._workers.append(self)
             try:
                 failures = 0
                 while not self._stopping.is_set():
@@ -93,7 +96,22 @@ class Worker:
                                        self.identity, exc, delay)
                         await asyncio.sleep(delay)
             finally:
+                self.client._workers.remove(self)
+                self._group = None
                 self.cache.clear()
+
+    def takes_eager(self, workflow: str) -> bool:
+        """Whether this worker can run a new execution of ``workflow`` at once (eager start:
+        its client creates the execution leased to this worker and hands it over)."""
+        return (self._group is not None and not self._stopping.is_set()
+                and workflow in self.workflows and self._in_flight < self.concurrency)
+
+    def run_eager(self, task: WorkflowTask) -> bool:
+        """Run a workflow task that its execution's creation leased to this worker."""
+        if self._group is None or self._stopping.is_set():
+            return False
+        self._spawn(self._group, Claim(task))
+        return True
 
     async def run_until_idle(self) -> None:
         """Run everything that is due now, and what it leads to, then return (tests, scripts)."""

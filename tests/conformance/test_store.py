@@ -125,6 +125,23 @@ async def test_create_execution_records_started_event_and_task(store: Store) -> 
     assert await claim(store) == [WorkflowTask(T1, "wf-1", "Flow", 1)]
 
 
+async def test_an_eager_start_creates_the_task_leased_to_its_worker(store: Store) -> None:
+    from durable._stores import workflow_ref
+
+    record, created = await store.create_execution(started(), now=NOW,
+                                                   lease_to=("eager", NOW + LEASE))
+    assert created and record.status == "running"
+    assert await claim(store, "other") == []  # leased: nobody else gets it ...
+    assert await store.claim_refs([workflow_ref(T1, "wf-1")], "other", workflows=("Flow",),
+                                  actions=(), lease=LEASE, now=NOW) == ([], [])
+    assert await store.dispatch_due(now=NOW + 1, older_than=0, limit=10) == []
+    task = WorkflowTask(T1, "wf-1", "Flow", 1, run_id=record.run_id)
+    assert await commit(store, task, owner="eager")  # ... and its owner commits it
+    await store.create_execution(started("wf-2"), now=NOW, lease_to=("crashed", NOW + LEASE))
+    [taken] = await claim(store, "other", now=NOW + LEASE)  # its owner died: once it expires
+    assert taken.workflow_id == "wf-2" and taken.attempt == 2
+
+
 async def test_create_is_idempotent_per_tenant_and_workflow_id(store: Store) -> None:
     first = await create(store)
     again, created = await store.create_execution(

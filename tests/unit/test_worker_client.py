@@ -389,3 +389,40 @@ def test_run_until_idle_runs_everything_due_on_uvloop() -> None:
     # which once made run_until_idle return with work left
     uvloop = pytest.importorskip("uvloop")
     assert uvloop.run(_run_until_idle_completes_all(100)) == ["completed"] * 250
+
+
+class ClaimCounting(durable._stores._memory.MemoryStore):  # type: ignore[name-defined,misc]
+    """The memory store, counting the workflow tasks claimed (rather than started eagerly)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claimed: list[str] = []
+
+    async def claim_workflow_tasks(self, *args: Any, **kwargs: Any) -> Any:
+        tasks = await super().claim_workflow_tasks(*args, **kwargs)
+        self.claimed += [t.workflow_id for t in tasks]
+        return tasks
+
+
+async def test_a_start_hands_its_first_task_to_a_running_worker_of_the_client() -> None:
+    store = ClaimCounting()
+    client = durable.Client(store, poll_interval=30.0)
+    async with durable.Worker(client, [quick_step], [quick_add], poll_interval=30.0):
+        await asyncio.sleep(0.01)  # the worker runs, and will not look for work for 30 s
+        handle = await client.start(quick_step, 1, id="eager")
+        assert await handle.result(timeout=5) == 2
+    assert store.claimed == []  # no claim: the creation leased the task to the worker
+    before = [e for e in await handle.history() if type(e).__name__ == "TaskCompleted"]
+    assert len(before) == 2
+
+
+async def test_a_worker_that_cannot_take_an_eager_start_gives_the_task_back() -> None:
+    store = ClaimCounting()
+    client = durable.Client(store)
+    worker = durable.Worker(client, [quick_step], [quick_add], poll_interval=0.01)
+    async with worker:
+        await asyncio.sleep(0.01)
+        worker.run_eager = lambda task: False  # type: ignore[method-assign] # stopping just then
+        handle = await client.start(quick_step, 1, id="given-back")
+        assert await handle.result(timeout=5) == 2
+    assert store.claimed == ["given-back"]  # released, then claimed as any task is

@@ -37,7 +37,8 @@ SCAN_EXECUTIONS: Final = (
     "ORDER BY created_at, tenant, workflow_id LIMIT $8")
 
 # $1 tenant, $2 workflow_id, $3 run_id, $4 workflow, $5 version, $6 now, $7 data, $8 result,
-# $9 the WorkflowStarted body. Returns whether it created the execution.
+# $9 the WorkflowStarted body, $10/$11 the owner and lease_until of an eager start (or NULL).
+# Returns whether it created the execution.
 CREATE_EXECUTION: Final = """
 WITH created AS (
     INSERT INTO executions (tenant, workflow_id, run_id, workflow, version, status, created_at,
@@ -49,8 +50,10 @@ WITH created AS (
     INSERT INTO events (tenant, workflow_id, run_id, seq, body)
     SELECT $1, $2, run_id, 1, $9 FROM created
 ), task AS (
-    INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at)
-    SELECT $1, $2, $4, $6, $6 FROM created
+    INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at, owner,
+                                lease_until, attempt)
+    SELECT $1, $2, $4, $6, $6, $10, coalesce($11, 0), (($10::text) IS NOT NULL)::integer
+    FROM created
 )
 SELECT EXISTS (SELECT FROM created)
 """

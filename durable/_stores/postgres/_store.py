@@ -198,22 +198,27 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
 
     # ---- executions and history ---------------------------------------------------------
 
-    async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
+    async def create_execution(self, started: Event, *, now: float,
+                               lease_to: tuple[str, float] | None = None,
+                               ) -> tuple[ExecutionRecord, bool]:
         """Create an execution from its ``WorkflowStarted`` event (see ``Store``)."""
         if not isinstance(started, WorkflowStarted):
             raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
         s = started
         await self._listen()  # before the execution exists, so that its end is heard
         body = encode_event(replace(s, seq=1, time=now))
+        owner, lease_until = (None, None) if lease_to is None else lease_to
         if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
-                                    s.workflow, s.version, now, _EMPTY_DATA, _NO_RESULT, body):
+                                    s.workflow, s.version, now, _EMPTY_DATA, _NO_RESULT, body,
+                                    owner, lease_until):
             existing = await self.get_execution(s.tenant, s.workflow_id)
             if existing is None:  # deleted in between: the caller may simply try again
                 raise StoreUnavailableError(
                     f"execution {s.workflow_id!r} of tenant {s.tenant!r} changed while being "
                     "created; try again", url=redact(self.url))
             return existing, False
-        self.wakeup.notify()
+        if lease_to is None:
+            self.wakeup.notify()
         return ExecutionRecord(s.tenant, s.workflow_id, s.run_id, s.workflow, s.version,
                                "running", now, now, 1), True
 

@@ -237,12 +237,14 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
 
     # ---- executions and history ---------------------------------------------------------
 
-    async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
+    async def create_execution(self, started: Event, *, now: float,
+                               lease_to: tuple[str, float] | None = None,
+                               ) -> tuple[ExecutionRecord, bool]:
         """Create an execution from its ``WorkflowStarted`` event (see ``Store``)."""
         if not isinstance(started, WorkflowStarted):
             raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
-        record, created = await self._write(_create_txn, started, now)
-        if created:
+        record, created = await self._write(_create_txn, started, now, lease_to)
+        if created and lease_to is None:
             self.wakeup.notify()
         return record, created
 
@@ -616,8 +618,8 @@ def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_i
     return [decode_event(body) for (body,) in rows]
 
 
-def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted,
-                now: float) -> tuple[ExecutionRecord, bool]:
+def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
+                lease_to: tuple[str, float] | None = None) -> tuple[ExecutionRecord, bool]:
     existing = _get_execution(conn, started.tenant, started.workflow_id)
     if existing is not None:
         return existing, False
@@ -626,6 +628,8 @@ def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted,
                                      "running", now, now, 1, None, _encode({}), _encode(None),
                                      None, None))
     _begin_run_txn(conn, started, now)
+    if lease_to is not None:
+        conn.execute(_LEASE_WORKFLOW_TASK, (*lease_to, *key))
     return ExecutionRecord(*key, started.run_id, started.workflow, started.version, "running",
                            now, now, 1), True
 
