@@ -10,6 +10,7 @@
     ├── UnknownActionError         your input: no action registered under that name
     ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
     ├── WorkflowClosedError        your input: the execution has ended, it takes no events
+    ├── WorkflowAlreadyStartedError  your input: a child workflow's id is taken
     ├── ScheduleNotFoundError      your input: no schedule with that id in that tenant
     ├── ScheduleAlreadyExistsError your input: a different schedule has that id already
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
@@ -47,6 +48,7 @@ __all__ = [
     "UnknownActionError",
     "UnknownWorkflowError",
     "ValidationError",
+    "WorkflowAlreadyStartedError",
     "WorkflowCancelledError",
     "WorkflowClosedError",
     "WorkflowFailedError",
@@ -119,6 +121,12 @@ class WorkflowNotFoundError(DurableError):
 
 class WorkflowClosedError(DurableError):
     """The execution ``.workflow_id`` has ended; it takes no more events."""
+
+
+class WorkflowAlreadyStartedError(DurableError):
+    """``ctx.start_child`` named workflow id ``.workflow_id`` of tenant ``.tenant``, which an
+    execution has already: nothing was started. Pass another ``id=`` (or none, for a fresh one).
+    """
 
 
 class IllegalWorkflowOperationError(DurableError):

@@ -24,13 +24,14 @@ from typing import Any, Final, NamedTuple, Sequence
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelAction,
-    CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteWorkflow, ContinueAsNew,
-    DataChanged, Event,
+    CancelRequested, CancelTimer, CancelWorkflow, ChildCancelRequested, Command,
+    CompleteWorkflow, ContinueAsNew, DataChanged, Event, ParentRef,
     EventReceived, FailWorkflow, MarkPatched, Patched, ScheduleAction, SetData, SetState,
     StartTimer, StateChanged, TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
 )
 from .._payloads import check_size, dump_value, error_info
 from ..errors import ActionFailedError, DurableError, NonDeterminismError
+from ._children import CHILD_INPUTS, Children
 from ._loop import WorkflowLoop
 
 __all__ = ["Activation", "ContinueAsNewRequest", "NonDeterminismWarning", "WorkflowInfo",
@@ -41,6 +42,7 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
 
 _TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
+_CANCELLATIONS = (ActionCancelRequested, ChildCancelRequested)
 
 
 class NonDeterminismWarning(UserWarning):
@@ -98,7 +100,7 @@ def _same(recorded: Event | None, command: Command) -> bool:
                for field in _IDENTITY.intersection(command.__struct_fields__))
 
 
-_IDENTITY: Final = frozenset({"cmd", "name", "key", "patch_id", "workflow", "workflow_id"})
+_IDENTITY: Final = frozenset({"cmd", "name", "key", "patch_id", "workflow"})
 
 
 def _user_location(frame: Any) -> str:
@@ -159,6 +161,7 @@ class WorkflowInstance:
         self._waiters: list[_Waiter] = []
         # patch id -> whether this run takes its new path; decided once per run (ctx.patched)
         self.patches: dict[str, bool] = {}
+        self.children = Children(self)
         self.ctx = Context(self)
 
     # ---- driving ------------------------------------------------------------------------
@@ -178,9 +181,11 @@ class WorkflowInstance:
                 self._apply(event)
             loop.run_ready()
             if recorded is None:
+                if self.children.by_cmd:
+                    self._cancel_abandoned()
                 for fut, _ in self._pending.values():
                     if fut.cancelled():
-                        self._cancel_abandoned_actions()
+                        self._cancel_abandoned()
                         break
             elif self._ri < len(recorded) and self._error is None:
                 self._rest_of_batch(recorded)
@@ -196,8 +201,8 @@ class WorkflowInstance:
         try:
             if type(recorded[self._ri]) is Patched:
                 self._take_markers()
-            if self._ri < len(recorded) and type(recorded[self._ri]) is ActionCancelRequested:
-                self._cancel_abandoned_actions()
+            if self._ri < len(recorded) and type(recorded[self._ri]) in _CANCELLATIONS:
+                self._cancel_abandoned()
             if self._ri < len(recorded):
                 self._diverged(recorded[self._ri], None, self.suspended_at() or "<finished>")
         except _Abort:
@@ -227,6 +232,8 @@ class WorkflowInstance:
         elif kind is CancelRequested:
             if self._main is not None and not self._main.done():
                 self._main.cancel(getattr(event, "reason", None) or None)
+        elif kind in CHILD_INPUTS:
+            self.children.apply(event)
 
     def _start(self) -> None:
         started = self._started
@@ -246,7 +253,7 @@ class WorkflowInstance:
             return
         code = self.defn.fn.__code__
         where = f"{code.co_filename}:{code.co_firstlineno} (return)"
-        self._cancel_abandoned_actions()
+        self._cancel_abandoned()
         if task.cancelled():
             self.issue(CancelWorkflow(), where)
             return
@@ -363,6 +370,12 @@ class WorkflowInstance:
         fut = self._loop.create_future()
         self._pending[cmd] = (fut, defn)
         return fut
+
+    def _cancel_abandoned(self) -> None:
+        """Cancel the action calls, then the children, whose futures were cancelled."""
+        self._cancel_abandoned_actions()
+        if self.children.by_cmd and not self.done and self._error is None:
+            self.children.cancel_abandoned()
 
     def _cancel_abandoned_actions(self) -> None:
         """Issue ``CancelAction`` for each action call whose future was cancelled.
@@ -507,6 +520,11 @@ class WorkflowInstance:
         if self._random is None:
             self._random = random.Random(self._started.run_id)
         return self._random
+
+    @property
+    def parent(self) -> ParentRef | None:
+        """The parent workflow's run and command, if this run belongs to a child workflow."""
+        return self._started.parent
 
     def next_run_id(self) -> str:
         """The run id ``continue_as_new`` gives the next run: derived from this one's."""

@@ -11,15 +11,15 @@ from msgspec.structs import replace
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
-    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelTimer, CancelWorkflow, Command,
-    CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartTimer, TaskCompleted,
-    WorkflowStarted,
+    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelChild, CancelTimer,
+    CancelWorkflow, Command, CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartChild,
+    StartTimer, TaskCompleted, WorkflowStarted,
 )
 from .._replay import WorkflowInstance, replay
 from .._stores import (
     ActionTask, ExecutionUpdate, Signal, Start, TaskRef, TimerRecord, WorkflowTask, action_ref,
 )
-from ._effects import continuation, effect_refs
+from ._effects import child_cancel, child_start, effect_refs, ending
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 
 if TYPE_CHECKING:
@@ -133,6 +133,10 @@ class _Commit:
                 self._cancelled.append(command.cmd)  # started by an earlier task
             elif type(command) is CancelAction and self.actions.pop(command.cmd, None) is None:
                 self.cancelled_actions.append(command.cmd)  # scheduled by an earlier task
+            elif type(command) is StartChild:
+                self.starts.append(child_start(self.task, self.run_id, command))
+            elif type(command) is CancelChild:
+                self.signals.append(child_cancel(self.task, command))
         return to_run
 
     def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask],
@@ -148,8 +152,8 @@ class _Commit:
         return inputs
 
     def end(self, instance: WorkflowInstance) -> None:
-        """The run ended: add what its end does elsewhere (the next run, if it continues)."""
-        starts, signals = continuation(instance)
+        """The run ended: add what its end does elsewhere (see ``_effects.ending``)."""
+        starts, signals = ending(instance)
         self.starts += starts
         self.signals += signals
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from durable._history import (
-    INPUT_TYPES, TERMINAL_TYPES, ActionCompleted, ActionFailed, ActionScheduled, Event,
+    INPUT_TYPES, TERMINAL_TYPES, ActionCompleted, ActionFailed, ActionScheduled, ChildCancelled,
+    ChildCompleted, ChildFailed, ChildInitiated, ChildStarted, ChildStartFailed, Event,
     EventReceived, TaskCompleted, TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
 )
 
@@ -41,6 +42,7 @@ def _history_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
     yield from _batch_problems(events)
     yield from _action_problems(events, settled)
     yield from _timer_problems(events, settled)
+    yield from _child_problems(events, settled)
     keys = [e.key for e in events if isinstance(e, EventReceived) and e.key is not None]
     if len(keys) != len(set(keys)):
         yield f"an external event was recorded twice for one idempotency key: {keys}"
@@ -90,6 +92,26 @@ def _timer_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
             ended[event.cmd] = event
     if settled and started - set(ended):
         yield f"timers neither fired nor cancelled: {sorted(started - set(ended))}"
+
+
+def _child_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
+    """A child's start is answered once, and its end is recorded at most once, after it."""
+    initiated: set[int] = set()
+    answered: dict[int, Event] = {}
+    ended: dict[int, Event] = {}
+    for event in events:
+        if isinstance(event, ChildInitiated):
+            initiated.add(event.cmd)
+        elif isinstance(event, (ChildStarted, ChildStartFailed)):
+            if event.cmd not in initiated or event.cmd in answered:
+                yield f"{event} answers a child start that was not made, or twice"
+            answered[event.cmd] = event
+        elif isinstance(event, (ChildCompleted, ChildFailed, ChildCancelled)):
+            if not isinstance(answered.get(event.cmd), ChildStarted) or event.cmd in ended:
+                yield f"{event} ends a child that was not started, or twice"
+            ended[event.cmd] = event
+    if settled and initiated - set(answered):
+        yield f"child starts without an answer: {sorted(initiated - set(answered))}"
 
 
 def commands(events: Sequence[Event]) -> list[tuple[Any, ...]]:
