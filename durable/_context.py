@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterator, MutableMapping
@@ -160,11 +161,9 @@ class Context:
             raise TypeError("ctx.wait_for() needs one or more event names (str)")
         return await self._instance.wait_for(names, None if timeout is None else seconds(timeout))
 
-    async def sleep(self, duration: float | timedelta) -> None:
-        """Sleep on a durable timer (survives restarts of every process)."""
-        import asyncio
-
-        await asyncio.sleep(max(seconds(duration), 0.0))
+    def sleep(self, duration: float | timedelta) -> Awaitable[None]:
+        """Sleep on a durable timer (survives restarts of every process): ``await`` it."""
+        return asyncio.sleep(max(seconds(duration), 0.0))
 
     def start_child(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None,

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._payloads import Params, Result
-from .errors import UnknownActionError, UnknownWorkflowError
+from .errors import DatabaseActionError, UnknownActionError, UnknownWorkflowError
 
 __all__ = [
     "ActionDefinition",
@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Isolation levels a database action may ask for (asyncpg's names for PostgreSQL's levels).
+ISOLATION_LEVELS: Final = ("read_committed", "repeatable_read", "serializable")
+DEFAULT_ISOLATION: Final = "serializable"  # as DBOS transactions
 
 Duration = float | int | timedelta
 
@@ -65,9 +69,10 @@ class Retry:
 
     def retries(self, exc: BaseException, attempt: int) -> bool:
         """Whether attempt number ``attempt`` that raised ``exc`` is followed by another."""
-        from .errors import NonRetryable, ValidationError
+        from .errors import DatabaseActionError, NonRetryable, ValidationError
 
-        if isinstance(exc, (NonRetryable, ValidationError)) or isinstance(exc, self.non_retryable):
+        if isinstance(exc, (NonRetryable, ValidationError, DatabaseActionError)) \
+                or isinstance(exc, self.non_retryable):
             return False
         return attempt < self.attempts
 
@@ -95,6 +100,8 @@ class ActionDefinition:
     params: Params
     result: Result
     inline: bool | None = None
+    transaction: bool = False  # a database action: its first parameter is the connection
+    isolation: str = DEFAULT_ISOLATION
 
 
 # Every definition made in this process, by name: the fallback when a worker or client is not
@@ -131,10 +138,11 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
 def action(fn: F, /) -> F: ...
 @overload
 def action(*, name: str | None = None, retry: Retry | None = None,
-           timeout: float | timedelta | None = None,
-           inline: bool | None = None) -> Callable[[F], F]: ...
+           timeout: float | timedelta | None = None, inline: bool | None = None,
+           transaction: bool = False, isolation: str | None = None) -> Callable[[F], F]: ...
 def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = None,
-           timeout: float | timedelta | None = None, inline: bool | None = None) -> Any:
+           timeout: float | timedelta | None = None, inline: bool | None = None,
+           transaction: bool = False, isolation: str | None = None) -> Any:
     """Declare an action: a function with side effects, run by a worker and recorded once.
 
     ``async def`` actions run on the worker's loop, plain functions in a thread. ``retry``
@@ -146,18 +154,51 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
     is at most half the worker's lease; ``True`` inlines any attempt (one that takes longer
     than half the lease is cancelled and run as a task of its own, so a plain function may
     then run twice), ``False`` never.
+
+    ``transaction=True`` makes a database action: its first parameter receives a database
+    connection in a transaction (at ``isolation``: ``"read_committed"``,
+    ``"repeatable_read"`` or ``"serializable"``, the default) in which the action's
+    completion is recorded too, so its writes take effect exactly once; an exception rolls
+    them back and the attempt is retried. On PostgreSQL it is an ``async def`` receiving an
+    ``asyncpg.Connection``; on SQLite a plain function receiving the ``sqlite3.Connection``.
+    Database actions never run inline.
     """
+
+    level = _isolation(name, transaction, isolation)
+    if transaction and inline:
+        raise DatabaseActionError(f"action {name or '(unnamed)'}: database actions never run "
+                                  "inline; drop inline=True", action=name, reason="inline")
 
     def decorate(f: F) -> F:
         act_name = name or f.__name__
+        if transaction and not inspect.signature(f).parameters:
+            raise DatabaseActionError(
+                f"database action {act_name!r} needs a first parameter for its connection",
+                action=act_name, reason="no connection parameter")
         defn = ActionDefinition(act_name, f, inspect.iscoroutinefunction(f), retry or Retry(),
                                 None if timeout is None else seconds(timeout),
-                                Params(f, act_name), Result(f, act_name), inline)
+                                Params(f, act_name, skip_first=transaction), Result(f, act_name),
+                                inline, transaction, level)
         f.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn
         return f
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _isolation(name: str | None, transaction: bool, isolation: str | None) -> str:
+    """The isolation level of a database action; a typed error for a bad one."""
+    if isolation is None:
+        return DEFAULT_ISOLATION
+    if not transaction:
+        raise DatabaseActionError(
+            f"action {name or '(unnamed)'}: isolation={isolation!r} needs transaction=True",
+            action=name, reason="isolation without transaction")
+    if isolation not in ISOLATION_LEVELS:
+        raise DatabaseActionError(
+            f"action {name or '(unnamed)'}: unknown isolation level {isolation!r}; use one of "
+            f"{', '.join(map(repr, ISOLATION_LEVELS))}", action=name, reason="isolation")
+    return isolation
 
 
 def workflow_definition(wf: Any, known: dict[str, WorkflowDefinition] | None = None) -> WorkflowDefinition:

@@ -49,9 +49,20 @@ def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None
         )
 
 
+_SCALARS: Final = (int, float, str, bool, bytes)
+
+
 def _converter(hint: Any) -> Callable[[Any], Any] | None:
     if hint is Any or hint is inspect.Parameter.empty or hint is object:
         return None
+
+    if hint in _SCALARS:  # a value of exactly that type needs no conversion (the common case)
+        def convert_scalar(value: Any) -> Any:
+            if type(value) is hint:
+                return value
+            return msgspec.convert(value, hint, builtin_types=_BUILTIN_TYPES)
+
+        return convert_scalar
 
     def convert(value: Any) -> Any:
         return msgspec.convert(value, hint, builtin_types=_BUILTIN_TYPES)

@@ -14,6 +14,7 @@
     ├── ScheduleNotFoundError      your input: no schedule with that id in that tenant
     ├── ScheduleAlreadyExistsError your input: a different schedule has that id already
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
+    ├── DatabaseActionError        your code: a database action its store cannot run as declared
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── WorkflowHeldError          your code: the execution's workflow tasks keep failing
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
@@ -35,6 +36,7 @@ from typing import Any
 __all__ = [
     "ActionFailedError",
     "CompensationError",
+    "DatabaseActionError",
     "DurableError",
     "HistoryError",
     "IllegalWorkflowOperationError",
@@ -131,6 +133,16 @@ class WorkflowAlreadyStartedError(DurableError):
 
 class IllegalWorkflowOperationError(DurableError):
     """Workflow code tried I/O or another non-deterministic operation; use an action."""
+
+
+class DatabaseActionError(DurableError):
+    """A database action (``@durable.action(transaction=True)``) cannot run as declared.
+
+    ``.action`` names it and ``.reason`` says why: an unknown isolation level, a store
+    without transactions (memory), or a function of the wrong kind for the store (PostgreSQL
+    runs ``async def`` actions with an asyncpg connection, SQLite plain functions with a
+    ``sqlite3`` connection).
+    """
 
 
 class NonDeterminismError(DurableError):

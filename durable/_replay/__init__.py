@@ -20,6 +20,12 @@ _INPUTS: Final = frozenset(INPUT_TYPES)
 def replay(instance: WorkflowInstance, events: Sequence[Event],
            start: int = 0) -> tuple[list[Event], Activation | None]:
     """Replay ``events[start:]``; return (inputs not yet run, the failed activation or None)."""
+    with instance.entered():
+        return _replay(instance, events, start)
+
+
+def _replay(instance: WorkflowInstance, events: Sequence[Event],
+            start: int) -> tuple[list[Event], Activation | None]:
     inputs: list[Event] = []
     i, n = start, len(events)
     activate = instance.activate

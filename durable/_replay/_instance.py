@@ -13,6 +13,7 @@ activation with a ``NonDeterminismError`` that names the source line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -155,8 +156,7 @@ class WorkflowInstance:
         self._ri = 0
         self._error: NonDeterminismError | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
-        self._timers: dict[int, asyncio.TimerHandle] = {}
-        self._timer_ids: dict[int, int] = {}  # id(TimerHandle) -> cmd
+        self._timers: dict[int, Any] = {}  # cmd -> the loop's timer handle (its ``_cmd``)
         self._inbox: deque[EventReceived] = deque()
         self._waiters: list[_Waiter] = []
         # patch id -> whether this run takes its new path; decided once per run (ctx.patched)
@@ -189,7 +189,8 @@ class WorkflowInstance:
                         break
             elif self._ri < len(recorded) and self._error is None:
                 self._rest_of_batch(recorded)
-        return Activation(commands, self._error)
+        # tuple.__new__ skips the generated, keyword-parsing __new__ (one per batch)
+        return tuple.__new__(Activation, (commands, self._error))  # type: ignore[return-value]
 
     def _rest_of_batch(self, recorded: Sequence[Event]) -> None:
         """Replay: the batch recorded commands that the code has not issued.
@@ -221,7 +222,6 @@ class WorkflowInstance:
         elif kind is TimerFired:
             handle = self._timers.pop(event.cmd, None)  # type: ignore[union-attr]
             if handle is not None:
-                self._timer_ids.pop(id(handle), None)
                 self._loop._ready.append(handle)
         elif kind is EventReceived:
             self._deliver(event)  # type: ignore[arg-type]
@@ -360,8 +360,11 @@ class WorkflowInstance:
         if type(recorded) is ActionScheduled and recorded.name == defn.name:  # type: ignore[union-attr]
             self._ri += 1
             self._ncmd = cmd + 1
-            if (dump_value(list(args), defn.name) != recorded.args  # type: ignore[union-attr]
-                    or (kwargs and dump_value(kwargs, defn.name) != recorded.kwargs)):  # type: ignore[union-attr]
+            # Plain values compare equal as they are; only others need normalizing first.
+            a, r = list(args), recorded.args  # type: ignore[union-attr]
+            if (a != r and dump_value(a, defn.name) != r) or (kwargs and (
+                    kwargs != recorded.kwargs  # type: ignore[union-attr]
+                    and dump_value(kwargs, defn.name) != recorded.kwargs)):  # type: ignore[union-attr]
                 self._changed(f"the arguments of action {defn.name!r}")
         else:
             a, k = defn.params.dump(args, kwargs)
@@ -423,15 +426,17 @@ class WorkflowInstance:
                 self._changed(f"a timer's duration ({recorded.duration}s -> {delay}s)")  # type: ignore[union-attr]
         else:
             self.issue(StartTimer(cmd, delay, self._loop._time + delay))
+        handle._cmd = cmd  # type: ignore[attr-defined]
         self._timers[cmd] = handle
-        self._timer_ids[id(handle)] = cmd
 
     def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
         """Issue ``CancelTimer`` for a timer that has not fired yet."""
-        cmd = self._timer_ids.pop(id(handle), None)
-        if cmd is None or self._error is not None:
-            return
+        cmd: int = getattr(handle, "_cmd", -1)
+        if self._timers.get(cmd) is not handle:
+            return  # fired already, or never a durable timer
         del self._timers[cmd]
+        if self._error is not None:
+            return
         recorded = self._peek()
         if type(recorded) is TimerCancelled and recorded.cmd == cmd:  # type: ignore[union-attr]
             self._ri += 1
@@ -498,6 +503,10 @@ class WorkflowInstance:
                 self._waiters.remove(waiter)
 
     # ---- introspection ------------------------------------------------------------------
+
+    def entered(self) -> contextlib.AbstractContextManager[None]:
+        """Run several activations in a row with the instance's loop entered once (replay)."""
+        return self._loop.entered()
 
     def suspended_at(self) -> str | None:
         """``file:line`` of the await the main coroutine is suspended at (None when done)."""

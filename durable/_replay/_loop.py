@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import contextvars
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
 
 from ..errors import IllegalWorkflowOperationError
 
@@ -24,6 +26,7 @@ __all__ = ["WorkflowLoop"]
 logger = logging.getLogger("durable.workflow")
 
 _active = False  # True while workflow code runs in this thread (read by the audit hook)
+_entered: WorkflowLoop | None = None  # the workflow loop that is running, if any
 
 # Audit events that mean real I/O; raised while workflow code runs, anything goes elsewhere.
 _BLOCKED_EVENTS = frozenset({
@@ -48,6 +51,43 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 sys.addaudithook(_audit)
 
 
+class _Handle(asyncio.Handle):
+    """An ``asyncio.Handle`` made without the debug-mode checks (a workflow loop never runs in
+    debug mode): one is made for every step a workflow takes."""
+
+    __slots__ = ()
+
+    def __init__(self, callback: Callable[..., Any], args: Any, loop: WorkflowLoop,
+                 context: Any) -> None:
+        self._callback = callback
+        self._args = args
+        self._loop = loop
+        self._context = contextvars.copy_context() if context is None else context
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+
+
+class _TimerHandle(asyncio.TimerHandle):
+    """An ``asyncio.TimerHandle`` made without the debug-mode checks, which also carries the
+    number of the command that started its durable timer (``_cmd``)."""
+
+    __slots__ = ("_cmd",)
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: Any,
+                 loop: WorkflowLoop, context: Any) -> None:
+        self._callback = callback
+        self._args = args
+        self._loop = loop
+        self._context = contextvars.copy_context() if context is None else context
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._when = when
+        self._scheduled = False
+        self._cmd = -1
+
+
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The loop one workflow instance runs on. It only ever runs inside ``activate``."""
 
@@ -59,19 +99,33 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     # ---- running -----------------------------------------------------------------------
 
     def run_ready(self) -> None:
-        """Run callbacks until none is ready; the loop is "running" only in here."""
-        global _active
-        outer = asyncio.events._get_running_loop()
-        asyncio.events._set_running_loop(self)
-        _active = True
+        """Run callbacks until none is ready; the loop is "running" only in here (or for all
+        of an :meth:`entered` block)."""
+        if _entered is self:
+            self._run_ready()
+            return
+        with self.entered():
+            self._run_ready()
+
+    def _run_ready(self) -> None:
         ready = self._ready
+        while ready:
+            handle = ready.popleft()
+            if not handle._cancelled:
+                handle._run()
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Make this the running loop for a block of several activations (a replay): entering
+        a loop costs more than a short activation does."""
+        global _active, _entered
+        outer, outer_entered = asyncio.events._get_running_loop(), _entered
+        asyncio.events._set_running_loop(self)
+        _active, _entered = True, self
         try:
-            while ready:
-                handle = ready.popleft()
-                if not handle._cancelled:
-                    handle._run()
+            yield
         finally:
-            _active = False
+            _active, _entered = outer_entered is not None, outer_entered
             asyncio.events._set_running_loop(outer)
 
     def time(self) -> float:
@@ -83,8 +137,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def is_closed(self) -> bool:
         return False
 
-    def get_debug(self) -> bool:
-        return False
+    # Never in debug mode. A builtin, not a method: every Future and Task the workflow makes
+    # asks (from C), and calling bool() costs a fraction of calling a Python function.
+    get_debug = bool
 
     def close(self) -> None:
         self._ready.clear()
@@ -93,7 +148,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: Any = None) -> asyncio.Handle:
-        handle = asyncio.Handle(callback, args, self, context)
+        handle = _Handle(callback, args, self, context)
         self._ready.append(handle)
         return handle
 
@@ -109,7 +164,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
-        handle = asyncio.TimerHandle(when, callback, args, self, context)
+        handle = _TimerHandle(when, callback, args, self, context)
         if delay <= 0:  # due now: no durable timer, just the next turn of the loop
             self._ready.append(handle)
         else:

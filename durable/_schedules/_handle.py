@@ -32,7 +32,8 @@ class ScheduleDescription(msgspec.Struct, frozen=True):
     """A snapshot of a schedule (``ScheduleHandle.describe()``, ``client.list_schedules()``).
 
     ``next_runs`` are the coming due times (UTC), ``recent_runs`` the last runs started,
-    ``running`` the workflow ids of runs not known to have ended, ``buffered`` how many runs
+    ``running`` the workflow ids of runs not known to have ended (the last 100 at most),
+    ``buffered`` how many runs
     wait for them; ``runs``, ``skipped`` (overlap policy) and ``missed`` (outside the
     catch-up window) count since the schedule was created.
     """

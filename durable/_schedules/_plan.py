@@ -26,6 +26,9 @@ __all__ = ["Overlap", "Plan", "apply", "next_check", "plan", "run_workflow_id", 
 
 MAX_PER_PASS: Final = 100  # due times one pass handles; the next pass follows at once
 RECENT_RUNS: Final = 10  # recent runs a schedule remembers
+# Runs a schedule keeps track of while they run (every pass looks each one up). Only
+# ALLOW_ALL can have more running at once; the oldest then go untracked.
+TRACKED_RUNS: Final = 100
 BUFFER_POLL: Final = 1.0  # seconds between looks at a running run that a buffered one waits for
 _MISSED_STEPS: Final = 10_000  # cron due times counted one by one when skipping a long outage
 
@@ -157,7 +160,7 @@ def settle(record: ScheduleRecord, now: float) -> ScheduleRecord:
     """``record`` once its intent was carried out: the runs it started are running."""
     new = [r for r in record.starting if r.workflow_id not in record.running]
     return replace(record, revision=record.revision + 1, updated_at=now,
-                   running=record.running + [r.workflow_id for r in new],
+                   running=(record.running + [r.workflow_id for r in new])[-TRACKED_RUNS:],
                    recent=(record.recent + new)[-RECENT_RUNS:], runs=record.runs + len(new),
                    starting=[], cancelling=[])
 

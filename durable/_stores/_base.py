@@ -22,8 +22,8 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from typing import (
-    Any, Awaitable, Callable, Collection, Final, Iterator, Literal, NamedTuple, Protocol,
-    Sequence,
+    Any, Awaitable, Callable, ClassVar, Collection, Final, Iterator, Literal, NamedTuple,
+    Protocol, Sequence,
 )
 
 import msgspec
@@ -199,6 +199,9 @@ class Store(Protocol):
 
     url: str
     wakeup: Wakeup
+    # The driver whose connection a database action receives ("asyncpg", "sqlite3"), or None
+    # when the store has no transactions (memory).
+    transaction_driver: ClassVar[str | None]
 
     async def create_execution(self, started: Event, *, now: float) -> tuple[ExecutionRecord, bool]:
         """Create an execution from its ``WorkflowStarted`` event (seq 1) and a workflow task.
@@ -321,7 +324,23 @@ class Store(Protocol):
         """The execution's action tasks and timers that have not finished."""
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
+
+    async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
+                                     isolation: str, now: float) -> bool:
+        """A database action's attempt: run ``body(connection)`` in a transaction at
+        ``isolation`` that also records the action's completion (``ActionCompleted`` with
+        what ``body`` returned), and commit both, or neither when ``body`` raises (it
+        propagates). ``body`` is a coroutine function on ``asyncpg``, a plain function
+        (run on the store's thread) on ``sqlite3``.
+
+        Returns True when the completion was recorded in the history (and the workflow made
+        runnable); False when another attempt had recorded it (this one's writes are rolled
+        back), when the execution ended, or when the outcome is committed but not yet in the
+        history (whoever takes the task over next moves it there, without running ``body``).
+        A store without transactions raises ``DatabaseActionError``.
+        """
 
     # ---- schedules (see ``_schedule_records``) -------------------------------------------
 

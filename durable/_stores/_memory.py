@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable, ClassVar, Collection, Sequence
 
 from msgspec.structs import replace
 
 from .._history import Event, TimerFired, WorkflowStarted
-from ..errors import WorkflowNotFoundError
+from ..errors import DatabaseActionError, WorkflowNotFoundError
 from ._base import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
     TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
@@ -39,6 +39,8 @@ def _scan_key(record: ExecutionRecord) -> tuple[float, str, str]:
 
 class MemoryStore(MemorySchedules):
     """Everything in dicts; single event loop, no persistence."""
+
+    transaction_driver: ClassVar[str | None] = None  # no transactions: no database actions
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
@@ -345,7 +347,15 @@ class MemoryStore(MemorySchedules):
                   for _, held in self._actions.values()]
         times += [held.visible_at if held.owner is None else held.until
                   for held in self._wf_tasks.values()]
+        times += self._schedule_checks()
         return min(times, default=None)
+
+    async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
+                                     isolation: str, now: float) -> bool:
+        raise DatabaseActionError(
+            f"database action {task.name!r} needs a store with transactions: the memory store "
+            "has none; use sqlite:///... or postgresql://...", action=task.name,
+            reason="no transactions")
 
     async def close(self) -> None:
         pass

@@ -73,6 +73,8 @@ class MemorySchedules:
         return claimed
 
     async def next_schedule_check(self) -> float | None:
-        checks = [row.next_check if row.owner is None else max(row.next_check, row.lease_until)
-                  for row in self._schedules.values() if row.next_check is not None]
-        return min(checks, default=None)
+        return min(self._schedule_checks(), default=None)
+
+    def _schedule_checks(self) -> list[float]:
+        return [row.next_check if row.owner is None else max(row.next_check, row.lease_until)
+                for row in self._schedules.values() if row.next_check is not None]

@@ -15,12 +15,14 @@ from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import error_info
 from .._stores import ActionTask, workflow_ref
-from ..errors import NonRetryable, UnknownActionError
+from ..errors import DatabaseActionError, NonRetryable, UnknownActionError
 
 if TYPE_CHECKING:
     from .._client import Client
 
-__all__ = ["ActionTaskRunner"]
+__all__ = ["ActionTaskRunner", "check_transactional"]
+
+_DRIVER_KINDS = {"asyncpg": True, "sqlite3": False}  # whether the action must be async def
 
 logger = logging.getLogger("durable.worker")
 
@@ -39,6 +41,24 @@ class ActionLostError(NonRetryable):
 
 class _NoLongerWanted(Exception):
     """The attempt stopped because its call was cancelled: there is nothing to record."""
+
+
+def check_transactional(defn: ActionDefinition, store: Any) -> None:
+    """Raise ``DatabaseActionError`` if ``store`` cannot run database action ``defn``."""
+    if not defn.transaction:
+        return
+    driver = getattr(store, "transaction_driver", None)
+    if driver is None:
+        raise DatabaseActionError(
+            f"database action {defn.name!r} needs a store with transactions, and "
+            f"{store.url.split(':')[0]}:// has none: use sqlite:///... or postgresql://...",
+            action=defn.name, reason="no transactions")
+    if _DRIVER_KINDS[driver] != defn.is_async:
+        kind = "an async def taking an asyncpg.Connection" if _DRIVER_KINDS[driver] \
+            else "a plain def taking a sqlite3.Connection"
+        raise DatabaseActionError(
+            f"database action {defn.name!r} must be {kind} on this store ({driver})",
+            action=defn.name, reason="function kind")
 
 
 class ActionTaskRunner:
@@ -71,7 +91,10 @@ class ActionTaskRunner:
         except Exception as exc:
             await self._failed(task, exc)
             return
-        await self._record(task, ActionCompleted(0, 0.0, task.cmd, result, task.attempt))
+        if not defn.transaction:
+            await self._record(task, ActionCompleted(0, 0.0, task.cmd, result, task.attempt))
+        elif result:  # the store recorded it, in the action's own transaction
+            await self.client.publish([workflow_ref(task.tenant, task.workflow_id)])
 
     async def run_inline(self, task: ActionTask, budget: float
                          ) -> ActionCompleted | ActionFailed | ActionTask:
@@ -151,7 +174,8 @@ class ActionTaskRunner:
         scope = asyncio.timeout(defn.timeout)
         try:
             async with scope:
-                return defn.result.dump(await call)
+                value = await call
+                return value if defn.transaction else defn.result.dump(value)
         except TimeoutError:
             if scope.expired():
                 raise self._timed_out(defn) from None
@@ -170,9 +194,28 @@ class ActionTaskRunner:
                           task.run_id, task.tenant, cancellation)
         context = contextvars.copy_context()
         context.run(_action_info.set, info)
+        if defn.transaction:
+            return asyncio.create_task(self._transact(defn, task, context, args, kwargs),
+                                       context=context)
         if defn.is_async:
             return asyncio.create_task(defn.fn(*args, **kwargs), context=context)
         return asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
+
+    async def _transact(self, defn: ActionDefinition, task: ActionTask,
+                        context: contextvars.Context, args: tuple[Any, ...],
+                        kwargs: dict[str, Any]) -> bool:
+        """A database action's attempt: the store runs it in the transaction that records its
+        completion; whether it recorded it. A plain function runs on the store's thread."""
+        check_transactional(defn, self.store)
+
+        async def body(conn: Any) -> Any:
+            return defn.result.dump(await defn.fn(conn, *args, **kwargs))
+
+        def run(conn: Any) -> Any:
+            return defn.result.dump(context.run(defn.fn, conn, *args, **kwargs))
+
+        return await self.store.run_action_transaction(
+            task, body if defn.is_async else run, isolation=defn.isolation, now=self.clock())
 
     @staticmethod
     def _timed_out(defn: ActionDefinition) -> TimeoutError:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable
 from .._definitions import action_definition, workflow_definition
 from .._dispatch import Claim, ClaimSpec
 from .._stores import WorkflowTask
-from ._action_tasks import ActionTaskRunner
+from ._action_tasks import ActionTaskRunner, check_transactional
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class Worker:
         self.client = client
         self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
         self.actions = {d.name: d for d in map(action_definition, actions)}
+        for defn in self.actions.values():
+            check_transactional(defn, client.store)  # a store that cannot run it: say so now
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.concurrency = concurrency
         self.lease = lease

@@ -278,8 +278,8 @@ class WorkflowTaskRunner:
     def _inline(self, action: ActionTask) -> bool:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
-        if self.inline_budget <= 0 or defn is None or defn.inline is False:
-            return False
+        if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction:
+            return False  # a database action commits with its own transaction, not the task's
         return defn.inline is True or (defn.timeout is not None and defn.timeout <= self.inline_budget)
 
     async def _run_inline(self, commit: _Commit, actions: list[ActionTask]) -> list[Event]:

@@ -29,7 +29,8 @@ def host_actions(actions: Iterable[Any],
 
 
 def substitute(original: ActionDefinition, fake: Callable[..., Any]) -> ActionDefinition:
-    """``original`` running ``fake``: same name, retry policy, timeout and conversions.
+    """``original`` running ``fake``: same name, retry policy, timeout and conversions (the
+    double of a database action runs as an ordinary one and gets None as its connection).
 
     ``fake`` must take the same parameters (names, kinds, which have defaults) and may not
     annotate one with another type; raises ``ValidationError`` naming the difference.
@@ -42,7 +43,26 @@ def substitute(original: ActionDefinition, fake: Callable[..., Any]) -> ActionDe
                               f"function, not {fake!r}", action=original.name)
     _check_parameters(original, fake)
     _check_annotations(original, fake)
+    if original.transaction:  # the memory store has no transactions: a plain action instead
+        fake = _without_connection(fake)
+        return dataclasses.replace(original, fn=fake, is_async=inspect.iscoroutinefunction(fake),
+                                   transaction=False)
     return dataclasses.replace(original, fn=fake, is_async=inspect.iscoroutinefunction(fake))
+
+
+def _without_connection(fake: Callable[..., Any]) -> Callable[..., Any]:
+    """The double of a database action, called as an ordinary action: it gets None for the
+    connection parameter."""
+    if inspect.iscoroutinefunction(fake):
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await fake(None, *args, **kwargs)
+
+        return call_async
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fake(None, *args, **kwargs)
+
+    return call
 
 
 def _signature(fn: Callable[..., Any], action: str) -> inspect.Signature:

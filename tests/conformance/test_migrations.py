@@ -13,7 +13,7 @@ from durable._history import WorkflowStarted
 from durable._stores import migrate_store, open_store
 from durable._stores._migrations import migration_files
 
-# The shipped migrations' numbers (with gaps: each feature has a range of its own).
+# Migration numbers may leave gaps (each engineer has a range); versions are what the files say.
 SQLITE_VERSIONS = [v for v, _, _ in migration_files("durable._stores.sqlite")]
 POSTGRES_VERSIONS = [v for v, _, _ in migration_files("durable._stores.postgres")]
 SQLITE_VERSION = SQLITE_VERSIONS[-1]

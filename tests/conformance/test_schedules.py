@@ -235,3 +235,11 @@ async def _end(store: Store, workflow_id: str) -> None:
         task, "w", seq, [TaskCompleted(seq, T0), WorkflowCompleted(seq + 1, T0, None)],
         actions=[], timers=[], cancelled_timers=[],
         update=ExecutionUpdate("completed", None, {}), now=T0)
+
+
+async def test_next_wakeup_counts_schedules(store: Store) -> None:
+    assert await store.next_wakeup(now=T0) is None
+    await put(store, replace(schedule(), next_due=T0 + 600))
+    assert await store.next_wakeup(now=T0) == T0 + 600  # pollers and time-skipping wake for it
+    await put(store, replace(schedule("paused", paused=True), next_due=T0 + 1))
+    assert await store.next_wakeup(now=T0) == T0 + 600

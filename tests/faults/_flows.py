@@ -25,7 +25,9 @@ GO_PAYLOAD = {"n": 4}
 MIX = "mix"  # the label every FaultMix run uses
 NAP = 1.0  # the FaultMix sleep: long enough to kill a worker in it
 
-_RETRY = durable.Retry(attempts=3, initial=0.05)
+# Enough attempts for the chaos test: on a loaded machine a 1 s lease can lapse between two
+# heartbeats, and a SIGKILL every second can take two attempts of one call in a row.
+_RETRY = durable.Retry(attempts=10, initial=0.05, maximum=0.5)
 
 
 def _record(phase: str, args: list[Any]) -> None:

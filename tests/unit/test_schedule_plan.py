@@ -190,3 +190,14 @@ def test_apply_merges_a_pass_into_a_record_a_client_changed_meanwhile() -> None:
     unchanged = settle(apply(claimed, claimed, decided, runs, set(), T0 + 1), T0 + 1)
     assert unchanged.next_due == T0 + 60 and unchanged.running == ["old", wid(T0)]
 
+
+
+def test_only_the_latest_runs_are_tracked_while_running() -> None:
+    from durable._schedules._plan import TRACKED_RUNS
+
+    state = record(every=1, overlap=Overlap.ALLOW_ALL)
+    decided = plan(state, T0 + 149, limit=200)  # 150 runs at once, none ends
+    runs = [ScheduleRun(r.due, wid(r.due), T0 + 150) for r in decided.starts]
+    settled = settle(apply(state, state, decided, runs, set(), T0 + 150), T0 + 150)
+    assert settled.runs == 150 and len(settled.recent) == 10
+    assert settled.running == [r.workflow_id for r in runs][-TRACKED_RUNS:]

@@ -210,7 +210,8 @@ FIRE_DUE_TIMERS: Final = ("SELECT fired_tenant, fired_workflow_id "
 PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM timers "
                          "WHERE tenant = $1 AND workflow_id = $2 ORDER BY cmd")
 NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers), "
-                      "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks))")
+                      "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "
+                      "(SELECT min(due) FROM schedules))")
 
 # ---- migrations -----------------------------------------------------------------------------
 

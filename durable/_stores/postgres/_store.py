@@ -41,6 +41,7 @@ from .._base import (
 from . import _statements as sql
 from ._effects import COMMIT_EFFECTS, effect_columns
 from ._schedules import PostgresSchedules
+from ._transactions import PostgresTransactions
 from ._schema import (
     Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, redact, unavailable,
 )
@@ -64,7 +65,7 @@ _EMPTY_DATA: Final = _encode({})
 _NO_RESULT: Final = _encode(None)
 
 
-class PostgresStore(PostgresSchedules):
+class PostgresStore(PostgresSchedules, PostgresTransactions):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""
 
     def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
@@ -457,7 +458,8 @@ class PostgresStore(PostgresSchedules):
         return [_action(row) for row in actions], [TimerRecord(*row) for row in timers]
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
         due: float | None = await self._fetchval(sql.NEXT_WAKEUP)
         return due
 

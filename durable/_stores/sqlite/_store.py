@@ -35,6 +35,7 @@ from .._base import (
 )
 from .._migrations import migration_files
 from ._schedules import SQLiteSchedules
+from ._transactions import SQLiteTransactions
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -171,7 +172,8 @@ _MARK_ACTION_DISPATCHED: Final = f"UPDATE action_tasks SET dispatched_at = ? WHE
 
 _NEXT_WAKEUP: Final = (
     "SELECT min(t) FROM (SELECT min(fire_at) AS t FROM timers "
-    "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks)")
+    "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks "
+    "UNION ALL SELECT min(due) FROM schedules)")
 
 _CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version "
@@ -184,7 +186,7 @@ _INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, app
 # ---- the store ------------------------------------------------------------------------------
 
 
-class SQLiteStore(SQLiteSchedules):
+class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
@@ -360,7 +362,8 @@ class SQLiteStore(SQLiteSchedules):
         return await self._run(_in_read_transaction, _pending_work_txn, tenant, workflow_id)
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer or a delayed task becomes due (None if nothing waits)."""
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
         return await self._run(_scalar, _NEXT_WAKEUP, ())
 
     async def close(self) -> None:
