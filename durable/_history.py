@@ -372,7 +372,7 @@ class ScheduleAction(_Command, frozen=True):
 
 
 class CancelAction(_Command, frozen=True):
-    """Stop an action call the workflow no longer waits for (recorded as ``ActionCancelRequested``)."""
+    """Stop an action call the workflow no longer waits for (``ActionCancelRequested``)."""
 
     event = ActionCancelRequested
     cmd: int

@@ -20,7 +20,9 @@ from .._history import (
     ChildInitiated, ChildStarted, ChildStartFailed, Event, StartChild,
 )
 from .._payloads import check_size, dump_value
-from ..errors import DurableError, WorkflowAlreadyStartedError, WorkflowCancelledError, WorkflowFailedError
+from ..errors import (
+    DurableError, WorkflowAlreadyStartedError, WorkflowCancelledError, WorkflowFailedError,
+)
 
 if TYPE_CHECKING:
     from ._instance import WorkflowInstance

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from durable._history import (
-    INPUT_TYPES, TERMINAL_TYPES, ActionCompleted, ActionFailed, ActionScheduled, ChildCancelled,
+    INPUT_TYPES, TERMINAL_TYPES, ActionCancelRequested, ActionCompleted, ActionFailed,
+    ActionScheduled, ChildCancelled,
     ChildCompleted, ChildFailed, ChildInitiated, ChildStarted, ChildStartFailed, Event,
     EventReceived, TaskCompleted, TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
 )
@@ -60,6 +61,7 @@ def _batch_problems(events: Sequence[Event]) -> Iterator[str]:
 def _action_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
     scheduled: dict[int, ActionScheduled] = {}
     outcomes: dict[int, Event] = {}
+    cancelled: set[int] = set()  # cancelled by the workflow: an outcome is optional
     last_cmd = -1
     for event in events:
         if isinstance(event, (ActionScheduled, TimerStarted)):
@@ -74,8 +76,12 @@ def _action_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
             elif event.cmd in outcomes:
                 yield f"action cmd {event.cmd} recorded twice: {outcomes[event.cmd]} and {event}"
             outcomes[event.cmd] = event
-    if settled and set(scheduled) - set(outcomes):
-        yield f"actions without an outcome: {sorted(set(scheduled) - set(outcomes))}"
+        elif isinstance(event, ActionCancelRequested):
+            if event.cmd not in scheduled:
+                yield f"{event} cancels an action that was not scheduled before it"
+            cancelled.add(event.cmd)
+    if settled and set(scheduled) - set(outcomes) - cancelled:
+        yield f"actions without an outcome: {sorted(set(scheduled) - set(outcomes) - cancelled)}"
 
 
 def _timer_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:

@@ -16,6 +16,7 @@ import pytest
 
 import durable
 from _support import eventually
+from faults._checks import check_history
 from durable._history import (
     CancelRequested, ChildCancelled, ChildCompleted, ChildInitiated, ChildStarted, Event,
     WorkflowCancelled, WorkflowStarted,
@@ -132,6 +133,8 @@ async def test_a_parent_awaits_its_childs_result(env: Env) -> None:
     assert (description.status, description.version) == ("completed", "7")
     assert {r.workflow_id for r in await client.list()} == {"p1", "p1-child"}
     assert seen["p1-child"] == [21]
+    check_history(events)
+    check_history(await kid.history())
 
 
 async def test_a_child_that_fails_raises_in_the_parent(env: Env) -> None:
@@ -181,6 +184,8 @@ async def test_cancelling_a_parent_cancels_the_child_it_waits_for(env: Env) -> N
     with pytest.raises(WorkflowCancelledError):
         await kid.result(timeout=30)
     assert isinstance((await kid.history())[-1], WorkflowCancelled)
+    check_history(await handle.history())
+    check_history(await kid.history())
 
 
 async def test_a_taken_child_id_is_a_clear_error_in_the_parent(env: Env) -> None:

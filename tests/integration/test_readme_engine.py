@@ -32,8 +32,8 @@ def snippet(title: str) -> str:
 @pytest.mark.parametrize("title", sorted(SNIPPETS))
 def test_the_readme_snippet_runs(title: str, tmp_path: Path) -> None:
     root = str(README.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root,
-                                                                     os.environ.get("PYTHONPATH")]))}
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     done = subprocess.run([sys.executable, "-c", snippet(title)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
