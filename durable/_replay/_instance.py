@@ -120,8 +120,9 @@ def _describe(item: Any) -> str:
     error = getattr(item, "error", None)
     if error is not None:
         return f"{type(item).__name__} ({error.type}: {error.message})"
-    name = (getattr(item, "name", None) or getattr(item, "state", None)
-            or getattr(item, "key", None) or getattr(item, "patch_id", None))
+    name = (getattr(item, "name", None) or getattr(item, "workflow", None)
+            or getattr(item, "state", None) or getattr(item, "key", None)
+            or getattr(item, "patch_id", None))
     seq = getattr(item, "seq", None)
     where = f" (seq {seq})" if seq is not None else ""
     return f"{type(item).__name__}{where}" + (f" {name!r}" if name else "")

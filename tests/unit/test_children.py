@@ -266,3 +266,26 @@ def test_a_child_that_continues_as_new_keeps_its_parent_and_reports_at_the_end()
     second.activate([start.started], 1_000.0)
     [], [report] = ending(second)
     assert report.event == ChildCompleted(0, 0.0, 2, 7) and report.run_id == "p-run"
+
+
+def test_starting_another_child_workflow_is_a_divergence_that_names_both() -> None:
+    h = Harness(order, 30)
+    h.activate()
+
+    @durable.workflow(name="Refund")
+    async def refund(ctx: durable.Context, amount: int) -> Receipt:
+        return Receipt(-amount, "r-2")
+
+    @durable.workflow(name="Order")
+    async def changed(ctx: durable.Context, amount: int) -> str:
+        return str(await (await ctx.start_child(refund, amount, id="charge-1")))
+
+    instance = WorkflowInstance(durable._definitions.workflow_definition(changed), h.started)
+    from durable._replay import replay
+
+    _, failed = replay(instance, h.history)
+    error = failed.error
+    assert isinstance(error, durable.errors.NonDeterminismError)
+    assert isinstance(error.recorded, ChildInitiated) and isinstance(error.command, StartChild)
+    assert "'Charge'" in str(error) and "'Refund'" in str(error)
+    assert "test_children.py" in error.location
