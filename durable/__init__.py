@@ -16,6 +16,7 @@ from ._saga import Saga
 from ._schedules._handle import ScheduleDescription, ScheduleHandle
 from ._schedules._plan import Overlap
 from ._stores._schedule_records import ScheduleRun
+from ._timetravel import StateAt
 from ._worker import Worker
 from .errors import NonRetryable
 from . import testing
@@ -38,6 +39,7 @@ __all__ = [
     "ScheduleDescription",
     "ScheduleHandle",
     "ScheduleRun",
+    "StateAt",
     "Worker",
     "WorkflowHandle",
     "WorkflowInfo",

@@ -30,15 +30,15 @@ import msgspec
 import durable
 from durable import errors
 
-from . import _cli_replay
+from . import _cli_replay, _cli_timetravel
 from ._cli_schedules import add_schedule_commands
 from ._definitions import definitions_in, workflow_definition
 from ._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
     ChildCancelled, ChildCancelRequested, ChildCompleted, ChildFailed, ChildInitiated,
     ChildStarted, ChildStartFailed, DataChanged, Event, EventReceived, Patched, StateChanged,
-    TaskCompleted, TimerCancelled, TimerFired, TimerStarted, WorkflowCancelled,
-    WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
+    TaskCompleted, TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted,
+    WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
     encode_history_json,
 )
 from ._urls import redact
@@ -181,16 +181,44 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("payload", metavar="PAYLOAD", nargs="?", help="payload as JSON (default null)")
     p.add_argument("--key", help="idempotency key: the event is delivered once per key")
 
+    p = command("query", _query, "ask a running (or ended) execution's query handler; print "
+                "the answer as JSON",
+                epilog="example: durable query cart-1 total")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="NAME", help="query name (ctx.on_query)")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for a worker to answer (default 30)")
+
+    p = command("update", _update, "send an update to an execution and print its handler's "
+                "answer as JSON",
+                epilog="example: durable update cart-1 add '\"tea\"' --key add-tea-1")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="NAME", help="update name (ctx.on_update)")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--key", help="idempotency key: the update is applied once per key")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the answer (default 30)")
+
     p = command("list", _list, "list executions, newest first")
     p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--all-tenants", action="store_true")
 
-    p = command("show", _show, "show an execution's history timeline and status")
+    p = command("show", _show, "show an execution's history timeline and status",
+                epilog="examples: durable show inv-1 --at 12;  durable show inv-1 --at "
+                "10:31:34;  durable show inv-1 --at 2026-01-05T10:31:34 --replay -m examples.invoice")
     p.add_argument("id", metavar="ID")
     p.add_argument("--run", metavar="RUN_ID",
                    help="an earlier run of the execution (continue-as-new) instead of the current")
-    p.add_argument("--json", action="store_true", help="print the history as JSON")
+    p.add_argument("--json", action="store_true", help="print the history (with --at: the "
+                   "state at that moment) as JSON")
+    p.add_argument("--at", metavar="WHEN", help=_cli_timetravel.AT_HELP)
+    p.add_argument("--replay", action="store_true", help="with --at: replay the workflow's "
+                   "code (import it with --module) instead of reading what was recorded")
+    p.add_argument("--module", "-m", action="append", default=[], metavar="MOD",
+                   help="module that defines the workflow, for --replay (repeatable; env "
+                   "DURABLE_MODULES, comma-separated)")
 
     p = command("cancel", _cancel, "ask an execution to stop")
     p.add_argument("id", metavar="ID")
@@ -450,6 +478,24 @@ async def _send(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _query(args: argparse.Namespace) -> int:
+    values = [_json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
+    async with _connect(args) as client:
+        answer = await client.get_handle(args.id).query(args.name, *values, timeout=args.timeout)
+    print(msgspec.json.encode(answer).decode())
+    return 0
+
+
+async def _update(args: argparse.Namespace) -> int:
+    values = [_json_arg(a, f"argument {i}") for i, a in enumerate(args.args, 1)]
+    async with _connect(args) as client:
+        answer = await client.get_handle(args.id).update(args.name, *values,
+                                                         idempotency_key=args.key,
+                                                         timeout=args.timeout)
+    print(msgspec.json.encode(answer).decode())
+    return 0
+
+
 async def _cancel(args: argparse.Namespace) -> int:
     async with _connect(args) as client:
         handle = client.get_handle(args.id)
@@ -530,6 +576,10 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 
 
 async def _show(args: argparse.Namespace) -> int:
+    if args.at is not None:
+        return await _show_at(args)
+    if args.replay:
+        raise CliError("--replay goes with --at WHEN")
     async with _connect(args, redis=False) as client:
         handle = client.get_handle(args.id)
         events = await handle.history(run_id=args.run)
@@ -544,6 +594,26 @@ async def _show(args: argparse.Namespace) -> int:
         print(line)
     print()
     for line in _summary(description):
+        print(line)
+    return 0
+
+
+async def _show_at(args: argparse.Namespace) -> int:
+    for name in _modules(args):
+        _import(name)  # registers the workflow's code, for --replay
+    async with _connect(args, redis=False) as client:
+        handle = client.get_handle(args.id)
+        started = (await handle.describe()).created_at
+        try:
+            when = _cli_timetravel.moment(args.at, started)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        state = await handle.state_at(when, replay=args.replay)
+        events = [] if args.json else await handle.history()
+    if args.json:
+        print(_cli_timetravel.as_json(state))
+        return 0
+    for line in _cli_timetravel.render(state, events, _timeline, _clock, _value):
         print(line)
     return 0
 
@@ -615,7 +685,7 @@ def _detail(event: Event, names: dict[int, str]) -> str:
         case Patched():
             return event.patch_id
         case TaskCompleted():
-            return ""
+            return "" if event.suspended_at is None else f"waits at {_short(event.suspended_at)}"
         case ActionScheduled():
             return f"#{event.cmd} {_call(event.name, event.args, event.kwargs)}"
         case ActionCompleted():
@@ -635,6 +705,12 @@ def _detail(event: Event, names: dict[int, str]) -> str:
             return f"{event.name} {_value(event.payload)}{key}"
         case CancelRequested():
             return event.reason
+        case UpdateAccepted():
+            return f"{_call(event.name, event.args, {})} id={event.id}"
+        case UpdateCompleted():
+            if event.error is not None:
+                return f"{event.name} failed: {event.error.type}: {event.error.message}"
+            return f"{event.name} -> {_value(event.result)}"
         case StateChanged():
             return event.state
         case DataChanged():
@@ -648,11 +724,18 @@ def _detail(event: Event, names: dict[int, str]) -> str:
     return ""
 
 
+def _short(location: str) -> str:
+    """``file.py:line`` of a ``/path/to/file.py:line`` location."""
+    return os.path.basename(location)
+
+
 def _summary(d: durable.Description) -> list[str]:
     """The status block under the timeline: status, state, data, pending work, errors."""
     lines = [f"workflow:  {d.workflow} v{d.version}  id={d.workflow_id}  tenant={d.tenant}",
              f"status:    {d.status}", f"state:     {d.state or '-'}",
              f"data:      {_value(d.data) if d.data else '-'}"]
+    if d.suspended_at is not None:
+        lines.append(f"waiting:   {d.suspended_at}")
     if d.status == "completed":
         lines.append(f"result:    {_value(d.result, 400)}")
     if d.error is not None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack
 
@@ -22,6 +22,8 @@ from ._schedules._handle import (
 )
 from ._schedules._plan import Overlap
 from ._dispatch import Dispatcher, LocalDispatcher
+from ._queries import DEFAULT_TIMEOUT, call
+from ._timetravel import StateAt, current_suspension, state_at
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
     open_store, workflow_ref,
@@ -61,6 +63,7 @@ class Description(msgspec.Struct, frozen=True):
     result: Any = None
     error: ErrorInfo | None = None
     task_error: str | None = None
+    suspended_at: str | None = None  # file:line of the await a running workflow waits at
 
 
 class WorkflowHandle(Generic[R]):
@@ -112,6 +115,37 @@ class WorkflowHandle(Generic[R]):
         """Whether an event with this key is in the history (a retried send is no error)."""
         return any(isinstance(e, EventReceived) and e.key == idempotency_key
                    for e in await self.history())
+
+    async def query(self, name: str, *args: Any, timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+                    result_type: Any = None) -> Any:
+        """Ask the workflow's query handler ``name`` (``ctx.on_query``) for a value.
+
+        The worker that runs the workflow answers from the live instance (its cache, or a
+        replay; an ended execution answers from its final state); nothing is added to the
+        history. ``result_type`` converts the answer (e.g. to a dataclass). Raises
+        ``UnknownQueryError`` when the workflow has no such handler, ``QueryFailedError``
+        when it raised, and ``RequestTimeoutError`` when no worker answered within ``timeout``
+        seconds (None waits for ever).
+        """
+        return await call(self, "query", name, args, key=None, timeout=timeout,
+                          result_type=result_type)
+
+    async def update(self, name: str, *args: Any, idempotency_key: str | None = None,
+                     timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+                     result_type: Any = None) -> Any:
+        """Deliver update ``name`` (``ctx.on_update``) and return what its handler returns.
+
+        The update's validator runs against the live workflow first: if it raises, the call
+        raises ``UpdateRejectedError`` (``UnknownUpdateError`` when there is no handler) and
+        nothing is recorded. Otherwise the update is recorded and its handler runs in the
+        workflow, exactly once per ``idempotency_key``: a call with a key that was accepted
+        before returns that update's outcome instead of running it again. Raises
+        ``UpdateFailedError`` when the handler raised, ``WorkflowClosedError`` when the
+        execution has ended, ``RequestTimeoutError`` after ``timeout`` seconds (None waits
+        for ever).
+        """
+        return await call(self, "update", name, args, key=idempotency_key, timeout=timeout,
+                          result_type=result_type)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await.
@@ -178,13 +212,31 @@ class WorkflowHandle(Generic[R]):
             error_message=error.message, traceback=error.traceback)
 
     async def describe(self) -> Description:
-        """Status, state, data and the pending actions and timers of the execution."""
+        """Status, state, data, pending actions and timers of the execution, and the await
+        its coroutine waits at (from the newest snapshot and the events after it)."""
         record = await self._record()
-        actions, timers = await self.client.store.pending_work(self.tenant, self.workflow_id)
+        store = self.client.store
+        actions, timers = await store.pending_work(self.tenant, self.workflow_id)
         return Description(record.workflow_id, record.run_id, record.tenant, record.workflow,
                            record.version, record.status, record.state, record.data,
                            record.created_at, record.updated_at, record.last_seq, actions,
-                           timers, record.result, record.error, record.task_error)
+                           timers, record.result, record.error, record.task_error,
+                           await current_suspension(store, record))
+
+    async def state_at(self, when: datetime | float | int, *, replay: bool = False) -> StateAt:
+        """The execution as it was at ``when``: its status, state, data and the await its
+        coroutine was suspended at (``.suspended_at``, "file:line"), and the inputs it had
+        received but not run yet.
+
+        ``when`` is a ``datetime`` (naive: local time), epoch seconds (a ``float``) or a
+        ``seq`` (an ``int``, as ``history()`` and ``durable show`` number events). A workflow
+        task is one step: a moment inside one counts as its end. The answer comes from what
+        the history recorded, starting from the newest snapshot before the moment; with
+        ``replay=True`` the workflow's code (it must be importable here) is replayed up to
+        it instead, and a ``NonDeterminismError`` says it no longer matches. A moment before
+        the execution started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
+        """
+        return await state_at(self, when, replay_code=replay)
 
     async def history(self, *, run_id: str | None = None) -> list[Event]:
         """The history of the execution's current run (or of ``run_id``, an earlier run it

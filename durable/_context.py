@@ -26,6 +26,7 @@ __all__ = ["ActionInfo", "Context", "action_info"]
 P = ParamSpec("P")
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 _NEVER_CANCELLED: threading.Event = threading.Event()
@@ -249,6 +250,41 @@ class Context:
     def state(self) -> str | None:
         """The last state set with :meth:`set_state` (None before the first)."""
         return self._instance.state
+
+    def on_query(self, name: str, fn: F | None = None) -> Any:
+        """Answer ``handle.query(name, *args)`` with ``fn(*args)``, a plain function.
+
+        A query reads the workflow's state and adds nothing to its history: ``fn`` must not
+        change the workflow (no actions, timers, ``set_state`` or ``data`` assignments: those
+        raise ``IllegalWorkflowOperationError``). Use as ``ctx.on_query("name", fn)`` or as a
+        decorator, ``@ctx.on_query("name")``. Registering a name again replaces its handler.
+        """
+        if fn is None:
+            def register(f: F) -> F:
+                self._instance.handlers.on_query(name, f)
+                return f
+            return register
+        self._instance.handlers.on_query(name, fn)
+        return fn
+
+    def on_update(self, name: str, fn: F | None = None,
+                  validator: Callable[..., Any] | None = None) -> Any:
+        """Handle ``handle.update(name, *args)``: ``validator(*args)``, then ``fn(*args)``.
+
+        The validator (optional, a plain function) runs against the live workflow before
+        anything is recorded and raises to reject the update: the caller gets
+        ``UpdateRejectedError`` and the history is unchanged. An accepted update is recorded
+        (``UpdateAccepted``) and ``fn`` (plain or ``async``: it may await actions and timers)
+        runs in the workflow; what it returns, or raises, is recorded (``UpdateCompleted``) and
+        returned to the caller. Also usable as ``@ctx.on_update("name", validator=check)``.
+        """
+        if fn is None:
+            def register(f: F) -> F:
+                self._instance.handlers.on_update(name, f, validator)
+                return f
+            return register
+        self._instance.handlers.on_update(name, fn, validator)
+        return fn
 
     @property
     def info(self) -> WorkflowInfo:

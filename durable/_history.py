@@ -4,12 +4,12 @@ An execution's history is a list of events with a dense ``seq`` (1, 2, 3 …). E
 kinds:
 
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
-  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, and what became of
-  the child workflows it started (``ChildStarted``, ``ChildStartFailed``, ``ChildCompleted``,
-  ``ChildFailed``, ``ChildCancelled``);
+  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, ``UpdateAccepted``,
+  and what became of the child workflows it started (``ChildStarted``, ``ChildStartFailed``,
+  ``ChildCompleted``, ``ChildFailed``, ``ChildCancelled``);
 * command events record what the coroutine did: ``ActionScheduled``, ``ActionCancelRequested``,
   ``TimerStarted``, ``TimerCancelled``, ``ChildInitiated``, ``ChildCancelRequested``,
-  ``StateChanged``, ``DataChanged``, ``Patched`` and the terminal events.
+  ``StateChanged``, ``DataChanged``, ``Patched``, ``UpdateCompleted`` and the terminal events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
@@ -43,6 +43,7 @@ __all__ = [
     "ChildStartFailed",
     "ChildStarted",
     "Command",
+    "CompleteUpdate",
     "CompleteWorkflow",
     "ContinueAsNew",
     "DataChanged",
@@ -63,6 +64,8 @@ __all__ = [
     "TimerCancelled",
     "TimerFired",
     "TimerStarted",
+    "UpdateAccepted",
+    "UpdateCompleted",
     "WorkflowCancelled",
     "WorkflowCompleted",
     "WorkflowContinuedAsNew",
@@ -120,7 +123,14 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
-    """A workflow task ran: it closes a batch of inputs; ``time`` is the workflow's clock."""
+    """A workflow task ran: it closes a batch of inputs; ``time`` is the workflow's clock.
+
+    ``suspended_at`` is the ``file:line`` of the await the coroutine was suspended at once the
+    batch had run; None when it is where the previous ``TaskCompleted`` says (or was not
+    recorded). Replay never reads it: time travel reports it.
+    """
+
+    suspended_at: str | None = None
 
 
 class ActionCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -189,6 +199,18 @@ class ChildCancelled(_Event, frozen=True, tag=True, array_like=True):
     """The child workflow of command ``cmd`` ended cancelled."""
 
     cmd: int
+
+
+class UpdateAccepted(_Event, frozen=True, tag=True, array_like=True):
+    """Update ``name`` (request ``id``) passed its validator: its handler runs with ``args``.
+
+    A worker records it in the commit of the workflow task that validated it; a rejected
+    update leaves no event at all.
+    """
+
+    id: str
+    name: str
+    args: list[Any] = []
 
 
 # ---- command events -------------------------------------------------------------------------
@@ -281,6 +303,15 @@ class Patched(_Event, frozen=True, tag=True, array_like=True):
     patch_id: str
 
 
+class UpdateCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """The handler of update ``id`` returned ``result`` (or raised: ``error``)."""
+
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
 class WorkflowCompleted(_Event, frozen=True, tag=True, array_like=True):
     """The workflow returned ``result``."""
 
@@ -318,6 +349,7 @@ Event = (
     | ChildCompleted
     | ChildFailed
     | ChildCancelled
+    | UpdateAccepted
     | ActionScheduled
     | ActionCancelRequested
     | TimerStarted
@@ -327,6 +359,7 @@ Event = (
     | StateChanged
     | DataChanged
     | Patched
+    | UpdateCompleted
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCancelled
@@ -345,6 +378,7 @@ INPUT_TYPES: Final = (
     ChildCompleted,
     ChildFailed,
     ChildCancelled,
+    UpdateAccepted,
 )
 TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
                          WorkflowContinuedAsNew)
@@ -441,6 +475,16 @@ class MarkPatched(_Command, frozen=True):
     patch_id: str
 
 
+class CompleteUpdate(_Command, frozen=True):
+    """Answer update ``id`` with a result or an error (recorded as ``UpdateCompleted``)."""
+
+    event = UpdateCompleted
+    id: str
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
 class CompleteWorkflow(_Command, frozen=True):
     """End the workflow with a result (recorded as ``WorkflowCompleted``)."""
 
@@ -472,7 +516,8 @@ class ContinueAsNew(_Command, frozen=True):
 
 Command = (
     ScheduleAction | CancelAction | StartTimer | CancelTimer | StartChild | CancelChild | SetState
-    | SetData | MarkPatched | CompleteWorkflow | FailWorkflow | CancelWorkflow | ContinueAsNew
+    | SetData | MarkPatched | CompleteUpdate | CompleteWorkflow | FailWorkflow | CancelWorkflow
+    | ContinueAsNew
 )
 
 # One encoder and decoder for the process (msgspec performance tips).

@@ -11,6 +11,12 @@
     ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
     ├── WorkflowClosedError        your input: the execution has ended, it takes no events
     ├── WorkflowAlreadyStartedError  your input: a child workflow's id is taken
+    ├── QueryFailedError           a query got no value: its handler raised
+    │   └── UnknownQueryError      your input: the workflow has no query handler of that name
+    ├── UpdateRejectedError        an update was refused, nothing recorded: its validator raised
+    │   └── UnknownUpdateError     your input: the workflow has no update handler of that name
+    ├── UpdateFailedError          outcome: an accepted update's handler raised (recorded)
+    ├── RequestTimeoutError        no worker answered a query or update in time
     ├── ScheduleNotFoundError      your input: no schedule with that id in that tenant
     ├── ScheduleAlreadyExistsError your input: a different schedule has that id already
     ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
@@ -18,6 +24,7 @@
     ├── NonDeterminismError        your code changed: replay no longer matches history
     ├── WorkflowHeldError          your code: the execution's workflow tasks keep failing
     ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
+    ├── HistoryRangeError          your input: a moment before an execution or past its history
     ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
     ├── ActionFailedError          outcome: an action failed after all its attempts
     ├── CompensationError          outcome: compensations of a durable.Saga failed
@@ -39,16 +46,23 @@ __all__ = [
     "DatabaseActionError",
     "DurableError",
     "HistoryError",
+    "HistoryRangeError",
     "IllegalWorkflowOperationError",
     "InvalidScheduleError",
     "NonDeterminismError",
     "NonRetryable",
     "PayloadError",
+    "QueryFailedError",
+    "RequestTimeoutError",
     "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError",
     "StoreUnavailableError",
     "UnknownActionError",
+    "UnknownQueryError",
+    "UnknownUpdateError",
     "UnknownWorkflowError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
     "ValidationError",
     "WorkflowAlreadyStartedError",
     "WorkflowCancelledError",
@@ -131,6 +145,48 @@ class WorkflowAlreadyStartedError(DurableError):
     """
 
 
+class QueryFailedError(DurableError):
+    """A query could not be answered: its handler raised, or the workflow could not be loaded.
+
+    ``.workflow_id`` and ``.name`` name the query; ``.error_type`` and ``.error_message``
+    describe what went wrong in the worker. Nothing was recorded.
+    """
+
+
+class UnknownQueryError(QueryFailedError):
+    """The workflow registered no query handler ``.name``; ``.known`` lists the ones it has."""
+
+
+class UpdateRejectedError(DurableError):
+    """An update was refused before it was recorded: nothing happened to the workflow.
+
+    Its validator raised, its arguments do not fit the handler, or the workflow has ended or
+    cannot be loaded (``.error_type`` and ``.error_message`` say which). Sending it again,
+    even with the same idempotency key, validates it again.
+    """
+
+
+class UnknownUpdateError(UpdateRejectedError):
+    """The workflow registered no update handler ``.name``; ``.known`` lists the ones it has."""
+
+
+class UpdateFailedError(DurableError):
+    """An accepted update's handler raised (recorded in history as ``UpdateCompleted``).
+
+    ``.error_type`` and ``.error_message`` describe the exception; ``WorkflowClosedError``
+    means the workflow ended before the handler finished.
+    """
+
+
+class RequestTimeoutError(DurableError):
+    """No worker answered a query or update within ``.timeout`` seconds.
+
+    ``.kind`` is ``"query"`` or ``"update"``, ``.request_id`` identifies it and ``.accepted``
+    says whether an update had been recorded (its handler then still finishes: call
+    ``handle.update`` again with the same idempotency key to wait for its outcome).
+    """
+
+
 class IllegalWorkflowOperationError(DurableError):
     """Workflow code tried I/O or another non-deterministic operation; use an action."""
 
@@ -166,6 +222,14 @@ class WorkflowHeldError(DurableError):
 
 class HistoryError(DurableError):
     """A history is malformed: it cannot be decoded or replayed."""
+
+
+class HistoryRangeError(DurableError):
+    """``state_at`` was asked about a moment the history does not cover.
+
+    ``.when`` is the moment asked for (a seq or epoch seconds); ``.first`` and ``.last``
+    bound what there is (seqs 1 to the last, or the execution's start and last update).
+    """
 
 
 class StoreUnavailableError(DurableError):

@@ -25,14 +25,17 @@ from typing import Any, Final, NamedTuple, Sequence
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelAction,
-    CancelRequested, CancelTimer, CancelWorkflow, ChildCancelRequested, Command,
-    CompleteWorkflow, ContinueAsNew, DataChanged, Event, ParentRef,
-    EventReceived, FailWorkflow, MarkPatched, Patched, ScheduleAction, SetData, SetState,
-    StartTimer, StateChanged, TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
+    CancelRequested, CancelTimer, CancelWorkflow, ChildCancelRequested, Command, CompleteUpdate,
+    CompleteWorkflow, ContinueAsNew, DataChanged, Event, EventReceived, FailWorkflow, MarkPatched,
+    ParentRef, Patched, ScheduleAction, SetData, SetState, StartTimer, StateChanged,
+    TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowStarted,
 )
 from .._payloads import check_size, dump_value, error_info
-from ..errors import ActionFailedError, DurableError, NonDeterminismError
+from ..errors import (
+    ActionFailedError, DurableError, IllegalWorkflowOperationError, NonDeterminismError,
+)
 from ._children import CHILD_INPUTS, Children
+from ._handlers import Handlers
 from ._loop import WorkflowLoop
 
 __all__ = ["Activation", "ContinueAsNewRequest", "NonDeterminismWarning", "WorkflowInfo",
@@ -86,6 +89,21 @@ class WorkflowInfo(NamedTuple):
     version: str
     attempt: int = 1
     continued_from: str | None = None
+
+
+class _ReadOnly(list):  # type: ignore[type-arg]
+    """Stands in for the command list and the ready queue while read-only code runs."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def append(self, item: Any) -> None:
+        kind = type(item).__name__
+        raise IllegalWorkflowOperationError(
+            f"{self.what} tried to change the workflow (a {kind}); query handlers and update "
+            "validators only read its state: make changes in an update handler",
+            operation=kind)
 
 
 class _Waiter(NamedTuple):
@@ -163,6 +181,7 @@ class WorkflowInstance:
         # patch id -> whether this run takes its new path; decided once per run (ctx.patched)
         self.patches: dict[str, bool] = {}
         self.children = Children(self)
+        self._handlers: Handlers | None = None
         self.ctx = Context(self)
 
     # ---- driving ------------------------------------------------------------------------
@@ -180,7 +199,8 @@ class WorkflowInstance:
         if self._error is None:
             for event in inputs:
                 self._apply(event)
-            loop.run_ready()
+            if self._error is None:  # applying an input can find a divergence
+                loop.run_ready()
             if recorded is None:
                 if self.children.by_cmd:
                     self._cancel_abandoned()
@@ -235,6 +255,8 @@ class WorkflowInstance:
                 self._main.cancel(getattr(event, "reason", None) or None)
         elif kind in CHILD_INPUTS:
             self.children.apply(event)
+        elif kind is UpdateAccepted:
+            self._accept_update(event)  # type: ignore[arg-type]
 
     def _start(self) -> None:
         started = self._started
@@ -331,6 +353,12 @@ class WorkflowInstance:
         return self.patches.setdefault(patch_id, False)
 
     def _diverged(self, recorded: Event | None, command: Command | None, location: str) -> None:
+        """Record the divergence and unwind the workflow code that caused it."""
+        self._divergence(recorded, command, location)
+        raise _Abort()
+
+    def _divergence(self, recorded: Event | None, command: Command | None, location: str) -> None:
+        """Record a divergence (the first one wins); the activation returns it."""
         if self._error is None:
             info = self.info
             self._error = NonDeterminismError(
@@ -344,7 +372,6 @@ class WorkflowInstance:
                 recorded=recorded, command=command, location=location,
                 workflow_id=info.workflow_id,
             )
-        raise _Abort()
 
     def _changed(self, what: str) -> None:
         message = (f"workflow {self.info.workflow!r} (id {self.info.workflow_id!r}): {what} "
@@ -503,6 +530,50 @@ class WorkflowInstance:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
+    # ---- queries and updates ------------------------------------------------------------
+
+    @property
+    def handlers(self) -> Handlers:
+        """The query and update handlers workflow code registered (made on first use)."""
+        if self._handlers is None:
+            self._handlers = Handlers(self)
+        return self._handlers
+
+    def _accept_update(self, event: UpdateAccepted) -> None:
+        if not self.handlers.start(event):  # today's code registers no such handler
+            where = self.suspended_at() or "<finished>"
+            self._divergence(event, None,
+                             f"{where} (no update handler {event.name!r} is registered)")
+
+    def complete_update(self, command: CompleteUpdate, location: str) -> None:
+        """Issue ``CompleteUpdate``: an update handler returned or raised."""
+        recorded = self._peek()
+        if type(recorded) is UpdateCompleted and recorded.id == command.id:  # type: ignore[union-attr]
+            self._ri += 1
+            self._ncmd += 1
+        else:
+            self.issue(command, location)
+
+    def read_only(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` as workflow code that must not change the workflow.
+
+        Commands, callbacks and timers raise ``IllegalWorkflowOperationError``; the random
+        stream is put back as it was, so a query never changes what a replay computes.
+        """
+        loop = self._loop
+        saved = (self._commands, self._ncmd, self._recorded, loop._ready, self.replaying)
+        rng = None if self._random is None else self._random.getstate()
+        self._commands = loop._ready = _ReadOnly(what)  # type: ignore[assignment]
+        self._recorded, self.replaying = None, False
+        try:
+            return loop.run_sync(fn, *args)
+        finally:
+            self._commands, self._ncmd, self._recorded, loop._ready, self.replaying = saved
+            if rng is None:
+                self._random = None  # seeded afresh on first use, as if never drawn from
+            else:
+                self._random.setstate(rng)  # type: ignore[union-attr]
+
     # ---- introspection ------------------------------------------------------------------
 
     def entered(self) -> contextlib.AbstractContextManager[None]:
@@ -551,6 +622,9 @@ class WorkflowInstance:
 
     def close(self) -> None:
         """Drop the coroutine without running any more of it (eviction)."""
+        # Coroutines unwinding now or when collected later (tasks other than the main one)
+        # may still issue commands (a timer cancelled by a finally): nobody wants them.
+        self._recorded, self._commands = None, []
         if self._main is not None and not self._main.done():
             coro = self._main.get_coro()
             self._main.remove_done_callback(self._on_main_done)

@@ -128,6 +128,18 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             _active, _entered = outer_entered is not None, outer_entered
             asyncio.events._set_running_loop(outer)
 
+    def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(*args)`` now as workflow code (this loop running, I/O blocked)."""
+        global _active
+        outer = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        _active = True
+        try:
+            return fn(*args)
+        finally:
+            _active = False
+            asyncio.events._set_running_loop(outer)
+
     def time(self) -> float:
         return self._time
 
@@ -180,6 +192,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def create_task(self, coro: Any, *, name: str | None = None,
                     context: Any = None) -> asyncio.Task[Any]:
+        if type(self._ready) is not collections.deque:  # read-only code (a query) runs:
+            coro.close()
+            self._ready.append(coro)  # it refuses, before a task exists that would be dropped
         task = asyncio.Task(coro, loop=self, name=name, context=context)
         task._log_destroy_pending = False  # an evicted instance's tasks are dropped on purpose
         return task

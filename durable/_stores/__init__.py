@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
-    Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, Signal, Snapshot, Start, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
+    workflow_ref,
 )
 
 __all__ = [
+    "FINISHED_REQUESTS",
     "TERMINAL_STATUSES",
     "ActionTask",
     "ExecutionRecord",
     "ExecutionUpdate",
     "Outcome",
+    "Reply",
+    "Request",
     "Signal",
+    "Snapshot",
     "Start",
     "Store",
     "TaskRef",

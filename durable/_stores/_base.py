@@ -1,8 +1,9 @@
 """The ``Store`` protocol and the records it trades in.
 
 A store keeps, per tenant: executions (one row per workflow id, pointing at its current run),
-their append-only histories, and three kinds of work: workflow tasks (an execution has inputs
-to run), action tasks (an action to run) and timers (a durable timer to fire).
+their append-only histories, three kinds of work: workflow tasks (an execution has inputs
+to run), action tasks (an action to run) and timers (a durable timer to fire), and requests
+(queries and updates waiting for the workflow's worker to answer them).
 
 Invariants every implementation keeps (the conformance suite checks them):
 
@@ -13,6 +14,8 @@ Invariants every implementation keeps (the conformance suite checks them):
 * An action's outcome is recorded only in the run that scheduled it.
 * A workflow-task commit and everything it causes elsewhere (new executions, the next run of
   the execution, inputs appended to other executions) happen in one transaction, or not at all.
+* A request is answered at most once: ``answer_requests`` (and the replies of a commit) only
+  change requests that are still pending or accepted.
 * Every read and write is scoped by tenant.
 """
 
@@ -35,8 +38,12 @@ __all__ = [
     "ActionTask",
     "ExecutionRecord",
     "ExecutionUpdate",
+    "FINISHED_REQUESTS",
     "Outcome",
+    "Reply",
+    "Request",
     "Signal",
+    "Snapshot",
     "Start",
     "Store",
     "TERMINAL_STATUSES",
@@ -48,6 +55,8 @@ __all__ = [
 
 Status = Literal["running", "completed", "failed", "cancelled"]
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+RequestStatus = Literal["pending", "accepted", "ok", "failed", "rejected"]
+FINISHED_REQUESTS = frozenset({"ok", "failed", "rejected"})
 
 
 class ExecutionRecord(msgspec.Struct, frozen=True):
@@ -95,7 +104,8 @@ class Outcome(NamedTuple):
 
 
 class WorkflowTask(msgspec.Struct, frozen=True):
-    """A claimed workflow task: the execution has inputs to run.
+    """A claimed workflow task: the execution has inputs to run (or, when ``requested``,
+    queries or updates may be waiting for it: see ``Store.pending_requests``).
 
     A claim may bring the history along (``Store.claim_refs(history_after=...)``): then
     ``history`` holds the events of run ``run_id`` (the current one) after ``after_seq``, as
@@ -109,6 +119,53 @@ class WorkflowTask(msgspec.Struct, frozen=True):
     history: list[Event] | None = None
     after_seq: int = 0
     run_id: str = ""
+    requested: bool = False
+
+
+class Request(msgspec.Struct, frozen=True):
+    """A query or an update for one execution, and its answer once it has one.
+
+    ``status``: ``pending`` (no worker has seen it), ``accepted`` (an update recorded in
+    history, its handler running), then one of ``ok`` (``result`` is the answer),
+    ``failed`` (the handler raised: ``error``) or ``rejected`` (an update refused before
+    anything was recorded: ``error``).
+    """
+
+    tenant: str
+    workflow_id: str
+    id: str
+    kind: Literal["query", "update"]
+    name: str
+    args: list[Any]
+    created_at: float
+    status: RequestStatus = "pending"
+    result: Any = None
+    error: ErrorInfo | None = None
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """What replaying a run up to ``seq`` (the last event of a workflow task) gives: its
+    status, state, data and the ``file:line`` its coroutine was suspended at. Time travel
+    starts from one instead of from the first event; a worker's replay never reads one."""
+
+    tenant: str
+    workflow_id: str
+    run_id: str
+    seq: int
+    time: float  # the time of the event at ``seq``
+    status: Status
+    state: str | None
+    data: dict[str, Any]
+    suspended_at: str | None
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """What a worker answers to request ``id`` (a new ``status`` with its result or error)."""
+
+    id: str
+    status: RequestStatus
+    result: Any = None
+    error: ErrorInfo | None = None
 
 
 class ActionTask(msgspec.Struct, frozen=True):
@@ -227,8 +284,9 @@ class Store(Protocol):
         """
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
-        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order;
+        at most ``limit`` of them (None: all)."""
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -244,7 +302,8 @@ class Store(Protocol):
                                    update: ExecutionUpdate, now: float,
                                    cancelled_actions: Sequence[int] = (),
                                    starts: Sequence[Start] = (),
-                                   signals: Sequence[Signal] = ()) -> bool:
+                                   signals: Sequence[Signal] = (),
+                                   replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` (the first has ``seq == expected_seq``) with their effects, atomically.
 
         Returns False and changes nothing when the history no longer ends at
@@ -260,7 +319,8 @@ class Store(Protocol):
           kept and nothing else carried over, and a workflow task is made runnable); any
           other is a new execution, as with :meth:`create_execution`, unless its workflow
           id is taken (see ``Start`` for what the committer is told);
-        * each of ``signals``, in order, is appended (see ``Signal``), after the starts.
+        * each of ``signals``, in order, is appended (see ``Signal``), after the starts;
+        * ``replies`` answer the execution's requests (as ``answer_requests`` does).
 
         The workflow tasks this makes runnable count as dispatched: the committer publishes
         their hints.
@@ -319,6 +379,44 @@ class Store(Protocol):
         A task counts as dispatched when it is created or made runnable (its creator publishes
         the hint); retries and releases reset that, so they are dispatched once due.
         """
+
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        """Record a query or update (unless one with its ``id`` exists) and make the execution
+        runnable with ``requested`` set, so that a worker answers it.
+
+        Returns the stored request (the existing one for a known ``id``, except that a
+        rejected update is replaced by this new attempt) and whether a workflow task was made
+        runnable (then the caller publishes its hint). A new update for an execution that has
+        ended is not recorded: (None, False). Raises ``WorkflowNotFoundError`` when there is
+        no such execution.
+        """
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        """The request, or None."""
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        """If the request is still pending and the execution has no workflow task (a worker
+        committed one that started before the request arrived), make one, ``requested``,
+        runnable now; return whether it did."""
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        """The execution's requests no worker has answered or accepted, oldest first."""
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        """Record ``replies``; requests that are already answered are left as they are."""
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Delete the request (its caller has read the answer, or stopped waiting)."""
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        """Keep ``snapshot`` (replacing one of its run at the same seq) and drop all but the
+        ``keep`` newest snapshots of its run."""
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        """The run's newest snapshot at or before ``seq`` and ``time`` (None: no bound)."""
 
     async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         """The execution's action tasks and timers that have not finished."""
@@ -389,9 +487,10 @@ _FIRST_POLL, _LAST_POLL = 0.002, 0.05  # seconds between looks at other processe
 class Wakeup:
     """In-process wake-ups: pollers wait for new work, result waiters for one execution's end.
 
-    Stores call :meth:`notify` when they made work runnable and :meth:`ended` when an
-    execution reached a terminal status (the PostgreSQL store also relays other processes'
-    ``ended`` through ``LISTEN``); other processes are found by polling.
+    Stores call :meth:`notify` when they made work runnable, :meth:`ended` when an execution
+    reached a terminal status and :meth:`replied` when a request got its answer (the
+    PostgreSQL store also relays other processes' ``ended`` and ``replied`` through
+    ``LISTEN``); other processes are found by polling.
 
     ``epoch`` is not None while every end is reported here (a memory store always; the
     PostgreSQL store while its ``LISTEN`` connection is up, with a new epoch after each
@@ -405,6 +504,7 @@ class Wakeup:
         self._watch: asyncio.Task[None] | None = None
         self._waiters: set[asyncio.Future[None]] = set()
         self._watchers: dict[tuple[str, str], set[asyncio.Future[Outcome | None]]] = {}
+        self._reply_watchers: dict[tuple[str, str, str], set[asyncio.Future[None]]] = {}
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._epochs = 0
         self.epoch: int | None = 0 if reliable else None
@@ -499,6 +599,29 @@ class Wakeup:
                 watchers.discard(fut)
                 if not watchers:
                     del self._watchers[key]
+
+
+    def replied(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Wake whoever waits for the answer to the request."""
+        for fut in self._reply_watchers.get((tenant, workflow_id, request_id), ()):
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_set_done, fut)
+
+    @contextlib.contextmanager
+    def watching_reply(self, tenant: str, workflow_id: str,
+                       request_id: str) -> Iterator[asyncio.Future[None]]:
+        """A future that :meth:`replied` resolves (watch before reading the request)."""
+        key = (tenant, workflow_id, request_id)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reply_watchers.setdefault(key, set()).add(fut)
+        try:
+            yield fut
+        finally:
+            watchers = self._reply_watchers.get(key)
+            if watchers is not None:
+                watchers.discard(fut)
+                if not watchers:
+                    del self._reply_watchers[key]
 
 
 def _set_done(fut: asyncio.Future[Any], value: Any = None) -> None:

@@ -10,8 +10,9 @@ from msgspec.structs import replace
 from .._history import Event, TimerFired, WorkflowStarted
 from ..errors import DatabaseActionError, WorkflowNotFoundError
 from ._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
-    TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
+    workflow_ref,
 )
 from ._memory_schedules import MemorySchedules
 
@@ -28,6 +29,7 @@ class _Lease:
     attempt: int = 0
     error: str | None = None
     dispatched_at: float = 0.0
+    requested: bool = False
 
     def claimable(self, now: float) -> bool:
         return self.visible_at <= now and (self.owner is None or self.until <= now)
@@ -51,6 +53,8 @@ class MemoryStore(MemorySchedules):
         self._wf_tasks: dict[_Key, _Lease] = {}
         self._actions: dict[tuple[str, str, str, int], tuple[ActionTask, _Lease]] = {}
         self._timers: dict[tuple[str, str, str, int], TimerRecord] = {}
+        self._requests: dict[_Key, dict[str, Request]] = {}
+        self._snapshots: dict[tuple[str, str, str], list[Snapshot]] = {}  # oldest first
         self._schedules = {}
 
     # ---- executions and history ---------------------------------------------------------
@@ -103,11 +107,12 @@ class MemoryStore(MemorySchedules):
         return rows[:limit]
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
         record = self._executions.get((tenant, workflow_id))
         if record is None:
             return []
-        return self._histories.get((tenant, workflow_id, run_id or record.run_id), [])[after_seq:]
+        events = self._histories.get((tenant, workflow_id, run_id or record.run_id), [])
+        return events[after_seq:None if limit is None else after_seq + limit]
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -149,7 +154,8 @@ class MemoryStore(MemorySchedules):
                                    update: ExecutionUpdate, now: float,
                                    cancelled_actions: Sequence[int] = (),
                                    starts: Sequence[Start] = (),
-                                   signals: Sequence[Signal] = ()) -> bool:
+                                   signals: Sequence[Signal] = (),
+                                   replies: Sequence[Reply] = ()) -> bool:
         key = (task.tenant, task.workflow_id)
         record = self._executions.get(key)
         lease = self._wf_tasks.get(key)
@@ -182,6 +188,7 @@ class MemoryStore(MemorySchedules):
             self.wakeup.notify()
         if update.status in TERMINAL_STATUSES:
             self.wakeup.ended(*key, Outcome.of(record.workflow, update))
+        self._answer(key, replies)
         return True
 
     def _drop_run_work(self, run: tuple[str, str, str]) -> None:
@@ -228,7 +235,7 @@ class MemoryStore(MemorySchedules):
             return None
         held.owner, held.until = owner, now + lease
         held.attempt += 1
-        return WorkflowTask(*key, record.workflow, held.attempt)
+        return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested)
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -323,6 +330,71 @@ class MemoryStore(MemorySchedules):
         retried = replace(task, attempt=task.attempt + 1, visible_at=visible_at, last_error=error)
         self._actions[key] = (retried, _Lease(visible_at))  # dispatched again once due
 
+    # ---- requests -----------------------------------------------------------------------
+
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        key = (request.tenant, request.workflow_id)
+        record = self._executions.get(key)
+        if record is None:
+            raise WorkflowNotFoundError(f"no execution {request.workflow_id!r} in tenant "
+                                        f"{request.tenant!r}", workflow_id=request.workflow_id,
+                                        tenant=request.tenant)
+        requests = self._requests.setdefault(key, {})
+        stored = requests.get(request.id)
+        if stored is None or stored.status == "rejected":  # a rejected update is tried again
+            if request.kind == "update" and record.status in TERMINAL_STATUSES:
+                return None, False
+            stored = replace(request, created_at=now, status="pending", result=None, error=None)
+            requests[request.id] = stored
+        if stored.status != "pending":
+            return stored, False
+        self._request_task(key, now)
+        return stored, True
+
+    def _request_task(self, key: _Key, now: float) -> None:
+        lease = self._wf_tasks.get(key)
+        if lease is None:
+            self._wf_tasks[key] = _Lease(now, dispatched_at=now, requested=True)
+        else:
+            lease.visible_at, lease.dispatched_at = min(lease.visible_at, now), now
+            lease.requested = True
+        self.wakeup.notify()
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        return self._requests.get((tenant, workflow_id), {}).get(request_id)
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        key = (tenant, workflow_id)
+        request = self._requests.get(key, {}).get(request_id)
+        if request is None or request.status != "pending" or key in self._wf_tasks:
+            return False
+        self._request_task(key, now)
+        return True
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        pending = [r for r in self._requests.get((tenant, workflow_id), {}).values()
+                   if r.status == "pending"]
+        return sorted(pending, key=lambda r: (r.created_at, r.id))
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        self._answer((tenant, workflow_id), replies)
+
+    def _answer(self, key: _Key, replies: Sequence[Reply]) -> None:
+        requests = self._requests.get(key, {})
+        for reply in replies:
+            request = requests.get(reply.id)
+            if request is None or request.status in FINISHED_REQUESTS:
+                continue
+            requests[reply.id] = replace(request, status=reply.status, result=reply.result,
+                                         error=reply.error)
+            if reply.status in FINISHED_REQUESTS:
+                self.wakeup.replied(*key, reply.id)
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        self._requests.get((tenant, workflow_id), {}).pop(request_id, None)
+
     # ---- timers and introspection -------------------------------------------------------
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
@@ -333,6 +405,19 @@ class MemoryStore(MemorySchedules):
             await self.append_input(timer.tenant, timer.workflow_id, TimerFired(0, now, timer.cmd),
                                     dedup=f"t{timer.run_id}/{timer.cmd}", now=now)
         return [workflow_ref(t.tenant, t.workflow_id) for t in due]
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        run = (snapshot.tenant, snapshot.workflow_id, snapshot.run_id)
+        kept = [s for s in self._snapshots.get(run, []) if s.seq != snapshot.seq] + [snapshot]
+        kept.sort(key=lambda s: s.seq)
+        self._snapshots[run] = kept[-keep:]
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        for snapshot in reversed(self._snapshots.get((tenant, workflow_id, run_id), [])):
+            if (seq is None or snapshot.seq <= seq) and (time is None or snapshot.time <= time):
+                return snapshot
+        return None
 
     async def pending_work(self, tenant: str, workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         actions = [t for t, _ in self._actions.values()

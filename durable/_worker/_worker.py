@@ -32,15 +32,21 @@ class Worker:
     running at once; ``lease`` (seconds) is how long a claimed task stays invisible to other
     workers without a heartbeat, i.e. how soon a crashed worker's work is picked up again.
     ``inline_actions`` lets the first attempt of short actions run inside the workflow task
-    that schedules them (see ``durable.action(inline=...)``).
+    that schedules them (see ``durable.action(inline=...)``). Every ``snapshot_every`` events
+    of an execution (0: never) the worker saves a snapshot of it, keeping the
+    ``snapshots_kept`` newest: time travel and ``describe()`` start from them.
     """
 
     def __init__(self, client: Client, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
                  *, concurrency: int = 100, lease: float = 30.0, poll_interval: float = 0.2,
                  max_cached: int = 1000, inline_actions: bool = True,
-                 identity: str | None = None) -> None:
+                 identity: str | None = None, snapshot_every: int = 1000,
+                 snapshots_kept: int = 5) -> None:
         if concurrency < 1 or lease <= 0 or poll_interval <= 0:
             raise ValueError("concurrency >= 1, lease > 0 and poll_interval > 0 are required")
+        if snapshot_every < 0 or snapshots_kept < 1:
+            raise ValueError("snapshot_every >= 0 (0: no snapshots) and snapshots_kept >= 1 "
+                             "are required")
         self.client = client
         self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
         self.actions = {d.name: d for d in map(action_definition, actions)}
@@ -54,7 +60,8 @@ class Worker:
         self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease)
         self._workflow_runner = WorkflowTaskRunner(
             client, self.identity, self.workflows, self.actions, self.cache, self._action_runner,
-            inline_budget=lease / 2 if inline_actions else 0.0)
+            inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
+            snapshots_kept=snapshots_kept)
         self._in_flight = 0
         self._seen_when_full = 0
         self._spec = ClaimSpec(self.identity, frozenset(self.workflows), frozenset(self.actions),

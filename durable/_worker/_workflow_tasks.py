@@ -12,15 +12,20 @@ from msgspec.structs import replace
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelChild, CancelTimer,
-    CancelWorkflow, Command, CompleteWorkflow, Event, FailWorkflow, ScheduleAction, StartChild,
-    StartTimer, TaskCompleted, WorkflowStarted,
+    CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, Event, FailWorkflow,
+    ScheduleAction, StartChild, StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
+from .._payloads import dump_value
 from .._replay import WorkflowInstance, replay
 from .._stores import (
-    ActionTask, ExecutionUpdate, Signal, Start, TaskRef, TimerRecord, WorkflowTask, action_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
+    TaskRef, TimerRecord, WorkflowTask, action_ref,
 )
 from ._effects import child_cancel, child_start, effect_refs, ending
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
+from ._requests import (
+    admit_updates, answer_queries, completion_reply, failure_replies, orphan_replies,
+)
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -44,12 +49,13 @@ def _backoff(attempt: int) -> float:
 
 
 class _Cached:
-    __slots__ = ("instance", "seq", "stuck")
+    __slots__ = ("instance", "seq", "stuck", "at")
 
     def __init__(self, instance: WorkflowInstance, seq: int) -> None:
         self.instance = instance
         self.seq = seq
         self.stuck = False  # the dispatcher routes the execution's next tasks to this worker
+        self.at: str | None = None  # the suspended_at last recorded (None: not known here)
 
 
 class InstanceCache:
@@ -101,11 +107,13 @@ class _Commit:
         self.seq = seq  # the last seq written or to be written
         self.events: list[Event] = []
         self.actions: dict[int, ActionTask] = {}
+        self.replies: list[Reply] = []  # answers to requests, written with the commit
         self._timers: dict[int, TimerRecord] = {}
         self._cancelled: list[int] = []
         self.cancelled_actions: list[int] = []
         self.starts: list[Start] = []
         self.signals: list[Signal] = []
+        self.boundary: tuple[int, float] | None = None  # (seq, time) where the last batch ended
 
     def _event(self, make: Any) -> Event:
         self.seq += 1
@@ -113,10 +121,10 @@ class _Commit:
         self.events.append(event)
         return event
 
-    def add(self, commands: list[Command], now: float,
-            inline: Callable[[ActionTask], bool]) -> list[ActionTask]:
+    def add(self, commands: list[Command], now: float, inline: Callable[[ActionTask], bool],
+            suspended_at: str | None = None) -> list[ActionTask]:
         """Record one activation; return the new actions to run inline."""
-        self._event(lambda seq: TaskCompleted(seq, now))
+        self._event(lambda seq: TaskCompleted(seq, now, suspended_at))
         to_run = []
         for command in commands:
             self._event(lambda seq: command.to_event(seq, now))
@@ -137,7 +145,15 @@ class _Commit:
                 self.starts.append(child_start(self.task, self.run_id, command))
             elif type(command) is CancelChild:
                 self.signals.append(child_cancel(self.task, command))
+            elif type(command) is CompleteUpdate:
+                self.replies.append(completion_reply(command))
+        self.boundary = (self.seq, now)
         return to_run
+
+    def accept(self, updates: list[Request], now: float) -> list[Event]:
+        """Record accepted updates as inputs; they are the next batch."""
+        return [self._event(lambda seq: UpdateAccepted(seq, now, r.id, r.name, r.args))
+                for r in updates]
 
     def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask],
                       now: float) -> list[Event]:
@@ -172,6 +188,17 @@ class _Commit:
         return self._cancelled
 
 
+def _snapshot(task: WorkflowTask, entry: _Cached, commit: _Commit) -> Snapshot | None:
+    """What the instance says at the end of the commit's last batch, taken now (before a next
+    task can move it on)."""
+    instance = entry.instance
+    if commit.boundary is None or instance.done:
+        return None
+    seq, time = commit.boundary
+    return Snapshot(task.tenant, task.workflow_id, instance.info.run_id, seq, time, "running",
+                    instance.state, dump_value(dict(instance.data), "ctx.data"), entry.at)
+
+
 def _update(instance: WorkflowInstance) -> ExecutionUpdate:
     last = instance.outcome
     state, data = instance.state, dict(instance.data)
@@ -189,7 +216,8 @@ class WorkflowTaskRunner:
 
     def __init__(self, client: Client, owner: str, workflows: dict[str, WorkflowDefinition],
                  actions: dict[str, ActionDefinition], cache: InstanceCache,
-                 action_runner: ActionTaskRunner, inline_budget: float) -> None:
+                 action_runner: ActionTaskRunner, inline_budget: float,
+                 snapshot_every: int = 0, snapshots_kept: int = 1) -> None:
         self.store = client.store
         self.client = client
         self.clock = client.clock
@@ -199,6 +227,8 @@ class WorkflowTaskRunner:
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
+        self.snapshot_every = snapshot_every  # events between snapshots; 0 disables
+        self.snapshots_kept = snapshots_kept
 
     async def run(self, task: WorkflowTask) -> None:
         """Run the task; conflicts retry from fresh history, failures release it with backoff."""
@@ -211,11 +241,41 @@ class WorkflowTaskRunner:
             await self._release(task, "history kept changing; retrying later", delay=0.5)
         except NonDeterminismError as exc:
             logger.error("%s", exc)
-            await self._release(task, str(exc), delay=_backoff(task.attempt))
+            if not await self._fail_requests(task, exc):
+                await self._release(task, str(exc), delay=_backoff(task.attempt))
         except Exception as exc:  # the store is down, a bug: give the task back and go on
             logger.exception("workflow task %s/%s failed", *key)
+            if isinstance(exc, (HistoryError, UnknownWorkflowError)) and \
+                    await self._fail_requests(task, exc):
+                return
             await self._release(task, f"{type(exc).__name__}: {exc}",
                                 delay=_backoff(task.attempt))
+
+    async def _fail_requests(self, task: WorkflowTask, exc: Exception) -> bool:
+        """The workflow cannot be loaded: answer its requests with why (nothing is recorded).
+
+        Returns True when the execution has ended and its task was dropped: a query of an
+        ended execution must not leave a task that fails again and again.
+        """
+        if not task.requested:
+            return False
+        try:
+            pending = await self.store.pending_requests(task.tenant, task.workflow_id)
+            await self.store.answer_requests(task.tenant, task.workflow_id,
+                                             failure_replies(pending, exc), now=self.clock())
+            record = await self.store.get_execution(task.tenant, task.workflow_id)
+            if record is None or record.status not in TERMINAL_STATUSES:
+                return False
+            self.cache.take((task.tenant, task.workflow_id))
+            update = ExecutionUpdate(record.status, record.state, record.data, record.result,
+                                     record.error)
+            return await self.store.commit_workflow_task(
+                task, self.owner, record.last_seq + 1, [], actions=[], timers=[],
+                cancelled_timers=[], update=update, now=self.clock())
+        except Exception:
+            logger.exception("could not answer the requests of %s/%s", task.tenant,
+                             task.workflow_id)
+            return False
 
     async def _release(self, task: WorkflowTask, error: str, delay: float) -> None:
         self.cache.take((task.tenant, task.workflow_id))
@@ -228,6 +288,41 @@ class WorkflowTaskRunner:
     async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
         entry, inputs = await self._load(task, key)
         commit = _Commit(task, entry.instance.info.run_id, entry.seq)
+        await self._activate(entry, commit, inputs)
+        if task.requested:
+            await self._answer(task, entry, commit)
+        commit.replies += orphan_replies(entry.instance)
+        if entry.instance.done:
+            commit.end(entry.instance)
+        if not entry.stuck and not entry.instance.done:
+            # Before the commit makes the task's outcome visible, so the next hint follows it.
+            entry.stuck = await self._stick(task, keep=True)
+        committed = await self.store.commit_workflow_task(
+            task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
+            timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
+            update=_update(entry.instance), now=self.clock(),
+            cancelled_actions=commit.cancelled_actions, starts=commit.starts,
+            signals=commit.signals, replies=commit.replies)
+        if not committed:
+            entry.instance.close()
+            return False
+        every, before = self.snapshot_every, entry.seq
+        entry.seq += len(commit.events)
+        snapshot = (_snapshot(task, entry, commit)
+                    if every and entry.seq // every > before // every else None)
+        done, stuck = entry.instance.done, entry.stuck
+        self.cache.put(key, entry)
+        refs = commit.refs()
+        if refs:
+            await self.client.publish(refs)
+        if snapshot is not None:
+            await self._save(snapshot)
+        if done and stuck:
+            await self._stick(task, keep=False)
+        return True
+
+    async def _activate(self, entry: _Cached, commit: _Commit, inputs: list[Event]) -> None:
+        """Run batches until the workflow waits (inline actions' outcomes are the next ones)."""
         for round_ in range(_INLINE_ROUNDS):
             if not inputs:
                 break
@@ -239,31 +334,28 @@ class WorkflowTaskRunner:
             # The last round queues its actions: an inline outcome recorded now would be an
             # input that no workflow task is left to run.
             last = round_ == _INLINE_ROUNDS - 1
-            inline = commit.add(activation.commands, now, _never if last else self._inline)
+            at = entry.instance.suspended_at()
+            recorded, entry.at = (None if at == entry.at else at), at
+            inline = commit.add(activation.commands, now, _never if last else self._inline,
+                                recorded)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
-        if entry.instance.done:
-            commit.end(entry.instance)
-        if not entry.stuck and not entry.instance.done:
-            # Before the commit makes the task's outcome visible, so the next hint follows it.
-            entry.stuck = await self._stick(task, keep=True)
-        committed = await self.store.commit_workflow_task(
-            task, self.owner, entry.seq + 1, commit.events, actions=list(commit.actions.values()),
-            timers=commit.timers(), cancelled_timers=commit.cancelled_timers(),
-            update=_update(entry.instance), now=self.clock(),
-            cancelled_actions=commit.cancelled_actions, starts=commit.starts,
-            signals=commit.signals)
-        if not committed:
-            entry.instance.close()
-            return False
-        entry.seq += len(commit.events)
-        done, stuck = entry.instance.done, entry.stuck
-        self.cache.put(key, entry)
-        refs = commit.refs()
-        if refs:
-            await self.client.publish(refs)
-        if done and stuck:
-            await self._stick(task, keep=False)
-        return True
+
+    async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
+        """Validate pending updates and run the accepted ones, then answer pending queries."""
+        pending = await self.store.pending_requests(task.tenant, task.workflow_id)
+        accepted, replies = admit_updates(entry.instance, pending)
+        commit.replies += replies  # "accepted" before the outcomes of the handlers
+        if accepted:
+            await self._activate(entry, commit, commit.accept(accepted, self.clock()))
+        commit.replies += answer_queries(entry.instance, pending)
+
+    async def _save(self, snapshot: Snapshot) -> None:
+        """Best effort: time travel works without a snapshot, only reading more."""
+        try:
+            await self.store.save_snapshot(snapshot, keep=self.snapshots_kept)
+        except Exception:
+            logger.warning("could not save a snapshot of %s/%s", snapshot.tenant,
+                           snapshot.workflow_id, exc_info=True)
 
     async def _stick(self, task: WorkflowTask, *, keep: bool) -> bool:
         """Sticky execution: ask for this execution's next tasks (or forget it, once ended)."""

@@ -280,3 +280,11 @@ class _Handle(WorkflowHandle[R]):
             return await super().result(timeout)
         async with asyncio.timeout(timeout):
             return await env._result(self, super().result())
+
+    async def update(self, name: str, *args: Any, **options: Any) -> Any:
+        """Deliver an update (see ``WorkflowHandle.update``); virtual time passes while its
+        handler waits for timers."""
+        env = self.client.env
+        if not env.time_skipping:
+            return await super().update(name, *args, **options)
+        return await env._result(self, super().update(name, *args, **options))

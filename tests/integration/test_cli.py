@@ -257,9 +257,89 @@ def test_tenants_are_separate(cli) -> None:
     assert cli("list", "--all-tenants")[1].split("\n")[1].split()[:2] == ["acme", "t1"]
 
 
+def test_query_and_update(cli, db: str) -> None:
+    code, _, err = cli("start", "ShoppingCart", '"ann"', "--id", "cart-1", "--module",
+                       "examples.cart")
+    assert code == 0, err
+    code, _, err = cli("query", "cart-1", "total", "--timeout", "0.2")  # no worker yet
+    assert code == 1 and err.startswith("error: no answer to query 'total'")
+    worker, _ = _worker(db, "examples.cart:worker")
+    try:
+        assert cli("update", "cart-1", "add", '"tea"', "--key", "k-tea") == (0, "4\n", "")
+        assert cli("update", "cart-1", "add", '"tea"', "--key", "k-tea") == (0, "4\n", "")  # once
+        code, out, err = cli("update", "cart-1", "add", '"caviar"')
+        assert (code, out) == (1, "") and "rejected, nothing was recorded" in err
+        assert "we do not sell 'caviar'" in err
+        assert cli("query", "cart-1", "items") == (0, '["tea"]\n', "")
+        code, _, err = cli("query", "cart-1", "discount")
+        assert code == 1 and "has no query handler 'discount'" in err
+        code, _, err = cli("update", "cart-1", "add", "tea")  # not JSON
+        assert code == 1 and "not valid JSON" in err
+    finally:
+        _stop(worker)
+    code, out, err = cli("show", "cart-1")
+    assert code == 0, err
+    assert 'UpdateAccepted    add("tea") id=k-tea' in out and "UpdateCompleted   add -> 4" in out
+    assert out.count("UpdateAccepted") == 1
+
+
+def test_show_at_a_past_moment(cli, db: str) -> None:
+    from datetime import datetime
+
+    code, _, err = cli("start", "InvoiceApproval", '"inv-9"', "500", "--id", "inv-9",
+                       "--module", "examples.invoice")
+    assert code == 0, err
+    source = (REPO / "examples" / "invoice.py").read_text().splitlines()
+    submit = next(i for i, text in enumerate(source, 1) if 'wait_for("Submit")' in text)
+    decide = next(i for i, text in enumerate(source, 1) if 'wait_for("Approve"' in text)
+    path = REPO / "examples" / "invoice.py"
+    worker, _ = _worker(db, "examples.invoice:worker")
+    try:
+        _eventually(cli, ("show", "inv-9"), lambda out: f"waiting:   {path}:{submit}" in out)
+        assert cli("send", "inv-9", "Submit", '{"by": "u1"}')[0] == 0
+        shown = _eventually(cli, ("show", "inv-9"), lambda out: "state:     submitted" in out)
+    finally:
+        _stop(worker)
+    assert f"waiting:   {path}:{decide}" in shown  # describe()
+    assert f"waits at invoice.py:{submit}" in shown  # the first TaskCompleted says where
+
+    code, out, err = cli("show", "inv-9", "--at", "2")
+    assert code == 0, err
+    assert "as of seq 3 " in out and "as recorded" in out and "state:     draft" in out
+    assert f"invoice.py:{submit}" in out.split("as of seq")[1]
+    assert "later events not shown" in out and "WorkflowCompleted" not in out
+    code, replayed, err = cli("show", "inv-9", "--at", "2", "--replay", "-m", "examples.invoice")
+    assert code == 0, err
+    assert "replayed with today's code" in replayed
+    assert replayed.split("as of seq")[1].split("\n")[1:] == out.split("as of seq")[1].split("\n")[1:]
+
+    events = _history(cli, "inv-9")
+    code, out, err = cli("show", "inv-9", "--at", "3", "--json")
+    assert code == 0, err
+    state = json.loads(out)
+    assert (state["seq"], state["state"], state["status"]) == (3, "draft", "running")
+    ran = [e for e in events if e[0] == "TaskCompleted"][1]  # the task that ran Submit
+    clock = datetime.fromtimestamp(ran[2] + 1e-6).strftime("%H:%M:%S.%f")  # as show prints it
+    code, out, err = cli("show", "inv-9", "--at", clock, "--json")
+    assert code == 0, err
+    code, by_seq, err = cli("show", "inv-9", "--at", str(ran[1]), "--json")
+    assert code == 0, err
+    assert json.loads(out) == json.loads(by_seq) and json.loads(out)["pending"] == []
+    code, out, err = cli("show", "inv-9", "--at", f"@{events[0][2]}", "--json")
+    assert code == 0, err
+    assert json.loads(out)["seq"] == 1
+
+    assert cli("show", "inv-9", "--at", "tomorrow")[2].startswith("error: --at 'tomorrow'")
+    code, _, err = cli("show", "inv-9", "--at", "999")
+    assert code == 1 and "there is no seq 999" in err
+    code, _, err = cli("show", "inv-9", "--replay")
+    assert code == 1 and "--replay goes with --at" in err
+
+
 @pytest.mark.parametrize("example, expected", [
     ("examples.invoice", "result: approved"),
     ("examples.order", "result: {'order_id': 'ord-"),
+    ("examples.cart", "result: {'customer': 'ann', 'items': ['tea', 'cake'], 'total': 11}"),
 ])
 def test_examples_run_to_completion(tmp_path: Path, example: str, expected: str) -> None:
     proc = subprocess.run([sys.executable, "-m", example], cwd=REPO, capture_output=True,

@@ -2,7 +2,7 @@
 
 Cancelled action tasks, starts (child executions, continue-as-new) and signals (inputs for
 other executions) travel as column arrays to one PL/pgSQL function created by migration
-``0010_commit_effects.sql``, which calls ``durable_commit`` and then applies them in the same
+``0002_commit_effects.sql``, which calls ``durable_commit`` and then applies them in the same
 transaction. Commits without such effects keep using the plain ``COMMIT`` statement.
 """
 

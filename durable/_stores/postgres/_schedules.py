@@ -52,7 +52,7 @@ _NEXT_CHECK: Final = "SELECT min(due) FROM schedules"
 
 
 class PostgresSchedules:
-    """Schedules in the ``schedules`` table (migration 0030)."""
+    """Schedules in the ``schedules`` table (migration 0005)."""
 
     if TYPE_CHECKING:  # the store's driver calls, with its error mapping
         async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...

@@ -96,7 +96,7 @@ FROM (SELECT tenant, workflow_id FROM workflow_tasks
       WHERE due <= $3 AND workflow = ANY ($4::text[])
       ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
-RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt
+RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
 
 RELEASE: Final = "SELECT durable_release($1, $2, $3, $4, $5)"
@@ -140,8 +140,8 @@ PENDING_ACTIONS: Final = (f"SELECT {ACTION_COLUMNS} FROM action_tasks "
 
 # Workflow hints: $5 tenants, $6 workflow ids, $7 after_seqs. Each claimed task comes back
 # with the events of its current run after its after_seq (NULL: none), in one round trip:
-# rows (tenant, workflow_id, workflow, attempt, after_seq, run_id, body), ordered by task and
-# seq, with body NULL for a task that has no such events.
+# rows (tenant, workflow_id, workflow, attempt, after_seq, run_id, requested, body), ordered
+# by task and seq, with body NULL for a task that has no such events.
 CLAIM_WORKFLOW_REFS: Final = f"""
 WITH claimed AS (
     UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
@@ -152,9 +152,10 @@ WITH claimed AS (
           WHERE t.due <= $3 AND t.workflow = ANY ($4::text[])
           FOR UPDATE OF t SKIP LOCKED) AS hinted, {_NO_FLUSH}
     WHERE w.tenant = hinted.tenant AND w.workflow_id = hinted.workflow_id
-    RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, hinted.after_seq
+    RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, hinted.after_seq, w.requested
 )
-SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, x.run_id, e.body
+SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, x.run_id, c.requested,
+       e.body
 FROM claimed AS c
 LEFT JOIN executions AS x ON x.tenant = c.tenant AND x.workflow_id = c.workflow_id
 LEFT JOIN events AS e ON e.tenant = c.tenant AND e.workflow_id = c.workflow_id
@@ -212,6 +213,46 @@ PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM 
 NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers), "
                       "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "
                       "(SELECT min(due) FROM schedules))")
+
+# ---- requests (queries and updates) -------------------------------------------------------
+
+REQUEST_COLUMNS: Final = "tenant, workflow_id, id, kind, name, args, created_at, status, result, error"
+SUBMIT_REQUEST: Final = ("SELECT r_kind, r_name, r_args, r_created_at, r_status, r_result, "
+                         "r_error, r_made FROM durable_submit_request($1, $2, $3, $4, $5, $6, $7)")
+SELECT_REQUEST: Final = (f"SELECT {REQUEST_COLUMNS} FROM requests "
+                         "WHERE tenant = $1 AND workflow_id = $2 AND id = $3")
+PENDING_REQUESTS: Final = (f"SELECT {REQUEST_COLUMNS} FROM requests WHERE tenant = $1 "
+                           "AND workflow_id = $2 AND status = 'pending' ORDER BY created_at, id")
+NEEDS_REARM: Final = (
+    "SELECT EXISTS (SELECT FROM requests WHERE tenant = $1 AND workflow_id = $2 AND id = $3 "
+    "AND status = 'pending') AND NOT EXISTS (SELECT FROM workflow_tasks WHERE tenant = $1 "
+    "AND workflow_id = $2)")
+REARM_REQUEST: Final = "SELECT durable_rearm_request($1, $2, $3, $4)"
+ANSWER_REQUESTS: Final = "SELECT durable_answer($1, $2, $3, $4, $5, $6, $7)"
+DELETE_REQUEST: Final = "DELETE FROM requests WHERE tenant = $1 AND workflow_id = $2 AND id = $3"
+
+# ---- time travel: pages of history, snapshots ---------------------------------------------
+
+SELECT_EVENTS_PAGE: Final = (
+    "SELECT body FROM events WHERE tenant = $1 AND workflow_id = $2 AND run_id = coalesce($3, "
+    "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
+    "ORDER BY seq LIMIT $5")
+_SNAPSHOT_COLUMNS: Final = ("tenant, workflow_id, run_id, seq, time, status, state, data, "
+                            "suspended_at")
+SAVE_SNAPSHOT: Final = (
+    f"INSERT INTO snapshots ({_SNAPSHOT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "ON CONFLICT (tenant, workflow_id, run_id, seq) DO UPDATE SET time = excluded.time, "
+    "status = excluded.status, state = excluded.state, data = excluded.data, "
+    "suspended_at = excluded.suspended_at")
+# Keep the $4 newest of the run: drop those older than the $4-th newest.
+PRUNE_SNAPSHOTS: Final = (
+    "DELETE FROM snapshots WHERE tenant = $1 AND workflow_id = $2 AND run_id = $3 AND seq < "
+    "(SELECT seq FROM snapshots WHERE tenant = $1 AND workflow_id = $2 AND run_id = $3 "
+    "ORDER BY seq DESC LIMIT 1 OFFSET $4 - 1)")
+FIND_SNAPSHOT: Final = (
+    f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE tenant = $1 AND workflow_id = $2 "
+    "AND run_id = $3 AND ($4::bigint IS NULL OR seq <= $4) "
+    "AND ($5::double precision IS NULL OR time <= $5) ORDER BY seq DESC LIMIT 1")
 
 # ---- migrations -----------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ Concurrency model:
   (``fire_due_timers`` skips the timers of an execution that is being written just then).
 * Lost connections become ``StoreUnavailableError``; the pool then replaces all of them.
 * ``wakeup`` wakes this process's pollers; other processes learn of work from their
-  dispatcher.
+  dispatcher. Ends of executions and answers to requests are also relayed between processes
+  by ``NOTIFY`` / ``LISTEN`` (channels ``durable_ended`` and ``durable_replied``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_ev
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from ..._batching import Batcher
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
-    TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask,
+    workflow_ref,
 )
 from . import _statements as sql
 from ._effects import COMMIT_EFFECTS, effect_columns
@@ -52,6 +54,7 @@ COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means tr
 # NOTIFY payload: tenant, workflow id, workflow, status and, when small enough, the base64 of
 # MessagePack [result, error], joined by _SEP (a NOTIFY payload is at most 8000 bytes).
 _ENDED_CHANNEL: Final = "durable_ended"
+_REPLIED_CHANNEL: Final = "durable_replied"  # NOTIFY payload: tenant, _SEP, workflow_id, _SEP, id
 _SEP: Final = "\x1f"
 _NOTIFY_OUTCOME_LIMIT: Final = 6000
 
@@ -103,6 +106,7 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
                 return
             try:
                 await listener.add_listener(_ENDED_CHANNEL, self._on_ended)
+                await listener.add_listener(_REPLIED_CHANNEL, self._on_replied)
             except Exception as exc:
                 listener.terminate()
                 if not is_unavailable(exc):
@@ -119,6 +123,10 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
     def _on_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
         tenant, workflow_id, *rest = payload.split(_SEP)
         self.wakeup.ended(tenant, workflow_id, _decode_outcome(rest))
+
+    def _on_replied(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        tenant, workflow_id, request_id = payload.split(_SEP, 2)
+        self.wakeup.replied(tenant, workflow_id, request_id)
 
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
@@ -246,8 +254,12 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
         return [_record(row) for row in rows]
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        if limit is not None:
+            rows = await self._fetch(sql.SELECT_EVENTS_PAGE, tenant, workflow_id, run_id,
+                                     after_seq, limit)
+            return [decode_event(row[0]) for row in rows]
         return await self._histories.submit((tenant, workflow_id, after_seq, run_id))
 
     async def _read_history(self, key: tuple[str, str, int, str | None]) -> list[Event]:
@@ -284,33 +296,59 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
                                    update: ExecutionUpdate, now: float,
                                    cancelled_actions: Sequence[int] = (),
                                    starts: Sequence[Start] = (),
-                                   signals: Sequence[Signal] = ()) -> bool:
+                                   signals: Sequence[Signal] = (),
+                                   replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         if cancelled_actions or starts or signals:
             return await self._commit_effects(
                 task, owner, expected_seq, events, actions, timers, cancelled_timers, update,
-                now, effect_columns(cancelled_actions, starts, signals, now, _split_at_seq))
+                now, effect_columns(cancelled_actions, starts, signals, now, _split_at_seq),
+                replies)
         error = None if update.error is None else _encode(update.error)
         ended = update.status in TERMINAL_STATUSES
         result = _encode(update.result)
         outcome = Outcome.of(task.workflow, update) if ended else None
-        done: bool = await self._grouped(
-            sql.COMMIT, task.tenant, task.workflow_id, owner, expected_seq,
-            [e.seq for e in events], [encode_event(e) for e in events],
-            *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
-            cancelled_timers, update.status, update.state, _encode(update.data),
-            result, error, now, _ENDED_CHANNEL,
-            None if outcome is None else _notice(task, outcome, result, error))
+        args = (task.tenant, task.workflow_id, owner, expected_seq,
+                [e.seq for e in events], [encode_event(e) for e in events],
+                *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
+                cancelled_timers, update.status, update.state, _encode(update.data),
+                result, error, now, _ENDED_CHANNEL,
+                None if outcome is None else _notice(task, outcome, result, error))
+        if replies:
+            done = await self._commit_with_replies(args, replies)
+        else:
+            done = await self._grouped(sql.COMMIT, *args)
         if done and (actions or timers):
             self.wakeup.notify()
         if done and outcome is not None:
             self.wakeup.ended(task.tenant, task.workflow_id, outcome)
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
         return done
+
+    async def _commit_with_replies(self, args: tuple[Any, ...], replies: Sequence[Reply],
+                                   statement: str = sql.COMMIT) -> bool:
+        """A commit and the answers to requests, in one transaction (two statements)."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                done: bool = await conn.fetchval(statement, *args)
+                if done:
+                    await conn.execute(sql.ANSWER_REQUESTS, args[0], args[1],
+                                       *_reply_columns(replies), _REPLIED_CHANNEL)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+        return done
+
+    def _replied(self, tenant: str, workflow_id: str, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            if reply.status in FINISHED_REQUESTS:
+                self.wakeup.replied(tenant, workflow_id, reply.id)
 
     async def _commit_effects(self, task: WorkflowTask, owner: str, expected_seq: int,
                               events: list[Event], actions: list[ActionTask],
                               timers: list[TimerRecord], cancelled_timers: list[int],
-                              update: ExecutionUpdate, now: float, effects: list[Any]) -> bool:
+                              update: ExecutionUpdate, now: float, effects: list[Any],
+                              replies: Sequence[Reply]) -> bool:
         """A commit with cancelled actions, starts or signals (``durable_commit_effects``).
 
         Its own transaction, not grouped with others: it locks every execution it writes, in
@@ -319,17 +357,22 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
         error = None if update.error is None else _encode(update.error)
         result = _encode(update.result)
         outcome = Outcome.of(task.workflow, update) if update.status in TERMINAL_STATUSES else None
-        done: bool = await self._fetchval(
-            COMMIT_EFFECTS, task.tenant, task.workflow_id, owner, expected_seq,
-            [e.seq for e in events], [encode_event(e) for e in events],
-            *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
-            cancelled_timers, update.status, update.state, _encode(update.data),
-            result, error, now, *effects, _ENDED_CHANNEL,
-            None if outcome is None else _notice(task, outcome, result, error))
+        args = (task.tenant, task.workflow_id, owner, expected_seq,
+                [e.seq for e in events], [encode_event(e) for e in events],
+                *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
+                cancelled_timers, update.status, update.state, _encode(update.data),
+                result, error, now, *effects, _ENDED_CHANNEL,
+                None if outcome is None else _notice(task, outcome, result, error))
+        if replies:
+            done = await self._commit_with_replies(args, replies, COMMIT_EFFECTS)
+        else:
+            done = await self._fetchval(COMMIT_EFFECTS, *args)
         if done:
             self.wakeup.notify()
         if done and outcome is not None:
             self.wakeup.ended(task.tenant, task.workflow_id, outcome)
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
         return done
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
@@ -339,7 +382,8 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
             return []
         rows = await self._fetch(sql.CLAIM_WORKFLOW_TASKS, owner, now + lease, now,
                                  list(workflows), limit)
-        return [WorkflowTask(*row) for row in rows]
+        return [WorkflowTask(t, w, name, attempt, requested=requested)
+                for t, w, name, attempt, requested in rows]
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -412,13 +456,14 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
                                  [r.tenant for r in refs], [r.workflow_id for r in refs], after)
         claimed: list[WorkflowTask] = []
         key = None
-        for tenant, workflow_id, workflow, attempt, after_seq, run_id, body in rows:
+        for tenant, workflow_id, workflow, attempt, after_seq, run_id, requested, body in rows:
             if (tenant, workflow_id) != key:
                 key = (tenant, workflow_id)
                 history = None if after_seq is None else []
                 claimed.append(WorkflowTask(tenant, workflow_id, workflow, attempt,
                                             history=history, after_seq=after_seq or 0,
-                                            run_id="" if history is None else run_id))
+                                            run_id="" if history is None else run_id,
+                                            requested=requested))
             if body is not None and history is not None:
                 history.append(decode_event(body))
         return claimed
@@ -437,6 +482,57 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
         rows = await self._fetch(sql.DISPATCH_DUE, now, now - older_than, limit)
         return [TaskRef(*row) for row in rows]
 
+    # ---- requests -----------------------------------------------------------------------
+
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        """Record a query or update and make the execution runnable (see ``Store``)."""
+        r = request
+        row = await self._fetchrow(sql.SUBMIT_REQUEST, r.tenant, r.workflow_id, r.id, r.kind,
+                                   r.name, _encode(r.args), now)
+        kind, name, args, created_at, status, result, error, made = row  # type: ignore[misc]
+        if status == "missing":
+            raise WorkflowNotFoundError(f"no execution {r.workflow_id!r} in tenant {r.tenant!r}",
+                                        workflow_id=r.workflow_id, tenant=r.tenant)
+        if status == "closed":
+            return None, False
+        if made:
+            self.wakeup.notify()
+        return _request((r.tenant, r.workflow_id, r.id, kind, name, args, created_at, status,
+                         result, error)), made
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        """The request, or None (and from here on, other processes' answers wake its waiters)."""
+        await self._listen()
+        row = await self._fetchrow(sql.SELECT_REQUEST, tenant, workflow_id, request_id)
+        return None if row is None else _request(row)
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        """Make a runnable task for a pending request that has none (see ``Store``)."""
+        if not await self._fetchval(sql.NEEDS_REARM, tenant, workflow_id, request_id):
+            return False  # the common case: one read, no lock
+        made: bool = await self._fetchval(sql.REARM_REQUEST, tenant, workflow_id, request_id, now)
+        if made:
+            self.wakeup.notify()
+        return made
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        """The execution's requests no worker has answered or accepted, oldest first."""
+        return [_request(row) for row in await self._fetch(sql.PENDING_REQUESTS, tenant,
+                                                            workflow_id)]
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        """Record ``replies`` for requests not answered yet."""
+        if replies:
+            await self._fetchval(sql.ANSWER_REQUESTS, tenant, workflow_id,
+                                 *_reply_columns(replies), _REPLIED_CHANNEL)
+            self._replied(tenant, workflow_id, replies)
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Delete the request."""
+        await self._fetchval(sql.DELETE_REQUEST, tenant, workflow_id, request_id)
+
     # ---- timers and introspection -------------------------------------------------------
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
@@ -449,6 +545,29 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
         if rows:
             self.wakeup.notify()
         return [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        """Keep ``snapshot`` and prune its run to the ``keep`` newest (one transaction)."""
+        s = snapshot
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(sql.SAVE_SNAPSHOT, s.tenant, s.workflow_id, s.run_id, s.seq,
+                                   s.time, s.status, s.state, _encode(s.data), s.suspended_at)
+                await conn.execute(sql.PRUNE_SNAPSHOTS, s.tenant, s.workflow_id, s.run_id, keep)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        """The run's newest snapshot at or before ``seq`` and ``time``."""
+        row = await self._fetchrow(sql.FIND_SNAPSHOT, tenant, workflow_id, run_id, seq, time)
+        if row is None:
+            return None
+        tenant, workflow_id, run_id, at_seq, at_time, status, state, data, suspended_at = row
+        return Snapshot(tenant, workflow_id, run_id, at_seq, at_time, status, state,
+                        _decode_dict(data), suspended_at)
 
     async def pending_work(self, tenant: str,
                            workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
@@ -587,3 +706,18 @@ def _action_columns(actions: list[ActionTask]) -> tuple[list[Any], ...]:
             [_encode(a.args) for a in actions], [_encode(a.kwargs) for a in actions],
             [a.attempt for a in actions], [a.visible_at for a in actions],
             [a.last_error for a in actions])
+
+
+def _request(row: asyncpg.Record | tuple[Any, ...]) -> Request:
+    tenant, workflow_id, request_id, kind, name, args, created_at, status, result, error = row
+    return Request(tenant, workflow_id, request_id, kind, name, _decode_list(args), created_at,
+                   status, None if result is None else _decode_any(result),
+                   None if error is None else _decode_error(error))
+
+
+def _reply_columns(replies: Sequence[Reply]) -> tuple[list[Any], ...]:
+    """Replies as the column arrays ``durable_answer`` takes, one per request (the last wins)."""
+    last = list({r.id: r for r in replies}.values())
+    return ([r.id for r in last], [r.status for r in last],
+            [None if r.result is None else _encode(r.result) for r in last],
+            [None if r.error is None else _encode(r.error) for r in last])

@@ -1,7 +1,7 @@
 """The PostgreSQL store's database actions (a mixin of ``PostgresStore``).
 
 An attempt runs the action on a pooled connection inside ``conn.transaction(isolation=...)``
-and inserts its outcome into ``action_results`` in that transaction (migration 0031): the
+and inserts its outcome into ``action_results`` in that transaction (migration 0006): the
 commit makes the user's writes and the outcome durable together. Then one statement moves the
 outcome into the history and drops the action task. An attempt that finds an outcome already
 there (its predecessor died between the two steps) only does the move, or nothing once it was

@@ -36,7 +36,7 @@ _NEXT_CHECK: Final = "SELECT min(due) FROM schedules"
 
 
 class SQLiteSchedules:
-    """Schedules in the ``schedules`` table (migration 0030)."""
+    """Schedules in the ``schedules`` table (migration 0005)."""
 
     _run: Callable[..., Any]
     _write: Callable[..., Any]

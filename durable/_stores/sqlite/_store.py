@@ -30,12 +30,18 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
-    TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome, Signal, Start,
-    TaskRef, TimerRecord, Wakeup, WorkflowTask, workflow_ref,
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask,
+    workflow_ref,
 )
 from .._migrations import migration_files
+from ._requests import (
+    DELETE_REQUEST, PENDING_REQUESTS, answer_txn, fetch_all, get_request, needs_rearm, rearm_txn,
+    request_from_row, submit_request_txn,
+)
 from ._schedules import SQLiteSchedules
 from ._transactions import SQLiteTransactions
+from ._snapshots import find_snapshot, save_snapshot_txn
 
 __all__ = ["SQLiteStore", "migrate"]
 
@@ -93,7 +99,7 @@ _NEW_RUN: Final = (
 _SELECT_EVENTS: Final = (
     "SELECT body FROM events WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = coalesce(?3, "
     "(SELECT run_id FROM executions WHERE tenant = ?1 AND workflow_id = ?2)) AND seq > ?4 "
-    "ORDER BY seq")
+    "ORDER BY seq LIMIT ?5")  # ?5 = -1: no limit
 _INSERT_EVENT: Final = ("INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body) "
                         "VALUES (?, ?, ?, ?, ?, ?)")
 # Invariant: a dedup key is recorded at most once per run (the unique index decides).
@@ -107,7 +113,7 @@ _UPSERT_WORKFLOW_TASK: Final = (
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 _DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
 _SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt FROM workflow_tasks "
+    "SELECT tenant, workflow_id, workflow, attempt, requested FROM workflow_tasks "
     "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
     "ORDER BY due LIMIT ?3")
 _LEASE_WORKFLOW_TASK: Final = (
@@ -152,7 +158,7 @@ _PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM
 
 # claim_refs: one hinted task, if it is claimable now (?3 / ?5 is now).
 _SELECT_HINTED_WORKFLOW_TASK: Final = (
-    "SELECT workflow, attempt FROM workflow_tasks "
+    "SELECT workflow, attempt, requested FROM workflow_tasks "
     "WHERE tenant = ?1 AND workflow_id = ?2 AND due <= ?3 AND visible_at <= ?3")
 _SELECT_HINTED_ACTION: Final = (
     f"SELECT {_ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
@@ -259,9 +265,10 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
         return await self._run(_scan_executions, (tenant, workflow, status, since, *cursor, limit))
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
-                           after_seq: int = 0) -> list[Event]:
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
-        return await self._run(_read_history, tenant, workflow_id, run_id, after_seq)
+        return await self._run(_read_history, tenant, workflow_id, run_id, after_seq,
+                               -1 if limit is None else limit)
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -279,16 +286,24 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
                                    update: ExecutionUpdate, now: float,
                                    cancelled_actions: Sequence[int] = (),
                                    starts: Sequence[Start] = (),
-                                   signals: Sequence[Signal] = ()) -> bool:
+                                   signals: Sequence[Signal] = (),
+                                   replies: Sequence[Reply] = ()) -> bool:
         """Append ``events`` with their effects, atomically, if the history ends where expected."""
         done = await self._write(_commit_txn, task, owner, expected_seq, events, actions, timers,
                                  cancelled_timers, update, now,
-                                 _Effects(cancelled_actions, starts, signals))
+                                 _Effects(cancelled_actions, starts, signals, replies))
         if done and (actions or timers or starts or signals):
             self.wakeup.notify()
         if done and update.status in TERMINAL_STATUSES:
             self.wakeup.ended(task.tenant, task.workflow_id, Outcome.of(task.workflow, update))
+        if done:
+            self._replied(task.tenant, task.workflow_id, replies)
         return done
+
+    def _replied(self, tenant: str, workflow_id: str, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            if reply.status in FINISHED_REQUESTS:
+                self.wakeup.replied(tenant, workflow_id, reply.id)
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
@@ -347,6 +362,45 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
             return []
         return await self._run(_dispatch_due, (now - older_than, now, limit))
 
+    # ---- requests -----------------------------------------------------------------------
+
+    async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
+        """Record a query or update and make the execution runnable (see ``Store``)."""
+        stored, made = await self._write(submit_request_txn, request, now)
+        if made:
+            self.wakeup.notify()
+        return stored, made
+
+    async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
+        """The request, or None."""
+        return await self._run(get_request, tenant, workflow_id, request_id)
+
+    async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
+                            now: float) -> bool:
+        """Make a runnable task for a pending request that has none (see ``Store``)."""
+        if not await self._run(needs_rearm, tenant, workflow_id, request_id):
+            return False  # the common case: a read, no write lock
+        made = await self._write(rearm_txn, tenant, workflow_id, request_id, now)
+        if made:
+            self.wakeup.notify()
+        return made
+
+    async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
+        """The execution's requests no worker has answered or accepted, oldest first."""
+        rows = await self._run(fetch_all, PENDING_REQUESTS, (tenant, workflow_id))
+        return [request_from_row(row) for row in rows]
+
+    async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
+                              now: float) -> None:
+        """Record ``replies`` for requests not answered yet."""
+        if replies:
+            await self._write(answer_txn, tenant, workflow_id, replies)
+            self._replied(tenant, workflow_id, replies)
+
+    async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
+        """Delete the request."""
+        await self._write(_changed, DELETE_REQUEST, (tenant, workflow_id, request_id))
+
     # ---- timers and introspection -------------------------------------------------------
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
@@ -355,6 +409,17 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
         if fired:
             self.wakeup.notify()
         return fired
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
+        """Keep ``snapshot`` and prune its run to the ``keep`` newest (see ``Store``)."""
+        await self._write(save_snapshot_txn, snapshot, keep)
+
+    async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
+                            seq: int | None = None, time: float | None = None) -> Snapshot | None:
+        """The run's newest snapshot at or before ``seq`` and ``time``."""
+        return await self._run(find_snapshot, (tenant, workflow_id, run_id), seq, time)
 
     async def pending_work(self, tenant: str,
                            workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
@@ -524,8 +589,8 @@ def _read_data_version(conn: sqlite3.Connection) -> int:
 
 
 def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
-                  after_seq: int) -> list[Event]:
-    rows = conn.execute(_SELECT_EVENTS, (tenant, workflow_id, run_id, after_seq)).fetchall()
+                  after_seq: int, limit: int = -1) -> list[Event]:
+    rows = conn.execute(_SELECT_EVENTS, (tenant, workflow_id, run_id, after_seq, limit)).fetchall()
     return [decode_event(body) for (body,) in rows]
 
 
@@ -583,6 +648,7 @@ class _Effects(NamedTuple):
     cancelled_actions: Sequence[int]
     starts: Sequence[Start]
     signals: Sequence[Signal]
+    replies: Sequence[Reply] = ()
 
 
 def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
@@ -609,6 +675,8 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
         _start_txn(conn, run, start, now)
     for signal in effects.signals:
         _signal_txn(conn, signal, now)
+    if effects.replies:
+        answer_txn(conn, task.tenant, task.workflow_id, effects.replies)
     return True
 
 
@@ -666,8 +734,9 @@ def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
 def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
     rows = conn.execute(_SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
-    conn.executemany(_LEASE_WORKFLOW_TASK, [(owner, until, t, w) for t, w, _, _ in rows])
-    return [WorkflowTask(t, w, name, attempt + 1) for t, w, name, attempt in rows]
+    conn.executemany(_LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
+    return [WorkflowTask(t, w, name, attempt + 1, requested=bool(requested))
+            for t, w, name, attempt, requested in rows]
 
 
 def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visible_at: float,
@@ -710,7 +779,7 @@ def _claim_refs_txn(conn: sqlite3.Connection, refs: Sequence[TaskRef], owner: st
             if found is not None and found[0] in workflows:
                 conn.execute(_LEASE_WORKFLOW_TASK, (owner, until, ref.tenant, ref.workflow_id))
                 claimed_workflows.append(WorkflowTask(ref.tenant, ref.workflow_id, found[0],
-                                                      found[1] + 1))
+                                                      found[1] + 1, requested=bool(found[2])))
             continue
         key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
         hit = conn.execute(_SELECT_HINTED_ACTION, (*key, now)).fetchone()
@@ -774,3 +843,4 @@ def _pending_work_txn(conn: sqlite3.Connection, tenant: str,
     actions = [_action(row) for row in conn.execute(_PENDING_ACTIONS, key)]
     timers = [TimerRecord(*row) for row in conn.execute(_PENDING_TIMERS, key)]
     return actions, timers
+

@@ -1,0 +1,149 @@
+"""Queries and updates from the caller's side: submit a request, wait for its answer.
+
+The client records the request in the store, which makes the execution's workflow task
+runnable (marked ``requested``), and publishes the task's hint, so the worker that caches the
+live instance (sticky execution) or any other worker picks it up. The caller then waits with
+keyed wake-ups (``Wakeup.watching_reply``, relayed across processes by PostgreSQL
+``LISTEN``), polling the request every ``client.poll_interval`` as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from ._definitions import seconds
+from ._history import ErrorInfo
+from ._payloads import check_size, dump_value
+from ._stores import FINISHED_REQUESTS, Request, workflow_ref
+from .errors import (
+    QueryFailedError, RequestTimeoutError, UnknownQueryError, UnknownUpdateError,
+    UpdateFailedError, UpdateRejectedError, ValidationError, WorkflowClosedError,
+)
+
+if TYPE_CHECKING:
+    from ._client import WorkflowHandle
+
+__all__ = ["DEFAULT_TIMEOUT", "call"]
+
+DEFAULT_TIMEOUT = 30.0  # seconds a query or update waits for a worker by default
+
+Kind = Literal["query", "update"]
+
+
+async def call(handle: WorkflowHandle[Any], kind: Kind, name: str, args: tuple[Any, ...], *,
+               key: str | None, timeout: float | timedelta | None,
+               result_type: Any) -> Any:
+    """Send a query or update to the execution and return its answer (or raise why not)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a {kind} name is a non-empty str, not {name!r}")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise TypeError(f"an idempotency key is a non-empty str, not {key!r}")
+    limit = None if timeout is None else seconds(timeout)
+    payload = dump_value(list(args), f"arguments of {kind} {name!r}")
+    check_size(payload, f"arguments of {kind} {name!r}")
+    request = Request(handle.tenant, handle.workflow_id, key or uuid.uuid4().hex, kind, name,
+                      payload, 0.0)
+    answered = await _submit(handle, request)
+    try:
+        if answered.status not in FINISHED_REQUESTS:
+            answered = await _wait(handle, request, limit)
+    finally:
+        if kind == "query":  # nobody else waits for it: leave nothing behind
+            await _forget(handle, request.id)
+    return _outcome(handle, answered, result_type)
+
+
+async def _submit(handle: WorkflowHandle[Any], request: Request) -> Request:
+    client = handle.client
+    stored, made = await client.store.submit_request(request, now=client.clock())
+    if stored is None:
+        raise WorkflowClosedError(f"execution {handle.workflow_id!r} has ended; update "
+                                  f"{request.name!r} was not applied",
+                                  workflow_id=handle.workflow_id)
+    if made:
+        await client.publish([workflow_ref(handle.tenant, handle.workflow_id)])
+    return stored
+
+
+async def _wait(handle: WorkflowHandle[Any], request: Request, limit: float | None) -> Request:
+    client, store = handle.client, handle.client.store
+    tenant, workflow_id, rid = handle.tenant, handle.workflow_id, request.id
+    last, first = request, True
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                with store.wakeup.watching_reply(tenant, workflow_id, rid) as replied:
+                    found = await store.get_request(tenant, workflow_id, rid)
+                    if found is None:  # deleted meanwhile: ask again
+                        found = await _submit(handle, request)
+                    last = found
+                    if found.status in FINISHED_REQUESTS:
+                        return found
+                    # A worker may have committed a task that began before the request came.
+                    if not first and await store.rearm_request(tenant, workflow_id, rid,
+                                                               now=client.clock()):
+                        await client.publish([workflow_ref(tenant, workflow_id)])
+                    first = False
+                    await asyncio.wait([replied], timeout=client.poll_interval)
+    except TimeoutError:
+        raise _timeout(handle, last, limit) from None
+
+
+async def _forget(handle: WorkflowHandle[Any], request_id: str) -> None:
+    try:
+        await asyncio.shield(handle.client.store.forget_request(handle.tenant, handle.workflow_id,
+                                                                request_id))
+    except Exception:  # a leftover query row is harmless
+        pass
+
+
+def _timeout(handle: WorkflowHandle[Any], request: Request,
+             limit: float | None) -> RequestTimeoutError:
+    what = f"{request.kind} {request.name!r} of execution {handle.workflow_id!r}"
+    accepted = request.status == "accepted"
+    if request.kind == "query":
+        hint = ("queries are answered by a worker that hosts the workflow: is one running, "
+                "and is the workflow's code deployed on it?")
+    elif accepted:
+        hint = (f"it was recorded and its handler still runs: call handle.update again with "
+                f"idempotency_key={request.id!r} to wait for its outcome")
+    else:
+        hint = (f"no worker has taken it yet (is one running?); nothing is recorded, but a "
+                f"worker that starts later applies it: pass idempotency_key={request.id!r} to "
+                "wait for it again")
+    return RequestTimeoutError(f"no answer to {what} within {limit:g}s: {hint}",
+                               kind=request.kind, name=request.name, request_id=request.id,
+                               workflow_id=handle.workflow_id, timeout=limit, accepted=accepted)
+
+
+def _outcome(handle: WorkflowHandle[Any], request: Request, result_type: Any) -> Any:
+    if request.status == "ok":
+        return _convert(request, result_type)
+    error = request.error or ErrorInfo("Error", "no answer was recorded")
+    attrs = {"workflow_id": handle.workflow_id, "name": request.name, "error_type": error.type,
+             "error_message": error.message, "traceback": error.traceback}
+    what = f"{request.kind} {request.name!r} of execution {handle.workflow_id!r}"
+    if request.kind == "query":
+        query_error = UnknownQueryError if error.type == "UnknownQueryError" else QueryFailedError
+        raise query_error(f"{what} failed: {error.type}: {error.message}", **attrs)
+    if request.status == "rejected":
+        rejected = UnknownUpdateError if error.type == "UnknownUpdateError" else UpdateRejectedError
+        raise rejected(f"{what} was rejected, nothing was recorded: {error.type}: "
+                       f"{error.message}", **attrs)
+    raise UpdateFailedError(f"{what} failed in its handler: {error.type}: {error.message}",
+                            **attrs)
+
+
+def _convert(request: Request, result_type: Any) -> Any:
+    if result_type is None:
+        return request.result
+    try:
+        return msgspec.convert(request.result, result_type, builtin_types=(bytes, bytearray))
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"the answer to {request.kind} {request.name!r} does not fit "
+                              f"{result_type!r}: {exc}", function=request.name) from None

@@ -1,0 +1,150 @@
+"""Query and update handlers of one workflow instance, and the updates it is running.
+
+A query handler is a plain function that reads the workflow's state and returns a value; an
+update validator is a plain function that raises to refuse an update. Both run read-only
+(:meth:`WorkflowInstance.read_only`): issuing a command, scheduling a callback or drawing a
+random number from them raises, so answering a query can never change what a replay computes.
+
+An update handler (plain or ``async``) runs in the workflow, as a task on its deterministic
+loop, once its ``UpdateAccepted`` input is applied; when it returns or raises it issues
+``CompleteUpdate``. On replay the same input starts the same handler, so it re-runs
+deterministically and its commands are matched like any others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import TYPE_CHECKING, Any, Callable
+
+from .._history import CompleteUpdate, UpdateAccepted
+from .._payloads import Params, check_size, dump_value, error_info
+from ..errors import UnknownQueryError, UnknownUpdateError, WorkflowClosedError
+
+if TYPE_CHECKING:
+    from ._instance import WorkflowInstance
+
+__all__ = ["Handlers"]
+
+
+class _Handler:
+    """A registered handler; its parameters are read from the signature on first use."""
+
+    __slots__ = ("fn", "validator", "where", "_params")
+
+    def __init__(self, fn: Callable[..., Any], validator: Callable[..., Any] | None,
+                 where: str) -> None:
+        self.fn = fn
+        self.validator = validator
+        self.where = where
+        self._params: Params | None = None
+
+    def load(self, args: list[Any]) -> list[Any]:
+        """Validate payload ``args`` against the handler's signature and convert them."""
+        if self._params is None:
+            self._params = Params(self.fn, self.where)
+        self._params.dump(tuple(args), {})
+        return self._params.load(args, {})[0]
+
+
+def _check(kind: str, name: Any, fn: Any, validator: Any = None) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a {kind} handler needs a non-empty name (str), not {name!r}")
+    if not callable(fn):
+        raise TypeError(f"the {kind} handler {name!r} is not callable: {fn!r}")
+    if kind == "query" and inspect.iscoroutinefunction(fn):
+        raise TypeError(f"query handler {name!r} is async: a query handler is a plain function "
+                        "that reads the workflow's state and returns a value")
+    if validator is not None and (not callable(validator)
+                                  or inspect.iscoroutinefunction(validator)):
+        raise TypeError(f"the validator of update {name!r} must be a plain function that "
+                        f"raises to reject the update, not {validator!r}")
+
+
+class Handlers:
+    """What ``ctx.on_query`` / ``ctx.on_update`` registered, and the updates in flight."""
+
+    __slots__ = ("_instance", "queries", "updates", "running", "seen")
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+        self.queries: dict[str, _Handler] = {}
+        self.updates: dict[str, _Handler] = {}
+        self.running: dict[str, str] = {}  # accepted update id -> name, not completed yet
+        self.seen: set[str] = set()  # every update id accepted in this run
+
+    # ---- registration (workflow code) --------------------------------------------------------
+
+    def on_query(self, name: str, fn: Callable[..., Any]) -> None:
+        """Register (or replace) query handler ``name``."""
+        _check("query", name, fn)
+        self.queries[name] = _Handler(fn, None, f"query {name!r}")
+
+    def on_update(self, name: str, fn: Callable[..., Any],
+                  validator: Callable[..., Any] | None) -> None:
+        """Register (or replace) update handler ``name`` and its validator."""
+        _check("update", name, fn, validator)
+        self.updates[name] = _Handler(fn, validator, f"update {name!r}")
+
+    # ---- answering (the worker, between activations) ----------------------------------------
+
+    def query(self, name: str, args: list[Any]) -> Any:
+        """Run query handler ``name`` read-only; return its value as a payload (or raise)."""
+        handler = self.queries.get(name)
+        if handler is None:
+            info = self._instance.info
+            raise UnknownQueryError(
+                f"workflow {info.workflow!r} (id {info.workflow_id!r}) has no query handler "
+                f"{name!r} (it has {sorted(self.queries)}); register one with ctx.on_query",
+                name=name, known=sorted(self.queries), workflow_id=info.workflow_id)
+        values = handler.load(args)
+        value = self._instance.read_only(handler.where, handler.fn, *values)
+        payload = dump_value(value, f"result of {handler.where}")
+        check_size(payload, f"result of {handler.where}")
+        return payload
+
+    def validate(self, name: str, args: list[Any]) -> None:
+        """Raise if update ``name`` with ``args`` must be rejected (nothing is recorded then)."""
+        instance = self._instance
+        info = instance.info
+        if instance.done:
+            raise WorkflowClosedError(f"execution {info.workflow_id!r} has ended; update "
+                                      f"{name!r} was not applied", workflow_id=info.workflow_id)
+        handler = self.updates.get(name)
+        if handler is None:
+            raise UnknownUpdateError(
+                f"workflow {info.workflow!r} (id {info.workflow_id!r}) has no update handler "
+                f"{name!r} (it has {sorted(self.updates)}); register one with ctx.on_update",
+                name=name, known=sorted(self.updates), workflow_id=info.workflow_id)
+        values = handler.load(args)
+        if handler.validator is not None:
+            instance.read_only(f"the validator of {handler.where}", handler.validator, *values)
+
+    # ---- running accepted updates (inside activations) --------------------------------------
+
+    def start(self, event: UpdateAccepted) -> bool:
+        """Start the handler of an accepted update; False if it has none (a divergence)."""
+        handler = self.updates.get(event.name)
+        if handler is None:
+            return False
+        self.seen.add(event.id)
+        self.running[event.id] = event.name
+        loop = self._instance._loop
+        loop.create_task(self._run(event, handler), name=f"update {event.name} {event.id}")
+        return True
+
+    async def _run(self, event: UpdateAccepted, handler: _Handler) -> None:
+        result, error = None, None
+        try:
+            value = handler.fn(*handler.load(event.args))
+            if inspect.isawaitable(value):
+                value = await value
+            result = dump_value(value, f"result of {handler.where}")
+            check_size(result, f"result of {handler.where}")
+        except (Exception, asyncio.CancelledError) as exc:
+            error = error_info(exc)
+        self.running.pop(event.id, None)
+        code = getattr(handler.fn, "__code__", None)
+        where = (f"{code.co_filename}:{code.co_firstlineno} ({handler.where} returned)"
+                 if code is not None else handler.where)
+        self._instance.complete_update(CompleteUpdate(event.id, event.name, result, error), where)
