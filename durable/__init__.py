@@ -10,6 +10,7 @@ from ._context import ActionInfo, Context, action_info
 from ._definitions import Retry, action, workflow
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
+from ._replay._children import ChildHandle
 from ._replay._replayer import Replayer, ReplayResult
 from ._saga import Saga
 from ._schedules._handle import ScheduleDescription, ScheduleHandle
@@ -22,6 +23,7 @@ from . import testing
 
 __all__ = [
     "ActionInfo",
+    "ChildHandle",
     "Client",
     "Context",
     "Description",

@@ -35,9 +35,10 @@ from ._cli_schedules import add_schedule_commands
 from ._definitions import definitions_in, workflow_definition
 from ._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
-    DataChanged, Event, EventReceived, Patched, StateChanged, TaskCompleted, TimerCancelled,
-    TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowCancelled,
-    WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
+    ChildCancelled, ChildCancelRequested, ChildCompleted, ChildFailed, ChildInitiated,
+    ChildStarted, ChildStartFailed, DataChanged, Event, EventReceived, Patched, StateChanged,
+    TaskCompleted, TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted,
+    WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
     encode_history_json,
 )
 from ._urls import redact
@@ -648,6 +649,8 @@ def _timeline(events: list[Event]) -> list[str]:
     for event in events:
         if isinstance(event, ActionScheduled):
             names[event.cmd] = event.name
+        elif isinstance(event, ChildInitiated):
+            names[event.cmd] = event.workflow_id
         detail = _detail(event, names)
         lines.append(f"{event.seq:>4}  {_clock(event.time)}  {type(event).__name__:<17} {detail}".rstrip())
     return lines
@@ -657,8 +660,26 @@ def _detail(event: Event, names: dict[int, str]) -> str:
     match event:
         case WorkflowStarted():
             after = "" if event.continued_from is None else f" continues run {event.continued_from}"
+            if event.parent is not None:
+                after += f" child of {event.parent.workflow_id} (#{event.parent.cmd})"
             return (f"{_call(event.workflow, event.args, event.kwargs)} version={event.version} "
                     f"run={event.run_id}{after}")
+        case ChildInitiated():
+            return (f"#{event.cmd} {_call(event.workflow, event.args, event.kwargs)} "
+                    f"id={event.workflow_id} parent_close={event.parent_close}")
+        case ChildStarted():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}"
+        case ChildStartFailed():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}: the workflow id is taken"
+        case ChildCompleted():
+            return f"#{event.cmd} {names.get(event.cmd, '?')} -> {_value(event.result)}"
+        case ChildFailed():
+            return (f"#{event.cmd} {names.get(event.cmd, '?')}: {event.error.type}: "
+                    f"{event.error.message}")
+        case ChildCancelled():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}"
+        case ChildCancelRequested():
+            return f"#{event.cmd} {event.workflow_id} {event.reason}".rstrip()
         case WorkflowContinuedAsNew():
             return f"{_call('next run', event.args, event.kwargs)} run={event.run_id}"
         case Patched():

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from typing import (
     TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar,
+    TypeVarTuple, Unpack,
 )
 
 from ._definitions import action_definition, seconds
@@ -17,12 +18,14 @@ from ._history import EventReceived
 from .errors import DurableError, ValidationError
 
 if TYPE_CHECKING:
+    from ._replay._children import ChildHandle
     from ._replay._instance import WorkflowInfo, WorkflowInstance
 
 __all__ = ["ActionInfo", "Context", "action_info"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -162,6 +165,35 @@ class Context:
     def sleep(self, duration: float | timedelta) -> Awaitable[None]:
         """Sleep on a durable timer (survives restarts of every process): ``await`` it."""
         return asyncio.sleep(max(seconds(duration), 0.0))
+
+    def start_child(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
+                    *args: Unpack[Ts], id: str | None = None,
+                    parent_close: str = "cancel") -> Awaitable[ChildHandle[R]]:
+        """Start ``workflow`` as a child execution; await it for the child's handle.
+
+        The child is created atomically with this workflow task's commit, in the same tenant,
+        under workflow id ``id`` (default: one derived from this run), and may run on any
+        worker that hosts it. The await raises ``WorkflowAlreadyStartedError`` if that id is
+        taken. ``await handle`` gives the child's result (its failure as
+        ``WorkflowFailedError``, its cancellation as ``WorkflowCancelledError``).
+
+        ``parent_close``: ``"cancel"`` (default) asks the child to cancel when this run ends
+        first, or when the workflow stops waiting for it (a cancelled await); ``"abandon"``
+        lets it run on regardless. Arguments are validated against the child's signature here.
+        """
+        from ._definitions import workflow_definition
+        from ._replay._children import PARENT_CLOSE_POLICIES
+
+        defn = workflow_definition(workflow)
+        if parent_close not in PARENT_CLOSE_POLICIES:
+            raise ValidationError(f"parent_close is 'cancel' or 'abandon', not {parent_close!r}",
+                                  function="ctx.start_child", parameter="parent_close")
+        if id is not None and (not isinstance(id, str) or not id
+                               or id == self._instance.info.workflow_id):
+            raise ValidationError(f"a child workflow's id is a non-empty str other than its "
+                                  f"parent's, not {id!r}", function="ctx.start_child",
+                                  parameter="id")
+        return self._instance.children.start(defn, tuple(args), id, parent_close)
 
     def continue_as_new(self, *args: Any) -> NoReturn:
         """End this run and start the next run of the same execution with ``args``.

@@ -4,10 +4,12 @@ An execution's history is a list of events with a dense ``seq`` (1, 2, 3 …). E
 kinds:
 
 * inputs come from outside the coroutine: ``WorkflowStarted``, ``ActionCompleted``,
-  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, ``UpdateAccepted``;
+  ``ActionFailed``, ``TimerFired``, ``EventReceived``, ``CancelRequested``, ``UpdateAccepted``,
+  and what became of the child workflows it started (``ChildStarted``, ``ChildStartFailed``,
+  ``ChildCompleted``, ``ChildFailed``, ``ChildCancelled``);
 * command events record what the coroutine did: ``ActionScheduled``, ``ActionCancelRequested``,
-  ``TimerStarted``, ``TimerCancelled``, ``StateChanged``, ``DataChanged``, ``Patched``,
-  ``UpdateCompleted`` and the terminal events.
+  ``TimerStarted``, ``TimerCancelled``, ``ChildInitiated``, ``ChildCancelRequested``,
+  ``StateChanged``, ``DataChanged``, ``Patched``, ``UpdateCompleted`` and the terminal events.
 
 ``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
@@ -29,9 +31,17 @@ __all__ = [
     "ActionFailed",
     "ActionScheduled",
     "CancelAction",
+    "CancelChild",
     "CancelRequested",
     "CancelTimer",
     "CancelWorkflow",
+    "ChildCancelRequested",
+    "ChildCancelled",
+    "ChildCompleted",
+    "ChildFailed",
+    "ChildInitiated",
+    "ChildStartFailed",
+    "ChildStarted",
     "Command",
     "CompleteUpdate",
     "CompleteWorkflow",
@@ -42,10 +52,12 @@ __all__ = [
     "EventReceived",
     "FailWorkflow",
     "MarkPatched",
+    "ParentRef",
     "Patched",
     "ScheduleAction",
     "SetData",
     "SetState",
+    "StartChild",
     "StartTimer",
     "StateChanged",
     "TaskCompleted",
@@ -74,6 +86,14 @@ class ErrorInfo(msgspec.Struct, frozen=True, array_like=True, gc=False):
     traceback: str = ""
 
 
+class ParentRef(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Where a child workflow reports its end: the parent's run and the command that started it."""
+
+    workflow_id: str
+    run_id: str
+    cmd: int
+
+
 class _Event(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
     """Fields every event has: its position in the history and when it was written."""
 
@@ -87,7 +107,8 @@ class _Event(msgspec.Struct, frozen=True, tag=True, array_like=True, gc=False):
 class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     """The execution (or its next run) was created with these arguments.
 
-    ``continued_from`` is the run this one continues (``ctx.continue_as_new``), if any.
+    ``continued_from`` is the run this one continues (``ctx.continue_as_new``), if any;
+    ``parent`` is set on a child workflow's runs (``ctx.start_child``).
     """
 
     workflow: str
@@ -98,6 +119,7 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     args: list[Any]
     kwargs: dict[str, Any] = {}
     continued_from: str | None = None
+    parent: ParentRef | None = None
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -147,6 +169,38 @@ class CancelRequested(_Event, frozen=True, tag=True, array_like=True):
     reason: str = ""
 
 
+class ChildStarted(_Event, frozen=True, tag=True, array_like=True):
+    """The child workflow of command ``cmd`` was created (with the parent's commit)."""
+
+    cmd: int
+
+
+class ChildStartFailed(_Event, frozen=True, tag=True, array_like=True):
+    """The child workflow of command ``cmd`` was not created: its workflow id is taken."""
+
+    cmd: int
+
+
+class ChildCompleted(_Event, frozen=True, tag=True, array_like=True):
+    """The child workflow of command ``cmd`` returned ``result``."""
+
+    cmd: int
+    result: Any = None
+
+
+class ChildFailed(_Event, frozen=True, tag=True, array_like=True):
+    """The child workflow of command ``cmd`` raised."""
+
+    cmd: int
+    error: ErrorInfo
+
+
+class ChildCancelled(_Event, frozen=True, tag=True, array_like=True):
+    """The child workflow of command ``cmd`` ended cancelled."""
+
+    cmd: int
+
+
 class UpdateAccepted(_Event, frozen=True, tag=True, array_like=True):
     """Update ``name`` (request ``id``) passed its validator: its handler runs with ``args``.
 
@@ -193,6 +247,36 @@ class TimerCancelled(_Event, frozen=True, tag=True, array_like=True):
     """The timer started by command ``cmd`` was cancelled before it fired."""
 
     cmd: int
+
+
+class ChildInitiated(_Event, frozen=True, tag=True, array_like=True):
+    """Command ``cmd`` started child workflow ``workflow`` as execution ``workflow_id``.
+
+    ``parent_close`` is what happens to the child when this workflow's run ends first:
+    ``"cancel"`` (it is asked to cancel) or ``"abandon"`` (it goes on).
+    """
+
+    cmd: int
+    workflow: str
+    version: str
+    workflow_id: str
+    run_id: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+    parent_close: str = "cancel"
+
+
+class ChildCancelRequested(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow asked its child of command ``cmd`` to cancel (``CancelRequested`` there).
+
+    ``run_id`` is the child run it targets while the child's start is not confirmed (None:
+    whatever run of the child is current).
+    """
+
+    cmd: int
+    workflow_id: str
+    run_id: str | None = None
+    reason: str = ""
 
 
 class StateChanged(_Event, frozen=True, tag=True, array_like=True):
@@ -260,11 +344,18 @@ Event = (
     | TimerFired
     | EventReceived
     | CancelRequested
+    | ChildStarted
+    | ChildStartFailed
+    | ChildCompleted
+    | ChildFailed
+    | ChildCancelled
     | UpdateAccepted
     | ActionScheduled
     | ActionCancelRequested
     | TimerStarted
     | TimerCancelled
+    | ChildInitiated
+    | ChildCancelRequested
     | StateChanged
     | DataChanged
     | Patched
@@ -282,6 +373,11 @@ INPUT_TYPES: Final = (
     TimerFired,
     EventReceived,
     CancelRequested,
+    ChildStarted,
+    ChildStartFailed,
+    ChildCompleted,
+    ChildFailed,
+    ChildCancelled,
     UpdateAccepted,
 )
 TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
@@ -310,7 +406,7 @@ class ScheduleAction(_Command, frozen=True):
 
 
 class CancelAction(_Command, frozen=True):
-    """Stop an action call the workflow no longer waits for (recorded as ``ActionCancelRequested``)."""
+    """Stop an action call the workflow no longer waits for (``ActionCancelRequested``)."""
 
     event = ActionCancelRequested
     cmd: int
@@ -330,6 +426,30 @@ class CancelTimer(_Command, frozen=True):
 
     event = TimerCancelled
     cmd: int
+
+
+class StartChild(_Command, frozen=True):
+    """Start a child workflow (recorded as ``ChildInitiated``)."""
+
+    event = ChildInitiated
+    cmd: int
+    workflow: str
+    version: str
+    workflow_id: str
+    run_id: str
+    args: list[Any]
+    kwargs: dict[str, Any] = {}
+    parent_close: str = "cancel"
+
+
+class CancelChild(_Command, frozen=True):
+    """Ask a child workflow to cancel (recorded as ``ChildCancelRequested``)."""
+
+    event = ChildCancelRequested
+    cmd: int
+    workflow_id: str
+    run_id: str | None = None
+    reason: str = ""
 
 
 class SetState(_Command, frozen=True):
@@ -395,8 +515,9 @@ class ContinueAsNew(_Command, frozen=True):
 
 
 Command = (
-    ScheduleAction | CancelAction | StartTimer | CancelTimer | SetState | SetData | MarkPatched
-    | CompleteUpdate | CompleteWorkflow | FailWorkflow | CancelWorkflow | ContinueAsNew
+    ScheduleAction | CancelAction | StartTimer | CancelTimer | StartChild | CancelChild | SetState
+    | SetData | MarkPatched | CompleteUpdate | CompleteWorkflow | FailWorkflow | CancelWorkflow
+    | ContinueAsNew
 )
 
 # One encoder and decoder for the process (msgspec performance tips).

@@ -10,6 +10,7 @@
     ├── UnknownActionError         your input: no action registered under that name
     ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
     ├── WorkflowClosedError        your input: the execution has ended, it takes no events
+    ├── WorkflowAlreadyStartedError  your input: a child workflow's id is taken
     ├── QueryFailedError           a query got no value: its handler raised
     │   └── UnknownQueryError      your input: the workflow has no query handler of that name
     ├── UpdateRejectedError        an update was refused, nothing recorded: its validator raised
@@ -63,6 +64,7 @@ __all__ = [
     "UpdateFailedError",
     "UpdateRejectedError",
     "ValidationError",
+    "WorkflowAlreadyStartedError",
     "WorkflowCancelledError",
     "WorkflowClosedError",
     "WorkflowFailedError",
@@ -135,6 +137,12 @@ class WorkflowNotFoundError(DurableError):
 
 class WorkflowClosedError(DurableError):
     """The execution ``.workflow_id`` has ended; it takes no more events."""
+
+
+class WorkflowAlreadyStartedError(DurableError):
+    """``ctx.start_child`` named workflow id ``.workflow_id`` of tenant ``.tenant``, which an
+    execution has already: nothing was started. Pass another ``id=`` (or none, for a fresh one).
+    """
 
 
 class QueryFailedError(DurableError):

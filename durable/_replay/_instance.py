@@ -25,15 +25,16 @@ from typing import Any, Final, NamedTuple, Sequence
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelAction,
-    CancelRequested, CancelTimer, CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow,
-    ContinueAsNew, DataChanged, Event, EventReceived, FailWorkflow, MarkPatched, Patched,
-    ScheduleAction, SetData, SetState, StartTimer, StateChanged, TimerCancelled, TimerFired,
-    TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowStarted,
+    CancelRequested, CancelTimer, CancelWorkflow, ChildCancelRequested, Command, CompleteUpdate,
+    CompleteWorkflow, ContinueAsNew, DataChanged, Event, EventReceived, FailWorkflow, MarkPatched,
+    ParentRef, Patched, ScheduleAction, SetData, SetState, StartTimer, StateChanged,
+    TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted, WorkflowStarted,
 )
 from .._payloads import check_size, dump_value, error_info
 from ..errors import (
     ActionFailedError, DurableError, IllegalWorkflowOperationError, NonDeterminismError,
 )
+from ._children import CHILD_INPUTS, Children
 from ._handlers import Handlers
 from ._loop import WorkflowLoop
 
@@ -45,6 +46,7 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 
 
 _TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
+_CANCELLATIONS = (ActionCancelRequested, ChildCancelRequested)
 
 
 class NonDeterminismWarning(UserWarning):
@@ -117,7 +119,7 @@ def _same(recorded: Event | None, command: Command) -> bool:
                for field in _IDENTITY.intersection(command.__struct_fields__))
 
 
-_IDENTITY: Final = frozenset({"cmd", "name", "key", "patch_id", "workflow", "workflow_id"})
+_IDENTITY: Final = frozenset({"cmd", "name", "key", "patch_id", "workflow"})
 
 
 def _user_location(frame: Any) -> str:
@@ -136,8 +138,9 @@ def _describe(item: Any) -> str:
     error = getattr(item, "error", None)
     if error is not None:
         return f"{type(item).__name__} ({error.type}: {error.message})"
-    name = (getattr(item, "name", None) or getattr(item, "state", None)
-            or getattr(item, "key", None) or getattr(item, "patch_id", None))
+    name = (getattr(item, "name", None) or getattr(item, "workflow", None)
+            or getattr(item, "state", None) or getattr(item, "key", None)
+            or getattr(item, "patch_id", None))
     seq = getattr(item, "seq", None)
     where = f" (seq {seq})" if seq is not None else ""
     return f"{type(item).__name__}{where}" + (f" {name!r}" if name else "")
@@ -177,6 +180,7 @@ class WorkflowInstance:
         self._waiters: list[_Waiter] = []
         # patch id -> whether this run takes its new path; decided once per run (ctx.patched)
         self.patches: dict[str, bool] = {}
+        self.children = Children(self)
         self._handlers: Handlers | None = None
         self.ctx = Context(self)
 
@@ -198,9 +202,11 @@ class WorkflowInstance:
             if self._error is None:  # applying an input can find a divergence
                 loop.run_ready()
             if recorded is None:
+                if self.children.by_cmd:
+                    self._cancel_abandoned()
                 for fut, _ in self._pending.values():
                     if fut.cancelled():
-                        self._cancel_abandoned_actions()
+                        self._cancel_abandoned()
                         break
             elif self._ri < len(recorded) and self._error is None:
                 self._rest_of_batch(recorded)
@@ -217,8 +223,8 @@ class WorkflowInstance:
         try:
             if type(recorded[self._ri]) is Patched:
                 self._take_markers()
-            if self._ri < len(recorded) and type(recorded[self._ri]) is ActionCancelRequested:
-                self._cancel_abandoned_actions()
+            if self._ri < len(recorded) and type(recorded[self._ri]) in _CANCELLATIONS:
+                self._cancel_abandoned()
             if self._ri < len(recorded):
                 self._diverged(recorded[self._ri], None, self.suspended_at() or "<finished>")
         except _Abort:
@@ -247,6 +253,8 @@ class WorkflowInstance:
         elif kind is CancelRequested:
             if self._main is not None and not self._main.done():
                 self._main.cancel(getattr(event, "reason", None) or None)
+        elif kind in CHILD_INPUTS:
+            self.children.apply(event)
         elif kind is UpdateAccepted:
             self._accept_update(event)  # type: ignore[arg-type]
 
@@ -268,7 +276,7 @@ class WorkflowInstance:
             return
         code = self.defn.fn.__code__
         where = f"{code.co_filename}:{code.co_firstlineno} (return)"
-        self._cancel_abandoned_actions()
+        self._cancel_abandoned()
         if task.cancelled():
             self.issue(CancelWorkflow(), where)
             return
@@ -393,6 +401,12 @@ class WorkflowInstance:
         fut = self._loop.create_future()
         self._pending[cmd] = (fut, defn)
         return fut
+
+    def _cancel_abandoned(self) -> None:
+        """Cancel the action calls, then the children, whose futures were cancelled."""
+        self._cancel_abandoned_actions()
+        if self.children.by_cmd and not self.done and self._error is None:
+            self.children.cancel_abandoned()
 
     def _cancel_abandoned_actions(self) -> None:
         """Issue ``CancelAction`` for each action call whose future was cancelled.
@@ -587,6 +601,11 @@ class WorkflowInstance:
         if self._random is None:
             self._random = random.Random(self._started.run_id)
         return self._random
+
+    @property
+    def parent(self) -> ParentRef | None:
+        """The parent workflow's run and command, if this run belongs to a child workflow."""
+        return self._started.parent
 
     def next_run_id(self) -> str:
         """The run id ``continue_as_new`` gives the next run: derived from this one's."""

@@ -555,9 +555,9 @@ class Wakeup:
         self._waiters.add(fut)
         self._watch_changes()
         try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            pass
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as
+            # the future completes (CPython gh-86296), and the cancelled poller polls on.
+            await asyncio.wait((fut,), timeout=timeout)
         finally:
             self._waiters.discard(fut)
 

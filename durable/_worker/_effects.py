@@ -2,6 +2,12 @@
 
 * ``continue_as_new``: the next run of the execution starts in the same transaction, with the
   events the run received but did not take yet.
+* ``start_child``: the child execution is created, and the store tells the parent whether it
+  was (``ChildStarted``) or its id was taken (``ChildStartFailed``).
+* ``ChildHandle.cancel()``, and the end of a parent's run for its children of policy
+  "cancel": ``CancelRequested`` for the child.
+* the end of a child's run (not a continuation): its outcome, to the parent run that started
+  it (``ChildCompleted`` / ``ChildFailed`` / ``ChildCancelled``).
 """
 
 from __future__ import annotations
@@ -10,11 +16,62 @@ from collections.abc import Sequence
 
 from msgspec.structs import replace
 
-from .._history import ContinueAsNew, WorkflowStarted
+from .._history import (
+    CancelChild, CancelRequested, CancelWorkflow, ChildCancelled, ChildCompleted, ChildFailed,
+    ChildStarted, ChildStartFailed, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow,
+    ParentRef, StartChild, WorkflowStarted,
+)
 from .._replay import WorkflowInstance
-from .._stores import Signal, Start, TaskRef, workflow_ref
+from .._stores import Signal, Start, TaskRef, WorkflowTask, workflow_ref
 
-__all__ = ["continuation", "effect_refs"]
+__all__ = ["child_cancel", "child_start", "continuation", "effect_refs", "ending"]
+
+
+def child_start(task: WorkflowTask, run_id: str, command: StartChild) -> Start:
+    """The child execution a ``StartChild`` creates, and what the parent is told."""
+    started = WorkflowStarted(1, 0.0, command.workflow, command.version, command.workflow_id,
+                              command.run_id, task.tenant, command.args, command.kwargs,
+                              parent=ParentRef(task.workflow_id, run_id, command.cmd))
+    return Start(started, on_started=ChildStarted(0, 0.0, command.cmd),
+                 on_exists=ChildStartFailed(0, 0.0, command.cmd))
+
+
+def child_cancel(task: WorkflowTask, command: CancelChild) -> Signal:
+    """The ``CancelRequested`` a ``CancelChild`` sends (once per child run: dedup "cancel")."""
+    return Signal(task.tenant, command.workflow_id, CancelRequested(0, 0.0, command.reason),
+                  "cancel", command.run_id)
+
+
+def ending(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]:
+    """What the end of the run does elsewhere: the next run (continue-as-new), the report to
+    the parent, the cancellation of the children that end with it."""
+    starts, signals = continuation(instance)
+    report = _report(instance)
+    if report is not None:
+        signals.append(report)
+    info = instance.info
+    reason = f"its parent workflow {info.workflow_id!r} ended"
+    signals += [Signal(info.tenant, workflow_id, CancelRequested(0, 0.0, reason), "cancel", run)
+                for workflow_id, run in instance.children.to_cancel_at_close()]
+    return starts, signals
+
+
+def _report(instance: WorkflowInstance) -> Signal | None:
+    """A child's outcome for its parent's run, unless the child only continued as new."""
+    parent, outcome = instance.parent, instance.outcome
+    if parent is None:
+        return None
+    event: Event
+    if type(outcome) is CompleteWorkflow:
+        event = ChildCompleted(0, 0.0, parent.cmd, outcome.result)
+    elif type(outcome) is FailWorkflow:
+        event = ChildFailed(0, 0.0, parent.cmd, outcome.error)
+    elif type(outcome) is CancelWorkflow:
+        event = ChildCancelled(0, 0.0, parent.cmd)
+    else:
+        return None  # continued as new: the next run reports
+    return Signal(instance.info.tenant, parent.workflow_id, event, f"c{parent.cmd}",
+                  parent.run_id)
 
 
 def continuation(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]:
@@ -25,7 +82,7 @@ def continuation(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]
     info, defn = instance.info, instance.defn
     started = WorkflowStarted(1, 0.0, defn.name, defn.version, info.workflow_id, outcome.run_id,
                               info.tenant, outcome.args, outcome.kwargs,
-                              continued_from=info.run_id)
+                              continued_from=info.run_id, parent=instance.parent)
     carried = [Signal(info.tenant, info.workflow_id, replace(event, seq=0, time=0.0),
                       None if event.key is None else f"e{event.key}", outcome.run_id)
                for event in instance.unconsumed_events()]

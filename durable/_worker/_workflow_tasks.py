@@ -11,9 +11,9 @@ from msgspec.structs import replace
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
-    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelTimer, CancelWorkflow, Command,
-    CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow, ScheduleAction,
-    StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
+    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelChild, CancelTimer,
+    CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow,
+    ScheduleAction, StartChild, StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
 from .._payloads import dump_value
 from .._replay import WorkflowInstance, replay
@@ -21,7 +21,7 @@ from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
     TaskRef, TimerRecord, WorkflowTask, action_ref,
 )
-from ._effects import continuation, effect_refs
+from ._effects import child_cancel, child_start, effect_refs, ending
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 from ._requests import (
     admit_updates, answer_queries, completion_reply, failure_replies, orphan_replies,
@@ -141,6 +141,10 @@ class _Commit:
                 self._cancelled.append(command.cmd)  # started by an earlier task
             elif type(command) is CancelAction and self.actions.pop(command.cmd, None) is None:
                 self.cancelled_actions.append(command.cmd)  # scheduled by an earlier task
+            elif type(command) is StartChild:
+                self.starts.append(child_start(self.task, self.run_id, command))
+            elif type(command) is CancelChild:
+                self.signals.append(child_cancel(self.task, command))
             elif type(command) is CompleteUpdate:
                 self.replies.append(completion_reply(command))
         self.boundary = (self.seq, now)
@@ -164,8 +168,8 @@ class _Commit:
         return inputs
 
     def end(self, instance: WorkflowInstance) -> None:
-        """The run ended: add what its end does elsewhere (the next run, if it continues)."""
-        starts, signals = continuation(instance)
+        """The run ended: add what its end does elsewhere (see ``_effects.ending``)."""
+        starts, signals = ending(instance)
         self.starts += starts
         self.signals += signals
 

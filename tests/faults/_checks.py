@@ -7,7 +7,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from durable._history import (
-    INPUT_TYPES, TERMINAL_TYPES, ActionCompleted, ActionFailed, ActionScheduled, Event,
+    INPUT_TYPES, TERMINAL_TYPES, ActionCancelRequested, ActionCompleted, ActionFailed,
+    ActionScheduled, ChildCancelled,
+    ChildCompleted, ChildFailed, ChildInitiated, ChildStarted, ChildStartFailed, Event,
     EventReceived, TaskCompleted, TimerCancelled, TimerFired, TimerStarted, WorkflowStarted,
 )
 
@@ -41,6 +43,7 @@ def _history_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
     yield from _batch_problems(events)
     yield from _action_problems(events, settled)
     yield from _timer_problems(events, settled)
+    yield from _child_problems(events, settled)
     keys = [e.key for e in events if isinstance(e, EventReceived) and e.key is not None]
     if len(keys) != len(set(keys)):
         yield f"an external event was recorded twice for one idempotency key: {keys}"
@@ -58,6 +61,7 @@ def _batch_problems(events: Sequence[Event]) -> Iterator[str]:
 def _action_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
     scheduled: dict[int, ActionScheduled] = {}
     outcomes: dict[int, Event] = {}
+    cancelled: set[int] = set()  # cancelled by the workflow: an outcome is optional
     last_cmd = -1
     for event in events:
         if isinstance(event, (ActionScheduled, TimerStarted)):
@@ -72,8 +76,12 @@ def _action_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
             elif event.cmd in outcomes:
                 yield f"action cmd {event.cmd} recorded twice: {outcomes[event.cmd]} and {event}"
             outcomes[event.cmd] = event
-    if settled and set(scheduled) - set(outcomes):
-        yield f"actions without an outcome: {sorted(set(scheduled) - set(outcomes))}"
+        elif isinstance(event, ActionCancelRequested):
+            if event.cmd not in scheduled:
+                yield f"{event} cancels an action that was not scheduled before it"
+            cancelled.add(event.cmd)
+    if settled and set(scheduled) - set(outcomes) - cancelled:
+        yield f"actions without an outcome: {sorted(set(scheduled) - set(outcomes) - cancelled)}"
 
 
 def _timer_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
@@ -90,6 +98,26 @@ def _timer_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
             ended[event.cmd] = event
     if settled and started - set(ended):
         yield f"timers neither fired nor cancelled: {sorted(started - set(ended))}"
+
+
+def _child_problems(events: Sequence[Event], settled: bool) -> Iterator[str]:
+    """A child's start is answered once, and its end is recorded at most once, after it."""
+    initiated: set[int] = set()
+    answered: dict[int, Event] = {}
+    ended: dict[int, Event] = {}
+    for event in events:
+        if isinstance(event, ChildInitiated):
+            initiated.add(event.cmd)
+        elif isinstance(event, (ChildStarted, ChildStartFailed)):
+            if event.cmd not in initiated or event.cmd in answered:
+                yield f"{event} answers a child start that was not made, or twice"
+            answered[event.cmd] = event
+        elif isinstance(event, (ChildCompleted, ChildFailed, ChildCancelled)):
+            if not isinstance(answered.get(event.cmd), ChildStarted) or event.cmd in ended:
+                yield f"{event} ends a child that was not started, or twice"
+            ended[event.cmd] = event
+    if settled and initiated - set(answered):
+        yield f"child starts without an answer: {sorted(initiated - set(answered))}"
 
 
 def commands(events: Sequence[Event]) -> list[tuple[Any, ...]]:

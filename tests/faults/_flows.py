@@ -142,3 +142,30 @@ def prod_mix_result(i: int) -> list[int]:
 
 
 WORKFLOWS.append(prod_mix)
+
+
+@durable.workflow(name="FaultChild")
+async def fault_child(ctx: durable.Context, label: str) -> str:
+    """A step, then the slow action: a worker can be killed in it."""
+    first = await ctx.run(step, label, 1)
+    opened = await ctx.run(gate, label)
+    return f"{first}+{opened}"
+
+
+@durable.workflow(name="FaultParent")
+async def fault_parent(ctx: durable.Context, label: str) -> dict[str, Any]:
+    """A step, a child workflow (awaited), a step."""
+    before = await ctx.run(step, label, 0)
+    kid = await ctx.start_child(fault_child, f"{label}-child", id=f"{ctx.info.workflow_id}-child")
+    result = await kid
+    after = await ctx.run(step, label, 9)
+    return {"before": before, "child": result, "after": after}
+
+
+def fault_parent_result(label: str) -> dict[str, Any]:
+    """What ``fault_parent(label)`` returns."""
+    return {"before": f"{label}:0", "child": f"{label}-child:1+{label}-child:gate",
+            "after": f"{label}:9"}
+
+
+WORKFLOWS += [fault_child, fault_parent]

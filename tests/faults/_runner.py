@@ -17,11 +17,15 @@ from . import _flows
 LEASE = 1.0
 
 
-async def main(url: str, concurrency: int, redis_url: str | None, prefix: str) -> None:
-    """Run a worker on ``url`` (dispatching through Redis when given) until killed."""
+async def main(url: str, concurrency: int, redis_url: str | None, prefix: str,
+               only: list[str] | None = None) -> None:
+    """Run a worker on ``url`` (dispatching through Redis when given) until killed; with
+    ``only``, it hosts just the workflows of those names (and every action)."""
     options = {} if redis_url is None else {"redis_url": redis_url, "prefix": prefix}
+    workflows = [wf for wf in _flows.WORKFLOWS
+                 if only is None or wf.__durable_workflow__.name in only]
     async with durable.connect(url, **options) as client:  # type: ignore[arg-type]
-        worker = durable.Worker(client, workflows=_flows.WORKFLOWS, actions=_flows.ACTIONS,
+        worker = durable.Worker(client, workflows=workflows, actions=_flows.ACTIONS,
                                 lease=LEASE, poll_interval=0.05, concurrency=concurrency)
         await worker.run()
 
@@ -32,7 +36,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--redis", default=None)
     parser.add_argument("--prefix", default="durable")
+    parser.add_argument("--workflows", default=None, help="host only these (comma-separated)")
     options = parser.parse_args()
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s pid=%(process)d %(name)s %(levelname)s %(message)s")
-    asyncio.run(main(options.url, options.concurrency, options.redis, options.prefix))
+    only = None if options.workflows is None else options.workflows.split(",")
+    asyncio.run(main(options.url, options.concurrency, options.redis, options.prefix, only))

@@ -16,6 +16,7 @@ import pytest
 
 import durable
 from _support import eventually
+from faults._checks import check_history
 from durable._history import (
     ActionCancelRequested, ActionCompleted, ActionScheduled, CancelRequested, Event,
     TimerCancelled, TimerFired, TimerStarted, WorkflowCancelled, WorkflowCompleted,
@@ -122,6 +123,7 @@ async def test_cancel_while_an_action_runs_cleans_up_and_tells_the_action(env: E
     assert [e.cmd for e in of(events, ActionCancelRequested)] == [scheduled.cmd]
     assert [e.cmd for e in of(events, ActionCompleted)] == [refund_scheduled.cmd]
     assert isinstance(events[-1], WorkflowCancelled)
+    check_history(events)
     description = await handle.describe()
     assert (description.status, description.state) == ("cancelled", "refunding")
     assert (description.pending_actions, description.pending_timers) == ([], [])
@@ -175,6 +177,7 @@ async def test_asyncio_timeout_runs_on_durable_time_and_cancels_the_action(env: 
     assert [e.cmd for e in of(events, ActionCancelRequested)] == [scheduled.cmd]
     fired = of(events, TimerFired)[0]
     assert fired.time >= events[0].time + 0.3
+    check_history(events)
 
 
 async def test_cancel_of_an_ended_execution_is_a_clear_error(env: Env) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 import durable
 from _support import eventually
+from faults._checks import check_history
 from durable._history import (
     ActionCompleted, TimerStarted, WorkflowContinuedAsNew, WorkflowStarted,
 )
@@ -108,6 +109,7 @@ async def test_an_endless_workflow_keeps_a_bounded_history_and_the_handle_follow
         previous = await handle.history(run_id=started.continued_from)
         ended = previous[-1]
         assert isinstance(ended, WorkflowContinuedAsNew) and ended.run_id == runs[-1]
+        check_history(previous)
         runs.append(started.continued_from)
         started = previous[0]
         assert isinstance(started, WorkflowStarted)
@@ -162,8 +164,8 @@ async def _run_changed(handle: durable.WorkflowHandle[Any], run_id: str) -> bool
     return (await handle.describe()).run_id != run_id
 
 
-async def test_durable_show_shows_any_run_of_the_chain(tmp_path: Any,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+async def test_durable_show_shows_any_run_of_the_chain(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from .test_versioning import await_main
 
     db = f"sqlite:///{tmp_path}/chain.db"

@@ -158,14 +158,16 @@ def _load(tmp_path: Path, source: str) -> Any:
 
 
 async def test_durable_patches_lists_the_executions_on_each_old_path(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     db = f"sqlite:///{tmp_path}/patches.db"
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     async with durable.connect(db) as client:
         for version, ids in ((V1, ["inv-1", "inv-2"]), (V2, ["inv-3"])):
             module = _load(tmp_path, version)
-            actions = [module.fee_in_dollars, getattr(module, "fee_in_cents", module.fee_in_dollars)]
+            cents = getattr(module, "fee_in_cents", module.fee_in_dollars)  # v2 only
+            actions = [module.fee_in_dollars, cents]
             async with durable.Worker(client, [module.billing], actions, poll_interval=0.02):
                 for workflow_id in ids:
                     await client.start(module.billing, 500, id=workflow_id)

@@ -290,3 +290,16 @@ def test_cancellation_histories_replay_identically_twice(wf: Any) -> None:
     h.run()
     first, second = replay_fresh(h)[0], replay_fresh(h)[0]
     assert first.outcome == second.outcome == h.instance.outcome
+
+
+async def test_a_poller_cancelled_just_as_it_is_woken_ends_cancelled() -> None:
+    from durable._stores import Wakeup
+
+    wakeup = Wakeup()
+    poller = asyncio.create_task(wakeup.wait(10.0))
+    await asyncio.sleep(0)  # it waits now
+    wakeup.notify()  # its wake-up is due on the next turn of the loop ...
+    poller.cancel()  # ... and so is its cancellation
+    with pytest.raises(asyncio.CancelledError):
+        await poller
+    assert poller.cancelled()
