@@ -10,7 +10,10 @@ of its own created for the run and dropped after it (``BENCH_PG``, default
 ``redis://127.0.0.1:6379/0``).
 
 - throughput: ``--workflows`` started at once from one process; workflows/s and steps/s.
-- latency: start-to-result one at a time, ``--samples`` samples; p50 and p99.
+  durable is measured twice: its worker in the application's process (like DBOS, whose
+  application process runs its workflows; a start then hands the first task straight to the
+  worker) and in a worker process of its own.
+- latency: start-to-result one at a time, ``--samples`` samples; p50 and p99 (both setups).
 - recovery: ``--recovery-workflows`` workflows of ``--steps`` 20 ms steps in flight; the
   process running them is SIGKILLed and a new one started at once; seconds from the kill until
   all have finished (durable: the worker process, with ``durable server`` and a 1 s lease;
@@ -117,12 +120,13 @@ async def dbos_side(what: str, args: argparse.Namespace) -> dict[str, float]:
         return await dbos_recovery(db, args.recovery_workflows, args.steps)
 
 
-async def durable_side(what: str, args: argparse.Namespace) -> dict[str, float]:
+async def durable_side(what: str, args: argparse.Namespace,
+                       embedded: bool) -> dict[str, float]:
     from bench import e2e
 
     async with scratch_database(DURABLE_DB) as db, contextlib.AsyncExitStack() as stack:
         stack.enter_context(contextlib.redirect_stdout(sys.stderr))  # its own lines: progress
-        common = {"db": db, "redis": args.redis, "workers": 1}
+        common = {"db": db, "redis": args.redis, "workers": 1, "embedded": embedded}
         if what == "throughput":
             # all started at once, as for DBOS; result waits are woken by LISTEN, so poll slowly
             return await e2e.measure("throughput", workflows=args.workflows,
@@ -133,41 +137,39 @@ async def durable_side(what: str, args: argparse.Namespace) -> dict[str, float]:
                                  steps=args.steps, **common)
 
 
-Pair = tuple[dict[str, float] | None, dict[str, float] | None]
+# durable's setups: the application and its worker in one process (as DBOS runs: the process
+# that starts workflows runs them), and a worker process of its own next to the application.
+SETUPS = {"one process": True, "worker process": False}
+Numbers = dict[str, float] | None
 
 
-def report(results: dict[str, Pair]) -> str:
-    def rel(pair: Pair, key: str, how: Any) -> str:
-        d, p = pair
-        return "" if d is None or p is None else how(d[key], p[key])
-
-    def target(pair: Pair, key: str, ok: Any, text: str) -> str:
-        d, p = pair
-        return "" if d is None or p is None else f"{text}: {'met' if ok(d[key], p[key]) else 'NOT met'}"
-
+def report(results: dict[str, tuple[dict[str, Numbers], Numbers]]) -> str:
     rows = []
+
+    def add(label: str, what: str, key: str, fmt: str, scale: float, how: Any,
+            goal: tuple[Any, str] | None = None) -> None:
+        mine, peer = results[what]
+        for setup, numbers in mine.items():
+            ok = "" if numbers is None or peer is None or goal is None else \
+                f"{goal[1]}: {'met' if goal[0](numbers[key], peer[key]) else 'NOT met'}"
+            rows.append((label, setup, cell(numbers, key, fmt, scale), cell(peer, key, fmt, scale),
+                         "" if numbers is None or peer is None else how(numbers[key], peer[key]),
+                         ok))
+
     if "throughput" in results:
-        pair = results["throughput"]
-        rows += [("throughput, workflows/s", *(cell(x, "workflows_per_s", ",.0f") for x in pair),
-                  rel(pair, "workflows_per_s", lambda d, p: ratio(d / p)), ""),
-                 ("throughput, steps/s", *(cell(x, "steps_per_s", ",.0f") for x in pair),
-                  rel(pair, "steps_per_s", lambda d, p: ratio(d / p)),
-                  target(pair, "steps_per_s", lambda d, p: d / p >= TARGETS["steps_per_s"],
-                         ">=10x"))]
+        add("throughput, workflows/s", "throughput", "workflows_per_s", ",.0f", 1,
+            lambda d, p: ratio(d / p))
+        add("throughput, steps/s", "throughput", "steps_per_s", ",.0f", 1,
+            lambda d, p: ratio(d / p), (lambda d, p: d / p >= TARGETS["steps_per_s"], ">=10x"))
     if "latency" in results:
-        pair = results["latency"]
-        rows += [("latency p50, ms", *(cell(x, "p50", ".1f", 1e3) for x in pair),
-                  rel(pair, "p50", lambda d, p: f"{d / p:.2f} of DBOS's"),
-                  target(pair, "p50", lambda d, p: d / p <= TARGETS["p50"], "<=0.25 of DBOS's")),
-                 ("latency p99, ms", *(cell(x, "p99", ".1f", 1e3) for x in pair),
-                  rel(pair, "p99", lambda d, p: f"{d / p:.2f} of DBOS's"), "")]
+        add("latency p50, ms", "latency", "p50", ".1f", 1e3, lambda d, p: f"{d / p:.2f} of DBOS's",
+            (lambda d, p: d / p <= TARGETS["p50"], "<=0.25 of DBOS's"))
+        add("latency p99, ms", "latency", "p99", ".1f", 1e3, lambda d, p: f"{d / p:.2f} of DBOS's")
     if "recovery" in results:
-        pair = results["recovery"]
-        rows.append(("recovery: all finished, s", *(cell(x, "finished", ".2f") for x in pair),
-                     rel(pair, "finished", lambda d, p: f"{ratio(p / d)} sooner"),
-                     target(pair, "finished", lambda d, p: p / d >= TARGETS["recovery"],
-                            ">=5x sooner")))
-    return table(["measure", "durable", "DBOS", "ratio", "target"], rows)
+        add("recovery: all finished, s", "recovery", "finished", ".2f", 1,
+            lambda d, p: f"{ratio(p / d)} sooner",
+            (lambda d, p: p / d >= TARGETS["recovery"], ">=5x sooner"))
+    return table(["measure", "durable setup", "durable", "DBOS", "ratio", "target"], rows)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -185,14 +187,19 @@ def parser() -> argparse.ArgumentParser:
 async def run(args: argparse.Namespace) -> str:
     results = {}
     for what in args.only:
-        progress(f"{what}: durable (PostgreSQL + Redis, one worker process) ...")
-        mine = await attempt(f"durable {what}", durable_side(what, args))
+        mine: dict[str, Numbers] = {}
+        for setup, embedded in SETUPS.items():
+            if what == "recovery" and embedded:
+                continue  # a worker process is SIGKILLed and another one takes over
+            progress(f"{what}: durable (PostgreSQL + Redis, {setup}) ...")
+            mine[setup] = await attempt(f"durable {what}", durable_side(what, args, embedded))
         progress(f"{what}: DBOS Transact (PostgreSQL, one process) ...")
         results[what] = (mine, await attempt(f"DBOS {what}", dbos_side(what, args)))
-    return (f"End to end vs DBOS Transact, 3-step workflow on the same PostgreSQL "
-            f"(throughput: {args.workflows:,} started at once; latency: {args.samples} one at a "
-            f"time; recovery: {args.recovery_workflows} x {args.steps} steps, SIGKILL)\n"
-            + report(results))
+    return (f"End to end vs DBOS Transact, 3-step workflow on the same PostgreSQL (throughput: "
+            f"{args.workflows:,} started at once; latency: {args.samples} one at a time; "
+            f"recovery: {args.recovery_workflows} x {args.steps} steps, SIGKILL). durable runs on "
+            "PostgreSQL + Redis with durable server, its worker either in the application's "
+            "process (one process, as DBOS) or in a process of its own.\n" + report(results))
 
 
 def main() -> None:
