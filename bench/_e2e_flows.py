@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from typing import Any
 
 import durable
@@ -54,9 +55,13 @@ ACTIONS = [add_one, pause]
 
 
 async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
-                     lease: float) -> None:
+                     lease: float, standby: str | None = None) -> None:
+    """Run a worker; with ``standby`` (a path), connected but idle until that file exists."""
     options: dict[str, Any] = {} if not redis else {"redis_url": redis, "prefix": prefix}
     async with durable.connect(url, **options) as client:
+        await client.store.get_execution("", "")  # connected: the store is open
+        while standby is not None and not os.path.exists(standby):
+            await asyncio.sleep(0.005)
         await durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
                              poll_interval=0.05).run()
 
@@ -68,10 +73,13 @@ if __name__ == "__main__":
     parser.add_argument("--prefix", default="durable")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--lease", type=float, default=10.0)
+    parser.add_argument("--standby", default=None, metavar="PATH",
+                        help="stay idle (connected) until PATH exists")
     a = parser.parse_args()
+    main = run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease, a.standby)
     try:
         import uvloop
 
-        uvloop.run(run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease))
+        uvloop.run(main)
     except ImportError:
-        asyncio.run(run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease))
+        asyncio.run(main)

@@ -16,8 +16,9 @@ for in-process dispatch. Each run uses a fresh tenant, so runs do not see each o
 
 - throughput: 3-action workflows; workflows/s, action steps/s, and start-to-result p50/p99.
 - latency: one workflow at a time; start-to-result p50/p99.
-- recovery: the worker is SIGKILLed with ``--workflows`` workflows of ``--steps`` steps in
-  flight and a new one started; when the first resumed and when all finished.
+- recovery: the worker running ``--workflows`` workflows of ``--steps`` steps is SIGKILLed
+  half way through them; a second, live worker takes them over; when the first resumed and
+  when all finished.
 - long: one workflow of ``--steps`` sequential steps next to one of 10 steps; µs per step
   of each and their ratio (the sticky cache keeps a long workflow linear).
 - matrix: throughput at concurrency 1, 10 and 100 on SQLite (one process, and a worker
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -69,10 +71,12 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def worker(self, concurrency: int, lease: float) -> subprocess.Popen[bytes]:
+    def worker(self, concurrency: int, lease: float,
+               standby: str | None = None) -> subprocess.Popen[bytes]:
         args = ["-m", "bench._e2e_flows", self.db, "--concurrency", str(concurrency),
                 "--lease", str(lease), "--prefix", self.prefix]
-        return self._spawn(*args, *(["--redis", self.redis] if self.redis else []))
+        args += ["--redis", self.redis] if self.redis else []
+        return self._spawn(*args, *(["--standby", standby] if standby else []))
 
     def server(self) -> subprocess.Popen[bytes] | None:
         if not self.redis:
@@ -218,38 +222,57 @@ async def long(args: argparse.Namespace) -> dict[str, float]:
 
 
 async def recovery(args: argparse.Namespace) -> dict[str, float]:
+    """A worker process runs the workflows and is SIGKILLed half way through them; a second
+    worker process, started with it and idle until the workflows are under way, takes them
+    over once their leases expire."""
+    import tempfile
+
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     cluster = Cluster(args.db, args.redis, prefix)
+    go = Path(tempfile.mkdtemp(prefix="durable-bench-")) / "go"
     try:
         victim = cluster.worker(args.workflows, lease=args.lease)
+        cluster.worker(args.workflows, lease=args.lease, standby=str(go))  # the live worker
         cluster.server()
         async with connected(args, prefix) as client:
-            handles = [await client.start(flows.many_steps, args.steps, 0.02, id=f"r{i}")
-                       for i in range(args.workflows)]
-            progress(f"started {len(handles)} workflows of {args.steps} steps; waiting until "
-                     "they are under way")
-            while min([len(await h.history()) for h in handles[:5]]) < 8:
-                await asyncio.sleep(0.05)
-            lengths = {h.workflow_id: len(await h.history()) for h in handles}
+            await asyncio.sleep(1.5)  # both workers are up
+            handles = await asyncio.gather(*(
+                client.start(flows.many_steps, args.steps, STEP_SECONDS, id=f"r{i}")
+                for i in range(args.workflows)))
+            # Half way through (a workflow takes at least steps x STEP_SECONDS): each is in
+            # flight, its inline steps not yet committed, so the next worker runs them again.
+            duration = args.steps * STEP_SECONDS
+            await asyncio.sleep(duration / 2)
+            go.touch()  # the second worker joins in now, with everything claimed
             victim.send_signal(signal.SIGKILL)
             killed_at = time.perf_counter()
-            cluster.worker(args.workflows, lease=args.lease)
-            progress("SIGKILLed the worker; a new one is running")
+            at_kill = {r.workflow_id: r for r in await client.list(limit=args.workflows)}
+            in_flight = sum(r.status == "running" for r in at_kill.values())
+            progress(f"SIGKILLed the worker with {in_flight} of {len(handles)} workflows of "
+                     f"{args.steps} steps in flight")
             resumed = None
-            while True:
-                grown = [len(await h.history()) > lengths[h.workflow_id] for h in handles]
-                statuses = [(await h.describe()).status for h in handles]
-                if resumed is None and any(grown):
+            while True:  # one query a round: each execution's status and history length
+                rows = await client.list(limit=args.workflows)
+                if resumed is None and any(r.last_seq > at_kill[r.workflow_id].last_seq
+                                           for r in rows):
                     resumed = time.perf_counter() - killed_at
-                if all(s != "running" for s in statuses):
+                if all(r.status != "running" for r in rows):
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.01)
             finished = time.perf_counter() - killed_at
-        print(f"recovery {_setup(args)} lease={args.lease}s: first workflow resumed {resumed:.2f} s after the SIGKILL; all "
-              f"{args.workflows} workflows of {args.steps} steps finished {finished:.2f} s after it")
-        return {"resumed": resumed if resumed is not None else finished, "finished": finished}
+        print(f"recovery db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} two "
+              f"worker processes, lease={args.lease}s: SIGKILL with {in_flight} of "
+              f"{args.workflows} workflows of {args.steps} steps in flight; the live worker "
+              f"resumed the first {resumed if resumed is not None else finished:.2f} s after "
+              f"the kill, all finished {finished:.2f} s after it")
+        return {"resumed": resumed if resumed is not None else finished, "finished": finished,
+                "in_flight": in_flight}
     finally:
         cluster.stop()
+        shutil.rmtree(go.parent, ignore_errors=True)
+
+
+STEP_SECONDS = 0.02  # each step of the recovery workflows sleeps this long
 
 
 def _scheme(url: str) -> str:
