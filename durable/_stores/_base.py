@@ -503,7 +503,8 @@ class Wakeup:
     Stores call :meth:`notify` when they made work runnable, :meth:`ended` when an execution
     reached a terminal status and :meth:`replied` when a request got its answer (the
     PostgreSQL store also relays other processes' ``ended`` and ``replied`` through
-    ``LISTEN``); other processes are found by polling.
+    ``LISTEN``); other processes are found by polling. All of it happens on the event loop's
+    thread (stores call these after their I/O returns), so waiters are woken directly.
 
     ``epoch`` is not None while every end is reported here (a memory store always; the
     PostgreSQL store while its ``LISTEN`` connection is up, with a new epoch after each
@@ -541,7 +542,7 @@ class Wakeup:
         self.generation += 1
         for fut in self._waiters:
             if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_set_done, fut)
+                fut.set_result(None)
         self._waiters.clear()
 
     async def wait(self, timeout: float, seen: int | None = None) -> None:
@@ -594,7 +595,7 @@ class Wakeup:
             self._recent.popitem(last=False)
         for fut in self._watchers.get(key, ()):
             if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_set_done, fut, outcome)
+                fut.set_result(outcome)
 
     @contextlib.contextmanager
     def watching(self, tenant: str, workflow_id: str) -> Iterator[asyncio.Future[Outcome | None]]:
@@ -618,7 +619,7 @@ class Wakeup:
         """Wake whoever waits for the answer to the request."""
         for fut in self._reply_watchers.get((tenant, workflow_id, request_id), ()):
             if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_set_done, fut)
+                fut.set_result(None)
 
     @contextlib.contextmanager
     def watching_reply(self, tenant: str, workflow_id: str,
@@ -635,8 +636,3 @@ class Wakeup:
                 watchers.discard(fut)
                 if not watchers:
                     del self._reply_watchers[key]
-
-
-def _set_done(fut: asyncio.Future[Any], value: Any = None) -> None:
-    if not fut.done():
-        fut.set_result(value)
