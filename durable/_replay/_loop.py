@@ -101,11 +101,19 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def run_ready(self) -> None:
         """Run callbacks until none is ready; the loop is "running" only in here (or for all
         of an :meth:`entered` block)."""
+        global _active, _entered
         if _entered is self:
             self._run_ready()
             return
-        with self.entered():
+        # entered(), inlined: a live activation pays no context manager
+        outer, outer_entered = asyncio.events._get_running_loop(), _entered
+        asyncio.events._set_running_loop(self)
+        _active, _entered = True, self
+        try:
             self._run_ready()
+        finally:
+            _active, _entered = outer_entered is not None, outer_entered
+            asyncio.events._set_running_loop(outer)
 
     def _run_ready(self) -> None:
         ready = self._ready
