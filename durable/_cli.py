@@ -31,6 +31,7 @@ import durable
 from durable import errors
 
 from . import _cli_replay, _cli_timetravel
+from ._bench import add_arguments as add_bench_arguments
 from ._cli_schedules import add_schedule_commands
 from ._definitions import definitions_in, workflow_definition
 from ._history import (
@@ -249,6 +250,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="open executions to check at most (default 10000)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    p = command("bench", _bench, "measure replay speed on this machine, by workflow shape and "
+                "history size, next to Python's and asyncio's floors")
+    add_bench_arguments(p)
+
     command("migrate", _migrate, "create or upgrade the store's schema and print its version")
     add_schedule_commands(sub, common, _connect)
     return parser
@@ -417,6 +422,13 @@ async def _server(args: argparse.Namespace) -> int:
         except OSError as exc:  # the HTTP port is taken or the address is wrong
             raise CliError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
         print(f"durable server {server.identity} stopped", flush=True)
+    return 0
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    from ._bench._replay import run
+
+    await asyncio.to_thread(run, args)  # it runs event loops of its own (the floors)
     return 0
 
 

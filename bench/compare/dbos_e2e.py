@@ -1,6 +1,6 @@
 """End to end: durable on PostgreSQL + Redis (one worker process) next to DBOS Transact.
 
-    .venv/bin/python -m bench.compare.dbos_e2e [--workflows 2000] [--samples 200]
+    .venv/bin/python -m bench.compare.dbos_e2e [--workflows 2000] [--repeat 2] [--samples 200]
         [--recovery-workflows 200] [--steps 20] [--only throughput latency recovery]
 
 Both run a 3-step workflow (durable: ``bench/_e2e_flows.py``, 3 actions; DBOS:
@@ -9,7 +9,8 @@ of its own created for the run and dropped after it (``BENCH_PG``, default
 ``postgresql://postgres@127.0.0.1:5432``; durable's Redis is ``DURABLE_REDIS_URL``, default
 ``redis://127.0.0.1:6379/0``).
 
-- throughput: ``--workflows`` started at once from one process; workflows/s and steps/s.
+- throughput: ``--workflows`` started at once from one process; workflows/s and steps/s, the
+  best of ``--repeat`` runs for each side.
   durable is measured twice: its worker in the application's process (like DBOS, whose
   application process runs its workflows; a start then hands the first task straight to the
   worker) and in a worker process of its own.
@@ -172,9 +173,19 @@ def report(results: dict[str, tuple[dict[str, Numbers], Numbers]]) -> str:
     return table(["measure", "durable setup", "durable", "DBOS", "ratio", "target"], rows)
 
 
+async def best(what: str, repeat: int, measure: Any) -> Numbers:
+    """The best of ``repeat`` throughput runs (a run of a few seconds is at the mercy of this
+    shared machine); latency and recovery are measured once."""
+    runs = [await measure() for _ in range(repeat if what == "throughput" else 1)]
+    done = [r for r in runs if r is not None]
+    return max(done, key=lambda r: r["steps_per_s"]) if done else None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workflows", type=int, default=2000)
+    p.add_argument("--repeat", type=int, default=2,
+                   help="throughput runs per side, the best reported (default 2)")
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--recovery-workflows", type=int, default=200)
     p.add_argument("--steps", type=int, default=20)
@@ -192,9 +203,11 @@ async def run(args: argparse.Namespace) -> str:
             if what == "recovery" and embedded:
                 continue  # a worker process is SIGKILLed and another one takes over
             progress(f"{what}: durable (PostgreSQL + Redis, {setup}) ...")
-            mine[setup] = await attempt(f"durable {what}", durable_side(what, args, embedded))
+            mine[setup] = await best(what, args.repeat, lambda: attempt(
+                f"durable {what}", durable_side(what, args, embedded)))
         progress(f"{what}: DBOS Transact (PostgreSQL, one process) ...")
-        results[what] = (mine, await attempt(f"DBOS {what}", dbos_side(what, args)))
+        results[what] = (mine, await best(what, args.repeat, lambda: attempt(
+            f"DBOS {what}", dbos_side(what, args))))
     return (f"End to end vs DBOS Transact, 3-step workflow on the same PostgreSQL (throughput: "
             f"{args.workflows:,} started at once; latency: {args.samples} one at a time; "
             f"recovery: {args.recovery_workflows} x {args.steps} steps, SIGKILL). durable runs on "

@@ -68,19 +68,20 @@ async def test_workers_killed_at_random_never_duplicate_or_lose_an_effect(
         tmp_path: Path, pg_database: str) -> None:
     procs = make_procs(tmp_path, pg_database)
     client = await prepared(pg_database)
-    flows, steps = 20, [1, 2, 3]
+    flows, steps = 20, [1, 2, 3, 4, 5, 6]
     try:
         handles = [await client.start(_db_flows.ledger_flow, steps, id=f"flow-{i:02}")
                    for i in range(flows)]
         for n in range(2):
             worker(procs, f"w{n}")
+        # The first kill lands while transactions are open: the work is under way.
+        await eventually(lambda: rows(pg_database), what="the first ledger rows")
         chaos = random.Random(7)
-        for kill in range(8):  # a SIGKILL every ~0.3 s, each replaced by a new worker
-            await eventually(lambda: len(procs.procs) > 0, what="a worker")
+        for kill in range(8):  # a SIGKILL every ~0.15 s, each replaced by a new worker
             live = [p for p in procs.procs if not p.killed]
             procs.kill(chaos.choice(live))
             worker(procs, f"w{kill + 2}")
-            await _pause(0.3)
+            await _pause(0.15)
         results = [await h.result(timeout=60) for h in handles]
         procs.assert_running()
     finally:

@@ -367,3 +367,13 @@ def test_the_error_strategies_example_runs(tmp_path: Path) -> None:
     carol = out[out.index("carol: booking"):]
     assert "carol: failed: action 'quote' failed after 1 attempt(s): NonRetryable: cannot " \
         "price" in carol and "[hotel]" not in carol  # stop: nothing was booked
+
+
+def test_bench_measures_replay_next_to_the_floors(cli) -> None:
+    code, out, _ = cli("bench", "--shapes", "sequential", "timers", "--events", "30",
+                       "--repeat", "1")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.startswith(("sequential", "timers"))]
+    assert [(r[0], int(r[2])) for r in rows] == [("sequential", 10), ("timers", 10)]
+    assert all(float(r[4]) > 0 for r in rows)  # us/step
+    assert "asyncio loop iteration" in out
