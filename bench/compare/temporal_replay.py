@@ -11,7 +11,8 @@ parallel activities; the dev server is told to fire short timers promptly, see
 ``_common.FAST_TIMERS``), then each history is fetched and replayed by
 ``temporalio.worker.Replayer`` with ``UnsandboxedWorkflowRunner`` (best of ``--repeat``).
 durable records a history of the same shape and step count (``bench._shapes.record``) and
-replays it from its stored blobs (``bench.replay.replay_blobs``), decoding included. One step
+replays it from its stored blobs (``bench.replay.replay_blobs``), decoding included, in a fresh
+interpreter of its own (apart from the Temporal SDK's runtime threads and heap). One step
 is one activity / timer / signal; the ratio is Temporal's time over durable's.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
 import time
 import uuid
@@ -27,6 +29,7 @@ from typing import Any
 
 from bench.compare._common import (
     FAST_TIMERS,
+    ROOT,
     best_async,
     progress,
     ratio,
@@ -56,12 +59,24 @@ def shape_steps(shape: str, steps: int) -> int:
     return max(steps // 100, 1) * 100 if shape == "fanout" else steps
 
 
-def durable_per_step(shape: str, steps: int, repeat: int) -> float:
-    from bench._shapes import record
-    from bench.replay import best, replay_blobs
+_DURABLE_CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from bench._shapes import record
+from bench.replay import best, replay_blobs
+_, blobs = record({shape!r}, {steps})
+print(best({repeat}, lambda: replay_blobs({shape!r}, blobs)) / {steps})
+"""
 
-    _, blobs = record(shape, steps)
-    return best(max(repeat * 5, 10), lambda: replay_blobs(shape, blobs)) / steps
+
+def durable_per_step(shape: str, steps: int, repeat: int) -> float:
+    """Seconds per step, best of runs, in a fresh interpreter: apart from the Temporal SDK's
+    runtime threads and its histories in this process's heap."""
+    code = _DURABLE_CHILD.format(root=str(ROOT), shape=shape, steps=steps,
+                                 repeat=max(repeat * 5, 10))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout.split()[-1])
 
 
 async def generate(client: Any, task_queue: str, shape: str, steps: int) -> Any:
