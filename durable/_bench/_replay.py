@@ -97,16 +97,27 @@ def loop_iterations(n: int, new_loop: Callable[[], asyncio.AbstractEventLoop]) -
         loop.close()
 
 
-def best(repeat: int, fn: Callable[[], None], *, at_least: float = 0.0) -> float:
+def best(repeat: int, fn: Callable[[], None], *, sample: float = 0.0) -> float:
     """The fastest of ``repeat`` runs of ``fn``, in seconds (GC collected before each); with
-    ``at_least``, more runs, until they took that many seconds in all (a run of a millisecond
-    is at the mercy of anything else the machine does)."""
-    times: list[float] = []
-    while len(times) < repeat or sum(times) < at_least:
+    ``sample``, each run calls ``fn`` as many times as take at least that many seconds (one
+    call of a millisecond is at the mercy of anything else the machine does)."""
+    number = 1
+    while True:
         gc.collect()
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+        for _ in range(number):
+            fn()
+        first = time.perf_counter() - t0
+        if first >= sample:
+            break
+        number = max(number * 2, int(number * sample / max(first, 1e-6) * 1.1))
+    times = [first / number]
+    for _ in range(repeat - 1):
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
     return min(times)
 
 
@@ -144,7 +155,7 @@ def run(args: argparse.Namespace) -> None:
             steps = steps_for(shape, size)
             progress(f"{shape}: recording {steps} steps ...")
             history, blobs = record(shape, steps)
-            seconds = best(args.repeat, lambda: replay_blobs(shape, blobs), at_least=0.5)
+            seconds = best(args.repeat, lambda: replay_blobs(shape, blobs), sample=0.1)
             rows.append((shape, len(blobs), steps, seconds))
     print(f"\n{'shape':11} {'events':>8} {'steps':>7} {'events/s':>11} {'us/step':>8} "
           f"{'x loop':>7}")
