@@ -39,6 +39,7 @@ from ._requests import (
     DELETE_REQUEST, PENDING_REQUESTS, answer_txn, fetch_all, get_request, needs_rearm, rearm_txn,
     request_from_row, submit_request_txn,
 )
+from . import _statements as sql
 from ._schedules import SQLiteSchedules
 from ._transactions import SQLiteTransactions
 from ._snapshots import find_snapshot, save_snapshot_txn
@@ -57,137 +58,6 @@ _decode_any: Final = msgspec.msgpack.Decoder().decode
 _decode_list: Final = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_dict: Final = msgspec.msgpack.Decoder(dict[str, Any]).decode
 _decode_error: Final = msgspec.msgpack.Decoder(ErrorInfo).decode
-
-# ---- statements -----------------------------------------------------------------------------
-
-_EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, status, created_at, "
-                             "updated_at, last_seq, state, data, result, error, task_error")
-_SELECT_EXECUTION: Final = (f"SELECT {_EXECUTION_COLUMNS} FROM executions "
-                            "WHERE tenant = ? AND workflow_id = ?")
-_LIST_TENANT_EXECUTIONS: Final = (
-    f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE tenant = ?1 "
-    "AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
-_LIST_ALL_EXECUTIONS: Final = (
-    f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE (?2 IS NULL OR status = ?2) "
-    "ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
-_SCAN_EXECUTIONS: Final = (
-    f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR tenant = ?1) "
-    "AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR status = ?3) "
-    "AND (?4 IS NULL OR created_at >= ?4) "
-    "AND (?5 IS NULL OR (created_at, tenant, workflow_id) > (?5, ?6, ?7)) "
-    "ORDER BY created_at, tenant, workflow_id LIMIT ?8")
-_INSERT_EXECUTION: Final = (f"INSERT INTO executions ({_EXECUTION_COLUMNS}) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_SELECT_HEAD: Final = ("SELECT run_id, workflow, status, last_seq FROM executions "
-                       "WHERE tenant = ? AND workflow_id = ?")
-_SELECT_COMMIT_HEAD: Final = (
-    "SELECT e.run_id, e.last_seq, w.owner FROM executions AS e LEFT JOIN workflow_tasks AS w "
-    "ON w.tenant = e.tenant AND w.workflow_id = e.workflow_id "
-    "WHERE e.tenant = ? AND e.workflow_id = ?")
-_ADVANCE_EXECUTION: Final = ("UPDATE executions SET last_seq = ?, updated_at = ? "
-                             "WHERE tenant = ? AND workflow_id = ?")
-_UPDATE_EXECUTION: Final = (
-    "UPDATE executions SET last_seq = ?, updated_at = ?, status = ?, state = ?, data = ?, "
-    "result = ?, error = ?, task_error = NULL WHERE tenant = ? AND workflow_id = ?")
-_SET_TASK_ERROR: Final = "UPDATE executions SET task_error = ? WHERE tenant = ? AND workflow_id = ?"
-# continue-as-new: the execution switches to its next run; created_at stays
-_NEW_RUN: Final = (
-    "UPDATE executions SET run_id = ?, workflow = ?, version = ?, status = 'running', "
-    "updated_at = ?, last_seq = 1, state = NULL, data = ?, result = ?, error = NULL, "
-    "task_error = NULL WHERE tenant = ? AND workflow_id = ?")
-
-_SELECT_EVENTS: Final = (
-    "SELECT body FROM events WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = coalesce(?3, "
-    "(SELECT run_id FROM executions WHERE tenant = ?1 AND workflow_id = ?2)) AND seq > ?4 "
-    "ORDER BY seq LIMIT ?5")  # ?5 = -1: no limit
-_INSERT_EVENT: Final = ("INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body) "
-                        "VALUES (?, ?, ?, ?, ?, ?)")
-# Invariant: a dedup key is recorded at most once per run (the unique index decides).
-_INSERT_INPUT: Final = (_INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id, dedup) "
-                        "WHERE dedup IS NOT NULL DO NOTHING")
-
-# A task made runnable counts as dispatched at that time: its creator publishes the hint.
-_UPSERT_WORKFLOW_TASK: Final = (
-    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
-    "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
-_DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
-_SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt, requested FROM workflow_tasks "
-    "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
-    "ORDER BY due LIMIT ?3")
-_LEASE_WORKFLOW_TASK: Final = (
-    "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
-    "WHERE tenant = ? AND workflow_id = ?")
-_RELEASE_WORKFLOW_TASK: Final = (  # dispatched again once due
-    "UPDATE workflow_tasks SET owner = NULL, visible_at = ?, dispatched_at = 0 "
-    "WHERE tenant = ? AND workflow_id = ? AND owner = ?")
-
-_ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
-                          "visible_at, last_error")
-_UPSERT_ACTION: Final = (
-    f"INSERT OR REPLACE INTO action_tasks ({_ACTION_COLUMNS}, dispatched_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_SELECT_DUE_ACTIONS: Final = (
-    f"SELECT {_ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
-    "WHERE due <= ?1 AND visible_at <= ?1 "
-    "AND name IN (SELECT value FROM json_each(?2)) ORDER BY due LIMIT ?3")
-_ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
-_LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
-                        f"WHERE {_ACTION_KEY}")
-_EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = ? "
-                         f"WHERE {_ACTION_KEY} AND owner = ?")
-_RETRY_ACTION: Final = (  # dispatched again once due
-    "UPDATE action_tasks SET attempt = ?, visible_at = ?, last_error = ?, owner = NULL, "
-    f"lease_until = 0, dispatched_at = 0 WHERE {_ACTION_KEY} AND owner = ?")
-_DELETE_ACTION: Final = f"DELETE FROM action_tasks WHERE {_ACTION_KEY}"
-_DELETE_RUN_ACTIONS: Final = ("DELETE FROM action_tasks "
-                              "WHERE tenant = ? AND workflow_id = ? AND run_id = ?")
-_PENDING_ACTIONS: Final = (f"SELECT {_ACTION_COLUMNS} FROM action_tasks "
-                           "WHERE tenant = ? AND workflow_id = ? ORDER BY cmd")
-
-_UPSERT_TIMER: Final = ("INSERT OR REPLACE INTO timers (tenant, workflow_id, run_id, cmd, fire_at) "
-                        "VALUES (?, ?, ?, ?, ?)")
-_DELETE_TIMER: Final = ("DELETE FROM timers "
-                        "WHERE tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?")
-_DELETE_RUN_TIMERS: Final = "DELETE FROM timers WHERE tenant = ? AND workflow_id = ? AND run_id = ?"
-_SELECT_DUE_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd FROM timers "
-                             "WHERE fire_at <= ? ORDER BY fire_at LIMIT ?")
-_PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM timers "
-                          "WHERE tenant = ? AND workflow_id = ? ORDER BY cmd")
-
-# claim_refs: one hinted task, if it is claimable now (?3 / ?5 is now).
-_SELECT_HINTED_WORKFLOW_TASK: Final = (
-    "SELECT workflow, attempt, requested FROM workflow_tasks "
-    "WHERE tenant = ?1 AND workflow_id = ?2 AND due <= ?3 AND visible_at <= ?3")
-_SELECT_HINTED_ACTION: Final = (
-    f"SELECT {_ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
-    "WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = ?3 AND cmd = ?4 "
-    "AND due <= ?5 AND visible_at <= ?5")
-
-# dispatch_due: claimable tasks announced at or before ?1 (now - older_than); ?2 is now.
-_SELECT_UNDISPATCHED_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id FROM workflow_tasks WHERE dispatched_at <= ?1 AND due <= ?2 "
-    "AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
-_SELECT_UNDISPATCHED_ACTIONS: Final = (
-    "SELECT tenant, workflow_id, name, run_id, cmd FROM action_tasks WHERE dispatched_at <= ?1 "
-    "AND due <= ?2 AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
-_MARK_WORKFLOW_TASK_DISPATCHED: Final = ("UPDATE workflow_tasks SET dispatched_at = ? "
-                                         "WHERE tenant = ? AND workflow_id = ?")
-_MARK_ACTION_DISPATCHED: Final = f"UPDATE action_tasks SET dispatched_at = ? WHERE {_ACTION_KEY}"
-
-_NEXT_WAKEUP: Final = (
-    "SELECT min(t) FROM (SELECT min(fire_at) AS t FROM timers "
-    "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks "
-    "UNION ALL SELECT min(due) FROM schedules)")
-
-_CREATE_SCHEMA_VERSION: Final = (
-    "CREATE TABLE IF NOT EXISTS schema_version "
-    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
-_SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
-_INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
-                                 "VALUES (?, ?, ?)")
-
 
 # ---- the store ------------------------------------------------------------------------------
 
@@ -338,7 +208,7 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
                                   now: float) -> bool:
         """Keep a running action's lease alive; False if the lease was lost."""
         params = (now + lease, *_action_key(task), owner)
-        return await self._write(_changed, _EXTEND_ACTION, params)
+        return await self._write(_changed, sql.EXTEND_ACTION, params)
 
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task, atomically."""
@@ -351,7 +221,7 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
                                 error: str, now: float) -> None:
         """Schedule the next attempt of a failed action at ``visible_at``."""
         params = (task.attempt + 1, visible_at, error, *_action_key(task), owner)
-        await self._write(_changed, _RETRY_ACTION, params)
+        await self._write(_changed, sql.RETRY_ACTION, params)
 
     # ---- dispatch -----------------------------------------------------------------------
 
@@ -439,7 +309,7 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
         waits)."""
-        return await self._run(_scalar, _NEXT_WAKEUP, ())
+        return await self._run(_scalar, sql.NEXT_WAKEUP, ())
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""
@@ -460,7 +330,7 @@ async def migrate(url: str) -> int:
     """Apply the pending migrations of the file ``url`` names; return its schema version."""
     store = await SQLiteStore.open(url)  # opening migrates
     try:
-        version: int = await store._run(_scalar, _SELECT_SCHEMA_VERSION, ())
+        version: int = await store._run(_scalar, sql.SELECT_SCHEMA_VERSION, ())
     finally:
         await store.close()
     return version
@@ -513,8 +383,8 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
     """Apply the migrations newer than the file's ``schema_version`` (under the write lock)."""
-    conn.execute(_CREATE_SCHEMA_VERSION)
-    current = conn.execute(_SELECT_SCHEMA_VERSION).fetchone()[0]
+    conn.execute(sql.CREATE_SCHEMA_VERSION)
+    current = conn.execute(sql.SELECT_SCHEMA_VERSION).fetchone()[0]
     migrations = migration_files(__package__)
     if current > migrations[-1][0]:
         raise StoreUnavailableError(
@@ -524,7 +394,7 @@ def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
         if version > current:
             for statement in _statements(script):
                 conn.execute(statement)
-            conn.execute(_INSERT_SCHEMA_VERSION, (version, name, time.time()))
+            conn.execute(sql.INSERT_SCHEMA_VERSION, (version, name, time.time()))
 
 
 def _statements(script: str) -> list[str]:
@@ -594,18 +464,18 @@ def _action_key(task: ActionTask) -> Row:
 
 def _get_execution(conn: sqlite3.Connection, tenant: str,
                    workflow_id: str) -> ExecutionRecord | None:
-    row = conn.execute(_SELECT_EXECUTION, (tenant, workflow_id)).fetchone()
+    row = conn.execute(sql.SELECT_EXECUTION, (tenant, workflow_id)).fetchone()
     return None if row is None else _record(row)
 
 
 def _list_executions(conn: sqlite3.Connection, tenant: str | None, status: str | None,
                      limit: int) -> list[ExecutionRecord]:
-    statement = _LIST_ALL_EXECUTIONS if tenant is None else _LIST_TENANT_EXECUTIONS
+    statement = sql.LIST_ALL_EXECUTIONS if tenant is None else sql.LIST_TENANT_EXECUTIONS
     return [_record(row) for row in conn.execute(statement, (tenant, status, limit))]
 
 
 def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[ExecutionRecord]:
-    return [_record(row) for row in conn.execute(_SCAN_EXECUTIONS, params)]
+    return [_record(row) for row in conn.execute(sql.SCAN_EXECUTIONS, params)]
 
 
 def _read_data_version(conn: sqlite3.Connection) -> int:
@@ -614,7 +484,8 @@ def _read_data_version(conn: sqlite3.Connection) -> int:
 
 def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
                   after_seq: int, limit: int = -1) -> list[Event]:
-    rows = conn.execute(_SELECT_EVENTS, (tenant, workflow_id, run_id, after_seq, limit)).fetchall()
+    rows = conn.execute(sql.SELECT_EVENTS,
+                        (tenant, workflow_id, run_id, after_seq, limit)).fetchall()
     return [decode_event(body) for (body,) in rows]
 
 
@@ -624,12 +495,12 @@ def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
     if existing is not None:
         return existing, False
     key = (started.tenant, started.workflow_id)
-    conn.execute(_INSERT_EXECUTION, (*key, started.run_id, started.workflow, started.version,
+    conn.execute(sql.INSERT_EXECUTION, (*key, started.run_id, started.workflow, started.version,
                                      "running", now, now, 1, None, _encode({}), _encode(None),
                                      None, None))
     _begin_run_txn(conn, started, now)
     if lease_to is not None:
-        conn.execute(_LEASE_WORKFLOW_TASK, (*lease_to, *key))
+        conn.execute(sql.LEASE_WORKFLOW_TASK, (*lease_to, *key))
     return ExecutionRecord(*key, started.run_id, started.workflow, started.version, "running",
                            now, now, 1), True
 
@@ -637,9 +508,9 @@ def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
 def _begin_run_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float) -> None:
     """Write a run's ``WorkflowStarted`` (seq 1) and make the execution runnable."""
     key = (started.tenant, started.workflow_id)
-    conn.execute(_INSERT_EVENT, (*key, started.run_id, 1, None,
+    conn.execute(sql.INSERT_EVENT, (*key, started.run_id, 1, None,
                                  encode_event(replace(started, seq=1, time=now))))
-    conn.execute(_UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
+    conn.execute(sql.UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
 
 
 def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: Event,
@@ -648,7 +519,7 @@ def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: 
 
     With ``run_id``, only while that is the execution's current run.
     """
-    head = conn.execute(_SELECT_HEAD, (tenant, workflow_id)).fetchone()
+    head = conn.execute(sql.SELECT_HEAD, (tenant, workflow_id)).fetchone()
     if head is None:
         raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
                                     workflow_id=workflow_id, tenant=tenant)
@@ -657,11 +528,11 @@ def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: 
         return None
     seq: int = last_seq + 1
     body = encode_event(replace(event, seq=seq, time=now))
-    if conn.execute(_INSERT_INPUT, (tenant, workflow_id, current_run, seq, dedup,
+    if conn.execute(sql.INSERT_INPUT, (tenant, workflow_id, current_run, seq, dedup,
                                     body)).rowcount == 0:
         return None  # the dedup key was seen before
-    conn.execute(_ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
-    conn.execute(_UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))
+    conn.execute(sql.ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
+    conn.execute(sql.UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))
     return seq
 
 
@@ -680,10 +551,10 @@ class _Effects(NamedTuple):
 def _finish_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
                 replies: Sequence[Reply]) -> bool:
     key = (task.tenant, task.workflow_id)
-    head = conn.execute(_SELECT_COMMIT_HEAD, key).fetchone()
+    head = conn.execute(sql.SELECT_COMMIT_HEAD, key).fetchone()
     if head is None or head[1] != expected_seq - 1 or head[2] != owner:
         return False
-    conn.execute(_DELETE_WORKFLOW_TASK, key)
+    conn.execute(sql.DELETE_WORKFLOW_TASK, key)
     answer_txn(conn, task.tenant, task.workflow_id, replies)
     return True
 
@@ -693,19 +564,19 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
                 cancelled_timers: list[int], update: ExecutionUpdate, now: float,
                 effects: _Effects) -> bool:
     key = (task.tenant, task.workflow_id)
-    head = conn.execute(_SELECT_COMMIT_HEAD, key).fetchone()
+    head = conn.execute(sql.SELECT_COMMIT_HEAD, key).fetchone()
     if head is None or head[1] != expected_seq - 1 or head[2] != owner:
         return False
     run = (*key, head[0])
-    conn.executemany(_INSERT_EVENT, [(*run, e.seq, None, encode_event(e)) for e in events])
-    conn.execute(_DELETE_WORKFLOW_TASK, key)
+    conn.executemany(sql.INSERT_EVENT, [(*run, e.seq, None, encode_event(e)) for e in events])
+    conn.execute(sql.DELETE_WORKFLOW_TASK, key)
     if update.status in TERMINAL_STATUSES:
         _drop_run_work_txn(conn, run)
     else:
         _schedule_txn(conn, run, actions, timers, cancelled_timers, now)
-        conn.executemany(_DELETE_ACTION, [(*run, cmd) for cmd in effects.cancelled_actions])
+        conn.executemany(sql.DELETE_ACTION, [(*run, cmd) for cmd in effects.cancelled_actions])
     error = None if update.error is None else _encode(update.error)
-    conn.execute(_UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
+    conn.execute(sql.UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
                                      update.state, _encode(update.data), _encode(update.result),
                                      error, *key))
     for start in effects.starts:
@@ -718,8 +589,8 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
 
 
 def _drop_run_work_txn(conn: sqlite3.Connection, run: Row) -> None:
-    conn.execute(_DELETE_RUN_ACTIONS, run)
-    conn.execute(_DELETE_RUN_TIMERS, run)
+    conn.execute(sql.DELETE_RUN_ACTIONS, run)
+    conn.execute(sql.DELETE_RUN_TIMERS, run)
 
 
 def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> None:
@@ -727,7 +598,7 @@ def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> 
     started = start.started
     if (started.tenant, started.workflow_id) == run[:2]:
         _drop_run_work_txn(conn, run)
-        conn.execute(_NEW_RUN, (started.run_id, started.workflow, started.version, now,
+        conn.execute(sql.NEW_RUN, (started.run_id, started.workflow, started.version, now,
                                 _encode({}), _encode(None), *run[:2]))
         _begin_run_txn(conn, started, now)
         return
@@ -752,26 +623,26 @@ def _schedule_txn(conn: sqlite3.Connection, run: Row, actions: list[ActionTask],
     The new action tasks count as dispatched ``now``: the committing worker publishes them.
     """
     if actions:
-        conn.executemany(_UPSERT_ACTION, [
+        conn.executemany(sql.UPSERT_ACTION, [
             (*run, a.cmd, a.name, _encode(a.args), _encode(a.kwargs), a.attempt, a.visible_at,
              a.last_error, now) for a in actions])
     if timers:
-        conn.executemany(_UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in timers])
+        conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in timers])
     if cancelled_timers:
-        conn.executemany(_DELETE_TIMER, [(*run, cmd) for cmd in cancelled_timers])
+        conn.executemany(sql.DELETE_TIMER, [(*run, cmd) for cmd in cancelled_timers])
 
 
 def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
                           until: float) -> list[WorkflowTask]:
-    if not conn.execute(_SELECT_DUE_WORKFLOW_TASKS, query).fetchall():
+    if not conn.execute(sql.SELECT_DUE_WORKFLOW_TASKS, query).fetchall():
         return []  # nothing due: do not take the write lock (idle pollers stay cheap)
     return _in_transaction(conn, _claim_workflow_txn, query, owner, until)
 
 
 def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
-    rows = conn.execute(_SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
-    conn.executemany(_LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
+    rows = conn.execute(sql.SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
+    conn.executemany(sql.LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
     return [WorkflowTask(t, w, name, attempt + 1, requested=bool(requested))
             for t, w, name, attempt, requested in rows]
 
@@ -779,9 +650,9 @@ def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
 def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visible_at: float,
                  error: str | None) -> None:
     key = (task.tenant, task.workflow_id)
-    released = _changed(conn, _RELEASE_WORKFLOW_TASK, (visible_at, *key, owner))
+    released = _changed(conn, sql.RELEASE_WORKFLOW_TASK, (visible_at, *key, owner))
     if released and error is not None:
-        conn.execute(_SET_TASK_ERROR, (error, *key))
+        conn.execute(sql.SET_TASK_ERROR, (error, *key))
 
 
 # ---- action tasks and timers ----------------------------------------------------------------
@@ -789,7 +660,7 @@ def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visib
 
 def _claim_action_tasks(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[ActionTask]:
-    if not conn.execute(_SELECT_DUE_ACTIONS, query).fetchall():
+    if not conn.execute(sql.SELECT_DUE_ACTIONS, query).fetchall():
         return []  # nothing due: do not take the write lock
     return _in_transaction(conn, _claim_action_txn, query, owner, until)
 
@@ -798,8 +669,8 @@ def _claim_action_txn(conn: sqlite3.Connection, query: Row, owner: str,
                       until: float) -> list[ActionTask]:
     # A task whose lease expired was claimed before: its worker died, so that was an attempt.
     tasks = [_action(row[:-1], reclaimed=row[-1])
-             for row in conn.execute(_SELECT_DUE_ACTIONS, query).fetchall()]
-    conn.executemany(_LEASE_ACTION, [(owner, until, t.attempt, *_action_key(t)) for t in tasks])
+             for row in conn.execute(sql.SELECT_DUE_ACTIONS, query).fetchall()]
+    conn.executemany(sql.LEASE_ACTION, [(owner, until, t.attempt, *_action_key(t)) for t in tasks])
     return tasks
 
 
@@ -811,25 +682,25 @@ def _claim_refs_txn(conn: sqlite3.Connection, refs: Sequence[TaskRef], owner: st
     claimed_actions: list[ActionTask] = []
     for ref in refs:
         if ref.kind == "w":
-            row = conn.execute(_SELECT_HINTED_WORKFLOW_TASK, (ref.tenant, ref.workflow_id, now))
+            row = conn.execute(sql.SELECT_HINTED_WORKFLOW_TASK, (ref.tenant, ref.workflow_id, now))
             found = row.fetchone()
             if found is not None and found[0] in workflows:
-                conn.execute(_LEASE_WORKFLOW_TASK, (owner, until, ref.tenant, ref.workflow_id))
+                conn.execute(sql.LEASE_WORKFLOW_TASK, (owner, until, ref.tenant, ref.workflow_id))
                 claimed_workflows.append(WorkflowTask(ref.tenant, ref.workflow_id, found[0],
                                                       found[1] + 1, requested=bool(found[2])))
             continue
         key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
-        hit = conn.execute(_SELECT_HINTED_ACTION, (*key, now)).fetchone()
+        hit = conn.execute(sql.SELECT_HINTED_ACTION, (*key, now)).fetchone()
         if hit is not None and hit[4] in actions:
             task = _action(hit[:-1], reclaimed=hit[-1])
-            conn.execute(_LEASE_ACTION, (owner, until, task.attempt, *key))
+            conn.execute(sql.LEASE_ACTION, (owner, until, task.attempt, *key))
             claimed_actions.append(task)
     return claimed_workflows, claimed_actions
 
 
 def _dispatch_due(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
-    if not (conn.execute(_SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchone()
-            or conn.execute(_SELECT_UNDISPATCHED_ACTIONS, query).fetchone()):
+    if not (conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchone()
+            or conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query).fetchone()):
         return []  # nothing to announce: do not take the write lock
     return _in_transaction(conn, _dispatch_due_txn, query)
 
@@ -837,20 +708,20 @@ def _dispatch_due(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
 def _dispatch_due_txn(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
     """Mark up to ``limit`` undispatched claimable tasks dispatched now; return their hints."""
     _, now, limit = query
-    rows = conn.execute(_SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchall()
-    conn.executemany(_MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row) for row in rows])
+    rows = conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchall()
+    conn.executemany(sql.MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row) for row in rows])
     refs = [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
     if len(refs) < limit:
-        actions = conn.execute(_SELECT_UNDISPATCHED_ACTIONS, query[:2] + (limit - len(refs),))
+        actions = conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query[:2] + (limit - len(refs),))
         for tenant, workflow_id, name, run_id, cmd in actions.fetchall():
-            conn.execute(_MARK_ACTION_DISPATCHED, (now, tenant, workflow_id, run_id, cmd))
+            conn.execute(sql.MARK_ACTION_DISPATCHED, (now, tenant, workflow_id, run_id, cmd))
             refs.append(TaskRef("a", tenant, workflow_id, name, run_id, cmd))
     return refs
 
 
 def _complete_action_txn(conn: sqlite3.Connection, task: ActionTask, event: Event,
                          now: float) -> bool:
-    conn.execute(_DELETE_ACTION, _action_key(task))
+    conn.execute(sql.DELETE_ACTION, _action_key(task))
     try:
         seq = _append_txn(conn, task.tenant, task.workflow_id, event,
                           f"a{task.run_id}/{task.cmd}", now, task.run_id)
@@ -860,16 +731,16 @@ def _complete_action_txn(conn: sqlite3.Connection, task: ActionTask, event: Even
 
 
 def _fire_due_timers(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
-    if not conn.execute(_SELECT_DUE_TIMERS, (now, limit)).fetchall():
+    if not conn.execute(sql.SELECT_DUE_TIMERS, (now, limit)).fetchall():
         return []  # nothing due: do not take the write lock
     return _in_transaction(conn, _fire_txn, now, limit)
 
 
 def _fire_txn(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
     """Delete each due timer and record its ``TimerFired`` in the same transaction."""
-    due = conn.execute(_SELECT_DUE_TIMERS, (now, limit)).fetchall()
+    due = conn.execute(sql.SELECT_DUE_TIMERS, (now, limit)).fetchall()
     for tenant, workflow_id, run_id, cmd in due:
-        conn.execute(_DELETE_TIMER, (tenant, workflow_id, run_id, cmd))
+        conn.execute(sql.DELETE_TIMER, (tenant, workflow_id, run_id, cmd))
         _append_txn(conn, tenant, workflow_id, TimerFired(0, now, cmd), f"t{run_id}/{cmd}", now)
     return [workflow_ref(tenant, workflow_id) for tenant, workflow_id, _, _ in due]
 
@@ -877,7 +748,7 @@ def _fire_txn(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]
 def _pending_work_txn(conn: sqlite3.Connection, tenant: str,
                       workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
     key = (tenant, workflow_id)
-    actions = [_action(row) for row in conn.execute(_PENDING_ACTIONS, key)]
-    timers = [TimerRecord(*row) for row in conn.execute(_PENDING_TIMERS, key)]
+    actions = [_action(row) for row in conn.execute(sql.PENDING_ACTIONS, key)]
+    timers = [TimerRecord(*row) for row in conn.execute(sql.PENDING_TIMERS, key)]
     return actions, timers
 
