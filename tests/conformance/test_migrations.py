@@ -53,14 +53,14 @@ async def test_sqlite_migrate_is_idempotent_and_keeps_data(tmp_path: Path) -> No
 
 
 async def test_sqlite_upgrades_a_version_1_file(tmp_path: Path) -> None:
-    from durable._stores.sqlite import _store
+    from durable._stores.sqlite import _statements as sql
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    [(_, name, script)] = [m for m in migration_files(_store.__package__) if m[0] == 1]
-    conn.execute(_store._CREATE_SCHEMA_VERSION)
+    [(_, name, script)] = [m for m in migration_files(sql.__package__) if m[0] == 1]
+    conn.execute(sql.CREATE_SCHEMA_VERSION)
     conn.executescript(script)
-    conn.execute(_store._INSERT_SCHEMA_VERSION, (1, name, 0.0))
+    conn.execute(sql.INSERT_SCHEMA_VERSION, (1, name, 0.0))
     conn.execute("INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at) "
                  "VALUES ('t', 'wf', 'F', 5.0)")
     conn.close()
