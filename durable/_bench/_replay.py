@@ -98,27 +98,21 @@ def loop_iterations(n: int, new_loop: Callable[[], asyncio.AbstractEventLoop]) -
 
 
 def best(repeat: int, fn: Callable[[], None], *, sample: float = 0.0) -> float:
-    """The fastest of ``repeat`` runs of ``fn``, in seconds (GC collected before each); with
-    ``sample``, each run calls ``fn`` as many times as take at least that many seconds (one
-    call of a millisecond is at the mercy of anything else the machine does)."""
-    number = 1
-    while True:
+    """Seconds per call of ``fn``: the fastest of ``repeat`` runs (GC collected before each);
+    with ``sample``, each run calls ``fn`` as many times as take at least that many seconds
+    (one call of a millisecond is at the mercy of anything else the machine does)."""
+    def run(number: int) -> float:
         gc.collect()
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
-        first = time.perf_counter() - t0
-        if first >= sample:
-            break
-        number = max(number * 2, int(number * sample / max(first, 1e-6) * 1.1))
-    times = [first / number]
-    for _ in range(repeat - 1):
-        gc.collect()
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return min(times)
+        return time.perf_counter() - t0
+
+    number, took = 1, run(1)
+    while took < sample:
+        number = max(number * 2, int(number * sample / max(took, 1e-6) * 1.1))
+        took = run(number)
+    return min([took, *(run(number) for _ in range(repeat - 1))]) / number
 
 
 def floors(steps: int, repeat: int) -> dict[str, float]:
