@@ -1,5 +1,6 @@
-"""Every SQL statement the SQLite store runs, as module-level constants (``sqlite3`` caches
-prepared statements by their text)."""
+"""The SQL of the SQLite store's core (executions, history, tasks, timers, dispatch,
+migrations) as module-level constants: ``sqlite3`` caches prepared statements by their text.
+Requests, schedules and snapshots keep theirs beside their code, as in the PostgreSQL store."""
 
 from __future__ import annotations
 

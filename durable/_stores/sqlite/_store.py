@@ -496,8 +496,8 @@ def _create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
         return existing, False
     key = (started.tenant, started.workflow_id)
     conn.execute(sql.INSERT_EXECUTION, (*key, started.run_id, started.workflow, started.version,
-                                     "running", now, now, 1, None, _encode({}), _encode(None),
-                                     None, None))
+                                        "running", now, now, 1, None, _encode({}), _encode(None),
+                                        None, None))
     _begin_run_txn(conn, started, now)
     if lease_to is not None:
         conn.execute(sql.LEASE_WORKFLOW_TASK, (*lease_to, *key))
@@ -509,7 +509,7 @@ def _begin_run_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: floa
     """Write a run's ``WorkflowStarted`` (seq 1) and make the execution runnable."""
     key = (started.tenant, started.workflow_id)
     conn.execute(sql.INSERT_EVENT, (*key, started.run_id, 1, None,
-                                 encode_event(replace(started, seq=1, time=now))))
+                                    encode_event(replace(started, seq=1, time=now))))
     conn.execute(sql.UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
 
 
@@ -529,7 +529,7 @@ def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: 
     seq: int = last_seq + 1
     body = encode_event(replace(event, seq=seq, time=now))
     if conn.execute(sql.INSERT_INPUT, (tenant, workflow_id, current_run, seq, dedup,
-                                    body)).rowcount == 0:
+                                       body)).rowcount == 0:
         return None  # the dedup key was seen before
     conn.execute(sql.ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
     conn.execute(sql.UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))
@@ -577,8 +577,8 @@ def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
         conn.executemany(sql.DELETE_ACTION, [(*run, cmd) for cmd in effects.cancelled_actions])
     error = None if update.error is None else _encode(update.error)
     conn.execute(sql.UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
-                                     update.state, _encode(update.data), _encode(update.result),
-                                     error, *key))
+                                        update.state, _encode(update.data), _encode(update.result),
+                                        error, *key))
     for start in effects.starts:
         _start_txn(conn, run, start, now)
     for signal in effects.signals:
@@ -599,7 +599,7 @@ def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> 
     if (started.tenant, started.workflow_id) == run[:2]:
         _drop_run_work_txn(conn, run)
         conn.execute(sql.NEW_RUN, (started.run_id, started.workflow, started.version, now,
-                                _encode({}), _encode(None), *run[:2]))
+                                   _encode({}), _encode(None), *run[:2]))
         _begin_run_txn(conn, started, now)
         return
     _, created = _create_txn(conn, started, now)
