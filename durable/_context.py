@@ -151,7 +151,10 @@ class Context:
             *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         """Run an action durably and return its result (recorded once, replayed thereafter)."""
         instance = self._instance
-        return instance.schedule_action(action_definition(action, instance.actions), args, kwargs)
+        defn = getattr(action, "__durable_action__", None)  # the common case, without a call
+        if defn is None:
+            defn = action_definition(action, instance.actions)
+        return instance.schedule_action(defn, args, kwargs)
 
     async def wait_for(self, *names: str, timeout: float | timedelta | None = None) -> EventReceived | None:
         """Wait for an external event named one of ``names``; None when ``timeout`` passes.

@@ -118,9 +118,9 @@ class Children:
         if type(recorded) is ChildInitiated and recorded.workflow == defn.name:
             inst._ri += 1
             inst._ncmd = cmd + 1
-            if (recorded.workflow_id != wanted
-                    or dump_value(list(args), defn.name) != recorded.args):
-                inst._changed(f"the id or arguments of child workflow {defn.name!r}")
+            a = dump_value(list(args), defn.name)
+            if recorded.workflow_id != wanted or a != recorded.args:
+                self._changed(defn, recorded, wanted, a)
             child = _Child(cmd, defn, recorded.workflow_id, recorded.run_id,
                            recorded.parent_close, inst._loop)
         else:
@@ -132,6 +132,21 @@ class Children:
             child = _Child(cmd, defn, wanted, run_id, parent_close, inst._loop)
         self.by_cmd[cmd] = child
         return child.started
+
+    def _changed(self, defn: WorkflowDefinition, recorded: ChildInitiated, wanted: str,
+                 args: list[Any]) -> None:
+        """A child started with another id or other arguments than recorded: an error if a
+        later recorded start is the new one (reordered starts), else a warning (the recorded
+        child is kept)."""
+        def same(event: Event) -> bool:
+            return (type(event) is ChildInitiated and event.workflow == defn.name
+                    and event.workflow_id == wanted and event.args == args)
+
+        command = StartChild(recorded.cmd, defn.name, defn.version, wanted, recorded.run_id,
+                             args, {}, recorded.parent_close)
+        self._instance._changed(f"the id or arguments of child workflow {defn.name!r}",
+                                recorded, command, same,
+                                f" ({recorded.workflow_id!r} {recorded.args} -> {wanted!r} {args})")
 
     def apply(self, event: Event) -> None:
         """An input about a child: its start was confirmed or refused, or it ended."""

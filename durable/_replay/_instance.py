@@ -20,7 +20,7 @@ import sys
 import uuid
 import warnings
 from collections import deque
-from typing import Any, Final, NamedTuple, Sequence
+from typing import Any, Callable, Final, NamedTuple, Sequence
 
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
@@ -43,6 +43,7 @@ __all__ = ["Activation", "ContinueAsNewRequest", "NonDeterminismWarning", "Workf
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+_INTERNAL = (_PACKAGE_DIR, _ASYNCIO_DIR)  # frames that are not the workflow's own code
 
 
 _TERMINAL = (CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew)
@@ -126,7 +127,7 @@ def _user_location(frame: Any) -> str:
     """``file:line`` of the innermost frame that is neither durable's nor asyncio's."""
     while frame is not None:
         path = frame.f_code.co_filename
-        if not path.startswith((_PACKAGE_DIR, _ASYNCIO_DIR)):
+        if not path.startswith(_INTERNAL):
             return f"{path}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
@@ -173,6 +174,7 @@ class WorkflowInstance:
         self._commands: list[Command] = []
         self._recorded: Sequence[Event] | None = None
         self._ri = 0
+        self.history: Sequence[Event] = ()  # what ``replay`` replays (to look ahead in it)
         self._error: NonDeterminismError | None = None
         self._pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
         self._timers: dict[int, Any] = {}  # cmd -> the loop's timer handle (its ``_cmd``)
@@ -309,6 +311,9 @@ class WorkflowInstance:
 
     def issue(self, command: Command, location: str | None = None) -> None:
         """Issue a command: live, it is new; in replay it had to match and did not."""
+        if self.done:
+            self._after_the_end(command)
+            return
         if self._recorded is None:
             self._ncmd += 1
             self._commands.append(command)
@@ -330,6 +335,12 @@ class WorkflowInstance:
             self.done, self.outcome = True, command
             return
         self._diverged(recorded, command, location or _user_location(sys._getframe(1)))
+
+    def _after_the_end(self, command: Command) -> None:
+        """The run has ended: what its other tasks still do (a timer cancelled by a
+        ``finally``) is dropped. Replay skips it where an older version recorded it."""
+        if self._recorded is not None and _same(self._peek(), command):
+            self._ri += 1
 
     def _take_markers(self) -> None:
         """Replay: consume the ``Patched`` markers at this point; their patches are taken."""
@@ -373,18 +384,46 @@ class WorkflowInstance:
                 workflow_id=info.workflow_id,
             )
 
-    def _changed(self, what: str) -> None:
-        message = (f"workflow {self.info.workflow!r} (id {self.info.workflow_id!r}): {what} "
-                   f"changed since it was recorded, at {_user_location(sys._getframe(2))}")
-        if self.strict:
-            self._diverged(self._peek(), None, message)
-        warnings.warn(message, NonDeterminismWarning, stacklevel=4)
+    def _changed(self, what: str, recorded: Event, command: Command,
+                 confused: Callable[[Event], bool] | None = None, detail: str = "") -> None:
+        """Replay matched ``command`` to ``recorded`` by kind and name, but ``what`` differs.
+
+        An error when a later recorded command is the new one exactly (``confused``): the
+        code issued its commands in another order than recorded, and the recorded outcome
+        would go to the wrong one. A ``NonDeterminismWarning`` otherwise (a changed value,
+        kept for the rest of the run); an error in strict mode.
+        """
+        frame = sys._getframe(1)
+        location, level = _user_location(frame), 2
+        while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+            frame, level = frame.f_back, level + 1
+        reordered = confused is not None and self._recorded_later(recorded, confused)
+        if reordered or self.strict:
+            self._ri -= 1  # report the recorded event that the command did not match
+            self._ncmd -= 1
+            why = ("a later recorded command has exactly the new values: the code issued "
+                   "these commands in another order than recorded, so a recorded outcome would "
+                   "go to the wrong one (is an order taken from a set?)" if reordered else
+                   "replay is strict: every change is an error")
+            self._diverged(recorded, command, f"{location} ({what} changed{detail}; {why})")
+        warnings.warn(f"workflow {self.info.workflow!r} (id {self.info.workflow_id!r}): {what} "
+                      f"changed since it was recorded{detail}, at {location}",
+                      NonDeterminismWarning, stacklevel=level)
+
+    def _recorded_later(self, recorded: Event, matches: Callable[[Event], bool]) -> bool:
+        """Whether an event recorded after ``recorded`` (in this replay) ``matches``."""
+        history = self.history
+        if not history:
+            return False
+        start = recorded.seq - history[0].seq + 1
+        return any(matches(event) for event in history[max(start, 0):])
 
     def schedule_action(self, defn: ActionDefinition, args: tuple[Any, ...],
                         kwargs: dict[str, Any]) -> asyncio.Future[Any]:
         """Issue ``ScheduleAction`` and return the future its completion resolves."""
         cmd = self._ncmd
-        recorded = self._peek()
+        recorded, ri = self._recorded, self._ri
+        recorded = recorded[ri] if recorded is not None and ri < len(recorded) else None
         if type(recorded) is ActionScheduled and recorded.name == defn.name:  # type: ignore[union-attr]
             self._ri += 1
             self._ncmd = cmd + 1
@@ -393,7 +432,7 @@ class WorkflowInstance:
             if (a != r and dump_value(a, defn.name) != r) or (kwargs and (
                     kwargs != recorded.kwargs  # type: ignore[union-attr]
                     and dump_value(kwargs, defn.name) != recorded.kwargs)):  # type: ignore[union-attr]
-                self._changed(f"the arguments of action {defn.name!r}")
+                self._action_changed(defn, recorded, args, kwargs)  # type: ignore[arg-type]
         else:
             a, k = defn.params.dump(args, kwargs)
             check_size([a, k], f"arguments of {defn.name}")
@@ -401,6 +440,29 @@ class WorkflowInstance:
         fut = self._loop.create_future()
         self._pending[cmd] = (fut, defn)
         return fut
+
+    def _action_changed(self, defn: ActionDefinition, recorded: ActionScheduled,
+                        args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """An action call replayed with other arguments than recorded (see ``_changed``).
+
+        The recorded arguments are read with today's signature first, so a change of the
+        types alone (a field with a default added to a dataclass) is not a change.
+        """
+        a, k = defn.params.dump(args, kwargs)
+        try:
+            if defn.params.load(recorded.args, recorded.kwargs) == defn.params.load(a, k):
+                return
+        except DurableError:
+            pass  # they no longer fit the signature: a change
+        name = defn.name
+
+        def same(event: Event) -> bool:
+            return (type(event) is ActionScheduled and event.name == name
+                    and event.args == a and event.kwargs == k)
+
+        self._changed(f"the arguments of action {name!r}", recorded,
+                      ScheduleAction(recorded.cmd, name, a, k), same,
+                      f" ({recorded.args} -> {a})")
 
     def _cancel_abandoned(self) -> None:
         """Cancel the action calls, then the children, whose futures were cancelled."""
@@ -451,11 +513,23 @@ class WorkflowInstance:
             self._ri += 1
             self._ncmd = cmd + 1
             if recorded.duration != delay:  # type: ignore[union-attr]
-                self._changed(f"a timer's duration ({recorded.duration}s -> {delay}s)")  # type: ignore[union-attr]
+                self._timer_changed(recorded, delay)  # type: ignore[arg-type]
         else:
             self.issue(StartTimer(cmd, delay, self._loop._time + delay))
         handle._cmd = cmd  # type: ignore[attr-defined]
         self._timers[cmd] = handle
+
+    def _timer_changed(self, recorded: TimerStarted, delay: float) -> None:
+        """A timer replayed with another duration than recorded (see ``_changed``): two
+        timers started together swapped places if one of the batch has the new duration."""
+        end = self._recorded[-1].seq if self._recorded else recorded.seq  # the batch's last
+
+        def same(event: Event) -> bool:
+            return type(event) is TimerStarted and event.seq <= end and event.duration == delay
+
+        self._changed("a timer's duration", recorded,
+                      StartTimer(recorded.cmd, delay, recorded.time + delay), same,
+                      f" ({recorded.duration}s -> {delay}s)")
 
     def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
         """Issue ``CancelTimer`` for a timer that has not fired yet."""
@@ -476,23 +550,32 @@ class WorkflowInstance:
         """Issue ``SetState``."""
         if not isinstance(state, str):
             raise TypeError(f"a workflow state is a str, not {state!r}")
+        if self.done:
+            return  # the run has ended (see _after_the_end)
         recorded = self._peek()
         if type(recorded) is StateChanged:
             self._ri += 1
             self._ncmd += 1
             if recorded.state != state:  # type: ignore[union-attr]
-                self._changed(f"state {recorded.state!r} -> {state!r}")  # type: ignore[union-attr]
+                self._changed("the state", recorded, SetState(state),  # type: ignore[arg-type]
+                              detail=f" ({recorded.state!r} -> {state!r})")  # type: ignore[union-attr]
         else:
             self.issue(SetState(state))
         self.state = state
 
     def set_data(self, key: str, value: Any, deleted: bool = False) -> None:
         """Issue ``SetData`` for one key of ``ctx.data``."""
+        if self.done:
+            return  # the run has ended (see _after_the_end)
         payload = None if deleted else dump_value(value, f"ctx.data[{key!r}]")
         recorded = self._peek()
         if type(recorded) is DataChanged and recorded.key == key:  # type: ignore[union-attr]
             self._ri += 1
             self._ncmd += 1
+            if recorded.value != payload or recorded.deleted != deleted:  # type: ignore[union-attr]
+                self._changed(f"the value of ctx.data[{key!r}]", recorded,  # type: ignore[arg-type]
+                              SetData(key, payload, deleted),
+                              detail=f" ({recorded.value!r} -> {payload!r})")  # type: ignore[union-attr]
         else:
             if not deleted:
                 check_size(payload, f"ctx.data[{key!r}]")
@@ -621,18 +704,30 @@ class WorkflowInstance:
         return uuid.UUID(int=self.random.getrandbits(128), version=4)
 
     def close(self) -> None:
-        """Drop the coroutine without running any more of it (eviction)."""
-        # Coroutines unwinding now or when collected later (tasks other than the main one)
-        # may still issue commands (a timer cancelled by a finally): nobody wants them.
+        """Drop the coroutines without running any more of them (eviction).
+
+        Every pending task's coroutine is closed now, on this loop, rather than finalized by
+        the garbage collector later, anywhere, with another loop running.
+        """
+        # Coroutines unwinding now may still issue commands (a timer cancelled by a finally):
+        # nobody wants them.
         self._recorded, self._commands = None, []
-        if self._main is not None and not self._main.done():
-            coro = self._main.get_coro()
+        if self._main is not None:
             self._main.remove_done_callback(self._on_main_done)
-            try:
-                coro.close()  # type: ignore[union-attr]
-            except BaseException:  # noqa: BLE001 - a finally block in user code raised
-                pass
-        self._loop.close()
+        loop = self._loop
+        pending = loop.pending_tasks()
+        if pending:
+            loop.run_sync(_close_all, pending)
+        loop.report_unretrieved()
+        loop.close()
+
+
+def _close_all(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        try:
+            task.get_coro().close()  # type: ignore[union-attr]
+        except BaseException:  # noqa: BLE001 - a finally block in user code raised
+            pass
 
 
 def _resolve_none(fut: asyncio.Future[Any]) -> None:

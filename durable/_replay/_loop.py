@@ -1,9 +1,19 @@
 """A private, deterministic asyncio event loop for workflow code.
 
 Callbacks run in the order they were scheduled, time is the workflow's recorded clock, and
-``call_later`` / ``call_at`` start durable timers. So ``gather``, ``wait``, ``Queue``,
-``Event``, ``asyncio.sleep`` and ``asyncio.timeout`` behave identically on every replay.
-Anything that would do real I/O raises ``IllegalWorkflowOperationError``.
+``call_later`` / ``call_at`` start durable timers. Anything that would do real I/O raises
+``IllegalWorkflowOperationError``.
+
+Sets are the other source of difference between a run and its replay: asyncio keeps tasks in
+sets (``TaskGroup``, ``as_completed``) and ``asyncio.wait`` returns sets, and a set of objects
+hashed by memory address is iterated in another order by every process. So every task the
+loop makes hashes by its creation number on that loop (see ``_Task``), ``asyncio.wait``
+returns sets that iterate in the order of its arguments, and ``wait`` / ``as_completed`` turn
+their awaitables into tasks in that order instead of a set's (see ``_ordered_wait``). Then
+``gather``, ``wait``, ``as_completed``, ``TaskGroup``, ``shield``, ``Queue``, ``Event``,
+``Condition``, ``Semaphore``, ``Lock``, ``asyncio.sleep`` and ``asyncio.timeout`` behave
+identically on every replay. (Futures stay ``asyncio.Future``: a task awaits one of those on
+the C fast path, which a subclass would leave, at a cost on every step.)
 """
 
 from __future__ import annotations
@@ -12,9 +22,10 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import functools
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn
 
 from ..errors import IllegalWorkflowOperationError
 
@@ -88,6 +99,19 @@ class _TimerHandle(asyncio.TimerHandle):
         self._cmd = -1
 
 
+class _Task(asyncio.Task[Any]):
+    """A task of a workflow loop, hashed by its creation number on that loop.
+
+    Invariant: ``_n`` is set before anything can hash the task, and a replay creates the
+    same tasks in the same order as the run it replays, so sets of them iterate alike.
+    """
+
+    __slots__ = ("_n",)
+
+    def __hash__(self) -> int:
+        return self._n
+
+
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The loop one workflow instance runs on. It only ever runs inside ``activate``."""
 
@@ -95,6 +119,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._time = 0.0
         self._instance = instance
+        self.made = 0  # tasks made so far: the next one's number (see _Task)
+        self._tasks: list[asyncio.Task[Any]] = []  # those not done, and some done since
+        self._prune_at = 64
 
     # ---- running -----------------------------------------------------------------------
 
@@ -117,10 +144,17 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _run_ready(self) -> None:
         ready = self._ready
+        popleft = ready.popleft
         while ready:
-            handle = ready.popleft()
+            handle = popleft()
             if not handle._cancelled:
-                handle._run()
+                try:  # Handle._run, inlined: one frame less per step
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - as asyncio's loops do
+                    self.call_exception_handler({"message": f"Exception in callback {handle}",
+                                                 "exception": exc, "handle": handle})
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
@@ -156,6 +190,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def close(self) -> None:
         self._ready.clear()
+        self._tasks = []
 
     # ---- scheduling --------------------------------------------------------------------
 
@@ -196,9 +231,21 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         if type(self._ready) is not collections.deque:  # read-only code (a query) runs:
             coro.close()
             self._ready.append(coro)  # it refuses, before a task exists that would be dropped
-        task = asyncio.Task(coro, loop=self, name=name, context=context)
+        task = _Task.__new__(_Task)
+        task._n = n = self.made + 1  # before __init__, which hashes it into asyncio's registry
+        self.made = n
+        task.__init__(coro, loop=self, name=name or f"Task-{n}", context=context)  # type: ignore[misc]
         task._log_destroy_pending = False  # an evicted instance's tasks are dropped on purpose
+        tasks = self._tasks
+        tasks.append(task)
+        if len(tasks) > self._prune_at:
+            self._tasks = tasks = [t for t in tasks if not t.done()]
+            self._prune_at = max(64, 2 * len(tasks))
         return task
+
+    def pending_tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks made on this loop that have not finished."""
+        return [t for t in self._tasks if not t.done()]
 
     # ---- errors ------------------------------------------------------------------------
 
@@ -206,10 +253,23 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return None
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
-        if not self._instance.replaying:
-            exc = context.get("exception")
-            logger.error("workflow %s: %s", self._instance.info.workflow_id,
-                         context.get("message"), exc_info=exc)
+        # Only while the workflow runs live: a task or future that the garbage collector
+        # finalizes (at any moment, on any thread) reports nothing here; the instance
+        # reports its tasks' unretrieved errors when it is closed (see report_unretrieved).
+        if _entered is self and not self._instance.replaying:
+            self._report(context.get("message"), context.get("exception"))
+
+    def _report(self, message: Any, exc: BaseException | None) -> None:
+        logger.error("workflow %s: %s", self._instance.info.workflow_id, message, exc_info=exc)
+
+    def report_unretrieved(self) -> None:
+        """Log the errors of this loop's finished tasks that nothing retrieved (live only)
+        and mark them retrieved, so that no finalizer reports them later."""
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task._log_traceback:  # type: ignore[attr-defined]
+                exc = task.exception()  # retrieves it
+                if not self._instance.replaying:
+                    self._report(f"{task.get_name()}: exception was never retrieved", exc)
 
     def default_exception_handler(self, context: dict[str, Any]) -> None:
         self.call_exception_handler(context)
@@ -227,3 +287,66 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     subprocess_shell = connect_read_pipe = connect_write_pipe = add_reader = _forbidden
     add_writer = add_signal_handler = run_forever = run_until_complete = _forbidden
     sendfile = start_tls = sock_sendfile = sock_recv_into = sock_recvfrom = _forbidden
+
+
+def _in_order(fs: Iterable[Any], loop: asyncio.AbstractEventLoop, *,
+              coroutines: bool) -> list[Any]:
+    """``fs`` without repeats, in the order given, each awaitable that is not a future (nor a
+    coroutine, unless ``coroutines``) wrapped in a task: made in this order, not a set's."""
+    return [f if asyncio.isfuture(f) or (not coroutines and asyncio.iscoroutine(f))
+            else asyncio.ensure_future(f, loop=loop) for f in dict.fromkeys(fs)]
+
+
+class _InOrder(set):  # type: ignore[type-arg]
+    """``asyncio.wait``'s ``done`` or ``pending`` on a workflow loop: a set that iterates (and
+    pops) in the order of ``wait``'s arguments, then what was added, in the order added."""
+
+    __slots__ = ("_order",)
+
+    def __init__(self, members: Iterable[Any], order: dict[Any, None]) -> None:
+        super().__init__(members)
+        self._order = order
+
+    def __iter__(self) -> Iterator[Any]:
+        ordered = [x for x in self._order if set.__contains__(self, x)]
+        return iter(ordered)
+
+    def add(self, item: Any) -> None:
+        if not set.__contains__(self, item):
+            self._order = {**self._order, item: None}
+        set.add(self, item)
+
+    def pop(self) -> Any:
+        for item in self:
+            set.remove(self, item)
+            return item
+        raise KeyError("pop from an empty set")
+
+
+# asyncio.wait and as_completed put their awaitables in a set and wrap those that are not
+# futures in tasks while iterating it, in the order of their memory addresses; wait returns
+# sets. On a workflow loop they are wrapped first, in the order given, and wait's sets iterate
+# in that order. (wait refuses coroutines itself.)
+_wait, _as_completed = asyncio.tasks.wait, asyncio.tasks.as_completed
+
+
+@functools.wraps(_wait)
+async def _ordered_wait(fs: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+    loop = asyncio.events._get_running_loop()
+    if type(loop) is not WorkflowLoop or asyncio.isfuture(fs) or asyncio.iscoroutine(fs):
+        return await _wait(fs, *args, **kwargs)
+    order = dict.fromkeys(_in_order(fs, loop, coroutines=False))
+    done, pending = await _wait(list(order), *args, **kwargs)
+    return _InOrder(done, order), _InOrder(pending, order)
+
+
+@functools.wraps(_as_completed)
+def _ordered_as_completed(fs: Iterable[Any], *args: Any, **kwargs: Any) -> Any:
+    loop = asyncio.events._get_running_loop()
+    if type(loop) is WorkflowLoop and not (asyncio.isfuture(fs) or asyncio.iscoroutine(fs)):
+        fs = _in_order(fs, loop, coroutines=True)
+    return _as_completed(fs, *args, **kwargs)
+
+
+asyncio.wait = asyncio.tasks.wait = _ordered_wait
+asyncio.as_completed = asyncio.tasks.as_completed = _ordered_as_completed

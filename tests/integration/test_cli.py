@@ -6,6 +6,7 @@ subprocesses, as users run them, and are stopped with SIGTERM.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -367,6 +368,25 @@ def test_the_error_strategies_example_runs(tmp_path: Path) -> None:
     carol = out[out.index("carol: booking"):]
     assert "carol: failed: action 'quote' failed after 1 attempt(s): NonRetryable: cannot " \
         "price" in carol and "[hotel]" not in carol  # stop: nothing was booked
+
+
+def test_the_concurrency_example_runs(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "examples.concurrency"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60,
+                          env=_env(f"sqlite:///{tmp_path / 'concurrency.db'}"))
+    assert proc.returncode == 0, proc.stderr
+    results = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    # Real time: replies due together may arrive in any order, so compare as sets.
+    assert sorted(ast.literal_eval(results["cheapest_quote"])) == [
+        ["globex", 142], ["stark", 290], ["umbrella", 216]]  # the others were too slow
+    assert sorted(ast.literal_eval(results["quotes_as_they_come"])) == [
+        ["acme", 104], ["globex", 141], ["hooli", 252], ["initech", 178], ["stark", 289],
+        ["umbrella", 215]]
+    booked = ast.literal_eval(results["book_all_or_nothing"])
+    assert booked["refused"] == ["acme is out of gears"] and sorted(booked["released"]) == [
+        f"{s} released gears" for s in ("hooli", "initech", "stark", "umbrella")]
+    assert ast.literal_eval(results["quotes_within"]) == {"quotes": [], "audit": ["acme", 110]}
+    assert ast.literal_eval(results["order_pipeline"])["bought"] == 4
 
 
 def test_bench_measures_replay_next_to_the_floors(cli) -> None:

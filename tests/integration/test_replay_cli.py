@@ -84,7 +84,8 @@ async def record(db: str) -> None:
 
 def test_the_golden_corpus_replays(cli: Cli) -> None:
     code, out, err = cli("replay", str(GOLDEN), "-m", "examples.order", "-m", "examples.invoice",
-                         "-m", "examples.trip", "-v")
+                         "-m", "examples.trip", "-m", "examples.subscriptions",
+                         "-m", "examples.concurrency", "-v")
     assert code == 0, out + err
     count = len(list(GOLDEN.glob("*.json")))
     assert count >= 7 and f"replayed {count} histories: {count} ok, 0 diverged, 0 failed" in out

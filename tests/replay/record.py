@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import durable  # noqa: E402
 from durable.testing import Environment, save_history  # noqa: E402
-from examples import invoice, order, subscriptions, trip  # noqa: E402
+from examples import concurrency, invoice, order, subscriptions, trip  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "histories"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -113,6 +113,7 @@ async def main() -> None:
     await record("trip-compensated", [trip.book_trip], trip.ACTIONS,
                  lambda c: c.start(trip.book_trip, "trip-2", "bob", "Oslo", 2, id="trip-2"), fails)
     await record_subscriptions()
+    await record_concurrency()
 
 
 async def record_subscriptions() -> None:
@@ -142,6 +143,30 @@ async def record_subscriptions() -> None:
                  lambda c: c.start(subscriptions.invoice, "ada", 3, id="inv-m"))
     await record("invoice-flat", [invoice_v1], actions,
                  lambda c: c.start(invoice_v1, "ada", 3, id="inv-f"))
+
+
+async def record_concurrency() -> None:
+    """Plain asyncio in workflows (examples.concurrency): each idiom that iterates a set of
+    tasks, so that an engine change that alters an order is caught."""
+    wfs, actions = concurrency.WORKFLOWS, concurrency.ACTIONS
+
+    async def confirmed_early(env: Environment, handle: Any) -> None:
+        await handle.send("confirm-globex")  # before the workflow runs, together with
+        await handle.send("confirm-umbrella")  # another one
+        await handle.result(timeout=30)
+
+    async def opened_early(env: Environment, handle: Any) -> None:
+        await handle.send("open")
+        await handle.result(timeout=30)
+
+    for name, wf, arg, drive in [
+            ("concurrency-race", concurrency.cheapest_quote, "bolts", None),
+            ("concurrency-as-completed", concurrency.quotes_as_they_come, "nuts", None),
+            ("concurrency-taskgroup", concurrency.book_all_or_nothing, "gears", confirmed_early),
+            ("concurrency-timeout-shield", concurrency.quotes_within, "pins", None),
+            ("concurrency-pipeline", concurrency.order_pipeline, ["bolts", "nuts"], opened_early)]:
+        await record(name, wfs, actions,
+                     lambda c, wf=wf, arg=arg, name=name: c.start(wf, arg, id=name), drive)
 
 
 if __name__ == "__main__":
