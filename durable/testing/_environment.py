@@ -21,7 +21,10 @@ from .._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores._memory import MemoryStore
 from .._worker import Worker
-from ..errors import DurableError, UnknownActionError, UnknownWorkflowError, WorkflowHeldError
+from ..errors import (
+    DurableError, InvalidArgumentError, UnknownActionError, UnknownWorkflowError,
+    WorkflowHeldError,
+)
 from ._clock import VirtualClock
 from ._doubles import ActionRef, host_actions
 
@@ -119,7 +122,7 @@ class Environment:
         way fires in order, and the workers run what follows; returns once they are idle."""
         step = seconds(duration)
         if step < 0:
-            raise ValueError(f"cannot sleep a negative duration ({step}s)")
+            raise InvalidArgumentError(f"cannot sleep a negative duration ({step}s)")
         target = self.clock() + step
         self._deadlines.append(target)
         try:
