@@ -221,8 +221,9 @@ class WorkflowClosedError(InputError):
 
 
 class WorkflowAlreadyStartedError(InputError):
-    """``ctx.start_child`` named workflow id ``.workflow_id`` of tenant ``.tenant``, which an
-    execution has already: nothing was started. Pass another ``id=`` (or none, for a fresh one).
+    """``ctx.start_child`` named a workflow id that an execution has already: nothing started.
+
+    ``.workflow_id`` and ``.tenant`` name it. Pass another ``id=`` (or none, for a fresh one).
     """
 
 

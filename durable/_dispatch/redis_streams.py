@@ -106,12 +106,7 @@ class RedisDispatcher:
         self.partitions = partitions
         self.maxlen = maxlen
         self.block = block
-        # One quick retry reconnects a pooled connection that a Redis restart broke; longer
-        # outages surface as StoreUnavailableError and the caller's loop backs off.
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
-        self._redis.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids
+        self._redis = _connect(url, connect_timeout, block)
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
         self._route = self._redis.register_script(_ROUTE)
@@ -447,6 +442,20 @@ def _is(exc: Exception, code: str) -> bool:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _connect(url: str, connect_timeout: float, block: float) -> aioredis.Redis:
+    """A client on ``url``: it connects on first use; a malformed URL raises at once."""
+    try:
+        # One quick retry reconnects a pooled connection that a Redis restart broke; longer
+        # outages surface as StoreUnavailableError and the caller's loop backs off.
+        client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
+    except ValueError as exc:  # redis-py's URL parser: a bad scheme, port or database
+        raise InvalidArgumentError(str(exc)) from exc
+    client.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids
+    return client
 
 
 def _raw(response: Any, **options: Any) -> Any:
