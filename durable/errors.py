@@ -9,7 +9,7 @@
     │   │   └── InvalidScheduleError   a bad cron expression, interval, time zone or overlap policy
     │   ├── InvalidArgumentError       a bad value for durable's own API (also a ValueError)
     │   ├── ArgumentTypeError          an argument of the wrong type (also a TypeError)
-    │   ├── UsageError                 the ``durable`` command line cannot run as given
+    │   ├── UsageError                 a command line, or an object used outside its lifetime
     │   ├── UnknownWorkflowError       no workflow registered under that name
     │   ├── UnknownActionError         no action registered under that name
     │   ├── WorkflowNotFoundError      no execution with that id in that tenant
@@ -196,11 +196,13 @@ class ArgumentTypeError(InputError, TypeError):
 
 
 class UsageError(InputError):
-    """The ``durable`` command line cannot run as given.
+    """durable is used in a way it cannot run.
 
-    A malformed option or JSON value, a module or worker target that cannot be imported or
-    used, options that do not go together, a missing extra. The CLI prints it as one
-    ``error: ...`` line and exits with status 1.
+    The ``durable`` command line as given: a malformed option or JSON value, a module or
+    worker target that cannot be imported or used, options that do not go together, a missing
+    extra (the CLI prints it as one ``error: ...`` line and exits with status 1). Or an object
+    outside its lifetime: a ``durable.testing.Environment`` used outside ``async with``, or
+    after its worker stopped.
     """
 
 

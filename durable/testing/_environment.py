@@ -22,8 +22,7 @@ from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores._memory import MemoryStore
 from .._worker import Worker
 from ..errors import (
-    DurableError, InvalidArgumentError, UnknownActionError, UnknownWorkflowError,
-    WorkflowHeldError,
+    InvalidArgumentError, UnknownActionError, UnknownWorkflowError, UsageError, WorkflowHeldError,
 )
 from ._clock import VirtualClock
 from ._doubles import ActionRef, host_actions
@@ -201,10 +200,10 @@ class Environment:
     def _check_worker(self) -> None:
         running = self._running
         if running is None:
-            raise DurableError("the Environment is closed")
+            raise UsageError("the Environment is closed")
         if running.done():  # a bug in the worker: show it rather than wait forever
             running.result()
-            raise DurableError("the Environment's worker stopped")
+            raise UsageError("the Environment's worker stopped")
 
     async def _raise_if_unhosted(self) -> None:
         """Due work that no worker here will ever run is an error, not a wait."""
@@ -236,8 +235,8 @@ class Environment:
                     task_error=record.task_error)
 
 
-def _not_entered() -> DurableError:
-    return DurableError("use the Environment as `async with Environment(...) as env:`")
+def _not_entered() -> UsageError:
+    return UsageError("use the Environment as `async with Environment(...) as env:`")
 
 
 class _Client(Client):
