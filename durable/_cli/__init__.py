@@ -7,9 +7,11 @@ or after the command; ``list``, ``show`` and ``replay`` only read the store and 
 ``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on stderr
 with exit status 1.
 
-The package has one module per command group; they share ``_options`` (how a command is
-declared), ``_targets`` (what it acts on) and ``_render`` (how results are shown), and none
-imports another group or this module.
+One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
+query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
+``_patches``, ``_schedules`` and ``_admin`` (migrate, bench). They share ``_options`` (how a
+command is declared), ``_targets`` (what it acts on) and ``_render`` (how results are shown);
+none imports this module or, but for ``show --at``, another group.
 """
 
 from __future__ import annotations

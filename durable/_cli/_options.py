@@ -31,7 +31,8 @@ _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*$")
 class Commands:
     """Adds commands, each with the global options ``common`` and its handler as a default."""
 
-    def __init__(self, sub: Any, common: argparse.ArgumentParser) -> None:
+    def __init__(self, sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                 common: argparse.ArgumentParser) -> None:
         self._sub = sub  # what add_subparsers() returned
         self._common = common
 
@@ -39,7 +40,7 @@ class Commands:
             raw: bool = False) -> argparse.ArgumentParser:
         """Add command ``name``; ``raw`` keeps the layout of ``epilog``."""
         formatter = argparse.RawDescriptionHelpFormatter if raw else argparse.HelpFormatter
-        parser: argparse.ArgumentParser = self._sub.add_parser(
+        parser = self._sub.add_parser(
             name, parents=[self._common], help=help, description=help, epilog=epilog,
             formatter_class=formatter)
         parser.set_defaults(handler=handler)
