@@ -120,7 +120,8 @@ def _detail(event: Event, names: Names) -> str:
 def _run_detail(event: Event, names: Names) -> str | None:
     match event:
         case WorkflowStarted():
-            after = "" if event.continued_from is None else f" continues run {event.continued_from}"
+            after = ("" if event.continued_from is None
+                     else f" continues run {event.continued_from}")
             if event.parent is not None:
                 after += f" child of {event.parent.workflow_id} (#{event.parent.cmd})"
             return (f"{call(event.workflow, event.args, event.kwargs)} version={event.version} "

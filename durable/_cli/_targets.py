@@ -61,7 +61,8 @@ def redis_url(args: argparse.Namespace) -> str | None:
 
 
 @asynccontextmanager
-async def connect(args: argparse.Namespace, *, redis: bool = True) -> AsyncIterator[durable.Client]:
+async def connect(args: argparse.Namespace, *,
+                  redis: bool = True) -> AsyncIterator[durable.Client]:
     """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis."""
     options: dict[str, Any] = {"tenant": getattr(args, "tenant", DEFAULT_TENANT)}
     if redis and (url := redis_url(args)):
