@@ -32,8 +32,8 @@ from ._stores import (
     WorkflowTask, open_store, workflow_ref,
 )
 from .errors import (
-    UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError, WorkflowFailedError,
-    WorkflowNotFoundError,
+    ArgumentTypeError, UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError,
+    WorkflowFailedError, WorkflowNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class WorkflowHandle(Generic[R]):
         same ``idempotency_key`` was delivered before it did: then this is a retry, not an error).
         """
         if not isinstance(name, str) or not name:
-            raise TypeError("an event name is a non-empty str")
+            raise ArgumentTypeError("an event name is a non-empty str")
         value = dump_value(payload, f"payload of event {name!r}")
         check_size(value, f"payload of event {name!r}")
         event = EventReceived(0, 0.0, name, value, idempotency_key)

@@ -10,7 +10,10 @@ from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._payloads import Params, Result
-from .errors import DatabaseActionError, UnknownActionError, UnknownWorkflowError
+from .errors import (
+    ArgumentTypeError, DatabaseActionError, InvalidArgumentError, UnknownActionError,
+    UnknownWorkflowError,
+)
 
 __all__ = [
     "ActionDefinition",
@@ -38,7 +41,7 @@ def seconds(duration: Duration) -> float:
     if isinstance(duration, timedelta):
         return duration.total_seconds()
     if isinstance(duration, bool) or not isinstance(duration, (int, float)):
-        raise TypeError(f"a duration must be seconds or a timedelta, not {duration!r}")
+        raise ArgumentTypeError(f"a duration must be seconds or a timedelta, not {duration!r}")
     return float(duration)
 
 
@@ -60,8 +63,8 @@ class Retry:
 
     def __post_init__(self) -> None:
         if self.attempts < 1 or self.initial < 0 or self.backoff < 1 or self.maximum < 0:
-            raise ValueError(f"invalid retry policy {self!r}: attempts >= 1, initial >= 0, "
-                             "backoff >= 1, maximum >= 0")
+            raise InvalidArgumentError(f"invalid retry policy {self!r}: attempts >= 1, "
+                                       "initial >= 0, backoff >= 1, maximum >= 0")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after attempt number ``attempt`` (1-based) failed."""
@@ -123,7 +126,7 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
-            raise TypeError(f"@durable.workflow needs an async def function, got {f!r}")
+            raise ArgumentTypeError(f"@durable.workflow needs an async def function, got {f!r}")
         wf_name = name or f.__name__
         defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
                                   Result(f, wf_name))

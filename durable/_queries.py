@@ -21,8 +21,9 @@ from ._history import ErrorInfo
 from ._payloads import check_size, dump_value
 from ._stores import FINISHED_REQUESTS, Request, workflow_ref
 from .errors import (
-    QueryFailedError, RequestTimeoutError, UnknownQueryError, UnknownUpdateError,
-    UpdateFailedError, UpdateRejectedError, ValidationError, WorkflowClosedError,
+    ArgumentTypeError, QueryFailedError, RequestTimeoutError, UnknownQueryError,
+    UnknownUpdateError, UpdateFailedError, UpdateRejectedError, ValidationError,
+    WorkflowClosedError,
 )
 
 if TYPE_CHECKING:
@@ -40,9 +41,9 @@ async def call(handle: WorkflowHandle[Any], kind: Kind, name: str, args: tuple[A
                result_type: Any) -> Any:
     """Send a query or update to the execution and return its answer (or raise why not)."""
     if not isinstance(name, str) or not name:
-        raise TypeError(f"a {kind} name is a non-empty str, not {name!r}")
+        raise ArgumentTypeError(f"a {kind} name is a non-empty str, not {name!r}")
     if key is not None and (not isinstance(key, str) or not key):
-        raise TypeError(f"an idempotency key is a non-empty str, not {key!r}")
+        raise ArgumentTypeError(f"an idempotency key is a non-empty str, not {key!r}")
     limit = None if timeout is None else seconds(timeout)
     payload = dump_value(list(args), f"arguments of {kind} {name!r}")
     check_size(payload, f"arguments of {kind} {name!r}")

@@ -31,7 +31,7 @@ from ._history import (
 from ._payloads import dump_value
 from ._replay import WorkflowInstance, replay
 from ._stores import ExecutionRecord, Snapshot, Store
-from .errors import HistoryError, HistoryRangeError, UnknownWorkflowError
+from .errors import ArgumentTypeError, HistoryError, HistoryRangeError, UnknownWorkflowError
 
 if TYPE_CHECKING:
     from ._client import WorkflowHandle
@@ -76,8 +76,8 @@ class _Point:
 
     def __init__(self, when: When) -> None:
         if isinstance(when, bool) or not isinstance(when, (datetime, float, int)):
-            raise TypeError(f"state_at() takes a datetime, epoch seconds (a float) or a seq "
-                            f"(an int), not {when!r}")
+            raise ArgumentTypeError(f"state_at() takes a datetime, epoch seconds (a float) or a "
+                                    f"seq (an int), not {when!r}")
         self.by_seq = isinstance(when, int)
         self.value: float = when.timestamp() if isinstance(when, datetime) else when
 

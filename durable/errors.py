@@ -1,39 +1,52 @@
-"""Errors raised by durable, split by what you do about them.
+"""Errors raised by durable, grouped by what you do about them.
 
 ::
 
     DurableError
-    ├── ValidationError            your input: arguments or results do not fit the signature
-    │   ├── PayloadError           a value cannot be encoded, or is too large
-    │   └── InvalidScheduleError   a bad cron expression, interval, time zone or overlap policy
-    ├── UnknownWorkflowError       your input: no workflow registered under that name
-    ├── UnknownActionError         your input: no action registered under that name
-    ├── WorkflowNotFoundError      your input: no execution with that id in that tenant
-    ├── WorkflowClosedError        your input: the execution has ended, it takes no events
-    ├── WorkflowAlreadyStartedError  your input: a child workflow's id is taken
-    ├── QueryFailedError           a query got no value: its handler raised
-    │   └── UnknownQueryError      your input: the workflow has no query handler of that name
-    ├── UpdateRejectedError        an update was refused, nothing recorded: its validator raised
-    │   └── UnknownUpdateError     your input: the workflow has no update handler of that name
-    ├── UpdateFailedError          outcome: an accepted update's handler raised (recorded)
-    ├── RequestTimeoutError        no worker answered a query or update in time
-    ├── ScheduleNotFoundError      your input: no schedule with that id in that tenant
-    ├── ScheduleAlreadyExistsError your input: a different schedule has that id already
-    ├── IllegalWorkflowOperationError  your code: I/O or blocking calls inside workflow code
-    ├── DatabaseActionError        your code: a database action its store cannot run as declared
-    ├── NonDeterminismError        your code changed: replay no longer matches history
-    ├── WorkflowHeldError          your code: the execution's workflow tasks keep failing
-    ├── HistoryError               a history that cannot be replayed (malformed, corrupt)
-    ├── HistoryRangeError          your input: a moment before an execution or past its history
-    ├── StoreUnavailableError      infrastructure: the database cannot be reached (see __cause__)
-    ├── ActionFailedError          outcome: an action failed after all its attempts
-    ├── CompensationError          outcome: compensations of a durable.Saga failed
-    ├── WorkflowFailedError        outcome: the workflow raised
-    ├── WorkflowCancelledError     outcome: the workflow was cancelled
-    └── NonRetryable               raise it from an action to stop retrying
+    ├── InputError                     your input: fix the call (nothing was written)
+    │   ├── ValidationError            arguments or results do not fit the signature
+    │   │   ├── PayloadError           a value cannot be encoded, or is too large
+    │   │   └── InvalidScheduleError   a bad cron expression, interval, time zone or overlap policy
+    │   ├── InvalidArgumentError       a bad value for durable's own API (also a ValueError)
+    │   ├── ArgumentTypeError          an argument of the wrong type (also a TypeError)
+    │   ├── UsageError                 a command line, or an object used outside its lifetime
+    │   ├── UnknownWorkflowError       no workflow registered under that name
+    │   ├── UnknownActionError         no action registered under that name
+    │   ├── WorkflowNotFoundError      no execution with that id in that tenant
+    │   ├── WorkflowClosedError        the execution has ended, it takes no events
+    │   ├── WorkflowAlreadyStartedError  a child workflow's id is taken
+    │   ├── ScheduleNotFoundError      no schedule with that id in that tenant
+    │   ├── ScheduleAlreadyExistsError a different schedule has that id already
+    │   ├── HistoryError               a history that cannot be decoded or replayed
+    │   └── HistoryRangeError          a moment before an execution or past its history
+    ├── CodeError                      your code: fix it and deploy
+    │   ├── IllegalWorkflowOperationError  I/O or blocking calls inside workflow code
+    │   ├── DatabaseActionError        a database action its store cannot run as declared
+    │   ├── NonDeterminismError        replay no longer matches history
+    │   └── WorkflowHeldError          the execution's workflow tasks keep failing
+    ├── RequestError                   a query or an update was not answered
+    │   ├── QueryFailedError           its handler raised
+    │   │   └── UnknownQueryError      no query handler of that name (also an InputError)
+    │   ├── UpdateRejectedError        refused, nothing recorded: its validator raised
+    │   │   └── UnknownUpdateError     no update handler of that name (also an InputError)
+    │   └── RequestTimeoutError        no worker answered in time
+    ├── InfrastructureError            the database, Redis or the network: retry, or fix the setup
+    │   ├── StoreUnavailableError      the store cannot be reached (see __cause__)
+    │   └── ServerStoppedError         a server stopped before it started (also a RuntimeError)
+    ├── OutcomeError                   how an execution, action or update ended (recorded)
+    │   ├── WorkflowFailedError        the workflow raised
+    │   ├── WorkflowCancelledError     the workflow was cancelled
+    │   ├── ActionFailedError          an action failed after all its attempts
+    │   ├── UpdateFailedError          an accepted update's handler raised
+    │   └── CompensationError          compensations of a durable.Saga failed
+    └── NonRetryable                   raise it from an action to stop retrying
+        └── ActionLostError            the workers running an action's attempts kept dying
 
-Every error carries structured attributes and survives pickling, so it can cross process and
-thread boundaries unchanged.
+Catch a group to handle every error with one remedy (``except InputError``: show the caller
+what to fix). A class marked "also" keeps the built-in base it had before the groups existed,
+so ``except ValueError`` and the like go on catching what they caught. Every error carries
+structured attributes and survives pickling, so it can cross process and thread boundaries
+unchanged.
 """
 
 from __future__ import annotations
@@ -42,20 +55,29 @@ from typing import Any
 
 __all__ = [
     "ActionFailedError",
+    "ActionLostError",
+    "ArgumentTypeError",
+    "CodeError",
     "CompensationError",
     "DatabaseActionError",
     "DurableError",
     "HistoryError",
     "HistoryRangeError",
     "IllegalWorkflowOperationError",
+    "InfrastructureError",
+    "InputError",
+    "InvalidArgumentError",
     "InvalidScheduleError",
     "NonDeterminismError",
     "NonRetryable",
+    "OutcomeError",
     "PayloadError",
     "QueryFailedError",
+    "RequestError",
     "RequestTimeoutError",
     "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError",
+    "ServerStoppedError",
     "StoreUnavailableError",
     "UnknownActionError",
     "UnknownQueryError",
@@ -63,6 +85,7 @@ __all__ = [
     "UnknownWorkflowError",
     "UpdateFailedError",
     "UpdateRejectedError",
+    "UsageError",
     "ValidationError",
     "WorkflowAlreadyStartedError",
     "WorkflowCancelledError",
@@ -93,7 +116,50 @@ def _rebuild(cls: type[DurableError], message: str, attrs: dict[str, Any]) -> Du
     return err
 
 
-class ValidationError(DurableError):
+# ---- the groups -----------------------------------------------------------------------------
+
+
+class InputError(DurableError):
+    """Your input: a call, an argument or a command line that durable refuses.
+
+    Nothing was written. The message says what to change; retrying the same call fails again.
+    """
+
+
+class CodeError(DurableError):
+    """Your code: workflow or action code that durable cannot run as written.
+
+    Fix the code and deploy it; executions held because of it then go on by themselves.
+    """
+
+
+class RequestError(DurableError):
+    """A query or an update was not answered: its handler raised, refused it, or timed out.
+
+    Nothing happened to the workflow unless the error says so (``UpdateFailedError``, an
+    outcome, is the one that was recorded).
+    """
+
+
+class InfrastructureError(DurableError):
+    """The database, Redis or the network failed: retry later, or fix the deployment.
+
+    The execution's history is intact; work in flight is picked up again once the
+    infrastructure is back.
+    """
+
+
+class OutcomeError(DurableError):
+    """How an execution, an action or an update ended: recorded in history, final.
+
+    Nothing is wrong with durable or your call: this is the result you asked for.
+    """
+
+
+# ---- your input -----------------------------------------------------------------------------
+
+
+class ValidationError(InputError):
     """Arguments or a result do not match the type hints of the function's signature.
 
     Nothing was written. Fix the call (``.function`` and ``.parameter`` name the culprit).
@@ -112,86 +178,88 @@ class InvalidScheduleError(ValidationError):
     """
 
 
-class ScheduleNotFoundError(DurableError):
+class InvalidArgumentError(InputError, ValueError):
+    """A value passed to durable's own API is malformed or out of range.
+
+    A store URL, a Redis key prefix, a retry policy, the limits of a worker or a server, a
+    moment of a virtual clock. Also a ``ValueError``, which it was before it had a type.
+    """
+
+
+class ArgumentTypeError(InputError, TypeError):
+    """An argument passed to durable's own API has the wrong type.
+
+    An event or request name that is not a non-empty ``str``, a duration that is neither
+    seconds nor a ``timedelta``, a plain ``def`` given to ``@durable.workflow``. Also a
+    ``TypeError``, which it was before it had a type.
+    """
+
+
+class UsageError(InputError):
+    """durable is used in a way it cannot run.
+
+    The ``durable`` command line as given: a malformed option or JSON value, a module or
+    worker target that cannot be imported or used, options that do not go together, a missing
+    extra (the CLI prints it as one ``error: ...`` line and exits with status 1). Or an object
+    outside its lifetime: a ``durable.testing.Environment`` used outside ``async with``, or
+    after its worker stopped.
+    """
+
+
+class UnknownWorkflowError(InputError):
+    """No workflow is registered under ``.name``: register it with the worker or client."""
+
+
+class UnknownActionError(InputError):
+    """No action is registered under ``.name``: pass it in ``Worker(actions=[...])``."""
+
+
+class WorkflowNotFoundError(InputError):
+    """No execution ``.workflow_id`` exists in tenant ``.tenant``."""
+
+
+class WorkflowClosedError(InputError):
+    """The execution ``.workflow_id`` has ended; it takes no more events."""
+
+
+class WorkflowAlreadyStartedError(InputError):
+    """``ctx.start_child`` named a workflow id that an execution has already: nothing started.
+
+    ``.workflow_id`` and ``.tenant`` name it. Pass another ``id=`` (or none, for a fresh one).
+    """
+
+
+class ScheduleNotFoundError(InputError):
     """No schedule ``.schedule_id`` exists in tenant ``.tenant``."""
 
 
-class ScheduleAlreadyExistsError(DurableError):
+class ScheduleAlreadyExistsError(InputError):
     """Schedule ``.schedule_id`` exists in tenant ``.tenant`` with another definition.
 
     Pass ``replace=True`` to change it in place, or delete it first.
     """
 
 
-class UnknownWorkflowError(DurableError):
-    """No workflow is registered under ``.name``: register it with the worker or client."""
+class HistoryError(InputError):
+    """A history is malformed: it cannot be decoded or replayed."""
 
 
-class UnknownActionError(DurableError):
-    """No action is registered under ``.name``: pass it in ``Worker(actions=[...])``."""
+class HistoryRangeError(InputError):
+    """``state_at`` was asked about a moment the history does not cover.
 
-
-class WorkflowNotFoundError(DurableError):
-    """No execution ``.workflow_id`` exists in tenant ``.tenant``."""
-
-
-class WorkflowClosedError(DurableError):
-    """The execution ``.workflow_id`` has ended; it takes no more events."""
-
-
-class WorkflowAlreadyStartedError(DurableError):
-    """``ctx.start_child`` named workflow id ``.workflow_id`` of tenant ``.tenant``, which an
-    execution has already: nothing was started. Pass another ``id=`` (or none, for a fresh one).
+    ``.when`` is the moment asked for (a seq or epoch seconds); ``.first`` and ``.last``
+    bound what there is (seqs 1 to the last, or the execution's start and last update).
     """
 
 
-class QueryFailedError(DurableError):
-    """A query could not be answered: its handler raised, or the workflow could not be loaded.
-
-    ``.workflow_id`` and ``.name`` name the query; ``.error_type`` and ``.error_message``
-    describe what went wrong in the worker. Nothing was recorded.
-    """
+# ---- your code ------------------------------------------------------------------------------
 
 
-class UnknownQueryError(QueryFailedError):
-    """The workflow registered no query handler ``.name``; ``.known`` lists the ones it has."""
-
-
-class UpdateRejectedError(DurableError):
-    """An update was refused before it was recorded: nothing happened to the workflow.
-
-    Its validator raised, its arguments do not fit the handler, or the workflow has ended or
-    cannot be loaded (``.error_type`` and ``.error_message`` say which). Sending it again,
-    even with the same idempotency key, validates it again.
-    """
-
-
-class UnknownUpdateError(UpdateRejectedError):
-    """The workflow registered no update handler ``.name``; ``.known`` lists the ones it has."""
-
-
-class UpdateFailedError(DurableError):
-    """An accepted update's handler raised (recorded in history as ``UpdateCompleted``).
-
-    ``.error_type`` and ``.error_message`` describe the exception; ``WorkflowClosedError``
-    means the workflow ended before the handler finished.
-    """
-
-
-class RequestTimeoutError(DurableError):
-    """No worker answered a query or update within ``.timeout`` seconds.
-
-    ``.kind`` is ``"query"`` or ``"update"``, ``.request_id`` identifies it and ``.accepted``
-    says whether an update had been recorded (its handler then still finishes: call
-    ``handle.update`` again with the same idempotency key to wait for its outcome).
-    """
-
-
-class IllegalWorkflowOperationError(DurableError):
+class IllegalWorkflowOperationError(CodeError):
     """Workflow code tried I/O or another non-deterministic operation; use an action."""
 
 
-class DatabaseActionError(DurableError):
+class DatabaseActionError(CodeError):
     """A database action (``@durable.action(transaction=True)``) cannot run as declared.
 
     ``.action`` names it and ``.reason`` says why: an unknown isolation level, a store
@@ -201,7 +269,7 @@ class DatabaseActionError(DurableError):
     """
 
 
-class NonDeterminismError(DurableError):
+class NonDeterminismError(CodeError):
     """Replaying today's code issued a command that does not match the recorded history.
 
     ``.recorded`` is the recorded event (or None when the code issued an extra command),
@@ -211,7 +279,7 @@ class NonDeterminismError(DurableError):
     """
 
 
-class WorkflowHeldError(DurableError):
+class WorkflowHeldError(CodeError):
     """The execution ``.workflow_id`` cannot go on: its workflow task fails every time.
 
     ``.task_error`` says why (typically a ``NonDeterminismError``). A worker holds such an
@@ -220,23 +288,71 @@ class WorkflowHeldError(DurableError):
     """
 
 
-class HistoryError(DurableError):
-    """A history is malformed: it cannot be decoded or replayed."""
+# ---- requests -------------------------------------------------------------------------------
 
 
-class HistoryRangeError(DurableError):
-    """``state_at`` was asked about a moment the history does not cover.
+class QueryFailedError(RequestError):
+    """A query could not be answered: its handler raised, or the workflow could not be loaded.
 
-    ``.when`` is the moment asked for (a seq or epoch seconds); ``.first`` and ``.last``
-    bound what there is (seqs 1 to the last, or the execution's start and last update).
+    ``.workflow_id`` and ``.name`` name the query; ``.error_type`` and ``.error_message``
+    describe what went wrong in the worker. Nothing was recorded.
     """
 
 
-class StoreUnavailableError(DurableError):
+class UnknownQueryError(QueryFailedError, InputError):
+    """The workflow registered no query handler ``.name``; ``.known`` lists the ones it has."""
+
+
+class UpdateRejectedError(RequestError):
+    """An update was refused before it was recorded: nothing happened to the workflow.
+
+    Its validator raised, its arguments do not fit the handler, or the workflow has ended or
+    cannot be loaded (``.error_type`` and ``.error_message`` say which). Sending it again,
+    even with the same idempotency key, validates it again.
+    """
+
+
+class UnknownUpdateError(UpdateRejectedError, InputError):
+    """The workflow registered no update handler ``.name``; ``.known`` lists the ones it has."""
+
+
+class RequestTimeoutError(RequestError):
+    """No worker answered a query or update within ``.timeout`` seconds.
+
+    ``.kind`` is ``"query"`` or ``"update"``, ``.request_id`` identifies it and ``.accepted``
+    says whether an update had been recorded (its handler then still finishes: call
+    ``handle.update`` again with the same idempotency key to wait for its outcome).
+    """
+
+
+# ---- infrastructure -------------------------------------------------------------------------
+
+
+class StoreUnavailableError(InfrastructureError):
     """The store could not be reached or answered with an error; the cause is ``__cause__``."""
 
 
-class ActionFailedError(DurableError):
+class ServerStoppedError(InfrastructureError, RuntimeError):
+    """A durable server's ``run()`` ended before the server started.
+
+    Await ``run()`` (or leave ``async with Server(...)``) for why: typically an HTTP port in
+    use or a store that cannot be reached. Also a ``RuntimeError``, which it was before it had
+    a type.
+    """
+
+
+# ---- outcomes -------------------------------------------------------------------------------
+
+
+class WorkflowFailedError(OutcomeError):
+    """The workflow raised; ``.error_type`` and ``.error_message`` describe the exception."""
+
+
+class WorkflowCancelledError(OutcomeError):
+    """The workflow was cancelled before it produced a result."""
+
+
+class ActionFailedError(OutcomeError):
     """An action failed on its last attempt.
 
     ``.action`` names it, ``.error_type`` and ``.error_message`` describe the last error,
@@ -244,7 +360,15 @@ class ActionFailedError(DurableError):
     """
 
 
-class CompensationError(DurableError):
+class UpdateFailedError(OutcomeError):
+    """An accepted update's handler raised (recorded in history as ``UpdateCompleted``).
+
+    ``.error_type`` and ``.error_message`` describe the exception; ``WorkflowClosedError``
+    means the workflow ended before the handler finished.
+    """
+
+
+class CompensationError(OutcomeError):
     """``Saga.compensate()`` ran every compensation, and some failed.
 
     ``.failures`` lists them as ``(compensation, error type, error message)``. (When a saga
@@ -253,13 +377,17 @@ class CompensationError(DurableError):
     """
 
 
-class WorkflowFailedError(DurableError):
-    """The workflow raised; ``.error_type`` and ``.error_message`` describe the exception."""
-
-
-class WorkflowCancelledError(DurableError):
-    """The workflow was cancelled before it produced a result."""
+# ---- steering retries -----------------------------------------------------------------------
 
 
 class NonRetryable(DurableError):
     """Raise from an action to fail it now, without further attempts."""
+
+
+class ActionLostError(NonRetryable):
+    """Every attempt of an action was used up by workers that stopped mid-attempt.
+
+    Recorded as the action's failure (``ActionFailedError.error_type == "ActionLostError"``)
+    when a worker claims an attempt beyond the retry policy's last: the workers before it
+    were killed or lost their lease, so none recorded an outcome.
+    """

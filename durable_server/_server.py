@@ -1,4 +1,5 @@
-"""``Server``: fires due timers, re-dispatches what the outbox hands out, serves health and metrics.
+"""``Server``: fires due timers, re-dispatches what the outbox hands out, starts due schedules,
+serves health and metrics.
 
 Three loops and an HTTP site, all owned by ``run()``:
 
@@ -32,7 +33,7 @@ from aiohttp import web
 
 from durable._schedules._scheduler import Scheduler
 from durable._stores import Store, TaskRef
-from durable.errors import DurableError
+from durable.errors import DurableError, InvalidArgumentError, ServerStoppedError
 
 from ._http import make_app
 from ._metrics import Metrics
@@ -64,7 +65,7 @@ class _LoopState:
 
 
 class Server:
-    """Fires durable timers and re-dispatches lost or expired tasks for a client's store.
+    """Fires durable timers, re-dispatches lost or expired tasks and starts due schedules.
 
     ``await server.run()`` runs until :meth:`shutdown` or cancellation; ``async with
     Server(...)`` runs it in the background for the block (``port``, when given as 0, is the
@@ -80,8 +81,8 @@ class Server:
                  identity: str | None = None, clock: Callable[[], float] | None = None,
                  schedule_poll: float = 1.0) -> None:
         if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0 or schedule_poll <= 0:
-            raise ValueError("interval > 0, redispatch_after >= 0, batch >= 1, port >= 0 and "
-                             "schedule_poll > 0 are required")
+            raise InvalidArgumentError("interval > 0, redispatch_after >= 0, batch >= 1, "
+                                       "port >= 0 and schedule_poll > 0 are required")
         self.client = client
         self.interval = interval
         self.redispatch_after = redispatch_after
@@ -115,7 +116,7 @@ class Server:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve HTTP and run both loops until :meth:`shutdown` is called or this is cancelled."""
+        """Serve HTTP and run the three loops until :meth:`shutdown` or cancellation."""
         self._started = False
         self._settled.clear()
         runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=2.0)
@@ -137,10 +138,13 @@ class Server:
             await asyncio.shield(runner.cleanup())
 
     async def wait_started(self) -> None:
-        """Return once the HTTP site is bound and the loops run; raise if ``run()`` ended first."""
+        """Return once the HTTP site is bound and the loops run.
+
+        Raises ``ServerStoppedError`` if ``run()`` ended first (``run()`` raises why).
+        """
         await self._settled.wait()
         if not self._started:
-            raise RuntimeError(f"durable server {self.identity} stopped before it started")
+            raise ServerStoppedError(f"durable server {self.identity} stopped before it started")
 
     def shutdown(self) -> None:
         """Stop the loops (after the store call in flight) and close the HTTP site."""
@@ -152,7 +156,7 @@ class Server:
         self._background = asyncio.create_task(self.run(), name=f"durable server {self.identity}")
         try:
             await self.wait_started()
-        except RuntimeError:
+        except ServerStoppedError:
             await self._background  # raises why it could not start (a port in use, ...)
             raise
         return self

@@ -52,3 +52,42 @@ def test_every_error_derives_from_durable_error_and_pickles() -> None:
         err = cls("message", detail=1)
         copy = pickle.loads(pickle.dumps(err))
         assert type(copy) is cls and str(copy) == "message" and copy.detail == 1
+
+
+def test_errors_namespace_is_sorted_and_complete() -> None:
+    assert durable.errors.__all__ == sorted(durable.errors.__all__)
+    assert set(durable.errors.__all__) == _public(durable.errors) - {"annotations", "Any"}
+
+
+def _drawn_tree() -> dict[str, str]:
+    """Each error's parent, as the tree in ``durable.errors``' docstring draws it."""
+    parents: dict[str, str] = {}
+    path = ["DurableError"]
+    for line in (durable.errors.__doc__ or "").splitlines():
+        if "── " in line:
+            depth = (line.index("── ") - 5) // 4 + 1
+            name = line.split("── ")[1].split()[0]
+            parents[name] = path[depth - 1]
+            path[depth:] = [name]
+    return parents
+
+
+def test_the_drawn_error_tree_is_the_class_tree() -> None:
+    parents = _drawn_tree()
+    assert set(parents) | {"DurableError"} == set(durable.errors.__all__)
+    for name, parent in parents.items():
+        assert getattr(durable.errors, name).__bases__[0].__name__ == parent, name
+
+
+def test_errors_are_grouped_by_remedy_and_keep_their_builtin_bases() -> None:
+    e = durable.errors
+    groups = (e.InputError, e.CodeError, e.RequestError, e.InfrastructureError, e.OutcomeError)
+    for name in e.__all__:
+        cls = getattr(e, name)
+        if cls is not e.DurableError and not issubclass(cls, e.NonRetryable):
+            assert any(issubclass(cls, g) for g in groups), name
+    assert issubclass(e.InvalidArgumentError, ValueError)
+    assert issubclass(e.ArgumentTypeError, TypeError)
+    assert issubclass(e.ServerStoppedError, RuntimeError)
+    assert issubclass(e.UnknownQueryError, e.InputError)
+    assert issubclass(e.UnknownUpdateError, e.InputError)

@@ -1,4 +1,6 @@
-"""Redis key names used by dispatch, all in one place.
+"""Redis key names used by dispatch, all in one place (the routing script gets its names from
+here too: :func:`alive_prefix` and :func:`sticky_stream_prefix` are what it puts before the
+worker identity it reads).
 
 With prefix ``durable`` and partition ``p`` (0 <= p < partitions)::
 
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import zlib
 
+from ..errors import InvalidArgumentError
+
 __all__ = [
-    "GROUP", "HINT_FIELD", "action_stream", "alive", "check_prefix", "partition", "sticky_field",
-    "sticky_map", "sticky_stream", "workflow_stream",
+    "GROUP", "HINT_FIELD", "action_stream", "alive", "alive_prefix", "check_prefix", "partition",
+    "sticky_field", "sticky_map", "sticky_stream", "sticky_stream_prefix", "workflow_stream",
 ]
 
 GROUP = "durable-workers"
@@ -39,7 +43,8 @@ def check_prefix(prefix: str) -> str:
     """The prefix without a trailing ``:``; braces would break the hash tags."""
     prefix = prefix.rstrip(":")
     if not prefix or "{" in prefix or "}" in prefix:
-        raise ValueError(f"a Redis key prefix is a non-empty string without braces, not {prefix!r}")
+        raise InvalidArgumentError(
+            f"a Redis key prefix is a non-empty string without braces, not {prefix!r}")
     return prefix
 
 
@@ -70,9 +75,19 @@ def sticky_field(tenant: str, workflow_id: str) -> str:
 
 def sticky_stream(prefix: str, owner: str) -> str:
     """The stream of workflow-task hints routed to worker ``owner``."""
-    return f"{prefix}:sticky:{owner}"
+    return sticky_stream_prefix(prefix) + owner
+
+
+def sticky_stream_prefix(prefix: str) -> str:
+    """What :func:`sticky_stream` puts before the worker identity."""
+    return f"{prefix}:sticky:"
 
 
 def alive(prefix: str, owner: str) -> str:
     """The key that exists while worker ``owner`` is alive."""
-    return f"{prefix}:alive:{owner}"
+    return alive_prefix(prefix) + owner
+
+
+def alive_prefix(prefix: str) -> str:
+    """What :func:`alive` puts before the worker identity."""
+    return f"{prefix}:alive:"

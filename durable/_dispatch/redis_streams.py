@@ -36,7 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 from .._batching import Batcher
 from .._stores import ActionTask, Store, TaskRef, WorkflowTask
 from .._urls import redact
-from ..errors import StoreUnavailableError
+from ..errors import InvalidArgumentError, StoreUnavailableError
 from . import _keys
 from ._base import Claim, ClaimSpec
 
@@ -49,19 +49,21 @@ _decode = msgspec.msgpack.Decoder(TaskRef).decode
 
 _TaskKey = tuple[Any, ...]
 
-# Routes workflow hints: KEYS[1] is the sticky map; ARGV is prefix, maxlen, then triples of
-# (sticky field, partition stream, hint). A hint goes to the caching worker's sticky stream
-# while that worker's alive key exists, else to the partition stream. (It names keys it
-# computes, so it suits a single Redis, like the multi-stream XREADGROUP.)
+# Routes workflow hints. KEYS[1] is the sticky map and KEYS[1 + n] the partition stream of the
+# n-th hint; ARGV is the alive-key prefix, the sticky-stream prefix, the hint field, maxlen,
+# then pairs of (sticky field, hint). A hint goes to the caching worker's sticky stream while
+# that worker's alive key exists, else to its partition stream. Every name comes from _keys;
+# the script appends the worker identity it reads to the two prefixes, so it names keys it
+# does not declare and suits a single Redis, like the multi-stream XREADGROUP.
 _ROUTE = """
-local prefix, maxlen = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 3 do
-  local stream = ARGV[i + 1]
-  local owner = redis.call('HGET', KEYS[1], ARGV[i])
-  if owner and redis.call('EXISTS', prefix .. ':alive:' .. owner) == 1 then
-    stream = prefix .. ':sticky:' .. owner
+local alive, sticky, field, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+for n = 1, #KEYS - 1 do
+  local stream = KEYS[1 + n]
+  local owner = redis.call('HGET', KEYS[1], ARGV[3 + 2 * n])
+  if owner and redis.call('EXISTS', alive .. owner) == 1 then
+    stream = sticky .. owner
   end
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'r', ARGV[i + 2])
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', field, ARGV[4 + 2 * n])
 end
 return 0
 """
@@ -97,22 +99,19 @@ class RedisDispatcher:
     def __init__(self, store: Store, url: str, *, prefix: str = "durable", partitions: int = 4,
                  maxlen: int = 100_000, block: float = 5.0, connect_timeout: float = 5.0) -> None:
         if partitions < 1 or maxlen < 1 or block <= 0:
-            raise ValueError("partitions >= 1, maxlen >= 1 and block > 0 are required")
+            raise InvalidArgumentError("partitions >= 1, maxlen >= 1 and block > 0 are required")
         self.store = store
         self.url = redact(url)
         self.prefix = _keys.check_prefix(prefix)
         self.partitions = partitions
         self.maxlen = maxlen
         self.block = block
-        # One quick retry reconnects a pooled connection that a Redis restart broke; longer
-        # outages surface as StoreUnavailableError and the caller's loop backs off.
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
-        self._redis.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids
+        self._redis = _connect(url, connect_timeout, block)
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
         self._route = self._redis.register_script(_ROUTE)
+        self._route_names = (_keys.alive_prefix(self.prefix),
+                             _keys.sticky_stream_prefix(self.prefix), _keys.HINT_FIELD)
         # Concurrent publishes and acks go out together, one round trip per batch.
         self._publishes: Batcher[Sequence[TaskRef], None] = Batcher(
             self._publish_many, self._publish_now, shared_errors=(StoreUnavailableError,))
@@ -139,12 +138,13 @@ class RedisDispatcher:
         return [None] * len(calls)
 
     async def _publish_now(self, refs: Sequence[TaskRef]) -> None:
+        streams: list[str] = []
         routed: list[Any] = []
         pipe = None
         for ref in refs:
             if ref.kind == "w":
-                routed += [_keys.sticky_field(ref.tenant, ref.workflow_id), self.stream_of(ref),
-                           _encode(ref)]
+                streams.append(self.stream_of(ref))
+                routed += [_keys.sticky_field(ref.tenant, ref.workflow_id), _encode(ref)]
             else:
                 if pipe is None:
                     pipe = self._redis.pipeline(transaction=False)
@@ -152,8 +152,8 @@ class RedisDispatcher:
                           maxlen=self.maxlen, approximate=True)
         with self._unavailable():
             if routed:  # EVALSHA (loading the script once if Redis lacks it), one round trip
-                await self._route(keys=[_keys.sticky_map(self.prefix)],
-                                  args=[self.prefix, self.maxlen, *routed])
+                await self._route(keys=[_keys.sticky_map(self.prefix), *streams],
+                                  args=[*self._route_names, self.maxlen, *routed])
             if pipe is not None:
                 await pipe.execute()
 
@@ -442,6 +442,20 @@ def _is(exc: Exception, code: str) -> bool:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _connect(url: str, connect_timeout: float, block: float) -> aioredis.Redis:
+    """A client on ``url``: it connects on first use; a malformed URL raises at once."""
+    try:
+        # One quick retry reconnects a pooled connection that a Redis restart broke; longer
+        # outages surface as StoreUnavailableError and the caller's loop backs off.
+        client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
+    except ValueError as exc:  # redis-py's URL parser: a bad scheme, port or database
+        raise InvalidArgumentError(str(exc)) from exc
+    client.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids
+    return client
 
 
 def _raw(response: Any, **options: Any) -> Any:

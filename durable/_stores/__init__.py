@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import InvalidArgumentError
 from ._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
     Reply, Request, Signal, Snapshot, Start, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
@@ -79,6 +80,6 @@ def _scheme(url: str) -> str:
     return url.split(":", 1)[0].lower()
 
 
-def _unsupported(url: str) -> ValueError:
-    return ValueError(f"unsupported store URL {url.split('@')[-1]!r}: use memory://, "
-                      "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://…")
+def _unsupported(url: str) -> InvalidArgumentError:
+    return InvalidArgumentError(f"unsupported store URL {url.split('@')[-1]!r}: use memory://, "
+                                "sqlite:///path.db, sqlite:////absolute/path.db or postgresql://…")

@@ -15,7 +15,7 @@ from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import error_info
 from .._stores import ActionTask, workflow_ref
-from ..errors import DatabaseActionError, NonRetryable, UnknownActionError
+from ..errors import ActionLostError, DatabaseActionError, UnknownActionError
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -33,10 +33,6 @@ def _cancelling() -> bool:
     """Whether the current task itself is being cancelled (not just what it awaited)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-class ActionLostError(NonRetryable):
-    """Every attempt was used up by workers that stopped mid-attempt."""
 
 
 class _NoLongerWanted(Exception):

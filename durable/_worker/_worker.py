@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable
 from .._definitions import action_definition, workflow_definition
 from .._dispatch import Claim, ClaimSpec
 from .._stores import WorkflowTask
+from ..errors import InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
 
@@ -43,10 +44,11 @@ class Worker:
                  identity: str | None = None, snapshot_every: int = 1000,
                  snapshots_kept: int = 5) -> None:
         if concurrency < 1 or lease <= 0 or poll_interval <= 0:
-            raise ValueError("concurrency >= 1, lease > 0 and poll_interval > 0 are required")
+            raise InvalidArgumentError("concurrency >= 1, lease > 0 and poll_interval > 0 are "
+                                       "required")
         if snapshot_every < 0 or snapshots_kept < 1:
-            raise ValueError("snapshot_every >= 0 (0: no snapshots) and snapshots_kept >= 1 "
-                             "are required")
+            raise InvalidArgumentError("snapshot_every >= 0 (0: no snapshots) and "
+                                       "snapshots_kept >= 1 are required")
         self.client = client
         self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
         self.actions = {d.name: d for d in map(action_definition, actions)}

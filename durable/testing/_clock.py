@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import final
 
 from .._definitions import seconds
+from ..errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = ["VirtualClock", "epoch_seconds"]
 
@@ -17,7 +18,7 @@ def epoch_seconds(when: float | datetime) -> float:
         aware = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
         return aware.timestamp()
     if isinstance(when, bool) or not isinstance(when, (int, float)):
-        raise TypeError(f"a point in time is a datetime or epoch seconds, not {when!r}")
+        raise ArgumentTypeError(f"a point in time is a datetime or epoch seconds, not {when!r}")
     return float(when)
 
 
@@ -54,12 +55,13 @@ class VirtualClock:
         """
         step = seconds(duration)
         if step < 0:
-            raise ValueError(f"a VirtualClock never goes back (advance by {step}s)")
+            raise InvalidArgumentError(f"a VirtualClock never goes back (advance by {step}s)")
         self._now += step
 
     def advance_to(self, when: float | datetime) -> None:
         """Move the clock forward to ``when`` (a datetime or epoch seconds)."""
         target = epoch_seconds(when)
         if target < self._now:
-            raise ValueError(f"a VirtualClock never goes back ({target} is before {self._now})")
+            raise InvalidArgumentError(
+                f"a VirtualClock never goes back ({target} is before {self._now})")
         self._now = target

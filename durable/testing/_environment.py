@@ -21,7 +21,9 @@ from .._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores._memory import MemoryStore
 from .._worker import Worker
-from ..errors import DurableError, UnknownActionError, UnknownWorkflowError, WorkflowHeldError
+from ..errors import (
+    InvalidArgumentError, UnknownActionError, UnknownWorkflowError, UsageError, WorkflowHeldError,
+)
 from ._clock import VirtualClock
 from ._doubles import ActionRef, host_actions
 
@@ -119,7 +121,7 @@ class Environment:
         way fires in order, and the workers run what follows; returns once they are idle."""
         step = seconds(duration)
         if step < 0:
-            raise ValueError(f"cannot sleep a negative duration ({step}s)")
+            raise InvalidArgumentError(f"cannot sleep a negative duration ({step}s)")
         target = self.clock() + step
         self._deadlines.append(target)
         try:
@@ -198,10 +200,10 @@ class Environment:
     def _check_worker(self) -> None:
         running = self._running
         if running is None:
-            raise DurableError("the Environment is closed")
+            raise UsageError("the Environment is closed")
         if running.done():  # a bug in the worker: show it rather than wait forever
             running.result()
-            raise DurableError("the Environment's worker stopped")
+            raise UsageError("the Environment's worker stopped")
 
     async def _raise_if_unhosted(self) -> None:
         """Due work that no worker here will ever run is an error, not a wait."""
@@ -233,8 +235,8 @@ class Environment:
                     task_error=record.task_error)
 
 
-def _not_entered() -> DurableError:
-    return DurableError("use the Environment as `async with Environment(...) as env:`")
+def _not_entered() -> UsageError:
+    return UsageError("use the Environment as `async with Environment(...) as env:`")
 
 
 class _Client(Client):

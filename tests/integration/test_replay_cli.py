@@ -15,7 +15,8 @@ import pytest
 import durable
 from durable import _definitions
 from durable._cli import main
-from durable._cli_replay import UsageError, parse_since
+from durable._cli._replay import parse_since
+from durable.errors import UsageError
 from examples import invoice, order
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..._urls import redact
-from ...errors import StoreUnavailableError
+from ...errors import InvalidArgumentError, StoreUnavailableError
 from .._migrations import migration_files
 from . import _statements as sql
 
@@ -59,7 +59,8 @@ def parse_url(url: str) -> Target:
     """Split ``url`` into asyncpg's DSN and our ``pool_size`` / ``schema`` options."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("postgresql", "postgres"):
-        raise ValueError(f"bad PostgreSQL URL {redact(url)!r}: use postgresql://host/database")
+        raise InvalidArgumentError(
+            f"bad PostgreSQL URL {redact(url)!r}: use postgresql://host/database")
     pool_size, schema, rest = DEFAULT_POOL_SIZE, None, []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "pool_size":
@@ -73,13 +74,15 @@ def parse_url(url: str) -> Target:
 
 def _pool_size(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"bad pool_size {value!r} in a PostgreSQL URL: use a positive integer")
+        raise InvalidArgumentError(
+            f"bad pool_size {value!r} in a PostgreSQL URL: use a positive integer")
     return int(value)
 
 
 def _schema_name(value: str) -> str:
     if not _SCHEMA_NAME.match(value):
-        raise ValueError(f"bad schema {value!r} in a PostgreSQL URL: use letters, digits and _")
+        raise InvalidArgumentError(
+            f"bad schema {value!r} in a PostgreSQL URL: use letters, digits and _")
     return value
 
 

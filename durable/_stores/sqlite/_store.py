@@ -28,7 +28,7 @@ import msgspec
 from msgspec.structs import replace
 
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
-from ...errors import StoreUnavailableError, WorkflowNotFoundError
+from ...errors import InvalidArgumentError, StoreUnavailableError, WorkflowNotFoundError
 from .._base import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
     Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask,
@@ -338,8 +338,8 @@ async def migrate(url: str) -> int:
 
 def _path_from_url(url: str) -> str:
     if not url.lower().startswith(_URL_PREFIX) or len(url) == len(_URL_PREFIX):
-        raise ValueError(f"bad SQLite URL {url!r}: use sqlite:///relative/path.db "
-                         "or sqlite:////absolute/path.db")
+        raise InvalidArgumentError(f"bad SQLite URL {url!r}: use sqlite:///relative/path.db "
+                                   "or sqlite:////absolute/path.db")
     return url[len(_URL_PREFIX):]
 
 

@@ -1,4 +1,9 @@
-"""``durable replay``: recorded histories (files or a store) against today's code."""
+"""``durable replay``: recorded histories (files or a store) against today's code.
+
+Each history is replayed by the same engine a worker runs. A divergence is printed with the
+source line that no longer matches, as it is found; progress goes to stderr; the summary line
+comes last and the exit status is 1 if any history diverged or could not be replayed.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +13,22 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from types import ModuleType
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-from ._corpus import Outcome, expects_divergence, history_files, replay_one, replayer_for
-from ._history import Event
-from ._replay import NonDeterminismWarning
-from ._replay._replayer import Replayer, load_history
+from .._corpus import Outcome, expects_divergence, history_files, replay_one, replayer_for
+from .._history import Event
+from .._replay import NonDeterminismWarning
+from .._replay._replayer import Replayer, load_history
+from ..errors import UsageError
+from ._options import UNITS, Commands, add_module_option
+from ._targets import connect, import_modules
 
-__all__ = ["REPLAY_HELP", "add_arguments", "replay"]
+__all__ = ["REPLAY_HELP", "add_commands", "parse_since"]
 
-REPLAY_HELP = """\
+REPLAY_HELP: Final = """\
 With FILE arguments (JSON histories from `durable show ID --json`, or folders of them),
 replays those; without, replays the executions in the store (--db), oldest first, filtered
 by --workflow, --status, --since and --all-tenants. A history named *.nondeterministic.json
@@ -33,22 +40,19 @@ examples:
   durable replay tests/replay/histories --module myapp.workflows
 """
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGE: Final = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_STORE_OPTIONS: Final = ("workflow", "status", "since", "all_tenants")
 
-Connect = Callable[[], AbstractAsyncContextManager[Any]]
-
-
-class UsageError(Exception):
-    """A problem with the command line (shown as ``error: ...``)."""
+Replayed = tuple[Outcome, list[str]]  # the outcome, and the warnings about changed arguments
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``durable replay``."""
+def add_commands(commands: Commands) -> None:
+    """Register ``replay``."""
+    p = commands.add("replay", _replay, "replay recorded histories against today's code; exit "
+                     "1 on any divergence", epilog=REPLAY_HELP, raw=True)
     p.add_argument("files", metavar="FILE", nargs="*",
                    help="history JSON files or folders of them (default: the store's executions)")
-    p.add_argument("--module", "-m", action="append", default=[], metavar="MOD",
-                   help="module that defines the workflows (repeatable; env DURABLE_MODULES)")
+    add_module_option(p, "the workflows")
     p.add_argument("--workflow", metavar="NAME", help="only executions of this workflow")
     p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"],
                    help="only executions with this status")
@@ -66,7 +70,7 @@ def parse_since(text: str, now: float | None = None) -> float:
     """``--since``: a local ISO date/time, or an age such as ``7d``; epoch seconds."""
     age = _AGE.match(text.strip())
     if age:
-        return (time.time() if now is None else now) - float(age[1]) * _UNITS[age[2]]
+        return (time.time() if now is None else now) - float(age[1]) * UNITS[age[2]]
     try:
         return datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
@@ -74,8 +78,8 @@ def parse_since(text: str, now: float | None = None) -> float:
                          "2026-01-05T10:00) nor an age (30m, 12h, 7d)") from None
 
 
-async def replay(args: argparse.Namespace, modules: list[ModuleType], connect: Connect) -> int:
-    """Run ``durable replay``; return the exit status."""
+async def _replay(args: argparse.Namespace) -> int:
+    modules = import_modules(args)
     replayer = replayer_for(modules, strict=args.strict)
     if not modules or not replayer.workflows:
         raise UsageError("no workflows to replay with: pass the modules that define them with "
@@ -84,37 +88,39 @@ async def replay(args: argparse.Namespace, modules: list[ModuleType], connect: C
     if args.files:
         _replay_files(args, replayer, report)
     else:
-        async for source, events in _store_histories(args, connect):
-            report.add(source, _replay(replayer, events, False), events)
+        async for source, events in _store_histories(args):
+            report.add(source, _replay_one(replayer, events, False), events)
     return report.finish("histories" if args.files else "executions")
 
 
 def _replay_files(args: argparse.Namespace, replayer: Replayer, report: _Report) -> None:
-    for option in ("workflow", "status", "since"):
+    for path in _history_files(args):
+        try:
+            events: Any = load_history(path)
+        except Exception as exc:  # unreadable, or not a history
+            report.add(str(path), (Outcome("failed", None, exc), []), None)
+            continue
+        report.add(str(path), _replay_one(replayer, events, expects_divergence(path)), events)
+
+
+def _history_files(args: argparse.Namespace) -> list[Path]:
+    for option in _STORE_OPTIONS:
         if getattr(args, option):
-            raise UsageError(f"--{option} selects executions in a store; it does not apply to "
-                             "history files")
-    if args.all_tenants:
-        raise UsageError("--all-tenants selects executions in a store; it does not apply to files")
+            flag = "--" + option.replace("_", "-")
+            what = "to files" if option == "all_tenants" else "to history files"
+            raise UsageError(f"{flag} selects executions in a store; it does not apply {what}")
     try:
         files = history_files(args.files)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
     if not files:
         raise UsageError(f"no *.json history files in {', '.join(args.files)}")
-    for path in files:
-        try:
-            events: Any = load_history(path)
-        except Exception as exc:  # unreadable, or not a history
-            report.add(str(path), (Outcome("failed", None, exc), []), None)
-            continue
-        report.add(str(path), _replay(replayer, events, expects_divergence(path)), events)
+    return files
 
 
-async def _store_histories(args: argparse.Namespace,
-                           connect: Connect) -> AsyncIterator[tuple[str, list[Event]]]:
+async def _store_histories(args: argparse.Namespace) -> AsyncIterator[tuple[str, list[Event]]]:
     since = None if args.since is None else parse_since(args.since)
-    async with connect() as client:
+    async with connect(args, redis=False) as client:
         async for record in client.iter_executions(
                 workflow=args.workflow, status=args.status, since=since,
                 all_tenants=args.all_tenants):
@@ -122,7 +128,7 @@ async def _store_histories(args: argparse.Namespace,
             yield f"{record.tenant}/{record.workflow_id}", await handle.history()
 
 
-def _replay(replayer: Replayer, history: Any, expect: bool) -> tuple[Outcome, list[str]]:
+def _replay_one(replayer: Replayer, history: Any, expect: bool) -> Replayed:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NonDeterminismWarning)
         outcome = replay_one(replayer, history, expect_divergence=expect)
@@ -139,36 +145,22 @@ class _Report:
         self.counts: Counter[str] = Counter()
         self.began = self.last = time.monotonic()
 
-    def add(self, source: str, replayed: tuple[Outcome, list[str]],
-            events: Sequence[Event] | None) -> None:
+    def add(self, source: str, replayed: Replayed, events: Sequence[Event] | None) -> None:
+        """Count one history and print what went wrong with it (or, verbose, that it passed)."""
         outcome, changed = replayed
         self.counts[outcome.status] += 1
         self.counts["changed"] += bool(changed)
-        label = self._label(source, events)
+        label = _label(source, events)
         if outcome.status == "diverged":
             print(f"DIVERGED {label}\n{_indent(str(outcome.error))}", flush=True)
         elif outcome.status == "failed":
             error = outcome.error
             print(f"FAILED   {label}: {type(error).__name__}: {error}", flush=True)
         elif self.verbose:
-            print(f"ok       {label}{self._how(outcome)}", flush=True)
+            print(f"ok       {label}{_how(outcome)}", flush=True)
         for message in changed:
             print(f"CHANGED  {label}: {message}", flush=True)
         self._tick()
-
-    def _label(self, source: str, events: Sequence[Event] | None) -> str:
-        if not events:
-            return source
-        workflow = getattr(events[0], "workflow", "?")
-        return f"{source} ({workflow}, {len(events)} events)"
-
-    def _how(self, outcome: Outcome) -> str:
-        if outcome.error is not None:
-            return ": diverged, as its name says it must"
-        result = outcome.result
-        if result is None or result.done:
-            return ""
-        return f": waits at {result.suspended_at or 'its end'}"
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -181,6 +173,7 @@ class _Report:
               f"{self.counts['failed']} failed ({rate:.0f}/s)", file=sys.stderr, flush=True)
 
     def finish(self, what: str) -> int:
+        """Print the summary; return the exit status."""
         ok, diverged, failed = (self.counts[s] for s in ("ok", "diverged", "failed"))
         total = ok + diverged + failed
         if total == 0:
@@ -190,6 +183,22 @@ class _Report:
         changed = f", {n_changed} with changed arguments" if n_changed else ""
         print(f"replayed {total} {what}: {ok} ok, {diverged} diverged, {failed} failed{changed}")
         return 1 if diverged or failed else 0
+
+
+def _label(source: str, events: Sequence[Event] | None) -> str:
+    if not events:
+        return source
+    workflow = getattr(events[0], "workflow", "?")
+    return f"{source} ({workflow}, {len(events)} events)"
+
+
+def _how(outcome: Outcome) -> str:
+    if outcome.error is not None:
+        return ": diverged, as its name says it must"
+    result = outcome.result
+    if result is None or result.done:
+        return ""
+    return f": waits at {result.suspended_at or 'its end'}"
 
 
 def _indent(text: str) -> str:

@@ -1,0 +1,69 @@
+"""``durable``: a thin command-line shell over the public API.
+
+Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db``),
+``--redis URL`` (env ``DURABLE_REDIS``: dispatch through Redis Streams), ``--prefix NAME`` (env
+``DURABLE_REDIS_PREFIX``: Redis key prefix) and ``--tenant NAME`` (default ``default``) go before
+or after the command; ``list``, ``show`` and ``replay`` only read the store and ignore
+``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on stderr
+with exit status 1.
+
+One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
+query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
+``_patches``, ``_schedules`` and ``_admin`` (migrate, bench). They share ``_options`` (how a
+command is declared), ``_targets`` (what it acts on) and ``_render`` (how results are shown);
+none imports this module or, but for ``show --at``, another group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from ..errors import DurableError, NonDeterminismError
+from . import _admin, _executions, _patches, _replay, _schedules, _workers
+from ._options import Commands
+from ._targets import global_options
+
+__all__ = ["main"]
+
+_GROUPS = (_workers, _executions, _replay, _patches, _schedules, _admin)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``durable`` command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args.handler(args))
+    except DurableError as exc:
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = global_options()
+    parser = argparse.ArgumentParser(prog="durable", parents=[common],
+                                     description="Durable execution: run workers, start and "
+                                     "inspect workflow executions.")
+    commands = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+                        common)
+    for group in _GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+def _message(exc: DurableError) -> str:
+    """The error on one line; a divergence keeps its lines (recorded, new, where)."""
+    return str(exc) if isinstance(exc, NonDeterminismError) else " ".join(str(exc).split())
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop  # optional: not on Windows
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

@@ -1,0 +1,184 @@
+"""``durable start | send | query | update | cancel | list | show``: one execution at a time.
+
+Each command opens a client on the store (``start``, ``send``, ``query``, ``update`` and
+``cancel`` publish through ``--redis`` when given; ``list`` and ``show`` only read), does one
+thing through the public API and prints its result: an id, a line, JSON, a table or a timeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .._history import encode_history_json
+from ..errors import UsageError, WorkflowClosedError
+from . import _render
+from ._options import Commands, add_module_option, json_value, json_values
+from ._targets import connect, module_names, resolve_workflow
+from ._timetravel import AT_HELP, show_at
+
+__all__ = ["add_commands"]
+
+_STATUSES = ["running", "completed", "failed", "cancelled"]
+
+
+def add_commands(commands: Commands) -> None:
+    """Register the commands on one execution (and ``list``)."""
+    _add_start(commands)
+    _add_send(commands)
+    _add_query(commands)
+    _add_update(commands)
+    _add_list(commands)
+    _add_show(commands)
+    commands.add("cancel", _cancel, "ask an execution to stop").add_argument("id", metavar="ID")
+
+
+# ---- start, send, cancel --------------------------------------------------------------------
+
+
+def _add_start(commands: Commands) -> None:
+    p = commands.add("start", _start, "start a workflow execution and print its id",
+                     epilog="example: durable start InvoiceApproval '\"inv-1\"' 500 --id inv-1 "
+                     "--module examples.invoice")
+    p.add_argument("workflow", metavar="WORKFLOW", help="registered workflow name")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--id", help="workflow id (default: a new UUID)")
+    add_module_option(p, "the workflow")
+
+
+async def _start(args: argparse.Namespace) -> int:
+    values = json_values(args.args)
+    workflow = resolve_workflow(args.workflow, module_names(args))
+    async with connect(args) as client:
+        handle = await client.start(workflow, *values, id=args.id)
+    print(handle.workflow_id)
+    return 0
+
+
+def _add_send(commands: Commands) -> None:
+    p = commands.add("send", _send, "send an external event to an execution")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("event", metavar="EVENT", help="event name")
+    p.add_argument("payload", metavar="PAYLOAD", nargs="?", help="payload as JSON (default null)")
+    p.add_argument("--key", help="idempotency key: the event is delivered once per key")
+
+
+async def _send(args: argparse.Namespace) -> int:
+    payload = None if args.payload is None else json_value(args.payload, "payload")
+    async with connect(args) as client:
+        await client.get_handle(args.id).send(args.event, payload, idempotency_key=args.key)
+    print(f"sent {args.event} to {args.id}")
+    return 0
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    async with connect(args) as client:
+        handle = client.get_handle(args.id)
+        status = (await handle.describe()).status
+        if status != "running":
+            raise WorkflowClosedError(f"execution {args.id!r} has already ended ({status})",
+                                      workflow_id=args.id)
+        await handle.cancel()
+    print(f"cancel requested for {args.id}")
+    return 0
+
+
+# ---- queries and updates --------------------------------------------------------------------
+
+
+def _add_query(commands: Commands) -> None:
+    p = commands.add("query", _query, "ask a running (or ended) execution's query handler; "
+                     "print the answer as JSON", epilog="example: durable query cart-1 total")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="NAME", help="query name (ctx.on_query)")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for a worker to answer (default 30)")
+
+
+async def _query(args: argparse.Namespace) -> int:
+    values = json_values(args.args)
+    async with connect(args) as client:
+        answer = await client.get_handle(args.id).query(args.name, *values, timeout=args.timeout)
+    print(_render.json(answer))
+    return 0
+
+
+def _add_update(commands: Commands) -> None:
+    p = commands.add("update", _update, "send an update to an execution and print its "
+                     "handler's answer as JSON",
+                     epilog="example: durable update cart-1 add '\"tea\"' --key add-tea-1")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("name", metavar="NAME", help="update name (ctx.on_update)")
+    p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
+    p.add_argument("--key", help="idempotency key: the update is applied once per key")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the answer (default 30)")
+
+
+async def _update(args: argparse.Namespace) -> int:
+    values = json_values(args.args)
+    async with connect(args) as client:
+        answer = await client.get_handle(args.id).update(
+            args.name, *values, idempotency_key=args.key, timeout=args.timeout)
+    print(_render.json(answer))
+    return 0
+
+
+# ---- list and show --------------------------------------------------------------------------
+
+
+def _add_list(commands: Commands) -> None:
+    p = commands.add("list", _list, "list executions, newest first")
+    p.add_argument("--status", choices=_STATUSES)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--all-tenants", action="store_true")
+
+
+async def _list(args: argparse.Namespace) -> int:
+    async with connect(args, redis=False) as client:
+        records = await client.list(status=args.status, limit=args.limit,
+                                    all_tenants=args.all_tenants)
+    if not records:
+        print("no executions")
+        return 0
+    header = ["ID", "WORKFLOW", "VERSION", "STATUS", "STATE", "UPDATED"]
+    rows = [[r.workflow_id, r.workflow, r.version, r.status, r.state or "-",
+             _render.local_datetime(r.updated_at)] for r in records]
+    tenants = [r.tenant for r in records] if args.all_tenants else None
+    print("\n".join(_render.table(header, rows, tenants)))
+    return 0
+
+
+def _add_show(commands: Commands) -> None:
+    p = commands.add("show", _show, "show an execution's history timeline and status",
+                     epilog="examples: durable show inv-1 --at 12;  durable show inv-1 --at "
+                     "10:31:34;  durable show inv-1 --at 2026-01-05T10:31:34 --replay "
+                     "-m examples.invoice")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--run", metavar="RUN_ID",
+                   help="an earlier run of the execution (continue-as-new) instead of the current")
+    p.add_argument("--json", action="store_true", help="print the history (with --at: the "
+                   "state at that moment) as JSON")
+    p.add_argument("--at", metavar="WHEN", help=AT_HELP)
+    p.add_argument("--replay", action="store_true", help="with --at: replay the workflow's "
+                   "code (import it with --module) instead of reading what was recorded")
+    add_module_option(p, "the workflow, for --replay")
+
+
+async def _show(args: argparse.Namespace) -> int:
+    if args.at is not None:
+        return await show_at(args)
+    if args.replay:
+        raise UsageError("--replay goes with --at WHEN")
+    async with connect(args, redis=False) as client:
+        handle = client.get_handle(args.id)
+        events = await handle.history(run_id=args.run)
+        if not events:
+            raise UsageError(f"execution {args.id!r} has no run {args.run!r} (the runs are named "
+                             "by WorkflowStarted.continued_from and WorkflowContinuedAsNew)")
+        if args.json:
+            print(encode_history_json(events).decode())
+            return 0
+        description = await handle.describe()
+    print("\n".join([*_render.timeline(events), "", *_render.summary(description)]))
+    return 0

@@ -1,0 +1,307 @@
+"""How the CLI shows things: tables, history timelines, status blocks, JSON.
+
+Every function returns text (a line list or a string) and prints nothing: the commands print.
+Times are local unless a name says UTC; values are JSON, cut to a readable length.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+
+import durable
+
+from .._history import (
+    ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
+    ChildCancelled, ChildCancelRequested, ChildCompleted, ChildFailed, ChildInitiated,
+    ChildStarted, ChildStartFailed, DataChanged, Event, EventReceived, Patched, StateChanged,
+    TaskCompleted, TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted,
+    WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
+)
+from .._patches import ExecutionRef, PatchReport
+from .._timetravel import StateAt
+from ._options import UNITS
+
+__all__ = [
+    "call", "clock", "json", "local_datetime", "patch_report", "schedule", "schedule_when",
+    "state_at", "summary", "table", "timeline", "utc", "value",
+]
+
+Names = dict[int, str]  # command number -> the action or child workflow it scheduled
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+def json(obj: Any) -> str:
+    """``obj`` as one line of JSON."""
+    return msgspec.json.encode(obj).decode()
+
+
+def value(obj: Any, limit: int = 120) -> str:
+    """``obj`` as JSON, cut to ``limit`` characters."""
+    text = json(obj)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def call(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    """``name(arg, key=arg)`` with each argument as short JSON."""
+    parts = [value(a, 60) for a in args] + [f"{k}={value(v, 60)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def local_datetime(ts: float) -> str:
+    """Epoch seconds as a local date and time to the second."""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clock(ts: float) -> str:
+    """Epoch seconds as a local time of day to the millisecond."""
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+
+
+def utc(t: datetime) -> str:
+    """A datetime in UTC to the second."""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float) -> str:
+    """Seconds in the largest unit that divides them (``1d``, ``90m``, ``45s``)."""
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= UNITS[unit] and seconds % UNITS[unit] == 0:
+            return f"{seconds / UNITS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def table(header: list[str], rows: list[list[str]],
+          tenants: Sequence[str] | None = None) -> list[str]:
+    """``rows`` under ``header`` in left-aligned columns; ``tenants`` adds a first column."""
+    if tenants is not None:
+        header, rows = ["TENANT", *header], [[t, *row] for t, row in zip(tenants, rows)]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+            for row in [header, *rows]]
+
+
+# ---- histories ------------------------------------------------------------------------------
+
+
+def timeline(events: Sequence[Event]) -> list[str]:
+    """One line per event: seq, local time, type and its salient fields."""
+    if not events:
+        return []
+    names: Names = {}
+    lines = [f"history of {getattr(events[0], 'workflow_id', '?')} "
+             f"(started {local_datetime(events[0].time)}, times are local)"]
+    for event in events:
+        if isinstance(event, ActionScheduled):
+            names[event.cmd] = event.name
+        elif isinstance(event, ChildInitiated):
+            names[event.cmd] = event.workflow_id
+        kind = type(event).__name__
+        lines.append(f"{event.seq:>4}  {clock(event.time)}  {kind:<17} "
+                     f"{_detail(event, names)}".rstrip())
+    return lines
+
+
+def _detail(event: Event, names: Names) -> str:
+    for describe in (_run_detail, _child_detail, _action_detail, _input_detail):
+        text = describe(event, names)
+        if text is not None:
+            return text
+    return ""
+
+
+def _run_detail(event: Event, names: Names) -> str | None:
+    match event:
+        case WorkflowStarted():
+            after = ("" if event.continued_from is None
+                     else f" continues run {event.continued_from}")
+            if event.parent is not None:
+                after += f" child of {event.parent.workflow_id} (#{event.parent.cmd})"
+            return (f"{call(event.workflow, event.args, event.kwargs)} version={event.version} "
+                    f"run={event.run_id}{after}")
+        case WorkflowContinuedAsNew():
+            return f"{call('next run', event.args, event.kwargs)} run={event.run_id}"
+        case TaskCompleted():
+            return "" if event.suspended_at is None else f"waits at {_short(event.suspended_at)}"
+        case StateChanged():
+            return event.state
+        case DataChanged():
+            return f"del {event.key}" if event.deleted else f"{event.key} = {value(event.value)}"
+        case Patched():
+            return event.patch_id
+        case WorkflowCompleted():
+            return value(event.result)
+        case WorkflowFailed():
+            return f"{event.error.type}: {event.error.message}"
+        case WorkflowCancelled():
+            return ""
+    return None
+
+
+def _child_detail(event: Event, names: Names) -> str | None:
+    match event:
+        case ChildInitiated():
+            return (f"#{event.cmd} {call(event.workflow, event.args, event.kwargs)} "
+                    f"id={event.workflow_id} parent_close={event.parent_close}")
+        case ChildStarted() | ChildCancelled():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}"
+        case ChildStartFailed():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}: the workflow id is taken"
+        case ChildCompleted():
+            return f"#{event.cmd} {names.get(event.cmd, '?')} -> {value(event.result)}"
+        case ChildFailed():
+            return (f"#{event.cmd} {names.get(event.cmd, '?')}: {event.error.type}: "
+                    f"{event.error.message}")
+        case ChildCancelRequested():
+            return f"#{event.cmd} {event.workflow_id} {event.reason}".rstrip()
+    return None
+
+
+def _action_detail(event: Event, names: Names) -> str | None:
+    match event:
+        case ActionScheduled():
+            return f"#{event.cmd} {call(event.name, event.args, event.kwargs)}"
+        case ActionCompleted():
+            return (f"#{event.cmd} {names.get(event.cmd, '?')} -> {value(event.result)}"
+                    f" (attempt {event.attempt})")
+        case ActionFailed():
+            return (f"#{event.cmd} {names.get(event.cmd, '?')} failed on attempt {event.attempt}: "
+                    f"{event.error.type}: {event.error.message}")
+        case ActionCancelRequested():
+            return f"#{event.cmd} {names.get(event.cmd, '?')}"
+        case TimerStarted():
+            return f"#{event.cmd} {event.duration:g}s, fires at {clock(event.fire_at)}"
+        case TimerFired() | TimerCancelled():
+            return f"#{event.cmd}"
+    return None
+
+
+def _input_detail(event: Event, names: Names) -> str | None:
+    match event:
+        case EventReceived():
+            key = "" if event.key is None else f" key={event.key}"
+            return f"{event.name} {value(event.payload)}{key}"
+        case CancelRequested():
+            return event.reason
+        case UpdateAccepted():
+            return f"{call(event.name, event.args, {})} id={event.id}"
+        case UpdateCompleted():
+            if event.error is not None:
+                return f"{event.name} failed: {event.error.type}: {event.error.message}"
+            return f"{event.name} -> {value(event.result)}"
+    return None
+
+
+def _short(location: str) -> str:
+    """``file.py:line`` of a ``/path/to/file.py:line`` location."""
+    return os.path.basename(location)
+
+
+# ---- executions -----------------------------------------------------------------------------
+
+
+def summary(d: durable.Description) -> list[str]:
+    """The status block under the timeline: status, state, data, pending work, errors."""
+    lines = [f"workflow:  {d.workflow} v{d.version}  id={d.workflow_id}  tenant={d.tenant}",
+             *_status(d.status, d.state, d.data, d.suspended_at, d.result, d.error)]
+    now = time.time()
+    for a in d.pending_actions:
+        due = f", next attempt in {a.visible_at - now:.1f}s" if a.visible_at > now else ""
+        last = f", last error: {a.last_error}" if a.last_error else ""
+        lines.append(f"pending action #{a.cmd} {call(a.name, a.args, a.kwargs)}: "
+                     f"attempt {a.attempt}{due}{last}")
+    for t in d.pending_timers:
+        lines.append(f"pending timer #{t.cmd}: fires at {clock(t.fire_at)} "
+                     f"(in {max(t.fire_at - now, 0):.1f}s)")
+    if d.task_error:
+        lines.append("task error (the execution is held until this is fixed):")
+        lines.extend(f"  {line}" for line in d.task_error.splitlines())
+    return lines
+
+
+def _status(status: str, state: str | None, data: dict[str, Any], suspended_at: str | None,
+            result: Any, error: Any) -> list[str]:
+    """Status, state, data, where it waits, its result or error: now or at a past moment."""
+    lines = [f"status:    {status}", f"state:     {state or '-'}",
+             f"data:      {value(data) if data else '-'}"]
+    if suspended_at is not None:
+        lines.append(f"waiting:   {suspended_at}")
+    if status == "completed":
+        lines.append(f"result:    {value(result, 400)}")
+    if error is not None:
+        lines.append(f"error:     {error.type}: {error.message}")
+    return lines
+
+
+def state_at(state: StateAt, events: Sequence[Event]) -> list[str]:
+    """``show --at``: the timeline up to the moment, then the execution as it was then."""
+    lines = timeline([e for e in events if e.seq <= state.seq])
+    later = len(events) - state.seq
+    if later:
+        lines.append(f"      ({later} later event{'s' if later != 1 else ''} not shown)")
+    how = "replayed with today's code" if state.replayed else "as recorded"
+    lines += ["", f"as of seq {state.seq} ({clock(state.time)}), {how}:",
+              *_status(state.status, state.state, state.data, state.suspended_at, state.result,
+                       state.error)]
+    lines += [f"received, not run yet: seq {event.seq} {type(event).__name__}"
+              for event in state.pending]
+    return lines
+
+
+# ---- patches --------------------------------------------------------------------------------
+
+
+def patch_report(report: PatchReport, all_tenants: bool) -> list[str]:
+    """``durable patches``: per patch id, the open executions still on its old path."""
+    def name(e: ExecutionRef) -> str:
+        where = f"{e.tenant}/" if all_tenants else ""
+        return f"{where}{e.workflow_id} ({e.workflow} v{e.version})"
+
+    lines = [f"checked {report.checked} open execution(s) against today's code"]
+    if not report.patches:
+        lines.append("no ctx.patched() ids in the code or in the open executions")
+    rows = [[use.patch_id, str(len(use.old_path)), str(use.new_path),
+             ", ".join(map(name, use.old_path)) or "none: safe to remove the old branch"]
+            for use in report.patches]
+    if rows:
+        lines += table(["PATCH", "OLD PATH", "NEW PATH", "EXECUTIONS ON THE OLD PATH"], rows)
+    if report.unchecked:
+        lines.append(f"could not check {len(report.unchecked)} execution(s):")
+        lines += [f"  {name(u.execution)}: {' '.join(u.reason.split())}" for u in report.unchecked]
+    return lines
+
+
+# ---- schedules ------------------------------------------------------------------------------
+
+
+def schedule_when(d: durable.ScheduleDescription) -> str:
+    """``cron '0 3 * * *' Europe/Paris`` or ``every 5m``."""
+    if d.cron is not None:
+        return f"cron {d.cron!r} {d.timezone}"
+    assert d.every is not None
+    return f"every {duration(d.every)}"
+
+
+def schedule(d: durable.ScheduleDescription) -> list[str]:
+    """``durable schedule show``: definition, counts, next and recent runs."""
+    status = "paused" if d.paused else "active"
+    lines = [f"schedule:  {d.schedule_id}  tenant={d.tenant}",
+             f"workflow:  {call(d.workflow, d.args, d.kwargs)}",
+             f"when:      {schedule_when(d)}",
+             f"overlap:   {d.overlap.value}  catch-up window: {duration(d.catchup_window)}",
+             f"status:    {status}{f'  ({d.note})' if d.note else ''}",
+             f"runs:      {d.runs} started, {d.skipped} skipped (overlap), "
+             f"{d.missed} missed (catch-up window), {d.buffered} buffered",
+             f"running:   {', '.join(d.running) or '-'}",
+             "next runs: " + (", ".join(utc(t) for t in d.next_runs) or "-"),
+             "recent runs:" if d.recent_runs else "recent runs: -"]
+    lines += [f"  {utc(datetime.fromtimestamp(r.due, timezone.utc))}  {r.workflow_id}"
+              f"{'  (manual)' if r.manual else ''}" for r in reversed(d.recent_runs)]
+    return lines

@@ -1,0 +1,206 @@
+"""What a command acts on: the store, Redis, the tenant, the workflows' modules, a worker target.
+
+Each comes from the command line, else from the environment (``DURABLE_DB``,
+``DURABLE_REDIS``, ``DURABLE_REDIS_PREFIX``, ``DURABLE_MODULES``), else from a default. Modules
+are imported with the current directory on ``sys.path``, as ``python -m`` does. Anything that
+cannot be resolved is a ``durable.errors`` error (``UsageError`` for the command line itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import ModuleType
+from typing import Any
+
+import durable
+
+from ..errors import DurableError, UnknownWorkflowError, UsageError
+from .._definitions import definitions_in, workflow_definition
+
+__all__ = [
+    "DEFAULT_DB", "DEFAULT_TENANT", "build_worker", "connect", "global_options", "import_module",
+    "import_modules", "load_target", "module_names", "redis_url", "refused_urls",
+    "resolve_workflow", "store_url",
+]
+
+DEFAULT_DB = "sqlite:///durable.db"
+DEFAULT_TENANT = "default"
+
+
+def global_options() -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name (a parent parser)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS,
+                        help=f"store URL (env DURABLE_DB, default {DEFAULT_DB})")
+    common.add_argument("--redis", metavar="URL", default=argparse.SUPPRESS,
+                        help="dispatch through Redis Streams at URL (env DURABLE_REDIS)")
+    common.add_argument("--prefix", metavar="NAME", default=argparse.SUPPRESS,
+                        help="prefix of the Redis keys (env DURABLE_REDIS_PREFIX)")
+    common.add_argument("--tenant", default=argparse.SUPPRESS,
+                        help=f"tenant of the executions (default {DEFAULT_TENANT!r})")
+    return common
+
+
+# ---- the store and Redis --------------------------------------------------------------------
+
+
+def store_url(args: argparse.Namespace) -> str:
+    """``--db``, else ``DURABLE_DB``, else the embedded default."""
+    return getattr(args, "db", None) or os.environ.get("DURABLE_DB") or DEFAULT_DB
+
+
+def redis_url(args: argparse.Namespace) -> str | None:
+    """``--redis``, else ``DURABLE_REDIS``, else None (in-process dispatch)."""
+    return getattr(args, "redis", None) or os.environ.get("DURABLE_REDIS") or None
+
+
+@asynccontextmanager
+async def connect(args: argparse.Namespace, *,
+                  redis: bool = True) -> AsyncIterator[durable.Client]:
+    """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis."""
+    options: dict[str, Any] = {"tenant": getattr(args, "tenant", DEFAULT_TENANT)}
+    if redis and (url := redis_url(args)):
+        options["redis_url"] = url
+        if prefix := getattr(args, "prefix", None) or os.environ.get("DURABLE_REDIS_PREFIX"):
+            options["prefix"] = prefix
+    with refused_urls():
+        client = await durable.connect(store_url(args), **options)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@contextmanager
+def refused_urls() -> Iterator[None]:
+    """A URL that a driver refuses with a bare ``ValueError`` is a ``UsageError``.
+
+    (asyncpg does so for a port that is not a number; durable's own checks raise
+    ``InvalidArgumentError``, which passes through.)
+    """
+    try:
+        yield
+    except DurableError:
+        raise
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+# ---- modules and workflows ------------------------------------------------------------------
+
+
+def module_names(args: argparse.Namespace) -> list[str]:
+    """``--module`` options, then ``DURABLE_MODULES`` (comma-separated), each once."""
+    env = [m.strip() for m in os.environ.get("DURABLE_MODULES", "").split(",") if m.strip()]
+    return list(dict.fromkeys([*args.module, *env]))
+
+
+def import_modules(args: argparse.Namespace) -> list[ModuleType]:
+    """The modules of :func:`module_names`, imported (which registers their workflows)."""
+    return [import_module(name) for name in module_names(args)]
+
+
+def import_module(name: str) -> ModuleType:
+    """Import module ``name`` from the current directory or ``sys.path``."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (name == exc.name or name.startswith(exc.name + ".")):
+            raise  # the module exists; something it imports does not
+        raise UsageError(f"cannot import module {name!r}: {exc} (run from the directory that "
+                         "contains it, or set PYTHONPATH)") from None
+
+
+def resolve_workflow(name: str, modules: list[str]) -> Any:
+    """The workflow function registered as ``name`` by ``modules`` (or already imported)."""
+    found, _ = definitions_in(import_module(m) for m in modules)
+    if name in found:
+        return found[name]
+    try:  # registered by a module imported along the way
+        return workflow_definition(name).fn
+    except UnknownWorkflowError:
+        pass
+    imported = ", ".join(modules) or "none"
+    known = ", ".join(sorted(found)) or "none"
+    raise UnknownWorkflowError(
+        f"no workflow named {name!r} (modules imported: {imported}; workflows found: {known}); "
+        "pass the module that defines it with --module MOD or DURABLE_MODULES=mod1,mod2",
+        name=name)
+
+
+# ---- worker targets -------------------------------------------------------------------------
+
+
+def load_target(spec: str) -> tuple[str, Any]:
+    """``MODULE:ATTR`` (``MODULE`` alone means ``MODULE:worker``): its full name and object."""
+    module_name, _, attr = spec.partition(":")
+    obj: Any = import_module(module_name)
+    attr = attr or "worker"
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return f"{module_name}:{attr}", obj
+
+
+async def build_worker(name: str, target: Any, client: durable.Client,
+                       options: dict[str, Any]) -> durable.Worker:
+    """The worker that ``target`` (loaded from ``name``) describes, with ``options``."""
+    functions = _listed_functions(target)
+    if functions is not None:
+        workflows, actions = _split(functions, name)
+        return durable.Worker(client, workflows, actions, **options)
+    if not callable(target):
+        raise UsageError(f"{name} is not a worker target: see `durable worker --help`")
+    worker = target(client, **options)
+    if asyncio.iscoroutine(worker):
+        worker = await worker
+    if not isinstance(worker, durable.Worker):
+        raise UsageError(f"{name} returned {worker!r}, not a durable.Worker")
+    return worker
+
+
+def _listed_functions(target: Any) -> list[Any] | None:
+    """The workflows and actions that ``target`` lists; None if it is a factory (or nothing).
+
+    A list, one decorated function, or an object or dict with ``workflows``/``actions``.
+    """
+    if isinstance(target, (list, tuple)):
+        return list(target)
+    if _is_durable(target):
+        return [target]
+    workflows, actions = _member(target, "workflows"), _member(target, "actions")
+    if workflows is None and actions is None:
+        return None
+    return [*(workflows or ()), *(actions or ())]
+
+
+def _member(target: Any, name: str) -> Any:
+    """``target[name]`` of a dict, else ``target.name``; None if there is none."""
+    return target.get(name) if isinstance(target, dict) else getattr(target, name, None)
+
+
+def _is_durable(fn: Any) -> bool:
+    return hasattr(fn, "__durable_workflow__") or hasattr(fn, "__durable_action__")
+
+
+def _split(functions: Iterable[Any], where: str) -> tuple[list[Any], list[Any]]:
+    workflows, actions = [], []
+    for fn in functions:
+        if hasattr(fn, "__durable_workflow__"):
+            workflows.append(fn)
+        elif hasattr(fn, "__durable_action__"):
+            actions.append(fn)
+        else:
+            raise UsageError(f"{where}: {fn!r} is neither a @durable.workflow nor a "
+                             "@durable.action")
+    return workflows, actions

@@ -1,0 +1,214 @@
+"""``durable worker`` and ``durable server``: services that run until a signal.
+
+The first SIGINT or SIGTERM shuts a service down gracefully (a worker stops claiming work and
+finishes the tasks in flight); a second one cancels what is left. The "started" line is
+printed only once signals are handled, so a supervisor that waits for it may signal at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from .._urls import redact
+from ..errors import ServerStoppedError, UsageError
+from ._options import Commands
+from ._targets import build_worker, connect, load_target, redis_url, store_url
+
+if TYPE_CHECKING:
+    from durable_server import Server
+
+__all__ = ["add_commands"]
+
+WORKER_HELP: Final = """\
+TARGET is MODULE:ATTR (MODULE alone means MODULE:worker); the current directory is on
+sys.path. ATTR may be:
+  - a function taking a durable.Client and returning a durable.Worker, e.g.
+        def worker(client, **options):
+            return durable.Worker(client, workflows=[invoice_approval],
+                                  actions=[send_email], **options)
+    --concurrency / --lease, when given, are passed to it as keyword arguments;
+  - an object or dict with `workflows` and `actions` lists;
+  - a list of @durable.workflow and @durable.action functions.
+SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
+(a second signal aborts them). A worker serves every tenant of the store.
+
+example: durable worker examples.invoice:worker
+"""
+
+_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+def add_commands(commands: Commands) -> None:
+    """Register ``worker`` and ``server``."""
+    _add_worker(commands)
+    _add_server(commands)
+
+
+def _add_worker(commands: Commands) -> None:
+    p = commands.add("worker", _worker, "run workflows and actions until SIGTERM/SIGINT",
+                     epilog=WORKER_HELP, raw=True)
+    p.add_argument("target", metavar="TARGET", help="MODULE:ATTR (see below)")
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="tasks run at once (Worker default 100)")
+    p.add_argument("--lease", type=float, metavar="SECONDS",
+                   help="how soon a crashed worker's tasks are picked up again (default 30)")
+
+
+def _add_server(commands: Commands) -> None:
+    p = commands.add("server", _server, "fire timers, start due schedules, re-dispatch lost or "
+                     "expired tasks, serve /healthz and /metrics until SIGTERM/SIGINT")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 picks one)")
+    p.add_argument("--interval", type=float, default=0.1, metavar="SECONDS",
+                   help="how long an idle loop sleeps (default 0.1)")
+    p.add_argument("--redispatch-after", type=float, default=2.0, metavar="SECONDS",
+                   help="announce a claimable task again after this long (default 2)")
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ---- worker ---------------------------------------------------------------------------------
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    _log_to_stderr()
+    name, target = load_target(args.target)
+    options = {k: v for k in ("concurrency", "lease") if (v := getattr(args, k)) is not None}
+    async with connect(args) as client:
+        try:
+            worker = await build_worker(name, target, client, options)
+        except TypeError as exc:  # the target does not take these options
+            raise UsageError(f"cannot build the worker from {name}: {exc}") from None
+        started = (f"durable worker {worker.identity} started: db={store_url(args)} "
+                   f"workflows={','.join(worker.workflows) or '-'} "
+                   f"actions={','.join(worker.actions) or '-'} "
+                   f"concurrency={worker.concurrency} lease={worker.lease:g}s")
+        await _run_until_signalled(worker, started)
+        print(f"durable worker {worker.identity} stopped", flush=True)
+    return 0
+
+
+# ---- server ---------------------------------------------------------------------------------
+
+
+async def _server(args: argparse.Namespace) -> int:
+    _log_to_stderr()
+    server_class = _server_class()
+    async with connect(args) as client:
+        server = server_class(client, host=args.host, port=args.port, interval=args.interval,
+                              redispatch_after=args.redispatch_after)
+
+        async def started() -> str:
+            await server.wait_started()
+            return _server_started(server, args)
+
+        try:
+            await _run_until_signalled(server, started, "durable server stopping")
+        except OSError as exc:  # the HTTP port is taken or the address is wrong
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+        print(f"durable server {server.identity} stopped", flush=True)
+    return 0
+
+
+def _server_class() -> type[Server]:
+    try:  # imported here: aiohttp is an extra, and slow to import
+        from durable_server import Server
+    except ImportError as exc:
+        raise UsageError(f"durable server needs the server extra (pip install "
+                         f"'durable[server]'): {exc}") from None
+    return Server
+
+
+def _server_started(server: Server, args: argparse.Namespace) -> str:
+    redis = redis_url(args)
+    return (f"durable server {server.identity} started: db={redact(store_url(args))} "
+            f"redis={redact(redis) if redis else '-'} http={server.url} "
+            f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s")
+
+
+# ---- running until a signal -----------------------------------------------------------------
+
+
+class _Service(Protocol):
+    """What :func:`_run_until_signalled` runs: a ``durable.Worker`` or a durable server."""
+
+    def run(self) -> Coroutine[Any, Any, None]:
+        """Run until shut down."""
+        ...
+
+    def shutdown(self) -> None:
+        """Finish what is in flight, then make ``run()`` return."""
+        ...
+
+
+async def _run_until_signalled(service: _Service, started: str | Callable[[], Awaitable[str]],
+                               stopping: str = "durable worker stopping: finishing tasks in "
+                               "flight") -> None:
+    """Run ``service``; the first SIGINT/SIGTERM shuts it down gracefully, the second aborts.
+
+    ``started`` is the line to print once signals are handled (or a coroutine function that
+    returns it once the service has started); ``stopping`` is printed on the first signal.
+    """
+    run = asyncio.ensure_future(service.run())
+    with _Signals(service, run, stopping) as signals:
+        try:
+            print(await _started_line(started, run), flush=True)
+            await run
+        except asyncio.CancelledError:
+            if not signals.aborted:
+                raise
+
+
+async def _started_line(started: str | Callable[[], Awaitable[str]],
+                        run: asyncio.Future[None]) -> str:
+    if isinstance(started, str):
+        return started
+    try:
+        return await started()
+    except ServerStoppedError:
+        await run  # it failed to start: raise why
+        raise
+
+
+class _Signals:
+    """Within the block, SIGINT and SIGTERM shut the service down, then abort its run."""
+
+    def __init__(self, service: _Service, run: asyncio.Future[None], stopping: str) -> None:
+        self.service = service
+        self.run = run
+        self.stopping = stopping
+        self.received = 0
+        self.loop = asyncio.get_running_loop()
+
+    @property
+    def aborted(self) -> bool:
+        """Whether a second signal cancelled the run."""
+        return self.received >= 2
+
+    def __enter__(self) -> _Signals:
+        for sig in _SIGNALS:
+            self.loop.add_signal_handler(sig, self._on_signal)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for sig in _SIGNALS:
+            self.loop.remove_signal_handler(sig)
+
+    def _on_signal(self) -> None:
+        self.received += 1
+        if self.received == 1:
+            print(f"{self.stopping} (signal again to abort)", file=sys.stderr, flush=True)
+            self.service.shutdown()
+        else:
+            self.run.cancel()
