@@ -56,7 +56,6 @@ KNOWN_LONG: Final[dict[str, int]] = {
     "durable/_cli.py": 771,  # the CLI, being split by command
     "durable/_replay/_instance.py": 640,  # the engine, being reshaped
     # The stores (this branch splits them).
-    "durable/_stores/_base.py": 638,
     "durable/_stores/postgres/_store.py": 740,
     "durable/_stores/sqlite/_store.py": 754,
 }

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 from ._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Snapshot, Start, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
-    workflow_ref,
+    ExecutionStore, RequestStore, ScheduleStore, SnapshotStore, Store, TaskStore, TimerStore,
 )
+from ._records import (
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, WorkflowCommit, WorkflowTask,
+    action_ref, workflow_ref,
+)
+from ._wakeup import Wakeup
 
 __all__ = [
     "FINISHED_REQUESTS",
     "TERMINAL_STATUSES",
     "ActionTask",
     "ExecutionRecord",
+    "ExecutionStore",
     "ExecutionUpdate",
     "Outcome",
     "Reply",
     "Request",
+    "RequestStore",
+    "ScheduleStore",
     "Signal",
     "Snapshot",
+    "SnapshotStore",
     "Start",
     "Store",
     "TaskRef",
+    "TaskStore",
     "TimerRecord",
+    "TimerStore",
     "Wakeup",
+    "WorkflowCommit",
     "WorkflowTask",
     "action_ref",
     "migrate_store",
@@ -42,7 +53,7 @@ async def open_store(url: str) -> Store:
     """
     scheme = _scheme(url)
     if scheme == "memory":
-        from ._memory import MemoryStore
+        from .memory import MemoryStore
 
         return MemoryStore(url)
     if scheme == "sqlite":

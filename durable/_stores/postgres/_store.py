@@ -35,11 +35,12 @@ from msgspec.structs import replace
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from ..._batching import Batcher
-from .._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask,
-    workflow_ref,
+from .._commit import Committer
+from .._records import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Reply, Request, Snapshot, TaskRef,
+    TimerRecord, WorkflowCommit, WorkflowTask, workflow_ref,
 )
+from .._wakeup import Wakeup
 from . import _statements as sql
 from ._effects import COMMIT_EFFECTS, effect_columns
 from ._schedules import PostgresSchedules
@@ -68,7 +69,7 @@ _EMPTY_DATA: Final = _encode({})
 _NO_RESULT: Final = _encode(None)
 
 
-class PostgresStore(PostgresSchedules, PostgresTransactions):
+class PostgresStore(Committer, PostgresSchedules, PostgresTransactions):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""
 
     def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
@@ -295,44 +296,26 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
 
     # ---- workflow tasks -----------------------------------------------------------------
 
-    async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
-                                   events: list[Event], *, actions: list[ActionTask],
-                                   timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float,
-                                   cancelled_actions: Sequence[int] = (),
-                                   starts: Sequence[Start] = (),
-                                   signals: Sequence[Signal] = (),
-                                   replies: Sequence[Reply] = ()) -> bool:
-        """Append ``events`` with their effects, atomically, if the history ends where expected."""
-        if cancelled_actions or starts or signals:
-            return await self._commit_effects(
-                task, owner, expected_seq, events, actions, timers, cancelled_timers, update,
-                now, effect_columns(cancelled_actions, starts, signals, now, _split_at_seq),
-                replies)
-        error = None if update.error is None else _encode(update.error)
-        ended = update.status in TERMINAL_STATUSES
-        result = _encode(update.result)
-        outcome = Outcome.of(task.workflow, update) if ended else None
-        args = (task.tenant, task.workflow_id, owner, expected_seq,
-                [e.seq for e in events], [encode_event(e) for e in events],
-                *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
-                cancelled_timers, update.status, update.state, _encode(update.data),
-                result, error, now, _ENDED_CHANNEL,
-                None if outcome is None else _notice(task, outcome, result, error))
-        if replies:
-            done = await self._commit_with_replies(args, replies)
-        else:
-            done = await self._grouped(sql.COMMIT, *args)
-        if done and (actions or timers):
-            self.wakeup.notify()
-        if done and outcome is not None:
-            self.wakeup.ended(task.tenant, task.workflow_id, outcome)
-        if done:
-            self._replied(task.tenant, task.workflow_id, replies)
-        return done
+    async def _commit(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
+        """One round trip: ``COMMIT``, grouped with concurrent commits, or (with cancelled
+        actions, starts or signals) ``COMMIT_EFFECTS`` in a transaction of its own, since it
+        locks every execution it writes, in order, before it writes any. Replies add a
+        statement to the same transaction."""
+        effects = commit.cancelled_actions or commit.starts or commit.signals
+        args = _commit_args(task, commit)
+        if effects:
+            args = (*args[:-2], *effect_columns(commit.cancelled_actions, commit.starts,
+                                                commit.signals, commit.now, _split_at_seq),
+                    *args[-2:])
+        statement = COMMIT_EFFECTS if effects else sql.COMMIT
+        if commit.replies:
+            return await self._commit_with_replies(args, commit.replies, statement)
+        if effects:
+            return bool(await self._fetchval(statement, *args))
+        return bool(await self._grouped(statement, *args))
 
     async def _commit_with_replies(self, args: tuple[Any, ...], replies: Sequence[Reply],
-                                   statement: str = sql.COMMIT) -> bool:
+                                   statement: str) -> bool:
         """A commit and the answers to requests, in one transaction (two statements)."""
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -344,53 +327,12 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
             raise await self._mapped(exc) from exc
         return done
 
-    def _replied(self, tenant: str, workflow_id: str, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            if reply.status in FINISHED_REQUESTS:
-                self.wakeup.replied(tenant, workflow_id, reply.id)
-
-    async def _commit_effects(self, task: WorkflowTask, owner: str, expected_seq: int,
-                              events: list[Event], actions: list[ActionTask],
-                              timers: list[TimerRecord], cancelled_timers: list[int],
-                              update: ExecutionUpdate, now: float, effects: list[Any],
-                              replies: Sequence[Reply]) -> bool:
-        """A commit with cancelled actions, starts or signals (``durable_commit_effects``).
-
-        Its own transaction, not grouped with others: it locks every execution it writes, in
-        order, before it writes any.
-        """
-        error = None if update.error is None else _encode(update.error)
-        result = _encode(update.result)
-        outcome = Outcome.of(task.workflow, update) if update.status in TERMINAL_STATUSES else None
-        args = (task.tenant, task.workflow_id, owner, expected_seq,
-                [e.seq for e in events], [encode_event(e) for e in events],
-                *_action_columns(actions), [t.cmd for t in timers], [t.fire_at for t in timers],
-                cancelled_timers, update.status, update.state, _encode(update.data),
-                result, error, now, *effects, _ENDED_CHANNEL,
-                None if outcome is None else _notice(task, outcome, result, error))
-        if replies:
-            done = await self._commit_with_replies(args, replies, COMMIT_EFFECTS)
-        else:
-            done = await self._fetchval(COMMIT_EFFECTS, *args)
-        if done:
-            self.wakeup.notify()
-        if done and outcome is not None:
-            self.wakeup.ended(task.tenant, task.workflow_id, outcome)
-        if done:
-            self._replied(task.tenant, task.workflow_id, replies)
-        return done
-
-    async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
-                                   replies: Sequence[Reply], now: float) -> bool:
-        """Drop a task that recorded nothing and write its replies (see ``Store``)."""
+    async def _finish(self, task: WorkflowTask, owner: str, expected_seq: int,
+                      replies: Sequence[Reply], now: float) -> bool:
         args = (task.tenant, task.workflow_id, owner, expected_seq)
         if replies:
-            done = await self._commit_with_replies(args, replies, sql.FINISH)
-        else:
-            done = bool(await self._fetchval(sql.FINISH, *args))
-        if done:
-            self._replied(task.tenant, task.workflow_id, replies)
-        return done
+            return await self._commit_with_replies(args, replies, sql.FINISH)
+        return bool(await self._fetchval(sql.FINISH, *args))
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
@@ -544,7 +486,7 @@ class PostgresStore(PostgresSchedules, PostgresTransactions):
         if replies:
             await self._fetchval(sql.ANSWER_REQUESTS, tenant, workflow_id,
                                  *_reply_columns(replies), _REPLIED_CHANNEL)
-            self._replied(tenant, workflow_id, replies)
+            self.wakeup.answered(tenant, workflow_id, replies)
 
     async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
         """Delete the request."""
@@ -654,6 +596,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 # ---- rows and payloads ----------------------------------------------------------------------
 
 
+def _commit_args(task: WorkflowTask, commit: WorkflowCommit) -> tuple[Any, ...]:
+    """The parameters of ``COMMIT``: ``durable_commit``'s, then the NOTIFY channel and payload
+    of the execution's end (None while it runs)."""
+    update = commit.update
+    error = None if update.error is None else _encode(update.error)
+    result = _encode(update.result)
+    ended = update.status in TERMINAL_STATUSES
+    notice = _notice(task, Outcome.of(task.workflow, update), result, error) if ended else None
+    return (task.tenant, task.workflow_id, commit.owner, commit.expected_seq,
+            [e.seq for e in commit.events], [encode_event(e) for e in commit.events],
+            *_action_columns(commit.actions), [t.cmd for t in commit.timers],
+            [t.fire_at for t in commit.timers], commit.cancelled_timers, update.status,
+            update.state, _encode(update.data), result, error, commit.now, _ENDED_CHANNEL,
+            notice)
+
+
 def _notice(task: WorkflowTask, outcome: Outcome, result: bytes, error: bytes | None) -> str:
     """The NOTIFY payload of an execution's end (see ``_ENDED_CHANNEL``)."""
     head = _SEP.join((task.tenant, task.workflow_id, outcome.workflow, outcome.status))
@@ -717,7 +675,7 @@ def _action_key(task: ActionTask) -> tuple[str, str, str, int]:
     return (task.tenant, task.workflow_id, task.run_id, task.cmd)
 
 
-def _action_columns(actions: list[ActionTask]) -> tuple[list[Any], ...]:
+def _action_columns(actions: Sequence[ActionTask]) -> tuple[list[Any], ...]:
     """A commit's new action tasks as the column arrays ``durable_commit`` takes."""
     return ([a.cmd for a in actions], [a.name for a in actions],
             [_encode(a.args) for a in actions], [_encode(a.kwargs) for a in actions],

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import asyncpg
 
 from ..._history import ActionCompleted
-from .._base import ActionTask
+from .._records import ActionTask
 
 __all__ = ["PostgresTransactions"]
 

@@ -15,7 +15,7 @@ from msgspec.structs import replace
 
 from ..._history import ErrorInfo
 from ...errors import WorkflowNotFoundError
-from .._base import TERMINAL_STATUSES, Reply, Request
+from .._records import TERMINAL_STATUSES, Reply, Request
 
 __all__ = [
     "DELETE_REQUEST", "PENDING_REQUESTS", "answer_txn", "fetch_all", "get_request", "needs_rearm",

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 import msgspec
 
-from .._base import Snapshot
+from .._records import Snapshot
 
 __all__ = ["find_snapshot", "save_snapshot_txn"]
 

@@ -22,18 +22,19 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 from msgspec.structs import replace
 
 from ..._history import ErrorInfo, Event, TimerFired, WorkflowStarted, decode_event, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
-from .._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, Wakeup, WorkflowTask,
-    workflow_ref,
+from .._commit import Committer
+from .._records import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, Reply, Request, Signal, Snapshot, Start,
+    TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, workflow_ref,
 )
+from .._wakeup import Wakeup
 from .._migrations import migration_files
 from ._requests import (
     DELETE_REQUEST, PENDING_REQUESTS, answer_txn, fetch_all, get_request, needs_rearm, rearm_txn,
@@ -62,7 +63,7 @@ _decode_error: Final = msgspec.msgpack.Decoder(ErrorInfo).decode
 # ---- the store ------------------------------------------------------------------------------
 
 
-class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
+class SQLiteStore(Committer, SQLiteSchedules, SQLiteTransactions):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
@@ -152,38 +153,12 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
 
     # ---- workflow tasks -----------------------------------------------------------------
 
-    async def commit_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int,
-                                   events: list[Event], *, actions: list[ActionTask],
-                                   timers: list[TimerRecord], cancelled_timers: list[int],
-                                   update: ExecutionUpdate, now: float,
-                                   cancelled_actions: Sequence[int] = (),
-                                   starts: Sequence[Start] = (),
-                                   signals: Sequence[Signal] = (),
-                                   replies: Sequence[Reply] = ()) -> bool:
-        """Append ``events`` with their effects, atomically, if the history ends where expected."""
-        done = await self._write(_commit_txn, task, owner, expected_seq, events, actions, timers,
-                                 cancelled_timers, update, now,
-                                 _Effects(cancelled_actions, starts, signals, replies))
-        if done and (actions or timers or starts or signals):
-            self.wakeup.notify()
-        if done and update.status in TERMINAL_STATUSES:
-            self.wakeup.ended(task.tenant, task.workflow_id, Outcome.of(task.workflow, update))
-        if done:
-            self._replied(task.tenant, task.workflow_id, replies)
-        return done
+    async def _commit(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
+        return await self._write(_commit_txn, task, commit)
 
-    def _replied(self, tenant: str, workflow_id: str, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            if reply.status in FINISHED_REQUESTS:
-                self.wakeup.replied(tenant, workflow_id, reply.id)
-
-    async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
-                                   replies: Sequence[Reply], now: float) -> bool:
-        """Drop a task that recorded nothing and write its replies (see ``Store``)."""
-        done = await self._write(_finish_txn, task, owner, expected_seq, replies)
-        if done:
-            self._replied(task.tenant, task.workflow_id, replies)
-        return done
+    async def _finish(self, task: WorkflowTask, owner: str, expected_seq: int,
+                      replies: Sequence[Reply], now: float) -> bool:
+        return await self._write(_finish_txn, task, owner, expected_seq, replies)
 
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
@@ -275,7 +250,7 @@ class SQLiteStore(SQLiteSchedules, SQLiteTransactions):
         """Record ``replies`` for requests not answered yet."""
         if replies:
             await self._write(answer_txn, tenant, workflow_id, replies)
-            self._replied(tenant, workflow_id, replies)
+            self.wakeup.answered(tenant, workflow_id, replies)
 
     async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
         """Delete the request."""
@@ -539,15 +514,6 @@ def _append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: 
 # ---- workflow tasks -------------------------------------------------------------------------
 
 
-class _Effects(NamedTuple):
-    """What a commit does beyond its own execution's history and work (see ``Store``)."""
-
-    cancelled_actions: Sequence[int]
-    starts: Sequence[Start]
-    signals: Sequence[Signal]
-    replies: Sequence[Reply] = ()
-
-
 def _finish_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
                 replies: Sequence[Reply]) -> bool:
     key = (task.tenant, task.workflow_id)
@@ -559,32 +525,29 @@ def _finish_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expect
     return True
 
 
-def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
-                events: list[Event], actions: list[ActionTask], timers: list[TimerRecord],
-                cancelled_timers: list[int], update: ExecutionUpdate, now: float,
-                effects: _Effects) -> bool:
+def _commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCommit) -> bool:
     key = (task.tenant, task.workflow_id)
     head = conn.execute(sql.SELECT_COMMIT_HEAD, key).fetchone()
-    if head is None or head[1] != expected_seq - 1 or head[2] != owner:
+    if head is None or head[1] != commit.expected_seq - 1 or head[2] != commit.owner:
         return False
-    run = (*key, head[0])
-    conn.executemany(sql.INSERT_EVENT, [(*run, e.seq, None, encode_event(e)) for e in events])
+    run, update, now = (*key, head[0]), commit.update, commit.now
+    conn.executemany(sql.INSERT_EVENT, [(*run, e.seq, None, encode_event(e))
+                                        for e in commit.events])
     conn.execute(sql.DELETE_WORKFLOW_TASK, key)
     if update.status in TERMINAL_STATUSES:
         _drop_run_work_txn(conn, run)
     else:
-        _schedule_txn(conn, run, actions, timers, cancelled_timers, now)
-        conn.executemany(sql.DELETE_ACTION, [(*run, cmd) for cmd in effects.cancelled_actions])
+        _schedule_txn(conn, run, commit)
     error = None if update.error is None else _encode(update.error)
-    conn.execute(sql.UPDATE_EXECUTION, (expected_seq + len(events) - 1, now, update.status,
-                                        update.state, _encode(update.data), _encode(update.result),
-                                        error, *key))
-    for start in effects.starts:
+    conn.execute(sql.UPDATE_EXECUTION, (commit.expected_seq + len(commit.events) - 1, now,
+                                        update.status, update.state, _encode(update.data),
+                                        _encode(update.result), error, *key))
+    for start in commit.starts:
         _start_txn(conn, run, start, now)
-    for signal in effects.signals:
+    for signal in commit.signals:
         _signal_txn(conn, signal, now)
-    if effects.replies:
-        answer_txn(conn, task.tenant, task.workflow_id, effects.replies)
+    if commit.replies:
+        answer_txn(conn, task.tenant, task.workflow_id, commit.replies)
     return True
 
 
@@ -616,20 +579,21 @@ def _signal_txn(conn: sqlite3.Connection, signal: Signal, now: float) -> None:
         pass  # skipped, as the protocol says
 
 
-def _schedule_txn(conn: sqlite3.Connection, run: Row, actions: list[ActionTask],
-                  timers: list[TimerRecord], cancelled_timers: list[int], now: float) -> None:
-    """Write a commit's new action tasks and timers and drop its cancelled timers.
+def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) -> None:
+    """Write a commit's new action tasks and timers and drop the ones it cancelled.
 
     The new action tasks count as dispatched ``now``: the committing worker publishes them.
     """
-    if actions:
+    if commit.actions:
         conn.executemany(sql.UPSERT_ACTION, [
             (*run, a.cmd, a.name, _encode(a.args), _encode(a.kwargs), a.attempt, a.visible_at,
-             a.last_error, now) for a in actions])
-    if timers:
-        conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in timers])
-    if cancelled_timers:
-        conn.executemany(sql.DELETE_TIMER, [(*run, cmd) for cmd in cancelled_timers])
+             a.last_error, commit.now) for a in commit.actions])
+    if commit.timers:
+        conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in commit.timers])
+    if commit.cancelled_timers:
+        conn.executemany(sql.DELETE_TIMER, [(*run, cmd) for cmd in commit.cancelled_timers])
+    if commit.cancelled_actions:
+        conn.executemany(sql.DELETE_ACTION, [(*run, cmd) for cmd in commit.cancelled_actions])
 
 
 def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from ..._history import ActionCompleted
 from ...errors import StoreUnavailableError
-from .._base import ActionTask
+from .._records import ActionTask
 
 __all__ = ["SQLiteTransactions"]
 
