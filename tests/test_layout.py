@@ -31,8 +31,6 @@ KNOWN_CYCLES: Final[list[frozenset[str]]] = [
     # The CLI: ``_cli_schedules`` imports ``_cli`` late for shared helpers (being reshaped).
     frozenset({"durable._cli", "durable._cli_schedules"}),
     # The stores' mixins, joined back by late imports (this branch takes them apart).
-    frozenset({"durable._stores.sqlite._schedules", "durable._stores.sqlite._store",
-               "durable._stores.sqlite._transactions"}),
     frozenset({"durable._stores.postgres._store", "durable._stores.postgres._transactions"}),
 ]
 
@@ -57,7 +55,6 @@ KNOWN_LONG: Final[dict[str, int]] = {
     "durable/_replay/_instance.py": 640,  # the engine, being reshaped
     # The stores (this branch splits them).
     "durable/_stores/postgres/_store.py": 740,
-    "durable/_stores/sqlite/_store.py": 754,
 }
 
 

@@ -21,7 +21,7 @@ from durable._history import (
 )
 from durable._stores import ActionTask, ExecutionUpdate, Store, WorkflowCommit, open_store
 from durable._stores._migrations import migration_files
-from durable._stores.sqlite import _store
+from durable._stores.sqlite import _connection
 from durable.errors import StoreUnavailableError
 
 PROCESSES = 3
@@ -189,7 +189,7 @@ async def test_bad_url_is_refused(tmp_path: Path) -> None:
 
 async def test_a_locked_database_is_store_unavailable_and_writes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_store, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(_connection, "BUSY_TIMEOUT", 0.05)
     store = await open_store(f"sqlite:///{tmp_path}/locked.db")
     await store.create_execution(WorkflowStarted(0, 0.0, "F", "1", "wf", "r", "t", []), now=1)
     other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)

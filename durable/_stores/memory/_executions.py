@@ -39,7 +39,8 @@ class MemoryExecutions(MemoryState):
                               limit: int = 100) -> list[ExecutionRecord]:
         """Executions, newest first; all tenants when ``tenant`` is None."""
         rows = [r for r in self._executions.values()
-                if (tenant is None or r.tenant == tenant) and (status is None or r.status == status)]
+                if (tenant is None or r.tenant == tenant)
+                and (status is None or r.status == status)]
         rows.sort(key=lambda r: (r.created_at, r.workflow_id), reverse=True)
         return rows[:limit]
 

@@ -40,7 +40,8 @@ class MemoryTasks(Committer, MemoryState):
         self._histories[run].extend(commit.events)
         del self._wf_tasks[key]
         for action in commit.actions:
-            self._actions[(*run, action.cmd)] = (action, Lease(action.visible_at, dispatched_at=now))
+            held = Lease(action.visible_at, dispatched_at=now)
+            self._actions[(*run, action.cmd)] = (action, held)
         for timer in commit.timers:
             self._timers[(*run, timer.cmd)] = timer
         for cmd in commit.cancelled_timers:
@@ -155,12 +156,13 @@ class MemoryTasks(Committer, MemoryState):
         claimed_workflows, claimed_actions = [], []
         for ref in refs:
             if ref.kind == "w":
-                wf = self._claim_workflow((ref.tenant, ref.workflow_id), workflows, owner, lease, now)
-                if wf is not None:
-                    claimed_workflows.append(wf)
+                key = (ref.tenant, ref.workflow_id)
+                workflow = self._claim_workflow(key, workflows, owner, lease, now)
+                if workflow is not None:
+                    claimed_workflows.append(workflow)
             else:
-                key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
-                action = self._claim_action(key, actions, owner, lease, now)
+                action = self._claim_action((ref.tenant, ref.workflow_id, ref.run_id, ref.cmd),
+                                            actions, owner, lease, now)
                 if action is not None:
                     claimed_actions.append(action)
         return claimed_workflows, claimed_actions
