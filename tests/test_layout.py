@@ -30,8 +30,6 @@ KNOWN_CYCLES: Final[list[frozenset[str]]] = [
     frozenset({"durable._context", "durable._replay._instance"}),
     # The CLI: ``_cli_schedules`` imports ``_cli`` late for shared helpers (being reshaped).
     frozenset({"durable._cli", "durable._cli_schedules"}),
-    # The stores' mixins, joined back by late imports (this branch takes them apart).
-    frozenset({"durable._stores.postgres._store", "durable._stores.postgres._transactions"}),
 ]
 
 # Cycles that also count ``if TYPE_CHECKING:`` imports (annotations only).
@@ -53,8 +51,6 @@ KNOWN_TYPE_CYCLES: Final[list[frozenset[str]]] = [
 KNOWN_LONG: Final[dict[str, int]] = {
     "durable/_cli.py": 771,  # the CLI, being split by command
     "durable/_replay/_instance.py": 640,  # the engine, being reshaped
-    # The stores (this branch splits them).
-    "durable/_stores/postgres/_store.py": 740,
 }
 
 
