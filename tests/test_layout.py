@@ -43,8 +43,6 @@ KNOWN_TYPE_CYCLES: Final[list[frozenset[str]]] = [
     frozenset({"durable._client", "durable._queries", "durable._schedules._handle",
                "durable._timetravel", "durable._worker", "durable._worker._action_tasks",
                "durable._worker._worker", "durable._worker._workflow_tasks"}),
-    # The server's HTTP API names the server that serves it (this branch takes it apart).
-    frozenset({"durable_server._http", "durable_server._server"}),
 ]
 
 # Modules allowed over MAX_LINES, with their length when listed (they may only get shorter).
