@@ -1,4 +1,11 @@
-"""Stores: where executions, histories and work live. ``open_store(url)`` picks one by URL."""
+"""Stores: where executions, histories and work live. ``open_store(url)`` picks one by URL.
+
+``_base`` is the ``Store`` protocol, split into the roles its callers use; ``_records`` the
+records it trades in (``WorkflowCommit``: what one workflow task writes); ``_commit`` the one
+``commit_workflow_task`` and the wake-ups after it (``_wakeup``). The stores, ``memory``,
+``sqlite`` and ``postgres``, are packages with one module per role over a shared base, held
+to one conformance suite.
+"""
 
 from __future__ import annotations
 
