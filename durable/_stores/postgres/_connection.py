@@ -43,8 +43,8 @@ COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means tr
 
 
 class PostgresBase:
-    """The pool and the listener, which every role of the store works through; driver errors
-    leave it mapped (``_mapped``)."""
+    """The pool and the listener, which every role of the store works through; the driver
+    calls here turn lost connections into ``StoreUnavailableError`` (``_mapped``)."""
 
     def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
         self.url = url
