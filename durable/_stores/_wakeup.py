@@ -27,10 +27,11 @@ class Wakeup:
     """In-process wake-ups: pollers wait for new work, result waiters for one execution's end.
 
     Stores call :meth:`notify` when they made work runnable, :meth:`ended` when an execution
-    reached a terminal status and :meth:`replied` when a request got its answer (the
-    PostgreSQL store also relays other processes' ``ended`` and ``replied`` through
-    ``LISTEN``); other processes are found by polling. All of it happens on the event loop's
-    thread (stores call these after their I/O returns), so waiters are woken directly.
+    reached a terminal status and :meth:`replied` (or :meth:`answered`) when a request got
+    its answer; after a workflow-task commit, ``_commit.Committer`` calls them for every
+    store. The PostgreSQL store also relays other processes' ``ended`` and ``replied``
+    through ``LISTEN``; other processes are found by polling. All of it happens on the event
+    loop's thread (stores call these after their I/O returns), so waiters are woken directly.
 
     ``epoch`` is not None while every end is reported here (a memory store always; the
     PostgreSQL store while its ``LISTEN`` connection is up, with a new epoch after each
