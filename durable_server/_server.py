@@ -1,15 +1,15 @@
 """``Server``: fires due timers, re-dispatches what the outbox hands out, starts due schedules,
 serves health and metrics.
 
-Three loops and an HTTP site, all owned by ``run()``:
+Three loops and an HTTP site, all owned by ``run()``. Each loop runs one chore of the
+``Housekeeper`` (the same the embedded dispatcher runs) and publishes the hints it returns to
+the client's dispatcher:
 
-* timers: ``Store.fire_due_timers`` records each due timer's ``TimerFired`` once and returns
-  workflow hints, which are published to the client's dispatcher;
-* outbox: ``Store.dispatch_due`` returns hints for claimable tasks whose last dispatch is older
-  than ``redispatch_after`` (a hint lost in Redis, a dead worker's expired lease, a due retry or
-  release), which are published too;
-* schedules: ``Scheduler.run_due`` starts the runs of due schedules (each due time once,
-  with a workflow id derived from it) and their hints are published.
+* timers: each due timer's ``TimerFired`` is recorded once;
+* outbox: claimable tasks whose last dispatch is older than ``redispatch_after`` (a hint lost
+  in Redis, a dead worker's expired lease, a due retry or release) are announced again;
+* schedules: the runs of due schedules are started (each due time once, with a workflow id
+  derived from it).
 
 Any number of servers may run on one store: the store hands concurrent callers disjoint sets
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so the server takes no locks of its own. Hints are
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from durable._schedules._scheduler import Scheduler
+from durable._dispatch._housekeeping import SCHEDULE_POLL, Housekeeper
 from durable._stores import Store, TaskRef
 from durable.errors import DurableError, InvalidArgumentError, ServerStoppedError
 
@@ -79,21 +79,20 @@ class Server:
     def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,
                  batch: int = 500, host: str = "127.0.0.1", port: int = 8080,
                  identity: str | None = None, clock: Callable[[], float] | None = None,
-                 schedule_poll: float = 1.0) -> None:
+                 schedule_poll: float = SCHEDULE_POLL) -> None:
         if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0 or schedule_poll <= 0:
             raise InvalidArgumentError("interval > 0, redispatch_after >= 0, batch >= 1, "
                                        "port >= 0 and schedule_poll > 0 are required")
         self.client = client
         self.interval = interval
-        self.redispatch_after = redispatch_after
-        self.batch = batch
         self.host = host
         self.port = port
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = clock or client.clock  # epoch seconds; the client's (time.time) by default
-        self.schedule_poll = schedule_poll
-        self.scheduler = Scheduler(client.store, owner=f"server:{self.identity}",
-                                   clock=self.clock)
+        self.housekeeper = Housekeeper(client.store, batch=batch,
+                                       redispatch_after=redispatch_after,
+                                       schedule_poll=schedule_poll,
+                                       owner=f"server:{self.identity}", clock=self.clock)
         self.stale_after = max(5.0, 3 * interval)  # no store round trip for this long: unhealthy
         self.metrics = Metrics(up=lambda: 1.0 if self.health()[0] else 0.0)
         self._loops = {name: _LoopState(name) for name in ("timers", "outbox", "schedules")}
@@ -108,6 +107,21 @@ class Server:
         return self.client.store
 
     @property
+    def batch(self) -> int:
+        """How many timers or tasks one store call takes."""
+        return self.housekeeper.batch
+
+    @property
+    def redispatch_after(self) -> float:
+        """Seconds a claimable task may wait without a fresh hint before it is announced again."""
+        return self.housekeeper.redispatch_after
+
+    @property
+    def schedule_poll(self) -> float:
+        """The longest the schedules loop sleeps (how soon a schedule created elsewhere is seen)."""
+        return self.housekeeper.schedule_poll
+
+    @property
     def url(self) -> str:
         """Where the HTTP API listens, e.g. ``http://127.0.0.1:8080``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -119,7 +133,7 @@ class Server:
         """Serve HTTP and run the three loops until :meth:`shutdown` or cancellation."""
         self._started = False
         self._settled.clear()
-        runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=2.0)
+        runner = web.AppRunner(make_app(self.health, self.metrics), access_log=None, shutdown_timeout=2.0)
         try:
             await runner.setup()
             await web.TCPSite(runner, self.host, self.port).start()
@@ -230,23 +244,19 @@ class Server:
         """Fire a batch of due timers and publish their workflows' hints; the wait until the next."""
         if await self._publish_leftovers(state):
             return 0.0
-        refs = await self._from_store(state, self.store.fire_due_timers, now=self.clock(),
-                                      limit=self.batch)
+        refs = await self._from_store(state, self.housekeeper.fire_timers, self.clock())
         self.metrics.timers_fired.inc(len(refs))
         await self._publish(state, refs)
         if len(refs) >= self.batch:  # more may be due: go on at once
             return 0.0
-        now = self.clock()
-        due = await self._from_store(state, self.store.next_wakeup, now=now)
-        # next_wakeup also counts tasks that are due already; those are the outbox's business
-        return self.interval if due is None or due <= now else min(due - now, self.interval)
+        return await self._from_store(state, self.housekeeper.until_next_timer, self.clock(),
+                                      at_most=self.interval)
 
     async def _redispatch(self, state: _LoopState) -> float:
         """Publish the outbox's hints for claimable tasks not dispatched lately; the wait."""
         if await self._publish_leftovers(state):
             return 0.0
-        refs = await self._from_store(state, self.store.dispatch_due, now=self.clock(),
-                                      older_than=self.redispatch_after, limit=self.batch)
+        refs = await self._from_store(state, self.housekeeper.redispatch, self.clock())
         self.metrics.tasks_redispatched.inc(len(refs))
         await self._publish(state, refs)
         return 0.0 if len(refs) >= self.batch else self.interval
@@ -255,18 +265,16 @@ class Server:
         """Process the due schedules and publish the runs' hints; the wait until the next."""
         if await self._publish_leftovers(state):
             return 0.0
-        refs = await self._from_store(state, self.scheduler.run_due, now=self.clock())
+        refs = await self._from_store(state, self.housekeeper.run_schedules, self.clock())
         self.metrics.schedule_runs.inc(len(refs))
         await self._publish(state, refs)
-        due = await self._from_store(state, self.scheduler.next_check)
-        now = self.clock()
-        return self.schedule_poll if due is None else min(max(due - now, 0.0), self.schedule_poll)
+        return max(self.housekeeper.next_schedule_pass - self.clock(), 0.0)
 
     async def _from_store(self, state: _LoopState, call: Callable[..., Awaitable[T]],
-                          **kwargs: Any) -> T:
-        """``await call(**kwargs)``, recording the outcome for ``/healthz``."""
+                          *args: Any, **kwargs: Any) -> T:
+        """``await call(*args, **kwargs)``, recording the outcome for ``/healthz``."""
         try:
-            result = await call(**kwargs)
+            result = await call(*args, **kwargs)
         except Exception as exc:
             state.store_error = _describe(exc)
             raise

@@ -1,38 +1,34 @@
 """In-process dispatch for the embedded stores: poll the store, wake up on local changes.
 
-Every worker also fires due timers and starts the runs of due schedules, so a single process
-needs nothing else. Several processes sharing one SQLite file find each other's work by
-polling.
+Every worker also fires due timers and starts the runs of due schedules (``Housekeeper``), so
+a single process needs nothing else. Several processes sharing one SQLite file find each
+other's work by polling.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Final, Sequence
+from typing import Sequence
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._schedules._scheduler import Scheduler
 from .._stores import Store, TaskRef
 from ._base import Claim, ClaimSpec
+from ._housekeeping import Housekeeper
 
 __all__ = ["LocalDispatcher"]
-
-SCHEDULE_SCAN: Final = 1.0  # seconds: how soon a schedule created by another process is seen
 
 
 class LocalDispatcher:
     """Claims straight from the store; ``publish`` is implied by the store's own wake-ups.
 
     ``clock`` is where it reads the time (due timers and tasks); ``time.time`` by default.
+    With ``fire_timers=False`` it leaves timers and schedules to others (``durable server``).
     """
 
     def __init__(self, store: Store, *, fire_timers: bool = True,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
-        self.fire_timers = fire_timers
         self.clock = clock
-        self._scheduler = Scheduler(store, clock=clock) if fire_timers else None
-        self._next_schedule_scan = 0.0
+        self._housekeeper = Housekeeper(store, clock=clock) if fire_timers else None
 
     async def publish(self, refs: Sequence[TaskRef]) -> None:
         """Nothing to do: the store already woke this process's pollers."""
@@ -47,16 +43,16 @@ class LocalDispatcher:
         now = self.clock()
         due = await self.store.next_wakeup(now=now)
         wait = timeout if due is None else min(max(due - now, 0.0), timeout)
-        if self._scheduler is not None:
-            wait = min(wait, max(self._next_schedule_scan - now, 0.0))
+        if self._housekeeper is not None:
+            wait = min(wait, max(self._housekeeper.next_schedule_pass - now, 0.0))
         await self.store.wakeup.wait(wait, seen)
         return await self._claim(spec, limit)
 
     async def _claim(self, spec: ClaimSpec, limit: int) -> list[Claim]:
         store, now = self.store, self.clock()
-        if self.fire_timers:
-            await store.fire_due_timers(now=now, limit=100)
-            await self._run_schedules(now)
+        if self._housekeeper is not None:  # the store wakes this process's pollers
+            await self._housekeeper.fire_timers(now)
+            await self._housekeeper.run_schedules_if_due(now)
         claims: list[Claim] = []
         if spec.workflows and limit > 0:
             tasks = await store.claim_workflow_tasks(spec.workflows, spec.owner, lease=spec.lease,
@@ -67,14 +63,6 @@ class LocalDispatcher:
                                                      now=now, limit=limit - len(claims))
             claims.extend(Claim(a) for a in actions)
         return claims
-
-    async def _run_schedules(self, now: float) -> None:
-        """Start due schedules' runs, looking again when the next is due (or in a second)."""
-        if self._scheduler is None or now < self._next_schedule_scan:
-            return
-        await self._scheduler.run_due(now)  # the store wakes this process's pollers
-        due = await self._scheduler.next_check()
-        self._next_schedule_scan = min(now + SCHEDULE_SCAN, math.inf if due is None else due)
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
         """Nothing to do: in one process the cache is shared by everyone."""

@@ -34,7 +34,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from .._batching import Batcher
-from .._stores import ActionTask, Store, TaskRef, WorkflowTask
+from .._stores import ActionTask, TaskRef, TaskStore, WorkflowTask
 from .._urls import redact
 from ..errors import InvalidArgumentError, StoreUnavailableError
 from . import _keys
@@ -96,7 +96,7 @@ class RedisDispatcher:
     (with ``__cause__``); callers retry, and the store's outbox covers lost hints.
     """
 
-    def __init__(self, store: Store, url: str, *, prefix: str = "durable", partitions: int = 4,
+    def __init__(self, store: TaskStore, url: str, *, prefix: str = "durable", partitions: int = 4,
                  maxlen: int = 100_000, block: float = 5.0, connect_timeout: float = 5.0) -> None:
         if partitions < 1 or maxlen < 1 or block <= 0:
             raise InvalidArgumentError("partitions >= 1, maxlen >= 1 and block > 0 are required")

@@ -20,17 +20,17 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from msgspec.structs import replace
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._history import CancelRequested, WorkflowStarted
-from .._stores import TERMINAL_STATUSES, Store, TaskRef, workflow_ref
+from .._stores import TERMINAL_STATUSES, ExecutionStore, ScheduleStore, TaskRef, workflow_ref
 from .._stores._schedule_records import ScheduleRecord, ScheduleRun
 from ._plan import Plan, apply, next_check, plan, run_workflow_id, settle
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "SchedulerStore"]
 
 logger = logging.getLogger("durable.schedules")
 
@@ -38,10 +38,15 @@ LEASE: Final = 10.0  # seconds a pass may take before another scheduler takes th
 _COMMIT_RETRIES: Final = 20
 
 
+class SchedulerStore(ExecutionStore, ScheduleStore, Protocol):
+    """What a scheduler needs of a store: its schedules, and the executions it starts and
+    cancels."""
+
+
 class Scheduler:
     """Processes due schedules of ``store`` as ``owner``; returns hints for what it started."""
 
-    def __init__(self, store: Store, *, owner: str | None = None, lease: float = LEASE,
+    def __init__(self, store: SchedulerStore, *, owner: str | None = None, lease: float = LEASE,
                  batch: int = 50, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.clock = clock  # the time runs are created at (the passes' ``now`` is given)

@@ -1,30 +1,48 @@
-"""Stores: where executions, histories and work live. ``open_store(url)`` picks one by URL."""
+"""Stores: where executions, histories and work live. ``open_store(url)`` picks one by URL.
+
+``_base`` is the ``Store`` protocol, split into the roles its callers use; ``_records`` the
+records it trades in (``WorkflowCommit``: what one workflow task writes); ``_commit`` the one
+``commit_workflow_task`` and the wake-ups after it (``_wakeup``). The stores, ``memory``,
+``sqlite`` and ``postgres``, are packages with one module per role over a shared base, held
+to one conformance suite.
+"""
 
 from __future__ import annotations
 
 from ..errors import InvalidArgumentError
 from ._base import (
-    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Snapshot, Start, Store, TaskRef, TimerRecord, Wakeup, WorkflowTask, action_ref,
-    workflow_ref,
+    ExecutionStore, RequestStore, ScheduleStore, SnapshotStore, Store, TaskStore, TimerStore,
 )
+from ._records import (
+    FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
+    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, WorkflowCommit, WorkflowTask,
+    action_ref, workflow_ref,
+)
+from ._wakeup import Wakeup
 
 __all__ = [
     "FINISHED_REQUESTS",
     "TERMINAL_STATUSES",
     "ActionTask",
     "ExecutionRecord",
+    "ExecutionStore",
     "ExecutionUpdate",
     "Outcome",
     "Reply",
     "Request",
+    "RequestStore",
+    "ScheduleStore",
     "Signal",
     "Snapshot",
+    "SnapshotStore",
     "Start",
     "Store",
     "TaskRef",
+    "TaskStore",
     "TimerRecord",
+    "TimerStore",
     "Wakeup",
+    "WorkflowCommit",
     "WorkflowTask",
     "action_ref",
     "migrate_store",
@@ -43,7 +61,7 @@ async def open_store(url: str) -> Store:
     """
     scheme = _scheme(url)
     if scheme == "memory":
-        from ._memory import MemoryStore
+        from .memory import MemoryStore
 
         return MemoryStore(url)
     if scheme == "sqlite":

@@ -19,7 +19,7 @@ from .._payloads import dump_value
 from .._replay import WorkflowInstance, replay
 from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
-    TaskRef, TimerRecord, WorkflowTask, action_ref,
+    TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, action_ref,
 )
 from ._effects import child_cancel, child_start, effect_refs, ending
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
@@ -104,6 +104,7 @@ class _Commit:
     def __init__(self, task: WorkflowTask, run_id: str, seq: int) -> None:
         self.task = task
         self.run_id = run_id
+        self.expected_seq = seq + 1  # the seq of its first event
         self.seq = seq  # the last seq written or to be written
         self.events: list[Event] = []
         self.actions: dict[int, ActionTask] = {}
@@ -181,11 +182,12 @@ class _Commit:
                                 self.signals)
         return refs
 
-    def timers(self) -> list[TimerRecord]:
-        return list(self._timers.values())
-
-    def cancelled_timers(self) -> list[int]:
-        return self._cancelled
+    def record(self, owner: str, update: ExecutionUpdate, now: float) -> WorkflowCommit:
+        """The commit as the store writes it, by ``owner`` (the task's lease holder)."""
+        return WorkflowCommit(owner, self.expected_seq, self.events, update, now,
+                              list(self.actions.values()), list(self._timers.values()),
+                              self._cancelled, self.cancelled_actions, self.starts,
+                              self.signals, self.replies)
 
 
 def _snapshot(task: WorkflowTask, entry: _Cached, commit: _Commit) -> Snapshot | None:
@@ -299,11 +301,7 @@ class WorkflowTaskRunner:
                 task, self.owner, entry.seq + 1, replies=commit.replies, now=self.clock())
         else:
             committed = await self.store.commit_workflow_task(
-                task, self.owner, entry.seq + 1, commit.events,
-                actions=list(commit.actions.values()), timers=commit.timers(),
-                cancelled_timers=commit.cancelled_timers(), update=_update(entry.instance),
-                now=self.clock(), cancelled_actions=commit.cancelled_actions,
-                starts=commit.starts, signals=commit.signals, replies=commit.replies)
+                task, commit.record(self.owner, _update(entry.instance), self.clock()))
         if not committed:
             entry.instance.close()
             return False

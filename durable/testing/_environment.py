@@ -19,7 +19,7 @@ from typing import Any, TypeVar, TypeVarTuple, Unpack, final
 from .._client import DEFAULT_TENANT, Client, WorkflowHandle
 from .._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
-from .._stores._memory import MemoryStore
+from .._stores.memory import MemoryStore
 from .._worker import Worker
 from ..errors import (
     InvalidArgumentError, UnknownActionError, UnknownWorkflowError, UsageError, WorkflowHeldError,

@@ -1,6 +1,6 @@
 """What a workflow-task commit does beyond its own execution, atomically, on every store.
 
-``commit_workflow_task(..., cancelled_actions=, starts=, signals=)``: dropping cancelled action
+``WorkflowCommit(..., cancelled_actions=, starts=, signals=)``: dropping cancelled action
 tasks, creating executions (child workflows) and the execution's next run (continue-as-new),
 and appending inputs to other executions (a child's outcome, a cancellation).
 """
@@ -16,7 +16,9 @@ from durable._history import (
     ActionCompleted, CancelRequested, CompleteWorkflow, Event, EventReceived, TaskCompleted,
     TimerFired, WorkflowStarted,
 )
-from durable._stores import ExecutionUpdate, Signal, Start, Store, WorkflowTask, workflow_ref
+from durable._stores import (
+    ExecutionUpdate, Signal, Start, Store, WorkflowCommit, WorkflowTask, workflow_ref,
+)
 
 from .test_store import (
     LEASE, NOW, RUNNING, T1, T2, act, claim, claim_actions, claim_one, completion, create,
@@ -33,8 +35,7 @@ async def commit(store: Store, task: WorkflowTask, *, owner: str = "w1", now: fl
     assert record is not None
     seq = record.last_seq + 1 if expected is None else expected
     return await store.commit_workflow_task(
-        task, owner, seq, [TaskCompleted(seq, now)], actions=[], timers=[], cancelled_timers=[],
-        update=update, now=now, **effects)
+        task, WorkflowCommit(owner, seq, [TaskCompleted(seq, now)], update, now, **effects))
 
 
 async def task_of(store: Store, wf: str, tenant: str = T1, *, now: float = NOW) -> WorkflowTask:
@@ -123,9 +124,8 @@ async def test_a_start_by_a_commit_that_ends_the_committer(store: Store) -> None
     assert record is not None
     task = await claim_one(store)
     events: list[Event] = [TaskCompleted(2, NOW), CompleteWorkflow(1).to_event(3, NOW)]
-    assert await store.commit_workflow_task(
-        task, "w1", 2, events, actions=[], timers=[], cancelled_timers=[], update=done, now=NOW,
-        starts=[Start(child(), on_started=note("started"))])
+    assert await store.commit_workflow_task(task, WorkflowCommit(
+        "w1", 2, events, done, NOW, starts=[Start(child(), on_started=note("started"))]))
     assert seqs(await history(store)) == [1, 2, 3]  # nothing after the end
     assert (await store.get_execution(T1, "child-1")) is not None
 

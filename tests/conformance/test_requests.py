@@ -11,7 +11,7 @@ import pytest
 from durable._history import (
     CompleteWorkflow, ErrorInfo, EventReceived, TaskCompleted, UpdateAccepted, WorkflowCompleted,
 )
-from durable._stores import ExecutionUpdate, Reply, Request, Store, TaskRef
+from durable._stores import ExecutionUpdate, Reply, Request, Store, TaskRef, WorkflowCommit
 from durable.errors import WorkflowNotFoundError
 
 from .test_store import LEASE, NOW, RUNNING, T1, T2, claim, claim_one, commit, create, history
@@ -159,14 +159,12 @@ async def test_commit_writes_its_replies_with_it_or_not_at_all(store: Store) -> 
     accepted = UpdateAccepted(2, NOW, "u1", "add", [5])
     events = [accepted, TaskCompleted(3, NOW)]
     replies = [Reply("u1", "accepted"), Reply("q1", "ok", "fine")]
-    stale = await store.commit_workflow_task(task, "w1", 3, events, actions=[], timers=[],
-                                             cancelled_timers=[], update=RUNNING, now=NOW,
-                                             replies=replies)
+    stale = await store.commit_workflow_task(
+        task, WorkflowCommit("w1", 3, events, RUNNING, NOW, replies=replies))
     assert not stale  # expected the wrong seq: nothing written, no answer either
     assert [r.status for r in await store.pending_requests(T1, "wf-1")] == ["pending", "pending"]
-    assert await store.commit_workflow_task(task, "w1", 2, events, actions=[], timers=[],
-                                            cancelled_timers=[], update=RUNNING, now=NOW,
-                                            replies=replies)
+    assert await store.commit_workflow_task(
+        task, WorkflowCommit("w1", 2, events, RUNNING, NOW, replies=replies))
     assert (await history(store))[1:] == events
     assert await store.pending_requests(T1, "wf-1") == []
     answered = await store.get_request(T1, "wf-1", "q1")

@@ -223,7 +223,7 @@ async def test_schedules_run_in_their_own_tenant(store: Store) -> None:
 async def _end(store: Store, workflow_id: str) -> None:
     """Finish a run as a worker would (claim its task, commit a terminal update)."""
     from durable._history import TaskCompleted, WorkflowCompleted
-    from durable._stores import ExecutionUpdate
+    from durable._stores import ExecutionUpdate, WorkflowCommit
 
     [task] = [t for t in await store.claim_workflow_tasks(["Flow"], "w", lease=30, now=T0 + 1e6,
                                                           limit=100)
@@ -231,10 +231,9 @@ async def _end(store: Store, workflow_id: str) -> None:
     record = await store.get_execution(T1, workflow_id)
     assert record is not None
     seq = record.last_seq + 1
-    assert await store.commit_workflow_task(
-        task, "w", seq, [TaskCompleted(seq, T0), WorkflowCompleted(seq + 1, T0, None)],
-        actions=[], timers=[], cancelled_timers=[],
-        update=ExecutionUpdate("completed", None, {}), now=T0)
+    assert await store.commit_workflow_task(task, WorkflowCommit(
+        "w", seq, [TaskCompleted(seq, T0), WorkflowCompleted(seq + 1, T0, None)],
+        ExecutionUpdate("completed", None, {}), T0))
 
 
 async def test_next_wakeup_counts_schedules(store: Store) -> None:

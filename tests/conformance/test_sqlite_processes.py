@@ -19,9 +19,9 @@ import pytest
 from durable._history import (
     ActionCompleted, EventReceived, ScheduleAction, TaskCompleted, WorkflowStarted,
 )
-from durable._stores import ActionTask, ExecutionUpdate, Store, open_store
+from durable._stores import ActionTask, ExecutionUpdate, Store, WorkflowCommit, open_store
 from durable._stores._migrations import migration_files
-from durable._stores.sqlite import _store
+from durable._stores.sqlite import _connection
 from durable.errors import StoreUnavailableError
 
 PROCESSES = 3
@@ -97,9 +97,8 @@ async def _prepare(store: Store) -> None:
     commands.append(ScheduleAction(RACE_CMD, "race", []))
     events = [TaskCompleted(2, 0.0)] + [c.to_event(3 + i, 0.0) for i, c in enumerate(commands)]
     actions = [ActionTask("t", "wf", "r1", c.cmd, c.name, c.args, {}) for c in commands]
-    assert await store.commit_workflow_task(
-        task, "w", 2, events, actions=actions, timers=[], cancelled_timers=[],
-        update=ExecutionUpdate("running", None, {}), now=0.0)
+    assert await store.commit_workflow_task(task, WorkflowCommit(
+        "w", 2, events, ExecutionUpdate("running", None, {}), 0.0, actions=actions))
 
 
 @pytest.mark.timeout(30)
@@ -190,7 +189,7 @@ async def test_bad_url_is_refused(tmp_path: Path) -> None:
 
 async def test_a_locked_database_is_store_unavailable_and_writes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_store, "BUSY_TIMEOUT", 0.05)
+    monkeypatch.setattr(_connection, "BUSY_TIMEOUT", 0.05)
     store = await open_store(f"sqlite:///{tmp_path}/locked.db")
     await store.create_execution(WorkflowStarted(0, 0.0, "F", "1", "wf", "r", "t", []), now=1)
     other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)

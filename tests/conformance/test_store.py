@@ -18,7 +18,7 @@ from durable._history import (
     StartTimer, TaskCompleted, TimerFired, WorkflowStarted,
 )
 from durable._stores import (
-    ActionTask, ExecutionRecord, ExecutionUpdate, Store, TimerRecord, WorkflowTask,
+    ActionTask, ExecutionRecord, ExecutionUpdate, Store, TimerRecord, WorkflowCommit, WorkflowTask,
 )
 from durable.errors import WorkflowNotFoundError
 
@@ -77,9 +77,9 @@ async def commit(store: Store, task: WorkflowTask, *commands: Command, owner: st
                for c in commands if isinstance(c, ScheduleAction)]
     timers = [TimerRecord(*run, c.cmd, c.fire_at) for c in commands if isinstance(c, StartTimer)]
     cancelled = [c.cmd for c in commands if isinstance(c, CancelTimer)]
-    return await store.commit_workflow_task(task, owner, seq, events, actions=actions,
-                                            timers=timers, cancelled_timers=cancelled,
-                                            update=update, now=now)
+    return await store.commit_workflow_task(task, WorkflowCommit(
+        owner, seq, events, update, now, actions=actions, timers=timers,
+        cancelled_timers=cancelled))
 
 
 async def started_with(store: Store, *commands: Command, wf: str = "wf-1", tenant: str = T1,
@@ -361,8 +361,7 @@ async def test_commit_without_a_task_or_execution_is_refused(store: Store) -> No
     assert not await commit(store, task, act(1))
     ghost = WorkflowTask(T2, "wf-1", "Flow")
     assert not await store.commit_workflow_task(
-        ghost, "w1", 2, [TaskCompleted(2, NOW)], actions=[], timers=[], cancelled_timers=[],
-        update=RUNNING, now=NOW)
+        ghost, WorkflowCommit("w1", 2, [TaskCompleted(2, NOW)], RUNNING, NOW))
     assert await store.get_execution(T2, "wf-1") is None
 
 

@@ -225,7 +225,7 @@ async def _copy(client: durable.Client, events: list[Event],
     """A new execution whose history is ``events`` (as written by another version)."""
     from msgspec.structs import replace
 
-    from durable._stores import ExecutionUpdate
+    from durable._stores import ExecutionUpdate, WorkflowCommit
 
     store = client.store
     started = replace(events[0], workflow_id=wf)
@@ -233,9 +233,9 @@ async def _copy(client: durable.Client, events: list[Event],
     [task] = [t for t in await store.claim_workflow_tasks(
         {started.workflow}, "copier", lease=30, now=events[-1].time + 1, limit=10)
         if t.workflow_id == wf]
-    assert await store.commit_workflow_task(
-        task, "copier", 2, events[1:], actions=[], timers=[], cancelled_timers=[],
-        update=ExecutionUpdate("completed", "arrived", {}, "arrived"), now=events[-1].time)
+    assert await store.commit_workflow_task(task, WorkflowCommit(
+        "copier", 2, events[1:], ExecutionUpdate("completed", "arrived", {}, "arrived"),
+        events[-1].time))
     return client.get_handle(wf)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable._stores._memory import MemoryStore
+from durable._stores.memory import MemoryStore
 
 KINDS = ["memory", "sqlite", "postgres", "redis"]
 LEASE = 0.6  # short, so that heartbeats (every lease / 3) tell cancelled actions quickly

@@ -27,7 +27,7 @@ from _support import eventually
 from durable import Client
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
 from durable._stores import workflow_ref
-from durable._stores._memory import MemoryStore
+from durable._stores.memory import MemoryStore
 from durable.errors import StoreUnavailableError
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import durable
 from durable import Client
 from durable._dispatch import RedisDispatcher
 from durable._history import UpdateAccepted
-from durable._stores._memory import MemoryStore
+from durable._stores.memory import MemoryStore
 
 pytestmark = pytest.mark.integration
 

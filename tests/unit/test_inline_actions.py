@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import durable
-from durable._stores._memory import MemoryStore
+from durable._stores.memory import MemoryStore
 
 attempts: list[tuple[str, int, str]] = []
 

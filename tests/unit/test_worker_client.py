@@ -338,7 +338,7 @@ async def test_an_action_whose_workers_keep_dying_fails_once_attempts_run_out(cl
 
 
 async def test_a_memory_store_result_waits_without_reading_for_a_handle_it_started() -> None:
-    from durable._stores._memory import MemoryStore
+    from durable._stores.memory import MemoryStore
 
     @durable.workflow(name="memory_noticed")
     async def memory_noticed(ctx: durable.Context, n: int) -> int:
@@ -371,7 +371,7 @@ async def quick_step(ctx: durable.Context, n: int) -> int:
 
 
 async def _run_until_idle_completes_all(concurrency: int) -> list[str]:
-    client = durable.Client(durable._stores._memory.MemoryStore())  # type: ignore[attr-defined]
+    client = durable.Client(durable._stores.memory.MemoryStore())  # type: ignore[attr-defined]
     handles = [await client.start(quick_step, i, id=f"q{i}") for i in range(250)]
     await durable.Worker(client, [quick_step], [quick_add],
                          concurrency=concurrency).run_until_idle()
@@ -391,7 +391,7 @@ def test_run_until_idle_runs_everything_due_on_uvloop() -> None:
     assert uvloop.run(_run_until_idle_completes_all(100)) == ["completed"] * 250
 
 
-class ClaimCounting(durable._stores._memory.MemoryStore):  # type: ignore[name-defined,misc]
+class ClaimCounting(durable._stores.memory.MemoryStore):  # type: ignore[name-defined,misc]
     """The memory store, counting the workflow tasks claimed (rather than started eagerly)."""
 
     def __init__(self) -> None:

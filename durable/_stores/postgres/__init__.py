@@ -1,5 +1,6 @@
 """The PostgreSQL store: ``postgresql://…``, asyncpg with a pool, schema in numbered migrations."""
 
-from ._store import PostgresStore, migrate
+from ._connection import migrate
+from ._store import PostgresStore
 
 __all__ = ["PostgresStore", "migrate"]

@@ -14,7 +14,7 @@ from typing import Any, Callable, Final
 from msgspec.structs import replace
 
 from ..._history import Event, encode_event
-from .._base import Signal, Start
+from .._records import Signal, Start
 
 __all__ = ["COMMIT_EFFECTS", "effect_columns"]
 

@@ -1,12 +1,11 @@
-"""The PostgreSQL store's schedules (a mixin of ``PostgresStore``), one statement per call."""
+"""The PostgreSQL store's schedules (``ScheduleStore``), one statement per call."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
-
-import asyncpg
+from typing import Final
 
 from .._schedule_records import ScheduleRecord, decode_schedule, encode_schedule
+from ._connection import PostgresBase
 
 __all__ = ["PostgresSchedules"]
 
@@ -51,17 +50,12 @@ RETURNING s.body
 _NEXT_CHECK: Final = "SELECT min(due) FROM schedules"
 
 
-class PostgresSchedules:
+class PostgresSchedules(PostgresBase):
     """Schedules in the ``schedules`` table (migration 0005)."""
-
-    if TYPE_CHECKING:  # the store's driver calls, with its error mapping
-        async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...
-        async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None: ...
-        async def _fetchval(self, query: str, *args: Any) -> Any: ...
 
     async def create_schedule(self, record: ScheduleRecord, *,
                               next_check: float | None) -> tuple[ScheduleRecord, bool]:
-        """Insert the schedule unless its id is taken (see ``Store``)."""
+        """Insert the schedule unless its id is taken (see ``ScheduleStore``)."""
         while True:
             row = await self._fetchrow(_CREATE, record.tenant, record.schedule_id,
                                        record.revision, next_check, encode_schedule(record))

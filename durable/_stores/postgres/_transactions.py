@@ -1,4 +1,4 @@
-"""The PostgreSQL store's database actions (a mixin of ``PostgresStore``).
+"""The PostgreSQL store's database actions (``TaskStore.run_action_transaction``).
 
 An attempt runs the action on a pooled connection inside ``conn.transaction(isolation=...)``
 and inserts its outcome into ``action_results`` in that transaction (migration 0006): the
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import Any, ClassVar, Final
 
 import asyncpg
 
 from ..._history import ActionCompleted
-from .._base import ActionTask
+from .._records import ActionTask
+from ._connection import PostgresBase
+from ._rows import split_at_seq
 
 __all__ = ["PostgresTransactions"]
 
@@ -41,21 +43,15 @@ class _AlreadyRecorded(Exception):
     """Another attempt committed an outcome first: roll this one's writes back."""
 
 
-class PostgresTransactions:
+class PostgresTransactions(PostgresBase):
     """``run_action_transaction`` on asyncpg."""
 
     transaction_driver: ClassVar[str | None] = "asyncpg"
 
-    if TYPE_CHECKING:
-        _pool: asyncpg.Pool
-        wakeup: Any
-
-        async def _mapped(self, exc: Exception) -> Exception: ...
-
     async def run_action_transaction(self, task: ActionTask,
                                      body: Callable[[Any], Awaitable[Any]], *,
                                      isolation: str, now: float) -> bool:
-        """Run ``body(conn)`` and record its outcome in one transaction (see ``Store``)."""
+        """Run ``body(conn)`` and record its outcome in one transaction (see ``TaskStore``)."""
         key = (task.tenant, task.workflow_id, task.run_id, task.cmd)
         async with self._pool.acquire() as conn:
             moved = await self._guarded(conn.fetchval(_MOVED, *key))
@@ -81,13 +77,11 @@ class PostgresTransactions:
     async def _transact(self, conn: asyncpg.Connection, task: ActionTask,
                         body: Callable[[Any], Awaitable[Any]], isolation: str,
                         now: float) -> None:
-        from ._store import _split_at_seq
-
         key = (task.tenant, task.workflow_id, task.run_id, task.cmd)
         async with conn.transaction(isolation=isolation):
             result = await body(conn)  # the action's own errors propagate as they are
-            head, tail = _split_at_seq(ActionCompleted(0, now, task.cmd, result, task.attempt),
-                                       now)
+            head, tail = split_at_seq(ActionCompleted(0, now, task.cmd, result, task.attempt),
+                                      now)
             if not await self._guarded(conn.fetchval(_INSERT_RESULT, *key, head, tail)):
                 raise _AlreadyRecorded
 

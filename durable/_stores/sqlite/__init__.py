@@ -1,5 +1,6 @@
 """The SQLite store: ``sqlite:///path.db``, stdlib ``sqlite3`` in WAL mode, shared by processes."""
 
-from ._store import SQLiteStore, migrate
+from ._connection import migrate
+from ._store import SQLiteStore
 
 __all__ = ["SQLiteStore", "migrate"]

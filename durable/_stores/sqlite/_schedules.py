@@ -1,16 +1,18 @@
-"""The SQLite store's schedules (a mixin of ``SQLiteStore``; same concurrency model)."""
+"""The SQLite store's schedules (``ScheduleStore``), in the ``schedules`` table.
+
+A claim first looks for due schedules with a plain read and takes the write lock only when
+there is one; updates are compare-and-set on the revision (and the lease).
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from .._schedule_records import ScheduleRecord, decode_schedule, encode_schedule
+from ._connection import SQLiteBase, changed, in_transaction, scalar
 
 __all__ = ["SQLiteSchedules"]
-
-T = TypeVar("T")
 
 _SELECT: Final = "SELECT body FROM schedules WHERE tenant = ? AND schedule_id = ?"
 _INSERT: Final = ("INSERT INTO schedules (tenant, schedule_id, revision, next_check, body) "
@@ -35,28 +37,22 @@ _LEASE: Final = ("UPDATE schedules SET owner = ?, lease_until = ? "
 _NEXT_CHECK: Final = "SELECT min(due) FROM schedules"
 
 
-class SQLiteSchedules:
+class SQLiteSchedules(SQLiteBase):
     """Schedules in the ``schedules`` table (migration 0005)."""
-
-    _run: Callable[..., Any]
-    _write: Callable[..., Any]
 
     async def create_schedule(self, record: ScheduleRecord, *,
                               next_check: float | None) -> tuple[ScheduleRecord, bool]:
         """Insert the schedule unless its id is taken (see ``Store``)."""
-        found: tuple[ScheduleRecord, bool] = await self._write(_create_txn, record, next_check)
-        return found
+        return await self._write(_create_txn, record, next_check)
 
     async def get_schedule(self, tenant: str, schedule_id: str) -> ScheduleRecord | None:
         """The schedule, or None."""
-        found: ScheduleRecord | None = await self._run(_get, tenant, schedule_id)
-        return found
+        return await self._run(_get, tenant, schedule_id)
 
     async def list_schedules(self, tenant: str | None = None, *,
                              limit: int = 100) -> list[ScheduleRecord]:
         """Schedules by tenant and id; all tenants when ``tenant`` is None."""
-        found: list[ScheduleRecord] = await self._run(_list, tenant, limit)
-        return found
+        return await self._run(_list, tenant, limit)
 
     async def update_schedule(self, record: ScheduleRecord, *, next_check: float | None,
                               owner: str | None = None, release: bool = True) -> bool:
@@ -64,34 +60,25 @@ class SQLiteSchedules:
         key = (record.tenant, record.schedule_id, record.revision - 1)
         head = (record.revision, next_check, encode_schedule(record))
         if owner is None:
-            return bool(await self._write(_changed, _UPDATE, (*head, *key)))
+            return await self._write(changed, _UPDATE, (*head, *key))
         statement = _UPDATE_RELEASED if release else _UPDATE_OWNED
-        return bool(await self._write(_changed, statement, (*head, *key, owner)))
+        return await self._write(changed, statement, (*head, *key, owner))
 
     async def delete_schedule(self, tenant: str, schedule_id: str) -> bool:
         """Delete the schedule; False if there was none."""
-        return bool(await self._write(_changed, _DELETE, (tenant, schedule_id)))
+        return await self._write(changed, _DELETE, (tenant, schedule_id))
 
     async def claim_schedules(self, owner: str, *, lease: float, now: float, limit: int,
                               key: tuple[str, str] | None = None) -> list[ScheduleRecord]:
         """Lease due schedules no live lease holds (see ``Store``)."""
         if limit <= 0:
             return []
-        found: list[ScheduleRecord] = await self._run(_claim, owner, now, now + lease, limit, key)
-        return found
+        return await self._run(_claim, owner, now, now + lease, limit, key)
 
     async def next_schedule_check(self) -> float | None:
         """The earliest time a schedule needs a scheduler."""
-        due: float | None = await self._run(_scalar, _NEXT_CHECK)
+        due: float | None = await self._run(scalar, _NEXT_CHECK, ())
         return due
-
-
-def _changed(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> bool:
-    return conn.execute(statement, params).rowcount > 0
-
-
-def _scalar(conn: sqlite3.Connection, statement: str) -> Any:
-    return conn.execute(statement).fetchone()[0]
 
 
 def _get(conn: sqlite3.Connection, tenant: str, schedule_id: str) -> ScheduleRecord | None:
@@ -118,12 +105,10 @@ def _create_txn(conn: sqlite3.Connection, record: ScheduleRecord,
 
 def _claim(conn: sqlite3.Connection, owner: str, now: float, until: float, limit: int,
            key: tuple[str, str] | None) -> list[ScheduleRecord]:
-    from ._store import _in_transaction
-
     select = (_SELECT_DUE, (now, limit)) if key is None else (_SELECT_DUE_KEY, (*key, now))
     if not conn.execute(*select).fetchall():
         return []  # nothing due: do not take the write lock (idle pollers stay cheap)
-    return _in_transaction(conn, _claim_txn, select, owner, until)
+    return in_transaction(conn, _claim_txn, select, owner, until)
 
 
 def _claim_txn(conn: sqlite3.Connection, select: tuple[str, tuple[Any, ...]], owner: str,

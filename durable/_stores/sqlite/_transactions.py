@@ -1,4 +1,4 @@
-"""The SQLite store's database actions (a mixin of ``SQLiteStore``).
+"""The SQLite store's database actions (``TaskStore.run_action_transaction``).
 
 An attempt runs the action, a plain function, on the store's thread with the store's
 ``sqlite3.Connection`` inside one ``BEGIN IMMEDIATE`` transaction, which then appends the
@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 
 from ..._history import ActionCompleted
 from ...errors import StoreUnavailableError
-from .._base import ActionTask
+from .._records import ActionTask
+from ._connection import SQLiteBase, in_transaction
+from ._tasks import complete_action_txn
 
 __all__ = ["SQLiteTransactions"]
 
@@ -29,18 +31,16 @@ class _ActionRaised(Exception):
     """Carries the action's own exception past the store's driver-error mapping."""
 
 
-class SQLiteTransactions:
+class SQLiteTransactions(SQLiteBase):
     """``run_action_transaction`` on sqlite3."""
 
     transaction_driver: ClassVar[str | None] = "sqlite3"
-    _run: Callable[..., Any]
-    wakeup: Any
 
     async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
                                      isolation: str, now: float) -> bool:
-        """Run ``body(conn)`` and record its outcome in one transaction (see ``Store``)."""
+        """Run ``body(conn)`` and record its outcome in one transaction (see ``TaskStore``)."""
         try:
-            done = bool(await self._run(_action_txn, task, body, now))
+            done = await self._run(_action_txn, task, body, now)
         except _ActionRaised as raised:
             assert raised.__cause__ is not None
             raise raised.__cause__ from None
@@ -51,18 +51,14 @@ class SQLiteTransactions:
 
 def _action_txn(conn: sqlite3.Connection, task: ActionTask, body: Callable[[Any], Any],
                 now: float) -> bool:
-    from ._store import _in_transaction
-
     try:
-        return _in_transaction(conn, _body_and_completion, task, body, now)
+        return in_transaction(conn, _body_and_completion, task, body, now)
     except _NotRecorded:
         return False
 
 
 def _body_and_completion(conn: sqlite3.Connection, task: ActionTask,
                          body: Callable[[Any], Any], now: float) -> bool:
-    from ._store import _complete_action_txn
-
     try:
         result = body(conn)
     except BaseException as exc:
@@ -71,7 +67,7 @@ def _body_and_completion(conn: sqlite3.Connection, task: ActionTask,
         raise _ActionRaised() from StoreUnavailableError(
             f"database action {task.name!r} ended the transaction it was given (commit or "
             "rollback): leave that to durable, which commits it with the action's completion")
-    if not _complete_action_txn(conn, task, ActionCompleted(0, now, task.cmd, result,
-                                                             task.attempt), now):
+    if not complete_action_txn(conn, task, ActionCompleted(0, now, task.cmd, result,
+                                                           task.attempt), now):
         raise _NotRecorded
     return True

@@ -1,51 +1,40 @@
-"""The memory store's schedules (a mixin of ``MemoryStore``)."""
+"""The memory store's schedules (``ScheduleStore``), keyed by (tenant, schedule_id)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ._schedule_records import ScheduleRecord
+from .._schedule_records import ScheduleRecord
+from ._state import MemoryState, ScheduleRow
 
 __all__ = ["MemorySchedules"]
 
 
-@dataclass
-class _Row:
-    record: ScheduleRecord
-    next_check: float | None
-    owner: str | None = None
-    lease_until: float = 0.0
-
-    def claimable(self, now: float) -> bool:
-        return (self.next_check is not None and self.next_check <= now
-                and (self.owner is None or self.lease_until <= now))
-
-
-class MemorySchedules:
-    """Schedules in a dict keyed by (tenant, schedule_id)."""
-
-    _schedules: dict[tuple[str, str], _Row]
+class MemorySchedules(MemoryState):
+    """Schedules in the state's dict, leased to one scheduler at a time."""
 
     async def create_schedule(self, record: ScheduleRecord, *,
                               next_check: float | None) -> tuple[ScheduleRecord, bool]:
+        """Insert the schedule unless its id is taken (see ``ScheduleStore``)."""
         key = (record.tenant, record.schedule_id)
         row = self._schedules.get(key)
         if row is not None:
             return row.record, False
-        self._schedules[key] = _Row(record, next_check)
+        self._schedules[key] = ScheduleRow(record, next_check)
         return record, True
 
     async def get_schedule(self, tenant: str, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, or None."""
         row = self._schedules.get((tenant, schedule_id))
         return None if row is None else row.record
 
     async def list_schedules(self, tenant: str | None = None, *,
                              limit: int = 100) -> list[ScheduleRecord]:
+        """Schedules by tenant and id; all tenants when ``tenant`` is None."""
         keys = sorted(k for k in self._schedules if tenant is None or k[0] == tenant)
         return [self._schedules[k].record for k in keys[:limit]]
 
     async def update_schedule(self, record: ScheduleRecord, *, next_check: float | None,
                               owner: str | None = None, release: bool = True) -> bool:
+        """Compare-and-set on the revision (and the lease, with ``owner``)."""
         row = self._schedules.get((record.tenant, record.schedule_id))
         if row is None or row.record.revision != record.revision - 1:
             return False
@@ -58,10 +47,12 @@ class MemorySchedules:
         return True
 
     async def delete_schedule(self, tenant: str, schedule_id: str) -> bool:
+        """Delete the schedule; False if there was none."""
         return self._schedules.pop((tenant, schedule_id), None) is not None
 
     async def claim_schedules(self, owner: str, *, lease: float, now: float, limit: int,
                               key: tuple[str, str] | None = None) -> list[ScheduleRecord]:
+        """Lease due schedules no live lease holds (see ``ScheduleStore``)."""
         keys = [key] if key is not None else sorted(
             self._schedules, key=lambda k: self._schedules[k].next_check or 0.0)
         claimed: list[ScheduleRecord] = []
@@ -73,8 +64,5 @@ class MemorySchedules:
         return claimed
 
     async def next_schedule_check(self) -> float | None:
+        """The earliest time a schedule needs a scheduler."""
         return min(self._schedule_checks(), default=None)
-
-    def _schedule_checks(self) -> list[float]:
-        return [row.next_check if row.owner is None else max(row.next_check, row.lease_until)
-                for row in self._schedules.values() if row.next_check is not None]

@@ -1,0 +1,84 @@
+"""``Housekeeper``: the chores that make waiting work runnable again, for whoever runs them.
+
+Three chores, each safe to run from any number of processes at once (the store hands
+concurrent callers disjoint sets, so there is no lock of our own), each returning the hints
+(``TaskRef``) of what it made runnable:
+
+* timers: ``TimerStore.fire_due_timers`` records each due timer's ``TimerFired`` once;
+* the outbox: ``TimerStore.dispatch_due`` hands out claimable tasks whose last dispatch is
+  older than ``redispatch_after`` (a hint lost in Redis, a dead worker's expired lease, a due
+  retry or release);
+* schedules: ``Scheduler.run_due`` starts the runs of due schedules (each due time once); the
+  next pass is due when the next schedule is, or after ``schedule_poll`` seconds at the
+  latest (how soon a schedule created by another process is seen).
+
+Two runners use it: the embedded dispatcher (``LocalDispatcher``) fires timers and runs due
+schedules before it claims, and needs no hints (the store's wake-ups reach its pollers);
+``durable server`` runs each chore in a loop of its own and publishes the hints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+from .._clock import SYSTEM_CLOCK, Clock
+from .._schedules._scheduler import Scheduler
+from .._stores import Store, TaskRef
+
+__all__ = ["SCHEDULE_POLL", "Housekeeper"]
+
+SCHEDULE_POLL: Final = 1.0  # seconds: how soon a schedule created by another process is seen
+
+
+class Housekeeper:
+    """Fires due timers, hands out the outbox and runs due schedules of ``store``.
+
+    ``batch`` is how many timers or tasks one store call takes; ``owner`` names the
+    scheduler in schedule leases (a fresh name by default); ``clock`` is the time new runs
+    are created at.
+    """
+
+    def __init__(self, store: Store, *, batch: int = 100, redispatch_after: float = 2.0,
+                 schedule_poll: float = SCHEDULE_POLL, owner: str | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store = store
+        self.batch = batch
+        self.redispatch_after = redispatch_after
+        self.schedule_poll = schedule_poll
+        self.scheduler = Scheduler(store, owner=owner, clock=clock)
+        self.next_schedule_pass = 0.0  # when run_schedules should look at the schedules again
+
+    async def fire_timers(self, now: float) -> list[TaskRef]:
+        """Fire up to ``batch`` due timers; the hints of their workflows."""
+        return await self.store.fire_due_timers(now=now, limit=self.batch)
+
+    async def until_next_timer(self, now: float, *, at_most: float) -> float:
+        """Seconds until the next timer (or delayed task) is due, at most ``at_most``.
+
+        Tasks that are due already are the outbox's business: they do not shorten the wait.
+        """
+        due = await self.store.next_wakeup(now=now)
+        return at_most if due is None or due <= now else min(due - now, at_most)
+
+    async def redispatch(self, now: float) -> list[TaskRef]:
+        """Up to ``batch`` hints from the outbox, marked dispatched at ``now``."""
+        return await self.store.dispatch_due(now=now, older_than=self.redispatch_after,
+                                             limit=self.batch)
+
+    async def run_schedules(self, now: float) -> list[TaskRef]:
+        """Process a batch of due schedules; the hints of the runs they started or cancelled.
+
+        Sets :attr:`next_schedule_pass`: when the next schedule is due, or ``schedule_poll``
+        seconds from ``now``, whichever comes first.
+        """
+        refs = await self.scheduler.run_due(now)
+        due = await self.scheduler.next_check()
+        self.next_schedule_pass = min(now + self.schedule_poll, math.inf if due is None else due)
+        return refs
+
+    async def run_schedules_if_due(self, now: float) -> list[TaskRef]:
+        """:meth:`run_schedules`, once :attr:`next_schedule_pass` has come."""
+        if now < self.next_schedule_pass:
+            return []
+        return await self.run_schedules(now)

@@ -1,0 +1,89 @@
+"""The memory store's executions and histories (``ExecutionStore``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..._history import Event
+from ...errors import WorkflowNotFoundError
+from .._records import ActionTask, ExecutionRecord, TimerRecord
+from ._state import MemoryState
+
+__all__ = ["MemoryExecutions"]
+
+
+def _scan_key(record: ExecutionRecord) -> tuple[float, str, str]:
+    return record.created_at, record.tenant, record.workflow_id
+
+
+class MemoryExecutions(MemoryState):
+    """Executions and their histories, in the state's dicts."""
+
+    async def create_execution(self, started: Any, *, now: float,
+                               lease_to: tuple[str, float] | None = None,
+                               ) -> tuple[ExecutionRecord, bool]:
+        """Create an execution from its ``WorkflowStarted`` event (see ``ExecutionStore``)."""
+        record, created = self._create(started, now)
+        if created and lease_to is not None:
+            held = self._wf_tasks[(started.tenant, started.workflow_id)]
+            held.owner, held.until, held.attempt = lease_to[0], lease_to[1], 1
+        elif created:
+            self.wakeup.notify()
+        return record, created
+
+    async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+        """The execution, or None."""
+        return self._executions.get((tenant, workflow_id))
+
+    async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
+                              limit: int = 100) -> list[ExecutionRecord]:
+        """Executions, newest first; all tenants when ``tenant`` is None."""
+        rows = [r for r in self._executions.values()
+                if (tenant is None or r.tenant == tenant)
+                and (status is None or r.status == status)]
+        rows.sort(key=lambda r: (r.created_at, r.workflow_id), reverse=True)
+        return rows[:limit]
+
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Executions oldest first, filtered and paged (see ``ExecutionStore``)."""
+        cursor = None if after is None else _scan_key(after)
+        rows = [r for r in self._executions.values()
+                if (tenant is None or r.tenant == tenant)
+                and (workflow is None or r.workflow == workflow)
+                and (status is None or r.status == status)
+                and (since is None or r.created_at >= since)
+                and (cursor is None or _scan_key(r) > cursor)]
+        rows.sort(key=_scan_key)
+        return rows[:limit]
+
+    async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        record = self._executions.get((tenant, workflow_id))
+        if record is None:
+            return []
+        events = self._histories.get((tenant, workflow_id, run_id or record.run_id), [])
+        return events[after_seq:None if limit is None else after_seq + limit]
+
+    async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
+                           dedup: str | None = None, now: float) -> int | None:
+        """Append an input at the next ``seq`` and make the execution runnable."""
+        if (tenant, workflow_id) not in self._executions:
+            raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
+                                        workflow_id=workflow_id, tenant=tenant)
+        seq = self._append(tenant, workflow_id, event, dedup, now)
+        if seq is not None:
+            self.wakeup.notify()
+        return seq
+
+    async def pending_work(self, tenant: str,
+                           workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+        """The execution's action tasks and timers that have not finished."""
+        actions = [t for t, _ in self._actions.values()
+                   if t.tenant == tenant and t.workflow_id == workflow_id]
+        timers = [t for t in self._timers.values()
+                  if t.tenant == tenant and t.workflow_id == workflow_id]
+        return sorted(actions, key=lambda t: t.cmd), sorted(timers, key=lambda t: t.cmd)

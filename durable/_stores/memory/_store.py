@@ -1,0 +1,17 @@
+"""``MemoryStore``: the memory store's roles joined into one ``Store``."""
+
+from __future__ import annotations
+
+from ._executions import MemoryExecutions
+from ._requests import MemoryRequests
+from ._schedules import MemorySchedules
+from ._snapshots import MemorySnapshots
+from ._tasks import MemoryTasks
+from ._timers import MemoryTimers
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(MemoryExecutions, MemoryTasks, MemoryTimers, MemoryRequests, MemorySchedules,
+                  MemorySnapshots):
+    """Everything in dicts; single event loop, no persistence (see the package)."""

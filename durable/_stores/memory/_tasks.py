@@ -1,0 +1,209 @@
+"""The memory store's task claiming (``TaskStore``): leases, commits, action outcomes."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Collection, Sequence
+
+from msgspec.structs import replace
+
+from ..._history import Event
+from ...errors import DatabaseActionError
+from .._commit import Committer
+from .._records import (
+    TERMINAL_STATUSES, ActionTask, Reply, Start, TaskRef, WorkflowCommit, WorkflowTask,
+)
+from ._state import ActionKey, Key, Lease, MemoryState
+
+__all__ = ["MemoryTasks"]
+
+
+class MemoryTasks(Committer, MemoryState):
+    """Workflow and action tasks, leased in the state's dicts."""
+
+    transaction_driver: ClassVar[str | None] = None  # no transactions: no database actions
+
+    # ---- workflow tasks -----------------------------------------------------------------
+
+    def _holds(self, key: Key, owner: str, expected_seq: int) -> bool:
+        """Whether ``owner`` holds the task and the history ends at ``expected_seq - 1``."""
+        record = self._executions.get(key)
+        lease = self._wf_tasks.get(key)
+        return record is not None and record.last_seq == expected_seq - 1 \
+            and lease is not None and lease.owner == owner
+
+    async def _commit(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
+        key = (task.tenant, task.workflow_id)
+        if not self._holds(key, commit.owner, commit.expected_seq):
+            return False
+        record, now, update = self._executions[key], commit.now, commit.update
+        run = (*key, record.run_id)
+        self._histories[run].extend(commit.events)
+        del self._wf_tasks[key]
+        for action in commit.actions:
+            held = Lease(action.visible_at, dispatched_at=now)
+            self._actions[(*run, action.cmd)] = (action, held)
+        for timer in commit.timers:
+            self._timers[(*run, timer.cmd)] = timer
+        for cmd in commit.cancelled_timers:
+            self._timers.pop((*run, cmd), None)
+        for cmd in commit.cancelled_actions:
+            self._actions.pop((*run, cmd), None)
+        if update.status in TERMINAL_STATUSES:
+            self._drop_run_work(run)
+        self._executions[key] = replace(
+            record, last_seq=commit.expected_seq + len(commit.events) - 1, updated_at=now,
+            status=update.status, state=update.state, data=update.data, result=update.result,
+            error=update.error, task_error=None)
+        for start in commit.starts:
+            self._start(key, start, now)
+        for signal in commit.signals:
+            self._append(signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
+                         signal.run_id)
+        self._answer(key, commit.replies)
+        return True
+
+    def _start(self, committer: Key, start: Start, now: float) -> None:
+        """A commit's start: the committer's next run, or a new execution (see ``TaskStore``)."""
+        started = start.started
+        key = (started.tenant, started.workflow_id)
+        if key == committer:
+            record = self._executions[key]
+            self._drop_run_work((*key, record.run_id))
+            self._executions[key] = replace(
+                record, run_id=started.run_id, workflow=started.workflow,
+                version=started.version, status="running", updated_at=now, last_seq=1,
+                state=None, data={}, result=None, error=None, task_error=None)
+            self._begin_run(record, started, now)
+            return
+        _, created = self._create(started, now)
+        feedback = start.on_started if created else start.on_exists
+        if feedback is not None:
+            self._append(*committer, feedback, None, now)
+
+    async def _finish(self, task: WorkflowTask, owner: str, expected_seq: int,
+                      replies: Sequence[Reply], now: float) -> bool:
+        key = (task.tenant, task.workflow_id)
+        if not self._holds(key, owner, expected_seq):
+            return False
+        del self._wf_tasks[key]
+        self._answer(key, replies)
+        return True
+
+    async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
+                                   lease: float, now: float, limit: int) -> list[WorkflowTask]:
+        """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
+        claimed: list[WorkflowTask] = []
+        for key in self._wf_tasks:
+            if len(claimed) >= limit:
+                break
+            task = self._claim_workflow(key, workflows, owner, lease, now)
+            if task is not None:
+                claimed.append(task)
+        return claimed
+
+    def _claim_workflow(self, key: Key, workflows: Collection[str], owner: str, lease: float,
+                        now: float) -> WorkflowTask | None:
+        held = self._wf_tasks.get(key)
+        record = self._executions.get(key)
+        if held is None or record is None or record.workflow not in workflows \
+                or not held.claimable(now):
+            return None
+        held.owner, held.until = owner, now + lease
+        held.attempt += 1
+        return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested)
+
+    async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
+                                    error: str | None, now: float) -> None:
+        """Give a leased workflow task back, to be retried after ``delay`` seconds."""
+        key = (task.tenant, task.workflow_id)
+        held = self._wf_tasks.get(key)
+        if held is not None and held.owner == owner:
+            held.owner, held.visible_at, held.dispatched_at = None, now + delay, 0.0
+            if error is not None:
+                self._executions[key] = replace(self._executions[key], task_error=error)
+
+    # ---- action tasks -------------------------------------------------------------------
+
+    async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
+                                 now: float, limit: int) -> list[ActionTask]:
+        """Lease up to ``limit`` due action tasks of the named actions."""
+        claimed: list[ActionTask] = []
+        for key in self._actions:
+            if len(claimed) >= limit:
+                break
+            task = self._claim_action(key, actions, owner, lease, now)
+            if task is not None:
+                claimed.append(task)
+        return claimed
+
+    def _claim_action(self, key: ActionKey, actions: Collection[str], owner: str, lease: float,
+                      now: float) -> ActionTask | None:
+        entry = self._actions.get(key)
+        if entry is None or entry[0].name not in actions or not entry[1].claimable(now):
+            return None
+        task, held = entry
+        if held.owner is not None:  # its lease expired: the worker died mid-attempt
+            task = replace(task, attempt=task.attempt + 1)
+            self._actions[key] = (task, held)
+        held.owner, held.until = owner, now + lease
+        return task
+
+    async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
+                         actions: Collection[str], lease: float, now: float,
+                         history_after: Callable[[str, str], int] | None = None,
+                         ) -> tuple[list[WorkflowTask], list[ActionTask]]:
+        """Lease the tasks these hints name if they are claimable now and hosted here."""
+        claimed_workflows, claimed_actions = [], []
+        for ref in refs:
+            if ref.kind == "w":
+                key = (ref.tenant, ref.workflow_id)
+                workflow = self._claim_workflow(key, workflows, owner, lease, now)
+                if workflow is not None:
+                    claimed_workflows.append(workflow)
+            else:
+                action = self._claim_action((ref.tenant, ref.workflow_id, ref.run_id, ref.cmd),
+                                            actions, owner, lease, now)
+                if action is not None:
+                    claimed_actions.append(action)
+        return claimed_workflows, claimed_actions
+
+    def _held(self, task: ActionTask, owner: str) -> Lease | None:
+        entry = self._actions.get((task.tenant, task.workflow_id, task.run_id, task.cmd))
+        if entry is None or entry[1].owner != owner:
+            return None
+        return entry[1]
+
+    async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
+                                  now: float) -> bool:
+        """Keep a running action's lease alive; False if the lease was lost."""
+        held = self._held(task, owner)
+        if held is None:
+            return False
+        held.until = now + lease
+        return True
+
+    async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
+        """Record an action's outcome (first completion wins) and drop its task."""
+        self._actions.pop((task.tenant, task.workflow_id, task.run_id, task.cmd), None)
+        seq = self._append(task.tenant, task.workflow_id, event, f"a{task.run_id}/{task.cmd}",
+                           now, task.run_id)
+        if seq is not None:
+            self.wakeup.notify()
+        return seq is not None
+
+    async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,
+                                error: str, now: float) -> None:
+        """Schedule the next attempt of a failed action at ``visible_at``."""
+        key = (task.tenant, task.workflow_id, task.run_id, task.cmd)
+        if self._held(task, owner) is None:
+            return
+        retried = replace(task, attempt=task.attempt + 1, visible_at=visible_at, last_error=error)
+        self._actions[key] = (retried, Lease(visible_at))  # dispatched again once due
+
+    async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
+                                     isolation: str, now: float) -> bool:
+        """Refused: the memory store has no transactions (``DatabaseActionError``)."""
+        raise DatabaseActionError(
+            f"database action {task.name!r} needs a store with transactions: the memory store "
+            "has none; use sqlite:///... or postgresql://...", action=task.name,
+            reason="no transactions")

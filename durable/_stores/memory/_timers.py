@@ -1,0 +1,50 @@
+"""The memory store's timers and outbox (``TimerStore``)."""
+
+from __future__ import annotations
+
+from ..._history import TimerFired
+from .._records import TaskRef, action_ref, workflow_ref
+from ._state import MemoryState
+
+__all__ = ["MemoryTimers"]
+
+
+class MemoryTimers(MemoryState):
+    """Due timers fired, undispatched tasks announced, the next due time found."""
+
+    async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
+        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+        due = sorted((t for t in self._timers.values() if t.fire_at <= now),
+                     key=lambda t: t.fire_at)[:limit]
+        appended = False
+        for timer in due:
+            del self._timers[(timer.tenant, timer.workflow_id, timer.run_id, timer.cmd)]
+            seq = self._append(timer.tenant, timer.workflow_id, TimerFired(0, now, timer.cmd),
+                               f"t{timer.run_id}/{timer.cmd}", now)
+            appended = appended or seq is not None
+        if appended:
+            self.wakeup.notify()
+        return [workflow_ref(t.tenant, t.workflow_id) for t in due]
+
+    async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
+        """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
+        refs: list[TaskRef] = []
+        for key, held in self._wf_tasks.items():
+            if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
+                held.dispatched_at = now
+                refs.append(workflow_ref(*key))
+        for task, held in self._actions.values():
+            if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
+                held.dispatched_at = now
+                refs.append(action_ref(task))
+        return refs
+
+    async def next_wakeup(self, *, now: float) -> float | None:
+        """The earliest time a timer, a delayed task or a schedule becomes due."""
+        times = [t.fire_at for t in self._timers.values()]
+        times += [held.visible_at if held.owner is None else held.until
+                  for _, held in self._actions.values()]
+        times += [held.visible_at if held.owner is None else held.until
+                  for held in self._wf_tasks.values()]
+        times += self._schedule_checks()
+        return min(times, default=None)

@@ -1,0 +1,44 @@
+"""The PostgreSQL store's timers and outbox (``TimerStore``).
+
+Each is one statement that locks with ``FOR UPDATE SKIP LOCKED``: any number of servers and
+workers take disjoint timers and tasks, and a timer fires (is deleted and its ``TimerFired``
+appended) exactly once.
+"""
+
+from __future__ import annotations
+
+from ..._history import TimerFired
+from .._records import TaskRef, workflow_ref
+from . import _statements as sql
+from ._connection import PostgresBase
+from ._rows import split_at_seq
+
+__all__ = ["PostgresTimers"]
+
+
+class PostgresTimers(PostgresBase):
+    """Timers in the ``timers`` table; the outbox over both task tables."""
+
+    async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
+        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+        if limit <= 0:
+            return []
+        head, tail = split_at_seq(TimerFired(0, now, 0), now)
+        # Invariant: a TimerFired ends with its cmd; the function appends each timer's own.
+        rows = await self._fetch(sql.FIRE_DUE_TIMERS, now, limit, head, tail[:-1])
+        if rows:
+            self.wakeup.notify()
+        return [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
+
+    async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
+        """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
+        if limit <= 0:
+            return []
+        rows = await self._fetch(sql.DISPATCH_DUE, now, now - older_than, limit)
+        return [TaskRef(*row) for row in rows]
+
+    async def next_wakeup(self, *, now: float) -> float | None:
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
+        due: float | None = await self._fetchval(sql.NEXT_WAKEUP)
+        return due

@@ -1,0 +1,108 @@
+"""The SQLite store's half of a workflow-task commit: one write transaction.
+
+``commit_txn`` writes a whole ``WorkflowCommit`` under the write lock once it has checked the
+expected ``seq`` and the lease; the wake-ups after it are ``durable._stores._commit``'s.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ..._history import encode_event
+from ...errors import WorkflowNotFoundError
+from .._records import TERMINAL_STATUSES, Reply, Signal, Start, WorkflowCommit, WorkflowTask
+from . import _statements as sql
+from ._connection import Row
+from ._executions import append_txn, begin_run_txn, create_txn
+from ._requests import answer_txn
+from ._rows import encode
+
+__all__ = ["commit_txn", "finish_txn"]
+
+
+def finish_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
+               replies: Sequence[Reply]) -> bool:
+    """Drop a workflow task that recorded nothing and write its replies, if ``owner`` holds it
+    and the history ends at ``expected_seq - 1``; whether it did."""
+    key = (task.tenant, task.workflow_id)
+    head = conn.execute(sql.SELECT_COMMIT_HEAD, key).fetchone()
+    if head is None or head[1] != expected_seq - 1 or head[2] != owner:
+        return False
+    conn.execute(sql.DELETE_WORKFLOW_TASK, key)
+    answer_txn(conn, task.tenant, task.workflow_id, replies)
+    return True
+
+
+def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCommit) -> bool:
+    """Write ``commit`` if its owner holds the task and the history ends where it expects;
+    whether it did (see ``TaskStore.commit_workflow_task``)."""
+    key = (task.tenant, task.workflow_id)
+    head = conn.execute(sql.SELECT_COMMIT_HEAD, key).fetchone()
+    if head is None or head[1] != commit.expected_seq - 1 or head[2] != commit.owner:
+        return False
+    run, update, now = (*key, head[0]), commit.update, commit.now
+    conn.executemany(sql.INSERT_EVENT, [(*run, e.seq, None, encode_event(e))
+                                        for e in commit.events])
+    conn.execute(sql.DELETE_WORKFLOW_TASK, key)
+    if update.status in TERMINAL_STATUSES:
+        _drop_run_work_txn(conn, run)
+    else:
+        _schedule_txn(conn, run, commit)
+    error = None if update.error is None else encode(update.error)
+    conn.execute(sql.UPDATE_EXECUTION, (commit.expected_seq + len(commit.events) - 1, now,
+                                        update.status, update.state, encode(update.data),
+                                        encode(update.result), error, *key))
+    for start in commit.starts:
+        _start_txn(conn, run, start, now)
+    for signal in commit.signals:
+        _signal_txn(conn, signal, now)
+    if commit.replies:
+        answer_txn(conn, task.tenant, task.workflow_id, commit.replies)
+    return True
+
+
+def _drop_run_work_txn(conn: sqlite3.Connection, run: Row) -> None:
+    conn.execute(sql.DELETE_RUN_ACTIONS, run)
+    conn.execute(sql.DELETE_RUN_TIMERS, run)
+
+
+def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> None:
+    """A commit's start: the committer's next run, or a new execution (see ``Store``)."""
+    started = start.started
+    if (started.tenant, started.workflow_id) == run[:2]:
+        _drop_run_work_txn(conn, run)
+        conn.execute(sql.NEW_RUN, (started.run_id, started.workflow, started.version, now,
+                                   encode({}), encode(None), *run[:2]))
+        begin_run_txn(conn, started, now)
+        return
+    _, created = create_txn(conn, started, now)
+    feedback = start.on_started if created else start.on_exists
+    if feedback is not None:
+        append_txn(conn, run[0], run[1], feedback, None, now)
+
+
+def _signal_txn(conn: sqlite3.Connection, signal: Signal, now: float) -> None:
+    try:
+        append_txn(conn, signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
+                   signal.run_id)
+    except WorkflowNotFoundError:
+        pass  # skipped, as the protocol says
+
+
+def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) -> None:
+    """Write a commit's new action tasks and timers and drop the ones it cancelled.
+
+    The new action tasks count as dispatched ``now``: the committing worker publishes them.
+    """
+    if commit.actions:
+        conn.executemany(sql.UPSERT_ACTION, [
+            (*run, a.cmd, a.name, encode(a.args), encode(a.kwargs), a.attempt, a.visible_at,
+             a.last_error, commit.now) for a in commit.actions])
+    if commit.timers:
+        conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in commit.timers])
+    if commit.cancelled_timers:
+        conn.executemany(sql.DELETE_TIMER, [(*run, cmd) for cmd in commit.cancelled_timers])
+    if commit.cancelled_actions:
+        conn.executemany(sql.DELETE_ACTION, [(*run, cmd) for cmd in commit.cancelled_actions])
+

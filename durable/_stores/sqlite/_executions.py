@@ -1,0 +1,155 @@
+"""The SQLite store's executions and histories (``ExecutionStore``).
+
+The ``*_txn`` functions here are the store's primitive writes (create an execution, begin a
+run, append an input): they run inside the caller's write transaction, and the commit, the
+timers and the action outcomes write through them too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from msgspec.structs import replace
+
+from ..._history import Event, WorkflowStarted, decode_event, encode_event
+from ...errors import WorkflowNotFoundError
+from .._records import TERMINAL_STATUSES, ActionTask, ExecutionRecord, TimerRecord
+from . import _statements as sql
+from ._connection import SQLiteBase, in_read_transaction
+from ._rows import action_from_row, encode, record_from_row
+
+__all__ = ["SQLiteExecutions", "append_txn", "begin_run_txn", "create_txn"]
+
+
+class SQLiteExecutions(SQLiteBase):
+    """Executions and their histories in the ``executions`` and ``events`` tables."""
+
+    async def create_execution(self, started: Event, *, now: float,
+                               lease_to: tuple[str, float] | None = None,
+                               ) -> tuple[ExecutionRecord, bool]:
+        """Create an execution from its ``WorkflowStarted`` event (see ``Store``)."""
+        if not isinstance(started, WorkflowStarted):
+            raise TypeError(f"create_execution needs a WorkflowStarted event, not {started!r}")
+        record, created = await self._write(create_txn, started, now, lease_to)
+        if created and lease_to is None:
+            self.wakeup.notify()
+        return record, created
+
+    async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
+        """The execution, or None."""
+        return await self._run(_get_execution, tenant, workflow_id)
+
+    async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
+                              limit: int = 100) -> list[ExecutionRecord]:
+        """Executions, newest first; all tenants when ``tenant`` is None."""
+        return await self._run(_list_executions, tenant, status, limit)
+
+    async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
+                              status: str | None = None, since: float | None = None,
+                              after: ExecutionRecord | None = None,
+                              limit: int = 500) -> list[ExecutionRecord]:
+        """Executions oldest first, filtered and paged (see ``Store.scan_executions``)."""
+        cursor = (None, None, None) if after is None else \
+            (after.created_at, after.tenant, after.workflow_id)
+        return await self._run(_scan_executions, (tenant, workflow, status, since, *cursor, limit))
+
+    async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
+                           after_seq: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        return await self._run(_read_history, tenant, workflow_id, run_id, after_seq,
+                               -1 if limit is None else limit)
+
+    async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
+                           dedup: str | None = None, now: float) -> int | None:
+        """Append an input at the next ``seq`` and make the execution runnable (see ``Store``)."""
+        seq = await self._write(append_txn, tenant, workflow_id, event, dedup, now)
+        if seq is not None:
+            self.wakeup.notify()
+        return seq
+
+    async def pending_work(self, tenant: str,
+                           workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+        """The execution's action tasks and timers that have not finished."""
+        return await self._run(in_read_transaction, _pending_work_txn, tenant, workflow_id)
+
+
+def _get_execution(conn: sqlite3.Connection, tenant: str,
+                   workflow_id: str) -> ExecutionRecord | None:
+    row = conn.execute(sql.SELECT_EXECUTION, (tenant, workflow_id)).fetchone()
+    return None if row is None else record_from_row(row)
+
+
+def _list_executions(conn: sqlite3.Connection, tenant: str | None, status: str | None,
+                     limit: int) -> list[ExecutionRecord]:
+    statement = sql.LIST_ALL_EXECUTIONS if tenant is None else sql.LIST_TENANT_EXECUTIONS
+    return [record_from_row(row) for row in conn.execute(statement, (tenant, status, limit))]
+
+
+def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[ExecutionRecord]:
+    return [record_from_row(row) for row in conn.execute(sql.SCAN_EXECUTIONS, params)]
+
+
+def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
+                  after_seq: int, limit: int = -1) -> list[Event]:
+    rows = conn.execute(sql.SELECT_EVENTS,
+                        (tenant, workflow_id, run_id, after_seq, limit)).fetchall()
+    return [decode_event(body) for (body,) in rows]
+
+
+def create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
+               lease_to: tuple[str, float] | None = None) -> tuple[ExecutionRecord, bool]:
+    """Create an execution and its first run unless its workflow id is taken (then return
+    the existing one and False); ``lease_to`` leases its first workflow task at once."""
+    existing = _get_execution(conn, started.tenant, started.workflow_id)
+    if existing is not None:
+        return existing, False
+    key = (started.tenant, started.workflow_id)
+    conn.execute(sql.INSERT_EXECUTION, (*key, started.run_id, started.workflow, started.version,
+                                        "running", now, now, 1, None, encode({}), encode(None),
+                                        None, None))
+    begin_run_txn(conn, started, now)
+    if lease_to is not None:
+        conn.execute(sql.LEASE_WORKFLOW_TASK, (*lease_to, *key))
+    return ExecutionRecord(*key, started.run_id, started.workflow, started.version, "running",
+                           now, now, 1), True
+
+
+def begin_run_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float) -> None:
+    """Write a run's ``WorkflowStarted`` (seq 1) and make the execution runnable."""
+    key = (started.tenant, started.workflow_id)
+    conn.execute(sql.INSERT_EVENT, (*key, started.run_id, 1, None,
+                                    encode_event(replace(started, seq=1, time=now))))
+    conn.execute(sql.UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
+
+
+def append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: Event,
+               dedup: str | None, now: float, run_id: str | None = None) -> int | None:
+    """Append an input at the next seq (the caller holds the write lock).
+
+    With ``run_id``, only while that is the execution's current run.
+    """
+    head = conn.execute(sql.SELECT_HEAD, (tenant, workflow_id)).fetchone()
+    if head is None:
+        raise WorkflowNotFoundError(f"no execution {workflow_id!r} in tenant {tenant!r}",
+                                    workflow_id=workflow_id, tenant=tenant)
+    current_run, workflow, status, last_seq = head
+    if status in TERMINAL_STATUSES or (run_id is not None and run_id != current_run):
+        return None
+    seq: int = last_seq + 1
+    body = encode_event(replace(event, seq=seq, time=now))
+    if conn.execute(sql.INSERT_INPUT, (tenant, workflow_id, current_run, seq, dedup,
+                                       body)).rowcount == 0:
+        return None  # the dedup key was seen before
+    conn.execute(sql.ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
+    conn.execute(sql.UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))
+    return seq
+
+
+def _pending_work_txn(conn: sqlite3.Connection, tenant: str,
+                      workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
+    key = (tenant, workflow_id)
+    actions = [action_from_row(row) for row in conn.execute(sql.PENDING_ACTIONS, key)]
+    timers = [TimerRecord(*row) for row in conn.execute(sql.PENDING_TIMERS, key)]
+    return actions, timers
+

@@ -1,0 +1,77 @@
+"""The SQLite store's timers and outbox (``TimerStore``).
+
+Each due timer is deleted and its ``TimerFired`` appended in the same write transaction, so it
+fires exactly once however many processes poll; a plain read first keeps idle polls off the
+write lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..._history import TimerFired
+from .._records import TaskRef, workflow_ref
+from . import _statements as sql
+from ._connection import Row, SQLiteBase, in_transaction, scalar
+from ._executions import append_txn
+
+__all__ = ["SQLiteTimers"]
+
+
+class SQLiteTimers(SQLiteBase):
+    """Timers in the ``timers`` table; the outbox over both task tables."""
+
+    async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
+        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+        fired = await self._run(_fire_due_timers, now, limit)
+        if fired:
+            self.wakeup.notify()
+        return fired
+
+    async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
+        """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
+        if limit <= 0:
+            return []
+        return await self._run(_dispatch_due, (now - older_than, now, limit))
+
+    async def next_wakeup(self, *, now: float) -> float | None:
+        """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
+        waits)."""
+        return await self._run(scalar, sql.NEXT_WAKEUP, ())
+
+
+def _fire_due_timers(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
+    if not conn.execute(sql.SELECT_DUE_TIMERS, (now, limit)).fetchall():
+        return []  # nothing due: do not take the write lock
+    return in_transaction(conn, _fire_txn, now, limit)
+
+
+def _fire_txn(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
+    """Delete each due timer and record its ``TimerFired`` in the same transaction."""
+    due = conn.execute(sql.SELECT_DUE_TIMERS, (now, limit)).fetchall()
+    for tenant, workflow_id, run_id, cmd in due:
+        conn.execute(sql.DELETE_TIMER, (tenant, workflow_id, run_id, cmd))
+        append_txn(conn, tenant, workflow_id, TimerFired(0, now, cmd), f"t{run_id}/{cmd}", now)
+    return [workflow_ref(tenant, workflow_id) for tenant, workflow_id, _, _ in due]
+
+
+def _dispatch_due(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
+    if not (conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchone()
+            or conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query).fetchone()):
+        return []  # nothing to announce: do not take the write lock
+    return in_transaction(conn, _dispatch_due_txn, query)
+
+
+def _dispatch_due_txn(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
+    """Mark up to ``limit`` undispatched claimable tasks dispatched now; return their hints."""
+    _, now, limit = query
+    rows = conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchall()
+    conn.executemany(sql.MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row) for row in rows])
+    refs = [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
+    if len(refs) < limit:
+        actions = conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query[:2] + (limit - len(refs),))
+        for tenant, workflow_id, name, run_id, cmd in actions.fetchall():
+            conn.execute(sql.MARK_ACTION_DISPATCHED, (now, tenant, workflow_id, run_id, cmd))
+            refs.append(TaskRef("a", tenant, workflow_id, name, run_id, cmd))
+    return refs
+
