@@ -144,9 +144,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _run_ready(self) -> None:
         ready = self._ready
-        popleft = ready.popleft
         while ready:
-            handle = popleft()
+            handle = ready.popleft()
             if not handle._cancelled:
                 try:  # Handle._run, inlined: one frame less per step
                     handle._context.run(handle._callback, *handle._args)
