@@ -71,12 +71,14 @@ def action_info() -> ActionInfo:
         raise DurableError("durable.action_info() is only available inside a running action") from None
 
 
+_workflow_logger = logging.getLogger("durable.workflow")
+
+
 class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A logger that says nothing while the workflow replays history."""
 
     def __init__(self, instance: WorkflowInstance) -> None:
-        super().__init__(logging.getLogger("durable.workflow"),
-                         {"workflow_id": instance.info.workflow_id})
+        super().__init__(_workflow_logger, {"workflow_id": instance.info.workflow_id})
         self._instance = instance
 
     def isEnabledFor(self, level: int) -> bool:
@@ -139,13 +141,20 @@ class _Actions:
 class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
 
-    __slots__ = ("_instance", "actions", "data", "logger")
+    __slots__ = ("_instance", "actions", "data", "_logger")
 
     def __init__(self, instance: WorkflowInstance) -> None:
         self._instance = instance
         self.actions = _Actions(instance)
         self.data: MutableMapping[str, Any] = _Data(instance)
-        self.logger: logging.LoggerAdapter = _ReplayAwareLogger(instance)  # type: ignore[type-arg]
+        self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
+
+    @property
+    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+        """A logger (``durable.workflow``) that is silent while the workflow replays."""
+        if self._logger is None:  # made on first use: most workflows never log
+            self._logger = _ReplayAwareLogger(self._instance)
+        return self._logger
 
     def run(self, action: Callable[P, Awaitable[R]] | Callable[P, R], /,
             *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:

@@ -168,7 +168,7 @@ class WorkflowInstance:
         self.outcome: Command | None = None  # the terminal command, once issued
         self._random: random.Random | None = None
         self._started = started
-        self._loop = WorkflowLoop(self)
+        self._loop = WorkflowLoop(self, started.run_id)
         self._main: asyncio.Task[Any] | None = None
         self._ncmd = 0
         self._commands: list[Command] = []

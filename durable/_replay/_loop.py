@@ -25,6 +25,7 @@ import contextvars
 import functools
 import logging
 import sys
+import zlib
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn
 
 from ..errors import IllegalWorkflowOperationError
@@ -103,7 +104,9 @@ class _Task(asyncio.Task[Any]):
     """A task of a workflow loop, hashed by its creation number on that loop.
 
     Invariant: ``_n`` is set before anything can hash the task, and a replay creates the
-    same tasks in the same order as the run it replays, so sets of them iterate alike.
+    same tasks in the same order as the run it replays, so sets of them iterate alike. The
+    numbers start at a base taken from the run id (the same live and on replay), so that the
+    tasks of different runs do not share hashes in asyncio's registry of all tasks.
     """
 
     __slots__ = ("_n",)
@@ -115,11 +118,12 @@ class _Task(asyncio.Task[Any]):
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The loop one workflow instance runs on. It only ever runs inside ``activate``."""
 
-    def __init__(self, instance: WorkflowInstance) -> None:
+    def __init__(self, instance: WorkflowInstance, run_id: str) -> None:
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._time = 0.0
         self._instance = instance
-        self.made = 0  # tasks made so far: the next one's number (see _Task)
+        # The last task's number (see _Task): a base from the run id, plus the tasks made.
+        self._base = self.made = zlib.crc32(run_id.encode()) << 24
         self._tasks: list[asyncio.Task[Any]] = []  # those not done, and some done since
         self._prune_at = 64
 
@@ -233,7 +237,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         task = _Task.__new__(_Task)
         task._n = n = self.made + 1  # before __init__, which hashes it into asyncio's registry
         self.made = n
-        task.__init__(coro, loop=self, name=name or f"Task-{n}", context=context)  # type: ignore[misc]
+        task.__init__(coro, loop=self, name=name or f"Task-{n - self._base}",  # type: ignore[misc]
+                      context=context)
         task._log_destroy_pending = False  # an evicted instance's tasks are dropped on purpose
         tasks = self._tasks
         tasks.append(task)
