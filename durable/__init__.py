@@ -6,11 +6,11 @@ crash any worker re-runs the coroutine against that history and it continues whe
 
 from . import errors
 from ._client import Client, Description, WorkflowHandle, connect
-from ._context import ActionInfo, Context, action_info
 from ._definitions import Retry, action, workflow
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle
+from ._replay._context import Context
 from ._replay._replayer import Replayer, ReplayResult
 from ._saga import Saga
 from ._schedules._handle import ScheduleDescription, ScheduleHandle
@@ -18,6 +18,7 @@ from ._schedules._plan import Overlap
 from ._stores._schedule_records import ScheduleRun
 from ._timetravel import StateAt
 from ._worker import Worker
+from ._worker._action_info import ActionInfo, action_info
 from .errors import NonRetryable
 from . import testing
 

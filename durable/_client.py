@@ -16,7 +16,7 @@ import msgspec
 from msgspec.structs import replace
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._context import Context
+from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
 from ._payloads import check_size, dump_value

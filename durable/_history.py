@@ -387,7 +387,9 @@ TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
 # ---- commands -------------------------------------------------------------------------------
 
 
-class _Command(msgspec.Struct, frozen=True):
+class _Command(msgspec.Struct, frozen=True, gc=False):
+    # gc=False: a command is made for every step (replay matches them too) and refers to no
+    # object that could refer back to it, so the cyclic GC need not track it.
     event: ClassVar[type[Any]]
 
     def to_event(self, seq: int, time: float) -> Event:

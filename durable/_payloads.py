@@ -151,18 +151,18 @@ class Params:
 class Result:
     """The return type of a workflow or action."""
 
-    __slots__ = ("where", "_convert")
+    __slots__ = ("where", "convert")
 
     def __init__(self, fn: Callable[..., Any], where: str) -> None:
         self.where = where
-        self._convert = _converter(_hints(fn).get("return", Any))
+        self.convert = _converter(_hints(fn).get("return", Any))  # None: returned as is
 
     def dump(self, value: Any) -> Any:
         """Validate a returned value and return it as a payload."""
         payload = dump_value(value, f"result of {self.where}")
-        if self._convert is not None:
+        if self.convert is not None:
             try:
-                self._convert(payload)
+                self.convert(payload)
             except msgspec.ValidationError as exc:
                 raise ValidationError(f"{self.where} returned a value that does not match its "
                                       f"return annotation: {exc}", function=self.where) from None
@@ -171,7 +171,7 @@ class Result:
 
     def load(self, payload: Any) -> Any:
         """Convert a recorded result back to the annotated type."""
-        return payload if self._convert is None else self._convert(payload)
+        return payload if self.convert is None else self.convert(payload)
 
 
 def error_info(exc: BaseException) -> Any:

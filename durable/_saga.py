@@ -12,7 +12,7 @@ from ._definitions import ActionDefinition, action_definition
 from .errors import CompensationError
 
 if TYPE_CHECKING:
-    from ._context import Context
+    from ._replay._context import Context
 
 __all__ = ["Saga"]
 
@@ -61,7 +61,7 @@ class Saga:
                          **kwargs: Any) -> None:
         """Register what undoes the step that just completed (called with ``args``)."""
         if isinstance(compensation, str) or hasattr(compensation, "__durable_action__"):
-            defn = action_definition(compensation, self.ctx._instance.actions)
+            defn = action_definition(compensation, self.ctx._calls.definitions)
             defn.params.dump(args, kwargs)  # bad arguments fail now, not when compensating
             self._stack.append(_Compensation(compensation, args, kwargs, defn))
         elif callable(compensation):
@@ -126,7 +126,7 @@ class Saga:
 
     def _run(self, step: _Compensation) -> Awaitable[Any]:
         if step.action is not None:  # by definition: the worker runs its own under that name
-            return self.ctx._instance.schedule_action(step.action, step.args, step.kwargs)
+            return self.ctx._calls.run(step.action, *step.args, **step.kwargs)
         result = step.fn(*step.args, **step.kwargs)
         if not inspect.isawaitable(result):
             return _done(result)

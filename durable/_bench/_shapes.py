@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from .._context import Context
+from .._replay._context import Context
 from .._definitions import action, workflow, workflow_definition
 from .._history import (
     ActionCompleted, Event, EventReceived, ScheduleAction, StartTimer, TaskCompleted, TimerFired,

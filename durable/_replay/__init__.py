@@ -31,7 +31,7 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
     if pause:
         gc.disable()  # synchronous: nothing else runs in this thread until it is enabled again
     try:
-        instance.history = events
+        instance.matcher.history = events
         with instance.entered():
             return _replay(instance, events, start)
     finally:

@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from .._definitions import WorkflowDefinition
 from .._history import (
-    CancelChild, ChildCancelled, ChildCancelRequested, ChildCompleted, ChildFailed,
-    ChildInitiated, ChildStarted, ChildStartFailed, Event, StartChild,
+    CancelChild, ChildCancelled, ChildCompleted, ChildFailed, ChildInitiated, ChildStarted,
+    ChildStartFailed, Event, StartChild,
 )
 from .._payloads import check_size, dump_value
 from ..errors import (
-    DurableError, WorkflowAlreadyStartedError, WorkflowCancelledError, WorkflowFailedError,
+    DurableError, ValidationError, WorkflowAlreadyStartedError, WorkflowCancelledError,
+    WorkflowFailedError,
 )
-
-if TYPE_CHECKING:
-    from ._instance import WorkflowInstance
+from ._info import WorkflowInfo
+from ._matcher import Matcher
 
 __all__ = ["CHILD_INPUTS", "ChildHandle", "Children", "PARENT_CLOSE_POLICIES"]
 
@@ -103,50 +103,60 @@ class ChildHandle(Generic[R]):
 class Children:
     """The children a run started, by the number of the command that started each."""
 
-    def __init__(self, instance: WorkflowInstance) -> None:
-        self._instance = instance
+    __slots__ = ("_matcher", "_loop", "_info", "by_cmd")
+
+    def __init__(self, matcher: Matcher, loop: asyncio.AbstractEventLoop,
+                 info: WorkflowInfo) -> None:
+        self._matcher = matcher
+        self._loop = loop
+        self._info = info
         self.by_cmd: dict[int, _Child] = {}
 
     def start(self, defn: WorkflowDefinition, args: tuple[Any, ...], workflow_id: str | None,
               parent_close: str) -> asyncio.Future[ChildHandle[Any]]:
         """Issue ``StartChild``; the future resolves once the child exists."""
-        inst = self._instance
-        cmd = inst._ncmd
-        info = inst.info
+        if parent_close not in PARENT_CLOSE_POLICIES:
+            raise ValidationError(f"parent_close is 'cancel' or 'abandon', not {parent_close!r}",
+                                  function="ctx.start_child", parameter="parent_close")
+        info, matcher = self._info, self._matcher
+        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id
+                                        or workflow_id == info.workflow_id):
+            raise ValidationError(f"a child workflow's id is a non-empty str other than its "
+                                  f"parent's, not {workflow_id!r}", function="ctx.start_child",
+                                  parameter="id")
+        cmd = matcher.count
         wanted = workflow_id or f"{info.workflow_id}/{info.run_id[:8]}/{cmd}"
-        recorded = inst._peek()
-        if type(recorded) is ChildInitiated and recorded.workflow == defn.name:
-            inst._ri += 1
-            inst._ncmd = cmd + 1
-            a = dump_value(list(args), defn.name)
-            if recorded.workflow_id != wanted or a != recorded.args:
-                self._changed(defn, recorded, wanted, a)
-            child = _Child(cmd, defn, recorded.workflow_id, recorded.run_id,
-                           recorded.parent_close, inst._loop)
+        run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"durable:{info.run_id}:child:{cmd}").hex
+        if matcher.replaying:
+            a: list[Any] = dump_value(list(args), defn.name)
+            fields = (cmd, defn.name, defn.version, wanted, run_id, a, {}, parent_close)
+            recorded: Any = matcher.match(StartChild, fields)
+            if recorded is not None:
+                if recorded.workflow_id != wanted or a != recorded.args:
+                    self._changed(defn, recorded, StartChild(*fields))
+                run_id, wanted, parent_close = (recorded.run_id, recorded.workflow_id,
+                                                recorded.parent_close)
         else:
             a, k = defn.params.dump(args, {})
             check_size([a, k], f"arguments of {defn.name}")
-            run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"durable:{info.run_id}:child:{cmd}").hex
-            inst.issue(StartChild(cmd, defn.name, defn.version, wanted, run_id, a, k,
-                                  parent_close))
-            child = _Child(cmd, defn, wanted, run_id, parent_close, inst._loop)
+            matcher.match(StartChild, (cmd, defn.name, defn.version, wanted, run_id, a, k,
+                                       parent_close))
+        child = _Child(cmd, defn, wanted, run_id, parent_close, self._loop)
         self.by_cmd[cmd] = child
         return child.started
 
-    def _changed(self, defn: WorkflowDefinition, recorded: ChildInitiated, wanted: str,
-                 args: list[Any]) -> None:
-        """A child started with another id or other arguments than recorded: an error if a
-        later recorded start is the new one (reordered starts), else a warning (the recorded
-        child is kept)."""
+    def _changed(self, defn: WorkflowDefinition, recorded: ChildInitiated,
+                 command: StartChild) -> None:
+        """Another id or other arguments than recorded: an error if a later recorded start is
+        the new one (reordered starts), else a warning (the recorded child is kept)."""
         def same(event: Event) -> bool:
             return (type(event) is ChildInitiated and event.workflow == defn.name
-                    and event.workflow_id == wanted and event.args == args)
+                    and event.workflow_id == command.workflow_id and event.args == command.args)
 
-        command = StartChild(recorded.cmd, defn.name, defn.version, wanted, recorded.run_id,
-                             args, {}, recorded.parent_close)
-        self._instance._changed(f"the id or arguments of child workflow {defn.name!r}",
-                                recorded, command, same,
-                                f" ({recorded.workflow_id!r} {recorded.args} -> {wanted!r} {args})")
+        self._matcher.changed(
+            recorded, command, f"the id or arguments of child workflow {defn.name!r}",
+            f" ({recorded.workflow_id!r} {recorded.args} -> {command.workflow_id!r} "
+            f"{command.args})", same)
 
     def apply(self, event: Event) -> None:
         """An input about a child: its start was confirmed or refused, or it ended."""
@@ -159,7 +169,7 @@ class Children:
             _resolve(child.started, ChildHandle(self, child))
         elif kind is ChildStartFailed:
             child.ended = True
-            tenant = self._instance.info.tenant
+            tenant = self._info.tenant
             _fail(child.started, WorkflowAlreadyStartedError(
                 f"cannot start child workflow {child.defn.name!r}: an execution with workflow "
                 f"id {child.workflow_id!r} exists already in tenant {tenant!r}; pass another "
@@ -191,17 +201,13 @@ class Children:
         if child.ended or child.cancel_asked:
             return
         child.cancel_asked = True
-        inst = self._instance
         run_id = None if child.confirmed else child.run_id
-        recorded = inst._peek()
-        if type(recorded) is ChildCancelRequested and recorded.cmd == child.cmd:
-            inst._ri += 1
-            inst._ncmd += 1
-        else:
-            inst.issue(CancelChild(child.cmd, child.workflow_id, run_id, reason))
+        self._matcher.match(CancelChild, (child.cmd, child.workflow_id, run_id, reason))
 
     def cancel_abandoned(self) -> None:
         """Cancel the children (policy "cancel") whose futures the workflow cancelled."""
+        if not self.by_cmd or self._matcher.done or self._matcher.error is not None:
+            return
         for child in list(self.by_cmd.values()):
             if child.abandoned():
                 self.cancel(child, "the parent workflow stopped waiting for it")

@@ -2,8 +2,9 @@
 
 A query handler is a plain function that reads the workflow's state and returns a value; an
 update validator is a plain function that raises to refuse an update. Both run read-only
-(:meth:`WorkflowInstance.read_only`): issuing a command, scheduling a callback or drawing a
-random number from them raises, so answering a query can never change what a replay computes.
+(:meth:`Handlers.read_only`): issuing a command or scheduling a callback from them raises, and
+the random stream is put back as it was, so answering a query never changes what a replay
+computes.
 
 An update handler (plain or ``async``) runs in the workflow, as a task on its deterministic
 loop, once its ``UpdateAccepted`` input is applied; when it returns or raises it issues
@@ -19,12 +20,32 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._history import CompleteUpdate, UpdateAccepted
 from .._payloads import Params, check_size, dump_value, error_info
-from ..errors import UnknownQueryError, UnknownUpdateError, WorkflowClosedError
+from ..errors import (
+    IllegalWorkflowOperationError, UnknownQueryError, UnknownUpdateError, WorkflowClosedError,
+)
+from ._info import WorkflowInfo
+from ._matcher import Matcher
+from ._state import RunState
 
 if TYPE_CHECKING:
-    from ._instance import WorkflowInstance
+    from ._loop import WorkflowLoop
 
 __all__ = ["Handlers"]
+
+
+class _ReadOnly(list):  # type: ignore[type-arg]
+    """Stands in for the command list and the ready queue while read-only code runs."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def append(self, item: Any) -> None:
+        kind = type(item).__name__
+        raise IllegalWorkflowOperationError(
+            f"{self.what} tried to change the workflow (a {kind}); query handlers and update "
+            "validators only read its state: make changes in an update handler",
+            operation=kind)
 
 
 class _Handler:
@@ -64,10 +85,15 @@ def _check(kind: str, name: Any, fn: Any, validator: Any = None) -> None:
 class Handlers:
     """What ``ctx.on_query`` / ``ctx.on_update`` registered, and the updates in flight."""
 
-    __slots__ = ("_instance", "queries", "updates", "running", "seen")
+    __slots__ = ("_matcher", "_loop", "_state", "_info", "queries", "updates", "running",
+                 "seen")
 
-    def __init__(self, instance: WorkflowInstance) -> None:
-        self._instance = instance
+    def __init__(self, matcher: Matcher, loop: WorkflowLoop, state: RunState,
+                 info: WorkflowInfo) -> None:
+        self._matcher = matcher
+        self._loop = loop
+        self._state = state
+        self._info = info
         self.queries: dict[str, _Handler] = {}
         self.updates: dict[str, _Handler] = {}
         self.running: dict[str, str] = {}  # accepted update id -> name, not completed yet
@@ -92,22 +118,21 @@ class Handlers:
         """Run query handler ``name`` read-only; return its value as a payload (or raise)."""
         handler = self.queries.get(name)
         if handler is None:
-            info = self._instance.info
+            info = self._info
             raise UnknownQueryError(
                 f"workflow {info.workflow!r} (id {info.workflow_id!r}) has no query handler "
                 f"{name!r} (it has {sorted(self.queries)}); register one with ctx.on_query",
                 name=name, known=sorted(self.queries), workflow_id=info.workflow_id)
         values = handler.load(args)
-        value = self._instance.read_only(handler.where, handler.fn, *values)
+        value = self.read_only(handler.where, handler.fn, *values)
         payload = dump_value(value, f"result of {handler.where}")
         check_size(payload, f"result of {handler.where}")
         return payload
 
     def validate(self, name: str, args: list[Any]) -> None:
         """Raise if update ``name`` with ``args`` must be rejected (nothing is recorded then)."""
-        instance = self._instance
-        info = instance.info
-        if instance.done:
+        info = self._info
+        if self._matcher.done:
             raise WorkflowClosedError(f"execution {info.workflow_id!r} has ended; update "
                                       f"{name!r} was not applied", workflow_id=info.workflow_id)
         handler = self.updates.get(name)
@@ -118,7 +143,7 @@ class Handlers:
                 name=name, known=sorted(self.updates), workflow_id=info.workflow_id)
         values = handler.load(args)
         if handler.validator is not None:
-            instance.read_only(f"the validator of {handler.where}", handler.validator, *values)
+            self.read_only(f"the validator of {handler.where}", handler.validator, *values)
 
     # ---- running accepted updates (inside activations) --------------------------------------
 
@@ -129,8 +154,7 @@ class Handlers:
             return False
         self.seen.add(event.id)
         self.running[event.id] = event.name
-        loop = self._instance._loop
-        loop.create_task(self._run(event, handler), name=f"update {event.name} {event.id}")
+        self._loop.create_task(self._run(event, handler), name=f"update {event.name} {event.id}")
         return True
 
     async def _run(self, event: UpdateAccepted, handler: _Handler) -> None:
@@ -147,4 +171,20 @@ class Handlers:
         code = getattr(handler.fn, "__code__", None)
         where = (f"{code.co_filename}:{code.co_firstlineno} ({handler.where} returned)"
                  if code is not None else handler.where)
-        self._instance.complete_update(CompleteUpdate(event.id, event.name, result, error), where)
+        self._matcher.match(CompleteUpdate, (event.id, event.name, result, error), where)
+
+    def read_only(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` as workflow code that must not change the workflow.
+
+        Commands, callbacks and timers raise ``IllegalWorkflowOperationError``; the random
+        stream is put back as it was, so a query never changes what a replay computes.
+        """
+        loop, state = self._loop, self._state
+        ready, rng = loop._ready, state.save_random()
+        loop._ready = _ReadOnly(what)  # type: ignore[assignment]
+        try:
+            with self._matcher.read_only(_ReadOnly(what)):
+                return loop.run_sync(fn, *args)
+        finally:
+            loop._ready = ready
+            state.restore_random(rng)

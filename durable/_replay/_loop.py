@@ -26,14 +26,25 @@ import functools
 import logging
 import sys
 import zlib
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn
+from typing import Any, Callable, Final, Iterable, Iterator, NoReturn, Protocol
 
 from ..errors import IllegalWorkflowOperationError
 
-if TYPE_CHECKING:
-    from ._instance import WorkflowInstance
+__all__ = ["TimerHost", "WorkflowLoop"]
 
-__all__ = ["WorkflowLoop"]
+
+class TimerHost(Protocol):
+    """What the loop's timers are: durable timers of a workflow run (``_timers.Timers``)."""
+
+    @property
+    def replaying(self) -> bool: ...
+
+    @property
+    def workflow_id(self) -> str: ...
+
+    def start_timer(self, handle: asyncio.TimerHandle, delay: float) -> None: ...
+
+    def cancel_timer(self, handle: asyncio.TimerHandle) -> None: ...
 
 logger = logging.getLogger("durable.workflow")
 
@@ -65,39 +76,23 @@ sys.addaudithook(_audit)
 
 class _Handle(asyncio.Handle):
     """An ``asyncio.Handle`` made without the debug-mode checks (a workflow loop never runs in
-    debug mode): one is made for every step a workflow takes."""
+    debug mode), and without an ``__init__``: ``call_soon`` fills it in, and one is made for
+    every step a workflow takes. Its ``repr`` and traceback are never set (class defaults)."""
 
     __slots__ = ()
-
-    def __init__(self, callback: Callable[..., Any], args: Any, loop: WorkflowLoop,
-                 context: Any) -> None:
-        self._callback = callback
-        self._args = args
-        self._loop = loop
-        self._context = contextvars.copy_context() if context is None else context
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
+    __init__ = object.__init__  # made empty in C (_Handle()), then filled in by call_soon
+    _repr = None
+    _source_traceback = None
 
 
 class _TimerHandle(asyncio.TimerHandle):
-    """An ``asyncio.TimerHandle`` made without the debug-mode checks, which also carries the
-    number of the command that started its durable timer (``_cmd``)."""
+    """An ``asyncio.TimerHandle`` made like ``_Handle``, which also carries the number of the
+    command that started its durable timer (``_cmd``; -1: none)."""
 
     __slots__ = ("_cmd",)
-
-    def __init__(self, when: float, callback: Callable[..., Any], args: Any,
-                 loop: WorkflowLoop, context: Any) -> None:
-        self._callback = callback
-        self._args = args
-        self._loop = loop
-        self._context = contextvars.copy_context() if context is None else context
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
-        self._when = when
-        self._scheduled = False
-        self._cmd = -1
+    __init__ = object.__init__
+    _repr = None
+    _source_traceback = None
 
 
 class _Task(asyncio.Task[Any]):
@@ -118,10 +113,10 @@ class _Task(asyncio.Task[Any]):
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The loop one workflow instance runs on. It only ever runs inside ``activate``."""
 
-    def __init__(self, instance: WorkflowInstance, run_id: str) -> None:
+    def __init__(self, timers: TimerHost, run_id: str) -> None:
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._time = 0.0
-        self._instance = instance
+        self.timers = timers
         # The last task's number (see _Task): a base from the run id, plus the tasks made.
         self._base = self.made = zlib.crc32(run_id.encode()) << 24
         self._tasks: list[asyncio.Task[Any]] = []  # those not done, and some done since
@@ -133,20 +128,17 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         """Run callbacks until none is ready; the loop is "running" only in here (or for all
         of an :meth:`entered` block)."""
         global _active, _entered
-        if _entered is self:
-            self._run_ready()
+        if _entered is not self:
+            # entered(), inlined: a live activation pays no context manager
+            outer, outer_entered = asyncio.events._get_running_loop(), _entered
+            asyncio.events._set_running_loop(self)
+            _active, _entered = True, self
+            try:
+                self.run_ready()
+            finally:
+                _active, _entered = outer_entered is not None, outer_entered
+                asyncio.events._set_running_loop(outer)
             return
-        # entered(), inlined: a live activation pays no context manager
-        outer, outer_entered = asyncio.events._get_running_loop(), _entered
-        asyncio.events._set_running_loop(self)
-        _active, _entered = True, self
-        try:
-            self._run_ready()
-        finally:
-            _active, _entered = outer_entered is not None, outer_entered
-            asyncio.events._set_running_loop(outer)
-
-    def _run_ready(self) -> None:
         ready = self._ready
         while ready:
             handle = ready.popleft()
@@ -199,7 +191,12 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def call_soon(self, callback: Callable[..., Any], *args: Any,
                   context: Any = None) -> asyncio.Handle:
-        handle = _Handle(callback, args, self, context)
+        handle = _Handle()
+        handle._callback = callback
+        handle._args = args
+        handle._loop = self
+        handle._context = contextvars.copy_context() if context is None else context
+        handle._cancelled = False
         self._ready.append(handle)
         return handle
 
@@ -215,16 +212,24 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
-        handle = _TimerHandle(when, callback, args, self, context)
+        handle = _TimerHandle()
+        handle._callback = callback
+        handle._args = args
+        handle._loop = self
+        handle._context = contextvars.copy_context() if context is None else context
+        handle._cancelled = False
+        handle._when = when
+        handle._cmd = -1
         if delay <= 0:  # due now: no durable timer, just the next turn of the loop
+            handle._scheduled = False
             self._ready.append(handle)
         else:
             handle._scheduled = True
-            self._instance.start_timer(handle, delay)
+            self.timers.start_timer(handle, delay)
         return handle
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        self._instance.cancel_timer(handle)
+        self.timers.cancel_timer(handle)
 
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
@@ -260,11 +265,11 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         # Only while the workflow runs live: a task or future that the garbage collector
         # finalizes (at any moment, on any thread) reports nothing here; the instance
         # reports its tasks' unretrieved errors when it is closed (see report_unretrieved).
-        if _entered is self and not self._instance.replaying:
+        if _entered is self and not self.timers.replaying:
             self._report(context.get("message"), context.get("exception"))
 
     def _report(self, message: Any, exc: BaseException | None) -> None:
-        logger.error("workflow %s: %s", self._instance.info.workflow_id, message, exc_info=exc)
+        logger.error("workflow %s: %s", self.timers.workflow_id, message, exc_info=exc)
 
     def report_unretrieved(self) -> None:
         """Log the errors of this loop's finished tasks that nothing retrieved (live only)
@@ -272,7 +277,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         for task in self._tasks:
             if task.done() and not task.cancelled() and task._log_traceback:  # type: ignore[attr-defined]
                 exc = task.exception()  # retrieves it
-                if not self._instance.replaying:
+                if not self.timers.replaying:
                     self._report(f"{task.get_name()}: exception was never retrieved", exc)
 
     def default_exception_handler(self, context: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from msgspec.structs import replace
 
-from .._context import ActionInfo, _action_info
+from ._action_info import ActionInfo, _action_info
 from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import error_info

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple, Unpack, final
 
 from .._client import DEFAULT_TENANT, Client, WorkflowHandle
-from .._context import Context
+from .._replay._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores.memory import MemoryStore
 from .._worker import Worker

@@ -1,74 +1,38 @@
-"""``Context``: everything a workflow may do that must be deterministic; ``action_info()``."""
+"""``Context``: everything a workflow may do that must be deterministic, in front of the engine.
+
+Each call goes to the engine part that records it: actions (``_actions``), timers (the loop),
+external events (``_events``), state, data and randomness (``_state``), children
+(``_children``), queries and updates (``_handlers``), patches (``_matcher``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Iterator, MutableMapping
-from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from typing import (
-    TYPE_CHECKING, Any, Awaitable, Callable, NamedTuple, NoReturn, ParamSpec, TypeVar,
-    TypeVarTuple, Unpack,
+    Any, Awaitable, Callable, NoReturn, ParamSpec, Protocol, TypeVar, TypeVarTuple, Unpack,
 )
 
-from ._definitions import action_definition, seconds
-from ._history import EventReceived
-from .errors import DurableError, ValidationError
+from .._definitions import WorkflowDefinition, action_definition, seconds, workflow_definition
+from .._history import EventReceived
+from .._payloads import check_size
+from ._actions import ActionCalls
+from ._children import ChildHandle, Children
+from ._events import Inbox
+from ._handlers import Handlers
+from ..errors import ValidationError
+from ._info import ContinueAsNewRequest, WorkflowInfo
+from ._matcher import Matcher
+from ._state import RunState
 
-if TYPE_CHECKING:
-    from ._replay._children import ChildHandle
-    from ._replay._instance import WorkflowInfo, WorkflowInstance
-
-__all__ = ["ActionInfo", "Context", "action_info"]
+__all__ = ["Context"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-_NEVER_CANCELLED: threading.Event = threading.Event()
-
-
-class ActionInfo(NamedTuple):
-    """Facts about the running action attempt (``durable.action_info()``).
-
-    ``idempotency_key`` is the same on every attempt of one call, and differs between calls:
-    pass it to the services the action calls so a retried attempt does not repeat an effect.
-
-    ``cancellation`` is set once the call's result is no longer wanted: the workflow cancelled
-    it (it was cancelled itself, an ``asyncio.timeout`` expired, ...), the workflow ended, or
-    another worker took the call over. The worker learns it at the attempt's next heartbeat
-    (every third of its lease). An ``async def`` action is then cancelled at its current
-    ``await``; a plain function keeps running and should check :attr:`cancelled` (or wait on
-    ``cancellation``) and stop early. Whatever it returns is still recorded, and ignored.
-    """
-
-    idempotency_key: str
-    action: str
-    attempt: int
-    workflow_id: str
-    run_id: str
-    tenant: str
-    cancellation: threading.Event = _NEVER_CANCELLED
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether the call's result is no longer wanted (see :attr:`cancellation`)."""
-        return self.cancellation.is_set()
-
-
-_action_info: ContextVar[ActionInfo] = ContextVar("durable_action_info")
-
-
-def action_info() -> ActionInfo:
-    """Information about the action attempt running in this task or thread."""
-    try:
-        return _action_info.get()
-    except LookupError:
-        raise DurableError("durable.action_info() is only available inside a running action") from None
 
 
 _workflow_logger = logging.getLogger("durable.workflow")
@@ -77,12 +41,12 @@ _workflow_logger = logging.getLogger("durable.workflow")
 class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A logger that says nothing while the workflow replays history."""
 
-    def __init__(self, instance: WorkflowInstance) -> None:
-        super().__init__(_workflow_logger, {"workflow_id": instance.info.workflow_id})
-        self._instance = instance
+    def __init__(self, matcher: Matcher) -> None:
+        super().__init__(_workflow_logger, {"workflow_id": matcher.info.workflow_id})
+        self._matcher = matcher
 
     def isEnabledFor(self, level: int) -> bool:
-        return not self._instance.replaying and self.logger.isEnabledFor(level)
+        return not self._matcher.replaying and self.logger.isEnabledFor(level)
 
 
 class _Data(MutableMapping[str, Any]):
@@ -92,78 +56,108 @@ class _Data(MutableMapping[str, Any]):
     assign the new value instead.
     """
 
-    __slots__ = ("_instance",)
+    __slots__ = ("_state",)
 
-    def __init__(self, instance: WorkflowInstance) -> None:
-        self._instance = instance
+    def __init__(self, state: RunState) -> None:
+        self._state = state
 
     def __getitem__(self, key: str) -> Any:
-        return self._instance.data[key]
+        return self._state.data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise TypeError(f"ctx.data keys are str, not {key!r}")
-        self._instance.set_data(key, value)
+        self._state.set_data(key, value)
 
     def __delitem__(self, key: str) -> None:
-        if key not in self._instance.data:
+        if key not in self._state.data:
             raise KeyError(key)
-        self._instance.set_data(key, None, deleted=True)
+        self._state.set_data(key, None, deleted=True)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._instance.data)
+        return iter(self._state.data)
 
     def __len__(self) -> int:
-        return len(self._instance.data)
+        return len(self._state.data)
 
     def __repr__(self) -> str:
-        return f"ctx.data({self._instance.data!r})"
+        return f"ctx.data({self._state.data!r})"
 
 
 class _Actions:
     """``ctx.actions.<name>(**params)``: call a registered action by its name."""
 
-    __slots__ = ("_instance",)
+    __slots__ = ("_calls",)
 
-    def __init__(self, instance: WorkflowInstance) -> None:
-        self._instance = instance
+    def __init__(self, calls: ActionCalls) -> None:
+        self._calls = calls
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        instance = self._instance
-        defn = action_definition(name, instance.actions)
+        calls = self._calls
+        defn = action_definition(name, calls.definitions)
 
         def call(*args: Any, **kwargs: Any) -> Awaitable[Any]:
-            return instance.schedule_action(defn, args, kwargs)
+            return calls.run(defn, *args, **kwargs)
 
         return call
+
+
+class _Run(Protocol):
+    """The signature of ``Context.run``."""
+
+    def __call__(self, action: Callable[P, Awaitable[R]] | Callable[P, R], /,
+                 *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]: ...
 
 
 class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
 
-    __slots__ = ("_instance", "actions", "data", "_logger")
+    __slots__ = ("_info", "_defn", "_loop", "_matcher", "_calls", "_inbox", "_state",
+                 "_children", "_handlers", "_actions", "_data", "_logger", "run")
 
-    def __init__(self, instance: WorkflowInstance) -> None:
-        self._instance = instance
-        self.actions = _Actions(instance)
-        self.data: MutableMapping[str, Any] = _Data(instance)
+    run: _Run
+    """``await ctx.run(action, *args, **kwargs)``: run an action durably and return its result
+    (recorded once, replayed thereafter). ``action`` is a decorated function or the name an
+    action is registered under; the arguments are validated against its signature."""
+
+    def __init__(self, info: WorkflowInfo, defn: WorkflowDefinition, loop: Any,
+                 matcher: Matcher, calls: ActionCalls, inbox: Inbox, state: RunState,
+                 children: Children, handlers: Callable[[], Handlers]) -> None:
+        self._info = info
+        self._defn = defn
+        self._loop = loop
+        self._matcher = matcher
+        self._calls = calls
+        self._inbox = inbox
+        self._state = state
+        self._children = children
+        self._handlers = handlers  # made on first use: most workflows have none
+        self.run = calls.run  # the engine's own method: one frame less per step
+        # made on first use, like the logger: most workflows use few of them
+        self._actions: _Actions | None = None
+        self._data: _Data | None = None
         self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
+
+    @property
+    def actions(self) -> Any:
+        """``ctx.actions.<name>(**params)``: call a registered action by its name."""
+        if self._actions is None:
+            self._actions = _Actions(self._calls)
+        return self._actions
+
+    @property
+    def data(self) -> MutableMapping[str, Any]:
+        """A dict whose assignments and deletions are recorded in history (``ctx.data``)."""
+        if self._data is None:
+            self._data = _Data(self._state)
+        return self._data
 
     @property
     def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
         """A logger (``durable.workflow``) that is silent while the workflow replays."""
         if self._logger is None:  # made on first use: most workflows never log
-            self._logger = _ReplayAwareLogger(self._instance)
+            self._logger = _ReplayAwareLogger(self._matcher)
         return self._logger
-
-    def run(self, action: Callable[P, Awaitable[R]] | Callable[P, R], /,
-            *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        """Run an action durably and return its result (recorded once, replayed thereafter)."""
-        instance = self._instance
-        defn = getattr(action, "__durable_action__", None)  # the common case, without a call
-        if defn is None:
-            defn = action_definition(action, instance.actions)
-        return instance.schedule_action(defn, args, kwargs)
 
     async def wait_for(self, *names: str, timeout: float | timedelta | None = None) -> EventReceived | None:
         """Wait for an external event named one of ``names``; None when ``timeout`` passes.
@@ -172,7 +166,7 @@ class Context:
         """
         if not names or not all(isinstance(n, str) for n in names):
             raise TypeError("ctx.wait_for() needs one or more event names (str)")
-        return await self._instance.wait_for(names, None if timeout is None else seconds(timeout))
+        return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout))
 
     def sleep(self, duration: float | timedelta) -> Awaitable[None]:
         """Sleep on a durable timer (survives restarts of every process): ``await`` it."""
@@ -193,19 +187,7 @@ class Context:
         first, or when the workflow stops waiting for it (a cancelled await); ``"abandon"``
         lets it run on regardless. Arguments are validated against the child's signature here.
         """
-        from ._definitions import workflow_definition
-        from ._replay._children import PARENT_CLOSE_POLICIES
-
-        defn = workflow_definition(workflow)
-        if parent_close not in PARENT_CLOSE_POLICIES:
-            raise ValidationError(f"parent_close is 'cancel' or 'abandon', not {parent_close!r}",
-                                  function="ctx.start_child", parameter="parent_close")
-        if id is not None and (not isinstance(id, str) or not id
-                               or id == self._instance.info.workflow_id):
-            raise ValidationError(f"a child workflow's id is a non-empty str other than its "
-                                  f"parent's, not {id!r}", function="ctx.start_child",
-                                  parameter="id")
-        return self._instance.children.start(defn, tuple(args), id, parent_close)
+        return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close)
 
     def continue_as_new(self, *args: Any) -> NoReturn:
         """End this run and start the next run of the same execution with ``args``.
@@ -218,10 +200,7 @@ class Context:
         workflow, and gets the events that were received but not taken by ``wait_for`` yet.
         The execution keeps its workflow id: handles and ``handle.result()`` follow it.
         """
-        from ._payloads import check_size
-        from ._replay._instance import ContinueAsNewRequest
-
-        defn = self._instance.defn
+        defn = self._defn
         a, k = defn.params.dump(args, {})
         check_size([a, k], f"arguments of {defn.name}")
         raise ContinueAsNewRequest(a, k)
@@ -240,28 +219,28 @@ class Context:
             raise ValidationError(f"ctx.patched() takes a non-empty str patch id, not "
                                   f"{patch_id!r}; name the change, e.g. ctx.patched(\"fee-v2\")",
                                   function="ctx.patched", parameter="patch_id")
-        return self._instance.patched(patch_id)
+        return self._matcher.patched(patch_id)
 
     def now(self) -> datetime:
         """The workflow's current time (aware, UTC): the same on every replay."""
-        return datetime.fromtimestamp(self._instance._loop._time, timezone.utc)
+        return datetime.fromtimestamp(self._loop._time, timezone.utc)
 
     def random(self) -> float:
         """A random float in [0, 1) that replays identically."""
-        return self._instance.random.random()
+        return self._state.random.random()
 
     def uuid4(self) -> Any:
         """A random UUID that replays identically."""
-        return self._instance.uuid4()
+        return self._state.uuid4()
 
     def set_state(self, state: str) -> None:
         """Record the workflow's named state (shown by ``describe()`` and ``durable show``)."""
-        self._instance.set_state(state)
+        self._state.set_state(state)
 
     @property
     def state(self) -> str | None:
         """The last state set with :meth:`set_state` (None before the first)."""
-        return self._instance.state
+        return self._state.state
 
     def on_query(self, name: str, fn: F | None = None) -> Any:
         """Answer ``handle.query(name, *args)`` with ``fn(*args)``, a plain function.
@@ -273,10 +252,10 @@ class Context:
         """
         if fn is None:
             def register(f: F) -> F:
-                self._instance.handlers.on_query(name, f)
+                self._handlers().on_query(name, f)
                 return f
             return register
-        self._instance.handlers.on_query(name, fn)
+        self._handlers().on_query(name, fn)
         return fn
 
     def on_update(self, name: str, fn: F | None = None,
@@ -292,18 +271,18 @@ class Context:
         """
         if fn is None:
             def register(f: F) -> F:
-                self._instance.handlers.on_update(name, f, validator)
+                self._handlers().on_update(name, f, validator)
                 return f
             return register
-        self._instance.handlers.on_update(name, fn, validator)
+        self._handlers().on_update(name, fn, validator)
         return fn
 
     @property
     def info(self) -> WorkflowInfo:
         """The workflow id, run id, tenant, workflow name, version and attempt."""
-        return self._instance.info
+        return self._info
 
     @property
     def is_replaying(self) -> bool:
         """Whether the code is re-running against recorded history right now."""
-        return self._instance.replaying
+        return self._matcher.replaying

@@ -1,0 +1,122 @@
+"""Action calls inside the engine: ``ctx.run`` issues ``ScheduleAction``; a recorded
+``ActionCompleted`` or ``ActionFailed`` resolves the call's future; a call whose future the
+workflow cancelled is cancelled in turn (``CancelAction``)."""
+
+from __future__ import annotations
+
+import asyncio
+from asyncio import Future
+from typing import Any
+
+from .._definitions import ActionDefinition, action_definition
+from .._history import (
+    ActionCompleted, ActionFailed, ActionScheduled, CancelAction, Event, ScheduleAction,
+)
+from .._payloads import check_size, dump_value
+from ..errors import ActionFailedError, DurableError
+from ._matcher import Matcher
+
+__all__ = ["ActionCalls"]
+
+
+class ActionCalls:
+    """The action calls of one run that have no outcome yet, by command number."""
+
+    __slots__ = ("_matcher", "_loop", "definitions", "pending")
+
+    def __init__(self, matcher: Matcher, loop: asyncio.AbstractEventLoop,
+                 definitions: dict[str, ActionDefinition]) -> None:
+        self._matcher = matcher
+        self._loop = loop
+        self.definitions = definitions  # the actions this worker knows by name
+        self.pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
+
+    def run(self, action: Any, /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """``ctx.run(action, *args, **kwargs)``: issue ``ScheduleAction`` for the action (a
+        decorated function, its definition or its registered name); return the future its
+        outcome resolves. ``Context.run`` is this very method: one frame less per step."""
+        defn = getattr(action, "__durable_action__", None)  # the common case, without a call
+        if defn is None:
+            defn = action_definition(action, self.definitions)
+        matcher = self._matcher
+        cmd = matcher.count
+        if not matcher.replaying:
+            a, k = defn.params.dump(args, kwargs)
+            check_size([a, k], f"arguments of {defn.name}")
+            matcher.match(ScheduleAction, (cmd, defn.name, a, k))
+        else:
+            a = list(args)  # compared as they are first: plain values need no dumping
+            recorded: Any = matcher.match(ScheduleAction, (cmd, defn.name, a, kwargs))
+            if recorded is not None:
+                r = recorded.args
+                if (a != r and dump_value(a, defn.name) != r) or (kwargs and (
+                        kwargs != recorded.kwargs
+                        and dump_value(kwargs, defn.name) != recorded.kwargs)):
+                    self._changed(defn, recorded, args, kwargs)
+        fut = Future(loop=self._loop)  # loop.create_future, inlined
+        self.pending[cmd] = (fut, defn)
+        return fut
+
+    def _changed(self, defn: ActionDefinition, recorded: ActionScheduled,
+                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Replayed with other arguments than recorded (see ``Matcher.changed``). The recorded
+        ones are read with today's signature first, so a change of the types alone (a field
+        with a default added to a dataclass) is not a change."""
+        a, k = defn.params.dump(args, kwargs)
+        try:
+            if defn.params.load(recorded.args, recorded.kwargs) == defn.params.load(a, k):
+                return
+        except DurableError:
+            pass  # they no longer fit the signature: a change
+        name = defn.name
+
+        def same(event: Event) -> bool:
+            return (type(event) is ActionScheduled and event.name == name
+                    and event.args == a and event.kwargs == k)
+
+        self._matcher.changed(recorded, ScheduleAction(recorded.cmd, name, a, k),
+                              f"the arguments of action {name!r}", f" ({recorded.args} -> {a})",
+                              same)
+
+    def complete(self, event: ActionCompleted) -> None:
+        """A recorded ``ActionCompleted``: the call's result, converted to its return type."""
+        entry = self.pending.pop(event.cmd, None)
+        if entry is not None and not entry[0].done():
+            fut, defn = entry
+            convert = defn.result.convert  # Result.load, inlined: a frame less per step
+            try:
+                fut.set_result(event.result if convert is None else convert(event.result))
+            except DurableError as exc:
+                fut.set_exception(exc)
+
+    def fail(self, event: ActionFailed) -> None:
+        """A recorded ``ActionFailed``: the call raises ``ActionFailedError``."""
+        entry = self.pending.pop(event.cmd, None)
+        if entry is not None and not entry[0].done():
+            err = event.error
+            entry[0].set_exception(ActionFailedError(
+                f"action {entry[1].name!r} failed after {event.attempt} attempt(s): "
+                f"{err.type}: {err.message}",
+                action=entry[1].name, error_type=err.type, error_message=err.message,
+                attempts=event.attempt))
+
+    def any_cancelled(self) -> bool:
+        """Whether a pending call's future was cancelled."""
+        return any(fut.cancelled() for fut, _ in self.pending.values())
+
+    def cancel_abandoned(self) -> None:
+        """Issue ``CancelAction`` for each call whose future was cancelled.
+
+        A cancelled workflow, ``asyncio.timeout``, ``task.cancel()`` or ``wait_for`` stop
+        waiting for a call by cancelling its future; the call itself is then cancelled too.
+        Live, this runs once the loop is idle and before the workflow's end is issued; replay
+        matches the recorded cancellations at those same places (a history recorded before
+        durable recorded them has none: replay goes on without, they change nothing).
+        """
+        matcher = self._matcher
+        if matcher.done or matcher.error is not None:
+            return  # the end drops all work; after a divergence nothing more is issued
+        cancelled = [cmd for cmd, (fut, _) in self.pending.items() if fut.cancelled()]
+        for cmd in cancelled:
+            del self.pending[cmd]
+            matcher.match(CancelAction, (cmd,))
