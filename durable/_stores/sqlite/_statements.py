@@ -42,12 +42,18 @@ NEW_RUN: Final = (
     "updated_at = ?, last_seq = 1, state = NULL, data = ?, result = ?, error = NULL, "
     "task_error = NULL WHERE tenant = ? AND workflow_id = ?")
 
-SELECT_EVENTS: Final = (
-    "SELECT body FROM events WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = coalesce(?3, "
-    "(SELECT run_id FROM executions WHERE tenant = ?1 AND workflow_id = ?2)) AND seq > ?4 "
-    "ORDER BY seq LIMIT ?5")  # ?5 = -1: no limit
-INSERT_EVENT: Final = ("INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body) "
-                       "VALUES (?, ?, ?, ?, ?, ?)")
+# A run's rows from seq ?4 on (the anchor a read checks the next ones against, then those);
+# ?5 = -1: no limit.
+SELECT_ROWS: Final = (
+    "SELECT seq, body, checksum FROM events WHERE tenant = ?1 AND workflow_id = ?2 "
+    "AND run_id = ?3 AND seq >= ?4 ORDER BY seq LIMIT ?5")
+SELECT_CHECKSUM: Final = ("SELECT checksum FROM events WHERE tenant = ? AND workflow_id = ? "
+                          "AND run_id = ? AND seq = ?")
+SELECT_RUN_IDS: Final = ("SELECT DISTINCT run_id FROM events WHERE tenant = ? AND workflow_id = ? "
+                         "ORDER BY run_id")
+INSERT_EVENT: Final = (
+    "INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body, checksum) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)")
 # Invariant: a dedup key is recorded at most once per run (the unique index decides).
 INSERT_INPUT: Final = (INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id, dedup) "
                        "WHERE dedup IS NOT NULL DO NOTHING")
