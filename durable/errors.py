@@ -245,18 +245,19 @@ class HistoryError(InputError):
 
     A stored history that fails its integrity check (a row missing, reordered, changed or
     undecodable: see ``durable verify``) names where: ``.tenant``, ``.workflow_id``,
-    ``.run_id``, ``.seq`` (the first event found damaged) and ``.damage`` (``"gap"``,
-    ``"truncated"``, ``"checksum"``, ``"undecodable"`` or ``"misplaced"``); they are None for a
-    file or list that is not a history. A worker holds such an execution (its workflow task is
+    ``.run_id``, ``.seq`` (the first event found damaged), ``.damage`` (``"gap"``,
+    ``"truncated"``, ``"checksum"``, ``"undecodable"`` or ``"misplaced"``) and ``.reason``
+    (what that means); they are None for a file or list that is not a history. A worker holds such an execution (its workflow task is
     retried with backoff, ``describe().task_error`` says why) instead of replaying what nobody
     wrote; restore the rows from a backup to let it go on.
     """
 
     def __init__(self, message: str, *, tenant: str | None = None,
                  workflow_id: str | None = None, run_id: str | None = None,
-                 seq: int | None = None, damage: str | None = None, **attrs: Any) -> None:
+                 seq: int | None = None, damage: str | None = None, reason: str | None = None,
+                 **attrs: Any) -> None:
         super().__init__(message, tenant=tenant, workflow_id=workflow_id, run_id=run_id,
-                         seq=seq, damage=damage, **attrs)
+                         seq=seq, damage=damage, reason=reason, **attrs)
 
 
 class HistoryRangeError(InputError):

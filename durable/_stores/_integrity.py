@@ -61,23 +61,24 @@ CHECKSUM: Final = "checksum"  # the row's bytes (or checksum) are not the ones w
 UNDECODABLE: Final = "undecodable"  # the bytes are not an event
 MISPLACED: Final = "misplaced"  # the row holds another seq's event, or lies past the end
 
-_WHAT: Final = {
-    GAP: "the event is missing (a deleted row, or the rows after it renumbered)",
-    TRUNCATED: "the history ends here, before the events the execution has recorded",
-    CHECKSUM: "the stored bytes do not match their checksum (changed, swapped or reordered)",
-    UNDECODABLE: "the stored bytes are not an event",
-    MISPLACED: "the row does not hold the event of its seq",
+_WHAT: Final = {  # what is wrong with the seq named
+    GAP: "is missing (its row was deleted, or the rows after it renumbered)",
+    TRUNCATED: "and every event after it are missing: the history was cut short",
+    CHECKSUM: "does not match its checksum: its bytes were changed, or rows swapped or moved",
+    UNDECODABLE: "is not an event: its stored bytes cannot be decoded",
+    MISPLACED: "is in the wrong place: its row holds another event",
 }
 
 
 def damaged(run: RunKey, seq: int, damage: str, detail: str = "") -> HistoryError:
     """The ``HistoryError`` for damage of kind ``damage`` at ``seq`` of ``run``."""
     tenant, workflow_id, run_id = run
-    what = _WHAT[damage] + (f" ({detail})" if detail else "")
+    reason = f"seq {seq} {_WHAT[damage]}" + (f" ({detail})" if detail else "")
     return HistoryError(
-        f"damaged history: tenant {tenant!r}, workflow {workflow_id!r}, run {run_id!r}, "
-        f"seq {seq}: {what}; the execution is held until its rows are restored",
-        tenant=tenant, workflow_id=workflow_id, run_id=run_id, seq=seq, damage=damage)
+        f"damaged history of workflow {workflow_id!r} (tenant {tenant!r}, run {run_id!r}): "
+        f"{reason}; a worker holds the execution until its rows are restored",
+        tenant=tenant, workflow_id=workflow_id, run_id=run_id, seq=seq, damage=damage,
+        reason=reason)
 
 
 def seed(run: RunKey) -> int:
@@ -197,7 +198,7 @@ def _anchor(run: RunKey, rows: Sequence[Any], after_seq: int,
     if rows and rows[0][0] == after_seq:
         return rows[0][2], rows[1:]
     if rows or (last_seq is not None and last_seq >= after_seq):
-        raise damaged(run, after_seq, GAP, "the event before the ones read")
+        raise damaged(run, after_seq, GAP, "the one before the events read")
     return None, rows  # nothing there, and nothing expected: a read past the end
 
 
@@ -214,7 +215,7 @@ def _walk(run: RunKey, rows: Sequence[Any], after_seq: int, anchor: Any,
             raise damaged(run, seq, CHECKSUM)
         event = _decode_one(run, seq, row[1])
         if event.seq != seq:
-            raise damaged(run, seq, MISPLACED, f"it holds the event of seq {event.seq}")
+            raise damaged(run, seq, MISPLACED, f"the event of seq {event.seq}")
         events.append(event)
         expect, prev = expect + 1, row[2]
     return events

@@ -43,10 +43,11 @@ NEW_RUN: Final = (
     "task_error = NULL WHERE tenant = ? AND workflow_id = ?")
 
 # A run's rows from seq ?4 on (the anchor a read checks the next ones against, then those);
-# ?5 = -1: no limit.
+# ?5 = -1: no limit. A body is read as bytes whatever was stored there (damaged, it may be
+# text, which the driver would fail to decode before the checksum could say where).
 SELECT_ROWS: Final = (
-    "SELECT seq, body, checksum FROM events WHERE tenant = ?1 AND workflow_id = ?2 "
-    "AND run_id = ?3 AND seq >= ?4 ORDER BY seq LIMIT ?5")
+    "SELECT seq, CAST(body AS BLOB), checksum FROM events WHERE tenant = ?1 "
+    "AND workflow_id = ?2 AND run_id = ?3 AND seq >= ?4 ORDER BY seq LIMIT ?5")
 SELECT_CHECKSUM: Final = ("SELECT checksum FROM events WHERE tenant = ? AND workflow_id = ? "
                           "AND run_id = ? AND seq = ?")
 SELECT_RUN_IDS: Final = ("SELECT DISTINCT run_id FROM events WHERE tenant = ? AND workflow_id = ? "
