@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 import msgspec
@@ -51,6 +52,8 @@ Row = tuple[int, bytes, int | None]  # (seq, body, checksum): a row of a run, by
 FlaggedRow = tuple[int, bytes, bool | None]  # (seq, body, intact), as PostgreSQL reads it
 
 _crc32: Final = zlib.crc32
+_body: Final = itemgetter(1)
+_verdict: Final = itemgetter(2)
 # The raw decoder: bytes that are not an event are located and named by ``_decode_each``.
 _decode: Final = msgspec.msgpack.Decoder(Event).decode
 
@@ -109,17 +112,18 @@ def checked(run: RunKey, rows: Sequence[Row], *, after_seq: int = 0,
     if not rows:
         _check_end(run, after_seq, last_seq, past=False)
         return []
-    seqs, bodies, checksums = zip(*rows)
+    bodies = list(map(_body, rows))  # (not zip(*rows): its iterator per row costs GC time)
     start = seed(run) if anchor is None else anchor
+    last = rows[-1][0]
     # Invariant: rows are ordered by seq and unique, so first and last say they are dense.
-    if seqs[0] == after_seq + 1 and seqs[-1] == after_seq + len(seqs) \
-            and _crc32(b"".join(bodies), start) == checksums[-1]:
+    if rows[0][0] == after_seq + 1 and last == after_seq + len(rows) \
+            and _crc32(b"".join(bodies), start) == rows[-1][2]:
         try:
             events = list(map(_decode, bodies))
         except Exception:  # noqa: BLE001 - located and named below
             pass
         else:
-            _check_end(run, seqs[-1], last_seq)
+            _check_end(run, last, last_seq)
             return events
     events = _walk(run, rows, after_seq, anchor, _crc_intact)
     _check_end(run, events[-1].seq, last_seq)
@@ -134,15 +138,16 @@ def flagged(run: RunKey, rows: Sequence[FlaggedRow], *, after_seq: int = 0,
     if not rows:
         _check_end(run, after_seq, last_seq, past=False)
         return []
-    seqs, bodies, verdicts = zip(*rows)
-    if seqs[0] == after_seq + 1 and seqs[-1] == after_seq + len(seqs) \
+    verdicts = list(map(_verdict, rows))
+    last = rows[-1][0]
+    if rows[0][0] == after_seq + 1 and last == after_seq + len(rows) \
             and False not in verdicts and None not in verdicts:
         try:
-            events = list(map(_decode, bodies))
+            events = list(map(_decode, map(_body, rows)))
         except Exception:  # noqa: BLE001 - located and named below
             pass
         else:
-            _check_end(run, seqs[-1], last_seq)
+            _check_end(run, last, last_seq)
             return events
     events = _walk(run, rows, after_seq, None, _flag_intact)
     _check_end(run, events[-1].seq, last_seq)
