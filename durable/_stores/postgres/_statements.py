@@ -281,5 +281,8 @@ CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version "
     "(version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)")
 SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
+SELECT_SCHEMA_VERSIONS: Final = "SELECT version, name FROM schema_version"
+RENUMBER_SCHEMA_VERSION: Final = ("UPDATE schema_version SET version = $2, name = $3 "
+                                  "WHERE version = $1")
 INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
                                 "VALUES ($1, $2, $3)")

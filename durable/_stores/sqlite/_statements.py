@@ -138,5 +138,7 @@ CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version "
     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
 SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
+SELECT_SCHEMA_VERSIONS: Final = "SELECT version, name FROM schema_version"
+RENUMBER_SCHEMA_VERSION: Final = "UPDATE schema_version SET version = ?, name = ? WHERE version = ?"
 INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
                                 "VALUES (?, ?, ?)")
