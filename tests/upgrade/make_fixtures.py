@@ -103,11 +103,11 @@ def make(commit: str, postgres: str | None, *, sqlite: bool = True) -> dict[str,
                 with sqlite3.connect(db) as conn:
                     _check_in_flight([conn.execute(q).fetchone()[0] for q in IN_FLIGHT])
                 conn.close()
-                made[f"sqlite-{stem}.db"] = {**info, "schema": _sqlite_versions(db)}
+                made[f"sqlite-{stem}.sqlite"] = {**info, "schema": _sqlite_versions(db)}
                 conn = sqlite3.connect(db, isolation_level=None)  # smaller pages: a small file
                 conn.executescript("PRAGMA journal_mode = DELETE; PRAGMA page_size = 512; VACUUM")
                 conn.close()
-                shutil.copy(db, FIXTURES / f"sqlite-{stem}.db")
+                shutil.copy(db, FIXTURES / f"sqlite-{stem}.sqlite")
             if postgres and (checkout / "durable/_stores/postgres").is_dir():
                 dump, versions = asyncio.run(_postgres(checkout, postgres))
                 (FIXTURES / f"postgres-{stem}.sql").write_text(dump)
