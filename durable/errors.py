@@ -244,12 +244,13 @@ class HistoryError(InputError):
     """A history is malformed or damaged: it cannot be decoded, trusted or replayed.
 
     A stored history that fails its integrity check (a row missing, reordered, changed or
-    undecodable: see ``durable verify``) names where: ``.tenant``, ``.workflow_id``,
+    undecodable: see ``durable verify``) says where: ``.tenant``, ``.workflow_id``,
     ``.run_id``, ``.seq`` (the first event found damaged), ``.damage`` (``"gap"``,
     ``"truncated"``, ``"checksum"``, ``"undecodable"`` or ``"misplaced"``) and ``.reason``
-    (what that means); they are None for a file or list that is not a history. A worker holds such an execution (its workflow task is
-    retried with backoff, ``describe().task_error`` says why) instead of replaying what nobody
-    wrote; restore the rows from a backup to let it go on.
+    (what that means); they are None for a file or list that is not a history. A worker holds
+    such an execution (its workflow task is retried with backoff, ``describe().task_error``
+    says why) instead of replaying what nobody wrote; restore the rows from a backup and it
+    goes on.
     """
 
     def __init__(self, message: str, *, tenant: str | None = None,

@@ -16,18 +16,19 @@ vouch for whatever the bytes had become by then): such a row is checked for its 
 decoding only, and the chain starts again from the seed at the next row that has a checksum.
 
 A read (:func:`checked`) verifies the rows it returns against the row just before them (the
-anchor, at ``after_seq``, whose checksum was verified when it was read): their seqs are dense,
-the CRC of their bodies continued from the anchor's checksum is the last row's checksum (one
-CRC over the bytes, a few ns an event), every body decodes, and a read to the end of the execution's current run ends where the
-execution says (``last_seq``; nothing records where an earlier run ended).
-Only when that fails is each row checked on its own, to name the first damaged seq in a
-``HistoryError``. ``durable verify`` checks every row of every run (:func:`scan`).
+anchor, at ``after_seq``, itself verified when it was read): their seqs are dense, the CRC of
+their bodies continued from the anchor's checksum is the last row's checksum (which, the CRC
+being a running one, vouches for every body in between: one CRC over the bytes, a few ns an
+event, where a call per row would cost ten times more), every body decodes, and a read to the
+end of the execution's current run ends at its last seq (nothing records where an earlier run
+ended). Only when that fails is each row checked on its own, to name the first damaged seq in
+a ``HistoryError``. ``durable verify`` checks each row's own checksum too (:func:`scan`).
 
-PostgreSQL decides the seq of an input inside SQL functions (``durable_append``), and has no
-CRC-32 function before version 18: there the database computes the chain itself (SHA-256,
-first 8 bytes, in a trigger on ``events``, migration 0008) and checks it in the statement that
-reads the rows; :func:`flagged` takes its verdict per row (True, False, or None for a row
-without a checksum) and checks the rest as :func:`checked` does.
+PostgreSQL decides the seq of an input inside SQL functions (``durable_append``) and has no
+CRC-32 before version 18, so there the database keeps the chain itself (SHA-256, first 8
+bytes, computed by a trigger on ``events``, migration 0008) and checks each row against the one
+before it in the statement that reads them; :func:`flagged` takes its verdict per row (True,
+False, or None for a row without a checksum) and checks the rest as :func:`checked` does.
 """
 
 from __future__ import annotations

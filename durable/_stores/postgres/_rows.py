@@ -21,8 +21,8 @@ from .._records import ActionTask, ExecutionRecord, Outcome, Reply, Request, Wor
 
 __all__ = ["EMPTY_DATA", "ENDED_CHANNEL", "NO_RESULT", "REPLIED_CHANNEL", "SEP", "action_columns",
            "action_from_row", "action_key", "decode_any", "decode_dict", "decode_error",
-           "decode_list", "decode_outcome", "encode", "history_from_rows", "notice", "record_from_row",
-           "reply_columns", "request_from_row", "split_at_seq"]
+           "decode_list", "decode_outcome", "encode", "history_from_rows", "notice",
+           "record_from_row", "reply_columns", "request_from_row", "split_at_seq"]
 
 # NOTIFY payload: tenant, workflow id, workflow, status and, when small enough, the base64 of
 # MessagePack [result, error], joined by SEP (a NOTIFY payload is at most 8000 bytes).
