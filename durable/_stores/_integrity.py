@@ -55,7 +55,7 @@ FlaggedRow = tuple[int, bytes, bool | None]  # (seq, body, intact), as PostgreSQ
 _crc32: Final = zlib.crc32
 _body: Final = itemgetter(1)
 _verdict: Final = itemgetter(2)
-# The raw decoder: bytes that are not an event are located and named by ``_decode_each``.
+# The raw decoder: bytes that are not an event are located and named by ``_walk``.
 _decode: Final = msgspec.msgpack.Decoder(Event).decode
 
 # Kinds of damage (``HistoryError.damage``).
@@ -110,25 +110,10 @@ def checked(run: RunKey, rows: Sequence[Row], *, after_seq: int = 0,
     must end there.
     """
     anchor, rows = _anchor(run, rows, after_seq, last_seq)
-    if not rows:
-        _check_end(run, after_seq, last_seq, past=False)
-        return []
     bodies = list(map(_body, rows))  # (not zip(*rows): its iterator per row costs GC time)
     start = seed(run) if anchor is None else anchor
-    last = rows[-1][0]
-    # Invariant: rows are ordered by seq and unique, so first and last say they are dense.
-    if rows[0][0] == after_seq + 1 and last == after_seq + len(rows) \
-            and _crc32(b"".join(bodies), start) == rows[-1][2]:
-        try:
-            events = list(map(_decode, bodies))
-        except Exception:  # noqa: BLE001 - located and named below
-            pass
-        else:
-            _check_end(run, last, last_seq)
-            return events
-    events = _walk(run, rows, after_seq, anchor, _crc_intact)
-    _check_end(run, events[-1].seq, last_seq)
-    return events
+    whole = bool(rows) and _crc32(b"".join(bodies), start) == rows[-1][2]
+    return _events(run, rows, bodies, after_seq, last_seq, whole, anchor, _crc_intact)
 
 
 def flagged(run: RunKey, rows: Sequence[FlaggedRow], *, after_seq: int = 0,
@@ -136,23 +121,10 @@ def flagged(run: RunKey, rows: Sequence[FlaggedRow], *, after_seq: int = 0,
     """:func:`checked` for rows whose chain the database has checked: ``intact`` is True,
     False, or None for a row without a checksum."""
     _, rows = _anchor(run, rows, after_seq, last_seq)
-    if not rows:
-        _check_end(run, after_seq, last_seq, past=False)
-        return []
     verdicts = list(map(_verdict, rows))
-    last = rows[-1][0]
-    if rows[0][0] == after_seq + 1 and last == after_seq + len(rows) \
-            and False not in verdicts and None not in verdicts:
-        try:
-            events = list(map(_decode, map(_body, rows)))
-        except Exception:  # noqa: BLE001 - located and named below
-            pass
-        else:
-            _check_end(run, last, last_seq)
-            return events
-    events = _walk(run, rows, after_seq, None, _flag_intact)
-    _check_end(run, events[-1].seq, last_seq)
-    return events
+    whole = False not in verdicts and None not in verdicts
+    return _events(run, rows, list(map(_body, rows)), after_seq, last_seq, whole, None,
+                   _flag_intact)
 
 
 def scan(run: RunKey, rows: Sequence[Any], *, last_seq: int | None,
@@ -206,6 +178,28 @@ def _anchor(run: RunKey, rows: Sequence[Any], after_seq: int,
     if rows or (last_seq is not None and last_seq >= after_seq):
         raise damaged(run, after_seq, GAP, "the one before the events read")
     return None, rows  # nothing there, and nothing expected: a read past the end
+
+
+def _events(run: RunKey, rows: Sequence[Any], bodies: list[bytes], after_seq: int,
+            last_seq: int | None, whole: bool, anchor: Any, intact: Intact) -> list[Event]:
+    """The rows' events: all decoded at once when ``whole`` (every row's chain holds) and
+    their seqs are dense, else checked row by row to name the first damage."""
+    if not rows:
+        _check_end(run, after_seq, last_seq, past=False)
+        return []
+    last = rows[-1][0]
+    # Invariant: rows are ordered by seq and unique, so first and last say they are dense.
+    if whole and rows[0][0] == after_seq + 1 and last == after_seq + len(rows):
+        try:
+            events = list(map(_decode, bodies))
+        except Exception:  # noqa: BLE001 - located and named by _walk
+            pass
+        else:
+            _check_end(run, last, last_seq)
+            return events
+    events = _walk(run, rows, after_seq, anchor, intact)
+    _check_end(run, events[-1].seq, last_seq)
+    return events
 
 
 def _walk(run: RunKey, rows: Sequence[Any], after_seq: int, anchor: Any,
