@@ -8,6 +8,7 @@ one call each of a PL/pgSQL function, grouped with concurrent calls into one tra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from msgspec.structs import replace
@@ -120,7 +121,7 @@ class PostgresExecutions(PostgresBase):
         alone, so that only its caller gets the error)."""
         rows = await self._fetch(sql.SELECT_HISTORIES, [k[0] for k in keys],
                                  [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys])
-        found: list[list[asyncpg.Record]] = [[] for _ in keys]
+        found: list[list[Any]] = [[] for _ in keys]
         for row in rows:
             found[row[0] - 1].append(row[1:])
         return [history_from_rows(tenant, workflow_id, run_id, after_seq, got)
