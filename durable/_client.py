@@ -32,8 +32,8 @@ from ._stores import (
     WorkflowTask, open_store, workflow_ref,
 )
 from .errors import (
-    ArgumentTypeError, UnknownWorkflowError, WorkflowCancelledError, WorkflowClosedError,
-    WorkflowFailedError, WorkflowNotFoundError,
+    ArgumentTypeError, HistoryError, UnknownWorkflowError, WorkflowCancelledError,
+    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -219,15 +219,20 @@ class WorkflowHandle(Generic[R]):
 
     async def describe(self) -> Description:
         """Status, state, data, pending actions and timers of the execution, and the await
-        its coroutine waits at (from the newest snapshot and the events after it)."""
+        its coroutine waits at (from the newest snapshot and the events after it). A damaged
+        history does not stop it: ``task_error`` then says what is damaged, and where."""
         record = await self._record()
         store = self.client.store
         actions, timers = await store.pending_work(self.tenant, self.workflow_id)
+        try:
+            suspended_at = await current_suspension(store, record)
+        except HistoryError as exc:
+            suspended_at = None
+            record = replace(record, task_error=record.task_error or str(exc))
         return Description(record.workflow_id, record.run_id, record.tenant, record.workflow,
                            record.version, record.status, record.state, record.data,
                            record.created_at, record.updated_at, record.last_seq, actions,
-                           timers, record.result, record.error, record.task_error,
-                           await current_suspension(store, record))
+                           timers, record.result, record.error, record.task_error, suspended_at)
 
     async def state_at(self, when: datetime | float | int, *, replay: bool = False,
                        run_id: str | None = None) -> StateAt:

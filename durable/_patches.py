@@ -82,8 +82,8 @@ async def patch_report(client: Client, workflows: Iterable[Any], *,
         if record.workflow not in replayer.workflows:
             unchecked.append(Unchecked(ref, f"workflow {record.workflow!r} is not in the code"))
             continue
-        history = await client.store.read_history(record.tenant, record.workflow_id)
         try:
+            history = await client.store.read_history(record.tenant, record.workflow_id)
             patches = replayer.replay(history).patches
         except DurableError as exc:
             unchecked.append(Unchecked(ref, f"{type(exc).__name__}: {exc}"))

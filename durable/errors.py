@@ -17,7 +17,7 @@
     │   ├── WorkflowAlreadyStartedError  a child workflow's id is taken
     │   ├── ScheduleNotFoundError      no schedule with that id in that tenant
     │   ├── ScheduleAlreadyExistsError a different schedule has that id already
-    │   ├── HistoryError               a history that cannot be decoded or replayed
+    │   ├── HistoryError               a history that is damaged, or cannot be decoded or replayed
     │   └── HistoryRangeError          a moment before an execution or past its history
     ├── CodeError                      your code: fix it and deploy
     │   ├── IllegalWorkflowOperationError  I/O or blocking calls inside workflow code
@@ -241,7 +241,24 @@ class ScheduleAlreadyExistsError(InputError):
 
 
 class HistoryError(InputError):
-    """A history is malformed: it cannot be decoded or replayed."""
+    """A history is malformed or damaged: it cannot be decoded, trusted or replayed.
+
+    A stored history that fails its integrity check (a row missing, reordered, changed or
+    undecodable: see ``durable verify``) says where: ``.tenant``, ``.workflow_id``,
+    ``.run_id``, ``.seq`` (the first event found damaged), ``.damage`` (``"gap"``,
+    ``"truncated"``, ``"checksum"``, ``"undecodable"`` or ``"misplaced"``) and ``.reason``
+    (what that means); they are None for a file or list that is not a history. A worker holds
+    such an execution (its workflow task is retried with backoff, ``describe().task_error``
+    says why) instead of replaying what nobody wrote; restore the rows from a backup and it
+    goes on.
+    """
+
+    def __init__(self, message: str, *, tenant: str | None = None,
+                 workflow_id: str | None = None, run_id: str | None = None,
+                 seq: int | None = None, damage: str | None = None, reason: str | None = None,
+                 **attrs: Any) -> None:
+        super().__init__(message, tenant=tenant, workflow_id=workflow_id, run_id=run_id,
+                         seq=seq, damage=damage, reason=reason, **attrs)
 
 
 class HistoryRangeError(InputError):

@@ -20,3 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="history sizes, in events (default 10 1000 10000 100000)")
     parser.add_argument("--shapes", nargs="+", default=list(SHAPE_NAMES), choices=SHAPE_NAMES)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each; the best counts")
+    parser.add_argument("--verify", action="store_true",
+                        help="also replay each history from stored rows with their checksums "
+                        "checked, next to the same rows read without (the cost of integrity)")

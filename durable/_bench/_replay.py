@@ -9,6 +9,11 @@ engine on a fresh instance, as a worker does after a crash (decoding included). 
 measured in the same run: a bare coroutine resumed by ``send()``, one awaiting futures that are
 already completed, and one taking an asyncio loop iteration per step (the default loop, and
 uvloop when installed).
+
+With ``--verify``, each history is also replayed from stored rows (seq, body, chained
+checksum), as a store reads them: once with the rows checked as every read checks them
+(``durable._stores._integrity.checked``) and once only decoded, in the same run; the table
+shows both and what the check costs.
 """
 
 from __future__ import annotations
@@ -19,15 +24,24 @@ import gc
 import sys
 import time
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Callable
 
+import msgspec
+
 from .._definitions import workflow_definition
-from .._history import WorkflowStarted, decode_event
+from .._history import Event, WorkflowStarted, decode_event
 from .._replay import WorkflowInstance, replay
+from .._stores._integrity import Row, chain, checked
 from . import add_arguments
 from ._shapes import SHAPES, record, steps_for
 
-__all__ = ["best", "floors", "loop_iterations", "main", "replay_blobs", "run"]
+__all__ = ["best", "floors", "loop_iterations", "main", "replay_blobs", "replay_rows", "run",
+           "stored_rows"]
+
+_RUN = ("tenant", "bench-workflow", "bench-run")  # the run the stored rows belong to
+_decode = msgspec.msgpack.Decoder(Event).decode  # what the check decodes with, too
+_body = itemgetter(1)
 
 
 def progress(message: str) -> None:
@@ -36,7 +50,24 @@ def progress(message: str) -> None:
 
 def replay_blobs(shape: str, blobs: list[bytes]) -> None:
     """Decode and replay a stored history (what a worker does on a cache miss)."""
-    events = [decode_event(b) for b in blobs]
+    _replay(shape, [decode_event(b) for b in blobs])
+
+
+def stored_rows(blobs: list[bytes]) -> list[Row]:
+    """A history's rows as a store keeps them: seq, body and checksum chained through the run."""
+    return list(zip(range(1, len(blobs) + 1), blobs, chain(_RUN, None, blobs)))
+
+
+def replay_rows(shape: str, rows: list[Row], verify: bool) -> None:
+    """Replay a history read from stored rows, checked as a store's read checks them, or
+    only decoded (as reads were before checksums)."""
+    if verify:
+        _replay(shape, checked(_RUN, rows, last_seq=len(rows)))
+    else:  # decoded as the check decodes them, so that the difference is the check alone
+        _replay(shape, list(map(_decode, map(_body, rows))))
+
+
+def _replay(shape: str, events: list[Event]) -> None:
     started = events[0]
     assert isinstance(started, WorkflowStarted)
     instance = WorkflowInstance(workflow_definition(SHAPES[shape][0]), started)
@@ -97,16 +128,17 @@ def loop_iterations(n: int, new_loop: Callable[[], asyncio.AbstractEventLoop]) -
         loop.close()
 
 
-def best(repeat: int, fn: Callable[[], None], *, sample: float = 0.0) -> float:
+def best(repeat: int, fn: Callable[[], None], *, sample: float = 0.0,
+         clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds per call of ``fn``: the fastest of ``repeat`` runs (GC collected before each);
     with ``sample``, each run calls ``fn`` as many times as take at least that many seconds
     (one call of a millisecond is at the mercy of anything else the machine does)."""
     def run(number: int) -> float:
         gc.collect()
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(number):
             fn()
-        return time.perf_counter() - t0
+        return clock() - t0
 
     number, took = 1, run(1)
     while took < sample:
@@ -143,7 +175,7 @@ def run(args: argparse.Namespace) -> None:
     progress("measuring the floors ...")
     floor = floors(20_000, args.repeat)
     loop_floor = floor["asyncio loop iteration"]
-    rows = []
+    rows, verified = [], []
     for shape in args.shapes:
         for size in args.events:
             steps = steps_for(shape, size)
@@ -151,6 +183,9 @@ def run(args: argparse.Namespace) -> None:
             history, blobs = record(shape, steps)
             seconds = best(args.repeat, lambda: replay_blobs(shape, blobs), sample=0.1)
             rows.append((shape, len(blobs), steps, seconds))
+            if getattr(args, "verify", False):
+                verified.append((shape, len(blobs), steps, *_with_and_without(shape, blobs,
+                                                                              args.repeat)))
     print(f"\n{'shape':11} {'events':>8} {'steps':>7} {'events/s':>11} {'us/step':>8} "
           f"{'x loop':>7}")
     for shape, events, steps, seconds in rows:
@@ -167,3 +202,29 @@ def run(args: argparse.Namespace) -> None:
                   "(target <= 1.5x)")
     print("targets: sequential at ~1,000 events <= 9 us/step (100x Temporal's unsandboxed "
           "Replayer) and <= 2.5x one asyncio loop iteration per step")
+    if verified:
+        _print_verified(verified)
+
+
+def _with_and_without(shape: str, blobs: list[bytes], repeat: int) -> tuple[float, float]:
+    """Seconds per replay from stored rows, only decoded and checked: the fastest of many
+    short runs of each, taken in turns, in this process's CPU time (on a shared machine, the
+    other processes then weigh on both alike and little)."""
+    stored = stored_rows(blobs)
+    plain, checked_ = float("inf"), float("inf")
+    for _ in range(3 * repeat):
+        plain = min(plain, best(1, lambda: replay_rows(shape, stored, False), sample=0.03,
+                                clock=time.process_time))
+        checked_ = min(checked_, best(1, lambda: replay_rows(shape, stored, True), sample=0.03,
+                                      clock=time.process_time))
+    return plain, checked_
+
+
+def _print_verified(verified: list[tuple[str, int, int, float, float]]) -> None:
+    print("\nreplay from stored rows, checksums checked (as every read does) next to not:")
+    print(f"{'shape':11} {'events':>8} {'us/step':>8} {'checked':>8} {'cost':>7}")
+    for shape, events, steps, plain, checked_ in verified:
+        print(f"{shape:11} {events:8,} {plain / steps * 1e6:8.2f} "
+              f"{checked_ / steps * 1e6:8.2f} {(checked_ / plain - 1) * 100:+6.1f}%")
+    worst = max(c / p for _, _, _, p, c in verified)
+    print(f"checking costs at most {(worst - 1) * 100:+.1f}% of a replay (target < 10 %)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .._history import encode_history_json
-from ..errors import UsageError, WorkflowClosedError
+from ..errors import HistoryError, UsageError, WorkflowClosedError
 from . import _render
 from ._options import Commands, add_module_option, json_value, json_values
 from ._targets import connect, module_names, resolve_workflow
@@ -172,7 +172,11 @@ async def _show(args: argparse.Namespace) -> int:
         raise UsageError("--replay goes with --at WHEN")
     async with connect(args, redis=False) as client:
         handle = client.get_handle(args.id)
-        events = await handle.history(run_id=args.run)
+        try:
+            events = await handle.history(run_id=args.run)
+        except HistoryError:  # damaged: how the execution stands, then what is damaged
+            print("\n".join(_render.summary(await handle.describe())))
+            raise
         if not events:
             raise UsageError(f"execution {args.id!r} has no run {args.run!r} (the runs are named "
                              "by WorkflowStarted.continued_from and WorkflowContinuedAsNew)")

@@ -22,7 +22,7 @@ from .._corpus import Outcome, expects_divergence, history_files, replay_one, re
 from .._history import Event
 from .._replay import NonDeterminismWarning
 from .._replay._replayer import Replayer, load_history
-from ..errors import UsageError
+from ..errors import HistoryError, UsageError
 from ._options import UNITS, Commands, add_module_option
 from ._targets import connect, import_modules
 
@@ -89,7 +89,10 @@ async def _replay(args: argparse.Namespace) -> int:
         _replay_files(args, replayer, report)
     else:
         async for source, events in _store_histories(args):
-            report.add(source, _replay_one(replayer, events, False), events)
+            if isinstance(events, HistoryError):  # damaged: it cannot be replayed
+                report.add(source, (Outcome("failed", None, events), []), None)
+            else:
+                report.add(source, _replay_one(replayer, events, False), events)
     return report.finish("histories" if args.files else "executions")
 
 
@@ -118,14 +121,20 @@ def _history_files(args: argparse.Namespace) -> list[Path]:
     return files
 
 
-async def _store_histories(args: argparse.Namespace) -> AsyncIterator[tuple[str, list[Event]]]:
+async def _store_histories(args: argparse.Namespace,
+                           ) -> AsyncIterator[tuple[str, list[Event] | HistoryError]]:
+    """Each execution's history, or the damage that keeps it from being read."""
     since = None if args.since is None else parse_since(args.since)
     async with connect(args, redis=False) as client:
         async for record in client.iter_executions(
                 workflow=args.workflow, status=args.status, since=since,
                 all_tenants=args.all_tenants):
             handle = client.get_handle(record.workflow_id, tenant=record.tenant)
-            yield f"{record.tenant}/{record.workflow_id}", await handle.history()
+            try:
+                history: list[Event] | HistoryError = await handle.history()
+            except HistoryError as exc:
+                history = exc
+            yield f"{record.tenant}/{record.workflow_id}", history
 
 
 def _replay_one(replayer: Replayer, history: Any, expect: bool) -> Replayed:

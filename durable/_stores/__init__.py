@@ -2,7 +2,8 @@
 
 ``_base`` is the ``Store`` protocol, split into the roles its callers use; ``_records`` the
 records it trades in (``WorkflowCommit``: what one workflow task writes); ``_commit`` the one
-``commit_workflow_task`` and the wake-ups after it (``_wakeup``). The stores, ``memory``,
+``commit_workflow_task`` and the wake-ups after it (``_wakeup``); ``_integrity`` the checksums
+chained through each run's history, checked on every read. The stores, ``memory``,
 ``sqlite`` and ``postgres``, are packages with one module per role over a shared base, held
 to one conformance suite.
 """
@@ -15,8 +16,8 @@ from ._base import (
 )
 from ._records import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, Signal, Snapshot, Start, TaskRef, TimerRecord, WorkflowCommit, WorkflowTask,
-    action_ref, workflow_ref,
+    Reply, Request, RunCheck, Signal, Snapshot, Start, TaskRef, TimerRecord, WorkflowCommit,
+    WorkflowTask, action_ref, workflow_ref,
 )
 from ._wakeup import Wakeup
 
@@ -31,6 +32,7 @@ __all__ = [
     "Reply",
     "Request",
     "RequestStore",
+    "RunCheck",
     "ScheduleStore",
     "Signal",
     "Snapshot",

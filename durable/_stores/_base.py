@@ -19,6 +19,9 @@ Invariants every implementation keeps (the conformance suite checks them):
 * A request is answered at most once: ``answer_requests`` (and the replies of a commit) only
   change requests that are still pending or accepted.
 * Every read and write is scoped by tenant.
+* Every stored event carries a checksum chained to the one before it in its run (see
+  ``_integrity``), and every read of a history checks the rows it returns: damage is a
+  ``HistoryError`` naming the tenant, workflow id, run and seq, never a silent replay.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from typing import Any, Callable, ClassVar, Collection, Protocol, Sequence
 
 from .._history import Event
 from ._records import (
-    ActionTask, ExecutionRecord, Reply, Request, Snapshot, TaskRef, TimerRecord, WorkflowCommit,
-    WorkflowTask,
+    ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
+    WorkflowCommit, WorkflowTask,
 )
 from ._schedule_records import ScheduleRecord
 from ._wakeup import Wakeup
@@ -70,7 +73,14 @@ class ExecutionStore(Protocol):
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order;
-        at most ``limit`` of them (None: all)."""
+        at most ``limit`` of them (None: all).
+
+        The rows are checked first (dense seqs, their checksums, decoding; read to the end,
+        the run ends where it must): damage raises ``HistoryError``.
+        """
+
+    async def verify_history(self, tenant: str, workflow_id: str) -> list[RunCheck]:
+        """Check every row of every run of the execution (none if there is no such one)."""
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:

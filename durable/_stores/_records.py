@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple, Sequence
 import msgspec
 
 from .._history import ErrorInfo, Event, WorkflowStarted
+from ..errors import HistoryError
 
 __all__ = [
     "FINISHED_REQUESTS",
@@ -23,6 +24,7 @@ __all__ = [
     "Reply",
     "Request",
     "RequestStatus",
+    "RunCheck",
     "Signal",
     "Snapshot",
     "Start",
@@ -233,6 +235,19 @@ class WorkflowCommit(msgspec.Struct, frozen=True):
     starts: Sequence[Start] = ()
     signals: Sequence[Signal] = ()
     replies: Sequence[Reply] = ()
+
+
+class RunCheck(NamedTuple):
+    """What checking every row of one run of an execution found (``durable verify``): its
+    events, how many of them have no checksum (written before checksums existed: checked for
+    their seq and decoding only), and the first damage (None: intact)."""
+
+    tenant: str
+    workflow_id: str
+    run_id: str
+    events: int
+    unchecked: int
+    error: HistoryError | None
 
 
 class TaskRef(msgspec.Struct, frozen=True, array_like=True):

@@ -241,13 +241,13 @@ class WorkflowTaskRunner:
                     return
                 task = replace(task, history=None)  # the history moved on: read it afresh
             await self._release(task, "history kept changing; retrying later", delay=0.5)
-        except NonDeterminismError as exc:
+        except (NonDeterminismError, HistoryError) as exc:  # held until code or rows are fixed
             logger.error("%s", exc)
             if not await self._fail_requests(task, exc):
                 await self._release(task, str(exc), delay=_backoff(task.attempt))
         except Exception as exc:  # the store is down, a bug: give the task back and go on
             logger.exception("workflow task %s/%s failed", *key)
-            if isinstance(exc, (HistoryError, UnknownWorkflowError)) and \
+            if isinstance(exc, UnknownWorkflowError) and \
                     await self._fail_requests(task, exc):
                 return
             await self._release(task, f"{type(exc).__name__}: {exc}",
@@ -394,7 +394,11 @@ class WorkflowTaskRunner:
         if entry is not None:
             # Its own run's events: if another worker continued the execution as new, the
             # old run shows that worker's commit, and the instance is rebuilt.
-            new = await self._history(task, entry.seq, entry.instance.info.run_id)
+            try:
+                new = await self._history(task, entry.seq, entry.instance.info.run_id)
+            except BaseException:  # a damaged history, the store down: not cached any more
+                entry.instance.close()
+                raise
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
                 return entry, new

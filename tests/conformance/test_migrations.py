@@ -114,3 +114,28 @@ async def test_postgres_newer_schema_is_refused(pg_database: str) -> None:
         await migrate_store(pg_database)
     with pytest.raises(StoreUnavailableError, match="upgrade durable"):
         await open_store(pg_database)
+
+
+def test_renumbered_records_and_missing_numbers_are_found() -> None:
+    from durable._stores._migrations import pending, renumbered
+
+    shipped = [(1, "0001_initial.sql", ""), (2, "0002_commit_effects.sql", ""),
+               (3, "0003_requests.sql", ""), (9, "0009_later.sql", "")]
+    recorded = [(1, "0001_initial.sql"), (10, "0010_commit_effects.sql"), (9, "0009_later.sql")]
+    assert renumbered(recorded, shipped) == [(10, 2, "0002_commit_effects.sql")]
+    assert [m[0] for m in pending(shipped, [1, 2, 9])] == [3]  # an earlier number, landed later
+
+
+async def test_sqlite_applies_a_migration_that_landed_after_a_later_one(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/gap.db"
+    assert await migrate_store(url) == SQLITE_VERSION
+    with sqlite3.connect(tmp_path / "gap.db") as conn:  # as if 0004 had not shipped yet
+        conn.execute("DELETE FROM schema_version WHERE version = 4")
+        conn.execute("DROP TABLE snapshots")
+    conn.close()
+    assert await migrate_store(url) == SQLITE_VERSION
+    with sqlite3.connect(tmp_path / "gap.db") as conn:
+        assert conn.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
+        versions = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+    conn.close()
+    assert versions == [(v,) for v in SQLITE_VERSIONS]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 from ..._history import Event
 from ...errors import WorkflowNotFoundError
-from .._records import ActionTask, ExecutionRecord, TimerRecord
+from .._integrity import Row, checked, scan
+from .._records import ActionTask, ExecutionRecord, RunCheck, TimerRecord
 from ._state import MemoryState
 
 __all__ = ["MemoryExecutions"]
@@ -14,6 +16,10 @@ __all__ = ["MemoryExecutions"]
 
 def _scan_key(record: ExecutionRecord) -> tuple[float, str, str]:
     return record.created_at, record.tenant, record.workflow_id
+
+
+def _seq(row: Row) -> int:
+    return row[0]
 
 
 class MemoryExecutions(MemoryState):
@@ -61,12 +67,31 @@ class MemoryExecutions(MemoryState):
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0, limit: int | None = None) -> list[Event]:
-        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order,
+        once their rows are checked (see ``ExecutionStore``)."""
         record = self._executions.get((tenant, workflow_id))
         if record is None:
             return []
-        events = self._histories.get((tenant, workflow_id, run_id or record.run_id), [])
-        return events[after_seq:None if limit is None else after_seq + limit]
+        run = (tenant, workflow_id, run_id or record.run_id)
+        rows = self._histories.get(run, [])
+        start = bisect_left(rows, after_seq, key=_seq)  # the anchor (seq after_seq), if any
+        stop = len(rows) if limit is None else min(len(rows), start + limit + (after_seq > 0))
+        current, end = run[2] == record.run_id, stop == len(rows)
+        return checked(run, rows[start:stop], after_seq=after_seq,
+                       last_seq=record.last_seq if current and end else None)
+
+    async def verify_history(self, tenant: str, workflow_id: str) -> list[RunCheck]:
+        """Check every row of every run of the execution."""
+        record = self._executions.get((tenant, workflow_id))
+        if record is None:
+            return []
+        checks = []
+        for run_id in self._runs.get((tenant, workflow_id), []):
+            current = run_id == record.run_id
+            checks.append(scan((tenant, workflow_id, run_id),
+                               self._histories.get((tenant, workflow_id, run_id), []),
+                               last_seq=record.last_seq if current else None))
+        return checks
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:

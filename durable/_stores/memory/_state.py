@@ -4,7 +4,9 @@
 execution, begin a run, append an input, drop a run's work, answer requests), shared by the
 roles in this package as the SQL stores share their ``*_txn`` functions. Payloads go through a
 MessagePack round trip where the other stores would store them, so that callers get back
-what they would get from those (lists for tuples, and so on).
+what they would get from those (lists for tuples, and so on). Histories are kept as the
+other stores keep them: rows of (seq, MessagePack body, chained checksum), checked when read
+(``_integrity``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any, Final, Sequence
 import msgspec
 from msgspec.structs import replace
 
-from ..._history import Event, WorkflowStarted
+from ..._history import Event, WorkflowStarted, encode_event
+from .._integrity import Row, chain
 from .._records import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, Reply, Request, Snapshot,
     TimerRecord,
@@ -77,7 +80,9 @@ class MemoryState:
         self.url = url
         self.wakeup = Wakeup(reliable=True)  # one process: every end is reported here
         self._executions: dict[Key, ExecutionRecord] = {}
-        self._histories: dict[RunKey, list[Event]] = {}
+        # Invariant: a run's rows are ordered by seq (they are appended in order).
+        self._histories: dict[RunKey, list[Row]] = {}
+        self._runs: dict[Key, list[str]] = {}  # each execution's run ids, oldest first
         self._dedup: dict[RunKey, set[str]] = {}
         self._wf_tasks: dict[Key, Lease] = {}
         self._actions: dict[ActionKey, tuple[ActionTask, Lease]] = {}
@@ -102,7 +107,9 @@ class MemoryState:
 
     def _begin_run(self, record: ExecutionRecord, started: WorkflowStarted, now: float) -> None:
         run = (record.tenant, record.workflow_id, started.run_id)
-        self._histories[run] = [replace(started, seq=1, time=now)]
+        self._histories[run] = []
+        self._write(run, [replace(started, seq=1, time=now)])
+        self._runs.setdefault(run[:2], []).append(run[2])
         self._dedup[run] = set()
         self._wf_tasks[(record.tenant, record.workflow_id)] = Lease(now, dispatched_at=now)
 
@@ -121,7 +128,7 @@ class MemoryState:
                 return None
             self._dedup[run].add(dedup)
         seq = record.last_seq + 1
-        self._histories[run].append(replace(event, seq=seq, time=now))
+        self._write(run, [replace(event, seq=seq, time=now)])
         self._executions[key] = replace(record, last_seq=seq, updated_at=now)
         lease = self._wf_tasks.get(key)
         if lease is None:
@@ -129,6 +136,14 @@ class MemoryState:
         else:
             lease.visible_at, lease.dispatched_at = min(lease.visible_at, now), now
         return seq
+
+    def _write(self, run: RunKey, events: Sequence[Event]) -> None:
+        """Append events (with their seqs set) to the run's rows, chaining their checksums."""
+        rows = self._histories[run]
+        first = events[0].seq
+        prev = rows[-1][2] if rows and rows[-1][0] == first - 1 else None
+        bodies = [encode_event(e) for e in events]
+        rows.extend(zip([e.seq for e in events], bodies, chain(run, prev, bodies)))
 
     def _drop_run_work(self, run: RunKey) -> None:
         for k in [k for k in self._actions if k[:3] == run]:

@@ -37,7 +37,8 @@ class MemoryTasks(Committer, MemoryState):
             return False
         record, now, update = self._executions[key], commit.now, commit.update
         run = (*key, record.run_id)
-        self._histories[run].extend(commit.events)
+        if commit.events:
+            self._write(run, commit.events)
         del self._wf_tasks[key]
         for action in commit.actions:
             held = Lease(action.visible_at, dispatched_at=now)

@@ -8,17 +8,21 @@ one call each of a PL/pgSQL function, grouped with concurrent calls into one tra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from msgspec.structs import replace
 
 from ..._batching import Batcher
-from ..._history import Event, WorkflowStarted, decode_event, encode_event
+from ..._history import Event, WorkflowStarted, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
-from .._records import ActionTask, ExecutionRecord, TimerRecord
+from .._integrity import scan
+from .._records import ActionTask, ExecutionRecord, RunCheck, TimerRecord
 from . import _statements as sql
 from ._connection import PostgresBase
-from ._rows import EMPTY_DATA, NO_RESULT, action_from_row, record_from_row, split_at_seq
+from ._rows import (
+    EMPTY_DATA, NO_RESULT, action_from_row, history_from_rows, record_from_row, split_at_seq,
+)
 from ._schema import Target, redact
 
 __all__ = ["PostgresExecutions"]
@@ -98,25 +102,43 @@ class PostgresExecutions(PostgresBase):
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0, limit: int | None = None) -> list[Event]:
-        """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
+        """Events with ``seq > after_seq`` of the run (default: the current one), in order,
+        once their rows are checked (see ``ExecutionStore``)."""
         if limit is not None:
             rows = await self._fetch(sql.SELECT_EVENTS_PAGE, tenant, workflow_id, run_id,
                                      after_seq, limit)
-            return [decode_event(row[0]) for row in rows]
+            return history_from_rows(tenant, workflow_id, run_id, after_seq, rows, limit)
         return await self._histories.submit((tenant, workflow_id, after_seq, run_id))
 
     async def _read_history(self, key: tuple[str, str, int, str | None]) -> list[Event]:
-        rows = await self._fetch(sql.SELECT_EVENTS, key[0], key[1], key[3], key[2])
-        return [decode_event(row[0]) for row in rows]
+        tenant, workflow_id, after_seq, run_id = key
+        rows = await self._fetch(sql.SELECT_EVENTS, tenant, workflow_id, run_id, after_seq)
+        return history_from_rows(tenant, workflow_id, run_id, after_seq, rows)
 
     async def _read_histories(self, keys: Sequence[tuple[str, str, int, str | None]]
                               ) -> list[list[Event]]:
+        """Many reads in one statement; damage in one raises (the batcher then reads each
+        alone, so that only its caller gets the error)."""
         rows = await self._fetch(sql.SELECT_HISTORIES, [k[0] for k in keys],
                                  [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys])
-        histories: list[list[Event]] = [[] for _ in keys]
-        for i, body in rows:
-            histories[i - 1].append(decode_event(body))
-        return histories
+        found: list[list[Any]] = [[] for _ in keys]
+        for row in rows:
+            found[row[0] - 1].append(row[1:])
+        return [history_from_rows(tenant, workflow_id, run_id, after_seq, got)
+                for (tenant, workflow_id, after_seq, run_id), got in zip(keys, found)]
+
+    async def verify_history(self, tenant: str, workflow_id: str) -> list[RunCheck]:
+        """Check every row of every run of the execution."""
+        runs: dict[str, list[tuple[int, bytes, bool | None]]] = {}
+        last_seq, current = 0, ""
+        for run_id, current, last_seq, seq, body, intact in await self._fetch(
+                sql.VERIFY_HISTORY, tenant, workflow_id):
+            rows = runs.setdefault(run_id, [])
+            if seq is not None:
+                rows.append((seq, body, intact))
+        return [scan((tenant, workflow_id, run_id), rows, database_checked=True,
+                     last_seq=last_seq if run_id == current else None)
+                for run_id, rows in runs.items()]
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:

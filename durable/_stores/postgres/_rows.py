@@ -16,12 +16,13 @@ import msgspec
 from msgspec.structs import replace
 
 from ..._history import ErrorInfo, Event, encode_event
+from .._integrity import flagged
 from .._records import ActionTask, ExecutionRecord, Outcome, Reply, Request, WorkflowTask
 
 __all__ = ["EMPTY_DATA", "ENDED_CHANNEL", "NO_RESULT", "REPLIED_CHANNEL", "SEP", "action_columns",
            "action_from_row", "action_key", "decode_any", "decode_dict", "decode_error",
-           "decode_list", "decode_outcome", "encode", "notice", "record_from_row",
-           "reply_columns", "request_from_row", "split_at_seq"]
+           "decode_list", "decode_outcome", "encode", "history_from_rows", "notice",
+           "record_from_row", "reply_columns", "request_from_row", "split_at_seq"]
 
 # NOTIFY payload: tenant, workflow id, workflow, status and, when small enough, the base64 of
 # MessagePack [result, error], joined by SEP (a NOTIFY payload is at most 8000 bytes).
@@ -82,6 +83,20 @@ def _after_tag(body: bytes) -> int:
     if tag == 0xD9:  # str8
         return pos + 2 + body[pos + 1]
     raise RuntimeError(f"unexpected event encoding {body[:pos + 1]!r}: cannot place seq")
+
+
+def history_from_rows(tenant: str, workflow_id: str, run_id: str | None, after_seq: int,
+                      rows: Sequence[Sequence[Any]], limit: int | None = None) -> list[Event]:
+    """The checked events of a history read (``SELECT_EVENTS``' columns: the current run, its
+    last seq, then seq, body and the database's verdict on the row's checksum)."""
+    if not rows:
+        return []  # no such execution
+    current, last_seq = rows[0][0], rows[0][1]
+    run = (tenant, workflow_id, run_id or current)
+    found = [(seq, body, intact) for _, _, seq, body, intact in rows if seq is not None]
+    end = limit is None or len(found) - (after_seq > 0) < limit
+    return flagged(run, found, after_seq=after_seq,
+                   last_seq=last_seq if end and run[2] == current else None)
 
 
 def record_from_row(row: asyncpg.Record) -> ExecutionRecord:

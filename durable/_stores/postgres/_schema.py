@@ -17,7 +17,7 @@ import asyncpg
 
 from ..._urls import redact
 from ...errors import InvalidArgumentError, StoreUnavailableError
-from .._migrations import migration_files
+from .._migrations import migration_files, pending, renumbered
 from . import _statements as sql
 
 __all__ = ["DEFAULT_POOL_SIZE", "Target", "is_connection_lost", "is_unavailable", "migrate_txn",
@@ -123,7 +123,8 @@ _MIGRATIONS: Final = migration_files(__package__)
 
 
 async def migrate_txn(conn: Any, target: Target, url: str) -> int:
-    """Apply the pending migrations in one transaction; return the schema version.
+    """Apply the migrations the database has not recorded (see ``_migrations``) in one
+    transaction; return the schema version.
 
     An advisory lock serializes processes that migrate the same database at once: the later
     ones wait, then find nothing left to do.
@@ -133,14 +134,17 @@ async def migrate_txn(conn: Any, target: Target, url: str) -> int:
         if target.schema is not None:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"')
         await conn.execute(sql.CREATE_SCHEMA_VERSION)
+        recorded = await conn.fetch(sql.SELECT_SCHEMA_VERSIONS)
+        for old, new, name in renumbered(recorded, _MIGRATIONS):
+            await conn.execute(sql.RENUMBER_SCHEMA_VERSION, old, new, name)
         current: int = await conn.fetchval(sql.SELECT_SCHEMA_VERSION)
         latest = _MIGRATIONS[-1][0]
         if current > latest:
             raise StoreUnavailableError(
                 f"the PostgreSQL store {redact(url)!r} has schema version {current}, newer than "
                 f"this version of durable knows ({latest}): upgrade durable", url=redact(url))
-        for version, name, script in _MIGRATIONS:
-            if version > current:
-                await conn.execute(script)
-                await conn.execute(sql.INSERT_SCHEMA_VERSION, version, name, time.time())
+        applied = [row[0] for row in await conn.fetch(sql.SELECT_SCHEMA_VERSIONS)]
+        for version, name, script in pending(_MIGRATIONS, applied):
+            await conn.execute(script)
+            await conn.execute(sql.INSERT_SCHEMA_VERSION, version, name, time.time())
     return max(current, latest)

@@ -58,21 +58,39 @@ WITH created AS (
 SELECT EXISTS (SELECT FROM created)
 """
 
+# A history read: the execution's current run and last seq, then the rows of run $3 (NULL: the
+# current one) from seq $4 on (the anchor the next ones are checked against, then those), each
+# checked against the one before it by the database (durable_history, migration 0008); one
+# row with NULL seq when the run has none, no row when there is no such execution.
+_HISTORY_COLUMNS: Final = "x.run_id, x.last_seq, e.seq, e.body, e.intact"
 SELECT_EVENTS: Final = (
-    "SELECT body FROM events WHERE tenant = $1 AND workflow_id = $2 AND run_id = coalesce($3, "
-    "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
-    "ORDER BY seq")
+    f"SELECT {_HISTORY_COLUMNS} FROM executions AS x "
+    "LEFT JOIN LATERAL durable_history($1, $2, coalesce($3, x.run_id), $4) AS e ON true "
+    "WHERE x.tenant = $1 AND x.workflow_id = $2 ORDER BY e.seq")
 
 # The histories of many executions: $1 tenants, $2 workflow ids, $3 after_seqs, $4 run ids
-# (NULL: the current run); rows are (1-based position, body), in order.
-SELECT_HISTORIES: Final = """
-SELECT h.i, e.body
+# (NULL: the current run); rows are the (1-based) position, then as SELECT_EVENTS, in order.
+SELECT_HISTORIES: Final = f"""
+SELECT h.i, {_HISTORY_COLUMNS}
 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])
      WITH ORDINALITY AS h(tenant, workflow_id, after_seq, run_id, i)
 JOIN executions AS x ON x.tenant = h.tenant AND x.workflow_id = h.workflow_id
-JOIN events AS e ON e.tenant = h.tenant AND e.workflow_id = h.workflow_id
-                AND e.run_id = coalesce(h.run_id, x.run_id) AND e.seq > h.after_seq
+LEFT JOIN LATERAL durable_history(h.tenant, h.workflow_id, coalesce(h.run_id, x.run_id),
+                                  h.after_seq) AS e ON true
 ORDER BY h.i, e.seq
+"""
+
+# Every run of an execution, whole: (run id, then as SELECT_EVENTS), by run and seq. The
+# current run is listed even when it has no rows left.
+VERIFY_HISTORY: Final = f"""
+SELECT r.run_id, {_HISTORY_COLUMNS}
+FROM executions AS x
+CROSS JOIN LATERAL (SELECT v.run_id FROM events AS v
+                    WHERE v.tenant = x.tenant AND v.workflow_id = x.workflow_id
+                    UNION SELECT x.run_id) AS r
+LEFT JOIN LATERAL durable_history(x.tenant, x.workflow_id, r.run_id, 0) AS e ON true
+WHERE x.tenant = $1 AND x.workflow_id = $2
+ORDER BY r.run_id, e.seq
 """
 
 APPEND: Final = "SELECT durable_append($1, $2, $3, $4, $5, $6)"
@@ -142,9 +160,9 @@ PENDING_ACTIONS: Final = (f"SELECT {ACTION_COLUMNS} FROM action_tasks "
 # $1 owner, $2 lease_until, $3 now, $4 hosted names, then the hints' key columns.
 
 # Workflow hints: $5 tenants, $6 workflow ids, $7 after_seqs. Each claimed task comes back
-# with the events of its current run after its after_seq (NULL: none), in one round trip:
-# rows (tenant, workflow_id, workflow, attempt, after_seq, run_id, requested, body), ordered
-# by task and seq, with body NULL for a task that has no such events.
+# with the rows of its current run from its after_seq on (NULL: none), in one round trip:
+# rows (tenant, workflow_id, workflow, attempt, after_seq, requested, then as SELECT_EVENTS),
+# ordered by task and seq, with seq NULL for a task that has no such rows.
 CLAIM_WORKFLOW_REFS: Final = f"""
 WITH claimed AS (
     UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
@@ -157,12 +175,11 @@ WITH claimed AS (
     WHERE w.tenant = hinted.tenant AND w.workflow_id = hinted.workflow_id
     RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, hinted.after_seq, w.requested
 )
-SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, x.run_id, c.requested,
-       e.body
+SELECT c.tenant, c.workflow_id, c.workflow, c.attempt, c.after_seq, c.requested,
+       x.run_id, x.last_seq, e.seq, e.body, e.intact
 FROM claimed AS c
 LEFT JOIN executions AS x ON x.tenant = c.tenant AND x.workflow_id = c.workflow_id
-LEFT JOIN events AS e ON e.tenant = c.tenant AND e.workflow_id = c.workflow_id
-                     AND e.run_id = x.run_id AND e.seq > c.after_seq
+LEFT JOIN LATERAL durable_history(c.tenant, c.workflow_id, x.run_id, c.after_seq) AS e ON true
 ORDER BY c.tenant, c.workflow_id, e.seq
 """
 # Action hints: $4 action names, $5-$8 (tenant, workflow_id, run_id, cmd).
@@ -237,10 +254,8 @@ DELETE_REQUEST: Final = "DELETE FROM requests WHERE tenant = $1 AND workflow_id 
 
 # ---- time travel: pages of history, snapshots ---------------------------------------------
 
-SELECT_EVENTS_PAGE: Final = (
-    "SELECT body FROM events WHERE tenant = $1 AND workflow_id = $2 AND run_id = coalesce($3, "
-    "(SELECT run_id FROM executions WHERE tenant = $1 AND workflow_id = $2)) AND seq > $4 "
-    "ORDER BY seq LIMIT $5")
+# SELECT_EVENTS, at most $5 rows after the anchor
+SELECT_EVENTS_PAGE: Final = SELECT_EVENTS + " LIMIT $5 + ($4 > 0)::integer"
 _SNAPSHOT_COLUMNS: Final = ("tenant, workflow_id, run_id, seq, time, status, state, data, "
                             "suspended_at")
 SAVE_SNAPSHOT: Final = (
@@ -266,5 +281,8 @@ CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version "
     "(version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)")
 SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
+SELECT_SCHEMA_VERSIONS: Final = "SELECT version, name FROM schema_version"
+RENUMBER_SCHEMA_VERSION: Final = ("UPDATE schema_version SET version = $2, name = $3 "
+                                  "WHERE version = $1")
 INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
                                 "VALUES ($1, $2, $3)")

@@ -11,7 +11,10 @@ import asyncio
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from ..._history import Event, decode_event, encode_event
+from msgspec.structs import replace
+
+from ..._history import Event, encode_event
+from ...errors import HistoryError
 from .._commit import Committer
 from .._records import (
     TERMINAL_STATUSES, ActionTask, Outcome, Reply, TaskRef, WorkflowCommit, WorkflowTask,
@@ -20,8 +23,8 @@ from . import _statements as sql
 from ._connection import PostgresBase
 from ._effects import COMMIT_EFFECTS, effect_columns
 from ._rows import (
-    ENDED_CHANNEL, REPLIED_CHANNEL, action_columns, action_from_row, action_key, encode, notice,
-    reply_columns, split_at_seq,
+    ENDED_CHANNEL, REPLIED_CHANNEL, action_columns, action_from_row, action_key, encode,
+    history_from_rows, notice, reply_columns, split_at_seq,
 )
 
 __all__ = ["PostgresTasks"]
@@ -143,20 +146,16 @@ class PostgresTasks(Committer, PostgresBase):
                  for r in refs]
         rows = await self._fetch(sql.CLAIM_WORKFLOW_REFS, *claim, list(workflows),
                                  [r.tenant for r in refs], [r.workflow_id for r in refs], after)
-        claimed: list[WorkflowTask] = []
-        key = None
-        history: list[Event] | None = None
-        for tenant, workflow_id, workflow, attempt, after_seq, run_id, requested, body in rows:
-            if (tenant, workflow_id) != key:
-                key = (tenant, workflow_id)
-                history = None if after_seq is None else []
-                claimed.append(WorkflowTask(tenant, workflow_id, workflow, attempt,
-                                            history=history, after_seq=after_seq or 0,
-                                            run_id="" if history is None else run_id,
-                                            requested=requested))
-            if body is not None and history is not None:
-                history.append(decode_event(body))
-        return claimed
+        found: dict[tuple[str, str], tuple[WorkflowTask, bool, list[Any]]] = {}
+        for row in rows:
+            tenant, workflow_id, workflow, attempt, after_seq, requested = row[:6]
+            if (tenant, workflow_id) not in found:
+                task = WorkflowTask(tenant, workflow_id, workflow, attempt,
+                                    after_seq=after_seq or 0, requested=requested)
+                found[tenant, workflow_id] = (task, after_seq is not None, [])
+            found[tenant, workflow_id][2].append(row[6:])
+        return [_with_history(task, rows) if asked else task
+                for task, asked, rows in found.values()]
 
     async def _claim_actions(self, claim: tuple[str, float, float], actions: Collection[str],
                              refs: list[TaskRef]) -> list[ActionTask]:
@@ -164,6 +163,19 @@ class PostgresTasks(Committer, PostgresBase):
                                  [r.tenant for r in refs], [r.workflow_id for r in refs],
                                  [r.run_id for r in refs], [r.cmd for r in refs])
         return [action_from_row(row) for row in rows]
+
+
+def _with_history(task: WorkflowTask, rows: list[Any]) -> WorkflowTask:
+    """The claimed task with the history its claim brought (``rows``: as ``SELECT_EVENTS``),
+    checked; without, when that is damaged (the worker then reads it, and that read names the
+    damage) or the execution is gone."""
+    if rows[0][0] is None:
+        return task
+    try:
+        history = history_from_rows(task.tenant, task.workflow_id, None, task.after_seq, rows)
+    except HistoryError:
+        return task
+    return replace(task, history=history, run_id=rows[0][0])
 
 
 def _commit_args(task: WorkflowTask, commit: WorkflowCommit) -> tuple[Any, ...]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from ..._history import encode_event
 from ...errors import WorkflowNotFoundError
 from .._records import TERMINAL_STATUSES, Reply, Signal, Start, WorkflowCommit, WorkflowTask
 from . import _statements as sql
 from ._connection import Row
-from ._executions import append_txn, begin_run_txn, create_txn
+from ._executions import append_txn, begin_run_txn, create_txn, insert_events_txn
 from ._requests import answer_txn
 from ._rows import encode
 
@@ -42,8 +41,8 @@ def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCom
     if head is None or head[1] != commit.expected_seq - 1 or head[2] != commit.owner:
         return False
     run, update, now = (*key, head[0]), commit.update, commit.now
-    conn.executemany(sql.INSERT_EVENT, [(*run, e.seq, None, encode_event(e))
-                                        for e in commit.events])
+    if commit.events:
+        insert_events_txn(conn, run, commit.events)
     conn.execute(sql.DELETE_WORKFLOW_TASK, key)
     if update.status in TERMINAL_STATUSES:
         _drop_run_work_txn(conn, run)

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Self, TypeVar
 
 from ...errors import InvalidArgumentError, StoreUnavailableError
-from .._migrations import migration_files
+from .._migrations import migration_files, pending, renumbered
 from .._wakeup import Wakeup
 from . import _statements as sql
 
@@ -152,19 +152,23 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
-    """Apply the migrations newer than the file's ``schema_version`` (under the write lock)."""
+    """Apply the migrations the file has not recorded (under the write lock; see
+    ``_migrations``)."""
     conn.execute(sql.CREATE_SCHEMA_VERSION)
-    current = conn.execute(sql.SELECT_SCHEMA_VERSION).fetchone()[0]
     migrations = migration_files(__package__)
+    recorded = conn.execute(sql.SELECT_SCHEMA_VERSIONS).fetchall()
+    conn.executemany(sql.RENUMBER_SCHEMA_VERSION,
+                     [(new, name, old) for old, new, name in renumbered(recorded, migrations)])
+    current = conn.execute(sql.SELECT_SCHEMA_VERSION).fetchone()[0]
     if current > migrations[-1][0]:
         raise StoreUnavailableError(
             f"the SQLite store {url!r} has schema version {current}, newer than this version "
             f"of durable knows ({migrations[-1][0]}): upgrade durable", url=url)
-    for version, name, script in migrations:
-        if version > current:
-            for statement in _statements(script):
-                conn.execute(statement)
-            conn.execute(sql.INSERT_SCHEMA_VERSION, (version, name, time.time()))
+    applied = [v for v, _ in conn.execute(sql.SELECT_SCHEMA_VERSIONS).fetchall()]
+    for version, name, script in pending(migrations, applied):
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(sql.INSERT_SCHEMA_VERSION, (version, name, time.time()))
 
 
 def _statements(script: str) -> list[str]:

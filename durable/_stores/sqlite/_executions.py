@@ -2,7 +2,9 @@
 
 The ``*_txn`` functions here are the store's primitive writes (create an execution, begin a
 run, append an input): they run inside the caller's write transaction, and the commit, the
-timers and the action outcomes write through them too.
+timers and the action outcomes write through them too. Every event row they write carries its
+chained checksum (``insert_events_txn``); every read checks the rows it returns
+(``_integrity``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from ..._history import Event, WorkflowStarted, decode_event, encode_event
+from ..._history import Event, WorkflowStarted, encode_event
 from ...errors import WorkflowNotFoundError
-from .._records import TERMINAL_STATUSES, ActionTask, ExecutionRecord, TimerRecord
+from .._integrity import checked, chain, scan
+from .._records import TERMINAL_STATUSES, ActionTask, ExecutionRecord, RunCheck, TimerRecord
 from . import _statements as sql
-from ._connection import SQLiteBase, in_read_transaction
+from ._connection import Row, SQLiteBase, in_read_transaction
 from ._rows import action_from_row, encode, record_from_row
 
-__all__ = ["SQLiteExecutions", "append_txn", "begin_run_txn", "create_txn"]
+__all__ = ["SQLiteExecutions", "append_txn", "begin_run_txn", "create_txn", "insert_events_txn"]
 
 
 class SQLiteExecutions(SQLiteBase):
@@ -57,8 +60,12 @@ class SQLiteExecutions(SQLiteBase):
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0, limit: int | None = None) -> list[Event]:
         """Events with ``seq > after_seq`` of the run (default: the current one), in order."""
-        return await self._run(_read_history, tenant, workflow_id, run_id, after_seq,
-                               -1 if limit is None else limit)
+        return await self._run(in_read_transaction, _read_history_txn, tenant, workflow_id,
+                               run_id, after_seq, limit)
+
+    async def verify_history(self, tenant: str, workflow_id: str) -> list[RunCheck]:
+        """Check every row of every run of the execution."""
+        return await self._run(in_read_transaction, _verify_history_txn, tenant, workflow_id)
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -90,11 +97,50 @@ def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[
     return [record_from_row(row) for row in conn.execute(sql.SCAN_EXECUTIONS, params)]
 
 
-def _read_history(conn: sqlite3.Connection, tenant: str, workflow_id: str, run_id: str | None,
-                  after_seq: int, limit: int = -1) -> list[Event]:
-    rows = conn.execute(sql.SELECT_EVENTS,
-                        (tenant, workflow_id, run_id, after_seq, limit)).fetchall()
-    return [decode_event(body) for (body,) in rows]
+def _read_history_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str,
+                      run_id: str | None, after_seq: int, limit: int | None) -> list[Event]:
+    """The checked events of a run (one read transaction: the rows and the execution's last
+    seq agree)."""
+    head = conn.execute(sql.SELECT_HEAD, (tenant, workflow_id)).fetchone()
+    if head is None:
+        return []
+    run = (tenant, workflow_id, run_id or head[0])
+    wanted = -1 if limit is None else limit + (after_seq > 0)  # and the anchor
+    rows = conn.execute(sql.SELECT_ROWS, (*run, after_seq, wanted)).fetchall()
+    end = limit is None or len(rows) < wanted
+    return checked(run, rows, after_seq=after_seq,
+                   last_seq=head[3] if end and run[2] == head[0] else None)
+
+
+def _verify_history_txn(conn: sqlite3.Connection, tenant: str,
+                        workflow_id: str) -> list[RunCheck]:
+    head = conn.execute(sql.SELECT_HEAD, (tenant, workflow_id)).fetchone()
+    if head is None:
+        return []
+    run_ids = [r for (r,) in conn.execute(sql.SELECT_RUN_IDS, (tenant, workflow_id))]
+    checks = []
+    for run_id in run_ids if head[0] in run_ids else [*run_ids, head[0]]:
+        rows = conn.execute(sql.SELECT_ROWS, (tenant, workflow_id, run_id, 0, -1)).fetchall()
+        checks.append(scan((tenant, workflow_id, run_id), rows,
+                           last_seq=head[3] if run_id == head[0] else None))
+    return checks
+
+
+def insert_events_txn(conn: sqlite3.Connection, run: Row, events: list[Event],
+                      dedup: str | None = None) -> bool:
+    """Insert a run's next events (their seqs set), each with its checksum chained to the row
+    before; False when the input's ``dedup`` key was seen in the run (nothing is written)."""
+    first = events[0].seq
+    prev = None if first == 1 else _checksum(conn, run, first - 1)
+    bodies = [encode_event(e) for e in events]
+    rows = [(*run, e.seq, dedup, body, checksum)
+            for e, body, checksum in zip(events, bodies, chain(run, prev, bodies))]
+    return conn.executemany(sql.INSERT_INPUT, rows).rowcount == len(rows)
+
+
+def _checksum(conn: sqlite3.Connection, run: Row, seq: int) -> int | None:
+    row = conn.execute(sql.SELECT_CHECKSUM, (*run, seq)).fetchone()
+    return None if row is None else row[0]
 
 
 def create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
@@ -118,8 +164,7 @@ def create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
 def begin_run_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float) -> None:
     """Write a run's ``WorkflowStarted`` (seq 1) and make the execution runnable."""
     key = (started.tenant, started.workflow_id)
-    conn.execute(sql.INSERT_EVENT, (*key, started.run_id, 1, None,
-                                    encode_event(replace(started, seq=1, time=now))))
+    insert_events_txn(conn, (*key, started.run_id), [replace(started, seq=1, time=now)])
     conn.execute(sql.UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
 
 
@@ -137,9 +182,8 @@ def append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: E
     if status in TERMINAL_STATUSES or (run_id is not None and run_id != current_run):
         return None
     seq: int = last_seq + 1
-    body = encode_event(replace(event, seq=seq, time=now))
-    if conn.execute(sql.INSERT_INPUT, (tenant, workflow_id, current_run, seq, dedup,
-                                       body)).rowcount == 0:
+    if not insert_events_txn(conn, (tenant, workflow_id, current_run),
+                             [replace(event, seq=seq, time=now)], dedup):
         return None  # the dedup key was seen before
     conn.execute(sql.ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
     conn.execute(sql.UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))

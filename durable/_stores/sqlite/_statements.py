@@ -42,12 +42,19 @@ NEW_RUN: Final = (
     "updated_at = ?, last_seq = 1, state = NULL, data = ?, result = ?, error = NULL, "
     "task_error = NULL WHERE tenant = ? AND workflow_id = ?")
 
-SELECT_EVENTS: Final = (
-    "SELECT body FROM events WHERE tenant = ?1 AND workflow_id = ?2 AND run_id = coalesce(?3, "
-    "(SELECT run_id FROM executions WHERE tenant = ?1 AND workflow_id = ?2)) AND seq > ?4 "
-    "ORDER BY seq LIMIT ?5")  # ?5 = -1: no limit
-INSERT_EVENT: Final = ("INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body) "
-                       "VALUES (?, ?, ?, ?, ?, ?)")
+# A run's rows from seq ?4 on (the anchor a read checks the next ones against, then those);
+# ?5 = -1: no limit. A body is read as bytes whatever was stored there (damaged, it may be
+# text, which the driver would fail to decode before the checksum could say where).
+SELECT_ROWS: Final = (
+    "SELECT seq, CAST(body AS BLOB), checksum FROM events WHERE tenant = ?1 "
+    "AND workflow_id = ?2 AND run_id = ?3 AND seq >= ?4 ORDER BY seq LIMIT ?5")
+SELECT_CHECKSUM: Final = ("SELECT checksum FROM events WHERE tenant = ? AND workflow_id = ? "
+                          "AND run_id = ? AND seq = ?")
+SELECT_RUN_IDS: Final = ("SELECT DISTINCT run_id FROM events WHERE tenant = ? AND workflow_id = ? "
+                         "ORDER BY run_id")
+INSERT_EVENT: Final = (
+    "INSERT INTO events (tenant, workflow_id, run_id, seq, dedup, body, checksum) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)")
 # Invariant: a dedup key is recorded at most once per run (the unique index decides).
 INSERT_INPUT: Final = (INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id, dedup) "
                        "WHERE dedup IS NOT NULL DO NOTHING")
@@ -131,5 +138,7 @@ CREATE_SCHEMA_VERSION: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version "
     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
 SELECT_SCHEMA_VERSION: Final = "SELECT coalesce(max(version), 0) FROM schema_version"
+SELECT_SCHEMA_VERSIONS: Final = "SELECT version, name FROM schema_version"
+RENUMBER_SCHEMA_VERSION: Final = "UPDATE schema_version SET version = ?, name = ? WHERE version = ?"
 INSERT_SCHEMA_VERSION: Final = ("INSERT INTO schema_version (version, name, applied_at) "
                                 "VALUES (?, ?, ?)")
