@@ -53,7 +53,7 @@ class ActionCalls:
                         kwargs != recorded.kwargs
                         and dump_value(kwargs, defn.name) != recorded.kwargs)):
                     self._changed(defn, recorded, args, kwargs)
-        fut = Future(loop=self._loop)  # loop.create_future, inlined
+        fut: Future[Any] = Future(loop=self._loop)  # loop.create_future, inlined
         self.pending[cmd] = (fut, defn)
         return fut
 

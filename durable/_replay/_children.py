@@ -129,7 +129,8 @@ class Children:
         run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"durable:{info.run_id}:child:{cmd}").hex
         if matcher.replaying:
             a: list[Any] = dump_value(list(args), defn.name)
-            fields = (cmd, defn.name, defn.version, wanted, run_id, a, {}, parent_close)
+            fields: tuple[Any, ...] = (cmd, defn.name, defn.version, wanted, run_id, a, {},
+                                       parent_close)
             recorded: Any = matcher.match(StartChild, fields)
             if recorded is not None:
                 if recorded.workflow_id != wanted or a != recorded.args:
@@ -182,11 +183,12 @@ class Children:
     def _ended(self, child: _Child, event: Event) -> None:
         if type(event) is ChildCompleted:
             try:
-                _resolve(child.result, child.defn.result.load(event.result))  # type: ignore[union-attr]
+                value = child.defn.result.load(event.result)
+                _resolve(child.result, value)
             except DurableError as exc:
                 _fail(child.result, exc)
         elif type(event) is ChildFailed:
-            error = event.error  # type: ignore[union-attr]
+            error = event.error
             _fail(child.result, WorkflowFailedError(
                 f"child workflow {child.workflow_id!r} failed: {error.type}: {error.message}",
                 workflow_id=child.workflow_id, error_type=error.type,

@@ -22,7 +22,7 @@ from ._actions import ActionCalls
 from ._children import ChildHandle, Children
 from ._events import Inbox
 from ._handlers import Handlers
-from ..errors import ValidationError
+from ..errors import ArgumentTypeError, ValidationError
 from ._info import ContinueAsNewRequest, WorkflowInfo
 from ._matcher import Matcher
 from ._state import RunState
@@ -66,7 +66,7 @@ class _Data(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
-            raise TypeError(f"ctx.data keys are str, not {key!r}")
+            raise ArgumentTypeError(f"ctx.data keys are str, not {key!r}")
         self._state.set_data(key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -159,13 +159,14 @@ class Context:
             self._logger = _ReplayAwareLogger(self._matcher)
         return self._logger
 
-    async def wait_for(self, *names: str, timeout: float | timedelta | None = None) -> EventReceived | None:
+    async def wait_for(self, *names: str,
+                       timeout: float | timedelta | None = None) -> EventReceived | None:
         """Wait for an external event named one of ``names``; None when ``timeout`` passes.
 
         Events sent before the wait are kept in order and the first matching one is returned.
         """
         if not names or not all(isinstance(n, str) for n in names):
-            raise TypeError("ctx.wait_for() needs one or more event names (str)")
+            raise ArgumentTypeError("ctx.wait_for() needs one or more event names (str)")
         return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout))
 
     def sleep(self, duration: float | timedelta) -> Awaitable[None]:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from .._history import CompleteUpdate, UpdateAccepted
 from .._payloads import Params, check_size, dump_value, error_info
 from ..errors import (
-    IllegalWorkflowOperationError, UnknownQueryError, UnknownUpdateError, WorkflowClosedError,
+    ArgumentTypeError, IllegalWorkflowOperationError, UnknownQueryError, UnknownUpdateError,
+    WorkflowClosedError,
 )
 from ._info import WorkflowInfo
 from ._matcher import Matcher
@@ -70,16 +71,17 @@ class _Handler:
 
 def _check(kind: str, name: Any, fn: Any, validator: Any = None) -> None:
     if not isinstance(name, str) or not name:
-        raise TypeError(f"a {kind} handler needs a non-empty name (str), not {name!r}")
+        raise ArgumentTypeError(f"a {kind} handler needs a non-empty name (str), not "
+                                f"{name!r}")
     if not callable(fn):
-        raise TypeError(f"the {kind} handler {name!r} is not callable: {fn!r}")
+        raise ArgumentTypeError(f"the {kind} handler {name!r} is not callable: {fn!r}")
     if kind == "query" and inspect.iscoroutinefunction(fn):
-        raise TypeError(f"query handler {name!r} is async: a query handler is a plain function "
-                        "that reads the workflow's state and returns a value")
+        raise ArgumentTypeError(f"query handler {name!r} is async: a query handler is a plain "
+                                "function that reads the workflow's state and returns a value")
     if validator is not None and (not callable(validator)
                                   or inspect.iscoroutinefunction(validator)):
-        raise TypeError(f"the validator of update {name!r} must be a plain function that "
-                        f"raises to reject the update, not {validator!r}")
+        raise ArgumentTypeError(f"the validator of update {name!r} must be a plain function "
+                                f"that raises to reject the update, not {validator!r}")
 
 
 class Handlers:

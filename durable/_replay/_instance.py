@@ -53,7 +53,7 @@ class WorkflowInstance:
                  strict: bool = False) -> None:
         self.defn = defn
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
-        self.info = info = tuple.__new__(WorkflowInfo, (  # type: ignore[type-var]
+        self.info = info = tuple.__new__(WorkflowInfo, (
             started.workflow_id, started.run_id, started.tenant, started.workflow,
             started.version, 1, started.continued_from))
         self.actions = actions or {}
@@ -93,7 +93,7 @@ class WorkflowInstance:
             elif matcher.at < len(recorded) and matcher.error is None:
                 self._rest_of_batch()
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per batch)
-        return tuple.__new__(Activation, (commands, matcher.error))  # type: ignore[return-value]
+        return tuple.__new__(Activation, (commands, matcher.error))
 
     def _rest_of_batch(self) -> None:
         """Replay: the batch recorded commands that the code has not issued.
@@ -285,7 +285,7 @@ class WorkflowInstance:
 def _close_all(tasks: list[asyncio.Task[Any]]) -> None:
     for task in tasks:
         try:
-            task.get_coro().close()  # type: ignore[union-attr]
+            task.get_coro().close()
         except BaseException:  # noqa: BLE001 - a finally block in user code raised
             pass
 

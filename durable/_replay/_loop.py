@@ -105,6 +105,7 @@ class _Task(asyncio.Task[Any]):
     """
 
     __slots__ = ("_n",)
+    _n: int
 
     def __hash__(self) -> int:
         return self._n
@@ -275,7 +276,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         """Log the errors of this loop's finished tasks that nothing retrieved (live only)
         and mark them retrieved, so that no finalizer reports them later."""
         for task in self._tasks:
-            if task.done() and not task.cancelled() and task._log_traceback:  # type: ignore[attr-defined]
+            logged = getattr(task, "_log_traceback", False)  # its error was not retrieved
+            if task.done() and not task.cancelled() and logged:
                 exc = task.exception()  # retrieves it
                 if not self.timers.replaying:
                     self._report(f"{task.get_name()}: exception was never retrieved", exc)

@@ -154,7 +154,7 @@ class Matcher:
         """Replay: consume the ``Patched`` markers here; their patches are taken."""
         event = self.next_event()
         while type(event) is Patched:
-            self.patches[event.patch_id] = True  # type: ignore[union-attr]
+            self.patches[event.patch_id] = True
             self.at += 1
             event = self.next_event()
 

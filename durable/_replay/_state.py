@@ -9,6 +9,7 @@ from typing import Any
 
 from .._history import SetData, SetState
 from .._payloads import check_size, dump_value
+from ..errors import ArgumentTypeError
 from ._matcher import Matcher
 
 __all__ = ["RunState"]
@@ -29,7 +30,7 @@ class RunState:
     def set_state(self, state: str) -> None:
         """Issue ``SetState``."""
         if not isinstance(state, str):
-            raise TypeError(f"a workflow state is a str, not {state!r}")
+            raise ArgumentTypeError(f"a workflow state is a str, not {state!r}")
         matcher = self._matcher
         if matcher.done:
             return  # the run has ended: nothing more is recorded
@@ -50,7 +51,8 @@ class RunState:
         recorded: Any = matcher.match(SetData, (key, payload, deleted))
         if recorded is not None and (recorded.value != payload or recorded.deleted != deleted):
             matcher.changed(recorded, SetData(key, payload, deleted),
-                            f"the value of ctx.data[{key!r}]", f" ({recorded.value!r} -> {payload!r})")
+                            f"the value of ctx.data[{key!r}]",
+                            f" ({recorded.value!r} -> {payload!r})")
         if deleted:
             self.data.pop(key, None)
         else:

@@ -7,7 +7,7 @@ import threading
 from contextvars import ContextVar
 from typing import NamedTuple
 
-from ..errors import DurableError
+from ..errors import UsageError
 
 __all__ = ["ActionInfo", "action_info"]
 
@@ -51,4 +51,5 @@ def action_info() -> ActionInfo:
     try:
         return _action_info.get()
     except LookupError:
-        raise DurableError("durable.action_info() is only available inside a running action") from None
+        raise UsageError("durable.action_info() is only available inside a running action: call "
+                         "it from the action's own code (its task or thread)") from None
