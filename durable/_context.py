@@ -15,7 +15,8 @@ from typing import (
 
 from ._definitions import action_definition, seconds
 from ._history import EventReceived
-from .errors import DurableError, ValidationError
+from ._validate import check_id, check_text
+from .errors import ArgumentTypeError, DurableError, ValidationError
 
 if TYPE_CHECKING:
     from ._replay._children import ChildHandle
@@ -99,9 +100,7 @@ class _Data(MutableMapping[str, Any]):
         return self._instance.data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if not isinstance(key, str):
-            raise TypeError(f"ctx.data keys are str, not {key!r}")
-        self._instance.set_data(key, value)
+        self._instance.set_data(check_id(key, "a ctx.data key"), value)
 
     def __delitem__(self, key: str) -> None:
         if key not in self._instance.data:
@@ -162,7 +161,7 @@ class Context:
         Events sent before the wait are kept in order and the first matching one is returned.
         """
         if not names or not all(isinstance(n, str) for n in names):
-            raise TypeError("ctx.wait_for() needs one or more event names (str)")
+            raise ArgumentTypeError("ctx.wait_for() needs one or more event names (str)")
         return await self._instance.wait_for(names, None if timeout is None else seconds(timeout))
 
     def sleep(self, duration: float | timedelta) -> Awaitable[None]:
@@ -191,8 +190,8 @@ class Context:
         if parent_close not in PARENT_CLOSE_POLICIES:
             raise ValidationError(f"parent_close is 'cancel' or 'abandon', not {parent_close!r}",
                                   function="ctx.start_child", parameter="parent_close")
-        if id is not None and (not isinstance(id, str) or not id
-                               or id == self._instance.info.workflow_id):
+        if id is not None and (check_id(id, "a child workflow id", error=ValidationError)
+                               == self._instance.info.workflow_id):
             raise ValidationError(f"a child workflow's id is a non-empty str other than its "
                                   f"parent's, not {id!r}", function="ctx.start_child",
                                   parameter="id")
@@ -231,7 +230,7 @@ class Context:
             raise ValidationError(f"ctx.patched() takes a non-empty str patch id, not "
                                   f"{patch_id!r}; name the change, e.g. ctx.patched(\"fee-v2\")",
                                   function="ctx.patched", parameter="patch_id")
-        return self._instance.patched(patch_id)
+        return self._instance.patched(check_id(patch_id, "a patch id", error=ValidationError))
 
     def now(self) -> datetime:
         """The workflow's current time (aware, UTC): the same on every replay."""
@@ -247,7 +246,7 @@ class Context:
 
     def set_state(self, state: str) -> None:
         """Record the workflow's named state (shown by ``describe()`` and ``durable show``)."""
-        self._instance.set_state(state)
+        self._instance.set_state(check_text(state, "a workflow state"))
 
     @property
     def state(self) -> str | None:

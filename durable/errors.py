@@ -32,6 +32,7 @@
     │   └── RequestTimeoutError        no worker answered in time
     ├── InfrastructureError            the database, Redis or the network: retry, or fix the setup
     │   ├── StoreUnavailableError      the store cannot be reached (see __cause__)
+    │   ├── StoreConfigurationError    the store is set up wrongly: a missing database, bad credentials
     │   └── ServerStoppedError         a server stopped before it started (also a RuntimeError)
     ├── OutcomeError                   how an execution, action or update ended (recorded)
     │   ├── WorkflowFailedError        the workflow raised
@@ -78,6 +79,7 @@ __all__ = [
     "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError",
     "ServerStoppedError",
+    "StoreConfigurationError",
     "StoreUnavailableError",
     "UnknownActionError",
     "UnknownQueryError",
@@ -330,6 +332,15 @@ class RequestTimeoutError(RequestError):
 
 class StoreUnavailableError(InfrastructureError):
     """The store could not be reached or answered with an error; the cause is ``__cause__``."""
+
+
+class StoreConfigurationError(InfrastructureError):
+    """The store's server refused its setup: retrying will not help, fixing it will.
+
+    A PostgreSQL database that does not exist (the message names it and says to create it),
+    a missing schema, a wrong user or password. ``.url`` is the store's URL (password
+    redacted), ``.sqlstate`` the server's code; the driver's error is ``__cause__``.
+    """
 
 
 class ServerStoppedError(InfrastructureError, RuntimeError):

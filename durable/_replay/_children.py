@@ -20,8 +20,10 @@ from .._history import (
     ChildInitiated, ChildStarted, ChildStartFailed, Event, StartChild,
 )
 from .._payloads import check_size, dump_value
+from .._validate import check_id
 from ..errors import (
-    DurableError, WorkflowAlreadyStartedError, WorkflowCancelledError, WorkflowFailedError,
+    DurableError, ValidationError, WorkflowAlreadyStartedError, WorkflowCancelledError,
+    WorkflowFailedError,
 )
 
 if TYPE_CHECKING:
@@ -126,6 +128,7 @@ class Children:
         else:
             a, k = defn.params.dump(args, {})
             check_size([a, k], f"arguments of {defn.name}")
+            check_id(wanted, "a child workflow id", error=ValidationError)  # a derived one too
             run_id = uuid.uuid5(uuid.NAMESPACE_URL, f"durable:{info.run_id}:child:{cmd}").hex
             inst.issue(StartChild(cmd, defn.name, defn.version, wanted, run_id, a, k,
                                   parent_close))

@@ -27,6 +27,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NoReturn
 
+from .._validate import check_timer_delay
 from ..errors import IllegalWorkflowOperationError
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
+        check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError at the call
         handle = _TimerHandle(when, callback, args, self, context)
         if delay <= 0:  # due now: no durable timer, just the next turn of the loop
             self._ready.append(handle)

@@ -75,7 +75,7 @@ class Environment:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Environment:
-        store = MemoryStore()
+        store = MemoryStore(clock=self.clock)  # timers are due on the virtual clock
         self._client = _Client(self, store, tenant=self.tenant, clock=self.clock)
         self._worker = Worker(self._client, self.workflows.values(), self.actions.values(),
                               max_cached=0 if self.always_replay else 1000)
