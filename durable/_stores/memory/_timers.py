@@ -15,9 +15,11 @@ class MemoryTimers(MemoryState):
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
         """Record ``TimerFired`` for up to ``limit`` timers due on the store's clock (each
         exactly once)."""
-        store_now = self._store_time(now)
-        due = sorted((t for t in self._timers.values() if t.fire_at <= store_now),  # type: ignore[operator]
+        store_now: float = self._store_time(now)  # type: ignore[assignment]
+        due = sorted((t for t in self._timers.values() if t.fire_at <= store_now),
                      key=lambda t: t.fire_at)[:limit]
+        now = min(now, store_now)  # a caller ahead must not hide the task from the others
+        # (see TimerStore.fire_due_timers)
         appended = False
         for timer in due:
             del self._timers[(timer.tenant, timer.workflow_id, timer.run_id, timer.cmd)]

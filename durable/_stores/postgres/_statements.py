@@ -212,10 +212,10 @@ SELECT 'a', tenant, workflow_id, name, run_id, cmd FROM actions
 
 # ---- timers and introspection ---------------------------------------------------------------
 
-# $1 now (stamps the events), $2 limit, $3/$4 the TimerFired's head and tail, $5 the store's
-# time (NULL: the server's clock; migration 0009).
+# $1 the caller's now, $2 limit, $3 the TimerFired's head (up to its seq), $4 the store's time
+# (NULL: the server's clock; migration 0009).
 FIRE_DUE_TIMERS: Final = ("SELECT fired_tenant, fired_workflow_id "
-                          "FROM durable_fire_due_timers($1, $2, $3, $4, $5::float8)")
+                          "FROM durable_fire_timers($1, $2, $3, $4::float8)")
 PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM timers "
                          "WHERE tenant = $1 AND workflow_id = $2 ORDER BY cmd")
 # $1 the caller's now, $2 the store's time (NULL: the server's clock): timers are due on the

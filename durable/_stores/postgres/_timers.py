@@ -24,10 +24,9 @@ class PostgresTimers(PostgresBase):
         server's, unless the store was given another) (each exactly once)."""
         if limit <= 0:
             return []
-        head, tail = split_at_seq(TimerFired(0, now, 0), now)
-        # Invariant: a TimerFired ends with its cmd; the function appends each timer's own.
-        rows = await self._fetch(sql.FIRE_DUE_TIMERS, now, limit, head, tail[:-1],
-                                 self._store_time(now))
+        # Invariant: a TimerFired is [tag, seq, time, cmd]; the function appends the rest.
+        head, _ = split_at_seq(TimerFired(0, now, 0), now)
+        rows = await self._fetch(sql.FIRE_DUE_TIMERS, now, limit, head, self._store_time(now))
         if rows:
             self.wakeup.notify()
         return [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]

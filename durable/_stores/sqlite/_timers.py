@@ -51,9 +51,10 @@ def _fire_due_timers(conn: sqlite3.Connection, now: float, store_now: float,
 
 def _fire_txn(conn: sqlite3.Connection, now: float, store_now: float,
               limit: int) -> list[TaskRef]:
-    """Delete each timer due at ``store_now`` and record its ``TimerFired`` (stamped ``now``)
-    in the same transaction."""
+    """Delete each timer due at ``store_now`` and record its ``TimerFired`` in the same
+    transaction, stamped with the earlier of the two clocks (see ``TimerStore``)."""
     due = conn.execute(sql.SELECT_DUE_TIMERS, (store_now, limit)).fetchall()
+    now = min(now, store_now)
     for tenant, workflow_id, run_id, cmd in due:
         conn.execute(sql.DELETE_TIMER, (tenant, workflow_id, run_id, cmd))
         append_txn(conn, tenant, workflow_id, TimerFired(0, now, cmd), f"t{run_id}/{cmd}", now)

@@ -5,14 +5,16 @@
 -- fired other workers' timers early. Now a commit's timers, due at fire_at on the committer's
 -- clock (the commit's p_now), are stored due as long after the server's clock at commit
 -- (durable_due_on_store_clock), and the scan compares with the server's clock
--- (durable_fire_due_timers with p_store_now). The events a scan appends are still stamped
--- with the caller's p_now, and so is the workflow task it makes runnable (claims compare due
--- times with the claiming worker's clock). Tests that drive the store with explicit times
--- pass the store's time instead of NULL (p_given, p_store_now).
+-- (durable_fire_timers). The events a scan appends, and the workflow
+-- tasks it makes runnable, are stamped with the earlier of the caller's p_now and the store's
+-- clock: claims compare due times with the claiming worker's clock, and a scanner whose clock
+-- runs ahead must not hide the tasks it makes runnable from the other workers. Tests that
+-- drive the store with explicit times pass the store's time instead of NULL (p_given,
+-- p_store_now).
 --
--- durable_commit, durable_commit_effects and the 4-argument durable_fire_due_timers are not
--- changed: the statements pass durable_commit's p_timer_fire_at through
--- durable_due_on_store_clock, and call the 5-argument durable_fire_due_timers below.
+-- durable_commit, durable_commit_effects and durable_fire_due_timers are not changed (an older
+-- durable still calls them): the statements pass durable_commit's p_timer_fire_at through
+-- durable_due_on_store_clock, and scan with durable_fire_timers instead.
 
 -- The store's time: p_given (tests), else the server's clock, in epoch seconds.
 CREATE FUNCTION durable_store_time(p_given double precision) RETURNS double precision
@@ -38,16 +40,19 @@ END
 $$;
 
 -- durable_fire_due_timers (0001) with the comparison on the store's clock: fire up to p_limit
--- timers due at durable_store_time(p_store_now); each TimerFired (p_head || msgpack(seq) ||
--- p_time || msgpack(cmd)) and its workflow task are stamped p_now. Locking as in 0001.
-CREATE FUNCTION durable_fire_due_timers(p_now double precision, p_limit integer,
-                                        p_head bytea, p_time bytea,
-                                        p_store_now double precision)
+-- timers due at durable_store_time(p_store_now). Each TimerFired and its workflow task are
+-- stamped v_stamp, the earlier of p_now and that time; the body is p_head || msgpack(seq) ||
+-- msgpack(v_stamp) || msgpack(cmd) (msgspec writes every float as a float 64: 0xcb and the
+-- 8 bytes float8send gives). Locking as in 0001.
+CREATE FUNCTION durable_fire_timers(p_now double precision, p_limit integer, p_head bytea,
+                                    p_store_now double precision)
 RETURNS TABLE (fired_tenant text, fired_workflow_id text)
 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
     v_due double precision := durable_store_time(p_store_now);
+    v_stamp double precision := least(p_now, v_due);
+    v_time bytea := '\xcb'::bytea || float8send(v_stamp);
 BEGIN
     FOR r IN
         SELECT t.tenant, t.workflow_id, t.run_id, t.cmd
@@ -62,8 +67,8 @@ BEGIN
             AND run_id = r.run_id AND cmd = r.cmd;
         CONTINUE WHEN NOT FOUND;
         PERFORM durable_append(r.tenant, r.workflow_id, p_head,
-                               p_time || durable_msgpack_uint(r.cmd),
-                               't' || r.run_id || '/' || r.cmd, p_now);
+                               v_time || durable_msgpack_uint(r.cmd),
+                               't' || r.run_id || '/' || r.cmd, v_stamp);
         fired_tenant := r.tenant;
         fired_workflow_id := r.workflow_id;
         RETURN NEXT;
