@@ -23,7 +23,7 @@ from ._history import CancelRequested, ErrorInfo, Event, EventReceived, Workflow
 from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
-    check_timeout,
+    check_timeout, show,
 )
 from ._schedules._handle import (
     DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
@@ -253,6 +253,9 @@ class WorkflowHandle(Generic[R]):
         an earlier run the execution continued from (default: the current one). A moment
         before the run started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
         """
+        if isinstance(when, bool) or not isinstance(when, (datetime, float, int)):
+            raise ArgumentTypeError(f"state_at() takes a datetime, epoch seconds (a float) or a "
+                                    f"seq (an int), not {show(when)}", parameter="when")
         if isinstance(when, float) and math.isnan(when):
             raise ValidationError("state_at() takes a moment, not NaN", parameter="when")
         check_optional_id(run_id, "a run id")
@@ -273,8 +276,8 @@ class WorkflowHandle(Generic[R]):
 
 def _check_status(status: Any) -> None:
     if status is not None and status not in _STATUSES:
-        raise ValidationError(f"status is one of {', '.join(_STATUSES)} or None, not {status!r}",
-                              parameter="status")
+        raise ValidationError(f"status is one of {', '.join(_STATUSES)} or None, not "
+                              f"{show(status)}", parameter="status")
 
 
 def _epoch(since: float | datetime | None) -> float | None:
@@ -464,7 +467,7 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
                  redis_url: str | None = None, prefix: str = "durable",
                  partitions: int = 4) -> None:
         if not isinstance(url, str):
-            raise ArgumentTypeError(f"a store URL is a str, not {url!r}")
+            raise ArgumentTypeError(f"a store URL is a str, not {show(url)}")
         self.url = url
         self.tenant = check_tenant(tenant)
         self.redis_url = redis_url

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._payloads import Params, Result
-from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number
+from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
 from .errors import (
     ArgumentTypeError, DatabaseActionError, InputError, InvalidArgumentError, UnknownActionError,
     UnknownWorkflowError,
@@ -66,13 +66,13 @@ class Retry:
             check_number(self.backoff, "Retry(backoff=)", minimum=1.0)
             check_number(self.maximum, "Retry(maximum=)", maximum=MAX_DURATION)
         except InputError as exc:
-            raise InvalidArgumentError(f"invalid retry policy {self!r}: attempts >= 1, "
-                                       "initial >= 0, backoff >= 1, maximum >= 0, all finite "
-                                       f"({exc})") from None
+            raise InvalidArgumentError(f"invalid retry policy: attempts >= 1, initial >= 0, "
+                                       f"backoff >= 1, maximum >= 0, all finite ({exc})"
+                                       ) from None
         if not isinstance(self.non_retryable, tuple) or not all(
                 isinstance(t, type) and issubclass(t, BaseException) for t in self.non_retryable):
-            raise InvalidArgumentError(f"invalid retry policy {self!r}: non_retryable is a "
-                                       "tuple of exception classes")
+            raise InvalidArgumentError(f"invalid retry policy: non_retryable is a tuple of "
+                                       f"exception classes, not {show(self.non_retryable)}")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after attempt number ``attempt`` (1-based) failed."""
@@ -134,7 +134,7 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
-            raise ArgumentTypeError(f"@durable.workflow needs an async def function, got {f!r}")
+            raise ArgumentTypeError(f"@durable.workflow needs an async def function, got {show(f)}")
         wf_name = check_id(f.__name__ if name is None else name, "a workflow name")
         check_id(str(version), "a workflow version")
         defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
@@ -204,11 +204,11 @@ def _isolation(name: str | None, transaction: bool, isolation: str | None) -> st
         return DEFAULT_ISOLATION
     if not transaction:
         raise DatabaseActionError(
-            f"action {name or '(unnamed)'}: isolation={isolation!r} needs transaction=True",
+            f"action {name or '(unnamed)'}: isolation={show(isolation)} needs transaction=True",
             action=name, reason="isolation without transaction")
     if isolation not in ISOLATION_LEVELS:
         raise DatabaseActionError(
-            f"action {name or '(unnamed)'}: unknown isolation level {isolation!r}; use one of "
+            f"action {name or '(unnamed)'}: unknown isolation level {show(isolation)}; use one of "
             f"{', '.join(map(repr, ISOLATION_LEVELS))}", action=name, reason="isolation")
     return isolation
 
@@ -224,10 +224,10 @@ def workflow_definition(wf: Any, known: dict[str, WorkflowDefinition] | None = N
         found = (known or {}).get(wf) or _workflows.get(wf)
         if found is not None:
             return found
-        raise UnknownWorkflowError(f"no workflow named {wf!r} is registered; decorate it with "
+        raise UnknownWorkflowError(f"no workflow named {show(wf)} is registered; decorate it with "
                                    "@durable.workflow and import its module", name=wf)
-    raise UnknownWorkflowError(f"{wf!r} is not a workflow; decorate it with @durable.workflow",
-                               name=repr(wf))
+    raise UnknownWorkflowError(f"{show(wf)} is not a workflow; decorate it with @durable.workflow",
+                               name=show(wf))
 
 
 def action_definition(act: Any, known: dict[str, ActionDefinition] | None = None) -> ActionDefinition:
@@ -241,10 +241,10 @@ def action_definition(act: Any, known: dict[str, ActionDefinition] | None = None
         found = (known or {}).get(act) or _actions.get(act)
         if found is not None:
             return found
-        raise UnknownActionError(f"no action named {act!r} is registered; decorate it with "
+        raise UnknownActionError(f"no action named {show(act)} is registered; decorate it with "
                                  "@durable.action and pass it in Worker(actions=[...])", name=act)
-    raise UnknownActionError(f"{act!r} is not an action; decorate it with @durable.action",
-                             name=repr(act))
+    raise UnknownActionError(f"{show(act)} is not an action; decorate it with @durable.action",
+                             name=show(act))
 
 
 def definitions_in(modules: Iterable[ModuleType]) -> tuple[dict[str, WorkflowDefinition],

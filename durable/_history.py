@@ -535,7 +535,8 @@ _UNDECODABLE: Final = (msgspec.DecodeError, RecursionError, UnicodeError, ValueE
 
 
 def decode_event(data: bytes) -> Event:
-    """The event encoded in ``data`` (by :func:`encode_event`); ``HistoryError`` if it is not one."""
+    """The event encoded in ``data`` (by :func:`encode_event`); ``HistoryError`` if it is not
+    one."""
     try:
         return _decoder.decode(data)
     except _UNDECODABLE as exc:

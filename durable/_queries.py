@@ -19,7 +19,7 @@ import msgspec
 from ._history import ErrorInfo
 from ._payloads import check_size, dump_value
 from ._stores import FINISHED_REQUESTS, Request, workflow_ref
-from ._validate import check_id, check_optional_id, check_timeout
+from ._validate import check_id, check_optional_id, check_timeout, show
 from .errors import (
     ArgumentTypeError, QueryFailedError, RequestTimeoutError, UnknownQueryError,
     UnknownUpdateError, UpdateFailedError, UpdateRejectedError, ValidationError,
@@ -146,7 +146,7 @@ def _check_result_type(result_type: Any) -> None:
     try:
         msgspec.json.Decoder(result_type)
     except Exception as exc:  # TypeError for an unsupported type, anything from odd objects
-        raise ArgumentTypeError(f"result_type {result_type!r} is not a type msgspec can "
+        raise ArgumentTypeError(f"result_type {show(result_type)} is not a type msgspec can "
                                 f"convert to ({exc})", parameter="result_type") from None
 
 
@@ -157,4 +157,4 @@ def _convert(request: Request, result_type: Any) -> Any:
         return msgspec.convert(request.result, result_type, builtin_types=(bytes, bytearray))
     except msgspec.ValidationError as exc:
         raise ValidationError(f"the answer to {request.kind} {request.name!r} does not fit "
-                              f"{result_type!r}: {exc}", function=request.name) from None
+                              f"{show(result_type)}: {exc}", function=request.name) from None

@@ -42,6 +42,7 @@ __all__ = [
     "check_timeout",
     "check_timer_delay",
     "check_tenant",
+    "show",
 ]
 
 # Why 512 bytes: an id travels inside composite keys and messages that have hard limits. The
@@ -67,19 +68,19 @@ def check_id(value: Any, what: str, *, error: type[InputError] | None = None,
     it in the error ("a workflow id")."""
     if type(value) is not str:  # a str subclass could encode differently: refuse it too
         raise (error or ArgumentTypeError)(
-            f"{what} must be a non-empty str, not {_show(value)}", parameter=what)
+            f"{what} must be a non-empty str, not {show(value)}", parameter=what)
     if not value:
         raise (error or ValidationError)(f"{what} must be a non-empty str, not ''",
                                          parameter=what)
     if _CONTROL.search(value):
         raise (error or ValidationError)(
-            f"{what} must not contain control characters (NUL, newlines, ...): {_show(value)}",
+            f"{what} must not contain control characters (NUL, newlines, ...): {show(value)}",
             parameter=what)
     size = _utf8_size(value, what, error)
     if size > limit:
         raise (error or ValidationError)(
             f"{what} is {size} bytes long in UTF-8; the limit is {limit} bytes: "
-            f"{_show(value)}", parameter=what, size=size, limit=limit)
+            f"{show(value)}", parameter=what, size=size, limit=limit)
     return value
 
 
@@ -98,9 +99,9 @@ def check_text(value: Any, what: str, *, limit: int = MAX_TEXT_BYTES) -> str:
     """``value`` if it is a ``str`` that every store keeps as it is: no NUL, no lone
     surrogates, at most ``limit`` bytes of UTF-8 (empty is fine)."""
     if type(value) is not str:
-        raise ArgumentTypeError(f"{what} must be a str, not {_show(value)}", parameter=what)
+        raise ArgumentTypeError(f"{what} must be a str, not {show(value)}", parameter=what)
     if "\x00" in value:
-        raise ValidationError(f"{what} must not contain NUL characters: {_show(value)}",
+        raise ValidationError(f"{what} must not contain NUL characters: {show(value)}",
                               parameter=what)
     size = _utf8_size(value, what, None)
     if size > limit:
@@ -115,7 +116,7 @@ def check_duration(value: Any, what: str) -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgumentTypeError(f"{what} must be seconds or a timedelta, not {_show(value)}",
+        raise ArgumentTypeError(f"{what} must be seconds or a timedelta, not {show(value)}",
                                 parameter=what)
     else:
         try:
@@ -124,7 +125,7 @@ def check_duration(value: Any, what: str) -> float:
             seconds = math.inf
     if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION:
         raise ValidationError(f"{what} must be a finite number of seconds of at most "
-                              f"{MAX_DURATION:.0f} (about 100 years), not {_show(value)}",
+                              f"{MAX_DURATION:.0f} (about 100 years), not {show(value)}",
                               parameter=what)
     return seconds
 
@@ -151,21 +152,21 @@ def check_number(value: Any, what: str, *, minimum: float = 0.0, exclusive: bool
     """A finite ``int`` or ``float`` (not ``bool``) within ``[minimum, maximum]`` (``minimum``
     itself excluded when ``exclusive``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgumentTypeError(f"{what} must be a number, not {_show(value)}", parameter=what)
+        raise ArgumentTypeError(f"{what} must be a number, not {show(value)}", parameter=what)
     number = float(value) if abs(value) < 1e308 else math.inf
     low_ok = number > minimum if exclusive else number >= minimum
     if not (math.isfinite(number) and low_ok and number <= maximum):
         bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
         upper = "" if maximum == math.inf else f" and <= {maximum:g}"
         raise ValidationError(f"{what} must be a finite number {bound}{upper}, not "
-                              f"{_show(value)}", parameter=what)
+                              f"{show(value)}", parameter=what)
     return number
 
 
 def check_count(value: Any, what: str, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
     """An ``int`` (not ``bool``) within ``[minimum, maximum]`` (a limit, a size, a batch)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(f"{what} must be an int, not {_show(value)}", parameter=what)
+        raise ArgumentTypeError(f"{what} must be an int, not {show(value)}", parameter=what)
     if not minimum <= value <= maximum:
         raise ValidationError(f"{what} must be between {minimum} and {maximum}, not {value}",
                               parameter=what)
@@ -179,12 +180,13 @@ def _utf8_size(value: str, what: str, error: type[InputError] | None) -> int:
         return len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise (error or ValidationError)(
-            f"{what} contains a lone surrogate, which cannot be encoded: {_show(value)}",
+            f"{what} contains a lone surrogate, which cannot be encoded: {show(value)}",
             parameter=what) from None
 
 
-def _show(value: Any) -> str:
-    """A short repr for messages (a 100 kB id is not repeated in full)."""
+def show(value: Any) -> str:
+    """A short repr of a caller's value for messages: a 100 kB id is not repeated in full,
+    and a value whose repr fails (nested 100,000 deep) does not turn the error into another."""
     try:
         text = repr(value)
     except Exception:  # a repr that raises is the caller's bug, not a reason to hide ours

@@ -32,7 +32,7 @@
     │   └── RequestTimeoutError        no worker answered in time
     ├── InfrastructureError            the database, Redis or the network: retry, or fix the setup
     │   ├── StoreUnavailableError      the store cannot be reached (see __cause__)
-    │   ├── StoreConfigurationError    the store is set up wrongly: a missing database, bad credentials
+    │   ├── StoreConfigurationError    the store is set up wrongly (a missing database, a password)
     │   └── ServerStoppedError         a server stopped before it started (also a RuntimeError)
     ├── OutcomeError                   how an execution, action or update ended (recorded)
     │   ├── WorkflowFailedError        the workflow raised

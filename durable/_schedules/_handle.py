@@ -11,7 +11,7 @@ from msgspec.structs import replace
 from .._definitions import Duration, WorkflowDefinition, seconds
 from .._payloads import check_size
 from .._stores._schedule_records import PendingRun, ScheduleRecord, ScheduleRun
-from .._validate import MAX_ID_BYTES, check_id, check_text
+from .._validate import MAX_ID_BYTES, check_id, check_text, show
 from ..errors import (
     InputError, InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError,
     StoreUnavailableError,
@@ -182,15 +182,15 @@ def _new_record(defn: WorkflowDefinition, args: tuple[Any, ...], *, now: float,
            limit=MAX_SCHEDULE_ID_BYTES)
     _field(schedule_id, "note", note, check_text, "a schedule's note")
     if not isinstance(paused, bool):
-        raise InvalidScheduleError(f"paused is a bool, not {paused!r}", schedule_id=schedule_id,
-                                   field="paused", value=repr(paused))
+        raise InvalidScheduleError(f"paused is a bool, not {show(paused)}",
+                                   schedule_id=schedule_id, field="paused", value=show(paused))
     spec = make_spec(schedule_id, cron=cron, every=_seconds(schedule_id, "every", every),
                      offset=_seconds(schedule_id, "offset", offset) or 0.0, tz=tz, now=now)
     window = _seconds(schedule_id, "catchup_window", catchup_window)
     if window is None or window < 0:
         raise InvalidScheduleError(
-            f"catchup_window={catchup_window!r} of schedule {schedule_id!r} must be >= 0",
-            schedule_id=schedule_id, field="catchup_window", value=repr(catchup_window))
+            f"catchup_window={show(catchup_window)} of schedule {schedule_id!r} must be >= 0",
+            schedule_id=schedule_id, field="catchup_window", value=show(catchup_window))
     a, k = defn.params.dump(args, {})
     check_size([a, k], f"arguments of schedule {schedule_id!r}")
     return ScheduleRecord(tenant, schedule_id, defn.name, defn.version, a, k, spec,
@@ -205,9 +205,9 @@ def _seconds(schedule_id: str, field: str, value: Duration | None) -> float | No
         return seconds(value, field)
     except InputError as exc:
         raise InvalidScheduleError(
-            f"{field}={value!r} of schedule {schedule_id!r} is not a duration: use a finite "
+            f"{field}={show(value)} of schedule {schedule_id!r} is not a duration: use a finite "
             f"number of seconds or a timedelta ({exc.message})", schedule_id=schedule_id,
-            field=field, value=repr(value)) from None
+            field=field, value=show(value)) from None
 
 
 def _field(schedule_id: Any, field: str, value: Any, check: Callable[..., Any], what: str,
@@ -216,9 +216,9 @@ def _field(schedule_id: Any, field: str, value: Any, check: Callable[..., Any], 
     try:
         check(value, what, **options)
     except InputError as exc:
-        raise InvalidScheduleError(f"{exc.message} (schedule {schedule_id!r})",
-                                   schedule_id=str(schedule_id), field=field,
-                                   value=repr(value)) from None
+        raise InvalidScheduleError(f"{exc.message} (schedule {show(schedule_id)})",
+                                   schedule_id=show(schedule_id), field=field,
+                                   value=show(value)) from None
 
 
 def _overlap(schedule_id: str, overlap: Overlap | str) -> Overlap:
@@ -227,9 +227,9 @@ def _overlap(schedule_id: str, overlap: Overlap | str) -> Overlap:
     except ValueError:
         names = ", ".join(repr(o.value) for o in Overlap)
         raise InvalidScheduleError(
-            f"unknown overlap policy {overlap!r} for schedule {schedule_id!r}: use one of "
+            f"unknown overlap policy {show(overlap)} for schedule {schedule_id!r}: use one of "
             f"{names} (or durable.Overlap)", schedule_id=schedule_id, field="overlap",
-            value=repr(overlap)) from None
+            value=show(overlap)) from None
 
 
 def _definition(r: ScheduleRecord) -> tuple[Any, ...]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable
 from .._definitions import action_definition, workflow_definition
 from .._dispatch import Claim, ClaimSpec
 from .._stores import WorkflowTask
-from .._validate import MAX_DURATION, check_count, check_id, check_number
+from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
@@ -182,7 +182,7 @@ def _check_options(concurrency: Any, lease: Any, poll_interval: Any, max_cached:
     """``Worker``'s options, each of its type and in range, or ``InvalidArgumentError`` (an
     ``ArgumentTypeError`` for a value of the wrong type)."""
     if not isinstance(inline_actions, bool):
-        raise ArgumentTypeError(f"inline_actions is a bool, not {inline_actions!r}")
+        raise ArgumentTypeError(f"inline_actions is a bool, not {show(inline_actions)}")
     if identity is not None:
         check_id(identity, "a worker identity")
     try:
@@ -205,5 +205,5 @@ def _check_options(concurrency: Any, lease: Any, poll_interval: Any, max_cached:
 def _listed(items: Any) -> list[Any]:
     """Workflows or actions as a list; an ``ArgumentTypeError`` if they are not iterable."""
     if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
-        raise ArgumentTypeError(f"workflows and actions are given as lists, not {items!r}")
+        raise ArgumentTypeError(f"workflows and actions are given as lists, not {show(items)}")
     return list(items)

@@ -20,6 +20,7 @@ from .._client import DEFAULT_TENANT, Client, WorkflowHandle
 from .._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores.memory import MemoryStore
+from .._validate import check_timeout
 from .._worker import Worker
 from ..errors import (
     InvalidArgumentError, UnknownActionError, UnknownWorkflowError, UsageError, WorkflowHeldError,
@@ -278,6 +279,7 @@ class _Handle(WorkflowHandle[R]):
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end (``timeout`` is in real seconds), skipping idle time."""
         env = self.client.env
+        timeout = check_timeout(timeout, "result(timeout=)")
         if not env.time_skipping:
             return await super().result(timeout)
         async with asyncio.timeout(timeout):
