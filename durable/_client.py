@@ -258,6 +258,12 @@ class WorkflowHandle(Generic[R]):
                                     f"seq (an int), not {show(when)}", parameter="when")
         if isinstance(when, float) and math.isnan(when):
             raise ValidationError("state_at() takes a moment, not NaN", parameter="when")
+        if isinstance(when, datetime):
+            try:
+                when.timestamp()
+            except (ValueError, OverflowError) as exc:  # naive, local, near year 1 or 9999
+                raise ValidationError(f"state_at() cannot place {when!r} in time ({exc})",
+                                      parameter="when") from None
         check_optional_id(run_id, "a run id")
         return await state_at(self, when, replay_code=replay, run_id=run_id)
 

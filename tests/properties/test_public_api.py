@@ -163,6 +163,24 @@ async def test_reads_and_cancellation_take_or_refuse_any_value(
     await finishes(handle)
 
 
+@given(schedule_id=ids(), args=st.lists(payloads(), max_size=2), options=st.fixed_dictionaries(
+    {}, optional={"cron": mix((2, st.sampled_from(["* * * * *", "0 3 * * *", "@daily"])),
+                              (1, texts()), (1, values())),
+                  "every": durations(), "offset": durations(), "timezone": mix(
+                      (2, st.sampled_from(["UTC", "Europe/Paris"])), (1, ids())),
+                  "overlap": mix((2, st.sampled_from(["skip", "allow_all"])), (1, ids())),
+                  "catchup_window": durations(), "paused": mix((2, st.booleans()), (1, values())),
+                  "note": mix((2, texts()), (1, values())), "tenant": ids()}))
+async def test_schedules_take_or_refuse_any_definition(
+        env: Environment, schedule_id: Any, args: list[Any], options: dict[str, Any]) -> None:
+    ok, handle = await works_or_typed(env.client.schedule(waiter, *args, id=schedule_id,
+                                                          **options))
+    if ok:
+        assert (await handle.describe()).schedule_id == schedule_id
+        await works_or_typed(handle.pause(note=options.get("note")))
+        await handle.delete()  # its runs would start as the other properties skip time
+
+
 OPTIONS = ["concurrency", "lease", "poll_interval", "max_cached", "inline_actions", "identity",
            "snapshot_every", "snapshots_kept"]
 
