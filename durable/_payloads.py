@@ -173,7 +173,9 @@ class Params:
                                   function=self.where, parameter=missing[0])
         for name, value in bound.items():
             self._validate(name, value)
-        return dump_value(list(args), self.where), dump_value(kwargs, self.where)
+        payload = dump_value(list(args), self.where), dump_value(kwargs, self.where)
+        check_size(list(payload), f"arguments of {self.where}")  # that they can be read back
+        return payload
 
     def _validate(self, name: str, value: Any) -> None:
         convert = self.converters.get(name)

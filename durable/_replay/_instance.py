@@ -425,13 +425,16 @@ class WorkflowInstance:
         recorded, ri = self._recorded, self._ri
         recorded = recorded[ri] if recorded is not None and ri < len(recorded) else None
         if type(recorded) is ActionScheduled and recorded.name == defn.name:  # type: ignore[union-attr]
-            self._ri += 1
-            self._ncmd = cmd + 1
             # Plain values compare equal as they are; only others need normalizing first.
             a, r = list(args), recorded.args  # type: ignore[union-attr]
-            if (a != r and dump_value(a, defn.name) != r) or (kwargs and (
-                    kwargs != recorded.kwargs  # type: ignore[union-attr]
-                    and dump_value(kwargs, defn.name) != recorded.kwargs)):  # type: ignore[union-attr]
+            changed = (a != r and dump_value(a, defn.name) != r) or (kwargs and (
+                kwargs != recorded.kwargs  # type: ignore[union-attr]
+                and dump_value(kwargs, defn.name) != recorded.kwargs))  # type: ignore[union-attr]
+            if changed:  # as live, arguments the checks refuse schedule nothing, take nothing
+                defn.params.dump(args, kwargs)
+            self._ri += 1
+            self._ncmd = cmd + 1
+            if changed:
                 self._action_changed(defn, recorded, args, kwargs)  # type: ignore[arg-type]
         else:
             a, k = defn.params.dump(args, kwargs)
@@ -568,6 +571,8 @@ class WorkflowInstance:
         if self.done:
             return  # the run has ended (see _after_the_end)
         payload = None if deleted else dump_value(value, f"ctx.data[{key!r}]")
+        if not deleted:  # live and in replay alike, before anything recorded is taken
+            check_size(payload, f"ctx.data[{key!r}]")
         recorded = self._peek()
         if type(recorded) is DataChanged and recorded.key == key:  # type: ignore[union-attr]
             self._ri += 1
@@ -577,8 +582,6 @@ class WorkflowInstance:
                               SetData(key, payload, deleted),
                               detail=f" ({recorded.value!r} -> {payload!r})")  # type: ignore[union-attr]
         else:
-            if not deleted:
-                check_size(payload, f"ctx.data[{key!r}]")
             self.issue(SetData(key, payload, deleted))
         if deleted:
             self.data.pop(key, None)
