@@ -3,7 +3,9 @@
 ``ci`` (the default) keeps the suite quick; ``HYPOTHESIS_PROFILE=long`` runs many more
 examples per property (the numbers in the issue's closing note)::
 
-    HYPOTHESIS_PROFILE=long scripts/test tests/properties --hypothesis-show-statistics
+    HYPOTHESIS_PROFILE=long scripts/test tests/properties --timeout=0 --hypothesis-show-statistics
+
+(``--timeout=0``: a long run of one property outlasts the suite's 120 s per test.)
 
 Examples are not stored between runs (no ``.hypothesis`` folder in the tree); a failure
 prints the example and the seed to reproduce it with (``--hypothesis-seed``).
