@@ -318,3 +318,18 @@ async def test_values_postgres_refuses_are_validation_errors_not_outages(
         assert await store.get_execution("t", "fine") is None  # the pool was not dropped
     finally:
         await store.close()
+
+
+def test_the_cli_prints_typed_errors_as_one_line(pg_dsn: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from durable._cli import main
+
+    missing = urlunsplit(urlsplit(pg_dsn)._replace(path="/durable_no_such_database"))
+    assert main(["--db", missing, "list"]) == 1
+    err = capsys.readouterr().err
+    assert "durable_no_such_database" in err and "does not exist" in err and "create it" in err
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["--db", db, "send", "x" * 600, "Go"]) == 1
+    assert "workflow id" in capsys.readouterr().err
+    assert main(["--db", db, "send", "some-id", "Go", "--key", ""]) == 1
+    assert "idempotency key" in capsys.readouterr().err
