@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -19,7 +20,11 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
-from ._payloads import check_size, dump_value
+from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
+from ._validate import (
+    check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
+    check_timeout, show,
+)
 from ._schedules._handle import (
     DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
 )
@@ -32,8 +37,8 @@ from ._stores import (
     WorkflowTask, open_store, workflow_ref,
 )
 from .errors import (
-    ArgumentTypeError, HistoryError, UnknownWorkflowError, WorkflowCancelledError,
-    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
+    ArgumentTypeError, HistoryError, UnknownWorkflowError, ValidationError,
+    WorkflowCancelledError,    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +50,8 @@ R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
 DEFAULT_TENANT = "default"
+_MAX_LIST = 100_000  # executions or schedules one list call returns at most
+_STATUSES = ("running", *sorted(TERMINAL_STATUSES))
 _FIRST_POLL = 0.002  # seconds: the first wait of a result that no notice will announce
 
 logger = logging.getLogger("durable.client")
@@ -102,8 +109,8 @@ class WorkflowHandle(Generic[R]):
         Raises ``WorkflowClosedError`` if the execution has ended (unless an event with the
         same ``idempotency_key`` was delivered before it did: then this is a retry, not an error).
         """
-        if not isinstance(name, str) or not name:
-            raise ArgumentTypeError("an event name is a non-empty str")
+        check_id(name, "an event name", error=ArgumentTypeError)
+        check_optional_id(idempotency_key, "an idempotency key", error=ArgumentTypeError)
         value = dump_value(payload, f"payload of event {name!r}")
         check_size(value, f"payload of event {name!r}")
         event = EventReceived(0, 0.0, name, value, idempotency_key)
@@ -162,6 +169,7 @@ class WorkflowHandle(Generic[R]):
         Asking again is harmless; raises ``WorkflowClosedError`` if the execution ended
         before any cancellation was asked for.
         """
+        check_text(reason, "a cancellation's reason", limit=MAX_PAYLOAD_BYTES)
         seq = await self.client.store.append_input(
             self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
             now=self.client.clock())
@@ -177,6 +185,7 @@ class WorkflowHandle(Generic[R]):
 
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end; return its result or raise why it did not finish."""
+        timeout = check_timeout(timeout, "result(timeout=)")
         wakeup = self.client.store.wakeup
         fresh, self._created_in = self._created_in, None
         # Where ends elsewhere go unreported (SQLite shared by processes), poll soon at first
@@ -249,6 +258,18 @@ class WorkflowHandle(Generic[R]):
         an earlier run the execution continued from (default: the current one). A moment
         before the run started, or a ``seq`` it has not reached, is a ``HistoryRangeError``.
         """
+        if isinstance(when, bool) or not isinstance(when, (datetime, float, int)):
+            raise ArgumentTypeError(f"state_at() takes a datetime, epoch seconds (a float) or a "
+                                    f"seq (an int), not {show(when)}", parameter="when")
+        if isinstance(when, float) and math.isnan(when):
+            raise ValidationError("state_at() takes a moment, not NaN", parameter="when")
+        if isinstance(when, datetime):
+            try:
+                when.timestamp()
+            except (ValueError, OverflowError) as exc:  # naive, local, near year 1 or 9999
+                raise ValidationError(f"state_at() cannot place {when!r} in time ({exc})",
+                                      parameter="when") from None
+        check_optional_id(run_id, "a run id")
         return await state_at(self, when, replay_code=replay, run_id=run_id)
 
     async def history(self, *, run_id: str | None = None) -> list[Event]:
@@ -258,9 +279,23 @@ class WorkflowHandle(Generic[R]):
         A run that continued as new ends with ``WorkflowContinuedAsNew`` (naming the next
         run); each run's ``WorkflowStarted`` names the run it continues (``continued_from``).
         """
+        check_optional_id(run_id, "a run id")
         await self._record()
         return await self.client.store.read_history(self.tenant, self.workflow_id,
                                                     run_id=run_id)
+
+
+def _check_status(status: Any) -> None:
+    if status is not None and status not in _STATUSES:
+        raise ValidationError(f"status is one of {', '.join(_STATUSES)} or None, not "
+                              f"{show(status)}", parameter="status")
+
+
+def _epoch(since: float | datetime | None) -> float | None:
+    """``since`` in epoch seconds (a datetime, a finite number, or None)."""
+    if since is None or isinstance(since, datetime):
+        return None if since is None else since.timestamp()
+    return check_number(since, "since", minimum=-math.inf)
 
 
 def _known(name: str) -> WorkflowDefinition | None:
@@ -283,7 +318,7 @@ class Client:
         self.store = store
         self.clock = clock
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
-        self.tenant = tenant
+        self.tenant = check_tenant(tenant)
         self.poll_interval = poll_interval
         self._workers: list[Worker] = []  # this client's running workers, for eager starts
 
@@ -295,8 +330,8 @@ class Client:
         Arguments are validated against the workflow's signature before anything is written.
         """
         defn = workflow_definition(workflow)
-        tenant = tenant or self.tenant
-        workflow_id = id or str(uuid.uuid4())
+        tenant = self._tenant(tenant)
+        workflow_id = str(uuid.uuid4()) if id is None else check_id(id, "a workflow id")
         a, k = defn.params.dump(tuple(args), {})
         check_size([a, k], f"arguments of {defn.name}")
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
@@ -314,6 +349,10 @@ class Client:
             if eager is None or not await self._hand_over(eager, started, now):
                 await self.publish([workflow_ref(tenant, workflow_id)])
         return handle
+
+    def _tenant(self, tenant: str | None) -> str:
+        """The tenant a call names, or the client's (None)."""
+        return self.tenant if tenant is None else check_tenant(tenant)
 
     async def _hand_over(self, worker: Worker, started: WorkflowStarted, now: float) -> bool:
         """Run a new execution's first task on ``worker``, which its creation leased it to;
@@ -359,28 +398,31 @@ class Client:
         """
         return await create_schedule(
             self, workflow_definition(workflow), tuple(args), schedule_id=id,
-            tenant=tenant or self.tenant, cron=cron, every=every, offset=offset, tz=timezone,
+            tenant=self._tenant(tenant), cron=cron, every=every, offset=offset, tz=timezone,
             overlap=overlap, catchup_window=catchup_window, paused=paused, note=note,
             replace_existing=replace)
 
     def get_schedule(self, schedule_id: str, *, tenant: str | None = None) -> ScheduleHandle:
         """The handle of an existing schedule (checked on first use)."""
-        return ScheduleHandle(self, schedule_id, tenant or self.tenant)
+        return ScheduleHandle(self, check_id(schedule_id, "a schedule id"), self._tenant(tenant))
 
     async def list_schedules(self, *, limit: int = 100,
                              all_tenants: bool = False) -> list[ScheduleDescription]:
         """Schedules of this client's tenant (or all tenants), by id."""
+        check_count(limit, "list_schedules(limit=)", maximum=_MAX_LIST)
         records = await self.store.list_schedules(None if all_tenants else self.tenant,
                                                   limit=limit)
         return [describe(r) for r in records]
 
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
         """The handle of an existing execution (checked on first use)."""
-        return WorkflowHandle(self, workflow_id, tenant or self.tenant)
+        return WorkflowHandle(self, check_id(workflow_id, "a workflow id"), self._tenant(tenant))
 
     async def list(self, *, status: str | None = None, limit: int = 100,
                    all_tenants: bool = False) -> list[ExecutionRecord]:
         """Executions of this client's tenant (or all tenants), newest first."""
+        _check_status(status)
+        check_count(limit, "list(limit=)", maximum=_MAX_LIST)
         return await self.store.list_executions(None if all_tenants else self.tenant,
                                                 status=status, limit=limit)
 
@@ -392,7 +434,11 @@ class Client:
         ``workflow`` is a registered name, ``since`` a datetime or epoch seconds (executions
         created then or later). The store is read ``page`` records at a time.
         """
-        since_ts = since.timestamp() if isinstance(since, datetime) else since
+        if workflow is not None:
+            check_id(workflow, "a workflow name")
+        _check_status(status)
+        check_count(page, "iter_executions(page=)", minimum=1, maximum=_MAX_LIST)
+        since_ts = _epoch(since)
         after: ExecutionRecord | None = None
         while True:
             records = await self.store.scan_executions(
@@ -431,8 +477,10 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
     def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str = DEFAULT_TENANT,
                  redis_url: str | None = None, prefix: str = "durable",
                  partitions: int = 4) -> None:
+        if not isinstance(url, str):
+            raise ArgumentTypeError(f"a store URL is a str, not {show(url)}")
         self.url = url
-        self.tenant = tenant
+        self.tenant = check_tenant(tenant)
         self.redis_url = redis_url
         self.prefix = prefix
         self.partitions = partitions

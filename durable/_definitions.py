@@ -10,8 +10,9 @@ from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._payloads import Params, Result
+from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
 from .errors import (
-    ArgumentTypeError, DatabaseActionError, InvalidArgumentError, UnknownActionError,
+    ArgumentTypeError, DatabaseActionError, InputError, InvalidArgumentError, UnknownActionError,
     UnknownWorkflowError,
 )
 
@@ -36,13 +37,10 @@ DEFAULT_ISOLATION: Final = "serializable"  # as DBOS transactions
 Duration = float | int | timedelta
 
 
-def seconds(duration: Duration) -> float:
-    """A duration (seconds or ``timedelta``) in seconds."""
-    if isinstance(duration, timedelta):
-        return duration.total_seconds()
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
-        raise ArgumentTypeError(f"a duration must be seconds or a timedelta, not {duration!r}")
-    return float(duration)
+def seconds(duration: Duration, what: str = "a duration") -> float:
+    """A duration (seconds or ``timedelta``) in seconds: finite, at most ``MAX_DURATION``
+    (``ArgumentTypeError`` for another type, ``ValidationError`` for NaN, infinities or more)."""
+    return check_duration(duration, what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +60,19 @@ class Retry:
     non_retryable: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.attempts < 1 or self.initial < 0 or self.backoff < 1 or self.maximum < 0:
-            raise InvalidArgumentError(f"invalid retry policy {self!r}: attempts >= 1, "
-                                       "initial >= 0, backoff >= 1, maximum >= 0")
+        try:
+            check_count(self.attempts, "Retry(attempts=)", minimum=1)
+            check_number(self.initial, "Retry(initial=)", maximum=MAX_DURATION)
+            check_number(self.backoff, "Retry(backoff=)", minimum=1.0)
+            check_number(self.maximum, "Retry(maximum=)", maximum=MAX_DURATION)
+        except InputError as exc:
+            raise InvalidArgumentError(f"invalid retry policy: attempts >= 1, initial >= 0, "
+                                       f"backoff >= 1, maximum >= 0, all finite ({exc})"
+                                       ) from None
+        if not isinstance(self.non_retryable, tuple) or not all(
+                isinstance(t, type) and issubclass(t, BaseException) for t in self.non_retryable):
+            raise InvalidArgumentError(f"invalid retry policy: non_retryable is a tuple of "
+                                       f"exception classes, not {show(self.non_retryable)}")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after attempt number ``attempt`` (1-based) failed."""
@@ -126,8 +134,9 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
-            raise ArgumentTypeError(f"@durable.workflow needs an async def function, got {f!r}")
-        wf_name = name or f.__name__
+            raise ArgumentTypeError(f"@durable.workflow needs an async def function, got {show(f)}")
+        wf_name = check_id(f.__name__ if name is None else name, "a workflow name")
+        check_id(str(version), "a workflow version")
         defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
                                   Result(f, wf_name))
         f.__durable_workflow__ = defn  # type: ignore[attr-defined]
@@ -173,7 +182,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
                                   "inline; drop inline=True", action=name, reason="inline")
 
     def decorate(f: F) -> F:
-        act_name = name or f.__name__
+        act_name = check_id(f.__name__ if name is None else name, "an action name")
         if transaction and not inspect.signature(f).parameters:
             raise DatabaseActionError(
                 f"database action {act_name!r} needs a first parameter for its connection",
@@ -195,11 +204,11 @@ def _isolation(name: str | None, transaction: bool, isolation: str | None) -> st
         return DEFAULT_ISOLATION
     if not transaction:
         raise DatabaseActionError(
-            f"action {name or '(unnamed)'}: isolation={isolation!r} needs transaction=True",
+            f"action {name or '(unnamed)'}: isolation={show(isolation)} needs transaction=True",
             action=name, reason="isolation without transaction")
     if isolation not in ISOLATION_LEVELS:
         raise DatabaseActionError(
-            f"action {name or '(unnamed)'}: unknown isolation level {isolation!r}; use one of "
+            f"action {name or '(unnamed)'}: unknown isolation level {show(isolation)}; use one of "
             f"{', '.join(map(repr, ISOLATION_LEVELS))}", action=name, reason="isolation")
     return isolation
 
@@ -215,10 +224,10 @@ def workflow_definition(wf: Any, known: dict[str, WorkflowDefinition] | None = N
         found = (known or {}).get(wf) or _workflows.get(wf)
         if found is not None:
             return found
-        raise UnknownWorkflowError(f"no workflow named {wf!r} is registered; decorate it with "
+        raise UnknownWorkflowError(f"no workflow named {show(wf)} is registered; decorate it with "
                                    "@durable.workflow and import its module", name=wf)
-    raise UnknownWorkflowError(f"{wf!r} is not a workflow; decorate it with @durable.workflow",
-                               name=repr(wf))
+    raise UnknownWorkflowError(f"{show(wf)} is not a workflow; decorate it with @durable.workflow",
+                               name=show(wf))
 
 
 def action_definition(act: Any, known: dict[str, ActionDefinition] | None = None) -> ActionDefinition:
@@ -232,10 +241,10 @@ def action_definition(act: Any, known: dict[str, ActionDefinition] | None = None
         found = (known or {}).get(act) or _actions.get(act)
         if found is not None:
             return found
-        raise UnknownActionError(f"no action named {act!r} is registered; decorate it with "
+        raise UnknownActionError(f"no action named {show(act)} is registered; decorate it with "
                                  "@durable.action and pass it in Worker(actions=[...])", name=act)
-    raise UnknownActionError(f"{act!r} is not an action; decorate it with @durable.action",
-                             name=repr(act))
+    raise UnknownActionError(f"{show(act)} is not an action; decorate it with @durable.action",
+                             name=show(act))
 
 
 def definitions_in(modules: Iterable[ModuleType]) -> tuple[dict[str, WorkflowDefinition],

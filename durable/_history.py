@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Final
 
 import msgspec
 
+from .errors import HistoryError
+
 __all__ = [
     "ActionCancelRequested",
     "ActionCompleted",
@@ -529,7 +531,18 @@ _json_encoder: Final = msgspec.json.Encoder()
 _json_decoder: Final = msgspec.json.Decoder(list[Event])
 
 encode_event = _encoder.encode
-decode_event = _decoder.decode
+# What decoding bytes that are not an event raises: malformed MessagePack or JSON, a value of
+# the wrong type (msgspec.ValidationError is a DecodeError), nesting deeper than the stack.
+_UNDECODABLE: Final = (msgspec.DecodeError, RecursionError, UnicodeError, ValueError, TypeError)
+
+
+def decode_event(data: bytes) -> Event:
+    """The event encoded in ``data`` (by :func:`encode_event`); ``HistoryError`` if it is not
+    one."""
+    try:
+        return _decoder.decode(data)
+    except _UNDECODABLE as exc:
+        raise _undecodable("not a durable event", data, exc) from None
 
 
 def encode_history_json(events: list[Event]) -> bytes:
@@ -538,5 +551,18 @@ def encode_history_json(events: list[Event]) -> bytes:
 
 
 def decode_history_json(data: bytes | str) -> list[Event]:
-    """Read a history exported with :func:`encode_history_json`."""
-    return _json_decoder.decode(data)
+    """Read a history exported with :func:`encode_history_json`; ``HistoryError`` if ``data``
+    is not one."""
+    try:
+        return _json_decoder.decode(data)
+    except _UNDECODABLE as exc:
+        raise _undecodable("not a durable history in JSON", data, exc) from None
+
+
+def _undecodable(what: str, data: Any, exc: BaseException) -> HistoryError:
+    reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    kind = type(data).__name__
+    size = f"{len(data)} {'characters' if kind == 'str' else 'bytes'}" \
+        if isinstance(data, (bytes, bytearray, memoryview, str)) else f"a {kind}"
+    return HistoryError(f"{what}: {reason} (in {size}); the history is malformed (written by "
+                        "an incompatible version, or damaged)", reason=reason)

@@ -15,9 +15,15 @@ import msgspec
 
 from .errors import PayloadError, ValidationError
 
-__all__ = ["MAX_PAYLOAD_BYTES", "Params", "Result", "dump_value", "error_info"]
+__all__ = ["MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_DEPTH", "Params", "Result", "check_size",
+           "describe_error", "dump_value", "error_info", "safe_text"]
 
 MAX_PAYLOAD_BYTES: Final = 2 * 1024 * 1024
+# How deeply lists and dicts may nest in a payload. msgspec encodes and decodes nesting on the
+# Python stack: a value nested 900 deep encodes in a shallow caller and then fails to decode in
+# a deeper one (a worker), which would leave its history unreadable. 100 levels leave room
+# for any caller's stack below Python's default recursion limit (1,000).
+MAX_PAYLOAD_DEPTH: Final = 100
 # Datetimes become ISO strings (converted back by type hints), so every store returns the same.
 _BUILTIN_TYPES: Final = (bytes, bytearray)
 _size_encoder: Final = msgspec.msgpack.Encoder()
@@ -28,17 +34,37 @@ def dump_value(value: Any, where: str) -> Any:
     """Normalize ``value`` to payload builtins; raise PayloadError if msgspec cannot encode it."""
     try:
         return msgspec.to_builtins(value, builtin_types=_BUILTIN_TYPES)
-    except (TypeError, ValueError, msgspec.EncodeError) as exc:
-        raise PayloadError(
-            f"{where}: cannot encode {type(value).__name__} value ({exc}); use builtins, "
-            "dataclasses, msgspec Structs or datetimes",
-            where=where,
-        ) from exc
+    except (TypeError, ValueError, msgspec.EncodeError, RecursionError) as exc:
+        raise _unencodable(value, where, exc) from None
+
+
+def _unencodable(value: Any, where: str, exc: BaseException) -> PayloadError:
+    if isinstance(exc, RecursionError):
+        reason = f"it nests more than {MAX_PAYLOAD_DEPTH} lists or dicts deep"
+    elif isinstance(exc, UnicodeEncodeError):
+        reason = "a str in it has a lone surrogate, which UTF-8 cannot encode"
+    elif isinstance(exc, OverflowError):
+        reason = "an int in it is outside the 64-bit range (-2**63 to 2**64 - 1)"
+    else:
+        reason = str(exc)
+    return PayloadError(
+        f"{where}: cannot encode {type(value).__name__} value ({reason}); use builtins, "
+        "dataclasses, msgspec Structs or datetimes", where=where, reason=reason)
 
 
 def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
-    """Raise PayloadError if ``payload`` encodes to more than ``limit`` bytes."""
-    size = len(_size_encoder.encode(payload))
+    """Raise PayloadError unless ``payload`` (builtins, from :func:`dump_value`) encodes, in
+    at most ``limit`` bytes and :data:`MAX_PAYLOAD_DEPTH` levels of nesting.
+
+    Every payload passes here before it is recorded, so a value that could be written but not
+    read back (a lone surrogate, an int beyond 64 bits, deep nesting) is refused at the call.
+    """
+    try:
+        size = len(_size_encoder.encode(payload))
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
+        raise _unencodable(payload, where, exc) from None
+    if size > MAX_PAYLOAD_DEPTH and _deeper_than(payload, MAX_PAYLOAD_DEPTH):
+        raise _unencodable(payload, where, RecursionError())
     if size > limit:
         raise PayloadError(
             f"{where}: payload of {size} bytes exceeds the limit of {limit} bytes; store large "
@@ -47,6 +73,32 @@ def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None
             size=size,
             limit=limit,
         )
+
+
+def _deeper_than(payload: Any, limit: int) -> bool:
+    """Whether lists and dicts nest more than ``limit`` deep in ``payload`` (builtins).
+
+    Only called for payloads of more than ``limit`` bytes: each level takes a byte at least.
+    """
+    level: list[Any] = [payload]
+    for _ in range(limit):
+        level = [child for value in level if type(value) in _CONTAINERS
+                 for child in (value.values() if type(value) is dict else value)
+                 if type(child) in _CONTAINERS]
+        if not level:
+            return False
+    return True
+
+
+_CONTAINERS: Final = (list, dict, tuple)
+
+
+def safe_text(text: str) -> str:
+    """``text`` as every store keeps it: lone surrogates replaced, NUL removed (for messages
+    that durable writes itself, such as an exception's, which no caller validated)."""
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 _SCALARS: Final = (int, float, str, bool, bytes)
@@ -121,17 +173,23 @@ class Params:
                                   function=self.where, parameter=missing[0])
         for name, value in bound.items():
             self._validate(name, value)
-        return dump_value(list(args), self.where), dump_value(kwargs, self.where)
+        payload = dump_value(list(args), self.where), dump_value(kwargs, self.where)
+        check_size(list(payload), f"arguments of {self.where}")  # that they can be read back
+        return payload
 
     def _validate(self, name: str, value: Any) -> None:
         convert = self.converters.get(name)
         if convert is None:
             return
+        where = f"{self.where}({name}=…)"
+        payload = dump_value(value, where)
         try:
-            convert(dump_value(value, f"{self.where}({name}=…)"))
+            convert(payload)
         except msgspec.ValidationError as exc:
             raise ValidationError(f"{self.where}(): argument {name!r}: {exc}",
                                   function=self.where, parameter=name) from None
+        except RecursionError as exc:
+            raise _unencodable(payload, where, exc) from None
 
     def load(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Convert recorded payloads back to the annotated types."""
@@ -174,6 +232,16 @@ class Result:
         return payload if self.convert is None else self.convert(payload)
 
 
+def describe_error(exc: BaseException) -> str:
+    """``"Type: message"`` of an exception, as a store keeps it (``task_error``, an action's
+    ``last_error``)."""
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises
+        message = "<str() failed>"
+    return safe_text(f"{type(exc).__name__}: {message}")
+
+
 def error_info(exc: BaseException) -> Any:
     """Describe an exception as history keeps it."""
     import traceback
@@ -181,4 +249,8 @@ def error_info(exc: BaseException) -> Any:
     from ._history import ErrorInfo
 
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return ErrorInfo(type(exc).__qualname__, str(exc), tb[-8000:])
+    try:
+        message = str(exc)
+    except Exception as broken:  # noqa: BLE001 - an exception whose __str__ raises
+        message = f"<{type(exc).__qualname__}: str() raised {type(broken).__name__}>"
+    return ErrorInfo(safe_text(type(exc).__qualname__), safe_text(message), safe_text(tb[-8000:]))

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from ._definitions import seconds
 from ._history import ErrorInfo
 from ._payloads import check_size, dump_value
 from ._stores import FINISHED_REQUESTS, Request, workflow_ref
+from ._validate import check_id, check_optional_id, check_timeout, show
 from .errors import (
     ArgumentTypeError, QueryFailedError, RequestTimeoutError, UnknownQueryError,
     UnknownUpdateError, UpdateFailedError, UpdateRejectedError, ValidationError,
@@ -40,11 +40,10 @@ async def call(handle: WorkflowHandle[Any], kind: Kind, name: str, args: tuple[A
                key: str | None, timeout: float | timedelta | None,
                result_type: Any) -> Any:
     """Send a query or update to the execution and return its answer (or raise why not)."""
-    if not isinstance(name, str) or not name:
-        raise ArgumentTypeError(f"a {kind} name is a non-empty str, not {name!r}")
-    if key is not None and (not isinstance(key, str) or not key):
-        raise ArgumentTypeError(f"an idempotency key is a non-empty str, not {key!r}")
-    limit = None if timeout is None else seconds(timeout)
+    check_id(name, f"a {kind} name", error=ArgumentTypeError)
+    check_optional_id(key, "an idempotency key", error=ArgumentTypeError)
+    limit = check_timeout(timeout, f"{kind}(timeout=)")
+    _check_result_type(result_type)
     payload = dump_value(list(args), f"arguments of {kind} {name!r}")
     check_size(payload, f"arguments of {kind} {name!r}")
     request = Request(handle.tenant, handle.workflow_id, key or uuid.uuid4().hex, kind, name,
@@ -140,6 +139,17 @@ def _outcome(handle: WorkflowHandle[Any], request: Request, result_type: Any) ->
                             **attrs)
 
 
+def _check_result_type(result_type: Any) -> None:
+    """A ``result_type`` msgspec cannot convert to is refused before anything is sent."""
+    if result_type is None:
+        return
+    try:
+        msgspec.json.Decoder(result_type)
+    except Exception as exc:  # TypeError for an unsupported type, anything from odd objects
+        raise ArgumentTypeError(f"result_type {show(result_type)} is not a type msgspec can "
+                                f"convert to ({exc})", parameter="result_type") from None
+
+
 def _convert(request: Request, result_type: Any) -> Any:
     if result_type is None:
         return request.result
@@ -147,4 +157,4 @@ def _convert(request: Request, result_type: Any) -> Any:
         return msgspec.convert(request.result, result_type, builtin_types=(bytes, bytearray))
     except msgspec.ValidationError as exc:
         raise ValidationError(f"the answer to {request.kind} {request.name!r} does not fit "
-                              f"{result_type!r}: {exc}", function=request.name) from None
+                              f"{show(result_type)}: {exc}", function=request.name) from None

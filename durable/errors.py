@@ -4,7 +4,7 @@
 
     DurableError
     ├── InputError                     your input: fix the call (nothing was written)
-    │   ├── ValidationError            arguments or results do not fit the signature
+    │   ├── ValidationError            arguments do not fit the signature, or a value its limits
     │   │   ├── PayloadError           a value cannot be encoded, or is too large
     │   │   └── InvalidScheduleError   a bad cron expression, interval, time zone or overlap policy
     │   ├── InvalidArgumentError       a bad value for durable's own API (also a ValueError)
@@ -32,6 +32,7 @@
     │   └── RequestTimeoutError        no worker answered in time
     ├── InfrastructureError            the database, Redis or the network: retry, or fix the setup
     │   ├── StoreUnavailableError      the store cannot be reached (see __cause__)
+    │   ├── StoreConfigurationError    the store is set up wrongly (a missing database, a password)
     │   └── ServerStoppedError         a server stopped before it started (also a RuntimeError)
     ├── OutcomeError                   how an execution, action or update ended (recorded)
     │   ├── WorkflowFailedError        the workflow raised
@@ -78,6 +79,7 @@ __all__ = [
     "ScheduleAlreadyExistsError",
     "ScheduleNotFoundError",
     "ServerStoppedError",
+    "StoreConfigurationError",
     "StoreUnavailableError",
     "UnknownActionError",
     "UnknownQueryError",
@@ -160,14 +162,19 @@ class OutcomeError(DurableError):
 
 
 class ValidationError(InputError):
-    """Arguments or a result do not match the type hints of the function's signature.
+    """Arguments or a result do not match the type hints of the function's signature, or a
+    value breaks one of durable's documented limits (an id, name or key that is empty, too
+    long or has control characters; a NaN, infinite or too long duration).
 
     Nothing was written. Fix the call (``.function`` and ``.parameter`` name the culprit).
+    In workflow code it is raised at the call, where the workflow can catch it.
     """
 
 
 class PayloadError(ValidationError):
-    """A value cannot be encoded with msgspec, or its encoding exceeds the size limit."""
+    """A value cannot be encoded with msgspec, could not be decoded again (a lone surrogate,
+    an int beyond 64 bits, lists or dicts nested over 100 deep), or its encoding exceeds the
+    size limit. ``.where`` names the value."""
 
 
 class InvalidScheduleError(ValidationError):
@@ -347,6 +354,15 @@ class RequestTimeoutError(RequestError):
 
 class StoreUnavailableError(InfrastructureError):
     """The store could not be reached or answered with an error; the cause is ``__cause__``."""
+
+
+class StoreConfigurationError(InfrastructureError):
+    """The store's server refused its setup: retrying will not help, fixing it will.
+
+    A PostgreSQL database that does not exist (the message names it and says to create it),
+    a missing schema, a wrong user or password. ``.url`` is the store's URL (password
+    redacted), ``.sqlstate`` the server's code; the driver's error is ``__cause__``.
+    """
 
 
 class ServerStoppedError(InfrastructureError, RuntimeError):

@@ -91,3 +91,5 @@ def test_errors_are_grouped_by_remedy_and_keep_their_builtin_bases() -> None:
     assert issubclass(e.ServerStoppedError, RuntimeError)
     assert issubclass(e.UnknownQueryError, e.InputError)
     assert issubclass(e.UnknownUpdateError, e.InputError)
+    assert issubclass(e.StoreConfigurationError, e.InfrastructureError)
+    assert not issubclass(e.StoreConfigurationError, e.StoreUnavailableError)  # not "retry"

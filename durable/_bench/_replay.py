@@ -30,7 +30,7 @@ from typing import Any, Callable
 import msgspec
 
 from .._definitions import workflow_definition
-from .._history import Event, WorkflowStarted, decode_event
+from .._history import Event, WorkflowStarted
 from .._replay import WorkflowInstance, replay
 from .._stores._integrity import Row, chain, checked
 from . import add_arguments
@@ -50,7 +50,7 @@ def progress(message: str) -> None:
 
 def replay_blobs(shape: str, blobs: list[bytes]) -> None:
     """Decode and replay a stored history (what a worker does on a cache miss)."""
-    _replay(shape, [decode_event(b) for b in blobs])
+    _replay(shape, list(map(_decode, blobs)))  # as the stores' reads decode them
 
 
 def stored_rows(blobs: list[bytes]) -> list[Row]:

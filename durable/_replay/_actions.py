@@ -14,7 +14,7 @@ from .._history import (
 )
 from .._payloads import check_size, dump_value
 from ..errors import ActionFailedError, DurableError
-from ._matcher import Matcher
+from ._matcher import UNMATCHED, Matcher
 
 __all__ = ["ActionCalls"]
 
@@ -46,7 +46,11 @@ class ActionCalls:
             matcher.match(ScheduleAction, (cmd, defn.name, a, k))
         else:
             a = list(args)  # compared as they are first: plain values need no dumping
-            recorded: Any = matcher.match(ScheduleAction, (cmd, defn.name, a, kwargs))
+            fields = (cmd, defn.name, a, kwargs)
+            recorded: Any = matcher.match(ScheduleAction, fields, refusable=True)
+            if recorded is UNMATCHED:
+                defn.params.dump(args, kwargs)  # refused live: it raises again, as it did then
+                matcher.unmatched(ScheduleAction, fields)
             if recorded is not None:
                 r = recorded.args
                 if (a != r and dump_value(a, defn.name) != r) or (kwargs and (
@@ -59,10 +63,16 @@ class ActionCalls:
 
     def _changed(self, defn: ActionDefinition, recorded: ActionScheduled,
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Replayed with other arguments than recorded (see ``Matcher.changed``). The recorded
-        ones are read with today's signature first, so a change of the types alone (a field
-        with a default added to a dataclass) is not a change."""
-        a, k = defn.params.dump(args, kwargs)
+        """Replayed with other arguments than recorded (see ``Matcher.changed``). They are
+        checked as live first: a call the checks refuse issued no command when it ran live, so
+        it takes none of the recorded ones now. The recorded ones are read with today's
+        signature, so a change of the types alone (a field with a default added to a
+        dataclass) is not a change."""
+        try:
+            a, k = defn.params.dump(args, kwargs)
+        except DurableError:
+            self._matcher.put_back()
+            raise
         try:
             if defn.params.load(recorded.args, recorded.kwargs) == defn.params.load(a, k):
                 return

@@ -20,12 +20,13 @@ from .._history import (
     ChildStartFailed, Event, StartChild,
 )
 from .._payloads import check_size, dump_value
+from .._validate import check_id
 from ..errors import (
     DurableError, ValidationError, WorkflowAlreadyStartedError, WorkflowCancelledError,
     WorkflowFailedError,
 )
 from ._info import WorkflowInfo
-from ._matcher import Matcher
+from ._matcher import UNMATCHED, Matcher
 
 __all__ = ["CHILD_INPUTS", "ChildHandle", "Children", "PARENT_CLOSE_POLICIES"]
 
@@ -119,8 +120,8 @@ class Children:
             raise ValidationError(f"parent_close is 'cancel' or 'abandon', not {parent_close!r}",
                                   function="ctx.start_child", parameter="parent_close")
         info, matcher = self._info, self._matcher
-        if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id
-                                        or workflow_id == info.workflow_id):
+        if workflow_id is not None and (check_id(workflow_id, "a child workflow id",
+                                                 error=ValidationError) == info.workflow_id):
             raise ValidationError(f"a child workflow's id is a non-empty str other than its "
                                   f"parent's, not {workflow_id!r}", function="ctx.start_child",
                                   parameter="id")
@@ -131,20 +132,35 @@ class Children:
             a: list[Any] = dump_value(list(args), defn.name)
             fields: tuple[Any, ...] = (cmd, defn.name, defn.version, wanted, run_id, a, {},
                                        parent_close)
-            recorded: Any = matcher.match(StartChild, fields)
+            recorded: Any = matcher.match(StartChild, fields, refusable=True)
+            if recorded is UNMATCHED:
+                defn.params.dump(args, {})  # refused live: it raises again, as it did then
+                check_id(wanted, "a child workflow id", error=ValidationError)
+                matcher.unmatched(StartChild, fields)
             if recorded is not None:
                 if recorded.workflow_id != wanted or a != recorded.args:
+                    self._validate(defn, args)
                     self._changed(defn, recorded, StartChild(*fields))
                 run_id, wanted, parent_close = (recorded.run_id, recorded.workflow_id,
                                                 recorded.parent_close)
         else:
             a, k = defn.params.dump(args, {})
             check_size([a, k], f"arguments of {defn.name}")
+            check_id(wanted, "a child workflow id", error=ValidationError)  # a derived one too
             matcher.match(StartChild, (cmd, defn.name, defn.version, wanted, run_id, a, k,
                                        parent_close))
         child = _Child(cmd, defn, wanted, run_id, parent_close, self._loop)
         self.by_cmd[cmd] = child
         return child.started
+
+    def _validate(self, defn: WorkflowDefinition, args: tuple[Any, ...]) -> None:
+        """Arguments other than recorded, checked as live: a call the checks refuse issued no
+        command when it ran live, so it takes none of the recorded ones now."""
+        try:
+            defn.params.dump(args, {})
+        except DurableError:
+            self._matcher.put_back()
+            raise
 
     def _changed(self, defn: WorkflowDefinition, recorded: ChildInitiated,
                  command: StartChild) -> None:

@@ -22,6 +22,7 @@ from ._actions import ActionCalls
 from ._children import ChildHandle, Children
 from ._events import Inbox
 from ._handlers import Handlers
+from .._validate import check_id, check_text
 from ..errors import ArgumentTypeError, ValidationError
 from ._info import ContinueAsNewRequest, WorkflowInfo
 from ._matcher import Matcher
@@ -65,9 +66,7 @@ class _Data(MutableMapping[str, Any]):
         return self._state.data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if not isinstance(key, str):
-            raise ArgumentTypeError(f"ctx.data keys are str, not {key!r}")
-        self._state.set_data(key, value)
+        self._state.set_data(check_id(key, "a ctx.data key"), value)
 
     def __delitem__(self, key: str) -> None:
         if key not in self._state.data:
@@ -220,7 +219,7 @@ class Context:
             raise ValidationError(f"ctx.patched() takes a non-empty str patch id, not "
                                   f"{patch_id!r}; name the change, e.g. ctx.patched(\"fee-v2\")",
                                   function="ctx.patched", parameter="patch_id")
-        return self._matcher.patched(patch_id)
+        return self._matcher.patched(check_id(patch_id, "a patch id", error=ValidationError))
 
     def now(self) -> datetime:
         """The workflow's current time (aware, UTC): the same on every replay."""
@@ -236,7 +235,7 @@ class Context:
 
     def set_state(self, state: str) -> None:
         """Record the workflow's named state (shown by ``describe()`` and ``durable show``)."""
-        self._state.set_state(state)
+        self._state.set_state(check_text(state, "a workflow state"))
 
     @property
     def state(self) -> str | None:

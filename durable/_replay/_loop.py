@@ -28,6 +28,7 @@ import sys
 import zlib
 from typing import Any, Callable, Final, Iterable, Iterator, NoReturn, Protocol
 
+from .._validate import check_timer_delay
 from ..errors import IllegalWorkflowOperationError
 
 __all__ = ["TimerHost", "WorkflowLoop"]
@@ -213,6 +214,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
+        check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError at the call
         handle = _TimerHandle()
         handle._callback = callback
         handle._args = args

@@ -36,7 +36,7 @@ from .._history import (
 from ..errors import NonDeterminismError
 from ._info import Abort, NonDeterminismWarning, WorkflowInfo, frames_outside, user_location
 
-__all__ = ["CANCELLATIONS", "RULES", "Matcher", "Rule"]
+__all__ = ["CANCELLATIONS", "RULES", "UNMATCHED", "Matcher", "Rule"]
 
 class Rule(NamedTuple):
     """How a kind of command is matched with the event that recorded it."""
@@ -68,6 +68,8 @@ RULES: Final[dict[type[Command], Rule]] = {
 _FAST: Final = {kind: (rule.event, rule.name, rule.event.__struct_fields__[rule.name + 2],
                        rule.ends)
                 for kind, rule in RULES.items()}
+
+UNMATCHED: Final = object()  # see Matcher.match(refusable=True)
 
 # Recorded where the loop went idle (live, cancellations are found then), not where issued.
 CANCELLATIONS: Final = (ActionCancelRequested, ChildCancelRequested)
@@ -106,7 +108,7 @@ class Matcher:
     # ---- matching -----------------------------------------------------------------------
 
     def match(self, kind: type[Command], fields: tuple[Any, ...] = (),
-              where: str | None = None) -> Event | None:
+              where: str | None = None, *, refusable: bool = False) -> Any:
         """Issue the command ``kind(*fields)``.
 
         Live: it is recorded (None is returned). Replay: the recorded event it matches is
@@ -114,6 +116,11 @@ class Matcher:
         reported and the workflow code unwound; ``where`` names the code that issued it (by
         default, the innermost frame of the workflow's own code). Nothing is recorded after a
         divergence or once the run has ended.
+
+        ``refusable``: the command's arguments were not checked (replay skips the checks a
+        recorded command passed). Where nothing matches, ``UNMATCHED`` is returned instead of
+        the divergence: the caller checks the arguments now (a call refused live recorded
+        nothing, and must raise again) and then calls :meth:`unmatched`.
         """
         event_kind, name, field, ends = _FAST[kind]
         recorded = self.recorded
@@ -141,7 +148,19 @@ class Matcher:
             return self.match(kind, fields, where)
         if RULES[kind].optional or self.done:
             return None  # an older history without it, or what follows the end
+        if refusable:
+            return UNMATCHED
         self.diverge(event, kind(*fields), where or user_location(sys._getframe(1)))
+
+    def unmatched(self, kind: type[Command], fields: tuple[Any, ...]) -> NoReturn:
+        """Report the divergence of a command ``match`` found ``UNMATCHED``."""
+        self.diverge(self.next_event(), kind(*fields), user_location(sys._getframe(1)))
+
+    def put_back(self) -> None:
+        """Undo the match just made: the command raised before it took effect (its
+        arguments, checked as live, are refused), so the recorded event waits for the next."""
+        self.at -= 1
+        self.count -= 1
 
     def next_event(self) -> Event | None:
         """Replay: the next recorded event not matched yet (None: none, or live)."""

@@ -46,7 +46,7 @@ class RunState:
         if matcher.done:
             return  # the run has ended: nothing more is recorded
         payload = None if deleted else dump_value(value, f"ctx.data[{key!r}]")
-        if not deleted and not matcher.replaying:
+        if not deleted:  # in replay too: a value refused live recorded nothing to take
             check_size(payload, f"ctx.data[{key!r}]")
         recorded: Any = matcher.match(SetData, (key, payload, deleted))
         if recorded is not None and (recorded.value != payload or recorded.deleted != deleted):

@@ -11,8 +11,9 @@ from msgspec.structs import replace
 from .._definitions import Duration, WorkflowDefinition, seconds
 from .._payloads import check_size
 from .._stores._schedule_records import PendingRun, ScheduleRecord, ScheduleRun
+from .._validate import MAX_ID_BYTES, check_id, check_text, show
 from ..errors import (
-    InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError,
+    InputError, InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError,
     StoreUnavailableError,
 )
 from ._plan import Overlap, next_check
@@ -26,6 +27,9 @@ __all__ = ["ScheduleDescription", "ScheduleHandle", "create_schedule", "describe
 
 DEFAULT_CATCHUP_WINDOW: Final = timedelta(days=365)  # Temporal's default: catch up on all
 _UPDATE_RETRIES: Final = 100
+# A schedule's runs are ``<id>-manual-<UTC time to the microsecond>Z`` (35 more characters):
+# ids stay within MAX_ID_BYTES.
+MAX_SCHEDULE_ID_BYTES: Final = MAX_ID_BYTES - 64
 
 
 class ScheduleDescription(msgspec.Struct, frozen=True):
@@ -102,11 +106,15 @@ class ScheduleHandle:
 
     async def pause(self, note: str | None = None) -> None:
         """Start nothing until :meth:`unpause` (manual :meth:`trigger` still works)."""
+        if note is not None:
+            _field(self.schedule_id, "note", note, check_text, "a schedule's note")
         await self._update(lambda r, now: replace(
             r, paused=True, note=r.note if note is None else note))
 
     async def unpause(self, note: str | None = None) -> None:
         """Resume from now on: due times that passed while paused are not caught up."""
+        if note is not None:
+            _field(self.schedule_id, "note", note, check_text, "a schedule's note")
         await self._update(lambda r, now: replace(
             r, paused=False, note=r.note if note is None else note,
             next_due=r.next_due if not r.paused else due_after(r.spec, now)))
@@ -170,17 +178,19 @@ def _new_record(defn: WorkflowDefinition, args: tuple[Any, ...], *, now: float,
                 schedule_id: str, tenant: str, cron: str | None, every: Duration | None,
                 offset: Duration, tz: str, overlap: Overlap | str, catchup_window: Duration,
                 paused: bool, note: str) -> ScheduleRecord:
-    if not isinstance(schedule_id, str) or not schedule_id:
-        raise InvalidScheduleError(f"a schedule id is a non-empty str, not {schedule_id!r}",
-                                   schedule_id=str(schedule_id), field="id",
-                                   value=repr(schedule_id))
+    _field(schedule_id, "id", schedule_id, check_id, "a schedule id",
+           limit=MAX_SCHEDULE_ID_BYTES)
+    _field(schedule_id, "note", note, check_text, "a schedule's note")
+    if not isinstance(paused, bool):
+        raise InvalidScheduleError(f"paused is a bool, not {show(paused)}",
+                                   schedule_id=schedule_id, field="paused", value=show(paused))
     spec = make_spec(schedule_id, cron=cron, every=_seconds(schedule_id, "every", every),
                      offset=_seconds(schedule_id, "offset", offset) or 0.0, tz=tz, now=now)
     window = _seconds(schedule_id, "catchup_window", catchup_window)
     if window is None or window < 0:
         raise InvalidScheduleError(
-            f"catchup_window={catchup_window!r} of schedule {schedule_id!r} must be >= 0",
-            schedule_id=schedule_id, field="catchup_window", value=repr(catchup_window))
+            f"catchup_window={show(catchup_window)} of schedule {schedule_id!r} must be >= 0",
+            schedule_id=schedule_id, field="catchup_window", value=show(catchup_window))
     a, k = defn.params.dump(args, {})
     check_size([a, k], f"arguments of schedule {schedule_id!r}")
     return ScheduleRecord(tenant, schedule_id, defn.name, defn.version, a, k, spec,
@@ -192,11 +202,23 @@ def _seconds(schedule_id: str, field: str, value: Duration | None) -> float | No
     if value is None:
         return None
     try:
-        return seconds(value)
-    except TypeError:
+        return seconds(value, field)
+    except InputError as exc:
         raise InvalidScheduleError(
-            f"{field}={value!r} of schedule {schedule_id!r} is not a duration: use seconds or "
-            "a timedelta", schedule_id=schedule_id, field=field, value=repr(value)) from None
+            f"{field}={show(value)} of schedule {schedule_id!r} is not a duration: use a finite "
+            f"number of seconds or a timedelta ({exc.message})", schedule_id=schedule_id,
+            field=field, value=show(value)) from None
+
+
+def _field(schedule_id: Any, field: str, value: Any, check: Callable[..., Any], what: str,
+           **options: Any) -> None:
+    """``check(value, what)``, its error an ``InvalidScheduleError`` naming ``field``."""
+    try:
+        check(value, what, **options)
+    except InputError as exc:
+        raise InvalidScheduleError(f"{exc.message} (schedule {show(schedule_id)})",
+                                   schedule_id=show(schedule_id), field=field,
+                                   value=show(value)) from None
 
 
 def _overlap(schedule_id: str, overlap: Overlap | str) -> Overlap:
@@ -205,9 +227,9 @@ def _overlap(schedule_id: str, overlap: Overlap | str) -> Overlap:
     except ValueError:
         names = ", ".join(repr(o.value) for o in Overlap)
         raise InvalidScheduleError(
-            f"unknown overlap policy {overlap!r} for schedule {schedule_id!r}: use one of "
+            f"unknown overlap policy {show(overlap)} for schedule {schedule_id!r}: use one of "
             f"{names} (or durable.Overlap)", schedule_id=schedule_id, field="overlap",
-            value=repr(overlap)) from None
+            value=show(overlap)) from None
 
 
 def _definition(r: ScheduleRecord) -> tuple[Any, ...]:

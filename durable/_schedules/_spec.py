@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 from .._stores._schedule_records import ScheduleSpec
+from .._validate import show
 from ..errors import InvalidScheduleError
 
 __all__ = ["ScheduleSpec", "due_after", "make_spec", "next_dues"]
@@ -73,11 +74,12 @@ def next_dues(spec: ScheduleSpec, after: float, count: int) -> list[float]:
 def _zone(schedule_id: str, tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+    # OSError: a name too long for a file name, or naming a folder of the zone database
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError) as exc:
         raise InvalidScheduleError(
-            f"unknown time zone {tz!r} for schedule {schedule_id!r}: use an IANA name such as "
-            "'UTC' or 'Europe/Paris'", schedule_id=schedule_id, field="timezone",
-            value=tz) from exc
+            f"unknown time zone {show(tz)} for schedule {schedule_id!r}: use an IANA name such "
+            "as 'UTC' or 'Europe/Paris'", schedule_id=schedule_id, field="timezone",
+            value=show(tz)) from exc
 
 
 def _check_interval(schedule_id: str, every: float, offset: float) -> None:
@@ -96,14 +98,14 @@ def _check_cron(schedule_id: str, cron: str) -> str:
     text = " ".join(cron.split()) if isinstance(cron, str) else cron
     if not isinstance(text, str) or not text:
         raise InvalidScheduleError(
-            f"cron={cron!r} of schedule {schedule_id!r} is not a cron expression",
-            schedule_id=schedule_id, field="cron", value=repr(cron))
+            f"cron={show(cron)} of schedule {schedule_id!r} is not a cron expression",
+            schedule_id=schedule_id, field="cron", value=show(cron))
     try:
         croniter(text, datetime.fromtimestamp(0, timezone.utc))
-    except (CroniterError, ValueError, KeyError) as exc:
+    except (CroniterError, ValueError, KeyError, IndexError, OverflowError) as exc:
         raise InvalidScheduleError(
-            f"bad cron expression {cron!r} for schedule {schedule_id!r} ({exc}): use five fields "
-            "'minute hour day-of-month month day-of-week' (a sixth, seconds, goes last), or "
+            f"bad cron expression {show(cron)} for schedule {schedule_id!r} ({exc}): use five "
+            "fields 'minute hour day-of-month month day-of-week' (a sixth, seconds, goes last), or "
             "@hourly / @daily / @weekly / @monthly / @yearly", schedule_id=schedule_id,
             field="cron", value=cron) from exc
     return text

@@ -19,10 +19,13 @@ from ._records import (
     Reply, Request, RunCheck, Signal, Snapshot, Start, TaskRef, TimerRecord, WorkflowCommit,
     WorkflowTask, action_ref, workflow_ref,
 )
+from ._store_clock import CALLER_CLOCK, OWN_CLOCK, StoreClock, check_store_clock
 from ._wakeup import Wakeup
 
 __all__ = [
+    "CALLER_CLOCK",
     "FINISHED_REQUESTS",
+    "OWN_CLOCK",
     "TERMINAL_STATUSES",
     "ActionTask",
     "ExecutionRecord",
@@ -39,6 +42,7 @@ __all__ = [
     "SnapshotStore",
     "Start",
     "Store",
+    "StoreClock",
     "TaskRef",
     "TaskStore",
     "TimerRecord",
@@ -56,25 +60,32 @@ __all__ = [
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-async def open_store(url: str) -> Store:
+async def open_store(url: str, *, clock: StoreClock = OWN_CLOCK) -> Store:
     """Open the store ``url`` names: ``memory://``, ``sqlite:///path.db``, ``postgresql://…``.
 
-    Opening a SQLite or PostgreSQL store applies its pending migrations.
+    Opening a SQLite or PostgreSQL store applies its pending migrations. ``clock`` is the
+    clock its timers are due on (``_store_clock``): by default the store's own, i.e. the
+    database server's for PostgreSQL.
     """
     scheme = _scheme(url)
+    clock = check_store_clock(clock)
+    store: Store
     if scheme == "memory":
         from .memory import MemoryStore
 
-        return MemoryStore(url)
+        return MemoryStore(url, clock=clock)
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
-        return await SQLiteStore.open(url)
-    if scheme in _POSTGRES_SCHEMES:
+        store = await SQLiteStore.open(url)
+    elif scheme in _POSTGRES_SCHEMES:
         from .postgres import PostgresStore
 
-        return await PostgresStore.open(url)
-    raise _unsupported(url)
+        store = await PostgresStore.open(url)
+    else:
+        raise _unsupported(url)
+    store.clock = clock  # type: ignore[attr-defined]
+    return store
 
 
 async def migrate_store(url: str) -> int:

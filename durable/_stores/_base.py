@@ -194,7 +194,11 @@ class TimerStore(Protocol):
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
         """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once).
 
-        Returns the workflow-task hints of the executions whose timers fired.
+        Timers are due on the store's clock (``_store_clock``), not on the caller's. Each
+        ``TimerFired``, and the workflow task it makes runnable, is stamped with the earlier
+        of ``now`` and the store's time: a caller whose clock runs ahead must not make the
+        task invisible to workers whose clocks do not. Returns the workflow-task hints of the
+        executions whose timers fired.
         """
 
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
@@ -209,7 +213,8 @@ class TimerStore(Protocol):
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
-        waits)."""
+        waits), on the caller's clock: a timer's is ``now`` plus its time left on the store's
+        clock."""
 
 
 class RequestStore(Protocol):

@@ -19,18 +19,20 @@ import abc
 from typing import Sequence
 
 from ._records import TERMINAL_STATUSES, Outcome, Reply, WorkflowCommit, WorkflowTask
+from ._store_clock import StoreClocked
 from ._wakeup import Wakeup
 
 __all__ = ["Committer"]
 
 
-class Committer(abc.ABC):
+class Committer(StoreClocked, abc.ABC):
     """A store's ``commit_workflow_task`` and ``finish_workflow_task`` over its write hooks."""
 
     wakeup: Wakeup
 
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
         """Write ``commit`` and end the task, atomically (see ``TaskStore``)."""
+        commit = self._due_on_store_clock(commit)  # its timers, on the store's clock
         if not await self._commit(task, commit):
             return False
         if commit.actions or commit.timers or commit.starts or commit.signals:

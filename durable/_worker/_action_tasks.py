@@ -13,7 +13,7 @@ from msgspec.structs import replace
 from ._action_info import ActionInfo, _action_info
 from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
-from .._payloads import error_info
+from .._payloads import describe_error, error_info
 from .._stores import ActionTask, workflow_ref
 from ..errors import ActionLostError, DatabaseActionError, UnknownActionError
 
@@ -116,7 +116,7 @@ class ActionTaskRunner:
                 return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
             now = self.clock()
             return replace(task, attempt=task.attempt + 1, visible_at=now + defn.retry.delay(task.attempt),
-                           last_error=f"{type(exc).__name__}: {exc}")
+                           last_error=describe_error(exc))
         return ActionCompleted(0, 0.0, task.cmd, result, task.attempt)
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
@@ -228,7 +228,7 @@ class ActionTaskRunner:
         now = self.clock()
         try:
             await self.store.retry_action_task(task, self.owner, visible_at=now + delay,
-                                               error=f"{type(exc).__name__}: {exc}", now=now)
+                                               error=describe_error(exc), now=now)
         except Exception:
             logger.exception("could not schedule the retry of %s; it runs again after its lease",
                              task.name)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable
 from .._definitions import action_definition, workflow_definition
 from .._dispatch import Claim, ClaimSpec
 from .._stores import WorkflowTask
-from ..errors import InvalidArgumentError
+from .._validate import MAX_DURATION, check_count, check_id, check_number, show
+from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
 
@@ -43,15 +44,11 @@ class Worker:
                  max_cached: int = 1000, inline_actions: bool = True,
                  identity: str | None = None, snapshot_every: int = 1000,
                  snapshots_kept: int = 5) -> None:
-        if concurrency < 1 or lease <= 0 or poll_interval <= 0:
-            raise InvalidArgumentError("concurrency >= 1, lease > 0 and poll_interval > 0 are "
-                                       "required")
-        if snapshot_every < 0 or snapshots_kept < 1:
-            raise InvalidArgumentError("snapshot_every >= 0 (0: no snapshots) and "
-                                       "snapshots_kept >= 1 are required")
+        _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
+                       snapshot_every, snapshots_kept)
         self.client = client
-        self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
-        self.actions = {d.name: d for d in map(action_definition, actions)}
+        self.workflows = {d.name: d for d in map(workflow_definition, _listed(workflows))}
+        self.actions = {d.name: d for d in map(action_definition, _listed(actions))}
         for defn in self.actions.values():
             check_transactional(defn, client.store)  # a store that cannot run it: say so now
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -177,3 +174,36 @@ class Worker:
                 self.client.store.wakeup.notify()
 
         group.create_task(tracked())
+
+
+def _check_options(concurrency: Any, lease: Any, poll_interval: Any, max_cached: Any,
+                   inline_actions: Any, identity: Any, snapshot_every: Any,
+                   snapshots_kept: Any) -> None:
+    """``Worker``'s options, each of its type and in range, or ``InvalidArgumentError`` (an
+    ``ArgumentTypeError`` for a value of the wrong type)."""
+    if not isinstance(inline_actions, bool):
+        raise ArgumentTypeError(f"inline_actions is a bool, not {show(inline_actions)}")
+    if identity is not None:
+        check_id(identity, "a worker identity")
+    try:
+        check_count(concurrency, "concurrency", minimum=1, maximum=1_000_000)
+        check_number(lease, "lease", minimum=0.0, exclusive=True, maximum=MAX_DURATION)
+        check_number(poll_interval, "poll_interval", minimum=0.0, exclusive=True,
+                     maximum=MAX_DURATION)
+        check_count(max_cached, "max_cached")
+        check_count(snapshot_every, "snapshot_every")
+        check_count(snapshots_kept, "snapshots_kept", minimum=1)
+    except ArgumentTypeError:
+        raise
+    except InputError as exc:
+        raise InvalidArgumentError(
+            f"{exc.message}: concurrency >= 1, lease > 0 and poll_interval > 0 are required, "
+            "max_cached >= 0, snapshot_every >= 0 (0: no snapshots) and snapshots_kept >= 1",
+            parameter=getattr(exc, "parameter", None)) from None
+
+
+def _listed(items: Any) -> list[Any]:
+    """Workflows or actions as a list; an ``ArgumentTypeError`` if they are not iterable."""
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise ArgumentTypeError(f"workflows and actions are given as lists, not {show(items)}")
+    return list(items)

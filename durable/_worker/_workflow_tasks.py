@@ -15,7 +15,7 @@ from .._history import (
     CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow,
     ScheduleAction, StartChild, StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
-from .._payloads import dump_value
+from .._payloads import describe_error, dump_value, safe_text
 from .._replay import WorkflowInstance, replay
 from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
@@ -49,11 +49,13 @@ def _backoff(attempt: int) -> float:
 
 
 class _Cached:
-    __slots__ = ("instance", "seq", "stuck", "at")
+    __slots__ = ("instance", "seq", "stuck", "at", "time")
 
-    def __init__(self, instance: WorkflowInstance, seq: int) -> None:
+    def __init__(self, instance: WorkflowInstance, seq: int, time: float = 0.0) -> None:
         self.instance = instance
         self.seq = seq
+        # Invariant: the last TaskCompleted time recorded; the next batch's is not earlier.
+        self.time = time
         self.stuck = False  # the dispatcher routes the execution's next tasks to this worker
         self.at: str | None = None  # the suspended_at last recorded (None: not known here)
 
@@ -122,13 +124,16 @@ class _Commit:
         self.events.append(event)
         return event
 
-    def add(self, commands: list[Command], now: float, inline: Callable[[ActionTask], bool],
+    def add(self, commands: list[Command], time: float, now: float,
+            inline: Callable[[ActionTask], bool],
             suspended_at: str | None = None) -> list[ActionTask]:
-        """Record one activation; return the new actions to run inline."""
-        self._event(lambda seq: TaskCompleted(seq, now, suspended_at))
+        """Record one activation, run at workflow time ``time`` (its events' time) when the
+        worker's clock read ``now`` (the clock its new work is due on); return the new
+        actions to run inline."""
+        self._event(lambda seq: TaskCompleted(seq, time, suspended_at))
         to_run = []
         for command in commands:
-            self._event(lambda seq: command.to_event(seq, now))
+            self._event(lambda seq: command.to_event(seq, time))
             if type(command) is ScheduleAction:
                 action = ActionTask(self.task.tenant, self.task.workflow_id, self.run_id,
                                     command.cmd, command.name, command.args, command.kwargs, 1, now)
@@ -136,8 +141,11 @@ class _Commit:
                 if inline(action):
                     to_run.append(action)
             elif type(command) is StartTimer:
+                # Due on this worker's clock, from when the batch ran (not from the workflow's
+                # time, which may be ahead of it): the store moves it onto its own clock.
                 self._timers[command.cmd] = TimerRecord(self.task.tenant, self.task.workflow_id,
-                                                        self.run_id, command.cmd, command.fire_at)
+                                                        self.run_id, command.cmd,
+                                                        now + command.duration)
             elif type(command) is CancelTimer and self._timers.pop(command.cmd, None) is None:
                 self._cancelled.append(command.cmd)  # started by an earlier task
             elif type(command) is CancelAction and self.actions.pop(command.cmd, None) is None:
@@ -148,7 +156,7 @@ class _Commit:
                 self.signals.append(child_cancel(self.task, command))
             elif type(command) is CompleteUpdate:
                 self.replies.append(completion_reply(command))
-        self.boundary = (self.seq, now)
+        self.boundary = (self.seq, time)
         return to_run
 
     def accept(self, updates: list[Request], now: float) -> list[Event]:
@@ -244,13 +252,13 @@ class WorkflowTaskRunner:
         except (NonDeterminismError, HistoryError) as exc:  # held until code or rows are fixed
             logger.error("%s", exc)
             if not await self._fail_requests(task, exc):
-                await self._release(task, str(exc), delay=_backoff(task.attempt))
+                await self._release(task, safe_text(str(exc)), delay=_backoff(task.attempt))
         except Exception as exc:  # the store is down, a bug: give the task back and go on
             logger.exception("workflow task %s/%s failed", *key)
             if isinstance(exc, UnknownWorkflowError) and \
                     await self._fail_requests(task, exc):
                 return
-            await self._release(task, f"{type(exc).__name__}: {exc}",
+            await self._release(task, describe_error(exc),
                                 delay=_backoff(task.attempt))
 
     async def _fail_requests(self, task: WorkflowTask, exc: Exception) -> bool:
@@ -326,7 +334,10 @@ class WorkflowTaskRunner:
             if not inputs:
                 break
             now = self.clock()
-            activation = entry.instance.activate(inputs, now)
+            # The workflow's time never goes back, whatever the clocks of the workers that
+            # ran its earlier tasks said: a clock behind the last one recorded is clamped.
+            entry.time = time = max(now, entry.time)
+            activation = entry.instance.activate(inputs, time)
             if activation.error is not None:
                 entry.instance.close()
                 raise activation.error
@@ -335,8 +346,8 @@ class WorkflowTaskRunner:
             last = round_ == _INLINE_ROUNDS - 1
             at = entry.instance.suspended_at()
             recorded, entry.at = (None if at == entry.at else at), at
-            inline = commit.add(activation.commands, now, _never if last else self._inline,
-                                recorded)
+            inline = commit.add(activation.commands, time, now,
+                                _never if last else self._inline, recorded)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
 
     async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
@@ -409,7 +420,8 @@ class WorkflowTaskRunner:
         if failed is not None:
             instance.close()
             raise failed.error  # type: ignore[misc]
-        return _Cached(instance, len(events)), inputs
+        recorded = max((e.time for e in events if type(e) is TaskCompleted), default=0.0)
+        return _Cached(instance, len(events), recorded), inputs
 
     async def _history(self, task: WorkflowTask, after_seq: int,
                        run_id: str | None = None) -> list[Event]:

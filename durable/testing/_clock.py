@@ -7,9 +7,12 @@ from datetime import datetime, timedelta, timezone
 from typing import final
 
 from .._definitions import seconds
+from .._validate import check_number, show
 from ..errors import ArgumentTypeError, InvalidArgumentError
 
 __all__ = ["VirtualClock", "epoch_seconds"]
+
+MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z: the last second a datetime can show
 
 
 def epoch_seconds(when: float | datetime) -> float:
@@ -18,8 +21,9 @@ def epoch_seconds(when: float | datetime) -> float:
         aware = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
         return aware.timestamp()
     if isinstance(when, bool) or not isinstance(when, (int, float)):
-        raise ArgumentTypeError(f"a point in time is a datetime or epoch seconds, not {when!r}")
-    return float(when)
+        raise ArgumentTypeError(f"a point in time is a datetime or epoch seconds, not "
+                                f"{show(when)}")
+    return check_number(when, "a point in time", minimum=-MAX_EPOCH, maximum=MAX_EPOCH)
 
 
 @final

@@ -20,6 +20,7 @@ from .._client import DEFAULT_TENANT, Client, WorkflowHandle
 from .._replay._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores.memory import MemoryStore
+from .._validate import check_timeout
 from .._worker import Worker
 from ..errors import (
     InvalidArgumentError, UnknownActionError, UnknownWorkflowError, UsageError, WorkflowHeldError,
@@ -75,7 +76,7 @@ class Environment:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Environment:
-        store = MemoryStore()
+        store = MemoryStore(clock=self.clock)  # timers are due on the virtual clock
         self._client = _Client(self, store, tenant=self.tenant, clock=self.clock)
         self._worker = Worker(self._client, self.workflows.values(), self.actions.values(),
                               max_cached=0 if self.always_replay else 1000)
@@ -278,6 +279,7 @@ class _Handle(WorkflowHandle[R]):
     async def result(self, timeout: float | None = None) -> R:
         """Wait for the execution to end (``timeout`` is in real seconds), skipping idle time."""
         env = self.client.env
+        timeout = check_timeout(timeout, "result(timeout=)")
         if not env.time_skipping:
             return await super().result(timeout)
         async with asyncio.timeout(timeout):

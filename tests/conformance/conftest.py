@@ -1,4 +1,9 @@
-"""The ``store`` fixture: every conformance test runs against every store."""
+"""The ``store`` fixture: every conformance test runs against every store.
+
+The stores are opened with ``clock="caller"``: the tests pass the time explicitly (``now=``)
+and the store takes it as its own clock for timers too. Tests of the store's own clock open
+stores of their own (``test_store_clock.py``).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[Store]:
     """A fresh, empty store of each kind, closed afterwards."""
-    opened = await open_store(store_url)
+    opened = await open_store(store_url, clock="caller")
     yield opened
     await opened.close()
 
@@ -41,6 +46,6 @@ async def other_store(store: Store, store_url: str) -> AsyncIterator[Store]:
     if store_url.startswith("memory:"):
         yield store
         return
-    opened = await open_store(store_url)
+    opened = await open_store(store_url, clock="caller")
     yield opened
     await opened.close()

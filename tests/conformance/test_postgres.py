@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 async def pg(pg_database: str) -> AsyncIterator[Store]:
-    store = await open_store(pg_database)
+    store = await open_store(pg_database, clock="caller")  # time is passed explicitly
     yield store
     await store.close()
 
@@ -176,7 +176,7 @@ async def test_fired_timers_carry_their_cmd_at_every_width(pg: Store) -> None:
 
 @pytest.fixture
 async def pair(pg: Store, pg_database: str) -> AsyncIterator[tuple[Store, Store]]:
-    other = await open_store(pg_database)
+    other = await open_store(pg_database, clock="caller")
     yield pg, other
     await other.close()
 

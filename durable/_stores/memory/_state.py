@@ -24,6 +24,7 @@ from .._records import (
     TimerRecord,
 )
 from .._schedule_records import ScheduleRecord
+from .._store_clock import OWN_CLOCK, StoreClock, StoreClocked, check_store_clock
 from .._wakeup import Wakeup
 
 __all__ = ["ActionKey", "Key", "Lease", "MemoryState", "RunKey", "ScheduleRow", "stored"]
@@ -73,11 +74,16 @@ class ScheduleRow:
                 and (self.owner is None or self.lease_until <= now))
 
 
-class MemoryState:
-    """The store's dicts and its primitive writes; single event loop, no persistence."""
+class MemoryState(StoreClocked):
+    """The store's dicts and its primitive writes; single event loop, no persistence.
 
-    def __init__(self, url: str = "memory://") -> None:
+    ``clock`` is the clock timers are due on (see ``_store_clock``): this machine's by default,
+    a ``VirtualClock`` in ``durable.testing.Environment``.
+    """
+
+    def __init__(self, url: str = "memory://", *, clock: StoreClock = OWN_CLOCK) -> None:
         self.url = url
+        self.clock = check_store_clock(clock)
         self.wakeup = Wakeup(reliable=True)  # one process: every end is reported here
         self._executions: dict[Key, ExecutionRecord] = {}
         # Invariant: a run's rows are ordered by seq (they are appended in order).

@@ -13,9 +13,13 @@ class MemoryTimers(MemoryState):
     """Due timers fired, undispatched tasks announced, the next due time found."""
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
-        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
-        due = sorted((t for t in self._timers.values() if t.fire_at <= now),
+        """Record ``TimerFired`` for up to ``limit`` timers due on the store's clock (each
+        exactly once)."""
+        store_now: float = self._store_time(now)  # type: ignore[assignment]
+        due = sorted((t for t in self._timers.values() if t.fire_at <= store_now),
                      key=lambda t: t.fire_at)[:limit]
+        now = min(now, store_now)  # a caller ahead must not hide the task from the others
+        # (see TimerStore.fire_due_timers)
         appended = False
         for timer in due:
             del self._timers[(timer.tenant, timer.workflow_id, timer.run_id, timer.cmd)]
@@ -40,8 +44,10 @@ class MemoryTimers(MemoryState):
         return refs
 
     async def next_wakeup(self, *, now: float) -> float | None:
-        """The earliest time a timer, a delayed task or a schedule becomes due."""
-        times = [t.fire_at for t in self._timers.values()]
+        """The earliest time a timer, a delayed task or a schedule becomes due (a timer's on
+        the caller's clock: ``now`` plus its time left on the store's)."""
+        shift = now - self._store_time(now)  # type: ignore[operator]
+        times = [t.fire_at + shift for t in self._timers.values()]
         times += [held.visible_at if held.owner is None else held.until
                   for _, held in self._actions.values()]
         times += [held.visible_at if held.owner is None else held.until

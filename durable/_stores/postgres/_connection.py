@@ -33,16 +33,20 @@ import asyncpg
 
 from ..._batching import Batcher
 from ...errors import StoreUnavailableError
+from .._store_clock import StoreClocked
+from .._records import WorkflowCommit
 from .._wakeup import Wakeup
 from ._rows import ENDED_CHANNEL, REPLIED_CHANNEL, SEP, decode_outcome
-from ._schema import Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, unavailable
+from ._schema import (
+    Target, is_connection_lost, is_unavailable, migrate_txn, parse_url, typed_error,
+)
 
 __all__ = ["COMMAND_TIMEOUT", "PostgresBase", "migrate"]
 
 COMMAND_TIMEOUT: Final = 60.0  # seconds; a statement that takes longer means trouble
 
 
-class PostgresBase:
+class PostgresBase(StoreClocked):
     """The pool and the listener, which every role of the store works through; the driver
     calls here turn lost connections into ``StoreUnavailableError`` (``_mapped``)."""
 
@@ -54,6 +58,14 @@ class PostgresBase:
         self._listener: asyncpg.Connection | None = None  # relays other processes' ends
         self._listening = asyncio.Lock()
         self._writes: dict[str, Batcher[tuple[Any, ...], Any]] = {}
+
+    def _own_time(self) -> float | None:
+        """None: the statements read the server's clock themselves (``durable_store_time``)."""
+        return None
+
+    def _due_on_store_clock(self, commit: WorkflowCommit) -> WorkflowCommit:
+        """As it is: the commit statements move its timers onto the store's clock."""
+        return commit
 
     async def _listen(self) -> None:
         """(Re)connect the ``LISTEN`` connection that turns other processes' ends into
@@ -108,8 +120,7 @@ class PostgresBase:
                 await migrate_txn(conn, target, url)
         except BaseException as exc:
             pool.terminate()
-            if is_unavailable(exc):
-                raise unavailable(url, exc) from exc
+            _raise_typed(url, exc)
             raise
         return cls(url, pool, target)
 
@@ -153,16 +164,16 @@ class PostgresBase:
         return await batcher.submit(args)
 
     async def _mapped(self, exc: Exception) -> Exception:
-        """A lost connection or an unavailable server becomes ``StoreUnavailableError``.
+        """A lost connection or an unavailable server becomes ``StoreUnavailableError``, a
+        setup the server refuses ``StoreConfigurationError``, a refused value
+        ``ValidationError`` (``typed_error``); anything else is returned as it is.
 
         A lost connection usually means the server restarted and took every connection with
         it: the pool then replaces them all, so the next call works without failing again.
         """
-        if not is_unavailable(exc):
-            return exc
         if is_connection_lost(exc) and not self._pool.is_closing():
             await self._pool.expire_connections()
-        return unavailable(self.url, exc)
+        return typed_error(self.url, exc) or exc
 
     async def close(self) -> None:
         """Close the pool and the listening connection (idempotent)."""
@@ -181,14 +192,12 @@ async def migrate(url: str) -> int:
     try:
         conn = await asyncpg.connect(target.dsn, server_settings=target.server_settings)
     except Exception as exc:
-        if is_unavailable(exc):
-            raise unavailable(url, exc) from exc
+        _raise_typed(url, exc)
         raise
     try:
         return await migrate_txn(conn, target, url)
     except Exception as exc:
-        if is_unavailable(exc):
-            raise unavailable(url, exc) from exc
+        _raise_typed(url, exc)
         raise
     finally:
         await conn.close()
@@ -200,10 +209,16 @@ async def _create_pool(url: str, target: Target) -> asyncpg.Pool:
             target.dsn, min_size=1, max_size=target.pool_size, command_timeout=COMMAND_TIMEOUT,
             server_settings=target.server_settings, reset=_keep_session)
     except Exception as exc:
-        if is_unavailable(exc):
-            raise unavailable(url, exc) from exc
+        _raise_typed(url, exc)
         raise
     return pool
+
+
+def _raise_typed(url: str, exc: BaseException) -> None:
+    """Raise the typed error for a driver error, if it has one (see ``typed_error``)."""
+    typed = typed_error(url, exc)
+    if typed is not None:
+        raise typed from exc
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -22,11 +22,13 @@ Split = Callable[[Event, float], tuple[bytes, bytes]]
 
 # $1-$22 as durable_commit takes them, $23 cancelled actions, $24-$33 the starts, $34-$39 the
 # signals; then, as in COMMIT, NOTIFY channel $40 with payload $41 when it succeeded and $41 is
-# not NULL (a terminal status).
+# not NULL (a terminal status); and, as in COMMIT, the new timers ($15) moved from the
+# committer's clock ($22) onto the store's ($42, or the server's when NULL).
 COMMIT_EFFECTS: Final = (
     "SELECT c.done, CASE WHEN c.done AND $41::text IS NOT NULL THEN pg_notify($40, $41) END "
     "FROM (SELECT durable_commit_effects("
-    + ", ".join(f"${n}" for n in range(1, 40)) + ") AS done) AS c")
+    + ", ".join("durable_due_on_store_clock($15, $22, $42::float8)" if n == 15 else f"${n}"
+                for n in range(1, 40)) + ") AS done) AS c")
 
 
 def effect_columns(cancelled_actions: Sequence[int], starts: Sequence[Start],

@@ -16,12 +16,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from ..._urls import redact
-from ...errors import InvalidArgumentError, StoreUnavailableError
+from ...errors import (
+    InvalidArgumentError, StoreConfigurationError, StoreUnavailableError, ValidationError,
+)
 from .._migrations import migration_files, pending, renumbered
 from . import _statements as sql
 
 __all__ = ["DEFAULT_POOL_SIZE", "Target", "is_connection_lost", "is_unavailable", "migrate_txn",
-           "parse_url", "redact", "unavailable"]
+           "parse_url", "redact", "typed_error", "unavailable"]
 
 DEFAULT_POOL_SIZE: Final = 10
 _SCHEMA_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -35,6 +37,15 @@ _UNAVAILABLE_STATES: Final = frozenset({"25006"})
 # Of those, the classes after which the session is gone: connection exception, operator
 # intervention (the server terminated the backend or is shutting down).
 _LOST_CLASSES: Final = frozenset({"08", "57"})
+# SQLSTATEs that mean the store is set up wrongly (retrying will not help): the database does
+# not exist (3D000: invalid catalog name), a missing schema (3F000), and class 28, invalid
+# authorization (a wrong password, an unknown role).
+_CONFIGURATION_STATES: Final = frozenset({"3D000", "3F000"})
+_CONFIGURATION_CLASSES: Final = frozenset({"28"})
+# Class 22, data exception: a value the server refused (NUL in a text, a bad encoding). The
+# checks at durable's boundaries keep such values out; if one gets through, it is the call's
+# fault, not an outage.
+_DATA_CLASSES: Final = frozenset({"22"})
 # Client-side failures: a socket error, a timeout, a connection asyncpg found closed or in a
 # broken protocol state (InternalClientError: e.g. the server's termination notice arrived on
 # an idle connection before the socket closed).
@@ -94,6 +105,8 @@ def is_unavailable(exc: BaseException) -> bool:
 
     Decided by exception class and SQLSTATE class, never by message.
     """
+    if isinstance(exc, asyncpg.DataError):  # an argument asyncpg cannot encode: not an outage
+        return False
     if isinstance(exc, asyncpg.PostgresError):
         state = exc.sqlstate or ""
         return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES
@@ -102,9 +115,46 @@ def is_unavailable(exc: BaseException) -> bool:
 
 def is_connection_lost(exc: BaseException) -> bool:
     """Whether ``exc`` means the connection (and likely its siblings: a restart) is gone."""
+    if isinstance(exc, asyncpg.DataError):
+        return False
     if isinstance(exc, asyncpg.PostgresError):
         return (exc.sqlstate or "")[:2] in _LOST_CLASSES
     return isinstance(exc, _CLIENT_FAILURES)
+
+
+def typed_error(url: str, exc: BaseException) -> Exception | None:
+    """The typed error for a driver error, or None when it has no remedy of its own (a bug).
+
+    ``StoreUnavailableError`` when the database cannot serve us now (retry),
+    ``StoreConfigurationError`` when it is set up wrongly (a database that does not exist, a
+    wrong password: fix the URL or the server), ``ValidationError`` when it refused a value.
+    """
+    if is_unavailable(exc):
+        return unavailable(url, exc)
+    state = getattr(exc, "sqlstate", None) or ""
+    safe = redact(url)
+    if state in _CONFIGURATION_STATES or state[:2] in _CONFIGURATION_CLASSES:
+        return StoreConfigurationError(_configuration_message(safe, state, exc), url=safe,
+                                       sqlstate=state)
+    if state[:2] in _DATA_CLASSES or isinstance(exc, asyncpg.DataError):
+        return ValidationError(f"the PostgreSQL store {safe!r} refused a value "
+                               f"({type(exc).__name__}{f' [{state}]' if state else ''}: {exc}); "
+                               "pass ids, names and payloads that durable's checks accept",
+                               url=safe, sqlstate=state)
+    return None
+
+
+def _configuration_message(url: str, state: str, exc: BaseException) -> str:
+    detail = f"{type(exc).__name__} [{state}]: {exc}"
+    if state == "3D000":
+        database = urlsplit(url).path.lstrip("/") or "(the default)"
+        return (f"the PostgreSQL database {database!r} named by {url!r} does not exist ({detail}): "
+                f"create it (CREATE DATABASE \"{database}\"; durable creates its tables on "
+                "first use) or fix the URL")
+    if state == "3F000":
+        return f"the PostgreSQL store {url!r} names a schema that does not exist ({detail})"
+    return (f"the PostgreSQL store {url!r} refused the connection's credentials ({detail}): "
+            "fix the user or password in the URL, or the server's pg_hba.conf")
 
 
 def unavailable(url: str, exc: BaseException) -> StoreUnavailableError:

@@ -105,10 +105,13 @@ _NO_FLUSH: Final = "(SELECT set_config('synchronous_commit', 'off', true)) AS no
 
 # ... and, when the commit succeeded and $24 is not NULL (a terminal status), NOTIFY channel
 # $23 with payload $24 in the same transaction, so result waiters elsewhere wake at once.
+# The new timers ($15) are due on the committer's clock ($22, the commit's now); they are moved
+# onto the store's clock: $25, or the server's when NULL (migration 0009).
 COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "THEN pg_notify($23, $24) END "
                  "FROM (SELECT durable_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-                 "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22) AS done) AS c")
+                 "$13, $14, durable_due_on_store_clock($15, $22, $25::float8), $16, $17, $18, "
+                 "$19, $20, $21, $22) AS done) AS c")
 
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = f"""
@@ -226,11 +229,16 @@ SELECT 'a', tenant, workflow_id, name, run_id, cmd FROM actions
 
 # ---- timers and introspection ---------------------------------------------------------------
 
+# $1 the caller's now, $2 limit, $3 the TimerFired's head (up to its seq), $4 the store's time
+# (NULL: the server's clock; migration 0009).
 FIRE_DUE_TIMERS: Final = ("SELECT fired_tenant, fired_workflow_id "
-                          "FROM durable_fire_due_timers($1, $2, $3, $4)")
+                          "FROM durable_fire_timers($1, $2, $3, $4::float8)")
 PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM timers "
                          "WHERE tenant = $1 AND workflow_id = $2 ORDER BY cmd")
-NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers), "
+# $1 the caller's now, $2 the store's time (NULL: the server's clock): timers are due on the
+# store's clock, the rest on the callers'.
+NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers) "
+                      "- durable_store_time($2::float8) + $1::float8, "
                       "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "
                       "(SELECT min(due) FROM schedules))")
 

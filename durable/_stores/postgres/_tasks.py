@@ -44,6 +44,7 @@ class PostgresTasks(Committer, PostgresBase):
             args = (*args[:-2], *effect_columns(commit.cancelled_actions, commit.starts,
                                                 commit.signals, commit.now, split_at_seq),
                     *args[-2:])
+        args = (*args, self._store_time(commit.now))  # the last parameter of both
         statement = COMMIT_EFFECTS if effects else sql.COMMIT
         if commit.replies:
             return await self._commit_with_replies(args, commit.replies, statement)

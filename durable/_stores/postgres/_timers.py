@@ -20,12 +20,13 @@ class PostgresTimers(PostgresBase):
     """Timers in the ``timers`` table; the outbox over both task tables."""
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
-        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
+        """Record ``TimerFired`` for up to ``limit`` timers due on the store's clock (the
+        server's, unless the store was given another) (each exactly once)."""
         if limit <= 0:
             return []
-        head, tail = split_at_seq(TimerFired(0, now, 0), now)
-        # Invariant: a TimerFired ends with its cmd; the function appends each timer's own.
-        rows = await self._fetch(sql.FIRE_DUE_TIMERS, now, limit, head, tail[:-1])
+        # Invariant: a TimerFired is [tag, seq, time, cmd]; the function appends the rest.
+        head, _ = split_at_seq(TimerFired(0, now, 0), now)
+        rows = await self._fetch(sql.FIRE_DUE_TIMERS, now, limit, head, self._store_time(now))
         if rows:
             self.wakeup.notify()
         return [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
@@ -39,6 +40,6 @@ class PostgresTimers(PostgresBase):
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
-        waits)."""
-        due: float | None = await self._fetchval(sql.NEXT_WAKEUP)
+        waits); a timer's on the caller's clock, ``now`` plus its time left on the store's."""
+        due: float | None = await self._fetchval(sql.NEXT_WAKEUP, now, self._store_time(now))
         return due

@@ -28,6 +28,7 @@ from typing import Any, Final, Self, TypeVar
 
 from ...errors import InvalidArgumentError, StoreUnavailableError
 from .._migrations import migration_files, pending, renumbered
+from .._store_clock import StoreClocked
 from .._wakeup import Wakeup
 from . import _statements as sql
 
@@ -41,7 +42,7 @@ BUSY_TIMEOUT: Final = 10.0  # seconds a transaction waits for another process's 
 _URL_PREFIX: Final = "sqlite:///"
 
 
-class SQLiteBase:
+class SQLiteBase(StoreClocked):
     """The file's connection and thread, which every role of the store works through."""
 
     def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:

@@ -130,7 +130,7 @@ MARK_WORKFLOW_TASK_DISPATCHED: Final = ("UPDATE workflow_tasks SET dispatched_at
 MARK_ACTION_DISPATCHED: Final = f"UPDATE action_tasks SET dispatched_at = ? WHERE {ACTION_KEY}"
 
 NEXT_WAKEUP: Final = (
-    "SELECT min(t) FROM (SELECT min(fire_at) AS t FROM timers "
+    "SELECT min(t) FROM (SELECT min(fire_at) + ? AS t FROM timers "
     "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks "
     "UNION ALL SELECT min(due) FROM schedules)")
 

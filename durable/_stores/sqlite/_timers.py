@@ -22,8 +22,9 @@ class SQLiteTimers(SQLiteBase):
     """Timers in the ``timers`` table; the outbox over both task tables."""
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
-        """Record ``TimerFired`` for up to ``limit`` due timers (each exactly once)."""
-        fired = await self._run(_fire_due_timers, now, limit)
+        """Record ``TimerFired`` for up to ``limit`` timers due on the store's clock (each
+        exactly once)."""
+        fired = await self._run(_fire_due_timers, now, self._store_time(now), limit)
         if fired:
             self.wakeup.notify()
         return fired
@@ -36,19 +37,24 @@ class SQLiteTimers(SQLiteBase):
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
-        waits)."""
-        return await self._run(scalar, sql.NEXT_WAKEUP, ())
+        waits); a timer's on the caller's clock, ``now`` plus its time left on the store's."""
+        shift = now - self._store_time(now)  # type: ignore[operator]
+        return await self._run(scalar, sql.NEXT_WAKEUP, (shift,))
 
 
-def _fire_due_timers(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
-    if not conn.execute(sql.SELECT_DUE_TIMERS, (now, limit)).fetchall():
+def _fire_due_timers(conn: sqlite3.Connection, now: float, store_now: float,
+                     limit: int) -> list[TaskRef]:
+    if not conn.execute(sql.SELECT_DUE_TIMERS, (store_now, limit)).fetchall():
         return []  # nothing due: do not take the write lock
-    return in_transaction(conn, _fire_txn, now, limit)
+    return in_transaction(conn, _fire_txn, now, store_now, limit)
 
 
-def _fire_txn(conn: sqlite3.Connection, now: float, limit: int) -> list[TaskRef]:
-    """Delete each due timer and record its ``TimerFired`` in the same transaction."""
-    due = conn.execute(sql.SELECT_DUE_TIMERS, (now, limit)).fetchall()
+def _fire_txn(conn: sqlite3.Connection, now: float, store_now: float,
+              limit: int) -> list[TaskRef]:
+    """Delete each timer due at ``store_now`` and record its ``TimerFired`` in the same
+    transaction, stamped with the earlier of the two clocks (see ``TimerStore``)."""
+    due = conn.execute(sql.SELECT_DUE_TIMERS, (store_now, limit)).fetchall()
+    now = min(now, store_now)
     for tenant, workflow_id, run_id, cmd in due:
         conn.execute(sql.DELETE_TIMER, (tenant, workflow_id, run_id, cmd))
         append_txn(conn, tenant, workflow_id, TimerFired(0, now, cmd), f"t{run_id}/{cmd}", now)
