@@ -333,7 +333,6 @@ class Client:
         tenant = self._tenant(tenant)
         workflow_id = str(uuid.uuid4()) if id is None else check_id(id, "a workflow id")
         a, k = defn.params.dump(tuple(args), {})
-        check_size([a, k], f"arguments of {defn.name}")
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
                                   tenant, a, k)
         epoch, now = self.store.wakeup.epoch, self.clock()

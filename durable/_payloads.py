@@ -52,6 +52,19 @@ def _unencodable(value: Any, where: str, exc: BaseException) -> PayloadError:
         "dataclasses, msgspec Structs or datetimes", where=where, reason=reason)
 
 
+def same_payload(recorded: Any, value: Any) -> bool:
+    """Whether ``value`` is what ``recorded`` (a payload read back from history) records:
+    equal as they are (the common case, and cheap), or encoded to the same bytes (a tuple
+    comes back a list, NaN is not equal to itself, a dataclass is recorded as a dict)."""
+    try:
+        return bool(recorded == value) or _encode(recorded) == _encode(value)
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return False
+
+
+_encode: Final = msgspec.msgpack.Encoder().encode
+
+
 def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
     """Raise PayloadError unless ``payload`` (builtins, from :func:`dump_value`) encodes, in
     at most ``limit`` bytes and :data:`MAX_PAYLOAD_DEPTH` levels of nesting.

@@ -144,7 +144,7 @@ def check_timer_delay(delay: float) -> float:
                               f"{MAX_DURATION:.0f}, not {delay!r}", parameter="delay")
     if delay == -math.inf:
         raise ValidationError("a timer's deadline must be finite, not -inf", parameter="delay")
-    return delay
+    return float(delay)  # a bool or an int is recorded as the float the history holds
 
 
 def check_number(value: Any, what: str, *, minimum: float = 0.0, exclusive: bool = False,

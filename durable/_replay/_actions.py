@@ -12,7 +12,7 @@ from .._definitions import ActionDefinition, action_definition
 from .._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelAction, Event, ScheduleAction,
 )
-from .._payloads import check_size, dump_value
+from .._payloads import same_payload
 from ..errors import ActionFailedError, DurableError
 from ._matcher import UNMATCHED, Matcher
 
@@ -42,7 +42,6 @@ class ActionCalls:
         cmd = matcher.count
         if not matcher.replaying:
             a, k = defn.params.dump(args, kwargs)
-            check_size([a, k], f"arguments of {defn.name}")
             matcher.match(ScheduleAction, (cmd, defn.name, a, k))
         else:
             a = list(args)  # compared as they are first: plain values need no dumping
@@ -52,10 +51,9 @@ class ActionCalls:
                 defn.params.dump(args, kwargs)  # refused live: it raises again, as it did then
                 matcher.unmatched(ScheduleAction, fields)
             if recorded is not None:
-                r = recorded.args
-                if (a != r and dump_value(a, defn.name) != r) or (kwargs and (
-                        kwargs != recorded.kwargs
-                        and dump_value(kwargs, defn.name) != recorded.kwargs)):
+                r = recorded.args  # compared inline first: the common case costs no call
+                if (r != a and not same_payload(r, a)) or (
+                        kwargs and not same_payload(recorded.kwargs, kwargs)):
                     self._changed(defn, recorded, args, kwargs)
         fut: Future[Any] = Future(loop=self._loop)  # loop.create_future, inlined
         self.pending[cmd] = (fut, defn)
@@ -73,6 +71,8 @@ class ActionCalls:
         except DurableError:
             self._matcher.put_back()
             raise
+        if same_payload(recorded.args, a) and same_payload(recorded.kwargs, k):
+            return
         try:
             if defn.params.load(recorded.args, recorded.kwargs) == defn.params.load(a, k):
                 return

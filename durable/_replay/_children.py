@@ -19,7 +19,7 @@ from .._history import (
     CancelChild, ChildCancelled, ChildCompleted, ChildFailed, ChildInitiated, ChildStarted,
     ChildStartFailed, Event, StartChild,
 )
-from .._payloads import check_size, dump_value
+from .._payloads import dump_value, same_payload
 from .._validate import check_id
 from ..errors import (
     DurableError, ValidationError, WorkflowAlreadyStartedError, WorkflowCancelledError,
@@ -138,14 +138,13 @@ class Children:
                 check_id(wanted, "a child workflow id", error=ValidationError)
                 matcher.unmatched(StartChild, fields)
             if recorded is not None:
-                if recorded.workflow_id != wanted or a != recorded.args:
+                if recorded.workflow_id != wanted or not same_payload(recorded.args, a):
                     self._validate(defn, args)
                     self._changed(defn, recorded, StartChild(*fields))
                 run_id, wanted, parent_close = (recorded.run_id, recorded.workflow_id,
                                                 recorded.parent_close)
         else:
             a, k = defn.params.dump(args, {})
-            check_size([a, k], f"arguments of {defn.name}")
             check_id(wanted, "a child workflow id", error=ValidationError)  # a derived one too
             matcher.match(StartChild, (cmd, defn.name, defn.version, wanted, run_id, a, k,
                                        parent_close))

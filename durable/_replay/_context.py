@@ -17,7 +17,6 @@ from typing import (
 
 from .._definitions import WorkflowDefinition, action_definition, seconds, workflow_definition
 from .._history import EventReceived
-from .._payloads import check_size
 from ._actions import ActionCalls
 from ._children import ChildHandle, Children
 from ._events import Inbox
@@ -202,7 +201,6 @@ class Context:
         """
         defn = self._defn
         a, k = defn.params.dump(args, {})
-        check_size([a, k], f"arguments of {defn.name}")
         raise ContinueAsNewRequest(a, k)
 
     def patched(self, patch_id: str) -> bool:

@@ -214,7 +214,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
-        check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError at the call
+        delay = check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError here
         handle = _TimerHandle()
         handle._callback = callback
         handle._args = args

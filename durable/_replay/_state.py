@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from .._history import SetData, SetState
-from .._payloads import check_size, dump_value
+from .._payloads import check_size, dump_value, same_payload
 from ..errors import ArgumentTypeError
 from ._matcher import Matcher
 
@@ -49,7 +49,8 @@ class RunState:
         if not deleted:  # in replay too: a value refused live recorded nothing to take
             check_size(payload, f"ctx.data[{key!r}]")
         recorded: Any = matcher.match(SetData, (key, payload, deleted))
-        if recorded is not None and (recorded.value != payload or recorded.deleted != deleted):
+        if recorded is not None and (recorded.deleted != deleted
+                                     or not same_payload(recorded.value, payload)):
             matcher.changed(recorded, SetData(key, payload, deleted),
                             f"the value of ctx.data[{key!r}]",
                             f" ({recorded.value!r} -> {payload!r})")
