@@ -7,6 +7,7 @@ crash any worker re-runs the coroutine against that history and it continues whe
 from . import errors
 from ._client import Client, Description, WorkflowHandle, connect
 from ._definitions import Retry, action, workflow
+from ._guard import NondeterministicCallWarning
 from ._history import Event, EventReceived
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle
@@ -32,6 +33,7 @@ __all__ = [
     "EventReceived",
     "NonDeterminismWarning",
     "NonRetryable",
+    "NondeterministicCallWarning",
     "Overlap",
     "ReplayResult",
     "Replayer",

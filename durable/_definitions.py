@@ -9,6 +9,7 @@ from datetime import timedelta
 from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
+from ._guard import warn as warn_nondeterministic
 from ._payloads import Params, Result
 from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
 from .errors import (
@@ -129,7 +130,10 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
     """Declare an ``async def`` workflow whose first parameter is the ``Context``.
 
     Use bare (``@durable.workflow``) or with a ``name`` (default: the function's name) and a
-    ``version`` recorded in every history it starts.
+    ``version`` recorded in every history it starts. Calls in its code that would replay
+    differently (``datetime.now()``, ``random.random()``, ``uuid.uuid4()``, ``os.environ``, ...)
+    are reported as a ``durable.NondeterministicCallWarning`` with ``file:line`` and what to
+    use instead (``ctx.now()``, ``ctx.random()``, ``ctx.uuid4()``, an action).
     """
 
     def decorate(f: F) -> F:
@@ -139,6 +143,7 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
         check_id(str(version), "a workflow version")
         defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
                                   Result(f, wf_name))
+        warn_nondeterministic(f, wf_name)  # a warning per call that would replay differently
         f.__durable_workflow__ = defn  # type: ignore[attr-defined]
         _workflows[wf_name] = defn
         return f

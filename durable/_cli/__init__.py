@@ -9,7 +9,7 @@ stderr with exit status 1.
 
 One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
 query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
-``_patches``, ``_schedules``, ``_verify`` and ``_admin`` (migrate, bench). They share
+``_patches``, ``_lint``, ``_schedules``, ``_verify`` and ``_admin`` (migrate, bench). They share
 ``_options`` (how a command is declared), ``_targets`` (what it acts on) and ``_render`` (how
 results are shown); none imports this module or, but for ``show --at``, another group.
 """
@@ -23,13 +23,13 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ..errors import DurableError, NonDeterminismError
-from . import _admin, _executions, _patches, _replay, _schedules, _verify, _workers
+from . import _admin, _executions, _lint, _patches, _replay, _schedules, _verify, _workers
 from ._options import Commands
 from ._targets import global_options
 
 __all__ = ["main"]
 
-_GROUPS = (_workers, _executions, _replay, _patches, _schedules, _verify, _admin)
+_GROUPS = (_workers, _executions, _replay, _patches, _lint, _schedules, _verify, _admin)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -397,3 +397,14 @@ def test_bench_measures_replay_next_to_the_floors(cli) -> None:
     assert [(r[0], int(r[2])) for r in rows] == [("sequential", 10), ("timers", 10)]
     assert all(float(r[4]) > 0 for r in rows)  # us/step
     assert "asyncio loop iteration" in out
+
+
+def test_lint_reports_calls_that_would_replay_differently(cli) -> None:
+    code, out, _ = cli("lint", "tests.unit._guard_samples")
+    assert code == 1
+    lines = out.splitlines()
+    assert any("_guard_samples.py:" in line and "clock.time() is not deterministic: use "
+               "ctx.now()" in line and "'GuardSampleClock'" in line for line in lines)
+    assert lines[-1] == "checked 3 workflow(s): 6 call(s) that would replay differently"
+    code, out, _ = cli("lint", "examples.order", "examples.concurrency", "--json")
+    assert code == 0 and json.loads(out) == {"findings": [], "workflows": 6}
