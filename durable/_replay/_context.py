@@ -19,6 +19,7 @@ from .._definitions import WorkflowDefinition, action_definition, seconds, workf
 from .._history import EventReceived
 from ._actions import ActionCalls
 from ._children import ChildHandle, Children
+from ._conditions import Conditions
 from ._events import Inbox
 from ._handlers import Handlers
 from .._validate import check_id, check_text
@@ -111,7 +112,8 @@ class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
 
     __slots__ = ("_info", "_defn", "_loop", "_matcher", "_calls", "_inbox", "_state",
-                 "_children", "_handlers", "_actions", "_data", "_logger", "run")
+                 "_children", "_handlers", "_conditions", "_actions", "_data", "_logger",
+                 "run")
 
     run: _Run
     """``await ctx.run(action, *args, **kwargs)``: run an action durably and return its result
@@ -120,7 +122,8 @@ class Context:
 
     def __init__(self, info: WorkflowInfo, defn: WorkflowDefinition, loop: Any,
                  matcher: Matcher, calls: ActionCalls, inbox: Inbox, state: RunState,
-                 children: Children, handlers: Callable[[], Handlers]) -> None:
+                 children: Children, handlers: Callable[[], Handlers],
+                 conditions: Conditions) -> None:
         self._info = info
         self._defn = defn
         self._loop = loop
@@ -130,6 +133,7 @@ class Context:
         self._state = state
         self._children = children
         self._handlers = handlers  # made on first use: most workflows have none
+        self._conditions = conditions
         self.run = calls.run  # the engine's own method: one frame less per step
         # made on first use, like the logger: most workflows use few of them
         self._actions: _Actions | None = None
@@ -166,6 +170,27 @@ class Context:
         if not names or not all(isinstance(n, str) for n in names):
             raise ArgumentTypeError("ctx.wait_for() needs one or more event names (str)")
         return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout))
+
+    async def wait_condition(self, predicate: Callable[[], Any], *,
+                             timeout: float | timedelta | None = None) -> bool:
+        """Wait until ``predicate()`` is true; return True, or False once ``timeout`` passes.
+
+        The predicate reads workflow state (variables, ``ctx.state``, ``ctx.data``, what
+        handlers set) and is checked now, then each time the workflow has run as far as it can
+        after an input (an action's result, an event, a timer, an update): like Temporal's
+        ``workflow.wait_condition``. It must not change the workflow; if it raises, the wait
+        raises that exception. ``timeout`` is a durable timer.
+        """
+        if not callable(predicate):
+            raise ArgumentTypeError(f"ctx.wait_condition() takes a function of no arguments "
+                                    f"that returns a bool, not {predicate!r}")
+        return await self._conditions.wait(predicate,
+                                           None if timeout is None else seconds(timeout))
+
+    def all_handlers_finished(self) -> bool:
+        """Whether every update handler that started has returned (use it before the workflow
+        returns: ``await ctx.wait_condition(ctx.all_handlers_finished)``)."""
+        return self._handlers().all_finished()
 
     def sleep(self, duration: float | timedelta) -> Awaitable[None]:
         """Sleep on a durable timer (survives restarts of every process): ``await`` it."""

@@ -149,6 +149,10 @@ class Handlers:
 
     # ---- running accepted updates (inside activations) --------------------------------------
 
+    def all_finished(self) -> bool:
+        """Whether no accepted update's handler is still running."""
+        return not self.running
+
     def start(self, event: UpdateAccepted) -> bool:
         """Start the handler of an accepted update; False if it has none (a divergence)."""
         handler = self.updates.get(event.name)

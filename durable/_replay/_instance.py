@@ -30,6 +30,7 @@ from .._payloads import error_info
 from ..errors import DurableError
 from ._actions import ActionCalls
 from ._children import Children
+from ._conditions import Conditions
 from ._context import Context
 from ._events import Inbox
 from ._handlers import Handlers
@@ -65,11 +66,13 @@ class WorkflowInstance:
         self.inbox = inbox = Inbox(loop)
         self.run_state = state = RunState(matcher, started.run_id)
         self.children = children = Children(matcher, loop, info)
+        self.conditions = conditions = Conditions(loop)
+        self._condition_waits = conditions._waits  # read on every activation: no call
         self._handlers: Handlers | None = None
         self._main: asyncio.Task[Any] | None = None
         self._parts = (self, calls, inbox, children)  # what _ROUTES send inputs to
         self.ctx = Context(info, defn, loop, matcher, calls, inbox, state, children,
-                           self._get_handlers)
+                           self._get_handlers, conditions)
 
     # ---- driving ------------------------------------------------------------------------
 
@@ -87,6 +90,9 @@ class WorkflowInstance:
                 apply(parts[part], event)
             if matcher.error is None:  # applying an input can find a divergence
                 loop.run_ready()
+                waits = self._condition_waits
+                while waits and matcher.error is None and self.conditions.check():
+                    loop.run_ready()
             if recorded is None:
                 if self.children.by_cmd or self.calls.any_cancelled():
                     self._cancel_abandoned()

@@ -31,6 +31,7 @@ Nodes (``id`` is unique in a program)::
     ["semaphore", id, n, nodes]    at most n nodes at a time (asyncio.Semaphore)
     ["lock", id, nodes]            one node at a time (asyncio.Lock)
     ["child", id, node]            a child FuzzProgram running node
+    ["until", id, d, node]         ctx.wait_condition(node done, timeout=d) while node runs
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ WHEN = ("FIRST_COMPLETED", "FIRST_EXCEPTION", "ALL_COMPLETED")
 
 LEAVES = ("act", "act", "act", "sleep", "asleep", "wait", "state", "data", "raise")
 COMPOSITES = ("seq", "gather", "race", "race_calls", "as_completed", "taskgroup", "timeout", "wait_for",
-              "shield", "cancel", "event", "queue", "condition", "semaphore", "lock", "child")
+              "shield", "cancel", "event", "queue", "condition", "semaphore", "lock", "child",
+              "until")
 # What a program can be counted as covering, beyond its node kinds.
 EXTRAS = ("retry", "action_failure", "equal_timers", "early_events", "events_together",
           "cancel_workflow", "query")
@@ -288,6 +290,20 @@ class _Run:
                                       return_exceptions=True)
         return [order, _plain(values)]
 
+    async def _until(self, node_id: int, duration: float, node: Node) -> Any:
+        finished = False
+
+        async def work() -> Any:
+            nonlocal finished
+            try:
+                return await self.node(node)
+            finally:
+                finished = True
+
+        task = self._spawn(work())
+        got = await self.ctx.wait_condition(lambda: finished, timeout=duration * self.scale)
+        return [got, _plain(await asyncio.gather(task, return_exceptions=True))]
+
     async def _child(self, node_id: int, node: Node) -> Any:
         child_id = f"{self.ctx.info.workflow_id}/{node_id}"
         handle = await self.ctx.start_child(fuzz_program, node, self.scale, id=child_id)
@@ -409,7 +425,7 @@ def _node(rng: random.Random, ids: Iterator[int], depth: int, children: bool,
     if kind == "race_calls":
         calls = [[next(ids), rng.choice((0, 0, 1, 9))] for _ in range(rng.randint(1, 4))]
         return [kind, node_id, calls, rng.choice(WHEN)]
-    if kind in ("timeout", "wait_for", "shield"):
+    if kind in ("timeout", "wait_for", "shield", "until"):
         return [kind, node_id, rng.choice(DURATIONS), one()]
     if kind == "cancel":
         return [kind, node_id, rng.randint(0, 3), one()]
