@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import (
-    TYPE_CHECKING, Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
+    Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
 )
 
 import msgspec
@@ -20,6 +20,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
 from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
+from ._ports import EagerWorker
 from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
@@ -41,8 +42,6 @@ from .errors import (
     WorkflowCancelledError,    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
 
-if TYPE_CHECKING:
-    from ._worker import Worker
 
 __all__ = ["Client", "Description", "WorkflowHandle", "connect"]
 
@@ -320,7 +319,7 @@ class Client:
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
         self.tenant = check_tenant(tenant)
         self.poll_interval = poll_interval
-        self._workers: list[Worker] = []  # this client's running workers, for eager starts
+        self._workers: list[EagerWorker] = []  # this client's running workers, for eager starts
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, tenant: str | None = None) -> WorkflowHandle[R]:
@@ -353,7 +352,7 @@ class Client:
         """The tenant a call names, or the client's (None)."""
         return self.tenant if tenant is None else check_tenant(tenant)
 
-    async def _hand_over(self, worker: Worker, started: WorkflowStarted, now: float) -> bool:
+    async def _hand_over(self, worker: EagerWorker, started: WorkflowStarted, now: float) -> bool:
         """Run a new execution's first task on ``worker``, which its creation leased it to;
         if the worker stopped meanwhile, give the task back (to be announced)."""
         task = WorkflowTask(started.tenant, started.workflow_id, started.workflow, 1,
