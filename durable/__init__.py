@@ -8,7 +8,7 @@ from . import errors
 from ._client import Client, Description, WorkflowHandle, connect
 from ._definitions import Retry, action, workflow
 from ._guard import NondeterministicCallWarning
-from ._history import Event, EventReceived
+from ._history import Event, EventReceived, History
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle
 from ._replay._context import Context
@@ -31,6 +31,7 @@ __all__ = [
     "Description",
     "Event",
     "EventReceived",
+    "History",
     "NonDeterminismWarning",
     "NonRetryable",
     "NondeterministicCallWarning",

@@ -93,7 +93,7 @@ def check(fn: Callable[..., Any]) -> list[Finding]:
         return []  # no source to read (a lambda in a REPL, a C function): nothing to say
     file = inspect.getsourcefile(fn) or "<unknown>"
     globals_ = getattr(fn, "__globals__", {})
-    found = [Finding(file, first + node.lineno - 1, name, advice)
+    found = [Finding(file, first + getattr(node, "lineno", 1) - 1, name, advice)
              for node, name, advice in _uses(tree, globals_)]
     return sorted(set(found), key=lambda f: (f.line, f.call))
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import durable
 
@@ -120,7 +120,8 @@ async def book_all_or_nothing(ctx: durable.Context, item: str) -> dict[str, Any]
             for supplier in SUPPLIERS:
                 group.create_task(hold(supplier))
     except* durable.errors.ActionFailedError as failed:
-        refused = [e.error_message for e in failed.exceptions]  # type: ignore[attr-defined]
+        refused = [e.error_message for e in failed.exceptions
+                   if isinstance(e, durable.errors.ActionFailedError)]
     return {"refused": refused, "released": released}
 
 
@@ -196,9 +197,11 @@ async def run_demo(url: str) -> dict[str, Any]:
     """Run each workflow once with a worker in-process; print what each returned."""
     results: dict[str, Any] = {}
     async with durable.connect(url) as client, worker(client):
-        for wf, arg in [(cheapest_quote, "bolts"), (quotes_as_they_come, "nuts"),
-                        (book_all_or_nothing, "gears"), (quotes_within, "pins"),
-                        (order_pipeline, ["bolts", "nuts"])]:
+        runs: list[tuple[Callable[..., Awaitable[Any]], Any]] = [
+            (cheapest_quote, "bolts"), (quotes_as_they_come, "nuts"),
+            (book_all_or_nothing, "gears"), (quotes_within, "pins"),
+            (order_pipeline, ["bolts", "nuts"])]
+        for wf, arg in runs:
             name = wf.__durable_workflow__.name  # type: ignore[attr-defined]
             handle = await client.start(wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}")
             if wf is order_pipeline:

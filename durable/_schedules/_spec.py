@@ -65,9 +65,13 @@ def due_after(spec: ScheduleSpec, after: float) -> float | None:
 def next_dues(spec: ScheduleSpec, after: float, count: int) -> list[float]:
     """The next ``count`` due times after ``after``."""
     dues: list[float] = []
-    t: float | None = after
-    while len(dues) < count and (t := due_after(spec, t)) is not None:
-        dues.append(t)
+    t = after
+    while len(dues) < count:
+        due = due_after(spec, t)
+        if due is None:
+            break
+        dues.append(due)
+        t = due
     return dues
 
 
