@@ -55,11 +55,16 @@ __all__ = [
     "workflow",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("durable._"):
-        try:
-            _obj.__module__ = "durable"
-        except (AttributeError, TypeError):
-            pass
-del _name, _obj
+def _public_module() -> None:
+    """Show exported names as ``durable.X`` (in reprs, docs and tracebacks)."""
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("durable._"):
+            try:
+                obj.__module__ = "durable"
+            except (AttributeError, TypeError):
+                pass
+
+
+_public_module()
+del _public_module

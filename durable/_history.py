@@ -584,7 +584,10 @@ def decode_history_json(data: bytes | str) -> list[Event]:
 def _undecodable(what: str, data: Any, exc: BaseException) -> HistoryError:
     reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
     kind = type(data).__name__
-    size = f"{len(data)} {'characters' if kind == 'str' else 'bytes'}" \
-        if isinstance(data, (bytes, bytearray, memoryview, str)) else f"a {kind}"
+    if isinstance(data, (bytes, bytearray, memoryview, str)):
+        length: int = len(data)  # pyright: ignore[reportUnknownArgumentType]
+        size = f"{length} {'characters' if kind == 'str' else 'bytes'}"
+    else:
+        size = f"a {kind}"
     return HistoryError(f"{what}: {reason} (in {size}); the history is malformed (written by "
                         "an incompatible version, or damaged)", reason=reason)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import durable
 
@@ -91,7 +91,7 @@ async def cheapest_quote(ctx: durable.Context, item: str) -> list[Any]:
 @durable.workflow
 async def quotes_as_they_come(ctx: durable.Context, item: str) -> list[list[Any]]:
     """Every supplier's price, in the order the replies arrive."""
-    replies = []
+    replies: list[list[Any]] = []
     for next_reply in asyncio.as_completed([_quote(ctx, s, item) for s in SUPPLIERS]):
         supplier, price = await next_reply
         replies.append([supplier, price])
@@ -168,7 +168,7 @@ async def order_pipeline(ctx: durable.Context, items: list[str]) -> dict[str, An
 
     async def consume() -> list[asyncio.Task[None]]:
         await opened.wait()
-        buying = []
+        buying: list[asyncio.Task[None]] = []
         while (item := await queue.get()) is not None:
             for supplier in SUPPLIERS[:2]:
                 buying.append(asyncio.ensure_future(buy(item, supplier)))
@@ -197,12 +197,12 @@ async def run_demo(url: str) -> dict[str, Any]:
     """Run each workflow once with a worker in-process; print what each returned."""
     results: dict[str, Any] = {}
     async with durable.connect(url) as client, worker(client):
-        runs: list[tuple[Callable[..., Awaitable[Any]], Any]] = [
+        runs: list[tuple[Any, Any]] = [
             (cheapest_quote, "bolts"), (quotes_as_they_come, "nuts"),
             (book_all_or_nothing, "gears"), (quotes_within, "pins"),
             (order_pipeline, ["bolts", "nuts"])]
         for wf, arg in runs:
-            name = wf.__durable_workflow__.name  # type: ignore[attr-defined]
+            name = wf.__durable_workflow__.name
             handle = await client.start(wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}")
             if wf is order_pipeline:
                 await handle.send("open")

@@ -55,8 +55,8 @@ def due_after(spec: ScheduleSpec, after: float) -> float | None:
     assert spec.cron is not None
     start = datetime.fromtimestamp(after, ZoneInfo(spec.timezone))
     try:
-        due: float = croniter(spec.cron, start, max_years_between_matches=_SEARCH_YEARS
-                              ).get_next(float)
+        cron = croniter(spec.cron, start, max_years_between_matches=_SEARCH_YEARS)
+        due: float = cron.get_next(float)  # pyright: ignore[reportUnknownMemberType]
     except CroniterBadDateError:
         return None
     return due
