@@ -19,7 +19,9 @@ from msgspec.structs import replace
 from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
-from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
+from ._history import (
+    CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
+)
 from ._ports import EagerWorker
 from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
 from ._validate import (
@@ -271,7 +273,7 @@ class WorkflowHandle(Generic[R]):
         check_optional_id(run_id, "a run id")
         return await state_at(self, when, replay_code=replay, run_id=run_id)
 
-    async def history(self, *, run_id: str | None = None) -> list[Event]:
+    async def history(self, *, run_id: str | None = None) -> History:
         """The history of the execution's current run (or of ``run_id``, an earlier run it
         continued from): typed events with a dense ``seq``.
 
@@ -280,8 +282,8 @@ class WorkflowHandle(Generic[R]):
         """
         check_optional_id(run_id, "a run id")
         await self._record()
-        return await self.client.store.read_history(self.tenant, self.workflow_id,
-                                                    run_id=run_id)
+        return History(await self.client.store.read_history(self.tenant, self.workflow_id,
+                                                            run_id=run_id))
 
 
 def _check_status(status: Any) -> None:

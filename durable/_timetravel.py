@@ -108,9 +108,9 @@ class _Fold:
     def __init__(self, snapshot: Snapshot | None) -> None:
         self.seq, self.time = (snapshot.seq, snapshot.time) if snapshot else (0, 0.0)
         self.status: str = snapshot.status if snapshot else "running"
-        self.state = snapshot.state if snapshot else None
+        self.state: str | None = snapshot.state if snapshot else None
         self.data: dict[str, Any] = dict(snapshot.data) if snapshot else {}
-        self.suspended_at = snapshot.suspended_at if snapshot else None
+        self.suspended_at: str | None = snapshot.suspended_at if snapshot else None
         self.pending: list[Event] = []
         self.result: Any = None
         self.error: ErrorInfo | None = None
