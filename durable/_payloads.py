@@ -117,9 +117,10 @@ def safe_text(text: str) -> str:
 _SCALARS: Final = (int, float, str, bool, bytes)
 
 
-def _converter(hint: Any) -> Callable[[Any], Any] | None:
+def _converter(hint: Any, where: str, parameter: str | None) -> Callable[[Any], Any] | None:
     if hint is Any or hint is inspect.Parameter.empty or hint is object:
         return None
+    _check_convertible(hint, where, parameter)
 
     if hint in _SCALARS:  # a value of exactly that type needs no conversion (the common case)
         def convert_scalar(value: Any) -> Any:
@@ -133,6 +134,20 @@ def _converter(hint: Any) -> Callable[[Any], Any] | None:
         return msgspec.convert(value, hint, builtin_types=_BUILTIN_TYPES)
 
     return convert
+
+
+def _check_convertible(hint: Any, where: str, parameter: str | None) -> None:
+    """A type msgspec cannot convert to is refused at decoration, not at the first call."""
+    try:
+        msgspec.json.Decoder(hint)
+    except TypeError as exc:
+        advice = ("; a Union of dataclasses cannot be told apart: make them msgspec.Struct "
+                  "classes with tag=True (msgspec's tagged unions), or use one type"
+                  if "union" in str(exc).lower() else "; use a type msgspec supports")
+        what = "the return annotation" if parameter is None else f"parameter {parameter!r}"
+        raise ValidationError(f"{where}: {what} has the type {hint!r}, which msgspec cannot "
+                              f"convert to ({exc}){advice}", function=where,
+                              parameter=parameter) from None
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -156,7 +171,8 @@ class Params:
             params = params[1:]
         self.names: tuple[str, ...] = tuple(p.name for p in params if p.kind in _POSITIONAL or
                                             p.kind is inspect.Parameter.KEYWORD_ONLY)
-        self.converters = {p.name: _converter(hints.get(p.name, Any)) for p in params}
+        self.converters = {p.name: _converter(hints.get(p.name, Any), where, p.name)
+                           for p in params}
         self.required = {p.name for p in params if p.default is inspect.Parameter.empty and
                          p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         self.defaults = {p.name for p in params if p.default is not inspect.Parameter.empty}
@@ -226,7 +242,8 @@ class Result:
 
     def __init__(self, fn: Callable[..., Any], where: str) -> None:
         self.where = where
-        self.convert = _converter(_hints(fn).get("return", Any))  # None: returned as is
+        # None: returned as is
+        self.convert = _converter(_hints(fn).get("return", Any), where, None)
 
     def dump(self, value: Any) -> Any:
         """Validate a returned value and return it as a payload."""

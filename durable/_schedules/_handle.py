@@ -141,6 +141,7 @@ class ScheduleHandle:
             updated = replace(change(record, now), revision=record.revision + 1, updated_at=now)
             if await self.client.store.update_schedule(updated,
                                                        next_check=next_check(updated, now)):
+                self.client.store.wakeup.schedule_written()
                 return
         raise StoreUnavailableError(
             f"schedule {self.schedule_id!r} kept changing while being updated; try again",
@@ -160,6 +161,8 @@ async def create_schedule(client: ClientPort, defn: WorkflowDefinition, args: tu
     stored, created = await client.store.create_schedule(
         record, next_check=next_check(record, record.created_at))
     handle = ScheduleHandle(client, schedule_id, tenant)
+    if created:
+        client.store.wakeup.schedule_written()
     if created or _same_definition(stored, record):
         return handle
     if not replace_existing:
@@ -239,9 +242,10 @@ def _same_definition(a: ScheduleRecord, b: ScheduleRecord) -> bool:
 
 
 def _redefined(stored: ScheduleRecord, new: ScheduleRecord, now: float) -> ScheduleRecord:
-    """``stored`` with ``new``'s definition; a new spec is due from now on."""
+    """``stored`` with ``new``'s definition; a new spec is due from now on. A paused schedule
+    stays paused (``unpause`` resumes it from then on, catching nothing up)."""
     next_due = stored.next_due if stored.spec == new.spec else due_after(new.spec, now)
     return replace(stored, workflow=new.workflow, version=new.version, args=new.args,
                    kwargs=new.kwargs, spec=new.spec, overlap=new.overlap,
-                   catchup_window=new.catchup_window, paused=new.paused, note=new.note,
-                   next_due=next_due)
+                   catchup_window=new.catchup_window, paused=stored.paused or new.paused,
+                   note=new.note, next_due=next_due)
