@@ -15,10 +15,12 @@ import msgspec
 
 from .errors import PayloadError, ValidationError
 
-__all__ = ["MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_DEPTH", "Params", "Result", "check_size",
-           "describe_error", "dump_value", "error_info", "safe_text"]
+__all__ = ["MAX_METADATA_BYTES", "MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_DEPTH", "Params", "Result",
+           "check_metadata", "check_size", "convert", "describe_error", "dump_value",
+           "error_info", "safe_text"]
 
 MAX_PAYLOAD_BYTES: Final = 2 * 1024 * 1024
+MAX_METADATA_BYTES: Final = 16 * 1024  # an event's metadata: who sent it, not a payload
 # How deeply lists and dicts may nest in a payload. msgspec encodes and decodes nesting on the
 # Python stack: a value nested 900 deep encodes in a shallow caller and then fails to decode in
 # a deeper one (a worker), which would leave its history unreadable. 100 levels leave room
@@ -63,6 +65,31 @@ def same_payload(recorded: Any, value: Any) -> bool:
 
 
 _encode: Final = msgspec.msgpack.Encoder().encode
+
+
+def convert(payload: Any, hint: Any, where: str) -> Any:
+    """A recorded ``payload`` as ``hint`` (a type msgspec converts to); ``ValidationError``
+    naming ``where`` if it does not fit."""
+    converter = _converter(hint, where, None)
+    if converter is None:
+        return payload
+    try:
+        return converter(payload)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}", function=where) from None
+
+
+def check_metadata(metadata: Any, where: str) -> dict[str, Any] | None:
+    """``metadata`` as recorded: None, or a dict of non-empty ``str`` keys to encodable values
+    in at most :data:`MAX_METADATA_BYTES` (a ``ValidationError`` or ``PayloadError`` if not)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and k for k in metadata):
+        raise ValidationError(f"{where}: metadata is a dict with non-empty str keys, not "
+                              f"{metadata!r:.200}", parameter="metadata")
+    payload: dict[str, Any] = dump_value(metadata, where)
+    check_size(payload, where, MAX_METADATA_BYTES)
+    return payload
 
 
 def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
