@@ -23,7 +23,7 @@ from ._history import (
     CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
 )
 from ._ports import EagerWorker
-from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
+from ._payloads import MAX_PAYLOAD_BYTES, check_metadata, check_size, dump_value
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
     check_timeout, show,
@@ -104,8 +104,12 @@ class WorkflowHandle(Generic[R]):
                 workflow_id=self.workflow_id, tenant=self.tenant)
         return record
 
-    async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None) -> None:
+    async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   metadata: dict[str, Any] | None = None) -> None:
         """Deliver external event ``name`` to the execution (once per ``idempotency_key``).
+
+        ``metadata`` (str keys, encodable values) is recorded with the event: who sent it, or
+        why; the workflow reads it as ``event.metadata`` and ``durable show`` prints it.
 
         Raises ``WorkflowClosedError`` if the execution has ended (unless an event with the
         same ``idempotency_key`` was delivered before it did: then this is a retry, not an error).
@@ -114,7 +118,8 @@ class WorkflowHandle(Generic[R]):
         check_optional_id(idempotency_key, "an idempotency key", error=ArgumentTypeError)
         value = dump_value(payload, f"payload of event {name!r}")
         check_size(value, f"payload of event {name!r}")
-        event = EventReceived(0, 0.0, name, value, idempotency_key)
+        meta = check_metadata(metadata, f"metadata of event {name!r}")
+        event = EventReceived(0, 0.0, name, value, idempotency_key, meta)
         dedup = None if idempotency_key is None else f"e{idempotency_key}"
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
                                                    dedup=dedup, now=self.client.clock())

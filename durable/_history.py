@@ -159,11 +159,12 @@ class TimerFired(_Event, frozen=True, tag=True, array_like=True):
 
 
 class EventReceived(_Event, frozen=True, tag=True, array_like=True):
-    """An external event arrived (``handle.send``)."""
+    """An external event arrived (``handle.send``); ``metadata`` says who sent it, or why."""
 
     name: str
     payload: Any = None
     key: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class CancelRequested(_Event, frozen=True, tag=True, array_like=True):
