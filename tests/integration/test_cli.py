@@ -419,3 +419,13 @@ def test_version_prints_the_installed_distributions_version(
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"durable {metadata.version('durable')}\n"
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["schedule", "list"],
+                                     ["verify"], ["patches", "--module", "examples.order"]])
+def test_read_only_commands_refuse_a_missing_sqlite_file(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo.db"
+    assert main(["--db", f"sqlite:///{missing}", *command]) == 1
+    assert "no SQLite database at" in capsys.readouterr().err
+    assert not missing.exists()
