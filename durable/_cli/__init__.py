@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Coroutine
+from importlib import metadata
 from typing import Any
 
 from ..errors import DurableError, NonDeterminismError
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durable", parents=[common],
                                      description="Durable execution: run workers, start and "
                                      "inspect workflow executions.")
+    parser.add_argument("--version", action="version",
+                        version=f"durable {metadata.version('durable')}")
     commands = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
                         common)
     for group in _GROUPS:

@@ -139,7 +139,7 @@ def _add_list(commands: Commands) -> None:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         records = await client.list(status=args.status, limit=args.limit,
                                     all_tenants=args.all_tenants)
     if not records:
@@ -174,7 +174,7 @@ async def _show(args: argparse.Namespace) -> int:
         return await show_at(args)
     if args.replay:
         raise UsageError("--replay goes with --at WHEN")
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         handle = client.get_handle(args.id)
         try:
             events = await handle.history(run_id=args.run)

@@ -117,7 +117,7 @@ def _add_list_and_show(actions: Commands) -> None:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         found = await client.list_schedules(limit=args.limit, all_tenants=args.all_tenants)
     if not found:
         print("no schedules")
@@ -132,7 +132,7 @@ async def _list(args: argparse.Namespace) -> int:
 
 
 async def _show(args: argparse.Namespace) -> int:
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         description = await client.get_schedule(args.id).describe(next_runs=args.next)
     print("\n".join(_render.schedule(description)))
     return 0

@@ -61,16 +61,23 @@ def redis_url(args: argparse.Namespace) -> str | None:
 
 
 @asynccontextmanager
-async def connect(args: argparse.Namespace, *,
-                  redis: bool = True) -> AsyncGenerator[durable.Client]:
-    """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis."""
+async def connect(args: argparse.Namespace, *, redis: bool = True,
+                  read_only: bool = False) -> AsyncGenerator[durable.Client]:
+    """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis.
+    A ``read_only`` command refuses a SQLite file that does not exist (a mistyped path would
+    otherwise create an empty database and show nothing)."""
+    db = store_url(args)
+    if read_only and db.lower().startswith("sqlite:///") and db.lower() != "sqlite:///:memory:" \
+            and not os.path.exists(db[len("sqlite:///"):]):
+        raise UsageError(f"no SQLite database at {db[len('sqlite:///'):]!r} (--db, DURABLE_DB): "
+                         "check the path; this command only reads, so it creates none")
     options: dict[str, Any] = {"tenant": getattr(args, "tenant", DEFAULT_TENANT)}
     if redis and (url := redis_url(args)):
         options["redis_url"] = url
         if prefix := getattr(args, "prefix", None) or os.environ.get("DURABLE_REDIS_PREFIX"):
             options["prefix"] = prefix
     with refused_urls():
-        client = await durable.connect(store_url(args), **options)
+        client = await durable.connect(db, **options)
     try:
         yield client
     finally:

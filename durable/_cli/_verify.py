@@ -46,7 +46,7 @@ def add_commands(commands: Commands) -> None:
 
 async def _verify(args: argparse.Namespace) -> int:
     report = _Report(args.progress, quiet=args.json)
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         tenant = None if args.all_tenants else client.tenant
         async for check in verify_store(client.store, tenant):
             report.add(check)

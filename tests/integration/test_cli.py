@@ -409,3 +409,23 @@ def test_lint_reports_calls_that_would_replay_differently(cli) -> None:
     assert lines[-1] == "checked 3 workflow(s): 6 call(s) that would replay differently"
     code, out, _ = cli("lint", "examples.order", "examples.concurrency", "--json")
     assert code == 0 and json.loads(out) == {"findings": [], "workflows": 6}
+
+
+def test_version_prints_the_installed_distributions_version(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"durable {metadata.version('durable')}\n"
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["schedule", "list"],
+                                     ["verify"], ["patches", "--module", "examples.order"]])
+def test_read_only_commands_refuse_a_missing_sqlite_file(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo.db"
+    assert main(["--db", f"sqlite:///{missing}", *command]) == 1
+    assert "no SQLite database at" in capsys.readouterr().err
+    assert not missing.exists()
