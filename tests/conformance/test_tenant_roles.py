@@ -108,6 +108,11 @@ async def test_a_tenant_role_cannot_see_or_change_another_tenants_rows(
     owner = await asyncpg.connect(pg_database)
     as_a = await asyncpg.connect(_as(pg_database, role_name(a)))
     try:
+        assert [tuple(row) for row in await owner.fetch(
+            "SELECT c.relname::text, c.relrowsecurity FROM pg_class c JOIN pg_attribute a ON "
+            "a.attrelid = c.oid AND a.attname = 'tenant' WHERE c.relkind = 'r' AND "
+            "c.relnamespace = current_schema()::regnamespace AND c.relname <> 'durable_roles' "
+            "ORDER BY 1")] == [(t, True) for t in TABLES]  # every tenant table, protected
         before = await _counts(owner, b)
         assert all(before.values()), before  # B has rows everywhere: the test can fail
         assert all((await _counts(as_a, a)).values())  # A sees its own

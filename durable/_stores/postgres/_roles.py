@@ -56,7 +56,7 @@ async def create_tenant_role(url: str, tenant: str) -> TenantRole:
         if mapped is not None and mapped != tenant:
             raise InvalidArgumentError(f"role {role!r} is the role of tenant {mapped!r}")
         exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-        statements = [] if exists else [f"CREATE ROLE {_quote(role)} LOGIN"]
+        statements: list[str] = [] if exists else [f"CREATE ROLE {_quote(role)} LOGIN"]
         statements.append("SELECT durable_protect_tenant_tables()")
         await _run(conn, statements)
         tables = [row[0] for row in await conn.fetch(_TABLES)]
@@ -81,7 +81,7 @@ async def list_tenant_roles(url: str) -> list[tuple[str, str, bool]]:
 
 async def drop_tenant_role(url: str, tenant: str) -> list[TenantRole]:
     """Revoke and drop the roles of ``tenant`` (its rows stay); what was dropped."""
-    dropped = []
+    dropped: list[TenantRole] = []
     async with _connection(url) as conn:
         schema = await conn.fetchval("SELECT current_schema()")
         database = await conn.fetchval("SELECT current_database()")
