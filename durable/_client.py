@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import (
-    TYPE_CHECKING, Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
+    Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
 )
 
 import msgspec
@@ -19,9 +19,12 @@ from msgspec.structs import replace
 from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
-from ._scope import DEFAULT_TENANT, permit, permit_all, scope
-from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
-from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
+from ._scope import permit, permit_all, scope
+from ._history import (
+    CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
+)
+from ._ports import EagerWorker
+from ._payloads import MAX_PAYLOAD_BYTES, check_metadata, check_size, dump_value
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_text, check_timeout, show,
 )
@@ -41,8 +44,6 @@ from .errors import (
     WorkflowCancelledError,    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
 
-if TYPE_CHECKING:
-    from ._worker import Worker
 
 __all__ = ["Client", "Description", "WorkflowHandle", "connect"]
 
@@ -108,8 +109,12 @@ class WorkflowHandle(Generic[R]):
                 workflow_id=self.workflow_id, tenant=self.tenant)
         return record
 
-    async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None) -> None:
+    async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   metadata: dict[str, Any] | None = None) -> None:
         """Deliver external event ``name`` to the execution (once per ``idempotency_key``).
+
+        ``metadata`` (str keys, encodable values) is recorded with the event: who sent it, or
+        why; the workflow reads it as ``event.metadata`` and ``durable show`` prints it.
 
         Raises ``WorkflowClosedError`` if the execution has ended (unless an event with the
         same ``idempotency_key`` was delivered before it did: then this is a retry, not an error).
@@ -118,7 +123,8 @@ class WorkflowHandle(Generic[R]):
         check_optional_id(idempotency_key, "an idempotency key", error=ArgumentTypeError)
         value = dump_value(payload, f"payload of event {name!r}")
         check_size(value, f"payload of event {name!r}")
-        event = EventReceived(0, 0.0, name, value, idempotency_key)
+        meta = check_metadata(metadata, f"metadata of event {name!r}")
+        event = EventReceived(0, 0.0, name, value, idempotency_key, meta)
         dedup = None if idempotency_key is None else f"e{idempotency_key}"
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
                                                    dedup=dedup, now=self.client.clock())
@@ -277,7 +283,7 @@ class WorkflowHandle(Generic[R]):
         check_optional_id(run_id, "a run id")
         return await state_at(self, when, replay_code=replay, run_id=run_id)
 
-    async def history(self, *, run_id: str | None = None) -> list[Event]:
+    async def history(self, *, run_id: str | None = None) -> History:
         """The history of the execution's current run (or of ``run_id``, an earlier run it
         continued from): typed events with a dense ``seq``.
 
@@ -286,8 +292,8 @@ class WorkflowHandle(Generic[R]):
         """
         check_optional_id(run_id, "a run id")
         await self._record()
-        return await self.client.store.read_history(self.tenant, self.workflow_id,
-                                                    run_id=run_id)
+        return History(await self.client.store.read_history(self.tenant, self.workflow_id,
+                                                            run_id=run_id))
 
 
 def _check_status(status: Any) -> None:
@@ -328,7 +334,7 @@ class Client:
         self.clock = clock
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
         self.poll_interval = poll_interval
-        self._workers: list[Worker] = []  # this client's running workers, for eager starts
+        self._workers: list[EagerWorker] = []  # this client's running workers, for eager starts
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, tenant: str | None = None) -> WorkflowHandle[R]:
@@ -385,7 +391,7 @@ class Client:
             return None
         return self._tenant(tenant)
 
-    async def _hand_over(self, worker: Worker, started: WorkflowStarted, now: float) -> bool:
+    async def _hand_over(self, worker: EagerWorker, started: WorkflowStarted, now: float) -> bool:
         """Run a new execution's first task on ``worker``, which its creation leased it to;
         if the worker stopped meanwhile, give the task back (to be announced)."""
         task = WorkflowTask(started.tenant, started.workflow_id, started.workflow, 1,

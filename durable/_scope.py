@@ -14,8 +14,8 @@ create``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
-from typing import Any, Final, cast
+from collections.abc import Mapping, Set
+from typing import Any, Final
 
 from ._validate import check_tenant, show
 from .errors import ArgumentTypeError, InvalidArgumentError, TenantPermissionError
@@ -34,11 +34,7 @@ def scope(tenant: Any, tenants: Any) -> tuple[str, Scope]:
     if tenants is None or type(tenants) is str and tenants == ALL_TENANTS:
         own = check_tenant(DEFAULT_TENANT if tenant is None else tenant)
         return own, (None if tenants is not None else frozenset({own}))
-    if isinstance(tenants, (str, bytes, Mapping)) or not isinstance(tenants, Iterable):
-        hint = f" (a list: tenants=[{tenants!r}])" if isinstance(tenants, str) else ""
-        raise ArgumentTypeError(f"tenants= is '*' or a list of tenant names, not "
-                                f"{show(tenants)}{hint}", parameter="tenants")
-    names = [check_tenant(t) for t in cast("Iterable[Any]", tenants)]
+    names = [check_tenant(t) for t in _names(tenants)]
     if not names:
         raise InvalidArgumentError("tenants= names at least one tenant (or '*' for every one)",
                                    parameter="tenants")
@@ -48,15 +44,27 @@ def scope(tenant: Any, tenants: Any) -> tuple[str, Scope]:
     return permit(allowed, own), allowed
 
 
+def _names(tenants: Any) -> list[Any]:
+    """The items of a collection of tenant names; ``ArgumentTypeError`` for anything else."""
+    if not isinstance(tenants, (str, bytes, Mapping)):
+        try:
+            return list(tenants)
+        except TypeError:
+            pass
+    hint = f" (a list: tenants=[{tenants!r}])" if isinstance(tenants, str) else ""
+    raise ArgumentTypeError(f"tenants= is '*' or a list of tenant names, not "
+                            f"{show(tenants)}{hint}", parameter="tenants")
+
+
 def permit(allowed: Scope, tenant: Any) -> str:
     """``tenant`` if the scope lets the client act for it; else ``TenantPermissionError``."""
-    tenant = check_tenant(tenant)
-    if allowed is not None and tenant not in allowed:
+    name = check_tenant(tenant)
+    if allowed is not None and name not in allowed:
         raise TenantPermissionError(
-            f"this client may not act for tenant {tenant!r}: it was connected for "
+            f"this client may not act for tenant {name!r}: it was connected for "
             f"{describe(allowed)}; connect with tenants=[...] naming it (or tenants='*')",
-            tenant=tenant, allowed=sorted(allowed))
-    return tenant
+            tenant=name, allowed=sorted(allowed))
+    return name
 
 
 def permit_all(allowed: Scope, what: str) -> None:

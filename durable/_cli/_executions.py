@@ -60,12 +60,16 @@ def _add_send(commands: Commands) -> None:
     p.add_argument("event", metavar="EVENT", help="event name")
     p.add_argument("payload", metavar="PAYLOAD", nargs="?", help="payload as JSON (default null)")
     p.add_argument("--key", help="idempotency key: the event is delivered once per key")
+    p.add_argument("--metadata", metavar="JSON", help="recorded with the event, e.g. "
+                   "'{\"user_id\": \"u1\"}' (who sent it)")
 
 
 async def _send(args: argparse.Namespace) -> int:
     payload = None if args.payload is None else json_value(args.payload, "payload")
+    metadata = None if args.metadata is None else json_value(args.metadata, "--metadata")
     async with connect(args) as client:
-        await client.get_handle(args.id).send(args.event, payload, idempotency_key=args.key)
+        await client.get_handle(args.id).send(args.event, payload, idempotency_key=args.key,
+                                              metadata=metadata)
     print(f"sent {args.event} to {args.id}")
     return 0
 

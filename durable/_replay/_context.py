@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Coroutine, Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import (
     Any, Awaitable, Callable, NoReturn, ParamSpec, Protocol, TypeVar, TypeVarTuple, Unpack,
+    overload,
 )
 
 from .._definitions import WorkflowDefinition, action_definition, seconds, workflow_definition
@@ -39,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _workflow_logger = logging.getLogger("durable.workflow")
 
 
-class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _ReplayAwareLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger that says nothing while the workflow replays history."""
 
     def __init__(self, matcher: Matcher) -> None:
@@ -104,8 +105,16 @@ class _Actions:
 class _Run(Protocol):
     """The signature of ``Context.run``."""
 
-    def __call__(self, action: Callable[P, Awaitable[R]] | Callable[P, R], /,
+    @overload
+    def __call__(self, action: Callable[P, Coroutine[Any, Any, R]], /,
                  *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(self, action: Callable[P, R], /,
+                 *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(self, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
 
 
 class Context:
@@ -138,7 +147,7 @@ class Context:
         # made on first use, like the logger: most workflows use few of them
         self._actions: _Actions | None = None
         self._data: _Data | None = None
-        self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
     def actions(self) -> Any:
@@ -155,21 +164,48 @@ class Context:
         return self._data
 
     @property
-    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger (``durable.workflow``) that is silent while the workflow replays."""
         if self._logger is None:  # made on first use: most workflows never log
             self._logger = _ReplayAwareLogger(self._matcher)
         return self._logger
 
-    async def wait_for(self, *names: str,
-                       timeout: float | timedelta | None = None) -> EventReceived | None:
+    async def wait_for(self, *names: str, timeout: float | timedelta | None = None,
+                       type: Any = None) -> EventReceived | None:
         """Wait for an external event named one of ``names``; None when ``timeout`` passes.
 
-        Events sent before the wait are kept in order and the first matching one is returned.
+        Events sent before the wait are kept in order and the first matching one is returned
+        (``.payload``, ``.metadata``, ``.key``). With ``type`` (a dataclass, Struct, ...) its
+        payload is converted to it; one that does not fit raises ``ValidationError`` here.
         """
         if not names or not all(isinstance(n, str) for n in names):
             raise ArgumentTypeError("ctx.wait_for() needs one or more event names (str)")
-        return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout))
+        return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout),
+                                          type)
+
+    @overload
+    def on_signal(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def on_signal(self, name: str, fn: F) -> F: ...
+    def on_signal(self, name: str, fn: F | None = None) -> F | Callable[[F], F]:
+        """Handle every external event ``name`` with ``fn(payload)`` or
+        ``fn(payload, metadata)`` (plain or ``async``: it runs as a task of the workflow, one
+        per event in arrival order, and may await actions and timers).
+
+        The payload is converted to the annotated type of ``fn``'s first parameter. Events
+        that arrived before the handler was registered are handled at registration, in
+        order; a ``ctx.wait_for`` of the same name takes an event first. An event whose
+        payload does not fit is logged and kept for ``ctx.wait_for``. Use as
+        ``ctx.on_signal("name", fn)`` or ``@ctx.on_signal("name")``.
+        """
+        check_id(name, "a signal name", error=ArgumentTypeError)
+        if fn is None:
+            def register(f: F) -> F:
+                self._inbox.on_signal(name, f)
+                return f
+            return register
+        self._inbox.on_signal(name, fn)
+        return fn
 
     async def wait_condition(self, predicate: Callable[[], Any], *,
                              timeout: float | timedelta | None = None) -> bool:
@@ -265,7 +301,11 @@ class Context:
         """The last state set with :meth:`set_state` (None before the first)."""
         return self._state.state
 
-    def on_query(self, name: str, fn: F | None = None) -> Any:
+    @overload
+    def on_query(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def on_query(self, name: str, fn: F) -> F: ...
+    def on_query(self, name: str, fn: F | None = None) -> F | Callable[[F], F]:
         """Answer ``handle.query(name, *args)`` with ``fn(*args)``, a plain function.
 
         A query reads the workflow's state and adds nothing to its history: ``fn`` must not
@@ -281,8 +321,14 @@ class Context:
         self._handlers().on_query(name, fn)
         return fn
 
+    @overload
+    def on_update(self, name: str, fn: None = None,
+                  validator: Callable[..., Any] | None = None) -> Callable[[F], F]: ...
+    @overload
+    def on_update(self, name: str, fn: F,
+                  validator: Callable[..., Any] | None = None) -> F: ...
     def on_update(self, name: str, fn: F | None = None,
-                  validator: Callable[..., Any] | None = None) -> Any:
+                  validator: Callable[..., Any] | None = None) -> F | Callable[[F], F]:
         """Handle ``handle.update(name, *args)``: ``validator(*args)``, then ``fn(*args)``.
 
         The validator (optional, a plain function) runs against the live workflow before

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple, Unpack, final
 
-from .._client import DEFAULT_TENANT, Client, WorkflowHandle
+from .._client import Client, WorkflowHandle
+from .._scope import DEFAULT_TENANT
 from .._replay._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores.memory import MemoryStore
@@ -255,7 +256,7 @@ class _Client(Client):
                     *args: Unpack[Ts], id: str | None = None,
                     tenant: str | None = None) -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
-        handle: WorkflowHandle[R] = await super().start(
+        handle: WorkflowHandle[R] = await super().start(  # pyright: ignore[reportUnknownVariableType]
             defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
         ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
         ours._created_in = handle._created_in

@@ -103,7 +103,7 @@ def test_start_send_work_list_show(cli, db: str) -> None:
     code, out, err = cli("start", "InvoiceApproval", '"inv-1"', "500", "0.2",
                          "--id", "inv-1", "--module", "examples.invoice")
     assert (code, out.strip(), err) == (0, "inv-1", "")
-    assert cli("send", "inv-1", "Submit", '{"by": "u1"}')[0] == 0
+    assert cli("send", "inv-1", "Submit", '{"by": "u1"}', "--metadata", '{"user": "ann"}')[0] == 0
     assert cli("send", "inv-1", "Approve", "--key", "approve-1")[0] == 0
     assert cli("send", "inv-1", "Approve", "--key", "approve-1")[0] == 0  # deduplicated
 
@@ -120,7 +120,8 @@ def test_start_send_work_list_show(cli, db: str) -> None:
     assert code == 0, err
     for expected in ("WorkflowStarted", 'InvoiceApproval("inv-1", 500, 0.2)',
                      '#1 send_email("manager@example.com"', 'log_event(message="inv-1 submitted")',
-                     "Submit {\"by\":\"u1\"}", "key=approve-1", "TimerStarted", "0.2s",
+                     "Submit {\"by\":\"u1\"} metadata={\"user\":\"ann\"}", "key=approve-1",
+                     "TimerStarted", "0.2s",
                      'WorkflowCompleted "approved"', "status:    completed", "state:     approved"):
         assert expected in out, expected
     assert out.count("EventReceived") == 2  # the second Approve was deduplicated

@@ -330,6 +330,12 @@ def test_schedule_commands_and_a_worker_process_that_runs_them(tmp_path: Path,
     assert "status:    paused  (enough)" in out and "greet-20" in out
     assert cli("schedule", "trigger", "greet", "--overlap", "allow_all")[0] == 0
     assert "(manual)" in cli("schedule", "show", "greet")[1]
+    code, out, err = cli("schedule", "backfill", "nightly", "--start", "2026-11-01T00:00Z",
+                         "--end", "2026-11-03T23:59+00:00", "--overlap", "allow_all")
+    assert (code, out) == (0, "backfilled nightly: 3 runs queued\n"), err
+    assert "nightly-2026-11-02T02:00:00Z" in cli("schedule", "show", "nightly")[1]  # 03:00 Paris
+    code, _, err = cli("schedule", "backfill", "nightly", "--start", "yesterday", "--end", "0")
+    assert code == 1 and "--start 'yesterday' is neither ISO 8601 nor epoch seconds" in err
     assert cli("schedule", "unpause", "greet")[0] == 0
     assert cli("schedule", "delete", "greet")[0] == 0
     code, _, err = cli("schedule", "show", "greet")

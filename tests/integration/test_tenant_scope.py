@@ -138,6 +138,7 @@ CLI_PATHS = [
     ["schedule", "pause", "sb"],
     ["schedule", "unpause", "sb"],
     ["schedule", "trigger", "sb"],
+    ["schedule", "backfill", "sb", "--start", "2026-01-01", "--end", "2026-01-02"],
     ["schedule", "delete", "sb"],
 ]
 ALL_TENANTS_PATHS = [["list"], ["replay", "-m", "integration.test_tenant_scope"],
