@@ -82,15 +82,21 @@ def describe(record: ScheduleRecord, *, next_runs: int = 5) -> ScheduleDescripti
 
 
 class ScheduleHandle:
-    """A reference to one schedule, by tenant and schedule id."""
+    """A reference to one schedule, by tenant and schedule id (a tenant the client may act
+    for: ``TenantPermissionError`` otherwise)."""
 
     def __init__(self, client: ClientPort, schedule_id: str, tenant: str) -> None:
         self.client = client
         self.schedule_id = schedule_id
-        self.tenant = tenant
+        self._tenant = client.acts_for(tenant)
 
     def __repr__(self) -> str:
         return f"<ScheduleHandle {self.tenant}/{self.schedule_id}>"
+
+    @property
+    def tenant(self) -> str:
+        """The schedule's tenant (fixed: a handle acts for one tenant)."""
+        return self._tenant
 
     async def _record(self) -> ScheduleRecord:
         record = await self.client.store.get_schedule(self.tenant, self.schedule_id)
