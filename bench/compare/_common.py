@@ -223,8 +223,8 @@ async def durable_setups(what: str, args: Any, setups: Sequence[str] = tuple(SET
         if what == "recovery" and embedded:
             continue
         progress(f"{what}: durable (PostgreSQL + Redis, {setup}) ...")
-        mine[setup] = await best(what, args.repeat, lambda e=embedded, p=plain: attempt(
-            f"durable {what}", durable_side(what, args, e, p)))
+        mine[setup] = await best(what, args.repeat, lambda: attempt(
+            f"durable {what}", durable_side(what, args, embedded, plain)))
     return mine
 
 

@@ -154,8 +154,8 @@ async def run(args: argparse.Namespace) -> str:
     for what in args.only:
         mine = await durable_setups(what, args)
         progress(f"{what}: DBOS Transact (PostgreSQL, one process) ...")
-        results[what] = (mine, await best(what, args.repeat, lambda w=what: attempt(
-            f"DBOS {what}", dbos_side(w, args))))
+        results[what] = (mine, await best(what, args.repeat, lambda: attempt(
+            f"DBOS {what}", dbos_side(what, args))))
     return (f"End to end vs DBOS Transact, 3-step workflow on the same PostgreSQL (throughput: "
             f"{args.workflows:,} started at once; latency: {args.samples} one at a time; "
             f"recovery: {args.recovery_workflows} x {args.steps} steps, SIGKILL). durable runs on "

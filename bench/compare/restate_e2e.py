@@ -161,11 +161,23 @@ def _busy(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Service:
-    """The SDK's service process (hypercorn, one worker) on a fixed address."""
+# The SDK's recommended hypercorn settings (sdk-python's hypercorn-config.toml): hypercorn's
+# defaults cap an HTTP/2 connection at 100 concurrent streams (invocations) and 1,000 requests.
+# One worker process: the service process, as durable runs one worker process.
+HYPERCORN = """h2_max_concurrent_streams = 2147483647
+keep_alive_max_requests = 2147483647
+keep_alive_timeout = 2147483647
+workers = 1
+"""
 
-    def __init__(self, restate: Restate, port: int, log: Path) -> None:
-        self.restate, self.port, self.log = restate, port, log
+
+class Service:
+    """The SDK's service process (hypercorn) on a fixed address."""
+
+    def __init__(self, restate: Restate, port: int, base: Path) -> None:
+        self.restate, self.port, self.log = restate, port, base / "service.log"
+        self.config = base / "hypercorn.toml"
+        self.config.write_text(HYPERCORN)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -173,7 +185,8 @@ class Service:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(self.restate.python), "-m", "hypercorn", "bench.compare._restate_app:app",
-                 "--bind", f"127.0.0.1:{self.port}"], cwd=ROOT, env=env,
+                 "--config", str(self.config), "--bind", f"127.0.0.1:{self.port}"],
+                cwd=ROOT, env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         return self.proc
 
@@ -199,7 +212,7 @@ async def running(restate: Restate) -> AsyncIterator[tuple[Any, Service]]:
                                    "--node-name", "bench"], cwd=base, env=env,
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                   start_new_session=True)
-    service = Service(restate, free_port(), base / "service.log")
+    service = Service(restate, free_port(), base)
     try:
         await _up(f"http://127.0.0.1:{ADMIN}/health", server, "restate-server (admin)")
         await _up(f"http://127.0.0.1:{INGRESS}/restate/health", server,
@@ -325,8 +338,8 @@ async def run(args: argparse.Namespace) -> str:
     for what in args.only:
         mine = await durable_setups(what, args)
         progress(f"{what}: Restate (server + one service process) ...")
-        results[what] = (mine, await best(what, args.repeat, lambda w=what: attempt(
-            f"Restate {w}", restate_side(w, args, restate))))
+        results[what] = (mine, await best(what, args.repeat, lambda: attempt(
+            f"Restate {what}", restate_side(what, args, restate))))
     return f"{title}\n{report(results, 'Restate', goal)}"
 
 
