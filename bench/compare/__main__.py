@@ -14,7 +14,7 @@ import asyncio
 import time
 
 from bench.compare import dbos_e2e, restate_e2e, temporal_e2e, temporal_replay
-from bench.compare._common import progress
+from bench.compare._common import exit_on_sigterm, progress
 
 SCRIPTS = {"replay": temporal_replay, "dbos": dbos_e2e, "temporal": temporal_e2e,
            "restate": restate_e2e}
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS))
     parser.add_argument("--with-5000", action="store_true", help="replay also at N = 5,000")
     args = parser.parse_args()
+    exit_on_sigterm()
     tables = asyncio.run(run_all(args.only, args.with_5000))
     print("\n\n".join(tables), flush=True)
 

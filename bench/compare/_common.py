@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +28,12 @@ REDIS_URL = os.environ.get("DURABLE_REDIS_URL", "redis://127.0.0.1:6379/0")
 # most ~10 times a second. With these a 1 ms `workflow.sleep` takes a few ms.
 FAST_TIMERS = ['history.timerProcessorMaxTimeShift="1ms"', "history.timerProcessorMaxPollRPS=100000",
                "history.timerProcessorMaxPollHostRPS=100000"]
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (``timeout``, a cancelled job) exit through the ``finally`` blocks, so the
+    servers and processes a comparison started are stopped rather than orphaned."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def progress(message: str) -> None:
@@ -161,7 +168,7 @@ def cell(numbers: dict[str, float] | None, key: str, fmt: str, scale: float = 1.
 # documented option (`@durable.action(timeout=5.0)`: run inline; see bench/_e2e_flows.py).
 SETUPS = {"one process, plain": (True, True), "one process, fastest": (True, False),
           "worker process, plain": (False, True), "worker process, fastest": (False, False)}
-DURABLE_DB = "durable_bench_durable"
+DURABLE_DB = f"durable_bench_durable_{os.getpid()}"  # concurrent runs do not collide
 Numbers = dict[str, float] | None
 Goal = tuple[str, Callable[[float, float], bool]]
 # label, measurement, key, format, scale, how the ratio reads ("x": durable/peer, "of":

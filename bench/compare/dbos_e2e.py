@@ -47,13 +47,14 @@ from bench.compare._common import (
     attempt,
     best,
     durable_setups,
+    exit_on_sigterm,
     progress,
     report,
     scratch_database,
 )
 
 TARGETS = {"steps_per_s": 10.0, "p50": 0.25, "recovery": 5.0}
-DBOS_DB = "durable_bench_dbos"
+DBOS_DB = f"durable_bench_dbos_{os.getpid()}"
 
 
 def _dbos(*args: str) -> subprocess.Popen[str]:
@@ -166,6 +167,7 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
+    exit_on_sigterm()
     print(asyncio.run(run(parser().parse_args())), flush=True)
 
 

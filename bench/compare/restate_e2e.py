@@ -57,6 +57,7 @@ from bench.compare._common import (
     attempt,
     best,
     durable_setups,
+    exit_on_sigterm,
     free_port,
     percentiles,
     progress,
@@ -344,6 +345,7 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
+    exit_on_sigterm()
     print(asyncio.run(run(parser().parse_args())), flush=True)
 
 

@@ -30,6 +30,7 @@ from bench.compare._common import (
     Goal,
     attempt,
     durable_setups,
+    exit_on_sigterm,
     percentiles,
     progress,
     report,
@@ -107,6 +108,7 @@ async def run(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
+    exit_on_sigterm()
     print(asyncio.run(run(parser().parse_args())), flush=True)
 
 
