@@ -138,7 +138,9 @@ def install(home: Path) -> Restate:
     return Restate(server, python, home)
 
 
-async def _up(url: str, proc: subprocess.Popen[Any], what: str) -> None:
+async def _up(url: str, proc: subprocess.Popen[Any], what: str, log: Path) -> None:
+    """Wait until ``url`` answers; ``Unavailable`` (with the end of ``log``) if ``proc`` exits
+    or a minute passes first."""
     import aiohttp
 
     deadline = time.monotonic() + 60
@@ -151,7 +153,8 @@ async def _up(url: str, proc: subprocess.Popen[Any], what: str) -> None:
             except aiohttp.ClientError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise Unavailable(f"{what} did not start (see the logs in {url})")
+                tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                raise Unavailable(f"{what} did not answer on {url}: {tail}")
             await asyncio.sleep(0.1)
 
 
@@ -215,11 +218,12 @@ async def running(restate: Restate) -> AsyncIterator[tuple[Any, Service]]:
                                   start_new_session=True)
     service = Service(restate, free_port(), base)
     try:
-        await _up(f"http://127.0.0.1:{ADMIN}/health", server, "restate-server (admin)")
+        await _up(f"http://127.0.0.1:{ADMIN}/health", server, "restate-server (admin)",
+                  base / "server.log")
         await _up(f"http://127.0.0.1:{INGRESS}/restate/health", server,
-                  "restate-server (ingress)")
+                  "restate-server (ingress)", base / "server.log")
         await _up(f"http://127.0.0.1:{service.port}/discover", service.start(),
-                  "the Restate service (hypercorn)")
+                  "the Restate service (hypercorn)", service.log)
         connector = aiohttp.TCPConnector(limit=0)  # as many connections as invocations
         async with aiohttp.ClientSession(connector=connector) as http:
             async with http.post(f"http://127.0.0.1:{ADMIN}/deployments",
