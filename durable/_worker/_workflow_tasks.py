@@ -89,7 +89,7 @@ class InstanceCache:
             entry.instance.close()
             return [key] if entry.routed_until and not entry.instance.done else []
         self._items[key] = entry
-        evicted = []
+        evicted: list[tuple[str, str]] = []
         while len(self._items) > self.capacity:
             old_key, old = self._items.popitem(last=False)
             old.instance.close()
