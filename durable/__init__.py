@@ -8,7 +8,7 @@ from . import errors
 from ._client import Client, Description, WorkflowHandle, connect
 from ._definitions import Retry, action, workflow
 from ._guard import NondeterministicCallWarning
-from ._history import Event, EventReceived
+from ._history import Event, EventReceived, History
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle
 from ._replay._context import Context
@@ -31,6 +31,7 @@ __all__ = [
     "Description",
     "Event",
     "EventReceived",
+    "History",
     "NonDeterminismWarning",
     "NonRetryable",
     "NondeterministicCallWarning",
@@ -54,11 +55,16 @@ __all__ = [
     "workflow",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("durable._"):
-        try:
-            _obj.__module__ = "durable"
-        except (AttributeError, TypeError):
-            pass
-del _name, _obj
+def _public_module() -> None:
+    """Show exported names as ``durable.X`` (in reprs, docs and tracebacks)."""
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("durable._"):
+            try:
+                obj.__module__ = "durable"
+            except (AttributeError, TypeError):
+                pass
+
+
+_public_module()
+del _public_module

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import (
-    TYPE_CHECKING, Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
+    Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
 )
 
 import msgspec
@@ -19,7 +19,10 @@ from msgspec.structs import replace
 from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
-from ._history import CancelRequested, ErrorInfo, Event, EventReceived, WorkflowStarted
+from ._history import (
+    CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
+)
+from ._ports import EagerWorker
 from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
@@ -41,8 +44,6 @@ from .errors import (
     WorkflowCancelledError,    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
 
-if TYPE_CHECKING:
-    from ._worker import Worker
 
 __all__ = ["Client", "Description", "WorkflowHandle", "connect"]
 
@@ -272,7 +273,7 @@ class WorkflowHandle(Generic[R]):
         check_optional_id(run_id, "a run id")
         return await state_at(self, when, replay_code=replay, run_id=run_id)
 
-    async def history(self, *, run_id: str | None = None) -> list[Event]:
+    async def history(self, *, run_id: str | None = None) -> History:
         """The history of the execution's current run (or of ``run_id``, an earlier run it
         continued from): typed events with a dense ``seq``.
 
@@ -281,8 +282,8 @@ class WorkflowHandle(Generic[R]):
         """
         check_optional_id(run_id, "a run id")
         await self._record()
-        return await self.client.store.read_history(self.tenant, self.workflow_id,
-                                                    run_id=run_id)
+        return History(await self.client.store.read_history(self.tenant, self.workflow_id,
+                                                            run_id=run_id))
 
 
 def _check_status(status: Any) -> None:
@@ -320,7 +321,7 @@ class Client:
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
         self.tenant = check_tenant(tenant)
         self.poll_interval = poll_interval
-        self._workers: list[Worker] = []  # this client's running workers, for eager starts
+        self._workers: list[EagerWorker] = []  # this client's running workers, for eager starts
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, tenant: str | None = None) -> WorkflowHandle[R]:
@@ -353,7 +354,7 @@ class Client:
         """The tenant a call names, or the client's (None)."""
         return self.tenant if tenant is None else check_tenant(tenant)
 
-    async def _hand_over(self, worker: Worker, started: WorkflowStarted, now: float) -> bool:
+    async def _hand_over(self, worker: EagerWorker, started: WorkflowStarted, now: float) -> bool:
         """Run a new execution's first task on ``worker``, which its creation leased it to;
         if the worker stopped meanwhile, give the task back (to be announced)."""
         task = WorkflowTask(started.tenant, started.workflow_id, started.workflow, 1,

@@ -70,7 +70,7 @@ def _key(obj: Any) -> str | None:
 
 # What is reported, by stable name, and the advice for each.
 _BANNED: Final[dict[str | None, str]] = {_key(obj): advice for obj, advice in [
-    (datetime.datetime.now, _CLOCK), (datetime.datetime.utcnow, _CLOCK),
+    (datetime.datetime.now, _CLOCK), (datetime.datetime.utcnow, _CLOCK),  # pyright: ignore[reportDeprecated]
     (datetime.datetime.today, _CLOCK), (datetime.date.today, _CLOCK),
     (time.time, _CLOCK), (time.time_ns, _CLOCK), (time.monotonic, _CLOCK),
     (time.monotonic_ns, _CLOCK), (time.perf_counter, _CLOCK), (time.localtime, _CLOCK),
@@ -93,7 +93,7 @@ def check(fn: Callable[..., Any]) -> list[Finding]:
         return []  # no source to read (a lambda in a REPL, a C function): nothing to say
     file = inspect.getsourcefile(fn) or "<unknown>"
     globals_ = getattr(fn, "__globals__", {})
-    found = [Finding(file, first + node.lineno - 1, name, advice)
+    found = [Finding(file, first + getattr(node, "lineno", 1) - 1, name, advice)
              for node, name, advice in _uses(tree, globals_)]
     return sorted(set(found), key=lambda f: (f.line, f.call))
 
@@ -126,7 +126,7 @@ def _uses(tree: ast.AST, globals_: dict[str, Any]) -> Iterator[tuple[ast.AST, st
 
 def _dotted(node: ast.AST) -> str | None:
     """``a.b.c`` for a chain of attributes on a name, else None."""
-    parts = []
+    parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value

@@ -21,7 +21,7 @@ may only be appended, with a default.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
 
@@ -53,6 +53,7 @@ __all__ = [
     "Event",
     "EventReceived",
     "FailWorkflow",
+    "History",
     "MarkPatched",
     "ParentRef",
     "Patched",
@@ -386,6 +387,27 @@ TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
                          WorkflowContinuedAsNew)
 
 
+E = TypeVar("E", bound=_Event)
+
+
+class History(list[Event]):
+    """A run's events in ``seq`` order, as ``handle.history()`` returns them: a list, with
+    typed views so that fields are read without casts."""
+
+    __slots__ = ()
+
+    @property
+    def started(self) -> WorkflowStarted:
+        """The run's first event: its workflow, arguments and the run it continues."""
+        first = self[0] if self else None
+        if not isinstance(first, WorkflowStarted):
+            raise HistoryError(f"a history starts with WorkflowStarted, not {first!r}")
+        return first
+
+    def of_type(self, kind: type[E]) -> list[E]:
+        """The events of one kind, in order."""
+        return [event for event in self if isinstance(event, kind)]
+
 # ---- commands -------------------------------------------------------------------------------
 
 
@@ -562,7 +584,10 @@ def decode_history_json(data: bytes | str) -> list[Event]:
 def _undecodable(what: str, data: Any, exc: BaseException) -> HistoryError:
     reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
     kind = type(data).__name__
-    size = f"{len(data)} {'characters' if kind == 'str' else 'bytes'}" \
-        if isinstance(data, (bytes, bytearray, memoryview, str)) else f"a {kind}"
+    if isinstance(data, (bytes, bytearray, memoryview, str)):
+        length: int = len(data)  # pyright: ignore[reportUnknownArgumentType]
+        size = f"{length} {'characters' if kind == 'str' else 'bytes'}"
+    else:
+        size = f"a {kind}"
     return HistoryError(f"{what}: {reason} (in {size}); the history is malformed (written by "
                         "an incompatible version, or damaged)", reason=reason)

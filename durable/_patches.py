@@ -74,7 +74,8 @@ async def patch_report(client: Client, workflows: Iterable[Any], *,
     records = await client.list(status="running", limit=limit, all_tenants=all_tenants)
     old: dict[str, list[ExecutionRef]] = {patch_id: [] for patch_id in known_ids}
     new: dict[str, int] = dict.fromkeys(old, 0)
-    unchecked, checked = [], 0
+    unchecked: list[Unchecked] = []
+    checked = 0
     for record in records:
         if workflow is not None and record.workflow != workflow:
             continue

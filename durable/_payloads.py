@@ -96,8 +96,8 @@ def _deeper_than(payload: Any, limit: int) -> bool:
     level: list[Any] = [payload]
     for _ in range(limit):
         level = [child for value in level if type(value) in _CONTAINERS
-                 for child in (value.values() if type(value) is dict else value)
-                 if type(child) in _CONTAINERS]
+                 for child in (value.values() if type(value) is dict else value)  # pyright: ignore
+                 if type(child) in _CONTAINERS]  # pyright: ignore[reportUnknownArgumentType]
         if not level:
             return False
     return True

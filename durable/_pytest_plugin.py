@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -45,7 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve the history folders; make sure one named on the command line is collected."""
     here = config.invocation_params.dir
-    named = [(here / d).resolve() for d in config.getoption("durable_histories")]
+    named = [(here / d).resolve() for d in config.getoption("durable_histories") or ()]
     folders = named + [Path(p).resolve() for p in config.getini("durable_histories")]
     config.stash[_FOLDERS] = folders
     for folder in named:
@@ -62,8 +63,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.suffix != ".json":
         return None
     resolved = file_path.resolve()
-    if any(_within(resolved, folder) for folder in parent.config.stash.get(_FOLDERS, [])):
-        return HistoryFile.from_parent(parent, path=file_path)
+    if any(_within(resolved, folder) for folder in parent.config.stash.get(_FOLDERS, [])):  # pyright: ignore[reportUnknownArgumentType]
+        return HistoryFile.from_parent(parent, path=file_path)  # pyright: ignore[reportUnknownMemberType]
     return None
 
 
@@ -79,7 +80,7 @@ class HistoryFile(pytest.File):
         replayer = _replayer(self.config)
         if isinstance(replayer, Exception):
             raise self.CollectError(str(replayer))
-        yield HistoryItem.from_parent(self, name="replay")
+        yield HistoryItem.from_parent(self, name="replay")  # pyright: ignore[reportUnknownMemberType]
 
 
 class HistoryItem(pytest.Item):
@@ -126,9 +127,10 @@ def _replayer(config: pytest.Config) -> Replayer | Exception:
 def _build_replayer(config: pytest.Config) -> Replayer | Exception:
     from ._corpus import replayer_for
 
-    names = [m.strip() for option in config.getoption("durable_modules") for m in option.split(",")]
+    names = [m.strip() for option in config.getoption("durable_modules") or ()
+             for m in option.split(",")]
     names += config.getini("durable_modules")
-    modules = []
+    modules: list[ModuleType] = []
     for name in dict.fromkeys(n for n in names if n):
         try:
             modules.append(importlib.import_module(name))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import msgspec
 
+from ._ports import HandlePort
 from ._history import ErrorInfo
 from ._payloads import check_size, dump_value
 from ._stores import FINISHED_REQUESTS, Request, workflow_ref
@@ -26,8 +27,6 @@ from .errors import (
     WorkflowClosedError,
 )
 
-if TYPE_CHECKING:
-    from ._client import WorkflowHandle
 
 __all__ = ["DEFAULT_TIMEOUT", "call"]
 
@@ -36,7 +35,7 @@ DEFAULT_TIMEOUT = 30.0  # seconds a query or update waits for a worker by defaul
 Kind = Literal["query", "update"]
 
 
-async def call(handle: WorkflowHandle[Any], kind: Kind, name: str, args: tuple[Any, ...], *,
+async def call(handle: HandlePort, kind: Kind, name: str, args: tuple[Any, ...], *,
                key: str | None, timeout: float | timedelta | None,
                result_type: Any) -> Any:
     """Send a query or update to the execution and return its answer (or raise why not)."""
@@ -58,7 +57,7 @@ async def call(handle: WorkflowHandle[Any], kind: Kind, name: str, args: tuple[A
     return _outcome(handle, answered, result_type)
 
 
-async def _submit(handle: WorkflowHandle[Any], request: Request) -> Request:
+async def _submit(handle: HandlePort, request: Request) -> Request:
     client = handle.client
     stored, made = await client.store.submit_request(request, now=client.clock())
     if stored is None:
@@ -70,7 +69,7 @@ async def _submit(handle: WorkflowHandle[Any], request: Request) -> Request:
     return stored
 
 
-async def _wait(handle: WorkflowHandle[Any], request: Request, limit: float | None) -> Request:
+async def _wait(handle: HandlePort, request: Request, limit: float | None) -> Request:
     client, store = handle.client, handle.client.store
     tenant, workflow_id, rid = handle.tenant, handle.workflow_id, request.id
     last, first = request, True
@@ -94,7 +93,7 @@ async def _wait(handle: WorkflowHandle[Any], request: Request, limit: float | No
         raise _timeout(handle, last, limit) from None
 
 
-async def _forget(handle: WorkflowHandle[Any], request_id: str) -> None:
+async def _forget(handle: HandlePort, request_id: str) -> None:
     try:
         await asyncio.shield(handle.client.store.forget_request(handle.tenant, handle.workflow_id,
                                                                 request_id))
@@ -102,7 +101,7 @@ async def _forget(handle: WorkflowHandle[Any], request_id: str) -> None:
         pass
 
 
-def _timeout(handle: WorkflowHandle[Any], request: Request,
+def _timeout(handle: HandlePort, request: Request,
              limit: float | None) -> RequestTimeoutError:
     what = f"{request.kind} {request.name!r} of execution {handle.workflow_id!r}"
     accepted = request.status == "accepted"
@@ -121,7 +120,7 @@ def _timeout(handle: WorkflowHandle[Any], request: Request,
                                workflow_id=handle.workflow_id, timeout=limit, accepted=accepted)
 
 
-def _outcome(handle: WorkflowHandle[Any], request: Request, result_type: Any) -> Any:
+def _outcome(handle: HandlePort, request: Request, result_type: Any) -> Any:
     if request.status == "ok":
         return _convert(request, result_type)
     error = request.error or ErrorInfo("Error", "no answer was recorded")

@@ -86,14 +86,13 @@ class Saga:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> bool:
+                        tb: TracebackType | None) -> None:
         # Only a failure or a cancellation compensates: GeneratorExit (an evicted instance)
         # and durable's own replay stop must unwind without running workflow code.
         if exc is None or not isinstance(exc, (Exception, asyncio.CancelledError)):
-            return False
+            return
         for step, error in await self._run_all():
             exc.add_note(f"compensation {step} failed too: {type(error).__name__}: {error}")
-        return False
 
     async def _run_all(self) -> list[tuple[str, BaseException]]:
         """Pop and run every compensation, shielded; a cancellation meanwhile is re-raised."""

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
 from ._definitions import WorkflowDefinition, workflow_definition
 from msgspec.structs import replace
 
+from ._ports import HandlePort
 from ._history import (
     INPUT_TYPES, CompleteWorkflow, ContinueAsNew, DataChanged, ErrorInfo, Event, FailWorkflow,
     StateChanged, TaskCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew,
@@ -33,8 +34,6 @@ from ._replay import WorkflowInstance, replay
 from ._stores import ExecutionRecord, Snapshot, Store
 from .errors import ArgumentTypeError, HistoryError, HistoryRangeError, UnknownWorkflowError
 
-if TYPE_CHECKING:
-    from ._client import WorkflowHandle
 
 __all__ = ["PAGE", "StateAt", "current_suspension", "events_after", "state_at"]
 
@@ -109,9 +108,9 @@ class _Fold:
     def __init__(self, snapshot: Snapshot | None) -> None:
         self.seq, self.time = (snapshot.seq, snapshot.time) if snapshot else (0, 0.0)
         self.status: str = snapshot.status if snapshot else "running"
-        self.state = snapshot.state if snapshot else None
+        self.state: str | None = snapshot.state if snapshot else None
         self.data: dict[str, Any] = dict(snapshot.data) if snapshot else {}
-        self.suspended_at = snapshot.suspended_at if snapshot else None
+        self.suspended_at: str | None = snapshot.suspended_at if snapshot else None
         self.pending: list[Event] = []
         self.result: Any = None
         self.error: ErrorInfo | None = None
@@ -190,7 +189,7 @@ async def _fold(store: Store, record: ExecutionRecord, point: _Point,
     return fold
 
 
-async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool,
+async def state_at(handle: HandlePort, when: When, *, replay_code: bool,
                    run_id: str | None = None) -> StateAt:
     """The execution at ``when`` (see ``WorkflowHandle.state_at``)."""
     point = _Point(when)
@@ -219,7 +218,7 @@ async def state_at(handle: WorkflowHandle[Any], when: When, *, replay_code: bool
     return _replayed(defn, record, events)
 
 
-async def _run_record(handle: WorkflowHandle[Any], record: ExecutionRecord,
+async def _run_record(handle: HandlePort, record: ExecutionRecord,
                       run_id: str | None) -> ExecutionRecord:
     """The record of run ``run_id``: the current one, or an earlier one it continued from."""
     if run_id is None or run_id == record.run_id:
@@ -234,7 +233,7 @@ async def _run_record(handle: WorkflowHandle[Any], record: ExecutionRecord,
                    updated_at=events[-1].time)
 
 
-def _definition(handle: WorkflowHandle[Any], record: ExecutionRecord) -> WorkflowDefinition | None:
+def _definition(handle: HandlePort, record: ExecutionRecord) -> WorkflowDefinition | None:
     if handle._definition is not None:
         return handle._definition
     try:

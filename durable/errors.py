@@ -101,6 +101,8 @@ __all__ = [
 class DurableError(Exception):
     """Base of every error durable raises."""
 
+    message: str
+
     def __init__(self, message: str, **attrs: Any) -> None:
         super().__init__(message)
         self.message = message
@@ -170,11 +172,18 @@ class ValidationError(InputError):
     In workflow code it is raised at the call, where the workflow can catch it.
     """
 
+    function: str | None = None
+    parameter: str | None = None
+
 
 class PayloadError(ValidationError):
     """A value cannot be encoded with msgspec, could not be decoded again (a lone surrogate,
     an int beyond 64 bits, lists or dicts nested over 100 deep), or its encoding exceeds the
     size limit. ``.where`` names the value."""
+
+    where: str | None = None
+    size: int | None = None
+    limit: int | None = None
 
 
 class InvalidScheduleError(ValidationError):
@@ -184,6 +193,10 @@ class InvalidScheduleError(ValidationError):
     ``timezone``, ``overlap``, ``catchup_window``, ...) and ``.value`` what was given.
     """
 
+    schedule_id: str
+    field: str
+    value: Any
+
 
 class InvalidArgumentError(InputError, ValueError):
     """A value passed to durable's own API is malformed or out of range.
@@ -191,6 +204,8 @@ class InvalidArgumentError(InputError, ValueError):
     A store URL, a Redis key prefix, a retry policy, the limits of a worker or a server, a
     moment of a virtual clock. Also a ``ValueError``, which it was before it had a type.
     """
+
+    parameter: str | None = None
 
 
 class ArgumentTypeError(InputError, TypeError):
@@ -200,6 +215,8 @@ class ArgumentTypeError(InputError, TypeError):
     seconds nor a ``timedelta``, a plain ``def`` given to ``@durable.workflow``. Also a
     ``TypeError``, which it was before it had a type.
     """
+
+    parameter: str | None = None
 
 
 class UsageError(InputError):
@@ -216,17 +233,27 @@ class UsageError(InputError):
 class UnknownWorkflowError(InputError):
     """No workflow is registered under ``.name``: register it with the worker or client."""
 
+    name: str
+
 
 class UnknownActionError(InputError):
     """No action is registered under ``.name``: pass it in ``Worker(actions=[...])``."""
+
+    name: str
+    workflow_id: str | None = None
 
 
 class WorkflowNotFoundError(InputError):
     """No execution ``.workflow_id`` exists in tenant ``.tenant``."""
 
+    workflow_id: str
+    tenant: str
+
 
 class WorkflowClosedError(InputError):
     """The execution ``.workflow_id`` has ended; it takes no more events."""
+
+    workflow_id: str
 
 
 class WorkflowAlreadyStartedError(InputError):
@@ -235,9 +262,15 @@ class WorkflowAlreadyStartedError(InputError):
     ``.workflow_id`` and ``.tenant`` name it. Pass another ``id=`` (or none, for a fresh one).
     """
 
+    workflow_id: str
+    tenant: str
+
 
 class ScheduleNotFoundError(InputError):
     """No schedule ``.schedule_id`` exists in tenant ``.tenant``."""
+
+    schedule_id: str
+    tenant: str
 
 
 class ScheduleAlreadyExistsError(InputError):
@@ -245,6 +278,9 @@ class ScheduleAlreadyExistsError(InputError):
 
     Pass ``replace=True`` to change it in place, or delete it first.
     """
+
+    schedule_id: str
+    tenant: str
 
 
 class HistoryError(InputError):
@@ -259,6 +295,13 @@ class HistoryError(InputError):
     says why) instead of replaying what nobody wrote; restore the rows from a backup and it
     goes on.
     """
+
+    tenant: str | None
+    workflow_id: str | None
+    run_id: str | None
+    seq: int | None
+    damage: str | None
+    reason: str | None
 
     def __init__(self, message: str, *, tenant: str | None = None,
                  workflow_id: str | None = None, run_id: str | None = None,
@@ -275,12 +318,19 @@ class HistoryRangeError(InputError):
     bound what there is (seqs 1 to the last, or the execution's start and last update).
     """
 
+    workflow_id: str
+    when: int | float
+    first: int | float
+    last: int | float
+
 
 # ---- your code ------------------------------------------------------------------------------
 
 
 class IllegalWorkflowOperationError(CodeError):
     """Workflow code tried I/O or another non-deterministic operation; use an action."""
+
+    operation: str | None = None
 
 
 class DatabaseActionError(CodeError):
@@ -292,6 +342,9 @@ class DatabaseActionError(CodeError):
     ``sqlite3`` connection).
     """
 
+    action: str | None
+    reason: str
+
 
 class NonDeterminismError(CodeError):
     """Replaying today's code issued a command that does not match the recorded history.
@@ -302,6 +355,11 @@ class NonDeterminismError(CodeError):
     its history and it continues.
     """
 
+    recorded: Any
+    command: Any
+    location: str | None
+    workflow_id: str | None
+
 
 class WorkflowHeldError(CodeError):
     """The execution ``.workflow_id`` cannot go on: its workflow task fails every time.
@@ -310,6 +368,9 @@ class WorkflowHeldError(CodeError):
     execution and retries it with backoff until code that can run it is deployed;
     ``durable.testing.Environment`` raises this instead of waiting for that.
     """
+
+    workflow_id: str
+    task_error: Any
 
 
 # ---- requests -------------------------------------------------------------------------------
@@ -322,9 +383,17 @@ class QueryFailedError(RequestError):
     describe what went wrong in the worker. Nothing was recorded.
     """
 
+    workflow_id: str
+    name: str
+    error_type: str
+    error_message: str
+    traceback: str | None = None
+
 
 class UnknownQueryError(QueryFailedError, InputError):
     """The workflow registered no query handler ``.name``; ``.known`` lists the ones it has."""
+
+    known: list[str] | None = None
 
 
 class UpdateRejectedError(RequestError):
@@ -335,9 +404,17 @@ class UpdateRejectedError(RequestError):
     even with the same idempotency key, validates it again.
     """
 
+    workflow_id: str
+    name: str
+    error_type: str
+    error_message: str
+    traceback: str | None = None
+
 
 class UnknownUpdateError(UpdateRejectedError, InputError):
     """The workflow registered no update handler ``.name``; ``.known`` lists the ones it has."""
+
+    known: list[str] | None = None
 
 
 class RequestTimeoutError(RequestError):
@@ -348,12 +425,21 @@ class RequestTimeoutError(RequestError):
     ``handle.update`` again with the same idempotency key to wait for its outcome).
     """
 
+    kind: str
+    name: str
+    request_id: str
+    workflow_id: str
+    timeout: float | None
+    accepted: bool
+
 
 # ---- infrastructure -------------------------------------------------------------------------
 
 
 class StoreUnavailableError(InfrastructureError):
     """The store could not be reached or answered with an error; the cause is ``__cause__``."""
+
+    url: str | None = None
 
 
 class StoreConfigurationError(InfrastructureError):
@@ -363,6 +449,9 @@ class StoreConfigurationError(InfrastructureError):
     a missing schema, a wrong user or password. ``.url`` is the store's URL (password
     redacted), ``.sqlstate`` the server's code; the driver's error is ``__cause__``.
     """
+
+    url: str | None = None
+    sqlstate: str | None = None
 
 
 class ServerStoppedError(InfrastructureError, RuntimeError):
@@ -380,9 +469,16 @@ class ServerStoppedError(InfrastructureError, RuntimeError):
 class WorkflowFailedError(OutcomeError):
     """The workflow raised; ``.error_type`` and ``.error_message`` describe the exception."""
 
+    workflow_id: str
+    error_type: str
+    error_message: str
+    traceback: str | None = None
+
 
 class WorkflowCancelledError(OutcomeError):
     """The workflow was cancelled before it produced a result."""
+
+    workflow_id: str
 
 
 class ActionFailedError(OutcomeError):
@@ -392,6 +488,11 @@ class ActionFailedError(OutcomeError):
     ``.attempts`` counts the attempts made.
     """
 
+    action: str
+    error_type: str
+    error_message: str
+    attempts: int
+
 
 class UpdateFailedError(OutcomeError):
     """An accepted update's handler raised (recorded in history as ``UpdateCompleted``).
@@ -399,6 +500,12 @@ class UpdateFailedError(OutcomeError):
     ``.error_type`` and ``.error_message`` describe the exception; ``WorkflowClosedError``
     means the workflow ended before the handler finished.
     """
+
+    workflow_id: str
+    name: str
+    error_type: str
+    error_message: str
+    traceback: str | None = None
 
 
 class CompensationError(OutcomeError):
@@ -408,6 +515,8 @@ class CompensationError(OutcomeError):
     compensates because its block raised, the original exception propagates instead, with a
     note per failed compensation.)
     """
+
+    failures: list[tuple[str, str, str]]
 
 
 # ---- steering retries -----------------------------------------------------------------------

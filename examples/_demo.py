@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 import msgspec
 
@@ -20,7 +20,7 @@ def print_history(events: list[durable.Event]) -> None:
         print(f"{line} {fields}" if fields else line.rstrip())
 
 
-def run(demo: Callable[[str], Awaitable[Any]]) -> int:
+def run(demo: Callable[[str], Coroutine[Any, Any, Any]]) -> int:
     """Run ``demo(url)`` on ``$DURABLE_DB`` (default: the embedded ``sqlite:///durable.db``)."""
     asyncio.run(demo(os.environ.get("DURABLE_DB", "sqlite:///durable.db")))
     return 0

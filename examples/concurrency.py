@@ -91,7 +91,7 @@ async def cheapest_quote(ctx: durable.Context, item: str) -> list[Any]:
 @durable.workflow
 async def quotes_as_they_come(ctx: durable.Context, item: str) -> list[list[Any]]:
     """Every supplier's price, in the order the replies arrive."""
-    replies = []
+    replies: list[list[Any]] = []
     for next_reply in asyncio.as_completed([_quote(ctx, s, item) for s in SUPPLIERS]):
         supplier, price = await next_reply
         replies.append([supplier, price])
@@ -120,7 +120,8 @@ async def book_all_or_nothing(ctx: durable.Context, item: str) -> dict[str, Any]
             for supplier in SUPPLIERS:
                 group.create_task(hold(supplier))
     except* durable.errors.ActionFailedError as failed:
-        refused = [e.error_message for e in failed.exceptions]  # type: ignore[attr-defined]
+        refused = [e.error_message for e in failed.exceptions
+                   if isinstance(e, durable.errors.ActionFailedError)]
     return {"refused": refused, "released": released}
 
 
@@ -167,7 +168,7 @@ async def order_pipeline(ctx: durable.Context, items: list[str]) -> dict[str, An
 
     async def consume() -> list[asyncio.Task[None]]:
         await opened.wait()
-        buying = []
+        buying: list[asyncio.Task[None]] = []
         while (item := await queue.get()) is not None:
             for supplier in SUPPLIERS[:2]:
                 buying.append(asyncio.ensure_future(buy(item, supplier)))
@@ -196,10 +197,12 @@ async def run_demo(url: str) -> dict[str, Any]:
     """Run each workflow once with a worker in-process; print what each returned."""
     results: dict[str, Any] = {}
     async with durable.connect(url) as client, worker(client):
-        for wf, arg in [(cheapest_quote, "bolts"), (quotes_as_they_come, "nuts"),
-                        (book_all_or_nothing, "gears"), (quotes_within, "pins"),
-                        (order_pipeline, ["bolts", "nuts"])]:
-            name = wf.__durable_workflow__.name  # type: ignore[attr-defined]
+        runs: list[tuple[Any, Any]] = [
+            (cheapest_quote, "bolts"), (quotes_as_they_come, "nuts"),
+            (book_all_or_nothing, "gears"), (quotes_within, "pins"),
+            (order_pipeline, ["bolts", "nuts"])]
+        for wf, arg in runs:
+            name = wf.__durable_workflow__.name
             handle = await client.start(wf, arg, id=f"{name}-{uuid.uuid4().hex[:6]}")
             if wf is order_pipeline:
                 await handle.send("open")

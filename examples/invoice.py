@@ -54,7 +54,7 @@ async def invoice_approval(ctx: durable.Context, invoice_id: str, amount: int,
     ctx.set_state("draft")
     submitted = await ctx.wait_for("Submit")  # an external event
     payload = submitted.payload if submitted is not None else None
-    by = payload.get("by", "someone") if isinstance(payload, dict) else "someone"
+    by = payload.get("by", "someone") if isinstance(payload, dict) else "someone"  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     await ctx.run(send_email, "manager@example.com", f"{invoice_id} ({amount}) submitted by {by}")
     await ctx.actions.log_event(message=f"{invoice_id} submitted")  # by registered name
     ctx.set_state("submitted")

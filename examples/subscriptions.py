@@ -83,7 +83,7 @@ async def main() -> None:
             description = await handle.describe()
             print(f"ada: {receipts}, status {description.status}, on run "
                   f"{description.run_id[:8]} (continued from "
-                  f"{(await handle.history())[0].continued_from})")
+                  f"{(await handle.history()).started.continued_from})")
 
             other = await client.start(subscription, "bob", 1, 3600.0, id="sub-bob")
             await asyncio.sleep(0.3)  # billed, now waiting for the next month

@@ -141,7 +141,7 @@ TRIPS = [("alice", "Lisbon", 3), ("bob", "Oslo", 2), ("carol", "Rome", 0)]
 
 async def run_demo(url: str) -> dict[str, str]:
     """Book three trips (one of each outcome) with a worker in-process; print how each ended."""
-    outcomes = {}
+    outcomes: dict[str, str] = {}
     async with durable.connect(url) as client, worker(client):
         for customer, destination, nights in TRIPS:
             trip_id = f"trip-{customer}-{uuid.uuid4().hex[:6]}"

@@ -28,11 +28,6 @@ KNOWN_CYCLES: Final[list[frozenset[str]]] = []
 # Cycles that also count ``if TYPE_CHECKING:`` imports (annotations only).
 KNOWN_TYPE_CYCLES: Final[list[frozenset[str]]] = [
     *KNOWN_CYCLES,
-    # The client and the worker: ``Worker(client)`` and its runners take the ``Client`` that
-    # creates workers; handles and schedules name the client that makes them.
-    frozenset({"durable._client", "durable._queries", "durable._schedules._handle",
-               "durable._timetravel", "durable._worker", "durable._worker._action_tasks",
-               "durable._worker._worker", "durable._worker._workflow_tasks"}),
 ]
 
 # Modules allowed over MAX_LINES, with their length when listed (they may only get shorter).

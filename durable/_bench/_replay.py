@@ -23,9 +23,9 @@ import asyncio
 import gc
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Callable
 
 import msgspec
 
@@ -78,7 +78,7 @@ def _replay(shape: str, events: list[Event]) -> None:
 def bare_send(n: int) -> None:
     """A coroutine resumed ``n`` times by ``send()``: the cost of Python itself."""
     class Step:
-        def __await__(self) -> Any:
+        def __await__(self) -> Generator[None, None, None]:
             return (yield)
 
     async def body() -> None:
@@ -103,7 +103,7 @@ def completed_futures(n: int) -> None:
 
     loop = asyncio.new_event_loop()
     try:
-        futures = []
+        futures: list[asyncio.Future[int]] = []
         for i in range(n):
             futures.append(loop.create_future())
             futures[-1].set_result(i)
@@ -165,7 +165,7 @@ def floors(steps: int, repeat: int) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Measure and print the table (``argv``: the options, default ``sys.argv[1:]``)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     add_arguments(parser)
     run(parser.parse_args(argv))
 
@@ -175,12 +175,13 @@ def run(args: argparse.Namespace) -> None:
     progress("measuring the floors ...")
     floor = floors(20_000, args.repeat)
     loop_floor = floor["asyncio loop iteration"]
-    rows, verified = [], []
+    rows: list[tuple[str, int, int, float]] = []
+    verified: list[tuple[str, int, int, float, float]] = []
     for shape in args.shapes:
         for size in args.events:
             steps = steps_for(shape, size)
             progress(f"{shape}: recording {steps} steps ...")
-            history, blobs = record(shape, steps)
+            _, blobs = record(shape, steps)
             seconds = best(args.repeat, lambda: replay_blobs(shape, blobs), sample=0.1)
             rows.append((shape, len(blobs), steps, seconds))
             if getattr(args, "verify", False):

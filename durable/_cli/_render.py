@@ -142,7 +142,8 @@ def _run_detail(event: Event, names: Names) -> str | None:
             return f"{event.error.type}: {event.error.message}"
         case WorkflowCancelled():
             return ""
-    return None
+        case _:
+            return None
 
 
 def _child_detail(event: Event, names: Names) -> str | None:
@@ -161,7 +162,8 @@ def _child_detail(event: Event, names: Names) -> str | None:
                     f"{event.error.message}")
         case ChildCancelRequested():
             return f"#{event.cmd} {event.workflow_id} {event.reason}".rstrip()
-    return None
+        case _:
+            return None
 
 
 def _action_detail(event: Event, names: Names) -> str | None:
@@ -180,7 +182,8 @@ def _action_detail(event: Event, names: Names) -> str | None:
             return f"#{event.cmd} {event.duration:g}s, fires at {clock(event.fire_at)}"
         case TimerFired() | TimerCancelled():
             return f"#{event.cmd}"
-    return None
+        case _:
+            return None
 
 
 def _input_detail(event: Event, names: Names) -> str | None:
@@ -196,7 +199,8 @@ def _input_detail(event: Event, names: Names) -> str | None:
             if event.error is not None:
                 return f"{event.name} failed: {event.error.type}: {event.error.message}"
             return f"{event.name} -> {value(event.result)}"
-    return None
+        case _:
+            return None
 
 
 def _short(location: str) -> str:

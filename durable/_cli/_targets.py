@@ -13,10 +13,10 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterable
 from contextlib import asynccontextmanager, contextmanager
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import durable
 
@@ -62,7 +62,7 @@ def redis_url(args: argparse.Namespace) -> str | None:
 
 @asynccontextmanager
 async def connect(args: argparse.Namespace, *,
-                  redis: bool = True) -> AsyncIterator[durable.Client]:
+                  redis: bool = True) -> AsyncGenerator[durable.Client]:
     """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis."""
     options: dict[str, Any] = {"tenant": getattr(args, "tenant", DEFAULT_TENANT)}
     if redis and (url := redis_url(args)):
@@ -78,7 +78,7 @@ async def connect(args: argparse.Namespace, *,
 
 
 @contextmanager
-def refused_urls() -> Iterator[None]:
+def refused_urls() -> Generator[None]:
     """A URL that a driver refuses with a bare ``ValueError`` is a ``UsageError``.
 
     (asyncpg does so for a port that is not a number; durable's own checks raise
@@ -175,7 +175,7 @@ def _listed_functions(target: Any) -> list[Any] | None:
     A list, one decorated function, or an object or dict with ``workflows``/``actions``.
     """
     if isinstance(target, (list, tuple)):
-        return list(target)
+        return list(cast("Iterable[Any]", target))
     if _is_durable(target):
         return [target]
     workflows, actions = _member(target, "workflows"), _member(target, "actions")
@@ -186,7 +186,9 @@ def _listed_functions(target: Any) -> list[Any] | None:
 
 def _member(target: Any, name: str) -> Any:
     """``target[name]`` of a dict, else ``target.name``; None if there is none."""
-    return target.get(name) if isinstance(target, dict) else getattr(target, name, None)
+    if isinstance(target, dict):
+        return cast("dict[str, Any]", target).get(name)
+    return getattr(target, name, None)
 
 
 def _is_durable(fn: Any) -> bool:
@@ -194,7 +196,8 @@ def _is_durable(fn: Any) -> bool:
 
 
 def _split(functions: Iterable[Any], where: str) -> tuple[list[Any], list[Any]]:
-    workflows, actions = [], []
+    workflows: list[Any] = []
+    actions: list[Any] = []
     for fn in functions:
         if hasattr(fn, "__durable_workflow__"):
             workflows.append(fn)

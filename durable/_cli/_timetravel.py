@@ -11,6 +11,7 @@ import re
 from datetime import date, datetime, time
 from typing import Final
 
+from .._history import Event
 from ..errors import UsageError
 from . import _render
 from ._targets import connect, import_modules
@@ -51,6 +52,6 @@ async def show_at(args: argparse.Namespace) -> int:
         handle = client.get_handle(args.id)
         when = moment(args.at, (await handle.describe()).created_at)
         state = await handle.state_at(when, replay=args.replay, run_id=args.run)
-        events = [] if args.json else await handle.history(run_id=state.run_id)
+        events: list[Event] = [] if args.json else await handle.history(run_id=state.run_id)
     print(_render.json(state) if args.json else "\n".join(_render.state_at(state, events)))
     return 0

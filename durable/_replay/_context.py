@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Coroutine, Iterator, MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import (
     Any, Awaitable, Callable, NoReturn, ParamSpec, Protocol, TypeVar, TypeVarTuple, Unpack,
+    overload,
 )
 
 from .._definitions import WorkflowDefinition, action_definition, seconds, workflow_definition
@@ -39,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _workflow_logger = logging.getLogger("durable.workflow")
 
 
-class _ReplayAwareLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _ReplayAwareLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger that says nothing while the workflow replays history."""
 
     def __init__(self, matcher: Matcher) -> None:
@@ -104,8 +105,16 @@ class _Actions:
 class _Run(Protocol):
     """The signature of ``Context.run``."""
 
-    def __call__(self, action: Callable[P, Awaitable[R]] | Callable[P, R], /,
+    @overload
+    def __call__(self, action: Callable[P, Coroutine[Any, Any, R]], /,
                  *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(self, action: Callable[P, R], /,
+                 *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(self, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
 
 
 class Context:
@@ -138,7 +147,7 @@ class Context:
         # made on first use, like the logger: most workflows use few of them
         self._actions: _Actions | None = None
         self._data: _Data | None = None
-        self._logger: logging.LoggerAdapter | None = None  # type: ignore[type-arg]
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
     def actions(self) -> Any:
@@ -155,7 +164,7 @@ class Context:
         return self._data
 
     @property
-    def logger(self) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger (``durable.workflow``) that is silent while the workflow replays."""
         if self._logger is None:  # made on first use: most workflows never log
             self._logger = _ReplayAwareLogger(self._matcher)
@@ -265,7 +274,11 @@ class Context:
         """The last state set with :meth:`set_state` (None before the first)."""
         return self._state.state
 
-    def on_query(self, name: str, fn: F | None = None) -> Any:
+    @overload
+    def on_query(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def on_query(self, name: str, fn: F) -> F: ...
+    def on_query(self, name: str, fn: F | None = None) -> F | Callable[[F], F]:
         """Answer ``handle.query(name, *args)`` with ``fn(*args)``, a plain function.
 
         A query reads the workflow's state and adds nothing to its history: ``fn`` must not
@@ -281,8 +294,14 @@ class Context:
         self._handlers().on_query(name, fn)
         return fn
 
+    @overload
+    def on_update(self, name: str, fn: None = None,
+                  validator: Callable[..., Any] | None = None) -> Callable[[F], F]: ...
+    @overload
+    def on_update(self, name: str, fn: F,
+                  validator: Callable[..., Any] | None = None) -> F: ...
     def on_update(self, name: str, fn: F | None = None,
-                  validator: Callable[..., Any] | None = None) -> Any:
+                  validator: Callable[..., Any] | None = None) -> F | Callable[[F], F]:
         """Handle ``handle.update(name, *args)``: ``validator(*args)``, then ``fn(*args)``.
 
         The validator (optional, a plain function) runs against the live workflow before

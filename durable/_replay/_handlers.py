@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Handlers"]
 
 
-class _ReadOnly(list):  # type: ignore[type-arg]
+class _ReadOnly(list[Any]):
     """Stands in for the command list and the ready queue while read-only code runs."""
 
     def __init__(self, what: str) -> None:

@@ -54,14 +54,14 @@ class WorkflowInstance:
                  strict: bool = False) -> None:
         self.defn = defn
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
-        self.info = info = tuple.__new__(WorkflowInfo, (
+        self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
             started.version, 1, started.continued_from))
         self.actions = actions or {}
         self._started = started
         self.matcher = matcher = Matcher(info, strict)
         self.timers = timers = Timers(matcher)
-        self._loop = loop = WorkflowLoop(timers, started.run_id)
+        self._loop = loop = WorkflowLoop(timers, started.run_id)  # type: ignore[abstract]
         self.calls = calls = ActionCalls(matcher, loop, self.actions)
         self.inbox = inbox = Inbox(loop)
         self.run_state = state = RunState(matcher, started.run_id)
@@ -99,7 +99,7 @@ class WorkflowInstance:
             elif matcher.at < len(recorded) and matcher.error is None:
                 self._rest_of_batch()
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per batch)
-        return tuple.__new__(Activation, (commands, matcher.error))
+        return tuple.__new__(Activation, (commands, matcher.error))  # pyright: ignore[reportUnknownMemberType]
 
     def _rest_of_batch(self) -> None:
         """Replay: the batch recorded commands that the code has not issued.

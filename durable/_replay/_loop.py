@@ -26,7 +26,7 @@ import functools
 import logging
 import sys
 import zlib
-from typing import Any, Callable, Final, Iterable, Iterator, NoReturn, Protocol
+from typing import Any, Callable, Generator, Iterable, Iterator, NoReturn, Protocol
 
 from .._validate import check_timer_delay
 from ..errors import IllegalWorkflowOperationError
@@ -81,7 +81,10 @@ class _Handle(asyncio.Handle):
     every step a workflow takes. Its ``repr`` and traceback are never set (class defaults)."""
 
     __slots__ = ()
-    __init__ = object.__init__  # made empty in C (_Handle()), then filled in by call_soon
+    __init__ = object.__init__  # pyright: ignore[reportAssignmentType]  # made empty, filled by call_soon
+    _callback: Callable[..., Any]
+    _context: contextvars.Context
+    _loop: Any
     _repr = None
     _source_traceback = None
 
@@ -91,7 +94,13 @@ class _TimerHandle(asyncio.TimerHandle):
     command that started its durable timer (``_cmd``; -1: none)."""
 
     __slots__ = ("_cmd",)
-    __init__ = object.__init__
+    __init__ = object.__init__  # pyright: ignore[reportAssignmentType]
+    _callback: Callable[..., Any]
+    _context: contextvars.Context
+    _loop: Any
+    _when: float
+    _scheduled: bool
+    _cmd: int
     _repr = None
     _source_traceback = None
 
@@ -146,7 +155,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             handle = ready.popleft()
             if not handle._cancelled:
                 try:  # Handle._run, inlined: one frame less per step
-                    handle._context.run(handle._callback, *handle._args)
+                    handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:  # noqa: BLE001 - as asyncio's loops do
@@ -154,7 +163,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
                                                  "exception": exc, "handle": handle})
 
     @contextlib.contextmanager
-    def entered(self) -> Iterator[None]:
+    def entered(self) -> Generator[None]:
         """Make this the running loop for a block of several activations (a replay): entering
         a loop costs more than a short activation does."""
         global _active, _entered
@@ -183,7 +192,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # Never in debug mode. A builtin, not a method: every Future and Task the workflow makes
     # asks (from C), and calling bool() costs a fraction of calling a Python function.
-    get_debug = bool
+    get_debug = bool  # pyright: ignore[reportAssignmentType]
 
     def close(self) -> None:
         self._ready.clear()
@@ -191,9 +200,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     # ---- scheduling --------------------------------------------------------------------
 
-    def call_soon(self, callback: Callable[..., Any], *args: Any,
+    def call_soon(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                   context: Any = None) -> asyncio.Handle:
-        handle = _Handle()
+        handle: _Handle = _Handle()  # pyright: ignore[reportCallIssue]
         handle._callback = callback
         handle._args = args
         handle._loop = self
@@ -202,20 +211,20 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._ready.append(handle)
         return handle
 
-    call_soon_threadsafe = call_soon
+    call_soon_threadsafe = call_soon  # type: ignore[assignment]
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                    context: Any = None) -> asyncio.TimerHandle:
         return self._timer(self._time + delay, delay, callback, args, context)
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                 context: Any = None) -> asyncio.TimerHandle:
         return self._timer(when, when - self._time, callback, args, context)
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
         delay = check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError here
-        handle = _TimerHandle()
+        handle: _TimerHandle = _TimerHandle()  # pyright: ignore[reportCallIssue]
         handle._callback = callback
         handle._args = args
         handle._loop = self
@@ -247,7 +256,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self.made = n
         task.__init__(coro, loop=self, name=name or f"Task-{n - self._base}",  # type: ignore[misc]
                       context=context)
-        task._log_destroy_pending = False  # an evicted instance's tasks are dropped on purpose
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # evicted instances drop tasks
         tasks = self._tasks
         tasks.append(task)
         if len(tasks) > self._prune_at:
@@ -294,11 +303,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             "workflow code attempted I/O or a blocking call on its event loop; move it into an "
             "action and call it with ctx.run(action, ...)")
 
-    run_in_executor = getaddrinfo = getnameinfo = create_connection = create_server = _forbidden
+    run_in_executor = _forbidden  # type: ignore[assignment]
+    getaddrinfo = getnameinfo = create_connection = create_server = _forbidden
     create_unix_connection = create_unix_server = create_datagram_endpoint = _forbidden
     sock_recv = sock_sendall = sock_connect = sock_accept = subprocess_exec = _forbidden
-    subprocess_shell = connect_read_pipe = connect_write_pipe = add_reader = _forbidden
-    add_writer = add_signal_handler = run_forever = run_until_complete = _forbidden
+    subprocess_shell = connect_read_pipe = connect_write_pipe = _forbidden
+    add_reader = add_writer = add_signal_handler = _forbidden  # type: ignore[assignment]
+    run_forever = run_until_complete = _forbidden
     sendfile = start_tls = sock_sendfile = sock_recv_into = sock_recvfrom = _forbidden
 
 
@@ -310,7 +321,7 @@ def _in_order(fs: Iterable[Any], loop: asyncio.AbstractEventLoop, *,
             else asyncio.ensure_future(f, loop=loop) for f in dict.fromkeys(fs)]
 
 
-class _InOrder(set):  # type: ignore[type-arg]
+class _InOrder(set[Any]):  # pyright: ignore[reportUnknownMemberType]
     """``asyncio.wait``'s ``done`` or ``pending`` on a workflow loop: a set that iterates (and
     pops) in the order of ``wait``'s arguments, then what was added, in the order added."""
 
@@ -321,17 +332,17 @@ class _InOrder(set):  # type: ignore[type-arg]
         self._order = order
 
     def __iter__(self) -> Iterator[Any]:
-        ordered = [x for x in self._order if set.__contains__(self, x)]
+        ordered = [x for x in self._order if set.__contains__(self, x)]  # pyright: ignore
         return iter(ordered)
 
     def add(self, item: Any) -> None:
-        if not set.__contains__(self, item):
+        if not set.__contains__(self, item):  # pyright: ignore[reportUnknownMemberType]
             self._order = {**self._order, item: None}
-        set.add(self, item)
+        set.add(self, item)  # pyright: ignore[reportUnknownMemberType]
 
     def pop(self) -> Any:
         for item in self:
-            set.remove(self, item)
+            set.remove(self, item)  # pyright: ignore[reportUnknownMemberType]
             return item
         raise KeyError("pop from an empty set")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, Final, NamedTuple, NoReturn
 
 from .._history import (
@@ -248,7 +248,7 @@ class Matcher:
             )
 
     @contextlib.contextmanager
-    def read_only(self, commands: list[Command]) -> Iterator[None]:
+    def read_only(self, commands: list[Command]) -> Generator[None]:
         """Run code whose commands go to ``commands`` (which refuses them), then restore."""
         saved = (self.commands, self.count, self.recorded, self.replaying)
         self.commands, self.recorded, self.replaying = commands, None, False

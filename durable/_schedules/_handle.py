@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Final
+from typing import Any, Callable, Final
 
 import msgspec
 from msgspec.structs import replace
 
+from .._ports import ClientPort
 from .._definitions import Duration, WorkflowDefinition, seconds
 from .._payloads import check_size
 from .._stores._schedule_records import PendingRun, ScheduleRecord, ScheduleRun
@@ -19,9 +20,6 @@ from ..errors import (
 from ._plan import Overlap, next_check
 from ._scheduler import Scheduler
 from ._spec import due_after, make_spec, next_dues
-
-if TYPE_CHECKING:
-    from .._client import Client
 
 __all__ = ["ScheduleDescription", "ScheduleHandle", "create_schedule", "describe"]
 
@@ -84,7 +82,7 @@ def describe(record: ScheduleRecord, *, next_runs: int = 5) -> ScheduleDescripti
 class ScheduleHandle:
     """A reference to one schedule, by tenant and schedule id."""
 
-    def __init__(self, client: Client, schedule_id: str, tenant: str) -> None:
+    def __init__(self, client: ClientPort, schedule_id: str, tenant: str) -> None:
         self.client = client
         self.schedule_id = schedule_id
         self.tenant = tenant
@@ -149,12 +147,12 @@ class ScheduleHandle:
             url=self.client.store.url)
 
 
-async def create_schedule(client: Client, defn: WorkflowDefinition, args: tuple[Any, ...], *,
+async def create_schedule(client: ClientPort, defn: WorkflowDefinition, args: tuple[Any, ...], *,
                           schedule_id: str, tenant: str, cron: str | None,
                           every: Duration | None, offset: Duration, tz: str,
                           overlap: Overlap | str, catchup_window: Duration, paused: bool,
                           note: str, replace_existing: bool) -> ScheduleHandle:
-    """Validate and store a schedule (see ``Client.schedule``)."""
+    """Validate and store a schedule (see ``ClientPort.schedule``)."""
     record = _new_record(defn, args, now=client.clock(), schedule_id=schedule_id,
                          tenant=tenant, cron=cron, every=every, offset=offset, tz=tz,
                          overlap=overlap, catchup_window=catchup_window, paused=paused,

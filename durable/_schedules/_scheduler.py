@@ -94,7 +94,7 @@ class Scheduler:
 
     async def _finished(self, tenant: str, running: list[str]) -> set[str]:
         """The runs among ``running`` that have ended (or are gone)."""
-        done = set()
+        done: set[str] = set()
         for workflow_id in running:
             execution = await self.store.get_execution(tenant, workflow_id)
             if execution is None or execution.status in TERMINAL_STATUSES:

@@ -55,8 +55,8 @@ def due_after(spec: ScheduleSpec, after: float) -> float | None:
     assert spec.cron is not None
     start = datetime.fromtimestamp(after, ZoneInfo(spec.timezone))
     try:
-        due: float = croniter(spec.cron, start, max_years_between_matches=_SEARCH_YEARS
-                              ).get_next(float)
+        cron = croniter(spec.cron, start, max_years_between_matches=_SEARCH_YEARS)
+        due: float = cron.get_next(float)  # pyright: ignore[reportUnknownMemberType]
     except CroniterBadDateError:
         return None
     return due
@@ -65,9 +65,13 @@ def due_after(spec: ScheduleSpec, after: float) -> float | None:
 def next_dues(spec: ScheduleSpec, after: float, count: int) -> list[float]:
     """The next ``count`` due times after ``after``."""
     dues: list[float] = []
-    t: float | None = after
-    while len(dues) < count and (t := due_after(spec, t)) is not None:
-        dues.append(t)
+    t = after
+    while len(dues) < count:
+        due = due_after(spec, t)
+        if due is None:
+            break
+        dues.append(due)
+        t = due
     return dues
 
 

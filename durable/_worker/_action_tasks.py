@@ -6,19 +6,17 @@ import asyncio
 import contextvars
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from msgspec.structs import replace
 
 from ._action_info import ActionInfo, _action_info
+from .._ports import ClientPort
 from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import describe_error, error_info
 from .._stores import ActionTask, workflow_ref
 from ..errors import ActionLostError, DatabaseActionError, UnknownActionError
-
-if TYPE_CHECKING:
-    from .._client import Client
 
 __all__ = ["ActionTaskRunner", "check_transactional"]
 
@@ -60,7 +58,7 @@ def check_transactional(defn: ActionDefinition, store: Any) -> None:
 class ActionTaskRunner:
     """Runs claimed action tasks, keeping their leases alive while they run."""
 
-    def __init__(self, client: Client, owner: str, actions: dict[str, ActionDefinition],
+    def __init__(self, client: ClientPort, owner: str, actions: dict[str, ActionDefinition],
                  lease: float) -> None:
         self.store = client.store
         self.client = client

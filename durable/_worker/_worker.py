@@ -8,8 +8,9 @@ import os
 import socket
 import uuid
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generator, Iterable
+from typing import Any, Generator, Iterable
 
+from .._ports import ClientPort
 from .._definitions import action_definition, workflow_definition
 from .._dispatch import Claim, ClaimSpec
 from .._stores import WorkflowTask
@@ -17,9 +18,6 @@ from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
-
-if TYPE_CHECKING:
-    from .._client import Client
 
 __all__ = ["Worker"]
 
@@ -39,7 +37,7 @@ class Worker:
     ``snapshots_kept`` newest: time travel and ``describe()`` start from them.
     """
 
-    def __init__(self, client: Client, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
+    def __init__(self, client: ClientPort, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
                  *, concurrency: int = 100, lease: float = 30.0, poll_interval: float = 0.2,
                  max_cached: int = 1000, inline_actions: bool = True,
                  identity: str | None = None, snapshot_every: int = 1000,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from msgspec.structs import replace
 
+from .._ports import ClientPort
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
     INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelChild, CancelTimer,
@@ -29,7 +30,6 @@ from ._requests import (
 )
 
 if TYPE_CHECKING:
-    from .._client import Client
     from ._action_tasks import ActionTaskRunner
 
 __all__ = ["InstanceCache", "WorkflowTaskRunner"]
@@ -232,7 +232,7 @@ def _update(instance: WorkflowInstance) -> ExecutionUpdate:
 class WorkflowTaskRunner:
     """Turns a claimed workflow task into one atomic commit (or a release with the reason)."""
 
-    def __init__(self, client: Client, owner: str, workflows: dict[str, WorkflowDefinition],
+    def __init__(self, client: ClientPort, owner: str, workflows: dict[str, WorkflowDefinition],
                  actions: dict[str, ActionDefinition], cache: InstanceCache,
                  action_runner: ActionTaskRunner, inline_budget: float,
                  snapshot_every: int = 0, snapshots_kept: int = 1) -> None:

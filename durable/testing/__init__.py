@@ -17,6 +17,11 @@ __all__ = [
     "save_history",
 ]
 
-for _name in __all__:
-    globals()[_name].__module__ = "durable.testing"
-del _name
+def _public_module() -> None:
+    """Show exported names as ``durable.testing.X``."""
+    for name in __all__:
+        globals()[name].__module__ = "durable.testing"
+
+
+_public_module()
+del _public_module

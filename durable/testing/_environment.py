@@ -251,7 +251,7 @@ class _Client(Client):
                     *args: Unpack[Ts], id: str | None = None,
                     tenant: str | None = None) -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
-        handle: WorkflowHandle[R] = await super().start(
+        handle: WorkflowHandle[R] = await super().start(  # pyright: ignore[reportUnknownVariableType]
             defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
         ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
         ours._created_in = handle._created_in

@@ -77,11 +77,15 @@ async def test_workers_killed_at_random_never_duplicate_or_lose_an_effect(
         # The first kill lands while transactions are open: the work is under way.
         await eventually(lambda: rows(pg_database), what="the first ledger rows")
         chaos = random.Random(7)
+        seen, total = len(await rows(pg_database)), flows * len(steps)
         for kill in range(8):  # a SIGKILL every ~0.15 s, each replaced by a new worker
             live = [p for p in procs.procs if not p.killed]
             procs.kill(chaos.choice(live))
             worker(procs, f"w{kill + 2}")
             await _pause(0.15)
+            if seen < total:  # on a loaded machine, let the next kill land on work under way
+                seen = await eventually(lambda: _more_rows(pg_database, seen), timeout=60,
+                                        what="ledger rows written since the last kill")
         results = [await h.result(timeout=60) for h in handles]
         procs.assert_running()
     finally:
@@ -93,6 +97,12 @@ async def test_workers_killed_at_random_never_duplicate_or_lose_an_effect(
     entries = [(w, cmd) for w, cmd, _ in ledger]
     assert entries == sorted({(f"flow-{i:02}", n) for i in range(flows) for n in steps})
     assert max(attempt for _, _, attempt in ledger) >= 2  # kills did interrupt attempts
+
+
+async def _more_rows(url: str, than: int) -> int:
+    """How many ledger rows there are, if more than ``than``; else 0."""
+    count = len(await rows(url))
+    return count if count > than else 0
 
 
 async def _pause(seconds: float) -> None:
