@@ -298,7 +298,9 @@ class Server:
         if not state.unpublished:
             return False
         try:
-            await self.client.dispatcher.publish(state.unpublished)
+            # The outbox's hints are for tasks nobody claimed: past any sticky route.
+            await self.client.dispatcher.publish(state.unpublished,
+                                                 sticky=state.name != "outbox")
         except Exception as exc:
             state.publish_error = _describe(exc)
             raise

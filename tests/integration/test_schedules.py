@@ -64,13 +64,16 @@ class Recorder:
     def __init__(self) -> None:
         self.published: list[Any] = []
 
-    async def publish(self, refs: Any) -> None:
+    async def publish(self, refs: Any, *, sticky: bool = True) -> None:
         self.published.extend(refs)
 
     async def receive(self, spec: Any, *, limit: int, timeout: float) -> list[Any]:
         return []
 
-    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:
+        return float("inf")
+
+    async def forget(self, tenant: str, workflow_id: str) -> None:
         pass
 
     async def ack(self, claims: Any) -> None:
