@@ -17,9 +17,9 @@ from redis.exceptions import NoPermissionError
 import durable
 
 # The ACLs of the README ("Tenants and security"), with <prefix> filled in.
-PUBLISH = "+evalsha +script|load +xadd +hget +exists"
-CONSUME = (f"{PUBLISH} +xreadgroup +xack +xautoclaim +xrange +xpending +xgroup|create "
-           "+xgroup|delconsumer +hset +hdel +set +expire")
+PUBLISH = "+evalsha +script|load +script|exists +xadd +exists +mget +get +del"
+CONSUME = (f"{PUBLISH} +set +expire +xreadgroup +xack +xautoclaim +xrange +xpending "
+           "+xgroup|create +xgroup|delconsumer +xinfo|groups +xinfo|consumers +xtrim")
 ROLES = {"client": PUBLISH, "server": PUBLISH, "worker": CONSUME}
 
 
