@@ -77,7 +77,9 @@ class Server:
     many timers or tasks one store call takes, and ``redispatch_after`` how long a claimable
     task may sit without a fresh hint before it is announced again. The schedules loop
     sleeps until the next schedule is due, at most ``schedule_poll`` seconds (how soon a
-    schedule created elsewhere is seen).
+    schedule created elsewhere is seen). A worker whose process died has its tasks released
+    within a fraction of a second, one that sent no heartbeat for ``liveness_timeout``
+    seconds (its host vanished) then.
     """
 
     def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,

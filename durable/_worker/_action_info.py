@@ -37,7 +37,10 @@ class Beats:
         self.at = time.monotonic()
         if details is not None:
             self.details = details
-            self.loop.call_soon_threadsafe(self.arrived.set)
+            try:
+                self.loop.call_soon_threadsafe(self.arrived.set)
+            except RuntimeError:  # the worker's loop is closed: nobody records them any more
+                pass
 
     def take(self) -> bytes | None:
         """The details to record, once."""

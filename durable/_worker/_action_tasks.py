@@ -128,7 +128,8 @@ class ActionTaskRunner:
                        for (limit, _), call in zip(limits, calls) if call in pending)
             if left > 0:
                 _, pending = await asyncio.wait(pending, timeout=min(left, INLINE_SLICE))
-            stop = bool(pending) and loop.time() - began >= INLINE_SLICE and await interrupted()
+            stop = bool(pending) and loop.time() - began >= INLINE_SLICE \
+                and await _asked_to_stop(interrupted)
             for (limit, own), call, defn in zip(limits, calls, defns):
                 if call in pending and (loop.time() - began >= limit or (stop and defn.is_async)):
                     stopped[call] = own and not stop
@@ -324,3 +325,12 @@ async def _watched(defn: ActionDefinition, call: asyncio.Future[Any], beats: Bea
         done, _ = await asyncio.wait((call,), timeout=left)
         if done:
             return call.result()
+
+
+async def _asked_to_stop(interrupted: Callable[[], Awaitable[bool]]) -> bool:
+    """``interrupted()``; False when it cannot tell (the store is unreachable just now)."""
+    try:
+        return await interrupted()
+    except Exception:
+        logger.warning("could not look for requests during an inline action", exc_info=True)
+        return False
