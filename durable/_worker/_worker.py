@@ -88,11 +88,14 @@ class Worker:
     async def run(self) -> None:
         """Poll and run work until :meth:`shutdown` is called or this task is cancelled."""
         self._stopping.clear()
+        # The heartbeat goes on until the tasks in flight have finished (a shutdown waits for
+        # them), so that peers do not take this worker for dead meanwhile.
+        finished = asyncio.Event()
+        liveness = asyncio.create_task(self._liveness.run(finished))
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 self.client._workers.append(self)
-                group.create_task(self._liveness.run(self._stopping))
                 try:
                     await self._poll(group)
                 finally:
@@ -100,6 +103,9 @@ class Worker:
                     self._group = None
                     self.cache.clear()
         finally:  # what it still holds (cancelled tasks) is released, not left to its lease
+            finished.set()
+            liveness.cancel()
+            await asyncio.gather(liveness, return_exceptions=True)
             await asyncio.shield(self._liveness.stop())
 
     async def _poll(self, group: asyncio.TaskGroup) -> None:
