@@ -41,6 +41,7 @@ logger = logging.getLogger("durable.worker")
 LIVENESS_TIMEOUT: Final = 5.0  # seconds without a heartbeat before a worker counts as dead
 CHECK_EVERY: Final = 0.2  # seconds between looks for dead workers
 _HEARTBEATS: Final = 5  # heartbeats per liveness timeout
+_STOP_TIMEOUT: Final = 5.0  # seconds a stopping worker spends unregistering, at most
 
 
 async def release_dead_workers(store: Store, dispatcher: Dispatcher, clock: Clock, *,
@@ -120,10 +121,10 @@ class Liveness:
         routed to it."""
         dispatcher = self.dispatcher()
         try:
-            refs = await self.store.unregister_worker(self.identity, now=self.clock())
-            await dispatcher.forget(self.identity)
+            async with asyncio.timeout(_STOP_TIMEOUT):  # a stuck store never holds up an exit
+                refs = await self.store.unregister_worker(self.identity, now=self.clock())
+                await dispatcher.forget(self.identity)
+                await _publish(dispatcher, refs)
         except Exception as exc:
             logger.warning("worker %s: could not unregister (%s); its peers will release its "
-                           "tasks", self.identity, exc)
-            return
-        await _publish(dispatcher, refs)
+                           "tasks", self.identity, type(exc).__name__ if not str(exc) else exc)
