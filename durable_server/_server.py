@@ -293,7 +293,7 @@ class Server:
         for owner in released.workers:
             logger.warning("worker %s stopped without finishing its tasks: they are released",
                            owner)
-            await self.client.dispatcher.forget(owner)
+            await self.client.dispatcher.forget_worker(owner)
         await self._publish_leftovers(state)
         return CHECK_EVERY
 

@@ -49,7 +49,7 @@ class Dispatcher(Protocol):
         """Route the execution's next workflow tasks to worker ``owner``, which caches it
         (``keep``), or stop (the execution ended). A dispatcher may ignore this."""
 
-    async def forget(self, owner: str) -> None:
+    async def forget_worker(self, owner: str) -> None:
         """Worker ``owner`` died: stop routing hints to it, and announce again the hints it
         held that are not done. A dispatcher that routes nothing to a worker does nothing."""
 

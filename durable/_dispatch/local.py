@@ -67,7 +67,7 @@ class LocalDispatcher:
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
         """Nothing to do: in one process the cache is shared by everyone."""
 
-    async def forget(self, owner: str) -> None:
+    async def forget_worker(self, owner: str) -> None:
         """Nothing to do: hints are never routed to a worker."""
 
     async def ack(self, claims: Sequence[Claim]) -> None:

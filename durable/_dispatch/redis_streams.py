@@ -166,7 +166,7 @@ class RedisDispatcher:
             else:
                 await self._redis.hdel(key, field)
 
-    async def forget(self, owner: str) -> None:
+    async def forget_worker(self, owner: str) -> None:
         """Worker ``owner`` died: drop its alive key, so that hints go to the partition
         streams, and publish again the hints of its sticky stream from the oldest it had not
         acknowledged (or read) on (a few done ones too: claiming skips those)."""

@@ -10,7 +10,7 @@ How it holds (see ``durable._stores._liveness`` for what each store does):
 * every ``CHECK_EVERY`` seconds each worker (and ``durable server``) asks the store to release
   dead workers: those whose lock is free (the process died: found within ``CHECK_EVERY``) or
   whose heartbeat is older than ``timeout`` (the host vanished). Their tasks' leases expire at
-  once; their hints are published, and the dispatcher stops routing to them (``forget``);
+  once; their hints are published, and the dispatcher stops routing to them (``forget_worker``);
 * an application that restarts on its SQLite file finds its previous process's lock free at
   its first check, before its first poll has waited, and resumes its executions at once;
 * a worker that stops releases what it still holds (``unregister_worker``).
@@ -53,7 +53,7 @@ async def release_dead_workers(store: Store, dispatcher: Dispatcher, clock: Cloc
         logger.warning("worker %s stopped without finishing its tasks: they are released",
                        owner)
         try:
-            await dispatcher.forget(owner)
+            await dispatcher.forget_worker(owner)
         except Exception:  # the outbox announces the hints it held, a little later
             logger.warning("could not re-route the hints of worker %s", owner, exc_info=True)
     await _publish(dispatcher, released.refs)
@@ -123,7 +123,7 @@ class Liveness:
         try:
             async with asyncio.timeout(_STOP_TIMEOUT):  # a stuck store never holds up an exit
                 refs = await self.store.unregister_worker(self.identity, now=self.clock())
-                await dispatcher.forget(self.identity)
+                await dispatcher.forget_worker(self.identity)
                 await _publish(dispatcher, refs)
         except Exception as exc:
             logger.warning("worker %s: could not unregister (%s); its peers will release its "

@@ -72,7 +72,7 @@ class Recorder:
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
         pass
 
-    async def forget(self, owner: str) -> None:
+    async def forget_worker(self, owner: str) -> None:
         pass
 
     async def ack(self, claims: Any) -> None:
