@@ -1,12 +1,17 @@
 """Workflows of the end-to-end benchmarks, and the worker process that runs them.
 
     python -m bench._e2e_flows DB_URL [--redis URL] [--prefix P] [--concurrency N] [--lease S]
-        [--plain]
+        [--plain] [--defaults] [--app N --tenant T --steps S]
 
 Each workflow comes twice: with the fastest documented option (actions with a short
 ``timeout``, run inline by a worker whose lease is at least twice that) and written the plain
 way (``@durable.action`` with no options, run by a ``durable.Worker`` with its defaults: what
 the README's tour does). ``flow(name, plain)`` picks one; ``--plain`` runs a default Worker.
+
+``--defaults`` leaves every worker setting but ``--concurrency`` at its default (the
+recovery benchmark). ``--app N`` is an embedded application instead: it starts ``N``
+``BenchManySteps`` workflows (ids r0, r1, ...; none when 0) in tenant ``T`` and runs a
+worker with default settings in the same process.
 """
 
 from __future__ import annotations
@@ -107,14 +112,33 @@ def worker(client: durable.Client, plain: bool, concurrency: int,
 
 
 async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
-                     lease: float, standby: str | None = None, plain: bool = False) -> None:
-    """Run a worker; with ``standby`` (a path), connected but idle until that file exists."""
+                     lease: float | None, standby: str | None = None,
+                     plain: bool = False) -> None:
+    """Run a worker; with ``standby`` (a path), connected but idle until that file exists.
+    Without ``lease``, every setting but ``concurrency`` is the default."""
     options: dict[str, Any] = {} if not redis else {"redis_url": redis, "prefix": prefix}
+    settings: dict[str, Any] = {} if lease is None else {"lease": lease, "poll_interval": 0.05}
     async with durable.connect(url, **options) as client:
         await client.store.get_execution("", "")  # connected: the store is open
         while standby is not None and not os.path.exists(standby):
             await asyncio.sleep(0.005)
-        await worker(client, plain, concurrency, lease).run()
+        if plain:
+            await worker(client, plain, concurrency, 0.0).run()
+            return
+        await durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency,
+                             **settings).run()
+
+
+RECOVERY_STEP = 0.02  # seconds each step of the recovery workflows sleeps
+
+
+async def run_app(url: str, tenant: str, start: int, steps: int, concurrency: int) -> None:
+    """An embedded application: start ``start`` workflows, run them (default settings)."""
+    async with durable.connect(url, tenant=tenant) as client:
+        async with durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency):
+            await asyncio.gather(*(client.start(many_steps, steps, RECOVERY_STEP, id=f"r{i}")
+                                   for i in range(start)))
+            await asyncio.Event().wait()  # until killed
 
 
 if __name__ == "__main__":
@@ -124,12 +148,20 @@ if __name__ == "__main__":
     parser.add_argument("--prefix", default="durable")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--lease", type=float, default=10.0)
+    parser.add_argument("--defaults", action="store_true",
+                        help="default worker settings (but --concurrency)")
     parser.add_argument("--standby", default=None, metavar="PATH",
                         help="stay idle (connected) until PATH exists")
     parser.add_argument("--plain", action="store_true",
                         help="a Worker with its defaults (--concurrency and --lease ignored)")
+    parser.add_argument("--app", type=int, default=None, metavar="N",
+                        help="an embedded application that starts N workflows")
+    parser.add_argument("--tenant", default="default")
+    parser.add_argument("--steps", type=int, default=20)
     a = parser.parse_args()
-    main = run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease, a.standby, a.plain)
+    main = run_worker(a.url, a.redis, a.prefix, a.concurrency,
+                      None if a.defaults else a.lease, a.standby, a.plain) if a.app is None \
+        else run_app(a.url, a.tenant, a.app, a.steps, a.concurrency)
     try:
         import uvloop
 

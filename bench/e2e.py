@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/e2e.py throughput --db URL [--redis URL] [--workflows 1000] [--concurrency 100] [--in-flight N] [--embedded]
     .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200] [--actions 1|3] [--embedded]
-    .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20]
+    .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20] [--embedded] [--lease S]
     .venv/bin/python bench/e2e.py long       --db URL [--redis URL] [--steps 10000] [--embedded]
     .venv/bin/python bench/e2e.py matrix     [--workflows 1000]
 
@@ -20,7 +20,9 @@ the fastest documented option (short action timeouts: inline; see ``bench/_e2e_f
 - latency: one workflow at a time; start-to-result p50/p99.
 - recovery: the worker running ``--workflows`` workflows of ``--steps`` steps is SIGKILLed
   half way through them; a second, live worker takes them over; when the first resumed and
-  when all finished.
+  when all finished. Every worker and server setting is the default (but concurrency), unless
+  ``--lease`` is given. With ``--embedded`` (a SQLite file): an application process that
+  runs them is SIGKILLed half way and started again; when all finished after the restart.
 - long: one workflow of ``--steps`` sequential steps next to one of 10 steps; µs per step
   of each and their ratio (the sticky cache keeps a long workflow linear).
 - matrix: throughput at concurrency 1, 10 and 100 on SQLite (one process, and a worker
@@ -73,20 +75,23 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def worker(self, concurrency: int, lease: float,
+    def worker(self, concurrency: int, lease: float | None,
                standby: str | None = None) -> subprocess.Popen[bytes]:
+        """A worker process; with ``lease`` None, on default settings (but concurrency)."""
         args = ["-m", "bench._e2e_flows", self.db, "--concurrency", str(concurrency),
-                "--lease", str(lease), "--prefix", self.prefix]
+                "--prefix", self.prefix]
+        args += ["--defaults"] if lease is None else ["--lease", str(lease)]
         args += ["--redis", self.redis] if self.redis else []
         args += ["--plain"] if self.plain else []
         return self._spawn(*args, *(["--standby", standby] if standby else []))
 
-    def server(self) -> subprocess.Popen[bytes] | None:
+    def server(self, defaults: bool = False) -> subprocess.Popen[bytes] | None:
+        """``durable server`` (with Redis only): tuned, or on its default settings."""
         if not self.redis:
             return None
+        tuned = [] if defaults else ["--interval", "0.05", "--redispatch-after", "0.5"]
         return self._spawn("-m", "durable._cli", "server", "--db", self.db, "--redis", self.redis,
-                           "--prefix", self.prefix, "--port", "0", "--interval", "0.05",
-                           "--redispatch-after", "0.5")
+                           "--prefix", self.prefix, "--port", "0", *tuned)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -227,16 +232,18 @@ async def long(args: argparse.Namespace) -> dict[str, float]:
 async def recovery(args: argparse.Namespace) -> dict[str, float]:
     """A worker process runs the workflows and is SIGKILLed half way through them; a second
     worker process, started with it and idle until the workflows are under way, takes them
-    over once their leases expire."""
+    over (once it finds the first dead; with ``--lease``, once their leases expire)."""
     import tempfile
 
+    if args.embedded:
+        return await recovery_embedded(args)
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     cluster = Cluster(args.db, args.redis, prefix, args.plain)
     go = Path(tempfile.mkdtemp(prefix="durable-bench-")) / "go"
     try:
         victim = cluster.worker(args.workflows, lease=args.lease)
         cluster.worker(args.workflows, lease=args.lease, standby=str(go))  # the live worker
-        cluster.server()
+        cluster.server(defaults=args.lease is None)
         async with connected(args, prefix) as client:
             await asyncio.sleep(1.5)  # both workers are up
             handles = await asyncio.gather(*(
@@ -254,30 +261,89 @@ async def recovery(args: argparse.Namespace) -> dict[str, float]:
             in_flight = sum(r.status == "running" for r in at_kill.values())
             progress(f"SIGKILLed the worker with {in_flight} of {len(handles)} workflows of "
                      f"{args.steps} steps in flight")
-            resumed = None
+            resumed = released = None
             while True:  # one query a round: each execution's status and history length
                 rows = await client.list(limit=args.workflows)
                 if resumed is None and any(r.last_seq > at_kill[r.workflow_id].last_seq
                                            for r in rows):
                     resumed = time.perf_counter() - killed_at
+                if released is None and not await _registered(client, victim.pid):
+                    released = time.perf_counter() - killed_at
                 if all(r.status != "running" for r in rows):
                     break
                 await asyncio.sleep(0.01)
             finished = time.perf_counter() - killed_at
-        lease = "default lease" if args.plain else f"lease={args.lease}s"
         print(f"recovery db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} two "
-              f"worker processes, {lease}: SIGKILL with {in_flight} of "
-              f"{args.workflows} workflows of {args.steps} steps in flight; the live worker "
-              f"resumed the first {resumed if resumed is not None else finished:.2f} s after "
-              f"the kill, all finished {finished:.2f} s after it")
+              f"worker processes, {_lease(args)}{' plain' if args.plain else ''}: SIGKILL with {in_flight} of "
+              f"{args.workflows} workflows of {args.steps} steps in flight; its tasks were "
+              f"released {_seconds(released)} after the kill, the live worker resumed the "
+              f"first {resumed if resumed is not None else finished:.2f} s after it, all "
+              f"finished {finished:.2f} s after it")
         return {"resumed": resumed if resumed is not None else finished, "finished": finished,
-                "in_flight": in_flight}
+                "in_flight": in_flight, "released": finished if released is None else released}
     finally:
         cluster.stop()
         shutil.rmtree(go.parent, ignore_errors=True)
 
 
-STEP_SECONDS = 0.02  # each step of the recovery workflows sleeps this long
+STEP_SECONDS = flows.RECOVERY_STEP  # each step of the recovery workflows sleeps this long
+
+
+async def _registered(client: durable.Client, pid: int) -> bool:
+    """Whether a worker of process ``pid`` is registered (its tasks not yet released)."""
+    return any(w.pid == pid for w in await client.store.list_workers())
+
+
+def _seconds(value: float | None) -> str:
+    return "(never seen)" if value is None else f"{value:.2f} s"
+
+
+def _lease(args: argparse.Namespace) -> str:
+    return "default settings" if args.lease is None else f"lease={args.lease}s"
+
+
+async def recovery_embedded(args: argparse.Namespace) -> dict[str, float]:
+    """An application process (client and worker in one, default settings) on a SQLite file
+    starts the workflows and is SIGKILLed half way through them, then started again: how long
+    after the restart all finished (the new process's start-up included)."""
+    if not args.db.startswith("sqlite:"):
+        raise SystemExit("recovery --embedded runs on a SQLite file: pass --db sqlite:///PATH")
+    tenant = f"bench-{uuid.uuid4().hex[:8]}"
+    cluster = Cluster(args.db, None, "")
+
+    def app(start: int) -> subprocess.Popen[bytes]:
+        return cluster._spawn("-m", "bench._e2e_flows", args.db, "--app", str(start),
+                              "--tenant", tenant, "--steps", str(args.steps),
+                              "--concurrency", str(args.workflows))
+
+    try:
+        async with durable.connect(args.db, tenant=tenant) as client:
+            first = app(args.workflows)
+            while len(await client.list(limit=args.workflows)) < args.workflows:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(args.steps * STEP_SECONDS / 2)  # half way through
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            rows = await client.list(limit=args.workflows)
+            in_flight = sum(r.status == "running" for r in rows)
+            progress(f"SIGKILLed the application with {in_flight} of {args.workflows} "
+                     f"workflows of {args.steps} steps in flight; starting it again")
+            restarted_at = time.perf_counter()
+            app(0)
+            released = None
+            while any(r.status == "running" for r in await client.list(limit=args.workflows)):
+                if released is None and not await _registered(client, first.pid):
+                    released = time.perf_counter() - restarted_at
+                await asyncio.sleep(0.01)
+            finished = time.perf_counter() - restarted_at
+        print(f"recovery db=sqlite embedded application, default settings: SIGKILL with "
+              f"{in_flight} of {args.workflows} workflows of {args.steps} steps in flight; "
+              f"restarted, its tasks were released {_seconds(released)} after the restart "
+              f"(the new process's start-up included), all finished {finished:.2f} s after it")
+        return {"finished": finished, "in_flight": in_flight,
+                "released": finished if released is None else released}
+    finally:
+        cluster.stop()
 
 
 def _scheme(url: str) -> str:
@@ -335,9 +401,10 @@ def parser() -> argparse.ArgumentParser:
                         help="recovery: steps per workflow (20); long: steps (10,000)")
     parser.add_argument("--embedded", action="store_true",
                         help="run the worker in this process (no worker process, no server)")
-    parser.add_argument("--lease", type=float, default=1.0)
+    parser.add_argument("--lease", type=float, default=None,
+                        help="recovery: the workers' lease (default: every setting default)")
     parser.add_argument("--plain", action="store_true",
-                        help="plain @durable.action and a default Worker (--lease ignored)")
+                        help="plain @durable.action and a default Worker")
     return parser
 
 

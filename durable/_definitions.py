@@ -115,6 +115,7 @@ class ActionDefinition:
     inline: bool | None = None
     transaction: bool = False  # a database action: its first parameter is the connection
     isolation: str = DEFAULT_ISOLATION
+    heartbeat_timeout: float | None = None  # an attempt silent this long has timed out
 
 
 # Every definition made in this process, by name: the fallback when a worker or client is not
@@ -157,10 +158,12 @@ def action(fn: F, /) -> F: ...
 @overload
 def action(*, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
-           transaction: bool = False, isolation: str | None = None) -> Callable[[F], F]: ...
+           transaction: bool = False, isolation: str | None = None,
+           heartbeat_timeout: float | timedelta | None = None) -> Callable[[F], F]: ...
 def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
-           transaction: bool = False, isolation: str | None = None) -> Any:
+           transaction: bool = False, isolation: str | None = None,
+           heartbeat_timeout: float | timedelta | None = None) -> Any:
     """Declare an action: a function with side effects, run by a worker and recorded once.
 
     ``async def`` actions run on the worker's loop, plain functions in a thread. ``retry``
@@ -180,9 +183,17 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
     them back and the attempt is retried. On PostgreSQL it is an ``async def`` receiving an
     ``asyncpg.Connection``; on SQLite a plain function receiving the ``sqlite3.Connection``.
     Database actions never run inline.
+
+    ``heartbeat_timeout`` (seconds): a long action reports progress with
+    ``durable.action_info().heartbeat(details)``; an attempt that reports nothing for this
+    long has timed out (``TimeoutError``) and is retried. The details of its last heartbeat
+    are kept with the call, and the next attempt (after a retry, or after its worker died)
+    reads them as ``action_info().heartbeat_details``, to resume where it stopped. Actions
+    with a heartbeat timeout never run inline.
     """
 
     level = _isolation(name, transaction, isolation)
+    beat = _heartbeat_timeout(heartbeat_timeout)
     if transaction and inline:
         raise DatabaseActionError(f"action {name or '(unnamed)'}: database actions never run "
                                   "inline; drop inline=True", action=name, reason="inline")
@@ -197,7 +208,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
         defn = ActionDefinition(act_name, f, inspect.iscoroutinefunction(f), retry or Retry(),
                                 None if timeout is None else seconds(timeout),
                                 Params(f, act_name, skip_first=transaction), Result(f, act_name),
-                                inline, transaction, level)
+                                inline, transaction, level, beat)
         target = _method_stand_in(f) if inspect.ismethod(f) else f
         target.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn
@@ -235,6 +246,17 @@ def _check_not_unbound_method(f: Callable[..., Any], name: str) -> None:
             "is called without an instance. Decorate the bound method of the object instead, "
             "e.g. charge = durable.action(Payments(pool).charge), and pass that to ctx.run and "
             "Worker(actions=[...])", function=name, parameter="self")
+
+
+def _heartbeat_timeout(value: float | timedelta | None) -> float | None:
+    """A heartbeat timeout in seconds (> 0), or None; a typed error for a bad one."""
+    if value is None:
+        return None
+    timeout = seconds(value, "heartbeat_timeout")
+    if not timeout > 0:
+        raise ValidationError(f"heartbeat_timeout must be more than 0 seconds, not "
+                              f"{show(value)}", parameter="heartbeat_timeout")
+    return timeout
 
 
 def _isolation(name: str | None, transaction: bool, isolation: str | None) -> str:

@@ -1,7 +1,7 @@
 """``Server``: fires due timers, re-dispatches what the outbox hands out, starts due schedules,
-serves health and metrics.
+releases dead workers' tasks, serves health and metrics.
 
-Three loops and an HTTP site, all owned by ``run()``. Each loop runs one chore of the
+Four loops and an HTTP site, all owned by ``run()``. Each loop runs one chore of the
 ``Housekeeper`` (the same the embedded dispatcher runs) and publishes the hints it returns to
 the client's dispatcher:
 
@@ -9,7 +9,10 @@ the client's dispatcher:
 * outbox: claimable tasks whose last dispatch is older than ``redispatch_after`` (a hint lost
   in Redis, a dead worker's expired lease, a due retry or release) are announced again;
 * schedules: the runs of due schedules are started (each due time once, with a workflow id
-  derived from it).
+  derived from it);
+* workers: the tasks of workers whose process died (or whose heartbeat is older than
+  ``liveness_timeout``) are released at once, not when their leases run out
+  (``durable._worker._liveness``; every worker does the same).
 
 Any number of servers may run on one store: the store hands concurrent callers disjoint sets
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so the server takes no locks of its own. Hints are
@@ -33,6 +36,7 @@ from aiohttp import web
 
 from durable._dispatch._housekeeping import SCHEDULE_POLL, Housekeeper
 from durable._stores import Store, TaskRef
+from durable._worker._liveness import CHECK_EVERY, LIVENESS_TIMEOUT
 from durable.errors import DurableError, InvalidArgumentError, ServerStoppedError
 
 from ._http import is_loopback, make_app
@@ -73,7 +77,9 @@ class Server:
     many timers or tasks one store call takes, and ``redispatch_after`` how long a claimable
     task may sit without a fresh hint before it is announced again. The schedules loop
     sleeps until the next schedule is due, at most ``schedule_poll`` seconds (how soon a
-    schedule created elsewhere is seen). ``metrics_token`` (a secret) unlocks the details of
+    schedule created elsewhere is seen). A worker whose process died has its tasks released
+    within a fraction of a second, one that sent no heartbeat for ``liveness_timeout``
+    seconds (its host vanished) then. ``metrics_token`` (a secret) unlocks the details of
     ``/healthz`` and guards ``/metrics``; without it, the details are shown only when ``host``
     is a loopback address (see ``durable_server._http``).
     """
@@ -81,14 +87,18 @@ class Server:
     def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,
                  batch: int = 500, host: str = "127.0.0.1", port: int = 8080,
                  identity: str | None = None, clock: Callable[[], float] | None = None,
-                 schedule_poll: float = SCHEDULE_POLL, metrics_token: str | None = None) -> None:
-        if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0 or schedule_poll <= 0:
+                 schedule_poll: float = SCHEDULE_POLL, metrics_token: str | None = None,
+                 liveness_timeout: float = LIVENESS_TIMEOUT) -> None:
+        if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0 or schedule_poll <= 0 \
+                or not liveness_timeout > 0:
             raise InvalidArgumentError("interval > 0, redispatch_after >= 0, batch >= 1, "
-                                       "port >= 0 and schedule_poll > 0 are required")
+                                       "port >= 0, schedule_poll > 0 and liveness_timeout > 0 "
+                                       "are required")
         if metrics_token is not None and (type(metrics_token) is not str or not metrics_token):
             raise InvalidArgumentError("metrics_token is a non-empty str, or None",
                                        parameter="metrics_token")
         self.metrics_token = metrics_token
+        self.liveness_timeout = liveness_timeout
         self.client = client
         self.interval = interval
         self.host = host
@@ -101,7 +111,8 @@ class Server:
                                        owner=f"server:{self.identity}", clock=self.clock)
         self.stale_after = max(5.0, 3 * interval)  # no store round trip for this long: unhealthy
         self.metrics = Metrics(up=lambda: 1.0 if self.health()[0] else 0.0)
-        self._loops = {name: _LoopState(name) for name in ("timers", "outbox", "schedules")}
+        self._loops = {name: _LoopState(name) for name in ("timers", "outbox", "schedules",
+                                                                "workers")}
         self._stopping = asyncio.Event()
         self._settled = asyncio.Event()  # set once started, or once run() ended without starting
         self._started = False
@@ -136,7 +147,7 @@ class Server:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve HTTP and run the three loops until :meth:`shutdown` or cancellation."""
+        """Serve HTTP and run the four loops until :meth:`shutdown` or cancellation."""
         self._started = False
         self._settled.clear()
         app = make_app(self.health, self.metrics, loopback=is_loopback(self.host),
@@ -152,7 +163,8 @@ class Server:
             async with asyncio.TaskGroup() as group:
                 for state, step in ((self._loops["timers"], self._fire_timers),
                                     (self._loops["outbox"], self._redispatch),
-                                    (self._loops["schedules"], self._run_schedules)):
+                                    (self._loops["schedules"], self._run_schedules),
+                                    (self._loops["workers"], self._release_dead_workers)):
                     group.create_task(self._loop(state, step), name=f"{state.name} loop")
         finally:
             self._settled.set()
@@ -277,6 +289,21 @@ class Server:
         self.metrics.schedule_runs.inc(len(refs))
         await self._publish(state, refs)
         return max(self.housekeeper.next_schedule_pass - self.clock(), 0.0)
+
+    async def _release_dead_workers(self, state: _LoopState) -> float:
+        """Release the tasks of dead workers and publish their hints; the wait until the next
+        look."""
+        if await self._publish_leftovers(state):
+            return 0.0
+        released = await self._from_store(state, self.store.release_dead_workers,
+                                          timeout=self.liveness_timeout, now=self.clock())
+        state.unpublished = released.refs  # published even if re-routing fails
+        for owner in released.workers:
+            logger.warning("worker %s stopped without finishing its tasks: they are released",
+                           owner)
+            await self.client.dispatcher.forget_worker(owner)
+        await self._publish_leftovers(state)
+        return CHECK_EVERY
 
     async def _from_store(self, state: _LoopState, call: Callable[..., Awaitable[T]],
                           *args: Any, **kwargs: Any) -> T:

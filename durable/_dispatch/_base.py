@@ -56,6 +56,10 @@ class Dispatcher(Protocol):
     async def forget(self, tenant: str, workflow_id: str) -> None:
         """The execution ended: drop its route, whichever worker holds it."""
 
+    async def forget_worker(self, owner: str) -> None:
+        """Worker ``owner`` died: stop routing hints to it, and announce again the hints it
+        held that are not done. A dispatcher that routes nothing to a worker does nothing."""
+
     async def ack(self, claims: Sequence[Claim]) -> None:
         """The tasks' outcomes are committed: their hints can be forgotten."""
 

@@ -72,6 +72,9 @@ class LocalDispatcher:
     async def forget(self, tenant: str, workflow_id: str) -> None:
         """Nothing to do: there are no routes."""
 
+    async def forget_worker(self, owner: str) -> None:
+        """Nothing to do: hints are never routed to a worker."""
+
     async def ack(self, claims: Sequence[Claim]) -> None:
         """Nothing to do: a claim is its own record."""
 

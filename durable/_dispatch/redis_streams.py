@@ -238,6 +238,28 @@ class RedisDispatcher:
         with self._unavailable():
             await self._redis.delete(_keys.route(self.prefix, tenant, workflow_id))
 
+    async def forget_worker(self, owner: str) -> None:
+        """Worker ``owner`` died: drop its alive key, so that hints go to the partition
+        streams, and publish again the hints of its sticky stream from the oldest it had not
+        acknowledged (or read) on (a few done ones too: claiming skips those)."""
+        stream = _keys.sticky_stream(self.prefix, owner)
+        with self._unavailable():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.delete(_keys.alive(self.prefix, owner))
+            pipe.xpending(stream, _keys.GROUP)
+            pipe.xinfo_groups(stream)
+            _, pending, groups = await pipe.execute(raise_on_error=False)
+            if isinstance(groups, Exception) or not groups:
+                return  # no sticky stream: nothing was routed to it
+            start = "(" + _text(groups[0]["last-delivered-id"])
+            if not isinstance(pending, Exception) and pending["pending"]:
+                start = _text(pending["min"])
+            entries = await self._redis.xrange(stream, start, "+")
+        refs = list(dict.fromkeys(
+            [ref for _, fields in entries if (ref := _ref(fields)) is not None]))
+        if refs:
+            await self.publish(refs)
+
     def stream_of(self, ref: TaskRef) -> str:
         """The stream that carries ``ref``."""
         p = _keys.partition(ref.tenant, ref.workflow_id, self.partitions)

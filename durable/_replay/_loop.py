@@ -63,6 +63,8 @@ _BLOCKED_EVENTS = frozenset({
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _active or event not in _BLOCKED_EVENTS:
         return
+    if asyncio.events._get_running_loop() is not _entered:
+        return  # another thread (the store's, an action's) while workflow code runs: its own I/O
     if event == "open" and isinstance(args[0], str) and args[0].endswith((".py", ".pyc", ".so")):
         return  # importing a module lazily is fine
     raise IllegalWorkflowOperationError(

@@ -19,12 +19,14 @@ from ._records import (
     Reply, Request, RunCheck, Signal, Snapshot, Start, TaskRef, TimerRecord, WorkflowCommit,
     WorkflowTask, action_ref, workflow_ref,
 )
+from ._liveness import HeartbeatStore, Released, WorkerRecord, WorkerStore
 from ._store_clock import CALLER_CLOCK, OWN_CLOCK, StoreClock, check_store_clock
 from ._wakeup import Wakeup
 
 __all__ = [
     "CALLER_CLOCK",
     "FINISHED_REQUESTS",
+    "HeartbeatStore",
     "OWN_CLOCK",
     "TERMINAL_STATUSES",
     "ActionTask",
@@ -32,6 +34,7 @@ __all__ = [
     "ExecutionStore",
     "ExecutionUpdate",
     "Outcome",
+    "Released",
     "Reply",
     "Request",
     "RequestStore",
@@ -48,6 +51,8 @@ __all__ = [
     "TimerRecord",
     "TimerStore",
     "Wakeup",
+    "WorkerRecord",
+    "WorkerStore",
     "WorkflowCommit",
     "WorkflowTask",
     "action_ref",

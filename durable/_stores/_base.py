@@ -33,6 +33,7 @@ from ._records import (
     ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
     WorkflowCommit, WorkflowTask,
 )
+from ._liveness import HeartbeatStore, WorkerStore
 from ._schedule_records import ScheduleRecord
 from ._wakeup import Wakeup
 
@@ -302,7 +303,7 @@ class SnapshotStore(Protocol):
 
 
 class Store(ExecutionStore, TaskStore, TimerStore, RequestStore, ScheduleStore, SnapshotStore,
-            Protocol):
+            WorkerStore, HeartbeatStore, Protocol):
     """Where executions, histories and work live: every role. Chosen by URL with
     ``open_store``."""
 

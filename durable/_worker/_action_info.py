@@ -1,21 +1,56 @@
 """``durable.action_info()``: what a running action attempt knows about itself, filled in by
-the worker that runs it."""
+the worker that runs it, and ``heartbeat()``, how a long attempt reports its progress."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from contextvars import ContextVar
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Final
 
+import msgspec
+
+from .._payloads import check_size, dump_value
 from ..errors import UsageError
 
-__all__ = ["ActionInfo", "action_info"]
+__all__ = ["ActionInfo", "Beats", "action_info"]
 
 
 _NEVER_CANCELLED: threading.Event = threading.Event()
+_encode: Final = msgspec.msgpack.Encoder().encode
 
 
-class ActionInfo(NamedTuple):
+class Beats:
+    """An attempt's heartbeats: the action writes them (from its task or its thread), the
+    worker reads them (the time of the last one, and details not yet recorded)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.at = time.monotonic()  # the attempt's start counts as its first heartbeat
+        self.details: bytes | None = None  # the last details, until the worker records them
+        self.arrived = asyncio.Event()  # set on the loop's thread at each heartbeat
+
+    def beat(self, details: bytes | None) -> None:
+        """Note a heartbeat (thread-safe); details wake the worker, to record them."""
+        self.at = time.monotonic()
+        if details is not None:
+            self.details = details
+            try:
+                self.loop.call_soon_threadsafe(self.arrived.set)
+            except RuntimeError:  # the worker's loop is closed: nobody records them any more
+                pass
+
+    def take(self) -> bytes | None:
+        """The details to record, once."""
+        details, self.details = self.details, None
+        self.arrived.clear()
+        return details
+
+
+@dataclass(frozen=True, slots=True)
+class ActionInfo:
     """Facts about the running action attempt (``durable.action_info()``).
 
     ``idempotency_key`` is the same on every attempt of one call, and differs between calls:
@@ -27,6 +62,9 @@ class ActionInfo(NamedTuple):
     (every third of its lease). An ``async def`` action is then cancelled at its current
     ``await``; a plain function keeps running and should check :attr:`cancelled` (or wait on
     ``cancellation``) and stop early. Whatever it returns is still recorded, and ignored.
+
+    ``heartbeat_details`` are the details of the last :meth:`heartbeat` an earlier attempt of
+    this call reported (None: none did), so that a long action resumes where it stopped.
     """
 
     idempotency_key: str
@@ -36,11 +74,31 @@ class ActionInfo(NamedTuple):
     run_id: str
     tenant: str
     cancellation: threading.Event = _NEVER_CANCELLED
+    heartbeat_details: Any = None
+    _beats: Beats | None = field(default=None, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
         """Whether the call's result is no longer wanted (see :attr:`cancellation`)."""
         return self.cancellation.is_set()
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report that the attempt is alive and, with ``details``, how far it got.
+
+        Within the action's ``heartbeat_timeout`` (see ``durable.action``) an attempt must
+        call this again, or it times out. The latest details (builtins, dataclasses, msgspec
+        Structs: what a payload may hold) are recorded with the call shortly after, and the
+        next attempt reads them as :attr:`heartbeat_details`. Details that cannot be encoded
+        raise ``PayloadError`` here. Callable from the action's task or thread.
+        """
+        encoded = None
+        if details is not None:
+            where = f"the heartbeat details of action {self.action!r}"
+            payload = dump_value(details, where)
+            check_size(payload, where)
+            encoded = _encode(payload)
+        if self._beats is not None:
+            self._beats.beat(encoded)
 
 
 _action_info: ContextVar[ActionInfo] = ContextVar("durable_action_info")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
-from typing import Any, Callable
+import time
+from typing import Any, Awaitable, Callable, Final
 
+import msgspec
 from msgspec.structs import replace
 
-from ._action_info import ActionInfo, _action_info
+from ._action_info import ActionInfo, Beats, _action_info
 from .._ports import ClientPort
 from .._definitions import ActionDefinition
 from .._history import ActionCompleted, ActionFailed
@@ -18,13 +21,16 @@ from .._payloads import describe_error, error_info
 from .._stores import ActionTask, workflow_ref
 from ..errors import ActionLostError, DatabaseActionError, UnknownActionError
 
-__all__ = ["ActionTaskRunner", "check_transactional"]
+__all__ = ["INLINE_SLICE", "ActionTaskRunner", "check_transactional"]
 
 _DRIVER_KINDS = {"asyncpg": True, "sqlite3": False}  # whether the action must be async def
 
 logger = logging.getLogger("durable.worker")
 
 _NEVER = threading.Event()  # the cancellation of an inline attempt: never set
+INLINE_SLICE: Final = 0.1  # seconds an inline attempt runs before requests are looked for
+_BEAT_GAP: Final = 0.2  # seconds: the least time between two recordings of heartbeat details
+_decode: Final = msgspec.msgpack.Decoder().decode
 
 
 def _cancelling() -> bool:
@@ -35,6 +41,10 @@ def _cancelling() -> bool:
 
 class _NoLongerWanted(Exception):
     """The attempt stopped because its call was cancelled: there is nothing to record."""
+
+
+class _MissedHeartbeat(TimeoutError):
+    """The attempt reported no heartbeat within its action's ``heartbeat_timeout``."""
 
 
 def check_transactional(defn: ActionDefinition, store: Any) -> None:
@@ -90,32 +100,73 @@ class ActionTaskRunner:
         elif result:  # the store recorded it, in the action's own transaction
             await self.client.publish([workflow_ref(task.tenant, task.workflow_id)])
 
-    async def run_inline(self, task: ActionTask, budget: float
-                         ) -> ActionCompleted | ActionFailed | ActionTask:
-        """One attempt inside a workflow task, which records its outcome with its commit.
+    async def run_inline(self, tasks: list[ActionTask], budget: float,
+                         interrupted: Callable[[], Awaitable[bool]]
+                         ) -> list[ActionCompleted | ActionFailed | ActionTask]:
+        """First attempts inside a workflow task, which records their outcomes with its commit.
 
-        Returns the outcome, or the task to schedule instead: the next attempt after a
-        retryable failure, or this attempt again if it could not finish within ``budget``.
+        Each outcome is recorded, or it is the task to schedule instead: the next attempt after
+        a retryable failure, or this attempt again, as a task of its own, if it could not finish
+        within ``budget`` or was interrupted. While attempts run longer than ``INLINE_SLICE``
+        the workflow task asks ``interrupted()`` every slice whether requests or inputs wait
+        for it (a query, an update, a cancellation): then the ``async def`` attempts still
+        running are cancelled and queued, so that requests are never held up behind them.
         """
-        defn = self.actions[task.name]
-        # One timer for both limits: the action's own timeout fails the attempt, the budget
-        # (when it is the shorter) sends the attempt to the queue.
-        own = defn.timeout is not None and defn.timeout <= budget
-        scope = asyncio.timeout(defn.timeout if own else budget)
-        try:
-            async with scope:
-                result = await self._invoke(defn, task)
-        except Exception as exc:
-            if scope.expired():
-                if not own:  # too slow to run inline: run it as a task of its own
-                    return replace(task, visible_at=self.clock())
-                exc = self._timed_out(defn)
-            if not defn.retry.retries(exc, task.attempt):
-                return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
-            now = self.clock()
-            return replace(task, attempt=task.attempt + 1, visible_at=now + defn.retry.delay(task.attempt),
-                           last_error=describe_error(exc))
-        return ActionCompleted(0, 0.0, task.cmd, result, task.attempt)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        defns = [self.actions[t.name] for t in tasks]
+        calls = [self._start(d, t, _NEVER) for d, t in zip(defns, tasks)]
+        # Each attempt's limit: its own timeout (it fails) or the budget (it is queued).
+        limits = [(d.timeout, True) if d.timeout is not None and d.timeout <= budget
+                  else (budget, False) for d in defns]
+        stopped: dict[asyncio.Future[Any], bool] = {}  # told to stop: whether it timed out
+        pending = set(calls)
+        while pending:
+            left = min(began + limit - loop.time()
+                       for (limit, _), call in zip(limits, calls) if call in pending)
+            if left > 0:
+                _, pending = await asyncio.wait(pending, timeout=min(left, INLINE_SLICE))
+            stop = bool(pending) and loop.time() - began >= INLINE_SLICE \
+                and await _asked_to_stop(interrupted)
+            for (limit, own), call, defn in zip(limits, calls, defns):
+                if call in pending and (loop.time() - began >= limit or (stop and defn.is_async)):
+                    stopped[call] = own and not stop
+                    call.cancel()
+                    pending.discard(call)
+            if stop:
+                break
+        # Plain functions cannot be stopped (they finish within their timeouts); cancelled
+        # attempts are let finish their cleanup.
+        if pending or stopped:
+            await asyncio.wait([*pending, *stopped])
+        return [self._inline_outcome(d, t, c, stopped.get(c))
+                for d, t, c in zip(defns, tasks, calls)]
+
+    def _inline_outcome(self, defn: ActionDefinition, task: ActionTask, call: asyncio.Future[Any],
+                        stopped: bool | None) -> ActionCompleted | ActionFailed | ActionTask:
+        """What an inline attempt leads to; ``stopped``: None if it ran to its end, else
+        whether it was stopped because it timed out (else it goes to the queue)."""
+        exc: BaseException | None
+        if stopped is False:  # too slow to run inline, or interrupted: a task of its own
+            return replace(task, visible_at=self.clock())
+        if stopped:
+            exc = self._timed_out(defn)
+        else:
+            exc = call.exception()
+            if exc is None:
+                try:
+                    return ActionCompleted(0, 0.0, task.cmd, defn.result.dump(call.result()),
+                                           task.attempt)
+                except Exception as dump_error:  # noqa: BLE001 - an unencodable result fails it
+                    exc = dump_error
+        if not isinstance(exc, Exception):
+            raise exc
+        if not defn.retry.retries(exc, task.attempt):
+            return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
+        now = self.clock()
+        return replace(task, attempt=task.attempt + 1,
+                       visible_at=now + defn.retry.delay(task.attempt),
+                       last_error=describe_error(exc))
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
         try:
@@ -129,15 +180,16 @@ class ActionTaskRunner:
 
     async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask) -> Any:
         cancellation = threading.Event()
-        call = self._start(defn, task, cancellation)
+        beats = Beats(asyncio.get_running_loop())
+        call = self._start(defn, task, cancellation, beats, await self._details(task))
         # A thread cannot be interrupted: a plain function is told, and its end awaited.
         stop = call.cancel if defn.is_async else None
-        heartbeat = asyncio.create_task(self._heartbeat(task, cancellation, stop))
+        heartbeat = asyncio.create_task(self._heartbeat(task, cancellation, stop, beats))
         try:
-            return await self._call(defn, call)
-        except Exception:
-            if cancellation.is_set():  # it failed because it was told to stop
-                raise _NoLongerWanted() from None
+            return await self._call(defn, call, beats, cancellation)
+        except Exception as exc:
+            if cancellation.is_set() and not isinstance(exc, _MissedHeartbeat):
+                raise _NoLongerWanted() from None  # it failed because it was told to stop
             raise
         except asyncio.CancelledError:
             if cancellation.is_set() and not _cancelling():
@@ -146,46 +198,68 @@ class ActionTaskRunner:
         finally:
             heartbeat.cancel()
 
+    async def _details(self, task: ActionTask) -> Any:
+        """What the last heartbeat of an earlier attempt reported (a first attempt has none)."""
+        if task.attempt <= 1:
+            return None
+        try:
+            details = await self.store.action_heartbeat_details(task)
+        except Exception:  # the attempt starts without them rather than not at all
+            logger.warning("could not read the heartbeat details of %s", task.name,
+                           exc_info=True)
+            return None
+        return None if details is None else _decode(details)
+
     async def _heartbeat(self, task: ActionTask, cancellation: threading.Event,
-                         stop: Callable[[], Any] | None) -> None:
-        """Keep the lease alive; once it is gone (the call was cancelled, the workflow ended,
-        another worker took the call over), tell the attempt to stop."""
+                         stop: Callable[[], Any] | None, beats: Beats) -> None:
+        """Keep the lease alive, recording heartbeat details soon after they arrive; once the
+        lease is gone (the call was cancelled, the workflow ended, another worker took the
+        call over), tell the attempt to stop."""
         while True:
-            await asyncio.sleep(self.lease / 3)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.lease / 3):
+                    await beats.arrived.wait()
+            details = beats.take()
             try:
-                kept = await self.store.extend_action_lease(task, self.owner, lease=self.lease,
-                                                            now=self.clock())
+                if details is None:
+                    kept = await self.store.extend_action_lease(
+                        task, self.owner, lease=self.lease, now=self.clock())
+                else:
+                    kept = await self.store.record_action_heartbeat(
+                        task, self.owner, details, lease=self.lease, now=self.clock())
             except Exception:
                 logger.warning("could not extend the lease of %s", task.name, exc_info=True)
+                beats.details = beats.details or details  # try again with the next one
                 continue
             if not kept:
                 cancellation.set()
                 if stop is not None:
                     stop()
                 return
+            await asyncio.sleep(_BEAT_GAP)
 
-    async def _call(self, defn: ActionDefinition, call: asyncio.Future[Any]) -> Any:
+    async def _call(self, defn: ActionDefinition, call: asyncio.Future[Any], beats: Beats,
+                    cancellation: threading.Event) -> Any:
         scope = asyncio.timeout(defn.timeout)
         try:
             async with scope:
-                value = await call
+                if defn.heartbeat_timeout is None:
+                    value = await call
+                else:
+                    value = await _watched(defn, call, beats, cancellation)
                 return value if defn.transaction else defn.result.dump(value)
         except TimeoutError:
             if scope.expired():
                 raise self._timed_out(defn) from None
             raise
 
-    async def _invoke(self, defn: ActionDefinition, task: ActionTask) -> Any:
-        """Run the action (an inline attempt: no heartbeat); the result, dumped for the history."""
-        return defn.result.dump(await self._start(defn, task, _NEVER))
-
-    def _start(self, defn: ActionDefinition, task: ActionTask,
-               cancellation: threading.Event) -> asyncio.Future[Any]:
+    def _start(self, defn: ActionDefinition, task: ActionTask, cancellation: threading.Event,
+               beats: Beats | None = None, details: Any = None) -> asyncio.Future[Any]:
         """Start one attempt in its own task and context, so that ``action_info()`` is its own:
         an ``async def`` action as a task, a plain function in a thread."""
         args, kwargs = defn.params.load(task.args, task.kwargs)
         info = ActionInfo(task.idempotency_key, task.name, task.attempt, task.workflow_id,
-                          task.run_id, task.tenant, cancellation)
+                          task.run_id, task.tenant, cancellation, details, beats)
         context = contextvars.copy_context()
         context.run(_action_info.set, info)
         if defn.transaction:
@@ -230,3 +304,31 @@ class ActionTaskRunner:
         except Exception:
             logger.exception("could not schedule the retry of %s; it runs again after its lease",
                              task.name)
+
+
+async def _watched(defn: ActionDefinition, call: asyncio.Future[Any], beats: Beats,
+                   cancellation: threading.Event) -> Any:
+    """``await call``, unless the attempt reports no heartbeat for the action's
+    ``heartbeat_timeout``: then it is told to stop (an ``async def`` one is cancelled, a
+    thread is no longer waited for) and ``_MissedHeartbeat`` is raised."""
+    limit = defn.heartbeat_timeout
+    assert limit is not None
+    while True:
+        left = beats.at + limit - time.monotonic()
+        if left <= 0:
+            cancellation.set()
+            call.cancel()
+            raise _MissedHeartbeat(f"action {defn.name!r} reported no heartbeat for {limit:g}s "
+                                   "(its heartbeat_timeout)")
+        done, _ = await asyncio.wait((call,), timeout=left)
+        if done:
+            return call.result()
+
+
+async def _asked_to_stop(interrupted: Callable[[], Awaitable[bool]]) -> bool:
+    """``interrupted()``; False when it cannot tell (the store is unreachable just now)."""
+    try:
+        return await interrupted()
+    except Exception:
+        logger.warning("could not look for requests during an inline action", exc_info=True)
+        return False

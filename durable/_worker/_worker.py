@@ -17,6 +17,7 @@ from .._stores import WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
+from ._liveness import LIVENESS_TIMEOUT, Liveness
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
 
 __all__ = ["Worker"]
@@ -30,7 +31,10 @@ class Worker:
     ``await worker.run()`` runs until cancelled or :meth:`shutdown`; ``async with
     Worker(...)`` runs it in the background for the block. ``concurrency`` bounds the tasks
     running at once; ``lease`` (seconds) is how long a claimed task stays invisible to other
-    workers without a heartbeat, i.e. how soon a crashed worker's work is picked up again.
+    workers without a heartbeat: how soon the work of a worker that hangs is picked up again.
+    A worker whose process dies has its work released within a fraction of a second, one
+    whose host vanishes after ``liveness_timeout`` seconds without a heartbeat (the
+    ``_liveness`` module tells how).
     ``inline_actions`` lets the first attempt of short actions run inside the workflow task
     that schedules them (see ``durable.action(inline=...)``). Every ``snapshot_every`` events
     of an execution (0: never) the worker saves a snapshot of it, keeping the
@@ -41,9 +45,11 @@ class Worker:
                  *, concurrency: int = 100, lease: float = 30.0, poll_interval: float = 0.2,
                  max_cached: int = 1000, inline_actions: bool = True,
                  identity: str | None = None, snapshot_every: int = 1000,
-                 snapshots_kept: int = 5) -> None:
+                 snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT) -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
+        check_number(liveness_timeout, "liveness_timeout", minimum=0.0, exclusive=True,
+                     maximum=MAX_DURATION)
         self.client = client
         self.workflows = {d.name: d for d in map(workflow_definition, _listed(workflows))}
         self.actions = {d.name: d for d in map(action_definition, _listed(actions))}
@@ -54,6 +60,9 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         self.cache = InstanceCache(max_cached)
+        self._liveness = Liveness(client.store, lambda: client.dispatcher, client.clock,
+                                  self.identity, timeout=float(liveness_timeout),
+                                  alive=lambda: [w.identity for w in client._workers])
         self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease)
         self._workflow_runner = WorkflowTaskRunner(
             client, self.identity, self.workflows, self.actions, self.cache, self._action_runner,
@@ -77,25 +86,38 @@ class Worker:
     async def run(self) -> None:
         """Poll and run work until :meth:`shutdown` is called or this task is cancelled."""
         self._stopping.clear()
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            self.client._workers.append(self)
+        # The heartbeat goes on until the tasks in flight have finished (a shutdown waits for
+        # them), so that peers do not take this worker for dead meanwhile.
+        finished = asyncio.Event()
+        liveness = asyncio.create_task(self._liveness.run(finished))
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self.client._workers.append(self)
+                try:
+                    await self._poll(group)
+                finally:
+                    self.client._workers.remove(self)
+                    self._group = None
+                    self.cache.clear()
+        finally:  # what it still holds (cancelled tasks) is released, not left to its lease
+            finished.set()
+            liveness.cancel()
+            await asyncio.gather(liveness, return_exceptions=True)
+            await asyncio.shield(self._liveness.stop())
+
+    async def _poll(self, group: asyncio.TaskGroup) -> None:
+        failures = 0
+        while not self._stopping.is_set():
             try:
+                await self._poll_once(group, self.poll_interval)
                 failures = 0
-                while not self._stopping.is_set():
-                    try:
-                        await self._poll_once(group, self.poll_interval)
-                        failures = 0
-                    except Exception as exc:  # the store is down: back off and try again
-                        failures += 1
-                        delay = min(0.1 * 2 ** failures, 5.0)
-                        logger.warning("worker %s: polling failed (%s); retrying in %.1fs",
-                                       self.identity, exc, delay)
-                        await asyncio.sleep(delay)
-            finally:
-                self.client._workers.remove(self)
-                self._group = None
-                self.cache.clear()
+            except Exception as exc:  # the store is down: back off and try again
+                failures += 1
+                delay = min(0.1 * 2 ** failures, 5.0)
+                logger.warning("worker %s: polling failed (%s); retrying in %.1fs",
+                               self.identity, exc, delay)
+                await asyncio.sleep(delay)
 
     def takes_eager(self, workflow: str) -> bool:
         """Whether this worker can run a new execution of ``workflow`` at once (eager start:

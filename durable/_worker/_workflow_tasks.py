@@ -38,6 +38,7 @@ logger = logging.getLogger("durable.worker")
 
 _INPUTS = frozenset(INPUT_TYPES)
 _CONFLICT_RETRIES = 5
+INLINE_BUDGET = 1.0  # seconds an inline attempt may run before it is queued instead
 _INLINE_ROUNDS = 100  # batches one workflow task may run inline before it commits
 
 
@@ -409,18 +410,30 @@ class WorkflowTaskRunner:
     def _inline(self, action: ActionTask) -> bool:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
-        if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction:
+        if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction \
+                or defn.heartbeat_timeout is not None:
             return False  # a database action commits with its own transaction, not the task's
-        return defn.inline is True or (defn.timeout is not None and defn.timeout <= self.inline_budget)
+        # A thread cannot be stopped: a plain function only if its timeout ends it in time.
+        limit = self.inline_budget if defn.is_async else min(self.inline_budget, INLINE_BUDGET)
+        return defn.inline is True or (defn.timeout is not None and defn.timeout <= limit)
 
     async def _run_inline(self, commit: _Commit, actions: list[ActionTask]) -> list[Event]:
-        """Run first attempts now; their outcomes are the next batch's inputs."""
+        """Run first attempts now; their outcomes are the next batch's inputs. Attempts that
+        run long are queued as soon as a request or an input waits for this execution."""
         if not actions:
             return []
-        run = self.action_runner.run_inline
-        if len(actions) == 1:  # no gather (and its task) for the common sequential step
-            return commit.record_inline([await run(actions[0], self.inline_budget)], self.clock())
-        outcomes = await asyncio.gather(*(run(a, self.inline_budget) for a in actions))
+
+        async def interrupted() -> bool:
+            task = commit.task
+            record, requests = await asyncio.gather(
+                self.store.get_execution(task.tenant, task.workflow_id),
+                self.store.pending_requests(task.tenant, task.workflow_id))
+            unanswered = {r.id for r in requests} - {r.id for r in commit.replies}
+            return record is None or record.last_seq != commit.expected_seq - 1 \
+                or bool(unanswered)
+
+        budget = min(self.inline_budget, INLINE_BUDGET)
+        outcomes = await self.action_runner.run_inline(actions, budget, interrupted)
         return commit.record_inline(outcomes, self.clock())
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:

@@ -26,7 +26,7 @@ async def ledger_entry(conn: asyncpg.Connection, n: int) -> int:
     info = durable.action_info()
     await conn.execute("INSERT INTO ledger VALUES ($1, $2, $3)", info.workflow_id, abs(n),
                        info.attempt)
-    await conn.execute("SELECT pg_sleep(0.05)")
+    await conn.execute("SELECT pg_sleep(0.2)")  # long enough for the kills to land in one
     if n < 0 and info.attempt == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     return abs(n)

@@ -169,3 +169,30 @@ def fault_parent_result(label: str) -> dict[str, Any]:
 
 
 WORKFLOWS += [fault_child, fault_parent]
+
+
+@durable.action(retry=_RETRY, heartbeat_timeout=60.0)
+async def resumable(label: str, total: int) -> dict[str, Any]:
+    """Counts to ``total``, reporting each step in a heartbeat; a later attempt resumes from
+    the last one reported. The first attempt stops at step 2 until ``$DURABLE_FAULTS_GATE``
+    exists (a worker can be killed there)."""
+    info = durable.action_info()
+    start = (info.heartbeat_details or {}).get("next", 0)
+    _record("start", [label, total, start])
+    for i in range(start, total):
+        info.heartbeat({"next": i + 1})
+        if i == 2 and info.attempt == 1:
+            while not os.path.exists(os.environ[GATE_ENV]):
+                await asyncio.sleep(0.01)
+    _record("end", [label, total, start])
+    return {"resumed_from": start, "attempt": info.attempt}
+
+
+@durable.workflow(name="FaultResumable")
+async def fault_resumable(ctx: durable.Context, label: str) -> dict[str, Any]:
+    """One long action that reports its progress."""
+    return await ctx.run(resumable, label, 5)
+
+
+WORKFLOWS.append(fault_resumable)
+ACTIONS.append(resumable)

@@ -18,7 +18,7 @@ LEASE = 1.0
 
 
 async def main(url: str, concurrency: int, redis_url: str | None, prefix: str,
-               only: list[str] | None = None) -> None:
+               only: list[str] | None = None, lease: float = LEASE) -> None:
     """Run a worker on ``url`` (dispatching through Redis when given) until killed; with
     ``only``, it hosts just the workflows of those names (and every action)."""
     options = {} if redis_url is None else {"redis_url": redis_url, "prefix": prefix}
@@ -26,7 +26,7 @@ async def main(url: str, concurrency: int, redis_url: str | None, prefix: str,
                  if only is None or wf.__durable_workflow__.name in only]
     async with durable.connect(url, **options) as client:  # type: ignore[arg-type]
         worker = durable.Worker(client, workflows=workflows, actions=_flows.ACTIONS,
-                                lease=LEASE, poll_interval=0.05, concurrency=concurrency)
+                                lease=lease, poll_interval=0.05, concurrency=concurrency)
         await worker.run()
 
 
@@ -37,8 +37,10 @@ if __name__ == "__main__":
     parser.add_argument("--redis", default=None)
     parser.add_argument("--prefix", default="durable")
     parser.add_argument("--workflows", default=None, help="host only these (comma-separated)")
+    parser.add_argument("--lease", type=float, default=LEASE)
     options = parser.parse_args()
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s pid=%(process)d %(name)s %(levelname)s %(message)s")
     only = None if options.workflows is None else options.workflows.split(",")
-    asyncio.run(main(options.url, options.concurrency, options.redis, options.prefix, only))
+    asyncio.run(main(options.url, options.concurrency, options.redis, options.prefix, only,
+                     options.lease))

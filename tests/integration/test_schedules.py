@@ -76,6 +76,9 @@ class Recorder:
     async def forget(self, tenant: str, workflow_id: str) -> None:
         pass
 
+    async def forget_worker(self, owner: str) -> None:
+        pass
+
     async def ack(self, claims: Any) -> None:
         pass
 

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -313,6 +314,29 @@ def test_io_inside_workflow_code_fails_fast_and_names_the_fix(tmp_path) -> None:
     assert isinstance(outcome, FailWorkflow)
     assert outcome.error.type == "IllegalWorkflowOperationError"
     assert "ctx.run(action" in outcome.error.message
+
+
+def test_other_threads_may_do_io_while_workflow_code_runs(tmp_path) -> None:
+    """Only the workflow's own thread is guarded: a store's thread or a plain-function action's
+    thread opening a file meanwhile is not workflow code."""
+    opened: list[BaseException | None] = []
+
+    def elsewhere() -> None:
+        try:
+            (tmp_path / "elsewhere.txt").write_text("x")
+            opened.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            opened.append(exc)
+
+    @durable.workflow(name="waits_for_a_thread")
+    async def waits_for_a_thread(ctx: durable.Context) -> str:
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        return "ok"
+
+    assert Harness(waits_for_a_thread).run() == CompleteWorkflow("ok")
+    assert opened == [None]
 
 
 def test_network_and_executor_use_inside_workflow_code_fail() -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from ._executions import MemoryExecutions
+from ._heartbeats import MemoryHeartbeats
 from ._requests import MemoryRequests
 from ._schedules import MemorySchedules
 from ._snapshots import MemorySnapshots
 from ._tasks import MemoryTasks
 from ._timers import MemoryTimers
+from ._workers import MemoryWorkers
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore(MemoryExecutions, MemoryTasks, MemoryTimers, MemoryRequests, MemorySchedules,
-                  MemorySnapshots):
+                  MemorySnapshots, MemoryWorkers,
+                  MemoryHeartbeats):
     """Everything in dicts; single event loop, no persistence (see the package)."""

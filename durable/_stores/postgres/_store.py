@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 from ._executions import PostgresExecutions
+from ._heartbeats import PostgresHeartbeats
 from ._requests import PostgresRequests
 from ._schedules import PostgresSchedules
 from ._snapshots import PostgresSnapshots
 from ._tasks import PostgresTasks
 from ._timers import PostgresTimers
 from ._transactions import PostgresTransactions
+from ._workers import PostgresWorkers
 
 __all__ = ["PostgresStore"]
 
 
 class PostgresStore(PostgresExecutions, PostgresTasks, PostgresTransactions, PostgresTimers,
-                    PostgresRequests, PostgresSchedules, PostgresSnapshots):
+                    PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresWorkers,
+                    PostgresHeartbeats):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""

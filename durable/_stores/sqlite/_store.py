@@ -4,16 +4,19 @@ for its concurrency model)."""
 from __future__ import annotations
 
 from ._executions import SQLiteExecutions
+from ._heartbeats import SQLiteHeartbeats
 from ._requests import SQLiteRequests
 from ._schedules import SQLiteSchedules
 from ._snapshots import SQLiteSnapshots
 from ._tasks import SQLiteTasks
 from ._timers import SQLiteTimers
 from ._transactions import SQLiteTransactions
+from ._workers import SQLiteWorkers
 
 __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteExecutions, SQLiteTasks, SQLiteTransactions, SQLiteTimers,
-                  SQLiteRequests, SQLiteSchedules, SQLiteSnapshots):
+                  SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteWorkers,
+                  SQLiteHeartbeats):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
