@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._guard import warn as warn_nondeterministic
 from ._payloads import Params, Result
+from ._queues import DEFAULT_QUEUE, check_queue
 from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
 from .errors import (
     ArgumentTypeError, DatabaseActionError, InputError, InvalidArgumentError, UnknownActionError,
@@ -98,6 +99,7 @@ class WorkflowDefinition:
     fn: Callable[..., Awaitable[Any]]
     params: Params
     result: Result
+    queue: str = DEFAULT_QUEUE  # where its executions' workflow tasks go unless started elsewhere
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -114,6 +116,7 @@ class ActionDefinition:
     inline: bool | None = None
     transaction: bool = False  # a database action: its first parameter is the connection
     isolation: str = DEFAULT_ISOLATION
+    queue: str = DEFAULT_QUEUE  # where its calls go unless a call says otherwise
 
 
 # Every definition made in this process, by name: the fallback when a worker or client is not
@@ -125,8 +128,10 @@ _actions: Final[dict[str, ActionDefinition]] = {}
 @overload
 def workflow(fn: F, /) -> F: ...
 @overload
-def workflow(*, name: str | None = None, version: str = "1") -> Callable[[F], F]: ...
-def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") -> Any:
+def workflow(*, name: str | None = None, version: str = "1",
+             queue: str = DEFAULT_QUEUE) -> Callable[[F], F]: ...
+def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1",
+             queue: str = DEFAULT_QUEUE) -> Any:
     """Declare an ``async def`` workflow whose first parameter is the ``Context``.
 
     Use bare (``@durable.workflow``) or with a ``name`` (default: the function's name) and a
@@ -134,7 +139,12 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
     differently (``datetime.now()``, ``random.random()``, ``uuid.uuid4()``, ``os.environ``, ...)
     are reported as a ``durable.NondeterministicCallWarning`` with ``file:line`` and what to
     use instead (``ctx.now()``, ``ctx.random()``, ``ctx.uuid4()``, an action).
+
+    ``queue`` (default ``"default"``) is the task queue its executions run on unless
+    ``client.start(..., queue=...)`` names another: only workers that host the workflow on
+    that queue run them.
     """
+    check_queue(queue)
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
@@ -142,7 +152,7 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
         wf_name = check_id(f.__name__ if name is None else name, "a workflow name")
         check_id(str(version), "a workflow version")
         defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
-                                  Result(f, wf_name))
+                                  Result(f, wf_name), queue)
         warn_nondeterministic(f, wf_name)  # a warning per call that would replay differently
         f.__durable_workflow__ = defn  # type: ignore[attr-defined]
         _workflows[wf_name] = defn
@@ -156,10 +166,12 @@ def action(fn: F, /) -> F: ...
 @overload
 def action(*, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
-           transaction: bool = False, isolation: str | None = None) -> Callable[[F], F]: ...
+           transaction: bool = False, isolation: str | None = None,
+           queue: str = DEFAULT_QUEUE) -> Callable[[F], F]: ...
 def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
-           transaction: bool = False, isolation: str | None = None) -> Any:
+           transaction: bool = False, isolation: str | None = None,
+           queue: str = DEFAULT_QUEUE) -> Any:
     """Declare an action: a function with side effects, run by a worker and recorded once.
 
     ``async def`` actions run on the worker's loop, plain functions in a thread. ``retry``
@@ -179,7 +191,12 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
     them back and the attempt is retried. On PostgreSQL it is an ``async def`` receiving an
     ``asyncpg.Connection``; on SQLite a plain function receiving the ``sqlite3.Connection``.
     Database actions never run inline.
+
+    ``queue`` (default ``"default"``) is the task queue its calls go to unless
+    ``ctx.run(..., queue=...)`` names another: only workers that host the action on that
+    queue run them.
     """
+    check_queue(queue)
 
     level = _isolation(name, transaction, isolation)
     if transaction and inline:
@@ -195,7 +212,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
         defn = ActionDefinition(act_name, f, inspect.iscoroutinefunction(f), retry or Retry(),
                                 None if timeout is None else seconds(timeout),
                                 Params(f, act_name, skip_first=transaction), Result(f, act_name),
-                                inline, transaction, level)
+                                inline, transaction, level, queue)
         f.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn
         return f

@@ -123,6 +123,7 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     kwargs: dict[str, Any] = {}
     continued_from: str | None = None
     parent: ParentRef | None = None
+    queue: str = "default"  # the task queue of its workflow tasks (``_queues``)
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -220,12 +221,13 @@ class UpdateAccepted(_Event, frozen=True, tag=True, array_like=True):
 
 
 class ActionScheduled(_Event, frozen=True, tag=True, array_like=True):
-    """Command ``cmd`` scheduled action ``name``."""
+    """Command ``cmd`` scheduled action ``name`` on task queue ``queue``."""
 
     cmd: int
     name: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+    queue: str = "default"
 
 
 class ActionCancelRequested(_Event, frozen=True, tag=True, array_like=True):
@@ -267,6 +269,7 @@ class ChildInitiated(_Event, frozen=True, tag=True, array_like=True):
     args: list[Any]
     kwargs: dict[str, Any] = {}
     parent_close: str = "cancel"
+    queue: str = "default"
 
 
 class ChildCancelRequested(_Event, frozen=True, tag=True, array_like=True):
@@ -429,6 +432,7 @@ class ScheduleAction(_Command, frozen=True):
     name: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+    queue: str = "default"
 
 
 class CancelAction(_Command, frozen=True):
@@ -466,6 +470,7 @@ class StartChild(_Command, frozen=True):
     args: list[Any]
     kwargs: dict[str, Any] = {}
     parent_close: str = "cancel"
+    queue: str = "default"
 
 
 class CancelChild(_Command, frozen=True):

@@ -170,14 +170,16 @@ class RedisDispatcher:
         """The stream that carries ``ref``."""
         p = _keys.partition(ref.tenant, ref.workflow_id, self.partitions)
         if ref.kind == "w":
-            return _keys.workflow_stream(self.prefix, p)
+            return _keys.workflow_stream(self.prefix, p, ref.name)
         return _keys.action_stream(self.prefix, ref.name, p)
 
     def streams_for(self, spec: ClaimSpec) -> list[str]:
         """Every stream a worker hosting ``spec``'s workflows and actions reads."""
         parts = range(self.partitions)
         streams = [_keys.sticky_stream(self.prefix, spec.owner),
-                   *(_keys.workflow_stream(self.prefix, p) for p in parts)] if spec.workflows else []
+                   *(_keys.workflow_stream(self.prefix, p, name)
+                     for name in ("", *sorted(spec.workflows)) for p in parts)
+                   ] if spec.workflows else []
         streams += [_keys.action_stream(self.prefix, name, p)
                     for name in sorted(spec.actions) for p in parts]
         return streams

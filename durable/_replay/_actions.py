@@ -13,6 +13,7 @@ from .._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelAction, Event, ScheduleAction,
 )
 from .._payloads import same_payload
+from .._queues import check_queue
 from ..errors import ActionFailedError, DurableError
 from ._matcher import UNMATCHED, Matcher
 
@@ -31,21 +32,24 @@ class ActionCalls:
         self.definitions = definitions  # the actions this worker knows by name
         self.pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
 
-    def run(self, action: Any, /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        """``ctx.run(action, *args, **kwargs)``: issue ``ScheduleAction`` for the action (a
-        decorated function, its definition or its registered name); return the future its
-        outcome resolves. ``Context.run`` is this very method: one frame less per step."""
+    def run(self, action: Any, /, *args: Any, queue: str | None = None,
+            **kwargs: Any) -> asyncio.Future[Any]:
+        """``ctx.run(action, *args, queue=None, **kwargs)``: issue ``ScheduleAction`` for the
+        action (a decorated function, its definition or its registered name) on ``queue``
+        (default: the action's own); return the future its outcome resolves. ``Context.run``
+        is this very method: one frame less per step."""
         defn = getattr(action, "__durable_action__", None)  # the common case, without a call
         if defn is None:
             defn = action_definition(action, self.definitions)
+        on = defn.queue if queue is None else check_queue(queue, "ctx.run(queue=)")
         matcher = self._matcher
         cmd = matcher.count
         if not matcher.replaying:
             a, k = defn.params.dump(args, kwargs)
-            matcher.match(ScheduleAction, (cmd, defn.name, a, k))
+            matcher.match(ScheduleAction, (cmd, defn.name, a, k, on))
         else:
             a = list(args)  # compared as they are first: plain values need no dumping
-            fields = (cmd, defn.name, a, kwargs)
+            fields = (cmd, defn.name, a, kwargs, on)
             recorded: Any = matcher.match(ScheduleAction, fields, refusable=True)
             if recorded is UNMATCHED:
                 defn.params.dump(args, kwargs)  # refused live: it raises again, as it did then
@@ -84,7 +88,7 @@ class ActionCalls:
             return (type(event) is ActionScheduled and event.name == name
                     and event.args == a and event.kwargs == k)
 
-        self._matcher.changed(recorded, ScheduleAction(recorded.cmd, name, a, k),
+        self._matcher.changed(recorded, ScheduleAction(recorded.cmd, name, a, k, recorded.queue),
                               f"the arguments of action {name!r}", f" ({recorded.args} -> {a})",
                               same)
 

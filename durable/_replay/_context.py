@@ -31,7 +31,6 @@ from ._state import RunState
 
 __all__ = ["Context"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,6 +115,11 @@ class _Run(Protocol):
     @overload
     def __call__(self, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
 
+    # With per-call options (keyword-only, so not part of the action's ParamSpec).
+    @overload
+    def __call__(self, action: Callable[..., Coroutine[Any, Any, R]] | Callable[..., R], /,
+                 *args: Any, queue: str | None = None, **kwargs: Any) -> Awaitable[R]: ...
+
 
 class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
@@ -127,7 +131,8 @@ class Context:
     run: _Run
     """``await ctx.run(action, *args, **kwargs)``: run an action durably and return its result
     (recorded once, replayed thereafter). ``action`` is a decorated function or the name an
-    action is registered under; the arguments are validated against its signature."""
+    action is registered under; the arguments are validated against its signature.
+    ``queue=`` sends this call to another task queue than the action's own (recorded)."""
 
     def __init__(self, info: WorkflowInfo, defn: WorkflowDefinition, loop: Any,
                  matcher: Matcher, calls: ActionCalls, inbox: Inbox, state: RunState,
@@ -206,8 +211,8 @@ class Context:
         return asyncio.sleep(max(seconds(duration), 0.0))
 
     def start_child(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
-                    *args: Unpack[Ts], id: str | None = None,
-                    parent_close: str = "cancel") -> Awaitable[ChildHandle[R]]:
+                    *args: Unpack[Ts], id: str | None = None, parent_close: str = "cancel",
+                    queue: str | None = None) -> Awaitable[ChildHandle[R]]:
         """Start ``workflow`` as a child execution; await it for the child's handle.
 
         The child is created atomically with this workflow task's commit, in the same tenant,
@@ -219,8 +224,10 @@ class Context:
         ``parent_close``: ``"cancel"`` (default) asks the child to cancel when this run ends
         first, or when the workflow stops waiting for it (a cancelled await); ``"abandon"``
         lets it run on regardless. Arguments are validated against the child's signature here.
+        ``queue``: the task queue the child runs on (default: its workflow's own).
         """
-        return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close)
+        return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close,
+                                    queue)
 
     def continue_as_new(self, *args: Any) -> NoReturn:
         """End this run and start the next run of the same execution with ``args``.

@@ -17,6 +17,7 @@ from .._history import (
     ScheduleAction, StartChild, StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
 from .._payloads import describe_error, dump_value, safe_text
+from .._queues import route
 from .._replay import WorkflowInstance, replay
 from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
@@ -136,7 +137,8 @@ class _Commit:
             self._event(lambda seq: command.to_event(seq, time))
             if type(command) is ScheduleAction:
                 action = ActionTask(self.task.tenant, self.task.workflow_id, self.run_id,
-                                    command.cmd, command.name, command.args, command.kwargs, 1, now)
+                                    command.cmd, command.name, command.args, command.kwargs, 1, now,
+                                    queue=command.queue)
                 self.actions[command.cmd] = action
                 if inline(action):
                     to_run.append(action)
@@ -234,6 +236,8 @@ class WorkflowTaskRunner:
         self.owner = owner
         self.workflows = workflows
         self.actions = actions
+        # the routes of the actions it hosts (``Worker`` sets them): what it may run inline
+        self.hosted_actions: frozenset[str] = frozenset(actions)
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
@@ -385,7 +389,8 @@ class WorkflowTaskRunner:
     def _inline(self, action: ActionTask) -> bool:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
-        if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction:
+        if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction \
+                or route(action.name, action.queue) not in self.hosted_actions:
             return False  # a database action commits with its own transaction, not the task's
         return defn.inline is True or (defn.timeout is not None and defn.timeout <= self.inline_budget)
 

@@ -7,6 +7,7 @@ from typing import Any, Callable, ClassVar, Collection, Sequence
 from msgspec.structs import replace
 
 from ..._history import Event
+from ..._queues import route
 from ...errors import DatabaseActionError
 from .._commit import Committer
 from .._records import (
@@ -71,7 +72,7 @@ class MemoryTasks(Committer, MemoryState):
             record = self._executions[key]
             self._drop_run_work((*key, record.run_id))
             self._executions[key] = replace(
-                record, run_id=started.run_id, workflow=started.workflow,
+                record, run_id=started.run_id, workflow=started.workflow, queue=started.queue,
                 version=started.version, status="running", updated_at=now, last_seq=1,
                 state=None, data={}, result=None, error=None, task_error=None)
             self._begin_run(record, started, now)
@@ -106,12 +107,13 @@ class MemoryTasks(Committer, MemoryState):
                         now: float) -> WorkflowTask | None:
         held = self._wf_tasks.get(key)
         record = self._executions.get(key)
-        if held is None or record is None or record.workflow not in workflows \
-                or not held.claimable(now):
+        if held is None or record is None or not held.claimable(now) \
+                or route(record.workflow, record.queue) not in workflows:
             return None
         held.owner, held.until = owner, now + lease
         held.attempt += 1
-        return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested)
+        return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested,
+                            queue=record.queue)
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -140,7 +142,8 @@ class MemoryTasks(Committer, MemoryState):
     def _claim_action(self, key: ActionKey, actions: Collection[str], owner: str, lease: float,
                       now: float) -> ActionTask | None:
         entry = self._actions.get(key)
-        if entry is None or entry[0].name not in actions or not entry[1].claimable(now):
+        if entry is None or not entry[1].claimable(now) \
+                or route(entry[0].name, entry[0].queue) not in actions:
             return None
         task, held = entry
         if held.owner is not None:  # its lease expired: the worker died mid-attempt

@@ -31,7 +31,8 @@ LIST_ALL_EXECUTIONS: Final = (
 # (created_at, tenant, workflow_id) of the previous page's last row (NULL: none), $8 limit.
 SCAN_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR tenant = $1) "
-    "AND ($2::text IS NULL OR workflow = $2) AND ($3::text IS NULL OR status = $3) "
+    "AND ($2::text IS NULL OR workflow = $2 OR right(workflow, length($2) + 1) = chr(30) || $2) "
+    "AND ($3::text IS NULL OR status = $3) "
     "AND ($4::float8 IS NULL OR created_at >= $4) "
     "AND ($5::float8 IS NULL OR (created_at, tenant, workflow_id) > ($5, $6::text, $7::text)) "
     "ORDER BY created_at, tenant, workflow_id LIMIT $8")
@@ -210,7 +211,7 @@ WITH workflows AS (
           WHERE dispatched_at <= $2 AND due <= $1
           ORDER BY dispatched_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
     WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
-    RETURNING w.tenant, w.workflow_id
+    RETURNING w.tenant, w.workflow_id, w.workflow
 ), actions AS (
     UPDATE action_tasks AS a SET dispatched_at = $1
     FROM (SELECT tenant, workflow_id, run_id, cmd FROM action_tasks
@@ -221,7 +222,7 @@ WITH workflows AS (
       AND a.run_id = picked.run_id AND a.cmd = picked.cmd
     RETURNING a.tenant, a.workflow_id, a.name, a.run_id, a.cmd
 )
-SELECT 'w' AS kind, tenant, workflow_id, '' AS name, '' AS run_id, -1::bigint AS cmd
+SELECT 'w' AS kind, tenant, workflow_id, workflow AS name, '' AS run_id, -1::bigint AS cmd
 FROM workflows
 UNION ALL
 SELECT 'a', tenant, workflow_id, name, run_id, cmd FROM actions

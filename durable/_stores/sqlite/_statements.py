@@ -18,7 +18,8 @@ LIST_ALL_EXECUTIONS: Final = (
     "ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
 SCAN_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR tenant = ?1) "
-    "AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR status = ?3) "
+    "AND (?2 IS NULL OR workflow = ?2 OR substr(workflow, -length(?2) - 1) = char(30) || ?2) "
+    "AND (?3 IS NULL OR status = ?3) "
     "AND (?4 IS NULL OR created_at >= ?4) "
     "AND (?5 IS NULL OR (created_at, tenant, workflow_id) > (?5, ?6, ?7)) "
     "ORDER BY created_at, tenant, workflow_id LIMIT ?8")
@@ -120,7 +121,7 @@ SELECT_HINTED_ACTION: Final = (
 
 # dispatch_due: claimable tasks announced at or before ?1 (now - older_than); ?2 is now.
 SELECT_UNDISPATCHED_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id FROM workflow_tasks WHERE dispatched_at <= ?1 AND due <= ?2 "
+    "SELECT tenant, workflow_id, workflow FROM workflow_tasks WHERE dispatched_at <= ?1 AND due <= ?2 "
     "AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
 SELECT_UNDISPATCHED_ACTIONS: Final = (
     "SELECT tenant, workflow_id, name, run_id, cmd FROM action_tasks WHERE dispatched_at <= ?1 "
