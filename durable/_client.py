@@ -24,7 +24,7 @@ from ._history import (
 )
 from ._ports import EagerWorker
 from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
-from ._queues import check_queue, route
+from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
     check_timeout, show,
@@ -80,6 +80,8 @@ class Description(msgspec.Struct, frozen=True):
     task_error: str | None = None
     suspended_at: str | None = None  # file:line of the await a running workflow waits at
     queue: str = "default"  # the task queue its workflow tasks run on
+    # Why its work waits, when it does: "no worker hosts action 'x' on queue 'y'", ...
+    waiting: list[str] = []
 
 
 class WorkflowHandle(Generic[R]):
@@ -246,7 +248,7 @@ class WorkflowHandle(Generic[R]):
                            record.version, record.status, record.state, record.data,
                            record.created_at, record.updated_at, record.last_seq, actions,
                            timers, record.result, record.error, record.task_error, suspended_at,
-                           record.queue)
+                           record.queue, await waiting(store, record, actions, self.client.clock()))
 
     async def state_at(self, when: datetime | float | int, *, replay: bool = False,
                        run_id: str | None = None) -> StateAt:
@@ -301,6 +303,18 @@ def _epoch(since: float | datetime | None) -> float | None:
     if since is None or isinstance(since, datetime):
         return None if since is None else since.timestamp()
     return check_number(since, "since", minimum=-math.inf)
+
+
+async def waiting(store: Store, record: ExecutionRecord, actions: list[ActionTask],
+                  now: float) -> list[str]:
+    """Why a running execution's work waits: the workflow and action routes no live worker
+    hosts (``worker_hosts``)."""
+    if record.status in TERMINAL_STATUSES:
+        return []
+    needed = [("w", route(record.workflow, record.queue))]
+    needed += sorted({("a", route(a.name, a.queue)) for a in actions})
+    missing = await store.unhosted(needed, since=now - HOSTS_TTL)
+    return [unhosted_reason(*host) for host in needed if host in missing]
 
 
 def _known(name: str) -> WorkflowDefinition | None:

@@ -24,10 +24,15 @@ from typing import Any, Final
 from ._validate import check_id, show
 from .errors import ArgumentTypeError, ValidationError
 
-__all__ = ["DEFAULT_QUEUE", "SEP", "check_queue", "check_queues", "route", "unroute"]
+__all__ = ["DEFAULT_QUEUE", "HOSTS_REFRESH", "HOSTS_TTL", "SEP", "check_queue", "check_queues",
+           "route", "unroute", "unhosted_reason"]
 
 DEFAULT_QUEUE: Final = "default"
 SEP: Final = "\x1e"
+# A worker re-registers what it hosts this often (seconds); a registration older than
+# HOSTS_TTL is a worker that is gone.
+HOSTS_REFRESH: Final = 5.0
+HOSTS_TTL: Final = 3 * HOSTS_REFRESH
 
 
 def check_queue(value: Any, what: str = "a queue name") -> str:
@@ -45,7 +50,7 @@ def check_queues(values: Any) -> frozenset[str] | None:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ArgumentTypeError(f"queues is a list of queue names, not {show(values)}",
                                 parameter="queues")
-    queues = frozenset(check_queue(q) for q in values)  # type: ignore[misc]
+    queues = frozenset(check_queue(q) for q in values)
     if not queues:
         raise ValidationError("queues lists at least one queue (None: each definition's own)",
                               parameter="queues")
@@ -61,3 +66,10 @@ def unroute(stored: str) -> tuple[str, str]:
     """The (name, queue) of a route."""
     queue, sep, name = stored.partition(SEP)
     return (name, queue) if sep else (stored, DEFAULT_QUEUE)
+
+
+def unhosted_reason(kind: str, stored: str) -> str:
+    """What ``describe()`` says of a route no live worker hosts."""
+    name, queue = unroute(stored)
+    what = "workflow" if kind == "w" else "action"
+    return f"no worker hosts {what} {name!r} on queue {queue!r}"

@@ -32,16 +32,19 @@ class ActionCalls:
         self.definitions = definitions  # the actions this worker knows by name
         self.pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
 
-    def run(self, action: Any, /, *args: Any, queue: str | None = None,
-            **kwargs: Any) -> asyncio.Future[Any]:
-        """``ctx.run(action, *args, queue=None, **kwargs)``: issue ``ScheduleAction`` for the
-        action (a decorated function, its definition or its registered name) on ``queue``
-        (default: the action's own); return the future its outcome resolves. ``Context.run``
-        is this very method: one frame less per step."""
+    def run(self, action: Any, /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """``ctx.run(action, *args, **kwargs)``: issue ``ScheduleAction`` for the action (a
+        decorated function, its definition or its registered name); return the future its
+        outcome resolves. ``Context.run`` is this very method: one frame less per step.
+
+        The keywords in ``CALL_OPTIONS`` are this call's options, not the action's arguments:
+        ``queue`` (default: the action's own)."""
         defn = getattr(action, "__durable_action__", None)  # the common case, without a call
         if defn is None:
             defn = action_definition(action, self.definitions)
-        on = defn.queue if queue is None else check_queue(queue, "ctx.run(queue=)")
+        on = defn.queue
+        if kwargs and "queue" in kwargs:
+            on = check_queue(kwargs.pop("queue"), "ctx.run(queue=)")
         matcher = self._matcher
         cmd = matcher.count
         if not matcher.replaying:

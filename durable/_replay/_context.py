@@ -32,6 +32,7 @@ from ._state import RunState
 __all__ = ["Context"]
 
 R = TypeVar("R")
+P = ParamSpec("P")
 Ts = TypeVarTuple("Ts")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,10 +116,17 @@ class _Run(Protocol):
     @overload
     def __call__(self, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
 
-    # With per-call options (keyword-only, so not part of the action's ParamSpec).
+    # With per-call options (keywords the action's ParamSpec cannot take); each overload
+    # requires one, so that a call without options is checked against the action alone.
     @overload
-    def __call__(self, action: Callable[..., Coroutine[Any, Any, R]] | Callable[..., R], /,
-                 *args: Any, queue: str | None = None, **kwargs: Any) -> Awaitable[R]: ...
+    def __call__(  # type: ignore[overload-cannot-match]  # mypy: P.kwargs would take them
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, queue: str,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, queue: str,
+            **kwargs: Any) -> Awaitable[R]: ...
 
 
 class Context:

@@ -36,7 +36,7 @@ from ._records import (
 from ._schedule_records import ScheduleRecord
 from ._wakeup import Wakeup
 
-__all__ = ["ExecutionStore", "RequestStore", "ScheduleStore", "SnapshotStore", "Store",
+__all__ = ["ExecutionStore", "HostStore", "RequestStore", "ScheduleStore", "SnapshotStore", "Store",
            "TaskStore", "TimerStore"]
 
 
@@ -301,8 +301,25 @@ class SnapshotStore(Protocol):
         """The run's newest snapshot at or before ``seq`` and ``time`` (None: no bound)."""
 
 
+class HostStore(Protocol):
+    """What live workers host: each worker's routes (``_queues``: a workflow's or action's name
+    on its queue), so that a task no live worker can run is reported, not only left waiting."""
+
+    async def register_hosts(self, worker: str, hosts: Collection[tuple[str, str]], *,
+                             now: float) -> None:
+        """Record that ``worker`` hosts ``hosts``, (kind, route) pairs (kind ``"w"`` for a
+        workflow, ``"a"`` for an action), as of ``now``; what it registered before is replaced."""
+
+    async def unregister_hosts(self, worker: str) -> None:
+        """Forget what ``worker`` hosts (it stopped)."""
+
+    async def unhosted(self, hosts: Collection[tuple[str, str]], *,
+                       since: float) -> set[tuple[str, str]]:
+        """The (kind, route) pairs of ``hosts`` that no worker registered since ``since`` hosts."""
+
+
 class Store(ExecutionStore, TaskStore, TimerStore, RequestStore, ScheduleStore, SnapshotStore,
-            Protocol):
+            HostStore, Protocol):
     """Where executions, histories and work live: every role. Chosen by URL with
     ``open_store``."""
 

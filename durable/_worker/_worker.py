@@ -15,7 +15,7 @@ from .._definitions import (
     ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
 )
 from .._dispatch import Claim, ClaimSpec
-from .._queues import check_queues, route
+from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
@@ -72,6 +72,9 @@ class Worker:
         self._workflow_runner.hosted_actions = self.hosted_actions
         self._in_flight = 0
         self._seen_when_full = 0
+        self._hosts = [("w", r) for r in sorted(self.hosted_workflows)] + [
+            ("a", r) for r in sorted(self.hosted_actions)]
+        self._announced_at = float("-inf")
         self._spec = ClaimSpec(self.identity, self.hosted_workflows, self.hosted_actions,
                                lease, self.cache.seq_of)
         self._stopping = asyncio.Event()
@@ -95,6 +98,7 @@ class Worker:
                 failures = 0
                 while not self._stopping.is_set():
                     try:
+                        await self._announce()
                         await self._poll_once(group, self.poll_interval)
                         failures = 0
                     except Exception as exc:  # the store is down: back off and try again
@@ -107,6 +111,24 @@ class Worker:
                 self.client._workers.remove(self)
                 self._group = None
                 self.cache.clear()
+                await self._retire()
+
+    async def _announce(self) -> None:
+        """Refresh the store's record of what this worker hosts (every ``HOSTS_REFRESH`` s),
+        which ``describe()`` reads to say that no live worker hosts what an execution needs."""
+        now = self.client.clock()
+        if now - self._announced_at >= HOSTS_REFRESH:
+            await self.client.store.register_hosts(self.identity, self._hosts, now=now)
+            self._announced_at = now
+
+    async def _retire(self) -> None:
+        """Remove this worker's record (best effort: it expires after ``HOSTS_TTL`` anyway)."""
+        if self._announced_at > float("-inf"):
+            self._announced_at = float("-inf")
+            try:
+                await asyncio.shield(self.client.store.unregister_hosts(self.identity))
+            except Exception:
+                logger.debug("could not unregister worker %s", self.identity, exc_info=True)
 
     def takes_eager(self, workflow: str) -> bool:
         """Whether this worker can run a new execution of ``workflow`` (a route: the name on
@@ -124,6 +146,7 @@ class Worker:
 
     async def run_until_idle(self) -> None:
         """Run everything that is due now, and what it leads to, then return (tests, scripts)."""
+        await self._announce()
         async with asyncio.TaskGroup() as group:
             while True:
                 # Idle only when a claim found nothing while nothing ran: a task that ends

@@ -46,10 +46,16 @@ async def sleeper(ctx: durable.Context) -> str:
     return "woke"
 
 
+@durable.workflow(name="QueuesStray", queue="flows")
+async def stray(ctx: durable.Context) -> str:
+    ctx.set_state("calling")
+    return await ctx.run(work, "lost", queue="c")
+
+
 async def pools(env: Env) -> durable.Client:
     """Three pools: workflows only (queue "flows"); action ``work`` on "a"; the child workflow
     and ``work`` on "b". The client starting work is a fourth, hosting nothing."""
-    for pool, workflows, actions, queues in [("flows", [flow, sleeper], [], None),
+    for pool, workflows, actions, queues in [("flows", [flow, sleeper, stray], [], None),
                                              ("a", [], [work], ["a"]),
                                              ("b", [child], [work], ["b"])]:
         POOL.set(pool)
@@ -84,6 +90,25 @@ async def test_start_names_another_queue_than_the_workflow_own(env: Env) -> None
     client = await pools(env)
     # "flows" hosts QueuesChild on no queue; pool b hosts it on "b": started there, it runs
     assert await (await client.start(child, "c", queue="b")).result(timeout=20) == "c@b"
+
+
+async def test_describe_says_what_no_live_worker_hosts(env: Env) -> None:
+    client = await pools(env)
+    nowhere = await client.start(flow, id="n1", queue="nowhere")
+    assert (await nowhere.describe()).waiting == [
+        "no worker hosts workflow 'QueuesFlow' on queue 'nowhere'"]
+    handle = await client.start(stray, id="s1")
+    await eventually_state(handle, "calling")
+    for _ in range(500):  # the action task is committed with the workflow task
+        described = await handle.describe()
+        if described.pending_actions:
+            break
+        await asyncio.sleep(0.01)
+    assert described.waiting == ["no worker hosts action 'QueuesWork' on queue 'c'"]
+    POOL.set("c")
+    await env.worker(await env.client(), [], [work], queues=["c"])
+    assert await handle.result(timeout=20) == "lost@c"
+    assert (await handle.describe()).waiting == []
 
 
 async def eventually_state(handle: durable.WorkflowHandle[Any], state: str) -> None:

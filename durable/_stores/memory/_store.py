@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._executions import MemoryExecutions
+from ._hosts import MemoryHosts
 from ._requests import MemoryRequests
 from ._schedules import MemorySchedules
 from ._snapshots import MemorySnapshots
@@ -13,5 +14,5 @@ __all__ = ["MemoryStore"]
 
 
 class MemoryStore(MemoryExecutions, MemoryTasks, MemoryTimers, MemoryRequests, MemorySchedules,
-                  MemorySnapshots):
+                  MemorySnapshots, MemoryHosts):
     """Everything in dicts; single event loop, no persistence (see the package)."""

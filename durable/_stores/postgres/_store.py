@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from ._executions import PostgresExecutions
+from ._hosts import PostgresHosts
 from ._requests import PostgresRequests
 from ._schedules import PostgresSchedules
 from ._snapshots import PostgresSnapshots
@@ -15,5 +16,5 @@ __all__ = ["PostgresStore"]
 
 
 class PostgresStore(PostgresExecutions, PostgresTasks, PostgresTransactions, PostgresTimers,
-                    PostgresRequests, PostgresSchedules, PostgresSnapshots):
+                    PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresHosts):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""

@@ -4,6 +4,7 @@ for its concurrency model)."""
 from __future__ import annotations
 
 from ._executions import SQLiteExecutions
+from ._hosts import SQLiteHosts
 from ._requests import SQLiteRequests
 from ._schedules import SQLiteSchedules
 from ._snapshots import SQLiteSnapshots
@@ -15,5 +16,5 @@ __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteExecutions, SQLiteTasks, SQLiteTransactions, SQLiteTimers,
-                  SQLiteRequests, SQLiteSchedules, SQLiteSnapshots):
+                  SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteHosts):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
