@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import math
+import sys
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._guard import warn as warn_nondeterministic
+from ._options import CallOptions, RetrySpec
 from ._payloads import Params, Result
 from ._queues import DEFAULT_QUEUE, check_queue
 from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
@@ -25,8 +29,10 @@ __all__ = [
     "action",
     "action_definition",
     "definitions_in",
+    "retry_spec",
     "seconds",
     "workflow",
+    "with_options",
     "workflow_definition",
 ]
 
@@ -49,13 +55,14 @@ def seconds(duration: Duration, what: str = "a duration") -> float:
 class Retry:
     """How an action is retried.
 
-    ``attempts`` counts all attempts, the first included (``attempts=1`` never retries). The
+    ``attempts`` counts all attempts, the first included (``attempts=1`` never retries);
+    ``attempts=None`` retries until the call's ``total_timeout`` runs out, or for ever. The
     n-th retry waits ``initial * backoff ** (n - 1)`` seconds, at most ``maximum``.
     Exceptions whose type is in ``non_retryable`` (or a ``durable.errors.NonRetryable``) fail
     the call at once.
     """
 
-    attempts: int = 3
+    attempts: int | None = 3
     initial: float = 1.0
     backoff: float = 2.0
     maximum: float = 60.0
@@ -63,12 +70,14 @@ class Retry:
 
     def __post_init__(self) -> None:
         try:
-            check_count(self.attempts, "Retry(attempts=)", minimum=1)
+            if self.attempts is not None:
+                check_count(self.attempts, "Retry(attempts=)", minimum=1)
             check_number(self.initial, "Retry(initial=)", maximum=MAX_DURATION)
             check_number(self.backoff, "Retry(backoff=)", minimum=1.0)
             check_number(self.maximum, "Retry(maximum=)", maximum=MAX_DURATION)
         except InputError as exc:
-            raise InvalidArgumentError(f"invalid retry policy: attempts >= 1, initial >= 0, "
+            raise InvalidArgumentError(f"invalid retry policy: attempts >= 1 (or None: no "
+                                       f"limit), initial >= 0, "
                                        f"backoff >= 1, maximum >= 0, all finite ({exc})"
                                        ) from None
         if not isinstance(self.non_retryable, tuple) or not all(
@@ -78,7 +87,10 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after attempt number ``attempt`` (1-based) failed."""
-        return min(self.initial * self.backoff ** (attempt - 1), self.maximum)
+        try:
+            return min(self.initial * self.backoff ** (attempt - 1), self.maximum)
+        except OverflowError:  # unlimited attempts: the backoff has long reached its maximum
+            return self.maximum
 
     def retries(self, exc: BaseException, attempt: int) -> bool:
         """Whether attempt number ``attempt`` that raised ``exc`` is followed by another."""
@@ -87,7 +99,55 @@ class Retry:
         if isinstance(exc, (NonRetryable, ValidationError, DatabaseActionError)) \
                 or isinstance(exc, self.non_retryable):
             return False
-        return attempt < self.attempts
+        return self.attempts is None or attempt < self.attempts
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounded(Retry):
+    """A call's retry policy with its ``total_timeout``: no retry starts after ``deadline``
+    (on ``clock``)."""
+
+    deadline: float = math.inf
+    clock: Callable[[], float] = time.time
+
+    def retries(self, exc: BaseException, attempt: int) -> bool:
+        return Retry.retries(self, exc, attempt) \
+            and self.clock() + self.delay(attempt) < self.deadline
+
+
+def retry_spec(retry: Retry) -> RetrySpec:
+    """A retry policy as a call records it."""
+    return RetrySpec(retry.attempts, retry.initial, retry.backoff, retry.maximum,
+                     [f"{t.__module__}.{t.__qualname__}" for t in retry.non_retryable])
+
+
+def with_options(defn: ActionDefinition, options: CallOptions | None,
+                 clock: Callable[[], float]) -> ActionDefinition:
+    """The action as one call runs it: its declaration with the call's options (``retry``,
+    ``timeout``, and ``total_timeout``, which bounds the retries and each attempt's time)."""
+    if options is None:
+        return defn
+    retry = defn.retry if options.retry is None else _retry(options.retry)
+    timeout = defn.timeout if options.timeout is None else options.timeout
+    if options.deadline is not None:
+        left = max(options.deadline - clock(), 0.001)
+        timeout = left if timeout is None else min(timeout, left)
+        retry = _Bounded(retry.attempts, retry.initial, retry.backoff, retry.maximum,
+                         retry.non_retryable, options.deadline, clock)
+    return replace(defn, retry=retry, timeout=timeout)
+
+
+def _retry(spec: RetrySpec) -> Retry:
+    """A recorded retry policy; exception classes that cannot be imported here are left out."""
+    found: list[type[BaseException]] = []
+    for name in spec.non_retryable:
+        module, _, qualname = name.rpartition(".")
+        value: Any = sys.modules.get(module)
+        for part in qualname.split("."):
+            value = getattr(value, part, None)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            found.append(value)
+    return Retry(spec.attempts, spec.initial, spec.backoff, spec.maximum, tuple(found))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -15,8 +15,7 @@ kinds:
 the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
 that follow it are what that activation issued.
 
-Schema evolution: events are encoded as MessagePack arrays (``array_like``), so a new field
-may only be appended, with a default.
+Schema evolution: events are MessagePack arrays (``array_like``): new fields go last, defaulted.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
 
+from ._options import CallOptions
 from .errors import HistoryError
 
 __all__ = [
@@ -221,13 +221,14 @@ class UpdateAccepted(_Event, frozen=True, tag=True, array_like=True):
 
 
 class ActionScheduled(_Event, frozen=True, tag=True, array_like=True):
-    """Command ``cmd`` scheduled action ``name`` on task queue ``queue``."""
+    """Command ``cmd`` scheduled action ``name`` on ``queue`` with the call's ``options``."""
 
     cmd: int
     name: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
     queue: str = "default"
+    options: CallOptions | None = None
 
 
 class ActionCancelRequested(_Event, frozen=True, tag=True, array_like=True):
@@ -433,6 +434,7 @@ class ScheduleAction(_Command, frozen=True):
     args: list[Any]
     kwargs: dict[str, Any] = {}
     queue: str = "default"
+    options: CallOptions | None = None
 
 
 class CancelAction(_Command, frozen=True):

@@ -19,7 +19,7 @@ cannot occur in either.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ._validate import check_id, show
 from .errors import ArgumentTypeError, ValidationError
@@ -50,7 +50,7 @@ def check_queues(values: Any) -> frozenset[str] | None:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ArgumentTypeError(f"queues is a list of queue names, not {show(values)}",
                                 parameter="queues")
-    queues = frozenset(check_queue(q) for q in values)
+    queues = frozenset(check_queue(q) for q in cast(Iterable[Any], values))
     if not queues:
         raise ValidationError("queues lists at least one queue (None: each definition's own)",
                               parameter="queues")

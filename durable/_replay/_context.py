@@ -16,7 +16,9 @@ from typing import (
     overload,
 )
 
-from .._definitions import WorkflowDefinition, action_definition, seconds, workflow_definition
+from .._definitions import (
+    Duration, Retry, WorkflowDefinition, action_definition, seconds, workflow_definition,
+)
 from .._history import EventReceived
 from ._actions import ActionCalls
 from ._children import ChildHandle, Children
@@ -118,16 +120,55 @@ class _Run(Protocol):
 
     # With per-call options (keywords the action's ParamSpec cannot take); each overload
     # requires one, so that a call without options is checked against the action alone.
+    # (mypy: P.kwargs could take them, so it deems these unreachable.)
+
     @overload
-    def __call__(  # type: ignore[overload-cannot-match]  # mypy: P.kwargs would take them
+    def __call__(  # type: ignore[overload-cannot-match]
             self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, queue: str,
+            retry: Retry | None = None, timeout: Duration | None = None,
+            total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, retry: Retry,
+            timeout: Duration | None = None, total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, timeout: Duration,
+            total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, total_timeout: Duration,
             **kwargs: Any) -> Awaitable[R]: ...
 
     @overload
     def __call__(  # type: ignore[overload-cannot-match]
             self, action: Callable[..., R], /, *args: Any, queue: str,
+            retry: Retry | None = None, timeout: Duration | None = None,
+            total_timeout: Duration | None = None,
             **kwargs: Any) -> Awaitable[R]: ...
 
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, retry: Retry,
+            timeout: Duration | None = None, total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, timeout: Duration,
+            total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, total_timeout: Duration,
+            **kwargs: Any) -> Awaitable[R]: ...
 
 class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
@@ -140,7 +181,10 @@ class Context:
     """``await ctx.run(action, *args, **kwargs)``: run an action durably and return its result
     (recorded once, replayed thereafter). ``action`` is a decorated function or the name an
     action is registered under; the arguments are validated against its signature.
-    ``queue=`` sends this call to another task queue than the action's own (recorded)."""
+    Options of this call (recorded with it, so that replay sees them): ``queue=`` another task
+    queue than the action's own; ``retry=`` (a ``durable.Retry``), ``timeout=`` (per attempt)
+    and ``total_timeout=`` (from the call to its outcome, all attempts included) override the
+    action's declaration."""
 
     def __init__(self, info: WorkflowInfo, defn: WorkflowDefinition, loop: Any,
                  matcher: Matcher, calls: ActionCalls, inbox: Inbox, state: RunState,

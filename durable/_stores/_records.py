@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple, Sequence
 import msgspec
 
 from .._history import ErrorInfo, Event, WorkflowStarted
+from .._options import CallOptions
 from .._queues import route
 from ..errors import HistoryError
 
@@ -169,6 +170,7 @@ class ActionTask(msgspec.Struct, frozen=True):
     visible_at: float = 0.0
     last_error: str | None = None
     queue: str = "default"
+    options: CallOptions | None = None  # what the call overrides of the action's declaration
 
     @property
     def idempotency_key(self) -> str:

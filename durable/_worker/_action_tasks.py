@@ -12,7 +12,7 @@ from msgspec.structs import replace
 
 from ._action_info import ActionInfo, _action_info
 from .._ports import ClientPort
-from .._definitions import ActionDefinition
+from .._definitions import ActionDefinition, with_options
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import describe_error, error_info
 from .._stores import ActionTask, workflow_ref
@@ -73,7 +73,8 @@ class ActionTaskRunner:
             defn = self.actions.get(task.name)
             if defn is None:
                 raise UnknownActionError(f"this worker has no action {task.name!r}", name=task.name)
-            if task.attempt > defn.retry.attempts:
+            defn = with_options(defn, task.options, self.clock)
+            if defn.retry.attempts is not None and task.attempt > defn.retry.attempts:
                 raise ActionLostError(
                     f"action {task.name!r}: the worker running attempt {task.attempt - 1} stopped "
                     "before it finished (its lease expired), and no attempts are left")
@@ -97,7 +98,7 @@ class ActionTaskRunner:
         Returns the outcome, or the task to schedule instead: the next attempt after a
         retryable failure, or this attempt again if it could not finish within ``budget``.
         """
-        defn = self.actions[task.name]
+        defn = with_options(self.actions[task.name], task.options, self.clock)
         # One timer for both limits: the action's own timeout fails the attempt, the budget
         # (when it is the shorter) sends the attempt to the queue.
         own = defn.timeout is not None and defn.timeout <= budget
@@ -217,6 +218,8 @@ class ActionTaskRunner:
 
     async def _failed(self, task: ActionTask, exc: Exception) -> None:
         defn = self.actions.get(task.name)
+        if defn is not None:
+            defn = with_options(defn, task.options, self.clock)
         if defn is None or not defn.retry.retries(exc, task.attempt):
             await self._record(task, ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt))
             return

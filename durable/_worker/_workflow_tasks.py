@@ -17,6 +17,7 @@ from .._history import (
     ScheduleAction, StartChild, StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
 from .._payloads import describe_error, dump_value, safe_text
+from .._options import with_deadline
 from .._queues import route
 from .._replay import WorkflowInstance, replay
 from .._stores import (
@@ -138,7 +139,7 @@ class _Commit:
             if type(command) is ScheduleAction:
                 action = ActionTask(self.task.tenant, self.task.workflow_id, self.run_id,
                                     command.cmd, command.name, command.args, command.kwargs, 1, now,
-                                    queue=command.queue)
+                                    queue=command.queue, options=with_deadline(command.options, now))
                 self.actions[command.cmd] = action
                 if inline(action):
                     to_run.append(action)

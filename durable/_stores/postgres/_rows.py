@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 from msgspec.structs import replace
 
+from ..._options import pack, unpack
 from ..._queues import route, unroute
 from ..._history import ErrorInfo, Event, encode_event
 from .._integrity import flagged
@@ -114,8 +115,9 @@ def action_from_row(row: asyncpg.Record | tuple[Any, ...]) -> ActionTask:
     """An ``action_tasks`` row (``ACTION_COLUMNS``) as a task."""
     tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, last_error = row
     name, queue = unroute(stored)
+    keywords, options = unpack(decode_dict(kwargs))
     return ActionTask(tenant, workflow_id, run_id, cmd, name, decode_list(args),
-                      decode_dict(kwargs), attempt, visible_at, last_error, queue)
+                      keywords, attempt, visible_at, last_error, queue, options)
 
 
 def action_key(task: ActionTask) -> tuple[str, str, str, int]:
@@ -126,7 +128,7 @@ def action_key(task: ActionTask) -> tuple[str, str, str, int]:
 def action_columns(actions: Sequence[ActionTask]) -> tuple[list[Any], ...]:
     """A commit's new action tasks as the column arrays ``durable_commit`` takes."""
     return ([a.cmd for a in actions], [route(a.name, a.queue) for a in actions],
-            [encode(a.args) for a in actions], [encode(a.kwargs) for a in actions],
+            [encode(a.args) for a in actions], [encode(pack(a.kwargs, a.options)) for a in actions],
             [a.attempt for a in actions], [a.visible_at for a in actions],
             [a.last_error for a in actions])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from ..._options import pack
 from ..._queues import route
 from ...errors import WorkflowNotFoundError
 from .._records import TERMINAL_STATUSES, Reply, Signal, Start, WorkflowCommit, WorkflowTask
@@ -98,7 +99,8 @@ def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) ->
     """
     if commit.actions:
         conn.executemany(sql.UPSERT_ACTION, [
-            (*run, a.cmd, route(a.name, a.queue), encode(a.args), encode(a.kwargs), a.attempt, a.visible_at,
+            (*run, a.cmd, route(a.name, a.queue), encode(a.args), encode(pack(a.kwargs, a.options)),
+             a.attempt, a.visible_at,
              a.last_error, commit.now) for a in commit.actions])
     if commit.timers:
         conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in commit.timers])

@@ -8,6 +8,7 @@ from typing import Any, Final
 import msgspec
 
 from ..._history import ErrorInfo
+from ..._options import unpack
 from ..._queues import unroute
 from .._records import ActionTask, ExecutionRecord
 from ._connection import Row
@@ -37,8 +38,9 @@ def action_from_row(row: Row, reclaimed: bool = False) -> ActionTask:
     attempt it was on counts."""
     tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, error = row
     name, queue = unroute(stored)
+    keywords, options = unpack(decode_dict(kwargs))
     return ActionTask(tenant, workflow_id, run_id, cmd, name, decode_list(args),
-                      decode_dict(kwargs), attempt + bool(reclaimed), visible_at, error, queue)
+                      keywords, attempt + bool(reclaimed), visible_at, error, queue, options)
 
 
 def action_key(task: ActionTask) -> Row:
