@@ -24,7 +24,7 @@ from ._history import (
 )
 from ._ports import EagerWorker
 from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
-from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason
+from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason, unroute
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
     check_timeout, show,
@@ -314,7 +314,10 @@ async def waiting(store: Store, record: ExecutionRecord, actions: list[ActionTas
     needed = [("w", route(record.workflow, record.queue))]
     needed += sorted({("a", route(a.name, a.queue)) for a in actions})
     missing = await store.unhosted(needed, since=now - HOSTS_TTL)
-    return [unhosted_reason(*host) for host in needed if host in missing]
+    limited = await store.limit_waits([r for kind, r in needed if kind == "a"], now=now)
+    return [unhosted_reason(*host) for host in needed if host in missing] + [
+        f"action {unroute(r)[0]!r} on queue {unroute(r)[1]!r} waits: {why}"
+        for r, why in sorted(limited.items())]
 
 
 def _known(name: str) -> WorkflowDefinition | None:

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._guard import warn as warn_nondeterministic
+from ._limits import Limit, check_limit
 from ._options import CallOptions, RetrySpec
 from ._payloads import Params, Result
 from ._queues import DEFAULT_QUEUE, check_queue
@@ -177,6 +178,7 @@ class ActionDefinition:
     transaction: bool = False  # a database action: its first parameter is the connection
     isolation: str = DEFAULT_ISOLATION
     queue: str = DEFAULT_QUEUE  # where its calls go unless a call says otherwise
+    limit: Limit | None = None  # max_concurrent and rate (``_limits``), enforced by claims
 
 
 # Every definition made in this process, by name: the fallback when a worker or client is not
@@ -227,11 +229,13 @@ def action(fn: F, /) -> F: ...
 def action(*, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
            transaction: bool = False, isolation: str | None = None,
-           queue: str = DEFAULT_QUEUE) -> Callable[[F], F]: ...
+           queue: str = DEFAULT_QUEUE, max_concurrent: int | None = None,
+           rate: str | None = None) -> Callable[[F], F]: ...
 def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
            transaction: bool = False, isolation: str | None = None,
-           queue: str = DEFAULT_QUEUE) -> Any:
+           queue: str = DEFAULT_QUEUE, max_concurrent: int | None = None,
+           rate: str | None = None) -> Any:
     """Declare an action: a function with side effects, run by a worker and recorded once.
 
     ``async def`` actions run on the worker's loop, plain functions in a thread. ``retry``
@@ -255,8 +259,13 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
     ``queue`` (default ``"default"``) is the task queue its calls go to unless
     ``ctx.run(..., queue=...)`` names another: only workers that host the action on that
     queue run them.
+
+    ``max_concurrent`` (attempts running at once) and ``rate`` (attempts started, ``"100/s"``,
+    ``"20/m"`` or ``"5/h"``) limit the action across every worker that shares the store; its
+    calls wait, due, for room (``describe()`` says so). A limited action never runs inline.
     """
     check_queue(queue)
+    limit = check_limit(max_concurrent, rate)
 
     level = _isolation(name, transaction, isolation)
     if transaction and inline:
@@ -272,7 +281,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
         defn = ActionDefinition(act_name, f, inspect.iscoroutinefunction(f), retry or Retry(),
                                 None if timeout is None else seconds(timeout),
                                 Params(f, act_name, skip_first=transaction), Result(f, act_name),
-                                inline, transaction, level, queue)
+                                inline, transaction, level, queue, limit)
         f.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn
         return f

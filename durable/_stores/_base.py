@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar, Collection, Protocol, Sequence
 
 from .._history import Event
+from .._limits import Limit
 from ._records import (
     ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
     WorkflowCommit, WorkflowTask,
@@ -145,6 +146,16 @@ class TaskStore(Protocol):
     async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
+
+    async def claim_limited(self, route: str, limit: Limit, owner: str, *, lease: float,
+                            now: float, limit_count: int = 0) -> list[ActionTask]:
+        """Lease up to ``limit_count`` due tasks of the action ``route`` (a route: its name on
+        its queue) as far as its ``limit`` allows (see ``durable._limits``), atomically with
+        respect to every other claim of that action."""
+
+    async def limit_waits(self, routes: Collection[str], *, now: float) -> dict[str, str]:
+        """Why tasks of these action routes wait for their limits, by route: those at their
+        limit as of the last claim (``durable._limits.waits``)."""
 
     async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
                                   now: float) -> bool:

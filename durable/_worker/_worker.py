@@ -75,8 +75,10 @@ class Worker:
         self._hosts = [("w", r) for r in sorted(self.hosted_workflows)] + [
             ("a", r) for r in sorted(self.hosted_actions)]
         self._announced_at = float("-inf")
+        limits = {route(d.name, q): d.limit for d in self.actions.values() if d.limit
+                  for q in (self.queues or (d.queue,))}
         self._spec = ClaimSpec(self.identity, self.hosted_workflows, self.hosted_actions,
-                               lease, self.cache.seq_of)
+                               lease, self.cache.seq_of, limits)
         self._stopping = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None  # while run() runs: takes eager starts

@@ -391,6 +391,7 @@ class WorkflowTaskRunner:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
         if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction \
+                or defn.limit is not None \
                 or route(action.name, action.queue) not in self.hosted_actions:
             return False  # a database action commits with its own transaction, not the task's
         return defn.inline is True or (defn.timeout is not None and defn.timeout <= self.inline_budget)

@@ -119,3 +119,33 @@ def test_retry_attempts_are_none_or_at_least_one(attempts: Any) -> None:
         durable.Retry(attempts=attempts)
     assert durable.Retry(attempts=None).retries(RuntimeError(), 10**6)
     assert durable.Retry(attempts=None, maximum=7.0).delay(10**6) == 7.0
+
+
+GATES: dict[str, asyncio.Event] = {}
+
+
+@durable.action(name="OptionsOneAtATime", max_concurrent=1)
+async def one_at_a_time(gate: str) -> str:
+    await GATES.setdefault(gate, asyncio.Event()).wait()
+    return gate
+
+
+@durable.workflow(name="OptionsTwoCalls")
+async def two_calls(ctx: durable.Context, gate: str) -> list[str]:
+    ctx.set_state("calling")
+    return list(await asyncio.gather(ctx.run(one_at_a_time, gate), ctx.run(one_at_a_time, gate)))
+
+
+async def test_describe_says_when_a_call_waits_for_its_limit(env: Env) -> None:
+    client = await env.start([two_calls], [one_at_a_time])
+    gate = f"{env.kind}-gate"
+    handle = await client.start(two_calls, gate)
+    expected = "action 'OptionsOneAtATime' on queue 'default' waits: at its limit of 1 running at once"
+    for _ in range(2000):
+        if expected in (await handle.describe()).waiting:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError((await handle.describe()).waiting)
+    GATES.setdefault(gate, asyncio.Event()).set()
+    assert await handle.result(timeout=30) == [gate, gate]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._executions import MemoryExecutions
 from ._hosts import MemoryHosts
+from ._limited import MemoryLimited
 from ._requests import MemoryRequests
 from ._schedules import MemorySchedules
 from ._snapshots import MemorySnapshots
@@ -13,6 +14,6 @@ from ._timers import MemoryTimers
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryExecutions, MemoryTasks, MemoryTimers, MemoryRequests, MemorySchedules,
-                  MemorySnapshots, MemoryHosts):
+class MemoryStore(MemoryExecutions, MemoryLimited, MemoryTasks, MemoryTimers, MemoryRequests,
+                  MemorySchedules, MemorySnapshots, MemoryHosts):
     """Everything in dicts; single event loop, no persistence (see the package)."""

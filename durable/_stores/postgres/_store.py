@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._executions import PostgresExecutions
 from ._hosts import PostgresHosts
+from ._limited import PostgresLimited
 from ._requests import PostgresRequests
 from ._schedules import PostgresSchedules
 from ._snapshots import PostgresSnapshots
@@ -16,5 +17,6 @@ __all__ = ["PostgresStore"]
 
 
 class PostgresStore(PostgresExecutions, PostgresTasks, PostgresTransactions, PostgresTimers,
-                    PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresHosts):
+                    PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresHosts,
+                    PostgresLimited):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""

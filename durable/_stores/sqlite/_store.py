@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._executions import SQLiteExecutions
 from ._hosts import SQLiteHosts
+from ._limited import SQLiteLimited
 from ._requests import SQLiteRequests
 from ._schedules import SQLiteSchedules
 from ._snapshots import SQLiteSnapshots
@@ -16,5 +17,6 @@ __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteExecutions, SQLiteTasks, SQLiteTransactions, SQLiteTimers,
-                  SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteHosts):
+                  SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteHosts,
+                  SQLiteLimited):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""

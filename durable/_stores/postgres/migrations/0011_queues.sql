@@ -18,3 +18,18 @@ CREATE TABLE worker_hosts (
 );
 
 CREATE INDEX worker_hosts_by_worker ON worker_hosts (worker);
+
+-- flow_buckets: one row per action with limits (route as above). Claims of the action lock
+-- its row for their transaction (so that two claimers never see the same room), count its
+-- leased tasks against max_concurrent, and take tokens from its bucket (refilled at the
+-- action's rate). durable._limits says what is kept.
+CREATE TABLE flow_buckets (
+    route       text PRIMARY KEY,
+    tokens      double precision,                 -- NULL: never claimed (a full bucket)
+    refilled_at double precision NOT NULL,
+    max_concurrent integer,                       -- the limits of the last claim
+    rate        double precision                  -- (for describe())
+);
+
+-- Leased action tasks by route: what a limited claim counts.
+CREATE INDEX action_tasks_leased ON action_tasks (name, lease_until) WHERE owner IS NOT NULL;

@@ -17,3 +17,16 @@ CREATE TABLE worker_hosts (
 );
 
 CREATE INDEX worker_hosts_by_worker ON worker_hosts (worker);
+
+-- flow_buckets: one row per action with limits (route as above); claims of the action run in
+-- the store's write transaction, count its leased tasks against max_concurrent and take tokens
+-- from its bucket (refilled at the action's rate). durable._limits says what is kept.
+CREATE TABLE flow_buckets (
+    route       TEXT PRIMARY KEY,
+    tokens      REAL,              -- NULL: never claimed (a full bucket)
+    refilled_at REAL NOT NULL,
+    max_concurrent INTEGER,        -- the limits of the last claim (for describe())
+    rate        REAL
+);
+
+CREATE INDEX action_tasks_leased ON action_tasks (name, lease_until) WHERE owner IS NOT NULL;
