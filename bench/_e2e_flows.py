@@ -50,8 +50,29 @@ async def long_steps(ctx: durable.Context, steps: int) -> int:
     return n
 
 
-WORKFLOWS = [one_step, three_steps, many_steps, long_steps]
-ACTIONS = [add_one, pause]
+# The throughput workflow on task queues of its own, calling an action with limits configured
+# far above what the benchmark reaches (bench/e2e.py --queues): what queues and limits cost
+# when they do not bind. A limited action never runs inline (its claim enforces the limit).
+@durable.action(name="BenchAddOneQueued", timeout=5.0, queue="bench-actions",
+                max_concurrent=1_000_000, rate="10000000/s")
+async def add_one_queued(n: int) -> int:
+    return n + 1
+
+
+@durable.action(name="BenchAddOneQueuedFree", timeout=5.0, queue="bench-actions")
+async def add_one_queued_free(n: int) -> int:
+    return n + 1
+
+
+@durable.workflow(name="BenchThreeStepsQueued", queue="bench-flows")
+async def three_steps_queued(ctx: durable.Context, n: int, limited: bool) -> int:
+    for _ in range(3):
+        n = await ctx.run(add_one_queued if limited else add_one_queued_free, n)
+    return n
+
+
+WORKFLOWS = [one_step, three_steps, many_steps, long_steps, three_steps_queued]
+ACTIONS = [add_one, pause, add_one_queued, add_one_queued_free]
 
 
 async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,

@@ -4,7 +4,7 @@
     .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200] [--actions 1|3] [--embedded]
     .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20]
     .venv/bin/python bench/e2e.py long       --db URL [--redis URL] [--steps 10000] [--embedded]
-    .venv/bin/python bench/e2e.py matrix     [--workflows 1000]
+    .venv/bin/python bench/e2e.py matrix     [--workflows 1000] [--queues [queues|limits]]
 
 Workers (and, with Redis, a ``durable server``) run as separate processes, as in production;
 this process starts the workflows and waits for their results. With ``--embedded`` the worker
@@ -22,7 +22,9 @@ for in-process dispatch. Each run uses a fresh tenant, so runs do not see each o
 - long: one workflow of ``--steps`` sequential steps next to one of 10 steps; µs per step
   of each and their ratio (the sticky cache keeps a long workflow linear).
 - matrix: throughput at concurrency 1, 10 and 100 on SQLite (one process, and a worker
-  process) and on PostgreSQL + Redis, as one table.
+  process) and on PostgreSQL + Redis, as one table; with ``--queues``, each again with the
+  workflow and its action on task queues of their own and the action's limits configured but
+  not binding (``--queues queues``: without the limits), and the ratio.
 
 Each measurement prints its line and returns its numbers (``measure("latency", db=...,
 actions=3)``), for ``bench/compare``.
@@ -157,7 +159,11 @@ async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
 async def throughput(args: argparse.Namespace) -> dict[str, float]:
     async with running(args, args.concurrency) as client:
         async def one(i: int) -> None:
-            handle = await client.start(flows.three_steps, i, id=f"t{i}")
+            if args.queues == "plain":
+                handle = await client.start(flows.three_steps, i, id=f"t{i}")
+            else:  # on queues of their own; with "limits", a limited action (not inline)
+                handle = await client.start(flows.three_steps_queued, i,
+                                            args.queues == "limits", id=f"t{i}")
             assert await handle.result(timeout=300) == i + 3
 
         in_flight = args.in_flight or args.concurrency
@@ -166,7 +172,7 @@ async def throughput(args: argparse.Namespace) -> dict[str, float]:
         samples = await run_bounded(args.workflows, in_flight, lambda i: one(i + 10**6))
         elapsed = time.perf_counter() - t0
     p50, p99 = _percentiles(samples)
-    print(f"throughput {_setup(args)} workflows={args.workflows} "
+    print(f"throughput {_setup(args)} queues={args.queues} workflows={args.workflows} "
           f"concurrency={args.concurrency} in-flight={in_flight}: "
           f"{args.workflows / elapsed:,.0f} workflows/s, "
           f"{3 * args.workflows / elapsed:,.0f} action steps/s ({elapsed:.2f} s); "
@@ -297,15 +303,24 @@ async def matrix(args: argparse.Namespace) -> dict[str, float]:
                                concurrency=concurrency, workflows=args.workflows)
                 progress(f"{name}, concurrency {concurrency} ...")
                 got = await measure("throughput", **options)
-                rows.append((name, concurrency, f"{got['workflows_per_s']:,.0f}",
-                             f"{got['steps_per_s']:,.0f}", f"{got['loaded_p50'] * 1e3:.1f}",
-                             f"{got['loaded_p99'] * 1e3:.1f}"))
+                row = [name, concurrency, f"{got['workflows_per_s']:,.0f}",
+                       f"{got['steps_per_s']:,.0f}", f"{got['loaded_p50'] * 1e3:.1f}",
+                       f"{got['loaded_p99'] * 1e3:.1f}"]
                 numbers[f"{name}/{concurrency}"] = got["steps_per_s"]
+                if args.queues != "plain":  # the same again on queues (and limits): the ratio
+                    variant = await measure("throughput", queues=args.queues, **options)
+                    numbers[f"{name}/{concurrency}/{args.queues}"] = variant["steps_per_s"]
+                    row += [f"{variant['steps_per_s']:,.0f}",
+                            f"{variant['steps_per_s'] / got['steps_per_s']:.2f}"]
+                rows.append(tuple(row))
     from bench.compare._common import table
 
     print(f"\nEnd to end, {args.workflows:,} workflows of 3 actions each, one worker "
           "(start-to-result percentiles under that load)")
-    print(table(["store", "concurrency", "workflows/s", "steps/s", "p50 ms", "p99 ms"], rows))
+    heads = ["store", "concurrency", "workflows/s", "steps/s", "p50 ms", "p99 ms"]
+    if args.queues != "plain":
+        heads += [f"steps/s {args.queues}", "ratio"]
+    print(table(heads, rows))
     return numbers
 
 
@@ -331,6 +346,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--embedded", action="store_true",
                         help="run the worker in this process (no worker process, no server)")
     parser.add_argument("--lease", type=float, default=1.0)
+    parser.add_argument("--queues", nargs="?", const="limits", default="plain",
+                        choices=["plain", "queues", "limits"],
+                        help="throughput/matrix: the workflow and its action on task queues of "
+                             "their own ('queues'), the action also with limits that do not "
+                             "bind ('limits', the default of a bare --queues); matrix prints "
+                             "the ratio to plain")
     return parser
 
 

@@ -18,8 +18,7 @@ cannot occur in either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from ._validate import check_id, show
 from .errors import ArgumentTypeError, ValidationError
@@ -47,10 +46,10 @@ def check_queues(values: Any) -> frozenset[str] | None:
     queue names."""
     if values is None:
         return None
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ArgumentTypeError(f"queues is a list of queue names, not {show(values)}",
                                 parameter="queues")
-    queues = frozenset(check_queue(q) for q in cast(Iterable[Any], values))
+    queues = frozenset(check_queue(q) for q in values)
     if not queues:
         raise ValidationError("queues lists at least one queue (None: each definition's own)",
                               parameter="queues")

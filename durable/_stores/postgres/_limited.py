@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Final
+from typing import Any, Final
 
 from ..._limits import Limit, refill, room, waits
 from .._records import ActionTask
@@ -41,8 +41,8 @@ class PostgresLimited(PostgresBase):
         """Lease up to ``limit_count`` due tasks of action ``route`` within ``limit``."""
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                tokens, refilled_at = await conn.fetchrow(_LOCK, route, now)
-                tokens = refill(limit, tokens, refilled_at, now)
+                bucket: Any = await conn.fetchrow(_LOCK, route, now)  # the insert returns it
+                tokens = refill(limit, bucket[0], bucket[1], now)
                 running = 0 if limit.max_concurrent is None else \
                     await conn.fetchval(_RUNNING, route, now)
                 wanted = room(limit, running, tokens, limit_count)
@@ -56,4 +56,4 @@ class PostgresLimited(PostgresBase):
     async def limit_waits(self, routes: Collection[str], *, now: float) -> dict[str, str]:
         """Why tasks of these action routes wait for their limits, by route (none: no wait)."""
         rows = await self._fetch(_STATES, list(routes), now) if routes else []
-        return waits(rows, now)
+        return waits([tuple(row) for row in rows], now)

@@ -80,7 +80,7 @@ class PostgresTasks(Committer, PostgresBase):
             return []
         rows = await self._fetch(sql.CLAIM_WORKFLOW_TASKS, owner, now + lease, now,
                                  list(workflows), limit)
-        tasks = []
+        tasks: list[WorkflowTask] = []
         for tenant, workflow_id, stored, attempt, requested in rows:
             workflow, queue = unroute(stored)
             tasks.append(WorkflowTask(tenant, workflow_id, workflow, attempt, requested=requested,
