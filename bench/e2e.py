@@ -5,6 +5,7 @@
     .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20]
     .venv/bin/python bench/e2e.py long       --db URL [--redis URL] [--steps 10000] [--embedded]
     .venv/bin/python bench/e2e.py matrix     [--workflows 1000] [--queues [queues|limits]]
+    .venv/bin/python bench/e2e.py fairness   --db URL [--redis URL] [--noisy 20000] [--samples 200]
 
 Workers (and, with Redis, a ``durable server``) run as separate processes, as in production;
 this process starts the workflows and waits for their results. With ``--embedded`` the worker
@@ -21,6 +22,9 @@ for in-process dispatch. Each run uses a fresh tenant, so runs do not see each o
   when all finished.
 - long: one workflow of ``--steps`` sequential steps next to one of 10 steps; µs per step
   of each and their ratio (the sticky cache keeps a long workflow linear).
+- fairness: tenant "quiet" starts 1-action workflows one at a time, on an idle system and
+  then with tenant "noisy"'s ``--noisy`` workflows queued; quiet's start-to-result p99 in
+  both and their ratio.
 - matrix: throughput at concurrency 1, 10 and 100 on SQLite (one process, and a worker
   process) and on PostgreSQL + Redis, as one table; with ``--queues``, each again with the
   workflow and its action on task queues of their own and the action's limits configured but
@@ -200,6 +204,33 @@ async def latency(args: argparse.Namespace) -> dict[str, float]:
     return {"p50": p50, "p99": p99, "mean": mean}
 
 
+async def fairness(args: argparse.Namespace) -> dict[str, float]:
+    """Tenant "quiet" starts 1-action workflows one at a time, first on an idle system, then
+    while tenant "noisy" has ``--noisy`` 3-action workflows queued: quiet's start-to-result
+    p99 in both, and their ratio (target <= 2)."""
+    async with running(args, args.concurrency) as client:
+        tag = uuid.uuid4().hex[:6]
+        quiet, noisy = f"quiet-{tag}", f"noisy-{tag}"
+
+        async def one(i: int) -> None:
+            handle = await client.start(flows.one_step, i, id=f"q{i}", tenant=quiet)
+            assert await handle.result(timeout=600) == i + 1
+
+        await run_bounded(10, 1, one)  # warm up
+        idle = await run_bounded(args.samples, 1, lambda i: one(i + 10**6))
+        progress(f"starting {args.noisy:,} workflows of tenant {noisy} ...")
+        await run_bounded(args.noisy, 200, lambda i: client.start(
+            flows.three_steps, i, id=f"n{i}", tenant=noisy))
+        loaded = await run_bounded(args.samples, 1, lambda i: one(i + 2 * 10**6))
+        left = len(await client.store.list_executions(noisy, status="running", limit=args.noisy))
+    (_, idle_p99), (_, loaded_p99) = _percentiles(idle), _percentiles(loaded)
+    print(f"fairness {_setup(args)} concurrency={args.concurrency} noisy={args.noisy:,} queued "
+          f"({left:,} still running when quiet was done), {args.samples} quiet samples: "
+          f"quiet p99 idle {idle_p99 * 1e3:.1f} ms, loaded {loaded_p99 * 1e3:.1f} ms: "
+          f"{loaded_p99 / idle_p99:.1f}x (target <= 2x)")
+    return {"idle_p99": idle_p99, "loaded_p99": loaded_p99, "ratio": loaded_p99 / idle_p99}
+
+
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     samples = sorted(samples)
     return samples[len(samples) // 2], samples[min(int(len(samples) * 0.99), len(samples) - 1)]
@@ -325,7 +356,7 @@ async def matrix(args: argparse.Namespace) -> dict[str, float]:
 
 
 MEASUREMENTS = {"throughput": throughput, "latency": latency, "recovery": recovery,
-                "long": long, "matrix": matrix}
+                "long": long, "matrix": matrix, "fairness": fairness}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -341,6 +372,8 @@ def parser() -> argparse.ArgumentParser:
                         help="the client's result poll interval (PostgreSQL also wakes it)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--noisy", type=int, default=20_000,
+                        help="fairness: the noisy tenant's queued workflows")
     parser.add_argument("--steps", type=int, default=None,
                         help="recovery: steps per workflow (20); long: steps (10,000)")
     parser.add_argument("--embedded", action="store_true",
