@@ -116,8 +116,8 @@ class Scheduler:
             await self.store.append_input(record.tenant, workflow_id,
                                           CancelRequested(0, 0.0, reason), dedup="cancel",
                                           now=self.clock())
-        started = route(record.workflow, record.queue)
-        return [workflow_ref(record.tenant, w, started) for w in
+        hosted_as = route(record.workflow, record.queue)
+        return [workflow_ref(record.tenant, w, hosted_as) for w in
                 [*(r.workflow_id for r in record.starting), *record.cancelling]]
 
     async def _commit(self, claimed: ScheduleRecord, decided: Plan, started: list[ScheduleRun],
