@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Collection, Sequence
+from collections.abc import Iterable
+from itertools import zip_longest
+from typing import Any, Callable, ClassVar, Collection, Sequence, TypeVar
 
 from msgspec.structs import replace
 
@@ -15,7 +17,9 @@ from .._records import (
 )
 from ._state import ActionKey, Key, Lease, MemoryState
 
-__all__ = ["MemoryTasks"]
+__all__ = ["MemoryTasks", "round_robin"]
+
+K = TypeVar("K", bound=tuple[Any, ...])
 
 
 class MemoryTasks(Committer, MemoryState):
@@ -95,7 +99,7 @@ class MemoryTasks(Committer, MemoryState):
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
         claimed: list[WorkflowTask] = []
-        for key in self._wf_tasks:
+        for key in round_robin(self._wf_tasks):  # fairness across tenants
             if len(claimed) >= limit:
                 break
             task = self._claim_workflow(key, workflows, owner, lease, now)
@@ -131,7 +135,7 @@ class MemoryTasks(Committer, MemoryState):
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
         claimed: list[ActionTask] = []
-        for key in self._actions:
+        for key in round_robin(self._actions):  # fairness across tenants
             if len(claimed) >= limit:
                 break
             task = self._claim_action(key, actions, owner, lease, now)
@@ -211,3 +215,14 @@ class MemoryTasks(Committer, MemoryState):
             f"database action {task.name!r} needs a store with transactions: the memory store "
             "has none; use sqlite:///... or postgresql://...", action=task.name,
             reason="no transactions")
+
+
+def round_robin(keys: Iterable[K]) -> list[K]:
+    """Keys (tenant first) in turns across tenants: each tenant's first, then each one's second
+    ... (in the order given within a tenant)."""
+    by_tenant: dict[str, list[K]] = {}
+    for key in keys:
+        by_tenant.setdefault(key[0], []).append(key)
+    if len(by_tenant) < 2:
+        return [key for keys_ in by_tenant.values() for key in keys_]
+    return [key for turn in zip_longest(*by_tenant.values()) for key in turn if key is not None]

@@ -66,10 +66,13 @@ UPSERT_WORKFLOW_TASK: Final = (
     "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
+# Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
+# each one's second ...), so one tenant's backlog does not hold another's ready task back.
 SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt, requested FROM workflow_tasks "
-    "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
-    "ORDER BY due LIMIT ?3")
+    "SELECT tenant, workflow_id, workflow, attempt, requested FROM ("
+    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM workflow_tasks "
+    "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2))) "
+    "ORDER BY turn, due LIMIT ?3")
 LEASE_WORKFLOW_TASK: Final = (
     "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
     "WHERE tenant = ? AND workflow_id = ?")
@@ -82,10 +85,11 @@ ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, 
 UPSERT_ACTION: Final = (
     f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-SELECT_DUE_ACTIONS: Final = (
-    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
+SELECT_DUE_ACTIONS: Final = (  # round-robin across tenants, as SELECT_DUE_WORKFLOW_TASKS
+    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL FROM ("
+    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM action_tasks "
     "WHERE due <= ?1 AND visible_at <= ?1 "
-    "AND name IN (SELECT value FROM json_each(?2)) ORDER BY due LIMIT ?3")
+    "AND name IN (SELECT value FROM json_each(?2))) ORDER BY turn, due LIMIT ?3")
 ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
 LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
                        f"WHERE {ACTION_KEY}")
