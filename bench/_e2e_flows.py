@@ -1,6 +1,12 @@
 """Workflows of the end-to-end benchmarks, and the worker process that runs them.
 
     python -m bench._e2e_flows DB_URL [--redis URL] [--prefix P] [--concurrency N] [--lease S]
+        [--plain]
+
+Each workflow comes twice: with the fastest documented option (actions with a short
+``timeout``, run inline by a worker whose lease is at least twice that) and written the plain
+way (``@durable.action`` with no options, run by a ``durable.Worker`` with its defaults: what
+the README's tour does). ``flow(name, plain)`` picks one; ``--plain`` runs a default Worker.
 """
 
 from __future__ import annotations
@@ -20,6 +26,16 @@ async def add_one(n: int) -> int:
 
 @durable.action(timeout=0.5)  # inline even with the recovery benchmark's 1 s lease
 async def pause(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@durable.action  # no options: a task of its own on the queue
+async def add_one_plain(n: int) -> int:
+    return n + 1
+
+
+@durable.action
+async def pause_plain(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
@@ -71,20 +87,55 @@ async def three_steps_queued(ctx: durable.Context, n: int, limited: bool) -> int
     return n
 
 
-WORKFLOWS = [one_step, three_steps, many_steps, long_steps, three_steps_queued]
-ACTIONS = [add_one, pause, add_one_queued, add_one_queued_free]
+@durable.workflow(name="BenchOneStepPlain")
+async def one_step_plain(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(add_one_plain, n)
+
+
+@durable.workflow(name="BenchThreeStepsPlain")
+async def three_steps_plain(ctx: durable.Context, n: int) -> int:
+    for _ in range(3):
+        n = await ctx.run(add_one_plain, n)
+    return n
+
+
+@durable.workflow(name="BenchManyStepsPlain")
+async def many_steps_plain(ctx: durable.Context, steps: int, seconds: float) -> int:
+    for _ in range(steps):
+        await ctx.run(pause_plain, seconds)
+    return steps
+
+
+FLOWS = {False: {"one": one_step, "three": three_steps, "many": many_steps},
+         True: {"one": one_step_plain, "three": three_steps_plain, "many": many_steps_plain}}
+WORKFLOWS = [one_step, three_steps, many_steps, long_steps, one_step_plain, three_steps_plain,
+             many_steps_plain, three_steps_queued]
+ACTIONS = [add_one, pause, add_one_plain, pause_plain, add_one_queued, add_one_queued_free]
+
+
+def flow(name: str, plain: bool) -> Any:
+    """The workflow ``name`` ("one", "three" or "many"): plain or with the fastest option."""
+    return FLOWS[plain][name]
+
+
+def worker(client: durable.Client, plain: bool, concurrency: int,
+           lease: float) -> durable.Worker:
+    """A Worker with its defaults (``plain``) or with the benchmarks' options."""
+    if plain:
+        return durable.Worker(client, WORKFLOWS, ACTIONS)
+    return durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
+                          poll_interval=0.05)
 
 
 async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
-                     lease: float, standby: str | None = None) -> None:
+                     lease: float, standby: str | None = None, plain: bool = False) -> None:
     """Run a worker; with ``standby`` (a path), connected but idle until that file exists."""
     options: dict[str, Any] = {} if not redis else {"redis_url": redis, "prefix": prefix}
     async with durable.connect(url, **options) as client:
         await client.store.get_execution("", "")  # connected: the store is open
         while standby is not None and not os.path.exists(standby):
             await asyncio.sleep(0.005)
-        await durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
-                             poll_interval=0.05).run()
+        await worker(client, plain, concurrency, lease).run()
 
 
 if __name__ == "__main__":
@@ -96,8 +147,10 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=float, default=10.0)
     parser.add_argument("--standby", default=None, metavar="PATH",
                         help="stay idle (connected) until PATH exists")
+    parser.add_argument("--plain", action="store_true",
+                        help="a Worker with its defaults (--concurrency and --lease ignored)")
     a = parser.parse_args()
-    main = run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease, a.standby)
+    main = run_worker(a.url, a.redis, a.prefix, a.concurrency, a.lease, a.standby, a.plain)
     try:
         import uvloop
 

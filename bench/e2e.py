@@ -13,7 +13,9 @@ runs in this process instead (the embedded default: one process, no server). ``-
 defaults to ``$DURABLE_PG_DSN`` and ``--redis`` to ``$DURABLE_REDIS_URL``; pass ``--redis ''``
 for in-process dispatch. Each run uses a fresh tenant, so runs do not see each other's work.
 ``--in-flight`` bounds the workflows the client has started and not yet seen finish (default:
-``--concurrency``, the worker's bound).
+``--concurrency``, the worker's bound). ``--plain`` runs the workflows written the plain way
+(``@durable.action`` with no options, a ``durable.Worker`` with its defaults) instead of with
+the fastest documented option (short action timeouts: inline; see ``bench/_e2e_flows.py``).
 
 - throughput: 3-action workflows; workflows/s, action steps/s, and start-to-result p50/p99.
 - latency: one workflow at a time; start-to-result p50/p99.
@@ -65,8 +67,8 @@ def progress(message: str) -> None:
 class Cluster:
     """Worker processes (and a server when dispatching through Redis) for one benchmark."""
 
-    def __init__(self, db: str, redis: str | None, prefix: str) -> None:
-        self.db, self.redis, self.prefix = db, redis, prefix
+    def __init__(self, db: str, redis: str | None, prefix: str, plain: bool = False) -> None:
+        self.db, self.redis, self.prefix, self.plain = db, redis, prefix, plain
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
@@ -82,6 +84,7 @@ class Cluster:
         args = ["-m", "bench._e2e_flows", self.db, "--concurrency", str(concurrency),
                 "--lease", str(lease), "--prefix", self.prefix]
         args += ["--redis", self.redis] if self.redis else []
+        args += ["--plain"] if self.plain else []
         return self._spawn(*args, *(["--standby", standby] if standby else []))
 
     def server(self) -> subprocess.Popen[bytes] | None:
@@ -121,7 +124,7 @@ async def running(args: argparse.Namespace, concurrency: int,
     """A client, with one worker (in a process of its own, or here with ``--embedded``) and,
     with Redis, a server."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    cluster = Cluster(args.db, args.redis, prefix)
+    cluster = Cluster(args.db, args.redis, prefix, args.plain)
     try:
         if not args.embedded:
             for _ in range(args.workers):
@@ -131,8 +134,7 @@ async def running(args: argparse.Namespace, concurrency: int,
             if not args.embedded:
                 yield client
                 return
-            async with durable.Worker(client, flows.WORKFLOWS, flows.ACTIONS,
-                                      concurrency=concurrency, lease=lease, poll_interval=0.05):
+            async with flows.worker(client, args.plain, concurrency, lease):
                 yield client
     finally:
         cluster.stop()
@@ -140,7 +142,8 @@ async def running(args: argparse.Namespace, concurrency: int,
 
 def _setup(args: argparse.Namespace) -> str:
     where = "one process" if args.embedded else f"workers={args.workers}"
-    return f"db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} {where}"
+    plain = " plain" if args.plain else ""
+    return f"db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} {where}{plain}"
 
 
 async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
@@ -164,7 +167,7 @@ async def throughput(args: argparse.Namespace) -> dict[str, float]:
     async with running(args, args.concurrency) as client:
         async def one(i: int) -> None:
             if args.queues == "plain":
-                handle = await client.start(flows.three_steps, i, id=f"t{i}")
+                handle = await client.start(flows.flow("three", args.plain), i, id=f"t{i}")
             else:  # on queues of their own; with "limits", a limited action (not inline)
                 handle = await client.start(flows.three_steps_queued, i,
                                             args.queues == "limits", id=f"t{i}")
@@ -188,7 +191,7 @@ async def throughput(args: argparse.Namespace) -> dict[str, float]:
 
 async def latency(args: argparse.Namespace) -> dict[str, float]:
     async with running(args, 10) as client:
-        flow = {1: flows.one_step, 3: flows.three_steps}[args.actions]
+        flow = flows.flow({1: "one", 3: "three"}[args.actions], args.plain)
 
         async def one(i: int) -> None:
             handle = await client.start(flow, i, id=f"l{i}")
@@ -265,7 +268,7 @@ async def recovery(args: argparse.Namespace) -> dict[str, float]:
     import tempfile
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    cluster = Cluster(args.db, args.redis, prefix)
+    cluster = Cluster(args.db, args.redis, prefix, args.plain)
     go = Path(tempfile.mkdtemp(prefix="durable-bench-")) / "go"
     try:
         victim = cluster.worker(args.workflows, lease=args.lease)
@@ -274,7 +277,8 @@ async def recovery(args: argparse.Namespace) -> dict[str, float]:
         async with connected(args, prefix) as client:
             await asyncio.sleep(1.5)  # both workers are up
             handles = await asyncio.gather(*(
-                client.start(flows.many_steps, args.steps, STEP_SECONDS, id=f"r{i}")
+                client.start(flows.flow("many", args.plain), args.steps, STEP_SECONDS,
+                             id=f"r{i}")
                 for i in range(args.workflows)))
             # Half way through (a workflow takes at least steps x STEP_SECONDS): each is in
             # flight, its inline steps not yet committed, so the next worker runs them again.
@@ -297,8 +301,9 @@ async def recovery(args: argparse.Namespace) -> dict[str, float]:
                     break
                 await asyncio.sleep(0.01)
             finished = time.perf_counter() - killed_at
+        lease = "default lease" if args.plain else f"lease={args.lease}s"
         print(f"recovery db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} two "
-              f"worker processes, lease={args.lease}s: SIGKILL with {in_flight} of "
+              f"worker processes, {lease}: SIGKILL with {in_flight} of "
               f"{args.workflows} workflows of {args.steps} steps in flight; the live worker "
               f"resumed the first {resumed if resumed is not None else finished:.2f} s after "
               f"the kill, all finished {finished:.2f} s after it")
@@ -379,6 +384,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--embedded", action="store_true",
                         help="run the worker in this process (no worker process, no server)")
     parser.add_argument("--lease", type=float, default=1.0)
+    parser.add_argument("--plain", action="store_true",
+                        help="plain @durable.action and a default Worker (--lease ignored)")
     parser.add_argument("--queues", nargs="?", const="limits", default="plain",
                         choices=["plain", "queues", "limits"],
                         help="throughput/matrix: the workflow and its action on task queues of "

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import (
@@ -19,15 +19,15 @@ from msgspec.structs import replace
 from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
+from ._scope import permit, permit_all, scope
 from ._history import (
     CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
 )
 from ._ports import EagerWorker
-from ._payloads import MAX_PAYLOAD_BYTES, check_size, dump_value
+from ._payloads import MAX_PAYLOAD_BYTES, check_metadata, check_size, dump_value
 from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason, unroute
 from ._validate import (
-    check_count, check_id, check_number, check_optional_id, check_tenant, check_text,
-    check_timeout, show,
+    check_count, check_id, check_number, check_optional_id, check_text, check_timeout, show,
 )
 from ._schedules._handle import (
     DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
@@ -41,7 +41,7 @@ from ._stores import (
     WorkflowTask, open_store, workflow_ref,
 )
 from .errors import (
-    ArgumentTypeError, HistoryError, UnknownWorkflowError, ValidationError,
+    ArgumentTypeError, HistoryError, InvalidArgumentError, UnknownWorkflowError, ValidationError,
     WorkflowCancelledError,    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
 
@@ -51,7 +51,6 @@ __all__ = ["Client", "Description", "WorkflowHandle", "connect"]
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
 
-DEFAULT_TENANT = "default"
 _MAX_LIST = 100_000  # executions or schedules one list call returns at most
 _STATUSES = ("running", *sorted(TERMINAL_STATUSES))
 _FIRST_POLL = 0.002  # seconds: the first wait of a result that no notice will announce
@@ -85,13 +84,14 @@ class Description(msgspec.Struct, frozen=True):
 
 
 class WorkflowHandle(Generic[R]):
-    """A reference to one execution, by tenant and workflow id."""
+    """A reference to one execution, by tenant and workflow id (a tenant the client may act
+    for: ``TenantPermissionError`` otherwise)."""
 
     def __init__(self, client: Client, workflow_id: str, tenant: str,
                  definition: WorkflowDefinition | None = None) -> None:
         self.client = client
         self.workflow_id = workflow_id
-        self.tenant = tenant
+        self._tenant = client.acts_for(tenant)
         self._definition = definition
         self._route = ""  # its workflow's route (``_queues``), once known: for its hints
         # The store's wakeup epoch in which this handle's start created the execution: until
@@ -101,6 +101,11 @@ class WorkflowHandle(Generic[R]):
     def __repr__(self) -> str:
         return f"<WorkflowHandle {self.tenant}/{self.workflow_id}>"
 
+    @property
+    def tenant(self) -> str:
+        """The execution's tenant (fixed: a handle acts for one tenant)."""
+        return self._tenant
+
     async def _record(self) -> ExecutionRecord:
         record = await self.client.store.get_execution(self.tenant, self.workflow_id)
         if record is None:
@@ -109,8 +114,12 @@ class WorkflowHandle(Generic[R]):
                 workflow_id=self.workflow_id, tenant=self.tenant)
         return record
 
-    async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None) -> None:
+    async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None,
+                   metadata: dict[str, Any] | None = None) -> None:
         """Deliver external event ``name`` to the execution (once per ``idempotency_key``).
+
+        ``metadata`` (str keys, encodable values) is recorded with the event: who sent it, or
+        why; the workflow reads it as ``event.metadata`` and ``durable show`` prints it.
 
         Raises ``WorkflowClosedError`` if the execution has ended (unless an event with the
         same ``idempotency_key`` was delivered before it did: then this is a retry, not an error).
@@ -119,7 +128,8 @@ class WorkflowHandle(Generic[R]):
         check_optional_id(idempotency_key, "an idempotency key", error=ArgumentTypeError)
         value = dump_value(payload, f"payload of event {name!r}")
         check_size(value, f"payload of event {name!r}")
-        event = EventReceived(0, 0.0, name, value, idempotency_key)
+        meta = check_metadata(metadata, f"metadata of event {name!r}")
+        event = EventReceived(0, 0.0, name, value, idempotency_key, meta)
         dedup = None if idempotency_key is None else f"e{idempotency_key}"
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
                                                    dedup=dedup, now=self.client.clock())
@@ -330,17 +340,20 @@ def _known(name: str) -> WorkflowDefinition | None:
 class Client:
     """Starts executions and hands out handles to them. Get one with :func:`connect`.
 
-    ``clock`` (default ``time.time``) is where the client, and the workers and the local
-    dispatcher built on it, read the time; ``durable.testing`` passes a virtual one.
+    ``tenant`` is the tenant calls act for when they name none; ``tenants`` the client's
+    scope, the tenants it may name (see :func:`connect`): ``.tenants`` is their set, or None
+    for every tenant. ``clock`` (default ``time.time``) is where the client, and the workers
+    and the local dispatcher built on it, read the time; ``durable.testing`` passes a virtual
+    one.
     """
 
     def __init__(self, store: Store, *, dispatcher: Dispatcher | None = None,
-                 tenant: str = DEFAULT_TENANT, poll_interval: float = 0.2,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 tenant: str | None = None, tenants: str | Iterable[str] | None = None,
+                 poll_interval: float = 0.2, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._tenant_own, self._scope = scope(tenant, tenants)
         self.store = store
         self.clock = clock
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
-        self.tenant = check_tenant(tenant)
         self.poll_interval = poll_interval
         self._workers: list[EagerWorker] = []  # this client's running workers, for eager starts
 
@@ -376,9 +389,33 @@ class Client:
                 await self.publish([workflow_ref(tenant, workflow_id, key)])
         return handle
 
+    @property
+    def tenant(self) -> str:
+        """The tenant the client's calls act for when they name none."""
+        return self._tenant_own
+
+    @property
+    def tenants(self) -> frozenset[str] | None:
+        """The tenants the client may act for (its scope); None: every tenant."""
+        return self._scope
+
     def _tenant(self, tenant: str | None) -> str:
         """The tenant a call names, or the client's (None)."""
-        return self.tenant if tenant is None else check_tenant(tenant)
+        return self.tenant if tenant is None else self.acts_for(tenant)
+
+    def acts_for(self, tenant: str) -> str:
+        """``tenant``, if this client may act for it; else ``TenantPermissionError``."""
+        return permit(self.tenants, tenant)
+
+    def _tenant_filter(self, tenant: str | None, all_tenants: bool, what: str) -> str | None:
+        """The tenant a listing reads (None: every tenant, which needs ``tenants="*"``)."""
+        if all_tenants:
+            permit_all(self.tenants, f"{what}(all_tenants=True)")
+            if tenant is not None:
+                raise InvalidArgumentError(f"{what}() takes tenant= or all_tenants=True, not "
+                                           "both", parameter="tenant")
+            return None
+        return self._tenant(tenant)
 
     async def _hand_over(self, worker: EagerWorker, started: WorkflowStarted, now: float) -> bool:
         """Run a new execution's first task on ``worker``, which its creation leased it to;
@@ -433,12 +470,12 @@ class Client:
         """The handle of an existing schedule (checked on first use)."""
         return ScheduleHandle(self, check_id(schedule_id, "a schedule id"), self._tenant(tenant))
 
-    async def list_schedules(self, *, limit: int = 100,
+    async def list_schedules(self, *, limit: int = 100, tenant: str | None = None,
                              all_tenants: bool = False) -> list[ScheduleDescription]:
-        """Schedules of this client's tenant (or all tenants), by id."""
+        """Schedules of this client's tenant (or ``tenant``, or all tenants), by id."""
+        where = self._tenant_filter(tenant, all_tenants, "list_schedules")
         check_count(limit, "list_schedules(limit=)", maximum=_MAX_LIST)
-        records = await self.store.list_schedules(None if all_tenants else self.tenant,
-                                                  limit=limit)
+        records = await self.store.list_schedules(where, limit=limit)
         return [describe(r) for r in records]
 
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
@@ -446,21 +483,24 @@ class Client:
         return WorkflowHandle(self, check_id(workflow_id, "a workflow id"), self._tenant(tenant))
 
     async def list(self, *, status: str | None = None, limit: int = 100,
-                   all_tenants: bool = False) -> list[ExecutionRecord]:
-        """Executions of this client's tenant (or all tenants), newest first."""
+                   tenant: str | None = None, all_tenants: bool = False) -> list[ExecutionRecord]:
+        """Executions of this client's tenant (or ``tenant``, or all tenants), newest first."""
+        where = self._tenant_filter(tenant, all_tenants, "list")
         _check_status(status)
         check_count(limit, "list(limit=)", maximum=_MAX_LIST)
-        return await self.store.list_executions(None if all_tenants else self.tenant,
-                                                status=status, limit=limit)
+        return await self.store.list_executions(where, status=status, limit=limit)
 
     async def iter_executions(self, *, workflow: str | None = None, status: str | None = None,
-                              since: float | datetime | None = None, all_tenants: bool = False,
+                              since: float | datetime | None = None, tenant: str | None = None,
+                              all_tenants: bool = False,
                               page: int = 500) -> AsyncIterator[ExecutionRecord]:
-        """Every matching execution of this client's tenant (or all tenants), oldest first.
+        """Every matching execution of this client's tenant (or ``tenant``, or all tenants),
+        oldest first.
 
         ``workflow`` is a registered name, ``since`` a datetime or epoch seconds (executions
         created then or later). The store is read ``page`` records at a time.
         """
+        where = self._tenant_filter(tenant, all_tenants, "iter_executions")
         if workflow is not None:
             check_id(workflow, "a workflow name")
         _check_status(status)
@@ -469,8 +509,7 @@ class Client:
         after: ExecutionRecord | None = None
         while True:
             records = await self.store.scan_executions(
-                None if all_tenants else self.tenant, workflow=workflow, status=status,
-                since=since_ts, after=after, limit=page)
+                where, workflow=workflow, status=status, since=since_ts, after=after, limit=page)
             for record in records:
                 yield record
             if len(records) < page:
@@ -496,18 +535,24 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
     """Open a client on the store at ``url`` (``sqlite:///durable.db``, ``memory://``, ...).
 
     Use ``client = await durable.connect(url)`` or ``async with durable.connect(url) as client``.
+    The client acts for ``tenant`` (default ``"default"``) and may name no other: a call with
+    another ``tenant=``, or ``all_tenants=True``, raises ``TenantPermissionError``, unless
+    ``tenants`` widens its scope to a list of tenants (``tenant`` is then the first unless
+    given) or to every tenant (``tenants="*"``, for admin tools). Workers and servers built
+    on a client serve every tenant its store shows them (see the README's "Tenants and
+    security").
     With ``redis_url`` (``redis://host:6379/0``), tasks are dispatched through Redis Streams:
     keys start with ``prefix``, each task queue has ``partitions`` streams. Timers, retries and
     lost hints then need the server (``durable server``), which fires and re-announces them.
     """
 
-    def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str = DEFAULT_TENANT,
-                 redis_url: str | None = None, prefix: str = "durable",
-                 partitions: int = 4) -> None:
+    def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str | None = None,
+                 tenants: str | Iterable[str] | None = None, redis_url: str | None = None,
+                 prefix: str = "durable", partitions: int = 4) -> None:
         if not isinstance(url, str):
             raise ArgumentTypeError(f"a store URL is a str, not {show(url)}")
         self.url = url
-        self.tenant = check_tenant(tenant)
+        self.tenant, self.tenants = scope(tenant, tenants)
         self.redis_url = redis_url
         self.prefix = prefix
         self.partitions = partitions
@@ -525,7 +570,8 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
             except BaseException:
                 await store.close()
                 raise
-        self._client = Client(store, dispatcher=dispatcher, tenant=self.tenant)
+        self._client = Client(store, dispatcher=dispatcher, tenant=self.tenant,
+                              tenants="*" if self.tenants is None else self.tenants)
         return self._client
 
     def __await__(self) -> Generator[Any, None, Client]:

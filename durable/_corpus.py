@@ -15,7 +15,7 @@ from typing import Literal, NamedTuple
 
 from . import _definitions
 from ._history import Event, encode_history_json
-from ._replay._replayer import History, Replayer, ReplayResult
+from ._replay._replayer import HistorySource, Replayer, ReplayResult
 from .errors import NonDeterminismError
 
 __all__ = ["EXPECT_DIVERGENCE", "Outcome", "expects_divergence", "history_files",
@@ -71,7 +71,8 @@ def replayer_for(modules: Iterable[ModuleType], *, strict: bool = False) -> Repl
                     {**_definitions._actions, **actions}.values(), strict=strict)
 
 
-def replay_one(replayer: Replayer, history: History, *, expect_divergence: bool = False) -> Outcome:
+def replay_one(replayer: Replayer, history: HistorySource, *,
+               expect_divergence: bool = False) -> Outcome:
     """Replay one history and classify the result (never raises for a bad history)."""
     try:
         result = replayer.replay(history)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import sys
@@ -20,7 +21,7 @@ from ._queues import DEFAULT_QUEUE, check_queue
 from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
 from .errors import (
     ArgumentTypeError, DatabaseActionError, InputError, InvalidArgumentError, UnknownActionError,
-    UnknownWorkflowError,
+    UnknownWorkflowError, ValidationError,
 )
 
 __all__ = [
@@ -274,6 +275,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
 
     def decorate(f: F) -> F:
         act_name = check_id(f.__name__ if name is None else name, "an action name")
+        _check_not_unbound_method(f, act_name)
         if transaction and not inspect.signature(f).parameters:
             raise DatabaseActionError(
                 f"database action {act_name!r} needs a first parameter for its connection",
@@ -282,11 +284,43 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
                                 None if timeout is None else seconds(timeout),
                                 Params(f, act_name, skip_first=transaction), Result(f, act_name),
                                 inline, transaction, level, queue, limit)
-        f.__durable_action__ = defn  # type: ignore[attr-defined]
+        target = _method_stand_in(f) if inspect.ismethod(f) else f
+        target.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn
-        return f
+        return target
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _method_stand_in(method: F) -> F:
+    """What ``durable.action(obj.method)`` returns: a function that calls the bound method and
+    carries its definition (a bound method takes no attributes). Pass it to ``ctx.run`` and
+    ``Worker(actions=[...])``."""
+    if inspect.iscoroutinefunction(method):
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await method(*args, **kwargs)
+        stand_in: Callable[..., Any] = call_async
+    else:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return method(*args, **kwargs)
+        stand_in = call
+    functools.update_wrapper(stand_in, method)
+    return stand_in  # type: ignore[return-value]
+
+
+def _check_not_unbound_method(f: Callable[..., Any], name: str) -> None:
+    """``@durable.action`` on a method in a class body would bind ``self`` to the first
+    argument of every call: refuse it, and say how to register a method."""
+    try:
+        params = list(inspect.signature(f).parameters)
+    except (TypeError, ValueError):  # no signature to read: Params reports it
+        return
+    if not inspect.ismethod(f) and params[:1] == ["self"] and "." in f.__qualname__:
+        raise ValidationError(
+            f"action {name!r} is a method ({f.__qualname__}) decorated in its class: an action "
+            "is called without an instance. Decorate the bound method of the object instead, "
+            "e.g. charge = durable.action(Payments(pool).charge), and pass that to ctx.run and "
+            "Worker(actions=[...])", function=name, parameter="self")
 
 
 def _isolation(name: str | None, transaction: bool, isolation: str | None) -> str:

@@ -11,9 +11,8 @@ kinds:
   ``TimerStarted``, ``TimerCancelled``, ``ChildInitiated``, ``ChildCancelRequested``,
   ``StateChanged``, ``DataChanged``, ``Patched``, ``UpdateCompleted`` and the terminal events.
 
-``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
-the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
-that follow it are what that activation issued.
+``TaskCompleted`` closes a batch: the inputs since the previous one were fed to the coroutine
+together, at the clock it carries; the command events after it are what that activation issued.
 
 Schema evolution: events are MessagePack arrays (``array_like``): new fields go last, defaulted.
 """
@@ -160,11 +159,12 @@ class TimerFired(_Event, frozen=True, tag=True, array_like=True):
 
 
 class EventReceived(_Event, frozen=True, tag=True, array_like=True):
-    """An external event arrived (``handle.send``)."""
+    """An external event arrived (``handle.send``); ``metadata`` says who sent it, or why."""
 
     name: str
     payload: Any = None
     key: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class CancelRequested(_Event, frozen=True, tag=True, array_like=True):

@@ -15,10 +15,12 @@ import msgspec
 
 from .errors import PayloadError, ValidationError
 
-__all__ = ["MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_DEPTH", "Params", "Result", "check_size",
-           "describe_error", "dump_value", "error_info", "safe_text"]
+__all__ = ["MAX_METADATA_BYTES", "MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_DEPTH", "Params", "Result",
+           "check_metadata", "check_size", "convert", "describe_error", "dump_value",
+           "error_info", "safe_text"]
 
 MAX_PAYLOAD_BYTES: Final = 2 * 1024 * 1024
+MAX_METADATA_BYTES: Final = 16 * 1024  # an event's metadata: who sent it, not a payload
 # How deeply lists and dicts may nest in a payload. msgspec encodes and decodes nesting on the
 # Python stack: a value nested 900 deep encodes in a shallow caller and then fails to decode in
 # a deeper one (a worker), which would leave its history unreadable. 100 levels leave room
@@ -63,6 +65,31 @@ def same_payload(recorded: Any, value: Any) -> bool:
 
 
 _encode: Final = msgspec.msgpack.Encoder().encode
+
+
+def convert(payload: Any, hint: Any, where: str) -> Any:
+    """A recorded ``payload`` as ``hint`` (a type msgspec converts to); ``ValidationError``
+    naming ``where`` if it does not fit."""
+    converter = _converter(hint, where, None)
+    if converter is None:
+        return payload
+    try:
+        return converter(payload)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}", function=where) from None
+
+
+def check_metadata(metadata: Any, where: str) -> dict[str, Any] | None:
+    """``metadata`` as recorded: None, or a dict of non-empty ``str`` keys to encodable values
+    in at most :data:`MAX_METADATA_BYTES` (a ``ValidationError`` or ``PayloadError`` if not)."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and k for k in metadata):
+        raise ValidationError(f"{where}: metadata is a dict with non-empty str keys, not "
+                              f"{metadata!r:.200}", parameter="metadata")
+    payload: dict[str, Any] = dump_value(metadata, where)
+    check_size(payload, where, MAX_METADATA_BYTES)
+    return payload
 
 
 def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
@@ -117,9 +144,10 @@ def safe_text(text: str) -> str:
 _SCALARS: Final = (int, float, str, bool, bytes)
 
 
-def _converter(hint: Any) -> Callable[[Any], Any] | None:
+def _converter(hint: Any, where: str, parameter: str | None) -> Callable[[Any], Any] | None:
     if hint is Any or hint is inspect.Parameter.empty or hint is object:
         return None
+    _check_convertible(hint, where, parameter)
 
     if hint in _SCALARS:  # a value of exactly that type needs no conversion (the common case)
         def convert_scalar(value: Any) -> Any:
@@ -133,6 +161,20 @@ def _converter(hint: Any) -> Callable[[Any], Any] | None:
         return msgspec.convert(value, hint, builtin_types=_BUILTIN_TYPES)
 
     return convert
+
+
+def _check_convertible(hint: Any, where: str, parameter: str | None) -> None:
+    """A type msgspec cannot convert to is refused at decoration, not at the first call."""
+    try:
+        msgspec.json.Decoder(hint)
+    except TypeError as exc:
+        advice = ("; a Union of dataclasses cannot be told apart: make them msgspec.Struct "
+                  "classes with tag=True (msgspec's tagged unions), or use one type"
+                  if "union" in str(exc).lower() else "; use a type msgspec supports")
+        what = "the return annotation" if parameter is None else f"parameter {parameter!r}"
+        raise ValidationError(f"{where}: {what} has the type {hint!r}, which msgspec cannot "
+                              f"convert to ({exc}){advice}", function=where,
+                              parameter=parameter) from None
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -156,7 +198,8 @@ class Params:
             params = params[1:]
         self.names: tuple[str, ...] = tuple(p.name for p in params if p.kind in _POSITIONAL or
                                             p.kind is inspect.Parameter.KEYWORD_ONLY)
-        self.converters = {p.name: _converter(hints.get(p.name, Any)) for p in params}
+        self.converters = {p.name: _converter(hints.get(p.name, Any), where, p.name)
+                           for p in params}
         self.required = {p.name for p in params if p.default is inspect.Parameter.empty and
                          p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
         self.defaults = {p.name for p in params if p.default is not inspect.Parameter.empty}
@@ -226,7 +269,8 @@ class Result:
 
     def __init__(self, fn: Callable[..., Any], where: str) -> None:
         self.where = where
-        self.convert = _converter(_hints(fn).get("return", Any))  # None: returned as is
+        # None: returned as is
+        self.convert = _converter(_hints(fn).get("return", Any), where, None)
 
     def dump(self, value: Any) -> Any:
         """Validate a returned value and return it as a payload."""

@@ -50,6 +50,8 @@ class ClientPort(Protocol):
 
     async def publish(self, refs: list[TaskRef]) -> None: ...
 
+    def acts_for(self, tenant: str) -> str: ...
+
 
 class HandlePort(Protocol):
     """A handle to one execution."""

@@ -17,6 +17,7 @@
     │   ├── WorkflowAlreadyStartedError  a child workflow's id is taken
     │   ├── ScheduleNotFoundError      no schedule with that id in that tenant
     │   ├── ScheduleAlreadyExistsError a different schedule has that id already
+    │   ├── TenantPermissionError      the client may not act for that tenant
     │   ├── HistoryError               a history that is damaged, or cannot be decoded or replayed
     │   └── HistoryRangeError          a moment before an execution or past its history
     ├── CodeError                      your code: fix it and deploy
@@ -81,6 +82,7 @@ __all__ = [
     "ServerStoppedError",
     "StoreConfigurationError",
     "StoreUnavailableError",
+    "TenantPermissionError",
     "UnknownActionError",
     "UnknownQueryError",
     "UnknownUpdateError",
@@ -281,6 +283,15 @@ class ScheduleAlreadyExistsError(InputError):
 
     schedule_id: str
     tenant: str
+
+
+class TenantPermissionError(InputError):
+    """The client may not act for tenant ``.tenant``: it was connected for ``.allowed``.
+
+    ``durable.connect(url, tenant="A")`` acts for tenant A only; a client that names other
+    tenants (or all of them) must be connected with an explicit scope:
+    ``tenants=["A", "B"]``, or ``tenants="*"`` for every tenant. Nothing was read or written.
+    """
 
 
 class HistoryError(InputError):

@@ -35,7 +35,7 @@ from durable._dispatch._housekeeping import SCHEDULE_POLL, Housekeeper
 from durable._stores import Store, TaskRef
 from durable.errors import DurableError, InvalidArgumentError, ServerStoppedError
 
-from ._http import make_app
+from ._http import is_loopback, make_app
 from ._metrics import Metrics
 
 if TYPE_CHECKING:
@@ -73,16 +73,22 @@ class Server:
     many timers or tasks one store call takes, and ``redispatch_after`` how long a claimable
     task may sit without a fresh hint before it is announced again. The schedules loop
     sleeps until the next schedule is due, at most ``schedule_poll`` seconds (how soon a
-    schedule created elsewhere is seen).
+    schedule created elsewhere is seen). ``metrics_token`` (a secret) unlocks the details of
+    ``/healthz`` and guards ``/metrics``; without it, the details are shown only when ``host``
+    is a loopback address (see ``durable_server._http``).
     """
 
     def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,
                  batch: int = 500, host: str = "127.0.0.1", port: int = 8080,
                  identity: str | None = None, clock: Callable[[], float] | None = None,
-                 schedule_poll: float = SCHEDULE_POLL) -> None:
+                 schedule_poll: float = SCHEDULE_POLL, metrics_token: str | None = None) -> None:
         if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0 or schedule_poll <= 0:
             raise InvalidArgumentError("interval > 0, redispatch_after >= 0, batch >= 1, "
                                        "port >= 0 and schedule_poll > 0 are required")
+        if metrics_token is not None and (type(metrics_token) is not str or not metrics_token):
+            raise InvalidArgumentError("metrics_token is a non-empty str, or None",
+                                       parameter="metrics_token")
+        self.metrics_token = metrics_token
         self.client = client
         self.interval = interval
         self.host = host
@@ -133,7 +139,9 @@ class Server:
         """Serve HTTP and run the three loops until :meth:`shutdown` or cancellation."""
         self._started = False
         self._settled.clear()
-        runner = web.AppRunner(make_app(self.health, self.metrics), access_log=None, shutdown_timeout=2.0)
+        app = make_app(self.health, self.metrics, loopback=is_loopback(self.host),
+                       token=self.metrics_token)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         try:
             await runner.setup()
             await web.TCPSite(runner, self.host, self.port).start()
@@ -290,7 +298,9 @@ class Server:
         if not state.unpublished:
             return False
         try:
-            await self.client.dispatcher.publish(state.unpublished)
+            # The outbox's hints are for tasks nobody claimed: past any sticky route.
+            await self.client.dispatcher.publish(state.unpublished,
+                                                 sticky=state.name != "outbox")
         except Exception as exc:
             state.publish_error = _describe(exc)
             raise

@@ -1,10 +1,10 @@
 """Run every comparison and print their tables: ``python -m bench.compare``.
 
-    .venv/bin/python -m bench.compare [--only replay dbos temporal] [--with-5000]
+    .venv/bin/python -m bench.compare [--only replay dbos temporal restate] [--with-5000]
 
 Progress goes to stderr, the tables to stdout. Each script can also be run on its own with
 more options (``python -m bench.compare.temporal_replay --help``, ``.dbos_e2e``,
-``.temporal_e2e``).
+``.temporal_e2e``, ``.restate_e2e``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import argparse
 import asyncio
 import time
 
-from bench.compare import dbos_e2e, temporal_e2e, temporal_replay
-from bench.compare._common import progress
+from bench.compare import dbos_e2e, restate_e2e, temporal_e2e, temporal_replay
+from bench.compare._common import exit_on_sigterm, progress
 
-SCRIPTS = {"replay": temporal_replay, "dbos": dbos_e2e, "temporal": temporal_e2e}
+SCRIPTS = {"replay": temporal_replay, "dbos": dbos_e2e, "temporal": temporal_e2e,
+           "restate": restate_e2e}
 
 
 async def run_all(only: list[str], with_5000: bool) -> list[str]:
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS))
     parser.add_argument("--with-5000", action="store_true", help="replay also at N = 5,000")
     args = parser.parse_args()
+    exit_on_sigterm()
     tables = asyncio.run(run_all(args.only, args.with_5000))
     print("\n\n".join(tables), flush=True)
 

@@ -9,15 +9,19 @@ of its own created for the run and dropped after it (``BENCH_PG``, default
 ``postgresql://postgres@127.0.0.1:5432``; durable's Redis is ``DURABLE_REDIS_URL``, default
 ``redis://127.0.0.1:6379/0``).
 
+durable is measured in four setups (``_common.SETUPS``): its worker in the application's
+process (like DBOS, whose application process runs its workflows; a start then hands the first
+task straight to the worker) or in a worker process of its own, each with the workflow written
+the plain way (``@durable.action`` with no options, a default ``durable.Worker``) and with the
+fastest documented option (``@durable.action(timeout=5.0)``: the worker runs it inline).
+
 - throughput: ``--workflows`` started at once from one process; workflows/s and steps/s, the
   best of ``--repeat`` runs for each side.
-  durable is measured twice: its worker in the application's process (like DBOS, whose
-  application process runs its workflows; a start then hands the first task straight to the
-  worker) and in a worker process of its own.
 - latency: start-to-result one at a time, ``--samples`` samples; p50 and p99 (both setups).
 - recovery: ``--recovery-workflows`` workflows of ``--steps`` 20 ms steps in flight; the
   process running them is SIGKILLed and a new one started at once; seconds from the kill until
-  all have finished (durable: the worker process, with ``durable server`` and a 1 s lease;
+  all have finished (durable: the worker process, with ``durable server`` and a 1 s lease, or
+  the default lease when plain;
   DBOS: the application process, which recovers its pending workflows when it launches).
 
 DBOS runs in a subprocess per measurement so its global state and the SIGKILL are clean;
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -40,17 +43,18 @@ from typing import Any
 from bench.compare._common import (
     REDIS_URL,
     ROOT,
+    Goal,
     attempt,
-    cell,
+    best,
+    durable_setups,
+    exit_on_sigterm,
     progress,
-    ratio,
+    report,
     scratch_database,
-    table,
 )
 
 TARGETS = {"steps_per_s": 10.0, "p50": 0.25, "recovery": 5.0}
-DBOS_DB = "durable_bench_dbos"
-DURABLE_DB = "durable_bench_durable"
+DBOS_DB = f"durable_bench_dbos_{os.getpid()}"
 
 
 def _dbos(*args: str) -> subprocess.Popen[str]:
@@ -121,65 +125,15 @@ async def dbos_side(what: str, args: argparse.Namespace) -> dict[str, float]:
         return await dbos_recovery(db, args.recovery_workflows, args.steps)
 
 
-async def durable_side(what: str, args: argparse.Namespace,
-                       embedded: bool) -> dict[str, float]:
-    from bench import e2e
-
-    async with scratch_database(DURABLE_DB) as db, contextlib.AsyncExitStack() as stack:
-        stack.enter_context(contextlib.redirect_stdout(sys.stderr))  # its own lines: progress
-        common = {"db": db, "redis": args.redis, "workers": 1, "embedded": embedded}
-        if what == "throughput":
-            # all started at once, as for DBOS; result waits are woken by LISTEN, so poll slowly
-            return await e2e.measure("throughput", workflows=args.workflows,
-                                     in_flight=args.workflows, poll=0.5, **common)
-        if what == "latency":
-            return await e2e.measure("latency", samples=args.samples, actions=3, **common)
-        return await e2e.measure("recovery", workflows=args.recovery_workflows,
-                                 steps=args.steps, **common)
-
-
-# durable's setups: the application and its worker in one process (as DBOS runs: the process
-# that starts workflows runs them), and a worker process of its own next to the application.
-SETUPS = {"one process": True, "worker process": False}
-Numbers = dict[str, float] | None
-
-
-def report(results: dict[str, tuple[dict[str, Numbers], Numbers]]) -> str:
-    rows = []
-
-    def add(label: str, what: str, key: str, fmt: str, scale: float, how: Any,
-            goal: tuple[Any, str] | None = None) -> None:
-        mine, peer = results[what]
-        for setup, numbers in mine.items():
-            ok = "" if numbers is None or peer is None or goal is None else \
-                f"{goal[1]}: {'met' if goal[0](numbers[key], peer[key]) else 'NOT met'}"
-            rows.append((label, setup, cell(numbers, key, fmt, scale), cell(peer, key, fmt, scale),
-                         "" if numbers is None or peer is None else how(numbers[key], peer[key]),
-                         ok))
-
-    if "throughput" in results:
-        add("throughput, workflows/s", "throughput", "workflows_per_s", ",.0f", 1,
-            lambda d, p: ratio(d / p))
-        add("throughput, steps/s", "throughput", "steps_per_s", ",.0f", 1,
-            lambda d, p: ratio(d / p), (lambda d, p: d / p >= TARGETS["steps_per_s"], ">=10x"))
-    if "latency" in results:
-        add("latency p50, ms", "latency", "p50", ".1f", 1e3, lambda d, p: f"{d / p:.2f} of DBOS's",
-            (lambda d, p: d / p <= TARGETS["p50"], "<=0.25 of DBOS's"))
-        add("latency p99, ms", "latency", "p99", ".1f", 1e3, lambda d, p: f"{d / p:.2f} of DBOS's")
-    if "recovery" in results:
-        add("recovery: all finished, s", "recovery", "finished", ".2f", 1,
-            lambda d, p: f"{ratio(p / d)} sooner",
-            (lambda d, p: p / d >= TARGETS["recovery"], ">=5x sooner"))
-    return table(["measure", "durable setup", "durable", "DBOS", "ratio", "target"], rows)
-
-
-async def best(what: str, repeat: int, measure: Any) -> Numbers:
-    """The best of ``repeat`` throughput runs (a run of a few seconds is at the mercy of this
-    shared machine); latency and recovery are measured once."""
-    if what != "throughput":
-        return await measure()  # type: ignore[no-any-return]
-    done = [r for r in [await measure() for _ in range(repeat)] if r is not None]
-    return max(done, key=lambda r: r["steps_per_s"]) if done else None
+def goal(key: str, setup: str) -> Goal | None:
+    """The targets against DBOS hold for every setup of durable's."""
+    if key == "steps_per_s":
+        return ">=10x", lambda d, p: d / p >= TARGETS["steps_per_s"]
+    if key == "p50":
+        return "<=0.25 of DBOS's", lambda d, p: d / p <= TARGETS["p50"]
+    if key == "finished":
+        return ">=5x sooner", lambda d, p: p / d >= TARGETS["recovery"]
+    return None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -199,13 +153,7 @@ def parser() -> argparse.ArgumentParser:
 async def run(args: argparse.Namespace) -> str:
     results = {}
     for what in args.only:
-        mine: dict[str, Numbers] = {}
-        for setup, embedded in SETUPS.items():
-            if what == "recovery" and embedded:
-                continue  # a worker process is SIGKILLed and another one takes over
-            progress(f"{what}: durable (PostgreSQL + Redis, {setup}) ...")
-            mine[setup] = await best(what, args.repeat, lambda: attempt(
-                f"durable {what}", durable_side(what, args, embedded)))
+        mine = await durable_setups(what, args)
         progress(f"{what}: DBOS Transact (PostgreSQL, one process) ...")
         results[what] = (mine, await best(what, args.repeat, lambda: attempt(
             f"DBOS {what}", dbos_side(what, args))))
@@ -213,10 +161,13 @@ async def run(args: argparse.Namespace) -> str:
             f"{args.workflows:,} started at once; latency: {args.samples} one at a time; "
             f"recovery: {args.recovery_workflows} x {args.steps} steps, SIGKILL). durable runs on "
             "PostgreSQL + Redis with durable server, its worker either in the application's "
-            "process (one process, as DBOS) or in a process of its own.\n" + report(results))
+            "process (one process, as DBOS) or in a process of its own; plain: "
+            "@durable.action with no options and a default Worker; fastest: "
+            "@durable.action(timeout=5.0), run inline.\n" + report(results, "DBOS", goal))
 
 
 def main() -> None:
+    exit_on_sigterm()
     print(asyncio.run(run(parser().parse_args())), flush=True)
 
 

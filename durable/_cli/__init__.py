@@ -2,14 +2,16 @@
 
 Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db``),
 ``--redis URL`` (env ``DURABLE_REDIS``: dispatch through Redis Streams), ``--prefix NAME`` (env
-``DURABLE_REDIS_PREFIX``: Redis key prefix) and ``--tenant NAME`` (default ``default``) go before
-or after the command; ``list``, ``show``, ``replay`` and ``verify`` only read the store and
+``DURABLE_REDIS_PREFIX``: Redis key prefix), ``--tenant NAME`` (default ``default``) and
+``--tenants A,B|*`` (env ``DURABLE_TENANTS``: the tenants the command may act for; ``*``, which
+``--all-tenants`` needs, is every tenant) go before or after the command; ``list``, ``show``, ``replay`` and ``verify`` only read the store and
 ignore ``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on
 stderr with exit status 1.
 
 One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
 query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
-``_patches``, ``_lint``, ``_schedules``, ``_verify`` and ``_admin`` (migrate, bench). They share
+``_patches``, ``_lint``, ``_schedules``, ``_verify``, ``_tenants`` (PostgreSQL tenant roles) and
+``_admin`` (migrate, bench). They share
 ``_options`` (how a command is declared), ``_targets`` (what it acts on) and ``_render`` (how
 results are shown); none imports this module or, but for ``show --at``, another group.
 """
@@ -20,16 +22,20 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Coroutine
+from importlib import metadata
 from typing import Any
 
 from ..errors import DurableError, NonDeterminismError
-from . import _admin, _executions, _lint, _patches, _replay, _schedules, _verify, _workers
+from . import (
+    _admin, _executions, _lint, _patches, _replay, _schedules, _tenants, _verify, _workers,
+)
 from ._options import Commands
 from ._targets import global_options
 
 __all__ = ["main"]
 
-_GROUPS = (_workers, _executions, _replay, _patches, _lint, _schedules, _verify, _admin)
+_GROUPS = (_workers, _executions, _replay, _patches, _lint, _schedules, _verify, _tenants,
+           _admin)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="durable", parents=[common],
                                      description="Durable execution: run workers, start and "
                                      "inspect workflow executions.")
+    parser.add_argument("--version", action="version",
+                        version=f"durable {metadata.version('durable')}")
     commands = Commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
                         common)
     for group in _GROUPS:

@@ -60,12 +60,16 @@ def _add_send(commands: Commands) -> None:
     p.add_argument("event", metavar="EVENT", help="event name")
     p.add_argument("payload", metavar="PAYLOAD", nargs="?", help="payload as JSON (default null)")
     p.add_argument("--key", help="idempotency key: the event is delivered once per key")
+    p.add_argument("--metadata", metavar="JSON", help="recorded with the event, e.g. "
+                   "'{\"user_id\": \"u1\"}' (who sent it)")
 
 
 async def _send(args: argparse.Namespace) -> int:
     payload = None if args.payload is None else json_value(args.payload, "payload")
+    metadata = None if args.metadata is None else json_value(args.metadata, "--metadata")
     async with connect(args) as client:
-        await client.get_handle(args.id).send(args.event, payload, idempotency_key=args.key)
+        await client.get_handle(args.id).send(args.event, payload, idempotency_key=args.key,
+                                              metadata=metadata)
     print(f"sent {args.event} to {args.id}")
     return 0
 
@@ -135,7 +139,7 @@ def _add_list(commands: Commands) -> None:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         records = await client.list(status=args.status, limit=args.limit,
                                     all_tenants=args.all_tenants)
     if not records:
@@ -170,7 +174,7 @@ async def _show(args: argparse.Namespace) -> int:
         return await show_at(args)
     if args.replay:
         raise UsageError("--replay goes with --at WHEN")
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         handle = client.get_handle(args.id)
         try:
             events = await handle.history(run_id=args.run)

@@ -50,7 +50,7 @@ async def _patches(args: argparse.Namespace) -> int:
                          "(or DURABLE_MODULES=mod1,mod2)")
     workflows = [v for m in modules for v in vars(m).values()
                  if hasattr(v, "__durable_workflow__")]
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         report = await patch_report(client, workflows, known_ids=patch_ids_in(modules),
                                     workflow=args.workflow, all_tenants=args.all_tenants,
                                     limit=args.limit)

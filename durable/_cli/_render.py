@@ -190,7 +190,8 @@ def _input_detail(event: Event, names: Names) -> str | None:
     match event:
         case EventReceived():
             key = "" if event.key is None else f" key={event.key}"
-            return f"{event.name} {value(event.payload)}{key}"
+            meta = "" if not event.metadata else f" metadata={value(event.metadata)}"
+            return f"{event.name} {value(event.payload)}{key}{meta}"
         case CancelRequested():
             return event.reason
         case UpdateAccepted():

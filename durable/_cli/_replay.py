@@ -125,7 +125,7 @@ async def _store_histories(args: argparse.Namespace,
                            ) -> AsyncIterator[tuple[str, list[Event] | HistoryError]]:
     """Each execution's history, or the damage that keeps it from being read."""
     since = None if args.since is None else parse_since(args.since)
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         async for record in client.iter_executions(
                 workflow=args.workflow, status=args.status, since=since,
                 all_tenants=args.all_tenants):

@@ -1,17 +1,19 @@
-"""``durable schedule create | list | show | pause | unpause | trigger | delete``.
+"""``durable schedule create | list | show | pause | unpause | trigger | backfill | delete``.
 
 Schedules start workflows on a cron expression or an interval; ``durable server`` (or an
-embedded worker) starts their runs. Every command here but ``trigger``, which starts a run
-itself, only writes the schedule and so ignores ``--redis``.
+embedded worker) starts their runs. Every command here but ``trigger`` and ``backfill``, which
+start runs themselves, only writes the schedule and so ignores ``--redis``.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any, Final
 
 import durable
 
+from ..errors import UsageError
 from . import _render
 from ._options import Commands, add_module_option, json_values, parse_duration
 from ._targets import connect, module_names, resolve_workflow
@@ -25,7 +27,7 @@ def add_commands(commands: Commands) -> None:
     """Register ``durable schedule ACTION``."""
     actions = commands.group(
         "schedule", "start workflows on a cron expression or an interval: create, list, show, "
-        "pause, unpause, trigger, delete", "Schedules (started by `durable server` or by an "
+        "pause, unpause, trigger, backfill, delete", "Schedules (started by `durable server` or by an "
         "embedded worker).", dest="schedule_command")
     _add_create(actions)
     _add_list_and_show(actions)
@@ -42,6 +44,16 @@ def _add_changes(actions: Commands) -> None:
     p = actions.add("trigger", _trigger, "start a run now")
     p.add_argument("id", metavar="ID")
     p.add_argument("--overlap", choices=_OVERLAPS, help="policy for this run (default: the "
+                   "schedule's)")
+    p = actions.add("backfill", _backfill, "start the runs of every due time in a past range",
+                    epilog="example: durable schedule backfill nightly --start 2026-11-01T00:00Z "
+                    "--end 2026-11-07T23:59Z --overlap allow_all")
+    p.add_argument("id", metavar="ID")
+    for bound in ("start", "end"):
+        p.add_argument(f"--{bound}", required=True,
+                       help=f"{bound} of the range (included): ISO 8601 with a time zone, or "
+                       "epoch seconds")
+    p.add_argument("--overlap", choices=_OVERLAPS, help="policy for these runs (default: the "
                    "schedule's)")
     actions.add("delete", _delete, "delete a schedule (its runs go on)").add_argument(
         "id", metavar="ID")
@@ -105,7 +117,7 @@ def _add_list_and_show(actions: Commands) -> None:
 
 
 async def _list(args: argparse.Namespace) -> int:
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         found = await client.list_schedules(limit=args.limit, all_tenants=args.all_tenants)
     if not found:
         print("no schedules")
@@ -120,13 +132,13 @@ async def _list(args: argparse.Namespace) -> int:
 
 
 async def _show(args: argparse.Namespace) -> int:
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         description = await client.get_schedule(args.id).describe(next_runs=args.next)
     print("\n".join(_render.schedule(description)))
     return 0
 
 
-# ---- pause, unpause, trigger, delete --------------------------------------------------------
+# ---- pause, unpause, trigger, backfill, delete --------------------------------------------------------
 
 
 async def _pause(args: argparse.Namespace) -> int:
@@ -148,6 +160,26 @@ async def _trigger(args: argparse.Namespace) -> int:
         await client.get_schedule(args.id).trigger(overlap=args.overlap)
     print(f"triggered {args.id}")
     return 0
+
+
+async def _backfill(args: argparse.Namespace) -> int:
+    async with connect(args) as client:
+        count = await client.get_schedule(args.id).backfill(
+            _moment("--start", args.start), _moment("--end", args.end), overlap=args.overlap)
+    print(f"backfilled {args.id}: {count} run{'' if count == 1 else 's'} queued")
+    return 0
+
+
+def _moment(option: str, text: str) -> datetime | float:
+    """A backfill bound: epoch seconds, or an ISO 8601 time (``Z`` allowed)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is neither ISO 8601 nor epoch seconds") from None
 
 
 async def _delete(args: argparse.Namespace) -> int:

@@ -1,7 +1,10 @@
 """What a command acts on: the store, Redis, the tenant, the workflows' modules, a worker target.
 
 Each comes from the command line, else from the environment (``DURABLE_DB``,
-``DURABLE_REDIS``, ``DURABLE_REDIS_PREFIX``, ``DURABLE_MODULES``), else from a default. Modules
+``DURABLE_REDIS``, ``DURABLE_REDIS_PREFIX``, ``DURABLE_TENANTS``, ``DURABLE_MODULES``), else
+from a default. The tenants follow ``durable.connect``'s rule: ``--tenant NAME`` is the tenant
+acted for and ``--tenants`` the scope (comma-separated names, or ``*``); without a scope the
+command may act for ``--tenant`` alone, and ``--all-tenants`` needs ``--tenants '*'``. Modules
 are imported with the current directory on ``sys.path``, as ``python -m`` does. Anything that
 cannot be resolved is a ``durable.errors`` error (``UsageError`` for the command line itself).
 """
@@ -26,7 +29,7 @@ from .._definitions import definitions_in, workflow_definition
 __all__ = [
     "DEFAULT_DB", "DEFAULT_TENANT", "build_worker", "connect", "global_options", "import_module",
     "import_modules", "load_target", "module_names", "redis_url", "refused_urls",
-    "resolve_workflow", "store_url",
+    "resolve_workflow", "store_url", "tenant_scope",
 ]
 
 DEFAULT_DB = "sqlite:///durable.db"
@@ -43,8 +46,25 @@ def global_options() -> argparse.ArgumentParser:
     common.add_argument("--prefix", metavar="NAME", default=argparse.SUPPRESS,
                         help="prefix of the Redis keys (env DURABLE_REDIS_PREFIX)")
     common.add_argument("--tenant", default=argparse.SUPPRESS,
-                        help=f"tenant of the executions (default {DEFAULT_TENANT!r})")
+                        help="tenant of the executions (default: the first of --tenants, "
+                        f"else {DEFAULT_TENANT!r})")
+    common.add_argument("--tenants", metavar="A,B|*", default=argparse.SUPPRESS,
+                        help="tenants the command may act for: comma-separated names, or * "
+                        "for every tenant, which --all-tenants needs (env DURABLE_TENANTS; "
+                        "default: --tenant only)")
     return common
+
+
+def tenant_scope(args: argparse.Namespace) -> dict[str, Any]:
+    """``tenant=`` and ``tenants=`` for ``durable.connect`` from ``--tenant``, ``--tenants``
+    and ``DURABLE_TENANTS``."""
+    text = getattr(args, "tenants", None) or os.environ.get("DURABLE_TENANTS") or ""
+    tenants: str | list[str] | None = None
+    if text.strip() == "*":
+        tenants = "*"
+    elif text.strip():
+        tenants = [t.strip() for t in text.split(",")]
+    return {"tenant": getattr(args, "tenant", None), "tenants": tenants}
 
 
 # ---- the store and Redis --------------------------------------------------------------------
@@ -61,16 +81,23 @@ def redis_url(args: argparse.Namespace) -> str | None:
 
 
 @asynccontextmanager
-async def connect(args: argparse.Namespace, *,
-                  redis: bool = True) -> AsyncGenerator[durable.Client]:
-    """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis."""
-    options: dict[str, Any] = {"tenant": getattr(args, "tenant", DEFAULT_TENANT)}
+async def connect(args: argparse.Namespace, *, redis: bool = True,
+                  read_only: bool = False) -> AsyncGenerator[durable.Client]:
+    """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis.
+    A ``read_only`` command refuses a SQLite file that does not exist (a mistyped path would
+    otherwise create an empty database and show nothing)."""
+    db = store_url(args)
+    if read_only and db.lower().startswith("sqlite:///") and db.lower() != "sqlite:///:memory:" \
+            and not os.path.exists(db[len("sqlite:///"):]):
+        raise UsageError(f"no SQLite database at {db[len('sqlite:///'):]!r} (--db, DURABLE_DB): "
+                         "check the path; this command only reads, so it creates none")
+    options = tenant_scope(args)
     if redis and (url := redis_url(args)):
         options["redis_url"] = url
         if prefix := getattr(args, "prefix", None) or os.environ.get("DURABLE_REDIS_PREFIX"):
             options["prefix"] = prefix
     with refused_urls():
-        client = await durable.connect(store_url(args), **options)
+        client = await durable.connect(db, **options)
     try:
         yield client
     finally:

@@ -48,7 +48,7 @@ def _time_of_day(hour: str, minute: str, second: str | None, fraction: str | Non
 async def show_at(args: argparse.Namespace) -> int:
     """``durable show ID --at WHEN [--replay] [--json]``."""
     import_modules(args)  # registers the workflow's code, for --replay
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         handle = client.get_handle(args.id)
         when = moment(args.at, (await handle.describe()).created_at)
         state = await handle.state_at(when, replay=args.replay, run_id=args.run)

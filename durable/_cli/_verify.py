@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from typing import Any, Final
 
+from .._scope import permit_all
 from .._stores import RunCheck
 from .._stores._integrity import verify_store
 from . import _render
@@ -46,8 +47,10 @@ def add_commands(commands: Commands) -> None:
 
 async def _verify(args: argparse.Namespace) -> int:
     report = _Report(args.progress, quiet=args.json)
-    async with connect(args, redis=False) as client:
+    async with connect(args, redis=False, read_only=True) as client:
         tenant = None if args.all_tenants else client.tenant
+        if tenant is None:
+            permit_all(client.tenants, "durable verify --all-tenants")
         async for check in verify_store(client.store, tenant):
             report.add(check)
     if args.json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -74,6 +75,10 @@ def _add_server(commands: Commands) -> None:
                    help="how long an idle loop sleeps (default 0.1)")
     p.add_argument("--redispatch-after", type=float, default=2.0, metavar="SECONDS",
                    help="announce a claimable task again after this long (default 2)")
+    p.add_argument("--metrics-token", metavar="TOKEN", default=None,
+                   help="a secret: /healthz shows its details, and /metrics answers, only to "
+                   "requests with 'Authorization: Bearer TOKEN' (env DURABLE_METRICS_TOKEN; "
+                   "without one, details are shown on a loopback --host only)")
 
 
 def _log_to_stderr() -> None:
@@ -111,8 +116,9 @@ async def _server(args: argparse.Namespace) -> int:
     _log_to_stderr()
     server_class = _server_class()
     async with connect(args) as client:
+        token = args.metrics_token or os.environ.get("DURABLE_METRICS_TOKEN") or None
         server = server_class(client, host=args.host, port=args.port, interval=args.interval,
-                              redispatch_after=args.redispatch_after)
+                              redispatch_after=args.redispatch_after, metrics_token=token)
 
         async def started() -> str:
             await server.wait_started()

@@ -41,15 +41,22 @@ class Claim(NamedTuple):
 class Dispatcher(Protocol):
     """Carries task hints from whoever makes work runnable to the workers that run it."""
 
-    async def publish(self, refs: Sequence[TaskRef]) -> None:
-        """Announce tasks that became runnable (after the store committed them)."""
+    async def publish(self, refs: Sequence[TaskRef], *, sticky: bool = True) -> None:
+        """Announce tasks that became runnable (after the store committed them).
+
+        ``sticky=False``: the tasks stayed unclaimed (the store's outbox announces them again),
+        so their hints ignore sticky routes and go where every worker reads them."""
 
     async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
         """Up to ``limit`` tasks leased to ``spec.owner``; waits at most ``timeout`` seconds."""
 
-    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:
         """Route the execution's next workflow tasks to worker ``owner``, which caches it
-        (``keep``), or stop (the execution ended). A dispatcher may ignore this."""
+        (``keep``: returns how many seconds the route lasts unless renewed), or stop routing
+        them to ``owner`` (it evicted the execution). A dispatcher may ignore this."""
+
+    async def forget(self, tenant: str, workflow_id: str) -> None:
+        """The execution ended: drop its route, whichever worker holds it."""
 
     async def ack(self, claims: Sequence[Claim]) -> None:
         """The tasks' outcomes are committed: their hints can be forgotten."""

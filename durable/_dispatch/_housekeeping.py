@@ -48,6 +48,7 @@ class Housekeeper:
         self.schedule_poll = schedule_poll
         self.scheduler = Scheduler(store, owner=owner, clock=clock)
         self.next_schedule_pass = 0.0  # when run_schedules should look at the schedules again
+        self._schedule_writes = 0  # store.wakeup.schedule_writes when run_schedules last ran
 
     async def fire_timers(self, now: float) -> list[TaskRef]:
         """Fire up to ``batch`` due timers; the hints of their workflows."""
@@ -72,13 +73,16 @@ class Housekeeper:
         Sets :attr:`next_schedule_pass`: when the next schedule is due, or ``schedule_poll``
         seconds from ``now``, whichever comes first.
         """
+        self._schedule_writes = self.store.wakeup.schedule_writes
         refs = await self.scheduler.run_due(now)
         due = await self.scheduler.next_check()
         self.next_schedule_pass = min(now + self.schedule_poll, math.inf if due is None else due)
         return refs
 
     async def run_schedules_if_due(self, now: float) -> list[TaskRef]:
-        """:meth:`run_schedules`, once :attr:`next_schedule_pass` has come."""
-        if now < self.next_schedule_pass:
+        """:meth:`run_schedules`, once :attr:`next_schedule_pass` has come or a schedule was
+        written in this process since the last pass."""
+        if now < self.next_schedule_pass and \
+                self.store.wakeup.schedule_writes == self._schedule_writes:
             return []
         return await self.run_schedules(now)

@@ -1,13 +1,13 @@
-"""Redis key names used by dispatch, all in one place (the routing script gets its names from
-here too: :func:`alive_prefix` and :func:`sticky_stream_prefix` are what it puts before the
-worker identity it reads).
+"""Redis key names used by dispatch, all in one place (the scripts get every key they touch
+from here, as ``KEYS``: they build no names of their own).
 
 With prefix ``durable`` and partition ``p`` (0 <= p < partitions)::
 
     durable:{p}:w            workflow-task hints of partition p whose workflow is not named
     durable:{p}:w:<route>    workflow-task hints of the workflow <route> in partition p
     durable:{p}:a:<route>    action-task hints of the action <route> in partition p
-    durable:sticky           hash: "<tenant> US <workflow_id>" -> the worker that caches it
+    durable:route:<t> US <id>  the worker that caches execution <id> of tenant <t> (expires;
+                             removed when the execution ends or that worker evicts it)
     durable:sticky:<worker>  workflow-task hints routed to that worker (sticky execution)
     durable:alive:<worker>   exists while the worker is alive (expires after its lease)
 
@@ -31,8 +31,8 @@ import zlib
 from ..errors import InvalidArgumentError
 
 __all__ = [
-    "GROUP", "HINT_FIELD", "action_stream", "alive", "alive_prefix", "check_prefix", "partition",
-    "sticky_field", "sticky_map", "sticky_stream", "sticky_stream_prefix", "workflow_stream",
+    "GROUP", "HINT_FIELD", "action_stream", "alive", "check_prefix", "partition", "route",
+    "sticky_stream", "workflow_stream",
 ]
 
 GROUP = "durable-workers"
@@ -67,31 +67,16 @@ def action_stream(prefix: str, name: str, p: int) -> str:
     return f"{prefix}:{{{p}}}:a:{name}"
 
 
-def sticky_map(prefix: str) -> str:
-    """The hash from execution to the worker that caches it."""
-    return f"{prefix}:sticky"
-
-
-def sticky_field(tenant: str, workflow_id: str) -> str:
-    """An execution's field in :func:`sticky_map`."""
-    return f"{tenant}\x1f{workflow_id}"
+def route(prefix: str, tenant: str, workflow_id: str) -> str:
+    """The key naming the worker that caches an execution (its sticky route)."""
+    return f"{prefix}:route:{tenant}\x1f{workflow_id}"
 
 
 def sticky_stream(prefix: str, owner: str) -> str:
     """The stream of workflow-task hints routed to worker ``owner``."""
-    return sticky_stream_prefix(prefix) + owner
-
-
-def sticky_stream_prefix(prefix: str) -> str:
-    """What :func:`sticky_stream` puts before the worker identity."""
-    return f"{prefix}:sticky:"
+    return f"{prefix}:sticky:{owner}"
 
 
 def alive(prefix: str, owner: str) -> str:
     """The key that exists while worker ``owner`` is alive."""
-    return alive_prefix(prefix) + owner
-
-
-def alive_prefix(prefix: str) -> str:
-    """What :func:`alive` puts before the worker identity."""
-    return f"{prefix}:alive:"
+    return f"{prefix}:alive:{owner}"

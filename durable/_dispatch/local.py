@@ -7,6 +7,7 @@ other's work by polling.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from .._clock import SYSTEM_CLOCK, Clock
@@ -31,7 +32,7 @@ class LocalDispatcher:
         self.clock = clock
         self._housekeeper = Housekeeper(store, clock=clock) if fire_timers else None
 
-    async def publish(self, refs: Sequence[TaskRef]) -> None:
+    async def publish(self, refs: Sequence[TaskRef], *, sticky: bool = True) -> None:
         """Nothing to do: the store already woke this process's pollers."""
 
     async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
@@ -65,8 +66,12 @@ class LocalDispatcher:
             claims.extend(Claim(a) for a in actions)
         return claims
 
-    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
-        """Nothing to do: in one process the cache is shared by everyone."""
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:
+        """Nothing to do: in one process the cache is shared by everyone (for ever)."""
+        return math.inf
+
+    async def forget(self, tenant: str, workflow_id: str) -> None:
+        """Nothing to do: there are no routes."""
 
     async def ack(self, claims: Sequence[Claim]) -> None:
         """Nothing to do: a claim is its own record."""

@@ -12,6 +12,17 @@ How a hint travels:
 3. ``ack`` XACKs a claim's entries after the worker committed the task's outcome to the store:
    the entry of a worker that dies mid-task stays pending, and is taken over.
 
+Sticky routes: a worker that caches an execution sets its route key (``stick``, expiring
+after ``route_ttl`` unless renewed); a workflow hint goes to that worker's sticky stream while
+its alive key exists. A route is removed when its execution ends, whichever worker ends it
+(``forget``), or when its worker evicts the execution; a dead worker's routes expire. Hints
+the outbox re-announces ignore routes (``sticky=False``), so a route to a worker that does not
+claim (a forged one) holds an execution for at most ``redispatch_after``.
+
+Bounds: every XADD trims with ``MAXLEN ~``; every lease (at least every second) a worker
+trims its streams down to the entries not yet delivered or still pending, and removes the
+consumers that killed workers left behind; a dead worker's sticky stream expires.
+
 Invariant: Redis holds only hints. A lost entry (FLUSHALL, a restart, a trimmed stream, Redis
 down at publish time, a hint acknowledged while its task was leased) loses no work: the store's
 outbox (``Store.dispatch_due``), which the server publishes, announces the task again.
@@ -50,25 +61,61 @@ _decode = msgspec.msgpack.Decoder(TaskRef).decode
 
 _TaskKey = tuple[Any, ...]
 
-# Routes workflow hints. KEYS[1] is the sticky map and KEYS[1 + n] the partition stream of the
-# n-th hint; ARGV is the alive-key prefix, the sticky-stream prefix, the hint field, maxlen,
-# then pairs of (sticky field, hint). A hint goes to the caching worker's sticky stream while
-# that worker's alive key exists, else to its partition stream. Every name comes from _keys;
-# the script appends the worker identity it reads to the two prefixes, so it names keys it
-# does not declare and suits a single Redis, like the multi-stream XREADGROUP.
+# Routes workflow hints that have a sticky route. KEYS come in threes per hint: the route's
+# worker's alive key, its sticky stream and the hint's partition stream; ARGV is the hint
+# field, maxlen, then the hints. A hint goes to the sticky stream while the alive key exists.
 _ROUTE = """
-local alive, sticky, field, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-for n = 1, #KEYS - 1 do
-  local stream = KEYS[1 + n]
-  local owner = redis.call('HGET', KEYS[1], ARGV[3 + 2 * n])
-  if owner and redis.call('EXISTS', alive .. owner) == 1 then
-    stream = sticky .. owner
+local field, maxlen = ARGV[1], ARGV[2]
+for n = 0, #KEYS / 3 - 1 do
+  local stream = KEYS[3 * n + 3]
+  if redis.call('EXISTS', KEYS[3 * n + 1]) == 1 then
+    stream = KEYS[3 * n + 2]
   end
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', field, ARGV[4 + 2 * n])
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', field, ARGV[3 + n])
 end
 return 0
 """
-_STICKY_STREAM_TTL = 3600  # seconds a dead worker's sticky stream outlives it
+# Removes the route KEYS[1] if it still names worker ARGV[1] (another may have taken it over).
+_UNROUTE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+# Tidies the streams in KEYS (group ARGV[1]), so that they hold what is still to do and no
+# more than that: trims the entries that were delivered and acknowledged (below the oldest
+# pending entry, or below the last delivered one), and removes consumers that hold nothing and
+# have not read for ARGV[2] ms (a killed worker's; a live one that is removed is made again by
+# its next read). XINFO replies are flat name/value lists.
+_TIDY = """
+local group, idle = ARGV[1], tonumber(ARGV[2])
+local function get(reply, name)
+  for i = 1, #reply, 2 do
+    if reply[i] == name then return reply[i + 1] end
+  end
+end
+for _, stream in ipairs(KEYS) do
+  if redis.call('EXISTS', stream) == 1 then
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+      if get(g, 'name') == group then
+        local minid = get(g, 'last-delivered-id')
+        local pending = redis.call('XPENDING', stream, group)
+        if pending[1] > 0 then minid = pending[2] end
+        redis.call('XTRIM', stream, 'MINID', minid)
+        for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+          if get(c, 'pending') == 0 and get(c, 'idle') > idle then
+            redis.call('XGROUP', 'DELCONSUMER', stream, group, get(c, 'name'))
+          end
+        end
+      end
+    end
+  end
+end
+return 0
+"""
+
+_STICKY_STREAM_TTL = 60  # seconds (at least) a dead worker's sticky stream outlives it
+_TIDY_EVERY = 1.0  # seconds (at least) between two tidy passes of one consumer's streams
 
 
 class _Hint(NamedTuple):
@@ -84,6 +131,7 @@ class _Consumer:
     backlog: list[_Hint] = field(default_factory=list)
     streams: set[str] = field(default_factory=set)
     reclaimed_at: float = float("-inf")
+    tidied_at: float = float("-inf")
     alive_at: float = float("-inf")
     cursors: dict[str, Any] = field(default_factory=dict)
 
@@ -93,29 +141,33 @@ class RedisDispatcher:
 
     ``partitions`` streams per task queue spread executions by (tenant, workflow id);
     ``maxlen`` bounds each stream (approximately); ``block`` caps how long one ``receive``
-    waits in Redis, whatever its ``timeout``. Redis failures raise ``StoreUnavailableError``
+    waits in Redis, whatever its ``timeout``; ``route_ttl`` is how long (seconds) a sticky
+    route lasts unless its worker renews it. Redis failures raise ``StoreUnavailableError``
     (with ``__cause__``); callers retry, and the store's outbox covers lost hints.
     """
 
     def __init__(self, store: TaskStore, url: str, *, prefix: str = "durable", partitions: int = 4,
-                 maxlen: int = 100_000, block: float = 5.0, connect_timeout: float = 5.0) -> None:
-        if partitions < 1 or maxlen < 1 or block <= 0:
-            raise InvalidArgumentError("partitions >= 1, maxlen >= 1 and block > 0 are required")
+                 maxlen: int = 100_000, block: float = 5.0, connect_timeout: float = 5.0,
+                 route_ttl: float = 300.0) -> None:
+        if partitions < 1 or maxlen < 1 or block <= 0 or not route_ttl >= 0.01:
+            raise InvalidArgumentError("partitions >= 1, maxlen >= 1, block > 0 and "
+                                       "route_ttl >= 0.01 are required")
         self.store = store
         self.url = redact(url)
         self.prefix = _keys.check_prefix(prefix)
         self.partitions = partitions
         self.maxlen = maxlen
         self.block = block
+        self.route_ttl = route_ttl
         self._redis = _connect(url, connect_timeout, block)
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
         self._route = self._redis.register_script(_ROUTE)
-        self._route_names = (_keys.alive_prefix(self.prefix),
-                             _keys.sticky_stream_prefix(self.prefix), _keys.HINT_FIELD)
+        self._unroute = self._redis.register_script(_UNROUTE)
+        self._tidy = self._redis.register_script(_TIDY)
         # Concurrent publishes and acks go out together, one round trip per batch.
-        self._publishes: Batcher[Sequence[TaskRef], None] = Batcher(
-            self._publish_many, self._publish_now, shared_errors=(StoreUnavailableError,))
+        self._publishes: Batcher[tuple[Sequence[TaskRef], bool], None] = Batcher(
+            self._publish_many, self._publish_one, shared_errors=(StoreUnavailableError,))
         self._acks: Batcher[list[tuple[str, bytes]], None] = Batcher(
             self._ack_many, self._ack_now, shared_errors=(StoreUnavailableError,))
 
@@ -124,48 +176,68 @@ class RedisDispatcher:
 
     # ---- publishing ---------------------------------------------------------------------
 
-    async def publish(self, refs: Sequence[TaskRef]) -> None:
+    async def publish(self, refs: Sequence[TaskRef], *, sticky: bool = True) -> None:
         """XADD one hint per ref (after the store committed the tasks).
 
         A workflow hint goes to the sticky stream of the worker that caches the execution
-        while that worker is alive, else to its partition's stream. Concurrent publishes are
+        while that worker is alive, else (and always with ``sticky=False``: the outbox's
+        hints for tasks nobody claimed) to its partition's stream. Concurrent publishes are
         sent together.
         """
         if refs:
-            await self._publishes.submit(refs)
+            await self._publishes.submit((refs, sticky))
 
-    async def _publish_many(self, calls: Sequence[Sequence[TaskRef]]) -> list[None]:
-        await self._publish_now([ref for refs in calls for ref in refs])
+    async def _publish_many(self, calls: Sequence[tuple[Sequence[TaskRef], bool]]) -> list[None]:
+        await self._publish_now([(ref, sticky) for refs, sticky in calls for ref in refs])
         return [None] * len(calls)
 
-    async def _publish_now(self, refs: Sequence[TaskRef]) -> None:
-        streams: list[str] = []
-        routed: list[Any] = []
-        pipe = None
-        for ref in refs:
-            if ref.kind == "w":
-                streams.append(self.stream_of(ref))
-                routed += [_keys.sticky_field(ref.tenant, ref.workflow_id), _encode(ref)]
-            else:
-                if pipe is None:
-                    pipe = self._redis.pipeline(transaction=False)
-                pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)},
-                          maxlen=self.maxlen, approximate=True)
-        with self._unavailable():
-            if routed:  # EVALSHA (loading the script once if Redis lacks it), one round trip
-                await self._route(keys=[_keys.sticky_map(self.prefix), *streams],
-                                  args=[*self._route_names, self.maxlen, *routed])
-            if pipe is not None:
-                await pipe.execute()
+    async def _publish_one(self, call: tuple[Sequence[TaskRef], bool]) -> None:
+        await self._publish_now([(ref, call[1]) for ref in call[0]])
 
-    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> None:
-        """Route the execution's workflow hints to ``owner`` (``keep``), or stop doing so."""
-        key, field = _keys.sticky_map(self.prefix), _keys.sticky_field(tenant, workflow_id)
+    async def _publish_now(self, refs: Sequence[tuple[TaskRef, bool]]) -> None:
+        with self._unavailable():
+            owners = await self._owners([ref for ref, sticky in refs if sticky and ref.kind == "w"])
+            pipe = self._redis.pipeline(transaction=False)
+            keys: list[str] = []
+            routed: list[bytes] = []
+            for ref, _ in refs:
+                owner = owners.get((ref.tenant, ref.workflow_id)) if ref.kind == "w" else None
+                if owner is None:
+                    pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)},
+                              maxlen=self.maxlen, approximate=True)
+                else:
+                    keys += [_keys.alive(self.prefix, owner),
+                             _keys.sticky_stream(self.prefix, owner), self.stream_of(ref)]
+                    routed.append(_encode(ref))
+            if routed:  # EVALSHA in the pipeline (the pipeline loads the script if needed)
+                await self._route(keys=keys, args=[_keys.HINT_FIELD, self.maxlen, *routed],
+                                  client=pipe)
+            await pipe.execute()
+
+    async def _owners(self, refs: Sequence[TaskRef]) -> dict[tuple[str, str], str]:
+        """The workers the sticky routes of ``refs``' executions name (one MGET)."""
+        if not refs:
+            return {}
+        found = await self._redis.mget(
+            [_keys.route(self.prefix, ref.tenant, ref.workflow_id) for ref in refs])
+        return {(ref.tenant, ref.workflow_id): _text(owner)
+                for ref, owner in zip(refs, found) if owner is not None}
+
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:
+        """Route the execution's workflow hints to ``owner`` for ``route_ttl`` seconds
+        (``keep``; the seconds are returned), or stop routing them to ``owner``."""
+        key = _keys.route(self.prefix, tenant, workflow_id)
         with self._unavailable():
             if keep:
-                await self._redis.hset(key, field, owner)
+                await self._redis.set(key, owner, px=max(int(self.route_ttl * 1000), 1))
             else:
-                await self._redis.hdel(key, field)
+                await self._unroute(keys=[key], args=[owner])
+        return self.route_ttl
+
+    async def forget(self, tenant: str, workflow_id: str) -> None:
+        """The execution ended: remove its route, whichever worker it names."""
+        with self._unavailable():
+            await self._redis.delete(_keys.route(self.prefix, tenant, workflow_id))
 
     def stream_of(self, ref: TaskRef) -> str:
         """The stream that carries ``ref``."""
@@ -216,6 +288,9 @@ class RedisDispatcher:
         if now - consumer.reclaimed_at >= spec.lease / 2:
             consumer.reclaimed_at = now
             await self._reclaim(consumer, spec, streams, limit)
+        if now - consumer.tidied_at >= max(spec.lease, _TIDY_EVERY):
+            consumer.tidied_at = now
+            await self._tidy(keys=streams, args=[_keys.GROUP, int(max(spec.lease * 4, 2.0) * 1000)])
         if len(consumer.backlog) < limit:
             block = None if consumer.backlog else self._block_ms(timeout)
             consumer.backlog += await self._read(spec.owner, streams, limit, block)
@@ -224,7 +299,9 @@ class RedisDispatcher:
         """Say this worker is alive (for a lease), so hints are routed to its sticky stream."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(_keys.alive(self.prefix, spec.owner), 1, px=max(int(spec.lease * 1000), 1))
-        pipe.expire(_keys.sticky_stream(self.prefix, spec.owner), _STICKY_STREAM_TTL)
+        # Read by this worker only: once it is gone, the outbox re-announces what it held.
+        pipe.expire(_keys.sticky_stream(self.prefix, spec.owner),
+                    max(int(spec.lease * 10), _STICKY_STREAM_TTL))
         await pipe.execute()
 
     async def _ensure_groups(self, streams: list[str]) -> None:

@@ -94,9 +94,15 @@ class ChildHandle(Generic[R]):
     def __await__(self) -> Generator[Any, None, R]:
         return self._child.result.__await__()
 
-    def cancel(self, reason: str = "") -> None:
-        """Ask the child to cancel (``CancelledError`` at its current await), once."""
+    def cancel(self, reason: str = "") -> asyncio.Future[None]:
+        """Ask the child to cancel (``CancelledError`` at its current await), once.
+
+        The request is issued at the call; the future it returns is already done, so
+        ``await child.cancel()`` reads like ``await handle.cancel()`` on a client's handle."""
         self._children.cancel(self._child, reason)
+        done: asyncio.Future[None] = self._children.loop.create_future()
+        done.set_result(None)
+        return done
 
     def __repr__(self) -> str:
         return f"<ChildHandle {self._child.defn.name} {self._child.workflow_id}>"
@@ -105,12 +111,12 @@ class ChildHandle(Generic[R]):
 class Children:
     """The children a run started, by the number of the command that started each."""
 
-    __slots__ = ("_matcher", "_loop", "_info", "by_cmd")
+    __slots__ = ("_matcher", "loop", "_info", "by_cmd")
 
     def __init__(self, matcher: Matcher, loop: asyncio.AbstractEventLoop,
                  info: WorkflowInfo) -> None:
         self._matcher = matcher
-        self._loop = loop
+        self.loop = loop
         self._info = info
         self.by_cmd: dict[int, _Child] = {}
 
@@ -151,7 +157,7 @@ class Children:
             check_id(wanted, "a child workflow id", error=ValidationError)  # a derived one too
             matcher.match(StartChild, (cmd, defn.name, defn.version, wanted, run_id, a, k,
                                        parent_close, on))
-        child = _Child(cmd, defn, wanted, run_id, parent_close, self._loop)
+        child = _Child(cmd, defn, wanted, run_id, parent_close, self.loop)
         self.by_cmd[cmd] = child
         return child.started
 

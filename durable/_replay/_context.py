@@ -227,15 +227,42 @@ class Context:
             self._logger = _ReplayAwareLogger(self._matcher)
         return self._logger
 
-    async def wait_for(self, *names: str,
-                       timeout: float | timedelta | None = None) -> EventReceived | None:
+    async def wait_for(self, *names: str, timeout: float | timedelta | None = None,
+                       type: Any = None) -> EventReceived | None:
         """Wait for an external event named one of ``names``; None when ``timeout`` passes.
 
-        Events sent before the wait are kept in order and the first matching one is returned.
+        Events sent before the wait are kept in order and the first matching one is returned
+        (``.payload``, ``.metadata``, ``.key``). With ``type`` (a dataclass, Struct, ...) its
+        payload is converted to it; one that does not fit raises ``ValidationError`` here.
         """
         if not names or not all(isinstance(n, str) for n in names):
             raise ArgumentTypeError("ctx.wait_for() needs one or more event names (str)")
-        return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout))
+        return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout),
+                                          type)
+
+    @overload
+    def on_signal(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def on_signal(self, name: str, fn: F) -> F: ...
+    def on_signal(self, name: str, fn: F | None = None) -> F | Callable[[F], F]:
+        """Handle every external event ``name`` with ``fn(payload)`` or
+        ``fn(payload, metadata)`` (plain or ``async``: it runs as a task of the workflow, one
+        per event in arrival order, and may await actions and timers).
+
+        The payload is converted to the annotated type of ``fn``'s first parameter. Events
+        that arrived before the handler was registered are handled at registration, in
+        order; a ``ctx.wait_for`` of the same name takes an event first. An event whose
+        payload does not fit is logged and kept for ``ctx.wait_for``. Use as
+        ``ctx.on_signal("name", fn)`` or ``@ctx.on_signal("name")``.
+        """
+        check_id(name, "a signal name", error=ArgumentTypeError)
+        if fn is None:
+            def register(f: F) -> F:
+                self._inbox.on_signal(name, f)
+                return f
+            return register
+        self._inbox.on_signal(name, fn)
+        return fn
 
     async def wait_condition(self, predicate: Callable[[], Any], *,
                              timeout: float | timedelta | None = None) -> bool:

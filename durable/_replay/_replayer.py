@@ -14,7 +14,7 @@ from ._instance import WorkflowInstance
 
 __all__ = ["ReplayResult", "Replayer"]
 
-History = Sequence[Event] | bytes | str | os.PathLike[str]
+HistorySource = Sequence[Event] | bytes | str | os.PathLike[str]
 
 
 class ReplayResult(NamedTuple):
@@ -45,7 +45,7 @@ class Replayer:
         self.actions = {d.name: d for d in map(action_definition, actions)}
         self.strict = strict
 
-    def replay(self, history: History) -> ReplayResult:
+    def replay(self, history: HistorySource) -> ReplayResult:
         """Replay one history; raise ``NonDeterminismError`` on a divergence."""
         events = load_history(history)
         started = events[0] if events else None
@@ -67,10 +67,17 @@ class Replayer:
             instance.close()
 
 
-def load_history(history: History) -> Sequence[Event]:
-    """Events from a list, JSON text or bytes, or the path of a JSON file."""
+def load_history(history: HistorySource) -> Sequence[Event]:
+    """Events from a list, JSON text or bytes, or the path of a JSON file (a ``Path`` or a
+    ``str`` that is not JSON text)."""
+    if isinstance(history, str) and not history.lstrip().startswith(("[", "{")):
+        history = Path(history)
     if isinstance(history, os.PathLike):
-        history = Path(history).read_bytes()
+        try:
+            history = Path(history).read_bytes()
+        except OSError as exc:
+            raise HistoryError(f"cannot read the history file {os.fspath(history)!r}: "
+                               f"{exc.strerror or exc}") from None
     if isinstance(history, (bytes, str)):
         try:
             return decode_history_json(history)

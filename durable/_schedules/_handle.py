@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Final
 
@@ -17,7 +18,7 @@ from ..errors import (
     InputError, InvalidScheduleError, ScheduleAlreadyExistsError, ScheduleNotFoundError,
     StoreUnavailableError,
 )
-from ._plan import Overlap, next_check
+from ._plan import Overlap, next_check, run_workflow_id
 from ._scheduler import Scheduler
 from ._spec import due_after, make_spec, next_dues
 
@@ -25,6 +26,7 @@ __all__ = ["ScheduleDescription", "ScheduleHandle", "create_schedule", "describe
 
 DEFAULT_CATCHUP_WINDOW: Final = timedelta(days=365)  # Temporal's default: catch up on all
 _UPDATE_RETRIES: Final = 100
+MAX_BACKFILL: Final = 1_000  # due times one backfill may start
 # A schedule's runs are ``<id>-manual-<UTC time to the microsecond>Z`` (35 more characters):
 # ids stay within MAX_ID_BYTES.
 MAX_SCHEDULE_ID_BYTES: Final = MAX_ID_BYTES - 64
@@ -80,15 +82,21 @@ def describe(record: ScheduleRecord, *, next_runs: int = 5) -> ScheduleDescripti
 
 
 class ScheduleHandle:
-    """A reference to one schedule, by tenant and schedule id."""
+    """A reference to one schedule, by tenant and schedule id (a tenant the client may act
+    for: ``TenantPermissionError`` otherwise)."""
 
     def __init__(self, client: ClientPort, schedule_id: str, tenant: str) -> None:
         self.client = client
         self.schedule_id = schedule_id
-        self.tenant = tenant
+        self._tenant = client.acts_for(tenant)
 
     def __repr__(self) -> str:
         return f"<ScheduleHandle {self.tenant}/{self.schedule_id}>"
+
+    @property
+    def tenant(self) -> str:
+        """The schedule's tenant (fixed: a handle acts for one tenant)."""
+        return self._tenant
 
     async def _record(self) -> ScheduleRecord:
         record = await self.client.store.get_schedule(self.tenant, self.schedule_id)
@@ -129,6 +137,39 @@ class ScheduleHandle:
         refs = await scheduler.run_one(self.tenant, self.schedule_id, self.client.clock())
         await self.client.publish(refs)  # else a busy scheduler has it, and publishes
 
+    async def backfill(self, start: datetime | float, end: datetime | float, *,
+                       overlap: Overlap | str | None = None) -> int:
+        """Start the runs of every due time from ``start`` to ``end`` (both included), as if
+        they had been due then, subject to ``overlap`` (by default the schedule's policy);
+        return how many runs that queues. The runs have the ids of scheduled runs, so a due
+        time that already ran is not started again. Paused schedules backfill too.
+        """
+        first, last = _moment(self.schedule_id, "start", start), _moment(self.schedule_id,
+                                                                          "end", end)
+        if first > last:
+            raise InvalidScheduleError(
+                f"backfill of schedule {self.schedule_id!r}: start {first} is after end {last}",
+                schedule_id=self.schedule_id, field="start", value=show(start))
+        policy = None if overlap is None else _overlap(self.schedule_id, overlap).value
+        spec = (await self._record()).spec
+        dues = [d for d in next_dues(spec, first - 1e-6, MAX_BACKFILL + 1) if d <= last]
+        if len(dues) > MAX_BACKFILL:
+            raise InvalidScheduleError(
+                f"backfill of schedule {self.schedule_id!r} covers more than {MAX_BACKFILL} due "
+                "times: split the range into several backfills", schedule_id=self.schedule_id,
+                field="end", value=show(end))
+        store = self.client.store
+        runs = [run for run in (PendingRun(due, overlap=policy) for due in dues)
+                if await store.get_execution(self.tenant,
+                                             run_workflow_id(self.schedule_id, run)) is None]
+        if not runs:
+            return 0
+        await self._update(lambda r, now: replace(r, triggers=[*r.triggers, *runs]))
+        scheduler = Scheduler(self.client.store, clock=self.client.clock)
+        refs = await scheduler.run_one(self.tenant, self.schedule_id, self.client.clock())
+        await self.client.publish(refs)
+        return len(runs)
+
     async def delete(self) -> None:
         """Delete the schedule; runs it started go on."""
         if not await self.client.store.delete_schedule(self.tenant, self.schedule_id):
@@ -141,6 +182,7 @@ class ScheduleHandle:
             updated = replace(change(record, now), revision=record.revision + 1, updated_at=now)
             if await self.client.store.update_schedule(updated,
                                                        next_check=next_check(updated, now)):
+                self.client.store.wakeup.schedule_written()
                 return
         raise StoreUnavailableError(
             f"schedule {self.schedule_id!r} kept changing while being updated; try again",
@@ -160,6 +202,8 @@ async def create_schedule(client: ClientPort, defn: WorkflowDefinition, args: tu
     stored, created = await client.store.create_schedule(
         record, next_check=next_check(record, record.created_at))
     handle = ScheduleHandle(client, schedule_id, tenant)
+    if created:
+        client.store.wakeup.schedule_written()
     if created or _same_definition(stored, record):
         return handle
     if not replace_existing:
@@ -194,6 +238,23 @@ def _new_record(defn: WorkflowDefinition, args: tuple[Any, ...], *, now: float,
     return ScheduleRecord(tenant, schedule_id, defn.name, defn.version, a, k, spec,
                           _overlap(schedule_id, overlap).value, window, now, now, paused=paused,
                           note=note, next_due=due_after(spec, now), queue=defn.queue)
+
+
+def _moment(schedule_id: str, field: str, value: datetime | float) -> float:
+    """Epoch seconds of a backfill bound (an aware datetime, or epoch seconds)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidScheduleError(
+                f"backfill of schedule {schedule_id!r}: {field} is a naive datetime; give it a "
+                "time zone (e.g. tzinfo=timezone.utc)", schedule_id=schedule_id, field=field,
+                value=show(value))
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+            math.isfinite(value):
+        return float(value)
+    raise InvalidScheduleError(
+        f"backfill of schedule {schedule_id!r}: {field} must be a datetime or epoch seconds, "
+        f"not {show(value)}", schedule_id=schedule_id, field=field, value=show(value))
 
 
 def _seconds(schedule_id: str, field: str, value: Duration | None) -> float | None:
@@ -239,9 +300,10 @@ def _same_definition(a: ScheduleRecord, b: ScheduleRecord) -> bool:
 
 
 def _redefined(stored: ScheduleRecord, new: ScheduleRecord, now: float) -> ScheduleRecord:
-    """``stored`` with ``new``'s definition; a new spec is due from now on."""
+    """``stored`` with ``new``'s definition; a new spec is due from now on. A paused schedule
+    stays paused (``unpause`` resumes it from then on, catching nothing up)."""
     next_due = stored.next_due if stored.spec == new.spec else due_after(new.spec, now)
     return replace(stored, workflow=new.workflow, version=new.version, args=new.args,
                    kwargs=new.kwargs, spec=new.spec, overlap=new.overlap,
-                   catchup_window=new.catchup_window, paused=new.paused, note=new.note,
-                   next_due=next_due)
+                   catchup_window=new.catchup_window, paused=stored.paused or new.paused,
+                   note=new.note, next_due=next_due)

@@ -50,6 +50,8 @@ class Wakeup:
         self._epochs = 0
         self.epoch: int | None = 0 if reliable else None
         self.generation = 0  # counts notifications, so a waiter misses none
+        # counts this process's schedule writes: a scheduler pass due later is brought forward
+        self.schedule_writes = 0
 
     def connected(self) -> None:
         """Every end is reported from now on (a new epoch begins)."""
@@ -63,6 +65,11 @@ class Wakeup:
     def ended_recently(self, tenant: str, workflow_id: str) -> bool:
         """Whether :meth:`ended` was called for the execution lately."""
         return (tenant, workflow_id) in self._recent
+
+    def schedule_written(self) -> None:
+        """A schedule was created or changed in this process: run schedules at once."""
+        self.schedule_writes += 1
+        self.notify()
 
     def notify(self) -> None:
         """Wake every poller waiting now."""

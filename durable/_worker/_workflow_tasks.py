@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable
+from time import monotonic
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from msgspec.structs import replace
 
@@ -51,14 +52,16 @@ def _backoff(attempt: int) -> float:
 
 
 class _Cached:
-    __slots__ = ("instance", "seq", "stuck", "at", "time")
+    __slots__ = ("instance", "seq", "routed_until", "at", "time")
 
     def __init__(self, instance: WorkflowInstance, seq: int, time: float = 0.0) -> None:
         self.instance = instance
         self.seq = seq
         # Invariant: the last TaskCompleted time recorded; the next batch's is not earlier.
         self.time = time
-        self.stuck = False  # the dispatcher routes the execution's next tasks to this worker
+        # Until when (monotonic) the dispatcher surely routes the execution's next tasks to
+        # this worker (0.0: it was never asked to); the route is renewed after that.
+        self.routed_until = 0.0
         self.at: str | None = None  # the suspended_at last recorded (None: not known here)
 
 
@@ -81,15 +84,20 @@ class InstanceCache:
         """Remove and return the entry (a task owns its instance while it runs)."""
         return self._items.pop(key, None)
 
-    def put(self, key: tuple[str, str], entry: _Cached) -> None:
-        """Keep an instance for the execution's next task."""
+    def put(self, key: tuple[str, str], entry: _Cached) -> list[tuple[str, str]]:
+        """Keep an instance for the execution's next task; the keys of the routed instances
+        this evicted (their sticky routes should go)."""
         if self.capacity <= 0 or entry.instance.done:
             entry.instance.close()
-            return
+            return [key] if entry.routed_until and not entry.instance.done else []
         self._items[key] = entry
+        evicted: list[tuple[str, str]] = []
         while len(self._items) > self.capacity:
-            _, old = self._items.popitem(last=False)
+            old_key, old = self._items.popitem(last=False)
             old.instance.close()
+            if old.routed_until:
+                evicted.append(old_key)
+        return evicted
 
     def clear(self) -> None:
         """Drop every instance."""
@@ -306,9 +314,9 @@ class WorkflowTaskRunner:
         commit.replies += orphan_replies(entry.instance)
         if entry.instance.done and commit.events:
             commit.end(entry.instance)
-        if not entry.stuck and not entry.instance.done:
+        if entry.routed_until <= monotonic() and not entry.instance.done:
             # Before the commit makes the task's outcome visible, so the next hint follows it.
-            entry.stuck = await self._stick(task, keep=True)
+            entry.routed_until = await self._stick(task)
         if not commit.events:  # it only answered requests: the execution stays as it is
             committed = await self.store.finish_workflow_task(
                 task, self.owner, entry.seq + 1, replies=commit.replies, now=self.clock())
@@ -322,15 +330,17 @@ class WorkflowTaskRunner:
         entry.seq += len(commit.events)
         snapshot = (_snapshot(task, entry, commit)
                     if every and entry.seq // every > before // every else None)
-        done, stuck = entry.instance.done, entry.stuck
-        self.cache.put(key, entry)
+        done = entry.instance.done
+        evicted = self.cache.put(key, entry)
         refs = commit.refs()
         if refs:
             await self.client.publish(refs)
         if snapshot is not None:
             await self._save(snapshot)
-        if done and stuck:
-            await self._stick(task, keep=False)
+        if done:  # whoever held its route, and whichever worker finished it
+            await self._unroute(self.client.dispatcher.forget, task.tenant, task.workflow_id)
+        for tenant, workflow_id in evicted:
+            await self._unroute(self._drop_route, tenant, workflow_id)
         return True
 
     async def _activate(self, entry: _Cached, commit: _Commit, inputs: list[Event]) -> None:
@@ -377,15 +387,29 @@ class WorkflowTaskRunner:
             logger.warning("could not save a snapshot of %s/%s", snapshot.tenant,
                            snapshot.workflow_id, exc_info=True)
 
-    async def _stick(self, task: WorkflowTask, *, keep: bool) -> bool:
-        """Sticky execution: ask for this execution's next tasks (or forget it, once ended)."""
+    async def _stick(self, task: WorkflowTask) -> float:
+        """Sticky execution: ask for this execution's next tasks; until when (monotonic) the
+        route surely holds (0.0 if it could not be set)."""
         try:
-            await self.client.dispatcher.stick(self.owner, task.tenant, task.workflow_id, keep=keep)
+            ttl = await self.client.dispatcher.stick(self.owner, task.tenant, task.workflow_id,
+                                                     keep=True)
         except Exception:  # without it the next task goes to any worker, which replays
             logger.warning("could not route %s/%s to this worker", task.tenant, task.workflow_id,
                            exc_info=True)
-            return False
-        return True
+            return 0.0
+        return monotonic() + ttl / 2
+
+    async def _drop_route(self, tenant: str, workflow_id: str) -> None:
+        await self.client.dispatcher.stick(self.owner, tenant, workflow_id, keep=False)
+
+    async def _unroute(self, how: Callable[[str, str], Awaitable[None]], tenant: str,
+                       workflow_id: str) -> None:
+        """Remove a sticky route (best effort: an unremoved one expires)."""
+        try:
+            await how(tenant, workflow_id)
+        except Exception:
+            logger.warning("could not remove the route of %s/%s", tenant, workflow_id,
+                           exc_info=True)
 
     def _inline(self, action: ActionTask) -> bool:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""

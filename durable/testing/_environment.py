@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple, Unpack, final
 
-from .._client import DEFAULT_TENANT, Client, WorkflowHandle
+from .._client import Client, WorkflowHandle
+from .._scope import DEFAULT_TENANT
 from .._replay._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores.memory import MemoryStore
-from .._validate import check_timeout
+from .._validate import check_id, check_timeout
 from .._worker import Worker
 from ..errors import (
     InvalidArgumentError, UnknownActionError, UnknownWorkflowError, UsageError, WorkflowHeldError,
@@ -45,7 +46,8 @@ class Environment:
     ``async with durable.testing.Environment(workflows=[...], actions=[...]) as env:`` gives
     ``env.client`` (a ``durable.Client``) with a worker running the given workflows and
     actions. ``doubles`` swaps actions (by function or registered name) for fakes with the
-    same signature; the action keeps its name, retry policy and timeout.
+    same signature; the action keeps its name, retry policy and timeout. ``tenant`` and
+    ``tenants`` are the client's tenant and scope, as for ``durable.connect``.
 
     Time is virtual (``env.clock``, starting at ``start``, by default now). While the test
     awaits ``handle.result()`` and nothing can run, it jumps to the next due timer or retry;
@@ -60,12 +62,14 @@ class Environment:
     def __init__(self, workflows: Iterable[Any] = (), actions: Iterable[Any] = (), *,
                  doubles: Mapping[ActionRef, Callable[..., Any]] | None = None,
                  start: datetime | float | None = None, time_skipping: bool = True,
-                 always_replay: bool = False, tenant: str = DEFAULT_TENANT) -> None:
+                 always_replay: bool = False, tenant: str = DEFAULT_TENANT,
+                 tenants: str | Iterable[str] | None = None) -> None:
         self.workflows = {d.name: d for d in map(workflow_definition, workflows)}
         self.actions = {d.name: d for d in host_actions(actions, doubles or {})}
         self.time_skipping = time_skipping
         self.always_replay = always_replay
         self.tenant = tenant
+        self.tenants = tenants
         self.clock = VirtualClock(start)
         self._client: _Client | None = None
         self._worker: Worker | None = None
@@ -77,7 +81,8 @@ class Environment:
 
     async def __aenter__(self) -> Environment:
         store = MemoryStore(clock=self.clock)  # timers are due on the virtual clock
-        self._client = _Client(self, store, tenant=self.tenant, clock=self.clock)
+        self._client = _Client(self, store, tenant=self.tenant, tenants=self.tenants,
+                               clock=self.clock)
         self._worker = Worker(self._client, self.workflows.values(), self.actions.values(),
                               max_cached=0 if self.always_replay else 1000)
         self._running = asyncio.create_task(self._worker.run(), name="durable.testing worker")
@@ -268,7 +273,7 @@ class _Client(Client):
         return defn
 
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
-        return _Handle(self, workflow_id, tenant or self.tenant)
+        return _Handle(self, check_id(workflow_id, "a workflow id"), self._tenant(tenant))
 
 
 class _Handle(WorkflowHandle[R]):

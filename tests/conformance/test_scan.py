@@ -62,7 +62,7 @@ async def test_scan_pages_through_everything_exactly_once(store: Store) -> None:
 
 async def test_client_iter_executions_pages_and_filters(store: Store) -> None:
     await _fill(store)
-    client = durable.Client(store, tenant=T1)
+    client = durable.Client(store, tenant=T1, tenants="*")
     every = [r async for r in client.iter_executions(page=2, all_tenants=True)]
     assert ids(every) == ids(await store.scan_executions())
     mine = [r async for r in client.iter_executions(page=1)]

@@ -36,13 +36,15 @@ class Env:
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     _memory: MemoryStore | None = None
 
-    async def client(self) -> durable.Client:
-        """A new client (with its own store connection, except on the memory store)."""
+    async def client(self, tenants: Any = None) -> durable.Client:
+        """A new client (with its own store connection, except on the memory store) for the
+        test's tenant, or for ``tenants`` (its scope)."""
         if self.kind == "memory":
             self._memory = self._memory or MemoryStore()
-            client = durable.Client(self._memory, tenant=self.tenant, poll_interval=0.02)
+            client = durable.Client(self._memory, tenant=self.tenant, tenants=tenants,
+                                    poll_interval=0.02)
         else:
-            client = await durable.connect(self.url, tenant=self.tenant,
+            client = await durable.connect(self.url, tenant=self.tenant, tenants=tenants,
                                            redis_url=self.redis_url, prefix=self.prefix)
             client.poll_interval = 0.02
             self._stack.push_async_callback(client.close)

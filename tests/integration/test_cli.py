@@ -103,7 +103,7 @@ def test_start_send_work_list_show(cli, db: str) -> None:
     code, out, err = cli("start", "InvoiceApproval", '"inv-1"', "500", "0.2",
                          "--id", "inv-1", "--module", "examples.invoice")
     assert (code, out.strip(), err) == (0, "inv-1", "")
-    assert cli("send", "inv-1", "Submit", '{"by": "u1"}')[0] == 0
+    assert cli("send", "inv-1", "Submit", '{"by": "u1"}', "--metadata", '{"user": "ann"}')[0] == 0
     assert cli("send", "inv-1", "Approve", "--key", "approve-1")[0] == 0
     assert cli("send", "inv-1", "Approve", "--key", "approve-1")[0] == 0  # deduplicated
 
@@ -120,7 +120,8 @@ def test_start_send_work_list_show(cli, db: str) -> None:
     assert code == 0, err
     for expected in ("WorkflowStarted", 'InvoiceApproval("inv-1", 500, 0.2)',
                      '#1 send_email("manager@example.com"', 'log_event(message="inv-1 submitted")',
-                     "Submit {\"by\":\"u1\"}", "key=approve-1", "TimerStarted", "0.2s",
+                     "Submit {\"by\":\"u1\"} metadata={\"user\":\"ann\"}", "key=approve-1",
+                     "TimerStarted", "0.2s",
                      'WorkflowCompleted "approved"', "status:    completed", "state:     approved"):
         assert expected in out, expected
     assert out.count("EventReceived") == 2  # the second Approve was deduplicated
@@ -255,7 +256,8 @@ def test_tenants_are_separate(cli) -> None:
                "-m", "examples.invoice")[0] == 0
     assert cli("list")[1] == "no executions\n"
     assert "t1" in cli("list", "--tenant", "acme")[1]
-    assert cli("list", "--all-tenants")[1].split("\n")[1].split()[:2] == ["acme", "t1"]
+    assert cli("--tenants", "*", "list", "--all-tenants")[1].split("\n")[1].split()[:2] == [
+        "acme", "t1"]
 
 
 def test_query_and_update(cli, db: str) -> None:
@@ -408,3 +410,23 @@ def test_lint_reports_calls_that_would_replay_differently(cli) -> None:
     assert lines[-1] == "checked 3 workflow(s): 6 call(s) that would replay differently"
     code, out, _ = cli("lint", "examples.order", "examples.concurrency", "--json")
     assert code == 0 and json.loads(out) == {"findings": [], "workflows": 6}
+
+
+def test_version_prints_the_installed_distributions_version(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"durable {metadata.version('durable')}\n"
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["schedule", "list"],
+                                     ["verify"], ["patches", "--module", "examples.order"]])
+def test_read_only_commands_refuse_a_missing_sqlite_file(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "typo.db"
+    assert main(["--db", f"sqlite:///{missing}", *command]) == 1
+    assert "no SQLite database at" in capsys.readouterr().err
+    assert not missing.exists()

@@ -67,7 +67,8 @@ async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Red
         yield client
         keys = [k.decode() async for k in client.scan_iter(match=f"{redis_prefix}*")]
         shape = re.compile(re.escape(redis_prefix)
-                           + r"(\{\d+\}:(w|w:RedisDispatch\w+|a:redis_dispatch_step)|sticky|sticky:.+|alive:.+)")
+                           + r"(\{\d+\}:(w|w:RedisDispatch\w+|a:redis_dispatch_step)|route:.+|sticky:.+"
+                           + r"|alive:.+)")
         assert all(shape.fullmatch(k) for k in keys), keys  # nothing but dispatch keys
         if keys:
             await client.delete(*keys)

@@ -103,9 +103,9 @@ def test_a_store_replays_and_filters(cli: Cli, db: str) -> None:
     assert code == 0 and "replayed 2 executions: 2 ok" in out
     assert "ok       default/ord-1 (OrderFulfillment, " in out
     assert "ok       default/inv-1 (InvoiceApproval, " in out and "waits at" in out
-    code, out, _ = cli("--db", db, "replay", *modules, "--all-tenants")
+    code, out, _ = cli("--db", db, "--tenants", "*", "replay", *modules, "--all-tenants")
     assert code == 0 and "replayed 3 executions: 3 ok" in out
-    code, out, _ = cli("--db", db, "replay", *modules, "--all-tenants", "--workflow",
+    code, out, _ = cli("--db", db, "--tenants", "*", "replay", *modules, "--all-tenants", "--workflow",
                        "OrderFulfillment")
     assert "replayed 2 executions" in out
     code, out, _ = cli("--db", db, "replay", *modules, "--status", "running")
@@ -127,7 +127,7 @@ def test_a_changed_workflow_diverges_with_its_source_line(
         charge_id = await ctx.run(charge_card, order_id, amount_cents)
         return {"order_id": order_id, "charge_id": charge_id, "tracking": tracking}
         ''')
-    code, out, err = cli("--db", db, "replay", "--all-tenants", "-m", module, "-m",
+    code, out, err = cli("--db", db, "--tenants", "*", "replay", "--all-tenants", "-m", module, "-m",
                          "examples.invoice", "--progress", "0")
     assert code == 1
     assert out.count("DIVERGED") == 2  # both orders: every divergence, not just the first

@@ -109,7 +109,7 @@ class RecordingDispatcher:
         self.published: list[TaskRef] = []
         self.down = False
 
-    async def publish(self, refs: Sequence[TaskRef]) -> None:
+    async def publish(self, refs: Sequence[TaskRef], *, sticky: bool = True) -> None:
         if self.down:
             raise ConnectionError("dispatcher down (test)")
         self.published.extend(refs)

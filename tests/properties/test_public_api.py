@@ -41,7 +41,8 @@ async def echo(value: Any) -> Any:
 
 @pytest.fixture
 async def env() -> AsyncIterator[Environment]:
-    async with Environment(workflows=[waiter, prober, child], actions=[echo]) as env:
+    async with Environment(workflows=[waiter, prober, child], actions=[echo],
+                           tenants="*") as env:
         yield env
 
 
@@ -201,7 +202,7 @@ async def test_connect_takes_or_refuses_any_tenant_and_url(tenant: Any, url: Any
     ok_url, _ = await works_or_typed(lambda: durable.connect(url))
     if ok:
         async with client as opened:
-            assert opened.tenant == tenant
+            assert opened.tenant == ("default" if tenant is None else tenant)
 
 
 @given(duration=durations())

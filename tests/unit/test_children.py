@@ -150,8 +150,8 @@ def test_handle_cancel_asks_once_and_the_child_reports_its_end() -> None:
     @durable.workflow(name="Canceller")
     async def canceller(ctx: durable.Context) -> str:
         child = await ctx.start_child(charge, 1, id="c")
-        child.cancel("not needed")
-        child.cancel("again")
+        await child.cancel("not needed")  # awaitable, like WorkflowHandle.cancel()
+        child.cancel("again")  # and issued at the call without an await
         try:
             return str(await child)
         except durable.errors.WorkflowCancelledError:

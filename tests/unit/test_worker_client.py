@@ -117,7 +117,7 @@ WORKFLOWS = [retrying, failing, typed, waiter, nr, bad_args, boom]
 @pytest.fixture
 async def client() -> AsyncIterator[durable.Client]:
     calls.clear()
-    async with durable.connect("memory://") as client:
+    async with durable.connect("memory://", tenants=["default", "other"]) as client:
         yield client
 
 

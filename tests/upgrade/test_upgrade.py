@@ -60,7 +60,7 @@ async def test_an_earlier_store_upgrades_in_place_and_its_executions_complete(
         finally:
             await conn.close()
     assert await migrate_store(url) == LATEST[kind], MANIFEST[name]
-    async with durable.connect(url) as client:
+    async with durable.connect(url, tenants="*") as client:
         before = [check async for check in verify_store(client.store)]
         assert [c.error for c in before] == [None] * len(flows.EXECUTIONS)
         assert all(c.unchecked == c.events > 0 for c in before)  # rows from before checksums
@@ -79,4 +79,4 @@ async def test_an_earlier_store_upgrades_in_place_and_its_executions_complete(
         after = [check async for check in verify_store(client.store)]
         assert [c.error for c in after] == [None] * len(flows.EXECUTIONS)
         assert sum(c.events - c.unchecked for c in after) > 0  # the new rows are chained
-    assert await asyncio.to_thread(cli, ["verify", "--db", url, "--all-tenants"]) == 0
+    assert await asyncio.to_thread(cli, ["verify", "--db", url, "--tenants", "*", "--all-tenants"]) == 0

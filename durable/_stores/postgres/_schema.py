@@ -177,13 +177,16 @@ async def migrate_txn(conn: Any, target: Target, url: str) -> int:
     transaction; return the schema version.
 
     An advisory lock serializes processes that migrate the same database at once: the later
-    ones wait, then find nothing left to do.
+    ones wait, then find nothing left to do. What exists is not created again, so a role that
+    may not create anything (a tenant's, ``durable tenant create``) opens an up-to-date store.
     """
     async with conn.transaction():
         await conn.execute(sql.LOCK_MIGRATIONS)
-        if target.schema is not None:
+        if target.schema is not None and await conn.fetchval(
+                "SELECT to_regnamespace($1)", f'"{target.schema}"') is None:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"')
-        await conn.execute(sql.CREATE_SCHEMA_VERSION)
+        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+            await conn.execute(sql.CREATE_SCHEMA_VERSION)
         recorded = await conn.fetch(sql.SELECT_SCHEMA_VERSIONS)
         for old, new, name in renumbered(recorded, _MIGRATIONS):
             await conn.execute(sql.RENUMBER_SCHEMA_VERSION, old, new, name)
