@@ -124,6 +124,7 @@ FROM (SELECT t.tenant, t.workflow_id FROM workflow_tasks AS t
                    row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn
             FROM workflow_tasks WHERE due <= $3 AND workflow = ANY ($4::text[])) AS r
         ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id
+      WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
       ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
@@ -149,6 +150,7 @@ FROM (SELECT t.tenant, t.workflow_id, t.run_id, t.cmd FROM action_tasks AS t
             FROM action_tasks WHERE due <= $3 AND name = ANY ($4::text[])) AS r
         ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id AND r.run_id = t.run_id
        AND r.cmd = t.cmd
+      WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
       ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
