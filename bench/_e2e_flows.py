@@ -71,6 +71,27 @@ async def long_steps(ctx: durable.Context, steps: int) -> int:
     return n
 
 
+# The throughput workflow on task queues of its own, calling an action with limits configured
+# far above what the benchmark reaches (bench/e2e.py --queues): what queues and limits cost
+# when they do not bind. A limited action never runs inline (its claim enforces the limit).
+@durable.action(name="BenchAddOneQueued", timeout=5.0, queue="bench-actions",
+                max_concurrent=1_000_000, rate="10000000/s")
+async def add_one_queued(n: int) -> int:
+    return n + 1
+
+
+@durable.action(name="BenchAddOneQueuedFree", timeout=5.0, queue="bench-actions")
+async def add_one_queued_free(n: int) -> int:
+    return n + 1
+
+
+@durable.workflow(name="BenchThreeStepsQueued", queue="bench-flows")
+async def three_steps_queued(ctx: durable.Context, n: int, limited: bool) -> int:
+    for _ in range(3):
+        n = await ctx.run(add_one_queued if limited else add_one_queued_free, n)
+    return n
+
+
 @durable.workflow(name="BenchOneStepPlain")
 async def one_step_plain(ctx: durable.Context, n: int) -> int:
     return await ctx.run(add_one_plain, n)
@@ -93,8 +114,8 @@ async def many_steps_plain(ctx: durable.Context, steps: int, seconds: float) -> 
 FLOWS = {False: {"one": one_step, "three": three_steps, "many": many_steps},
          True: {"one": one_step_plain, "three": three_steps_plain, "many": many_steps_plain}}
 WORKFLOWS = [one_step, three_steps, many_steps, long_steps, one_step_plain, three_steps_plain,
-             many_steps_plain]
-ACTIONS = [add_one, pause, add_one_plain, pause_plain]
+             many_steps_plain, three_steps_queued]
+ACTIONS = [add_one, pause, add_one_plain, pause_plain, add_one_queued, add_one_queued_free]
 
 
 def flow(name: str, plain: bool) -> Any:

@@ -4,7 +4,8 @@
     .venv/bin/python bench/e2e.py latency    --db URL [--redis URL] [--samples 200] [--actions 1|3] [--embedded]
     .venv/bin/python bench/e2e.py recovery   --db URL [--redis URL] [--workflows 200] [--steps 20] [--embedded] [--lease S]
     .venv/bin/python bench/e2e.py long       --db URL [--redis URL] [--steps 10000] [--embedded]
-    .venv/bin/python bench/e2e.py matrix     [--workflows 1000]
+    .venv/bin/python bench/e2e.py matrix     [--workflows 1000] [--queues [queues|limits]]
+    .venv/bin/python bench/e2e.py fairness   --db URL [--redis URL] [--noisy 20000] [--samples 200]
 
 Workers (and, with Redis, a ``durable server``) run as separate processes, as in production;
 this process starts the workflows and waits for their results. With ``--embedded`` the worker
@@ -25,8 +26,13 @@ the fastest documented option (short action timeouts: inline; see ``bench/_e2e_f
   runs them is SIGKILLed half way and started again; when all finished after the restart.
 - long: one workflow of ``--steps`` sequential steps next to one of 10 steps; µs per step
   of each and their ratio (the sticky cache keeps a long workflow linear).
+- fairness: tenant "quiet" starts 1-action workflows one at a time, on an idle system and
+  then with tenant "noisy"'s ``--noisy`` workflows queued; quiet's start-to-result p99 in
+  both and their ratio.
 - matrix: throughput at concurrency 1, 10 and 100 on SQLite (one process, and a worker
-  process) and on PostgreSQL + Redis, as one table.
+  process) and on PostgreSQL + Redis, as one table; with ``--queues``, each again with the
+  workflow and its action on task queues of their own and the action's limits configured but
+  not binding (``--queues queues``: without the limits), and the ratio.
 
 Each measurement prints its line and returns its numbers (``measure("latency", db=...,
 actions=3)``), for ``bench/compare``.
@@ -165,7 +171,11 @@ async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
 async def throughput(args: argparse.Namespace) -> dict[str, float]:
     async with running(args, args.concurrency) as client:
         async def one(i: int) -> None:
-            handle = await client.start(flows.flow("three", args.plain), i, id=f"t{i}")
+            if args.queues == "plain":
+                handle = await client.start(flows.flow("three", args.plain), i, id=f"t{i}")
+            else:  # on queues of their own; with "limits", a limited action (not inline)
+                handle = await client.start(flows.three_steps_queued, i,
+                                            args.queues == "limits", id=f"t{i}")
             assert await handle.result(timeout=300) == i + 3
 
         in_flight = args.in_flight or args.concurrency
@@ -174,7 +184,7 @@ async def throughput(args: argparse.Namespace) -> dict[str, float]:
         samples = await run_bounded(args.workflows, in_flight, lambda i: one(i + 10**6))
         elapsed = time.perf_counter() - t0
     p50, p99 = _percentiles(samples)
-    print(f"throughput {_setup(args)} workflows={args.workflows} "
+    print(f"throughput {_setup(args)} queues={args.queues} workflows={args.workflows} "
           f"concurrency={args.concurrency} in-flight={in_flight}: "
           f"{args.workflows / elapsed:,.0f} workflows/s, "
           f"{3 * args.workflows / elapsed:,.0f} action steps/s ({elapsed:.2f} s); "
@@ -200,6 +210,33 @@ async def latency(args: argparse.Namespace) -> dict[str, float]:
           f"{args.samples} samples: p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, "
           f"mean {mean * 1e3:.1f} ms")
     return {"p50": p50, "p99": p99, "mean": mean}
+
+
+async def fairness(args: argparse.Namespace) -> dict[str, float]:
+    """Tenant "quiet" starts 1-action workflows one at a time, first on an idle system, then
+    while tenant "noisy" has ``--noisy`` 3-action workflows queued: quiet's start-to-result
+    p99 in both, and their ratio (target <= 2)."""
+    async with running(args, args.concurrency) as client:
+        tag = uuid.uuid4().hex[:6]
+        quiet, noisy = f"quiet-{tag}", f"noisy-{tag}"
+
+        async def one(i: int) -> None:
+            handle = await client.start(flows.one_step, i, id=f"q{i}", tenant=quiet)
+            assert await handle.result(timeout=600) == i + 1
+
+        await run_bounded(10, 1, one)  # warm up
+        idle = await run_bounded(args.samples, 1, lambda i: one(i + 10**6))
+        progress(f"starting {args.noisy:,} workflows of tenant {noisy} ...")
+        await run_bounded(args.noisy, 200, lambda i: client.start(
+            flows.three_steps, i, id=f"n{i}", tenant=noisy))
+        loaded = await run_bounded(args.samples, 1, lambda i: one(i + 2 * 10**6))
+        left = len(await client.store.list_executions(noisy, status="running", limit=args.noisy))
+    (_, idle_p99), (_, loaded_p99) = _percentiles(idle), _percentiles(loaded)
+    print(f"fairness {_setup(args)} concurrency={args.concurrency} noisy={args.noisy:,} queued "
+          f"({left:,} still running when quiet was done), {args.samples} quiet samples: "
+          f"quiet p99 idle {idle_p99 * 1e3:.1f} ms, loaded {loaded_p99 * 1e3:.1f} ms: "
+          f"{loaded_p99 / idle_p99:.1f}x (target <= 2x)")
+    return {"idle_p99": idle_p99, "loaded_p99": loaded_p99, "ratio": loaded_p99 / idle_p99}
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -368,20 +405,29 @@ async def matrix(args: argparse.Namespace) -> dict[str, float]:
                                concurrency=concurrency, workflows=args.workflows)
                 progress(f"{name}, concurrency {concurrency} ...")
                 got = await measure("throughput", **options)
-                rows.append((name, concurrency, f"{got['workflows_per_s']:,.0f}",
-                             f"{got['steps_per_s']:,.0f}", f"{got['loaded_p50'] * 1e3:.1f}",
-                             f"{got['loaded_p99'] * 1e3:.1f}"))
+                row = [name, concurrency, f"{got['workflows_per_s']:,.0f}",
+                       f"{got['steps_per_s']:,.0f}", f"{got['loaded_p50'] * 1e3:.1f}",
+                       f"{got['loaded_p99'] * 1e3:.1f}"]
                 numbers[f"{name}/{concurrency}"] = got["steps_per_s"]
+                if args.queues != "plain":  # the same again on queues (and limits): the ratio
+                    variant = await measure("throughput", queues=args.queues, **options)
+                    numbers[f"{name}/{concurrency}/{args.queues}"] = variant["steps_per_s"]
+                    row += [f"{variant['steps_per_s']:,.0f}",
+                            f"{variant['steps_per_s'] / got['steps_per_s']:.2f}"]
+                rows.append(tuple(row))
     from bench.compare._common import table
 
     print(f"\nEnd to end, {args.workflows:,} workflows of 3 actions each, one worker "
           "(start-to-result percentiles under that load)")
-    print(table(["store", "concurrency", "workflows/s", "steps/s", "p50 ms", "p99 ms"], rows))
+    heads = ["store", "concurrency", "workflows/s", "steps/s", "p50 ms", "p99 ms"]
+    if args.queues != "plain":
+        heads += [f"steps/s {args.queues}", "ratio"]
+    print(table(heads, rows))
     return numbers
 
 
 MEASUREMENTS = {"throughput": throughput, "latency": latency, "recovery": recovery,
-                "long": long, "matrix": matrix}
+                "long": long, "matrix": matrix, "fairness": fairness}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -397,6 +443,8 @@ def parser() -> argparse.ArgumentParser:
                         help="the client's result poll interval (PostgreSQL also wakes it)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--noisy", type=int, default=20_000,
+                        help="fairness: the noisy tenant's queued workflows")
     parser.add_argument("--steps", type=int, default=None,
                         help="recovery: steps per workflow (20); long: steps (10,000)")
     parser.add_argument("--embedded", action="store_true",
@@ -405,6 +453,12 @@ def parser() -> argparse.ArgumentParser:
                         help="recovery: the workers' lease (default: every setting default)")
     parser.add_argument("--plain", action="store_true",
                         help="plain @durable.action and a default Worker")
+    parser.add_argument("--queues", nargs="?", const="limits", default="plain",
+                        choices=["plain", "queues", "limits"],
+                        help="throughput/matrix: the workflow and its action on task queues of "
+                             "their own ('queues'), the action also with limits that do not "
+                             "bind ('limits', the default of a bare --queues); matrix prints "
+                             "the ratio to plain")
     return parser
 
 

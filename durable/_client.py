@@ -25,6 +25,7 @@ from ._history import (
 )
 from ._ports import EagerWorker
 from ._payloads import MAX_PAYLOAD_BYTES, check_metadata, check_size, dump_value
+from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason, unroute
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_text, check_timeout, show,
 )
@@ -77,6 +78,9 @@ class Description(msgspec.Struct, frozen=True):
     error: ErrorInfo | None = None
     task_error: str | None = None
     suspended_at: str | None = None  # file:line of the await a running workflow waits at
+    queue: str = "default"  # the task queue its workflow tasks run on
+    # Why its work waits, when it does: "no worker hosts action 'x' on queue 'y'", ...
+    waiting: list[str] = []
 
 
 class WorkflowHandle(Generic[R]):
@@ -89,6 +93,7 @@ class WorkflowHandle(Generic[R]):
         self.workflow_id = workflow_id
         self._tenant = client.acts_for(tenant)
         self._definition = definition
+        self._route = ""  # its workflow's route (``_queues``), once known: for its hints
         # The store's wakeup epoch in which this handle's start created the execution: until
         # it ends, the execution's end is reported, so a first wait needs no read.
         self._created_in: int | None = None
@@ -129,7 +134,7 @@ class WorkflowHandle(Generic[R]):
         seq = await self.client.store.append_input(self.tenant, self.workflow_id, event,
                                                    dedup=dedup, now=self.client.clock())
         if seq is not None:
-            await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
+            await self.client.publish([workflow_ref(self.tenant, self.workflow_id, self._route)])
         elif (await self._record()).status in TERMINAL_STATUSES and not (
                 idempotency_key is not None and await self._delivered(idempotency_key)):
             raise WorkflowClosedError(f"execution {self.workflow_id!r} has ended; event "
@@ -185,7 +190,7 @@ class WorkflowHandle(Generic[R]):
             self.tenant, self.workflow_id, CancelRequested(0, 0.0, reason), dedup="cancel",
             now=self.client.clock())
         if seq is not None:
-            await self.client.publish([workflow_ref(self.tenant, self.workflow_id)])
+            await self.client.publish([workflow_ref(self.tenant, self.workflow_id, self._route)])
             return
         record = await self._record()
         if record.status in TERMINAL_STATUSES and not any(
@@ -252,7 +257,8 @@ class WorkflowHandle(Generic[R]):
         return Description(record.workflow_id, record.run_id, record.tenant, record.workflow,
                            record.version, record.status, record.state, record.data,
                            record.created_at, record.updated_at, record.last_seq, actions,
-                           timers, record.result, record.error, record.task_error, suspended_at)
+                           timers, record.result, record.error, record.task_error, suspended_at,
+                           record.queue, await waiting(store, record, actions, self.client.clock()))
 
     async def state_at(self, when: datetime | float | int, *, replay: bool = False,
                        run_id: str | None = None) -> StateAt:
@@ -309,6 +315,21 @@ def _epoch(since: float | datetime | None) -> float | None:
     return check_number(since, "since", minimum=-math.inf)
 
 
+async def waiting(store: Store, record: ExecutionRecord, actions: list[ActionTask],
+                  now: float) -> list[str]:
+    """Why a running execution's work waits: the workflow and action routes no live worker
+    hosts (``worker_hosts``)."""
+    if record.status in TERMINAL_STATUSES:
+        return []
+    needed = [("w", route(record.workflow, record.queue))]
+    needed += sorted({("a", route(a.name, a.queue)) for a in actions})
+    missing = await store.unhosted(needed, since=now - HOSTS_TTL)
+    limited = await store.limit_waits([r for kind, r in needed if kind == "a"], now=now)
+    return [unhosted_reason(*host) for host in needed if host in missing] + [
+        f"action {unroute(r)[0]!r} on queue {unroute(r)[1]!r} waits: {why}"
+        for r, why in sorted(limited.items())]
+
+
 def _known(name: str) -> WorkflowDefinition | None:
     try:
         return workflow_definition(name)
@@ -337,8 +358,10 @@ class Client:
         self._workers: list[EagerWorker] = []  # this client's running workers, for eager starts
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
-                    *args: Unpack[Ts], id: str | None = None, tenant: str | None = None) -> WorkflowHandle[R]:
-        """Start ``workflow`` with ``args`` under workflow id ``id`` (default: a new UUID).
+                    *args: Unpack[Ts], id: str | None = None, tenant: str | None = None,
+                    queue: str | None = None) -> WorkflowHandle[R]:
+        """Start ``workflow`` with ``args`` under workflow id ``id`` (default: a new UUID), on
+        task queue ``queue`` (default: the workflow's own, see ``durable.workflow``).
 
         A second start with an id that exists returns the existing execution's handle.
         Arguments are validated against the workflow's signature before anything is written.
@@ -346,21 +369,24 @@ class Client:
         defn = workflow_definition(workflow)
         tenant = self._tenant(tenant)
         workflow_id = str(uuid.uuid4()) if id is None else check_id(id, "a workflow id")
+        on = defn.queue if queue is None else check_queue(queue, "start(queue=)")
         a, k = defn.params.dump(tuple(args), {})
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
-                                  tenant, a, k)
+                                  tenant, a, k, queue=on)
         epoch, now = self.store.wakeup.epoch, self.clock()
         # Eager start: a worker of this client that hosts the workflow and has room gets the
         # first task with the creation itself (no hint, claim or read; Temporal's eager start).
-        eager = next((w for w in self._workers if w.takes_eager(defn.name)), None)
+        key = route(defn.name, on)
+        eager = next((w for w in self._workers if w.takes_eager(key)), None)
         lease_to = None if eager is None else (eager.identity, now + eager.lease)
         _, created = await self.store.create_execution(started, now=now, lease_to=lease_to)
         handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, tenant, defn)
+        handle._route = key if created else ""
         if created:
             if epoch is not None and epoch == self.store.wakeup.epoch:
                 handle._created_in = epoch
             if eager is None or not await self._hand_over(eager, started, now):
-                await self.publish([workflow_ref(tenant, workflow_id)])
+                await self.publish([workflow_ref(tenant, workflow_id, key)])
         return handle
 
     @property
@@ -395,7 +421,8 @@ class Client:
         """Run a new execution's first task on ``worker``, which its creation leased it to;
         if the worker stopped meanwhile, give the task back (to be announced)."""
         task = WorkflowTask(started.tenant, started.workflow_id, started.workflow, 1,
-                            history=[replace(started, seq=1, time=now)], run_id=started.run_id)
+                            history=[replace(started, seq=1, time=now)], run_id=started.run_id,
+                            queue=started.queue)
         if worker.run_eager(task):
             return True
         await self.store.release_workflow_task(task, worker.identity, delay=0.0, error=None,

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import sys
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
 
 from ._guard import warn as warn_nondeterministic
+from ._limits import Limit, check_limit
+from ._options import CallOptions, RetrySpec
 from ._payloads import Params, Result
+from ._queues import DEFAULT_QUEUE, check_queue
 from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
 from .errors import (
     ArgumentTypeError, DatabaseActionError, InputError, InvalidArgumentError, UnknownActionError,
@@ -25,8 +31,10 @@ __all__ = [
     "action",
     "action_definition",
     "definitions_in",
+    "retry_spec",
     "seconds",
     "workflow",
+    "with_options",
     "workflow_definition",
 ]
 
@@ -49,13 +57,14 @@ def seconds(duration: Duration, what: str = "a duration") -> float:
 class Retry:
     """How an action is retried.
 
-    ``attempts`` counts all attempts, the first included (``attempts=1`` never retries). The
+    ``attempts`` counts all attempts, the first included (``attempts=1`` never retries);
+    ``attempts=None`` retries until the call's ``total_timeout`` runs out, or for ever. The
     n-th retry waits ``initial * backoff ** (n - 1)`` seconds, at most ``maximum``.
     Exceptions whose type is in ``non_retryable`` (or a ``durable.errors.NonRetryable``) fail
     the call at once.
     """
 
-    attempts: int = 3
+    attempts: int | None = 3
     initial: float = 1.0
     backoff: float = 2.0
     maximum: float = 60.0
@@ -63,12 +72,14 @@ class Retry:
 
     def __post_init__(self) -> None:
         try:
-            check_count(self.attempts, "Retry(attempts=)", minimum=1)
+            if self.attempts is not None:
+                check_count(self.attempts, "Retry(attempts=)", minimum=1)
             check_number(self.initial, "Retry(initial=)", maximum=MAX_DURATION)
             check_number(self.backoff, "Retry(backoff=)", minimum=1.0)
             check_number(self.maximum, "Retry(maximum=)", maximum=MAX_DURATION)
         except InputError as exc:
-            raise InvalidArgumentError(f"invalid retry policy: attempts >= 1, initial >= 0, "
+            raise InvalidArgumentError(f"invalid retry policy: attempts >= 1 (or None: no "
+                                       f"limit), initial >= 0, "
                                        f"backoff >= 1, maximum >= 0, all finite ({exc})"
                                        ) from None
         if not isinstance(self.non_retryable, tuple) or not all(
@@ -78,7 +89,10 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after attempt number ``attempt`` (1-based) failed."""
-        return min(self.initial * self.backoff ** (attempt - 1), self.maximum)
+        try:
+            return min(self.initial * self.backoff ** (attempt - 1), self.maximum)
+        except OverflowError:  # unlimited attempts: the backoff has long reached its maximum
+            return self.maximum
 
     def retries(self, exc: BaseException, attempt: int) -> bool:
         """Whether attempt number ``attempt`` that raised ``exc`` is followed by another."""
@@ -87,7 +101,55 @@ class Retry:
         if isinstance(exc, (NonRetryable, ValidationError, DatabaseActionError)) \
                 or isinstance(exc, self.non_retryable):
             return False
-        return attempt < self.attempts
+        return self.attempts is None or attempt < self.attempts
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounded(Retry):
+    """A call's retry policy with its ``total_timeout``: no retry starts after ``deadline``
+    (on ``clock``)."""
+
+    deadline: float = math.inf
+    clock: Callable[[], float] = time.time
+
+    def retries(self, exc: BaseException, attempt: int) -> bool:
+        return Retry.retries(self, exc, attempt) \
+            and self.clock() + self.delay(attempt) < self.deadline
+
+
+def retry_spec(retry: Retry) -> RetrySpec:
+    """A retry policy as a call records it."""
+    return RetrySpec(retry.attempts, retry.initial, retry.backoff, retry.maximum,
+                     [f"{t.__module__}.{t.__qualname__}" for t in retry.non_retryable])
+
+
+def with_options(defn: ActionDefinition, options: CallOptions | None,
+                 clock: Callable[[], float]) -> ActionDefinition:
+    """The action as one call runs it: its declaration with the call's options (``retry``,
+    ``timeout``, and ``total_timeout``, which bounds the retries and each attempt's time)."""
+    if options is None:
+        return defn
+    retry = defn.retry if options.retry is None else _retry(options.retry)
+    timeout = defn.timeout if options.timeout is None else options.timeout
+    if options.deadline is not None:
+        left = max(options.deadline - clock(), 0.001)
+        timeout = left if timeout is None else min(timeout, left)
+        retry = _Bounded(retry.attempts, retry.initial, retry.backoff, retry.maximum,
+                         retry.non_retryable, options.deadline, clock)
+    return replace(defn, retry=retry, timeout=timeout)
+
+
+def _retry(spec: RetrySpec) -> Retry:
+    """A recorded retry policy; exception classes that cannot be imported here are left out."""
+    found: list[type[BaseException]] = []
+    for name in spec.non_retryable:
+        module, _, qualname = name.rpartition(".")
+        value: Any = sys.modules.get(module)
+        for part in qualname.split("."):
+            value = getattr(value, part, None)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            found.append(value)
+    return Retry(spec.attempts, spec.initial, spec.backoff, spec.maximum, tuple(found))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -99,6 +161,7 @@ class WorkflowDefinition:
     fn: Callable[..., Awaitable[Any]]
     params: Params
     result: Result
+    queue: str = DEFAULT_QUEUE  # where its executions' workflow tasks go unless started elsewhere
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -116,6 +179,8 @@ class ActionDefinition:
     transaction: bool = False  # a database action: its first parameter is the connection
     isolation: str = DEFAULT_ISOLATION
     heartbeat_timeout: float | None = None  # an attempt silent this long has timed out
+    queue: str = DEFAULT_QUEUE  # where its calls go unless a call says otherwise
+    limit: Limit | None = None  # max_concurrent and rate (``_limits``), enforced by claims
 
 
 # Every definition made in this process, by name: the fallback when a worker or client is not
@@ -127,8 +192,10 @@ _actions: Final[dict[str, ActionDefinition]] = {}
 @overload
 def workflow(fn: F, /) -> F: ...
 @overload
-def workflow(*, name: str | None = None, version: str = "1") -> Callable[[F], F]: ...
-def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") -> Any:
+def workflow(*, name: str | None = None, version: str = "1",
+             queue: str = DEFAULT_QUEUE) -> Callable[[F], F]: ...
+def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1",
+             queue: str = DEFAULT_QUEUE) -> Any:
     """Declare an ``async def`` workflow whose first parameter is the ``Context``.
 
     Use bare (``@durable.workflow``) or with a ``name`` (default: the function's name) and a
@@ -136,7 +203,12 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
     differently (``datetime.now()``, ``random.random()``, ``uuid.uuid4()``, ``os.environ``, ...)
     are reported as a ``durable.NondeterministicCallWarning`` with ``file:line`` and what to
     use instead (``ctx.now()``, ``ctx.random()``, ``ctx.uuid4()``, an action).
+
+    ``queue`` (default ``"default"``) is the task queue its executions run on unless
+    ``client.start(..., queue=...)`` names another: only workers that host the workflow on
+    that queue run them.
     """
+    check_queue(queue)
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
@@ -144,7 +216,7 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1") 
         wf_name = check_id(f.__name__ if name is None else name, "a workflow name")
         check_id(str(version), "a workflow version")
         defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
-                                  Result(f, wf_name))
+                                  Result(f, wf_name), queue)
         warn_nondeterministic(f, wf_name)  # a warning per call that would replay differently
         f.__durable_workflow__ = defn  # type: ignore[attr-defined]
         _workflows[wf_name] = defn
@@ -159,11 +231,13 @@ def action(fn: F, /) -> F: ...
 def action(*, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
            transaction: bool = False, isolation: str | None = None,
-           heartbeat_timeout: float | timedelta | None = None) -> Callable[[F], F]: ...
+           heartbeat_timeout: float | timedelta | None = None, queue: str = DEFAULT_QUEUE,
+           max_concurrent: int | None = None, rate: str | None = None) -> Callable[[F], F]: ...
 def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = None,
            timeout: float | timedelta | None = None, inline: bool | None = None,
            transaction: bool = False, isolation: str | None = None,
-           heartbeat_timeout: float | timedelta | None = None) -> Any:
+           heartbeat_timeout: float | timedelta | None = None, queue: str = DEFAULT_QUEUE,
+           max_concurrent: int | None = None, rate: str | None = None) -> Any:
     """Declare an action: a function with side effects, run by a worker and recorded once.
 
     ``async def`` actions run on the worker's loop, plain functions in a thread. ``retry``
@@ -190,7 +264,17 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
     are kept with the call, and the next attempt (after a retry, or after its worker died)
     reads them as ``action_info().heartbeat_details``, to resume where it stopped. Actions
     with a heartbeat timeout never run inline.
+
+    ``queue`` (default ``"default"``) is the task queue its calls go to unless
+    ``ctx.run(..., queue=...)`` names another: only workers that host the action on that
+    queue run them.
+
+    ``max_concurrent`` (attempts running at once) and ``rate`` (attempts started, ``"100/s"``,
+    ``"20/m"`` or ``"5/h"``) limit the action across every worker that shares the store; its
+    calls wait, due, for room (``describe()`` says so). A limited action never runs inline.
     """
+    check_queue(queue)
+    limit = check_limit(max_concurrent, rate)
 
     level = _isolation(name, transaction, isolation)
     beat = _heartbeat_timeout(heartbeat_timeout)
@@ -208,7 +292,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
         defn = ActionDefinition(act_name, f, inspect.iscoroutinefunction(f), retry or Retry(),
                                 None if timeout is None else seconds(timeout),
                                 Params(f, act_name, skip_first=transaction), Result(f, act_name),
-                                inline, transaction, level, beat)
+                                inline, transaction, level, beat, queue, limit)
         target = _method_stand_in(f) if inspect.ismethod(f) else f
         target.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn

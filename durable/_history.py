@@ -11,12 +11,10 @@ kinds:
   ``TimerStarted``, ``TimerCancelled``, ``ChildInitiated``, ``ChildCancelRequested``,
   ``StateChanged``, ``DataChanged``, ``Patched``, ``UpdateCompleted`` and the terminal events.
 
-``TaskCompleted`` closes a batch: the inputs since the previous ``TaskCompleted`` were fed to
-the coroutine together, at the clock the ``TaskCompleted`` carries, and the command events
-that follow it are what that activation issued.
+``TaskCompleted`` closes a batch: the inputs since the previous one were fed to the coroutine
+together, at the clock it carries; the command events after it are what that activation issued.
 
-Schema evolution: events are encoded as MessagePack arrays (``array_like``), so a new field
-may only be appended, with a default.
+Schema evolution: events are MessagePack arrays (``array_like``): new fields go last, defaulted.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
 
+from ._options import CallOptions
 from .errors import HistoryError
 
 __all__ = [
@@ -123,6 +122,7 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     kwargs: dict[str, Any] = {}
     continued_from: str | None = None
     parent: ParentRef | None = None
+    queue: str = "default"  # the task queue of its workflow tasks (``_queues``)
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -221,12 +221,14 @@ class UpdateAccepted(_Event, frozen=True, tag=True, array_like=True):
 
 
 class ActionScheduled(_Event, frozen=True, tag=True, array_like=True):
-    """Command ``cmd`` scheduled action ``name``."""
+    """Command ``cmd`` scheduled action ``name`` on ``queue`` with the call's ``options``."""
 
     cmd: int
     name: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+    queue: str = "default"
+    options: CallOptions | None = None
 
 
 class ActionCancelRequested(_Event, frozen=True, tag=True, array_like=True):
@@ -268,6 +270,7 @@ class ChildInitiated(_Event, frozen=True, tag=True, array_like=True):
     args: list[Any]
     kwargs: dict[str, Any] = {}
     parent_close: str = "cancel"
+    queue: str = "default"
 
 
 class ChildCancelRequested(_Event, frozen=True, tag=True, array_like=True):
@@ -430,6 +433,8 @@ class ScheduleAction(_Command, frozen=True):
     name: str
     args: list[Any]
     kwargs: dict[str, Any] = {}
+    queue: str = "default"
+    options: CallOptions | None = None
 
 
 class CancelAction(_Command, frozen=True):
@@ -467,6 +472,7 @@ class StartChild(_Command, frozen=True):
     args: list[Any]
     kwargs: dict[str, Any] = {}
     parent_close: str = "cancel"
+    queue: str = "default"
 
 
 class CancelChild(_Command, frozen=True):

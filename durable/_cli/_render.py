@@ -225,6 +225,7 @@ def summary(d: durable.Description) -> list[str]:
     for t in d.pending_timers:
         lines.append(f"pending timer #{t.cmd}: fires at {clock(t.fire_at)} "
                      f"(in {max(t.fire_at - now, 0):.1f}s)")
+    lines.extend(f"waiting: {reason}" for reason in d.waiting)
     if d.task_error:
         lines.append("task error (the execution is held until this is fixed):")
         lines.extend(f"  {line}" for line in d.task_error.splitlines())

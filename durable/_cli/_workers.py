@@ -34,7 +34,8 @@ sys.path. ATTR may be:
         def worker(client, **options):
             return durable.Worker(client, workflows=[invoice_approval],
                                   actions=[send_email], **options)
-    --concurrency / --lease, when given, are passed to it as keyword arguments;
+    --concurrency / --lease / --queue, when given, are passed to it as keyword arguments
+    (--queue as queues=[...]);
   - an object or dict with `workflows` and `actions` lists;
   - a list of @durable.workflow and @durable.action functions.
 SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
@@ -60,6 +61,9 @@ def _add_worker(commands: Commands) -> None:
                    help="tasks run at once (Worker default 100)")
     p.add_argument("--lease", type=float, metavar="SECONDS",
                    help="how soon a crashed worker's tasks are picked up again (default 30)")
+    p.add_argument("--queue", action="append", dest="queues", metavar="NAME",
+                   help="serve this task queue (repeat for more; default: each workflow's and "
+                        "action's own queue)")
 
 
 def _add_server(commands: Commands) -> None:
@@ -88,7 +92,8 @@ def _log_to_stderr() -> None:
 async def _worker(args: argparse.Namespace) -> int:
     _log_to_stderr()
     name, target = load_target(args.target)
-    options = {k: v for k in ("concurrency", "lease") if (v := getattr(args, k)) is not None}
+    options = {k: v for k in ("concurrency", "lease", "queues")
+               if (v := getattr(args, k)) is not None}
     async with connect(args) as client:
         try:
             worker = await build_worker(name, target, client, options)
@@ -97,6 +102,7 @@ async def _worker(args: argparse.Namespace) -> int:
         started = (f"durable worker {worker.identity} started: db={store_url(args)} "
                    f"workflows={','.join(worker.workflows) or '-'} "
                    f"actions={','.join(worker.actions) or '-'} "
+                   f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
                    f"concurrency={worker.concurrency} lease={worker.lease:g}s")
         await _run_until_signalled(worker, started)
         print(f"durable worker {worker.identity} stopped", flush=True)

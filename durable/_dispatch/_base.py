@@ -7,8 +7,9 @@ outbox (``Store.dispatch_due``) announces it again.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
+from .._limits import Limit
 from .._stores import ActionTask, TaskRef, WorkflowTask
 
 __all__ = ["Claim", "ClaimSpec", "Dispatcher"]
@@ -27,6 +28,7 @@ class ClaimSpec(NamedTuple):
     actions: frozenset[str]
     lease: float
     history_after: Callable[[str, str], int] | None = None
+    limits: Mapping[str, Limit] = {}  # hosted action routes with limits (``_limits``)
 
 
 class Claim(NamedTuple):

@@ -3,8 +3,9 @@ from here, as ``KEYS``: they build no names of their own).
 
 With prefix ``durable`` and partition ``p`` (0 <= p < partitions)::
 
-    durable:{p}:w            workflow-task hints of partition p (every workflow name)
-    durable:{p}:a:<action>   action-task hints of <action> in partition p
+    durable:{p}:w            workflow-task hints of partition p whose workflow is not named
+    durable:{p}:w:<route>    workflow-task hints of the workflow <route> in partition p
+    durable:{p}:a:<route>    action-task hints of the action <route> in partition p
     durable:route:<t> US <id>  the worker that caches execution <id> of tenant <t> (expires;
                              removed when the execution ends or that worker evicts it)
     durable:sticky:<worker>  workflow-task hints routed to that worker (sticky execution)
@@ -16,9 +17,11 @@ same partition. The ``{p}`` hash tag puts a partition's streams in one Redis Clu
 multi-stream ``XREADGROUP`` must stay within a slot) and spreads partitions over slots: use at
 least as many partitions as the cluster has primaries.
 
-Workflow hints carry no workflow name, so all workflows share a partition's stream: workers that
-share a Redis prefix should host the same workflows (a worker acknowledges hints it cannot claim,
-and the store's outbox then has to announce them again).
+A route is a workflow's or action's name on its task queue (``_queues.route``: the plain name on
+the default queue), so a worker reads only the streams of what it hosts. A workflow hint whose
+publisher does not know its route (an input from another process) goes to the partition's
+unnamed stream, which every worker that hosts workflows reads; a worker that cannot claim it
+acknowledges it, and the store's outbox announces it again, named.
 """
 
 from __future__ import annotations
@@ -53,13 +56,14 @@ def partition(tenant: str, workflow_id: str, partitions: int) -> int:
     return zlib.crc32(f"{tenant}\x00{workflow_id}".encode()) % partitions
 
 
-def workflow_stream(prefix: str, p: int) -> str:
-    """The stream of workflow-task hints of partition ``p``."""
-    return f"{prefix}:{{{p}}}:w"
+def workflow_stream(prefix: str, p: int, route: str = "") -> str:
+    """The stream of workflow-task hints of the workflow ``route`` in partition ``p`` (its
+    unnamed stream when ``route`` is empty)."""
+    return f"{prefix}:{{{p}}}:w:{route}" if route else f"{prefix}:{{{p}}}:w"
 
 
 def action_stream(prefix: str, name: str, p: int) -> str:
-    """The stream of hints for action ``name`` in partition ``p``."""
+    """The stream of hints for action ``name`` (a route) in partition ``p``."""
     return f"{prefix}:{{{p}}}:a:{name}"
 
 

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._stores import Store, TaskRef
+from ._limited import claim_actions
 from ._base import Claim, ClaimSpec
 from ._housekeeping import Housekeeper
 
@@ -60,8 +61,8 @@ class LocalDispatcher:
                                                      now=now, limit=limit)
             claims.extend(Claim(t) for t in tasks)
         if spec.actions and limit > len(claims):
-            actions = await store.claim_action_tasks(spec.actions, spec.owner, lease=spec.lease,
-                                                     now=now, limit=limit - len(claims))
+            actions = await claim_actions(store, spec.actions, spec.limits, spec.owner,
+                                          lease=spec.lease, now=now, limit=limit - len(claims))
             claims.extend(Claim(a) for a in actions)
         return claims
 

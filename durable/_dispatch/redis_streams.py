@@ -50,6 +50,7 @@ from .._urls import redact
 from ..errors import InvalidArgumentError, StoreUnavailableError
 from . import _keys
 from ._base import Claim, ClaimSpec
+from ._limited import claim_actions
 
 __all__ = ["RedisDispatcher"]
 
@@ -264,14 +265,16 @@ class RedisDispatcher:
         """The stream that carries ``ref``."""
         p = _keys.partition(ref.tenant, ref.workflow_id, self.partitions)
         if ref.kind == "w":
-            return _keys.workflow_stream(self.prefix, p)
+            return _keys.workflow_stream(self.prefix, p, ref.name)
         return _keys.action_stream(self.prefix, ref.name, p)
 
     def streams_for(self, spec: ClaimSpec) -> list[str]:
         """Every stream a worker hosting ``spec``'s workflows and actions reads."""
         parts = range(self.partitions)
         streams = [_keys.sticky_stream(self.prefix, spec.owner),
-                   *(_keys.workflow_stream(self.prefix, p) for p in parts)] if spec.workflows else []
+                   *(_keys.workflow_stream(self.prefix, p, name)
+                     for name in ("", *sorted(spec.workflows)) for p in parts)
+                   ] if spec.workflows else []
         streams += [_keys.action_stream(self.prefix, name, p)
                     for name in sorted(spec.actions) for p in parts]
         return streams
@@ -384,14 +387,22 @@ class RedisDispatcher:
     async def _claim(self, consumer: _Consumer, spec: ClaimSpec, limit: int) -> list[Claim]:
         """Claim the tasks named by up to ``limit`` distinct hints; acknowledge the stale ones."""
         taken, junk, consumer.backlog = _take(consumer.backlog, limit)
-        if not taken and not junk:
+        if not taken and not junk and not spec.limits:
             return []
         refs = [hints[0].ref for hints in taken.values() if hints[0].ref is not None]
+        # Limited actions are claimed on every call, hinted or not, as far as their limits let
+        # them (a hint their limit held back is acknowledged: the task is found again here).
+        limited = set(spec.limits)
+        refs = [r for r in refs if r.kind != "a" or r.name not in limited]
         try:
             workflows, actions = await self.store.claim_refs(
                 refs, spec.owner, workflows=spec.workflows, actions=spec.actions,
                 lease=spec.lease, now=time.time(),
                 history_after=spec.history_after) if refs else ([], [])
+            if limited:
+                actions += await claim_actions(self.store, limited, spec.limits, spec.owner,
+                                               lease=spec.lease, now=time.time(),
+                                               limit=max(limit - len(workflows) - len(actions), 1))
         except BaseException:  # keep them for the next call (they are pending under our name)
             consumer.backlog[:0] = [h for hints in taken.values() for h in hints]
             raise

@@ -6,17 +6,49 @@ from __future__ import annotations
 
 import asyncio
 from asyncio import Future
-from typing import Any
+from typing import Any, Final
 
-from .._definitions import ActionDefinition, action_definition
+from .._definitions import ActionDefinition, Retry, action_definition, retry_spec
 from .._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelAction, Event, ScheduleAction,
 )
+from .._options import CallOptions
 from .._payloads import same_payload
-from ..errors import ActionFailedError, DurableError
+from .._queues import check_queue
+from .._validate import check_duration, show
+from ..errors import ActionFailedError, ArgumentTypeError, DurableError, ValidationError
 from ._matcher import UNMATCHED, Matcher
 
-__all__ = ["ActionCalls"]
+__all__ = ["CALL_OPTIONS", "ActionCalls"]
+
+# The keywords of ``ctx.run`` that are the call's options, not the action's arguments.
+CALL_OPTIONS: Final = frozenset({"queue", "retry", "timeout", "total_timeout"})
+
+
+def _call_options(queue: str, kwargs: dict[str, Any]) -> tuple[str, CallOptions | None]:
+    """Take the options out of a call's keywords (checked: typed errors for bad ones)."""
+    if "queue" in kwargs:
+        queue = check_queue(kwargs.pop("queue"), "ctx.run(queue=)")
+    retry = kwargs.pop("retry", None)
+    if retry is not None and not isinstance(retry, Retry):
+        raise ArgumentTypeError(f"ctx.run(retry=) takes a durable.Retry, not {show(retry)}",
+                                parameter="retry")
+    timeout, total = (_positive(kwargs.pop(k, None), f"ctx.run({k}=)")
+                      for k in ("timeout", "total_timeout"))
+    if retry is None and timeout is None and total is None:
+        return queue, None
+    return queue, CallOptions(None if retry is None else retry_spec(retry), timeout, total)
+
+
+def _positive(value: Any, what: str) -> float | None:
+    """An optional duration in seconds (or ``timedelta``), more than 0."""
+    if value is None:
+        return None
+    seconds = check_duration(value, what)
+    if seconds <= 0:
+        raise ValidationError(f"{what} must be more than 0 seconds, not {show(value)}",
+                              parameter=what)
+    return seconds
 
 
 class ActionCalls:
@@ -34,18 +66,25 @@ class ActionCalls:
     def run(self, action: Any, /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """``ctx.run(action, *args, **kwargs)``: issue ``ScheduleAction`` for the action (a
         decorated function, its definition or its registered name); return the future its
-        outcome resolves. ``Context.run`` is this very method: one frame less per step."""
+        outcome resolves. ``Context.run`` is this very method: one frame less per step.
+
+        The keywords in ``CALL_OPTIONS`` are this call's options, not the action's arguments:
+        ``queue`` (default: the action's own), ``retry``, ``timeout`` and ``total_timeout``
+        (default: the action's declaration; recorded with the call)."""
         defn = getattr(action, "__durable_action__", None)  # the common case, without a call
         if defn is None:
             defn = action_definition(action, self.definitions)
+        on, options = defn.queue, None
+        if kwargs and not CALL_OPTIONS.isdisjoint(kwargs):
+            on, options = _call_options(defn.queue, kwargs)
         matcher = self._matcher
         cmd = matcher.count
         if not matcher.replaying:
             a, k = defn.params.dump(args, kwargs)
-            matcher.match(ScheduleAction, (cmd, defn.name, a, k))
+            matcher.match(ScheduleAction, (cmd, defn.name, a, k, on, options))
         else:
             a = list(args)  # compared as they are first: plain values need no dumping
-            fields = (cmd, defn.name, a, kwargs)
+            fields = (cmd, defn.name, a, kwargs, on, options)
             recorded: Any = matcher.match(ScheduleAction, fields, refusable=True)
             if recorded is UNMATCHED:
                 defn.params.dump(args, kwargs)  # refused live: it raises again, as it did then
@@ -84,7 +123,8 @@ class ActionCalls:
             return (type(event) is ActionScheduled and event.name == name
                     and event.args == a and event.kwargs == k)
 
-        self._matcher.changed(recorded, ScheduleAction(recorded.cmd, name, a, k),
+        self._matcher.changed(recorded, ScheduleAction(recorded.cmd, name, a, k, recorded.queue,
+                                                        recorded.options),
                               f"the arguments of action {name!r}", f" ({recorded.args} -> {a})",
                               same)
 

@@ -20,6 +20,7 @@ from .._history import (
     ChildStartFailed, Event, StartChild,
 )
 from .._payloads import dump_value, same_payload
+from .._queues import check_queue
 from .._validate import check_id
 from ..errors import (
     DurableError, ValidationError, WorkflowAlreadyStartedError, WorkflowCancelledError,
@@ -120,8 +121,10 @@ class Children:
         self.by_cmd: dict[int, _Child] = {}
 
     def start(self, defn: WorkflowDefinition, args: tuple[Any, ...], workflow_id: str | None,
-              parent_close: str) -> asyncio.Future[ChildHandle[Any]]:
-        """Issue ``StartChild``; the future resolves once the child exists."""
+              parent_close: str, queue: str | None = None) -> asyncio.Future[ChildHandle[Any]]:
+        """Issue ``StartChild`` (on ``queue``, default the child workflow's own); the future
+        resolves once the child exists."""
+        on = defn.queue if queue is None else check_queue(queue, "ctx.start_child(queue=)")
         if parent_close not in PARENT_CLOSE_POLICIES:
             raise ValidationError(f"parent_close is 'cancel' or 'abandon', not {parent_close!r}",
                                   function="ctx.start_child", parameter="parent_close")
@@ -137,7 +140,7 @@ class Children:
         if matcher.replaying:
             a: list[Any] = dump_value(list(args), defn.name)
             fields: tuple[Any, ...] = (cmd, defn.name, defn.version, wanted, run_id, a, {},
-                                       parent_close)
+                                       parent_close, on)
             recorded: Any = matcher.match(StartChild, fields, refusable=True)
             if recorded is UNMATCHED:
                 defn.params.dump(args, {})  # refused live: it raises again, as it did then
@@ -153,7 +156,7 @@ class Children:
             a, k = defn.params.dump(args, {})
             check_id(wanted, "a child workflow id", error=ValidationError)  # a derived one too
             matcher.match(StartChild, (cmd, defn.name, defn.version, wanted, run_id, a, k,
-                                       parent_close))
+                                       parent_close, on))
         child = _Child(cmd, defn, wanted, run_id, parent_close, self.loop)
         self.by_cmd[cmd] = child
         return child.started

@@ -16,7 +16,9 @@ from typing import (
     overload,
 )
 
-from .._definitions import WorkflowDefinition, action_definition, seconds, workflow_definition
+from .._definitions import (
+    Duration, Retry, WorkflowDefinition, action_definition, seconds, workflow_definition,
+)
 from .._history import EventReceived
 from ._actions import ActionCalls
 from ._children import ChildHandle, Children
@@ -31,8 +33,8 @@ from ._state import RunState
 
 __all__ = ["Context"]
 
-P = ParamSpec("P")
 R = TypeVar("R")
+P = ParamSpec("P")
 Ts = TypeVarTuple("Ts")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,6 +118,57 @@ class _Run(Protocol):
     @overload
     def __call__(self, action: str, /, *args: Any, **kwargs: Any) -> Awaitable[Any]: ...
 
+    # With per-call options (keywords the action's ParamSpec cannot take); each overload
+    # requires one, so that a call without options is checked against the action alone.
+    # (mypy: P.kwargs could take them, so it deems these unreachable.)
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, queue: str,
+            retry: Retry | None = None, timeout: Duration | None = None,
+            total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, retry: Retry,
+            timeout: Duration | None = None, total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, timeout: Duration,
+            total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, total_timeout: Duration,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, queue: str,
+            retry: Retry | None = None, timeout: Duration | None = None,
+            total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, retry: Retry,
+            timeout: Duration | None = None, total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, timeout: Duration,
+            total_timeout: Duration | None = None,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, total_timeout: Duration,
+            **kwargs: Any) -> Awaitable[R]: ...
 
 class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
@@ -127,7 +180,11 @@ class Context:
     run: _Run
     """``await ctx.run(action, *args, **kwargs)``: run an action durably and return its result
     (recorded once, replayed thereafter). ``action`` is a decorated function or the name an
-    action is registered under; the arguments are validated against its signature."""
+    action is registered under; the arguments are validated against its signature.
+    Options of this call (recorded with it, so that replay sees them): ``queue=`` another task
+    queue than the action's own; ``retry=`` (a ``durable.Retry``), ``timeout=`` (per attempt)
+    and ``total_timeout=`` (from the call to its outcome, all attempts included) override the
+    action's declaration."""
 
     def __init__(self, info: WorkflowInfo, defn: WorkflowDefinition, loop: Any,
                  matcher: Matcher, calls: ActionCalls, inbox: Inbox, state: RunState,
@@ -233,8 +290,8 @@ class Context:
         return asyncio.sleep(max(seconds(duration), 0.0))
 
     def start_child(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
-                    *args: Unpack[Ts], id: str | None = None,
-                    parent_close: str = "cancel") -> Awaitable[ChildHandle[R]]:
+                    *args: Unpack[Ts], id: str | None = None, parent_close: str = "cancel",
+                    queue: str | None = None) -> Awaitable[ChildHandle[R]]:
         """Start ``workflow`` as a child execution; await it for the child's handle.
 
         The child is created atomically with this workflow task's commit, in the same tenant,
@@ -246,8 +303,10 @@ class Context:
         ``parent_close``: ``"cancel"`` (default) asks the child to cancel when this run ends
         first, or when the workflow stops waiting for it (a cancelled await); ``"abandon"``
         lets it run on regardless. Arguments are validated against the child's signature here.
+        ``queue``: the task queue the child runs on (default: its workflow's own).
         """
-        return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close)
+        return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close,
+                                    queue)
 
     def continue_as_new(self, *args: Any) -> NoReturn:
         """End this run and start the next run of the same execution with ``args``.

@@ -51,7 +51,7 @@ class WorkflowInfo(NamedTuple):
     """Facts about the running execution (``ctx.info``).
 
     ``version`` is the one the run started with; ``continued_from`` the run this one
-    continues (``ctx.continue_as_new``), if any.
+    continues (``ctx.continue_as_new``), if any; ``queue`` the task queue it runs on.
     """
 
     workflow_id: str
@@ -61,6 +61,7 @@ class WorkflowInfo(NamedTuple):
     version: str
     attempt: int = 1
     continued_from: str | None = None
+    queue: str = "default"  # the task queue of its workflow tasks
 
 
 def frames_outside(frame: FrameType | None) -> tuple[FrameType | None, int]:

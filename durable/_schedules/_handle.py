@@ -237,7 +237,7 @@ def _new_record(defn: WorkflowDefinition, args: tuple[Any, ...], *, now: float,
     check_size([a, k], f"arguments of schedule {schedule_id!r}")
     return ScheduleRecord(tenant, schedule_id, defn.name, defn.version, a, k, spec,
                           _overlap(schedule_id, overlap).value, window, now, now, paused=paused,
-                          note=note, next_due=due_after(spec, now))
+                          note=note, next_due=due_after(spec, now), queue=defn.queue)
 
 
 def _moment(schedule_id: str, field: str, value: datetime | float) -> float:

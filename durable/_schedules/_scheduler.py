@@ -26,6 +26,7 @@ from msgspec.structs import replace
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._history import CancelRequested, WorkflowStarted
+from .._queues import route
 from .._stores import TERMINAL_STATUSES, ExecutionStore, ScheduleStore, TaskRef, workflow_ref
 from .._stores._schedule_records import ScheduleRecord, ScheduleRun
 from ._plan import Plan, apply, next_check, plan, run_workflow_id, settle
@@ -107,7 +108,7 @@ class Scheduler:
         for run in record.starting:
             started = WorkflowStarted(1, 0.0, record.workflow, record.version, run.workflow_id,
                                       uuid.uuid4().hex, record.tenant, record.args,
-                                      record.kwargs)
+                                      record.kwargs, queue=record.queue)
             await self.store.create_execution(started, now=self.clock())
         reason = (f"cancelled by its schedule {record.schedule_id!r} "
                   "(overlap policy cancel_other)")
@@ -115,7 +116,8 @@ class Scheduler:
             await self.store.append_input(record.tenant, workflow_id,
                                           CancelRequested(0, 0.0, reason), dedup="cancel",
                                           now=self.clock())
-        return [workflow_ref(record.tenant, w) for w in
+        hosted_as = route(record.workflow, record.queue)
+        return [workflow_ref(record.tenant, w, hosted_as) for w in
                 [*(r.workflow_id for r in record.starting), *record.cancelling]]
 
     async def _commit(self, claimed: ScheduleRecord, decided: Plan, started: list[ScheduleRun],

@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar, Collection, Protocol, Sequence
 
 from .._history import Event
+from .._limits import Limit
 from ._records import (
     ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
     WorkflowCommit, WorkflowTask,
@@ -37,7 +38,7 @@ from ._liveness import HeartbeatStore, WorkerStore
 from ._schedule_records import ScheduleRecord
 from ._wakeup import Wakeup
 
-__all__ = ["ExecutionStore", "RequestStore", "ScheduleStore", "SnapshotStore", "Store",
+__all__ = ["ExecutionStore", "HostStore", "RequestStore", "ScheduleStore", "SnapshotStore", "Store",
            "TaskStore", "TimerStore"]
 
 
@@ -146,6 +147,16 @@ class TaskStore(Protocol):
     async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
+
+    async def claim_limited(self, route: str, limit: Limit, owner: str, *, lease: float,
+                            now: float, limit_count: int = 0) -> list[ActionTask]:
+        """Lease up to ``limit_count`` due tasks of the action ``route`` (a route: its name on
+        its queue) as far as its ``limit`` allows (see ``durable._limits``), atomically with
+        respect to every other claim of that action."""
+
+    async def limit_waits(self, routes: Collection[str], *, now: float) -> dict[str, str]:
+        """Why tasks of these action routes wait for their limits, by route: those at their
+        limit as of the last claim (``durable._limits.waits``)."""
 
     async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
                                   now: float) -> bool:
@@ -302,8 +313,25 @@ class SnapshotStore(Protocol):
         """The run's newest snapshot at or before ``seq`` and ``time`` (None: no bound)."""
 
 
+class HostStore(Protocol):
+    """What live workers host: each worker's routes (``_queues``: a workflow's or action's name
+    on its queue), so that a task no live worker can run is reported, not only left waiting."""
+
+    async def register_hosts(self, worker: str, hosts: Collection[tuple[str, str]], *,
+                             now: float) -> None:
+        """Record that ``worker`` hosts ``hosts``, (kind, route) pairs (kind ``"w"`` for a
+        workflow, ``"a"`` for an action), as of ``now``; what it registered before is replaced."""
+
+    async def unregister_hosts(self, worker: str) -> None:
+        """Forget what ``worker`` hosts (it stopped)."""
+
+    async def unhosted(self, hosts: Collection[tuple[str, str]], *,
+                       since: float) -> set[tuple[str, str]]:
+        """The (kind, route) pairs of ``hosts`` that no worker registered since ``since`` hosts."""
+
+
 class Store(ExecutionStore, TaskStore, TimerStore, RequestStore, ScheduleStore, SnapshotStore,
-            WorkerStore, HeartbeatStore, Protocol):
+            WorkerStore, HeartbeatStore, HostStore, Protocol):
     """Where executions, histories and work live: every role. Chosen by URL with
     ``open_store``."""
 

@@ -12,6 +12,8 @@ from typing import Any, Literal, NamedTuple, Sequence
 import msgspec
 
 from .._history import ErrorInfo, Event, WorkflowStarted
+from .._options import CallOptions
+from .._queues import route
 from ..errors import HistoryError
 
 __all__ = [
@@ -60,6 +62,7 @@ class ExecutionRecord(msgspec.Struct, frozen=True):
     result: Any = None
     error: ErrorInfo | None = None
     task_error: str | None = None  # why the last workflow task could not run (non-determinism)
+    queue: str = "default"  # the queue its workflow tasks are on (``_queues``)
 
 
 class ExecutionUpdate(msgspec.Struct, frozen=True):
@@ -104,6 +107,7 @@ class WorkflowTask(msgspec.Struct, frozen=True):
     after_seq: int = 0
     run_id: str = ""
     requested: bool = False
+    queue: str = "default"
 
 
 class Request(msgspec.Struct, frozen=True):
@@ -165,6 +169,8 @@ class ActionTask(msgspec.Struct, frozen=True):
     attempt: int = 1
     visible_at: float = 0.0
     last_error: str | None = None
+    queue: str = "default"
+    options: CallOptions | None = None  # what the call overrides of the action's declaration
 
     @property
     def idempotency_key(self) -> str:
@@ -254,7 +260,9 @@ class TaskRef(msgspec.Struct, frozen=True, array_like=True):
     """A hint that a task may be runnable: what a dispatcher carries. Never the truth.
 
     ``kind`` is ``"w"`` for a workflow task (the execution has inputs to run) or ``"a"`` for an
-    action task (then ``name``, ``run_id`` and ``cmd`` name it).
+    action task (then ``name``, ``run_id`` and ``cmd`` name it). ``name`` is a route (the name
+    on its queue, ``_queues.route``); a workflow hint's is empty when its publisher does not
+    know it.
     """
 
     kind: Literal["w", "a"]
@@ -265,11 +273,13 @@ class TaskRef(msgspec.Struct, frozen=True, array_like=True):
     cmd: int = -1
 
 
-def workflow_ref(tenant: str, workflow_id: str) -> TaskRef:
-    """The hint for an execution's workflow task."""
-    return TaskRef("w", tenant, workflow_id)
+def workflow_ref(tenant: str, workflow_id: str, name: str = "") -> TaskRef:
+    """The hint for an execution's workflow task; ``name`` is its workflow's route (see
+    ``_queues``) when the caller knows it, so that it reaches a worker that hosts it."""
+    return TaskRef("w", tenant, workflow_id, name)
 
 
 def action_ref(task: ActionTask) -> TaskRef:
-    """The hint for an action task."""
-    return TaskRef("a", task.tenant, task.workflow_id, task.name, task.run_id, task.cmd)
+    """The hint for an action task (its ``name`` is the action's route)."""
+    return TaskRef("a", task.tenant, task.workflow_id, route(task.name, task.queue), task.run_id,
+                   task.cmd)

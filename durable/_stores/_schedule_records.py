@@ -77,6 +77,7 @@ class ScheduleRecord(msgspec.Struct, frozen=True):
     missed: int = 0
     starting: list[ScheduleRun] = []
     cancelling: list[str] = []
+    queue: str = "default"  # the task queue of the runs it starts (the workflow's own)
 
 
 _encoder: Final = msgspec.msgpack.Encoder()

@@ -15,7 +15,7 @@ from msgspec.structs import replace
 
 from ._action_info import ActionInfo, Beats, _action_info
 from .._ports import ClientPort
-from .._definitions import ActionDefinition
+from .._definitions import ActionDefinition, with_options
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import describe_error, error_info
 from .._stores import ActionTask, workflow_ref
@@ -83,7 +83,8 @@ class ActionTaskRunner:
             defn = self.actions.get(task.name)
             if defn is None:
                 raise UnknownActionError(f"this worker has no action {task.name!r}", name=task.name)
-            if task.attempt > defn.retry.attempts:
+            defn = with_options(defn, task.options, self.clock)
+            if defn.retry.attempts is not None and task.attempt > defn.retry.attempts:
                 raise ActionLostError(
                     f"action {task.name!r}: the worker running attempt {task.attempt - 1} stopped "
                     "before it finished (its lease expired), and no attempts are left")
@@ -114,7 +115,7 @@ class ActionTaskRunner:
         """
         loop = asyncio.get_running_loop()
         began = loop.time()
-        defns = [self.actions[t.name] for t in tasks]
+        defns = [with_options(self.actions[t.name], t.options, self.clock) for t in tasks]
         calls = [self._start(d, t, _NEVER) for d, t in zip(defns, tasks)]
         # Each attempt's limit: its own timeout (it fails) or the budget (it is queued).
         limits = [(d.timeout, True) if d.timeout is not None and d.timeout <= budget
@@ -291,6 +292,8 @@ class ActionTaskRunner:
 
     async def _failed(self, task: ActionTask, exc: Exception) -> None:
         defn = self.actions.get(task.name)
+        if defn is not None:
+            defn = with_options(defn, task.options, self.clock)
         if defn is None or not defn.retry.retries(exc, task.attempt):
             await self._record(task, ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt))
             return

@@ -21,6 +21,7 @@ from .._history import (
     ChildStarted, ChildStartFailed, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow,
     ParentRef, StartChild, WorkflowStarted,
 )
+from .._queues import route
 from .._replay import WorkflowInstance
 from .._stores import Signal, Start, TaskRef, WorkflowTask, workflow_ref
 
@@ -31,7 +32,8 @@ def child_start(task: WorkflowTask, run_id: str, command: StartChild) -> Start:
     """The child execution a ``StartChild`` creates, and what the parent is told."""
     started = WorkflowStarted(1, 0.0, command.workflow, command.version, command.workflow_id,
                               command.run_id, task.tenant, command.args, command.kwargs,
-                              parent=ParentRef(task.workflow_id, run_id, command.cmd))
+                              parent=ParentRef(task.workflow_id, run_id, command.cmd),
+                              queue=command.queue)
     return Start(started, on_started=ChildStarted(0, 0.0, command.cmd),
                  on_exists=ChildStartFailed(0, 0.0, command.cmd))
 
@@ -82,7 +84,8 @@ def continuation(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]
     info, defn = instance.info, instance.defn
     started = WorkflowStarted(1, 0.0, defn.name, defn.version, info.workflow_id, outcome.run_id,
                               info.tenant, outcome.args, outcome.kwargs,
-                              continued_from=info.run_id, parent=instance.parent)
+                              continued_from=info.run_id, parent=instance.parent,
+                              queue=info.queue)
     carried = [Signal(info.tenant, info.workflow_id, replace(event, seq=0, time=0.0),
                       None if event.key is None else f"e{event.key}", outcome.run_id)
                for event in instance.unconsumed_events()]
@@ -91,9 +94,12 @@ def continuation(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]
 
 def effect_refs(tenant: str, workflow_id: str, starts: Sequence[Start],
                 signals: Sequence[Signal]) -> list[TaskRef]:
-    """Hints for the workflow tasks a commit's starts and signals may have made runnable."""
-    keys = {(s.started.tenant, s.started.workflow_id) for s in starts}
+    """Hints for the workflow tasks a commit's starts and signals may have made runnable
+    (with their workflow's route where the commit knows it: the executions it starts)."""
+    keys = {(s.started.tenant, s.started.workflow_id): route(s.started.workflow, s.started.queue)
+            for s in starts}
     if any(s.on_started is not None or s.on_exists is not None for s in starts):
-        keys.add((tenant, workflow_id))
-    keys.update((s.tenant, s.workflow_id) for s in signals)
-    return [workflow_ref(*key) for key in sorted(keys)]
+        keys.setdefault((tenant, workflow_id), "")
+    for s in signals:
+        keys.setdefault((s.tenant, s.workflow_id), "")
+    return [workflow_ref(*key, name) for key, name in sorted(keys.items())]

@@ -11,8 +11,11 @@ from types import TracebackType
 from typing import Any, Generator, Iterable
 
 from .._ports import ClientPort
-from .._definitions import action_definition, workflow_definition
+from .._definitions import (
+    ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
+)
 from .._dispatch import Claim, ClaimSpec
+from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
@@ -39,13 +42,18 @@ class Worker:
     that schedules them (see ``durable.action(inline=...)``). Every ``snapshot_every`` events
     of an execution (0: never) the worker saves a snapshot of it, keeping the
     ``snapshots_kept`` newest: time travel and ``describe()`` start from them.
+
+    ``queues``: the task queues it serves. By default each workflow and action is hosted on
+    its own queue (``durable.workflow(queue=...)``); with a list, each is hosted on every
+    queue listed. A task is run only by a worker that hosts its name on its queue.
     """
 
     def __init__(self, client: ClientPort, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
                  *, concurrency: int = 100, lease: float = 30.0, poll_interval: float = 0.2,
                  max_cached: int = 1000, inline_actions: bool = True,
                  identity: str | None = None, snapshot_every: int = 1000,
-                 snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT) -> None:
+                 snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT,
+                 queues: Iterable[str] | None = None) -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
         check_number(liveness_timeout, "liveness_timeout", minimum=0.0, exclusive=True,
@@ -55,6 +63,9 @@ class Worker:
         self.actions = {d.name: d for d in map(action_definition, _listed(actions))}
         for defn in self.actions.values():
             check_transactional(defn, client.store)  # a store that cannot run it: say so now
+        self.queues = check_queues(queues)
+        self.hosted_workflows = hosted(self.workflows.values(), self.queues)
+        self.hosted_actions = hosted(self.actions.values(), self.queues)
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.concurrency = concurrency
         self.lease = lease
@@ -68,10 +79,16 @@ class Worker:
             client, self.identity, self.workflows, self.actions, self.cache, self._action_runner,
             inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
             snapshots_kept=snapshots_kept)
+        self._workflow_runner.hosted_actions = self.hosted_actions
         self._in_flight = 0
         self._seen_when_full = 0
-        self._spec = ClaimSpec(self.identity, frozenset(self.workflows), frozenset(self.actions),
-                               lease, self.cache.seq_of)
+        self._hosts = [("w", r) for r in sorted(self.hosted_workflows)] + [
+            ("a", r) for r in sorted(self.hosted_actions)]
+        self._announced_at = float("-inf")
+        limits = {route(d.name, q): d.limit for d in self.actions.values() if d.limit
+                  for q in (self.queues or (d.queue,))}
+        self._spec = ClaimSpec(self.identity, self.hosted_workflows, self.hosted_actions,
+                               lease, self.cache.seq_of, limits)
         self._stopping = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None  # while run() runs: takes eager starts
@@ -100,6 +117,7 @@ class Worker:
                     self.client._workers.remove(self)
                     self._group = None
                     self.cache.clear()
+                    await self._retire()
         finally:  # what it still holds (cancelled tasks) is released, not left to its lease
             finished.set()
             liveness.cancel()
@@ -110,6 +128,7 @@ class Worker:
         failures = 0
         while not self._stopping.is_set():
             try:
+                await self._announce()
                 await self._poll_once(group, self.poll_interval)
                 failures = 0
             except Exception as exc:  # the store is down: back off and try again
@@ -119,11 +138,29 @@ class Worker:
                                self.identity, exc, delay)
                 await asyncio.sleep(delay)
 
+    async def _announce(self) -> None:
+        """Refresh the store's record of what this worker hosts (every ``HOSTS_REFRESH`` s),
+        which ``describe()`` reads to say that no live worker hosts what an execution needs."""
+        now = self.client.clock()
+        if now - self._announced_at >= HOSTS_REFRESH:
+            await self.client.store.register_hosts(self.identity, self._hosts, now=now)
+            self._announced_at = now
+
+    async def _retire(self) -> None:
+        """Remove this worker's record (best effort: it expires after ``HOSTS_TTL`` anyway)."""
+        if self._announced_at > float("-inf"):
+            self._announced_at = float("-inf")
+            try:
+                await asyncio.shield(self.client.store.unregister_hosts(self.identity))
+            except Exception:
+                logger.debug("could not unregister worker %s", self.identity, exc_info=True)
+
     def takes_eager(self, workflow: str) -> bool:
-        """Whether this worker can run a new execution of ``workflow`` at once (eager start:
-        its client creates the execution leased to this worker and hands it over)."""
+        """Whether this worker can run a new execution of ``workflow`` (a route: the name on
+        its queue) at once (eager start: its client creates the execution leased to this
+        worker and hands it over)."""
         return (self._group is not None and not self._stopping.is_set()
-                and workflow in self.workflows and self._in_flight < self.concurrency)
+                and workflow in self.hosted_workflows and self._in_flight < self.concurrency)
 
     def run_eager(self, task: WorkflowTask) -> bool:
         """Run a workflow task that its execution's creation leased to this worker."""
@@ -134,6 +171,7 @@ class Worker:
 
     async def run_until_idle(self) -> None:
         """Run everything that is due now, and what it leads to, then return (tests, scripts)."""
+        await self._announce()
         async with asyncio.TaskGroup() as group:
             while True:
                 # Idle only when a claim found nothing while nothing ran: a task that ends
@@ -220,6 +258,12 @@ def _check_options(concurrency: Any, lease: Any, poll_interval: Any, max_cached:
             f"{exc.message}: concurrency >= 1, lease > 0 and poll_interval > 0 are required, "
             "max_cached >= 0, snapshot_every >= 0 (0: no snapshots) and snapshots_kept >= 1",
             parameter=getattr(exc, "parameter", None)) from None
+
+
+def hosted(definitions: Iterable[WorkflowDefinition | ActionDefinition],
+           queues: frozenset[str] | None) -> frozenset[str]:
+    """The routes a worker hosts: each definition on its own queue, or on each of ``queues``."""
+    return frozenset(route(d.name, q) for d in definitions for q in (queues or (d.queue,)))
 
 
 def _listed(items: Any) -> list[Any]:

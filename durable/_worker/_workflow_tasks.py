@@ -18,6 +18,8 @@ from .._history import (
     ScheduleAction, StartChild, StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
 )
 from .._payloads import describe_error, dump_value, safe_text
+from .._options import with_deadline
+from .._queues import route
 from .._replay import WorkflowInstance, replay
 from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
@@ -145,7 +147,8 @@ class _Commit:
             self._event(lambda seq: command.to_event(seq, time))
             if type(command) is ScheduleAction:
                 action = ActionTask(self.task.tenant, self.task.workflow_id, self.run_id,
-                                    command.cmd, command.name, command.args, command.kwargs, 1, now)
+                                    command.cmd, command.name, command.args, command.kwargs, 1, now,
+                                    queue=command.queue, options=with_deadline(command.options, now))
                 self.actions[command.cmd] = action
                 if inline(action):
                     to_run.append(action)
@@ -243,6 +246,8 @@ class WorkflowTaskRunner:
         self.owner = owner
         self.workflows = workflows
         self.actions = actions
+        # the routes of the actions it hosts (``Worker`` sets them): what it may run inline
+        self.hosted_actions: frozenset[str] = frozenset(actions)
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
@@ -411,7 +416,8 @@ class WorkflowTaskRunner:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
         if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction \
-                or defn.heartbeat_timeout is not None:
+                or defn.heartbeat_timeout is not None or defn.limit is not None \
+                or route(action.name, action.queue) not in self.hosted_actions:
             return False  # a database action commits with its own transaction, not the task's
         # A thread cannot be stopped: a plain function only if its timeout ends it in time.
         limit = self.inline_budget if defn.is_async else min(self.inline_budget, INLINE_BUDGET)

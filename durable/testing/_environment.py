@@ -254,10 +254,10 @@ class _Client(Client):
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None,
-                    tenant: str | None = None) -> WorkflowHandle[R]:
+                    tenant: str | None = None, queue: str | None = None) -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
         handle: WorkflowHandle[R] = await super().start(  # pyright: ignore[reportUnknownVariableType]
-            defn, *args, id=id, tenant=tenant)  # type: ignore[arg-type]
+            defn, *args, id=id, tenant=tenant, queue=queue)  # type: ignore[arg-type]
         ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
         ours._created_in = handle._created_in
         return ours

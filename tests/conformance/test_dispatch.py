@@ -30,8 +30,8 @@ async def claim_refs(store: Store, *refs: TaskRef, owner: str = "w1", now: float
                                   lease=LEASE, now=now)
 
 
-def wref(wf: str = "wf-1", tenant: str = T1) -> TaskRef:
-    return workflow_ref(tenant, wf)
+def wref(wf: str = "wf-1", tenant: str = T1, name: str = "") -> TaskRef:
+    return workflow_ref(tenant, wf, name)
 
 
 def aref(cmd: int, name: str = "act", wf: str = "wf-1", tenant: str = T1) -> TaskRef:
@@ -168,7 +168,7 @@ async def test_dispatch_due_counts_appends_as_dispatched(store: Store) -> None:
     await started_with(store)
     await store.append_input(T1, "wf-1", received("x"), now=NOW + 50)
     assert await dispatch(store, NOW + 55) == []
-    assert await dispatch(store, NOW + 60) == [wref()]
+    assert await dispatch(store, NOW + 60) == [wref(name="Flow")]  # the outbox names its route
 
 
 async def test_dispatch_due_skips_live_leases_and_takes_expired_ones(store: Store) -> None:
@@ -196,7 +196,7 @@ async def test_dispatch_due_announces_a_release_once_it_is_due(store: Store) -> 
     task = await claim_one(store, "w1")
     await store.release_workflow_task(task, "w1", delay=5.0, error=None, now=NOW + 1)
     assert await dispatch(store, NOW + 5, older_than=1000.0) == []
-    assert await dispatch(store, NOW + 6, older_than=1000.0) == [wref()]
+    assert await dispatch(store, NOW + 6, older_than=1000.0) == [wref(name="Flow")]
     assert await dispatch(store, NOW + 7, older_than=1000.0) == []
 
 

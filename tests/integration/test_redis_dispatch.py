@@ -67,7 +67,8 @@ async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Red
         yield client
         keys = [k.decode() async for k in client.scan_iter(match=f"{redis_prefix}*")]
         shape = re.compile(re.escape(redis_prefix)
-                           + r"(\{\d+\}:(w|a:redis_dispatch_step)|route:.+|sticky:.+|alive:.+)")
+                           + r"(\{\d+\}:(w|w:RedisDispatch\w+|a:redis_dispatch_step)|route:.+|sticky:.+"
+                           + r"|alive:.+)")
         assert all(shape.fullmatch(k) for k in keys), keys  # nothing but dispatch keys
         if keys:
             await client.delete(*keys)
@@ -201,7 +202,7 @@ async def test_flushed_redis_loses_no_work(clients: Callable[..., Client],
     async with worker(client):
         assert (await lost.describe()).history_length == 1
         refs = await client.store.dispatch_due(now=time.time(), older_than=0, limit=100)
-        assert refs == [workflow_ref("default", "lost")]
+        assert refs == [workflow_ref("default", "lost", "RedisDispatchFlow")]  # named
         await client.dispatcher.publish(refs)  # what the server's outbox loop does
         assert await lost.result(timeout=5) == 30
     assert runs[("flushed", 1)] == runs[("flushed", 2)] == runs[("lost", 2)] == 1

@@ -347,3 +347,15 @@ def test_schedule_commands_and_a_worker_process_that_runs_them(tmp_path: Path,
     code, _, err = cli("schedule", "show", "greet")
     assert code == 1 and err == "error: no schedule 'greet' in tenant 'default'\n"
 
+
+
+@durable.workflow(name="SchedTestQueued", queue="sched-q")
+async def queued_echo(ctx: durable.Context, n: int) -> int:
+    return n
+
+
+async def test_scheduled_runs_go_to_the_workflow_queue(client: durable.Client) -> None:
+    handle = await client.schedule(queued_echo, 1, id="sq", every=3600)
+    await handle.trigger()
+    [run] = (await handle.describe()).recent_runs
+    assert (await client.get_handle(run.workflow_id).describe()).queue == "sched-q"

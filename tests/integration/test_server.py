@@ -245,7 +245,8 @@ async def test_outbox_redispatches_a_lost_hint(backend: Backend, tenant: str) ->
     await client.start(nap, 1, id="lost-hint")  # its hint went to a dispatcher that lost it
     server_client_, dispatcher = server_client(await backend.open(), tenant)
     async with Server(server_client_, port=0, interval=0.01, redispatch_after=0.05):
-        await eventually(lambda: workflow_ref(tenant, "lost-hint") in dispatcher.published,
+        announced = workflow_ref(tenant, "lost-hint", "ServerTestNap")  # the outbox names it
+        await eventually(lambda: announced in dispatcher.published,
                          what="the workflow task to be announced again")
 
 

@@ -106,7 +106,8 @@ class MemoryState(StoreClocked):
         if existing is not None:
             return existing, False
         record = ExecutionRecord(started.tenant, started.workflow_id, started.run_id,
-                                 started.workflow, started.version, "running", now, now, 1)
+                                 started.workflow, started.version, "running", now, now, 1,
+                                 queue=started.queue)
         self._executions[key] = record
         self._begin_run(record, started, now)
         return record, True

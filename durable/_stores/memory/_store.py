@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ._executions import MemoryExecutions
 from ._heartbeats import MemoryHeartbeats
+from ._hosts import MemoryHosts
+from ._limited import MemoryLimited
 from ._requests import MemoryRequests
 from ._schedules import MemorySchedules
 from ._snapshots import MemorySnapshots
@@ -14,7 +16,6 @@ from ._workers import MemoryWorkers
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryExecutions, MemoryTasks, MemoryTimers, MemoryRequests, MemorySchedules,
-                  MemorySnapshots, MemoryWorkers,
-                  MemoryHeartbeats):
+class MemoryStore(MemoryExecutions, MemoryLimited, MemoryTasks, MemoryTimers, MemoryRequests,
+                  MemorySchedules, MemorySnapshots, MemoryWorkers, MemoryHeartbeats, MemoryHosts):
     """Everything in dicts; single event loop, no persistence (see the package)."""

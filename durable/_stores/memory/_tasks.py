@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Collection, Sequence
+from collections.abc import Iterable
+from itertools import zip_longest
+from typing import Any, Callable, ClassVar, Collection, Sequence, TypeVar
 
 from msgspec.structs import replace
 
 from ..._history import Event
+from ..._queues import route
 from ...errors import DatabaseActionError
 from .._commit import Committer
 from .._records import (
@@ -14,7 +17,9 @@ from .._records import (
 )
 from ._state import ActionKey, Key, Lease, MemoryState
 
-__all__ = ["MemoryTasks"]
+__all__ = ["MemoryTasks", "round_robin"]
+
+K = TypeVar("K", bound=tuple[Any, ...])
 
 
 class MemoryTasks(Committer, MemoryState):
@@ -71,7 +76,7 @@ class MemoryTasks(Committer, MemoryState):
             record = self._executions[key]
             self._drop_run_work((*key, record.run_id))
             self._executions[key] = replace(
-                record, run_id=started.run_id, workflow=started.workflow,
+                record, run_id=started.run_id, workflow=started.workflow, queue=started.queue,
                 version=started.version, status="running", updated_at=now, last_seq=1,
                 state=None, data={}, result=None, error=None, task_error=None)
             self._begin_run(record, started, now)
@@ -94,7 +99,7 @@ class MemoryTasks(Committer, MemoryState):
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
         claimed: list[WorkflowTask] = []
-        for key in self._wf_tasks:
+        for key in round_robin(self._wf_tasks):  # fairness across tenants
             if len(claimed) >= limit:
                 break
             task = self._claim_workflow(key, workflows, owner, lease, now)
@@ -106,12 +111,13 @@ class MemoryTasks(Committer, MemoryState):
                         now: float) -> WorkflowTask | None:
         held = self._wf_tasks.get(key)
         record = self._executions.get(key)
-        if held is None or record is None or record.workflow not in workflows \
-                or not held.claimable(now):
+        if held is None or record is None or not held.claimable(now) \
+                or route(record.workflow, record.queue) not in workflows:
             return None
         held.owner, held.until = owner, now + lease
         held.attempt += 1
-        return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested)
+        return WorkflowTask(*key, record.workflow, held.attempt, requested=held.requested,
+                            queue=record.queue)
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -129,7 +135,7 @@ class MemoryTasks(Committer, MemoryState):
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
         claimed: list[ActionTask] = []
-        for key in self._actions:
+        for key in round_robin(self._actions):  # fairness across tenants
             if len(claimed) >= limit:
                 break
             task = self._claim_action(key, actions, owner, lease, now)
@@ -140,7 +146,8 @@ class MemoryTasks(Committer, MemoryState):
     def _claim_action(self, key: ActionKey, actions: Collection[str], owner: str, lease: float,
                       now: float) -> ActionTask | None:
         entry = self._actions.get(key)
-        if entry is None or entry[0].name not in actions or not entry[1].claimable(now):
+        if entry is None or not entry[1].claimable(now) \
+                or route(entry[0].name, entry[0].queue) not in actions:
             return None
         task, held = entry
         if held.owner is not None:  # its lease expired: the worker died mid-attempt
@@ -208,3 +215,14 @@ class MemoryTasks(Committer, MemoryState):
             f"database action {task.name!r} needs a store with transactions: the memory store "
             "has none; use sqlite:///... or postgresql://...", action=task.name,
             reason="no transactions")
+
+
+def round_robin(keys: Iterable[K]) -> list[K]:
+    """Keys (tenant first) in turns across tenants: each tenant's first, then each one's second
+    ... (in the order given within a tenant)."""
+    by_tenant: dict[str, list[K]] = {}
+    for key in keys:
+        by_tenant.setdefault(key[0], []).append(key)
+    if len(by_tenant) < 2:
+        return [key for keys_ in by_tenant.values() for key in keys_]
+    return [key for turn in zip_longest(*by_tenant.values()) for key in turn if key is not None]

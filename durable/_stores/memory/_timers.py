@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..._history import TimerFired
+from ..._queues import route
 from .._records import TaskRef, action_ref, workflow_ref
 from ._state import MemoryState
 
@@ -36,7 +37,8 @@ class MemoryTimers(MemoryState):
         for key, held in self._wf_tasks.items():
             if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
                 held.dispatched_at = now
-                refs.append(workflow_ref(*key))
+                record = self._executions[key]
+                refs.append(workflow_ref(*key, route(record.workflow, record.queue)))
         for task, held in self._actions.values():
             if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
                 held.dispatched_at = now

@@ -13,6 +13,7 @@ from typing import Any, Callable, Final
 
 from msgspec.structs import replace
 
+from ..._queues import route
 from ..._history import Event, encode_event
 from .._records import Signal, Start
 
@@ -43,7 +44,7 @@ def _start_columns(starts: Sequence[Start], now: float, split: Split) -> list[li
     on_started = [_maybe_split(s.on_started, now, split) for s in starts]
     on_exists = [_maybe_split(s.on_exists, now, split) for s in starts]
     return [[s.tenant for s in started], [s.workflow_id for s in started],
-            [s.run_id for s in started], [s.workflow for s in started],
+            [s.run_id for s in started], [route(s.workflow, s.queue) for s in started],
             [s.version for s in started],
             [encode_event(replace(s, seq=1, time=now)) for s in started],
             [head for head, _ in on_started], [tail for _, tail in on_started],

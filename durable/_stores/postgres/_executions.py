@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from msgspec.structs import replace
 
+from ..._queues import route
 from ..._batching import Batcher
 from ..._history import Event, WorkflowStarted, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
@@ -50,7 +51,8 @@ class PostgresExecutions(PostgresBase):
         body = encode_event(replace(s, seq=1, time=now))
         owner, lease_until = (None, None) if lease_to is None else lease_to
         if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
-                                   s.workflow, s.version, now, EMPTY_DATA, NO_RESULT, body,
+                                   route(s.workflow, s.queue), s.version, now, EMPTY_DATA,
+                                   NO_RESULT, body,
                                    owner, lease_until):
             existing = await self.get_execution(s.tenant, s.workflow_id)
             if existing is None:  # deleted in between: the caller may simply try again
@@ -61,7 +63,7 @@ class PostgresExecutions(PostgresBase):
         if lease_to is None:
             self.wakeup.notify()
         return ExecutionRecord(s.tenant, s.workflow_id, s.run_id, s.workflow, s.version,
-                               "running", now, now, 1), True
+                               "running", now, now, 1, queue=s.queue), True
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None (and from here on, other processes' ends wake its waiters)."""

@@ -113,7 +113,11 @@ def _grants(role: str, database: str, schema: str, tables: list[str]) -> list[st
     return [f"GRANT CONNECT ON DATABASE {_quote(database)} TO {who}",
             f"GRANT USAGE ON SCHEMA {_quote(schema)} TO {who}",
             f"GRANT SELECT ON schema_version, durable_roles TO {who}",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(tables)} TO {who}"]
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(tables)} TO {who}",
+            # Shared by every tenant, no tenant rows (migration 0011): what live workers host
+            # (a tenant's worker registers, its describe() reads) and the buckets of limited
+            # actions (a tenant's worker claims under them).
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON worker_hosts, flow_buckets TO {who}"]
 
 
 async def _run(conn: Any, statements: list[str]) -> None:

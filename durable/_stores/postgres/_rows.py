@@ -15,6 +15,8 @@ import asyncpg
 import msgspec
 from msgspec.structs import replace
 
+from ..._options import pack, unpack
+from ..._queues import route, unroute
 from ..._history import ErrorInfo, Event, encode_event
 from .._integrity import flagged
 from .._records import ActionTask, ExecutionRecord, Outcome, Reply, Request, WorkflowTask
@@ -103,16 +105,19 @@ def record_from_row(row: asyncpg.Record) -> ExecutionRecord:
     """An ``executions`` row (``EXECUTION_COLUMNS``) as a record."""
     (tenant, workflow_id, run_id, workflow, version, status, created_at, updated_at, last_seq,
      state, data, result, error, task_error) = row
-    return ExecutionRecord(tenant, workflow_id, run_id, workflow, version, status, created_at,
+    name, queue = unroute(workflow)
+    return ExecutionRecord(tenant, workflow_id, run_id, name, version, status, created_at,
                            updated_at, last_seq, state, decode_dict(data), decode_any(result),
-                           None if error is None else decode_error(error), task_error)
+                           None if error is None else decode_error(error), task_error, queue)
 
 
 def action_from_row(row: asyncpg.Record | tuple[Any, ...]) -> ActionTask:
     """An ``action_tasks`` row (``ACTION_COLUMNS``) as a task."""
-    tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, visible_at, last_error = row
+    tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, last_error = row
+    name, queue = unroute(stored)
+    keywords, options = unpack(decode_dict(kwargs))
     return ActionTask(tenant, workflow_id, run_id, cmd, name, decode_list(args),
-                      decode_dict(kwargs), attempt, visible_at, last_error)
+                      keywords, attempt, visible_at, last_error, queue, options)
 
 
 def action_key(task: ActionTask) -> tuple[str, str, str, int]:
@@ -122,8 +127,8 @@ def action_key(task: ActionTask) -> tuple[str, str, str, int]:
 
 def action_columns(actions: Sequence[ActionTask]) -> tuple[list[Any], ...]:
     """A commit's new action tasks as the column arrays ``durable_commit`` takes."""
-    return ([a.cmd for a in actions], [a.name for a in actions],
-            [encode(a.args) for a in actions], [encode(a.kwargs) for a in actions],
+    return ([a.cmd for a in actions], [route(a.name, a.queue) for a in actions],
+            [encode(a.args) for a in actions], [encode(pack(a.kwargs, a.options)) for a in actions],
             [a.attempt for a in actions], [a.visible_at for a in actions],
             [a.last_error for a in actions])
 

@@ -31,7 +31,8 @@ LIST_ALL_EXECUTIONS: Final = (
 # (created_at, tenant, workflow_id) of the previous page's last row (NULL: none), $8 limit.
 SCAN_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE ($1::text IS NULL OR tenant = $1) "
-    "AND ($2::text IS NULL OR workflow = $2) AND ($3::text IS NULL OR status = $3) "
+    "AND ($2::text IS NULL OR workflow = $2 OR right(workflow, length($2) + 1) = chr(30) || $2) "
+    "AND ($3::text IS NULL OR status = $3) "
     "AND ($4::float8 IS NULL OR created_at >= $4) "
     "AND ($5::float8 IS NULL OR (created_at, tenant, workflow_id) > ($5, $6::text, $7::text)) "
     "ORDER BY created_at, tenant, workflow_id LIMIT $8")
@@ -113,12 +114,18 @@ COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "$13, $14, durable_due_on_store_clock($15, $22, $25::float8), $16, $17, $18, "
                  "$19, $20, $21, $22) AS done) AS c")
 
+# Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
+# each one's second ...), so one tenant's backlog does not hold another's ready task back.
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = f"""
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
-FROM (SELECT tenant, workflow_id FROM workflow_tasks
-      WHERE due <= $3 AND workflow = ANY ($4::text[])
-      ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
+FROM (SELECT t.tenant, t.workflow_id FROM workflow_tasks AS t
+      JOIN (SELECT tenant, workflow_id, due,
+                   row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn
+            FROM workflow_tasks WHERE due <= $3 AND workflow = ANY ($4::text[])) AS r
+        ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id
+      WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
+      ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
@@ -137,9 +144,14 @@ _RETURNING_ACTION: Final = ("a.tenant, a.workflow_id, a.run_id, a.cmd, a.name, a
 CLAIM_ACTION_TASKS: Final = f"""
 UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
-FROM (SELECT tenant, workflow_id, run_id, cmd FROM action_tasks
-      WHERE due <= $3 AND name = ANY ($4::text[])
-      ORDER BY due LIMIT $5 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
+FROM (SELECT t.tenant, t.workflow_id, t.run_id, t.cmd FROM action_tasks AS t
+      JOIN (SELECT tenant, workflow_id, run_id, cmd, due,
+                   row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn
+            FROM action_tasks WHERE due <= $3 AND name = ANY ($4::text[])) AS r
+        ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id AND r.run_id = t.run_id
+       AND r.cmd = t.cmd
+      WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
+      ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
 RETURNING {_RETURNING_ACTION}
@@ -210,7 +222,7 @@ WITH workflows AS (
           WHERE dispatched_at <= $2 AND due <= $1
           ORDER BY dispatched_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
     WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
-    RETURNING w.tenant, w.workflow_id
+    RETURNING w.tenant, w.workflow_id, w.workflow
 ), actions AS (
     UPDATE action_tasks AS a SET dispatched_at = $1
     FROM (SELECT tenant, workflow_id, run_id, cmd FROM action_tasks
@@ -221,7 +233,7 @@ WITH workflows AS (
       AND a.run_id = picked.run_id AND a.cmd = picked.cmd
     RETURNING a.tenant, a.workflow_id, a.name, a.run_id, a.cmd
 )
-SELECT 'w' AS kind, tenant, workflow_id, '' AS name, '' AS run_id, -1::bigint AS cmd
+SELECT 'w' AS kind, tenant, workflow_id, workflow AS name, '' AS run_id, -1::bigint AS cmd
 FROM workflows
 UNION ALL
 SELECT 'a', tenant, workflow_id, name, run_id, cmd FROM actions

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ._executions import PostgresExecutions
 from ._heartbeats import PostgresHeartbeats
+from ._hosts import PostgresHosts
+from ._limited import PostgresLimited
 from ._requests import PostgresRequests
 from ._schedules import PostgresSchedules
 from ._snapshots import PostgresSnapshots
@@ -18,5 +20,5 @@ __all__ = ["PostgresStore"]
 
 class PostgresStore(PostgresExecutions, PostgresTasks, PostgresTransactions, PostgresTimers,
                     PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresWorkers,
-                    PostgresHeartbeats):
+                    PostgresHeartbeats, PostgresHosts, PostgresLimited):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""

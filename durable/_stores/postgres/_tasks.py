@@ -14,6 +14,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from ..._history import Event, encode_event
+from ..._queues import unroute
 from ...errors import HistoryError
 from .._commit import Committer
 from .._records import (
@@ -79,8 +80,12 @@ class PostgresTasks(Committer, PostgresBase):
             return []
         rows = await self._fetch(sql.CLAIM_WORKFLOW_TASKS, owner, now + lease, now,
                                  list(workflows), limit)
-        return [WorkflowTask(t, w, name, attempt, requested=requested)
-                for t, w, name, attempt, requested in rows]
+        tasks: list[WorkflowTask] = []
+        for tenant, workflow_id, stored, attempt, requested in rows:
+            workflow, queue = unroute(stored)
+            tasks.append(WorkflowTask(tenant, workflow_id, workflow, attempt, requested=requested,
+                                      queue=queue))
+        return tasks
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
@@ -149,10 +154,11 @@ class PostgresTasks(Committer, PostgresBase):
                                  [r.tenant for r in refs], [r.workflow_id for r in refs], after)
         found: dict[tuple[str, str], tuple[WorkflowTask, bool, list[Any]]] = {}
         for row in rows:
-            tenant, workflow_id, workflow, attempt, after_seq, requested = row[:6]
+            tenant, workflow_id, stored, attempt, after_seq, requested = row[:6]
             if (tenant, workflow_id) not in found:
+                workflow, queue = unroute(stored)
                 task = WorkflowTask(tenant, workflow_id, workflow, attempt,
-                                    after_seq=after_seq or 0, requested=requested)
+                                    after_seq=after_seq or 0, requested=requested, queue=queue)
                 found[tenant, workflow_id] = (task, after_seq is not None, [])
             found[tenant, workflow_id][2].append(row[6:])
         return [_with_history(task, rows) if asked else task

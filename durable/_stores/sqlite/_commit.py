@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from ..._options import pack
+from ..._queues import route
 from ...errors import WorkflowNotFoundError
 from .._records import TERMINAL_STATUSES, Reply, Signal, Start, WorkflowCommit, WorkflowTask
 from . import _statements as sql
@@ -71,7 +73,8 @@ def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> 
     started = start.started
     if (started.tenant, started.workflow_id) == run[:2]:
         _drop_run_work_txn(conn, run)
-        conn.execute(sql.NEW_RUN, (started.run_id, started.workflow, started.version, now,
+        conn.execute(sql.NEW_RUN, (started.run_id, route(started.workflow, started.queue),
+                                   started.version, now,
                                    encode({}), encode(None), *run[:2]))
         begin_run_txn(conn, started, now)
         return
@@ -96,7 +99,8 @@ def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) ->
     """
     if commit.actions:
         conn.executemany(sql.UPSERT_ACTION, [
-            (*run, a.cmd, a.name, encode(a.args), encode(a.kwargs), a.attempt, a.visible_at,
+            (*run, a.cmd, route(a.name, a.queue), encode(a.args), encode(pack(a.kwargs, a.options)),
+             a.attempt, a.visible_at,
              a.last_error, commit.now) for a in commit.actions])
     if commit.timers:
         conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in commit.timers])

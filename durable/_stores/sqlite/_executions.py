@@ -15,6 +15,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from ..._history import Event, WorkflowStarted, encode_event
+from ..._queues import route
 from ...errors import WorkflowNotFoundError
 from .._integrity import checked, chain, scan
 from .._records import TERMINAL_STATUSES, ActionTask, ExecutionRecord, RunCheck, TimerRecord
@@ -151,21 +152,22 @@ def create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
     if existing is not None:
         return existing, False
     key = (started.tenant, started.workflow_id)
-    conn.execute(sql.INSERT_EXECUTION, (*key, started.run_id, started.workflow, started.version,
+    conn.execute(sql.INSERT_EXECUTION, (*key, started.run_id,
+                                        route(started.workflow, started.queue), started.version,
                                         "running", now, now, 1, None, encode({}), encode(None),
                                         None, None))
     begin_run_txn(conn, started, now)
     if lease_to is not None:
         conn.execute(sql.LEASE_WORKFLOW_TASK, (*lease_to, *key))
     return ExecutionRecord(*key, started.run_id, started.workflow, started.version, "running",
-                           now, now, 1), True
+                           now, now, 1, queue=started.queue), True
 
 
 def begin_run_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float) -> None:
     """Write a run's ``WorkflowStarted`` (seq 1) and make the execution runnable."""
     key = (started.tenant, started.workflow_id)
     insert_events_txn(conn, (*key, started.run_id), [replace(started, seq=1, time=now)])
-    conn.execute(sql.UPSERT_WORKFLOW_TASK, (*key, started.workflow, now))
+    conn.execute(sql.UPSERT_WORKFLOW_TASK, (*key, route(started.workflow, started.queue), now))
 
 
 def append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: Event,

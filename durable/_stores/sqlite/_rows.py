@@ -8,6 +8,8 @@ from typing import Any, Final
 import msgspec
 
 from ..._history import ErrorInfo
+from ..._options import unpack
+from ..._queues import unroute
 from .._records import ActionTask, ExecutionRecord
 from ._connection import Row
 
@@ -25,17 +27,20 @@ def record_from_row(row: Row) -> ExecutionRecord:
     """An ``executions`` row (``EXECUTION_COLUMNS``) as a record."""
     (tenant, workflow_id, run_id, workflow, version, status, created_at, updated_at, last_seq,
      state, data, result, error, task_error) = row
-    return ExecutionRecord(tenant, workflow_id, run_id, workflow, version, status, created_at,
+    name, queue = unroute(workflow)
+    return ExecutionRecord(tenant, workflow_id, run_id, name, version, status, created_at,
                            updated_at, last_seq, state, decode_dict(data), decode_any(result),
-                           None if error is None else decode_error(error), task_error)
+                           None if error is None else decode_error(error), task_error, queue)
 
 
 def action_from_row(row: Row, reclaimed: bool = False) -> ActionTask:
     """An ``action_tasks`` row (``ACTION_COLUMNS``); ``reclaimed``: its lease expired, so the
     attempt it was on counts."""
-    tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, *rest = row
+    tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, error = row
+    name, queue = unroute(stored)
+    keywords, options = unpack(decode_dict(kwargs))
     return ActionTask(tenant, workflow_id, run_id, cmd, name, decode_list(args),
-                      decode_dict(kwargs), attempt + bool(reclaimed), *rest)
+                      keywords, attempt + bool(reclaimed), visible_at, error, queue, options)
 
 
 def action_key(task: ActionTask) -> Row:

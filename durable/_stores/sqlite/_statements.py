@@ -18,7 +18,8 @@ LIST_ALL_EXECUTIONS: Final = (
     "ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
 SCAN_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR tenant = ?1) "
-    "AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR status = ?3) "
+    "AND (?2 IS NULL OR workflow = ?2 OR substr(workflow, -length(?2) - 1) = char(30) || ?2) "
+    "AND (?3 IS NULL OR status = ?3) "
     "AND (?4 IS NULL OR created_at >= ?4) "
     "AND (?5 IS NULL OR (created_at, tenant, workflow_id) > (?5, ?6, ?7)) "
     "ORDER BY created_at, tenant, workflow_id LIMIT ?8")
@@ -65,10 +66,13 @@ UPSERT_WORKFLOW_TASK: Final = (
     "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
+# Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
+# each one's second ...), so one tenant's backlog does not hold another's ready task back.
 SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt, requested FROM workflow_tasks "
-    "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
-    "ORDER BY due LIMIT ?3")
+    "SELECT tenant, workflow_id, workflow, attempt, requested FROM ("
+    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM workflow_tasks "
+    "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2))) "
+    "ORDER BY turn, due LIMIT ?3")
 LEASE_WORKFLOW_TASK: Final = (
     "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
     "WHERE tenant = ? AND workflow_id = ?")
@@ -81,10 +85,11 @@ ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, 
 UPSERT_ACTION: Final = (
     f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-SELECT_DUE_ACTIONS: Final = (
-    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL FROM action_tasks "
+SELECT_DUE_ACTIONS: Final = (  # round-robin across tenants, as SELECT_DUE_WORKFLOW_TASKS
+    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL FROM ("
+    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM action_tasks "
     "WHERE due <= ?1 AND visible_at <= ?1 "
-    "AND name IN (SELECT value FROM json_each(?2)) ORDER BY due LIMIT ?3")
+    "AND name IN (SELECT value FROM json_each(?2))) ORDER BY turn, due LIMIT ?3")
 ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
 LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
                        f"WHERE {ACTION_KEY}")
@@ -120,7 +125,7 @@ SELECT_HINTED_ACTION: Final = (
 
 # dispatch_due: claimable tasks announced at or before ?1 (now - older_than); ?2 is now.
 SELECT_UNDISPATCHED_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id FROM workflow_tasks WHERE dispatched_at <= ?1 AND due <= ?2 "
+    "SELECT tenant, workflow_id, workflow FROM workflow_tasks WHERE dispatched_at <= ?1 AND due <= ?2 "
     "AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
 SELECT_UNDISPATCHED_ACTIONS: Final = (
     "SELECT tenant, workflow_id, name, run_id, cmd FROM action_tasks WHERE dispatched_at <= ?1 "

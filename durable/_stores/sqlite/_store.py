@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ._executions import SQLiteExecutions
 from ._heartbeats import SQLiteHeartbeats
+from ._hosts import SQLiteHosts
+from ._limited import SQLiteLimited
 from ._requests import SQLiteRequests
 from ._schedules import SQLiteSchedules
 from ._snapshots import SQLiteSnapshots
@@ -18,5 +20,5 @@ __all__ = ["SQLiteStore"]
 
 class SQLiteStore(SQLiteExecutions, SQLiteTasks, SQLiteTransactions, SQLiteTimers,
                   SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteWorkers,
-                  SQLiteHeartbeats):
+                  SQLiteHeartbeats, SQLiteHosts, SQLiteLimited):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""

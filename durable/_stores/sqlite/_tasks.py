@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Sequence
 
 from ..._history import Event
+from ..._queues import unroute
 from ...errors import WorkflowNotFoundError
 from .._commit import Committer
 from .._records import ActionTask, Reply, TaskRef, WorkflowCommit, WorkflowTask
@@ -92,8 +93,15 @@ def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
     rows = conn.execute(sql.SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
     conn.executemany(sql.LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
-    return [WorkflowTask(t, w, name, attempt + 1, requested=bool(requested))
-            for t, w, name, attempt, requested in rows]
+    return [WorkflowTask(t, w, *_split(stored, attempt + 1, bool(requested)))
+            for t, w, stored, attempt, requested in rows]
+
+
+def _split(stored: str, attempt: int, requested: bool) -> tuple[str, int, None, int, str, bool,
+                                                                str]:
+    """The fields of a claimed ``WorkflowTask`` after its ids, from its stored route."""
+    name, queue = unroute(stored)
+    return name, attempt, None, 0, "", requested, queue
 
 
 def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visible_at: float,
@@ -132,12 +140,13 @@ def _claim_refs_txn(conn: sqlite3.Connection, refs: Sequence[TaskRef], owner: st
             found = row.fetchone()
             if found is not None and found[0] in workflows:
                 conn.execute(sql.LEASE_WORKFLOW_TASK, (owner, until, ref.tenant, ref.workflow_id))
-                claimed_workflows.append(WorkflowTask(ref.tenant, ref.workflow_id, found[0],
-                                                      found[1] + 1, requested=bool(found[2])))
+                claimed_workflows.append(WorkflowTask(ref.tenant, ref.workflow_id,
+                                                      *_split(found[0], found[1] + 1,
+                                                              bool(found[2]))))
             continue
         key = (ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
         hit = conn.execute(sql.SELECT_HINTED_ACTION, (*key, now)).fetchone()
-        if hit is not None and hit[4] in actions:
+        if hit is not None and hit[4] in actions:  # the stored name is the route
             task = action_from_row(hit[:-1], reclaimed=hit[-1])
             conn.execute(sql.LEASE_ACTION, (owner, until, task.attempt, *key))
             claimed_actions.append(task)

@@ -72,8 +72,8 @@ def _dispatch_due_txn(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
     """Mark up to ``limit`` undispatched claimable tasks dispatched now; return their hints."""
     _, now, limit = query
     rows = conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchall()
-    conn.executemany(sql.MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row) for row in rows])
-    refs = [workflow_ref(tenant, workflow_id) for tenant, workflow_id in rows]
+    conn.executemany(sql.MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row[:2]) for row in rows])
+    refs = [workflow_ref(tenant, workflow_id, stored) for tenant, workflow_id, stored in rows]
     if len(refs) < limit:
         actions = conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query[:2] + (limit - len(refs),))
         for tenant, workflow_id, name, run_id, cmd in actions.fetchall():
