@@ -114,10 +114,12 @@ def _grants(role: str, database: str, schema: str, tables: list[str]) -> list[st
             f"GRANT USAGE ON SCHEMA {_quote(schema)} TO {who}",
             f"GRANT SELECT ON schema_version, durable_roles TO {who}",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(tables)} TO {who}",
-            # Shared by every tenant, no tenant rows (migration 0011): what live workers host
-            # (a tenant's worker registers, its describe() reads) and the buckets of limited
-            # actions (a tenant's worker claims under them).
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON worker_hosts, flow_buckets TO {who}"]
+            # Shared by every tenant, no tenant rows: what live workers host (0011: a tenant's
+            # worker registers, its describe() reads), the buckets of limited actions (0011: a
+            # tenant's worker claims under them) and the live workers (0012: a tenant's worker
+            # registers and heartbeats, and releases the tasks of dead ones).
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON worker_hosts, flow_buckets, workers "
+            f"TO {who}"]
 
 
 async def _run(conn: Any, statements: list[str]) -> None:
