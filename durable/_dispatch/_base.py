@@ -46,24 +46,31 @@ class Dispatcher(Protocol):
 
         ``sticky=False``: the tasks stayed unclaimed (the store's outbox announces them again),
         so their hints ignore sticky routes and go where every worker reads them."""
+        ...
 
     async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
         """Up to ``limit`` tasks leased to ``spec.owner``; waits at most ``timeout`` seconds."""
+        ...
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:
         """Route the execution's next workflow tasks to worker ``owner``, which caches it
         (``keep``: returns how many seconds the route lasts unless renewed), or stop routing
         them to ``owner`` (it evicted the execution). A dispatcher may ignore this."""
+        ...
 
     async def forget(self, tenant: str, workflow_id: str) -> None:
         """The execution ended: drop its route, whichever worker holds it."""
+        ...
 
     async def forget_worker(self, owner: str) -> None:
         """Worker ``owner`` died: stop routing hints to it, and announce again the hints it
         held that are not done. A dispatcher that routes nothing to a worker does nothing."""
+        ...
 
     async def ack(self, claims: Sequence[Claim]) -> None:
         """The tasks' outcomes are committed: their hints can be forgotten."""
+        ...
 
     async def close(self) -> None:
         """Release connections."""
+        ...

@@ -257,7 +257,7 @@ class RedisDispatcher:
                 start = _text(pending["min"])
             entries = await self._redis.xrange(stream, start, "+")
         refs = list(dict.fromkeys(
-            [ref for _, fields in entries if (ref := _ref(fields)) is not None]))
+            [ref for _, fields in entries or [] if (ref := _ref(fields)) is not None]))
         if refs:
             await self.publish(refs)
 

@@ -72,8 +72,8 @@ class Inbox:
         self._waiters.append(waiter)
         timer = None if timeout is None else self._loop.call_later(timeout, _resolve_none, fut)
         try:
-            event: EventReceived | None = await fut
-            return None if event is None else _typed(event, type)
+            received: EventReceived | None = await fut
+            return None if received is None else _typed(received, type)
         finally:
             if timer is not None:
                 timer.cancel()

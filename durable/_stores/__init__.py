@@ -89,7 +89,7 @@ async def open_store(url: str, *, clock: StoreClock = OWN_CLOCK) -> Store:
         store = await PostgresStore.open(url)
     else:
         raise _unsupported(url)
-    store.clock = clock  # type: ignore[attr-defined]
+    store.clock = clock
     return store
 
 

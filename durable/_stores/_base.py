@@ -54,13 +54,16 @@ class ExecutionStore(Protocol):
         With ``lease_to=(owner, lease_until)`` the workflow task is created already leased to
         ``owner`` (its first claim: eager start, the caller runs it at once).
         """
+        ...
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None."""
+        ...
 
     async def list_executions(self, tenant: str | None = None, *, status: str | None = None,
                               limit: int = 100) -> list[ExecutionRecord]:
         """Executions, newest first; all tenants when ``tenant`` is None."""
+        ...
 
     async def scan_executions(self, tenant: str | None = None, *, workflow: str | None = None,
                               status: str | None = None, since: float | None = None,
@@ -71,6 +74,7 @@ class ExecutionStore(Protocol):
         Filters: tenant (all when None), workflow name, status, created at or after
         ``since``. Paging: ``after`` is the last record of the previous page.
         """
+        ...
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0, limit: int | None = None) -> list[Event]:
@@ -80,9 +84,11 @@ class ExecutionStore(Protocol):
         The rows are checked first (dense seqs, their checksums, decoding; read to the end,
         the run ends where it must): damage raises ``HistoryError``.
         """
+        ...
 
     async def verify_history(self, tenant: str, workflow_id: str) -> list[RunCheck]:
         """Check every row of every run of the execution (none if there is no such one)."""
+        ...
 
     async def append_input(self, tenant: str, workflow_id: str, event: Event, *,
                            dedup: str | None = None, now: float) -> int | None:
@@ -91,10 +97,12 @@ class ExecutionStore(Protocol):
         Returns the new ``seq``; None when the execution has ended or ``dedup`` was seen before.
         Raises ``WorkflowNotFoundError`` when there is no such execution.
         """
+        ...
 
     async def pending_work(self, tenant: str,
                            workflow_id: str) -> tuple[list[ActionTask], list[TimerRecord]]:
         """The execution's action tasks and timers that have not finished."""
+        ...
 
 
 class TaskStore(Protocol):
@@ -107,6 +115,7 @@ class TaskStore(Protocol):
     async def claim_workflow_tasks(self, workflows: Collection[str], owner: str, *,
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
+        ...
 
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
         """Write ``commit`` (see ``WorkflowCommit``) and end the task, atomically.
@@ -130,6 +139,7 @@ class TaskStore(Protocol):
         The workflow tasks this makes runnable count as dispatched: the committer publishes
         their hints.
         """
+        ...
 
     async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,
                                    replies: Sequence[Reply], now: float) -> bool:
@@ -139,28 +149,34 @@ class TaskStore(Protocol):
         Returns False and changes nothing when ``owner`` does not hold the task or the history
         no longer ends at ``expected_seq - 1`` (an input arrived: run the task again).
         """
+        ...
 
     async def release_workflow_task(self, task: WorkflowTask, owner: str, *, delay: float,
                                     error: str | None, now: float) -> None:
         """Give a leased workflow task back, to be retried after ``delay`` seconds."""
+        ...
 
     async def claim_action_tasks(self, actions: Collection[str], owner: str, *, lease: float,
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
+        ...
 
     async def claim_limited(self, route: str, limit: Limit, owner: str, *, lease: float,
                             now: float, limit_count: int = 0) -> list[ActionTask]:
         """Lease up to ``limit_count`` due tasks of the action ``route`` (a route: its name on
         its queue) as far as its ``limit`` allows (see ``durable._limits``), atomically with
         respect to every other claim of that action."""
+        ...
 
     async def limit_waits(self, routes: Collection[str], *, now: float) -> dict[str, str]:
         """Why tasks of these action routes wait for their limits, by route: those at their
         limit as of the last claim (``durable._limits.waits``)."""
+        ...
 
     async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,
                                   now: float) -> bool:
         """Keep a running action's lease alive; False if the lease was lost."""
+        ...
 
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task, atomically.
@@ -168,10 +184,12 @@ class TaskStore(Protocol):
         Returns False and records nothing when the outcome was recorded before, or the
         execution has ended or moved on to another run than the task's (continue-as-new).
         """
+        ...
 
     async def retry_action_task(self, task: ActionTask, owner: str, *, visible_at: float,
                                 error: str, now: float) -> None:
         """Schedule the next attempt of a failed action at ``visible_at``."""
+        ...
 
     async def claim_refs(self, refs: Sequence[TaskRef], owner: str, *, workflows: Collection[str],
                          actions: Collection[str], lease: float, now: float,
@@ -183,6 +201,7 @@ class TaskStore(Protocol):
         ``history_after(tenant, workflow_id)`` is the seq up to which the caller already holds
         an execution's history; a store may then return the rest with the claimed task
         (``WorkflowTask.history``), saving a read."""
+        ...
 
     async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,
                                      isolation: str, now: float) -> bool:
@@ -198,6 +217,7 @@ class TaskStore(Protocol):
         history (whoever takes the task over next moves it there, without running ``body``).
         A store without transactions raises ``DatabaseActionError``.
         """
+        ...
 
 
 class TimerStore(Protocol):
@@ -212,6 +232,7 @@ class TimerStore(Protocol):
         task invisible to workers whose clocks do not. Returns the workflow-task hints of the
         executions whose timers fired.
         """
+        ...
 
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
         """The outbox: hints for up to ``limit`` claimable tasks last dispatched more than
@@ -222,11 +243,13 @@ class TimerStore(Protocol):
         A task counts as dispatched when it is created or made runnable (its creator publishes
         the hint); retries and releases reset that, so they are dispatched once due.
         """
+        ...
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
         waits), on the caller's clock: a timer's is ``now`` plus its time left on the store's
         clock."""
+        ...
 
 
 class RequestStore(Protocol):
@@ -242,25 +265,31 @@ class RequestStore(Protocol):
         ended is not recorded: (None, False). Raises ``WorkflowNotFoundError`` when there is
         no such execution.
         """
+        ...
 
     async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
         """The request, or None."""
+        ...
 
     async def rearm_request(self, tenant: str, workflow_id: str, request_id: str, *,
                             now: float) -> bool:
         """If the request is still pending and the execution has no workflow task (a worker
         committed one that started before the request arrived), make one, ``requested``,
         runnable now; return whether it did."""
+        ...
 
     async def pending_requests(self, tenant: str, workflow_id: str) -> list[Request]:
         """The execution's requests no worker has answered or accepted, oldest first."""
+        ...
 
     async def answer_requests(self, tenant: str, workflow_id: str, replies: Sequence[Reply], *,
                               now: float) -> None:
         """Record ``replies``; requests that are already answered are left as they are."""
+        ...
 
     async def forget_request(self, tenant: str, workflow_id: str, request_id: str) -> None:
         """Delete the request (its caller has read the answer, or stopped waiting)."""
+        ...
 
 
 class ScheduleStore(Protocol):
@@ -272,13 +301,16 @@ class ScheduleStore(Protocol):
 
         If the tenant already has a schedule with that id, return it and False.
         """
+        ...
 
     async def get_schedule(self, tenant: str, schedule_id: str) -> ScheduleRecord | None:
         """The schedule, or None."""
+        ...
 
     async def list_schedules(self, tenant: str | None = None, *,
                              limit: int = 100) -> list[ScheduleRecord]:
         """Schedules ordered by tenant and id; all tenants when ``tenant`` is None."""
+        ...
 
     async def update_schedule(self, record: ScheduleRecord, *, next_check: float | None,
                               owner: str | None = None, release: bool = True) -> bool:
@@ -288,17 +320,21 @@ class ScheduleStore(Protocol):
         (unless ``release`` is False). Returns False and changes nothing otherwise (or when
         there is no such schedule).
         """
+        ...
 
     async def delete_schedule(self, tenant: str, schedule_id: str) -> bool:
         """Delete the schedule; False if there was none."""
+        ...
 
     async def claim_schedules(self, owner: str, *, lease: float, now: float, limit: int,
                               key: tuple[str, str] | None = None) -> list[ScheduleRecord]:
         """Lease up to ``limit`` schedules whose ``next_check`` is due and that no live lease
         holds (only the one ``key`` names, when given). Concurrent callers get disjoint sets."""
+        ...
 
     async def next_schedule_check(self) -> float | None:
         """The earliest time a schedule needs a scheduler (None if none does)."""
+        ...
 
 
 class SnapshotStore(Protocol):
@@ -307,10 +343,12 @@ class SnapshotStore(Protocol):
     async def save_snapshot(self, snapshot: Snapshot, *, keep: int) -> None:
         """Keep ``snapshot`` (replacing one of its run at the same seq) and drop all but the
         ``keep`` newest snapshots of its run."""
+        ...
 
     async def find_snapshot(self, tenant: str, workflow_id: str, run_id: str, *,
                             seq: int | None = None, time: float | None = None) -> Snapshot | None:
         """The run's newest snapshot at or before ``seq`` and ``time`` (None: no bound)."""
+        ...
 
 
 class HostStore(Protocol):
@@ -321,13 +359,16 @@ class HostStore(Protocol):
                              now: float) -> None:
         """Record that ``worker`` hosts ``hosts``, (kind, route) pairs (kind ``"w"`` for a
         workflow, ``"a"`` for an action), as of ``now``; what it registered before is replaced."""
+        ...
 
     async def unregister_hosts(self, worker: str) -> None:
         """Forget what ``worker`` hosts (it stopped)."""
+        ...
 
     async def unhosted(self, hosts: Collection[tuple[str, str]], *,
                        since: float) -> set[tuple[str, str]]:
         """The (kind, route) pairs of ``hosts`` that no worker registered since ``since`` hosts."""
+        ...
 
 
 class Store(ExecutionStore, TaskStore, TimerStore, RequestStore, ScheduleStore, SnapshotStore,
@@ -340,3 +381,4 @@ class Store(ExecutionStore, TaskStore, TimerStore, RequestStore, ScheduleStore, 
 
     async def close(self) -> None:
         """Release connections and files."""
+        ...

@@ -56,13 +56,16 @@ class WorkerStore(Protocol):
     async def register_worker(self, identity: str, *, host: str, pid: int, now: float) -> None:
         """Record ``identity`` as alive now (its heartbeat), first taking the lock that its
         process's death releases (again, if it was lost); repeat it as the heartbeat."""
+        ...
 
     async def unregister_worker(self, identity: str, *, now: float) -> list[TaskRef]:
         """The worker stops: delete its record, drop its lock, and release the tasks still
         leased to it (their hints, to publish)."""
+        ...
 
     async def list_workers(self) -> list[WorkerRecord]:
         """The registered workers, by identity."""
+        ...
 
     async def release_dead_workers(self, *, timeout: float, now: float,
                                    alive: Collection[str] = ()) -> Released:
@@ -70,6 +73,7 @@ class WorkerStore(Protocol):
         older than ``timeout`` seconds on the store's clock, except those in ``alive`` (the
         caller's own), and expire the leases of their tasks, marked dispatched at ``now``;
         concurrent callers release each worker once."""
+        ...
 
 
 class HeartbeatStore(Protocol):
@@ -80,6 +84,8 @@ class HeartbeatStore(Protocol):
                                       lease: float, now: float) -> bool:
         """Keep ``details`` (MessagePack) on the task and its lease alive, while ``owner``
         holds it; False if the lease was lost."""
+        ...
 
     async def action_heartbeat_details(self, task: ActionTask) -> bytes | None:
         """The details of the task's last recorded heartbeat (None: none, or no such task)."""
+        ...

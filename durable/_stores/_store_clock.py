@@ -42,7 +42,7 @@ StoreClock = Union[Clock, Literal["own", "caller"]]
 def check_store_clock(clock: object) -> StoreClock:
     """``clock`` if it names a store clock, else ``InvalidArgumentError``."""
     if clock in (OWN_CLOCK, CALLER_CLOCK) or (callable(clock) and not isinstance(clock, str)):
-        return clock  # type: ignore[return-value]
+        return clock  # pyright: ignore[reportReturnType]
     raise InvalidArgumentError(f"a store's clock is 'own', 'caller' or a clock (a callable "
                                f"returning epoch seconds), not {clock!r}")
 
@@ -60,7 +60,7 @@ class StoreClocked:
             return now
         if clock == OWN_CLOCK:
             return self._own_time()
-        return clock()  # type: ignore[operator]
+        return clock()
 
     def _own_time(self) -> float | None:
         """The store's own clock: this machine's (overridden where the server's is read)."""

@@ -258,7 +258,8 @@ class ActionTaskRunner:
                beats: Beats | None = None, details: Any = None) -> asyncio.Future[Any]:
         """Start one attempt in its own task and context, so that ``action_info()`` is its own:
         an ``async def`` action as a task, a plain function in a thread."""
-        args, kwargs = defn.params.load(task.args, task.kwargs)
+        loaded, kwargs = defn.params.load(task.args, task.kwargs)
+        args = tuple(loaded)
         info = ActionInfo(task.idempotency_key, task.name, task.attempt, task.workflow_id,
                           task.run_id, task.tenant, cancellation, details, beats)
         context = contextvars.copy_context()

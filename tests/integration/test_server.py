@@ -117,6 +117,15 @@ class RecordingDispatcher:
     async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
         return []
 
+    async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:
+        return float("inf")
+
+    async def forget(self, tenant: str, workflow_id: str) -> None:
+        pass
+
+    async def forget_worker(self, owner: str) -> None:
+        pass
+
     async def ack(self, claims: Sequence[Claim]) -> None:
         pass
 

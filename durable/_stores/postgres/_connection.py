@@ -102,12 +102,12 @@ class PostgresBase(StoreClocked):
         if connection is self._listener:
             self.wakeup.disconnected()
 
-    def _on_ended(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        tenant, workflow_id, *rest = payload.split(SEP)
+    def _on_ended(self, connection: Any, pid: int, channel: str, payload: object) -> None:
+        tenant, workflow_id, *rest = str(payload).split(SEP)
         self.wakeup.ended(tenant, workflow_id, decode_outcome(rest))
 
-    def _on_replied(self, connection: Any, pid: int, channel: str, payload: str) -> None:
-        tenant, workflow_id, request_id = payload.split(SEP, 2)
+    def _on_replied(self, connection: Any, pid: int, channel: str, payload: object) -> None:
+        tenant, workflow_id, request_id = str(payload).split(SEP, 2)
         self.wakeup.replied(tenant, workflow_id, request_id)
 
     @classmethod

@@ -88,7 +88,7 @@ def _after_tag(body: bytes) -> int:
 
 
 def history_from_rows(tenant: str, workflow_id: str, run_id: str | None, after_seq: int,
-                      rows: Sequence[Sequence[Any]], limit: int | None = None) -> list[Event]:
+                      rows: Sequence[Any], limit: int | None = None) -> list[Event]:
     """The checked events of a history read (``SELECT_EVENTS``' columns: the current run, its
     last seq, then seq, body and the database's verdict on the row's checksum)."""
     if not rows:

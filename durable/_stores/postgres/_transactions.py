@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Literal, cast
 
 import asyncpg
 
@@ -22,6 +22,8 @@ from ._connection import PostgresBase
 from ._rows import split_at_seq
 
 __all__ = ["PostgresTransactions"]
+
+Isolation = Literal["read_committed", "read_uncommitted", "serializable", "repeatable_read"]
 
 logger = logging.getLogger("durable.store")
 
@@ -74,11 +76,11 @@ class PostgresTransactions(PostgresBase):
             self.wakeup.notify()
         return bool(done)
 
-    async def _transact(self, conn: asyncpg.Connection, task: ActionTask,
+    async def _transact(self, conn: Any, task: ActionTask,
                         body: Callable[[Any], Awaitable[Any]], isolation: str,
                         now: float) -> None:
         key = (task.tenant, task.workflow_id, task.run_id, task.cmd)
-        async with conn.transaction(isolation=isolation):
+        async with conn.transaction(isolation=cast(Isolation, isolation)):
             result = await body(conn)  # the action's own errors propagate as they are
             head, tail = split_at_seq(ActionCompleted(0, now, task.cmd, result, task.attempt),
                                       now)
