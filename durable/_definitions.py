@@ -296,7 +296,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
         target = _method_stand_in(f) if inspect.ismethod(f) else f
         target.__durable_action__ = defn  # type: ignore[attr-defined]
         _actions[act_name] = defn
-        return target
+        return target  # pyright: ignore[reportReturnType]
 
     return decorate(fn) if fn is not None else decorate
 

@@ -84,7 +84,8 @@ def check_metadata(metadata: Any, where: str) -> dict[str, Any] | None:
     in at most :data:`MAX_METADATA_BYTES` (a ``ValidationError`` or ``PayloadError`` if not)."""
     if metadata is None:
         return None
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) and k for k in metadata):
+    keys: list[Any] = list(metadata) if isinstance(metadata, dict) else []  # pyright: ignore[reportUnknownArgumentType]
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and k for k in keys):
         raise ValidationError(f"{where}: metadata is a dict with non-empty str keys, not "
                               f"{metadata!r:.200}", parameter="metadata")
     payload: dict[str, Any] = dump_value(metadata, where)

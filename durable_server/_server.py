@@ -65,7 +65,7 @@ class _LoopState:
     publish_error: str | None = None  # why the last publish failed; None once one succeeds
     # Invariant: hints the store handed out that are not published yet are published before the
     # loop asks the store for more (the outbox would repeat them anyway, but later).
-    unpublished: list[TaskRef] = field(default_factory=list)
+    unpublished: list[TaskRef] = field(default_factory=lambda: list[TaskRef]())
 
 
 class Server:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -128,12 +128,12 @@ class _Hint(NamedTuple):
 class _Consumer:
     """One worker identity's read-but-unclaimed hints (pending under its name in Redis)."""
 
-    backlog: list[_Hint] = field(default_factory=list)
-    streams: set[str] = field(default_factory=set)
+    backlog: list[_Hint] = field(default_factory=lambda: list[_Hint]())
+    streams: set[str] = field(default_factory=lambda: set[str]())
     reclaimed_at: float = float("-inf")
     tidied_at: float = float("-inf")
     alive_at: float = float("-inf")
-    cursors: dict[str, Any] = field(default_factory=dict)
+    cursors: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
 
 
 class RedisDispatcher:
@@ -353,15 +353,18 @@ class RedisDispatcher:
         except ResponseError as exc:  # Redis >= 7 unblocks readers of a deleted stream
             raise _StreamsLost() if _is(exc, "NOGROUP") or _is(exc, "UNBLOCKED") else exc
         items: Iterable[Any] = reply.items() if isinstance(reply, dict) else (reply or [])
-        return [_Hint(_text(stream), entry, _ref(fields))
-                for stream, entries in items for entry, fields in entries]
+        found: list[_Hint] = []
+        for stream, entries in items:
+            pairs: list[Any] = list(entries)
+            found += [_Hint(_text(stream), pair[0], _ref(pair[1])) for pair in pairs]
+        return found
 
     async def _reclaim(self, consumer: _Consumer, spec: ClaimSpec, streams: list[str],
                        limit: int) -> None:
         """XAUTOCLAIM entries pending longer than a lease: their consumer has stopped."""
         pipe = self._redis.pipeline(transaction=False)
         for stream in streams:
-            pipe.execute_command("XAUTOCLAIM", stream, _keys.GROUP, spec.owner,
+            pipe.execute_command("XAUTOCLAIM", stream, _keys.GROUP, spec.owner,  # pyright: ignore[reportUnknownMemberType]
                                  max(int(spec.lease * 1000), 1),
                                  consumer.cursors.get(stream, "0-0"), "COUNT", max(limit, 10),
                                  "JUSTID")
@@ -406,7 +409,7 @@ class RedisDispatcher:
         except BaseException:  # keep them for the next call (they are pending under our name)
             consumer.backlog[:0] = [h for hints in taken.values() for h in hints]
             raise
-        claims = []
+        claims: list[Claim] = []
         tasks: list[WorkflowTask | ActionTask] = [*workflows, *actions]
         for task in tasks:
             hints = taken.pop(_task_key(task), [])
@@ -479,7 +482,7 @@ class RedisDispatcher:
         self._consumers.clear()
 
     @contextmanager
-    def _unavailable(self) -> Iterator[None]:
+    def _unavailable(self) -> Generator[None]:
         try:
             yield
         except (RedisError, OSError) as exc:  # connection lost, timeouts, LOADING, READONLY...
@@ -559,7 +562,7 @@ def _connect(url: str, connect_timeout: float, block: float) -> aioredis.Redis:
     try:
         # One quick retry reconnects a pooled connection that a Redis restart broke; longer
         # outages surface as StoreUnavailableError and the caller's loop backs off.
-        client: aioredis.Redis = aioredis.Redis.from_url(
+        client: aioredis.Redis = aioredis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
             url, socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
     except ValueError as exc:  # redis-py's URL parser: a bad scheme, port or database

@@ -94,7 +94,7 @@ def chain(run: RunKey, prev: int | None, bodies: Iterable[bytes]) -> list[int]:
     """The checksums of ``bodies`` appended to ``run`` after a row whose checksum is ``prev``
     (None: they start the run, or that row has no checksum)."""
     checksum = seed(run) if prev is None else prev
-    checksums = []
+    checksums: list[int] = []
     for body in bodies:
         checksum = _crc32(body, checksum)
         checksums.append(checksum)

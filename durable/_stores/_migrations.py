@@ -25,7 +25,7 @@ _MIGRATION_NAME: Final = re.compile(r"^(\d{4})_\w+\.sql$")
 
 def migration_files(package: str) -> list[Migration]:
     """``(version, file name, SQL)`` of ``package``'s migrations, in order."""
-    found = []
+    found: list[Migration] = []
     for entry in resources.files(package).joinpath("migrations").iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
@@ -38,7 +38,7 @@ def renumbered(recorded: Iterable[tuple[int, str]],
     """The records of migrations renumbered since they were applied: (the recorded version,
     today's version, today's file name)."""
     shipped = {name[5:]: (version, name) for version, name, _ in migrations}
-    moves = []
+    moves: list[tuple[int, int, str]] = []
     for version, name in recorded:
         now = shipped.get(name[5:])
         if now is not None and now[0] != version:

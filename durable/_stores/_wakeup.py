@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from typing import Awaitable, Callable, Final, Iterator, Sequence
+from typing import Awaitable, Callable, Final, Generator, Sequence
 
 from ._records import FINISHED_REQUESTS, Outcome, Reply
 
@@ -132,7 +132,8 @@ class Wakeup:
                 fut.set_result(outcome)
 
     @contextlib.contextmanager
-    def watching(self, tenant: str, workflow_id: str) -> Iterator[asyncio.Future[Outcome | None]]:
+    def watching(self, tenant: str,
+                 workflow_id: str) -> Generator[asyncio.Future[Outcome | None]]:
         """A future that :meth:`ended` resolves (to the outcome, or None when the notice did
         not carry it); watch *before* reading the status, so that an end that happens in
         between is not missed."""
@@ -162,7 +163,7 @@ class Wakeup:
 
     @contextlib.contextmanager
     def watching_reply(self, tenant: str, workflow_id: str,
-                       request_id: str) -> Iterator[asyncio.Future[None]]:
+                       request_id: str) -> Generator[asyncio.Future[None]]:
         """A future that :meth:`replied` resolves (watch before reading the request)."""
         key = (tenant, workflow_id, request_id)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

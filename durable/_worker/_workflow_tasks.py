@@ -129,7 +129,7 @@ class _Commit:
         self.signals: list[Signal] = []
         self.boundary: tuple[int, float] | None = None  # (seq, time) where the last batch ended
 
-    def _event(self, make: Any) -> Event:
+    def _event(self, make: Callable[[int], Event]) -> Event:
         self.seq += 1
         event: Event = make(self.seq)
         self.events.append(event)
@@ -142,7 +142,7 @@ class _Commit:
         worker's clock read ``now`` (the clock its new work is due on); return the new
         actions to run inline."""
         self._event(lambda seq: TaskCompleted(seq, time, suspended_at))
-        to_run = []
+        to_run: list[ActionTask] = []
         for command in commands:
             self._event(lambda seq: command.to_event(seq, time))
             if type(command) is ScheduleAction:
@@ -179,13 +179,14 @@ class _Commit:
     def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask],
                       now: float) -> list[Event]:
         """Outcomes become inputs; an attempt that failed with retries left stays a task."""
-        inputs = []
+        inputs: list[Event] = []
         for outcome in outcomes:
             if isinstance(outcome, ActionTask):
                 self.actions[outcome.cmd] = outcome
             else:
                 del self.actions[outcome.cmd]
-                inputs.append(self._event(lambda seq: replace(outcome, seq=seq, time=now)))
+                done: ActionCompleted | ActionFailed = outcome
+                inputs.append(self._event(lambda seq: replace(done, seq=seq, time=now)))
         return inputs
 
     def end(self, instance: WorkflowInstance) -> None:

@@ -85,7 +85,7 @@ class MemoryExecutions(MemoryState):
         record = self._executions.get((tenant, workflow_id))
         if record is None:
             return []
-        checks = []
+        checks: list[RunCheck] = []
         for run_id in self._runs.get((tenant, workflow_id), []):
             current = run_id == record.run_id
             checks.append(scan((tenant, workflow_id, run_id),

@@ -161,7 +161,8 @@ class MemoryTasks(Committer, MemoryState):
                          history_after: Callable[[str, str], int] | None = None,
                          ) -> tuple[list[WorkflowTask], list[ActionTask]]:
         """Lease the tasks these hints name if they are claimable now and hosted here."""
-        claimed_workflows, claimed_actions = [], []
+        claimed_workflows: list[WorkflowTask] = []
+        claimed_actions: list[ActionTask] = []
         for ref in refs:
             if ref.kind == "w":
                 key = (ref.tenant, ref.workflow_id)

@@ -49,7 +49,7 @@ class MemoryTimers(MemoryState):
         """The earliest time a timer, a delayed task or a schedule becomes due (a timer's on
         the caller's clock: ``now`` plus its time left on the store's)."""
         shift = now - self._store_time(now)  # type: ignore[operator]
-        times = [t.fire_at + shift for t in self._timers.values()]
+        times: list[float] = [t.fire_at + shift for t in self._timers.values()]
         times += [held.visible_at if held.owner is None else held.until
                   for _, held in self._actions.values()]
         times += [held.visible_at if held.owner is None else held.until

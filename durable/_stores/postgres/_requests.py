@@ -7,6 +7,7 @@ migration 0003); an answer is relayed to other processes by ``NOTIFY`` on ``dura
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ...errors import WorkflowNotFoundError
 from .._records import Reply, Request
@@ -23,9 +24,9 @@ class PostgresRequests(PostgresBase):
     async def submit_request(self, request: Request, *, now: float) -> tuple[Request | None, bool]:
         """Record a query or update and make the execution runnable (see ``Store``)."""
         r = request
-        row = await self._fetchrow(sql.SUBMIT_REQUEST, r.tenant, r.workflow_id, r.id, r.kind,
+        row: Any = await self._fetchrow(sql.SUBMIT_REQUEST, r.tenant, r.workflow_id, r.id, r.kind,
                                    r.name, encode(r.args), now)
-        kind, name, args, created_at, status, result, error, made = row  # type: ignore[misc]
+        kind, name, args, created_at, status, result, error, made = row
         if status == "missing":
             raise WorkflowNotFoundError(f"no execution {r.workflow_id!r} in tenant {r.tenant!r}",
                                         workflow_id=r.workflow_id, tenant=r.tenant)
@@ -33,9 +34,9 @@ class PostgresRequests(PostgresBase):
             return None, False
         if made:
             self.wakeup.notify()
-        stored = (r.tenant, r.workflow_id, r.id, kind, name, args, created_at, status, result,
-                  error)
-        return request_from_row(stored), made
+        stored: tuple[Any, ...] = (r.tenant, r.workflow_id, r.id, kind, name, args, created_at,
+                                   status, result, error)
+        return request_from_row(stored), bool(made)
 
     async def get_request(self, tenant: str, workflow_id: str, request_id: str) -> Request | None:
         """The request, or None (and from here on, other processes' answers wake its waiters)."""

@@ -72,7 +72,8 @@ def parse_url(url: str) -> Target:
     if parts.scheme.lower() not in ("postgresql", "postgres"):
         raise InvalidArgumentError(
             f"bad PostgreSQL URL {redact(url)!r}: use postgresql://host/database")
-    pool_size, schema, rest = DEFAULT_POOL_SIZE, None, []
+    pool_size, schema = DEFAULT_POOL_SIZE, None
+    rest: list[tuple[str, str]] = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "pool_size":
             pool_size = _pool_size(value)
@@ -169,7 +170,7 @@ def unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
 # ---- migrations -----------------------------------------------------------------------------
 
 
-_MIGRATIONS: Final = migration_files(__package__)
+_MIGRATIONS: Final = migration_files(__name__.rpartition(".")[0])
 
 
 async def migrate_txn(conn: Any, target: Target, url: str) -> int:

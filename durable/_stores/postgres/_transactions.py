@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Final, Literal, cast
 
-import asyncpg
 
 from ..._history import ActionCompleted
 from .._records import ActionTask

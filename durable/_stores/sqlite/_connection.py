@@ -156,7 +156,7 @@ def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
     """Apply the migrations the file has not recorded (under the write lock; see
     ``_migrations``)."""
     conn.execute(sql.CREATE_SCHEMA_VERSION)
-    migrations = migration_files(__package__)
+    migrations = migration_files(__name__.rpartition(".")[0])
     recorded = conn.execute(sql.SELECT_SCHEMA_VERSIONS).fetchall()
     conn.executemany(sql.RENUMBER_SCHEMA_VERSION,
                      [(new, name, old) for old, new, name in renumbered(recorded, migrations)])
@@ -174,7 +174,8 @@ def _migrate_txn(conn: sqlite3.Connection, url: str) -> None:
 
 def _statements(script: str) -> list[str]:
     """Split a SQL script into statements (``executescript`` would commit our transaction)."""
-    statements, buffer = [], ""
+    statements: list[str] = []
+    buffer = ""
     for line in script.splitlines(keepends=True):
         buffer += line
         if sqlite3.complete_statement(buffer):

@@ -119,7 +119,7 @@ def _verify_history_txn(conn: sqlite3.Connection, tenant: str,
     if head is None:
         return []
     run_ids = [r for (r,) in conn.execute(sql.SELECT_RUN_IDS, (tenant, workflow_id))]
-    checks = []
+    checks: list[RunCheck] = []
     for run_id in run_ids if head[0] in run_ids else [*run_ids, head[0]]:
         rows = conn.execute(sql.SELECT_ROWS, (tenant, workflow_id, run_id, 0, -1)).fetchall()
         checks.append(scan((tenant, workflow_id, run_id), rows,

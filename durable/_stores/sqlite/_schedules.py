@@ -113,7 +113,7 @@ def _claim(conn: sqlite3.Connection, owner: str, now: float, until: float, limit
 
 def _claim_txn(conn: sqlite3.Connection, select: tuple[str, tuple[Any, ...]], owner: str,
                until: float) -> list[ScheduleRecord]:
-    claimed = []
+    claimed: list[ScheduleRecord] = []
     for tenant, schedule_id in conn.execute(*select).fetchall():
         (body,) = conn.execute(_LEASE, (owner, until, tenant, schedule_id)).fetchone()
         claimed.append(decode_schedule(body))
