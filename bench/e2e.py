@@ -115,7 +115,7 @@ class Cluster:
 
 @asynccontextmanager
 async def connected(args: argparse.Namespace, prefix: str) -> AsyncIterator[durable.Client]:
-    options: dict[str, Any] = {"tenant": f"bench-{uuid.uuid4().hex[:8]}"}
+    options: dict[str, Any] = {"tenant": f"bench-{uuid.uuid4().hex[:8]}", "tenants": "*"}
     if args.redis:
         options.update(redis_url=args.redis, prefix=prefix)
     async with durable.connect(args.db, **options) as client:
