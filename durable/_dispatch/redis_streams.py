@@ -36,7 +36,7 @@ import time
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import redis.asyncio as aioredis
@@ -557,14 +557,21 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+MAX_CONNECTIONS: Final = 100  # per client: callers beyond it wait for a connection
+
+
 def _connect(url: str, connect_timeout: float, block: float) -> aioredis.Redis:
     """A client on ``url``: it connects on first use; a malformed URL raises at once."""
     try:
         # One quick retry reconnects a pooled connection that a Redis restart broke; longer
-        # outages surface as StoreUnavailableError and the caller's loop backs off.
-        client: aioredis.Redis = aioredis.Redis.from_url(  # pyright: ignore[reportUnknownMemberType]
-            url, socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
+        # outages surface as StoreUnavailableError and the caller's loop backs off. The pool
+        # makes callers wait for a free connection (redis-py's default pool raises
+        # MaxConnectionsError once 100 are in use: 2,000 starts at once did).
+        pool = aioredis.BlockingConnectionPool.from_url(  # pyright: ignore[reportUnknownMemberType]
+            url, max_connections=MAX_CONNECTIONS, timeout=None,
+            socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
+        client: aioredis.Redis = aioredis.Redis.from_pool(pool)
     except ValueError as exc:  # redis-py's URL parser: a bad scheme, port or database
         raise InvalidArgumentError(str(exc)) from exc
     client.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids

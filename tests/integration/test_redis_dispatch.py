@@ -398,3 +398,19 @@ async def _received(store: MemoryStore, count: int) -> bool:
     history = await MemoryStore.read_history(store, "default", "sticky")  # not counted
     names = [type(e).__name__ for e in history]
     return names.count("EventReceived") == count and names[-1] != "EventReceived"
+
+
+async def test_more_concurrent_publishes_than_pooled_connections_wait_for_one(
+        clients: Callable[..., Client], redis: aioredis.Redis) -> None:
+    """A client's pool holds MAX_CONNECTIONS; callers beyond it wait instead of failing
+    (redis-py's default pool raised MaxConnectionsError: 2,000 starts at once did)."""
+    from durable._dispatch.redis_streams import MAX_CONNECTIONS
+
+    client = clients()
+    count = 3 * MAX_CONNECTIONS
+    handles = await asyncio.gather(*(client.start(flow, 1, id=f"many-{i}")
+                                     for i in range(count)))
+    assert len({h.workflow_id for h in handles}) == count
+    async with worker(client, concurrency=count):
+        results = await asyncio.gather(*(h.result(timeout=60) for h in handles))
+    assert results == [10 + 20] * count
