@@ -60,7 +60,11 @@ def _add_worker(commands: Commands) -> None:
     p.add_argument("--concurrency", type=int, metavar="N",
                    help="tasks run at once (Worker default 100)")
     p.add_argument("--lease", type=float, metavar="SECONDS",
-                   help="how soon a crashed worker's tasks are picked up again (default 30)")
+                   help="how soon a hung worker's tasks are picked up again (default 30; a "
+                   "worker whose process died is noticed at once)")
+    p.add_argument("--liveness-timeout", type=float, metavar="SECONDS",
+                   help="a worker with no heartbeat this long (its host vanished) is taken "
+                   "for dead and its tasks released (default 5)")
     p.add_argument("--queue", action="append", dest="queues", metavar="NAME",
                    help="serve this task queue (repeat for more; default: each workflow's and "
                         "action's own queue)")
@@ -75,6 +79,8 @@ def _add_server(commands: Commands) -> None:
                    help="how long an idle loop sleeps (default 0.1)")
     p.add_argument("--redispatch-after", type=float, default=2.0, metavar="SECONDS",
                    help="announce a claimable task again after this long (default 2)")
+    p.add_argument("--liveness-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="release the tasks of a worker with no heartbeat this long (default 5)")
     p.add_argument("--metrics-token", metavar="TOKEN", default=None,
                    help="a secret: /healthz shows its details, and /metrics answers, only to "
                    "requests with 'Authorization: Bearer TOKEN' (env DURABLE_METRICS_TOKEN; "
@@ -92,7 +98,7 @@ def _log_to_stderr() -> None:
 async def _worker(args: argparse.Namespace) -> int:
     _log_to_stderr()
     name, target = load_target(args.target)
-    options = {k: v for k in ("concurrency", "lease", "queues")
+    options = {k: v for k in ("concurrency", "lease", "queues", "liveness_timeout")
                if (v := getattr(args, k)) is not None}
     async with connect(args) as client:
         try:
@@ -118,7 +124,8 @@ async def _server(args: argparse.Namespace) -> int:
     async with connect(args) as client:
         token = args.metrics_token or os.environ.get("DURABLE_METRICS_TOKEN") or None
         server = server_class(client, host=args.host, port=args.port, interval=args.interval,
-                              redispatch_after=args.redispatch_after, metrics_token=token)
+                              redispatch_after=args.redispatch_after, metrics_token=token,
+                              liveness_timeout=args.liveness_timeout)
 
         async def started() -> str:
             await server.wait_started()

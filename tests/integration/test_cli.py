@@ -430,3 +430,11 @@ def test_read_only_commands_refuse_a_missing_sqlite_file(
     assert main(["--db", f"sqlite:///{missing}", *command]) == 1
     assert "no SQLite database at" in capsys.readouterr().err
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", [["worker", "examples.invoice:worker"], ["server"]])
+def test_a_liveness_timeout_that_is_not_positive_is_refused(
+        command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    assert main(["--db", db, *command, "--liveness-timeout", "0"]) == 1
+    assert "liveness_timeout" in capsys.readouterr().err
