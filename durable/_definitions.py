@@ -18,7 +18,10 @@ from ._limits import Limit, check_limit
 from ._options import CallOptions, RetrySpec
 from ._payloads import Params, Result
 from ._queues import DEFAULT_QUEUE, check_queue
-from ._validate import MAX_DURATION, check_count, check_duration, check_id, check_number, show
+from ._validate import (
+    MAX_DURATION, check_count, check_duration, check_id, check_number, check_positive_duration,
+    show,
+)
 from .errors import (
     ArgumentTypeError, DatabaseActionError, InputError, InvalidArgumentError, UnknownActionError,
     UnknownWorkflowError, ValidationError,
@@ -277,7 +280,7 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
     limit = check_limit(max_concurrent, rate)
 
     level = _isolation(name, transaction, isolation)
-    beat = _heartbeat_timeout(heartbeat_timeout)
+    beat = check_positive_duration(heartbeat_timeout, "heartbeat_timeout")
     if transaction and inline:
         raise DatabaseActionError(f"action {name or '(unnamed)'}: database actions never run "
                                   "inline; drop inline=True", action=name, reason="inline")
@@ -330,17 +333,6 @@ def _check_not_unbound_method(f: Callable[..., Any], name: str) -> None:
             "is called without an instance. Decorate the bound method of the object instead, "
             "e.g. charge = durable.action(Payments(pool).charge), and pass that to ctx.run and "
             "Worker(actions=[...])", function=name, parameter="self")
-
-
-def _heartbeat_timeout(value: float | timedelta | None) -> float | None:
-    """A heartbeat timeout in seconds (> 0), or None; a typed error for a bad one."""
-    if value is None:
-        return None
-    timeout = seconds(value, "heartbeat_timeout")
-    if not timeout > 0:
-        raise ValidationError(f"heartbeat_timeout must be more than 0 seconds, not "
-                              f"{show(value)}", parameter="heartbeat_timeout")
-    return timeout
 
 
 def _isolation(name: str | None, transaction: bool, isolation: str | None) -> str:

@@ -38,6 +38,7 @@ __all__ = [
     "check_id",
     "check_number",
     "check_optional_id",
+    "check_positive_duration",
     "check_text",
     "check_timeout",
     "check_timer_delay",
@@ -126,6 +127,17 @@ def check_duration(value: Any, what: str) -> float:
     if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION:
         raise ValidationError(f"{what} must be a finite number of seconds of at most "
                               f"{MAX_DURATION:.0f} (about 100 years), not {show(value)}",
+                              parameter=what)
+    return seconds
+
+
+def check_positive_duration(value: Any, what: str) -> float | None:
+    """An optional duration (see :func:`check_duration`) of more than 0 seconds, or None."""
+    if value is None:
+        return None
+    seconds = check_duration(value, what)
+    if not seconds > 0:
+        raise ValidationError(f"{what} must be more than 0 seconds, not {show(value)}",
                               parameter=what)
     return seconds
 

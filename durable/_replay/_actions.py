@@ -15,8 +15,8 @@ from .._history import (
 from .._options import CallOptions
 from .._payloads import same_payload
 from .._queues import check_queue
-from .._validate import check_duration, show
-from ..errors import ActionFailedError, ArgumentTypeError, DurableError, ValidationError
+from .._validate import check_positive_duration, show
+from ..errors import ActionFailedError, ArgumentTypeError, DurableError
 from ._matcher import UNMATCHED, Matcher
 
 __all__ = ["CALL_OPTIONS", "ActionCalls"]
@@ -33,22 +33,11 @@ def _call_options(queue: str, kwargs: dict[str, Any]) -> tuple[str, CallOptions 
     if retry is not None and not isinstance(retry, Retry):
         raise ArgumentTypeError(f"ctx.run(retry=) takes a durable.Retry, not {show(retry)}",
                                 parameter="retry")
-    timeout, total = (_positive(kwargs.pop(k, None), f"ctx.run({k}=)")
+    timeout, total = (check_positive_duration(kwargs.pop(k, None), f"ctx.run({k}=)")
                       for k in ("timeout", "total_timeout"))
     if retry is None and timeout is None and total is None:
         return queue, None
     return queue, CallOptions(None if retry is None else retry_spec(retry), timeout, total)
-
-
-def _positive(value: Any, what: str) -> float | None:
-    """An optional duration in seconds (or ``timedelta``), more than 0."""
-    if value is None:
-        return None
-    seconds = check_duration(value, what)
-    if seconds <= 0:
-        raise ValidationError(f"{what} must be more than 0 seconds, not {show(value)}",
-                              parameter=what)
-    return seconds
 
 
 class ActionCalls:
