@@ -28,9 +28,25 @@ from .._timetravel import StateAt
 from ._options import UNITS
 
 __all__ = [
-    "call", "clock", "json", "local_datetime", "patch_report", "schedule", "schedule_when",
-    "state_at", "summary", "table", "timeline", "utc", "value",
+    "Progress", "call", "clock", "json", "local_datetime", "patch_report", "schedule",
+    "schedule_when", "state_at", "summary", "table", "timeline", "utc", "value",
 ]
+
+
+class Progress:
+    """When a long command prints its progress line again: at most every ``every`` seconds."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.began = self.last = time.monotonic()
+
+    def rate(self, done: int) -> float | None:
+        """``done`` per second so far if a line is due now (it is then the last one), else None."""
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return None
+        self.last = now
+        return done / max(now - self.began, 1e-9)
 
 Names = dict[int, str]  # command number -> the action or child workflow it scheduled
 

@@ -23,6 +23,7 @@ from .._history import Event
 from .._replay import NonDeterminismWarning
 from .._replay._replayer import Replayer, load_history
 from ..errors import HistoryError, UsageError
+from . import _render
 from ._options import UNITS, Commands, add_module_option
 from ._targets import connect, import_modules
 
@@ -149,10 +150,9 @@ class _Report:
     """Prints each problem as it is found, progress on stderr, and the summary."""
 
     def __init__(self, progress: float, verbose: bool) -> None:
-        self.progress = progress
         self.verbose = verbose
         self.counts: Counter[str] = Counter()
-        self.began = self.last = time.monotonic()
+        self._progress = _render.Progress(progress)
 
     def add(self, source: str, replayed: Replayed, events: Sequence[Event] | None) -> None:
         """Count one history and print what went wrong with it (or, verbose, that it passed)."""
@@ -172,12 +172,10 @@ class _Report:
         self._tick()
 
     def _tick(self) -> None:
-        now = time.monotonic()
-        if now - self.last < self.progress:
-            return
-        self.last = now
         done = sum(self.counts[s] for s in ("ok", "diverged", "failed"))
-        rate = done / max(now - self.began, 1e-9)
+        rate = self._progress.rate(done)
+        if rate is None:
+            return
         print(f"replay: {done} replayed, {self.counts['diverged']} diverged, "
               f"{self.counts['failed']} failed ({rate:.0f}/s)", file=sys.stderr, flush=True)
 

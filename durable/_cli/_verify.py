@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
 from typing import Any, Final
 
@@ -64,12 +63,11 @@ class _Report:
     """Counts what was checked, prints each damaged run as it is found and progress."""
 
     def __init__(self, progress: float, *, quiet: bool) -> None:
-        self.progress = progress
         self.quiet = quiet
         self.counts: Counter[str] = Counter()
         self.damaged: list[RunCheck] = []
         self._executions: set[tuple[str, str]] = set()
-        self.began = self.last = time.monotonic()
+        self._progress = _render.Progress(progress)
 
     def add(self, check: RunCheck) -> None:
         """Count one run; print it if it is damaged."""
@@ -84,12 +82,10 @@ class _Report:
         self._tick()
 
     def _tick(self) -> None:
-        now = time.monotonic()
-        if now - self.last < self.progress:
-            return
-        self.last = now
         done = len(self._executions)
-        rate = done / max(now - self.began, 1e-9)
+        rate = self._progress.rate(done)
+        if rate is None:
+            return
         print(f"verify: {done} executions, {len(self.damaged)} damaged ({rate:.0f}/s)",
               file=sys.stderr, flush=True)
 
