@@ -115,17 +115,31 @@ COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "$19, $20, $21, $22) AS done) AS c")
 
 # Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
-# each one's second ...), so one tenant's backlog does not hold another's ready task back.
+# each one's second ...), so one tenant's backlog does not hold another's ready task back. The
+# cost does not grow with the backlog: _DUE_TENANTS walks the tenants that have due tasks (one
+# index seek each), then each one's oldest $5 are locked through the (tenant, due) index.
+def _due_tenants(table: str) -> str:
+    return f"""WITH RECURSIVE tenants AS (
+  (SELECT tenant FROM {table} WHERE due <= $3 ORDER BY tenant LIMIT 1)
+  UNION ALL
+  SELECT (SELECT x.tenant FROM {table} AS x WHERE x.tenant > t.tenant AND x.due <= $3
+          ORDER BY x.tenant LIMIT 1)
+  FROM tenants AS t WHERE t.tenant IS NOT NULL)"""
+
+
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = f"""
+{_due_tenants("workflow_tasks")}
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
-FROM (SELECT t.tenant, t.workflow_id FROM workflow_tasks AS t
-      JOIN (SELECT tenant, workflow_id, due,
-                   row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn
-            FROM workflow_tasks WHERE due <= $3 AND workflow = ANY ($4::text[])) AS r
-        ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id
-      WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
-      ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
+FROM (SELECT c.tenant, c.workflow_id FROM (
+        SELECT c.tenant, c.workflow_id, c.due,
+               row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
+        FROM tenants AS n CROSS JOIN LATERAL (
+          SELECT t.tenant, t.workflow_id, t.due FROM workflow_tasks AS t
+          WHERE t.tenant = n.tenant AND t.due <= $3 AND t.workflow = ANY ($4::text[])
+          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c
+        WHERE n.tenant IS NOT NULL) AS c
+      ORDER BY c.turn, c.due LIMIT $5) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
@@ -140,18 +154,20 @@ _RETURNING_ACTION: Final = ("a.tenant, a.workflow_id, a.run_id, a.cmd, a.name, a
                             "a.kwargs, a.attempt, a.visible_at, a.last_error")
 
 # A task whose lease expired was claimed before: its worker died, so that was an attempt.
+# Round-robin across tenants, as CLAIM_WORKFLOW_TASKS.
 # $1 owner, $2 lease_until, $3 now, $4 action names, $5 limit
 CLAIM_ACTION_TASKS: Final = f"""
+{_due_tenants("action_tasks")}
 UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
-FROM (SELECT t.tenant, t.workflow_id, t.run_id, t.cmd FROM action_tasks AS t
-      JOIN (SELECT tenant, workflow_id, run_id, cmd, due,
-                   row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn
-            FROM action_tasks WHERE due <= $3 AND name = ANY ($4::text[])) AS r
-        ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id AND r.run_id = t.run_id
-       AND r.cmd = t.cmd
-      WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
-      ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
+FROM (SELECT c.tenant, c.workflow_id, c.run_id, c.cmd FROM (
+        SELECT c.*, row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
+        FROM tenants AS n CROSS JOIN LATERAL (
+          SELECT t.tenant, t.workflow_id, t.run_id, t.cmd, t.due FROM action_tasks AS t
+          WHERE t.tenant = n.tenant AND t.due <= $3 AND t.name = ANY ($4::text[])
+          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c
+        WHERE n.tenant IS NOT NULL) AS c
+      ORDER BY c.turn, c.due LIMIT $5) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
 RETURNING {_RETURNING_ACTION}

@@ -67,12 +67,22 @@ UPSERT_WORKFLOW_TASK: Final = (
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
 # Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
-# each one's second ...), so one tenant's backlog does not hold another's ready task back.
+# each one's second ...), so one tenant's backlog does not hold another's ready task back
+# (``_tasks.due_round_robin``). The cost does not grow with the backlog: the tenants with due
+# tasks are found one index seek each, then each one's oldest through the (tenant, due) index.
+def _due_tenants(table: str) -> str:
+    return (f"WITH RECURSIVE t(tenant) AS ("
+            f"SELECT (SELECT min(tenant) FROM {table} WHERE due <= ?1) UNION ALL "
+            f"SELECT (SELECT min(tenant) FROM {table} WHERE tenant > t.tenant AND due <= ?1) "
+            f"FROM t WHERE t.tenant IS NOT NULL) SELECT tenant FROM t WHERE tenant IS NOT NULL")
+
+
+DUE_WORKFLOW_TENANTS: Final = _due_tenants("workflow_tasks")
+# ?1 now, ?2 routes (JSON), ?3 limit, ?4 tenant; the last column (due) orders the turns
 SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt, requested FROM ("
-    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM workflow_tasks "
-    "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2))) "
-    "ORDER BY turn, due LIMIT ?3")
+    "SELECT tenant, workflow_id, workflow, attempt, requested, due FROM workflow_tasks "
+    "WHERE tenant = ?4 AND due <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
+    "ORDER BY due LIMIT ?3")
 LEASE_WORKFLOW_TASK: Final = (
     "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
     "WHERE tenant = ? AND workflow_id = ?")
@@ -85,11 +95,11 @@ ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, 
 UPSERT_ACTION: Final = (
     f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-SELECT_DUE_ACTIONS: Final = (  # round-robin across tenants, as SELECT_DUE_WORKFLOW_TASKS
-    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL FROM ("
-    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM action_tasks "
-    "WHERE due <= ?1 AND visible_at <= ?1 "
-    "AND name IN (SELECT value FROM json_each(?2))) ORDER BY turn, due LIMIT ?3")
+DUE_ACTION_TENANTS: Final = _due_tenants("action_tasks")
+SELECT_DUE_ACTIONS: Final = (  # as SELECT_DUE_WORKFLOW_TASKS
+    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL, due FROM action_tasks "
+    "WHERE tenant = ?4 AND due <= ?1 AND name IN (SELECT value FROM json_each(?2)) "
+    "ORDER BY due LIMIT ?3")
 ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
 LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
                        f"WHERE {ACTION_KEY}")

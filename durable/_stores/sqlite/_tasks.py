@@ -82,16 +82,28 @@ class SQLiteTasks(Committer, SQLiteBase):
                                  frozenset(actions), now, now + lease)
 
 
+def due_round_robin(conn: sqlite3.Connection, tenants: str, due: str, query: Row) -> list[Row]:
+    """Up to ``query``'s limit of due tasks, round-robin across the tenants that have some
+    (each one's oldest, then each one's second, ...; within a turn, by due time). ``tenants``
+    and ``due`` are the ``DUE_*_TENANTS`` and ``SELECT_DUE_*`` statements, whose rows end with
+    their due time, which is dropped."""
+    ranked = [(turn, row[-1], row[:-1])
+              for tenant in [r[0] for r in conn.execute(tenants, query[:1])]
+              for turn, row in enumerate(conn.execute(due, (*query, tenant)))]
+    ranked.sort(key=lambda r: r[:2])
+    return [row for _, _, row in ranked[:query[2]]]
+
+
 def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
                           until: float) -> list[WorkflowTask]:
-    if not conn.execute(sql.SELECT_DUE_WORKFLOW_TASKS, query).fetchall():
+    if conn.execute(sql.DUE_WORKFLOW_TENANTS, query[:1]).fetchone() is None:
         return []  # nothing due: do not take the write lock (idle pollers stay cheap)
     return in_transaction(conn, _claim_workflow_txn, query, owner, until)
 
 
 def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
-    rows = conn.execute(sql.SELECT_DUE_WORKFLOW_TASKS, query).fetchall()
+    rows = due_round_robin(conn, sql.DUE_WORKFLOW_TENANTS, sql.SELECT_DUE_WORKFLOW_TASKS, query)
     conn.executemany(sql.LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
     return [WorkflowTask(t, w, *_split(stored, attempt + 1, bool(requested)))
             for t, w, stored, attempt, requested in rows]
@@ -114,7 +126,7 @@ def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visib
 
 def _claim_action_tasks(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[ActionTask]:
-    if not conn.execute(sql.SELECT_DUE_ACTIONS, query).fetchall():
+    if conn.execute(sql.DUE_ACTION_TENANTS, query[:1]).fetchone() is None:
         return []  # nothing due: do not take the write lock
     return in_transaction(conn, _claim_action_txn, query, owner, until)
 
@@ -123,7 +135,8 @@ def _claim_action_txn(conn: sqlite3.Connection, query: Row, owner: str,
                       until: float) -> list[ActionTask]:
     # A task whose lease expired was claimed before: its worker died, so that was an attempt.
     tasks = [action_from_row(row[:-1], reclaimed=row[-1])
-             for row in conn.execute(sql.SELECT_DUE_ACTIONS, query).fetchall()]
+             for row in due_round_robin(conn, sql.DUE_ACTION_TENANTS, sql.SELECT_DUE_ACTIONS,
+                                        query)]
     conn.executemany(sql.LEASE_ACTION, [(owner, until, t.attempt, *action_key(t)) for t in tasks])
     return tasks
 
