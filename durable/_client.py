@@ -19,6 +19,7 @@ from msgspec.structs import replace
 from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
+from ._lanes import enter
 from ._scope import permit, permit_all, scope
 from ._history import (
     CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
@@ -400,8 +401,11 @@ class Client:
         return self._scope
 
     def _tenant(self, tenant: str | None) -> str:
-        """The tenant a call names, or the client's (None)."""
-        return self.tenant if tenant is None else self.acts_for(tenant)
+        """The tenant a call names, or the client's (None); the caller's work goes in its lane
+        (``durable._lanes``) from now on."""
+        name = self.tenant if tenant is None else self.acts_for(tenant)
+        enter(name)
+        return name
 
     def acts_for(self, tenant: str) -> str:
         """``tenant``, if this client may act for it; else ``TenantPermissionError``."""

@@ -15,6 +15,7 @@ from .._definitions import (
     ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
 )
 from .._dispatch import Claim, ClaimSpec
+from .._lanes import enter
 from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
@@ -218,6 +219,7 @@ class Worker:
         self._in_flight += 1
 
         async def tracked() -> None:
+            enter(claim.task.tenant)  # its store operations queue in its tenant's lane
             try:
                 if isinstance(claim.task, WorkflowTask):
                     await self._workflow_runner.run(claim.task)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from itertools import zip_longest
 from typing import Any, Callable, ClassVar, Collection, Sequence, TypeVar
 
 from msgspec.structs import replace
@@ -99,7 +99,7 @@ class MemoryTasks(Committer, MemoryState):
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
         claimed: list[WorkflowTask] = []
-        for key in round_robin(self._wf_tasks):  # fairness across tenants
+        for key in round_robin(self._wf_tasks, lambda k: self._wf_tasks[k].claimable(now)):
             if len(claimed) >= limit:
                 break
             task = self._claim_workflow(key, workflows, owner, lease, now)
@@ -135,7 +135,7 @@ class MemoryTasks(Committer, MemoryState):
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
         claimed: list[ActionTask] = []
-        for key in round_robin(self._actions):  # fairness across tenants
+        for key in round_robin(self._actions, lambda k: self._actions[k][1].claimable(now)):
             if len(claimed) >= limit:
                 break
             task = self._claim_action(key, actions, owner, lease, now)
@@ -218,12 +218,16 @@ class MemoryTasks(Committer, MemoryState):
             reason="no transactions")
 
 
-def round_robin(keys: Iterable[K]) -> list[K]:
-    """Keys (tenant first) in turns across tenants: each tenant's first, then each one's second
-    ... (in the order given within a tenant)."""
-    by_tenant: dict[str, list[K]] = {}
-    for key in keys:
-        by_tenant.setdefault(key[0], []).append(key)
-    if len(by_tenant) < 2:
-        return [key for keys_ in by_tenant.values() for key in keys_]
-    return [key for turn in zip_longest(*by_tenant.values()) for key in turn if key is not None]
+def round_robin(keys: Iterable[K], due: Callable[[K], bool]) -> list[K]:
+    """The due keys (tenant first) in turns across tenants, as the other stores take them: a
+    tenant's k-th due key has turn k plus the number of its keys that are not due (leased);
+    lowest turns first, then in the order given."""
+    listed = [(key, due(key)) for key in keys]
+    turns = Counter(key[0] for key, is_due in listed if not is_due)
+    ranked: list[tuple[int, int, K]] = []
+    for order, (key, is_due) in enumerate(listed):
+        if is_due:
+            turns[key[0]] += 1
+            ranked.append((turns[key[0]], order, key))
+    ranked.sort(key=lambda r: r[:2])
+    return [key for _, _, key in ranked]

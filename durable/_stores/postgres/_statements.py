@@ -114,10 +114,12 @@ COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "$13, $14, durable_due_on_store_clock($15, $22, $25::float8), $16, $17, $18, "
                  "$19, $20, $21, $22) AS done) AS c")
 
-# Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
-# each one's second ...), so one tenant's backlog does not hold another's ready task back. The
-# cost does not grow with the backlog: _DUE_TENANTS walks the tenants that have due tasks (one
-# index seek each), then each one's oldest $5 are locked through the (tenant, due) index.
+# Fairness: due tasks are taken round-robin across tenants, so one tenant's backlog does not
+# hold another's ready task back: a tenant's k-th oldest due task has turn k plus the number of
+# its tasks that are leased (running) now, and claims take the lowest turns first (a tenant
+# with a hundred tasks running waits while one with none has a task due). The cost does not
+# grow with the backlog: _due_tenants walks the tenants that have due tasks (one index seek
+# each), then each one's oldest $5 are locked through the (tenant, due) index.
 def _due_tenants(table: str) -> str:
     return f"""WITH RECURSIVE tenants AS (
   (SELECT tenant FROM {table} WHERE due <= $3 ORDER BY tenant LIMIT 1)
@@ -127,18 +129,25 @@ def _due_tenants(table: str) -> str:
   FROM tenants AS t WHERE t.tenant IS NOT NULL)"""
 
 
+def _running(table: str) -> str:
+    """The tenants with due tasks, each with how many of its tasks are leased (not due; counted
+    up to 1,000, which bounds the cost)."""
+    return (f"(SELECT t.tenant, (SELECT count(*) FROM (SELECT FROM {table} AS x "
+            f"WHERE x.tenant = t.tenant AND x.due > $3 LIMIT 1000) AS x) AS running "
+            f"FROM tenants AS t WHERE t.tenant IS NOT NULL) AS n")
+
+
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = f"""
 {_due_tenants("workflow_tasks")}
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
 FROM (SELECT c.tenant, c.workflow_id FROM (
         SELECT c.tenant, c.workflow_id, c.due,
-               row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
-        FROM tenants AS n CROSS JOIN LATERAL (
+               n.running + row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
+        FROM {_running("workflow_tasks")} CROSS JOIN LATERAL (
           SELECT t.tenant, t.workflow_id, t.due FROM workflow_tasks AS t
           WHERE t.tenant = n.tenant AND t.due <= $3 AND t.workflow = ANY ($4::text[])
-          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c
-        WHERE n.tenant IS NOT NULL) AS c
+          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
       ORDER BY c.turn, c.due LIMIT $5) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
@@ -161,12 +170,11 @@ CLAIM_ACTION_TASKS: Final = f"""
 UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
 FROM (SELECT c.tenant, c.workflow_id, c.run_id, c.cmd FROM (
-        SELECT c.*, row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
-        FROM tenants AS n CROSS JOIN LATERAL (
+        SELECT c.*, n.running + row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
+        FROM {_running("action_tasks")} CROSS JOIN LATERAL (
           SELECT t.tenant, t.workflow_id, t.run_id, t.cmd, t.due FROM action_tasks AS t
           WHERE t.tenant = n.tenant AND t.due <= $3 AND t.name = ANY ($4::text[])
-          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c
-        WHERE n.tenant IS NOT NULL) AS c
+          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
       ORDER BY c.turn, c.due LIMIT $5) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd

@@ -3,7 +3,9 @@
 Concurrency model:
 
 * In a process, all database work runs on one dedicated thread that owns the one connection;
-  the async methods hand it work with ``loop.run_in_executor`` (``SQLiteBase._run``).
+  the async methods hand it work with ``loop.run_in_executor`` (``SQLiteBase._run``). The
+  thread serves tenants in turn (``durable._lanes``): one tenant's backlog of operations does
+  not hold another's back.
 * Across processes, every write method is one transaction started with ``BEGIN IMMEDIATE``
   (``SQLiteBase._write``, ``in_transaction``): it takes SQLite's write lock before reading,
   so read-check-write (expected ``seq``, dedup, lease ownership) is atomic. Dedup keys are
@@ -23,9 +25,10 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any, Final, Self, TypeVar
 
+from ..._lanes import FairExecutor
 from ...errors import InvalidArgumentError, StoreUnavailableError
 from .._migrations import migration_files, pending, renumbered
 from .._store_clock import StoreClocked
@@ -45,7 +48,7 @@ _URL_PREFIX: Final = "sqlite:///"
 class SQLiteBase(StoreClocked):
     """The file's connection and thread, which every role of the store works through."""
 
-    def __init__(self, url: str, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+    def __init__(self, url: str, executor: Executor, conn: sqlite3.Connection) -> None:
         self.url = url
         # Other processes sharing the file are noticed by their commits (data_version).
         self.wakeup = Wakeup(changes=self._data_version)
@@ -57,7 +60,7 @@ class SQLiteBase(StoreClocked):
     async def open(cls, url: str) -> Self:
         """Open (creating if needed) the file ``url`` names and apply pending migrations."""
         path = _path_from_url(url)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="durable-sqlite")
+        executor = FairExecutor("durable-sqlite")
         try:
             conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, url, path)
         except BaseException as exc:

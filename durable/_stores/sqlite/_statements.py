@@ -66,10 +66,11 @@ UPSERT_WORKFLOW_TASK: Final = (
     "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
-# Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
-# each one's second ...), so one tenant's backlog does not hold another's ready task back
-# (``_tasks.due_round_robin``). The cost does not grow with the backlog: the tenants with due
-# tasks are found one index seek each, then each one's oldest through the (tenant, due) index.
+# Fairness: due tasks are taken round-robin across tenants, so one tenant's backlog does not
+# hold another's ready task back (``_tasks.due_round_robin``: a tenant's k-th oldest due task
+# has turn k plus the number of its tasks leased now). The cost does not grow with the
+# backlog: the tenants with due tasks are found one index seek each, then each one's oldest
+# through the (tenant, due) index.
 def _due_tenants(table: str) -> str:
     return (f"WITH RECURSIVE t(tenant) AS ("
             f"SELECT (SELECT min(tenant) FROM {table} WHERE due <= ?1) UNION ALL "
@@ -78,6 +79,9 @@ def _due_tenants(table: str) -> str:
 
 
 DUE_WORKFLOW_TENANTS: Final = _due_tenants("workflow_tasks")
+# how many of a tenant's tasks are leased (not due), up to 1,000 (which bounds the cost)
+RUNNING_WORKFLOW_TASKS: Final = ("SELECT count(*) FROM (SELECT 1 FROM workflow_tasks "
+                                 "WHERE tenant = ? AND due > ? LIMIT 1000)")
 # ?1 now, ?2 routes (JSON), ?3 limit, ?4 tenant; the last column (due) orders the turns
 SELECT_DUE_WORKFLOW_TASKS: Final = (
     "SELECT tenant, workflow_id, workflow, attempt, requested, due FROM workflow_tasks "
@@ -96,6 +100,8 @@ UPSERT_ACTION: Final = (
     f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 DUE_ACTION_TENANTS: Final = _due_tenants("action_tasks")
+RUNNING_ACTIONS: Final = ("SELECT count(*) FROM (SELECT 1 FROM action_tasks "
+                          "WHERE tenant = ? AND due > ? LIMIT 1000)")
 SELECT_DUE_ACTIONS: Final = (  # as SELECT_DUE_WORKFLOW_TASKS
     f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL, due FROM action_tasks "
     "WHERE tenant = ?4 AND due <= ?1 AND name IN (SELECT value FROM json_each(?2)) "

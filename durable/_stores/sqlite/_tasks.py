@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
+from typing import Final
 
 from ..._history import Event
 from ..._queues import unroute
@@ -82,16 +83,26 @@ class SQLiteTasks(Committer, SQLiteBase):
                                  frozenset(actions), now, now + lease)
 
 
-def due_round_robin(conn: sqlite3.Connection, tenants: str, due: str, query: Row) -> list[Row]:
-    """Up to ``query``'s limit of due tasks, round-robin across the tenants that have some
-    (each one's oldest, then each one's second, ...; within a turn, by due time). ``tenants``
-    and ``due`` are the ``DUE_*_TENANTS`` and ``SELECT_DUE_*`` statements, whose rows end with
-    their due time, which is dropped."""
-    ranked = [(turn, row[-1], row[:-1])
-              for tenant in [r[0] for r in conn.execute(tenants, query[:1])]
-              for turn, row in enumerate(conn.execute(due, (*query, tenant)))]
+def due_round_robin(conn: sqlite3.Connection, statements: tuple[str, str, str],
+                    query: Row) -> list[Row]:
+    """Up to ``query``'s limit of due tasks, round-robin across the tenants that have some: a
+    tenant's k-th oldest has turn k plus the number of its tasks leased now; lowest turns
+    first, then oldest. ``statements``: ``DUE_*_TENANTS``, ``RUNNING_*`` and ``SELECT_DUE_*``,
+    whose rows end with their due time, which is dropped."""
+    tenants, running, due = statements
+    now = query[0]
+    ranked = []
+    for (tenant,) in conn.execute(tenants, (now,)).fetchall():
+        leased = conn.execute(running, (tenant, now)).fetchone()[0]
+        ranked += [(leased + turn, row[-1], row[:-1])
+                   for turn, row in enumerate(conn.execute(due, (*query, tenant)))]
     ranked.sort(key=lambda r: r[:2])
     return [row for _, _, row in ranked[:query[2]]]
+
+
+_WORKFLOW_TURNS: Final = (sql.DUE_WORKFLOW_TENANTS, sql.RUNNING_WORKFLOW_TASKS,
+                          sql.SELECT_DUE_WORKFLOW_TASKS)
+_ACTION_TURNS: Final = (sql.DUE_ACTION_TENANTS, sql.RUNNING_ACTIONS, sql.SELECT_DUE_ACTIONS)
 
 
 def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
@@ -103,7 +114,7 @@ def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
 
 def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
-    rows = due_round_robin(conn, sql.DUE_WORKFLOW_TENANTS, sql.SELECT_DUE_WORKFLOW_TASKS, query)
+    rows = due_round_robin(conn, _WORKFLOW_TURNS, query)
     conn.executemany(sql.LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
     return [WorkflowTask(t, w, *_split(stored, attempt + 1, bool(requested)))
             for t, w, stored, attempt, requested in rows]
@@ -135,8 +146,7 @@ def _claim_action_txn(conn: sqlite3.Connection, query: Row, owner: str,
                       until: float) -> list[ActionTask]:
     # A task whose lease expired was claimed before: its worker died, so that was an attempt.
     tasks = [action_from_row(row[:-1], reclaimed=row[-1])
-             for row in due_round_robin(conn, sql.DUE_ACTION_TENANTS, sql.SELECT_DUE_ACTIONS,
-                                        query)]
+             for row in due_round_robin(conn, _ACTION_TURNS, query)]
     conn.executemany(sql.LEASE_ACTION, [(owner, until, t.attempt, *action_key(t)) for t in tasks])
     return tasks
 
