@@ -378,7 +378,7 @@ class Client:
         # Eager start: a worker of this client that hosts the workflow and has room gets the
         # first task with the creation itself (no hint, claim or read; Temporal's eager start).
         key = route(defn.name, on)
-        eager = next((w for w in self._workers if w.takes_eager(key)), None)
+        eager = next((w for w in self._workers if w.takes_eager(key, tenant)), None)
         lease_to = None if eager is None else (eager.identity, now + eager.lease)
         _, created = await self.store.create_execution(started, now=now, lease_to=lease_to)
         handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, tenant, defn)

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from types import TracebackType
 from typing import Any, Generator, Iterable
 
@@ -82,6 +83,8 @@ class Worker:
             snapshots_kept=snapshots_kept)
         self._workflow_runner.hosted_actions = self.hosted_actions
         self._in_flight = 0
+        self._tenants: Counter[str] = Counter()  # tasks in flight by tenant
+        self._reserve = max(1, concurrency // 10)  # slots for tenants with none in flight
         self._seen_when_full = 0
         self._hosts = [("w", r) for r in sorted(self.hosted_workflows)] + [
             ("a", r) for r in sorted(self.hosted_actions)]
@@ -156,12 +159,17 @@ class Worker:
             except Exception:
                 logger.debug("could not unregister worker %s", self.identity, exc_info=True)
 
-    def takes_eager(self, workflow: str) -> bool:
+    def takes_eager(self, workflow: str, tenant: str) -> bool:
         """Whether this worker can run a new execution of ``workflow`` (a route: the name on
-        its queue) at once (eager start: its client creates the execution leased to this
-        worker and hands it over)."""
-        return (self._group is not None and not self._stopping.is_set()
-                and workflow in self.hosted_workflows and self._in_flight < self.concurrency)
+        its queue) for ``tenant`` at once (eager start: its client creates the execution
+        leased to this worker and hands it over). A tenant with nothing running here may use
+        a few slots beyond ``concurrency``: another tenant's backlog does not make it wait for
+        a free slot."""
+        if self._group is None or self._stopping.is_set() \
+                or workflow not in self.hosted_workflows:
+            return False
+        return self._in_flight < self.concurrency or (
+            self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant])
 
     def run_eager(self, task: WorkflowTask) -> bool:
         """Run a workflow task that its execution's creation leased to this worker."""
@@ -217,9 +225,11 @@ class Worker:
 
     def _spawn(self, group: asyncio.TaskGroup, claim: Claim) -> None:
         self._in_flight += 1
+        tenant = claim.task.tenant
+        self._tenants[tenant] += 1
 
         async def tracked() -> None:
-            enter(claim.task.tenant)  # its store operations queue in its tenant's lane
+            enter(tenant)  # its store operations queue in its tenant's lane
             try:
                 if isinstance(claim.task, WorkflowTask):
                     await self._workflow_runner.run(claim.task)
@@ -231,6 +241,9 @@ class Worker:
                                exc_info=True)
             finally:
                 self._in_flight -= 1
+                self._tenants[tenant] -= 1
+                if not self._tenants[tenant]:
+                    del self._tenants[tenant]
                 self.client.store.wakeup.notify()
 
         group.create_task(tracked())

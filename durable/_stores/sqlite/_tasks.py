@@ -91,12 +91,12 @@ def due_round_robin(conn: sqlite3.Connection, statements: tuple[str, str, str],
     whose rows end with their due time, which is dropped."""
     tenants, running, due = statements
     now = query[0]
-    ranked = []
+    ranked: list[tuple[int, float, Row]] = []
     for (tenant,) in conn.execute(tenants, (now,)).fetchall():
-        leased = conn.execute(running, (tenant, now)).fetchone()[0]
+        leased: int = conn.execute(running, (tenant, now)).fetchone()[0]
         ranked += [(leased + turn, row[-1], row[:-1])
                    for turn, row in enumerate(conn.execute(due, (*query, tenant)))]
-    ranked.sort(key=lambda r: r[:2])
+    ranked.sort(key=lambda r: (r[0], r[1]))
     return [row for _, _, row in ranked[:query[2]]]
 
 
