@@ -226,7 +226,9 @@ class WorkflowCommit(msgspec.Struct, frozen=True):
     work they cancel (``cancelled_timers``, ``cancelled_actions``: numbered by command),
     changes the execution row (``update``), creates executions or the next run (``starts``),
     appends inputs to other executions (``signals``) and answers requests (``replies``), all
-    at time ``now``.
+    at time ``now``. The new actions numbered in ``leased`` are created leased to ``owner``
+    until ``lease_until`` (eager dispatch: the committing worker runs them at once, as claimed
+    tasks); the others are created for any worker to claim.
     """
 
     owner: str
@@ -241,6 +243,8 @@ class WorkflowCommit(msgspec.Struct, frozen=True):
     starts: Sequence[Start] = ()
     signals: Sequence[Signal] = ()
     replies: Sequence[Reply] = ()
+    leased: Sequence[int] = ()
+    lease_until: float = 0.0
 
 
 class RunCheck(NamedTuple):

@@ -18,7 +18,7 @@ from .._definitions import (
 from .._dispatch import Claim, ClaimSpec
 from .._lanes import enter
 from .._queues import HOSTS_REFRESH, check_queues, route
-from .._stores import WorkflowTask
+from .._stores import ActionTask, WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
@@ -45,6 +45,11 @@ class Worker:
     of an execution (0: never) the worker saves a snapshot of it, keeping the
     ``snapshots_kept`` newest: time travel and ``describe()`` start from them.
 
+    ``eager_actions``: a workflow task's new actions that this worker hosts are created leased
+    to it, as many as it has free slots for, and start at once, each as a task of its own
+    with its own lease (no hint, no claim: Temporal's eager activities); False leaves every
+    action to be claimed. A limited action is always claimed, under its limits.
+
     ``queues``: the task queues it serves. By default each workflow and action is hosted on
     its own queue (``durable.workflow(queue=...)``); with a list, each is hosted on every
     queue listed. A task is run only by a worker that hosts its name on its queue.
@@ -55,9 +60,12 @@ class Worker:
                  max_cached: int = 1000, inline_actions: bool = True,
                  identity: str | None = None, snapshot_every: int = 1000,
                  snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT,
-                 queues: Iterable[str] | None = None) -> None:
+                 queues: Iterable[str] | None = None, eager_actions: bool = True) -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
+        if not isinstance(eager_actions, bool):
+            raise ArgumentTypeError(f"eager_actions is a bool, not {show(eager_actions)}",
+                                    parameter="eager_actions")
         check_number(liveness_timeout, "liveness_timeout", minimum=0.0, exclusive=True,
                      maximum=MAX_DURATION)
         self.client = client
@@ -82,6 +90,11 @@ class Worker:
             inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
             snapshots_kept=snapshots_kept)
         self._workflow_runner.hosted_actions = self.hosted_actions
+        self._workflow_runner.slots = self
+        self.eager_actions = eager_actions
+        self._pledged = 0  # slots a waiting claim may fill
+        # whether commits may start actions here (eager): then a claim leaves them room
+        self._shares_slots = eager_actions and bool(self.workflows) and bool(self.actions)
         self._in_flight = 0
         self._tenants: Counter[str] = Counter()  # tasks in flight by tenant
         self._reserve = max(1, concurrency // 10)  # slots for tenants with none in flight
@@ -171,6 +184,28 @@ class Worker:
         return self._in_flight < self.concurrency or (
             self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant])
 
+    def reserve(self, wanted: int) -> int:
+        """Take up to ``wanted`` free slots for actions a commit creates leased to this worker
+        (eager dispatch; ``run_reserved`` starts them)."""
+        if self._group is None or self._stopping.is_set() or not self.eager_actions:
+            return 0
+        taken = max(0, min(wanted, self.concurrency - self._in_flight - self._pledged))
+        self._in_flight += taken
+        return taken
+
+    def unreserve(self, count: int) -> None:
+        """Give back slots that ``reserve`` took and no task will use."""
+        self._in_flight -= count
+        self.client.store.wakeup.notify()
+
+    def run_reserved(self, tasks: list[ActionTask]) -> None:
+        """Start action tasks leased to this worker, in slots ``reserve`` took for them."""
+        if self._group is None:  # stopped meanwhile: their leases lapse and they run again
+            self.unreserve(len(tasks))
+            return
+        for task in tasks:
+            self._spawn(self._group, Claim(task), reserved=True)
+
     def run_eager(self, task: WorkflowTask) -> bool:
         """Run a workflow task that its execution's creation leased to this worker."""
         if self._group is None or self._stopping.is_set():
@@ -218,13 +253,21 @@ class Worker:
             await self.client.store.wakeup.wait(timeout, self._seen_when_full)
             self._seen_when_full = self.client.store.wakeup.generation
             return 0
-        claims = await self.client.dispatcher.receive(self._spec, limit=free, timeout=timeout)
+        # While a claim waits, the slots it asked for are pledged to it; with eager actions it
+        # asks for half the free ones, and commits may start their actions in the others.
+        self._pledged = max(1, free // 2) if self._shares_slots else free
+        try:
+            claims = await self.client.dispatcher.receive(self._spec, limit=self._pledged,
+                                                          timeout=timeout)
+        finally:
+            self._pledged = 0
         for claim in claims:
             self._spawn(group, claim)
         return len(claims)
 
-    def _spawn(self, group: asyncio.TaskGroup, claim: Claim) -> None:
-        self._in_flight += 1
+    def _spawn(self, group: asyncio.TaskGroup, claim: Claim, reserved: bool = False) -> None:
+        if not reserved:
+            self._in_flight += 1
         tenant = claim.task.tenant
         self._tenants[tenant] += 1
 

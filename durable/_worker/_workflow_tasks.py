@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from time import monotonic
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from msgspec.structs import replace
 
@@ -107,6 +107,22 @@ class InstanceCache:
         self._items.clear()
 
 
+class ActionSlots(Protocol):
+    """The worker's slots, for the actions a commit creates leased to it (eager dispatch)."""
+
+    def reserve(self, wanted: int) -> int:
+        """Take up to ``wanted`` free slots; how many were taken."""
+        ...
+
+    def unreserve(self, count: int) -> None:
+        """Give back slots that no task will use."""
+        ...
+
+    def run_reserved(self, tasks: list[ActionTask]) -> None:
+        """Start leased action tasks in slots taken for them."""
+        ...
+
+
 class _Commit:
     """What one workflow task writes: events with dense seq, and the work they create.
 
@@ -128,6 +144,7 @@ class _Commit:
         self.starts: list[Start] = []
         self.signals: list[Signal] = []
         self.boundary: tuple[int, float] | None = None  # (seq, time) where the last batch ended
+        self.leased: list[ActionTask] = []  # new actions created leased to this worker (eager)
 
     def _event(self, make: Callable[[int], Event]) -> Event:
         self.seq += 1
@@ -197,18 +214,22 @@ class _Commit:
 
     def refs(self) -> list[TaskRef]:
         """Hints for the tasks this commit made runnable, to publish once it is committed."""
-        refs = [action_ref(a) for a in self.actions.values()]
+        leased = {a.cmd for a in self.leased}
+        refs = [action_ref(a) for a in self.actions.values() if a.cmd not in leased]
         if self.starts or self.signals:
             refs += effect_refs(self.task.tenant, self.task.workflow_id, self.starts,
                                 self.signals)
         return refs
 
-    def record(self, owner: str, update: ExecutionUpdate, now: float) -> WorkflowCommit:
-        """The commit as the store writes it, by ``owner`` (the task's lease holder)."""
+    def record(self, owner: str, update: ExecutionUpdate, now: float,
+               lease_until: float = 0.0) -> WorkflowCommit:
+        """The commit as the store writes it, by ``owner`` (the task's lease holder); the
+        ``leased`` actions are created leased to it until ``lease_until``."""
         return WorkflowCommit(owner, self.expected_seq, self.events, update, now,
                               list(self.actions.values()), list(self._timers.values()),
                               self._cancelled, self.cancelled_actions, self.starts,
-                              self.signals, self.replies)
+                              self.signals, self.replies, [a.cmd for a in self.leased],
+                              lease_until)
 
 
 def _snapshot(task: WorkflowTask, entry: _Cached, commit: _Commit) -> Snapshot | None:
@@ -254,6 +275,7 @@ class WorkflowTaskRunner:
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
         self.snapshot_every = snapshot_every  # events between snapshots; 0 disables
         self.snapshots_kept = snapshots_kept
+        self.slots: ActionSlots | None = None  # the worker's, while it runs: eager actions
 
     async def run(self, task: WorkflowTask) -> None:
         """Run the task; conflicts retry from fresh history, failures release it with backoff."""
@@ -323,8 +345,7 @@ class WorkflowTaskRunner:
             committed = await self.store.finish_workflow_task(
                 task, self.owner, entry.seq + 1, replies=commit.replies, now=self.clock())
         else:
-            committed = await self.store.commit_workflow_task(
-                task, commit.record(self.owner, _update(entry.instance), self.clock()))
+            committed = await self._commit(task, entry, commit)
         if not committed:
             entry.instance.close()
             return False
@@ -366,6 +387,34 @@ class WorkflowTaskRunner:
             inline = commit.add(activation.commands, time, now,
                                 _never if last else self._inline, recorded)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
+
+    async def _commit(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> bool:
+        """Commit the task. Eager dispatch: the new actions this worker hosts are created
+        leased to it, as many as it has free slots for, and started once committed (no hint,
+        no claim); the others are published for any worker to claim."""
+        slots, now = self.slots, self.clock()
+        eager = [] if slots is None or entry.instance.done else \
+            [a for a in commit.actions.values() if a.visible_at <= now and self._eager(a)]
+        commit.leased = eager[:slots.reserve(len(eager))] if slots and eager else []
+        committed = False
+        try:
+            committed = await self.store.commit_workflow_task(task, commit.record(
+                self.owner, _update(entry.instance), now, now + self.action_runner.lease))
+        finally:
+            if slots is not None and commit.leased:
+                if committed:
+                    slots.run_reserved(commit.leased)
+                else:  # nothing was written (or, if the store failed after writing, the
+                    slots.unreserve(len(commit.leased))  # leases lapse: run elsewhere)
+        return committed
+
+    def _eager(self, action: ActionTask) -> bool:
+        """Whether a new action due now can start here at once, leased by its commit: this
+        worker hosts it and no limit needs a claim to take its room (a retry waits for its
+        backoff as a task, claimed once due)."""
+        defn = self.actions.get(action.name)
+        return defn is not None and defn.limit is None \
+            and route(action.name, action.queue) in self.hosted_actions
 
     async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
         """Validate pending updates and run the accepted ones, then answer pending queries.

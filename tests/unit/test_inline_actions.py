@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import durable
+from durable._stores import WorkflowCommit, WorkflowTask
 from durable._stores.memory import MemoryStore
 
 attempts: list[tuple[str, int, str]] = []
@@ -57,16 +58,20 @@ async def mixed(ctx: durable.Context, n: int) -> list[int]:
 
 
 class CountingStore(MemoryStore):
-    """The memory store, counting commits and action claims."""
+    """The memory store, counting commits and the action tasks workers took: claimed, or
+    created leased to them by a commit (eager dispatch)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.commits = 0
         self.claimed_actions: list[str] = []
 
-    async def commit_workflow_task(self, *args: Any, **kwargs: Any) -> bool:
+    async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
         self.commits += 1
-        return await super().commit_workflow_task(*args, **kwargs)
+        done = await super().commit_workflow_task(task, commit)
+        if done:
+            self.claimed_actions += [a.name for a in commit.actions if a.cmd in commit.leased]
+        return done
 
     async def claim_action_tasks(self, *args: Any, **kwargs: Any) -> Any:
         tasks = await super().claim_action_tasks(*args, **kwargs)

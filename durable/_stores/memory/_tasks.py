@@ -47,6 +47,8 @@ class MemoryTasks(Committer, MemoryState):
         del self._wf_tasks[key]
         for action in commit.actions:
             held = Lease(action.visible_at, dispatched_at=now)
+            if action.cmd in commit.leased:
+                held.owner, held.until = commit.owner, commit.lease_until
             self._actions[(*run, action.cmd)] = (action, held)
         for timer in commit.timers:
             self._timers[(*run, timer.cmd)] = timer

@@ -153,6 +153,17 @@ WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
 
+def leasing(commit: str, params: int) -> str:
+    """A commit statement of ``params`` parameters that, when the commit succeeded, also leases
+    the new actions numbered in the next three parameters: the run, its cmds, lease_until
+    (leased to the owner, $3: eager dispatch, migration 0017)."""
+    head, sep, tail = commit.partition(" FROM (SELECT durable_commit")
+    return (f"{head}, CASE WHEN c.done THEN durable_lease_actions($1, $2, ${params + 1}, $3, "
+            f"${params + 2}::bigint[], ${params + 3}) END{sep}{tail}")
+
+
+COMMIT_LEASING: Final = leasing(COMMIT, 25)
+
 RELEASE: Final = "SELECT durable_release($1, $2, $3, $4, $5)"
 
 # ---- action tasks ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from .._records import (
 )
 from . import _statements as sql
 from ._connection import PostgresBase
-from ._effects import COMMIT_EFFECTS, effect_columns
+from ._effects import COMMIT_EFFECTS, COMMIT_EFFECTS_LEASING, effect_columns
 from ._rows import (
     ENDED_CHANNEL, REPLIED_CHANNEL, action_columns, action_from_row, action_key, encode,
     history_from_rows, notice, reply_columns, split_at_seq,
@@ -47,6 +47,9 @@ class PostgresTasks(Committer, PostgresBase):
                     *args[-2:])
         args = (*args, self._store_time(commit.now))  # the last parameter of both
         statement = COMMIT_EFFECTS if effects else sql.COMMIT
+        if commit.leased:
+            statement = COMMIT_EFFECTS_LEASING if effects else sql.COMMIT_LEASING
+            args = (*args, commit.actions[0].run_id, list(commit.leased), commit.lease_until)
         if commit.replies:
             return await self._commit_with_replies(args, commit.replies, statement)
         if effects:

@@ -95,13 +95,18 @@ def _signal_txn(conn: sqlite3.Connection, signal: Signal, now: float) -> None:
 def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) -> None:
     """Write a commit's new action tasks and timers and drop the ones it cancelled.
 
-    The new action tasks count as dispatched ``now``: the committing worker publishes them.
+    The new action tasks count as dispatched ``now``: the committing worker publishes them,
+    or runs them, the ``leased`` ones, which are created leased to it.
     """
     if commit.actions:
         conn.executemany(sql.UPSERT_ACTION, [
             (*run, a.cmd, route(a.name, a.queue), encode(a.args), encode(pack(a.kwargs, a.options)),
              a.attempt, a.visible_at,
              a.last_error, commit.now) for a in commit.actions])
+    if commit.leased:
+        conn.executemany(sql.LEASE_ACTION, [(commit.owner, commit.lease_until, a.attempt, *run,
+                                             a.cmd) for a in commit.actions
+                                            if a.cmd in commit.leased])
     if commit.timers:
         conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in commit.timers])
     if commit.cancelled_timers:

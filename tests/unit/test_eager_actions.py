@@ -1,0 +1,77 @@
+"""Eager action dispatch: a workflow task's new actions that its worker hosts start there at
+once, leased by the commit (no hint, no claim), within the worker's concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import durable
+from durable._stores import TaskRef
+from durable.errors import ArgumentTypeError
+
+RUNNING: list[str] = []
+PEAK: list[int] = [0]
+
+
+@durable.action(name="EagerStep")
+async def step(n: int) -> int:
+    RUNNING.append("x")
+    PEAK[0] = max(PEAK[0], len(RUNNING))
+    await asyncio.sleep(0.01)
+    RUNNING.pop()
+    return n + 1
+
+
+@durable.workflow(name="EagerFlow")
+async def flow(ctx: durable.Context, n: int) -> int:
+    for _ in range(3):
+        n = await ctx.run(step, n)
+    return n
+
+
+@durable.workflow(name="EagerFanOut")
+async def fan_out(ctx: durable.Context, width: int) -> int:
+    return sum(await asyncio.gather(*(ctx.run(step, i) for i in range(width))))
+
+
+def _published(client: durable.Client) -> list[TaskRef]:
+    seen: list[TaskRef] = []
+    publish = client.publish
+
+    async def recording(refs: list[TaskRef]) -> None:
+        seen.extend(refs)
+        await publish(refs)
+
+    client.publish = recording  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.parametrize("eager", [True, False])
+async def test_hosted_actions_start_without_a_hint_when_eager(eager: bool, tmp_path: Any) -> None:
+    async with durable.connect(f"sqlite:///{tmp_path}/e.db") as client:
+        published = _published(client)
+        async with durable.Worker(client, [flow], [step], eager_actions=eager):
+            handle = await client.start(flow, 1)
+            assert await handle.result(timeout=10) == 4
+        action_hints = [r for r in published if r.kind == "a"]
+        assert len(action_hints) == (0 if eager else 3)
+
+
+async def test_eager_actions_stay_within_the_worker_concurrency(tmp_path: Any) -> None:
+    PEAK[0] = 0
+    async with durable.connect(f"sqlite:///{tmp_path}/e.db") as client:
+        published = _published(client)
+        async with durable.Worker(client, [fan_out], [step], concurrency=4):
+            handle = await client.start(fan_out, 10)
+            assert await handle.result(timeout=10) == sum(range(1, 11))
+        assert PEAK[0] <= 4  # never more at once than the worker runs (6 before claims left room)
+        assert 0 < len([r for r in published if r.kind == "a"]) < 10  # the rest: claimed
+
+
+async def test_eager_actions_is_a_bool() -> None:
+    async with durable.connect("memory://") as client:
+        with pytest.raises(ArgumentTypeError, match="eager_actions"):
+            durable.Worker(client, [flow], [step], eager_actions="yes")  # type: ignore[arg-type]
