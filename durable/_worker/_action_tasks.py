@@ -18,7 +18,7 @@ from .._ports import ClientPort
 from .._definitions import ActionDefinition, with_options
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import describe_error, error_info
-from .._stores import ActionTask, workflow_ref
+from .._stores import ActionTask, TaskRef, workflow_ref
 from ..errors import ActionLostError, DatabaseActionError, UnknownActionError
 
 __all__ = ["INLINE_SLICE", "ActionTaskRunner", "check_transactional"]
@@ -77,8 +77,9 @@ class ActionTaskRunner:
         self.actions = actions
         self.lease = lease
 
-    async def run(self, task: ActionTask) -> None:
-        """Run one attempt of ``task`` and record what happened."""
+    async def run(self, task: ActionTask) -> TaskRef | None:
+        """Run one attempt of ``task`` and record what happened; the workflow task that the
+        outcome made due, for the caller to run or announce (None: none)."""
         try:
             defn = self.actions.get(task.name)
             if defn is None:
@@ -92,14 +93,14 @@ class ActionTaskRunner:
         except _NoLongerWanted:
             logger.info("action %s (%s) stopped: its result is no longer wanted", task.name,
                         task.idempotency_key)
-            return
+            return None
         except Exception as exc:
-            await self._failed(task, exc)
-            return
+            return await self._failed(task, exc)
         if not defn.transaction:
-            await self._record(task, ActionCompleted(0, 0.0, task.cmd, result, task.attempt))
-        elif result:  # the store recorded it, in the action's own transaction
-            await self.client.publish([workflow_ref(task.tenant, task.workflow_id)])
+            return await self._record(task, ActionCompleted(0, 0.0, task.cmd, result,
+                                                            task.attempt))
+        # the store recorded it, in the action's own transaction
+        return workflow_ref(task.tenant, task.workflow_id) if result else None
 
     async def run_inline(self, tasks: list[ActionTask], budget: float,
                          interrupted: Callable[[], Awaitable[bool]]
@@ -169,15 +170,15 @@ class ActionTaskRunner:
                        visible_at=now + defn.retry.delay(task.attempt),
                        last_error=describe_error(exc))
 
-    async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed) -> None:
+    async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed,
+                      ) -> TaskRef | None:
         try:
             recorded = await self.store.complete_action_task(task, event, now=self.clock())
         except Exception:
             logger.exception("could not record the outcome of %s; it runs again after its lease",
                              task.name)
-            return
-        if recorded:
-            await self.client.publish([workflow_ref(task.tenant, task.workflow_id)])
+            return None
+        return workflow_ref(task.tenant, task.workflow_id) if recorded else None
 
     async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask) -> Any:
         cancellation = threading.Event()
@@ -291,13 +292,13 @@ class ActionTaskRunner:
     def _timed_out(defn: ActionDefinition) -> TimeoutError:
         return TimeoutError(f"action {defn.name!r} timed out after {defn.timeout}s")
 
-    async def _failed(self, task: ActionTask, exc: Exception) -> None:
+    async def _failed(self, task: ActionTask, exc: Exception) -> TaskRef | None:
         defn = self.actions.get(task.name)
         if defn is not None:
             defn = with_options(defn, task.options, self.clock)
         if defn is None or not defn.retry.retries(exc, task.attempt):
-            await self._record(task, ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt))
-            return
+            return await self._record(task, ActionFailed(0, 0.0, task.cmd, error_info(exc),
+                                                         task.attempt))
         delay = defn.retry.delay(task.attempt)
         logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
                        task.name, task.attempt, type(exc).__name__, exc, delay)
@@ -308,6 +309,7 @@ class ActionTaskRunner:
         except Exception:
             logger.exception("could not schedule the retry of %s; it runs again after its lease",
                              task.name)
+        return None
 
 
 async def _watched(defn: ActionDefinition, call: asyncio.Future[Any], beats: Beats,

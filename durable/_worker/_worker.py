@@ -18,7 +18,7 @@ from .._definitions import (
 from .._dispatch import Claim, ClaimSpec
 from .._lanes import enter
 from .._queues import HOSTS_REFRESH, check_queues, route
-from .._stores import ActionTask, WorkflowTask
+from .._stores import ActionTask, TaskRef, WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
@@ -273,15 +273,19 @@ class Worker:
 
         async def tracked() -> None:
             enter(tenant)  # its store operations queue in its tenant's lane
+            woke: TaskRef | None = None
             try:
                 if isinstance(claim.task, WorkflowTask):
                     await self._workflow_runner.run(claim.task)
                 else:
-                    await self._action_runner.run(claim.task)
+                    woke = await self._action_runner.run(claim.task)
                 await self.client.dispatcher.ack([claim])
             except Exception:  # the runners handle task errors; this is a lost ack (Redis down)
                 logger.warning("could not acknowledge %s; it will be redelivered", claim.task,
                                exc_info=True)
+            try:
+                if woke is not None:
+                    await self._wake(woke)
             finally:
                 self._in_flight -= 1
                 self._tenants[tenant] -= 1
@@ -290,6 +294,23 @@ class Worker:
                 self.client.store.wakeup.notify()
 
         group.create_task(tracked())
+
+    async def _wake(self, ref: TaskRef) -> None:
+        """The workflow task an action's outcome made due: when this worker holds the
+        execution's instance, run it here at once, in the action's slot (claimed by its key,
+        with the history it lacks: no hint, no other worker); else announce it."""
+        if not self._stopping.is_set() and self.cache.seq_of(ref.tenant, ref.workflow_id):
+            try:
+                tasks, _ = await self.client.store.claim_refs(
+                    [ref], self.identity, workflows=self.hosted_workflows, actions=(),
+                    lease=self.lease, now=self.client.clock(), history_after=self.cache.seq_of)
+            except Exception:  # announced instead: any worker, or this one, claims it
+                logger.debug("could not claim %s/%s", ref.tenant, ref.workflow_id, exc_info=True)
+                tasks = []
+            if tasks:
+                await self._workflow_runner.run(tasks[0])
+                return
+        await self.client.publish([ref])
 
 
 def _check_options(concurrency: Any, lease: Any, poll_interval: Any, max_cached: Any,
