@@ -11,6 +11,8 @@ from ._guard import NondeterministicCallWarning
 from ._history import Event, EventReceived, History
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle
+from ._replay._external import ExternalHandle
+from ._replay._info import ParentInfo
 from ._replay._context import Context
 from ._replay._replayer import Replayer, ReplayResult
 from ._saga import Saga
@@ -31,11 +33,13 @@ __all__ = [
     "Description",
     "Event",
     "EventReceived",
+    "ExternalHandle",
     "History",
     "NonDeterminismWarning",
     "NonRetryable",
     "NondeterministicCallWarning",
     "Overlap",
+    "ParentInfo",
     "ReplayResult",
     "Replayer",
     "Retry",

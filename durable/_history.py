@@ -33,6 +33,7 @@ __all__ = [
     "ActionScheduled",
     "CancelAction",
     "CancelChild",
+    "CancelExternal",
     "CancelRequested",
     "CancelTimer",
     "CancelWorkflow",
@@ -51,6 +52,8 @@ __all__ = [
     "ErrorInfo",
     "Event",
     "EventReceived",
+    "ExternalCancelRequested",
+    "ExternalSignalled",
     "FailWorkflow",
     "History",
     "MarkPatched",
@@ -59,6 +62,7 @@ __all__ = [
     "ScheduleAction",
     "SetData",
     "SetState",
+    "SignalExternal",
     "StartChild",
     "StartTimer",
     "StateChanged",
@@ -286,6 +290,25 @@ class ChildCancelRequested(_Event, frozen=True, tag=True, array_like=True):
     reason: str = ""
 
 
+class ExternalSignalled(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow sent event ``name`` to execution ``workflow_id`` (``ctx.external(id).send``;
+    delivered with the commit that recorded this, once)."""
+
+    cmd: int
+    workflow_id: str
+    name: str
+    payload: Any = None
+    metadata: dict[str, Any] | None = None
+
+
+class ExternalCancelRequested(_Event, frozen=True, tag=True, array_like=True):
+    """The workflow asked execution ``workflow_id`` to cancel (``ctx.external(id).cancel``)."""
+
+    cmd: int
+    workflow_id: str
+    reason: str = ""
+
+
 class StateChanged(_Event, frozen=True, tag=True, array_like=True):
     """``ctx.set_state(state)``."""
 
@@ -363,6 +386,8 @@ Event = (
     | TimerCancelled
     | ChildInitiated
     | ChildCancelRequested
+    | ExternalSignalled
+    | ExternalCancelRequested
     | StateChanged
     | DataChanged
     | Patched
@@ -485,6 +510,26 @@ class CancelChild(_Command, frozen=True):
     reason: str = ""
 
 
+class SignalExternal(_Command, frozen=True):
+    """Send an event to another execution (recorded as ``ExternalSignalled``)."""
+
+    event = ExternalSignalled
+    cmd: int
+    workflow_id: str
+    name: str
+    payload: Any = None
+    metadata: dict[str, Any] | None = None
+
+
+class CancelExternal(_Command, frozen=True):
+    """Ask another execution to cancel (recorded as ``ExternalCancelRequested``)."""
+
+    event = ExternalCancelRequested
+    cmd: int
+    workflow_id: str
+    reason: str = ""
+
+
 class SetState(_Command, frozen=True):
     """Change the workflow's named state (recorded as ``StateChanged``)."""
 
@@ -548,8 +593,8 @@ class ContinueAsNew(_Command, frozen=True):
 
 
 Command = (
-    ScheduleAction | CancelAction | StartTimer | CancelTimer | StartChild | CancelChild | SetState
-    | SetData | MarkPatched | CompleteUpdate | CompleteWorkflow | FailWorkflow | CancelWorkflow
+    ScheduleAction | CancelAction | StartTimer | CancelTimer | StartChild | CancelChild
+    | SignalExternal | CancelExternal | SetState | SetData | MarkPatched | CompleteUpdate | CompleteWorkflow | FailWorkflow | CancelWorkflow
     | ContinueAsNew
 )
 

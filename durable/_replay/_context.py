@@ -24,6 +24,7 @@ from ._actions import ActionCalls
 from ._children import ChildHandle, Children
 from ._conditions import Conditions
 from ._events import Inbox
+from ._external import ExternalHandle
 from ._handlers import Handlers
 from .._validate import check_id, check_text
 from ..errors import ArgumentTypeError, ValidationError
@@ -307,6 +308,18 @@ class Context:
         """
         return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close,
                                     queue)
+
+    def external(self, workflow_id: str) -> ExternalHandle:
+        """Another execution of this tenant, by its workflow id: ``await
+        ctx.external(id).send(name, payload)`` sends it an event and ``await
+        ctx.external(id).cancel()`` asks it to cancel, each recorded here and delivered
+        exactly once, with this workflow task's commit (nothing reaches an execution that does
+        not exist or has ended)."""
+        target = check_id(workflow_id, "a workflow id")
+        if target == self._info.workflow_id:
+            raise ValidationError("ctx.external() names another execution, not this one (its "
+                                  "own inputs are its own to make)", parameter="workflow_id")
+        return ExternalHandle(self._matcher, self._loop, target)
 
     def continue_as_new(self, *args: Any) -> NoReturn:
         """End this run and start the next run of the same execution with ``args``.

@@ -12,7 +12,8 @@ from .._history import CancelWorkflow, Command, CompleteWorkflow, ContinueAsNew,
 from ..errors import NonDeterminismError
 
 __all__ = ["INTERNAL", "TERMINAL", "Abort", "Activation", "ContinueAsNewRequest",
-           "NonDeterminismWarning", "WorkflowInfo", "frames_outside", "user_location"]
+           "NonDeterminismWarning", "ParentInfo", "WorkflowInfo", "frames_outside",
+           "user_location"]
 
 _PACKAGE_DIR: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INTERNAL: Final = (_PACKAGE_DIR, os.path.dirname(asyncio.__file__))  # not the workflow's code
@@ -47,11 +48,21 @@ class Activation(NamedTuple):
     error: NonDeterminismError | None
 
 
+class ParentInfo(NamedTuple):
+    """The parent of a child workflow (``ctx.info.parent``): its workflow id, and the run that
+    started this child."""
+
+    workflow_id: str
+    run_id: str
+
+
 class WorkflowInfo(NamedTuple):
     """Facts about the running execution (``ctx.info``).
 
     ``version`` is the one the run started with; ``continued_from`` the run this one
-    continues (``ctx.continue_as_new``), if any; ``queue`` the task queue it runs on.
+    continues (``ctx.continue_as_new``), if any; ``queue`` the task queue it runs on;
+    ``parent`` the workflow that started it as its child (None for an execution a client
+    started): ``ctx.external(ctx.info.parent.workflow_id)`` writes to it.
     """
 
     workflow_id: str
@@ -62,6 +73,7 @@ class WorkflowInfo(NamedTuple):
     attempt: int = 1
     continued_from: str | None = None
     queue: str = "default"  # the task queue of its workflow tasks
+    parent: ParentInfo | None = None
 
 
 def frames_outside(frame: FrameType | None) -> tuple[FrameType | None, int]:

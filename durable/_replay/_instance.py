@@ -35,7 +35,8 @@ from ._context import Context
 from ._events import Inbox
 from ._handlers import Handlers
 from ._info import (
-    INTERNAL, Abort, Activation, ContinueAsNewRequest, NonDeterminismWarning, WorkflowInfo,
+    INTERNAL, Abort, Activation, ContinueAsNewRequest, NonDeterminismWarning, ParentInfo,
+    WorkflowInfo,
 )
 from ._loop import WorkflowLoop
 from ._matcher import CANCELLATIONS, Matcher
@@ -56,7 +57,9 @@ class WorkflowInstance:
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
         self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
-            started.version, 1, started.continued_from, started.queue))
+            started.version, 1, started.continued_from, started.queue,
+            None if started.parent is None else ParentInfo(started.parent.workflow_id,
+                                                           started.parent.run_id)))
         self.actions = actions or {}
         self._started = started
         self.matcher = matcher = Matcher(info, strict)

@@ -26,10 +26,11 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any, Final, NamedTuple, NoReturn
 
 from .._history import (
-    ActionCancelRequested, ActionScheduled, CancelAction, CancelChild, CancelTimer,
-    CancelWorkflow, ChildCancelRequested, ChildInitiated, Command, CompleteUpdate,
-    CompleteWorkflow, ContinueAsNew, DataChanged, Event, FailWorkflow, MarkPatched, Patched,
-    ScheduleAction, SetData, SetState, StartChild, StartTimer, StateChanged, TimerCancelled,
+    ActionCancelRequested, ActionScheduled, CancelAction, CancelChild, CancelExternal,
+    CancelTimer, CancelWorkflow, ChildCancelRequested, ChildInitiated, Command, CompleteUpdate,
+    CompleteWorkflow, ContinueAsNew, DataChanged, Event, ExternalCancelRequested,
+    ExternalSignalled, FailWorkflow, MarkPatched, Patched, ScheduleAction, SetData, SetState,
+    SignalExternal, StartChild, StartTimer, StateChanged, TimerCancelled,
     TimerStarted, UpdateCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew,
     WorkflowFailed,
 )
@@ -56,6 +57,8 @@ RULES: Final[dict[type[Command], Rule]] = {
     CancelTimer: Rule(TimerCancelled, name=0),
     StartChild: Rule(ChildInitiated, name=1),
     CancelChild: Rule(ChildCancelRequested, name=0),
+    SignalExternal: Rule(ExternalSignalled, name=0),
+    CancelExternal: Rule(ExternalCancelRequested, name=0),
     SetState: Rule(StateChanged),
     SetData: Rule(DataChanged, name=0),
     CompleteUpdate: Rule(UpdateCompleted, name=0),

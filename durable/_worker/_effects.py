@@ -17,15 +17,16 @@ from collections.abc import Sequence
 from msgspec.structs import replace
 
 from .._history import (
-    CancelChild, CancelRequested, CancelWorkflow, ChildCancelled, ChildCompleted, ChildFailed,
-    ChildStarted, ChildStartFailed, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow,
-    ParentRef, StartChild, WorkflowStarted,
+    CancelChild, CancelExternal, CancelRequested, CancelWorkflow, ChildCancelled, ChildCompleted,
+    ChildFailed, ChildStarted, ChildStartFailed, CompleteWorkflow, ContinueAsNew, Event,
+    EventReceived, FailWorkflow, ParentRef, SignalExternal, StartChild, WorkflowStarted,
 )
 from .._queues import route
 from .._replay import WorkflowInstance
 from .._stores import Signal, Start, TaskRef, WorkflowTask, workflow_ref
 
-__all__ = ["child_cancel", "child_start", "continuation", "effect_refs", "ending"]
+__all__ = ["child_cancel", "child_start", "continuation", "effect_refs", "ending",
+           "external_signal"]
 
 
 def child_start(task: WorkflowTask, run_id: str, command: StartChild) -> Start:
@@ -42,6 +43,18 @@ def child_cancel(task: WorkflowTask, command: CancelChild) -> Signal:
     """The ``CancelRequested`` a ``CancelChild`` sends (once per child run: dedup "cancel")."""
     return Signal(task.tenant, command.workflow_id, CancelRequested(0, 0.0, command.reason),
                   "cancel", command.run_id)
+
+
+def external_signal(task: WorkflowTask, run_id: str,
+                    command: SignalExternal | CancelExternal) -> Signal:
+    """The input a ``ctx.external(id)`` command appends to the target's current run: an event
+    (once: dedup by the sender's run and command) or a cancellation (once per target run)."""
+    if type(command) is CancelExternal:
+        return Signal(task.tenant, command.workflow_id, CancelRequested(0, 0.0, command.reason),
+                      "cancel")
+    assert type(command) is SignalExternal
+    event = EventReceived(0, 0.0, command.name, command.payload, None, command.metadata)
+    return Signal(task.tenant, command.workflow_id, event, f"x{run_id}/{command.cmd}")
 
 
 def ending(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]:

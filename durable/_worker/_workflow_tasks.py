@@ -13,9 +13,10 @@ from msgspec.structs import replace
 from .._ports import ClientPort
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
-    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelChild, CancelTimer,
-    CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event, FailWorkflow,
-    ScheduleAction, StartChild, StartTimer, TaskCompleted, UpdateAccepted, WorkflowStarted,
+    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelChild, CancelExternal,
+    CancelTimer, CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event,
+    FailWorkflow, ScheduleAction, SignalExternal, StartChild, StartTimer, TaskCompleted,
+    UpdateAccepted, WorkflowStarted,
 )
 from .._payloads import describe_error, dump_value, safe_text
 from .._options import with_deadline
@@ -25,7 +26,7 @@ from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
     TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, action_ref,
 )
-from ._effects import child_cancel, child_start, effect_refs, ending
+from ._effects import child_cancel, child_start, effect_refs, ending, external_signal
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 from ._requests import (
     admit_updates, answer_queries, completion_reply, failure_replies, orphan_replies,
@@ -183,6 +184,8 @@ class _Commit:
                 self.starts.append(child_start(self.task, self.run_id, command))
             elif type(command) is CancelChild:
                 self.signals.append(child_cancel(self.task, command))
+            elif type(command) is SignalExternal or type(command) is CancelExternal:
+                self.signals.append(external_signal(self.task, self.run_id, command))
             elif type(command) is CompleteUpdate:
                 self.replies.append(completion_reply(command))
         self.boundary = (self.seq, time)
