@@ -19,6 +19,7 @@ from ._saga import Saga
 from ._schedules._handle import ScheduleDescription, ScheduleHandle
 from ._schedules._plan import Overlap
 from ._stores._schedule_records import ScheduleRun
+from ._queries import UpdateHandle
 from ._timetravel import StateAt
 from ._worker import Worker
 from ._worker._action_info import ActionInfo, action_info
@@ -48,6 +49,7 @@ __all__ = [
     "ScheduleHandle",
     "ScheduleRun",
     "StateAt",
+    "UpdateHandle",
     "Worker",
     "WorkflowHandle",
     "WorkflowInfo",

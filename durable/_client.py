@@ -35,7 +35,7 @@ from ._schedules._handle import (
 )
 from ._schedules._plan import Overlap
 from ._dispatch import Dispatcher, LocalDispatcher
-from ._queries import DEFAULT_TIMEOUT, call
+from ._queries import DEFAULT_TIMEOUT, UpdateHandle, call, start_update
 from ._timetravel import StateAt, current_suspension, state_at
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
@@ -176,6 +176,18 @@ class WorkflowHandle(Generic[R]):
         """
         return await call(self, "update", name, args, key=idempotency_key, timeout=timeout,
                           result_type=result_type)
+
+    async def start_update(self, name: str, *args: Any, wait_for: str = "accepted",
+                           idempotency_key: str | None = None,
+                           timeout: float | timedelta | None = DEFAULT_TIMEOUT,
+                           result_type: Any = None) -> UpdateHandle:
+        """Deliver update ``name`` and return an ``UpdateHandle`` once the workflow accepted
+        it (``wait_for="accepted"``: its validator passed and it is recorded) or once its
+        handler finished (``"completed"``); ``await update.result()`` gives what the handler
+        returned. A rejected update raises here, as ``update`` does; ``RequestTimeoutError``
+        when no worker took it within ``timeout`` seconds."""
+        return await start_update(self, name, args, key=idempotency_key, wait_for=wait_for,
+                                  timeout=timeout, result_type=result_type)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await.

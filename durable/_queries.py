@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -28,33 +28,93 @@ from .errors import (
 )
 
 
-__all__ = ["DEFAULT_TIMEOUT", "call"]
+__all__ = ["DEFAULT_TIMEOUT", "UpdateHandle", "call", "start_update"]
 
 DEFAULT_TIMEOUT = 30.0  # seconds a query or update waits for a worker by default
 
 Kind = Literal["query", "update"]
+_ACCEPTED: Final = FINISHED_REQUESTS | {"accepted"}
 
 
 async def call(handle: HandlePort, kind: Kind, name: str, args: tuple[Any, ...], *,
                key: str | None, timeout: float | timedelta | None,
                result_type: Any) -> Any:
     """Send a query or update to the execution and return its answer (or raise why not)."""
+    request, limit = _request(handle, kind, name, args, key, timeout, result_type)
+    try:
+        answered = await _answer(handle, request, limit, FINISHED_REQUESTS)
+    finally:
+        if kind == "query":  # nobody else waits for it: leave nothing behind
+            await _forget(handle, request.id)
+    return _outcome(handle, answered, result_type)
+
+
+class UpdateHandle:
+    """An update that the workflow accepted (``handle.start_update``): ``id`` is its
+    idempotency key, ``await update.result()`` waits for its handler's outcome."""
+
+    def __init__(self, handle: HandlePort, request: Request, result_type: Any) -> None:
+        self._handle = handle
+        self._request = request
+        self._result_type = result_type
+
+    @property
+    def id(self) -> str:
+        """The update's idempotency key (``handle.update(..., idempotency_key=id)`` waits for
+        the same update)."""
+        return self._request.id
+
+    @property
+    def name(self) -> str:
+        """The update's name."""
+        return self._request.name
+
+    async def result(self, *, timeout: float | timedelta | None = DEFAULT_TIMEOUT) -> Any:
+        """What the update's handler returned (``UpdateFailedError`` if it raised;
+        ``RequestTimeoutError`` when it has not finished within ``timeout`` seconds)."""
+        limit = check_timeout(timeout, "result(timeout=)")
+        answered = await _wait(self._handle, self._request, limit, FINISHED_REQUESTS)
+        return _outcome(self._handle, answered, self._result_type)
+
+    def __repr__(self) -> str:
+        return f"<UpdateHandle {self.name} {self.id} of {self._handle.workflow_id}>"
+
+
+async def start_update(handle: HandlePort, name: str, args: tuple[Any, ...], *,
+                       key: str | None, wait_for: Any, timeout: float | timedelta | None,
+                       result_type: Any) -> UpdateHandle:
+    """Deliver an update and return once the workflow accepted it (``wait_for="accepted"``) or
+    once its handler finished (``"completed"``); raise as ``call`` does when it is rejected."""
+    if wait_for not in ("accepted", "completed"):
+        raise ValidationError(f"wait_for is 'accepted' or 'completed', not {show(wait_for)}",
+                              parameter="wait_for")
+    request, limit = _request(handle, "update", name, args, key, timeout, result_type)
+    answered = await _answer(handle, request, limit,
+                             _ACCEPTED if wait_for == "accepted" else FINISHED_REQUESTS)
+    if answered.status == "rejected":
+        _outcome(handle, answered, result_type)  # raises why
+    return UpdateHandle(handle, answered, result_type)
+
+
+def _request(handle: HandlePort, kind: Kind, name: str, args: tuple[Any, ...], key: str | None,
+             timeout: float | timedelta | None, result_type: Any) -> tuple[Request, float | None]:
+    """The request a query or update call makes, checked, and how long it may wait."""
     check_id(name, f"a {kind} name", error=ArgumentTypeError)
     check_optional_id(key, "an idempotency key", error=ArgumentTypeError)
     limit = check_timeout(timeout, f"{kind}(timeout=)")
     _check_result_type(result_type)
     payload = dump_value(list(args), f"arguments of {kind} {name!r}")
     check_size(payload, f"arguments of {kind} {name!r}")
-    request = Request(handle.tenant, handle.workflow_id, key or uuid.uuid4().hex, kind, name,
-                      payload, 0.0)
+    return Request(handle.tenant, handle.workflow_id, key or uuid.uuid4().hex, kind, name,
+                   payload, 0.0), limit
+
+
+async def _answer(handle: HandlePort, request: Request, limit: float | None,
+                  statuses: frozenset[str]) -> Request:
+    """Submit the request and wait until its status is one of ``statuses``."""
     answered = await _submit(handle, request)
-    try:
-        if answered.status not in FINISHED_REQUESTS:
-            answered = await _wait(handle, request, limit)
-    finally:
-        if kind == "query":  # nobody else waits for it: leave nothing behind
-            await _forget(handle, request.id)
-    return _outcome(handle, answered, result_type)
+    return answered if answered.status in statuses else \
+        await _wait(handle, request, limit, statuses)
 
 
 async def _submit(handle: HandlePort, request: Request) -> Request:
@@ -69,7 +129,10 @@ async def _submit(handle: HandlePort, request: Request) -> Request:
     return stored
 
 
-async def _wait(handle: HandlePort, request: Request, limit: float | None) -> Request:
+async def _wait(handle: HandlePort, request: Request, limit: float | None,
+                statuses: frozenset[str]) -> Request:
+    """Wait until the submitted request's status is one of ``statuses`` (submitted again if
+    it was deleted meanwhile: its id keeps it from being applied twice)."""
     client, store = handle.client, handle.client.store
     tenant, workflow_id, rid = handle.tenant, handle.workflow_id, request.id
     last, first = request, True
@@ -81,7 +144,7 @@ async def _wait(handle: HandlePort, request: Request, limit: float | None) -> Re
                     if found is None:  # deleted meanwhile: ask again
                         found = await _submit(handle, request)
                     last = found
-                    if found.status in FINISHED_REQUESTS:
+                    if found.status in statuses:
                         return found
                     # A worker may have committed a task that began before the request came.
                     if not first and await store.rearm_request(tenant, workflow_id, rid,
