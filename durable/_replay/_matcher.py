@@ -148,7 +148,7 @@ class Matcher:
             return event
         if type(event) is Patched:  # the code no longer asks about this patch: skip it
             self.take_markers()
-            return self.match(kind, fields, where)
+            return self.match(kind, fields, where, refusable=refusable)
         if RULES[kind].optional or self.done:
             return None  # an older history without it, or what follows the end
         if refusable:

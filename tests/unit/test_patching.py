@@ -234,3 +234,33 @@ def test_a_patched_history_round_trips_through_json() -> None:
     assert [type(e) for e in new.history[1:4]] == [TaskCompleted, Patched, ActionScheduled]
     assert isinstance(new.history[-1], WorkflowCompleted)
     assert MarkPatched("fee-v2").to_event(3, 0.0) == Patched(3, 0.0, "fee-v2")
+
+
+async def test_a_refused_call_before_a_patch_marker_replays() -> None:
+    """A call refused live (its payload too deep) records nothing; a ``Patched`` marker after
+    it is the next recorded event, and replay must still refuse the call, not diverge."""
+    from durable.errors import PayloadError
+
+    @durable.action(name="PatchEcho")
+    async def echo(value: object) -> object:
+        return value
+
+    @durable.workflow(name="PatchRefused")
+    async def refused(ctx: durable.Context) -> list[str]:
+        deep: object = 0
+        for _ in range(100):
+            deep = [deep]
+        outcome = []
+        try:
+            await ctx.run(echo, deep)
+        except PayloadError:
+            outcome.append("PayloadError")
+        outcome.append("new" if ctx.patched("p") else "old")
+        return outcome
+
+    async with durable.testing.Environment(workflows=[refused], actions=[echo]) as env:
+        handle = await env.client.start(refused, id="refused")
+        assert await handle.result(timeout=5) == ["PayloadError", "new"]
+        history = await handle.history()
+    result = durable.Replayer([refused], [echo], strict=True).replay(history)
+    assert result.done and result.patches == {"p": True}
