@@ -291,7 +291,8 @@ class Context:
 
     def start_child(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, parent_close: str = "cancel",
-                    queue: str | None = None) -> Awaitable[ChildHandle[R]]:
+                    queue: str | None = None, priority: int | None = None,
+                    fairness_key: str | None = None) -> Awaitable[ChildHandle[R]]:
         """Start ``workflow`` as a child execution; await it for the child's handle.
 
         The child is created atomically with this workflow task's commit, in the same tenant,
@@ -304,9 +305,11 @@ class Context:
         first, or when the workflow stops waiting for it (a cancelled await); ``"abandon"``
         lets it run on regardless. Arguments are validated against the child's signature here.
         ``queue``: the task queue the child runs on (default: its workflow's own).
+        ``priority`` and ``fairness_key``: the child's (default: this workflow's; see
+        ``client.start``).
         """
         return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close,
-                                    queue)
+                                    queue, priority, fairness_key)
 
     def continue_as_new(self, *args: Any) -> NoReturn:
         """End this run and start the next run of the same execution with ``args``.

@@ -51,7 +51,8 @@ class WorkflowInfo(NamedTuple):
     """Facts about the running execution (``ctx.info``).
 
     ``version`` is the one the run started with; ``continued_from`` the run this one
-    continues (``ctx.continue_as_new``), if any; ``queue`` the task queue it runs on.
+    continues (``ctx.continue_as_new``), if any; ``queue`` the task queue it runs on;
+    ``priority`` and ``fairness_key`` what its tasks are claimed by (see ``client.start``).
     """
 
     workflow_id: str
@@ -62,6 +63,8 @@ class WorkflowInfo(NamedTuple):
     attempt: int = 1
     continued_from: str | None = None
     queue: str = "default"  # the task queue of its workflow tasks
+    priority: int = 0
+    fairness_key: str | None = None
 
 
 def frames_outside(frame: FrameType | None) -> tuple[FrameType | None, int]:

@@ -56,7 +56,8 @@ class WorkflowInstance:
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
         self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
-            started.version, 1, started.continued_from, started.queue))
+            started.version, 1, started.continued_from, started.queue, started.priority,
+            started.fairness_key))
         self.actions = actions or {}
         self._started = started
         self.matcher = matcher = Matcher(info, strict)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from itertools import zip_longest
+from collections.abc import Hashable, Iterable
 from typing import Any, Callable, ClassVar, Collection, Sequence, TypeVar
 
 from msgspec.structs import replace
@@ -17,7 +16,7 @@ from .._records import (
 )
 from ._state import ActionKey, Key, Lease, MemoryState
 
-__all__ = ["MemoryTasks", "round_robin"]
+__all__ = ["MemoryTasks", "claim_order"]
 
 K = TypeVar("K", bound=tuple[Any, ...])
 
@@ -99,13 +98,23 @@ class MemoryTasks(Committer, MemoryState):
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
         claimed: list[WorkflowTask] = []
-        for key in round_robin(self._wf_tasks):  # fairness across tenants
+        for key in self._workflow_order(workflows, now):
             if len(claimed) >= limit:
                 break
             task = self._claim_workflow(key, workflows, owner, lease, now)
             if task is not None:
                 claimed.append(task)
         return claimed
+
+    def _workflow_order(self, workflows: Collection[str], now: float) -> list[Key]:
+        """The claimable workflow tasks of these routes, in claim order (``claim_order``)."""
+        entries: list[tuple[Key, int, tuple[str, str | None], float]] = []
+        for key, held in self._wf_tasks.items():
+            record = self._executions.get(key)
+            if record is not None and held.claimable(now) \
+                    and route(record.workflow, record.queue) in workflows:
+                entries.append((key, record.priority, (key[0], record.fairness_key), held.due))
+        return claim_order(entries)
 
     def _claim_workflow(self, key: Key, workflows: Collection[str], owner: str, lease: float,
                         now: float) -> WorkflowTask | None:
@@ -135,13 +144,23 @@ class MemoryTasks(Committer, MemoryState):
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
         claimed: list[ActionTask] = []
-        for key in round_robin(self._actions):  # fairness across tenants
+        for key in self._action_order(self._actions, actions, now):
             if len(claimed) >= limit:
                 break
             task = self._claim_action(key, actions, owner, lease, now)
             if task is not None:
                 claimed.append(task)
         return claimed
+
+    def _action_order(self, keys: Iterable[ActionKey], actions: Collection[str],
+                      now: float) -> list[ActionKey]:
+        """Those of ``keys`` that are claimable tasks of these routes, in claim order."""
+        entries: list[tuple[ActionKey, int, tuple[str, str | None], float]] = []
+        for key in keys:
+            task, held = self._actions[key]
+            if held.claimable(now) and route(task.name, task.queue) in actions:
+                entries.append((key, task.priority, (key[0], task.fairness_key), held.due))
+        return claim_order(entries)
 
     def _claim_action(self, key: ActionKey, actions: Collection[str], owner: str, lease: float,
                       now: float) -> ActionTask | None:
@@ -218,12 +237,17 @@ class MemoryTasks(Committer, MemoryState):
             reason="no transactions")
 
 
-def round_robin(keys: Iterable[K]) -> list[K]:
-    """Keys (tenant first) in turns across tenants: each tenant's first, then each one's second
-    ... (in the order given within a tenant)."""
-    by_tenant: dict[str, list[K]] = {}
-    for key in keys:
-        by_tenant.setdefault(key[0], []).append(key)
-    if len(by_tenant) < 2:
-        return [key for keys_ in by_tenant.values() for key in keys_]
-    return [key for turn in zip_longest(*by_tenant.values()) for key in turn if key is not None]
+def claim_order(entries: Iterable[tuple[K, int, Hashable, float]]) -> list[K]:
+    """Keys of (key, priority, partition, due) entries in the order claims take them, as the
+    SQL stores' claims do: higher priority first; within a priority, in turns across
+    partitions (tenant, fairness key): each one's earliest due first, then each one's second
+    ...; within a turn, earliest due first."""
+    groups: dict[tuple[int, Hashable], list[tuple[float, K]]] = {}
+    for key, priority, partition, due in entries:
+        groups.setdefault((priority, partition), []).append((due, key))
+    ranked: list[tuple[int, int, float, K]] = []
+    for (priority, _), items in groups.items():
+        items.sort(key=lambda item: item[0])
+        ranked += [(-priority, turn, due, key) for turn, (due, key) in enumerate(items)]
+    ranked.sort(key=lambda item: item[:3])
+    return [item[3] for item in ranked]

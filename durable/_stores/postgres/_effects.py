@@ -16,8 +16,9 @@ from msgspec.structs import replace
 from ..._queues import route
 from ..._history import Event, encode_event
 from .._records import Signal, Start
+from ._statements import with_flow
 
-__all__ = ["COMMIT_EFFECTS", "effect_columns"]
+__all__ = ["COMMIT_EFFECTS", "COMMIT_EFFECTS_FLOW", "effect_columns"]
 
 Split = Callable[[Event, float], tuple[bytes, bytes]]
 
@@ -30,6 +31,8 @@ COMMIT_EFFECTS: Final = (
     "FROM (SELECT durable_commit_effects("
     + ", ".join("durable_due_on_store_clock($15, $22, $42::float8)" if n == 15 else f"${n}"
                 for n in range(1, 40)) + ") AS done) AS c")
+# COMMIT_EFFECTS, then durable_flow with $43-$49 (see ``_statements.with_flow``)
+COMMIT_EFFECTS_FLOW: Final = with_flow(COMMIT_EFFECTS, 43)
 
 
 def effect_columns(cancelled_actions: Sequence[int], starts: Sequence[Start],

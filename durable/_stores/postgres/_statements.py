@@ -12,7 +12,8 @@ from typing import Final
 # ---- executions and history -----------------------------------------------------------------
 
 EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, status, created_at, "
-                            "updated_at, last_seq, state, data, result, error, task_error")
+                            "updated_at, last_seq, state, data, result, error, task_error, "
+                            "priority, fairness_key")
 SELECT_EXECUTION: Final = (f"SELECT {EXECUTION_COLUMNS} FROM executions "
                            "WHERE tenant = $1 AND workflow_id = $2")
 # Many at once: $1 tenants, $2 workflow ids; each row starts with the (1-based) position.
@@ -38,13 +39,13 @@ SCAN_EXECUTIONS: Final = (
     "ORDER BY created_at, tenant, workflow_id LIMIT $8")
 
 # $1 tenant, $2 workflow_id, $3 run_id, $4 workflow, $5 version, $6 now, $7 data, $8 result,
-# $9 the WorkflowStarted body, $10/$11 the owner and lease_until of an eager start (or NULL).
-# Returns whether it created the execution.
+# $9 the WorkflowStarted body, $10/$11 the owner and lease_until of an eager start (or NULL),
+# $12 the priority, $13 the fairness key ('' for none). Returns whether it created it.
 CREATE_EXECUTION: Final = """
 WITH created AS (
     INSERT INTO executions (tenant, workflow_id, run_id, workflow, version, status, created_at,
-                            updated_at, last_seq, data, result)
-    VALUES ($1, $2, $3, $4, $5, 'running', $6, $6, 1, $7, $8)
+                            updated_at, last_seq, data, result, priority, fairness_key)
+    VALUES ($1, $2, $3, $4, $5, 'running', $6, $6, 1, $7, $8, $12, $13)
     ON CONFLICT (tenant, workflow_id) DO NOTHING
     RETURNING run_id
 ), started AS (
@@ -52,8 +53,8 @@ WITH created AS (
     SELECT $1, $2, run_id, 1, $9 FROM created
 ), task AS (
     INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at, owner,
-                                lease_until, attempt)
-    SELECT $1, $2, $4, $6, $6, $10, coalesce($11, 0), (($10::text) IS NOT NULL)::integer
+                                lease_until, attempt, priority, fairness_key)
+    SELECT $1, $2, $4, $6, $6, $10, coalesce($11, 0), (($10::text) IS NOT NULL)::integer, $12, $13
     FROM created
 )
 SELECT EXISTS (SELECT FROM created)
@@ -114,30 +115,51 @@ COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "$13, $14, durable_due_on_store_clock($15, $22, $25::float8), $16, $17, $18, "
                  "$19, $20, $21, $22) AS done) AS c")
 
-# Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
-# each one's second ...), so one tenant's backlog does not hold another's ready task back.
+# Claim order: higher priority first; then round-robin across (tenant, fairness key), each
+# one's oldest first, then each one's second ... (one backlog does not hold another's ready
+# task back by more than a round); then due time. The turns are counted over the due tasks
+# (found by the due index); priority and fairness key are columns of the task (migration 0013).
+_TURN: Final = ("row_number() OVER (PARTITION BY priority, tenant, fairness_key ORDER BY due) "
+                "AS turn")
+_CLAIM_ORDER: Final = "ORDER BY r.priority DESC, r.turn, r.due"
+
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = f"""
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
 FROM (SELECT t.tenant, t.workflow_id FROM workflow_tasks AS t
-      JOIN (SELECT tenant, workflow_id, due,
-                   row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn
+      JOIN (SELECT tenant, workflow_id, due, priority, {_TURN}
             FROM workflow_tasks WHERE due <= $3 AND workflow = ANY ($4::text[])) AS r
         ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id
       WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
-      ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
+      {_CLAIM_ORDER} LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
 
 RELEASE: Final = "SELECT durable_release($1, $2, $3, $4, $5)"
 
+
+def with_flow(commit: str, first: int) -> str:
+    """A commit statement (``COMMIT``, ``COMMIT_EFFECTS``) that then, if it succeeded, writes
+    what differs from the execution's priority and fairness key (``durable_flow``, migration
+    0013) from parameters ``$first`` to ``$first + 6``: action cmds and their priorities,
+    then the started executions' tenants, ids, run ids, priorities and fairness keys."""
+    types = ("bigint[]", "integer[]", "text[]", "text[]", "text[]", "integer[]", "text[]")
+    params = ", ".join(f"${first + i}::{t}" for i, t in enumerate(types))
+    call = f", CASE WHEN c.done THEN durable_flow($1, $2, {params}) END FROM (SELECT durable_"
+    return commit.replace(" FROM (SELECT durable_", call, 1)
+
+
+# COMMIT, then durable_flow with $26-$32
+COMMIT_FLOW: Final = with_flow(COMMIT, 26)
+
 # ---- action tasks ---------------------------------------------------------------------------
 
 ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
-                         "visible_at, last_error")
+                         "visible_at, last_error, priority, fairness_key")
 _RETURNING_ACTION: Final = ("a.tenant, a.workflow_id, a.run_id, a.cmd, a.name, a.args, "
-                            "a.kwargs, a.attempt, a.visible_at, a.last_error")
+                            "a.kwargs, a.attempt, a.visible_at, a.last_error, a.priority, "
+                            "a.fairness_key")
 
 # A task whose lease expired was claimed before: its worker died, so that was an attempt.
 # $1 owner, $2 lease_until, $3 now, $4 action names, $5 limit
@@ -145,13 +167,12 @@ CLAIM_ACTION_TASKS: Final = f"""
 UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
 FROM (SELECT t.tenant, t.workflow_id, t.run_id, t.cmd FROM action_tasks AS t
-      JOIN (SELECT tenant, workflow_id, run_id, cmd, due,
-                   row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn
+      JOIN (SELECT tenant, workflow_id, run_id, cmd, due, priority, {_TURN}
             FROM action_tasks WHERE due <= $3 AND name = ANY ($4::text[])) AS r
         ON r.tenant = t.tenant AND r.workflow_id = t.workflow_id AND r.run_id = t.run_id
        AND r.cmd = t.cmd
       WHERE t.due <= $3  -- rechecked on the row it locks: another claim may have leased it
-      ORDER BY r.turn, r.due LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
+      {_CLAIM_ORDER} LIMIT $5 FOR UPDATE OF t SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
 RETURNING {_RETURNING_ACTION}

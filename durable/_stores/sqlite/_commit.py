@@ -100,8 +100,8 @@ def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) ->
     if commit.actions:
         conn.executemany(sql.UPSERT_ACTION, [
             (*run, a.cmd, route(a.name, a.queue), encode(a.args), encode(pack(a.kwargs, a.options)),
-             a.attempt, a.visible_at,
-             a.last_error, commit.now) for a in commit.actions])
+             a.attempt, a.visible_at, a.last_error, a.priority, a.fairness_key or "", commit.now)
+            for a in commit.actions])
     if commit.timers:
         conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in commit.timers])
     if commit.cancelled_timers:

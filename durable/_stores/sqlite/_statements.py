@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Final
 
 EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, status, created_at, "
-                            "updated_at, last_seq, state, data, result, error, task_error")
+                            "updated_at, last_seq, state, data, result, error, task_error, "
+                            "priority, fairness_key")
 SELECT_EXECUTION: Final = (f"SELECT {EXECUTION_COLUMNS} FROM executions "
                            "WHERE tenant = ? AND workflow_id = ?")
 LIST_TENANT_EXECUTIONS: Final = (
@@ -24,7 +25,7 @@ SCAN_EXECUTIONS: Final = (
     "AND (?5 IS NULL OR (created_at, tenant, workflow_id) > (?5, ?6, ?7)) "
     "ORDER BY created_at, tenant, workflow_id LIMIT ?8")
 INSERT_EXECUTION: Final = (f"INSERT INTO executions ({EXECUTION_COLUMNS}) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 SELECT_HEAD: Final = ("SELECT run_id, workflow, status, last_seq FROM executions "
                       "WHERE tenant = ? AND workflow_id = ?")
 SELECT_COMMIT_HEAD: Final = (
@@ -61,18 +62,27 @@ INSERT_INPUT: Final = (INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id
                        "WHERE dedup IS NOT NULL DO NOTHING")
 
 # A task made runnable counts as dispatched at that time: its creator publishes the hint.
+# It takes its execution's priority and fairness key (migration 0009).
+TASK_FLOW: Final = (
+    "coalesce((SELECT priority FROM executions WHERE tenant = ?1 AND workflow_id = ?2), 0), "
+    "coalesce((SELECT fairness_key FROM executions WHERE tenant = ?1 AND workflow_id = ?2), '')")
 UPSERT_WORKFLOW_TASK: Final = (
-    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
+    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at, "
+    f"priority, fairness_key) VALUES (?1, ?2, ?3, ?4, ?4, {TASK_FLOW}) "
+    "ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
-# Fairness: due tasks are taken round-robin across tenants (each tenant's oldest first, then
-# each one's second ...), so one tenant's backlog does not hold another's ready task back.
+# Claim order: higher priority first; then round-robin across (tenant, fairness key), each
+# one's oldest first, then each one's second ... (one backlog does not hold another's ready
+# task back by more than a round); then due time.
+_TURN: Final = ("row_number() OVER (PARTITION BY priority, tenant, fairness_key ORDER BY due) "
+                "AS turn")
+_CLAIM_ORDER: Final = "ORDER BY priority DESC, turn, due"
 SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt, requested FROM ("
-    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM workflow_tasks "
+    f"SELECT tenant, workflow_id, workflow, attempt, requested FROM (SELECT *, {_TURN} "
+    "FROM workflow_tasks "
     "WHERE due <= ?1 AND visible_at <= ?1 AND workflow IN (SELECT value FROM json_each(?2))) "
-    "ORDER BY turn, due LIMIT ?3")
+    f"{_CLAIM_ORDER} LIMIT ?3")
 LEASE_WORKFLOW_TASK: Final = (
     "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
     "WHERE tenant = ? AND workflow_id = ?")
@@ -81,15 +91,14 @@ RELEASE_WORKFLOW_TASK: Final = (  # dispatched again once due
     "WHERE tenant = ? AND workflow_id = ? AND owner = ?")
 
 ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
-                         "visible_at, last_error")
+                         "visible_at, last_error, priority, fairness_key")
 UPSERT_ACTION: Final = (
     f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-SELECT_DUE_ACTIONS: Final = (  # round-robin across tenants, as SELECT_DUE_WORKFLOW_TASKS
-    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL FROM ("
-    "SELECT *, row_number() OVER (PARTITION BY tenant ORDER BY due) AS turn FROM action_tasks "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+SELECT_DUE_ACTIONS: Final = (  # in claim order, as SELECT_DUE_WORKFLOW_TASKS
+    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL FROM (SELECT *, {_TURN} FROM action_tasks "
     "WHERE due <= ?1 AND visible_at <= ?1 "
-    "AND name IN (SELECT value FROM json_each(?2))) ORDER BY turn, due LIMIT ?3")
+    f"AND name IN (SELECT value FROM json_each(?2))) {_CLAIM_ORDER} LIMIT ?3")
 ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
 LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
                        f"WHERE {ACTION_KEY}")
