@@ -246,3 +246,14 @@ async def test_a_timer_fires_into_a_task_with_the_key(store: Store) -> None:
     assert "k1" in await claim_ids(store, limit=2, now=NOW + 6)
     history = await store.read_history(T1, "k1")
     assert any(isinstance(e, TimerFired) for e in history)
+
+
+# ---- the outbox -----------------------------------------------------------------------------
+
+
+async def test_the_outbox_announces_higher_priorities_first(store: Store) -> None:
+    for i, priority in enumerate([0, 5, -1, 5, 2]):
+        await create(store, f"wf-{i}", priority=priority, now=NOW + i)
+    refs = await store.dispatch_due(now=NOW + 10, older_than=1.0, limit=10)
+    ids = [r.workflow_id for r in refs]
+    assert set(ids[:2]) == {"wf-1", "wf-3"} and ids[2:] == ["wf-4", "wf-0", "wf-2"]

@@ -235,7 +235,8 @@ RETURNING {_RETURNING_ACTION}
 """
 
 # The outbox: claimable tasks whose hint was published at or before $2 (now - older_than) are
-# marked dispatched at $1 (now); up to $3 in all, workflow tasks first.
+# marked dispatched at $1 (now); up to $3 in all, workflow tasks first; their hints come out
+# higher priority first (then workflow tasks first).
 DISPATCH_DUE: Final = f"""
 WITH workflows AS (
     UPDATE workflow_tasks AS w SET dispatched_at = $1
@@ -243,7 +244,7 @@ WITH workflows AS (
           WHERE dispatched_at <= $2 AND due <= $1
           ORDER BY dispatched_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
     WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
-    RETURNING w.tenant, w.workflow_id, w.workflow
+    RETURNING w.tenant, w.workflow_id, w.workflow, w.priority
 ), actions AS (
     UPDATE action_tasks AS a SET dispatched_at = $1
     FROM (SELECT tenant, workflow_id, run_id, cmd FROM action_tasks
@@ -252,12 +253,14 @@ WITH workflows AS (
           FOR UPDATE SKIP LOCKED) AS picked
     WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id
       AND a.run_id = picked.run_id AND a.cmd = picked.cmd
-    RETURNING a.tenant, a.workflow_id, a.name, a.run_id, a.cmd
+    RETURNING a.tenant, a.workflow_id, a.name, a.run_id, a.cmd, a.priority
 )
-SELECT 'w' AS kind, tenant, workflow_id, workflow AS name, '' AS run_id, -1::bigint AS cmd
-FROM workflows
-UNION ALL
-SELECT 'a', tenant, workflow_id, name, run_id, cmd FROM actions
+SELECT kind, tenant, workflow_id, name, run_id, cmd FROM (
+    SELECT 'w' AS kind, tenant, workflow_id, workflow AS name, '' AS run_id, -1::bigint AS cmd,
+           priority FROM workflows
+    UNION ALL
+    SELECT 'a', tenant, workflow_id, name, run_id, cmd, priority FROM actions) AS d
+ORDER BY d.priority DESC, d.kind DESC
 """
 
 # ---- timers and introspection ---------------------------------------------------------------
