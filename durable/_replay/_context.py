@@ -170,6 +170,16 @@ class _Run(Protocol):
             self, action: Callable[..., R], /, *args: Any, total_timeout: Duration,
             **kwargs: Any) -> Awaitable[R]: ...
 
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, priority: int,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, priority: int,
+            **kwargs: Any) -> Awaitable[R]: ...
+
 class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
 
@@ -184,7 +194,8 @@ class Context:
     Options of this call (recorded with it, so that replay sees them): ``queue=`` another task
     queue than the action's own; ``retry=`` (a ``durable.Retry``), ``timeout=`` (per attempt)
     and ``total_timeout=`` (from the call to its outcome, all attempts included) override the
-    action's declaration."""
+    action's declaration; ``priority=`` (an int, higher first) overrides the workflow's for
+    this call's task."""
 
     def __init__(self, info: WorkflowInfo, defn: WorkflowDefinition, loop: Any,
                  matcher: Matcher, calls: ActionCalls, inbox: Inbox, state: RunState,

@@ -12,6 +12,7 @@ from hypothesis import given, strategies as st
 
 import durable
 import durable.testing
+from durable._cli._render import summary
 from durable._history import ActionScheduled, ChildInitiated
 from durable._validate import MAX_PRIORITY, MIN_PRIORITY, check_priority
 from durable.errors import ArgumentTypeError, ValidationError
@@ -87,6 +88,11 @@ async def test_a_call_priority_is_recorded_and_overrides_the_workflows(env: Env)
     assert (info.priority, info.fairness_key) == (1, None)
     [scheduled] = [e for e in await handle.history() if isinstance(e, ActionScheduled)]
     assert scheduled.options is not None and scheduled.options.priority == 9
+    assert "priority:  1" in summary(info)  # durable show
+    keyed = await client.start(parked, priority=0, fairness_key="shop-1")
+    assert "priority:  0  fairness key=shop-1" in summary(await keyed.describe())
+    plain = await client.start(parked)
+    assert not [line for line in summary(await plain.describe()) if "priority" in line]
 
 
 async def env_sleep() -> None:
