@@ -10,6 +10,7 @@ from durable._history import (
     ChildInitiated, ChildStarted, Command, EventReceived, ScheduleAction, StartChild,
     TaskCompleted, TimerFired, WorkflowStarted,
 )
+from durable._limits import Limit
 from durable._options import CallOptions
 from durable._stores import (
     ActionTask, ExecutionUpdate, Start, Store, TimerRecord, WorkflowCommit, WorkflowTask,
@@ -133,6 +134,20 @@ async def test_a_released_task_keeps_its_priority(store: Store) -> None:
     task = (await claim_all(store))["high"]
     await store.release_workflow_task(task, "w1", delay=0.0, error=None, now=NOW)
     assert await claim_ids(store, limit=1) == ["high"]
+
+
+async def test_a_limited_claim_takes_priority_then_turns(store: Store) -> None:
+    await create(store, "big", fairness_key="big")
+    await create(store, "small", fairness_key="small")
+    await create(store, "urgent", priority=4)
+    tasks = await claim_all(store)
+    await commit(store, tasks["big"], *(ScheduleAction(c, "act", [c]) for c in range(1, 11)))
+    await commit(store, tasks["small"], ScheduleAction(1, "act", [1]), now=NOW + 1)
+    await commit(store, tasks["urgent"], ScheduleAction(1, "act", [1]), now=NOW + 2)
+    claimed = await store.claim_limited("act", Limit(max_concurrent=3), "a1", lease=LEASE,
+                                        now=NOW + 3, limit_count=10)
+    assert [t.workflow_id for t in claimed][0] == "urgent"
+    assert sorted(t.workflow_id for t in claimed[1:]) == ["big", "small"]
 
 
 # ---- children and continue-as-new -----------------------------------------------------------
