@@ -28,7 +28,8 @@ from ._ports import EagerWorker
 from ._payloads import MAX_PAYLOAD_BYTES, check_metadata, check_size, dump_value
 from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason, unroute
 from ._validate import (
-    check_count, check_id, check_number, check_optional_id, check_text, check_timeout, show,
+    check_count, check_id, check_number, check_optional_id, check_priority, check_text,
+    check_timeout, show,
 )
 from ._schedules._handle import (
     DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
@@ -82,6 +83,8 @@ class Description(msgspec.Struct, frozen=True):
     queue: str = "default"  # the task queue its workflow tasks run on
     # Why its work waits, when it does: "no worker hosts action 'x' on queue 'y'", ...
     waiting: list[str] = []
+    priority: int = 0  # its tasks' priority (``client.start(priority=)``)
+    fairness_key: str | None = None  # ``client.start(fairness_key=)``, if any
 
 
 class WorkflowHandle(Generic[R]):
@@ -271,7 +274,8 @@ class WorkflowHandle(Generic[R]):
                            record.version, record.status, record.state, record.data,
                            record.created_at, record.updated_at, record.last_seq, actions,
                            timers, record.result, record.error, record.task_error, suspended_at,
-                           record.queue, await waiting(store, record, actions, self.client.clock()))
+                           record.queue, await waiting(store, record, actions, self.client.clock()),
+                           record.priority, record.fairness_key)
 
     async def state_at(self, when: datetime | float | int, *, replay: bool = False,
                        run_id: str | None = None) -> StateAt:
@@ -372,9 +376,16 @@ class Client:
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, tenant: str | None = None,
-                    queue: str | None = None) -> WorkflowHandle[R]:
+                    queue: str | None = None, priority: int = 0,
+                    fairness_key: str | None = None) -> WorkflowHandle[R]:
         """Start ``workflow`` with ``args`` under workflow id ``id`` (default: a new UUID), on
         task queue ``queue`` (default: the workflow's own, see ``durable.workflow``).
+
+        ``priority`` (an int in the int32 range, higher first; default 0): claims take the
+        execution's ready tasks (and those of its actions and children, unless a call gives
+        another) before lower ones. ``fairness_key`` (an id, default none): ready tasks of
+        equal priority are taken round-robin across (tenant, fairness key), so one key's
+        backlog holds another key's ready task back by at most one round.
 
         A second start with an id that exists returns the existing execution's handle.
         Arguments are validated against the workflow's signature before anything is written.
@@ -383,23 +394,25 @@ class Client:
         tenant = self._tenant(tenant)
         workflow_id = str(uuid.uuid4()) if id is None else check_id(id, "a workflow id")
         on = defn.queue if queue is None else check_queue(queue, "start(queue=)")
+        priority = check_priority(priority, "start(priority=)")
+        key = None if fairness_key is None else check_id(fairness_key, "start(fairness_key=)")
         a, k = defn.params.dump(tuple(args), {})
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
-                                  tenant, a, k, queue=on)
+                                  tenant, a, k, queue=on, priority=priority, fairness_key=key)
         epoch, now = self.store.wakeup.epoch, self.clock()
         # Eager start: a worker of this client that hosts the workflow and has room gets the
         # first task with the creation itself (no hint, claim or read; Temporal's eager start).
-        key = route(defn.name, on)
-        eager = next((w for w in self._workers if w.takes_eager(key, tenant)), None)
+        hosted = route(defn.name, on)
+        eager = next((w for w in self._workers if w.takes_eager(hosted, tenant)), None)
         lease_to = None if eager is None else (eager.identity, now + eager.lease)
         _, created = await self.store.create_execution(started, now=now, lease_to=lease_to)
         handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, tenant, defn)
-        handle._route = key if created else ""
+        handle._route = hosted if created else ""
         if created:
             if epoch is not None and epoch == self.store.wakeup.epoch:
                 handle._created_in = epoch
             if eager is None or not await self._hand_over(eager, started, now):
-                await self.publish([workflow_ref(tenant, workflow_id, key)])
+                await self.publish([workflow_ref(tenant, workflow_id, hosted)])
         return handle
 
     @property

@@ -27,59 +27,17 @@ from ._options import CallOptions
 from .errors import HistoryError
 
 __all__ = [
-    "ActionCancelRequested",
-    "ActionCompleted",
-    "ActionFailed",
-    "ActionScheduled",
-    "CancelAction",
-    "CancelChild",
-    "CancelExternal",
-    "CancelRequested",
-    "CancelTimer",
-    "CancelWorkflow",
-    "ChildCancelRequested",
-    "ChildCancelled",
-    "ChildCompleted",
-    "ChildFailed",
-    "ChildInitiated",
-    "ChildStartFailed",
-    "ChildStarted",
-    "Command",
-    "CompleteUpdate",
-    "CompleteWorkflow",
-    "ContinueAsNew",
-    "DataChanged",
-    "ErrorInfo",
-    "Event",
-    "EventReceived",
-    "ExternalCancelRequested",
-    "ExternalSignalled",
-    "FailWorkflow",
-    "History",
-    "MarkPatched",
-    "ParentRef",
-    "Patched",
-    "ScheduleAction",
-    "SetData",
-    "SetState",
-    "SignalExternal",
-    "StartChild",
-    "StartTimer",
-    "StateChanged",
-    "TaskCompleted",
-    "TimerCancelled",
-    "TimerFired",
-    "TimerStarted",
-    "UpdateAccepted",
-    "UpdateCompleted",
-    "WorkflowCancelled",
-    "WorkflowCompleted",
-    "WorkflowContinuedAsNew",
-    "WorkflowFailed",
-    "WorkflowStarted",
-    "decode_event",
-    "decode_history_json",
-    "encode_event",
+    "ActionCancelRequested", "ActionCompleted", "ActionFailed", "ActionScheduled",
+    "CancelAction", "CancelChild", "CancelExternal", "CancelRequested", "CancelTimer",
+    "CancelWorkflow", "ChildCancelRequested", "ChildCancelled", "ChildCompleted",
+    "ChildFailed", "ChildInitiated", "ChildStartFailed", "ChildStarted", "Command",
+    "CompleteUpdate", "CompleteWorkflow", "ContinueAsNew", "DataChanged", "ErrorInfo", "Event",
+    "EventReceived", "ExternalCancelRequested", "ExternalSignalled", "FailWorkflow", "History",
+    "MarkPatched", "ParentRef", "Patched", "ScheduleAction", "SetData", "SetState",
+    "SignalExternal", "StartChild", "StartTimer", "StateChanged", "TaskCompleted",
+    "TimerCancelled", "TimerFired", "TimerStarted", "UpdateAccepted", "UpdateCompleted",
+    "WorkflowCancelled", "WorkflowCompleted", "WorkflowContinuedAsNew", "WorkflowFailed",
+    "WorkflowStarted", "decode_event", "decode_history_json", "encode_event",
     "encode_history_json",
 ]
 
@@ -127,6 +85,8 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     continued_from: str | None = None
     parent: ParentRef | None = None
     queue: str = "default"  # the task queue of its workflow tasks (``_queues``)
+    priority: int = 0  # its tasks' priority (higher first), kept across continue-as-new
+    fairness_key: str | None = None  # its tasks take turns with other keys' of its tenant
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -275,6 +235,8 @@ class ChildInitiated(_Event, frozen=True, tag=True, array_like=True):
     kwargs: dict[str, Any] = {}
     parent_close: str = "cancel"
     queue: str = "default"
+    priority: int = 0  # the child's (its parent's unless the start gave one)
+    fairness_key: str | None = None  # the child's (likewise)
 
 
 class ChildCancelRequested(_Event, frozen=True, tag=True, array_like=True):
@@ -498,6 +460,8 @@ class StartChild(_Command, frozen=True):
     kwargs: dict[str, Any] = {}
     parent_close: str = "cancel"
     queue: str = "default"
+    priority: int = 0  # the child's (its parent's unless the start gave one)
+    fairness_key: str | None = None  # the child's (likewise)
 
 
 class CancelChild(_Command, frozen=True):

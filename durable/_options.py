@@ -1,5 +1,5 @@
 """Per-call options of an action call (``ctx.run(action, ..., retry=, timeout=,
-total_timeout=)``): how they are recorded in the history and carried by the action's task.
+total_timeout=, priority=)``): how they are recorded in the history and carried by the action's task.
 
 ``CallOptions`` is recorded with the call (``ActionScheduled.options``), so replay sees what the
 call asked for. The task carries them too, with ``deadline`` (when ``total_timeout`` runs out,
@@ -37,6 +37,7 @@ class CallOptions(msgspec.Struct, frozen=True, array_like=True):
     timeout: float | None = None
     total_timeout: float | None = None
     deadline: float | None = None  # on the task only: when total_timeout runs out
+    priority: int | None = None  # the task's priority (None: the workflow's)
 
 
 def pack(kwargs: dict[str, Any], options: CallOptions | None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ with a typed ``durable.errors`` error that names it.
 * Texts (``ctx.set_state``) are ``str`` of at most :data:`MAX_TEXT_BYTES` bytes without NUL
   or lone surrogates; free texts inside payloads (a cancellation's reason) only need to be
   encodable.
+* Priorities are ``int`` (not ``bool``) from :data:`MIN_PRIORITY` to :data:`MAX_PRIORITY`
+  (PostgreSQL's ``integer``); fairness keys are ids.
 * Durations and timeouts are seconds (``int`` or ``float``, not ``bool``) or ``timedelta``,
   finite and at most :data:`MAX_DURATION` seconds.
 
@@ -32,12 +34,15 @@ from .errors import ArgumentTypeError, InputError, ValidationError
 __all__ = [
     "MAX_DURATION",
     "MAX_ID_BYTES",
+    "MAX_PRIORITY",
     "MAX_TEXT_BYTES",
+    "MIN_PRIORITY",
     "check_count",
     "check_duration",
     "check_id",
     "check_number",
     "check_optional_id",
+    "check_priority",
     "check_positive_duration",
     "check_text",
     "check_timeout",
@@ -57,6 +62,10 @@ MAX_ID_BYTES: Final = 512
 MAX_TEXT_BYTES: Final = 4096
 # About 100 years: due times stay far inside what datetimes can show (year 9999).
 MAX_DURATION: Final = 100 * 365 * 86400.0
+
+# A priority is stored in an ``integer`` column (int32) on every store.
+MIN_PRIORITY: Final = -(2**31)
+MAX_PRIORITY: Final = 2**31 - 1
 
 # C0 control characters (NUL, the unit separator NOTIFY payloads are joined with, newlines) and
 # DEL: never part of an id, and NUL cannot be stored in a PostgreSQL text column at all.
@@ -183,6 +192,11 @@ def check_count(value: Any, what: str, *, minimum: int = 0, maximum: int = 2**31
         raise ValidationError(f"{what} must be between {minimum} and {maximum}, not {value}",
                               parameter=what)
     return value
+
+
+def check_priority(value: Any, what: str) -> int:
+    """A task priority: an ``int`` from ``MIN_PRIORITY`` to ``MAX_PRIORITY`` (higher first)."""
+    return check_count(value, what, minimum=MIN_PRIORITY, maximum=MAX_PRIORITY)
 
 
 def _utf8_size(value: str, what: str, error: type[InputError] | None) -> int:

@@ -42,6 +42,10 @@ def _add_start(commands: Commands) -> None:
     p.add_argument("workflow", metavar="WORKFLOW", help="registered workflow name")
     p.add_argument("args", metavar="ARG", nargs="*", help="arguments, one JSON value each")
     p.add_argument("--id", help="workflow id (default: a new UUID)")
+    p.add_argument("--priority", type=int, default=0,
+                   help="its tasks' priority: higher first (default 0)")
+    p.add_argument("--fairness-key", metavar="KEY",
+                   help="ready tasks take turns across (tenant, key) (default: none)")
     add_module_option(p, "the workflow")
 
 
@@ -49,7 +53,8 @@ async def _start(args: argparse.Namespace) -> int:
     values = json_values(args.args)
     workflow = resolve_workflow(args.workflow, module_names(args))
     async with connect(args) as client:
-        handle = await client.start(workflow, *values, id=args.id)
+        handle = await client.start(workflow, *values, id=args.id, priority=args.priority,
+                                    fairness_key=args.fairness_key)
     print(handle.workflow_id)
     return 0
 

@@ -232,6 +232,9 @@ def summary(d: durable.Description) -> list[str]:
     """The status block under the timeline: status, state, data, pending work, errors."""
     lines = [f"workflow:  {d.workflow} v{d.version}  id={d.workflow_id}  tenant={d.tenant}",
              *_status(d.status, d.state, d.data, d.suspended_at, d.result, d.error)]
+    if d.status == "running" and (d.priority or d.fairness_key is not None):
+        key = "" if d.fairness_key is None else f"  fairness key={d.fairness_key}"
+        lines.append(f"priority:  {d.priority}{key}")
     now = time.time()
     for a in d.pending_actions:
         due = f", next attempt in {a.visible_at - now:.1f}s" if a.visible_at > now else ""

@@ -15,14 +15,14 @@ from .._history import (
 from .._options import CallOptions
 from .._payloads import same_payload
 from .._queues import check_queue
-from .._validate import check_positive_duration, show
+from .._validate import check_positive_duration, check_priority, show
 from ..errors import ActionFailedError, ArgumentTypeError, DurableError
 from ._matcher import UNMATCHED, Matcher
 
 __all__ = ["CALL_OPTIONS", "ActionCalls"]
 
 # The keywords of ``ctx.run`` that are the call's options, not the action's arguments.
-CALL_OPTIONS: Final = frozenset({"queue", "retry", "timeout", "total_timeout"})
+CALL_OPTIONS: Final = frozenset({"priority", "queue", "retry", "timeout", "total_timeout"})
 
 
 def _call_options(queue: str, kwargs: dict[str, Any]) -> tuple[str, CallOptions | None]:
@@ -35,9 +35,13 @@ def _call_options(queue: str, kwargs: dict[str, Any]) -> tuple[str, CallOptions 
                                 parameter="retry")
     timeout, total = (check_positive_duration(kwargs.pop(k, None), f"ctx.run({k}=)")
                       for k in ("timeout", "total_timeout"))
-    if retry is None and timeout is None and total is None:
+    priority = kwargs.pop("priority", None)
+    if priority is not None:
+        priority = check_priority(priority, "ctx.run(priority=)")
+    if retry is None and timeout is None and total is None and priority is None:
         return queue, None
-    return queue, CallOptions(None if retry is None else retry_spec(retry), timeout, total)
+    return queue, CallOptions(None if retry is None else retry_spec(retry), timeout, total,
+                              priority=priority)
 
 
 class ActionCalls:
@@ -59,7 +63,8 @@ class ActionCalls:
 
         The keywords in ``CALL_OPTIONS`` are this call's options, not the action's arguments:
         ``queue`` (default: the action's own), ``retry``, ``timeout`` and ``total_timeout``
-        (default: the action's declaration; recorded with the call)."""
+        (default: the action's declaration; recorded with the call), ``priority`` (default:
+        the workflow's; recorded with the call when given)."""
         defn = getattr(action, "__durable_action__", None)  # the common case, without a call
         if defn is None:
             defn = action_definition(action, self.definitions)

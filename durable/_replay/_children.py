@@ -21,7 +21,7 @@ from .._history import (
 )
 from .._payloads import dump_value, same_payload
 from .._queues import check_queue
-from .._validate import check_id
+from .._validate import check_id, check_priority
 from ..errors import (
     DurableError, ValidationError, WorkflowAlreadyStartedError, WorkflowCancelledError,
     WorkflowFailedError,
@@ -121,10 +121,13 @@ class Children:
         self.by_cmd: dict[int, _Child] = {}
 
     def start(self, defn: WorkflowDefinition, args: tuple[Any, ...], workflow_id: str | None,
-              parent_close: str, queue: str | None = None) -> asyncio.Future[ChildHandle[Any]]:
-        """Issue ``StartChild`` (on ``queue``, default the child workflow's own); the future
-        resolves once the child exists."""
+              parent_close: str, queue: str | None = None, priority: int | None = None,
+              fairness_key: str | None = None) -> asyncio.Future[ChildHandle[Any]]:
+        """Issue ``StartChild`` (on ``queue``, default the child workflow's own; with
+        ``priority`` and ``fairness_key``, default the parent's); the future resolves once the
+        child exists."""
         on = defn.queue if queue is None else check_queue(queue, "ctx.start_child(queue=)")
+        flow = _flow(self._info, priority, fairness_key)
         if parent_close not in PARENT_CLOSE_POLICIES:
             raise ValidationError(f"parent_close is 'cancel' or 'abandon', not {parent_close!r}",
                                   function="ctx.start_child", parameter="parent_close")
@@ -140,7 +143,7 @@ class Children:
         if matcher.replaying:
             a: list[Any] = dump_value(list(args), defn.name)
             fields: tuple[Any, ...] = (cmd, defn.name, defn.version, wanted, run_id, a, {},
-                                       parent_close, on)
+                                       parent_close, on, *flow)
             recorded: Any = matcher.match(StartChild, fields, refusable=True)
             if recorded is UNMATCHED:
                 defn.params.dump(args, {})  # refused live: it raises again, as it did then
@@ -156,7 +159,7 @@ class Children:
             a, k = defn.params.dump(args, {})
             check_id(wanted, "a child workflow id", error=ValidationError)  # a derived one too
             matcher.match(StartChild, (cmd, defn.name, defn.version, wanted, run_id, a, k,
-                                       parent_close, on))
+                                       parent_close, on, *flow))
         child = _Child(cmd, defn, wanted, run_id, parent_close, self.loop)
         self.by_cmd[cmd] = child
         return child.started
@@ -247,6 +250,14 @@ class Children:
         return [(c.workflow_id, None if c.confirmed else c.run_id)
                 for c in self.by_cmd.values()
                 if c.parent_close == "cancel" and not c.ended]
+
+
+def _flow(info: WorkflowInfo, priority: Any, fairness_key: Any) -> tuple[int, str | None]:
+    """A child's priority and fairness key: those given (checked), else its parent's."""
+    where = "ctx.start_child"
+    return (info.priority if priority is None else check_priority(priority, f"{where}(priority=)"),
+            info.fairness_key if fairness_key is None
+            else check_id(fairness_key, f"{where}(fairness_key=)"))
 
 
 def _resolve(fut: asyncio.Future[Any], value: Any) -> None:

@@ -171,6 +171,16 @@ class _Run(Protocol):
             self, action: Callable[..., R], /, *args: Any, total_timeout: Duration,
             **kwargs: Any) -> Awaitable[R]: ...
 
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, priority: int,
+            **kwargs: Any) -> Awaitable[R]: ...
+
+    @overload
+    def __call__(  # type: ignore[overload-cannot-match]
+            self, action: Callable[..., R], /, *args: Any, priority: int,
+            **kwargs: Any) -> Awaitable[R]: ...
+
 class Context:
     """What a workflow uses instead of I/O, clocks and randomness; passed as its first argument."""
 
@@ -185,7 +195,8 @@ class Context:
     Options of this call (recorded with it, so that replay sees them): ``queue=`` another task
     queue than the action's own; ``retry=`` (a ``durable.Retry``), ``timeout=`` (per attempt)
     and ``total_timeout=`` (from the call to its outcome, all attempts included) override the
-    action's declaration."""
+    action's declaration; ``priority=`` (an int, higher first) overrides the workflow's for
+    this call's task."""
 
     def __init__(self, info: WorkflowInfo, defn: WorkflowDefinition, loop: Any,
                  matcher: Matcher, calls: ActionCalls, inbox: Inbox, state: RunState,
@@ -292,7 +303,8 @@ class Context:
 
     def start_child(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, parent_close: str = "cancel",
-                    queue: str | None = None) -> Awaitable[ChildHandle[R]]:
+                    queue: str | None = None, priority: int | None = None,
+                    fairness_key: str | None = None) -> Awaitable[ChildHandle[R]]:
         """Start ``workflow`` as a child execution; await it for the child's handle.
 
         The child is created atomically with this workflow task's commit, in the same tenant,
@@ -305,9 +317,11 @@ class Context:
         first, or when the workflow stops waiting for it (a cancelled await); ``"abandon"``
         lets it run on regardless. Arguments are validated against the child's signature here.
         ``queue``: the task queue the child runs on (default: its workflow's own).
+        ``priority`` and ``fairness_key``: the child's (default: this workflow's; see
+        ``client.start``).
         """
         return self._children.start(workflow_definition(workflow), tuple(args), id, parent_close,
-                                    queue)
+                                    queue, priority, fairness_key)
 
     def external(self, workflow_id: str) -> ExternalHandle:
         """Another execution of this tenant, by its workflow id: ``await

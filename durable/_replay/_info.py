@@ -61,6 +61,7 @@ class WorkflowInfo(NamedTuple):
 
     ``version`` is the one the run started with; ``continued_from`` the run this one
     continues (``ctx.continue_as_new``), if any; ``queue`` the task queue it runs on;
+    ``priority`` and ``fairness_key`` what its tasks are claimed by (see ``client.start``);
     ``parent`` the workflow that started it as its child (None for an execution a client
     started): ``ctx.external(ctx.info.parent.workflow_id)`` writes to it.
     """
@@ -73,6 +74,8 @@ class WorkflowInfo(NamedTuple):
     attempt: int = 1
     continued_from: str | None = None
     queue: str = "default"  # the task queue of its workflow tasks
+    priority: int = 0
+    fairness_key: str | None = None
     parent: ParentInfo | None = None
 
 

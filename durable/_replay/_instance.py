@@ -57,7 +57,8 @@ class WorkflowInstance:
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
         self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
-            started.version, 1, started.continued_from, started.queue,
+            started.version, 1, started.continued_from, started.queue, started.priority,
+            started.fairness_key,
             None if started.parent is None else ParentInfo(started.parent.workflow_id,
                                                            started.parent.run_id)))
         self.actions = actions or {}

@@ -63,6 +63,8 @@ class ExecutionRecord(msgspec.Struct, frozen=True):
     error: ErrorInfo | None = None
     task_error: str | None = None  # why the last workflow task could not run (non-determinism)
     queue: str = "default"  # the queue its workflow tasks are on (``_queues``)
+    priority: int = 0  # its tasks' priority (higher first)
+    fairness_key: str | None = None  # its tasks take turns with other keys' (None: no key)
 
 
 class ExecutionUpdate(msgspec.Struct, frozen=True):
@@ -171,6 +173,8 @@ class ActionTask(msgspec.Struct, frozen=True):
     last_error: str | None = None
     queue: str = "default"
     options: CallOptions | None = None  # what the call overrides of the action's declaration
+    priority: int = 0  # the call's, or its workflow's (higher first)
+    fairness_key: str | None = None  # its workflow's
 
     @property
     def idempotency_key(self) -> str:

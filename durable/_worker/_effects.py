@@ -34,7 +34,8 @@ def child_start(task: WorkflowTask, run_id: str, command: StartChild) -> Start:
     started = WorkflowStarted(1, 0.0, command.workflow, command.version, command.workflow_id,
                               command.run_id, task.tenant, command.args, command.kwargs,
                               parent=ParentRef(task.workflow_id, run_id, command.cmd),
-                              queue=command.queue)
+                              queue=command.queue, priority=command.priority,
+                              fairness_key=command.fairness_key)
     return Start(started, on_started=ChildStarted(0, 0.0, command.cmd),
                  on_exists=ChildStartFailed(0, 0.0, command.cmd))
 
@@ -98,7 +99,8 @@ def continuation(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]
     started = WorkflowStarted(1, 0.0, defn.name, defn.version, info.workflow_id, outcome.run_id,
                               info.tenant, outcome.args, outcome.kwargs,
                               continued_from=info.run_id, parent=instance.parent,
-                              queue=info.queue)
+                              queue=info.queue, priority=info.priority,
+                              fairness_key=info.fairness_key)
     carried = [Signal(info.tenant, info.workflow_id, replace(event, seq=0, time=0.0),
                       None if event.key is None else f"e{event.key}", outcome.run_id)
                for event in instance.unconsumed_events()]

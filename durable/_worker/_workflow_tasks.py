@@ -131,9 +131,12 @@ class _Commit:
     then the inline outcomes as the next batch's inputs, and so on.
     """
 
-    def __init__(self, task: WorkflowTask, run_id: str, seq: int) -> None:
+    def __init__(self, task: WorkflowTask, run_id: str, seq: int, priority: int = 0,
+                 fairness_key: str | None = None) -> None:
         self.task = task
         self.run_id = run_id
+        self.priority = priority  # the run's: its actions' unless a call gives another
+        self.fairness_key = fairness_key
         self.expected_seq = seq + 1  # the seq of its first event
         self.seq = seq  # the last seq written or to be written
         self.events: list[Event] = []
@@ -164,9 +167,13 @@ class _Commit:
         for command in commands:
             self._event(lambda seq: command.to_event(seq, time))
             if type(command) is ScheduleAction:
+                options = command.options
+                priority = self.priority if options is None or options.priority is None \
+                    else options.priority
                 action = ActionTask(self.task.tenant, self.task.workflow_id, self.run_id,
                                     command.cmd, command.name, command.args, command.kwargs, 1, now,
-                                    queue=command.queue, options=with_deadline(command.options, now))
+                                    queue=command.queue, options=with_deadline(options, now),
+                                    priority=priority, fairness_key=self.fairness_key)
                 self.actions[command.cmd] = action
                 if inline(action):
                     to_run.append(action)
@@ -334,7 +341,8 @@ class WorkflowTaskRunner:
 
     async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
         entry, inputs = await self._load(task, key)
-        commit = _Commit(task, entry.instance.info.run_id, entry.seq)
+        info = entry.instance.info
+        commit = _Commit(task, info.run_id, entry.seq, info.priority, info.fairness_key)
         await self._activate(entry, commit, inputs)
         if task.requested:
             await self._answer(task, entry, commit)

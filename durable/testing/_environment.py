@@ -254,10 +254,12 @@ class _Client(Client):
 
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None,
-                    tenant: str | None = None, queue: str | None = None) -> WorkflowHandle[R]:
+                    tenant: str | None = None, queue: str | None = None, priority: int = 0,
+                    fairness_key: str | None = None) -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
         handle: WorkflowHandle[R] = await super().start(  # pyright: ignore[reportUnknownVariableType]
-            defn, *args, id=id, tenant=tenant, queue=queue)  # type: ignore[arg-type]
+            defn, *args, id=id, tenant=tenant, queue=queue,  # type: ignore[arg-type]
+            priority=priority, fairness_key=fairness_key)
         ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
         ours._created_in = handle._created_in
         return ours

@@ -225,6 +225,18 @@ def test_cancel(cli, db: str) -> None:
     assert code == 1 and err == "error: execution 'inv-2' has already ended (cancelled)\n"
 
 
+def test_start_with_a_priority_and_a_fairness_key(cli) -> None:
+    code, out, err = cli("start", "InvoiceApproval", '"inv-p"', "500", "--id", "inv-p",
+                         "--priority", "7", "--fairness-key", "shop-1",
+                         "--module", "examples.invoice")
+    assert (code, out.strip(), err) == (0, "inv-p", "")
+    code, out, err = cli("show", "inv-p")
+    assert code == 0 and "priority:  7  fairness key=shop-1" in out, err
+    code, _, err = cli("start", "InvoiceApproval", '"inv-q"', "500", "--priority", str(2**31),
+                       "--module", "examples.invoice")
+    assert code == 1 and "priority" in err
+
+
 def test_unknown_workflow_is_a_clear_error_and_writes_nothing(cli, tmp_path: Path) -> None:
     code, out, err = cli("start", "NoSuchFlow", "1", "--id", "x", "--module", "examples.invoice")
     assert code == 1 and out == ""

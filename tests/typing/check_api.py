@@ -36,9 +36,11 @@ async def sums(ctx: durable.Context, n: int) -> list[int]:
     assert_type(total, int)
     loud = await ctx.run(shout, "hi")
     assert_type(loud, str)
+    assert_type(await ctx.run(add, 1, n, priority=5), int)
+    assert_type(await ctx.run(shout, "hi", priority=-1, queue="loud"), str)
     await ctx.run(add, "1", 2)  # type: ignore[call-overload]  # a str where an int is due
     await ctx.sleep(1.5)
-    child = await ctx.start_child(sums, 3)
+    child = await ctx.start_child(sums, 3, priority=2, fairness_key="k")
     assert_type(await ctx.run("add", 1, 2), Any)
     assert_type(await child.result(), list[int])
     return [total]
@@ -46,7 +48,7 @@ async def sums(ctx: durable.Context, n: int) -> list[int]:
 
 async def client_side(client: durable.Client) -> None:
     """Starting, waiting and reading history from a client."""
-    handle = await client.start(sums, 3, id="s-1")
+    handle = await client.start(sums, 3, id="s-1", priority=1, fairness_key="k")
     assert_type(handle, durable.WorkflowHandle[list[int]])
     assert_type(await handle.result(), list[int])
     await client.start(sums, "three")  # type: ignore[arg-type]  # wrong argument type

@@ -30,7 +30,7 @@ class MemoryLimited(MemoryTasks):
         running = self._running(mine, now)
         wanted = room(limit, running, tokens, limit_count)
         claimed: list[ActionTask] = []
-        for key, _ in sorted(mine, key=lambda item: item[1].visible_at):
+        for key in self._action_order([key for key, _ in mine], (route,), now):
             if len(claimed) >= wanted:
                 break
             task = self._claim_action(key, (route,), owner, lease, now)

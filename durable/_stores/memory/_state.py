@@ -58,6 +58,11 @@ class Lease:
         """Visible, and held by no one (or by a lease that expired)."""
         return self.visible_at <= now and (self.owner is None or self.until <= now)
 
+    @property
+    def due(self) -> float:
+        """When it can next be claimed (the SQL stores' ``due`` column)."""
+        return self.visible_at if self.owner is None else max(self.visible_at, self.until)
+
 
 @dataclass
 class ScheduleRow:
@@ -107,7 +112,8 @@ class MemoryState(StoreClocked):
             return existing, False
         record = ExecutionRecord(started.tenant, started.workflow_id, started.run_id,
                                  started.workflow, started.version, "running", now, now, 1,
-                                 queue=started.queue)
+                                 queue=started.queue, priority=started.priority,
+                                 fairness_key=started.fairness_key)
         self._executions[key] = record
         self._begin_run(record, started, now)
         return record, True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any, Callable, ClassVar, Collection, Sequence, TypeVar
 
 from msgspec.structs import replace
@@ -17,7 +17,7 @@ from .._records import (
 )
 from ._state import ActionKey, Key, Lease, MemoryState
 
-__all__ = ["MemoryTasks", "round_robin"]
+__all__ = ["MemoryTasks", "claim_order"]
 
 K = TypeVar("K", bound=tuple[Any, ...])
 
@@ -101,13 +101,29 @@ class MemoryTasks(Committer, MemoryState):
                                    lease: float, now: float, limit: int) -> list[WorkflowTask]:
         """Lease up to ``limit`` runnable workflow tasks of the named workflows."""
         claimed: list[WorkflowTask] = []
-        for key in round_robin(self._wf_tasks, lambda k: self._wf_tasks[k].claimable(now)):
+        for key in self._workflow_order(workflows, now):
             if len(claimed) >= limit:
                 break
             task = self._claim_workflow(key, workflows, owner, lease, now)
             if task is not None:
                 claimed.append(task)
         return claimed
+
+    def _workflow_order(self, workflows: Collection[str], now: float) -> list[Key]:
+        """The claimable workflow tasks of these routes, in claim order (``claim_order``)."""
+        entries: list[tuple[Key, int, tuple[str, str | None], float]] = []
+        running: Counter[Hashable] = Counter()
+        for key, held in self._wf_tasks.items():
+            record = self._executions.get(key)
+            if record is None:
+                continue
+            partition = (key[0], record.fairness_key)
+            if held.claimable(now):
+                if route(record.workflow, record.queue) in workflows:
+                    entries.append((key, record.priority, partition, held.due))
+            elif held.owner is not None:
+                running[partition] += 1
+        return claim_order(entries, running)
 
     def _claim_workflow(self, key: Key, workflows: Collection[str], owner: str, lease: float,
                         now: float) -> WorkflowTask | None:
@@ -137,13 +153,26 @@ class MemoryTasks(Committer, MemoryState):
                                  now: float, limit: int) -> list[ActionTask]:
         """Lease up to ``limit`` due action tasks of the named actions."""
         claimed: list[ActionTask] = []
-        for key in round_robin(self._actions, lambda k: self._actions[k][1].claimable(now)):
+        for key in self._action_order(self._actions, actions, now):
             if len(claimed) >= limit:
                 break
             task = self._claim_action(key, actions, owner, lease, now)
             if task is not None:
                 claimed.append(task)
         return claimed
+
+    def _action_order(self, keys: Iterable[ActionKey], actions: Collection[str],
+                      now: float) -> list[ActionKey]:
+        """Those of ``keys`` that are claimable tasks of these routes, in claim order."""
+        entries: list[tuple[ActionKey, int, tuple[str, str | None], float]] = []
+        for key in keys:
+            task, held = self._actions[key]
+            if held.claimable(now) and route(task.name, task.queue) in actions:
+                entries.append((key, task.priority, (key[0], task.fairness_key), held.due))
+        running: Counter[Hashable] = Counter(  # every route's, as the SQL stores count them
+            (key[0], task.fairness_key) for key, (task, held) in self._actions.items()
+            if held.owner is not None and not held.claimable(now))
+        return claim_order(entries, running)
 
     def _claim_action(self, key: ActionKey, actions: Collection[str], owner: str, lease: float,
                       now: float) -> ActionTask | None:
@@ -220,16 +249,19 @@ class MemoryTasks(Committer, MemoryState):
             reason="no transactions")
 
 
-def round_robin(keys: Iterable[K], due: Callable[[K], bool]) -> list[K]:
-    """The due keys (tenant first) in turns across tenants, as the other stores take them: a
-    tenant's k-th due key has turn k plus the number of its keys that are not due (leased);
-    lowest turns first, then in the order given."""
-    listed = [(key, due(key)) for key in keys]
-    turns = Counter(key[0] for key, is_due in listed if not is_due)
-    ranked: list[tuple[int, int, K]] = []
-    for order, (key, is_due) in enumerate(listed):
-        if is_due:
-            turns[key[0]] += 1
-            ranked.append((turns[key[0]], order, key))
-    ranked.sort(key=lambda r: r[:2])
-    return [key for _, _, key in ranked]
+def claim_order(entries: Iterable[tuple[K, int, Hashable, float]],
+                running: Counter[Hashable]) -> list[K]:
+    """Keys of (key, priority, partition, due) entries in the order claims take them, as the
+    SQL stores' claims do: higher priority first; within a priority, in turns across
+    partitions (tenant, fairness key): a partition's k-th earliest due has turn k plus the
+    number of its tasks ``running`` (leased) now; within a turn, earliest due first."""
+    groups: dict[tuple[int, Hashable], list[tuple[float, K]]] = {}
+    for key, priority, partition, due in entries:
+        groups.setdefault((priority, partition), []).append((due, key))
+    ranked: list[tuple[int, int, float, K]] = []
+    for (priority, partition), items in groups.items():
+        items.sort(key=lambda item: item[0])
+        ranked += [(-priority, running[partition] + turn, due, key)
+                   for turn, (due, key) in enumerate(items)]
+    ranked.sort(key=lambda item: item[:3])
+    return [item[3] for item in ranked]

@@ -33,17 +33,18 @@ class MemoryTimers(MemoryState):
 
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
         """The outbox: hints for claimable tasks last dispatched over ``older_than`` s ago."""
-        refs: list[TaskRef] = []
+        refs: list[tuple[int, TaskRef]] = []  # (-priority, hint): higher priority first
         for key, held in self._wf_tasks.items():
             if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
                 held.dispatched_at = now
                 record = self._executions[key]
-                refs.append(workflow_ref(*key, route(record.workflow, record.queue)))
+                refs.append((-record.priority,
+                             workflow_ref(*key, route(record.workflow, record.queue))))
         for task, held in self._actions.values():
             if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
                 held.dispatched_at = now
-                refs.append(action_ref(task))
-        return refs
+                refs.append((-task.priority, action_ref(task)))
+        return [ref for _, ref in sorted(refs, key=lambda item: item[0])]
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (a timer's on

@@ -16,9 +16,9 @@ from msgspec.structs import replace
 from ..._queues import route
 from ..._history import Event, encode_event
 from .._records import Signal, Start
-from ._statements import leasing
+from ._statements import COMMIT, COMMIT_FLOW, leasing, with_flow
 
-__all__ = ["COMMIT_EFFECTS", "COMMIT_EFFECTS_LEASING", "effect_columns"]
+__all__ = ["COMMIT_EFFECTS", "COMMIT_EFFECTS_FLOW", "effect_columns", "leased_variant"]
 
 Split = Callable[[Event, float], tuple[bytes, bytes]]
 
@@ -31,7 +31,17 @@ COMMIT_EFFECTS: Final = (
     "FROM (SELECT durable_commit_effects("
     + ", ".join("durable_due_on_store_clock($15, $22, $42::float8)" if n == 15 else f"${n}"
                 for n in range(1, 40)) + ") AS done) AS c")
-COMMIT_EFFECTS_LEASING: Final = leasing(COMMIT_EFFECTS, 42)
+# COMMIT_EFFECTS, then durable_flow with $43-$49 (see ``_statements.with_flow``)
+COMMIT_EFFECTS_FLOW: Final = with_flow(COMMIT_EFFECTS, 43)
+# Each commit statement, and the one that also leases new actions (eager dispatch) with the
+# three parameters after its own.
+_LEASING: Final = {statement: leasing(statement, params) for statement, params in [
+    (COMMIT, 25), (COMMIT_FLOW, 32), (COMMIT_EFFECTS, 42), (COMMIT_EFFECTS_FLOW, 49)]}
+
+
+def leased_variant(statement: str) -> str:
+    """The commit ``statement`` that also leases the commit's eager actions."""
+    return _LEASING[statement]
 
 
 def effect_columns(cancelled_actions: Sequence[int], starts: Sequence[Start],

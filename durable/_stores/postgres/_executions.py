@@ -52,8 +52,8 @@ class PostgresExecutions(PostgresBase):
         owner, lease_until = (None, None) if lease_to is None else lease_to
         if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
                                    route(s.workflow, s.queue), s.version, now, EMPTY_DATA,
-                                   NO_RESULT, body,
-                                   owner, lease_until):
+                                   NO_RESULT, body, owner, lease_until, s.priority,
+                                   s.fairness_key or ""):
             existing = await self.get_execution(s.tenant, s.workflow_id)
             if existing is None:  # deleted in between: the caller may simply try again
                 raise StoreUnavailableError(
@@ -63,7 +63,8 @@ class PostgresExecutions(PostgresBase):
         if lease_to is None:
             self.wakeup.notify()
         return ExecutionRecord(s.tenant, s.workflow_id, s.run_id, s.workflow, s.version,
-                               "running", now, now, 1, queue=s.queue), True
+                               "running", now, now, 1, queue=s.queue, priority=s.priority,
+                               fairness_key=s.fairness_key), True
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None (and from here on, other processes' ends wake its waiters)."""

@@ -19,10 +19,12 @@ from ..._options import pack, unpack
 from ..._queues import route, unroute
 from ..._history import ErrorInfo, Event, encode_event
 from .._integrity import flagged
-from .._records import ActionTask, ExecutionRecord, Outcome, Reply, Request, WorkflowTask
+from .._records import (
+    ActionTask, ExecutionRecord, Outcome, Reply, Request, Start, WorkflowTask,
+)
 
 __all__ = ["EMPTY_DATA", "ENDED_CHANNEL", "NO_RESULT", "REPLIED_CHANNEL", "SEP", "action_columns",
-           "action_from_row", "action_key", "decode_any", "decode_dict", "decode_error",
+           "action_from_row", "action_key", "decode_any", "decode_dict", "decode_error", "flow_columns",
            "decode_list", "decode_outcome", "encode", "history_from_rows", "notice",
            "record_from_row", "reply_columns", "request_from_row", "split_at_seq"]
 
@@ -104,20 +106,23 @@ def history_from_rows(tenant: str, workflow_id: str, run_id: str | None, after_s
 def record_from_row(row: asyncpg.Record) -> ExecutionRecord:
     """An ``executions`` row (``EXECUTION_COLUMNS``) as a record."""
     (tenant, workflow_id, run_id, workflow, version, status, created_at, updated_at, last_seq,
-     state, data, result, error, task_error) = row
+     state, data, result, error, task_error, priority, fairness_key) = row
     name, queue = unroute(workflow)
     return ExecutionRecord(tenant, workflow_id, run_id, name, version, status, created_at,
                            updated_at, last_seq, state, decode_dict(data), decode_any(result),
-                           None if error is None else decode_error(error), task_error, queue)
+                           None if error is None else decode_error(error), task_error, queue,
+                           priority, fairness_key or None)
 
 
 def action_from_row(row: asyncpg.Record | tuple[Any, ...]) -> ActionTask:
     """An ``action_tasks`` row (``ACTION_COLUMNS``) as a task."""
-    tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, last_error = row
+    (tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, last_error,
+     priority, fairness_key) = row
     name, queue = unroute(stored)
     keywords, options = unpack(decode_dict(kwargs))
     return ActionTask(tenant, workflow_id, run_id, cmd, name, decode_list(args),
-                      keywords, attempt, visible_at, last_error, queue, options)
+                      keywords, attempt, visible_at, last_error, queue, options, priority,
+                      fairness_key or None)
 
 
 def action_key(task: ActionTask) -> tuple[str, str, str, int]:
@@ -131,6 +136,22 @@ def action_columns(actions: Sequence[ActionTask]) -> tuple[list[Any], ...]:
             [encode(a.args) for a in actions], [encode(pack(a.kwargs, a.options)) for a in actions],
             [a.attempt for a in actions], [a.visible_at for a in actions],
             [a.last_error for a in actions])
+
+
+def flow_columns(tenant: str, workflow_id: str, actions: Sequence[ActionTask],
+                 starts: Sequence[Start]) -> list[list[Any]] | None:
+    """What ``durable_flow`` writes after a commit (see ``with_flow``): the priorities that
+    action calls gave, and the priorities and fairness keys of the executions started (not a
+    next run of this one: it keeps its own); None when there is none of either."""
+    calls = [a for a in actions if a.options is not None and a.options.priority is not None]
+    started = [s.started for s in starts
+               if (s.started.priority or s.started.fairness_key is not None)
+               and (s.started.tenant, s.started.workflow_id) != (tenant, workflow_id)]
+    if not calls and not started:
+        return None
+    return [[a.cmd for a in calls], [a.priority for a in calls], [s.tenant for s in started],
+            [s.workflow_id for s in started], [s.run_id for s in started],
+            [s.priority for s in started], [s.fairness_key or "" for s in started]]
 
 
 def request_from_row(row: asyncpg.Record | tuple[Any, ...]) -> Request:

@@ -12,7 +12,8 @@ from typing import Final
 # ---- executions and history -----------------------------------------------------------------
 
 EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, status, created_at, "
-                            "updated_at, last_seq, state, data, result, error, task_error")
+                            "updated_at, last_seq, state, data, result, error, task_error, "
+                            "priority, fairness_key")
 SELECT_EXECUTION: Final = (f"SELECT {EXECUTION_COLUMNS} FROM executions "
                            "WHERE tenant = $1 AND workflow_id = $2")
 # Many at once: $1 tenants, $2 workflow ids; each row starts with the (1-based) position.
@@ -38,13 +39,13 @@ SCAN_EXECUTIONS: Final = (
     "ORDER BY created_at, tenant, workflow_id LIMIT $8")
 
 # $1 tenant, $2 workflow_id, $3 run_id, $4 workflow, $5 version, $6 now, $7 data, $8 result,
-# $9 the WorkflowStarted body, $10/$11 the owner and lease_until of an eager start (or NULL).
-# Returns whether it created the execution.
+# $9 the WorkflowStarted body, $10/$11 the owner and lease_until of an eager start (or NULL),
+# $12 the priority, $13 the fairness key ('' for none). Returns whether it created it.
 CREATE_EXECUTION: Final = """
 WITH created AS (
     INSERT INTO executions (tenant, workflow_id, run_id, workflow, version, status, created_at,
-                            updated_at, last_seq, data, result)
-    VALUES ($1, $2, $3, $4, $5, 'running', $6, $6, 1, $7, $8)
+                            updated_at, last_seq, data, result, priority, fairness_key)
+    VALUES ($1, $2, $3, $4, $5, 'running', $6, $6, 1, $7, $8, $12, $13)
     ON CONFLICT (tenant, workflow_id) DO NOTHING
     RETURNING run_id
 ), started AS (
@@ -52,8 +53,8 @@ WITH created AS (
     SELECT $1, $2, run_id, 1, $9 FROM created
 ), task AS (
     INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at, owner,
-                                lease_until, attempt)
-    SELECT $1, $2, $4, $6, $6, $10, coalesce($11, 0), (($10::text) IS NOT NULL)::integer
+                                lease_until, attempt, priority, fairness_key)
+    SELECT $1, $2, $4, $6, $6, $10, coalesce($11, 0), (($10::text) IS NOT NULL)::integer, $12, $13
     FROM created
 )
 SELECT EXISTS (SELECT FROM created)
@@ -114,41 +115,50 @@ COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "$13, $14, durable_due_on_store_clock($15, $22, $25::float8), $16, $17, $18, "
                  "$19, $20, $21, $22) AS done) AS c")
 
-# Fairness: due tasks are taken round-robin across tenants, so one tenant's backlog does not
-# hold another's ready task back: a tenant's k-th oldest due task has turn k plus the number of
-# its tasks that are leased (running) now, and claims take the lowest turns first (a tenant
-# with a hundred tasks running waits while one with none has a task due). The cost does not
-# grow with the backlog: _due_tenants walks the tenants that have due tasks (one index seek
-# each), then each one's oldest $5 are locked through the (tenant, due) index.
-def _due_tenants(table: str) -> str:
-    return f"""WITH RECURSIVE tenants AS (
-  (SELECT tenant FROM {table} WHERE due <= $3 ORDER BY tenant LIMIT 1)
+# Claim order: higher priority first; then round-robin across partitions (tenant, fairness
+# key): a partition's k-th oldest due task of a priority has turn k plus the number of the
+# partition's tasks leased (running) now, and the lowest turns go first, so one backlog does
+# not hold another partition's ready task back by more than a round, and a partition with a
+# hundred tasks running waits while one with none has a task due; then due time. The cost
+# does not grow with the backlog: _partitions walks the partitions that have due tasks (one
+# index seek each), and each one's first $5 are locked through the (tenant, fairness_key,
+# priority DESC, due) index (migration 0016).
+def _partitions(table: str) -> str:
+    return f"""WITH RECURSIVE parts AS (
+  (SELECT tenant, fairness_key FROM {table} WHERE due <= $3
+   ORDER BY tenant, fairness_key LIMIT 1)
   UNION ALL
-  SELECT (SELECT x.tenant FROM {table} AS x WHERE x.tenant > t.tenant AND x.due <= $3
-          ORDER BY x.tenant LIMIT 1)
-  FROM tenants AS t WHERE t.tenant IS NOT NULL)"""
+  SELECT x.tenant, x.fairness_key FROM parts AS p CROSS JOIN LATERAL (
+    SELECT y.tenant, y.fairness_key FROM {table} AS y
+    WHERE (y.tenant, y.fairness_key) > (p.tenant, p.fairness_key) AND y.due <= $3
+    ORDER BY y.tenant, y.fairness_key LIMIT 1) AS x)"""
 
 
 def _running(table: str) -> str:
-    """The tenants with due tasks, each with how many of its tasks are leased (not due; counted
+    """The partitions with due tasks, each with how many of its tasks are leased now (counted
     up to 1,000, which bounds the cost)."""
-    return (f"(SELECT t.tenant, (SELECT count(*) FROM (SELECT FROM {table} AS x "
-            f"WHERE x.tenant = t.tenant AND x.due > $3 LIMIT 1000) AS x) AS running "
-            f"FROM tenants AS t WHERE t.tenant IS NOT NULL) AS n")
+    return (f"(SELECT p.tenant, p.fairness_key, (SELECT count(*) FROM (SELECT FROM {table} AS x "
+            f"WHERE x.tenant = p.tenant AND x.fairness_key = p.fairness_key "
+            f"AND x.owner IS NOT NULL AND x.lease_until > $3 LIMIT 1000) AS x) AS running "
+            f"FROM parts AS p) AS n")
 
+
+_TURN: Final = ("n.running + row_number() OVER (PARTITION BY c.tenant, c.fairness_key, "
+                "c.priority ORDER BY c.due) AS turn")
+_IN_PARTITION: Final = ("t.tenant = n.tenant AND t.fairness_key = n.fairness_key "
+                        "AND t.due <= $3")
+_CLAIM_ORDER: Final = "ORDER BY c.priority DESC, c.turn, c.due LIMIT $5"
 
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = f"""
-{_due_tenants("workflow_tasks")}
+{_partitions("workflow_tasks")}
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
 FROM (SELECT c.tenant, c.workflow_id FROM (
-        SELECT c.tenant, c.workflow_id, c.due,
-               n.running + row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
-        FROM {_running("workflow_tasks")} CROSS JOIN LATERAL (
-          SELECT t.tenant, t.workflow_id, t.due FROM workflow_tasks AS t
-          WHERE t.tenant = n.tenant AND t.due <= $3 AND t.workflow = ANY ($4::text[])
-          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
-      ORDER BY c.turn, c.due LIMIT $5) AS picked, {_NO_FLUSH}
+        SELECT c.*, {_TURN} FROM {_running("workflow_tasks")} CROSS JOIN LATERAL (
+          SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id
+          FROM workflow_tasks AS t WHERE {_IN_PARTITION} AND t.workflow = ANY ($4::text[])
+          ORDER BY t.priority DESC, t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
+      {_CLAIM_ORDER}) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
 """
@@ -162,31 +172,44 @@ def leasing(commit: str, params: int) -> str:
             f"${params + 2}::bigint[], ${params + 3}) END{sep}{tail}")
 
 
-COMMIT_LEASING: Final = leasing(COMMIT, 25)
-
 RELEASE: Final = "SELECT durable_release($1, $2, $3, $4, $5)"
+
+
+def with_flow(commit: str, first: int) -> str:
+    """A commit statement (``COMMIT``, ``COMMIT_EFFECTS``) that then, if it succeeded, writes
+    what differs from the execution's priority and fairness key (``durable_flow``, migration
+    0013) from parameters ``$first`` to ``$first + 6``: action cmds and their priorities,
+    then the started executions' tenants, ids, run ids, priorities and fairness keys."""
+    types = ("bigint[]", "integer[]", "text[]", "text[]", "text[]", "integer[]", "text[]")
+    params = ", ".join(f"${first + i}::{t}" for i, t in enumerate(types))
+    call = f", CASE WHEN c.done THEN durable_flow($1, $2, {params}) END FROM (SELECT durable_"
+    return commit.replace(" FROM (SELECT durable_", call, 1)
+
+
+# COMMIT, then durable_flow with $26-$32
+COMMIT_FLOW: Final = with_flow(COMMIT, 26)
 
 # ---- action tasks ---------------------------------------------------------------------------
 
 ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
-                         "visible_at, last_error")
+                         "visible_at, last_error, priority, fairness_key")
 _RETURNING_ACTION: Final = ("a.tenant, a.workflow_id, a.run_id, a.cmd, a.name, a.args, "
-                            "a.kwargs, a.attempt, a.visible_at, a.last_error")
+                            "a.kwargs, a.attempt, a.visible_at, a.last_error, a.priority, "
+                            "a.fairness_key")
 
 # A task whose lease expired was claimed before: its worker died, so that was an attempt.
-# Round-robin across tenants, as CLAIM_WORKFLOW_TASKS.
+# In the order of CLAIM_WORKFLOW_TASKS.
 # $1 owner, $2 lease_until, $3 now, $4 action names, $5 limit
 CLAIM_ACTION_TASKS: Final = f"""
-{_due_tenants("action_tasks")}
+{_partitions("action_tasks")}
 UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
 FROM (SELECT c.tenant, c.workflow_id, c.run_id, c.cmd FROM (
-        SELECT c.*, n.running + row_number() OVER (PARTITION BY c.tenant ORDER BY c.due) AS turn
-        FROM {_running("action_tasks")} CROSS JOIN LATERAL (
-          SELECT t.tenant, t.workflow_id, t.run_id, t.cmd, t.due FROM action_tasks AS t
-          WHERE t.tenant = n.tenant AND t.due <= $3 AND t.name = ANY ($4::text[])
-          ORDER BY t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
-      ORDER BY c.turn, c.due LIMIT $5) AS picked, {_NO_FLUSH}
+        SELECT c.*, {_TURN} FROM {_running("action_tasks")} CROSS JOIN LATERAL (
+          SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id, t.run_id, t.cmd
+          FROM action_tasks AS t WHERE {_IN_PARTITION} AND t.name = ANY ($4::text[])
+          ORDER BY t.priority DESC, t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
+      {_CLAIM_ORDER}) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
 RETURNING {_RETURNING_ACTION}
@@ -249,7 +272,8 @@ RETURNING {_RETURNING_ACTION}
 """
 
 # The outbox: claimable tasks whose hint was published at or before $2 (now - older_than) are
-# marked dispatched at $1 (now); up to $3 in all, workflow tasks first.
+# marked dispatched at $1 (now); up to $3 in all, workflow tasks first; their hints come out
+# higher priority first (then workflow tasks first).
 DISPATCH_DUE: Final = f"""
 WITH workflows AS (
     UPDATE workflow_tasks AS w SET dispatched_at = $1
@@ -257,7 +281,7 @@ WITH workflows AS (
           WHERE dispatched_at <= $2 AND due <= $1
           ORDER BY dispatched_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
     WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
-    RETURNING w.tenant, w.workflow_id, w.workflow
+    RETURNING w.tenant, w.workflow_id, w.workflow, w.priority
 ), actions AS (
     UPDATE action_tasks AS a SET dispatched_at = $1
     FROM (SELECT tenant, workflow_id, run_id, cmd FROM action_tasks
@@ -266,12 +290,14 @@ WITH workflows AS (
           FOR UPDATE SKIP LOCKED) AS picked
     WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id
       AND a.run_id = picked.run_id AND a.cmd = picked.cmd
-    RETURNING a.tenant, a.workflow_id, a.name, a.run_id, a.cmd
+    RETURNING a.tenant, a.workflow_id, a.name, a.run_id, a.cmd, a.priority
 )
-SELECT 'w' AS kind, tenant, workflow_id, workflow AS name, '' AS run_id, -1::bigint AS cmd
-FROM workflows
-UNION ALL
-SELECT 'a', tenant, workflow_id, name, run_id, cmd FROM actions
+SELECT kind, tenant, workflow_id, name, run_id, cmd FROM (
+    SELECT 'w' AS kind, tenant, workflow_id, workflow AS name, '' AS run_id, -1::bigint AS cmd,
+           priority FROM workflows
+    UNION ALL
+    SELECT 'a', tenant, workflow_id, name, run_id, cmd, priority FROM actions) AS d
+ORDER BY d.priority DESC, d.kind DESC
 """
 
 # ---- timers and introspection ---------------------------------------------------------------

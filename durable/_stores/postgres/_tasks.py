@@ -22,10 +22,10 @@ from .._records import (
 )
 from . import _statements as sql
 from ._connection import PostgresBase
-from ._effects import COMMIT_EFFECTS, COMMIT_EFFECTS_LEASING, effect_columns
+from ._effects import COMMIT_EFFECTS, COMMIT_EFFECTS_FLOW, effect_columns, leased_variant
 from ._rows import (
     ENDED_CHANNEL, REPLIED_CHANNEL, action_columns, action_from_row, action_key, encode,
-    history_from_rows, notice, reply_columns, split_at_seq,
+    flow_columns, history_from_rows, notice, reply_columns, split_at_seq,
 )
 
 __all__ = ["PostgresTasks"]
@@ -47,8 +47,12 @@ class PostgresTasks(Committer, PostgresBase):
                     *args[-2:])
         args = (*args, self._store_time(commit.now))  # the last parameter of both
         statement = COMMIT_EFFECTS if effects else sql.COMMIT
-        if commit.leased:
-            statement = COMMIT_EFFECTS_LEASING if effects else sql.COMMIT_LEASING
+        flow = flow_columns(task.tenant, task.workflow_id, commit.actions, commit.starts)
+        if flow is not None:  # priorities other than the execution's: durable_flow after it
+            args = (*args, *flow)
+            statement = COMMIT_EFFECTS_FLOW if effects else sql.COMMIT_FLOW
+        if commit.leased:  # eager actions: leased to the committer after it
+            statement = leased_variant(statement)
             args = (*args, commit.actions[0].run_id, list(commit.leased), commit.lease_until)
         if commit.replies:
             return await self._commit_with_replies(args, commit.replies, statement)

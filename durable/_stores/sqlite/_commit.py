@@ -101,8 +101,8 @@ def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) ->
     if commit.actions:
         conn.executemany(sql.UPSERT_ACTION, [
             (*run, a.cmd, route(a.name, a.queue), encode(a.args), encode(pack(a.kwargs, a.options)),
-             a.attempt, a.visible_at,
-             a.last_error, commit.now) for a in commit.actions])
+             a.attempt, a.visible_at, a.last_error, a.priority, a.fairness_key or "", commit.now)
+            for a in commit.actions])
     if commit.leased:
         conn.executemany(sql.LEASE_ACTION, [(commit.owner, commit.lease_until, a.attempt, *run,
                                              a.cmd) for a in commit.actions

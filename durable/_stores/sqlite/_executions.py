@@ -155,12 +155,13 @@ def create_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float,
     conn.execute(sql.INSERT_EXECUTION, (*key, started.run_id,
                                         route(started.workflow, started.queue), started.version,
                                         "running", now, now, 1, None, encode({}), encode(None),
-                                        None, None))
+                                        None, None, started.priority, started.fairness_key or ""))
     begin_run_txn(conn, started, now)
     if lease_to is not None:
         conn.execute(sql.LEASE_WORKFLOW_TASK, (*lease_to, *key))
     return ExecutionRecord(*key, started.run_id, started.workflow, started.version, "running",
-                           now, now, 1, queue=started.queue), True
+                           now, now, 1, queue=started.queue, priority=started.priority,
+                           fairness_key=started.fairness_key), True
 
 
 def begin_run_txn(conn: sqlite3.Connection, started: WorkflowStarted, now: float) -> None:

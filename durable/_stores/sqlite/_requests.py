@@ -14,6 +14,7 @@ from msgspec.structs import replace
 
 from ...errors import WorkflowNotFoundError
 from .._records import TERMINAL_STATUSES, Reply, Request
+from . import _statements as sql
 from ._connection import Row, SQLiteBase, changed
 from ._rows import decode_any, decode_error, decode_list, encode
 
@@ -34,7 +35,8 @@ _ANSWER_REQUEST: Final = ("UPDATE requests SET status = ?, result = ?, error = ?
 _DELETE_REQUEST: Final = "DELETE FROM requests WHERE tenant = ? AND workflow_id = ? AND id = ?"
 _REQUEST_WORKFLOW_TASK: Final = (
     "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at, "
-    "requested) VALUES (?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
+    f"requested, priority, fairness_key) VALUES (?1, ?2, ?3, ?4, ?4, 1, {sql.TASK_FLOW}) "
+    "ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at, "
     "requested = 1")
 _HAS_WORKFLOW_TASK: Final = "SELECT 1 FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"

@@ -26,21 +26,24 @@ decode_error: Final = msgspec.msgpack.Decoder(ErrorInfo).decode
 def record_from_row(row: Row) -> ExecutionRecord:
     """An ``executions`` row (``EXECUTION_COLUMNS``) as a record."""
     (tenant, workflow_id, run_id, workflow, version, status, created_at, updated_at, last_seq,
-     state, data, result, error, task_error) = row
+     state, data, result, error, task_error, priority, fairness_key) = row
     name, queue = unroute(workflow)
     return ExecutionRecord(tenant, workflow_id, run_id, name, version, status, created_at,
                            updated_at, last_seq, state, decode_dict(data), decode_any(result),
-                           None if error is None else decode_error(error), task_error, queue)
+                           None if error is None else decode_error(error), task_error, queue,
+                           priority, fairness_key or None)
 
 
 def action_from_row(row: Row, reclaimed: bool = False) -> ActionTask:
     """An ``action_tasks`` row (``ACTION_COLUMNS``); ``reclaimed``: its lease expired, so the
     attempt it was on counts."""
-    tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, error = row
+    (tenant, workflow_id, run_id, cmd, stored, args, kwargs, attempt, visible_at, error,
+     priority, fairness_key) = row
     name, queue = unroute(stored)
     keywords, options = unpack(decode_dict(kwargs))
     return ActionTask(tenant, workflow_id, run_id, cmd, name, decode_list(args),
-                      keywords, attempt + bool(reclaimed), visible_at, error, queue, options)
+                      keywords, attempt + bool(reclaimed), visible_at, error, queue, options,
+                      priority, fairness_key or None)
 
 
 def action_key(task: ActionTask) -> Row:

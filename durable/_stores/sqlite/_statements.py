@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Final
 
 EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, status, created_at, "
-                            "updated_at, last_seq, state, data, result, error, task_error")
+                            "updated_at, last_seq, state, data, result, error, task_error, "
+                            "priority, fairness_key")
 SELECT_EXECUTION: Final = (f"SELECT {EXECUTION_COLUMNS} FROM executions "
                            "WHERE tenant = ? AND workflow_id = ?")
 LIST_TENANT_EXECUTIONS: Final = (
@@ -24,7 +25,7 @@ SCAN_EXECUTIONS: Final = (
     "AND (?5 IS NULL OR (created_at, tenant, workflow_id) > (?5, ?6, ?7)) "
     "ORDER BY created_at, tenant, workflow_id LIMIT ?8")
 INSERT_EXECUTION: Final = (f"INSERT INTO executions ({EXECUTION_COLUMNS}) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 SELECT_HEAD: Final = ("SELECT run_id, workflow, status, last_seq FROM executions "
                       "WHERE tenant = ? AND workflow_id = ?")
 SELECT_COMMIT_HEAD: Final = (
@@ -61,32 +62,39 @@ INSERT_INPUT: Final = (INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id
                        "WHERE dedup IS NOT NULL DO NOTHING")
 
 # A task made runnable counts as dispatched at that time: its creator publishes the hint.
+# It takes its execution's priority and fairness key (migration 0009).
+TASK_FLOW: Final = (
+    "coalesce((SELECT priority FROM executions WHERE tenant = ?1 AND workflow_id = ?2), 0), "
+    "coalesce((SELECT fairness_key FROM executions WHERE tenant = ?1 AND workflow_id = ?2), '')")
 UPSERT_WORKFLOW_TASK: Final = (
-    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
+    "INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at, "
+    f"priority, fairness_key) VALUES (?1, ?2, ?3, ?4, ?4, {TASK_FLOW}) "
+    "ON CONFLICT (tenant, workflow_id) DO UPDATE SET "
     "visible_at = min(visible_at, excluded.visible_at), dispatched_at = excluded.dispatched_at")
 DELETE_WORKFLOW_TASK: Final = "DELETE FROM workflow_tasks WHERE tenant = ? AND workflow_id = ?"
-# Fairness: due tasks are taken round-robin across tenants, so one tenant's backlog does not
-# hold another's ready task back (``_tasks.due_round_robin``: a tenant's k-th oldest due task
-# has turn k plus the number of its tasks leased now). The cost does not grow with the
-# backlog: the tenants with due tasks are found one index seek each, then each one's oldest
-# through the (tenant, due) index.
-def _due_tenants(table: str) -> str:
-    return (f"WITH RECURSIVE t(tenant) AS ("
-            f"SELECT (SELECT min(tenant) FROM {table} WHERE due <= ?1) UNION ALL "
-            f"SELECT (SELECT min(tenant) FROM {table} WHERE tenant > t.tenant AND due <= ?1) "
-            f"FROM t WHERE t.tenant IS NOT NULL) SELECT tenant FROM t WHERE tenant IS NOT NULL")
+# Claim order: higher priority first; then round-robin across partitions (tenant, fairness
+# key), counting each one's running tasks in its turn; then due time (``_tasks.claim_rows``,
+# as the PostgreSQL store's claims). The cost does not grow with the backlog: the partitions
+# with due tasks are found one index seek each, then each one's first through the
+# (tenant, fairness_key, priority DESC, due) index (migration 0012).
+def _next_partition(table: str) -> str:  # ?1 now, ?2/?3 the partition before (or '', '')
+    return (f"SELECT tenant, fairness_key FROM {table} "
+            f"WHERE (tenant, fairness_key) > (?2, ?3) AND due <= ?1 "
+            f"ORDER BY tenant, fairness_key LIMIT 1")
 
 
-DUE_WORKFLOW_TENANTS: Final = _due_tenants("workflow_tasks")
-# how many of a tenant's tasks are leased (not due), up to 1,000 (which bounds the cost)
-RUNNING_WORKFLOW_TASKS: Final = ("SELECT count(*) FROM (SELECT 1 FROM workflow_tasks "
-                                 "WHERE tenant = ? AND due > ? LIMIT 1000)")
-# ?1 now, ?2 routes (JSON), ?3 limit, ?4 tenant; the last column (due) orders the turns
+def _running(table: str) -> str:  # how many of a partition's tasks are leased, up to 1,000
+    return (f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE tenant = ? AND fairness_key = ? "
+            f"AND owner IS NOT NULL AND lease_until > ? LIMIT 1000)")
+
+
+NEXT_WORKFLOW_PARTITION: Final = _next_partition("workflow_tasks")
+RUNNING_WORKFLOW_TASKS: Final = _running("workflow_tasks")
+# ?1 now, ?2 routes (JSON), ?3 limit, ?4/?5 the partition; the rows end with priority and due
 SELECT_DUE_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, attempt, requested, due FROM workflow_tasks "
-    "WHERE tenant = ?4 AND due <= ?1 AND workflow IN (SELECT value FROM json_each(?2)) "
-    "ORDER BY due LIMIT ?3")
+    "SELECT tenant, workflow_id, workflow, attempt, requested, priority, due "
+    "FROM workflow_tasks WHERE tenant = ?4 AND fairness_key = ?5 AND due <= ?1 "
+    "AND workflow IN (SELECT value FROM json_each(?2)) ORDER BY priority DESC, due LIMIT ?3")
 LEASE_WORKFLOW_TASK: Final = (
     "UPDATE workflow_tasks SET owner = ?, lease_until = ?, attempt = attempt + 1 "
     "WHERE tenant = ? AND workflow_id = ?")
@@ -95,17 +103,16 @@ RELEASE_WORKFLOW_TASK: Final = (  # dispatched again once due
     "WHERE tenant = ? AND workflow_id = ? AND owner = ?")
 
 ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
-                         "visible_at, last_error")
+                         "visible_at, last_error, priority, fairness_key")
 UPSERT_ACTION: Final = (
     f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-DUE_ACTION_TENANTS: Final = _due_tenants("action_tasks")
-RUNNING_ACTIONS: Final = ("SELECT count(*) FROM (SELECT 1 FROM action_tasks "
-                          "WHERE tenant = ? AND due > ? LIMIT 1000)")
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+NEXT_ACTION_PARTITION: Final = _next_partition("action_tasks")
+RUNNING_ACTIONS: Final = _running("action_tasks")
 SELECT_DUE_ACTIONS: Final = (  # as SELECT_DUE_WORKFLOW_TASKS
-    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL, due FROM action_tasks "
-    "WHERE tenant = ?4 AND due <= ?1 AND name IN (SELECT value FROM json_each(?2)) "
-    "ORDER BY due LIMIT ?3")
+    f"SELECT {ACTION_COLUMNS}, owner IS NOT NULL, priority, due FROM action_tasks "
+    "WHERE tenant = ?4 AND fairness_key = ?5 AND due <= ?1 "
+    "AND name IN (SELECT value FROM json_each(?2)) ORDER BY priority DESC, due LIMIT ?3")
 ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
 LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
                        f"WHERE {ACTION_KEY}")
@@ -141,10 +148,12 @@ SELECT_HINTED_ACTION: Final = (
 
 # dispatch_due: claimable tasks announced at or before ?1 (now - older_than); ?2 is now.
 SELECT_UNDISPATCHED_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow FROM workflow_tasks WHERE dispatched_at <= ?1 AND due <= ?2 "
+    "SELECT tenant, workflow_id, workflow, priority FROM workflow_tasks "
+    "WHERE dispatched_at <= ?1 AND due <= ?2 "
     "AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
 SELECT_UNDISPATCHED_ACTIONS: Final = (
-    "SELECT tenant, workflow_id, name, run_id, cmd FROM action_tasks WHERE dispatched_at <= ?1 "
+    "SELECT tenant, workflow_id, name, run_id, cmd, priority FROM action_tasks "
+    "WHERE dispatched_at <= ?1 "
     "AND due <= ?2 AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
 MARK_WORKFLOW_TASK_DISPATCHED: Final = ("UPDATE workflow_tasks SET dispatched_at = ? "
                                         "WHERE tenant = ? AND workflow_id = ?")

@@ -61,6 +61,11 @@ def _fire_txn(conn: sqlite3.Connection, now: float, store_now: float,
     return [workflow_ref(tenant, workflow_id) for tenant, workflow_id, _, _ in due]
 
 
+def _by_priority(refs: list[tuple[int, TaskRef]]) -> list[TaskRef]:
+    """Hints (each after its negated priority) higher priority first, else in the order given."""
+    return [ref for _, ref in sorted(refs, key=lambda item: item[0])]
+
+
 def _dispatch_due(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
     if not (conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchone()
             or conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query).fetchone()):
@@ -69,15 +74,17 @@ def _dispatch_due(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
 
 
 def _dispatch_due_txn(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
-    """Mark up to ``limit`` undispatched claimable tasks dispatched now; return their hints."""
+    """Mark up to ``limit`` undispatched claimable tasks dispatched now; return their hints,
+    higher priority first."""
     _, now, limit = query
     rows = conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchall()
     conn.executemany(sql.MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row[:2]) for row in rows])
-    refs = [workflow_ref(tenant, workflow_id, stored) for tenant, workflow_id, stored in rows]
+    refs = [(-priority, workflow_ref(tenant, workflow_id, stored))
+            for tenant, workflow_id, stored, priority in rows]
     if len(refs) < limit:
         actions = conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query[:2] + (limit - len(refs),))
-        for tenant, workflow_id, name, run_id, cmd in actions.fetchall():
+        for tenant, workflow_id, name, run_id, cmd, priority in actions.fetchall():
             conn.execute(sql.MARK_ACTION_DISPATCHED, (now, tenant, workflow_id, run_id, cmd))
-            refs.append(TaskRef("a", tenant, workflow_id, name, run_id, cmd))
-    return refs
+            refs.append((-priority, TaskRef("a", tenant, workflow_id, name, run_id, cmd)))
+    return _by_priority(refs)
 
