@@ -83,38 +83,44 @@ class SQLiteTasks(Committer, SQLiteBase):
                                  frozenset(actions), now, now + lease)
 
 
-def due_round_robin(conn: sqlite3.Connection, statements: tuple[str, str, str],
-                    query: Row) -> list[Row]:
-    """Up to ``query``'s limit of due tasks, round-robin across the tenants that have some: a
-    tenant's k-th oldest has turn k plus the number of its tasks leased now; lowest turns
-    first, then oldest. ``statements``: ``DUE_*_TENANTS``, ``RUNNING_*`` and ``SELECT_DUE_*``,
-    whose rows end with their due time, which is dropped."""
-    tenants, running, due = statements
+def claim_rows(conn: sqlite3.Connection, statements: tuple[str, str, str],
+               query: Row) -> list[Row]:
+    """Up to ``query``'s limit of due tasks in claim order: higher priority first; then in
+    turns across (tenant, fairness key) partitions, a partition's k-th of a priority having
+    turn k plus the number of its tasks leased now; then due time. ``statements``:
+    ``NEXT_*_PARTITION``, ``RUNNING_*`` and ``SELECT_DUE_*``, whose rows end with their
+    priority and due time, which are dropped."""
+    next_partition, running, due = statements
     now = query[0]
-    ranked: list[tuple[int, float, Row]] = []
-    for (tenant,) in conn.execute(tenants, (now,)).fetchall():
-        leased: int = conn.execute(running, (tenant, now)).fetchone()[0]
-        ranked += [(leased + turn, row[-1], row[:-1])
-                   for turn, row in enumerate(conn.execute(due, (*query, tenant)))]
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [row for _, _, row in ranked[:query[2]]]
+    ranked: list[tuple[int, int, float, Row]] = []
+    partition = conn.execute(next_partition, (now, "", "")).fetchone()
+    while partition is not None:
+        leased: int = conn.execute(running, (*partition, now)).fetchone()[0]
+        turns: dict[int, int] = {}
+        for row in conn.execute(due, (*query, *partition)).fetchall():
+            priority = row[-2]
+            turns[priority] = turn = turns.get(priority, leased) + 1
+            ranked.append((-priority, turn, row[-1], row[:-2]))
+        partition = conn.execute(next_partition, (now, *partition)).fetchone()
+    ranked.sort(key=lambda r: (r[0], r[1], r[2]))
+    return [row for *_, row in ranked[:query[2]]]
 
 
-_WORKFLOW_TURNS: Final = (sql.DUE_WORKFLOW_TENANTS, sql.RUNNING_WORKFLOW_TASKS,
+_WORKFLOW_TURNS: Final = (sql.NEXT_WORKFLOW_PARTITION, sql.RUNNING_WORKFLOW_TASKS,
                           sql.SELECT_DUE_WORKFLOW_TASKS)
-_ACTION_TURNS: Final = (sql.DUE_ACTION_TENANTS, sql.RUNNING_ACTIONS, sql.SELECT_DUE_ACTIONS)
+_ACTION_TURNS: Final = (sql.NEXT_ACTION_PARTITION, sql.RUNNING_ACTIONS, sql.SELECT_DUE_ACTIONS)
 
 
 def _claim_workflow_tasks(conn: sqlite3.Connection, query: Row, owner: str,
                           until: float) -> list[WorkflowTask]:
-    if conn.execute(sql.DUE_WORKFLOW_TENANTS, query[:1]).fetchone() is None:
+    if conn.execute(sql.NEXT_WORKFLOW_PARTITION, (query[0], "", "")).fetchone() is None:
         return []  # nothing due: do not take the write lock (idle pollers stay cheap)
     return in_transaction(conn, _claim_workflow_txn, query, owner, until)
 
 
 def _claim_workflow_txn(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[WorkflowTask]:
-    rows = due_round_robin(conn, _WORKFLOW_TURNS, query)
+    rows = claim_rows(conn, _WORKFLOW_TURNS, query)
     conn.executemany(sql.LEASE_WORKFLOW_TASK, [(owner, until, row[0], row[1]) for row in rows])
     return [WorkflowTask(t, w, *_split(stored, attempt + 1, bool(requested)))
             for t, w, stored, attempt, requested in rows]
@@ -137,7 +143,7 @@ def _release_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, visib
 
 def _claim_action_tasks(conn: sqlite3.Connection, query: Row, owner: str,
                         until: float) -> list[ActionTask]:
-    if conn.execute(sql.DUE_ACTION_TENANTS, query[:1]).fetchone() is None:
+    if conn.execute(sql.NEXT_ACTION_PARTITION, (query[0], "", "")).fetchone() is None:
         return []  # nothing due: do not take the write lock
     return in_transaction(conn, _claim_action_txn, query, owner, until)
 
@@ -146,7 +152,7 @@ def _claim_action_txn(conn: sqlite3.Connection, query: Row, owner: str,
                       until: float) -> list[ActionTask]:
     # A task whose lease expired was claimed before: its worker died, so that was an attempt.
     tasks = [action_from_row(row[:-1], reclaimed=row[-1])
-             for row in due_round_robin(conn, _ACTION_TURNS, query)]
+             for row in claim_rows(conn, _ACTION_TURNS, query)]
     conn.executemany(sql.LEASE_ACTION, [(owner, until, t.attempt, *action_key(t)) for t in tasks])
     return tasks
 
