@@ -16,6 +16,7 @@ from typing import (
 import msgspec
 from msgspec.structs import replace
 
+from . import _completion
 from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, workflow_definition
@@ -468,6 +469,22 @@ class Client:
         except Exception:
             logger.warning("could not announce %d task(s) (%s); the server will re-dispatch "
                            "them", len(refs), refs[0], exc_info=True)
+
+    async def complete_action(self, token: str, result: Any = None) -> None:
+        """Record ``result`` as the outcome of the action attempt that handed it off
+        (``durable.action_info().complete_later()`` returned ``token``); the workflow goes on.
+        ``ActionTokenError`` if the attempt no longer waits for it (see ``_completion``)."""
+        await _completion.complete(self, token, result)
+
+    async def fail_action(self, token: str, error: BaseException | str) -> None:
+        """The handed-off attempt failed with ``error``: the call is retried as its ``Retry``
+        says (the action runs again), else it fails in the workflow."""
+        await _completion.fail(self, token, error)
+
+    async def heartbeat_action(self, token: str, details: Any = None) -> None:
+        """The handed-off attempt is alive (within its ``heartbeat_timeout``), and with
+        ``details`` how far it got (the next attempt reads them, as ``heartbeat()``'s)."""
+        await _completion.heartbeat(self, token, details)
 
     async def schedule(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[Any]] | str,
                        *args: Unpack[Ts], id: str, cron: str | None = None,

@@ -58,6 +58,7 @@ from typing import Any
 __all__ = [
     "ActionFailedError",
     "ActionLostError",
+    "ActionTokenError",
     "ArgumentTypeError",
     "CodeError",
     "CompensationError",
@@ -266,6 +267,15 @@ class WorkflowAlreadyStartedError(InputError):
 
     workflow_id: str
     tenant: str
+
+
+class ActionTokenError(InputError):
+    """An async completion token (``durable.action_info().complete_later()``) that names no
+    attempt waiting for its outcome: malformed, already completed or failed, or timed out
+    (its action's timeouts ran out and a new attempt took over). Nothing was recorded.
+    ``.reason`` says which."""
+
+    reason: str
 
 
 class ScheduleNotFoundError(InputError):

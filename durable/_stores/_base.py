@@ -178,6 +178,12 @@ class TaskStore(Protocol):
         """Keep a running action's lease alive; False if the lease was lost."""
         ...
 
+    async def hand_off_action(self, task: ActionTask, owner: str, holder: str, *,
+                              until: float) -> bool:
+        """Lease a running action's task to ``holder`` (an async completion token's) until
+        ``until``, if ``owner`` holds it; whether it did."""
+        ...
+
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task, atomically.
 

@@ -8,7 +8,7 @@ import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Callable, Final
 
 import msgspec
 
@@ -26,8 +26,12 @@ class Beats:
     """An attempt's heartbeats: the action writes them (from its task or its thread), the
     worker reads them (the time of the last one, and details not yet recorded)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 hand_off: Callable[[], str] | None = None) -> None:
         self.loop = loop
+        # complete_later(): the token of the attempt, handed off (None: it cannot be)
+        self.hand_off = hand_off
+        self.token: str | None = None
         self.at = time.monotonic()  # the attempt's start counts as its first heartbeat
         self.details: bytes | None = None  # the last details, until the worker records them
         self.arrived = asyncio.Event()  # set on the loop's thread at each heartbeat
@@ -99,6 +103,26 @@ class ActionInfo:
             encoded = _encode(payload)
         if self._beats is not None:
             self._beats.beat(encoded)
+
+
+    def complete_later(self) -> str:
+        """Hand this attempt's outcome to someone else: returns a token, and when the action
+        returns, nothing is recorded (what it returns is ignored); the token's holder reports
+        the outcome with ``client.complete_action(token, result)`` or
+        ``client.fail_action(token, error)``, and ``client.heartbeat_action(token, details)``
+        keeps it alive. The action's ``timeout`` and ``heartbeat_timeout`` still apply: when
+        they run out first, the attempt timed out and the next one runs (the token is then
+        refused). Calling it again returns the same token. Not for attempts that run inline or
+        database actions (``UsageError``): declare the action with ``inline=False``.
+        """
+        beats = self._beats
+        if beats is None or beats.hand_off is None:
+            raise UsageError(f"action {self.action!r} cannot complete later: this attempt runs "
+                             "inline in a workflow task, or in a database transaction; declare "
+                             "it @durable.action(inline=False) (and without transaction=)")
+        if beats.token is None:
+            beats.token = beats.hand_off()
+        return beats.token
 
 
 _action_info: ContextVar[ActionInfo] = ContextVar("durable_action_info")

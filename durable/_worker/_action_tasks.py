@@ -18,6 +18,7 @@ from .._ports import ClientPort
 from .._definitions import ActionDefinition, with_options
 from .._history import ActionCompleted, ActionFailed
 from .._payloads import describe_error, error_info
+from .._completion import Handoff
 from .._stores import ActionTask, TaskRef, workflow_ref
 from ..errors import ActionLostError, DatabaseActionError, UnknownActionError
 
@@ -89,13 +90,15 @@ class ActionTaskRunner:
                 raise ActionLostError(
                     f"action {task.name!r}: the worker running attempt {task.attempt - 1} stopped "
                     "before it finished (its lease expired), and no attempts are left")
-            result = await self._call_with_heartbeat(defn, task)
+            result, handoff = await self._call_with_heartbeat(defn, task)
         except _NoLongerWanted:
             logger.info("action %s (%s) stopped: its result is no longer wanted", task.name,
                         task.idempotency_key)
             return None
         except Exception as exc:
             return await self._failed(task, exc)
+        if handoff is not None:  # complete_later(): the token's holder records it
+            return None
         if not defn.transaction:
             return await self._record(task, ActionCompleted(0, 0.0, task.cmd, result,
                                                             task.attempt))
@@ -180,15 +183,36 @@ class ActionTaskRunner:
             return None
         return workflow_ref(task.tenant, task.workflow_id) if recorded else None
 
-    async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask) -> Any:
+    async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask,
+                                   ) -> tuple[Any, Handoff | None]:
+        """The attempt's result, and its hand-off if it called ``complete_later()``."""
         cancellation = threading.Event()
-        beats = Beats(asyncio.get_running_loop())
+        handoffs: list[Handoff] = []
+        handing: list[asyncio.Future[None]] = []
+        loop = asyncio.get_running_loop()
+
+        def hand_off() -> str:  # from the action's task or thread: no await
+            deadline = None if defn.timeout is None else started + defn.timeout
+            retry_in = defn.retry.delay(task.attempt) \
+                if defn.retry.retries(RuntimeError(), task.attempt) else None
+            handoff = Handoff.of(task, deadline, defn.heartbeat_timeout, retry_in)
+            handoffs.append(handoff)  # the lease goes to the token at once, not at the return
+            loop.call_soon_threadsafe(
+                lambda: handing.append(asyncio.ensure_future(self._hand_off(task, handoff))))
+            return handoff.token
+
+        started = self.clock()
+        beats = Beats(loop, None if defn.transaction else hand_off)
         call = self._start(defn, task, cancellation, beats, await self._details(task))
         # A thread cannot be interrupted: a plain function is told, and its end awaited.
         stop = call.cancel if defn.is_async else None
         heartbeat = asyncio.create_task(self._heartbeat(task, cancellation, stop, beats))
         try:
-            return await self._call(defn, call, beats, cancellation)
+            result = await self._call(defn, call, beats, cancellation)
+            await asyncio.sleep(0)  # a hand-off asked for from a thread is scheduled by now
+            if handing:
+                await asyncio.gather(*handing)
+            return result, (handoffs[0] if handoffs else None)
         except Exception as exc:
             if cancellation.is_set() and not isinstance(exc, _MissedHeartbeat):
                 raise _NoLongerWanted() from None  # it failed because it was told to stop
@@ -199,6 +223,18 @@ class ActionTaskRunner:
             raise
         finally:
             heartbeat.cancel()
+
+    async def _hand_off(self, task: ActionTask, handoff: Handoff) -> None:
+        """Lease the task to the token's holder, until the action's timeouts run out."""
+        try:
+            if await self.store.hand_off_action(task, self.owner, handoff.holder,
+                                                until=handoff.lease_until(self.clock())):
+                return
+            logger.warning("action %s (%s) handed its outcome off, but its lease was lost: "
+                           "another attempt runs", task.name, task.idempotency_key)
+        except Exception:
+            logger.exception("could not hand action %s off; it runs again after its lease",
+                             task.name)
 
     async def _details(self, task: ActionTask) -> Any:
         """What the last heartbeat of an earlier attempt reported (a first attempt has none)."""
@@ -221,6 +257,8 @@ class ActionTaskRunner:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.lease / 3):
                     await beats.arrived.wait()
+            if beats.token is not None:  # handed off: the token's holder keeps it alive
+                return
             details = beats.take()
             try:
                 if details is None:
@@ -233,6 +271,8 @@ class ActionTaskRunner:
                 logger.warning("could not extend the lease of %s", task.name, exc_info=True)
                 beats.details = beats.details or details  # try again with the next one
                 continue
+            if not kept and beats.token is not None:
+                return  # handed off meanwhile
             if not kept:
                 cancellation.set()
                 if stop is not None:
@@ -249,7 +289,8 @@ class ActionTaskRunner:
                     value = await call
                 else:
                     value = await _watched(defn, call, beats, cancellation)
-                return value if defn.transaction else defn.result.dump(value)
+                # handed off (complete_later): what it returned is ignored
+                return value if defn.transaction or beats.token else defn.result.dump(value)
         except TimeoutError:
             if scope.expired():
                 raise self._timed_out(defn) from None

@@ -222,6 +222,15 @@ class MemoryTasks(Committer, MemoryState):
         held.until = now + lease
         return True
 
+    async def hand_off_action(self, task: ActionTask, owner: str, holder: str, *,
+                              until: float) -> bool:
+        """Lease the task to ``holder`` until ``until``, if ``owner`` holds it."""
+        held = self._held(task, owner)
+        if held is None:
+            return False
+        held.owner, held.until = holder, until
+        return True
+
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task."""
         self._actions.pop((task.tenant, task.workflow_id, task.run_id, task.cmd), None)

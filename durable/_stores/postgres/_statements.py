@@ -216,6 +216,9 @@ RETURNING {_RETURNING_ACTION}
 """
 
 _ACTION_KEY: Final = "tenant = $2 AND workflow_id = $3 AND run_id = $4 AND cmd = $5"
+HAND_OFF_ACTION: Final = ("UPDATE action_tasks SET owner = $1, lease_until = $6 "
+                          "WHERE tenant = $2 AND workflow_id = $3 AND run_id = $4 AND cmd = $5 "
+                          "AND owner = $7 RETURNING true")
 EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = $1 FROM {_NO_FLUSH} "
                         f"WHERE {_ACTION_KEY} "
                         "AND owner = $6 RETURNING true")

@@ -115,6 +115,12 @@ class PostgresTasks(Committer, PostgresBase):
         return bool(await self._fetchval(sql.EXTEND_ACTION, now + lease, *action_key(task),
                                          owner))
 
+    async def hand_off_action(self, task: ActionTask, owner: str, holder: str, *,
+                              until: float) -> bool:
+        """Lease the task to ``holder`` until ``until``, if ``owner`` holds it."""
+        return bool(await self._fetchval(sql.HAND_OFF_ACTION, holder, *action_key(task), until,
+                                         owner))
+
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task, atomically."""
         head, tail = split_at_seq(event, now)

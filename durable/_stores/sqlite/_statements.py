@@ -116,6 +116,8 @@ SELECT_DUE_ACTIONS: Final = (  # as SELECT_DUE_WORKFLOW_TASKS
 ACTION_KEY: Final = "tenant = ? AND workflow_id = ? AND run_id = ? AND cmd = ?"
 LEASE_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ?, attempt = ? "
                        f"WHERE {ACTION_KEY}")
+HAND_OFF_ACTION: Final = (f"UPDATE action_tasks SET owner = ?, lease_until = ? "
+                          f"WHERE {ACTION_KEY} AND owner = ?")
 EXTEND_ACTION: Final = (f"UPDATE action_tasks SET lease_until = ? "
                         f"WHERE {ACTION_KEY} AND owner = ?")
 RETRY_ACTION: Final = (  # dispatched again once due

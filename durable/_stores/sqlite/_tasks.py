@@ -58,6 +58,12 @@ class SQLiteTasks(Committer, SQLiteBase):
         params = (now + lease, *action_key(task), owner)
         return await self._write(changed, sql.EXTEND_ACTION, params)
 
+    async def hand_off_action(self, task: ActionTask, owner: str, holder: str, *,
+                              until: float) -> bool:
+        """Lease the task to ``holder`` until ``until``, if ``owner`` holds it."""
+        params = (holder, until, *action_key(task), owner)
+        return await self._write(changed, sql.HAND_OFF_ACTION, params)
+
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task, atomically."""
         done = await self._write(complete_action_txn, task, event, now)
