@@ -6,7 +6,7 @@ crash any worker re-runs the coroutine against that history and it continues whe
 
 from . import errors
 from ._client import Client, Description, WorkflowHandle, connect
-from ._definitions import Retry, action, workflow
+from ._definitions import Retry, action, on_query, on_update, workflow
 from ._guard import NondeterministicCallWarning
 from ._history import Event, EventReceived, History
 from ._replay import NonDeterminismWarning, WorkflowInfo
@@ -57,6 +57,8 @@ __all__ = [
     "action_info",
     "connect",
     "errors",
+    "on_query",
+    "on_update",
     "testing",
     "workflow",
 ]

@@ -8,7 +8,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import ModuleType
 from typing import Any, Awaitable, Callable, Final, TypeVar, overload
@@ -33,7 +33,10 @@ __all__ = [
     "WorkflowDefinition",
     "action",
     "action_definition",
+    "check_handler",
     "definitions_in",
+    "on_query",
+    "on_update",
     "retry_spec",
     "seconds",
     "workflow",
@@ -155,6 +158,10 @@ def _retry(spec: RetrySpec) -> Retry:
     return Retry(spec.attempts, spec.initial, spec.backoff, spec.maximum, tuple(found))
 
 
+# Handlers declared on a workflow's definition, by (kind, name): (handler, update validator).
+Declared = dict[tuple[str, str], tuple[Callable[..., Any], Callable[..., Any] | None]]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class WorkflowDefinition:
     """A registered workflow: its name, version and the coroutine function."""
@@ -165,6 +172,52 @@ class WorkflowDefinition:
     params: Params
     result: Result
     queue: str = DEFAULT_QUEUE  # where its executions' workflow tasks go unless started elsewhere
+    handlers: Declared = field(default_factory=lambda: Declared())  # durable.on_query / ...
+
+
+def on_query(workflow: Any, name: str | None = None) -> Callable[[F], F]:
+    """Declare a query handler on ``workflow``'s definition: ``@durable.on_query(my_workflow)``
+    over ``def status(ctx: durable.Context, *args) -> value`` (a plain function; the name
+    defaults to the function's). It exists from the moment each run starts, before any of the
+    workflow's code ran; ``ctx.on_query`` with the same name replaces it for that run."""
+    return _declare(workflow, "query", name, None)
+
+
+def on_update(workflow: Any, name: str | None = None, *,
+              validator: Callable[..., Any] | None = None) -> Callable[[F], F]:
+    """Declare an update handler on ``workflow``'s definition, like :func:`on_query`: the
+    handler (plain or ``async``) and its ``validator`` take the context first, then the
+    update's arguments."""
+    return _declare(workflow, "update", name, validator)
+
+
+def check_handler(kind: str, name: Any, fn: Any, validator: Any = None) -> None:
+    """Refuse a handler that cannot be one (``ArgumentTypeError``)."""
+    if not isinstance(name, str) or not name:
+        raise ArgumentTypeError(f"a {kind} handler needs a non-empty name (str), not "
+                                f"{name!r}")
+    if not callable(fn):
+        raise ArgumentTypeError(f"the {kind} handler {name!r} is not callable: {fn!r}")
+    if kind == "query" and inspect.iscoroutinefunction(fn):
+        raise ArgumentTypeError(f"query handler {name!r} is async: a query handler is a plain "
+                                "function that reads the workflow's state and returns a value")
+    if validator is not None and (not callable(validator)
+                                  or inspect.iscoroutinefunction(validator)):
+        raise ArgumentTypeError(f"the validator of update {name!r} must be a plain function "
+                                f"that raises to reject the update, not {validator!r}")
+
+
+def _declare(workflow: Any, kind: str, name: str | None,
+             validator: Callable[..., Any] | None) -> Callable[[F], F]:
+    defn = workflow_definition(workflow)
+
+    def decorate(fn: F) -> F:
+        handler_name = fn.__name__ if name is None else name
+        check_handler(kind, handler_name, fn, validator)
+        defn.handlers[kind, handler_name] = (fn, validator)
+        return fn
+
+    return decorate
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -170,14 +170,16 @@ def _timeout(handle: HandlePort, request: Request,
     accepted = request.status == "accepted"
     if request.kind == "query":
         hint = ("queries are answered by a worker that hosts the workflow: is one running, "
-                "and is the workflow's code deployed on it?")
+                "is the workflow's code deployed on it, and has the run registered a handler "
+                f"for {request.name!r} (a query waits for the code that registers it)?")
     elif accepted:
         hint = (f"it was recorded and its handler still runs: call handle.update again with "
                 f"idempotency_key={request.id!r} to wait for its outcome")
     else:
-        hint = (f"no worker has taken it yet (is one running?); nothing is recorded, but a "
-                f"worker that starts later applies it: pass idempotency_key={request.id!r} to "
-                "wait for it again")
+        hint = (f"no worker has taken it yet (is one running, and has the run registered a "
+                f"handler for {request.name!r}? an update waits for the code that registers "
+                f"it); nothing is recorded, but it is applied later: pass "
+                f"idempotency_key={request.id!r} to wait for it again")
     return RequestTimeoutError(f"no answer to {what} within {limit:g}s: {hint}",
                                kind=request.kind, name=request.name, request_id=request.id,
                                workflow_id=handle.workflow_id, timeout=limit, accepted=accepted)

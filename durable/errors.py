@@ -17,6 +17,7 @@
     │   ├── WorkflowAlreadyStartedError  a child workflow's id is taken
     │   ├── ScheduleNotFoundError      no schedule with that id in that tenant
     │   ├── ScheduleAlreadyExistsError a different schedule has that id already
+    │   ├── ActionTokenError           an async completion token no attempt waits for
     │   ├── TenantPermissionError      the client may not act for that tenant
     │   ├── HistoryError               a history that is damaged, or cannot be decoded or replayed
     │   └── HistoryRangeError          a moment before an execution or past its history

@@ -19,9 +19,10 @@ import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._history import CompleteUpdate, UpdateAccepted
+from .._definitions import Declared, check_handler
 from .._payloads import Params, check_size, dump_value, error_info
 from ..errors import (
-    ArgumentTypeError, IllegalWorkflowOperationError, UnknownQueryError, UnknownUpdateError,
+    IllegalWorkflowOperationError, UnknownQueryError, UnknownUpdateError,
     WorkflowClosedError,
 )
 from ._info import WorkflowInfo
@@ -50,38 +51,27 @@ class _ReadOnly(list[Any]):
 
 
 class _Handler:
-    """A registered handler; its parameters are read from the signature on first use."""
+    """A registered handler; its parameters are read from the signature on first use. One
+    declared on the workflow's definition (``durable.on_query``) takes the context first:
+    ``first`` is it, passed before the request's arguments."""
 
-    __slots__ = ("fn", "validator", "where", "_params")
+    __slots__ = ("fn", "validator", "where", "first", "_params")
 
     def __init__(self, fn: Callable[..., Any], validator: Callable[..., Any] | None,
-                 where: str) -> None:
+                 where: str, first: tuple[Any, ...] = ()) -> None:
         self.fn = fn
         self.validator = validator
         self.where = where
+        self.first = first
         self._params: Params | None = None
 
     def load(self, args: list[Any]) -> list[Any]:
-        """Validate payload ``args`` against the handler's signature and convert them."""
+        """Validate payload ``args`` against the handler's signature and convert them; the
+        values to call it (and its validator) with."""
         if self._params is None:
-            self._params = Params(self.fn, self.where)
+            self._params = Params(self.fn, self.where, skip_first=bool(self.first))
         self._params.dump(tuple(args), {})
-        return self._params.load(args, {})[0]
-
-
-def _check(kind: str, name: Any, fn: Any, validator: Any = None) -> None:
-    if not isinstance(name, str) or not name:
-        raise ArgumentTypeError(f"a {kind} handler needs a non-empty name (str), not "
-                                f"{name!r}")
-    if not callable(fn):
-        raise ArgumentTypeError(f"the {kind} handler {name!r} is not callable: {fn!r}")
-    if kind == "query" and inspect.iscoroutinefunction(fn):
-        raise ArgumentTypeError(f"query handler {name!r} is async: a query handler is a plain "
-                                "function that reads the workflow's state and returns a value")
-    if validator is not None and (not callable(validator)
-                                  or inspect.iscoroutinefunction(validator)):
-        raise ArgumentTypeError(f"the validator of update {name!r} must be a plain function "
-                                f"that raises to reject the update, not {validator!r}")
+        return [*self.first, *self._params.load(args, {})[0]]
 
 
 class Handlers:
@@ -105,14 +95,24 @@ class Handlers:
 
     def on_query(self, name: str, fn: Callable[..., Any]) -> None:
         """Register (or replace) query handler ``name``."""
-        _check("query", name, fn)
+        check_handler("query", name, fn)
         self.queries[name] = _Handler(fn, None, f"query {name!r}")
 
     def on_update(self, name: str, fn: Callable[..., Any],
                   validator: Callable[..., Any] | None) -> None:
         """Register (or replace) update handler ``name`` and its validator."""
-        _check("update", name, fn, validator)
+        check_handler("update", name, fn, validator)
         self.updates[name] = _Handler(fn, validator, f"update {name!r}")
+
+    def declare(self, declared: Declared, ctx: Any) -> None:
+        """The handlers declared on the workflow's definition, which take ``ctx`` first."""
+        for (kind, name), (fn, validator) in declared.items():
+            handlers = self.queries if kind == "query" else self.updates
+            handlers[name] = _Handler(fn, validator, f"{kind} {name!r}", (ctx,))
+
+    def knows(self, kind: str, name: str) -> bool:
+        """Whether a handler for request ``name`` of ``kind`` is registered (yet)."""
+        return name in (self.queries if kind == "query" else self.updates)
 
     # ---- answering (the worker, between activations) ----------------------------------------
 

@@ -224,6 +224,8 @@ class WorkflowInstance:
     def _get_handlers(self) -> Handlers:
         if self._handlers is None:
             self._handlers = Handlers(self.matcher, self._loop, self.run_state, self.info)
+            if self.defn.handlers:
+                self._handlers.declare(self.defn.handlers, self.ctx)
         return self._handlers
 
     @property

@@ -1,7 +1,9 @@
 """Answering queries and updates inside a workflow task, from the live instance.
 
 A workflow task marked ``requested`` reads the execution's pending requests once its inputs
-have run. Updates come first, in arrival order: each is validated against the live workflow
+have run. A request whose handler the run has not registered yet is left pending (its caller
+asks again as it waits): it is answered once the code registering it has run, and fails only
+when the run ends without it. Updates come first, in arrival order: each is validated against the live workflow
 (its handler exists, its arguments fit, its validator passes); a rejected one is answered at
 once and leaves no trace, an accepted one becomes an ``UpdateAccepted`` input of the next batch,
 so its handler runs in the workflow. Queries are answered last, from the state the commit
@@ -34,6 +36,8 @@ def admit_updates(instance: WorkflowInstance,
         if request.id in handlers.seen:  # recorded before (its request kept its old status)
             replies.append(Reply(request.id, "accepted"))
             continue
+        if not instance.done and not handlers.knows("update", request.name):
+            continue  # kept for when the run registers its handler (it fails if it ends first)
         try:
             handlers.validate(request.name, request.args)
         except Exception as exc:  # the validator (or the lookup) refused it: nothing recorded
@@ -50,6 +54,8 @@ def answer_queries(instance: WorkflowInstance, requests: Sequence[Request]) -> l
     for request in requests:
         if request.kind != "query":
             continue
+        if not instance.done and not instance.handlers.knows("query", request.name):
+            continue  # kept for when the run registers its handler (it fails if it ends first)
         try:
             replies.append(Reply(request.id, "ok", instance.handlers.query(request.name,
                                                                            request.args)))

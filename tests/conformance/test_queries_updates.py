@@ -18,8 +18,9 @@ from _support import eventually
 import durable
 from durable._history import Event, UpdateAccepted, UpdateCompleted
 from durable.errors import (
-    NonDeterminismError, PayloadError, QueryFailedError, RequestTimeoutError, UnknownQueryError,
-    UnknownUpdateError, UpdateFailedError, UpdateRejectedError, WorkflowClosedError,
+    ArgumentTypeError, NonDeterminismError, PayloadError, QueryFailedError, RequestTimeoutError,
+    UnknownQueryError, UnknownUpdateError, UnknownWorkflowError, UpdateFailedError,
+    UpdateRejectedError, WorkflowClosedError,
 )
 
 ran: Counter[str] = Counter()  # action bodies run, by workflow id
@@ -144,9 +145,8 @@ async def test_a_query_of_an_ended_execution_answers_from_its_final_state(
 async def test_unknown_and_failing_queries_are_typed_errors(client: durable.Client) -> None:
     async with worker(client):
         handle = await started(client)
-        with pytest.raises(UnknownQueryError, match="'price'.*it has") as unknown:
-            await handle.query("price")
-        assert unknown.value.name == "price" and unknown.value.workflow_id == "c1"
+        with pytest.raises(RequestTimeoutError, match="registered a handler"):
+            await handle.query("price", timeout=0.3)  # kept: the run may register it still
         with pytest.raises(QueryFailedError) as failed:
             await handle.query("broken")
         assert failed.value.error_type == "ZeroDivisionError"
@@ -214,8 +214,8 @@ async def test_a_rejected_update_records_nothing(client: durable.Client) -> None
             await handle.update("add", "")
         with pytest.raises(UpdateRejectedError, match="ValidationError"):
             await handle.update("add", 3)  # does not fit the handler's signature
-        with pytest.raises(UnknownUpdateError, match="'remove'"):
-            await handle.update("remove", "tea")
+        with pytest.raises(RequestTimeoutError, match="registered a handler"):
+            await handle.update("remove", "tea", timeout=0.3)  # kept, not recorded
         assert await handle.history() == before
         assert ran["c1"] == 1
 
@@ -434,3 +434,80 @@ async def test_requests_follow_an_execution_into_its_next_run(client: durable.Cl
         await handle.send("next")
         assert await handle.result(timeout=10) == 2
         assert await handle.query("chapter") == [2, ["two"]]
+
+
+@durable.workflow(name="QULate")
+async def late(ctx: durable.Context) -> str:
+    opened = await ctx.wait_for("open")
+    assert opened is not None
+    count = [0]
+    ctx.on_query("count", lambda: count[0])
+
+    def bump(by: int) -> int:
+        count[0] += by
+        return count[0]
+
+    ctx.on_update("bump", bump)
+    await ctx.wait_for("close")
+    return "closed"
+
+
+@durable.workflow(name="QUDeclared")
+async def declared(ctx: durable.Context) -> str:
+    ctx.set_state("waiting")
+    await ctx.wait_for("close")
+    return "closed"
+
+
+@durable.on_query(declared)
+def status(ctx: durable.Context, suffix: str = "") -> str:
+    return f"{ctx.info.workflow_id}: {ctx.data.get('status', 'new')}{suffix}"
+
+
+def _not_empty(ctx: durable.Context, value: str) -> None:
+    if not value:
+        raise ValueError("empty")
+
+
+@durable.on_update(declared, "set", validator=_not_empty)
+def set_status(ctx: durable.Context, value: str) -> str:
+    ctx.data["status"] = value
+    return value
+
+
+async def test_requests_before_their_handler_wait_for_it(client: durable.Client) -> None:
+    async with durable.Worker(client, [late], [], poll_interval=0.01):
+        handle = await client.start(late, id="late")
+        query = asyncio.create_task(handle.query("count", timeout=20))
+        update = asyncio.create_task(handle.update("bump", 2, timeout=20))
+        await asyncio.sleep(0.2)
+        assert not query.done() and not update.done()  # no handler yet: kept, not refused
+        await handle.send("open")
+        assert await update == 2
+        assert await query in (0, 2)  # answered once the handler exists
+        await handle.send("close")
+        assert await handle.result(timeout=20) == "closed"
+        with pytest.raises(UnknownQueryError, match="'missing'"):
+            await handle.query("missing", timeout=20)  # ended without it: refused
+
+
+async def test_handlers_declared_on_the_definition_exist_from_the_start(
+        client: durable.Client) -> None:
+    async with durable.Worker(client, [declared], [], poll_interval=0.01):
+        handle = await client.start(declared, id="decl")
+        assert await handle.query("status", timeout=20) == "decl: new"
+        assert await handle.update("set", "busy", timeout=20) == "busy"
+        assert await handle.query("status", "!", timeout=20) == "decl: busy!"
+        with pytest.raises(UpdateRejectedError, match="empty"):
+            await handle.update("set", "", timeout=20)
+        await handle.send("close")
+        assert await handle.result(timeout=20) == "closed"
+
+
+def test_bad_declared_handlers_are_typed_errors() -> None:
+    with pytest.raises(ArgumentTypeError, match="async"):
+        @durable.on_query(declared, "bad")
+        async def bad(ctx: durable.Context) -> int:
+            return 1
+    with pytest.raises(UnknownWorkflowError):
+        durable.on_query("NoSuchWorkflow", "x")
