@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import durable
-from _support import eventually
+from _support import eventually, open_redis
 from durable import Client
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
 from durable._stores.memory import MemoryStore
@@ -23,6 +23,12 @@ from durable.errors import WorkflowCancelledError
 from durable_server import Server
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    """Each test runs on single Redis and on the Redis Cluster."""
+    return any_redis_url
 
 
 @durable.action(name="redis_bounds_step")
@@ -44,7 +50,7 @@ async def waits(ctx: durable.Context) -> int:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         yield client
     finally:
