@@ -16,6 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisClusterException
+from redis.maint_notifications import MaintNotificationsConfig
 
 from ..errors import InvalidArgumentError
 from . import _keys
@@ -109,9 +110,11 @@ def _cluster(url: str, connect_timeout: float, block: float) -> RedisCluster:
     # The cluster client keeps a pool per node; callers beyond it would get
     # MaxConnectionsError, so each node's pool is larger than the calls a process makes at once
     # (publishes and acks are batched; claims are bounded by a worker's concurrency).
+    # (Maintenance notifications, a managed service's feature, would need CLIENT in the ACLs.)
     client = RedisCluster.from_url(
         url, max_connections=10 * MAX_CONNECTIONS, socket_connect_timeout=connect_timeout,
-        socket_timeout=block + 10.0, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
+        socket_timeout=block + 10.0, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+        maint_notifications_config=MaintNotificationsConfig(enabled=False))
     client.set_response_callback("XAUTOCLAIM", _raw)
     return client
 
