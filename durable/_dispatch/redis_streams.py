@@ -189,7 +189,8 @@ class RedisDispatcher:
         return pipe
 
     async def _owners(self, refs: Sequence[TaskRef]) -> dict[tuple[str, str], str]:
-        """The workers the sticky routes of ``refs``' executions name (one MGET)."""
+        """The workers the sticky routes of ``refs``' executions name (one MGET; one per slot
+        on a cluster)."""
         if not refs:
             return {}
         keys = [_keys.route(self.prefix, ref.tenant, ref.workflow_id) for ref in refs]
