@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
@@ -18,6 +19,7 @@ import durable
 from _support import eventually, open_redis
 from durable import Client
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
+from durable._stores import workflow_ref
 from durable._stores.memory import MemoryStore
 from durable.errors import WorkflowCancelledError
 from durable_server import Server
@@ -195,3 +197,21 @@ async def test_streams_keep_only_unfinished_hints_and_dead_consumers_go(
             return max(lengths) <= 1 and b"killed-worker" not in consumers
 
         await eventually(tidy, what="the streams to be trimmed and the dead consumer removed")
+
+
+async def test_hints_left_in_the_old_key_layout_lose_no_work(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    """Before the cluster layout a worker's keys were ``<prefix>:sticky:<worker>`` and
+    ``<prefix>:alive:<worker>``: a hint left there is read by no worker now, and the server's
+    outbox announces its task again."""
+    client, prefix = clients(), redis_prefix.rstrip(":")
+    handle = await client.start(flow, 1, id="old-layout")
+    for key in [k async for k in redis.scan_iter(match=f"{redis_prefix}*")]:
+        await redis.delete(key)  # the start's hint, in the new layout
+    await redis.set(f"{prefix}:alive:old-worker", 1)
+    await redis.xadd(f"{prefix}:sticky:old-worker",
+                     {_keys.HINT_FIELD: msgspec.msgpack.encode(workflow_ref("default",
+                                                                           "old-layout"))})
+    async with worker(client), Server(client, port=0, interval=0.02, redispatch_after=0.5):
+        assert await handle.result(timeout=10) == 3
+    assert await redis.xlen(f"{prefix}:sticky:old-worker") == 1  # left alone: it expires
