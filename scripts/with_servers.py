@@ -214,7 +214,12 @@ class RedisCluster:
     def __init__(self, root: Path) -> None:
         self.root = root / "redis-cluster"
         self.exe = Redis(root).exe
-        self.cli = str(Path(self.exe).with_name("redis-cli"))
+        sibling = Path(self.exe).with_name("redis-cli")
+        cli = str(sibling) if sibling.exists() else shutil.which("redis-cli")
+        if cli is None:
+            sys.exit(f"with_servers: no redis-cli next to {self.exe} or on PATH (it creates the "
+                     "Redis Cluster); or set DURABLE_REDIS_CLUSTER_URL")
+        self.cli = cli
         self.ports: list[int] = []
         for _ in range(self.MASTERS):
             self.ports.append(free_cluster_port(set(self.ports)))
