@@ -9,7 +9,8 @@ worker's identity)::
     durable:{p}:a:<route>    action-task hints of the action <route> in partition p
     durable:route:<t> US <id>  the worker that caches execution <id> of tenant <t> (expires;
                              removed when the execution ends or that worker evicts it)
-    durable:{W}:sticky:<worker>  workflow-task hints routed to that worker (sticky execution)
+    durable:{W}:sticky:<p>:<worker>  workflow-task hints of partition p routed to that worker
+                                     (sticky execution)
     durable:{W}:alive:<worker>   exists while the worker is alive (expires after its lease)
 
 Every stream has one consumer group, :data:`GROUP`; a consumer is a worker identity.
@@ -17,7 +18,8 @@ Every stream has one consumer group, :data:`GROUP`; a consumer is a worker ident
 Partitions are for fairness and for Redis Cluster. A hint's partition is a stable hash of its
 execution's tenant (:func:`partition`; a fairness key can join the tenant there), so one tenant's
 backlog fills one partition's streams and leaves the others' hints free to be read: a worker
-reads every partition and takes hints round-robin across tenants (``_fair``). Two tenants in
+reads every partition and takes hints round-robin across tenants (``_fair``). A worker's sticky
+streams are partitioned the same way. Two tenants in
 one partition share its order, so use several partitions per busy tenant you expect (16 by
 default). The ``{p}`` hash tag puts a partition's streams in one Redis Cluster slot (a
 multi-stream ``XREADGROUP`` must stay within a slot) and spreads partitions over slots; a
@@ -85,9 +87,10 @@ def route(prefix: str, tenant: str, workflow_id: str) -> str:
     return f"{prefix}:route:{tenant}\x1f{workflow_id}"
 
 
-def sticky_stream(prefix: str, owner: str) -> str:
-    """The stream of workflow-task hints routed to worker ``owner``."""
-    return f"{prefix}:{{{_worker_tag(owner)}}}:sticky:{owner}"
+def sticky_stream(prefix: str, owner: str, p: int) -> str:
+    """The stream of workflow-task hints of partition ``p`` routed to worker ``owner`` (all of
+    a worker's sticky streams share its alive key's slot)."""
+    return f"{prefix}:{{{_worker_tag(owner)}}}:sticky:{p}:{owner}"
 
 
 def alive(prefix: str, owner: str) -> str:

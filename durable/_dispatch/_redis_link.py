@@ -28,15 +28,15 @@ AnyRedis = aioredis.Redis | RedisCluster
 MAX_CONNECTIONS: Final = 100  # per client (per node of a cluster)
 _CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
-# Routes workflow hints to one worker's sticky stream while its alive key exists. KEYS: the
-# worker's alive key and its sticky stream (one slot: they share a hash tag); ARGV: the hint
-# field, maxlen, then the hints. Returns 1 when it routed them, 0 when the worker is gone (the
-# caller then adds them to their partitions' streams).
+# Routes workflow hints to one worker's sticky streams while its alive key exists. KEYS: the
+# worker's alive key, then the sticky stream of each hint (one slot: they share a hash tag);
+# ARGV: the hint field, maxlen, then the hints. Returns 1 when it routed them, 0 when the
+# worker is gone (the caller then adds them to their partitions' streams).
 ROUTE: Final = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local field, maxlen = ARGV[1], ARGV[2]
 for n = 3, #ARGV do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', field, ARGV[n])
+  redis.call('XADD', KEYS[n - 1], 'MAXLEN', '~', maxlen, '*', field, ARGV[n])
 end
 return 1
 """

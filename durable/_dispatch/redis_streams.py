@@ -164,7 +164,9 @@ class RedisDispatcher:
                 else:
                     routed.setdefault(owner, []).append(ref)
             pipe = self._xadd(plain)
-            calls = [([_keys.alive(self.prefix, owner), _keys.sticky_stream(self.prefix, owner)],
+            calls = [([_keys.alive(self.prefix, owner),
+                       *[_keys.sticky_stream(self.prefix, owner, self.partition_of(ref))
+                         for ref in hints]],
                       list[bytes | int]([_keys.HINT_FIELD, self.maxlen,
                                          *[_encode(ref) for ref in hints]]))
                      for owner, hints in routed.items()]
@@ -217,29 +219,40 @@ class RedisDispatcher:
 
     async def forget_worker(self, owner: str) -> None:
         """Worker ``owner`` died: drop its alive key, so that hints go to the partition
-        streams, and publish again the hints of its sticky stream from the oldest it had not
+        streams, and publish again the hints of its sticky streams from the oldest it had not
         acknowledged (or read) on (a few done ones too: claiming skips those)."""
-        stream = _keys.sticky_stream(self.prefix, owner)
+        streams = self._sticky_streams(owner)
         with self._unavailable():
             pipe = self._redis.pipeline(transaction=False)
             pipe.delete(_keys.alive(self.prefix, owner))
-            pipe.xpending(stream, _keys.GROUP)
-            pipe.xinfo_groups(stream)
-            _, pending, groups = await pipe.execute(raise_on_error=False)
-            if isinstance(groups, Exception) or not groups:
-                return  # no sticky stream: nothing was routed to it
-            start = "(" + _text(groups[0]["last-delivered-id"])
-            if not isinstance(pending, Exception) and pending["pending"]:
-                start = _text(pending["min"])
-            entries = await self._redis.xrange(stream, start, "+")
-        refs = list(dict.fromkeys(
-            [ref for _, fields in entries or [] if (ref := _ref(fields)) is not None]))
+            for stream in streams:
+                pipe.xpending(stream, _keys.GROUP)
+                pipe.xinfo_groups(stream)
+            replies = (await pipe.execute(raise_on_error=False))[1:]
+            pipe = self._redis.pipeline(transaction=False)
+            for stream, pending, groups in zip(streams, replies[::2], replies[1::2]):
+                if isinstance(groups, Exception) or not groups:
+                    continue  # no such sticky stream: nothing was routed to it
+                start = "(" + _text(groups[0]["last-delivered-id"])
+                if not isinstance(pending, Exception) and pending["pending"]:
+                    start = _text(pending["min"])
+                pipe.xrange(stream, start, "+")
+            rows: list[list[Any] | None] = await pipe.execute()
+        entries = [entry for found in rows for entry in found or []]
+        refs = list(dict.fromkeys([r for entry in entries if (r := _ref(entry[1])) is not None]))
         if refs:
             await self.publish(refs)
 
+    def _sticky_streams(self, owner: str) -> list[str]:
+        return [_keys.sticky_stream(self.prefix, owner, p) for p in range(self.partitions)]
+
+    def partition_of(self, ref: TaskRef) -> int:
+        """The partition of ``ref``'s streams: a hash of its tenant (``_keys.partition``)."""
+        return _keys.partition(ref.tenant, self.partitions)
+
     def stream_of(self, ref: TaskRef) -> str:
         """The stream that carries ``ref``."""
-        p = _keys.partition(ref.tenant, self.partitions)
+        p = self.partition_of(ref)
         if ref.kind == "w":
             return _keys.workflow_stream(self.prefix, p, ref.name)
         return _keys.action_stream(self.prefix, ref.name, p)
@@ -247,7 +260,7 @@ class RedisDispatcher:
     def streams_for(self, spec: ClaimSpec) -> list[str]:
         """Every stream a worker hosting ``spec``'s workflows and actions reads."""
         parts = range(self.partitions)
-        streams = [_keys.sticky_stream(self.prefix, spec.owner),
+        streams = [*self._sticky_streams(spec.owner),
                    *(_keys.workflow_stream(self.prefix, p, name)
                      for name in ("", *sorted(spec.workflows)) for p in parts)
                    ] if spec.workflows else []
@@ -310,8 +323,8 @@ class RedisDispatcher:
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(_keys.alive(self.prefix, spec.owner), 1, px=max(int(spec.lease * 1000), 1))
         # Read by this worker only: once it is gone, the outbox re-announces what it held.
-        pipe.expire(_keys.sticky_stream(self.prefix, spec.owner),
-                    max(int(spec.lease * 10), _STICKY_STREAM_TTL))
+        for stream in self._sticky_streams(spec.owner):
+            pipe.expire(stream, max(int(spec.lease * 10), _STICKY_STREAM_TTL))
         await pipe.execute()
 
     async def _ensure_groups(self, streams: list[str]) -> None:

@@ -174,7 +174,8 @@ async def test_a_forged_route_to_a_fake_live_worker_holds_an_execution_only_unti
         await second.send("Go")
         assert await second.result(timeout=10) == 2
         assert server.metrics.registry.get_sample_value("durable_tasks_redispatched_total")
-    assert await redis.xlen(_keys.sticky_stream(prefix, "fake")) >= 2  # the hints it swallowed
+    swallowed = _keys.sticky_stream(prefix, "fake", _keys.partition("default", 16))
+    assert await redis.xlen(swallowed) >= 2  # the hints it swallowed
     assert await routes(redis, redis_prefix) == []
 
 
@@ -215,3 +216,22 @@ async def test_hints_left_in_the_old_key_layout_lose_no_work(
     async with worker(client), Server(client, port=0, interval=0.02, redispatch_after=0.5):
         assert await handle.result(timeout=10) == 3
     assert await redis.xlen(f"{prefix}:sticky:old-worker") == 1  # left alone: it expires
+
+
+async def test_a_dead_workers_sticky_hints_are_published_again(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    workflows = frozenset({"RedisBoundsFlow"})
+    dead = ClaimSpec("dead-worker", workflows, frozenset(), 30.0)
+    assert await client.dispatcher.receive(dead, limit=1, timeout=0) == []  # now alive
+    for i in range(3):
+        await client.dispatcher.stick("dead-worker", "default", f"routed-{i}", keep=True)
+        await client.start(flow, i, id=f"routed-{i}")  # to the dead worker's sticky stream
+    [held] = await client.dispatcher.receive(dead, limit=1, timeout=0)  # read 3, claimed 1
+    other = ClaimSpec("other-worker", workflows, frozenset(), 30.0)
+    assert await client.dispatcher.receive(other, limit=10, timeout=0) == []  # not its stream
+    await client.dispatcher.forget_worker("dead-worker")  # it died holding them
+    assert not await redis.exists(_keys.alive(redis_prefix.rstrip(":"), "dead-worker"))
+    claims = await client.dispatcher.receive(other, limit=10, timeout=0)
+    assert sorted(c.task.workflow_id for c in claims + [held]) == [
+        "routed-0", "routed-1", "routed-2"]  # the held one's lease holds: not claimed twice

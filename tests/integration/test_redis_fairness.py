@@ -91,3 +91,19 @@ async def test_tenants_with_backlogs_take_turns(client: Client) -> None:
               for _ in range(5)]
     for turn in rounds:  # each call serves both, two each
         assert sorted(turn) == sorted([noisy, noisy, other, other])
+
+
+async def test_hints_routed_to_a_caching_worker_are_fair_across_tenants_too(
+        client: Client) -> None:
+    noisy, quiet = tenants()
+    assert await client.dispatcher.receive(SPEC, limit=1, timeout=0) == []  # now alive
+    for i in range(BACKLOG // 2):
+        await client.dispatcher.stick(SPEC.owner, noisy, f"s-{i}", keep=True)
+        await client.start(one, id=f"s-{i}", tenant=noisy)  # to the worker's sticky streams
+        await client.start(two, id=f"p-{i}", tenant=noisy)  # to noisy's partition
+    first = await client.dispatcher.receive(SPEC, limit=10, timeout=0)
+    assert claimed(first) == [noisy] * 10
+    await client.dispatcher.stick(SPEC.owner, quiet, "q", keep=True)
+    await client.start(one, id="q", tenant=quiet)
+    second = await client.dispatcher.receive(SPEC, limit=10, timeout=0)
+    assert sorted(claimed(second)) == sorted([quiet] + [noisy] * 9)

@@ -35,10 +35,11 @@ def test_malformed_urls_are_refused(url: str) -> None:
 
 def test_keys_that_travel_together_share_a_slot() -> None:
     for owner in ("w1", "host:1:{x}", "}{", ""):
-        assert hash_tag(alive("p", owner)) == hash_tag(sticky_stream("p", owner))
+        assert hash_tag(alive("p", owner)) == hash_tag(sticky_stream("p", owner, 0)) == \
+            hash_tag(sticky_stream("p", owner, 15))
     assert hash_tag(workflow_stream("p", 3, "Flow")) == hash_tag(workflow_stream("p", 3)) == "3"
     streams = [workflow_stream("p", 0), workflow_stream("p", 1), workflow_stream("p", 0, "F"),
-               sticky_stream("p", "w1")]
+               sticky_stream("p", "w1", 0), sticky_stream("p", "w1", 1)]
     assert slot_groups(streams, cluster=False) == [streams]
     assert slot_groups(streams, cluster=True) == [[streams[0], streams[2]], [streams[1]],
-                                                  [streams[3]]]
+                                                  [streams[3], streams[4]]]
