@@ -1,8 +1,8 @@
 """Redis key names used by dispatch, all in one place (the scripts get every key they touch
 from here, as ``KEYS``: they build no names of their own).
 
-With prefix ``durable``, partition ``p`` (0 <= p < partitions) and worker tag ``W`` (a hash of the
-worker's identity)::
+With prefix ``durable``, partition ``p`` (0 <= p < partitions) and worker tag ``W`` (a hash of
+the worker's identity)::
 
     durable:{p}:w            workflow-task hints of partition p whose workflow is not named
     durable:{p}:w:<route>    workflow-task hints of the workflow <route> in partition p
@@ -19,12 +19,11 @@ Partitions are for fairness and for Redis Cluster. A hint's partition is a stabl
 execution's tenant (:func:`partition`; a fairness key can join the tenant there), so one tenant's
 backlog fills one partition's streams and leaves the others' hints free to be read: a worker
 reads every partition and takes hints round-robin across tenants (``_fair``). A worker's sticky
-streams are partitioned the same way. Two tenants in
-one partition share its order, so use several partitions per busy tenant you expect (16 by
-default). The ``{p}`` hash tag puts a partition's streams in one Redis Cluster slot (a
-multi-stream ``XREADGROUP`` must stay within a slot) and spreads partitions over slots; a
-worker's sticky stream and alive key share the tag ``{W}``, so that the routing script touches
-one slot.
+streams are partitioned the same way. Two tenants in one partition share its order, so use
+several partitions per busy tenant you expect (16 by default). The ``{p}`` hash tag puts a
+partition's streams in one Redis Cluster slot (a multi-stream ``XREADGROUP`` must stay within a
+slot) and spreads partitions over slots; a worker's sticky streams and alive key share the tag
+``{W}``, so that the routing script touches one slot.
 
 A route is a workflow's or action's name on its task queue (``_queues.route``: the plain name on
 the default queue), so a worker reads only the streams of what it hosts. A workflow hint whose
