@@ -11,9 +11,10 @@ Workers (and, with Redis, a ``durable server``) run as separate processes, as in
 this process starts the workflows and waits for their results. With ``--embedded`` the worker
 runs in this process instead (the embedded default: one process, no server). ``--db``
 defaults to ``$DURABLE_PG_DSN`` and ``--redis`` to ``$DURABLE_REDIS_URL``; pass ``--redis ''``
-for in-process dispatch. Each run uses a fresh tenant, so runs do not see each other's work.
-``--in-flight`` bounds the workflows the client has started and not yet seen finish (default:
-``--concurrency``, the worker's bound). ``--plain`` runs the workflows written the plain way
+for in-process dispatch, ``--redis redis+cluster://host:port`` for a Redis Cluster. Each run
+uses a fresh tenant, so runs do not see each other's work. ``--in-flight`` bounds the
+workflows the client has started and not yet seen finish (default: ``--concurrency``, the
+worker's bound). ``--plain`` runs the workflows written the plain way
 (``@durable.action`` with no options, a ``durable.Worker`` with its defaults) instead of with
 the fastest documented option (short action timeouts: inline; see ``bench/_e2e_flows.py``).
 
@@ -106,8 +107,11 @@ class Cluster:
             proc.wait()
         if self.redis:  # this run's streams, groups and maps: every key under its prefix
             import redis
+            from redis.cluster import RedisCluster
 
-            with redis.Redis.from_url(self.redis) as r:
+            cluster = self.redis.startswith(("redis+cluster:", "rediss+cluster:"))
+            with (RedisCluster.from_url(self.redis.replace("+cluster", "", 1)) if cluster
+                  else redis.Redis.from_url(self.redis)) as r:
                 keys = list(r.scan_iter(match=f"{self.prefix}:*", count=1000))
                 if keys:
                     r.delete(*keys)

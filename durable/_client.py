@@ -594,7 +594,7 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
 
     def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str | None = None,
                  tenants: str | Iterable[str] | None = None, redis_url: str | None = None,
-                 prefix: str = "durable", partitions: int = 4) -> None:
+                 prefix: str = "durable", partitions: int = 16) -> None:
         if not isinstance(url, str):
             raise ArgumentTypeError(f"a store URL is a str, not {show(url)}")
         self.url = url

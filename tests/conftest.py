@@ -2,6 +2,9 @@
 
 Real PostgreSQL / Redis servers: scripts/test always exports DURABLE_PG_DSN and
 DURABLE_REDIS_URL (see scripts/with_servers.py); a bare `pytest` without them skips the tests that need a server.
+It also exports DURABLE_REDIS_CLUSTER_URL (a three-master Redis Cluster, `redis+cluster://...`):
+a test module that overrides `redis_url` with `any_redis_url` runs on single Redis and on the
+cluster; `_support.open_redis(url)` is a client for either.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from _support import open_redis
 
 
 def _server_url(var: str) -> str:
@@ -51,14 +56,21 @@ def redis_url() -> str:
     return _server_url("DURABLE_REDIS_URL")
 
 
+@pytest.fixture(params=["redis", "cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """Single Redis, then the Redis Cluster: a module that defines
+    ``redis_url = any_redis_url``-style override runs its Redis tests on both."""
+    if request.param == "cluster":
+        return _server_url("DURABLE_REDIS_CLUSTER_URL")
+    return _server_url("DURABLE_REDIS_URL")
+
+
 @pytest.fixture
 async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A unique key prefix such as 'durable-test:3f2a...:'; keys under it are deleted afterwards."""
-    import redis.asyncio as aioredis
-
     prefix = f"durable-test:{uuid.uuid4().hex[:16]}:"
     yield prefix
-    client = aioredis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:

@@ -19,6 +19,16 @@ its alive key exists. A route is removed when its execution ends, whichever work
 the outbox re-announces ignore routes (``sticky=False``), so a route to a worker that does not
 claim (a forged one) holds an execution for at most ``redispatch_after``.
 
+Fairness: a hint's partition is a hash of its tenant, a worker reads every partition (a read
+adds at most ``limit`` hints of each stream to its backlog, and streams with nothing in the
+backlog are read again on every call), and ``_fair.Turns`` takes hints round-robin across
+tenants: one tenant's backlog delays another tenant's ready task by one round of claims.
+
+Redis Cluster (``redis+cluster://``): every script touches one slot (a worker's alive key and
+sticky stream share a hash tag; hints for a gone worker are added to their partitions by the
+caller), ``XREADGROUP`` and the trimming script go once per slot (a partition's streams share
+one), and a blocking read per slot stays out until it answers, harvested by later calls.
+
 Bounds: every XADD trims with ``MAXLEN ~``; every lease (at least every second) a worker
 trims its streams down to the entries not yet delivered or still pending, and removes the
 consumers that killed workers left behind; a dead worker's sticky stream expires.
@@ -36,13 +46,11 @@ import time
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Any, cast
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from .._batching import Batcher
 from .._stores import ActionTask, TaskRef, TaskStore, WorkflowTask
@@ -50,103 +58,52 @@ from .._urls import redact
 from ..errors import InvalidArgumentError, StoreUnavailableError
 from . import _keys
 from ._base import Claim, ClaimSpec
+from ._fair import Hint, Turns, task_key
 from ._limited import claim_actions
+from ._redis_link import MAX_CONNECTIONS, ROUTE, TIDY, UNROUTE, AnyRedis, connect, slot_groups
 
-__all__ = ["RedisDispatcher"]
+__all__ = ["MAX_CONNECTIONS", "RedisDispatcher"]
 
 logger = logging.getLogger("durable.dispatch")
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(TaskRef).decode
 
-_TaskKey = tuple[Any, ...]
-
-# Routes workflow hints that have a sticky route. KEYS come in threes per hint: the route's
-# worker's alive key, its sticky stream and the hint's partition stream; ARGV is the hint
-# field, maxlen, then the hints. A hint goes to the sticky stream while the alive key exists.
-_ROUTE = """
-local field, maxlen = ARGV[1], ARGV[2]
-for n = 0, #KEYS / 3 - 1 do
-  local stream = KEYS[3 * n + 3]
-  if redis.call('EXISTS', KEYS[3 * n + 1]) == 1 then
-    stream = KEYS[3 * n + 2]
-  end
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', field, ARGV[3 + n])
-end
-return 0
-"""
-# Removes the route KEYS[1] if it still names worker ARGV[1] (another may have taken it over).
-_UNROUTE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-# Tidies the streams in KEYS (group ARGV[1]), so that they hold what is still to do and no
-# more than that: trims the entries that were delivered and acknowledged (below the oldest
-# pending entry, or below the last delivered one), and removes consumers that hold nothing and
-# have not read for ARGV[2] ms (a killed worker's; a live one that is removed is made again by
-# its next read). XINFO replies are flat name/value lists.
-_TIDY = """
-local group, idle = ARGV[1], tonumber(ARGV[2])
-local function get(reply, name)
-  for i = 1, #reply, 2 do
-    if reply[i] == name then return reply[i + 1] end
-  end
-end
-for _, stream in ipairs(KEYS) do
-  if redis.call('EXISTS', stream) == 1 then
-    for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
-      if get(g, 'name') == group then
-        local minid = get(g, 'last-delivered-id')
-        local pending = redis.call('XPENDING', stream, group)
-        if pending[1] > 0 then minid = pending[2] end
-        redis.call('XTRIM', stream, 'MINID', minid)
-        for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
-          if get(c, 'pending') == 0 and get(c, 'idle') > idle then
-            redis.call('XGROUP', 'DELCONSUMER', stream, group, get(c, 'name'))
-          end
-        end
-      end
-    end
-  end
-end
-return 0
-"""
-
+# Connection lost, timeouts, LOADING, READONLY, a cluster without a reachable node...
+_REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 _STICKY_STREAM_TTL = 60  # seconds (at least) a dead worker's sticky stream outlives it
 _TIDY_EVERY = 1.0  # seconds (at least) between two tidy passes of one consumer's streams
-
-
-class _Hint(NamedTuple):
-    stream: str
-    entry: bytes
-    ref: TaskRef | None  # None: the entry was trimmed away or cannot be decoded
 
 
 @dataclass
 class _Consumer:
     """One worker identity's read-but-unclaimed hints (pending under its name in Redis)."""
 
-    backlog: list[_Hint] = field(default_factory=lambda: list[_Hint]())
+    backlog: list[Hint] = field(default_factory=lambda: list[Hint]())
     streams: set[str] = field(default_factory=lambda: set[str]())
     reclaimed_at: float = float("-inf")
     tidied_at: float = float("-inf")
     alive_at: float = float("-inf")
     cursors: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
+    turns: Turns = field(default_factory=Turns)
+    # On a cluster: the blocking XREADGROUP out on each slot (by its first stream)
+    reads: dict[str, asyncio.Task[list[Hint]]] = field(
+        default_factory=lambda: dict[str, asyncio.Task[list[Hint]]]())
 
 
 class RedisDispatcher:
-    """Dispatch through Redis Streams with consumer groups (``redis://`` / ``rediss://`` URLs).
+    """Dispatch through Redis Streams with consumer groups (``redis://`` / ``rediss://`` URLs;
+    ``redis+cluster://host:port`` for any node of a Redis Cluster).
 
-    ``partitions`` streams per task queue spread executions by (tenant, workflow id);
+    ``partitions`` streams per task queue spread tenants (every process of a deployment must
+    use the same number);
     ``maxlen`` bounds each stream (approximately); ``block`` caps how long one ``receive``
     waits in Redis, whatever its ``timeout``; ``route_ttl`` is how long (seconds) a sticky
     route lasts unless its worker renews it. Redis failures raise ``StoreUnavailableError``
     (with ``__cause__``); callers retry, and the store's outbox covers lost hints.
     """
 
-    def __init__(self, store: TaskStore, url: str, *, prefix: str = "durable", partitions: int = 4,
+    def __init__(self, store: TaskStore, url: str, *, prefix: str = "durable", partitions: int = 16,
                  maxlen: int = 100_000, block: float = 5.0, connect_timeout: float = 5.0,
                  route_ttl: float = 300.0) -> None:
         if partitions < 1 or maxlen < 1 or block <= 0 or not route_ttl >= 0.01:
@@ -159,12 +116,13 @@ class RedisDispatcher:
         self.maxlen = maxlen
         self.block = block
         self.route_ttl = route_ttl
-        self._redis = _connect(url, connect_timeout, block)
+        self._redis: AnyRedis = connect(url, connect_timeout, block)
+        self.cluster = isinstance(self._redis, RedisCluster)
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
-        self._route = self._redis.register_script(_ROUTE)
-        self._unroute = self._redis.register_script(_UNROUTE)
-        self._tidy = self._redis.register_script(_TIDY)
+        self._route = self._redis.register_script(ROUTE)
+        self._unroute = self._redis.register_script(UNROUTE)
+        self._tidy = self._redis.register_script(TIDY)
         # Concurrent publishes and acks go out together, one round trip per batch.
         self._publishes: Batcher[tuple[Sequence[TaskRef], bool], None] = Batcher(
             self._publish_many, self._publish_one, shared_errors=(StoreUnavailableError,))
@@ -197,29 +155,49 @@ class RedisDispatcher:
     async def _publish_now(self, refs: Sequence[tuple[TaskRef, bool]]) -> None:
         with self._unavailable():
             owners = await self._owners([ref for ref, sticky in refs if sticky and ref.kind == "w"])
-            pipe = self._redis.pipeline(transaction=False)
-            keys: list[str] = []
-            routed: list[bytes] = []
+            plain: list[TaskRef] = []
+            routed: dict[str, list[TaskRef]] = {}
             for ref, _ in refs:
                 owner = owners.get((ref.tenant, ref.workflow_id)) if ref.kind == "w" else None
                 if owner is None:
-                    pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)},
-                              maxlen=self.maxlen, approximate=True)
+                    plain.append(ref)
                 else:
-                    keys += [_keys.alive(self.prefix, owner),
-                             _keys.sticky_stream(self.prefix, owner), self.stream_of(ref)]
-                    routed.append(_encode(ref))
-            if routed:  # EVALSHA in the pipeline (the pipeline loads the script if needed)
-                await self._route(keys=keys, args=[_keys.HINT_FIELD, self.maxlen, *routed],
-                                  client=pipe)
-            await pipe.execute()
+                    routed.setdefault(owner, []).append(ref)
+            pipe = self._xadd(plain)
+            calls = [([_keys.alive(self.prefix, owner),
+                       *[_keys.sticky_stream(self.prefix, owner, self.partition_of(ref))
+                         for ref in hints]],
+                      list[bytes | int]([_keys.HINT_FIELD, self.maxlen,
+                                         *[_encode(ref) for ref in hints]]))
+                     for owner, hints in routed.items()]
+            if self.cluster:  # scripts alone (they load themselves on each node)
+                done = await asyncio.gather(pipe.execute(), *(
+                    self._route(keys=keys, args=args) for keys, args in calls))
+                went = list(done[1:])
+            else:  # EVALSHA in the pipeline (the pipeline loads the script if needed)
+                for keys, args in calls:
+                    await self._route(keys=keys, args=args, client=pipe)
+                went = (await pipe.execute())[len(plain):]
+            gone = [ref for hints, ok in zip(routed.values(), went) if not ok for ref in hints]
+            if gone:  # their workers are gone: to the partitions' streams
+                await self._xadd(gone).execute()
+
+    def _xadd(self, refs: Sequence[TaskRef]) -> Any:
+        """A pipeline that adds the hints of ``refs`` to their streams."""
+        pipe = self._redis.pipeline(transaction=False)
+        for ref in refs:
+            pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)},
+                      maxlen=self.maxlen, approximate=True)
+        return pipe
 
     async def _owners(self, refs: Sequence[TaskRef]) -> dict[tuple[str, str], str]:
-        """The workers the sticky routes of ``refs``' executions name (one MGET)."""
+        """The workers the sticky routes of ``refs``' executions name (one MGET; one per slot
+        on a cluster)."""
         if not refs:
             return {}
-        found = await self._redis.mget(
-            [_keys.route(self.prefix, ref.tenant, ref.workflow_id) for ref in refs])
+        keys = [_keys.route(self.prefix, ref.tenant, ref.workflow_id) for ref in refs]
+        found = await (self._redis.mget_nonatomic(keys) if isinstance(self._redis, RedisCluster)
+                       else self._redis.mget(keys))
         return {(ref.tenant, ref.workflow_id): _text(owner)
                 for ref, owner in zip(refs, found) if owner is not None}
 
@@ -241,29 +219,40 @@ class RedisDispatcher:
 
     async def forget_worker(self, owner: str) -> None:
         """Worker ``owner`` died: drop its alive key, so that hints go to the partition
-        streams, and publish again the hints of its sticky stream from the oldest it had not
+        streams, and publish again the hints of its sticky streams from the oldest it had not
         acknowledged (or read) on (a few done ones too: claiming skips those)."""
-        stream = _keys.sticky_stream(self.prefix, owner)
+        streams = self._sticky_streams(owner)
         with self._unavailable():
             pipe = self._redis.pipeline(transaction=False)
             pipe.delete(_keys.alive(self.prefix, owner))
-            pipe.xpending(stream, _keys.GROUP)
-            pipe.xinfo_groups(stream)
-            _, pending, groups = await pipe.execute(raise_on_error=False)
-            if isinstance(groups, Exception) or not groups:
-                return  # no sticky stream: nothing was routed to it
-            start = "(" + _text(groups[0]["last-delivered-id"])
-            if not isinstance(pending, Exception) and pending["pending"]:
-                start = _text(pending["min"])
-            entries = await self._redis.xrange(stream, start, "+")
-        refs = list(dict.fromkeys(
-            [ref for _, fields in entries or [] if (ref := _ref(fields)) is not None]))
+            for stream in streams:
+                pipe.xpending(stream, _keys.GROUP)
+                pipe.xinfo_groups(stream)
+            replies = (await pipe.execute(raise_on_error=False))[1:]
+            pipe = self._redis.pipeline(transaction=False)
+            for stream, pending, groups in zip(streams, replies[::2], replies[1::2]):
+                if isinstance(groups, Exception) or not groups:
+                    continue  # no such sticky stream: nothing was routed to it
+                start = "(" + _text(groups[0]["last-delivered-id"])
+                if not isinstance(pending, Exception) and pending["pending"]:
+                    start = _text(pending["min"])
+                pipe.xrange(stream, start, "+")
+            rows: list[list[Any] | None] = await pipe.execute()
+        entries = [entry for found in rows for entry in found or []]
+        refs = list(dict.fromkeys([r for entry in entries if (r := _ref(entry[1])) is not None]))
         if refs:
             await self.publish(refs)
 
+    def _sticky_streams(self, owner: str) -> list[str]:
+        return [_keys.sticky_stream(self.prefix, owner, p) for p in range(self.partitions)]
+
+    def partition_of(self, ref: TaskRef) -> int:
+        """The partition of ``ref``'s streams: a hash of its tenant (``_keys.partition``)."""
+        return _keys.partition(ref.tenant, self.partitions)
+
     def stream_of(self, ref: TaskRef) -> str:
         """The stream that carries ``ref``."""
-        p = _keys.partition(ref.tenant, ref.workflow_id, self.partitions)
+        p = self.partition_of(ref)
         if ref.kind == "w":
             return _keys.workflow_stream(self.prefix, p, ref.name)
         return _keys.action_stream(self.prefix, ref.name, p)
@@ -271,7 +260,7 @@ class RedisDispatcher:
     def streams_for(self, spec: ClaimSpec) -> list[str]:
         """Every stream a worker hosting ``spec``'s workflows and actions reads."""
         parts = range(self.partitions)
-        streams = [_keys.sticky_stream(self.prefix, spec.owner),
+        streams = [*self._sticky_streams(spec.owner),
                    *(_keys.workflow_stream(self.prefix, p, name)
                      for name in ("", *sorted(spec.workflows)) for p in parts)
                    ] if spec.workflows else []
@@ -312,18 +301,30 @@ class RedisDispatcher:
             await self._reclaim(consumer, spec, streams, limit)
         if now - consumer.tidied_at >= max(spec.lease, _TIDY_EVERY):
             consumer.tidied_at = now
-            await self._tidy(keys=streams, args=[_keys.GROUP, int(max(spec.lease * 4, 2.0) * 1000)])
-        if len(consumer.backlog) < limit:
-            block = None if consumer.backlog else self._block_ms(timeout)
+            idle = int(max(spec.lease * 4, 2.0) * 1000)
+            await asyncio.gather(*(self._tidy(keys=group, args=[_keys.GROUP, idle])
+                                   for group in slot_groups(streams, self.cluster)))
+        consumer.backlog += _harvest(consumer)
+        if len(consumer.backlog) >= limit:
+            # Enough to claim, but read the streams that have nothing in the backlog: another
+            # tenant's hints there are taken in the next round (``_fair``).
+            held = {h.stream for h in consumer.backlog}
+            consumer.backlog += await self._read_now(
+                consumer, spec.owner, [s for s in streams if s not in held], limit)
+        elif consumer.backlog or not (block := self._block_ms(timeout)):
+            consumer.backlog += await self._read_now(consumer, spec.owner, streams, limit)
+        elif not self.cluster:
             consumer.backlog += await self._read(spec.owner, streams, limit, block)
+        else:
+            await self._read_blocking(consumer, spec.owner, streams, limit, block)
 
     async def _keep_alive(self, spec: ClaimSpec) -> None:
         """Say this worker is alive (for a lease), so hints are routed to its sticky stream."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(_keys.alive(self.prefix, spec.owner), 1, px=max(int(spec.lease * 1000), 1))
         # Read by this worker only: once it is gone, the outbox re-announces what it held.
-        pipe.expire(_keys.sticky_stream(self.prefix, spec.owner),
-                    max(int(spec.lease * 10), _STICKY_STREAM_TTL))
+        for stream in self._sticky_streams(spec.owner):
+            pipe.expire(stream, max(int(spec.lease * 10), _STICKY_STREAM_TTL))
         await pipe.execute()
 
     async def _ensure_groups(self, streams: list[str]) -> None:
@@ -344,20 +345,38 @@ class RedisDispatcher:
         return ms if ms > 0 else None  # BLOCK 0 would wait forever
 
     async def _read(self, owner: str, streams: list[str], limit: int,
-                    block: int | None) -> list[_Hint]:
-        # On a single Redis every stream goes in one XREADGROUP; on a Cluster one per partition
-        # would be needed (a partition's streams share a hash tag, hence a slot).
+                    block: int | None) -> list[Hint]:
+        """One XREADGROUP of ``streams`` (of one slot on a cluster)."""
         try:
             reply = await self._redis.xreadgroup(_keys.GROUP, owner, dict.fromkeys(streams, ">"),
                                                  count=limit, block=block)
         except ResponseError as exc:  # Redis >= 7 unblocks readers of a deleted stream
             raise _StreamsLost() if _is(exc, "NOGROUP") or _is(exc, "UNBLOCKED") else exc
-        items: Iterable[Any] = reply.items() if isinstance(reply, dict) else (reply or [])
-        found: list[_Hint] = []
-        for stream, entries in items:
-            pairs: list[Any] = list(entries)
-            found += [_Hint(_text(stream), pair[0], _ref(pair[1])) for pair in pairs]
-        return found
+        return _hints(reply)
+
+    async def _read_now(self, consumer: _Consumer, owner: str, streams: list[str],
+                        limit: int) -> list[Hint]:
+        """Read ``streams`` without waiting: one XREADGROUP (per slot on a cluster, but for the
+        slots that have a blocking read out)."""
+        groups = [g for g in slot_groups(streams, self.cluster) if g[0] not in consumer.reads]
+        if len(groups) <= 1:
+            return await self._read(owner, groups[0], limit, None) if groups else []
+        pipe = self._redis.pipeline(transaction=False)
+        for group in groups:
+            pipe.xreadgroup(_keys.GROUP, owner, dict.fromkeys(group, ">"), count=limit)
+        return [hint for reply in await _execute(pipe) for hint in _hints(reply)]
+
+    async def _read_blocking(self, consumer: _Consumer, owner: str, streams: list[str],
+                             limit: int, block: int) -> None:
+        """On a cluster: a blocking XREADGROUP per slot (unless one is out already), until
+        the first answers or ``block`` ms pass; the others stay out for later calls."""
+        for group in slot_groups(streams, self.cluster):
+            if group[0] not in consumer.reads:
+                consumer.reads[group[0]] = asyncio.create_task(
+                    self._read(owner, group, limit, block))
+        await asyncio.wait(consumer.reads.values(), timeout=block / 1000 + 0.05,
+                           return_when=asyncio.FIRST_COMPLETED)
+        consumer.backlog += _harvest(consumer)
 
     async def _reclaim(self, consumer: _Consumer, spec: ClaimSpec, streams: list[str],
                        limit: int) -> None:
@@ -377,19 +396,19 @@ class RedisDispatcher:
             logger.info("took over %d dispatch hints left pending by stopped workers", len(taken))
             consumer.backlog += await self._fetch(taken)
 
-    async def _fetch(self, entries: list[tuple[str, bytes]]) -> list[_Hint]:
+    async def _fetch(self, entries: list[tuple[str, bytes]]) -> list[Hint]:
         # JUSTID, then XRANGE: on Redis 6.2 a plain XAUTOCLAIM reports a trimmed entry as nil,
         # without its id, so it could never be acknowledged.
         pipe = self._redis.pipeline(transaction=False)
         for stream, entry in entries:
             pipe.xrange(stream, entry, entry)
         rows = await _execute(pipe)
-        return [_Hint(stream, entry, _ref(row[0][1]) if row else None)
+        return [Hint(stream, entry, _ref(row[0][1]) if row else None)
                 for (stream, entry), row in zip(entries, rows)]
 
     async def _claim(self, consumer: _Consumer, spec: ClaimSpec, limit: int) -> list[Claim]:
         """Claim the tasks named by up to ``limit`` distinct hints; acknowledge the stale ones."""
-        taken, junk, consumer.backlog = _take(consumer.backlog, limit)
+        taken, junk, consumer.backlog = consumer.turns.take(consumer.backlog, limit)
         if not taken and not junk and not spec.limits:
             return []
         refs = [hints[0].ref for hints in taken.values() if hints[0].ref is not None]
@@ -412,7 +431,7 @@ class RedisDispatcher:
         claims: list[Claim] = []
         tasks: list[WorkflowTask | ActionTask] = [*workflows, *actions]
         for task in tasks:
-            hints = taken.pop(_task_key(task), [])
+            hints = taken.pop(task_key(task), [])
             claims.append(Claim(task, tuple((h.stream, h.entry) for h in hints)))
         await self._ack_quietly(junk + [h for hints in taken.values() for h in hints])
         return claims
@@ -435,10 +454,10 @@ class RedisDispatcher:
         with self._unavailable():
             await self._xack(entries)
 
-    async def _ack_quietly(self, hints: list[_Hint]) -> None:
+    async def _ack_quietly(self, hints: list[Hint]) -> None:
         try:
             await self._xack([(h.stream, h.entry) for h in hints])
-        except (RedisError, OSError):  # they stay pending and are taken over later
+        except _REDIS_ERRORS:  # they stay pending and are taken over later
             logger.debug("could not acknowledge %d stale hints", len(hints), exc_info=True)
 
     async def _xack(self, entries: Iterable[tuple[str, bytes]]) -> None:
@@ -456,9 +475,13 @@ class RedisDispatcher:
         """Remove this process's consumers that hold nothing, and close the connection pool."""
         await self._publishes.close()
         await self._acks.close()
+        reads = [task for c in self._consumers.values() for task in c.reads.values()]
+        for task in reads:  # entries they read stay pending under the consumer: taken over
+            task.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
         try:
             await asyncio.wait_for(self._forget_consumers(), 2.0)
-        except (RedisError, OSError):
+        except _REDIS_ERRORS:
             logger.debug("could not remove the consumers of %r", self, exc_info=True)
         finally:
             await self._redis.aclose()
@@ -485,7 +508,7 @@ class RedisDispatcher:
     def _unavailable(self) -> Generator[None]:
         try:
             yield
-        except (RedisError, OSError) as exc:  # connection lost, timeouts, LOADING, READONLY...
+        except _REDIS_ERRORS as exc:  # connection lost, LOADING...
             raise StoreUnavailableError(
                 f"Redis at {self.url} failed ({type(exc).__name__}: {exc}); dispatch resumes "
                 "when it answers again, and the store's outbox re-announces lost hints",
@@ -505,36 +528,35 @@ async def _execute(pipe: Any) -> list[Any]:
     return results
 
 
-def _take(backlog: list[_Hint], limit: int) -> tuple[dict[_TaskKey, list[_Hint]], list[_Hint],
-                                                     list[_Hint]]:
-    """Split hints into those of the first ``limit`` distinct tasks, unreadable ones, the rest."""
-    taken: dict[_TaskKey, list[_Hint]] = {}
-    junk: list[_Hint] = []
-    rest: list[_Hint] = []
-    for hint in backlog:
-        if hint.ref is None:
-            junk.append(hint)
-            continue
-        key = _ref_key(hint.ref)
-        if key in taken:
-            taken[key].append(hint)  # duplicates of one task travel together
-        elif len(taken) < limit:
-            taken[key] = [hint]
-        else:
-            rest.append(hint)
-    return taken, junk, rest
+def _hints(reply: Any) -> list[Hint]:
+    """The hints of an XREADGROUP reply."""
+    items = cast(Iterable[tuple[Any, Any]],
+                 reply.items() if isinstance(reply, dict) else (reply or []))
+    found: list[Hint] = []
+    for stream, entries in items:
+        pairs: list[Any] = list(entries)
+        found += [Hint(_text(stream), pair[0], _ref(pair[1])) for pair in pairs]
+    return found
 
 
-def _ref_key(ref: TaskRef) -> _TaskKey:
-    if ref.kind == "w":
-        return ("w", ref.tenant, ref.workflow_id)
-    return ("a", ref.tenant, ref.workflow_id, ref.run_id, ref.cmd)
-
-
-def _task_key(task: WorkflowTask | ActionTask) -> _TaskKey:
-    if isinstance(task, WorkflowTask):
-        return ("w", task.tenant, task.workflow_id)
-    return ("a", task.tenant, task.workflow_id, task.run_id, task.cmd)
+def _harvest(consumer: _Consumer) -> list[Hint]:
+    """The hints of the consumer's finished blocking reads (raising the first one's error,
+    once every finished read's hints are in the backlog)."""
+    found: list[Hint] = []
+    error: BaseException | None = None
+    for first, task in list(consumer.reads.items()):
+        if task.done():
+            del consumer.reads[first]
+            if task.cancelled():
+                continue
+            if (exc := task.exception()) is not None:
+                error = error or exc
+            else:
+                found += task.result()
+    if error is not None:
+        consumer.backlog += found
+        raise error
+    return found
 
 
 def _ref(fields: Any) -> TaskRef | None:
@@ -555,28 +577,3 @@ def _is(exc: Exception, code: str) -> bool:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-MAX_CONNECTIONS: Final = 100  # per client: callers beyond it wait for a connection
-
-
-def _connect(url: str, connect_timeout: float, block: float) -> aioredis.Redis:
-    """A client on ``url``: it connects on first use; a malformed URL raises at once."""
-    try:
-        # One quick retry reconnects a pooled connection that a Redis restart broke; longer
-        # outages surface as StoreUnavailableError and the caller's loop backs off. The pool
-        # makes callers wait for a free connection (redis-py's default pool raises
-        # MaxConnectionsError once 100 are in use: 2,000 starts at once did).
-        pool = aioredis.BlockingConnectionPool.from_url(  # pyright: ignore[reportUnknownMemberType]
-            url, max_connections=MAX_CONNECTIONS, timeout=None,
-            socket_connect_timeout=connect_timeout, socket_timeout=block + 10.0,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1))
-        client: aioredis.Redis = aioredis.Redis.from_pool(pool)
-    except ValueError as exc:  # redis-py's URL parser: a bad scheme, port or database
-        raise InvalidArgumentError(str(exc)) from exc
-    client.set_response_callback("XAUTOCLAIM", _raw)  # keep the cursor and ids
-    return client
-
-
-def _raw(response: Any, **options: Any) -> Any:
-    return response

@@ -1,6 +1,7 @@
 """The README's minimal Redis ACLs: a client, a worker and a server, each as a Redis user limited
 to durable's key prefix and the commands its role uses, run a workflow with an action and a
-timer; the users cannot touch keys outside the prefix. (Users are made and deleted here.)
+timer; the users cannot touch keys outside the prefix. (Users are made and deleted here, on
+every node of the Redis Cluster in its run.)
 """
 
 from __future__ import annotations
@@ -12,15 +13,23 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError
 
 import durable
+from _support import open_redis
 
 # The ACLs of the README ("Tenants and security"), with <prefix> filled in.
 PUBLISH = "+evalsha +script|load +script|exists +xadd +exists +mget +get +del"
 CONSUME = (f"{PUBLISH} +set +expire +xreadgroup +xack +xautoclaim +xrange +xpending "
            "+xgroup|create +xgroup|delconsumer +xinfo|groups +xinfo|consumers +xtrim")
 ROLES = {"client": PUBLISH, "server": PUBLISH, "worker": CONSUME}
+CLUSTER = "+cluster|slots +command"  # every role, on a Redis Cluster: the client learns its nodes
+
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    return any_redis_url
 
 
 @durable.action
@@ -39,21 +48,24 @@ async def acl_flow(ctx: durable.Context, n: int) -> int:
 @pytest.fixture
 async def acl_urls(redis_url: str, redis_prefix: str) -> AsyncIterator[dict[str, str]]:
     """A Redis URL per role, each for a user with that role's ACL; the users are deleted after."""
-    admin = aioredis.from_url(redis_url)
+    admin = open_redis(redis_url)
+    cluster = isinstance(admin, RedisCluster)
+    nodes = {"target_nodes": RedisCluster.ALL_NODES} if cluster else {}
     users, urls = [], {}
     parts = urlsplit(redis_url)
     for role, commands in ROLES.items():
         user, password = f"durable-{role}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        commands += f" {CLUSTER}" if cluster else ""
         await admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}",
                                     f"~{redis_prefix.rstrip(':')}:*", "resetchannels",
-                                    *commands.split())
+                                    *commands.split(), **nodes)
         users.append(user)
         host = parts.netloc.rpartition("@")[2]
         urls[role] = urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
     try:
         yield urls
     finally:
-        await admin.execute_command("ACL", "DELUSER", *users)
+        await admin.execute_command("ACL", "DELUSER", *users, **nodes)
         await admin.aclose()
 
 
@@ -75,7 +87,7 @@ async def test_each_role_runs_with_its_minimal_acl(pg_database: str, redis_prefi
             await handle.send("Go", 2)
             assert await handle.result(timeout=30) == 42
     assert "permission" not in caplog.text.lower()  # no refused command, even a logged one
-    outside = aioredis.from_url(acl_urls["worker"])
+    outside = open_redis(acl_urls["worker"])
     try:
         with pytest.raises(NoPermissionError):
             await outside.set("not-durable:key", 1)

@@ -11,18 +11,26 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 
 import durable
-from _support import eventually
+from _support import eventually, open_redis
 from durable import Client
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
+from durable._stores import workflow_ref
 from durable._stores.memory import MemoryStore
 from durable.errors import WorkflowCancelledError
 from durable_server import Server
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    """Each test runs on single Redis and on the Redis Cluster."""
+    return any_redis_url
 
 
 @durable.action(name="redis_bounds_step")
@@ -44,7 +52,7 @@ async def waits(ctx: durable.Context) -> int:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(redis_url)
+    client = open_redis(redis_url)
     try:
         yield client
     finally:
@@ -166,7 +174,8 @@ async def test_a_forged_route_to_a_fake_live_worker_holds_an_execution_only_unti
         await second.send("Go")
         assert await second.result(timeout=10) == 2
         assert server.metrics.registry.get_sample_value("durable_tasks_redispatched_total")
-    assert await redis.xlen(_keys.sticky_stream(prefix, "fake")) >= 2  # the hints it swallowed
+    swallowed = _keys.sticky_stream(prefix, "fake", _keys.partition("default", 16))
+    assert await redis.xlen(swallowed) >= 2  # the hints it swallowed
     assert await routes(redis, redis_prefix) == []
 
 
@@ -189,3 +198,40 @@ async def test_streams_keep_only_unfinished_hints_and_dead_consumers_go(
             return max(lengths) <= 1 and b"killed-worker" not in consumers
 
         await eventually(tidy, what="the streams to be trimmed and the dead consumer removed")
+
+
+async def test_hints_left_in_the_old_key_layout_lose_no_work(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    """Before the cluster layout a worker's keys were ``<prefix>:sticky:<worker>`` and
+    ``<prefix>:alive:<worker>``: a hint left there is read by no worker now, and the server's
+    outbox announces its task again."""
+    client, prefix = clients(), redis_prefix.rstrip(":")
+    handle = await client.start(flow, 1, id="old-layout")
+    for key in [k async for k in redis.scan_iter(match=f"{redis_prefix}*")]:
+        await redis.delete(key)  # the start's hint, in the new layout
+    await redis.set(f"{prefix}:alive:old-worker", 1)
+    await redis.xadd(f"{prefix}:sticky:old-worker",
+                     {_keys.HINT_FIELD: msgspec.msgpack.encode(workflow_ref("default",
+                                                                           "old-layout"))})
+    async with worker(client), Server(client, port=0, interval=0.02, redispatch_after=0.5):
+        assert await handle.result(timeout=10) == 3
+    assert await redis.xlen(f"{prefix}:sticky:old-worker") == 1  # left alone: it expires
+
+
+async def test_a_dead_workers_sticky_hints_are_published_again(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    workflows = frozenset({"RedisBoundsFlow"})
+    dead = ClaimSpec("dead-worker", workflows, frozenset(), 30.0)
+    assert await client.dispatcher.receive(dead, limit=1, timeout=0) == []  # now alive
+    for i in range(3):
+        await client.dispatcher.stick("dead-worker", "default", f"routed-{i}", keep=True)
+        await client.start(flow, i, id=f"routed-{i}")  # to the dead worker's sticky stream
+    [held] = await client.dispatcher.receive(dead, limit=1, timeout=0)  # read 3, claimed 1
+    other = ClaimSpec("other-worker", workflows, frozenset(), 30.0)
+    assert await client.dispatcher.receive(other, limit=10, timeout=0) == []  # not its stream
+    await client.dispatcher.forget_worker("dead-worker")  # it died holding them
+    assert not await redis.exists(_keys.alive(redis_prefix.rstrip(":"), "dead-worker"))
+    claims = await client.dispatcher.receive(other, limit=10, timeout=0)
+    assert sorted(c.task.workflow_id for c in claims + [held]) == [
+        "routed-0", "routed-1", "routed-2"]  # the held one's lease holds: not claimed twice

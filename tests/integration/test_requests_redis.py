@@ -19,6 +19,12 @@ from durable._stores.memory import MemoryStore
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture
+def redis_url(any_redis_url: str) -> str:
+    """Each test runs on single Redis and on the Redis Cluster."""
+    return any_redis_url
+
 starts: Counter[str] = Counter()  # workflow id -> times its coroutine started (each replay too)
 
 
