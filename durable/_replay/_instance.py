@@ -35,7 +35,8 @@ from ._context import Context
 from ._events import Inbox
 from ._handlers import Handlers
 from ._info import (
-    INTERNAL, Abort, Activation, ContinueAsNewRequest, NonDeterminismWarning, WorkflowInfo,
+    INTERNAL, Abort, Activation, ContinueAsNewRequest, HistorySize, NonDeterminismWarning,
+    WorkflowInfo,
 )
 from ._loop import WorkflowLoop
 from ._matcher import CANCELLATIONS, Matcher
@@ -56,7 +57,8 @@ class WorkflowInstance:
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
         self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
-            started.version, 1, started.continued_from, started.queue))
+            started.version, 1, started.continued_from, started.queue, HistorySize()))
+        self.history_size: HistorySize = info.history_size  # type: ignore[assignment]
         self.actions = actions or {}
         self._started = started
         self.matcher = matcher = Matcher(info, strict)
@@ -83,6 +85,8 @@ class WorkflowInstance:
         commands = matcher.begin(recorded)
         loop = self._loop
         loop._time = time
+        if inputs:
+            self.history_size.length = inputs[-1].seq
         if matcher.error is None:
             parts = self._parts
             for event in inputs:
