@@ -15,6 +15,7 @@ from .._definitions import (
     ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
 )
 from .._dispatch import Claim, ClaimSpec
+from .._payloads import payload_limit
 from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
@@ -219,10 +220,11 @@ class Worker:
 
         async def tracked() -> None:
             try:
-                if isinstance(claim.task, WorkflowTask):
-                    await self._workflow_runner.run(claim.task)
-                else:
-                    await self._action_runner.run(claim.task)
+                with payload_limit(self.client.max_payload_bytes):  # its client's, in its tasks
+                    if isinstance(claim.task, WorkflowTask):
+                        await self._workflow_runner.run(claim.task)
+                    else:
+                        await self._action_runner.run(claim.task)
                 await self.client.dispatcher.ack([claim])
             except Exception:  # the runners handle task errors; this is a lost ack (Redis down)
                 logger.warning("could not acknowledge %s; it will be redelivered", claim.task,
