@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import (
-    Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
+    Any, Awaitable, Callable, Generic, TypeVar, TypeVarTuple, Unpack,
 )
 
 import msgspec
@@ -41,7 +41,7 @@ from ._queries import DEFAULT_TIMEOUT, call
 from ._timetravel import StateAt, current_suspension, state_at
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
-    WorkflowTask, open_store, workflow_ref,
+    WorkflowTask, workflow_ref,
 )
 from .errors import (
     ArgumentTypeError, HistoryError, InvalidArgumentError, UnknownWorkflowError, ValidationError,
@@ -49,7 +49,7 @@ from .errors import (
 )
 
 
-__all__ = ["Client", "Description", "WorkflowHandle", "connect"]
+__all__ = ["Client", "Description", "WorkflowHandle"]
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
@@ -358,10 +358,10 @@ class Client:
         self._tenant_own, self._scope = scope(tenant, tenants)
         self.codec = check_codec(codec)
         self.max_payload_bytes = check_payload_limit(max_payload_bytes)
-        from ._stores._codec import CodecStore
+        if self.codec is not None:
+            from ._stores._codec import with_codec
 
-        if self.codec is not None and not isinstance(store, CodecStore):
-            store = CodecStore(store, self.codec)  # type: ignore[assignment]
+            store = with_codec(store, self.codec)
         self.store = store
         self.clock = clock
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)

@@ -84,7 +84,7 @@ class PayloadCodec:
         if type(value) is not Ext or value.code != EXT_CODE:
             return value
         try:
-            data = self.codec.decode(value.data)
+            data = self.codec.decode(value.data)  # type: ignore[arg-type]  # bytes
             if type(data) is not bytes:
                 raise TypeError(f"decode returned a {type(data).__name__}, not bytes")
             return _decode(data)

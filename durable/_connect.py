@@ -56,10 +56,11 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
     async def _open(self) -> Client:
         store = await open_store(self.url)
         codec = self.options["codec"]
-        if codec is not None:  # the dispatcher reads through it too
-            from ._stores._codec import CodecStore
+        checked = check_codec(codec)
+        if checked is not None:  # the dispatcher reads through it too
+            from ._stores._codec import with_codec
 
-            store = CodecStore(store, check_codec(codec))  # type: ignore[assignment]
+            store = with_codec(store, checked)
         dispatcher: Dispatcher | None = None
         if self.redis_url is not None:
             from ._dispatch.redis_streams import RedisDispatcher

@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import typing
 from contextvars import ContextVar
-from typing import Any, Callable, Final, Iterator
+from typing import Any, Callable, Final, Generator
 
 import msgspec
 
@@ -31,7 +31,7 @@ _limit: ContextVar[int] = ContextVar("durable_payload_limit", default=MAX_PAYLOA
 
 
 @contextlib.contextmanager
-def payload_limit(limit: int) -> Iterator[None]:
+def payload_limit(limit: int) -> Generator[None]:
     """Payloads checked inside (and in tasks created inside) are limited to ``limit`` bytes."""
     token = _limit.set(limit)
     try:

@@ -16,7 +16,7 @@ of them (keyword arguments, ``ctx.data``). An event's ``metadata`` is not a payl
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Collection, Final, Sequence
+from typing import Any, Callable, Collection, Final, Sequence, cast
 
 import msgspec
 
@@ -29,7 +29,7 @@ from ._records import (
 )
 from ._schedule_records import ScheduleRecord
 
-__all__ = ["CodecStore"]
+__all__ = ["CodecStore", "with_codec"]
 
 _ONE, _LIST, _DICT = 0, 1, 2
 _KINDS: Final = {"Any": _ONE, "list[Any]": _LIST, "dict[str, Any]": _DICT}
@@ -46,18 +46,20 @@ def _payload_fields(cls: type) -> tuple[tuple[str, int], ...]:
         annotations: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):
             annotations.update(getattr(klass, "__annotations__", {}))
+        names: tuple[str, ...] = getattr(cls, "__struct_fields__")
         found = _fields_of[cls] = tuple(
-            (name, _KINDS[str(annotations[name])]) for name in cls.__struct_fields__
+            (name, _KINDS[str(annotations[name])]) for name in names
             if name not in _NOT_PAYLOADS and str(annotations[name]) in _KINDS)
     return found
 
 
 def _apply(record: Any, fn: Callable[[Any, str], Any]) -> Any:
     """``record`` with ``fn(value, where)`` applied to each of its payloads."""
-    fields = _payload_fields(type(record))
+    cls: type[Any] = type(record)  # pyright: ignore[reportUnknownVariableType]
+    fields = _payload_fields(cls)
     if not fields:
         return record
-    where = type(record).__name__
+    where = cls.__name__
     changes: dict[str, Any] = {}
     for name, kind in fields:
         value = getattr(record, name)
@@ -68,6 +70,14 @@ def _apply(record: Any, fn: Callable[[Any, str], Any]) -> Any:
         else:
             changes[name] = {k: fn(v, f"{where}.{name}[{k!r}]") for k, v in value.items()}
     return msgspec.structs.replace(record, **changes)
+
+
+def with_codec(store: Store, codec: PayloadCodec) -> Store:
+    """``store`` with ``codec`` applied (as it is when it has that codec already)."""
+    wrapped: Any = store
+    if isinstance(wrapped, CodecStore) and wrapped.codec.codec is codec.codec:
+        return store  # connect() wrapped it for its dispatcher
+    return cast(Store, CodecStore(store, codec))
 
 
 class CodecStore:

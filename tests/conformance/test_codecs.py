@@ -68,6 +68,7 @@ def encoded_payloads(record: Any) -> list[Any]:
 
 
 async def test_every_payload_is_encoded_at_rest_and_reads_back(client: durable.Client) -> None:
+    assert type(client.store.inner).__name__ != "CodecStore"  # type: ignore[attr-defined]  # once
     handle = await client.start(pay, SECRET, 100, id="pay-1")
     async with durable.Worker(client, [pay], [charge], poll_interval=0.01):
         assert await handle.query("total") == {"card": SECRET, "total": 100}
