@@ -14,6 +14,7 @@ rotate) and :class:`ZlibCodec` (compression); :class:`CodecChain` applies severa
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import zlib
 from typing import Any, Final, Mapping, Protocol, runtime_checkable
@@ -25,8 +26,8 @@ from .errors import (
     ArgumentTypeError, CodecError, InputError, InvalidArgumentError, UnknownKeyError, UsageError,
 )
 
-__all__ = ["EXT_CODE", "AesGcmCodec", "Codec", "CodecChain", "PayloadCodec", "ZlibCodec",
-           "check_codec", "load_codec"]
+__all__ = ["EXT_CODE", "AesGcmCodec", "Codec", "CodecChain", "PayloadCodec", "Where",
+           "ZlibCodec", "check_codec", "load_codec", "place"]
 
 EXT_CODE: Final = 7  # the MessagePack extension type of an encoded payload
 _encode: Final = msgspec.msgpack.Encoder().encode
@@ -52,6 +53,19 @@ class Codec(Protocol):
         ...
 
 
+# Where a payload is, for an error's message: a text, or (record, field, index or key)
+# formatted only when the message is made.
+Where = str | tuple[str, str, Any]
+
+
+def place(where: Where) -> str:
+    """``where`` as text: ``ActionScheduled.args[0]``, ``ExecutionRecord.data['card']``."""
+    if isinstance(where, str):
+        return where
+    record, field, key = where
+    return f"{record}.{field}" if key is None else f"{record}.{field}[{key!r}]"
+
+
 class PayloadCodec:
     """A codec applied to payload values (what ``CodecStore`` writes and reads)."""
 
@@ -61,7 +75,7 @@ class PayloadCodec:
         self.codec = codec
         self.name = type(codec).__qualname__
 
-    def encode(self, value: Any, where: str) -> Any:
+    def encode(self, value: Any, where: Where) -> Any:
         """``value`` (payload builtins) as the store keeps it: an extension holding the
         codec's bytes (an already encoded value, and None, as they are)."""
         if value is None or type(value) is Ext:
@@ -71,39 +85,47 @@ class PayloadCodec:
         except CodecError:
             raise
         except Exception as exc:
+            where = place(where)
             raise CodecError(f"{where}: codec {self.name} could not encode it "
                              f"({type(exc).__name__}: {exc})", where=where,
                              codec=self.name) from exc
         if type(data) is not bytes:
+            where = place(where)
             raise CodecError(f"{where}: codec {self.name}.encode returned a "
                              f"{type(data).__name__}, not bytes", where=where, codec=self.name)
         return Ext(EXT_CODE, data)
 
-    def decode(self, value: Any, where: str) -> Any:
+    def decode(self, value: Any, where: Where) -> Any:
         """A value read from the store as its payload (an unencoded one as it is)."""
         if type(value) is not Ext or value.code != EXT_CODE:
             return value
         try:
-            data = self.codec.decode(value.data)  # type: ignore[arg-type]  # bytes
-            if type(data) is not bytes:
-                raise TypeError(f"decode returned a {type(data).__name__}, not bytes")
-            return _decode(data)
-        except UnknownKeyError as exc:
-            raise UnknownKeyError(f"{where}: {exc.message}", where=where, codec=self.name,
-                                  key_id=exc.key_id) from exc
-        except CodecError as exc:
-            raise CodecError(f"{where}: {exc.message}", where=where, codec=self.name) from exc
+            return self._decode(value)
         except Exception as exc:
-            raise CodecError(
-                f"{where}: codec {self.name} could not decode it ({type(exc).__name__}: "
-                f"{exc}); it stays stored as it is: give the client the codec (and key) that "
-                "encoded it", where=where, codec=self.name) from exc
+            raise self._undecodable(exc, place(where)) from exc
 
-    def encode_bytes(self, data: bytes, where: str) -> bytes:
+    def _decode(self, value: Any) -> Any:
+        data = self.codec.decode(value.data)  # type: ignore[arg-type]  # bytes
+        if type(data) is not bytes:
+            raise TypeError(f"decode returned a {type(data).__name__}, not bytes")
+        return _decode(data)
+
+    def _undecodable(self, exc: Exception, where: str) -> CodecError:
+        if isinstance(exc, UnknownKeyError):
+            return UnknownKeyError(f"{where}: {exc.message}", where=where, codec=self.name,
+                                   key_id=exc.key_id)
+        if isinstance(exc, CodecError):
+            return CodecError(f"{where}: {exc.message}", where=where, codec=self.name)
+        return CodecError(
+            f"{where}: codec {self.name} could not decode it ({type(exc).__name__}: {exc}); "
+            "it stays stored as it is: give the client the codec (and key) that encoded it",
+            where=where, codec=self.name)
+
+    def encode_bytes(self, data: bytes, where: Where) -> bytes:
         """Bytes that are MessagePack already (an action's heartbeat details), encoded."""
         return _encode(self.encode(_decode(data), where))
 
-    def decode_bytes(self, data: bytes, where: str) -> bytes:
+    def decode_bytes(self, data: bytes, where: Where) -> bytes:
         """The MessagePack bytes that :meth:`encode_bytes` encoded (others as they are)."""
         value = _decode(data)
         return data if type(value) is not Ext else _encode(self.decode(value, where))
@@ -186,6 +208,7 @@ class ZlibCodec:
 
 _AES_VERSION: Final = b"\x01"
 _NONCE: Final = 12
+_NONCE_MASK: Final = (1 << 96) - 1
 
 
 class AesGcmCodec:
@@ -228,13 +251,17 @@ class AesGcmCodec:
             raise InvalidArgumentError(f"AesGcmCodec(current={current!r:.80}) is not one of "
                                        f"the key ids {sorted(keys)}", parameter="current")
         self.current = current
+        # Nonces: a random 96-bit start per codec, then one more for each payload (NIST SP
+        # 800-38D's invocation counter): never the same twice for this codec, and two codecs'
+        # runs overlap with a chance of about n * m / 2**96 (n codecs, m payloads each).
+        self._nonces = itertools.count(int.from_bytes(os.urandom(_NONCE), "big"))
         encoded = current.encode()
         self._header = _AES_VERSION + bytes([len(encoded)]) + encoded
         self._cipher = self._ciphers[encoded]
 
     def encode(self, data: bytes) -> bytes:
         """``data`` encrypted with the current key: version, key id, nonce, ciphertext."""
-        nonce = os.urandom(_NONCE)
+        nonce = (next(self._nonces) & _NONCE_MASK).to_bytes(_NONCE, "big")
         header = self._header
         return header + nonce + self._cipher.encrypt(nonce, data, header)  # type: ignore[no-any-return]
 

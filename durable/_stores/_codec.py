@@ -20,7 +20,7 @@ from typing import Any, Callable, Collection, Final, Sequence, cast
 
 import msgspec
 
-from .._codecs import PayloadCodec
+from .._codecs import PayloadCodec, Where
 from .._history import Event
 from ._base import Store
 from ._records import (
@@ -53,22 +53,22 @@ def _payload_fields(cls: type) -> tuple[tuple[str, int], ...]:
     return found
 
 
-def _apply(record: Any, fn: Callable[[Any, str], Any]) -> Any:
+def _apply(record: Any, fn: Callable[[Any, Where], Any]) -> Any:
     """``record`` with ``fn(value, where)`` applied to each of its payloads."""
     cls: type[Any] = type(record)  # pyright: ignore[reportUnknownVariableType]
     fields = _payload_fields(cls)
     if not fields:
         return record
-    where = cls.__name__
+    where = cls.__name__  # (where, field, index or key): a message's text only if it fails
     changes: dict[str, Any] = {}
     for name, kind in fields:
         value = getattr(record, name)
         if kind == _ONE:
-            changes[name] = fn(value, f"{where}.{name}")
+            changes[name] = fn(value, (where, name, None))
         elif kind == _LIST:
-            changes[name] = [fn(v, f"{where}.{name}[{i}]") for i, v in enumerate(value)]
+            changes[name] = [fn(v, (where, name, i)) for i, v in enumerate(value)]
         else:
-            changes[name] = {k: fn(v, f"{where}.{name}[{k!r}]") for k, v in value.items()}
+            changes[name] = {k: fn(v, (where, name, k)) for k, v in value.items()}
     return msgspec.structs.replace(record, **changes)
 
 
@@ -141,7 +141,22 @@ class CodecStore:
         return [self._task(t) for t in await self.inner.claim_workflow_tasks(*args, **kwargs)]
 
     async def commit_workflow_task(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
-        enc = self.encoded
+        # A commit holds most payloads twice (an action's arguments in its ActionScheduled
+        # and its task, a result in WorkflowCompleted and the execution's row, ctx.data in
+        # DataChanged and the row): each object is encoded once (it lives as long as the
+        # commit, so its id names it).
+        encode, memo = self._enc, dict[int, Any]()
+
+        def once(value: Any, where: Where) -> Any:
+            if value is None:
+                return None
+            found = memo.get(id(value))
+            if found is None:
+                found = memo[id(value)] = encode(value, where)
+            return found
+
+        def enc(record: Any) -> Any:
+            return _apply(record, once)
         commit = msgspec.structs.replace(
             commit, events=[enc(e) for e in commit.events], update=enc(commit.update),
             actions=[enc(a) for a in commit.actions],
