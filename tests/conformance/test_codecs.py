@@ -4,6 +4,7 @@ without the codec (or with another key) gets a typed error or ``<encoded>``, los
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,6 +47,22 @@ async def pay(ctx: durable.Context, card: str, amount: int) -> dict[str, Any]:
     await ctx.wait_condition(lambda: len(total) > 1)
     receipt = await ctx.run(charge, event.payload["card"], sum(total))
     return {**receipt, "note": event.payload["note"]}
+
+
+@durable.action(name="codec_resume", retry=durable.Retry(attempts=2, initial=0.01))
+async def resume() -> Any:
+    """The first attempt reports a secret step, then fails; the next one reads it back."""
+    info = durable.action_info()
+    if info.attempt == 1:
+        info.heartbeat({"card": SECRET, "step": 3})
+        await asyncio.sleep(0.3)  # the worker records the details meanwhile
+        raise RuntimeError("the first attempt fails")
+    return info.heartbeat_details
+
+
+@durable.workflow(name="CodecResume")
+async def resuming(ctx: durable.Context) -> Any:
+    return await ctx.run(resume)
 
 
 @pytest.fixture
@@ -157,3 +174,17 @@ async def test_the_payload_limit_is_the_clients_and_names_itself(store_url: str)
             await handle.send("Confirm", {"card": "c", "note": ""})
             assert (await handle.result(timeout=30))["charged"] == 2
         assert (await handle.describe()).data["card"] == big
+
+
+async def test_heartbeat_details_are_encoded_and_reach_the_next_attempt(
+        client: durable.Client) -> None:
+    handle = await client.start(resuming, id="resume-1")
+    async with durable.Worker(client, [resuming], [resume], poll_interval=0.01, lease=0.9):
+        assert await handle.result(timeout=20) == {"card": SECRET, "step": 3}
+    boundary = client.codec
+    assert boundary is not None
+    details = msgspec.msgpack.encode({"card": SECRET})
+    stored = boundary.encode_bytes(details, "details")
+    assert SECRET.encode() not in stored
+    assert boundary.decode_bytes(stored, "details") == details
+    assert boundary.decode_bytes(details, "details") == details  # written before the codec
