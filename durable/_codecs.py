@@ -105,7 +105,7 @@ class PayloadCodec:
             raise self._undecodable(exc, place(where)) from exc
 
     def _decode(self, value: Any) -> Any:
-        data = self.codec.decode(value.data)  # type: ignore[arg-type]  # bytes
+        data = self.codec.decode(value.data)
         if type(data) is not bytes:
             raise TypeError(f"decode returned a {type(data).__name__}, not bytes")
         return _decode(data)
