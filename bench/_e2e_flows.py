@@ -123,6 +123,21 @@ def flow(name: str, plain: bool) -> Any:
     return FLOWS[plain][name]
 
 
+# A fixed key: the benchmark's processes must agree on it, and it protects nothing.
+_BENCH_KEY = bytes(range(32))
+
+
+def codec_options() -> dict[str, Any]:
+    """``connect(codec=...)`` for ``bench/e2e.py --codec`` (``DURABLE_BENCH_CODEC``, which
+    the benchmark's worker processes inherit): ``aesgcm``, ``zlib`` or none."""
+    name = os.environ.get("DURABLE_BENCH_CODEC", "")
+    if name == "aesgcm":
+        return {"codec": durable.AesGcmCodec({"bench": _BENCH_KEY})}
+    if name == "zlib":
+        return {"codec": durable.ZlibCodec()}
+    return {}
+
+
 def worker(client: durable.Client, plain: bool, concurrency: int,
            lease: float) -> durable.Worker:
     """A Worker with its defaults (``plain``) or with the benchmarks' options."""
@@ -138,6 +153,7 @@ async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
     """Run a worker; with ``standby`` (a path), connected but idle until that file exists.
     Without ``lease``, every setting but ``concurrency`` is the default."""
     options: dict[str, Any] = {} if not redis else {"redis_url": redis, "prefix": prefix}
+    options.update(codec_options())
     settings: dict[str, Any] = {} if lease is None else {"lease": lease, "poll_interval": 0.05}
     async with durable.connect(url, **options) as client:
         await client.store.get_execution("", "")  # connected: the store is open

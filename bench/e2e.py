@@ -7,6 +7,8 @@
     .venv/bin/python bench/e2e.py matrix     [--workflows 1000] [--queues [queues|limits]]
     .venv/bin/python bench/e2e.py fairness   --db URL [--redis URL] [--noisy 20000] [--samples 200]
 
+Any of them with ``--codec aesgcm`` (or ``zlib``): every client and worker encodes payloads.
+
 Workers (and, with Redis, a ``durable server``) run as separate processes, as in production;
 this process starts the workflows and waits for their results. With ``--embedded`` the worker
 runs in this process instead (the embedded default: one process, no server). ``--db``
@@ -119,7 +121,8 @@ class Cluster:
 
 @asynccontextmanager
 async def connected(args: argparse.Namespace, prefix: str) -> AsyncIterator[durable.Client]:
-    options: dict[str, Any] = {"tenant": f"bench-{uuid.uuid4().hex[:8]}", "tenants": "*"}
+    options: dict[str, Any] = {"tenant": f"bench-{uuid.uuid4().hex[:8]}", "tenants": "*",
+                               **flows.codec_options()}
     if args.redis:
         options.update(redis_url=args.redis, prefix=prefix)
     async with durable.connect(args.db, **options) as client:
@@ -152,7 +155,8 @@ async def running(args: argparse.Namespace, concurrency: int,
 def _setup(args: argparse.Namespace) -> str:
     where = "one process" if args.embedded else f"workers={args.workers}"
     plain = " plain" if args.plain else ""
-    return f"db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} {where}{plain}"
+    codec = "" if getattr(args, "codec", "none") == "none" else f" codec={args.codec}"
+    return f"db={_scheme(args.db)} redis={'yes' if args.redis else 'no'} {where}{plain}{codec}"
 
 
 async def run_bounded(count: int, concurrency: int, one: Any) -> list[float]:
@@ -457,6 +461,8 @@ def parser() -> argparse.ArgumentParser:
                         help="recovery: the workers' lease (default: every setting default)")
     parser.add_argument("--plain", action="store_true",
                         help="plain @durable.action and a default Worker")
+    parser.add_argument("--codec", choices=["none", "aesgcm", "zlib"], default="none",
+                        help="a payload codec on every client and worker (connect(codec=))")
     parser.add_argument("--queues", nargs="?", const="limits", default="plain",
                         choices=["plain", "queues", "limits"],
                         help="throughput/matrix: the workflow and its action on task queues of "
@@ -485,6 +491,8 @@ async def measure(what: str, **options: Any) -> dict[str, float]:
 
 def main() -> None:
     args = _defaults(parser().parse_args())
+    if args.codec != "none":  # the worker processes read it too
+        os.environ["DURABLE_BENCH_CODEC"] = args.codec
     asyncio.run(MEASUREMENTS[args.what](args))
 
 

@@ -5,7 +5,9 @@ crash any worker re-runs the coroutine against that history and it continues whe
 """
 
 from . import errors
-from ._client import Client, Description, WorkflowHandle, connect
+from ._client import Client, Description, WorkflowHandle
+from ._codecs import AesGcmCodec, Codec, CodecChain, ZlibCodec
+from ._connect import connect
 from ._definitions import Retry, action, on_query, on_update, workflow
 from ._guard import NondeterministicCallWarning
 from ._history import Event, EventReceived, History
@@ -28,8 +30,11 @@ from . import testing
 
 __all__ = [
     "ActionInfo",
+    "AesGcmCodec",
     "ChildHandle",
     "Client",
+    "Codec",
+    "CodecChain",
     "Context",
     "Description",
     "Event",
@@ -53,6 +58,7 @@ __all__ = [
     "Worker",
     "WorkflowHandle",
     "WorkflowInfo",
+    "ZlibCodec",
     "action",
     "action_info",
     "connect",

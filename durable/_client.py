@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import (
-    Any, Awaitable, Callable, Generator, Generic, TypeVar, TypeVarTuple, Unpack,
+    Any, Awaitable, Callable, Generic, TypeVar, TypeVarTuple, Unpack,
 )
 
 import msgspec
@@ -26,7 +26,10 @@ from ._history import (
     CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
 )
 from ._ports import EagerWorker
-from ._payloads import MAX_PAYLOAD_BYTES, check_metadata, check_size, dump_value
+from ._codecs import Codec, check_codec
+from ._payloads import (
+    MAX_PAYLOAD_BYTES, check_metadata, check_payload_limit, check_size, dump_value, payload_limit,
+)
 from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason, unroute
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_priority, check_text,
@@ -41,7 +44,7 @@ from ._queries import DEFAULT_TIMEOUT, UpdateHandle, call, start_update
 from ._timetravel import StateAt, current_suspension, state_at
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
-    WorkflowTask, open_store, workflow_ref,
+    WorkflowTask, workflow_ref,
 )
 from .errors import (
     ArgumentTypeError, HistoryError, InvalidArgumentError, UnknownWorkflowError, ValidationError,
@@ -49,7 +52,7 @@ from .errors import (
 )
 
 
-__all__ = ["Client", "Description", "WorkflowHandle", "connect"]
+__all__ = ["Client", "Description", "WorkflowHandle"]
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
@@ -132,7 +135,7 @@ class WorkflowHandle(Generic[R]):
         check_id(name, "an event name", error=ArgumentTypeError)
         check_optional_id(idempotency_key, "an idempotency key", error=ArgumentTypeError)
         value = dump_value(payload, f"payload of event {name!r}")
-        check_size(value, f"payload of event {name!r}")
+        check_size(value, f"payload of event {name!r}", self.client.max_payload_bytes)
         meta = check_metadata(metadata, f"metadata of event {name!r}")
         event = EventReceived(0, 0.0, name, value, idempotency_key, meta)
         dedup = None if idempotency_key is None else f"e{idempotency_key}"
@@ -249,7 +252,8 @@ class WorkflowHandle(Generic[R]):
     def _outcome(self, outcome: Outcome) -> R:
         if outcome.status == "completed":
             defn = self._definition or _known(outcome.workflow)
-            return outcome.result if defn is None else defn.result.load(outcome.result)  # type: ignore[no-any-return]
+            result = self.client.decoded(outcome.result, f"result of {self.workflow_id!r}")
+            return result if defn is None else defn.result.load(result)  # type: ignore[no-any-return]
         if outcome.status == "cancelled":
             raise WorkflowCancelledError(f"workflow {self.workflow_id!r} was cancelled",
                                          workflow_id=self.workflow_id)
@@ -362,13 +366,20 @@ class Client:
     scope, the tenants it may name (see :func:`connect`): ``.tenants`` is their set, or None
     for every tenant. ``clock`` (default ``time.time``) is where the client, and the workers
     and the local dispatcher built on it, read the time; ``durable.testing`` passes a virtual
-    one.
+    one. ``codec`` and ``max_payload_bytes``: see :func:`connect`.
     """
 
     def __init__(self, store: Store, *, dispatcher: Dispatcher | None = None,
                  tenant: str | None = None, tenants: str | Iterable[str] | None = None,
-                 poll_interval: float = 0.2, clock: Clock = SYSTEM_CLOCK) -> None:
+                 poll_interval: float = 0.2, clock: Clock = SYSTEM_CLOCK,
+                 codec: Codec | None = None, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self._tenant_own, self._scope = scope(tenant, tenants)
+        self.codec = check_codec(codec)
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
+        if self.codec is not None:
+            from ._stores._codec import with_codec
+
+            store = with_codec(store, self.codec)
         self.store = store
         self.clock = clock
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(store, clock=clock)
@@ -397,7 +408,8 @@ class Client:
         on = defn.queue if queue is None else check_queue(queue, "start(queue=)")
         priority = check_priority(priority, "start(priority=)")
         key = None if fairness_key is None else check_id(fairness_key, "start(fairness_key=)")
-        a, k = defn.params.dump(tuple(args), {})
+        with payload_limit(self.max_payload_bytes):
+            a, k = defn.params.dump(tuple(args), {})
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
                                   tenant, a, k, queue=on, priority=priority, fairness_key=key)
         epoch, now = self.store.wakeup.epoch, self.clock()
@@ -524,6 +536,10 @@ class Client:
         records = await self.store.list_schedules(where, limit=limit)
         return [describe(r) for r in records]
 
+    def decoded(self, payload: Any, where: str) -> Any:
+        """A payload that reached this client without its store (an end's notice), decoded."""
+        return payload if self.codec is None else self.codec.decode(payload, where)
+
     def get_handle(self, workflow_id: str, *, tenant: str | None = None) -> WorkflowHandle[Any]:
         """The handle of an existing execution (checked on first use)."""
         return WorkflowHandle(self, check_id(workflow_id, "a workflow id"), self._tenant(tenant))
@@ -575,58 +591,3 @@ class Client:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
-
-
-class connect:  # noqa: N801 - used like a function: `await connect(url)` / `async with connect(url)`
-    """Open a client on the store at ``url`` (``sqlite:///durable.db``, ``memory://``, ...).
-
-    Use ``client = await durable.connect(url)`` or ``async with durable.connect(url) as client``.
-    The client acts for ``tenant`` (default ``"default"``) and may name no other: a call with
-    another ``tenant=``, or ``all_tenants=True``, raises ``TenantPermissionError``, unless
-    ``tenants`` widens its scope to a list of tenants (``tenant`` is then the first unless
-    given) or to every tenant (``tenants="*"``, for admin tools). Workers and servers built
-    on a client serve every tenant its store shows them (see the README's "Tenants and
-    security").
-    With ``redis_url`` (``redis://host:6379/0``), tasks are dispatched through Redis Streams:
-    keys start with ``prefix``, each task queue has ``partitions`` streams. Timers, retries and
-    lost hints then need the server (``durable server``), which fires and re-announces them.
-    """
-
-    def __init__(self, url: str = "sqlite:///durable.db", *, tenant: str | None = None,
-                 tenants: str | Iterable[str] | None = None, redis_url: str | None = None,
-                 prefix: str = "durable", partitions: int = 16) -> None:
-        if not isinstance(url, str):
-            raise ArgumentTypeError(f"a store URL is a str, not {show(url)}")
-        self.url = url
-        self.tenant, self.tenants = scope(tenant, tenants)
-        self.redis_url = redis_url
-        self.prefix = prefix
-        self.partitions = partitions
-        self._client: Client | None = None
-
-    async def _open(self) -> Client:
-        store = await open_store(self.url)
-        dispatcher: Dispatcher | None = None
-        if self.redis_url is not None:
-            from ._dispatch.redis_streams import RedisDispatcher
-
-            try:
-                dispatcher = RedisDispatcher(store, self.redis_url, prefix=self.prefix,
-                                             partitions=self.partitions)
-            except BaseException:
-                await store.close()
-                raise
-        self._client = Client(store, dispatcher=dispatcher, tenant=self.tenant,
-                              tenants="*" if self.tenants is None else self.tenants)
-        return self._client
-
-    def __await__(self) -> Generator[Any, None, Client]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> Client:
-        return await self._open()
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        if self._client is not None:
-            await self._client.close()

@@ -7,19 +7,51 @@ back out through :meth:`Params.load` / :meth:`Result.load` (convert to the annot
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import typing
-from typing import Any, Callable, Final
+from contextvars import ContextVar
+from typing import Any, Callable, Final, Generator
 
 import msgspec
 
 from .errors import PayloadError, ValidationError
 
 __all__ = ["MAX_METADATA_BYTES", "MAX_PAYLOAD_BYTES", "MAX_PAYLOAD_DEPTH", "Params", "Result",
-           "check_metadata", "check_size", "convert", "describe_error", "dump_value",
-           "error_info", "safe_text"]
+           "check_metadata", "check_payload_limit", "check_size", "convert", "describe_error",
+           "dump_value", "error_info", "payload_limit", "safe_text"]
 
-MAX_PAYLOAD_BYTES: Final = 2 * 1024 * 1024
+MAX_PAYLOAD_BYTES: Final = 2 * 1024 * 1024  # the default of connect(max_payload_bytes=)
+# What a store row can hold and a worker can hold in memory many times over: the most
+# connect(max_payload_bytes=) may allow.
+MAX_PAYLOAD_LIMIT: Final = 256 * 1024 * 1024
+# The limit in force: a client's (``payload_limit``, around its calls) and a worker's (for
+# the workflows and actions it runs), else the default.
+_limit: ContextVar[int] = ContextVar("durable_payload_limit", default=MAX_PAYLOAD_BYTES)
+
+
+@contextlib.contextmanager
+def payload_limit(limit: int) -> Generator[None]:
+    """Payloads checked inside (and in tasks created inside) are limited to ``limit`` bytes."""
+    token = _limit.set(limit)
+    try:
+        yield
+    finally:
+        _limit.reset(token)
+
+
+def check_payload_limit(limit: Any) -> int:
+    """``connect(max_payload_bytes=)``: an int from 1 KiB to 256 MiB."""
+    from ._validate import show
+    from .errors import ArgumentTypeError, InvalidArgumentError
+
+    if type(limit) is not int:
+        raise ArgumentTypeError(f"max_payload_bytes is an int, not {show(limit)}",
+                                parameter="max_payload_bytes")
+    if not 1024 <= limit <= MAX_PAYLOAD_LIMIT:
+        raise InvalidArgumentError(f"max_payload_bytes is from 1024 to {MAX_PAYLOAD_LIMIT} "
+                                   f"(256 MiB), not {limit}", parameter="max_payload_bytes")
+    return limit
 MAX_METADATA_BYTES: Final = 16 * 1024  # an event's metadata: who sent it, not a payload
 # How deeply lists and dicts may nest in a payload. msgspec encodes and decodes nesting on the
 # Python stack: a value nested 900 deep encodes in a shallow caller and then fails to decode in
@@ -93,9 +125,10 @@ def check_metadata(metadata: Any, where: str) -> dict[str, Any] | None:
     return payload
 
 
-def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None:
+def check_size(payload: Any, where: str, limit: int | None = None) -> None:
     """Raise PayloadError unless ``payload`` (builtins, from :func:`dump_value`) encodes, in
-    at most ``limit`` bytes and :data:`MAX_PAYLOAD_DEPTH` levels of nesting.
+    at most ``limit`` bytes (default: the limit in force, see :func:`payload_limit`) and
+    :data:`MAX_PAYLOAD_DEPTH` levels of nesting.
 
     Every payload passes here before it is recorded, so a value that could be written but not
     read back (a lone surrogate, an int beyond 64 bits, deep nesting) is refused at the call.
@@ -106,10 +139,13 @@ def check_size(payload: Any, where: str, limit: int = MAX_PAYLOAD_BYTES) -> None
         raise _unencodable(payload, where, exc) from None
     if size > MAX_PAYLOAD_DEPTH and _deeper_than(payload, MAX_PAYLOAD_DEPTH):
         raise _unencodable(payload, where, RecursionError())
+    if limit is None:
+        limit = _limit.get()
     if size > limit:
         raise PayloadError(
-            f"{where}: payload of {size} bytes exceeds the limit of {limit} bytes; store large "
-            "data elsewhere and pass a reference",
+            f"{where}: payload of {size} bytes exceeds the limit of {limit} bytes "
+            "(durable.connect(max_payload_bytes=)); store large data elsewhere and pass a "
+            "reference",
             where=where,
             size=size,
             limit=limit,

@@ -104,7 +104,7 @@ def _request(handle: HandlePort, kind: Kind, name: str, args: tuple[Any, ...], k
     limit = check_timeout(timeout, f"{kind}(timeout=)")
     _check_result_type(result_type)
     payload = dump_value(list(args), f"arguments of {kind} {name!r}")
-    check_size(payload, f"arguments of {kind} {name!r}")
+    check_size(payload, f"arguments of {kind} {name!r}", handle.client.max_payload_bytes)
     return Request(handle.tenant, handle.workflow_id, key or uuid.uuid4().hex, kind, name,
                    payload, 0.0), limit
 

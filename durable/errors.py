@@ -35,6 +35,8 @@
     ├── InfrastructureError            the database, Redis or the network: retry, or fix the setup
     │   ├── StoreUnavailableError      the store cannot be reached (see __cause__)
     │   ├── StoreConfigurationError    the store is set up wrongly (a missing database, a password)
+    │   ├── CodecError                 a payload codec could not encode or decode a payload
+    │   │   └── UnknownKeyError        an encrypted payload names a key the codec does not hold
     │   └── ServerStoppedError         a server stopped before it started (also a RuntimeError)
     ├── OutcomeError                   how an execution, action or update ended (recorded)
     │   ├── WorkflowFailedError        the workflow raised
@@ -62,6 +64,7 @@ __all__ = [
     "ActionTokenError",
     "ArgumentTypeError",
     "CodeError",
+    "CodecError",
     "CompensationError",
     "DatabaseActionError",
     "DurableError",
@@ -86,6 +89,7 @@ __all__ = [
     "StoreUnavailableError",
     "TenantPermissionError",
     "UnknownActionError",
+    "UnknownKeyError",
     "UnknownQueryError",
     "UnknownUpdateError",
     "UnknownWorkflowError",
@@ -474,6 +478,25 @@ class StoreConfigurationError(InfrastructureError):
 
     url: str | None = None
     sqlstate: str | None = None
+
+
+class CodecError(InfrastructureError):
+    """A payload codec (``durable.connect(codec=...)``) could not encode or decode a payload:
+    a wrong key, a payload damaged at rest, a codec that raised or returned something other
+    than ``bytes``. Nothing was written or lost: fix the codec's setup (give it the key) and
+    the work goes on where it stopped. ``.where`` names the payload, ``.codec`` the codec;
+    the codec's own error is ``__cause__``.
+    """
+
+    where: str | None = None
+    codec: str | None = None
+
+
+class UnknownKeyError(CodecError):
+    """An encrypted payload names a key id (``.key_id``) that the codec does not hold: add the
+    key (keys that encrypted payloads still at rest must stay known after a rotation)."""
+
+    key_id: str | None = None
 
 
 class ServerStoppedError(InfrastructureError, RuntimeError):

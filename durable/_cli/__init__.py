@@ -4,7 +4,9 @@ Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db`
 ``--redis URL`` (env ``DURABLE_REDIS``: dispatch through Redis Streams), ``--prefix NAME`` (env
 ``DURABLE_REDIS_PREFIX``: Redis key prefix), ``--tenant NAME`` (default ``default``) and
 ``--tenants A,B|*`` (env ``DURABLE_TENANTS``: the tenants the command may act for; ``*``, which
-``--all-tenants`` needs, is every tenant) go before or after the command; ``list``, ``show``, ``replay`` and ``verify`` only read the store and
+``--all-tenants`` needs, is every tenant) and ``--codec MODULE:ATTR`` (env ``DURABLE_CODEC``:
+the payload codec; without it encoded payloads show as ``<encoded>``) go before or after the
+command; ``list``, ``show``, ``replay`` and ``verify`` only read the store and
 ignore ``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on
 stderr with exit status 1.
 

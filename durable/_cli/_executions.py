@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from .._history import encode_history_json
 from ..errors import HistoryError, UsageError, WorkflowClosedError
 from . import _render
 from ._options import Commands, add_module_option, json_value, json_values
@@ -190,7 +189,7 @@ async def _show(args: argparse.Namespace) -> int:
             raise UsageError(f"execution {args.id!r} has no run {args.run!r} (the runs are named "
                              "by WorkflowStarted.continued_from and WorkflowContinuedAsNew)")
         if args.json:
-            print(encode_history_json(events).decode())
+            print(_render.json(events))  # as encode_history_json, payloads it cannot decode shown
             return 0
         description = await handle.describe()
     print("\n".join([*_render.timeline(events), "", *_render.summary(description)]))

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -55,8 +55,19 @@ Names = dict[int, str]  # command number -> the action or child workflow it sche
 
 
 def json(obj: Any) -> str:
-    """``obj`` as one line of JSON."""
-    return msgspec.json.encode(obj).decode()
+    """``obj`` as one line of JSON; a payload this command cannot decode (no ``--codec``) as
+    the string ``"<encoded>"``."""
+    return _json_encode(obj).decode()
+
+
+def _unencodable(obj: Any) -> Any:
+    if type(obj) is msgspec.msgpack.Ext:
+        return ENCODED
+    raise TypeError(f"cannot show a {type(obj).__name__}")
+
+
+ENCODED: Final = "<encoded>"
+_json_encode: Final = msgspec.json.Encoder(enc_hook=_unencodable).encode
 
 
 def value(obj: Any, limit: int = 120) -> str:

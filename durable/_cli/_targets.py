@@ -23,6 +23,7 @@ from typing import Any, cast
 
 import durable
 
+from .._codecs import load_codec
 from ..errors import DurableError, UnknownWorkflowError, UsageError
 from .._definitions import definitions_in, workflow_definition
 
@@ -45,6 +46,10 @@ def global_options() -> argparse.ArgumentParser:
                         help="dispatch through Redis Streams at URL (env DURABLE_REDIS)")
     common.add_argument("--prefix", metavar="NAME", default=argparse.SUPPRESS,
                         help="prefix of the Redis keys (env DURABLE_REDIS_PREFIX)")
+    common.add_argument("--codec", metavar="MODULE:ATTR", default=argparse.SUPPRESS,
+                        help="the payload codec the store's payloads were written with (a "
+                        "durable.Codec, or a function returning one; env DURABLE_CODEC): "
+                        "without it, encoded payloads show as \"<encoded>\"")
     common.add_argument("--tenant", default=argparse.SUPPRESS,
                         help="tenant of the executions (default: the first of --tenants, "
                         f"else {DEFAULT_TENANT!r})")
@@ -92,6 +97,8 @@ async def connect(args: argparse.Namespace, *, redis: bool = True,
         raise UsageError(f"no SQLite database at {db[len('sqlite:///'):]!r} (--db, DURABLE_DB): "
                          "check the path; this command only reads, so it creates none")
     options = tenant_scope(args)
+    if codec := getattr(args, "codec", None) or os.environ.get("DURABLE_CODEC"):
+        options["codec"] = load_codec(codec)
     if redis and (url := redis_url(args)):
         options["redis_url"] = url
         if prefix := getattr(args, "prefix", None) or os.environ.get("DURABLE_REDIS_PREFIX"):

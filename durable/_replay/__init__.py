@@ -32,6 +32,7 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
         gc.disable()  # synchronous: nothing else runs in this thread until it is enabled again
     try:
         instance.matcher.history = events
+        instance.history_size.replaying(events)
         with instance.entered():
             return _replay(instance, events, start)
     finally:

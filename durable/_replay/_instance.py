@@ -35,7 +35,8 @@ from ._context import Context
 from ._events import Inbox
 from ._handlers import Handlers
 from ._info import (
-    INTERNAL, Abort, Activation, ContinueAsNewRequest, NonDeterminismWarning, ParentInfo,
+    INTERNAL, Abort, Activation, ContinueAsNewRequest, HistorySize, NonDeterminismWarning,
+    ParentInfo,
     WorkflowInfo,
 )
 from ._loop import WorkflowLoop
@@ -60,7 +61,9 @@ class WorkflowInstance:
             started.version, 1, started.continued_from, started.queue, started.priority,
             started.fairness_key,
             None if started.parent is None else ParentInfo(started.parent.workflow_id,
-                                                           started.parent.run_id)))
+                                                           started.parent.run_id),
+            HistorySize()))
+        self.history_size: HistorySize = info.history_size  # type: ignore[assignment]
         self.actions = actions or {}
         self._started = started
         self.matcher = matcher = Matcher(info, strict)
@@ -87,6 +90,8 @@ class WorkflowInstance:
         commands = matcher.begin(recorded)
         loop = self._loop
         loop._time = time
+        if inputs:
+            self.history_size.length = inputs[-1].seq
         if matcher.error is None:
             parts = self._parts
             for event in inputs:

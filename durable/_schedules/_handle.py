@@ -11,7 +11,7 @@ from msgspec.structs import replace
 
 from .._ports import ClientPort
 from .._definitions import Duration, WorkflowDefinition, seconds
-from .._payloads import check_size
+from .._payloads import check_size, payload_limit
 from .._stores._schedule_records import PendingRun, ScheduleRecord, ScheduleRun
 from .._validate import MAX_ID_BYTES, check_id, check_text, show
 from ..errors import (
@@ -195,10 +195,11 @@ async def create_schedule(client: ClientPort, defn: WorkflowDefinition, args: tu
                           overlap: Overlap | str, catchup_window: Duration, paused: bool,
                           note: str, replace_existing: bool) -> ScheduleHandle:
     """Validate and store a schedule (see ``ClientPort.schedule``)."""
-    record = _new_record(defn, args, now=client.clock(), schedule_id=schedule_id,
-                         tenant=tenant, cron=cron, every=every, offset=offset, tz=tz,
-                         overlap=overlap, catchup_window=catchup_window, paused=paused,
-                         note=note)
+    with payload_limit(client.max_payload_bytes):
+        record = _new_record(defn, args, now=client.clock(), schedule_id=schedule_id,
+                             tenant=tenant, cron=cron, every=every, offset=offset, tz=tz,
+                             overlap=overlap, catchup_window=catchup_window, paused=paused,
+                             note=note)
     stored, created = await client.store.create_schedule(
         record, next_check=next_check(record, record.created_at))
     handle = ScheduleHandle(client, schedule_id, tenant)

@@ -168,9 +168,9 @@ class ActionTaskRunner:
             raise exc
         if not defn.retry.retries(exc, task.attempt):
             return ActionFailed(0, 0.0, task.cmd, error_info(exc), task.attempt)
-        now = self.clock()
-        return replace(task, attempt=task.attempt + 1,
-                       visible_at=now + defn.retry.delay(task.attempt),
+        delay = defn.retry.delay(task.attempt)
+        _log_retry(task, exc, delay)
+        return replace(task, attempt=task.attempt + 1, visible_at=self.clock() + delay,
                        last_error=describe_error(exc))
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed,
@@ -341,8 +341,7 @@ class ActionTaskRunner:
             return await self._record(task, ActionFailed(0, 0.0, task.cmd, error_info(exc),
                                                          task.attempt))
         delay = defn.retry.delay(task.attempt)
-        logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
-                       task.name, task.attempt, type(exc).__name__, exc, delay)
+        _log_retry(task, exc, delay)
         now = self.clock()
         try:
             await self.store.retry_action_task(task, self.owner, visible_at=now + delay,
@@ -351,6 +350,12 @@ class ActionTaskRunner:
             logger.exception("could not schedule the retry of %s; it runs again after its lease",
                              task.name)
         return None
+
+
+def _log_retry(task: ActionTask, exc: Exception, delay: float) -> None:
+    """The warning of an attempt that failed and is retried (queued or inline alike)."""
+    logger.warning("action %s attempt %d failed (%s: %s); retrying in %.1fs",
+                   task.name, task.attempt, type(exc).__name__, exc, delay)
 
 
 async def _watched(defn: ActionDefinition, call: asyncio.Future[Any], beats: Beats,

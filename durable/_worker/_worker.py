@@ -17,6 +17,7 @@ from .._definitions import (
 )
 from .._dispatch import Claim, ClaimSpec
 from .._lanes import enter
+from .._payloads import payload_limit
 from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import ActionTask, TaskRef, WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
@@ -275,17 +276,19 @@ class Worker:
             enter(tenant)  # its store operations queue in its tenant's lane
             woke: TaskRef | None = None
             try:
-                if isinstance(claim.task, WorkflowTask):
-                    await self._workflow_runner.run(claim.task)
-                else:
-                    woke = await self._action_runner.run(claim.task)
+                with payload_limit(self.client.max_payload_bytes):  # its client's, in its tasks
+                    if isinstance(claim.task, WorkflowTask):
+                        await self._workflow_runner.run(claim.task)
+                    else:
+                        woke = await self._action_runner.run(claim.task)
                 await self.client.dispatcher.ack([claim])
             except Exception:  # the runners handle task errors; this is a lost ack (Redis down)
                 logger.warning("could not acknowledge %s; it will be redelivered", claim.task,
                                exc_info=True)
             try:
                 if woke is not None:
-                    await self._wake(woke)
+                    with payload_limit(self.client.max_payload_bytes):
+                        await self._wake(woke)
             finally:
                 self._in_flight -= 1
                 self._tenants[tenant] -= 1

@@ -149,6 +149,7 @@ class _Commit:
         self.signals: list[Signal] = []
         self.boundary: tuple[int, float] | None = None  # (seq, time) where the last batch ended
         self.leased: list[ActionTask] = []  # new actions created leased to this worker (eager)
+        self.measured = 0  # how many of ``events`` the instance's history size has seen
 
     def _event(self, make: Callable[[int], Event]) -> Event:
         self.seq += 1
@@ -230,6 +231,12 @@ class _Commit:
             refs += effect_refs(self.task.tenant, self.task.workflow_id, self.starts,
                                 self.signals)
         return refs
+
+    def measure(self, instance: WorkflowInstance) -> None:
+        """Hand the events recorded since the last call to the instance's history size."""
+        if self.measured < len(self.events):
+            instance.history_size.recorded(self.events[self.measured:])
+            self.measured = len(self.events)
 
     def record(self, owner: str, update: ExecutionUpdate, now: float,
                lease_until: float = 0.0) -> WorkflowCommit:
@@ -380,6 +387,7 @@ class WorkflowTaskRunner:
     async def _activate(self, entry: _Cached, commit: _Commit, inputs: list[Event]) -> None:
         """Run batches until the workflow waits (inline actions' outcomes are the next ones)."""
         for round_ in range(_INLINE_ROUNDS):
+            commit.measure(entry.instance)
             if not inputs:
                 break
             now = self.clock()
@@ -398,6 +406,7 @@ class WorkflowTaskRunner:
             inline = commit.add(activation.commands, time, now,
                                 _never if last else self._inline, recorded)
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
+        commit.measure(entry.instance)
 
     async def _commit(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> bool:
         """Commit the task. Eager dispatch: the new actions this worker hosts are created
@@ -516,6 +525,7 @@ class WorkflowTaskRunner:
                 raise
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
+                entry.instance.history_size.recorded(new)
                 return entry, new
             entry.instance.close()  # someone else advanced it: rebuild from history
         events = await self._history(task, 0)

@@ -22,6 +22,7 @@ SNIPPETS = {
     "## Changing workflow code: versions and patches": [],
     "## Queries and updates": ["no caviar"],
     "## Schedules": ["('ticker-"],
+    "## Payload codecs": ["charged 100 to ...4242", "Ext"],
     "## Testing workflows in virtual time": [],
     "## Time travel: the state at any past moment": ["order.py:14"],
 }

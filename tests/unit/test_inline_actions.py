@@ -155,3 +155,28 @@ async def test_a_workflow_longer_than_one_tasks_inline_rounds_keeps_going(
     assert isinstance(store, CountingStore)
     # each task's last round queues its action, whose completion starts the next task
     assert store.claimed_actions == ["plus_one", "plus_one"] and store.commits == 3
+
+
+@durable.workflow
+async def flaky_twice(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(flaky_once, n)
+
+
+async def test_a_failed_inline_attempt_is_logged_like_a_queued_one(
+        client: durable.Client, caplog: pytest.LogCaptureFixture) -> None:
+    messages = {}
+    for inline in (True, False):
+        attempts.clear()
+        caplog.clear()
+        handle = await client.start(flaky_twice, 4, id=f"logged-{inline}")
+        with caplog.at_level("WARNING", logger="durable.worker"):
+            async with durable.Worker(client, [flaky_twice], [flaky_once], poll_interval=0.01,
+                                      lease=10, inline_actions=inline):
+                assert await handle.result(timeout=5) == 4
+        messages[inline] = [r.getMessage() for r in caplog.records
+                            if r.name == "durable.worker" and "attempt 1 failed" in r.getMessage()]
+        assert [a for _, a, _ in attempts] == [1, 2]
+    assert messages[True] == messages[False]
+    assert len(messages[True]) == 1
+    assert messages[True][0].startswith(
+        "action flaky_once attempt 1 failed (ConnectionError: first attempt fails); retrying in")
