@@ -148,19 +148,22 @@ _TURN: Final = ("n.running + row_number() OVER (PARTITION BY c.tenant, c.fairnes
 _IN_PARTITION: Final = ("t.tenant = n.tenant AND t.fairness_key = n.fairness_key "
                         "AND t.due <= $3")
 _CLAIM_ORDER: Final = "ORDER BY c.priority DESC, c.turn, c.due LIMIT $5"
+# the claimed rows come back in that order (an UPDATE's RETURNING has none of its own)
+_ORD: Final = "row_number() OVER (ORDER BY c.priority DESC, c.turn, c.due) AS ord"
 
 # $1 owner, $2 lease_until, $3 now, $4 workflow names, $5 limit
 CLAIM_WORKFLOW_TASKS: Final = f"""
-{_partitions("workflow_tasks")}
+{_partitions("workflow_tasks")}, claimed AS (
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
-FROM (SELECT c.tenant, c.workflow_id FROM (
+FROM (SELECT c.tenant, c.workflow_id, {_ORD} FROM (
         SELECT c.*, {_TURN} FROM {_running("workflow_tasks")} CROSS JOIN LATERAL (
           SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id
           FROM workflow_tasks AS t WHERE {_IN_PARTITION} AND t.workflow = ANY ($4::text[])
           ORDER BY t.priority DESC, t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
       {_CLAIM_ORDER}) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
-RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested
+RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested, picked.ord)
+SELECT tenant, workflow_id, workflow, attempt, requested FROM claimed ORDER BY ord
 """
 
 def leasing(commit: str, params: int) -> str:
@@ -201,10 +204,10 @@ _RETURNING_ACTION: Final = ("a.tenant, a.workflow_id, a.run_id, a.cmd, a.name, a
 # In the order of CLAIM_WORKFLOW_TASKS.
 # $1 owner, $2 lease_until, $3 now, $4 action names, $5 limit
 CLAIM_ACTION_TASKS: Final = f"""
-{_partitions("action_tasks")}
+{_partitions("action_tasks")}, claimed AS (
 UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
-FROM (SELECT c.tenant, c.workflow_id, c.run_id, c.cmd FROM (
+FROM (SELECT c.tenant, c.workflow_id, c.run_id, c.cmd, {_ORD} FROM (
         SELECT c.*, {_TURN} FROM {_running("action_tasks")} CROSS JOIN LATERAL (
           SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id, t.run_id, t.cmd
           FROM action_tasks AS t WHERE {_IN_PARTITION} AND t.name = ANY ($4::text[])
@@ -212,7 +215,8 @@ FROM (SELECT c.tenant, c.workflow_id, c.run_id, c.cmd FROM (
       {_CLAIM_ORDER}) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
-RETURNING {_RETURNING_ACTION}
+RETURNING {_RETURNING_ACTION}, picked.ord)
+SELECT {ACTION_COLUMNS} FROM claimed ORDER BY ord
 """
 
 _ACTION_KEY: Final = "tenant = $2 AND workflow_id = $3 AND run_id = $4 AND cmd = $5"
