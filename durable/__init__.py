@@ -9,6 +9,7 @@ from ._client import Client, Description, WorkflowHandle, connect
 from ._definitions import Retry, action, workflow
 from ._guard import NondeterministicCallWarning
 from ._history import Event, EventReceived, History
+from ._limits import QueueLimit
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle
 from ._replay._context import Context
@@ -36,6 +37,7 @@ __all__ = [
     "NonRetryable",
     "NondeterministicCallWarning",
     "Overlap",
+    "QueueLimit",
     "ReplayResult",
     "Replayer",
     "Retry",

@@ -33,6 +33,7 @@ from ._requests import (
 
 if TYPE_CHECKING:
     from ._action_tasks import ActionTaskRunner
+    from ._holds import Holds
 
 __all__ = ["InstanceCache", "WorkflowTaskRunner"]
 
@@ -252,6 +253,7 @@ class WorkflowTaskRunner:
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
+        self.holds: Holds | None = None  # what limited actions run inline under (``Worker``)
         self.snapshot_every = snapshot_every  # events between snapshots; 0 disables
         self.snapshots_kept = snapshots_kept
 
@@ -417,8 +419,9 @@ class WorkflowTaskRunner:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
         if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction \
-                or defn.heartbeat_timeout is not None or defn.limit is not None \
-                or route(action.name, action.queue) not in self.hosted_actions:
+                or defn.heartbeat_timeout is not None \
+                or route(action.name, action.queue) not in self.hosted_actions \
+                or (self.holds is None and defn.limit is not None):
             return False  # a database action commits with its own transaction, not the task's
         # A thread cannot be stopped: a plain function only if its timeout ends it in time.
         limit = self.inline_budget if defn.is_async else min(self.inline_budget, INLINE_BUDGET)
@@ -440,7 +443,15 @@ class WorkflowTaskRunner:
                 or bool(unanswered)
 
         budget = min(self.inline_budget, INLINE_BUDGET)
-        outcomes = await self.action_runner.run_inline(actions, budget, interrupted)
+        # A limited action runs inline only while it holds slots and tokens of its limits
+        # (``_holds``); the others stay queued.
+        if self.holds is not None:
+            actions = await self.holds.admit(actions)
+        try:
+            outcomes = await self.action_runner.run_inline(actions, budget, interrupted)
+        finally:
+            if self.holds is not None:
+                self.holds.release(actions)
         return commit.record_inline(outcomes, self.clock())
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:

@@ -1,0 +1,159 @@
+"""Inline attempts of limited actions: slots and tokens that a worker holds in the store.
+
+An action with limits (its own, or its queue's, ``durable._limits``) may run inline, inside
+the workflow task that schedules it, only while the worker holds a slot of each bucket that
+bounds it (a ``flow_holds`` row, which every claim counts as running) and a token of each
+rate. Asking the store for each attempt would cost a transaction per step, which is what
+inline attempts save: so the worker holds a few slots and takes a few tokens ahead (at most
+half of the room left, ``durable._limits.grant``) and hands them out here, asking again when
+they run out. Slots are held until ``lease`` seconds after the last ask, and handed out only
+while more than ``lease / 2`` (the longest an inline attempt runs) is left; tokens are spent
+within ``AHEAD`` seconds or dropped; slots that stayed unused for ``IDLE`` seconds are given
+back (:meth:`Holds.trim`), so that a worker that no longer needs them does not keep other
+workers' tasks waiting. An attempt that gets no slot or no token is queued, as any other.
+
+Invariant: ``used <= held`` for each bucket; an inline attempt holds one slot of each of its
+buckets from before it starts until it has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from .._limits import AHEAD, Hold, Limit, RouteLimit
+from .._queues import route
+from .._stores import ActionTask, TaskStore
+
+__all__ = ["Holds"]
+
+logger = logging.getLogger("durable.worker")
+
+IDLE: Final = 0.5  # seconds unused after which held slots are given back
+_MOST_AHEAD: Final = 1024  # slots or tokens asked for ahead, at most
+
+
+class _Allowance:
+    __slots__ = ("limit", "held", "used", "until", "tokens", "tokens_until", "idle_since")
+
+    def __init__(self, limit: Limit) -> None:
+        self.limit = limit
+        self.held = self.used = 0
+        self.tokens = 0
+        self.until = self.tokens_until = self.idle_since = -math.inf
+
+    def free(self, now: float, margin: float) -> bool:
+        """A slot and a token for one more attempt starting now."""
+        return (self.limit.max_concurrent is None
+                or (self.used < self.held and now + margin < self.until)) and \
+            (self.limit.rate is None or (self.tokens >= 1 and now < self.tokens_until))
+
+
+class Holds:
+    """The slots and tokens one worker holds, by bucket (``limits``: its hosted routes')."""
+
+    def __init__(self, store: TaskStore, owner: str, lease: float, clock: Callable[[], float],
+                 limits: Mapping[str, RouteLimit]) -> None:
+        self.store, self.owner, self.lease, self.clock = store, owner, lease, clock
+        self.limits = limits
+        self._allowances: dict[str, _Allowance] = {}
+        self._lock = asyncio.Lock()
+        self._started = 0  # attempts admitted since the last ask: how much to ask ahead
+
+    def buckets(self, task: ActionTask) -> list[tuple[str, Limit]]:
+        """The buckets that bound the action's attempts (none: it has no limits)."""
+        key = route(task.name, task.queue)
+        bounds = self.limits.get(key)
+        return [] if bounds is None else bounds.buckets(key)
+
+    async def admit(self, tasks: list[ActionTask]) -> list[ActionTask]:
+        """The tasks that run inline now, each holding a slot and a token of every bucket of
+        its limits (release them with :meth:`release`); the others are queued."""
+        needs: dict[str, tuple[Limit, int]] = {}
+        for task in tasks:
+            for key, limit in self.buckets(task):
+                needs[key] = (limit, needs.get(key, (limit, 0))[1] + 1)
+        if not needs:
+            return tasks
+        if not self._room(needs):
+            async with self._lock:
+                if not self._room(needs):
+                    await self._ask(needs)
+        now, admitted = self.clock(), list[ActionTask]()
+        for task in tasks:
+            buckets = [self._allowance(key, limit) for key, limit in self.buckets(task)]
+            if all(a.free(now, self.lease / 2) for a in buckets):
+                for allowance in buckets:
+                    allowance.used += 1
+                    allowance.tokens -= 1
+                admitted.append(task)
+        self._started += len(admitted)
+        return admitted
+
+    def release(self, tasks: list[ActionTask]) -> None:
+        """These admitted attempts have ended: their slots are free again."""
+        now = self.clock()
+        for task in tasks:
+            for key, limit in self.buckets(task):
+                allowance = self._allowance(key, limit)
+                allowance.used -= 1
+                if allowance.used == 0:
+                    allowance.idle_since = now
+
+    async def trim(self) -> None:
+        """Give back the slots held unused for ``IDLE`` seconds (best effort)."""
+        now = self.clock()
+        idle = [(k, a) for k, a in self._allowances.items()
+                if a.used == 0 and a.held > 0 and a.limit.max_concurrent is not None
+                and now - a.idle_since >= IDLE]
+        if not idle:
+            return
+        async with self._lock:
+            try:
+                await self.store.hold_limited([Hold(k, a.limit, 0, 0, 0) for k, a in idle],
+                                              self.owner, lease=self.lease, now=now)
+            except Exception:
+                logger.warning("could not give back held slots", exc_info=True)
+                return
+            for _, allowance in idle:
+                allowance.held = 0
+
+    def _allowance(self, key: str, limit: Limit) -> _Allowance:
+        allowance = self._allowances.get(key)
+        if allowance is None or allowance.limit != limit:
+            allowance = self._allowances[key] = _Allowance(limit)
+        return allowance
+
+    def _room(self, needs: Mapping[str, tuple[Limit, int]]) -> bool:
+        now = self.clock()
+        for key, (limit, count) in needs.items():
+            allowance = self._allowance(key, limit)
+            if limit.max_concurrent is not None and (
+                    allowance.held - allowance.used < count
+                    or now + self.lease / 2 >= allowance.until):
+                return False
+            if limit.rate is not None and (allowance.tokens < count
+                                           or now >= allowance.tokens_until):
+                return False
+        return True
+
+    async def _ask(self, needs: Mapping[str, tuple[Limit, int]]) -> None:
+        """One transaction: hold slots and take tokens for every bucket in ``needs``."""
+        now = self.clock()
+        ahead = min(_MOST_AHEAD, max(8, 2 * self._started))
+        self._started = 0
+        keys = list(needs)
+        holds = [Hold(k, needs[k][0], self._allowance(k, needs[k][0]).used, needs[k][1], ahead)
+                 for k in keys]
+        try:
+            got = await self.store.hold_limited(holds, self.owner, lease=self.lease, now=now)
+        except Exception:  # the store is down: nothing runs inline; the tasks are queued
+            logger.warning("could not hold slots for inline attempts", exc_info=True)
+            return
+        for key, (slots, tokens) in zip(keys, got):
+            allowance = self._allowance(key, needs[key][0])
+            allowance.held, allowance.until = slots, now + self.lease
+            allowance.tokens, allowance.tokens_until = tokens, now + AHEAD
