@@ -8,12 +8,14 @@ inline attempts save: so the worker holds a few slots and takes a few tokens ahe
 half of the room left, ``durable._limits.grant``) and hands them out here, asking again when
 they run out. Slots are held until ``lease`` seconds after the last ask, and handed out only
 while more than ``lease / 2`` (the longest an inline attempt runs) is left; tokens are spent
-within ``AHEAD`` seconds or dropped; slots that stayed unused for ``IDLE`` seconds are given
-back (:meth:`Holds.trim`), so that a worker that no longer needs them does not keep other
-workers' tasks waiting. An attempt that gets no slot or no token is queued, as any other.
+within ``AHEAD`` seconds or dropped; slots that stayed unused for ``IDLE`` seconds, and spare
+slots of a limit that binds, are given back (:meth:`Holds.trim`), so that a worker does not
+keep other workers' tasks waiting. An attempt that gets no slot or no token is queued, as any other.
 
-Invariant: ``used <= held`` for each bucket; an inline attempt holds one slot of each of its
-buckets from before it starts until it has ended.
+Invariant: ``used <= held`` for each bucket, and the store's hold row counts at least
+``held`` slots while ``until`` has not passed (an ask keeps every slot held; a trim lowers
+``held`` before its write): an inline attempt holds one slot of each of its buckets from
+before it starts until it has ended.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ _MOST_AHEAD: Final = 1024  # slots or tokens asked for ahead, at most
 
 
 class _Allowance:
-    __slots__ = ("limit", "held", "used", "until", "tokens", "tokens_until", "idle_since")
+    __slots__ = ("limit", "held", "used", "until", "tokens", "tokens_until", "idle_since",
+                 "binding")
 
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
         self.held = self.used = 0
         self.tokens = 0
         self.until = self.tokens_until = self.idle_since = -math.inf
+        self.binding = False  # the last ask got fewer slots than it asked for
 
     def free(self, now: float, margin: float) -> bool:
         """A slot and a token for one more attempt starting now."""
@@ -79,7 +83,7 @@ class Holds:
         if not needs:
             return tasks
         if not self._room(needs):
-            async with self._lock:
+            async with self._lock:  # one ask at a time; the others wait for its answer
                 if not self._room(needs):
                     await self._ask(needs)
         now, admitted = self.clock(), list[ActionTask]()
@@ -104,22 +108,26 @@ class Holds:
                     allowance.idle_since = now
 
     async def trim(self) -> None:
-        """Give back the slots held unused for ``IDLE`` seconds (best effort)."""
+        """Give back held slots that are not in use: all of them once unused for ``IDLE``
+        seconds, and at every call where the limit binds (the last ask got less than it
+        asked for), so that other workers' tasks get the room (best effort)."""
+        if self._lock.locked():
+            return  # an ask is in flight
         now = self.clock()
-        idle = [(k, a) for k, a in self._allowances.items()
-                if a.used == 0 and a.held > 0 and a.limit.max_concurrent is not None
-                and now - a.idle_since >= IDLE]
-        if not idle:
+        spare = [(k, a) for k, a in self._allowances.items()
+                 if a.limit.max_concurrent is not None and a.held > a.used
+                 and (a.binding or (a.used == 0 and now - a.idle_since >= IDLE))]
+        if not spare:
             return
         async with self._lock:
+            holds: list[Hold] = []
+            for key, allowance in spare:  # handed out no more from now on
+                allowance.held = allowance.used
+                holds.append(Hold(key, allowance.limit, allowance.used, 0, 0))
             try:
-                await self.store.hold_limited([Hold(k, a.limit, 0, 0, 0) for k, a in idle],
-                                              self.owner, lease=self.lease, now=now)
-            except Exception:
+                await self.store.hold_limited(holds, self.owner, lease=self.lease, now=now)
+            except Exception:  # the rows stay larger than needed until they lapse
                 logger.warning("could not give back held slots", exc_info=True)
-                return
-            for _, allowance in idle:
-                allowance.held = 0
 
     def _allowance(self, key: str, limit: Limit) -> _Allowance:
         allowance = self._allowances.get(key)
@@ -141,19 +149,27 @@ class Holds:
         return True
 
     async def _ask(self, needs: Mapping[str, tuple[Limit, int]]) -> None:
-        """One transaction: hold slots and take tokens for every bucket in ``needs``."""
+        """One transaction: hold slots and take tokens for every bucket in ``needs``.
+
+        The hold asked for keeps every slot held now (not only those in use): attempts
+        admitted while the ask is in flight take them, and the new hold must count them."""
         now = self.clock()
         ahead = min(_MOST_AHEAD, max(8, 2 * self._started))
         self._started = 0
         keys = list(needs)
-        holds = [Hold(k, needs[k][0], self._allowance(k, needs[k][0]).used, needs[k][1], ahead)
-                 for k in keys]
+        holds: list[Hold] = []
+        for key in keys:
+            limit, count = needs[key]
+            allowance = self._allowance(key, limit)
+            keep = allowance.held if allowance.until > now else allowance.used
+            holds.append(Hold(key, limit, keep, count, ahead))
         try:
             got = await self.store.hold_limited(holds, self.owner, lease=self.lease, now=now)
         except Exception:  # the store is down: nothing runs inline; the tasks are queued
             logger.warning("could not hold slots for inline attempts", exc_info=True)
             return
-        for key, (slots, tokens) in zip(keys, got):
-            allowance = self._allowance(key, needs[key][0])
+        for hold, (slots, tokens) in zip(holds, got):
+            allowance = self._allowance(hold.bucket, hold.limit)
             allowance.held, allowance.until = slots, now + self.lease
             allowance.tokens, allowance.tokens_until = tokens, now + AHEAD
+            allowance.binding = slots < hold.used + hold.need + hold.extra
