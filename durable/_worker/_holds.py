@@ -66,12 +66,17 @@ class Holds:
         self._allowances: dict[str, _Allowance] = {}
         self._lock = asyncio.Lock()
         self._started = 0  # attempts admitted since the last ask: how much to ask ahead
+        self._buckets: dict[tuple[str, str], list[tuple[str, Limit]]] = {}  # by (name, queue)
 
     def buckets(self, task: ActionTask) -> list[tuple[str, Limit]]:
         """The buckets that bound the action's attempts (none: it has no limits)."""
-        key = route(task.name, task.queue)
-        bounds = self.limits.get(key)
-        return [] if bounds is None else bounds.buckets(key)
+        found = self._buckets.get((task.name, task.queue))
+        if found is None:
+            key = route(task.name, task.queue)
+            bounds = self.limits.get(key)
+            found = self._buckets[(task.name, task.queue)] = \
+                [] if bounds is None else bounds.buckets(key)
+        return found
 
     async def admit(self, tasks: list[ActionTask]) -> list[ActionTask]:
         """The tasks that run inline now, each holding a slot and a token of every bucket of
