@@ -72,9 +72,11 @@ async def long_steps(ctx: durable.Context, steps: int) -> int:
 
 
 # The throughput workflow on task queues of its own, calling an action with limits configured
-# far above what the benchmark reaches (bench/e2e.py --queues): what queues and limits cost
-# when they do not bind. A limited action never runs inline (its claim enforces the limit).
-@durable.action(name="BenchAddOneQueued", timeout=5.0, queue="bench-actions",
+# far above what the benchmark reaches (bench/e2e.py --queues limits), its own and its queue's
+# (QUEUE_LIMITS, on every worker here), or one on a queue without limits (--queues queues):
+# what queues and limits cost when they do not bind. A limited action runs inline while its
+# limits have room, as the others do.
+@durable.action(name="BenchAddOneQueued", timeout=5.0, queue="bench-limited",
                 max_concurrent=1_000_000, rate="10000000/s")
 async def add_one_queued(n: int) -> int:
     return n + 1
@@ -85,10 +87,32 @@ async def add_one_queued_free(n: int) -> int:
     return n + 1
 
 
+@durable.action(name="BenchAddOneQueuedPlain", queue="bench-limited",
+                max_concurrent=1_000_000, rate="10000000/s")
+async def add_one_queued_plain(n: int) -> int:
+    return n + 1
+
+
+@durable.action(name="BenchAddOneQueuedFreePlain", queue="bench-actions")
+async def add_one_queued_free_plain(n: int) -> int:
+    return n + 1
+
+
+QUEUE_LIMITS = {"bench-limited": durable.QueueLimit(max_concurrent=1_000_000,
+                                                    rate="10000000/s")}
+
+
 @durable.workflow(name="BenchThreeStepsQueued", queue="bench-flows")
 async def three_steps_queued(ctx: durable.Context, n: int, limited: bool) -> int:
     for _ in range(3):
         n = await ctx.run(add_one_queued if limited else add_one_queued_free, n)
+    return n
+
+
+@durable.workflow(name="BenchThreeStepsQueuedPlain", queue="bench-flows")
+async def three_steps_queued_plain(ctx: durable.Context, n: int, limited: bool) -> int:
+    for _ in range(3):
+        n = await ctx.run(add_one_queued_plain if limited else add_one_queued_free_plain, n)
     return n
 
 
@@ -114,8 +138,9 @@ async def many_steps_plain(ctx: durable.Context, steps: int, seconds: float) -> 
 FLOWS = {False: {"one": one_step, "three": three_steps, "many": many_steps},
          True: {"one": one_step_plain, "three": three_steps_plain, "many": many_steps_plain}}
 WORKFLOWS = [one_step, three_steps, many_steps, long_steps, one_step_plain, three_steps_plain,
-             many_steps_plain, three_steps_queued]
-ACTIONS = [add_one, pause, add_one_plain, pause_plain, add_one_queued, add_one_queued_free]
+             many_steps_plain, three_steps_queued, three_steps_queued_plain]
+ACTIONS = [add_one, pause, add_one_plain, pause_plain, add_one_queued, add_one_queued_free,
+           add_one_queued_plain, add_one_queued_free_plain]
 
 
 def flow(name: str, plain: bool) -> Any:
@@ -142,9 +167,9 @@ def worker(client: durable.Client, plain: bool, concurrency: int,
            lease: float) -> durable.Worker:
     """A Worker with its defaults (``plain``) or with the benchmarks' options."""
     if plain:
-        return durable.Worker(client, WORKFLOWS, ACTIONS)
+        return durable.Worker(client, WORKFLOWS, ACTIONS, queue_limits=QUEUE_LIMITS)
     return durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
-                          poll_interval=0.05)
+                          poll_interval=0.05, queue_limits=QUEUE_LIMITS)
 
 
 async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
@@ -163,7 +188,7 @@ async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
             await worker(client, plain, concurrency, 0.0).run()
             return
         await durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency,
-                             **settings).run()
+                             queue_limits=QUEUE_LIMITS, **settings).run()
 
 
 RECOVERY_STEP = 0.02  # seconds each step of the recovery workflows sleeps
@@ -172,7 +197,8 @@ RECOVERY_STEP = 0.02  # seconds each step of the recovery workflows sleeps
 async def run_app(url: str, tenant: str, start: int, steps: int, concurrency: int) -> None:
     """An embedded application: start ``start`` workflows, run them (default settings)."""
     async with durable.connect(url, tenant=tenant) as client:
-        async with durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency):
+        async with durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency,
+                                  queue_limits=QUEUE_LIMITS):
             await asyncio.gather(*(client.start(many_steps, steps, RECOVERY_STEP, id=f"r{i}")
                                    for i in range(start)))
             await asyncio.Event().wait()  # until killed

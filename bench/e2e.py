@@ -34,8 +34,9 @@ the fastest documented option (short action timeouts: inline; see ``bench/_e2e_f
   both and their ratio.
 - matrix: throughput at concurrency 1, 10 and 100 on SQLite (one process, and a worker
   process) and on PostgreSQL + Redis, as one table; with ``--queues``, each again with the
-  workflow and its action on task queues of their own and the action's limits configured but
-  not binding (``--queues queues``: without the limits), and the ratio.
+  workflow and its action on task queues of their own and the action's and its queue's limits
+  configured but not binding (``--queues queues``: without the limits), and the ratio;
+  ``--plain`` measures the plain way (a default Worker, actions that do not run inline).
 
 Each measurement prints its line and returns its numbers (``measure("latency", db=...,
 actions=3)``), for ``bench/compare``.
@@ -181,9 +182,9 @@ async def throughput(args: argparse.Namespace) -> dict[str, float]:
         async def one(i: int) -> None:
             if args.queues == "plain":
                 handle = await client.start(flows.flow("three", args.plain), i, id=f"t{i}")
-            else:  # on queues of their own; with "limits", a limited action (not inline)
-                handle = await client.start(flows.three_steps_queued, i,
-                                            args.queues == "limits", id=f"t{i}")
+            else:  # on queues of their own; with "limits", under limits that do not bind
+                queued = flows.three_steps_queued_plain if args.plain else flows.three_steps_queued
+                handle = await client.start(queued, i, args.queues == "limits", id=f"t{i}")
             assert await handle.result(timeout=300) == i + 3
 
         in_flight = args.in_flight or args.concurrency
@@ -410,7 +411,8 @@ async def matrix(args: argparse.Namespace) -> dict[str, float]:
         for name, db, redis_url_, embedded, poll in setups:
             for concurrency in (1, 10, 100):
                 options = dict(db=db, redis=redis_url_, embedded=embedded, poll=poll,
-                               concurrency=concurrency, workflows=args.workflows)
+                               concurrency=concurrency, workflows=args.workflows,
+                               plain=args.plain)
                 progress(f"{name}, concurrency {concurrency} ...")
                 got = await measure("throughput", **options)
                 row = [name, concurrency, f"{got['workflows_per_s']:,.0f}",
@@ -425,7 +427,8 @@ async def matrix(args: argparse.Namespace) -> dict[str, float]:
                 rows.append(tuple(row))
     from bench.compare._common import table
 
-    print(f"\nEnd to end, {args.workflows:,} workflows of 3 actions each, one worker "
+    print(f"\nEnd to end, {args.workflows:,} workflows of 3 actions each, one worker"
+          f"{' (plain: default Worker, actions not inline)' if args.plain else ''} "
           "(start-to-result percentiles under that load)")
     heads = ["store", "concurrency", "workflows/s", "steps/s", "p50 ms", "p99 ms"]
     if args.queues != "plain":

@@ -11,6 +11,7 @@ from ._connect import connect
 from ._definitions import Retry, action, on_query, on_update, workflow
 from ._guard import NondeterministicCallWarning
 from ._history import Event, EventReceived, History
+from ._limits import QueueLimit
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle
 from ._replay._external import ExternalHandle
@@ -46,6 +47,7 @@ __all__ = [
     "NondeterministicCallWarning",
     "Overlap",
     "ParentInfo",
+    "QueueLimit",
     "ReplayResult",
     "Replayer",
     "Retry",

@@ -27,6 +27,7 @@ from ._history import (
 )
 from ._ports import EagerWorker
 from ._codecs import Codec, check_codec
+from ._limits import queue_bucket
 from ._payloads import (
     MAX_PAYLOAD_BYTES, check_metadata, check_payload_limit, check_size, dump_value, payload_limit,
 )
@@ -346,10 +347,12 @@ async def waiting(store: Store, record: ExecutionRecord, actions: list[ActionTas
     needed = [("w", route(record.workflow, record.queue))]
     needed += sorted({("a", route(a.name, a.queue)) for a in actions})
     missing = await store.unhosted(needed, since=now - HOSTS_TTL)
-    limited = await store.limit_waits([r for kind, r in needed if kind == "a"], now=now)
+    routes = [r for kind, r in needed if kind == "a"]
+    buckets = {r: [r, queue_bucket(unroute(r)[1])] for r in routes}  # its own, its queue's
+    limited = await store.limit_waits([k for keys in buckets.values() for k in keys], now=now)
     return [unhosted_reason(*host) for host in needed if host in missing] + [
-        f"action {unroute(r)[0]!r} on queue {unroute(r)[1]!r} waits: {why}"
-        for r, why in sorted(limited.items())]
+        f"action {unroute(r)[0]!r} on queue {unroute(r)[1]!r} {limited[key]}"
+        for r in routes for key in buckets[r] if key in limited]
 
 
 def _known(name: str) -> WorkflowDefinition | None:

@@ -327,7 +327,9 @@ def action(fn: Any = None, /, *, name: str | None = None, retry: Retry | None = 
 
     ``max_concurrent`` (attempts running at once) and ``rate`` (attempts started, ``"100/s"``,
     ``"20/m"`` or ``"5/h"``) limit the action across every worker that shares the store; its
-    calls wait, due, for room (``describe()`` says so). A limited action never runs inline.
+    calls wait, due, for room (``describe()`` says so). A limited action runs inline only
+    while its limits have room: the worker then holds a slot of them for the attempt (see
+    ``durable._worker._holds``).
     """
     check_queue(queue)
     limit = check_limit(max_concurrent, rate)

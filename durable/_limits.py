@@ -4,26 +4,44 @@
 at once and how many start per second (``/s``, ``/m`` or ``/h``), across every worker and
 server that shares the store. Claims of a limited action take a lock on its row of
 ``flow_buckets`` (one transaction), count its leased tasks, refill its token bucket, claim at
-most what both allow and take the tokens: two workers never see the same room. Such actions
-never run inline (that would bypass the claim). A limited action's tasks wait, due, until
-there is room.
+most what both allow and take the tokens: two workers never see the same room. A limited
+action's tasks wait, due, until there is room.
 
-Invariant: at most ``max_concurrent`` tasks of the action hold a live lease at any time; at
-most ``rate * t + burst`` attempts start in any ``t`` seconds, ``burst`` being a tenth of a
-second's worth (at least one).
+Queue limits (``Worker(queue_limits={"email": QueueLimit(max_concurrent=5)})``) bound every
+action task on a queue together: their bucket is the queue's row of ``flow_buckets`` (key
+:func:`queue_bucket`), which a claim locks before the action's own, so both must allow it.
+The limits travel with each claim: workers that declare different limits for one queue each
+claim under their own (the tighter one binds the workers that declare it; the bucket's row
+shows the last claim's).
+
+A limited action runs inline only under a *hold* (``flow_holds``: slots held by one worker,
+until its lease ends): running counts leased tasks plus held slots, so an inline attempt holds
+a lease like any other attempt (``_worker._holds``).
+
+Invariant: at most ``max_concurrent`` tasks of the action (of the queue) hold a live lease or
+a held slot at any time; at most ``rate * t + burst`` attempts start in any ``t`` seconds,
+``burst`` being a tenth of a second's worth (at least one). Tokens a worker takes ahead for
+inline attempts are spent within ``AHEAD`` seconds or dropped, which adds at most
+``rate * AHEAD`` (another burst's worth) to that bound.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+from ._queues import DEFAULT_QUEUE, SEP, check_queue, unroute
 from ._validate import check_count, show
 from .errors import ArgumentTypeError, ValidationError
 
-__all__ = ["Limit", "burst", "check_limit", "parse_rate", "refill", "room", "waits"]
+__all__ = ["AHEAD", "Hold", "Limit", "QueueLimit", "RouteLimit", "UNBOUNDED", "burst", "check_limit",
+           "check_queue_limits", "grant", "parse_rate", "queue_bucket", "queue_prefix", "refill",
+           "room",
+           "waits"]
+
+AHEAD: Final = 0.1  # seconds that tokens taken ahead for inline attempts stay spendable
 
 _RATE: Final = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*(s|m|h)\s*$")
 _PER: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -34,6 +52,89 @@ class Limit(NamedTuple):
 
     max_concurrent: int | None = None
     rate: float | None = None
+
+
+class RouteLimit(NamedTuple):
+    """What bounds the claims of one hosted action route: the action's own limits and its
+    queue's (either may be None)."""
+
+    action: Limit | None = None
+    queue: Limit | None = None
+
+    def buckets(self, route: str) -> list[tuple[str, Limit]]:
+        """The ``flow_buckets`` keys that a claim of ``route`` locks, in the order it locks
+        them (the queue's first: every claimer locks in this order), with their limits."""
+        found = [] if self.queue is None else [(queue_bucket(unroute(route)[1]), self.queue)]
+        return found + ([] if self.action is None else [(route, self.action)])
+
+
+class QueueLimit:
+    """Limits of one task queue, shared by every action on it, enforced across every worker.
+
+    ``durable.Worker(..., queue_limits={"email": durable.QueueLimit(max_concurrent=5,
+    rate="100/s")})``: at most ``max_concurrent`` action attempts on queue ``email`` run at
+    once and at most ``rate`` start per second (``"100/s"``, ``"20/m"``, ``"5/h"``), across all
+    workers that share the store; an action's own limits apply too. Each worker claims under
+    the limits it declares: give every worker of a queue the same ones.
+    """
+
+    __slots__ = ("max_concurrent", "rate", "limit")
+
+    def __init__(self, max_concurrent: int | None = None, rate: str | None = None) -> None:
+        limit = check_limit(max_concurrent, rate)
+        if limit is None:
+            raise ValidationError("a QueueLimit sets max_concurrent, rate or both, e.g. "
+                                  "QueueLimit(max_concurrent=5, rate='100/s')",
+                                  parameter="max_concurrent")
+        self.max_concurrent: int | None = max_concurrent
+        self.rate: str | None = rate
+        self.limit: Limit = limit
+
+    def __repr__(self) -> str:
+        return f"QueueLimit(max_concurrent={self.max_concurrent!r}, rate={self.rate!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, QueueLimit) and other.limit == self.limit
+
+    def __hash__(self) -> int:
+        return hash(self.limit)
+
+
+def check_queue_limits(value: Any, served: frozenset[str] | None,
+                       own: Iterable[str]) -> dict[str, Limit]:
+    """``Worker(queue_limits=...)``: a mapping of queue name to ``QueueLimit``, each queue one
+    the worker serves (``served``, or the queues of its definitions, ``own``)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ArgumentTypeError(f"queue_limits is a dict of queue name to durable.QueueLimit, "
+                                f"not {show(value)}", parameter="queue_limits")
+    queues = served if served is not None else frozenset(own)
+    limits: dict[str, Limit] = {}
+    given: Mapping[Any, Any] = value  # pyright: ignore[reportUnknownVariableType]
+    for queue, limit in given.items():
+        check_queue(queue, "a queue name in queue_limits")
+        if not isinstance(limit, QueueLimit):
+            raise ArgumentTypeError(f"queue_limits[{queue!r}] is a durable.QueueLimit, not "
+                                    f"{show(limit)}", parameter="queue_limits")
+        if queue not in queues:
+            raise ValidationError(f"queue_limits names queue {queue!r}, which this worker does "
+                                  f"not serve (it serves {', '.join(sorted(queues)) or 'none'}); "
+                                  "serve it (queues=[...]) or drop its limit",
+                                  parameter="queue_limits")
+        limits[queue] = limit.limit
+    return limits
+
+
+def queue_bucket(queue: str) -> str:
+    """The ``flow_buckets`` key of a queue's limits (no route starts with the separator)."""
+    return SEP + queue
+
+
+def queue_prefix(queue: str) -> str:
+    """What the routes on ``queue`` start with; '' for the default queue (routes with no
+    separator at all)."""
+    return "" if queue == DEFAULT_QUEUE else queue + SEP
 
 
 def parse_rate(rate: Any, what: str = "rate") -> float | None:
@@ -86,13 +187,47 @@ def refill(limit: Limit, tokens: float | None, refilled_at: float, now: float) -
 
 
 def waits(rows: Iterable[Sequence[Any]], now: float) -> dict[str, str]:
-    """Why a limited action's tasks wait, by route, from rows of (route, max_concurrent, rate,
-    tokens, refilled_at, running): what ``describe()`` shows."""
+    """Why limited tasks wait, by bucket key (an action's route or :func:`queue_bucket`), from
+    rows of (key, max_concurrent, rate, tokens, refilled_at, running): what ``describe()``
+    shows."""
     found: dict[str, str] = {}
-    for route, max_concurrent, rate, tokens, refilled_at, running in rows:
+    for key, max_concurrent, rate, tokens, refilled_at, running in rows:
         limit = Limit(max_concurrent, rate)
+        whose = f"waits for queue {key[len(SEP):]!r}'s" if key.startswith(SEP) else "waits: at its"
         if max_concurrent is not None and running >= max_concurrent:
-            found[route] = f"at its limit of {max_concurrent} running at once"
+            found[key] = f"{whose} limit of {max_concurrent} running at once"
         elif rate is not None and refill(limit, tokens, refilled_at, now) < 1:
-            found[route] = f"at its rate limit of {rate:g} per second"
+            found[key] = f"{whose} rate limit of {rate:g} per second"
     return found
+
+
+UNBOUNDED: Final = 1 << 30  # what a grant reports for a dimension the limit leaves free
+
+
+class Hold(NamedTuple):
+    """A worker's request to hold slots and take tokens of one bucket for inline attempts:
+    ``used`` slots it holds that are running (kept whatever the room), ``need`` for attempts
+    about to start, and up to ``extra`` ahead (only from half of the room left)."""
+
+    bucket: str
+    limit: Limit
+    used: int
+    need: int
+    extra: int
+
+
+def grant(hold: Hold, running_others: int, tokens: float) -> tuple[int, int]:
+    """What a hold gets: (slots held in all, tokens taken). A dimension that ``hold.limit``
+    does not bound is ``UNBOUNDED`` slots, or 0 tokens (none are needed)."""
+    limit = hold.limit
+    slots = UNBOUNDED
+    if limit.max_concurrent is not None:
+        free = limit.max_concurrent - running_others - hold.used
+        new = max(min(hold.need, free), 0)
+        slots = hold.used + new + min(hold.extra, max(free - new, 0) // 2)
+    taken = 0
+    if limit.rate is not None:
+        available = math.floor(tokens + 1e-9)
+        taken = max(min(hold.need, available), 0)
+        taken += min(hold.extra, max(available - taken, 0) // 2)
+    return slots, taken

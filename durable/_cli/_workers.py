@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from .._limits import QueueLimit
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
 from ._options import Commands
@@ -34,8 +35,9 @@ sys.path. ATTR may be:
         def worker(client, **options):
             return durable.Worker(client, workflows=[invoice_approval],
                                   actions=[send_email], **options)
-    --concurrency / --lease / --queue, when given, are passed to it as keyword arguments
-    (--queue as queues=[...]);
+    --concurrency / --lease / --queue / --queue-limit / --queue-rate, when given, are passed
+    to it as keyword arguments (--queue as queues=[...], --queue-limit and --queue-rate as
+    queue_limits={NAME: durable.QueueLimit(...)});
   - an object or dict with `workflows` and `actions` lists;
   - a list of @durable.workflow and @durable.action functions.
 SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
@@ -68,6 +70,13 @@ def _add_worker(commands: Commands) -> None:
     p.add_argument("--queue", action="append", dest="queues", metavar="NAME",
                    help="serve this task queue (repeat for more; default: each workflow's and "
                         "action's own queue)")
+    p.add_argument("--queue-limit", action="append", dest="queue_limits", metavar="NAME=N",
+                   help="at most N action attempts on queue NAME run at once, across every "
+                        "worker that declares it (repeat for more queues)")
+    p.add_argument("--queue-rate", action="append", dest="queue_rates", metavar="NAME=RATE",
+                   help="at most RATE action attempts on queue NAME start per second, minute "
+                        "or hour (RATE like 100/s, 20/m, 5/h), across every worker that "
+                        "declares it (repeat for more queues)")
 
 
 def _add_server(commands: Commands) -> None:
@@ -100,6 +109,9 @@ async def _worker(args: argparse.Namespace) -> int:
     name, target = load_target(args.target)
     options = {k: v for k in ("concurrency", "lease", "queues", "liveness_timeout")
                if (v := getattr(args, k)) is not None}
+    queue_limits = _queue_limits(args.queue_limits or [], args.queue_rates or [])
+    if queue_limits:
+        options["queue_limits"] = queue_limits
     async with connect(args) as client:
         try:
             worker = await build_worker(name, target, client, options)
@@ -109,10 +121,42 @@ async def _worker(args: argparse.Namespace) -> int:
                    f"workflows={','.join(worker.workflows) or '-'} "
                    f"actions={','.join(worker.actions) or '-'} "
                    f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
+                   f"queue-limits={_shown(worker.queue_limits)} "
                    f"concurrency={worker.concurrency} lease={worker.lease:g}s")
         await _run_until_signalled(worker, started)
         print(f"durable worker {worker.identity} stopped", flush=True)
     return 0
+
+
+def _shown(limits: dict[str, Any]) -> str:
+    """A worker's queue limits, as its start line shows them."""
+    shown: list[str] = []
+    for queue, limit in sorted(limits.items()):
+        rate = "" if limit.rate is None else f" {limit.rate:g}/s"
+        running = "" if limit.max_concurrent is None else f" {limit.max_concurrent} at once"
+        shown.append(f"{queue}:{running}{rate}".replace(": ", ":"))
+    return ",".join(shown) or "-"
+
+
+def _queue_limits(limits: list[str], rates: list[str]) -> dict[str, QueueLimit]:
+    """--queue-limit NAME=N and --queue-rate NAME=RATE, as ``Worker(queue_limits=...)``."""
+    found: dict[str, dict[str, Any]] = {}
+    for option, values in (("--queue-limit", limits), ("--queue-rate", rates)):
+        for value in values:
+            queue, sep, limit = value.partition("=")
+            if not sep or not queue:
+                raise UsageError(f"{option} takes NAME=VALUE, like {option} email="
+                                 f"{'5' if option == '--queue-limit' else '100/s'}; not {value!r}")
+            kind = "max_concurrent" if option == "--queue-limit" else "rate"
+            if kind == "max_concurrent":
+                try:
+                    found.setdefault(queue, {})[kind] = int(limit)
+                except ValueError:
+                    raise UsageError(f"{option} {value!r}: the limit is a whole number of "
+                                     "attempts, like email=5") from None
+            else:
+                found.setdefault(queue, {})[kind] = limit
+    return {queue: QueueLimit(**limits) for queue, limits in found.items()}
 
 
 # ---- server ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
-from .._limits import Limit
+from .._limits import RouteLimit
 from .._stores import ActionTask, TaskRef, WorkflowTask
 
 __all__ = ["Claim", "ClaimSpec", "Dispatcher"]
@@ -28,7 +28,8 @@ class ClaimSpec(NamedTuple):
     actions: frozenset[str]
     lease: float
     history_after: Callable[[str, str], int] | None = None
-    limits: Mapping[str, Limit] = {}  # hosted action routes with limits (``_limits``)
+    # hosted action routes with limits, their own or their queue's (``_limits``)
+    limits: Mapping[str, RouteLimit] = {}
 
 
 class Claim(NamedTuple):

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable, ClassVar, Collection, Protocol, Sequence
 
 from .._history import Event
-from .._limits import Limit
+from .._limits import Hold, Limit
 from ._records import (
     ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
     WorkflowCommit, WorkflowTask,
@@ -161,16 +161,26 @@ class TaskStore(Protocol):
         """Lease up to ``limit`` due action tasks of the named actions."""
         ...
 
-    async def claim_limited(self, route: str, limit: Limit, owner: str, *, lease: float,
-                            now: float, limit_count: int = 0) -> list[ActionTask]:
+    async def claim_limited(self, route: str, limit: Limit | None, owner: str, *, lease: float,
+                            now: float, limit_count: int = 0,
+                            queue_limit: Limit | None = None) -> list[ActionTask]:
         """Lease up to ``limit_count`` due tasks of the action ``route`` (a route: its name on
-        its queue) as far as its ``limit`` allows (see ``durable._limits``), atomically with
-        respect to every other claim of that action."""
+        its queue) as far as its ``limit`` and its queue's ``queue_limit`` allow (see
+        ``durable._limits``), atomically with respect to every other claim of that action or
+        queue."""
         ...
 
-    async def limit_waits(self, routes: Collection[str], *, now: float) -> dict[str, str]:
-        """Why tasks of these action routes wait for their limits, by route: those at their
-        limit as of the last claim (``durable._limits.waits``)."""
+    async def hold_limited(self, holds: Sequence[Hold], owner: str, *, lease: float,
+                           now: float) -> list[tuple[int, int]]:
+        """For each hold, in one transaction: hold slots of its bucket for ``owner`` until
+        ``now + lease`` (replacing what ``owner`` held there) and take tokens, as far as the
+        bucket's limit allows (``durable._limits.grant``); what each got, (slots, tokens)."""
+        ...
+
+    async def limit_waits(self, keys: Collection[str], *, now: float) -> dict[str, str]:
+        """Why tasks wait for the limits of these buckets (action routes, or queues' buckets,
+        ``durable._limits.queue_bucket``), by key: those at their limit as of the last claim
+        (``durable._limits.waits``)."""
         ...
 
     async def extend_action_lease(self, task: ActionTask, owner: str, *, lease: float,

@@ -9,7 +9,7 @@ import socket
 import uuid
 from collections import Counter
 from types import TracebackType
-from typing import Any, Generator, Iterable
+from typing import Any, Generator, Iterable, Mapping
 
 from .._ports import ClientPort
 from .._definitions import (
@@ -17,12 +17,14 @@ from .._definitions import (
 )
 from .._dispatch import Claim, ClaimSpec
 from .._lanes import enter
+from .._limits import QueueLimit, RouteLimit, check_queue_limits
 from .._payloads import payload_limit
 from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import ActionTask, TaskRef, WorkflowTask
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
+from ._holds import Holds
 from ._liveness import LIVENESS_TIMEOUT, Liveness
 from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
 
@@ -54,6 +56,11 @@ class Worker:
     ``queues``: the task queues it serves. By default each workflow and action is hosted on
     its own queue (``durable.workflow(queue=...)``); with a list, each is hosted on every
     queue listed. A task is run only by a worker that hosts its name on its queue.
+
+    ``queue_limits``: ``{"email": durable.QueueLimit(max_concurrent=5, rate="100/s")}`` bounds
+    the action attempts on each queue named (one the worker serves), across every worker that
+    declares the limit, on top of each action's own limits (``durable._limits``). Limited
+    actions still run inline while their limits have room (``_holds``).
     """
 
     def __init__(self, client: ClientPort, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
@@ -61,7 +68,9 @@ class Worker:
                  max_cached: int = 1000, inline_actions: bool = True,
                  identity: str | None = None, snapshot_every: int = 1000,
                  snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT,
-                 queues: Iterable[str] | None = None, eager_actions: bool = True) -> None:
+                 queues: Iterable[str] | None = None,
+                 queue_limits: Mapping[str, QueueLimit] | None = None,
+                 eager_actions: bool = True) -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
         if not isinstance(eager_actions, bool):
@@ -96,6 +105,8 @@ class Worker:
         self._pledged = 0  # slots a waiting claim may fill
         # whether commits may start actions here (eager): then a claim leaves them room
         self._shares_slots = eager_actions and bool(self.workflows) and bool(self.actions)
+        self.queue_limits = check_queue_limits(queue_limits, self.queues,
+                                               {d.queue for d in self.actions.values()})
         self._in_flight = 0
         self._tenants: Counter[str] = Counter()  # tasks in flight by tenant
         self._reserve = max(1, concurrency // 10)  # slots for tenants with none in flight
@@ -103,10 +114,13 @@ class Worker:
         self._hosts = [("w", r) for r in sorted(self.hosted_workflows)] + [
             ("a", r) for r in sorted(self.hosted_actions)]
         self._announced_at = float("-inf")
-        limits = {route(d.name, q): d.limit for d in self.actions.values() if d.limit
-                  for q in (self.queues or (d.queue,))}
+        limits = {route(d.name, q): RouteLimit(d.limit, self.queue_limits.get(q))
+                  for d in self.actions.values() for q in (self.queues or (d.queue,))
+                  if d.limit or q in self.queue_limits}
         self._spec = ClaimSpec(self.identity, self.hosted_workflows, self.hosted_actions,
                                lease, self.cache.seq_of, limits)
+        self._holds = self._workflow_runner.holds = Holds(client.store, self.identity, lease,
+                                                          client.clock, limits)
         self._stopping = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None  # while run() runs: takes eager starts
@@ -147,6 +161,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 await self._announce()
+                await self._holds.trim()
                 await self._poll_once(group, self.poll_interval)
                 failures = 0
             except Exception as exc:  # the store is down: back off and try again

@@ -34,6 +34,7 @@ from ._requests import (
 
 if TYPE_CHECKING:
     from ._action_tasks import ActionTaskRunner
+    from ._holds import Holds
 
 __all__ = ["InstanceCache", "WorkflowTaskRunner"]
 
@@ -290,6 +291,7 @@ class WorkflowTaskRunner:
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
+        self.holds: Holds | None = None  # what limited actions run inline under (``Worker``)
         self.snapshot_every = snapshot_every  # events between snapshots; 0 disables
         self.snapshots_kept = snapshots_kept
         self.slots: ActionSlots | None = None  # the worker's, while it runs: eager actions
@@ -433,8 +435,9 @@ class WorkflowTaskRunner:
         worker hosts it and no limit needs a claim to take its room (a retry waits for its
         backoff as a task, claimed once due)."""
         defn = self.actions.get(action.name)
-        return defn is not None and defn.limit is None \
-            and route(action.name, action.queue) in self.hosted_actions
+        key = route(action.name, action.queue)
+        return defn is not None and defn.limit is None and key in self.hosted_actions \
+            and (self.holds is None or key not in self.holds.limits)  # nor its queue's
 
     async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
         """Validate pending updates and run the accepted ones, then answer pending queries.
@@ -486,8 +489,9 @@ class WorkflowTaskRunner:
         """Whether this worker runs the action inside the workflow task (a local fast path)."""
         defn = self.actions.get(action.name)
         if self.inline_budget <= 0 or defn is None or defn.inline is False or defn.transaction \
-                or defn.heartbeat_timeout is not None or defn.limit is not None \
-                or route(action.name, action.queue) not in self.hosted_actions:
+                or defn.heartbeat_timeout is not None \
+                or route(action.name, action.queue) not in self.hosted_actions \
+                or (self.holds is None and defn.limit is not None):
             return False  # a database action commits with its own transaction, not the task's
         # A thread cannot be stopped: a plain function only if its timeout ends it in time.
         limit = self.inline_budget if defn.is_async else min(self.inline_budget, INLINE_BUDGET)
@@ -509,7 +513,15 @@ class WorkflowTaskRunner:
                 or bool(unanswered)
 
         budget = min(self.inline_budget, INLINE_BUDGET)
-        outcomes = await self.action_runner.run_inline(actions, budget, interrupted)
+        # A limited action runs inline only while it holds slots and tokens of its limits
+        # (``_holds``); the others stay queued.
+        if self.holds is not None:
+            actions = await self.holds.admit(actions)
+        try:
+            outcomes = await self.action_runner.run_inline(actions, budget, interrupted)
+        finally:
+            if self.holds is not None:
+                self.holds.release(actions)
         return commit.record_inline(outcomes, self.clock())
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:

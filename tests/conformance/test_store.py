@@ -72,7 +72,7 @@ async def commit(store: Store, task: WorkflowTask, *commands: Command, owner: st
     events: list[Event] = [TaskCompleted(seq, now)]
     events += [c.to_event(seq + 1 + i, now) for i, c in enumerate(commands)]
     run = (task.tenant, task.workflow_id, record.run_id)
-    actions = [ActionTask(*run, c.cmd, c.name, c.args, c.kwargs,
+    actions = [ActionTask(*run, c.cmd, c.name, c.args, c.kwargs, queue=c.queue,
                           visible_at=now if visible_at is None else visible_at)
                for c in commands if isinstance(c, ScheduleAction)]
     timers = [TimerRecord(*run, c.cmd, c.fire_at) for c in commands if isinstance(c, StartTimer)]

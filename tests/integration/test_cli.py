@@ -450,3 +450,28 @@ def test_a_liveness_timeout_that_is_not_positive_is_refused(
     db = f"sqlite:///{tmp_path / 'live.db'}"
     assert main(["--db", db, *command, "--liveness-timeout", "0"]) == 1
     assert "liveness_timeout" in capsys.readouterr().err
+
+
+def test_worker_queue_limits(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mailer.py").write_text(
+        "import durable\n"
+        "@durable.action(queue='email')\n"
+        "def send() -> None: ...\n"
+        "worker = [send]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "durable._cli", "worker", "mailer:worker",
+                             "--queue-limit", "email=5", "--queue-rate", "email=100/s"],
+                            cwd=tmp_path, env=_env(db), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    started = proc.stdout.readline() if proc.stdout else ""
+    _stop(proc)
+    assert "queue-limits=email:5 at once 100/s" in started, started
+    for option, value, says in [("--queue-limit", "email=0", "max_concurrent"),
+                                ("--queue-limit", "email=-1", "max_concurrent"),
+                                ("--queue-rate", "email=fast", "rate"),
+                                ("--queue-limit", "sms=5", "does not serve")]:
+        assert main(["--db", db, "worker", "examples.invoice:worker", option, value]) == 1
+        assert says in capsys.readouterr().err, (option, value)
+    for option, value in [("--queue-limit", "email"), ("--queue-limit", "email=five"),
+                          ("--queue-rate", "=5/s")]:
+        assert main(["--db", db, "worker", "examples.invoice:worker", option, value]) != 0
+        assert option in capsys.readouterr().err, (option, value)

@@ -8,6 +8,7 @@ heartbeat, which is on the store's clock.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 from .._liveness import Released, WorkerRecord
 from .._records import TaskRef, action_ref, workflow_ref
@@ -64,6 +65,9 @@ class MemoryWorkers(MemoryState):
             if lease.owner in owners:
                 lease.until, lease.dispatched_at = 0.0, now
                 refs.append(action_ref(task))
+        holds: dict[tuple[str, str], Any] = getattr(self, "_flow_holds", {})
+        for key in [k for k in holds if k[1] in owners]:  # its held slots (``_limits``)
+            del holds[key]
         if refs:
             self.wakeup.notify()
         return refs

@@ -50,6 +50,7 @@ _RELEASE_WORKFLOW_TASKS = ("UPDATE workflow_tasks SET lease_until = 0, dispatche
                            "WHERE owner = $1 RETURNING tenant, workflow_id")
 _RELEASE_ACTIONS = ("UPDATE action_tasks SET lease_until = 0, dispatched_at = $2 "
                     "WHERE owner = $1 RETURNING tenant, workflow_id, name, run_id, cmd")
+_RELEASE_HOLDS = "DELETE FROM flow_holds WHERE owner = $1"  # its slots for inline attempts
 
 
 class PostgresWorkers(PostgresBase):
@@ -105,6 +106,7 @@ class PostgresWorkers(PostgresBase):
                     return None
                 flows = await conn.fetch(_RELEASE_WORKFLOW_TASKS, identity, now)
                 actions = await conn.fetch(_RELEASE_ACTIONS, identity, now)
+                await conn.execute(_RELEASE_HOLDS, identity)
         except Exception as exc:
             raise await self._mapped(exc) from exc
         return [workflow_ref(*row) for row in flows] + [TaskRef("a", *row) for row in actions]

@@ -154,6 +154,7 @@ def _release_worker_txn(conn: sqlite3.Connection, identity: str, heartbeat_at: f
 def _release_tasks(conn: sqlite3.Connection, owner: str, now: float) -> list[TaskRef]:
     refs = [workflow_ref(*row) for row in conn.execute(_RELEASE_WORKFLOW_TASKS, (now, owner))]
     refs += [TaskRef("a", *row) for row in conn.execute(_RELEASE_ACTIONS, (now, owner))]
+    conn.execute("DELETE FROM flow_holds WHERE owner = ?", (owner,))  # its inline slots
     return refs
 
 
