@@ -132,6 +132,9 @@ async def test_queries_and_updates_take_or_refuse_any_value(
     handle = await fresh(env)
     limit = timeout if not isinstance(timeout, (int, float)) or not 0 < timeout < 5 else 5
     # (a worker answers at once: a long valid timeout costs nothing, a short one may expire)
+    known = name in ("echo", "take")
+    if not known:  # kept for a handler the run may still register: it waits, within a bound
+        limit = 0.2
     if kind == "query":
         call = handle.query(name, *args, timeout=limit, result_type=result_type)
     else:
@@ -139,7 +142,7 @@ async def test_queries_and_updates_take_or_refuse_any_value(
                              result_type=result_type)
     ok, answer = await works_or_typed(call)
     if not ok and isinstance(answer, RequestTimeoutError):
-        assert timeout is not None  # only ever for a short timeout given
+        assert timeout is not None or not known  # a short timeout given, or no handler
     await finishes(handle)
 
 
