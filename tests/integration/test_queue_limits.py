@@ -50,14 +50,17 @@ async def test_a_queue_limit_holds_back_another_action_and_describe_says_so(env:
     gate = f"{env.kind}-{env.tenant}"
     handle = await client.start(both, gate)
     expected = "on queue 'ql-mail' waits for queue 'ql-mail''s limit of 1 running at once"
-    for _ in range(2000):
-        if any(expected in why for why in (await handle.describe()).waiting):
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError((await handle.describe()).waiting)
-    assert RUNNING[gate] == [1, 1]  # one of the two runs; the other waits for the queue
-    GATES[gate].set()
+    try:
+        for _ in range(3000):
+            waiting = (await handle.describe()).waiting
+            if RUNNING.get(gate, [0])[0] == 1 and any(expected in why for why in waiting):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(waiting, RUNNING.get(gate))
+        assert RUNNING[gate] == [1, 1]  # one of the two runs; the other waits for the queue
+    finally:  # let the attempts end, so that the worker can stop
+        GATES.setdefault(gate, asyncio.Event()).set()
     assert await handle.result(timeout=30) == ["send", "notify"]
     assert RUNNING[gate][1] == 1
 
