@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import ModuleType
-from typing import Any, Awaitable, Callable, Final, TypeVar, overload
+from typing import Any, Awaitable, Callable, Final, TypeVar, get_type_hints, overload
 
 from ._guard import warn as warn_nondeterministic
 from ._limits import Limit, check_limit
@@ -34,6 +34,7 @@ __all__ = [
     "action",
     "action_definition",
     "check_handler",
+    "declared_result",
     "definitions_in",
     "on_query",
     "on_update",
@@ -205,6 +206,20 @@ def check_handler(kind: str, name: Any, fn: Any, validator: Any = None) -> None:
                                   or inspect.iscoroutinefunction(validator)):
         raise ArgumentTypeError(f"the validator of update {name!r} must be a plain function "
                                 f"that raises to reject the update, not {validator!r}")
+
+
+def declared_result(defn: WorkflowDefinition | None, kind: str, name: str,
+                    result_type: Any) -> Any:
+    """A request's ``result_type``: the one given, else the return annotation of the handler
+    declared on the workflow's definition (None: returned as it is)."""
+    if result_type is not None or defn is None or (kind, name) not in defn.handlers:
+        return result_type
+    fn = defn.handlers[kind, name][0]
+    try:
+        annotation = get_type_hints(fn).get("return")
+    except Exception:  # an annotation that does not resolve: the answer as it is
+        return None
+    return None if annotation in (None, Any, type(None)) else annotation
 
 
 def _declare(workflow: Any, kind: str, name: str | None,

@@ -511,3 +511,41 @@ def test_bad_declared_handlers_are_typed_errors() -> None:
             return 1
     with pytest.raises(UnknownWorkflowError):
         durable.on_query("NoSuchWorkflow", "x")
+
+
+@dataclasses.dataclass
+class Tally:
+    count: int
+    last: str
+
+
+@durable.workflow(name="QUTyped")
+async def typed(ctx: durable.Context) -> None:
+    await ctx.wait_for("close")
+
+
+@durable.on_query(typed)
+def tally(ctx: durable.Context) -> Tally:
+    return Tally(len(ctx.data), str(ctx.data.get("last", "")))
+
+
+@durable.on_update(typed)
+def note(ctx: durable.Context, text: str) -> Tally:
+    ctx.data[f"n{len(ctx.data)}"] = text
+    ctx.data["last"] = text
+    return Tally(len(ctx.data), text)
+
+
+async def test_answers_take_the_declared_handlers_return_type(client: durable.Client) -> None:
+    async with durable.Worker(client, [typed], [], poll_interval=0.01):
+        handle = await client.start(typed, id="typed")
+        assert await handle.query("tally", timeout=20) == Tally(0, "")
+        assert await handle.update("note", "hi", timeout=20) == Tally(2, "hi")
+        started = await handle.start_update("note", "yo", wait_for="completed", timeout=20)
+        assert await started.result(timeout=20) == Tally(3, "yo")
+        as_given = await handle.query("tally", timeout=20, result_type=dict)
+        assert as_given == {"count": 3, "last": "yo"}  # an explicit result_type wins
+        untyped = client.get_handle("typed")  # knows no workflow: the answer as it came
+        assert await untyped.query("tally", timeout=20) == {"count": 3, "last": "yo"}
+        await handle.send("close")
+        await handle.result(timeout=20)
