@@ -10,7 +10,8 @@ from ._codecs import AesGcmCodec, Codec, CodecChain, ZlibCodec
 from ._connect import connect
 from ._definitions import Retry, action, on_query, on_update, workflow
 from ._guard import NondeterministicCallWarning
-from ._history import Event, EventReceived, History
+from ._history import Event, EventReceived
+from ._history_list import History
 from ._limits import QueueLimit
 from ._replay import NonDeterminismWarning, WorkflowInfo
 from ._replay._children import ChildHandle

@@ -22,9 +22,8 @@ from ._replay._context import Context
 from ._definitions import Duration, WorkflowDefinition, declared_result, workflow_definition
 from ._lanes import enter
 from ._scope import permit, permit_all, scope
-from ._history import (
-    CancelRequested, ErrorInfo, EventReceived, History, WorkflowStarted,
-)
+from ._history import CancelRequested, ErrorInfo, EventReceived, WorkflowStarted
+from ._history_list import History
 from ._ports import EagerWorker
 from ._codecs import Codec, check_codec
 from ._limits import queue_bucket

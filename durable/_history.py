@@ -19,7 +19,7 @@ Schema evolution: events are MessagePack arrays (``array_like``): new fields go 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final
 
 import msgspec
 
@@ -32,7 +32,7 @@ __all__ = [
     "CancelWorkflow", "ChildCancelRequested", "ChildCancelled", "ChildCompleted",
     "ChildFailed", "ChildInitiated", "ChildStartFailed", "ChildStarted", "Command",
     "CompleteUpdate", "CompleteWorkflow", "ContinueAsNew", "DataChanged", "ErrorInfo", "Event",
-    "EventReceived", "ExternalCancelRequested", "ExternalSignalled", "FailWorkflow", "History",
+    "EventReceived", "ExternalCancelRequested", "ExternalSignalled", "FailWorkflow",
     "MarkPatched", "ParentRef", "Patched", "ScheduleAction", "SetData", "SetState",
     "SignalExternal", "StartChild", "StartTimer", "StateChanged", "TaskCompleted",
     "TimerCancelled", "TimerFired", "TimerStarted", "UpdateAccepted", "UpdateCompleted",
@@ -377,27 +377,6 @@ INPUT_TYPES: Final = (
 TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
                          WorkflowContinuedAsNew)
 
-
-E = TypeVar("E", bound=_Event)
-
-
-class History(list[Event]):
-    """A run's events in ``seq`` order, as ``handle.history()`` returns them: a list, with
-    typed views so that fields are read without casts."""
-
-    __slots__ = ()
-
-    @property
-    def started(self) -> WorkflowStarted:
-        """The run's first event: its workflow, arguments and the run it continues."""
-        first = self[0] if self else None
-        if not isinstance(first, WorkflowStarted):
-            raise HistoryError(f"a history starts with WorkflowStarted, not {first!r}")
-        return first
-
-    def of_type(self, kind: type[E]) -> list[E]:
-        """The events of one kind, in order."""
-        return [event for event in self if isinstance(event, kind)]
 
 # ---- commands -------------------------------------------------------------------------------
 
