@@ -315,9 +315,12 @@ class Worker:
 
     async def _wake(self, ref: TaskRef) -> None:
         """The workflow task an action's outcome made due: when this worker holds the
-        execution's instance, run it here at once, in the action's slot (claimed by its key,
-        with the history it lacks: no hint, no other worker); else announce it."""
-        if not self._stopping.is_set() and self.cache.seq_of(ref.tenant, ref.workflow_id):
+        execution's instance and is not busy, run it here at once, in the action's slot
+        (claimed by its key, with the history it lacks: no hint, no other worker); else
+        announce it (a busy worker's claims take such tasks in batches, one round trip each,
+        which serves more at once than a claim per outcome)."""
+        if not self._stopping.is_set() and self._in_flight <= self._reserve \
+                and self.cache.seq_of(ref.tenant, ref.workflow_id):
             try:
                 tasks, _ = await self.client.store.claim_refs(
                     [ref], self.identity, workflows=self.hosted_workflows, actions=(),
