@@ -136,11 +136,13 @@ def _partitions(table: str) -> str:
 
 def _running(table: str) -> str:
     """The partitions with due tasks, each with how many of its tasks are leased now (counted
-    up to 1,000, which bounds the cost)."""
-    return (f"(SELECT p.tenant, p.fairness_key, (SELECT count(*) FROM (SELECT FROM {table} AS x "
+    up to 1,000, which bounds the cost; not at all when a single partition has due tasks, as
+    turns then change nothing)."""
+    return (f"(SELECT p.tenant, p.fairness_key, CASE WHEN (SELECT count(*) FROM parts) > 1 "
+            f"THEN (SELECT count(*) FROM (SELECT FROM {table} AS x "
             f"WHERE x.tenant = p.tenant AND x.fairness_key = p.fairness_key "
-            f"AND x.owner IS NOT NULL AND x.lease_until > $3 LIMIT 1000) AS x) AS running "
-            f"FROM parts AS p) AS n")
+            f"AND x.owner IS NOT NULL AND x.lease_until > $3 LIMIT 1000) AS x) ELSE 0 END "
+            f"AS running FROM parts AS p) AS n")
 
 
 _TURN: Final = ("n.running + row_number() OVER (PARTITION BY c.tenant, c.fairness_key, "
@@ -155,12 +157,15 @@ _ORD: Final = "row_number() OVER (ORDER BY c.priority DESC, c.turn, c.due) AS or
 CLAIM_WORKFLOW_TASKS: Final = f"""
 {_partitions("workflow_tasks")}, claimed AS (
 UPDATE workflow_tasks AS w SET owner = $1, lease_until = $2, attempt = w.attempt + 1
-FROM (SELECT c.tenant, c.workflow_id, {_ORD} FROM (
-        SELECT c.*, {_TURN} FROM {_running("workflow_tasks")} CROSS JOIN LATERAL (
-          SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id
-          FROM workflow_tasks AS t WHERE {_IN_PARTITION} AND t.workflow = ANY ($4::text[])
-          ORDER BY t.priority DESC, t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
-      {_CLAIM_ORDER}) AS picked, {_NO_FLUSH}
+FROM (SELECT k.tenant, k.workflow_id, r.ord FROM workflow_tasks AS k JOIN (
+        SELECT c.tenant, c.workflow_id, {_ORD} FROM (
+          SELECT c.*, {_TURN} FROM {_running("workflow_tasks")} CROSS JOIN LATERAL (
+            SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id
+            FROM workflow_tasks AS t WHERE {_IN_PARTITION} AND t.workflow = ANY ($4::text[])
+            ORDER BY t.priority DESC, t.due LIMIT $5) AS c) AS c
+        {_CLAIM_ORDER}) AS r ON r.tenant = k.tenant AND r.workflow_id = k.workflow_id
+      WHERE k.due <= $3  -- rechecked on the row it locks: another claim may have leased it
+      FOR UPDATE OF k SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
 RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested, picked.ord)
 SELECT tenant, workflow_id, workflow, attempt, requested FROM claimed ORDER BY ord
@@ -207,12 +212,16 @@ CLAIM_ACTION_TASKS: Final = f"""
 {_partitions("action_tasks")}, claimed AS (
 UPDATE action_tasks AS a
 SET owner = $1, lease_until = $2, attempt = a.attempt + (a.owner IS NOT NULL)::integer
-FROM (SELECT c.tenant, c.workflow_id, c.run_id, c.cmd, {_ORD} FROM (
-        SELECT c.*, {_TURN} FROM {_running("action_tasks")} CROSS JOIN LATERAL (
-          SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id, t.run_id, t.cmd
-          FROM action_tasks AS t WHERE {_IN_PARTITION} AND t.name = ANY ($4::text[])
-          ORDER BY t.priority DESC, t.due LIMIT $5 FOR UPDATE SKIP LOCKED) AS c) AS c
-      {_CLAIM_ORDER}) AS picked, {_NO_FLUSH}
+FROM (SELECT k.tenant, k.workflow_id, k.run_id, k.cmd, r.ord FROM action_tasks AS k JOIN (
+        SELECT c.tenant, c.workflow_id, c.run_id, c.cmd, {_ORD} FROM (
+          SELECT c.*, {_TURN} FROM {_running("action_tasks")} CROSS JOIN LATERAL (
+            SELECT t.tenant, t.fairness_key, t.priority, t.due, t.workflow_id, t.run_id, t.cmd
+            FROM action_tasks AS t WHERE {_IN_PARTITION} AND t.name = ANY ($4::text[])
+            ORDER BY t.priority DESC, t.due LIMIT $5) AS c) AS c
+        {_CLAIM_ORDER}) AS r ON r.tenant = k.tenant AND r.workflow_id = k.workflow_id
+          AND r.run_id = k.run_id AND r.cmd = k.cmd
+      WHERE k.due <= $3  -- rechecked on the row it locks: another claim may have leased it
+      FOR UPDATE OF k SKIP LOCKED) AS picked, {_NO_FLUSH}
 WHERE a.tenant = picked.tenant AND a.workflow_id = picked.workflow_id AND a.run_id = picked.run_id
   AND a.cmd = picked.cmd
 RETURNING {_RETURNING_ACTION}, picked.ord)
