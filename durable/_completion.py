@@ -92,14 +92,15 @@ def decode(token: Any) -> Handoff:
 
 
 async def _held(client: ClientPort, handoff: Handoff, now: float) -> ActionTask:
-    """The handed-off task, if the holder still holds it (its lease renewed as a heartbeat)."""
+    """The handed-off task (its key and attempt), if the holder still holds it (its lease
+    renewed as a heartbeat)."""
     client.acts_for(handoff.tenant)
     task = handoff.task()
     for _ in range(_HANDOFF_WAITS):
         if await client.store.extend_action_lease(
                 task, handoff.holder, lease=handoff.lease_until(now) - now, now=now):
-            return await _stored(client, handoff) or task
-        stored = await _stored(client, handoff)
+            return task
+        stored = await _pending(client, handoff)
         if stored is None or stored.attempt != handoff.attempt:
             break
         await asyncio.sleep(0.01)  # the worker is handing the attempt to the token just now
@@ -109,8 +110,8 @@ async def _held(client: ClientPort, handoff: Handoff, now: float) -> ActionTask:
         "took over", reason="gone")
 
 
-async def _stored(client: ClientPort, handoff: Handoff) -> ActionTask | None:
-    """The action's task as stored (arguments, options), if it is pending."""
+async def _pending(client: ClientPort, handoff: Handoff) -> ActionTask | None:
+    """The action's task as stored, if it is pending."""
     actions, _ = await client.store.pending_work(handoff.tenant, handoff.workflow_id)
     return next((a for a in actions if a.run_id == handoff.run_id and a.cmd == handoff.cmd),
                 None)

@@ -4,6 +4,7 @@ Redis): the test reads every attempt's start and end from the processes' shared 
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -26,8 +27,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[s
              "prefix": request.getfixturevalue("redis_prefix").rstrip(":")})
 
 
-async def run_fleet(tmp_path: Path, backend: tuple[str, dict[str, Any]], action: str,
+async def run_fleet(tmp_path: Path, backend: tuple[str, dict[str, Any]],
+                    workflow: Callable[..., Awaitable[int]], actions: Any,
                     n: int) -> list[dict[str, Any]]:
+    """Three worker processes (and, with Redis, a server) run three ``workflow(actions, n)``
+    of ``_limited``; every effect they logged, in the order written."""
     url, options = backend
     extra = [] if not options else ["--redis", options["redis_url"], "--prefix", options["prefix"]]
     async with durable.connect(url, **options) as client:
@@ -40,17 +44,18 @@ async def run_fleet(tmp_path: Path, backend: tuple[str, dict[str, Any]], action:
                                    options["redis_url"], "--prefix", options["prefix"],
                                    "--port", "0", "--interval", "0.05",
                                    "--redispatch-after", "0.5")
-            handles = [await client.start(_limited.fan_out, action, n) for _ in range(3)]
+            handles = [await client.start(workflow, actions, n) for _ in range(3)]
             for handle in handles:
                 assert await handle.result(timeout=120) == sum(range(n))
         finally:
             procs.close()
-    return [e for e in read_effects(tmp_path / "effects.jsonl") if e["action"] != "x"]
+    return read_effects(tmp_path / "effects.jsonl")
 
 
 async def test_five_concurrent_at_most(tmp_path: Path, backend: tuple[str, dict[str, Any]]
                                        ) -> None:
-    effects = await run_fleet(tmp_path, backend, "LimitedFive", 40)
+    effects = await run_fleet(tmp_path, backend, _limited.fan_out, "LimitedFive", 40)
+    effects = [e for e in effects if e["action"] != "x"]
     running = seen = 0
     for line in effects:  # in the order written, across the processes
         running += 1 if line["phase"] == "start" else -1
@@ -63,7 +68,8 @@ async def test_five_concurrent_at_most(tmp_path: Path, backend: tuple[str, dict[
 
 async def test_rate_of_fifty_per_second(tmp_path: Path, backend: tuple[str, dict[str, Any]]
                                         ) -> None:
-    effects = await run_fleet(tmp_path, backend, "LimitedRate", 100)
+    effects = await run_fleet(tmp_path, backend, _limited.fan_out, "LimitedRate", 100)
+    effects = [e for e in effects if e["action"] != "x"]
     starts = sorted(e["time"] for e in effects)
     assert len(starts) == 300
     span = starts[-1] - starts[0]

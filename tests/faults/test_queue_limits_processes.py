@@ -9,43 +9,24 @@ from typing import Any
 
 import pytest
 
-import durable
-
 from . import _limited
-from ._flows import read_effects
-from ._procs import make_procs
-from .test_limits_processes import backend  # noqa: F401 - the fixture
+from .test_limits_processes import backend, run_fleet  # noqa: F401 - backend: the fixture
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 
-async def run_fleet(tmp_path: Path, backend: tuple[str, dict[str, Any]], actions: list[str],
-                    n: int, what: str) -> list[dict[str, Any]]:
-    url, options = backend
-    extra = [] if not options else ["--redis", options["redis_url"], "--prefix", options["prefix"]]
-    async with durable.connect(url, **options) as client:
-        procs = make_procs(tmp_path, url)
-        try:
-            for i in range(3):
-                procs.start_module(f"w{i}", "tests.faults._limited", url, *extra)
-            if options:
-                procs.start_module("server", "durable._cli", "server", "--db", url, "--redis",
-                                   options["redis_url"], "--prefix", options["prefix"],
-                                   "--port", "0", "--interval", "0.05",
-                                   "--redispatch-after", "0.5")
-            handles = [await client.start(_limited.fan_out_two, actions, n) for _ in range(3)]
-            for handle in handles:
-                assert await handle.result(timeout=120) == sum(range(n))
-        finally:
-            procs.close()
-    return [e for e in read_effects(tmp_path / "effects.jsonl") if e["action"] == what]
+async def run_queue_fleet(tmp_path: Path, backend: tuple[str, dict[str, Any]],
+                          actions: list[str], n: int, what: str) -> list[dict[str, Any]]:
+    """``run_fleet`` of ``fan_out_two``: the effects of the actions logged as ``what``."""
+    effects = await run_fleet(tmp_path, backend, _limited.fan_out_two, actions, n)
+    return [e for e in effects if e["action"] == what]
 
 
 async def test_a_queue_limit_of_five_is_never_exceeded(tmp_path: Path,
                                                        backend: tuple[str, dict[str, Any]]
                                                        ) -> None:
-    effects = await run_fleet(tmp_path, backend, ["QueueFiveQueued", "QueueFiveInline"], 40,
-                              "qfive")
+    effects = await run_queue_fleet(tmp_path, backend, ["QueueFiveQueued", "QueueFiveInline"], 40,
+                                    "qfive")
     running = seen = 0
     for line in effects:  # in the order written, across the processes
         running += 1 if line["phase"] == "start" else -1
@@ -60,8 +41,8 @@ async def test_a_queue_limit_of_five_is_never_exceeded(tmp_path: Path,
 async def test_a_queue_rate_of_fifty_per_second_holds(tmp_path: Path,
                                                       backend: tuple[str, dict[str, Any]]
                                                       ) -> None:
-    effects = await run_fleet(tmp_path, backend, ["QueueRateQueued", "QueueRateInline"], 170,
-                              "qrate")
+    effects = await run_queue_fleet(tmp_path, backend, ["QueueRateQueued", "QueueRateInline"], 170,
+                                    "qrate")
     starts = sorted(e["time"] for e in effects)
     assert len(starts) >= 510
     span = starts[-1] - starts[0]

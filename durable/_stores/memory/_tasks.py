@@ -246,7 +246,9 @@ class MemoryTasks(Committer, MemoryState):
         key = (task.tenant, task.workflow_id, task.run_id, task.cmd)
         if self._held(task, owner) is None:
             return
-        retried = replace(task, attempt=task.attempt + 1, visible_at=visible_at, last_error=error)
+        # as the SQL stores' (columns of the stored task): a caller may know only its key
+        retried = replace(self._actions[key][0], attempt=task.attempt + 1, visible_at=visible_at,
+                          last_error=error)
         self._actions[key] = (retried, Lease(visible_at))  # dispatched again once due
 
     async def run_action_transaction(self, task: ActionTask, body: Callable[[Any], Any], *,

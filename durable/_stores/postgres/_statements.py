@@ -171,13 +171,19 @@ RETURNING w.tenant, w.workflow_id, w.workflow, w.attempt, w.requested, picked.or
 SELECT tenant, workflow_id, workflow, attempt, requested FROM claimed ORDER BY ord
 """
 
+def _then(commit: str, call: str) -> str:
+    """A commit statement (``COMMIT``, ``COMMIT_EFFECTS``, or one made by this) that, when the
+    commit succeeded, also calls ``call`` in the same statement and transaction."""
+    return commit.replace(" FROM (SELECT durable_", f", CASE WHEN c.done THEN {call} END "
+                          "FROM (SELECT durable_", 1)
+
+
 def leasing(commit: str, params: int) -> str:
     """A commit statement of ``params`` parameters that, when the commit succeeded, also leases
     the new actions numbered in the next three parameters: the run, its cmds, lease_until
     (leased to the owner, $3: eager dispatch, migration 0017)."""
-    head, sep, tail = commit.partition(" FROM (SELECT durable_commit")
-    return (f"{head}, CASE WHEN c.done THEN durable_lease_actions($1, $2, ${params + 1}, $3, "
-            f"${params + 2}::bigint[], ${params + 3}) END{sep}{tail}")
+    return _then(commit, f"durable_lease_actions($1, $2, ${params + 1}, $3, "
+                         f"${params + 2}::bigint[], ${params + 3})")
 
 
 RELEASE: Final = "SELECT durable_release($1, $2, $3, $4, $5)"
@@ -190,8 +196,7 @@ def with_flow(commit: str, first: int) -> str:
     then the started executions' tenants, ids, run ids, priorities and fairness keys."""
     types = ("bigint[]", "integer[]", "text[]", "text[]", "text[]", "integer[]", "text[]")
     params = ", ".join(f"${first + i}::{t}" for i, t in enumerate(types))
-    call = f", CASE WHEN c.done THEN durable_flow($1, $2, {params}) END FROM (SELECT durable_"
-    return commit.replace(" FROM (SELECT durable_", call, 1)
+    return _then(commit, f"durable_flow($1, $2, {params})")
 
 
 # COMMIT, then durable_flow with $26-$32
