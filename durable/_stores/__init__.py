@@ -20,6 +20,7 @@ from ._records import (
     WorkflowTask, action_ref, workflow_ref,
 )
 from ._liveness import HeartbeatStore, Released, WorkerRecord, WorkerStore
+from ._retention import RetentionSettings, RetentionStore, Sweep
 from ._store_clock import CALLER_CLOCK, OWN_CLOCK, StoreClock, check_store_clock
 from ._wakeup import Wakeup
 
@@ -36,6 +37,8 @@ __all__ = [
     "Outcome",
     "Released",
     "Reply",
+    "RetentionSettings",
+    "RetentionStore",
     "Request",
     "RequestStore",
     "RunCheck",
@@ -46,6 +49,7 @@ __all__ = [
     "Start",
     "Store",
     "StoreClock",
+    "Sweep",
     "TaskRef",
     "TaskStore",
     "TimerRecord",

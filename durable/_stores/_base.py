@@ -4,7 +4,7 @@ A store keeps, per tenant: executions (one row per workflow id, pointing at its 
 their append-only histories, three kinds of work: workflow tasks (an execution has inputs
 to run), action tasks (an action to run) and timers (a durable timer to fire), requests
 (queries and updates waiting for the workflow's worker to answer them), schedules and
-snapshots. Each role below is one of those concerns; ``Store`` is all of them, and a caller
+snapshots; and how long closed executions are kept (``_retention``). Each role below is one of those concerns; ``Store`` is all of them, and a caller
 that needs one role names that role.
 
 Invariants every implementation keeps (the conformance suite checks them):
@@ -35,6 +35,7 @@ from ._records import (
     WorkflowCommit, WorkflowTask,
 )
 from ._liveness import HeartbeatStore, WorkerStore
+from ._retention import RetentionStore
 from ._schedule_records import ScheduleRecord
 from ._wakeup import Wakeup
 
@@ -388,7 +389,7 @@ class HostStore(Protocol):
 
 
 class Store(ExecutionStore, TaskStore, TimerStore, RequestStore, ScheduleStore, SnapshotStore,
-            WorkerStore, HeartbeatStore, HostStore, Protocol):
+            WorkerStore, HeartbeatStore, HostStore, RetentionStore, Protocol):
     """Where executions, histories and work live: every role. Chosen by URL with
     ``open_store``."""
 

@@ -7,6 +7,7 @@ from ._heartbeats import MemoryHeartbeats
 from ._hosts import MemoryHosts
 from ._limited import MemoryLimited
 from ._requests import MemoryRequests
+from ._retention import MemoryRetention
 from ._schedules import MemorySchedules
 from ._snapshots import MemorySnapshots
 from ._tasks import MemoryTasks
@@ -17,5 +18,6 @@ __all__ = ["MemoryStore"]
 
 
 class MemoryStore(MemoryExecutions, MemoryLimited, MemoryTasks, MemoryTimers, MemoryRequests,
-                  MemorySchedules, MemorySnapshots, MemoryWorkers, MemoryHeartbeats, MemoryHosts):
+                  MemorySchedules, MemorySnapshots, MemoryWorkers, MemoryRetention, MemoryHeartbeats,
+                  MemoryHosts):
     """Everything in dicts; single event loop, no persistence (see the package)."""

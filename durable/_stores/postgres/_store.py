@@ -8,6 +8,7 @@ from ._heartbeats import PostgresHeartbeats
 from ._hosts import PostgresHosts
 from ._limited import PostgresLimited
 from ._requests import PostgresRequests
+from ._retention import PostgresRetention
 from ._schedules import PostgresSchedules
 from ._snapshots import PostgresSnapshots
 from ._tasks import PostgresTasks
@@ -20,5 +21,5 @@ __all__ = ["PostgresStore"]
 
 class PostgresStore(PostgresExecutions, PostgresTasks, PostgresTransactions, PostgresTimers,
                     PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresWorkers,
-                    PostgresHeartbeats, PostgresHosts, PostgresLimited):
+                    PostgresHeartbeats, PostgresHosts, PostgresLimited, PostgresRetention):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""

@@ -8,6 +8,7 @@ from ._heartbeats import SQLiteHeartbeats
 from ._hosts import SQLiteHosts
 from ._limited import SQLiteLimited
 from ._requests import SQLiteRequests
+from ._retention import SQLiteRetention
 from ._schedules import SQLiteSchedules
 from ._snapshots import SQLiteSnapshots
 from ._tasks import SQLiteTasks
@@ -20,5 +21,5 @@ __all__ = ["SQLiteStore"]
 
 class SQLiteStore(SQLiteExecutions, SQLiteTasks, SQLiteTransactions, SQLiteTimers,
                   SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteWorkers,
-                  SQLiteHeartbeats, SQLiteHosts, SQLiteLimited):
+                  SQLiteHeartbeats, SQLiteHosts, SQLiteLimited, SQLiteRetention):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
