@@ -9,9 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import (
-    Any, Awaitable, Callable, Generic, TypeVar, TypeVarTuple, Unpack,
-)
+from typing import Any, Awaitable, Callable, Generic, TypeVar, TypeVarTuple, Unpack
 
 import msgspec
 from msgspec.structs import replace
@@ -30,6 +28,7 @@ from ._limits import queue_bucket
 from ._payloads import (
     MAX_PAYLOAD_BYTES, check_metadata, check_payload_limit, check_size, dump_value, payload_limit,
 )
+from ._retention import Retention
 from ._queues import HOSTS_TTL, check_queue, route, unhosted_reason, unroute
 from ._validate import (
     check_count, check_id, check_number, check_optional_id, check_priority, check_text,
@@ -365,7 +364,7 @@ def _known(name: str) -> WorkflowDefinition | None:
         return None
 
 
-class Client:
+class Client(Retention):
     """Starts executions and hands out handles to them. Get one with :func:`connect`.
 
     ``tenant`` is the tenant calls act for when they name none; ``tenants`` the client's

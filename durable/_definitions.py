@@ -20,7 +20,7 @@ from ._payloads import Params, Result
 from ._queues import DEFAULT_QUEUE, check_queue
 from ._validate import (
     MAX_DURATION, check_count, check_duration, check_id, check_number, check_positive_duration,
-    show,
+    check_retention, show,
 )
 from .errors import (
     ArgumentTypeError, DatabaseActionError, InputError, InvalidArgumentError, UnknownActionError,
@@ -174,6 +174,7 @@ class WorkflowDefinition:
     result: Result
     queue: str = DEFAULT_QUEUE  # where its executions' workflow tasks go unless started elsewhere
     handlers: Declared = field(default_factory=lambda: Declared())  # durable.on_query / ...
+    retention: float | None = None  # seconds its closed executions are kept (None: the store's)
 
 
 def on_query(workflow: Any, name: str | None = None) -> Callable[[F], F]:
@@ -263,10 +264,10 @@ _actions: Final[dict[str, ActionDefinition]] = {}
 @overload
 def workflow(fn: F, /) -> F: ...
 @overload
-def workflow(*, name: str | None = None, version: str = "1",
-             queue: str = DEFAULT_QUEUE) -> Callable[[F], F]: ...
+def workflow(*, name: str | None = None, version: str = "1", queue: str = DEFAULT_QUEUE,
+             retention: float | timedelta | None = None) -> Callable[[F], F]: ...
 def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1",
-             queue: str = DEFAULT_QUEUE) -> Any:
+             queue: str = DEFAULT_QUEUE, retention: float | timedelta | None = None) -> Any:
     """Declare an ``async def`` workflow whose first parameter is the ``Context``.
 
     Use bare (``@durable.workflow``) or with a ``name`` (default: the function's name) and a
@@ -278,8 +279,14 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1",
     ``queue`` (default ``"default"``) is the task queue its executions run on unless
     ``client.start(..., queue=...)`` names another: only workers that host the workflow on
     that queue run them.
+
+    ``retention`` (seconds or a ``timedelta``) is how long its executions are kept once
+    closed, with every row of theirs, before ``durable server`` or an embedded worker deletes
+    them; by default its tenant's setting applies, else 30 days (see ``client.collect_garbage``).
+    The workers that host it record it in the store when they start.
     """
     check_queue(queue)
+    keep = check_retention(retention)
 
     def decorate(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
@@ -287,7 +294,7 @@ def workflow(fn: Any = None, /, *, name: str | None = None, version: str = "1",
         wf_name = check_id(f.__name__ if name is None else name, "a workflow name")
         check_id(str(version), "a workflow version")
         defn = WorkflowDefinition(wf_name, str(version), f, Params(f, wf_name, skip_first=True),
-                                  Result(f, wf_name), queue)
+                                  Result(f, wf_name), queue, retention=keep)
         warn_nondeterministic(f, wf_name)  # a warning per call that would replay differently
         f.__durable_workflow__ = defn  # type: ignore[attr-defined]
         _workflows[wf_name] = defn

@@ -43,6 +43,7 @@ __all__ = [
     "check_number",
     "check_optional_id",
     "check_priority",
+    "check_retention",
     "check_positive_duration",
     "check_text",
     "check_timeout",
@@ -148,6 +149,17 @@ def check_positive_duration(value: Any, what: str) -> float | None:
     if not seconds > 0:
         raise ValidationError(f"{what} must be more than 0 seconds, not {show(value)}",
                               parameter=what)
+    return seconds
+
+
+def check_retention(value: object, what: str = "retention") -> float | None:
+    """A retention period: seconds or a ``timedelta``, at least 0; None stays None."""
+    if value is None:
+        return None
+    seconds = check_duration(value, what)
+    if seconds < 0:
+        raise ValidationError(f"{what} must be 0 seconds or more (how long a closed execution "
+                              f"is kept), not {show(value)}", parameter=what)
     return seconds
 
 

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 __all__ = ["LOOPS", "Metrics"]
 
-LOOPS = ("timers", "outbox", "schedules")
+LOOPS = ("timers", "outbox", "schedules", "retention")
 
 # Loop iterations are one or two store round trips and a publish: milliseconds, seconds when sick.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -31,6 +31,9 @@ class Metrics:
         self.schedule_runs = Counter(
             "durable_schedule_runs", "Runs this server's schedule passes started or cancelled "
             "(client.schedule).", registry=self.registry)
+        self.executions_deleted = Counter(
+            "durable_executions_deleted", "Closed executions this server deleted, with every row "
+            "of theirs, once past their retention.", registry=self.registry)
         self.errors = Counter(
             "durable_server_errors", "Failed loop iterations (store or dispatcher unavailable).",
             ["loop"], registry=self.registry)

@@ -1,7 +1,7 @@
 """``Server``: fires due timers, re-dispatches what the outbox hands out, starts due schedules,
-releases dead workers' tasks, serves health and metrics.
+releases dead workers' tasks, deletes expired closed executions, serves health and metrics.
 
-Four loops and an HTTP site, all owned by ``run()``. Each loop runs one chore of the
+Five loops and an HTTP site, all owned by ``run()``. Each loop runs one chore of the
 ``Housekeeper`` (the same the embedded dispatcher runs) and publishes the hints it returns to
 the client's dispatcher:
 
@@ -12,7 +12,9 @@ the client's dispatcher:
   derived from it);
 * workers: the tasks of workers whose process died (or whose heartbeat is older than
   ``liveness_timeout``) are released at once, not when their leases run out
-  (``durable._worker._liveness``; every worker does the same).
+  (``durable._worker._liveness``; every worker does the same);
+* retention: closed executions past their retention are deleted with every row of theirs, a
+  batch at a time, every ``gc_every`` seconds while there is no backlog (``durable._retention``).
 
 Any number of servers may run on one store: the store hands concurrent callers disjoint sets
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so the server takes no locks of its own. Hints are
@@ -27,6 +29,7 @@ import os
 import socket
 import time
 import uuid
+from datetime import timedelta
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -35,8 +38,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from durable._dispatch._housekeeping import SCHEDULE_POLL, Housekeeper
+from durable._retention import DEFAULT_RETENTION, GC_EVERY
 from durable._stores import Store, TaskRef
 from durable._worker._liveness import CHECK_EVERY, LIVENESS_TIMEOUT
+from durable._validate import check_retention
 from durable.errors import DurableError, InvalidArgumentError, ServerStoppedError
 
 from ._http import is_loopback, make_app
@@ -60,6 +65,7 @@ class _LoopState:
     """What one loop last saw; ``/healthz`` reports it."""
 
     name: str
+    quiet: float = 0.0  # seconds the loop may sleep between round trips without being stale
     last_ok: float | None = None  # time.monotonic() of the last successful store round trip
     store_error: str | None = None  # why the last store call failed; None once one succeeds
     publish_error: str | None = None  # why the last publish failed; None once one succeeds
@@ -81,19 +87,24 @@ class Server:
     within a fraction of a second, one that sent no heartbeat for ``liveness_timeout``
     seconds (its host vanished) then. ``metrics_token`` (a secret) unlocks the details of
     ``/healthz`` and guards ``/metrics``; without it, the details are shown only when ``host``
-    is a loopback address (see ``durable_server._http``).
+    is a loopback address (see ``durable_server._http``). Closed executions are deleted once
+    closed for their retention: their workflow's, else their tenant's, else ``retention``
+    (seconds or a ``timedelta``, default 30 days; None: kept unless a setting says otherwise),
+    looked for every ``gc_every`` seconds.
     """
 
     def __init__(self, client: Client, *, interval: float = 0.1, redispatch_after: float = 2.0,
                  batch: int = 500, host: str = "127.0.0.1", port: int = 8080,
                  identity: str | None = None, clock: Callable[[], float] | None = None,
                  schedule_poll: float = SCHEDULE_POLL, metrics_token: str | None = None,
-                 liveness_timeout: float = LIVENESS_TIMEOUT) -> None:
+                 liveness_timeout: float = LIVENESS_TIMEOUT,
+                 retention: float | timedelta | None = DEFAULT_RETENTION,
+                 gc_every: float = GC_EVERY) -> None:
         if interval <= 0 or redispatch_after < 0 or batch < 1 or port < 0 or schedule_poll <= 0 \
-                or not liveness_timeout > 0:
+                or not liveness_timeout > 0 or not gc_every > 0:
             raise InvalidArgumentError("interval > 0, redispatch_after >= 0, batch >= 1, "
-                                       "port >= 0, schedule_poll > 0 and liveness_timeout > 0 "
-                                       "are required")
+                                       "port >= 0, schedule_poll > 0, liveness_timeout > 0 "
+                                       "and gc_every > 0 are required")
         if metrics_token is not None and (type(metrics_token) is not str or not metrics_token):
             raise InvalidArgumentError("metrics_token is a non-empty str, or None",
                                        parameter="metrics_token")
@@ -108,11 +119,13 @@ class Server:
         self.housekeeper = Housekeeper(client.store, batch=batch,
                                        redispatch_after=redispatch_after,
                                        schedule_poll=schedule_poll,
-                                       owner=f"server:{self.identity}", clock=self.clock)
+                                       owner=f"server:{self.identity}", clock=self.clock,
+                                       retention=check_retention(retention), gc_every=gc_every)
         self.stale_after = max(5.0, 3 * interval)  # no store round trip for this long: unhealthy
         self.metrics = Metrics(up=lambda: 1.0 if self.health()[0] else 0.0)
         self._loops = {name: _LoopState(name) for name in ("timers", "outbox", "schedules",
                                                                 "workers")}
+        self._loops["retention"] = _LoopState("retention", quiet=gc_every)
         self._stopping = asyncio.Event()
         self._settled = asyncio.Event()  # set once started, or once run() ended without starting
         self._started = False
@@ -147,7 +160,7 @@ class Server:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve HTTP and run the four loops until :meth:`shutdown` or cancellation."""
+        """Serve HTTP and run the five loops until :meth:`shutdown` or cancellation."""
         self._started = False
         self._settled.clear()
         app = make_app(self.health, self.metrics, loopback=is_loopback(self.host),
@@ -164,7 +177,8 @@ class Server:
                 for state, step in ((self._loops["timers"], self._fire_timers),
                                     (self._loops["outbox"], self._redispatch),
                                     (self._loops["schedules"], self._run_schedules),
-                                    (self._loops["workers"], self._release_dead_workers)):
+                                    (self._loops["workers"], self._release_dead_workers),
+                                    (self._loops["retention"], self._collect_garbage)):
                     group.create_task(self._loop(state, step), name=f"{state.name} loop")
         finally:
             self._settled.set()
@@ -227,7 +241,7 @@ class Server:
             return f"{state.name}: store unavailable: {state.store_error}"
         if state.last_ok is None:
             return f"{state.name}: no store round trip yet"
-        if now - state.last_ok > self.stale_after:
+        if now - state.last_ok > self.stale_after + state.quiet:
             return f"{state.name}: no store round trip for {now - state.last_ok:.1f}s"
         return None
 
@@ -304,6 +318,12 @@ class Server:
             await self.client.dispatcher.forget_worker(owner)
         await self._publish_leftovers(state)
         return CHECK_EVERY
+
+    async def _collect_garbage(self, state: _LoopState) -> float:
+        """Delete a batch of expired closed executions; the wait until the next pass."""
+        deleted = await self._from_store(state, self.housekeeper.collect_garbage, self.clock())
+        self.metrics.executions_deleted.inc(len(deleted))
+        return max(self.housekeeper.next_gc_pass - self.clock(), 0.0)
 
     async def _from_store(self, state: _LoopState, call: Callable[..., Awaitable[T]],
                           *args: Any, **kwargs: Any) -> T:

@@ -13,6 +13,7 @@ from .._urls import redact
 from .._validate import check_tenant
 from ..errors import UsageError
 from ._options import Commands
+from ._retention import add_tenant_retention
 from ._targets import refused_urls, store_url
 
 __all__ = ["add_commands"]
@@ -32,15 +33,17 @@ Workers and servers that serve every tenant connect as the owner (or a role with
 
 
 def add_commands(commands: Commands) -> None:
-    """Register ``tenant create``, ``tenant list`` and ``tenant drop``."""
+    """Register ``tenant create``, ``tenant list``, ``tenant drop`` and ``tenant retention``."""
     group = commands.group("tenant", "PostgreSQL roles that can reach one tenant only: create, "
-                           "list, drop", _EPILOG, dest="tenant_action")
+                           "list, drop; and any store's retention by tenant", _EPILOG,
+                           dest="tenant_action")
     p = group.add("create", _create, "create (or complete) a tenant's role and print its grants",
                   epilog=_EPILOG, raw=True)
     p.add_argument("name", metavar="NAME", help="the tenant")
     group.add("list", _list, "the tenants' roles")
     p = group.add("drop", _drop, "revoke and drop a tenant's role (its rows stay)")
     p.add_argument("name", metavar="NAME", help="the tenant")
+    add_tenant_retention(group)
 
 
 def _postgres_url(args: argparse.Namespace) -> str:

@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from .._retention import DEFAULT_RETENTION, GC_EVERY
 from .._limits import QueueLimit
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
-from ._options import Commands
+from ._options import Commands, parse_duration
 from ._targets import build_worker, connect, load_target, redis_url, store_url
 
 if TYPE_CHECKING:
@@ -94,6 +95,11 @@ def _add_server(commands: Commands) -> None:
                    help="a secret: /healthz shows its details, and /metrics answers, only to "
                    "requests with 'Authorization: Bearer TOKEN' (env DURABLE_METRICS_TOKEN; "
                    "without one, details are shown on a loopback --host only)")
+    p.add_argument("--retention", type=parse_duration, default=DEFAULT_RETENTION,
+                   metavar="DURATION", help="delete closed executions this long after they "
+                   "closed, unless their workflow or tenant says otherwise (default 30d)")
+    p.add_argument("--gc-every", type=float, default=GC_EVERY, metavar="SECONDS",
+                   help="how often to look for expired executions (default 60)")
 
 
 def _log_to_stderr() -> None:
@@ -169,7 +175,8 @@ async def _server(args: argparse.Namespace) -> int:
         token = args.metrics_token or os.environ.get("DURABLE_METRICS_TOKEN") or None
         server = server_class(client, host=args.host, port=args.port, interval=args.interval,
                               redispatch_after=args.redispatch_after, metrics_token=token,
-                              liveness_timeout=args.liveness_timeout)
+                              liveness_timeout=args.liveness_timeout,
+                              retention=args.retention, gc_every=args.gc_every)
 
         async def started() -> str:
             await server.wait_started()

@@ -1,6 +1,7 @@
-"""``Housekeeper``: the chores that make waiting work runnable again, for whoever runs them.
+"""``Housekeeper``: the chores that make waiting work runnable again, and retention, for
+whoever runs them.
 
-Three chores, each safe to run from any number of processes at once (the store hands
+Four chores, each safe to run from any number of processes at once (the store hands
 concurrent callers disjoint sets, so there is no lock of our own), each returning the hints
 (``TaskRef``) of what it made runnable:
 
@@ -10,7 +11,9 @@ concurrent callers disjoint sets, so there is no lock of our own), each returnin
   retry or release);
 * schedules: ``Scheduler.run_due`` starts the runs of due schedules (each due time once); the
   next pass is due when the next schedule is, or after ``schedule_poll`` seconds at the
-  latest (how soon a schedule created by another process is seen).
+  latest (how soon a schedule created by another process is seen);
+* retention: ``durable._retention.sweep`` deletes closed executions past their retention, a
+  batch per pass, the next pass at once while batches come full, else after ``gc_every``.
 
 Two runners use it: the embedded dispatcher (``LocalDispatcher``) fires timers and runs due
 schedules before it claims, and needs no hints (the store's wake-ups reach its pollers);
@@ -23,8 +26,9 @@ import math
 from typing import Final
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._retention import DEFAULT_RETENTION, GC_BATCH, GC_EVERY, sweep
 from .._schedules._scheduler import Scheduler
-from .._stores import Store, TaskRef
+from .._stores import Store, Sweep, TaskRef
 
 __all__ = ["SCHEDULE_POLL", "Housekeeper"]
 
@@ -36,12 +40,14 @@ class Housekeeper:
 
     ``batch`` is how many timers or tasks one store call takes; ``owner`` names the
     scheduler in schedule leases (a fresh name by default); ``clock`` is the time new runs
-    are created at.
+    are created at. ``retention`` is how long closed executions are kept unless their
+    workflow or tenant says otherwise (None: for ever), swept every ``gc_every`` seconds.
     """
 
     def __init__(self, store: Store, *, batch: int = 100, redispatch_after: float = 2.0,
                  schedule_poll: float = SCHEDULE_POLL, owner: str | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, retention: float | None = DEFAULT_RETENTION,
+                 gc_every: float = GC_EVERY) -> None:
         self.store = store
         self.batch = batch
         self.redispatch_after = redispatch_after
@@ -49,6 +55,9 @@ class Housekeeper:
         self.scheduler = Scheduler(store, owner=owner, clock=clock)
         self.next_schedule_pass = 0.0  # when run_schedules should look at the schedules again
         self._schedule_writes = 0  # store.wakeup.schedule_writes when run_schedules last ran
+        self.retention = math.inf if retention is None else retention
+        self.gc_every = gc_every
+        self.next_gc_pass = 0.0  # when collect_garbage should run again
 
     async def fire_timers(self, now: float) -> list[TaskRef]:
         """Fire up to ``batch`` due timers; the hints of their workflows."""
@@ -86,3 +95,14 @@ class Housekeeper:
                 self.store.wakeup.schedule_writes == self._schedule_writes:
             return []
         return await self.run_schedules(now)
+
+    async def collect_garbage(self, now: float) -> list[tuple[str, str]]:
+        """Delete a batch of closed executions past their retention (with their closed
+        children); (tenant, workflow id) of each deleted. Sets :attr:`next_gc_pass`."""
+        swept = await sweep(self.store, Sweep(now, self.retention, limit=GC_BATCH))
+        self.next_gc_pass = now if swept.more and swept.deleted else now + self.gc_every
+        return swept.deleted
+
+    async def collect_garbage_if_due(self, now: float) -> list[tuple[str, str]]:
+        """:meth:`collect_garbage`, once :attr:`next_gc_pass` has come."""
+        return [] if now < self.next_gc_pass else await self.collect_garbage(now)

@@ -1,7 +1,7 @@
 """In-process dispatch for the embedded stores: poll the store, wake up on local changes.
 
-Every worker also fires due timers and starts the runs of due schedules (``Housekeeper``), so
-a single process needs nothing else. Several processes sharing one SQLite file find each
+Every worker also fires due timers, starts the runs of due schedules and deletes closed
+executions past their retention (``Housekeeper``), so a single process needs nothing else. Several processes sharing one SQLite file find each
 other's work by polling.
 """
 
@@ -11,6 +11,7 @@ import math
 from typing import Sequence
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._retention import DEFAULT_RETENTION, GC_EVERY
 from .._stores import Store, TaskRef
 from ._limited import claim_actions
 from ._base import Claim, ClaimSpec
@@ -23,14 +24,16 @@ class LocalDispatcher:
     """Claims straight from the store; ``publish`` is implied by the store's own wake-ups.
 
     ``clock`` is where it reads the time (due timers and tasks); ``time.time`` by default.
-    With ``fire_timers=False`` it leaves timers and schedules to others (``durable server``).
+    With ``fire_timers=False`` it leaves timers, schedules and retention to others (``durable
+    server``). ``retention`` and ``gc_every``: see ``Housekeeper``.
     """
 
-    def __init__(self, store: Store, *, fire_timers: bool = True,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, store: Store, *, fire_timers: bool = True, clock: Clock = SYSTEM_CLOCK,
+                 retention: float | None = DEFAULT_RETENTION, gc_every: float = GC_EVERY) -> None:
         self.store = store
         self.clock = clock
-        self._housekeeper = Housekeeper(store, clock=clock) if fire_timers else None
+        self._housekeeper = Housekeeper(store, clock=clock, retention=retention,
+                                        gc_every=gc_every) if fire_timers else None
 
     async def publish(self, refs: Sequence[TaskRef], *, sticky: bool = True) -> None:
         """Nothing to do: the store already woke this process's pollers."""
@@ -55,6 +58,7 @@ class LocalDispatcher:
         if self._housekeeper is not None:  # the store wakes this process's pollers
             await self._housekeeper.fire_timers(now)
             await self._housekeeper.run_schedules_if_due(now)
+            await self._housekeeper.collect_garbage_if_due(now)
         claims: list[Claim] = []
         if spec.workflows and limit > 0:
             tasks = await store.claim_workflow_tasks(spec.workflows, spec.owner, lease=spec.lease,

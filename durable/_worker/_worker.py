@@ -173,9 +173,13 @@ class Worker:
 
     async def _announce(self) -> None:
         """Refresh the store's record of what this worker hosts (every ``HOSTS_REFRESH`` s),
-        which ``describe()`` reads to say that no live worker hosts what an execution needs."""
+        which ``describe()`` reads to say that no live worker hosts what an execution needs;
+        at the first, record its workflows' retention (``durable._retention``)."""
         now = self.client.clock()
         if now - self._announced_at >= HOSTS_REFRESH:
+            if self._announced_at == float("-inf") and self.workflows:  # once per run()
+                await self.client.store.declare_retention(
+                    {d.name: d.retention for d in self.workflows.values()})
             await self.client.store.register_hosts(self.identity, self._hosts, now=now)
             self._announced_at = now
 
