@@ -113,7 +113,8 @@ class PostgresRetention(PostgresBase):
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(_DELETE_EXECUTIONS, tenant, list(workflow_ids))
-                deleted = [row[0] for row in rows]
+                taken = {row[0] for row in rows}
+                deleted = [w for w in dict.fromkeys(workflow_ids) if w in taken]  # in order
                 if deleted:
                     for statement in _DELETE_ROWS:
                         await conn.execute(statement, tenant, deleted)
