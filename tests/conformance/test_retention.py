@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from _support import eventually
 
 import durable
 from durable._retention import sweep
@@ -92,21 +93,27 @@ async def run_parent(client: durable.Client, wf: str, *, tenant: str = T1,
                      finish: bool = True) -> None:
     db = client.store.transaction_driver == "asyncpg"
     handle = await client.start(parent, 1, db, id=wf, tenant=tenant)
-    async with worker(client) as w:
-        await w.run_until_idle()
+    kid = client.get_handle(f"{wf}-kid", tenant=tenant)
+
+    async def kid_done() -> bool:
+        record = await client.store.get_execution(tenant, kid.workflow_id)
+        return record is not None and record.status == "completed"
+
+    async with worker(client) as w:  # runs in the background for the block
+        await eventually(kid_done, what="the child's end")
         assert await handle.update("bump", 2) == 2
         if finish:
             await handle.send("finish")
-            await w.run_until_idle()
+            await handle.result(timeout=10)
+        await w.run_until_idle()
     status = (await handle.describe()).status
     assert status == ("completed" if finish else "running")
 
 
 async def run_short(client: durable.Client, wf: str, tenant: str = T1) -> None:
     handle = await client.start(short, id=wf, tenant=tenant)
-    async with worker(client) as w:
-        await w.run_until_idle()
-    assert await handle.result(timeout=5) == "ok"
+    async with worker(client):
+        assert await handle.result(timeout=10) == "ok"
 
 
 async def rows(client: durable.Client, url: str) -> Rows:
