@@ -22,7 +22,7 @@ from durable.errors import StoreConfigurationError
 
 # Every table that holds tenant rows (migration 0010 protects each; a new one must join).
 TABLES = ["action_results", "action_tasks", "events", "executions", "requests", "schedules",
-          "snapshots", "timers", "workflow_tasks"]
+          "snapshots", "tenant_retention", "timers", "workflow_tasks"]
 
 
 @durable.action(transaction=True)
@@ -74,6 +74,7 @@ async def _rows_in_every_table(url: str, *tenants: str) -> None:
             await client.start(role_waiter, id="waits", tenant=tenant)
             await client.schedule(role_flow, 2, id="hourly", every=3600, paused=True,
                                   tenant=tenant)
+            await client.set_retention(7 * 86400, tenant=tenant)
         await durable.Worker(client, [role_flow, role_waiter], [role_write],
                              snapshot_every=1).run_until_idle()
         for tenant in tenants:

@@ -118,9 +118,10 @@ def _grants(role: str, database: str, schema: str, tables: list[str]) -> list[st
             # worker registers, its describe() reads), the buckets of limited actions (0011: a
             # tenant's worker claims under them) and the live workers (0012: a tenant's worker
             # registers and heartbeats, and releases the tasks of dead ones), and the slots
-            # workers hold for inline attempts of limited actions (0014).
+            # workers hold for inline attempts of limited actions (0014), and the retention
+            # workflows' code declares (0019: a tenant's worker records its workflows').
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON worker_hosts, flow_buckets, workers, "
-            f"flow_holds TO {who}"]
+            f"flow_holds, workflow_retention TO {who}"]
 
 
 async def _run(conn: Any, statements: list[str]) -> None:
