@@ -73,10 +73,11 @@ async def _retention(args: argparse.Namespace) -> int:
         raise UsageError("give a DURATION or --clear, not both")
     if args.name is not None:
         args.tenant = check_tenant(args.name)
+    period: float | None = args.period
     async with connect(args, redis=False) as client:
-        if args.clear or args.period is not None:
-            await client.set_retention(None if args.clear else args.period)
-            kept = "cleared" if args.clear else duration(args.period)
+        if args.clear or period is not None:
+            await client.set_retention(period)
+            kept = "cleared" if period is None else duration(period)
             print(f"tenant {client.tenant!r}: retention {kept}")
             return 0
         settings = await client.store.retention_settings()
