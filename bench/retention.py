@@ -82,13 +82,13 @@ async def load(client: durable.Client, rate: float, until: float, started: list[
     n, begun = 0, time.monotonic()
     while time.monotonic() < until:
         handle = await client.start(ret_bench, n, id=f"rb-{n}")
+        started[0] = n + 1
         if n % 10 == 0:
             try:
                 await handle.update("poke", timeout=5)
             except DurableError:
                 pass  # it ended first: the update is refused, nothing to keep
         n += 1
-        started[0] = n
         await asyncio.sleep(max(0.0, begun + n / rate - time.monotonic()))
 
 

@@ -86,7 +86,7 @@ async def test_on_loopback_a_token_is_needed_too_once_there_is_one() -> None:
         assert body == {"status": "ok"}
         _, body, _ = await _get(http, f"{server.url}/healthz", token=TOKEN)
         assert body["status"] == "ok"
-        assert set(body["loops"]) == {"timers", "outbox", "schedules", "workers"}
+        assert set(body["loops"]) == {"timers", "outbox", "schedules", "workers", "retention"}
 
 
 @pytest.mark.parametrize("token", ["", 5, b"x"])
