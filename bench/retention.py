@@ -1,9 +1,13 @@
 """Retention under steady load: the database stays the same size once executions expire.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/retention.py --db postgresql://postgres@127.0.0.1/NAME
-        [--minutes 10] [--rate 20] [--retention 60] [--gc-every 10] [--embedded]
+    PYTHONPATH=$PWD .venv/bin/python bench/retention.py [--db URL] [--minutes 10] [--rate 20]
+        [--retention 60] [--gc-every 10] [--embedded]
 
-Give it a fresh database (``createdb``; or ``sqlite:///path.db``). It starts workflows at
+Without ``--db`` it starts a throwaway PostgreSQL of its own (``scripts/with_servers.py``, as
+the soak does) with PostgreSQL's default autovacuum; or give it a fresh database (``createdb``;
+``sqlite:///path.db``). A PostgreSQL server with autovacuum off (the shared CI server here)
+never reclaims dead rows, deleted or updated: its size grows whatever retention does (the
+header says which). It starts workflows at
 ``--rate`` per second for ``--minutes``: ``RetBench`` runs three actions, keeps a 1 KiB blob in
 ``ctx.data``, sets its state twice and answers an update, so every kind of row an execution
 has is written. A worker runs them and a ``durable server`` in the same process deletes
@@ -12,8 +16,9 @@ dispatcher does, as when no server runs). Each minute it prints how many were st
 many executions the store holds, how many were deleted so far and the database size:
 ``pg_database_size`` on PostgreSQL (autovacuum reuses the space of deleted rows), the file
 and its WAL on SQLite (freed pages are reused). With a 1-minute retention the size grows for
-the first minute or two and then stays flat; the last line compares the last minute's size
-with the largest from minute 3 on.
+the first minutes (until autovacuum has visited the tables) and then stays flat; the last
+line compares the last minute's size with the third's, and the largest from the third on with
+the smallest.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import durable
@@ -92,6 +100,19 @@ async def load(client: durable.Client, rate: float, until: float, started: list[
         await asyncio.sleep(max(0.0, begun + n / rate - time.monotonic()))
 
 
+async def autovacuum(url: str) -> str:
+    """``autovacuum on``/``off`` of a PostgreSQL server; "" for SQLite."""
+    if url.startswith("sqlite:"):
+        return ""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return f", autovacuum {await conn.fetchval('SHOW autovacuum')}"
+    finally:
+        await conn.close()
+
+
 async def run(opts: argparse.Namespace) -> None:
     store = await open_store(opts.db)
     dispatcher = LocalDispatcher(store, retention=opts.retention, gc_every=opts.gc_every) \
@@ -103,7 +124,7 @@ async def run(opts: argparse.Namespace) -> None:
     started = [0]
     print(f"retention {opts.retention:g}s, sweep every {opts.gc_every:g}s by "
           f"{'the worker' if opts.embedded else 'durable server'}, {opts.rate:g} workflows/s, "
-          f"{opts.db.split(':')[0]}")
+          f"{opts.db.split(':')[0]}{await autovacuum(opts.db)}")
     print("min  started  held  deleted  db-MiB")
     sizes: list[int] = []
     async with worker:
@@ -125,21 +146,42 @@ async def run(opts: argparse.Namespace) -> None:
                 await server.__aexit__(None, None, None)
     await client.close()
     steady = sizes[2:] or sizes
-    print(f"last minute / largest from minute 3: {sizes[-1] / max(steady):.2f}; "
-          f"largest from minute 3 / minute 2: "
-          f"{max(steady) / sizes[min(1, len(sizes) - 1)]:.2f}")
+    print(f"size at minute {len(sizes)} / minute {len(sizes) - len(steady) + 1}: "
+          f"{sizes[-1] / steady[0]:.2f}; largest / smallest from then on: "
+          f"{max(steady) / min(steady):.2f}")
+
+
+def throwaway_postgres() -> tuple[Any, str]:
+    """A PostgreSQL of its own, default settings but durability (see the soak's rig)."""
+    from bench._soak_rig import _with_servers
+
+    root = Path(tempfile.mkdtemp(prefix="durable-retention-"))
+    root.chmod(0o755)  # under root PostgreSQL runs as `nobody`, and must reach it
+    (root / "pg").mkdir()
+    pg = _with_servers().Postgres(root / "pg")
+    return pg, pg.start()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", required=True, help="a fresh database (PostgreSQL or SQLite)")
+    parser.add_argument("--db", help="a fresh database (PostgreSQL or SQLite); default: a "
+                        "throwaway PostgreSQL")
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--rate", type=float, default=20.0, help="workflows started per second")
     parser.add_argument("--retention", type=float, default=60.0, help="seconds")
     parser.add_argument("--gc-every", type=float, default=10.0, help="seconds between sweeps")
     parser.add_argument("--embedded", action="store_true",
                         help="the worker sweeps (no server), as with the embedded default")
-    asyncio.run(run(parser.parse_args()))
+    opts = parser.parse_args()
+    pg = None
+    if opts.db is None:
+        pg, opts.db = throwaway_postgres()
+    try:
+        asyncio.run(run(opts))
+    finally:
+        if pg is not None:
+            pg.stop()
+            shutil.rmtree(pg.root.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":
