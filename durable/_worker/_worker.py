@@ -135,6 +135,9 @@ class Worker:
     async def run(self) -> None:
         """Poll and run work until :meth:`shutdown` is called or this task is cancelled."""
         self._stopping.clear()
+        await self._serve()
+
+    async def _serve(self) -> None:
         # The heartbeat goes on until the tasks in flight have finished (a shutdown waits for
         # them), so that peers do not take this worker for dead meanwhile.
         finished = asyncio.Event()
@@ -200,12 +203,18 @@ class Worker:
         return self._in_flight < self.concurrency or (
             self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant])
 
-    def reserve(self, wanted: int) -> int:
-        """Take up to ``wanted`` free slots for actions a commit creates leased to this worker
-        (eager dispatch; ``run_reserved`` starts them)."""
+    def reserve(self, wanted: int, tenant: str) -> int:
+        """Take up to ``wanted`` free slots for actions a commit of ``tenant`` creates leased
+        to this worker (eager dispatch; ``run_reserved`` starts them). On a full worker, a
+        tenant whose commit is all it runs here may start one action in the slots kept for
+        such tenants: another tenant's backlog does not send it to the queue."""
         if self._group is None or self._stopping.is_set() or not self.eager_actions:
             return 0
-        taken = max(0, min(wanted, self.concurrency - self._in_flight - self._pledged))
+        room = self.concurrency - self._in_flight - self._pledged
+        if room < 1 and self._tenants[tenant] <= 1 \
+                and self._in_flight < self.concurrency + self._reserve:
+            room = 1
+        taken = max(0, min(wanted, room))
         self._in_flight += taken
         return taken
 
@@ -248,7 +257,9 @@ class Worker:
         self._stopping.set()
 
     async def __aenter__(self) -> Worker:
-        self._background = asyncio.create_task(self.run(), name=f"durable worker {self.identity}")
+        self._stopping.clear()  # here, not in the task: a shutdown before it starts holds
+        self._background = asyncio.create_task(self._serve(),
+                                               name=f"durable worker {self.identity}")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -315,12 +326,13 @@ class Worker:
 
     async def _wake(self, ref: TaskRef) -> None:
         """The workflow task an action's outcome made due: when this worker holds the
-        execution's instance and is not busy, run it here at once, in the action's slot
-        (claimed by its key, with the history it lacks: no hint, no other worker); else
-        announce it (a busy worker's claims take such tasks in batches, one round trip each,
-        which serves more at once than a claim per outcome)."""
-        if not self._stopping.is_set() and self._in_flight <= self._reserve \
-                and self.cache.seq_of(ref.tenant, ref.workflow_id):
+        execution's instance and is not busy, or the action is all its tenant runs here, run
+        it here at once, in the action's slot (claimed by its key, with the history it lacks:
+        no hint, no other worker); else announce it (a busy worker's claims take such tasks
+        in batches, one round trip each, which serves more at once than a claim per
+        outcome, and in turn with other tenants' tasks)."""
+        if not self._stopping.is_set() and self.cache.seq_of(ref.tenant, ref.workflow_id) \
+                and (self._in_flight <= self._reserve or self._tenants[ref.tenant] <= 1):
             try:
                 tasks, _ = await self.client.store.claim_refs(
                     [ref], self.identity, workflows=self.hosted_workflows, actions=(),

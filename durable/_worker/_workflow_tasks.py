@@ -112,8 +112,8 @@ class InstanceCache:
 class ActionSlots(Protocol):
     """The worker's slots, for the actions a commit creates leased to it (eager dispatch)."""
 
-    def reserve(self, wanted: int) -> int:
-        """Take up to ``wanted`` free slots; how many were taken."""
+    def reserve(self, wanted: int, tenant: str) -> int:
+        """Take up to ``wanted`` free slots for ``tenant``'s actions; how many were taken."""
         ...
 
     def unreserve(self, count: int) -> None:
@@ -417,7 +417,7 @@ class WorkflowTaskRunner:
         slots, now = self.slots, self.clock()
         eager = [] if slots is None or entry.instance.done else \
             [a for a in commit.actions.values() if a.visible_at <= now and self._eager(a)]
-        commit.leased = eager[:slots.reserve(len(eager))] if slots and eager else []
+        commit.leased = eager[:slots.reserve(len(eager), task.tenant)] if slots and eager else []
         committed = False
         try:
             committed = await self.store.commit_workflow_task(task, commit.record(
