@@ -13,9 +13,10 @@ stderr with exit status 1.
 One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
 query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
 ``_patches``, ``_lint``, ``_schedules``, ``_verify``, ``_tenants`` (PostgreSQL tenant roles) and
-``_admin`` (migrate, bench). They share
+``_admin`` (migrate, bench) and ``_ui`` (the web UI; ``server --ui`` uses its options). They share
 ``_options`` (how a command is declared), ``_targets`` (what it acts on) and ``_render`` (how
-results are shown); none imports this module or, but for ``show --at``, another group.
+results are shown); none imports this module or, but for ``show --at`` and ``server --ui``,
+another group.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from ..errors import DurableError, NonDeterminismError
 from . import (
-    _admin, _executions, _lint, _patches, _replay, _schedules, _tenants, _verify, _workers,
+    _admin, _executions, _lint, _patches, _replay, _schedules, _tenants, _ui, _verify, _workers,
 )
 from ._options import Commands
 from ._targets import global_options
@@ -37,7 +38,7 @@ from ._targets import global_options
 __all__ = ["main"]
 
 _GROUPS = (_workers, _executions, _replay, _patches, _lint, _schedules, _verify, _tenants,
-           _admin)
+           _admin, _ui)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from .._limits import QueueLimit
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
 from ._options import Commands
+from ._ui import add_ui_options, everyone, ui_server, with_ui
 from ._targets import build_worker, connect, load_target, redis_url, store_url
 
 if TYPE_CHECKING:
@@ -165,18 +166,26 @@ def _queue_limits(limits: list[str], rates: list[str]) -> dict[str, QueueLimit]:
 async def _server(args: argparse.Namespace) -> int:
     _log_to_stderr()
     server_class = _server_class()
+    if args.ui:
+        everyone(args)
     async with connect(args) as client:
         token = args.metrics_token or os.environ.get("DURABLE_METRICS_TOKEN") or None
         server = server_class(client, host=args.host, port=args.port, interval=args.interval,
                               redispatch_after=args.redispatch_after, metrics_token=token,
                               liveness_timeout=args.liveness_timeout)
+        ui = ui_server(client, args.ui_host, args.ui_port, args.ui_token, args) \
+            if args.ui else None
 
         async def started() -> str:
             await server.wait_started()
-            return _server_started(server, args)
+            if ui is None:
+                return _server_started(server, args)
+            await ui.wait_started()
+            return f"{_server_started(server, args)} ui={ui.url}"
 
         try:
-            await _run_until_signalled(server, started, "durable server stopping")
+            await _run_until_signalled(server if ui is None else with_ui(server, ui), started,
+                                       "durable server stopping")
         except OSError as exc:  # the HTTP port is taken or the address is wrong
             raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
         print(f"durable server {server.identity} stopped", flush=True)
