@@ -22,7 +22,7 @@ from .._client import Client
 from .._patches import PatchReport, patch_ids_in, patch_report
 from ..errors import DurableError
 from ._render import render
-from ._security import allowed
+from ._security import allowed, scope_of
 
 __all__ = ["Operate"]
 
@@ -89,7 +89,7 @@ class Operate:
 
     async def schedules(self, request: web.Request) -> web.Response:
         """Schedules of the tenants the request may see."""
-        scope = request["tenants"]
+        scope = scope_of(request)
         if scope is None:
             found = await self.client.list_schedules(all_tenants=True, limit=1000)
         else:
@@ -128,7 +128,7 @@ class Operate:
             workflows = [v for m in self.modules for v in vars(m).values()
                          if hasattr(v, "__durable_workflow__")]
             known = patch_ids_in(self.modules)
-            scope = request["tenants"]
+            scope = scope_of(request)
             if scope is None:
                 context["report"] = await patch_report(self.client, workflows, known_ids=known,
                                                        all_tenants=True)

@@ -8,7 +8,7 @@ from typing import Any, Final
 import jinja2
 from aiohttp import web
 
-from ._security import csrf_of
+from ._security import csrf_of, scope_of
 
 __all__ = ["render"]
 
@@ -35,7 +35,7 @@ _ENV.filters["count"] = _count
 def render(request: web.Request, name: str, context: dict[str, Any], *,
            status: int = 200) -> web.Response:
     """Template ``name`` with ``context``, the request's CSRF token and tenants."""
-    scope = request.get("tenants")
+    scope = scope_of(request)
     html = _ENV.get_template(name).render(
         **context, csrf=csrf_of(request), path=request.path,
         tenants=None if scope is None else sorted(scope), query=request.query)

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Final
+from typing import Any, Final, cast
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -27,8 +27,11 @@ from aiohttp import web
 from .._scope import Scope, permit
 from ..errors import TenantPermissionError, UsageError
 
-__all__ = ["CSRF_COOKIE", "Access", "allowed", "csrf_of", "parse_tokens", "ui_access"]
+__all__ = ["CSRF_COOKIE", "Access", "allowed", "csrf_of", "parse_tokens", "scope_of",
+           "ui_access"]
 
+TENANTS: Final = web.RequestKey("tenants", object)  # the request's Scope (None: every tenant)
+CSRF: Final = web.RequestKey("csrf", str)  # a new CSRF token the response sets
 SESSION_COOKIE: Final = "durable_ui"
 CSRF_COOKIE: Final = "durable_csrf"
 _PUBLIC: Final = ("/login", "/static/")
@@ -111,7 +114,7 @@ class Access:
             if request.method == "GET":
                 raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
             raise web.HTTPUnauthorized(text="log in first (a UI token)")
-        request["tenants"] = scope
+        request[TENANTS] = scope
         if request.method == "POST":
             await _check_csrf(request)
         response = await handler(request)
@@ -123,10 +126,10 @@ class Access:
 
 def csrf_of(request: web.Request) -> str:
     """The request's CSRF token (its cookie's, or a new one that the response will set)."""
-    token = request.cookies.get(CSRF_COOKIE) or request.get("csrf")
+    token = request.cookies.get(CSRF_COOKIE) or request.get(CSRF)
     if not token:
-        token = request["csrf"] = secrets.token_urlsafe(24)
-    return str(token)
+        token = request[CSRF] = secrets.token_urlsafe(24)
+    return token
 
 
 async def _check_csrf(request: web.Request) -> None:
@@ -141,9 +144,15 @@ async def _check_csrf(request: web.Request) -> None:
                                 "and submit it again")
 
 
+def scope_of(request: web.Request) -> Scope:
+    """The tenants the request may act for (None: every tenant)."""
+    scope: Any = request[TENANTS]
+    return cast(Scope, scope)
+
+
 def allowed(request: web.Request, tenant: str) -> str:
     """``tenant`` if the request may act for it; else 403."""
     try:
-        return permit(request["tenants"], tenant)
+        return permit(scope_of(request), tenant)
     except TenantPermissionError as exc:
         raise web.HTTPForbidden(text=str(exc)) from None

@@ -20,7 +20,7 @@ from .._stores._listing import display_status
 from ..errors import DurableError, HistoryError, WorkflowNotFoundError
 from . import _timeline
 from ._render import render
-from ._security import allowed
+from ._security import allowed, scope_of
 
 __all__ = ["Views"]
 
@@ -55,7 +55,7 @@ class Views:
         return render(request, "executions.html", context, status=status)
 
     def _where(self, request: web.Request, q: dict[str, str]) -> Any:
-        scope = request["tenants"]
+        scope = scope_of(request)
         tenants = [allowed(request, q["tenant"])] if q["tenant"] else \
             (None if scope is None else sorted(scope))
         now = time.time()
