@@ -10,13 +10,12 @@ command; ``list``, ``show``, ``replay`` and ``verify`` only read the store and
 ignore ``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on
 stderr with exit status 1.
 
-One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
+One module per command group: ``_workers`` (worker, server, ui), ``_executions`` (start, send,
 query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
 ``_patches``, ``_lint``, ``_schedules``, ``_verify``, ``_tenants`` (PostgreSQL tenant roles) and
-``_admin`` (migrate, bench) and ``_ui`` (the web UI; ``server --ui`` uses its options). They share
+``_admin`` (migrate, bench); ``_ui`` holds the web UI's options for ``_workers``. They share
 ``_options`` (how a command is declared), ``_targets`` (what it acts on) and ``_render`` (how
-results are shown); none imports this module or, but for ``show --at`` and ``server --ui``,
-another group.
+results are shown); none imports this module or, but for ``show --at``, another group.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from typing import Any
 
 from ..errors import DurableError, NonDeterminismError
 from . import (
-    _admin, _executions, _lint, _patches, _replay, _schedules, _tenants, _ui, _verify, _workers,
+    _admin, _executions, _lint, _patches, _replay, _schedules, _tenants, _verify, _workers,
 )
 from ._options import Commands
 from ._targets import global_options
@@ -38,7 +37,7 @@ from ._targets import global_options
 __all__ = ["main"]
 
 _GROUPS = (_workers, _executions, _replay, _patches, _lint, _schedules, _verify, _tenants,
-           _admin, _ui)
+           _admin)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""``durable ui``: the web UI (``durable._ui``) on a store, until SIGTERM/SIGINT; and the
-options ``durable server --ui`` shares with it."""
+"""``durable ui`` and ``durable server --ui``: their options, the UI service on a client, and
+a service made of the server and the UI. ``_workers`` runs them until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -10,23 +10,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._urls import redact
 from ..errors import UsageError
-from ._options import Commands, add_module_option
-from ._targets import connect, import_modules, store_url
+from ._options import Commands, Handler, add_module_option
+from ._targets import import_modules, store_url
 
 if TYPE_CHECKING:
     from .._client import Client
     from .._ui import UiServer
 
-__all__ = ["add_commands", "add_ui_options", "ui_server", "with_ui"]
+__all__ = ["add_ui_command", "add_ui_options", "everyone", "ui_server", "ui_started", "with_ui"]
 
 _TOKEN_HELP = ("a secret that unlocks the UI (repeatable): TOKEN allows every tenant, "
                "TOKEN:acme,globex only those (env DURABLE_UI_TOKENS, space-separated); "
                "required unless the UI binds to loopback")
 
 
-def add_commands(commands: Commands) -> None:
-    """Register ``ui``."""
-    p = commands.add("ui", _ui, "serve the web UI: executions, timelines, time travel, "
+def add_ui_command(commands: Commands, handler: Handler) -> None:
+    """Register ``ui`` (``_workers`` runs it, as it runs the worker and the server)."""
+    p = commands.add("ui", handler, "serve the web UI: executions, timelines, time travel, "
                      "operations, schedules and patches",
                      epilog="example: durable ui --db postgresql://... --module billing "
                      "(then open http://127.0.0.1:8233)")
@@ -67,19 +67,9 @@ def everyone(args: argparse.Namespace) -> None:
         args.tenants = "*"
 
 
-async def _ui(args: argparse.Namespace) -> int:
-    from ._workers import _run_until_signalled
-
-    everyone(args)
-    async with connect(args, read_only=True) as client:
-        ui = ui_server(client, args.host, args.port, args.token, args)
-
-        async def started() -> str:
-            await ui.wait_started()
-            return f"durable ui listening on {ui.url} db={redact(store_url(args))}"
-
-        await _run_until_signalled(ui, started, "durable ui stopping")
-    return 0
+def ui_started(ui: UiServer, args: argparse.Namespace) -> str:
+    """The line ``durable ui`` prints once it listens."""
+    return f"durable ui listening on {ui.url} db={redact(store_url(args))}"
 
 
 class _Service(Protocol):

@@ -1,4 +1,4 @@
-"""``durable worker`` and ``durable server``: services that run until a signal.
+"""``durable worker``, ``durable server`` and ``durable ui``: services that run until a signal.
 
 The first SIGINT or SIGTERM shuts a service down gracefully (a worker stops claiming work and
 finishes the tasks in flight); a second one cancels what is left. The "started" line is
@@ -21,7 +21,7 @@ from .._limits import QueueLimit
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
 from ._options import Commands
-from ._ui import add_ui_options, everyone, ui_server, with_ui
+from ._ui import add_ui_command, add_ui_options, everyone, ui_server, ui_started, with_ui
 from ._targets import build_worker, connect, load_target, redis_url, store_url
 
 if TYPE_CHECKING:
@@ -51,9 +51,10 @@ _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
 def add_commands(commands: Commands) -> None:
-    """Register ``worker`` and ``server``."""
+    """Register ``worker``, ``server`` and ``ui``."""
     _add_worker(commands)
     _add_server(commands)
+    add_ui_command(commands, _ui)
 
 
 def _add_worker(commands: Commands) -> None:
@@ -206,6 +207,19 @@ def _server_started(server: Server, args: argparse.Namespace) -> str:
     return (f"durable server {server.identity} started: db={redact(store_url(args))} "
             f"redis={redact(redis) if redis else '-'} http={server.url} "
             f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s")
+
+
+async def _ui(args: argparse.Namespace) -> int:
+    everyone(args)
+    async with connect(args, read_only=True) as client:
+        ui = ui_server(client, args.host, args.port, args.token, args)
+
+        async def started() -> str:
+            await ui.wait_started()
+            return ui_started(ui, args)
+
+        await _run_until_signalled(ui, started, "durable ui stopping")
+    return 0
 
 
 # ---- running until a signal -----------------------------------------------------------------
