@@ -96,6 +96,7 @@ def _add_server(commands: Commands) -> None:
                    help="a secret: /healthz shows its details, and /metrics answers, only to "
                    "requests with 'Authorization: Bearer TOKEN' (env DURABLE_METRICS_TOKEN; "
                    "without one, details are shown on a loopback --host only)")
+    add_ui_options(p)
 
 
 def _log_to_stderr() -> None:

@@ -63,7 +63,8 @@ class Operate:
             raise web.HTTPBadRequest(text="the query's arguments are a JSON array: [1, \"a\"]")
         if op != "cancel" and not fields["name"]:
             raise web.HTTPBadRequest(text=f"{_OPS[op].lower()} needs a name")
-        context = {"title": f"{_OPS[op]}: {workflow_id}", "action": request.path, "back": page,
+        context: dict[str, Any] = {
+                   "title": f"{_OPS[op]}: {workflow_id}", "action": request.path, "back": page,
                    "fields": fields, "op": op, "tenant": tenant, "workflow_id": workflow_id,
                    "payload": to_json(payload), "answer": None, "error": None}
         if form.get("confirm") != "yes":
@@ -106,7 +107,8 @@ class Operate:
         tenant = allowed(request, request.match_info["tenant"])
         schedule_id = request.match_info["schedule_id"]
         form = await request.post()
-        context = {"title": f"{_SCHEDULE_OPS[op]}: schedule {schedule_id}", "op": op,
+        context: dict[str, Any] = {"title": f"{_SCHEDULE_OPS[op]}: schedule {schedule_id}",
+                                   "op": op,
                    "action": request.path, "back": "/schedules", "fields": {}, "tenant": tenant,
                    "workflow_id": schedule_id, "payload": "null", "answer": None, "error": None}
         if form.get("confirm") != "yes":

@@ -28,8 +28,9 @@ _ENV: Final = jinja2.Environment(
     loader=jinja2.PackageLoader("durable._ui", "templates"),
     autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined,
     trim_blocks=True, lstrip_blocks=True)
-_ENV.filters["when"] = _when
-_ENV.filters["count"] = _count
+_FILTERS: Final[Any] = _ENV.filters  # (jinja2's stubs type it by its own filters)
+_FILTERS["when"] = _when
+_FILTERS["count"] = _count
 
 
 def render(request: web.Request, name: str, context: dict[str, Any], *,

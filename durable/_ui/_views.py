@@ -15,7 +15,7 @@ from aiohttp import web
 from .. import _pages as pages
 from .._cli._render import json as to_json
 from .._client import Client, Description
-from .._history import WorkflowContinuedAsNew, WorkflowStarted
+from .._history import Event, WorkflowContinuedAsNew, WorkflowStarted
 from .._stores._listing import display_status
 from ..errors import DurableError, HistoryError, WorkflowNotFoundError
 from . import _timeline
@@ -121,12 +121,12 @@ class Views:
         handle = self._handle(request)
         run = request.query.get("run") or None
         d: Description = await self._read(handle.describe())
+        damaged: str | None = None
+        events: list[Event]
         try:
             events = await handle.history(run_id=run)
         except HistoryError as exc:
             events, damaged = [], str(exc)
-        else:
-            damaged = None
         if run is not None and not events:
             raise web.HTTPNotFound(text=f"execution {d.workflow_id!r} has no run {run!r}")
         current = run is None or run == d.run_id
