@@ -10,10 +10,10 @@ command; ``list``, ``show``, ``replay`` and ``verify`` only read the store and
 ignore ``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on
 stderr with exit status 1.
 
-One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
+One module per command group: ``_workers`` (worker, server, ui), ``_executions`` (start, send,
 query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
 ``_patches``, ``_lint``, ``_schedules``, ``_verify``, ``_tenants`` (PostgreSQL tenant roles) and
-``_admin`` (migrate, bench). They share
+``_admin`` (migrate, bench); ``_ui`` holds the web UI's options for ``_workers``. They share
 ``_options`` (how a command is declared), ``_targets`` (what it acts on) and ``_render`` (how
 results are shown); none imports this module or, but for ``show --at``, another group.
 """

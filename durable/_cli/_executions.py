@@ -8,7 +8,12 @@ thing through the public API and prints its result: an id, a line, JSON, a table
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
+from .. import _pages as pages
+from .._pages import LIST_STATUSES, parse_when
+from .._stores._listing import display_status
 from ..errors import HistoryError, UsageError, WorkflowClosedError
 from . import _render
 from ._options import Commands, add_module_option, json_value, json_values
@@ -16,9 +21,6 @@ from ._targets import connect, module_names, resolve_workflow
 from ._timetravel import AT_HELP, show_at
 
 __all__ = ["add_commands"]
-
-_STATUSES = ["running", "completed", "failed", "cancelled"]
-
 
 def add_commands(commands: Commands) -> None:
     """Register the commands on one execution (and ``list``)."""
@@ -136,24 +138,40 @@ async def _update(args: argparse.Namespace) -> int:
 
 
 def _add_list(commands: Commands) -> None:
-    p = commands.add("list", _list, "list executions, newest first")
-    p.add_argument("--status", choices=_STATUSES)
-    p.add_argument("--limit", type=int, default=50)
+    p = commands.add("list", _list, "list executions, newest first, a page at a time",
+                     epilog="examples: durable list --status held;  durable list --workflow "
+                     "InvoiceApproval --since 1d;  durable list --after CURSOR (the next page)")
+    p.add_argument("--status", choices=LIST_STATUSES, help="held: running but stopped by a "
+                   "task error (fix the code); continued: continued as new at least once")
+    p.add_argument("--workflow", metavar="NAME", help="registered workflow name")
+    p.add_argument("--since", metavar="WHEN", help="started at or after: an ISO 8601 date or "
+                   "date and time (local unless it names an offset), or an age (2h, 1d)")
+    p.add_argument("--until", metavar="WHEN", help="started before (as --since)")
+    p.add_argument("--id-prefix", metavar="PREFIX", help="workflow ids that start with PREFIX")
+    p.add_argument("--after", metavar="CURSOR", help="the next page: the cursor the previous "
+                   "page printed")
+    p.add_argument("--limit", type=int, default=50, help="executions per page (default 50)")
     p.add_argument("--all-tenants", action="store_true")
 
 
 async def _list(args: argparse.Namespace) -> int:
+    now = time.time()
+    since, until = (None if w is None else parse_when(w, now=now) for w in (args.since, args.until))
     async with connect(args, redis=False, read_only=True) as client:
-        records = await client.list(status=args.status, limit=args.limit,
-                                    all_tenants=args.all_tenants)
+        where = pages.query(client, tenants=None if args.all_tenants else [client.tenant],
+                            workflow=args.workflow, status=args.status, since=since,
+                            until=until, id_prefix=args.id_prefix)
+        records, after = await pages.page(client, where, after=args.after, limit=args.limit)
     if not records:
         print("no executions")
         return 0
     header = ["ID", "WORKFLOW", "VERSION", "STATUS", "STATE", "UPDATED"]
-    rows = [[r.workflow_id, r.workflow, r.version, r.status, r.state or "-",
+    rows = [[r.workflow_id, r.workflow, r.version, display_status(r), r.state or "-",
              _render.local_datetime(r.updated_at)] for r in records]
     tenants = [r.tenant for r in records] if args.all_tenants else None
     print("\n".join(_render.table(header, rows, tenants)))
+    if after is not None:
+        print(f"next page: --after {after}", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``durable worker`` and ``durable server``: services that run until a signal.
+"""``durable worker``, ``durable server`` and ``durable ui``: services that run until a signal.
 
 The first SIGINT or SIGTERM shuts a service down gracefully (a worker stops claiming work and
 finishes the tasks in flight); a second one cancels what is left. The "started" line is
@@ -21,6 +21,7 @@ from .._limits import QueueLimit
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
 from ._options import Commands
+from ._ui import add_ui_command, add_ui_options, everyone, ui_server, ui_started, with_ui
 from ._targets import build_worker, connect, load_target, redis_url, store_url
 
 if TYPE_CHECKING:
@@ -50,9 +51,10 @@ _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
 def add_commands(commands: Commands) -> None:
-    """Register ``worker`` and ``server``."""
+    """Register ``worker``, ``server`` and ``ui``."""
     _add_worker(commands)
     _add_server(commands)
+    add_ui_command(commands, _ui)
 
 
 def _add_worker(commands: Commands) -> None:
@@ -94,6 +96,7 @@ def _add_server(commands: Commands) -> None:
                    help="a secret: /healthz shows its details, and /metrics answers, only to "
                    "requests with 'Authorization: Bearer TOKEN' (env DURABLE_METRICS_TOKEN; "
                    "without one, details are shown on a loopback --host only)")
+    add_ui_options(p)
 
 
 def _log_to_stderr() -> None:
@@ -165,18 +168,26 @@ def _queue_limits(limits: list[str], rates: list[str]) -> dict[str, QueueLimit]:
 async def _server(args: argparse.Namespace) -> int:
     _log_to_stderr()
     server_class = _server_class()
+    if args.ui:
+        everyone(args)
     async with connect(args) as client:
         token = args.metrics_token or os.environ.get("DURABLE_METRICS_TOKEN") or None
         server = server_class(client, host=args.host, port=args.port, interval=args.interval,
                               redispatch_after=args.redispatch_after, metrics_token=token,
                               liveness_timeout=args.liveness_timeout)
+        ui = ui_server(client, args.ui_host, args.ui_port, args.ui_token, args) \
+            if args.ui else None
 
         async def started() -> str:
             await server.wait_started()
-            return _server_started(server, args)
+            if ui is None:
+                return _server_started(server, args)
+            await ui.wait_started()
+            return f"{_server_started(server, args)} ui={ui.url}"
 
         try:
-            await _run_until_signalled(server, started, "durable server stopping")
+            await _run_until_signalled(server if ui is None else with_ui(server, ui), started,
+                                       "durable server stopping")
         except OSError as exc:  # the HTTP port is taken or the address is wrong
             raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
         print(f"durable server {server.identity} stopped", flush=True)
@@ -197,6 +208,19 @@ def _server_started(server: Server, args: argparse.Namespace) -> str:
     return (f"durable server {server.identity} started: db={redact(store_url(args))} "
             f"redis={redact(redis) if redis else '-'} http={server.url} "
             f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s")
+
+
+async def _ui(args: argparse.Namespace) -> int:
+    everyone(args)
+    async with connect(args, read_only=True) as client:
+        ui = ui_server(client, args.host, args.port, args.token, args)
+
+        async def started() -> str:
+            await ui.wait_started()
+            return ui_started(ui, args)
+
+        await _run_until_signalled(ui, started, "durable ui stopping")
+    return 0
 
 
 # ---- running until a signal -----------------------------------------------------------------

@@ -34,6 +34,7 @@ from ._records import (
     ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
     WorkflowCommit, WorkflowTask,
 )
+from ._listing import Cursor, ExecutionQuery
 from ._liveness import HeartbeatStore, WorkerStore
 from ._schedule_records import ScheduleRecord
 from ._wakeup import Wakeup
@@ -74,6 +75,18 @@ class ExecutionStore(Protocol):
         Filters: tenant (all when None), workflow name, status, created at or after
         ``since``. Paging: ``after`` is the last record of the previous page.
         """
+        ...
+
+    async def page_executions(self, query: ExecutionQuery, *, after: Cursor | None = None,
+                              limit: int = 50) -> list[ExecutionRecord]:
+        """Up to ``limit`` executions that ``query`` selects, newest first (by ``created_at``,
+        workflow id, tenant), after the cursor ``after`` (``_listing.cursor_of`` of the
+        previous page's last row): keyset paging that reads from an index starting there."""
+        ...
+
+    async def count_executions(self, query: ExecutionQuery, *, cap: int) -> dict[str, int]:
+        """How many executions of each of ``_listing.LIST_STATUSES`` match ``query`` (its
+        status aside), each counted up to ``cap`` (reading at most ``cap`` index entries)."""
         ...
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,

@@ -119,6 +119,9 @@ class CodecStore:
     async def scan_executions(self, *args: Any, **kwargs: Any) -> list[ExecutionRecord]:
         return self._decoded_all(await self.inner.scan_executions(*args, **kwargs))
 
+    async def page_executions(self, *args: Any, **kwargs: Any) -> list[ExecutionRecord]:
+        return self._decoded_all(await self.inner.page_executions(*args, **kwargs))
+
     async def read_history(self, *args: Any, **kwargs: Any) -> list[Event]:
         return self._decoded_all(await self.inner.read_history(*args, **kwargs))
 

@@ -8,6 +8,7 @@ from typing import Any
 from ..._history import Event
 from ...errors import WorkflowNotFoundError
 from .._integrity import Row, checked, scan
+from .._listing import LIST_STATUSES, Cursor, ExecutionQuery, cursor_of, matches
 from .._records import ActionTask, ExecutionRecord, RunCheck, TimerRecord
 from ._state import MemoryState
 
@@ -64,6 +65,24 @@ class MemoryExecutions(MemoryState):
                 and (cursor is None or _scan_key(r) > cursor)]
         rows.sort(key=_scan_key)
         return rows[:limit]
+
+    async def page_executions(self, query: ExecutionQuery, *, after: Cursor | None = None,
+                              limit: int = 50) -> list[ExecutionRecord]:
+        """Up to ``limit`` executions after the cursor, newest first (``_listing``)."""
+        rows = [r for r in self._executions.values() if matches(r, query, self._run_count(r))
+                and (after is None or cursor_of(r) < after)]
+        rows.sort(key=cursor_of, reverse=True)
+        return rows[:limit]
+
+    async def count_executions(self, query: ExecutionQuery, *, cap: int) -> dict[str, int]:
+        """How many executions of each status match (``query.status`` aside), each at most
+        ``cap``."""
+        return {status: min(cap, sum(matches(r, query, self._run_count(r), status)
+                                     for r in self._executions.values()))
+                for status in LIST_STATUSES}
+
+    def _run_count(self, record: ExecutionRecord) -> int:
+        return len(self._runs.get((record.tenant, record.workflow_id), ())) or 1
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0, limit: int | None = None) -> list[Event]:

@@ -7,6 +7,7 @@ from ._executions import PostgresExecutions
 from ._heartbeats import PostgresHeartbeats
 from ._hosts import PostgresHosts
 from ._limited import PostgresLimited
+from ._listing import PostgresListing
 from ._requests import PostgresRequests
 from ._schedules import PostgresSchedules
 from ._snapshots import PostgresSnapshots
@@ -20,5 +21,5 @@ __all__ = ["PostgresStore"]
 
 class PostgresStore(PostgresExecutions, PostgresTasks, PostgresTransactions, PostgresTimers,
                     PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresWorkers,
-                    PostgresHeartbeats, PostgresHosts, PostgresLimited):
+                    PostgresHeartbeats, PostgresHosts, PostgresLimited, PostgresListing):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""

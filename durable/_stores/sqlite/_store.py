@@ -7,6 +7,7 @@ from ._executions import SQLiteExecutions
 from ._heartbeats import SQLiteHeartbeats
 from ._hosts import SQLiteHosts
 from ._limited import SQLiteLimited
+from ._listing import SQLiteListing
 from ._requests import SQLiteRequests
 from ._schedules import SQLiteSchedules
 from ._snapshots import SQLiteSnapshots
@@ -20,5 +21,5 @@ __all__ = ["SQLiteStore"]
 
 class SQLiteStore(SQLiteExecutions, SQLiteTasks, SQLiteTransactions, SQLiteTimers,
                   SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteWorkers,
-                  SQLiteHeartbeats, SQLiteHosts, SQLiteLimited):
+                  SQLiteHeartbeats, SQLiteHosts, SQLiteLimited, SQLiteListing):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""
