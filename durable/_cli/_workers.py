@@ -184,11 +184,8 @@ async def _server(args: argparse.Namespace) -> int:
 
 
 def _server_class() -> type[Server]:
-    try:  # imported here: aiohttp is an extra, and slow to import
-        from durable_server import Server
-    except ImportError as exc:
-        raise UsageError(f"durable server needs the server extra (pip install "
-                         f"'durable[server]'): {exc}") from None
+    from durable_server import Server  # here: aiohttp is an extra (MissingExtraError), and slow
+
     return Server
 
 
