@@ -325,7 +325,7 @@ def state_at(state: StateAt, events: Sequence[Event], times: Times) -> list[str]
     if later:
         lines.append(f"      ({later} later event{'s' if later != 1 else ''} not shown)")
     how = "replayed with today's code" if state.replayed else "as recorded"
-    lines += ["", f"as of seq {state.seq} ({times.when(state.time, ms=True)}), {how}:",
+    lines += ["", f"as of seq {state.seq}, {times.when(state.time, ms=True)}, {how}:",
               *_status(state.status, state.state, state.data, state.suspended_at, state.result,
                        state.error)]
     lines += [f"received, not run yet: seq {event.seq} {type(event).__name__}"

@@ -320,7 +320,7 @@ def test_show_at_a_past_moment(cli, db: str) -> None:
 
     code, out, err = cli("show", "inv-9", "--at", "2")
     assert code == 0, err
-    assert "as of seq 3 " in out and "as recorded" in out and "state:     draft" in out
+    assert "as of seq 3, " in out and "as recorded" in out and "state:     draft" in out
     assert f"invoice.py:{submit}" in out.split("as of seq")[1]
     assert "later events not shown" in out and "WorkflowCompleted" not in out
     code, replayed, err = cli("show", "inv-9", "--at", "2", "--replay", "-m", "examples.invoice")
