@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
 
 import msgspec
 
+from . import _history
 from ._history import Event
 from .errors import HistoryError
 
@@ -31,13 +32,15 @@ def named(obj: Any) -> Any:
         config = obj.__struct_config__
         fields = {f: named(getattr(obj, f)) for f in obj.__struct_fields__}
         return fields if config.tag is None else {config.tag_field: config.tag, **fields}
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        pairs = zip(cast("tuple[str, ...]", getattr(obj, "_fields")), cast("tuple[Any, ...]", obj))
-        return {name: named(value) for name, value in pairs}
     if isinstance(obj, (list, tuple)):
-        return [named(v) for v in cast("Sequence[Any]", obj)]
+        items = cast("Sequence[Any]", obj)
+        names: tuple[str, ...] | None = getattr(items, "_fields", None)  # a named tuple
+        if names is not None:
+            return {name: named(value) for name, value in zip(names, items)}
+        return [named(v) for v in items]
     if isinstance(obj, dict):
-        return {k: named(v) for k, v in cast("dict[Any, Any]", obj).items()}
+        mapping = cast("Mapping[Any, Any]", obj)
+        return {k: named(v) for k, v in mapping.items()}
     if isinstance(obj, enum.Enum):
         return obj.value
     return obj
@@ -56,39 +59,63 @@ def is_named_history(text: bytes | str) -> bool:
 def events_from_named(data: Any) -> list[Event]:
     """The events of a decoded history with named fields: a list of event objects, or an
     object with them under ``"history"``; ``HistoryError`` if it is not one."""
-    items: Any = cast("dict[str, Any]", data).get("history") if isinstance(data, dict) else data
+    items = cast("Mapping[str, Any]", data).get("history") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise HistoryError("not a durable history in JSON: \"history\" is not a list of events")
+    events = cast("Sequence[Any]", items)
     try:
-        return [msgspec.convert(_positional(item, i), Event)
-                for i, item in enumerate(cast("list[Any]", items), 1)]
+        return [msgspec.convert(_positional(item, i), Event) for i, item in enumerate(events, 1)]
     except msgspec.ValidationError as exc:
         raise HistoryError(f"not a durable history in JSON: {exc}") from None
 
 
 def _positional(item: Any, position: int) -> list[Any]:
     """One event object as the array its struct decodes from."""
-    cls = _EVENTS.get(item.get("type")) if isinstance(item, dict) else None
+    fields: Mapping[str, Any] = cast("Mapping[str, Any]", item) if isinstance(item, dict) else {}
+    cls = _EVENTS.get(fields.get("type"))
     if cls is None:
         raise HistoryError(f"not a durable history in JSON: item {position} is not an event "
                            f"(an object with a \"type\" of {sorted(_EVENTS)})")
-    return [cls.__struct_config__.tag, *_fields(cls, cast("dict[str, Any]", item))]
+    return [cls.__struct_config__.tag, *_fields(cls, fields)]
 
 
-def _fields(cls: type[msgspec.Struct], obj: dict[str, Any]) -> list[Any]:
+def _fields(cls: type[msgspec.Struct], obj: Mapping[str, Any]) -> list[Any]:
     values: list[Any] = []
-    for field in msgspec.structs.fields(cls):
-        if field.name in obj:
-            nested = _array_struct(field.type)
-            value = obj[field.name]
-            values.append(_fields(nested, value) if nested and isinstance(value, dict) else value)
-        elif field.required:
+    for name, nested, default in _shape(cls):
+        if name in obj:
+            value = obj[name]
+            if nested is not None and isinstance(value, dict):  # ErrorInfo, ParentRef
+                value = _fields(nested, cast("Mapping[str, Any]", value))
+            values.append(value)
+        elif default is _REQUIRED:
             raise HistoryError(f"not a durable history in JSON: a {cls.__name__} has no "
-                               f"{field.name!r}")
+                               f"{name!r}")
         else:
-            values.append(field.default_factory() if field.default is msgspec.NODEFAULT
-                          else field.default)
+            values.append(default.factory() if _is_factory(default) else default)
     return values
+
+
+_REQUIRED: Final = object()
+Shape = list[tuple[str, "type[msgspec.Struct] | None", Any]]  # name, nested struct, default
+_shapes: dict[type[msgspec.Struct], Shape] = {}
+
+
+def _shape(cls: type[msgspec.Struct]) -> Shape:
+    """Each field of ``cls`` in order: its name, the struct it holds (if any), its default."""
+    shape = _shapes.get(cls)
+    if shape is None:
+        # Resolved in _history's namespace: the public events say __module__ = "durable".
+        hints = typing.get_type_hints(cls, globalns=_history.__dict__)
+        names, defaults = cls.__struct_fields__, cls.__struct_defaults__
+        padded = (_REQUIRED,) * (len(names) - len(defaults)) + defaults
+        shape = _shapes[cls] = [(name, _array_struct(hints[name]), default)
+                                for name, default in zip(names, padded)]
+    return shape
+
+
+def _is_factory(default: Any) -> bool:
+    """Whether a struct default is msgspec's wrapper of a mutable one (``[]``, ``{}``)."""
+    return type(default).__module__.startswith("msgspec") and hasattr(default, "factory")
 
 
 def _array_struct(annotation: Any) -> type[msgspec.Struct] | None:
