@@ -159,8 +159,9 @@ def table(header: list[str], rows: list[list[str]],
 # ---- histories ------------------------------------------------------------------------------
 
 
-def timeline(events: Sequence[Event], times: Times) -> list[str]:
-    """One line per event: seq, time, type and its salient fields."""
+def timeline(events: Sequence[Event], times: Times | None = None) -> list[str]:
+    """One line per event: seq, time, type and its salient fields (``times``: UTC by default)."""
+    times = times or Times()
     if not events:
         return []
     names: Names = {}
@@ -280,8 +281,9 @@ def _short(location: str) -> str:
 # ---- executions -----------------------------------------------------------------------------
 
 
-def summary(d: durable.Description, times: Times) -> list[str]:
+def summary(d: durable.Description, times: Times | None = None) -> list[str]:
     """The status block under the timeline: status, state, data, pending work, errors."""
+    times = times or Times()
     lines = [f"workflow:  {d.workflow} v{d.version}  id={d.workflow_id}  tenant={d.tenant}",
              f"started:   {times.when(d.created_at)}",
              f"updated:   {times.when(d.updated_at)}",
@@ -318,8 +320,9 @@ def _status(status: str, state: str | None, data: dict[str, Any], suspended_at: 
     return lines
 
 
-def state_at(state: StateAt, events: Sequence[Event], times: Times) -> list[str]:
+def state_at(state: StateAt, events: Sequence[Event], times: Times | None = None) -> list[str]:
     """``show --at``: the timeline up to the moment, then the execution as it was then."""
+    times = times or Times()
     lines = timeline([e for e in events if e.seq <= state.seq], times)
     later = len(events) - state.seq
     if later:
@@ -367,8 +370,9 @@ def schedule_when(d: durable.ScheduleDescription) -> str:
     return f"every {duration(d.every)}"
 
 
-def schedule(d: durable.ScheduleDescription, times: Times) -> list[str]:
+def schedule(d: durable.ScheduleDescription, times: Times | None = None) -> list[str]:
     """``durable schedule show``: definition, counts, next and recent runs."""
+    times = times or Times()
     status = "paused" if d.paused else "active"
     lines = [f"schedule:  {d.schedule_id}  tenant={d.tenant}",
              f"workflow:  {call(d.workflow, d.args, d.kwargs)}",
