@@ -21,6 +21,8 @@ import durable
 from durable._cli import main
 from durable._cli._render import Times, relative, span
 
+from .test_cli import cli, db  # noqa: F401 - fixtures: `durable --db <tmp file>` in-process
+
 ISO_UTC = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z"
 AGO = r"\d(\.\d)?s ago"  # a moment of this test, seconds ago
 
@@ -37,23 +39,6 @@ async def slowpoke(ctx: durable.Context, text: str) -> str:
     ctx.set_state("waiting")
     await ctx.sleep(timedelta(days=2))
     return stamped
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'scripting.db'}"
-
-
-@pytest.fixture
-def cli(db: str, capsys: pytest.CaptureFixture[str]):
-    """Run ``durable --db <tmp file> ARGS...`` in-process; return (exit status, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--db", db, *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 async def _started(db: str, *ids: str) -> None:
