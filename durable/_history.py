@@ -563,7 +563,7 @@ def decode_event(data: bytes) -> Event:
 
 
 def encode_history_json(events: list[Event]) -> bytes:
-    """Export a history as JSON (what ``durable show ID --json`` writes)."""
+    """Export a history as JSON, each event an array (``durable.testing.save_history``)."""
     return _json_encoder.encode(events)
 
 

@@ -10,6 +10,7 @@
     │   ├── InvalidArgumentError       a bad value for durable's own API (also a ValueError)
     │   ├── ArgumentTypeError          an argument of the wrong type (also a TypeError)
     │   ├── UsageError                 a command line, or an object used outside its lifetime
+    │   │   └── MissingExtraError      an optional package is not installed (also an ImportError)
     │   ├── UnknownWorkflowError       no workflow registered under that name
     │   ├── UnknownActionError         no action registered under that name
     │   ├── WorkflowNotFoundError      no execution with that id in that tenant
@@ -75,6 +76,7 @@ __all__ = [
     "InputError",
     "InvalidArgumentError",
     "InvalidScheduleError",
+    "MissingExtraError",
     "NonDeterminismError",
     "NonRetryable",
     "OutcomeError",
@@ -236,6 +238,18 @@ class UsageError(InputError):
     outside its lifetime: a ``durable.testing.Environment`` used outside ``async with``, or
     after its worker stopped.
     """
+
+
+class MissingExtraError(UsageError, ImportError):
+    """A feature needs an optional package that is not installed: ``.package``, which the
+    extra ``.extra`` installs (the message says ``pip install 'durable[EXTRA]'``).
+
+    The embedded SQLite path needs none; PostgreSQL needs ``durable[postgres]``, Redis
+    dispatch ``durable[redis]``, ``durable server`` ``durable[server]``.
+    """
+
+    package: str
+    extra: str
 
 
 class UnknownWorkflowError(InputError):

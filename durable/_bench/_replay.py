@@ -187,6 +187,9 @@ def run(args: argparse.Namespace) -> None:
             if getattr(args, "verify", False):
                 verified.append((shape, len(blobs), steps, *_with_and_without(shape, blobs,
                                                                               args.repeat)))
+    if getattr(args, "json", False):  # durable bench --json: one document, fields by name
+        print(_document(rows, floor, verified))
+        return
     print(f"\n{'shape':11} {'events':>8} {'steps':>7} {'events/s':>11} {'us/step':>8} "
           f"{'x loop':>7}")
     for shape, events, steps, seconds in rows:
@@ -205,6 +208,20 @@ def run(args: argparse.Namespace) -> None:
           "Replayer) and <= 2.5x one asyncio loop iteration per step")
     if verified:
         _print_verified(verified)
+
+
+def _document(rows: list[tuple[str, int, int, float]], floor: dict[str, float],
+              verified: list[tuple[str, int, int, float, float]]) -> str:
+    loop_floor = floor["asyncio loop iteration"]
+    return msgspec.json.encode({
+        "shapes": [{"shape": shape, "events": events, "steps": steps,
+                    "events_per_second": events / seconds, "us_per_step": seconds / steps * 1e6,
+                    "x_loop": seconds / steps / loop_floor}
+                   for shape, events, steps, seconds in rows],
+        "floors_us_per_step": {name: value * 1e6 for name, value in floor.items()},
+        "verified": [{"shape": shape, "events": events, "us_per_step": plain / steps * 1e6,
+                      "checked_us_per_step": checked / steps * 1e6}
+                     for shape, events, steps, plain, checked in verified]}).decode()
 
 
 def _with_and_without(shape: str, blobs: list[bytes], repeat: int) -> tuple[float, float]:

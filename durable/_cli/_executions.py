@@ -12,12 +12,13 @@ import sys
 import time
 
 from .. import _pages as pages
+from .._named import named
 from .._pages import LIST_STATUSES, parse_when
 from .._stores._listing import display_status
 from ..errors import HistoryError, UsageError, WorkflowClosedError
 from . import _render
 from ._options import Commands, add_module_option, json_value, json_values
-from ._targets import connect, module_names, resolve_workflow
+from ._targets import connect, module_names, resolve_workflow, times, wants_json
 from ._timetravel import AT_HELP, show_at
 
 __all__ = ["add_commands"]
@@ -56,7 +57,8 @@ async def _start(args: argparse.Namespace) -> int:
     async with connect(args) as client:
         handle = await client.start(workflow, *values, id=args.id, priority=args.priority,
                                     fairness_key=args.fairness_key)
-    print(handle.workflow_id)
+    print(_render.json({"workflow_id": handle.workflow_id, "tenant": handle.tenant})
+          if wants_json(args) else handle.workflow_id)
     return 0
 
 
@@ -74,9 +76,11 @@ async def _send(args: argparse.Namespace) -> int:
     payload = None if args.payload is None else json_value(args.payload, "payload")
     metadata = None if args.metadata is None else json_value(args.metadata, "--metadata")
     async with connect(args) as client:
-        await client.get_handle(args.id).send(args.event, payload, idempotency_key=args.key,
-                                              metadata=metadata)
-    print(f"sent {args.event} to {args.id}")
+        handle = client.get_handle(args.id)
+        await handle.send(args.event, payload, idempotency_key=args.key, metadata=metadata)
+    print(_render.json({"workflow_id": args.id, "tenant": handle.tenant, "event": args.event,
+                        "key": args.key}) if wants_json(args)
+          else f"sent {args.event} to {args.id}")
     return 0
 
 
@@ -88,7 +92,9 @@ async def _cancel(args: argparse.Namespace) -> int:
             raise WorkflowClosedError(f"execution {args.id!r} has already ended ({status})",
                                       workflow_id=args.id)
         await handle.cancel()
-    print(f"cancel requested for {args.id}")
+    print(_render.json({"workflow_id": args.id, "tenant": handle.tenant,
+                        "cancel_requested": True}) if wants_json(args)
+          else f"cancel requested for {args.id}")
     return 0
 
 
@@ -107,9 +113,10 @@ def _add_query(commands: Commands) -> None:
 
 async def _query(args: argparse.Namespace) -> int:
     values = json_values(args.args)
-    async with connect(args) as client:
+    async with connect(args, read_only=True) as client:
         answer = await client.get_handle(args.id).query(args.name, *values, timeout=args.timeout)
-    print(_render.json(answer))
+    print(_render.json({"workflow_id": args.id, "query": args.name, "result": answer})
+          if wants_json(args) else _render.json(answer))
     return 0
 
 
@@ -130,7 +137,8 @@ async def _update(args: argparse.Namespace) -> int:
     async with connect(args) as client:
         answer = await client.get_handle(args.id).update(
             args.name, *values, idempotency_key=args.key, timeout=args.timeout)
-    print(_render.json(answer))
+    print(_render.json({"workflow_id": args.id, "update": args.name, "key": args.key,
+                        "result": answer}) if wants_json(args) else _render.json(answer))
     return 0
 
 
@@ -162,16 +170,21 @@ async def _list(args: argparse.Namespace) -> int:
                             workflow=args.workflow, status=args.status, since=since,
                             until=until, id_prefix=args.id_prefix)
         records, after = await pages.page(client, where, after=args.after, limit=args.limit)
+    if after is not None:
+        print(f"next page: --after {after}", file=sys.stderr)
+    if wants_json(args):
+        for line in _render.ndjson(records):
+            print(line)
+        return 0
     if not records:
         print("no executions")
         return 0
     header = ["ID", "WORKFLOW", "VERSION", "STATUS", "STATE", "UPDATED"]
+    shown = times(args)
     rows = [[r.workflow_id, r.workflow, r.version, display_status(r), r.state or "-",
-             _render.local_datetime(r.updated_at)] for r in records]
+             shown.when(r.updated_at)] for r in records]
     tenants = [r.tenant for r in records] if args.all_tenants else None
     print("\n".join(_render.table(header, rows, tenants)))
-    if after is not None:
-        print(f"next page: --after {after}", file=sys.stderr)
     return 0
 
 
@@ -183,8 +196,6 @@ def _add_show(commands: Commands) -> None:
     p.add_argument("id", metavar="ID")
     p.add_argument("--run", metavar="RUN_ID",
                    help="an earlier run of the execution (continue-as-new) instead of the current")
-    p.add_argument("--json", action="store_true", help="print the history (with --at: the "
-                   "state at that moment) as JSON")
     p.add_argument("--at", metavar="WHEN", help=AT_HELP)
     p.add_argument("--replay", action="store_true", help="with --at: replay the workflow's "
                    "code (import it with --module) instead of reading what was recorded")
@@ -201,14 +212,15 @@ async def _show(args: argparse.Namespace) -> int:
         try:
             events = await handle.history(run_id=args.run)
         except HistoryError:  # damaged: how the execution stands, then what is damaged
-            print("\n".join(_render.summary(await handle.describe())))
+            print("\n".join(_render.summary(await handle.describe(), times(args))))
             raise
         if not events:
             raise UsageError(f"execution {args.id!r} has no run {args.run!r} (the runs are named "
                              "by WorkflowStarted.continued_from and WorkflowContinuedAsNew)")
-        if args.json:
-            print(_render.json(events))  # as encode_history_json, payloads it cannot decode shown
-            return 0
         description = await handle.describe()
-    print("\n".join([*_render.timeline(events), "", *_render.summary(description)]))
+    if wants_json(args):  # payloads it cannot decode (no --codec) shown as "<encoded>"
+        print(_render.json({**named(description), "history": events}))
+        return 0
+    shown = times(args)
+    print("\n".join([*_render.timeline(events, shown), "", *_render.summary(description, shown)]))
     return 0

@@ -21,8 +21,9 @@ from .._limits import QueueLimit
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
 from ._options import Commands
+from . import _render
+from ._targets import build_worker, connect, load_target, redis_url, store_url, wants_json
 from ._ui import add_ui_command, add_ui_options, everyone, ui_server, ui_started, with_ui
-from ._targets import build_worker, connect, load_target, redis_url, store_url
 
 if TYPE_CHECKING:
     from durable_server import Server
@@ -120,15 +121,27 @@ async def _worker(args: argparse.Namespace) -> int:
             worker = await build_worker(name, target, client, options)
         except TypeError as exc:  # the target does not take these options
             raise UsageError(f"cannot build the worker from {name}: {exc}") from None
-        started = (f"durable worker {worker.identity} started: db={store_url(args)} "
-                   f"workflows={','.join(worker.workflows) or '-'} "
-                   f"actions={','.join(worker.actions) or '-'} "
-                   f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
-                   f"queue-limits={_shown(worker.queue_limits)} "
-                   f"concurrency={worker.concurrency} lease={worker.lease:g}s")
+        started = _said(args, (
+            f"durable worker {worker.identity} started: db={store_url(args)} "
+            f"workflows={','.join(worker.workflows) or '-'} "
+            f"actions={','.join(worker.actions) or '-'} "
+            f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
+            f"queue-limits={_shown(worker.queue_limits)} "
+            f"concurrency={worker.concurrency} lease={worker.lease:g}s"),
+            event="started", service="worker", identity=worker.identity,
+            db=redact(store_url(args)), workflows=sorted(worker.workflows),
+            actions=sorted(worker.actions), queues=sorted(worker.queues or ()) or None,
+            queue_limits=worker.queue_limits, concurrency=worker.concurrency,
+            lease=worker.lease)
         await _run_until_signalled(worker, started)
-        print(f"durable worker {worker.identity} stopped", flush=True)
+        print(_said(args, f"durable worker {worker.identity} stopped", event="stopped",
+                    service="worker", identity=worker.identity), flush=True)
     return 0
+
+
+def _said(args: argparse.Namespace, text: str, **fields: Any) -> str:
+    """A service's line: ``text``, or with ``--json`` the ``fields`` as one JSON object."""
+    return _render.json(fields) if wants_json(args) else text
 
 
 def _shown(limits: dict[str, Any]) -> str:
@@ -183,31 +196,34 @@ async def _server(args: argparse.Namespace) -> int:
             if ui is None:
                 return _server_started(server, args)
             await ui.wait_started()
-            return f"{_server_started(server, args)} ui={ui.url}"
+            return _server_started(server, args, ui.url)
 
         try:
             await _run_until_signalled(server if ui is None else with_ui(server, ui), started,
                                        "durable server stopping")
         except OSError as exc:  # the HTTP port is taken or the address is wrong
             raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-        print(f"durable server {server.identity} stopped", flush=True)
+        print(_said(args, f"durable server {server.identity} stopped", event="stopped",
+                    service="server", identity=server.identity), flush=True)
     return 0
 
 
 def _server_class() -> type[Server]:
-    try:  # imported here: aiohttp is an extra, and slow to import
-        from durable_server import Server
-    except ImportError as exc:
-        raise UsageError(f"durable server needs the server extra (pip install "
-                         f"'durable[server]'): {exc}") from None
+    from durable_server import Server  # here: aiohttp is an extra (MissingExtraError), and slow
+
     return Server
 
 
-def _server_started(server: Server, args: argparse.Namespace) -> str:
+def _server_started(server: Server, args: argparse.Namespace, ui: str | None = None) -> str:
     redis = redis_url(args)
-    return (f"durable server {server.identity} started: db={redact(store_url(args))} "
-            f"redis={redact(redis) if redis else '-'} http={server.url} "
-            f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s")
+    return _said(args, (
+        f"durable server {server.identity} started: db={redact(store_url(args))} "
+        f"redis={redact(redis) if redis else '-'} http={server.url} "
+        f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s"
+        + (f" ui={ui}" if ui else "")),
+        event="started", service="server", identity=server.identity,
+        db=redact(store_url(args)), redis=redact(redis) if redis else None, http=server.url,
+        interval=server.interval, redispatch_after=server.redispatch_after, ui=ui)
 
 
 async def _ui(args: argparse.Namespace) -> int:

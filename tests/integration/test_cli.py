@@ -63,10 +63,10 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
-def _history(cli, workflow_id: str) -> list[list]:
+def _history(cli, workflow_id: str) -> list[dict]:
     code, out, err = cli("show", workflow_id, "--json")
     assert code == 0, err
-    return json.loads(out)
+    return json.loads(out)["history"]
 
 
 def _eventually(cli, args: tuple[str, ...], predicate, timeout: float = 10.0) -> str:
@@ -127,8 +127,8 @@ def test_start_send_work_list_show(cli, db: str) -> None:
     assert out.count("EventReceived") == 2  # the second Approve was deduplicated
 
     events = _history(cli, "inv-1")
-    assert [e[1] for e in events] == list(range(1, len(events) + 1))
-    assert events[0][0] == "WorkflowStarted" and events[-1][:1] == ["WorkflowCompleted"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "WorkflowStarted" and events[-1]["type"] == "WorkflowCompleted"
 
 
 def test_sigterm_lets_the_action_in_flight_finish(cli, db: str, tmp_path: Path) -> None:
@@ -151,8 +151,8 @@ def test_sigterm_lets_the_action_in_flight_finish(cli, db: str, tmp_path: Path) 
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.02)
     _stop(worker)  # returns only after `slow` finished and its result was recorded
-    completed = [e for e in _history(cli, "s1") if e[0] == "ActionCompleted"]
-    assert len(completed) == 1 and "finished" in completed[0]
+    completed = [e for e in _history(cli, "s1") if e["type"] == "ActionCompleted"]
+    assert len(completed) == 1 and completed[0]["result"] == "finished"
 
 
 NONDETERMINISTIC = """\
@@ -299,7 +299,7 @@ def test_query_and_update(cli, db: str) -> None:
 
 
 def test_show_at_a_past_moment(cli, db: str) -> None:
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     code, _, err = cli("start", "InvoiceApproval", '"inv-9"', "500", "--id", "inv-9",
                        "--module", "examples.invoice")
@@ -320,7 +320,7 @@ def test_show_at_a_past_moment(cli, db: str) -> None:
 
     code, out, err = cli("show", "inv-9", "--at", "2")
     assert code == 0, err
-    assert "as of seq 3 " in out and "as recorded" in out and "state:     draft" in out
+    assert "as of seq 3, " in out and "as recorded" in out and "state:     draft" in out
     assert f"invoice.py:{submit}" in out.split("as of seq")[1]
     assert "later events not shown" in out and "WorkflowCompleted" not in out
     code, replayed, err = cli("show", "inv-9", "--at", "2", "--replay", "-m", "examples.invoice")
@@ -333,14 +333,14 @@ def test_show_at_a_past_moment(cli, db: str) -> None:
     assert code == 0, err
     state = json.loads(out)
     assert (state["seq"], state["state"], state["status"]) == (3, "draft", "running")
-    ran = [e for e in events if e[0] == "TaskCompleted"][1]  # the task that ran Submit
-    clock = datetime.fromtimestamp(ran[2] + 1e-6).strftime("%H:%M:%S.%f")  # as show prints it
+    ran = [e for e in events if e["type"] == "TaskCompleted"][1]  # the task that ran Submit
+    clock = datetime.fromtimestamp(ran["time"] + 1e-6, timezone.utc).strftime("%H:%M:%S.%f")
     code, out, err = cli("show", "inv-9", "--at", clock, "--json")
     assert code == 0, err
-    code, by_seq, err = cli("show", "inv-9", "--at", str(ran[1]), "--json")
+    code, by_seq, err = cli("show", "inv-9", "--at", str(ran["seq"]), "--json")
     assert code == 0, err
     assert json.loads(out) == json.loads(by_seq) and json.loads(out)["pending"] == []
-    code, out, err = cli("show", "inv-9", "--at", f"@{events[0][2]}", "--json")
+    code, out, err = cli("show", "inv-9", "--at", f"@{events[0]['time']}", "--json")
     assert code == 0, err
     assert json.loads(out)["seq"] == 1
 

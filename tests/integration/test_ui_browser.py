@@ -156,7 +156,7 @@ async def test_history_download_and_a_held_execution(ui: tuple[durable.Client, s
     download = await waiting.value
     assert download.suggested_filename == "inv-1.history.json"
     text = Path(await download.path()).read_text()
-    assert text.startswith('[["WorkflowStarted",1,') and '"Submit"' in text
+    assert text.startswith('[{"type":"WorkflowStarted","seq":1,') and '"Submit"' in text
 
     # A workflow task that cannot run (as a worker records a divergence) holds the execution.
     store, now = client.store, time.time()
