@@ -97,7 +97,8 @@ def _described(what: str, self: Any, first: Any, args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A client span's name and attributes: what is started or sent, and to which execution."""
     if what == "start":
-        name = str(getattr(first, "__name__", first))
+        defn = getattr(first, "__durable_workflow__", None)  # its registered name
+        name = str(getattr(defn, "name", None) or getattr(first, "__name__", first))
         tenant = kwargs.get("tenant") or getattr(self, "tenant", "")
         return f"durable.start {name}", {"durable.workflow": name, "durable.tenant": tenant}
     kind, name = (str(first), str(args[0]) if args else "") if what == "request" \
