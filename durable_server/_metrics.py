@@ -62,7 +62,7 @@ class Metrics:
         """Set the queue-depth and timers-due gauges from the store's ``backlog``."""
         depth: Counter_[tuple[str, str]] = Counter_()
         for ready in backlog.ready:
-            depth[ready.kind, unroute(ready.route)[1]] += ready.count
+            depth[ready.kind, unroute(ready.route)[1]] += ready.tasks
         self.queue_depth.clear()
         for kind in ("workflow", "action"):  # the default queue always shows, at 0 if empty
             depth[kind, DEFAULT_QUEUE] += 0

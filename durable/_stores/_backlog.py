@@ -14,7 +14,7 @@ class ReadyCount(NamedTuple):
 
     kind: str
     route: str
-    count: int
+    tasks: int
 
 
 class Backlog(NamedTuple):

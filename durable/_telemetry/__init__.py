@@ -31,7 +31,7 @@ __all__ = ["TaskWatch", "Telemetry", "configure_logging"]
 _TRACES_KEPT: Final = 10_000  # runs whose recorded trace a worker remembers
 
 
-def _tracing() -> bool:
+def _tracing_on() -> bool:
     return TRACING is not None and TRACING.enabled()
 
 
@@ -62,7 +62,7 @@ class Telemetry:
         """The trace of the run that scheduled ``task``: remembered, else (tracing only) read
         from its ``WorkflowStarted``."""
         key = (task.tenant, task.workflow_id, task.run_id)
-        if key in self._traces or not _tracing():
+        if key in self._traces or not _tracing_on():
             return self._traces.get(key)
         try:
             events = await self.store.read_history(task.tenant, task.workflow_id,
@@ -82,7 +82,7 @@ class Telemetry:
             trace = running.trace
         context.run(log_context.set, LogContext(task.workflow_id, task.run_id, task.tenant, trace))
         span = None
-        if _tracing():
+        if _tracing_on():
             assert TRACING is not None
             span = TRACING.start(f"durable.action {task.name}", trace, {
                 "durable.action": task.name, "durable.attempt": task.attempt,
@@ -151,7 +151,7 @@ class TaskWatch:
         if telemetry.metrics is not None and inputs:
             waited = telemetry.clock() - min(e.time for e in inputs)
             telemetry.metrics.schedule_to_start.labels("workflow").observe(max(0.0, waited))
-        if self._span is None and _tracing():
+        if self._span is None and _tracing_on():
             assert TRACING is not None
             self._span = TRACING.start(f"durable.workflow_task {started.workflow}", started.trace, {
                 "durable.workflow": started.workflow, "durable.workflow_id": task.workflow_id,

@@ -4,10 +4,16 @@ execution with its timer, its child and its requests."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +72,9 @@ async def tel_diverges(ctx: durable.Context) -> str:
         await ctx.run(tel_quick, 1)
     await ctx.wait_for("go")
     return "done"
+
+
+CLI_TARGET = [tel_flow, tel_child, tel_step, tel_quick]  # durable worker MODULE:CLI_TARGET
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -224,3 +233,43 @@ async def test_server_metrics_show_queue_depth_timers_due_and_reclaimed_leases(
 async def _depth_zero(url: str) -> bool:
     got = await _scrape(url)
     return all(v == 0 for (name, _), v in got.items() if name == "durable_queue_depth")
+
+
+def test_durable_worker_serves_metrics_and_logs_json(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "DURABLE_DB": db, "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), str(repo / "tests"),
+                                                          os.environ.get("PYTHONPATH")]))}
+    assert subprocess.run([sys.executable, "-m", "durable._cli", "start", "TelFlow", "1",
+                           "--id", "cli-1", "--module", "tests.integration.test_telemetry"],
+                          cwd=repo, env=env, timeout=60).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "durable._cli", "worker",
+                             "tests.integration.test_telemetry:CLI_TARGET", "--metrics-port", "0",
+                             "--log-format", "json", "--log-level", "info"], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        started = proc.stdout.readline()
+        match = re.search(r"metrics=(http://127\.0\.0\.1:\d+/metrics)", started)
+        assert match, started
+        deadline = time.monotonic() + 20
+        while True:
+            with urllib.request.urlopen(match.group(1), timeout=5) as response:
+                got = _samples(response.read().decode())
+            key = ("durable_workflow_tasks_total", (("outcome", "committed"),
+                                                    ("workflow", "TelChild")))
+            if got.get(key, 0) >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert got[key] >= 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    # every log record is a JSON line (the signal notice is a plain line of the CLI's own)
+    lines = [json.loads(line) for line in err.splitlines() if not line.startswith("durable ")]
+    [step] = [line for line in lines if line["message"] == "step 1"]
+    assert (step["logger"], step["level"], step["workflow_id"], step["tenant"]) == (
+        "tests.app", "INFO", "cli-1", "default")
+    assert {"time", "run_id", "trace_id"} <= set(step)
