@@ -1,0 +1,97 @@
+"""What telemetry costs end to end: ``bench/e2e.py throughput`` with metrics and tracing off
+and on, alternating in the same run, each on a fresh database.
+
+    .venv/bin/python bench/telemetry.py [--rounds 3] [--workflows 1000] [--concurrency 100]
+
+"On" is ``DURABLE_BENCH_TELEMETRY=1`` (``bench/_telemetry.py``): every worker serves
+Prometheus metrics (``Worker(metrics_port=0)``) and every process has an OpenTelemetry SDK
+tracer provider with the batch processor, so every span durable makes is made, ended and
+batched. Setups: SQLite with the worker in the client's process, and PostgreSQL + Redis with a
+worker process and ``durable server`` (when ``DURABLE_PG_DSN`` and ``DURABLE_REDIS_URL`` are
+set; each run gets a database of its own, created and dropped here). Prints the median
+action steps/s of each and the ratio on/off (the target: on >= 0.9 x off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+_STEPS = re.compile(r"([\d,]+) action steps/s")
+
+
+def _run(db: str, redis: str, embedded: bool, on: bool, args: argparse.Namespace) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DURABLE_BENCH_TELEMETRY="1" if on else "0")
+    command = [sys.executable, "bench/e2e.py", "throughput", "--db", db, "--redis", redis,
+               "--workflows", str(args.workflows), "--concurrency", str(args.concurrency)]
+    done = subprocess.run([*command, *(["--embedded"] if embedded else [])], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    found = _STEPS.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    print(f"  {'on ' if on else 'off'} {done.stdout.strip()}", flush=True)
+    return float(found.group(1).replace(",", ""))
+
+
+def _fresh_pg(dsn: str) -> tuple[str, str]:
+    """A new database on the server of ``dsn``: its URL and name."""
+    name = f"bench_tel_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(dsn)
+    subprocess.run(["createdb", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
+                    "-U", parts.username or "postgres", name], check=True)
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
+def _drop_pg(dsn: str, name: str) -> None:
+    parts = urlsplit(dsn)
+    subprocess.run(["dropdb", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
+                    "-U", parts.username or "postgres", "--force", name], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workflows", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
+    args = parser.parse_args()
+    dsn, redis = os.environ.get("DURABLE_PG_DSN"), os.environ.get("DURABLE_REDIS_URL")
+    setups = [s for s in ("sqlite", "postgres") if args.only in (None, s)]
+    if not (dsn and redis) and "postgres" in setups:
+        setups.remove("postgres")
+    results: dict[tuple[str, bool], list[float]] = {}
+    for setup in setups:
+        print(f"{setup}:", flush=True)
+        for _ in range(args.rounds):
+            for on in (False, True):  # alternating: drift of the machine hits both alike
+                if setup == "sqlite":
+                    with tempfile.TemporaryDirectory() as tmp:
+                        steps = _run(f"sqlite:///{tmp}/t.db", "", True, on, args)
+                else:
+                    assert dsn is not None and redis is not None
+                    url, name = _fresh_pg(dsn)
+                    try:
+                        steps = _run(url, redis, False, on, args)
+                    finally:
+                        _drop_pg(dsn, name)
+                results.setdefault((setup, on), []).append(steps)
+    print(f"\n{args.workflows} workflows of 3 actions, concurrency {args.concurrency}, "
+          f"{args.rounds} rounds each (median action steps/s)")
+    print("| setup | telemetry off | telemetry on | on / off |")
+    print("|---|---|---|---|")
+    for setup in setups:
+        off, on_ = (statistics.median(results[setup, flag]) for flag in (False, True))
+        print(f"| {setup} | {off:,.0f} | {on_:,.0f} | {on_ / off:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
