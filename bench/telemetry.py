@@ -9,7 +9,9 @@ tracer provider with the batch processor, so every span durable makes is made, e
 batched. Setups: SQLite with the worker in the client's process, and PostgreSQL + Redis with a
 worker process and ``durable server`` (when ``DURABLE_PG_DSN`` and ``DURABLE_REDIS_URL`` are
 set; each run gets a database of its own, created and dropped here). Prints the median
-action steps/s of each and the ratio on/off (the target: on >= 0.9 x off).
+action steps/s of each and the ratio on/off (the target: on >= 0.9 x off), and the CPU time
+the benchmark's processes used per workflow (client and workers, not PostgreSQL or Redis):
+on a machine shared with other work, throughput swings from run to run, CPU time much less.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,17 +32,27 @@ ROOT = Path(__file__).resolve().parents[1]
 _STEPS = re.compile(r"([\d,]+) action steps/s")
 
 
-def _run(db: str, redis: str, embedded: bool, on: bool, args: argparse.Namespace) -> float:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # reaped children and theirs
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(db: str, redis: str, embedded: bool, on: bool,
+         args: argparse.Namespace) -> tuple[float, float]:
+    """Action steps/s, and CPU ms per workflow, of one run."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), DURABLE_BENCH_TELEMETRY="1" if on else "0")
     command = [sys.executable, "bench/e2e.py", "throughput", "--db", db, "--redis", redis,
                "--workflows", str(args.workflows), "--concurrency", str(args.concurrency)]
+    cpu = _cpu()
     done = subprocess.run([*command, *(["--embedded"] if embedded else [])], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1800)
+    cpu_ms = (_cpu() - cpu) * 1e3 / (args.workflows + 20)  # with the 20 of the warm-up
     found = _STEPS.search(done.stdout)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
-    print(f"  {'on ' if on else 'off'} {done.stdout.strip()}", flush=True)
-    return float(found.group(1).replace(",", ""))
+    print(f"  {'on ' if on else 'off'} {done.stdout.strip()} cpu {cpu_ms:.2f} ms/workflow",
+          flush=True)
+    return float(found.group(1).replace(",", "")), cpu_ms
 
 
 def _fresh_pg(dsn: str) -> tuple[str, str]:
@@ -68,29 +81,32 @@ def main() -> None:
     setups = [s for s in ("sqlite", "postgres") if args.only in (None, s)]
     if not (dsn and redis) and "postgres" in setups:
         setups.remove("postgres")
-    results: dict[tuple[str, bool], list[float]] = {}
+    results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
     for setup in setups:
         print(f"{setup}:", flush=True)
         for _ in range(args.rounds):
             for on in (False, True):  # alternating: drift of the machine hits both alike
                 if setup == "sqlite":
                     with tempfile.TemporaryDirectory() as tmp:
-                        steps = _run(f"sqlite:///{tmp}/t.db", "", True, on, args)
+                        got = _run(f"sqlite:///{tmp}/t.db", "", True, on, args)
                 else:
                     assert dsn is not None and redis is not None
                     url, name = _fresh_pg(dsn)
                     try:
-                        steps = _run(url, redis, False, on, args)
+                        got = _run(url, redis, False, on, args)
                     finally:
                         _drop_pg(dsn, name)
-                results.setdefault((setup, on), []).append(steps)
+                results.setdefault((setup, on), []).append(got)
     print(f"\n{args.workflows} workflows of 3 actions, concurrency {args.concurrency}, "
-          f"{args.rounds} rounds each (median action steps/s)")
-    print("| setup | telemetry off | telemetry on | on / off |")
-    print("|---|---|---|---|")
+          f"{args.rounds} rounds each (medians)")
+    print("| setup | steps/s off | steps/s on | on / off | CPU ms/workflow off | on | on / off |")
+    print("|---|---|---|---|---|---|---|")
     for setup in setups:
-        off, on_ = (statistics.median(results[setup, flag]) for flag in (False, True))
-        print(f"| {setup} | {off:,.0f} | {on_:,.0f} | {on_ / off:.2f} |")
+        (off, off_cpu), (on_, on_cpu) = (
+            tuple(statistics.median(run[i] for run in results[setup, flag]) for i in (0, 1))
+            for flag in (False, True))
+        print(f"| {setup} | {off:,.0f} | {on_:,.0f} | {on_ / off:.2f} | {off_cpu:.2f} | "
+              f"{on_cpu:.2f} | {on_cpu / off_cpu:.2f} |")
 
 
 if __name__ == "__main__":

@@ -85,9 +85,7 @@ class Telemetry:
         if _tracing_on():
             assert TRACING is not None
             span = TRACING.start(f"durable.action {task.name}", trace, {
-                "durable.action": task.name, "durable.attempt": task.attempt,
-                "durable.workflow_id": task.workflow_id, "durable.run_id": task.run_id,
-                "durable.tenant": task.tenant, "durable.idempotency_key": task.idempotency_key,
+                "durable.attempt": task.attempt, "durable.workflow_id": task.workflow_id,
                 "durable.how": how}, kind="internal" if how == "inline" else "consumer",
                 nested=how == "inline")
             TRACING.attach_in(context, span)
@@ -154,9 +152,8 @@ class TaskWatch:
         if self._span is None and _tracing_on():
             assert TRACING is not None
             self._span = TRACING.start(f"durable.workflow_task {started.workflow}", started.trace, {
-                "durable.workflow": started.workflow, "durable.workflow_id": task.workflow_id,
-                "durable.run_id": started.run_id, "durable.tenant": task.tenant,
-                "durable.replayed": self._replayed, "durable.inputs": len(inputs)},
+                "durable.workflow_id": task.workflow_id, "durable.run_id": started.run_id,
+                "durable.tenant": task.tenant, "durable.replayed": self._replayed},
                 kind="consumer", start_ns=self._began_ns, nested=False)
             self._token = TRACING.attach(self._span)
             for event in inputs:

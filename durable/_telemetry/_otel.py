@@ -88,8 +88,23 @@ class OtelTracing:
         span.end(end_ns)
 
 
+_REMOTES: dict[str, otel_context.Context | None] = {}  # parsed lately (a few per execution)
+_REMOTES_KEPT: Final = 4096
+
+
 def _remote(traceparent: str) -> otel_context.Context | None:
     """The context of the remote span a ``traceparent`` names (None if it is malformed)."""
+    try:
+        return _REMOTES[traceparent]
+    except KeyError:
+        pass
+    if len(_REMOTES) >= _REMOTES_KEPT:
+        _REMOTES.clear()
+    found = _REMOTES[traceparent] = _parsed(traceparent)
+    return found
+
+
+def _parsed(traceparent: str) -> otel_context.Context | None:
     parts = traceparent.split("-")
     if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
         return None
