@@ -498,6 +498,7 @@ def main() -> None:
     args = _defaults(parser().parse_args())
     if args.codec != "none":  # the worker processes read it too
         os.environ["DURABLE_BENCH_CODEC"] = args.codec
+    flows.telemetry.install()  # DURABLE_BENCH_TELEMETRY=1: client spans (bench/telemetry.py)
     asyncio.run(MEASUREMENTS[args.what](args))
 
 

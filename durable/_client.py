@@ -9,9 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import (
-    Any, Awaitable, Callable, Generic, TypeVar, TypeVarTuple, Unpack,
-)
+from typing import Any, Awaitable, Callable, Generic, TypeVar, TypeVarTuple, Unpack
 
 import msgspec
 from msgspec.structs import replace
@@ -39,6 +37,7 @@ from ._schedules._handle import (
     DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
 )
 from ._schedules._plan import Overlap
+from ._telemetry._tracing import current_trace, traced
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._queries import DEFAULT_TIMEOUT, UpdateHandle, call, start_update
 from ._timetravel import StateAt, current_suspension, state_at
@@ -50,7 +49,6 @@ from .errors import (
     ArgumentTypeError, HistoryError, InvalidArgumentError, UnknownWorkflowError, ValidationError,
     WorkflowCancelledError,    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
-
 
 __all__ = ["Client", "Description", "WorkflowHandle"]
 
@@ -122,6 +120,7 @@ class WorkflowHandle(Generic[R]):
                 workflow_id=self.workflow_id, tenant=self.tenant)
         return record
 
+    @traced("send")
     async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None,
                    metadata: dict[str, Any] | None = None) -> None:
         """Deliver external event ``name`` to the execution (once per ``idempotency_key``).
@@ -392,6 +391,7 @@ class Client:
         self.poll_interval = poll_interval
         self._workers: list[EagerWorker] = []  # this client's running workers, for eager starts
 
+    @traced("start")
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, tenant: str | None = None,
                     queue: str | None = None, priority: int = 0,
@@ -417,7 +417,8 @@ class Client:
         with payload_limit(self.max_payload_bytes):
             a, k = defn.params.dump(tuple(args), {})
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
-                                  tenant, a, k, queue=on, priority=priority, fairness_key=key)
+                                  tenant, a, k, queue=on, priority=priority, fairness_key=key,
+                                  trace=current_trace())
         epoch, now = self.store.wakeup.epoch, self.clock()
         # Eager start: a worker of this client that hosts the workflow and has room gets the
         # first task with the creation itself (no hint, claim or read; Temporal's eager start).

@@ -72,7 +72,8 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     """The execution (or its next run) was created with these arguments.
 
     ``continued_from`` is the run this one continues (``ctx.continue_as_new``), if any;
-    ``parent`` is set on a child workflow's runs (``ctx.start_child``).
+    ``parent`` is set on a child workflow's runs (``ctx.start_child``). ``trace`` is the
+    trace context its spans join (one trace per execution, its runs and its children).
     """
 
     workflow: str
@@ -87,6 +88,7 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     queue: str = "default"  # the task queue of its workflow tasks (``_queues``)
     priority: int = 0  # its tasks' priority (higher first), kept across continue-as-new
     fairness_key: str | None = None  # its tasks take turns with other keys' of its tenant
+    trace: str | None = None  # W3C traceparent of its start (``durable._telemetry._tracing``)
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):

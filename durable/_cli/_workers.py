@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .._limits import QueueLimit
+from .._telemetry._logs import FORMATS, LEVELS, configure_logging
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
 from ._options import Commands
@@ -37,9 +37,10 @@ sys.path. ATTR may be:
         def worker(client, **options):
             return durable.Worker(client, workflows=[invoice_approval],
                                   actions=[send_email], **options)
-    --concurrency / --lease / --queue / --queue-limit / --queue-rate, when given, are passed
-    to it as keyword arguments (--queue as queues=[...], --queue-limit and --queue-rate as
-    queue_limits={NAME: durable.QueueLimit(...)});
+    --concurrency / --lease / --queue / --queue-limit / --queue-rate / --metrics-port /
+    --metrics-host, when given, are passed to it as keyword arguments (--queue as
+    queues=[...], --queue-limit and --queue-rate as queue_limits={NAME:
+    durable.QueueLimit(...)}, --metrics-port as metrics_port=PORT);
   - an object or dict with `workflows` and `actions` lists;
   - a list of @durable.workflow and @durable.action functions.
 SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
@@ -53,12 +54,20 @@ _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 def add_commands(commands: Commands) -> None:
     """Register ``worker``, ``server`` and ``ui``."""
-    _add_worker(commands)
-    _add_server(commands)
+    _add_logging(_add_worker(commands))
+    _add_logging(_add_server(commands))
     add_ui_command(commands, _ui)
 
 
-def _add_worker(commands: Commands) -> None:
+def _add_logging(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS,
+                   help="the least severe level logged (default INFO)")
+    p.add_argument("--log-format", default="text", choices=FORMATS,
+                   help="text lines, or one JSON object per line; inside a workflow task or "
+                   "an action both carry workflow_id, run_id, tenant and trace_id")
+
+
+def _add_worker(commands: Commands) -> argparse.ArgumentParser:
     p = commands.add("worker", _worker, "run workflows and actions until SIGTERM/SIGINT",
                      epilog=WORKER_HELP, raw=True)
     p.add_argument("target", metavar="TARGET", help="MODULE:ATTR (see below)")
@@ -80,9 +89,15 @@ def _add_worker(commands: Commands) -> None:
                    help="at most RATE action attempts on queue NAME start per second, minute "
                         "or hour (RATE like 100/s, 20/m, 5/h), across every worker that "
                         "declares it (repeat for more queues)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a port, "
+                   "shown in the started line; default: none)")
+    p.add_argument("--metrics-host", metavar="HOST",
+                   help="the address of --metrics-port (default 127.0.0.1: this machine only)")
+    return p
 
 
-def _add_server(commands: Commands) -> None:
+def _add_server(commands: Commands) -> argparse.ArgumentParser:
     p = commands.add("server", _server, "fire timers, start due schedules, re-dispatch lost or "
                      "expired tasks, serve /healthz and /metrics until SIGTERM/SIGINT")
     p.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
@@ -98,20 +113,21 @@ def _add_server(commands: Commands) -> None:
                    "requests with 'Authorization: Bearer TOKEN' (env DURABLE_METRICS_TOKEN; "
                    "without one, details are shown on a loopback --host only)")
     add_ui_options(p)
+    return p
 
 
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    configure_logging(args.log_level, args.log_format)
 
 
 # ---- worker ---------------------------------------------------------------------------------
 
 
 async def _worker(args: argparse.Namespace) -> int:
-    _log_to_stderr()
+    _log_to_stderr(args)
     name, target = load_target(args.target)
-    options = {k: v for k in ("concurrency", "lease", "queues", "liveness_timeout")
+    options = {k: v for k in ("concurrency", "lease", "queues", "liveness_timeout",
+                              "metrics_port", "metrics_host")
                if (v := getattr(args, k)) is not None}
     queue_limits = _queue_limits(args.queue_limits or [], args.queue_rates or [])
     if queue_limits:
@@ -121,18 +137,28 @@ async def _worker(args: argparse.Namespace) -> int:
             worker = await build_worker(name, target, client, options)
         except TypeError as exc:  # the target does not take these options
             raise UsageError(f"cannot build the worker from {name}: {exc}") from None
-        started = _said(args, (
-            f"durable worker {worker.identity} started: db={store_url(args)} "
-            f"workflows={','.join(worker.workflows) or '-'} "
-            f"actions={','.join(worker.actions) or '-'} "
-            f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
-            f"queue-limits={_shown(worker.queue_limits)} "
-            f"concurrency={worker.concurrency} lease={worker.lease:g}s"),
-            event="started", service="worker", identity=worker.identity,
-            db=redact(store_url(args)), workflows=sorted(worker.workflows),
-            actions=sorted(worker.actions), queues=sorted(worker.queues or ()) or None,
-            queue_limits=worker.queue_limits, concurrency=worker.concurrency,
-            lease=worker.lease)
+        def started_line() -> str:  # run() binds the metrics port before it awaits
+            port = worker.metrics_port
+            metrics = None if port is None else \
+                f"http://{args.metrics_host or '127.0.0.1'}:{port}/metrics"
+            return _said(args, (
+                f"durable worker {worker.identity} started: db={store_url(args)} "
+                f"workflows={','.join(worker.workflows) or '-'} "
+                f"actions={','.join(worker.actions) or '-'} "
+                f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
+                f"queue-limits={_shown(worker.queue_limits)} "
+                f"concurrency={worker.concurrency} lease={worker.lease:g}s"
+                + ("" if metrics is None else f" metrics={metrics}")),
+                event="started", service="worker", identity=worker.identity,
+                db=redact(store_url(args)), workflows=sorted(worker.workflows),
+                actions=sorted(worker.actions), queues=sorted(worker.queues or ()) or None,
+                queue_limits=worker.queue_limits, concurrency=worker.concurrency,
+                lease=worker.lease, metrics=metrics)
+
+        async def started() -> str:
+            await asyncio.sleep(0)
+            return started_line()
+
         await _run_until_signalled(worker, started)
         print(_said(args, f"durable worker {worker.identity} stopped", event="stopped",
                     service="worker", identity=worker.identity), flush=True)
@@ -179,7 +205,7 @@ def _queue_limits(limits: list[str], rates: list[str]) -> dict[str, QueueLimit]:
 
 
 async def _server(args: argparse.Namespace) -> int:
-    _log_to_stderr()
+    _log_to_stderr(args)
     server_class = _server_class()
     if args.ui:
         everyone(args)

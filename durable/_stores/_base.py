@@ -37,6 +37,7 @@ from ._records import (
 from ._listing import Cursor, ExecutionQuery
 from ._liveness import HeartbeatStore, WorkerStore
 from ._schedule_records import ScheduleRecord
+from ._backlog import Backlog
 from ._wakeup import Wakeup
 
 __all__ = ["ExecutionStore", "HostStore", "RequestStore", "ScheduleStore", "SnapshotStore", "Store",
@@ -272,6 +273,11 @@ class TimerStore(Protocol):
         A task counts as dispatched when it is created or made runnable (its creator publishes
         the hint); retries and releases reset that, so they are dispatched once due.
         """
+        ...
+
+    async def backlog(self, *, now: float) -> Backlog:
+        """The tasks ready at ``now`` that no worker holds (by kind and route) and the timers
+        due on the store's clock, not fired yet: a snapshot for metrics, not a claim."""
         ...
 
     async def next_wakeup(self, *, now: float) -> float | None:

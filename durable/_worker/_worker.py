@@ -21,6 +21,8 @@ from .._limits import QueueLimit, RouteLimit, check_queue_limits
 from .._payloads import payload_limit
 from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import ActionTask, TaskRef, WorkflowTask
+from .._telemetry import Telemetry
+from .._telemetry._metrics import MetricsServer, WorkerMetrics
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
@@ -61,6 +63,12 @@ class Worker:
     the action attempts on each queue named (one the worker serves), across every worker that
     declares the limit, on top of each action's own limits (``durable._limits``). Limited
     actions still run inline while their limits have room (``_holds``).
+
+    ``metrics_port``: serve Prometheus metrics at ``http://{metrics_host}:{port}/metrics``
+    while it runs (0 picks a free port, then ``metrics_port`` is the bound one; None: no
+    metrics, the default). ``metrics_host`` defaults to loopback: expose it on purpose.
+    Needs ``prometheus-client`` (the ``server`` extra); ``durable._telemetry._metrics`` lists
+    the metrics.
     """
 
     def __init__(self, client: ClientPort, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
@@ -70,7 +78,8 @@ class Worker:
                  snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT,
                  queues: Iterable[str] | None = None,
                  queue_limits: Mapping[str, QueueLimit] | None = None,
-                 eager_actions: bool = True) -> None:
+                 eager_actions: bool = True, metrics_port: int | None = None,
+                 metrics_host: str = "127.0.0.1") -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
         if not isinstance(eager_actions, bool):
@@ -91,14 +100,19 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         self.cache = InstanceCache(max_cached)
+        self.metrics_port = metrics_port
+        self.telemetry = telemetry = _telemetry(client, self.cache, metrics_port, metrics_host)
+        self._metrics_server = None if telemetry.metrics is None else MetricsServer(
+            telemetry.metrics, metrics_host, metrics_port or 0)
         self._liveness = Liveness(client.store, lambda: client.dispatcher, client.clock,
                                   self.identity, timeout=float(liveness_timeout),
                                   alive=lambda: [w.identity for w in client._workers])
-        self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease)
+        self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease,
+                                               telemetry)
         self._workflow_runner = WorkflowTaskRunner(
             client, self.identity, self.workflows, self.actions, self.cache, self._action_runner,
             inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
-            snapshots_kept=snapshots_kept)
+            snapshots_kept=snapshots_kept, telemetry=telemetry)
         self._workflow_runner.hosted_actions = self.hosted_actions
         self._workflow_runner.slots = self
         self.eager_actions = eager_actions
@@ -141,6 +155,9 @@ class Worker:
         # The heartbeat goes on until the tasks in flight have finished (a shutdown waits for
         # them), so that peers do not take this worker for dead meanwhile.
         finished = asyncio.Event()
+        if self._metrics_server is not None:
+            self._metrics_server.start()
+            self.metrics_port = self._metrics_server.port
         liveness = asyncio.create_task(self._liveness.run(finished))
         try:
             async with asyncio.TaskGroup() as group:
@@ -158,6 +175,8 @@ class Worker:
             liveness.cancel()
             await asyncio.gather(liveness, return_exceptions=True)
             await asyncio.shield(self._liveness.stop())
+            if self._metrics_server is not None:
+                await asyncio.shield(self._metrics_server.stop())
 
     async def _poll(self, group: asyncio.TaskGroup) -> None:
         failures = 0
@@ -306,7 +325,8 @@ class Worker:
                     if isinstance(claim.task, WorkflowTask):
                         await self._workflow_runner.run(claim.task)
                     else:
-                        woke = await self._action_runner.run(claim.task)
+                        woke = await self._action_runner.run(
+                            claim.task, "eager" if reserved else "claimed")
                 await self.client.dispatcher.ack([claim])
             except Exception:  # the runners handle task errors; this is a lost ack (Redis down)
                 logger.warning("could not acknowledge %s; it will be redelivered", claim.task,
@@ -370,6 +390,21 @@ def _check_options(concurrency: Any, lease: Any, poll_interval: Any, max_cached:
             f"{exc.message}: concurrency >= 1, lease > 0 and poll_interval > 0 are required, "
             "max_cached >= 0, snapshot_every >= 0 (0: no snapshots) and snapshots_kept >= 1",
             parameter=getattr(exc, "parameter", None)) from None
+
+
+def _telemetry(client: ClientPort, cache: InstanceCache, port: Any, host: Any) -> Telemetry:
+    """The worker's telemetry, with metrics if ``port`` is given."""
+    if port is None:
+        return Telemetry(client.store, client.clock, None)
+    check_count(port, "metrics_port", maximum=65535)
+    if not isinstance(host, str) or not host:
+        raise ArgumentTypeError(f"metrics_host is a host name or address, not {show(host)}",
+                                parameter="metrics_host")
+    held: set[tuple[str, str]] = set()
+    telemetry = Telemetry(client.store, client.clock, WorkerMetrics(
+        lambda: len(cache), lambda: len(held)))
+    telemetry.held = held
+    return telemetry
 
 
 def hosted(definitions: Iterable[WorkflowDefinition | ActionDefinition],

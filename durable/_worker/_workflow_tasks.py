@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from time import monotonic
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from msgspec.structs import replace
@@ -26,6 +26,7 @@ from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
     TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, action_ref,
 )
+from .._telemetry import TaskWatch, Telemetry
 from ._effects import child_cancel, child_start, effect_refs, ending, external_signal
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 from ._requests import (
@@ -279,8 +280,10 @@ class WorkflowTaskRunner:
     def __init__(self, client: ClientPort, owner: str, workflows: dict[str, WorkflowDefinition],
                  actions: dict[str, ActionDefinition], cache: InstanceCache,
                  action_runner: ActionTaskRunner, inline_budget: float,
-                 snapshot_every: int = 0, snapshots_kept: int = 1) -> None:
+                 snapshot_every: int = 0, snapshots_kept: int = 1,
+                 telemetry: Telemetry | None = None) -> None:
         self.store = client.store
+        self.telemetry = telemetry or Telemetry(client.store, client.clock, None)
         self.client = client
         self.clock = client.clock
         self.owner = owner
@@ -298,14 +301,15 @@ class WorkflowTaskRunner:
 
     async def run(self, task: WorkflowTask) -> None:
         """Run the task; conflicts retry from fresh history, failures release it with backoff."""
-        key = (task.tenant, task.workflow_id)
+        key, watch = (task.tenant, task.workflow_id), self.telemetry.workflow_task(task)
         try:
             for _ in range(_CONFLICT_RETRIES):
-                if await self._attempt(task, key):
+                if await self._attempt(task, key, watch):
                     return
                 task = replace(task, history=None)  # the history moved on: read it afresh
             await self._release(task, "history kept changing; retrying later", delay=0.5)
         except (NonDeterminismError, HistoryError) as exc:  # held until code or rows are fixed
+            watch.outcome = "held"
             logger.error("%s", exc)
             if not await self._fail_requests(task, exc):
                 await self._release(task, safe_text(str(exc)), delay=_backoff(task.attempt))
@@ -316,6 +320,8 @@ class WorkflowTaskRunner:
                 return
             await self._release(task, describe_error(exc),
                                 delay=_backoff(task.attempt))
+        finally:
+            watch.end()
 
     async def _fail_requests(self, task: WorkflowTask, exc: Exception) -> bool:
         """The workflow cannot be loaded: answer its requests with why (nothing is recorded).
@@ -348,8 +354,9 @@ class WorkflowTaskRunner:
         except Exception:
             logger.exception("could not release workflow task; its lease will expire")
 
-    async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
-        entry, inputs = await self._load(task, key)
+    async def _attempt(self, task: WorkflowTask, key: tuple[str, str], watch: TaskWatch) -> bool:
+        entry, inputs = await self._load(task, key, watch)
+        watch.loaded(entry.instance._started, inputs)
         info = entry.instance.info
         commit = _Commit(task, info.run_id, entry.seq, info.priority, info.fairness_key)
         await self._activate(entry, commit, inputs)
@@ -369,6 +376,7 @@ class WorkflowTaskRunner:
         if not committed:
             entry.instance.close()
             return False
+        watch.outcome = "committed"
         every, before = self.snapshot_every, entry.seq
         entry.seq += len(commit.events)
         snapshot = (_snapshot(task, entry, commit)
@@ -524,7 +532,8 @@ class WorkflowTaskRunner:
                 self.holds.release(actions)
         return commit.record_inline(outcomes, self.clock())
 
-    async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:
+    async def _load(self, task: WorkflowTask, key: tuple[str, str],
+                    watch: TaskWatch) -> tuple[_Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
         if entry is not None:
@@ -538,11 +547,13 @@ class WorkflowTaskRunner:
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
                 entry.instance.history_size.recorded(new)
+                watch.replayed(None)
                 return entry, new
             entry.instance.close()  # someone else advanced it: rebuild from history
         events = await self._history(task, 0)
-        instance = self._instance(task, events)
+        instance, began = self._instance(task, events), perf_counter()
         inputs, failed = replay(instance, events)
+        watch.replayed(perf_counter() - began)
         if failed is not None:
             instance.close()
             raise failed.error  # type: ignore[misc]

@@ -331,6 +331,14 @@ PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM 
                          "WHERE tenant = $1 AND workflow_id = $2 ORDER BY cmd")
 # $1 the caller's now, $2 the store's time (NULL: the server's clock): timers are due on the
 # store's clock, the rest on the callers'.
+# Ready tasks nobody holds by kind and route ($1: now), timers due ($2: the store's time).
+BACKLOG: Final = (
+    "SELECT 'workflow', workflow, count(*) FROM workflow_tasks "
+    "WHERE due <= $1 AND owner IS NULL GROUP BY workflow "
+    "UNION ALL SELECT 'action', name, count(*) FROM action_tasks "
+    "WHERE due <= $1 AND owner IS NULL GROUP BY name "
+    "UNION ALL SELECT 'timers', '', count(*) FROM timers "
+    "WHERE fire_at <= durable_store_time($2::float8)")
 NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers) "
                       "- durable_store_time($2::float8) + $1::float8, "
                       "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "

@@ -161,6 +161,14 @@ MARK_WORKFLOW_TASK_DISPATCHED: Final = ("UPDATE workflow_tasks SET dispatched_at
                                         "WHERE tenant = ? AND workflow_id = ?")
 MARK_ACTION_DISPATCHED: Final = f"UPDATE action_tasks SET dispatched_at = ? WHERE {ACTION_KEY}"
 
+# Ready tasks nobody holds by kind and route (?1, ?2: now), timers due (?3: the store's now).
+BACKLOG: Final = (
+    "SELECT 'workflow', workflow, count(*) FROM workflow_tasks "
+    "WHERE due <= ?1 AND owner IS NULL GROUP BY workflow "
+    "UNION ALL SELECT 'action', name, count(*) FROM action_tasks "
+    "WHERE due <= ?2 AND owner IS NULL GROUP BY name "
+    "UNION ALL SELECT 'timers', '', count(*) FROM timers WHERE fire_at <= ?3")
+
 NEXT_WAKEUP: Final = (
     "SELECT min(t) FROM (SELECT min(fire_at) + ? AS t FROM timers "
     "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks "
