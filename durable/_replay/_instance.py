@@ -24,7 +24,7 @@ from .._history import (
     ActionCompleted, ActionFailed, CancelRequested, CancelWorkflow, ChildCancelled,
     ChildCompleted, ChildFailed, ChildStarted, ChildStartFailed, Command, CompleteWorkflow,
     ContinueAsNew, Event, EventReceived, FailWorkflow, ParentRef, TimerFired, UpdateAccepted,
-    WorkflowStarted,
+    WorkflowStarted, WorkflowTerminated,
 )
 from .._payloads import error_info
 from ..errors import DurableError
@@ -322,4 +322,5 @@ _ROUTES: Final[dict[type[Event], tuple[int, Callable[[Any, Any], None]]]] = {
     ChildFailed: (_CHILDREN, Children.apply),
     ChildCancelled: (_CHILDREN, Children.apply),
     UpdateAccepted: (_SELF, WorkflowInstance._accept_update),
+    WorkflowTerminated: (_SELF, lambda instance, event: None),  # its code is not run again
 }

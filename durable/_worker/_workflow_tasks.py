@@ -527,6 +527,9 @@ class WorkflowTaskRunner:
     async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
+        if entry is not None and entry.instance.done and not await self._same_run(task, entry):
+            entry.instance.close()  # a new run under the id (client.start's id policies)
+            entry = None
         if entry is not None:
             # Its own run's events: if another worker continued the execution as new, the
             # old run shows that worker's commit, and the instance is rebuilt.
@@ -548,6 +551,14 @@ class WorkflowTaskRunner:
             raise failed.error  # type: ignore[misc]
         recorded = max((e.time for e in events if type(e) is TaskCompleted), default=0.0)
         return _Cached(instance, len(events), recorded), inputs
+
+    async def _same_run(self, task: WorkflowTask, entry: _Cached) -> bool:
+        """Whether the task is of the run that an ended instance ran."""
+        run_id = entry.instance.info.run_id
+        if task.run_id:
+            return task.run_id == run_id
+        record = await self.store.get_execution(task.tenant, task.workflow_id)
+        return record is not None and record.run_id == run_id
 
     async def _history(self, task: WorkflowTask, after_seq: int,
                        run_id: str | None = None) -> list[Event]:
