@@ -18,20 +18,17 @@ that is still the current one, so of concurrent starts one wins and the others s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from msgspec.structs import replace
 
 from ._history import ChildFailed, ErrorInfo, WorkflowStarted, WorkflowTerminated
 from ._payloads import same_payload
-from ._ports import EagerWorker
+from ._ports import ClientPort, EagerWorker
 from ._queues import route
 from ._stores import TERMINAL_STATUSES, ExecutionRecord, Signal, WorkflowTask, workflow_ref
 from ._validate import show
 from .errors import InvalidArgumentError, WorkflowAlreadyStartedError
-
-if TYPE_CHECKING:
-    from ._client import Client
 
 __all__ = ["ID_REUSE", "ON_CONFLICT", "IdReuse", "OnConflict", "check_policies", "start"]
 
@@ -57,7 +54,7 @@ def check_policies(on_conflict: Any, id_reuse: Any, where: str = "start") -> Non
             f"{show(id_reuse)}", parameter="id_reuse")
 
 
-async def start(client: Client, started: WorkflowStarted, workers: Sequence[EagerWorker], *,
+async def start(client: ClientPort, started: WorkflowStarted, workers: Sequence[EagerWorker], *,
                 on_conflict: OnConflict | None, id_reuse: IdReuse) -> tuple[bool, int | None]:
     """Create the execution ``started`` begins, or apply the policies to the one that has its
     id: whether a run began, and the store's wakeup epoch it began in (None: unknown, or
@@ -93,7 +90,7 @@ async def start(client: Client, started: WorkflowStarted, workers: Sequence[Eage
         reason="concurrent starts")
 
 
-async def _decide(client: Client, record: ExecutionRecord, started: WorkflowStarted,
+async def _decide(client: ClientPort, record: ExecutionRecord, started: WorkflowStarted,
                   on_conflict: OnConflict | None, id_reuse: IdReuse,
                   ) -> tuple[WorkflowTerminated | None, list[Signal]] | None:
     """What a start does with the execution that has its id: None (use it), or start the next
@@ -149,7 +146,7 @@ def _call(started: WorkflowStarted) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-async def _hand_over(client: Client, worker: EagerWorker, started: WorkflowStarted,
+async def _hand_over(client: ClientPort, worker: EagerWorker, started: WorkflowStarted,
                      now: float) -> bool:
     """Run a new execution's first task on ``worker``, which its creation leased it to; if
     the worker stopped meanwhile, give the task back (to be announced)."""
