@@ -11,6 +11,7 @@ from collections import Counter
 from types import TracebackType
 from typing import Any, Generator, Iterable, Mapping
 
+from .._guard_live import DeterminismMode, check_mode
 from .._ports import ClientPort
 from .._definitions import (
     ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
@@ -53,6 +54,12 @@ class Worker:
     with its own lease (no hint, no claim: Temporal's eager activities); False leaves every
     action to be claimed. A limited action is always claimed, under its limits.
 
+    ``determinism``: workflow code that runs live (not in replay) is watched for calls that
+    break replay (``datetime.now()``, ``time.time()``, the ``random`` module, ``uuid4()``,
+    ``os.environ``, ``secrets``): ``"warn"`` (default) warns once per call site with its
+    ``file:line`` and the ``ctx.`` replacement, ``"error"`` raises
+    ``IllegalWorkflowOperationError`` at the call, ``"off"`` does not watch (``_guard_live``).
+
     ``queues``: the task queues it serves. By default each workflow and action is hosted on
     its own queue (``durable.workflow(queue=...)``); with a list, each is hosted on every
     queue listed. A task is run only by a worker that hosts its name on its queue.
@@ -70,7 +77,7 @@ class Worker:
                  snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT,
                  queues: Iterable[str] | None = None,
                  queue_limits: Mapping[str, QueueLimit] | None = None,
-                 eager_actions: bool = True) -> None:
+                 eager_actions: bool = True, determinism: DeterminismMode = "warn") -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
         if not isinstance(eager_actions, bool):
@@ -100,6 +107,7 @@ class Worker:
             inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
             snapshots_kept=snapshots_kept)
         self._workflow_runner.hosted_actions = self.hosted_actions
+        self._workflow_runner.determinism = check_mode(determinism)
         self._workflow_runner.slots = self
         self.eager_actions = eager_actions
         self._pledged = 0  # slots a waiting claim may fill

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from msgspec.structs import replace
 
+from .._guard_live import DeterminismMode
 from .._ports import ClientPort
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
@@ -288,6 +289,7 @@ class WorkflowTaskRunner:
         self.actions = actions
         # the routes of the actions it hosts (``Worker`` sets them): what it may run inline
         self.hosted_actions: frozenset[str] = frozenset(actions)
+        self.determinism: DeterminismMode = "warn"  # the run-time guard (``Worker`` sets it)
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
@@ -578,4 +580,4 @@ class WorkflowTaskRunner:
         if defn is None:
             raise UnknownWorkflowError(f"this worker has no workflow {started.workflow!r}",
                                        name=started.workflow)
-        return WorkflowInstance(defn, started, self.actions)
+        return WorkflowInstance(defn, started, self.actions, determinism=self.determinism)
