@@ -16,7 +16,6 @@ from durable._history import (
     ActionCompleted, CancelRequested, EventReceived, ExternalCancelRequested, ExternalSignalled,
     TaskCompleted, TimerFired, TimerStarted, UpdateAccepted, WorkflowCancelled,
 )
-
 from durable.errors import ActionTokenError
 
 from . import _port_flows
