@@ -10,7 +10,9 @@ profile function sees every call the thread makes and reports those that ``_guar
 (``datetime.now`` / ``utcnow`` / ``today``, ``time.time`` / ``monotonic`` and the other
 clocks, the ``random`` module's shared generator, ``uuid.uuid1`` / ``uuid4``, ``os.getenv``
 and ``os.environ`` reads, ``secrets``) when the code that made the call is the user's: not
-the standard library's (``logging`` reads the clock for its records) and not durable's.
+the standard library's (``logging`` reads the clock for its records), not an installed
+package's (a library's garbage-collector callback, which runs wherever a collection starts) and
+not durable's.
 
 ``mode`` is the worker's ``determinism=``: ``"warn"`` (a ``NondeterministicCallWarning`` per
 call site, with its ``file:line`` and the ``ctx.`` replacement, once per process),
@@ -139,10 +141,9 @@ def _name(fn: Any) -> str:
 
 def _report(frame: types.FrameType, call: str, instead: str) -> None:
     """Report the call at the line that made it, if that is the user's code (not durable's,
-    nor the standard library's: ``logging`` reads the clock for its records)."""
+    the standard library's or an installed package's)."""
     file = frame.f_code.co_filename
-    if file.startswith("<") or file.startswith(_INTERNAL) or (
-            file.startswith(_STDLIB) and "site-packages" not in file):
+    if file.startswith(("<", _INTERNAL, _STDLIB)) or "-packages" + os.sep in file:
         return
     line = frame.f_lineno
     message = (f"{call} is not deterministic: {instead} (called while the workflow ran live, "

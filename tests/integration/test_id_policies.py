@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 import durable
-from durable._history import ChildFailed, WorkflowStarted, WorkflowTerminated
+from durable._history import ChildFailed, TaskCompleted, WorkflowStarted, WorkflowTerminated
 from durable.errors import InvalidArgumentError, WorkflowAlreadyStartedError, WorkflowFailedError
 
 from ._env import Env, env, env_spec  # noqa: F401 - fixtures
@@ -54,6 +54,10 @@ async def test_running_id_same_start_is_its_handle_another_is_refused(env: Env) 
     first = await client.start(wait, "a", id="job")
     again = await client.start(wait, "a", id="job")  # a retried start
     assert (await again.describe()).run_id == (await first.describe()).run_id
+    for _ in range(2000):  # its first task has run: it waits for "go", writing nothing
+        if any(isinstance(e, TaskCompleted) for e in await first.history()):
+            break
+        await asyncio.sleep(0.005)
     length = len(await first.history())
     with pytest.raises(WorkflowAlreadyStartedError) as other_args:
         await client.start(wait, "b", id="job")
