@@ -47,9 +47,9 @@ _STDLIB: Final = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 # The files of the modules that implement what is banned (as their code names them): a call
 # they make (secrets' os.urandom, the environ mapping's __getitem__) is part of a banned call
 # that was reported where the user's code made it.
-_IMPLEMENTING: Final = frozenset(fn.__code__.co_filename for fn in (
-    os.getenv, _collections_abc.Mapping.get, random.Random.randint, secrets.token_hex,
-    uuid.uuid4))
+_ENTRIES: tuple[Any, ...] = (os.getenv, getattr(_collections_abc.Mapping, "get"),
+                             random.Random.randint, secrets.token_hex, uuid.uuid4)
+_IMPLEMENTING: Final = frozenset(fn.__code__.co_filename for fn in _ENTRIES)
 # Python functions that are banned, by code object: what they are, and what to use instead.
 _PY_CALLS: Final[dict[types.CodeType, tuple[str, str]]] = {
     uuid.uuid1.__code__: ("uuid.uuid1()", UUID), uuid.uuid4.__code__: ("uuid.uuid4()", UUID),
@@ -85,6 +85,7 @@ class watch:  # noqa: N801 - used as a function: ``with watch(mode):``
     """Watch the calls of one live activation (this thread; nothing when ``mode`` is off)."""
 
     __slots__ = ("mode", "before")
+    mode: DeterminismMode
 
     def __init__(self, mode: DeterminismMode) -> None:
         self.mode = mode
@@ -110,8 +111,9 @@ def _profile(frame: types.FrameType, event: str, arg: Any) -> None:
         owner = getattr(arg, "__self__", None)
         if owner is not None and (owner in SHARED or isinstance(owner, (type, types.ModuleType))):
             key = (id(owner), arg.__name__)
-            found = _C_CALLS.get(key, _C_CALLS)
-            if found is _C_CALLS:
+            if key in _C_CALLS:
+                found = _C_CALLS[key]
+            else:
                 found = _C_CALLS[key] = advice(arg)
             if found is not None:
                 _report(frame, _name(arg), found)

@@ -56,7 +56,8 @@ class WorkflowInstance:
                  actions: dict[str, ActionDefinition] | None = None, *,
                  strict: bool = False, determinism: DeterminismMode = "off") -> None:
         self.defn = defn
-        self.determinism = determinism  # live activations' run-time guard (``_guard_live``)
+        # live activations' run-time guard (``_guard_live``)
+        self.determinism: DeterminismMode = determinism
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
         self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
