@@ -5,7 +5,8 @@ globals; what it cannot resolve (a clock passed in as an argument, ``from random
 choice as pick`` inside a helper of another module, a ``getattr``) is caught here, as it
 happens. ``watch(mode)`` installs a profile function (``sys.setprofile``: this thread only)
 for one live activation, the part of a workflow task that runs new code; replay, which re-runs
-recorded batches, is never watched, so it costs replay nothing. Nothing is patched: the
+recorded batches, is never watched, so it costs replay nothing; nor is code run under a
+profiler (``cProfile``: it owns the profile function then). Nothing is patched: the
 profile function sees every call the thread makes and reports those that ``_guard`` bans
 (``datetime.now`` / ``utcnow`` / ``today``, ``time.time`` / ``monotonic`` and the other
 clocks, the ``random`` module's shared generator, ``uuid.uuid1`` / ``uuid4``, ``os.getenv``
@@ -84,23 +85,24 @@ def check_mode(mode: Any) -> DeterminismMode:
 class watch:  # noqa: N801 - used as a function: ``with watch(mode):``
     """Watch the calls of one live activation (this thread; nothing when ``mode`` is off)."""
 
-    __slots__ = ("mode", "before")
+    __slots__ = ("mode",)
     mode: DeterminismMode
 
     def __init__(self, mode: DeterminismMode) -> None:
         self.mode = mode
-        self.before: Any = None
 
     def __enter__(self) -> None:
         global _mode
-        if self.mode != "off":
-            self.before, _mode = sys.getprofile(), self.mode
+        if self.mode != "off" and sys.getprofile() is None:  # a profiler running: leave it be
+            _mode = self.mode
             sys.setprofile(_profile)
+        else:
+            self.mode = "off"
 
     def __exit__(self, *exc: object) -> None:
         global _mode
         if self.mode != "off":
-            sys.setprofile(self.before)
+            sys.setprofile(None)
             _mode = "off"
 
 
