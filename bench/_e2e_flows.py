@@ -167,14 +167,17 @@ def codec_options() -> dict[str, Any]:
 def worker(client: durable.Client, plain: bool, concurrency: int,
            lease: float) -> durable.Worker:
     """A Worker with its defaults (``plain``) or with the benchmarks' options. ``BENCH_EAGER=0``
-    turns eager actions off (``Worker(eager_actions=False)``), to measure what they bring."""
+    turns eager actions off (``Worker(eager_actions=False)``), to measure what they bring;
+    ``BENCH_DETERMINISM=off`` the run-time determinism guard (default: the worker's, "warn")."""
     eager = os.environ.get("BENCH_EAGER", "1") != "0"
+    guard: Any = os.environ.get("BENCH_DETERMINISM", "warn")
     if plain:
         return durable.Worker(client, WORKFLOWS, ACTIONS, queue_limits=QUEUE_LIMITS,
-                              eager_actions=eager, **telemetry.worker_options())
+                              eager_actions=eager, determinism=guard,
+                              **telemetry.worker_options())
     return durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
                           poll_interval=0.05, queue_limits=QUEUE_LIMITS, eager_actions=eager,
-                          **telemetry.worker_options())
+                          determinism=guard, **telemetry.worker_options())
 
 
 async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,

@@ -15,7 +15,7 @@
     │   ├── UnknownActionError         no action registered under that name
     │   ├── WorkflowNotFoundError      no execution with that id in that tenant
     │   ├── WorkflowClosedError        the execution has ended, it takes no events
-    │   ├── WorkflowAlreadyStartedError  a child workflow's id is taken
+    │   ├── WorkflowAlreadyStartedError  a workflow id is taken (a start's id policies)
     │   ├── ScheduleNotFoundError      no schedule with that id in that tenant
     │   ├── ScheduleAlreadyExistsError a different schedule has that id already
     │   ├── ActionTokenError           an async completion token no attempt waits for
@@ -279,13 +279,18 @@ class WorkflowClosedError(InputError):
 
 
 class WorkflowAlreadyStartedError(InputError):
-    """``ctx.start_child`` named a workflow id that an execution has already: nothing started.
+    """A start named a workflow id that an execution has already: nothing started.
 
-    ``.workflow_id`` and ``.tenant`` name it. Pass another ``id=`` (or none, for a fresh one).
+    ``ctx.start_child`` with a taken id; ``client.start`` when the policies said no
+    (``on_conflict="fail"``, or by default another workflow or other arguments than the
+    running execution's; ``id_reuse="reject"``, or ``"allow_failed_only"`` after a completed
+    run). ``.workflow_id`` and ``.tenant`` name it, ``.reason`` says why (``client.start``).
+    Pass another ``id=`` (or none, for a fresh one), or the policy that fits.
     """
 
     workflow_id: str
     tenant: str
+    reason: str
 
 
 class ActionTokenError(InputError):

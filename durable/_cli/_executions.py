@@ -48,6 +48,13 @@ def _add_start(commands: Commands) -> None:
                    help="its tasks' priority: higher first (default 0)")
     p.add_argument("--fairness-key", metavar="KEY",
                    help="ready tasks take turns across (tenant, key) (default: none)")
+    p.add_argument("--on-conflict", metavar="POLICY",
+                   help="if an execution with the id runs: use_existing, fail or "
+                   "terminate_existing (default: use it if its workflow and arguments are the "
+                   "same, else fail)")
+    p.add_argument("--id-reuse", metavar="POLICY", default="allow",
+                   help="if the execution with the id has ended: allow (a new run, the "
+                   "default), allow_failed_only or reject")
     add_module_option(p, "the workflow")
 
 
@@ -56,7 +63,8 @@ async def _start(args: argparse.Namespace) -> int:
     workflow = resolve_workflow(args.workflow, module_names(args))
     async with connect(args) as client:
         handle = await client.start(workflow, *values, id=args.id, priority=args.priority,
-                                    fairness_key=args.fairness_key)
+                                    fairness_key=args.fairness_key,
+                                    on_conflict=args.on_conflict, id_reuse=args.id_reuse)
     print(_render.json({"workflow_id": handle.workflow_id, "tenant": handle.tenant})
           if wants_json(args) else handle.workflow_id)
     return 0

@@ -26,6 +26,7 @@ from .._history import (
     ChildStarted, ChildStartFailed, DataChanged, Event, EventReceived, Patched, StateChanged,
     TaskCompleted, TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted,
     WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
+    WorkflowTerminated,
 )
 from .._patches import ExecutionRef, PatchReport
 from .._timetravel import StateAt
@@ -213,6 +214,8 @@ def _run_detail(event: Event, names: Names) -> str | None:
             return f"{event.error.type}: {event.error.message}"
         case WorkflowCancelled():
             return ""
+        case WorkflowTerminated():
+            return f"{event.reason} (next run {event.run_id})"
         case _:
             return None
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import gc
 from typing import Final, Sequence
 
-from .._history import INPUT_TYPES, Event, TaskCompleted
+from .._history import INPUT_TYPES, Event, TaskCompleted, WorkflowTerminated
 from ._instance import Activation, NonDeterminismWarning, WorkflowInfo, WorkflowInstance
 
 __all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance", "replay"]
 
 _INPUTS: Final = frozenset(INPUT_TYPES)
+# What ends the command events of a batch: the next batch's inputs or its end, or the end of
+# a run terminated from outside (``WorkflowTerminated``: no command of the code's, nothing
+# after it to replay; it is handed back with the inputs not yet run, which the instance ignores).
+_BATCH_ENDS: Final = _INPUTS | {TaskCompleted, WorkflowTerminated}
 
 
 # Histories longer than this replay with the cyclic GC paused: a replay makes objects that
@@ -50,7 +54,7 @@ def _replay(instance: WorkflowInstance, events: Sequence[Event],
         kind = type(event)
         if kind is TaskCompleted:
             j = i + 1
-            while j < n and type(events[j]) not in _INPUTS and type(events[j]) is not TaskCompleted:
+            while j < n and type(events[j]) not in _BATCH_ENDS:
                 j += 1
             activation = activate(inputs, event.time, events[i + 1:j])
             if activation.error is not None:

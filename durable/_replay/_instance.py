@@ -24,8 +24,9 @@ from .._history import (
     ActionCompleted, ActionFailed, CancelRequested, CancelWorkflow, ChildCancelled,
     ChildCompleted, ChildFailed, ChildStarted, ChildStartFailed, Command, CompleteWorkflow,
     ContinueAsNew, Event, EventReceived, FailWorkflow, ParentRef, TimerFired, UpdateAccepted,
-    WorkflowStarted,
+    WorkflowStarted, WorkflowTerminated,
 )
+from .._guard_live import DeterminismMode, watch
 from .._payloads import error_info
 from ..errors import DurableError
 from ._actions import ActionCalls
@@ -53,8 +54,10 @@ class WorkflowInstance:
 
     def __init__(self, defn: WorkflowDefinition, started: WorkflowStarted,
                  actions: dict[str, ActionDefinition] | None = None, *,
-                 strict: bool = False) -> None:
+                 strict: bool = False, determinism: DeterminismMode = "off") -> None:
         self.defn = defn
+        # live activations' run-time guard (``_guard_live``)
+        self.determinism: DeterminismMode = determinism
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
         self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
@@ -98,10 +101,18 @@ class WorkflowInstance:
                 part, apply = _ROUTES[type(event)]
                 apply(parts[part], event)
             if matcher.error is None:  # applying an input can find a divergence
-                loop.run_ready()
-                waits = self._condition_waits
-                while waits and matcher.error is None and self.conditions.check():
+                guard = None if recorded is not None or self.determinism == "off" else \
+                    watch(self.determinism)  # live code only: replay is not watched
+                if guard is not None:
+                    guard.__enter__()
+                try:
                     loop.run_ready()
+                    waits = self._condition_waits
+                    while waits and matcher.error is None and self.conditions.check():
+                        loop.run_ready()
+                finally:
+                    if guard is not None:
+                        guard.__exit__()
             if recorded is None:
                 if self.children.by_cmd or self.calls.any_cancelled():
                     self._cancel_abandoned()
@@ -322,4 +333,5 @@ _ROUTES: Final[dict[type[Event], tuple[int, Callable[[Any, Any], None]]]] = {
     ChildFailed: (_CHILDREN, Children.apply),
     ChildCancelled: (_CHILDREN, Children.apply),
     UpdateAccepted: (_SELF, WorkflowInstance._accept_update),
+    WorkflowTerminated: (_SELF, lambda instance, event: None),  # its code is not run again
 }

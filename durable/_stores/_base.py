@@ -31,8 +31,8 @@ from typing import Any, Callable, ClassVar, Collection, Protocol, Sequence
 from .._history import Event
 from .._limits import Hold, Limit
 from ._records import (
-    ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
-    WorkflowCommit, WorkflowTask,
+    ActionTask, ExecutionRecord, Reply, Request, RunCheck, Signal, Snapshot, TaskRef,
+    TimerRecord, WorkflowCommit, WorkflowTask,
 )
 from ._listing import Cursor, ExecutionQuery
 from ._liveness import HeartbeatStore, WorkerStore
@@ -55,6 +55,24 @@ class ExecutionStore(Protocol):
         If the tenant already has an execution with that workflow id, return it and False.
         With ``lease_to=(owner, lease_until)`` the workflow task is created already leased to
         ``owner`` (its first claim: eager start, the caller runs it at once).
+        """
+        ...
+
+    async def restart_execution(self, started: Event, *, run_id: str, now: float,
+                                end: Event | None = None,
+                                signals: Sequence[Signal] = ()) -> bool:
+        """Start ``started`` (a ``WorkflowStarted``) as the next run of its execution, whose
+        current run must be ``run_id``; atomically, and only then: whether it did.
+
+        Nothing changes (False) when there is no such execution, its current run is another
+        (a concurrent start or a continue-as-new got there first), or run ``run_id`` still runs
+        and no ``end`` was given. A running run first gets ``end`` (a ``WorkflowTerminated``)
+        appended at its next seq. Then, as a continue-as-new does, the run's action tasks,
+        timers and workflow task (with its lease) are dropped and the execution switches to
+        the new run, with ``started``'s seq 1 and a runnable workflow task; unlike one, it
+        takes ``started``'s queue, priority and fairness key, and ``created_at`` becomes
+        ``now``. ``signals`` are appended last (as a commit's), e.g. the old run's end to its
+        parent. The old run's rows stay, readable by its run id.
         """
         ...
 

@@ -24,8 +24,8 @@ from .._codecs import PayloadCodec, Where
 from .._history import Event
 from ._base import Store
 from ._records import (
-    ActionTask, ExecutionRecord, Reply, Request, Snapshot, Start, TaskRef, WorkflowCommit,
-    WorkflowTask,
+    ActionTask, ExecutionRecord, Reply, Request, Signal, Snapshot, Start, TaskRef,
+    WorkflowCommit, WorkflowTask,
 )
 from ._schedule_records import ScheduleRecord
 
@@ -108,6 +108,12 @@ class CodecStore:
     async def create_execution(self, started: Event, **kwargs: Any) -> tuple[ExecutionRecord, bool]:
         record, created = await self.inner.create_execution(self.encoded(started), **kwargs)
         return self.decoded(record), created
+
+    async def restart_execution(self, started: Event, *, signals: Sequence[Signal] = (),
+                                **kwargs: Any) -> bool:
+        return await self.inner.restart_execution(
+            self.encoded(started), signals=[msgspec.structs.replace(g, event=self.encoded(g.event))
+                                            for g in signals], **kwargs)
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         record = await self.inner.get_execution(tenant, workflow_id)

@@ -11,6 +11,7 @@ from collections import Counter
 from types import TracebackType
 from typing import Any, Generator, Iterable, Mapping
 
+from .._guard_live import DeterminismMode, check_mode
 from .._ports import ClientPort
 from .._definitions import (
     ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
@@ -55,6 +56,12 @@ class Worker:
     with its own lease (no hint, no claim: Temporal's eager activities); False leaves every
     action to be claimed. A limited action is always claimed, under its limits.
 
+    ``determinism``: workflow code that runs live (not in replay) is watched for calls that
+    break replay (``datetime.now()``, ``time.time()``, the ``random`` module, ``uuid4()``,
+    ``os.environ``, ``secrets``): ``"warn"`` (default) warns once per call site with its
+    ``file:line`` and the ``ctx.`` replacement, ``"error"`` raises
+    ``IllegalWorkflowOperationError`` at the call, ``"off"`` does not watch (``_guard_live``).
+
     ``queues``: the task queues it serves. By default each workflow and action is hosted on
     its own queue (``durable.workflow(queue=...)``); with a list, each is hosted on every
     queue listed. A task is run only by a worker that hosts its name on its queue.
@@ -79,7 +86,7 @@ class Worker:
                  queues: Iterable[str] | None = None,
                  queue_limits: Mapping[str, QueueLimit] | None = None,
                  eager_actions: bool = True, metrics_port: int | None = None,
-                 metrics_host: str = "127.0.0.1") -> None:
+                 metrics_host: str = "127.0.0.1", determinism: DeterminismMode = "warn") -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
         if not isinstance(eager_actions, bool):
@@ -114,6 +121,7 @@ class Worker:
             inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
             snapshots_kept=snapshots_kept, telemetry=telemetry)
         self._workflow_runner.hosted_actions = self.hosted_actions
+        self._workflow_runner.determinism = check_mode(determinism)
         self._workflow_runner.slots = self
         self.eager_actions = eager_actions
         self._pledged = 0  # slots a waiting claim may fill

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from msgspec.structs import replace
 
+from .._guard_live import DeterminismMode
 from .._ports import ClientPort
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
@@ -291,6 +292,7 @@ class WorkflowTaskRunner:
         self.actions = actions
         # the routes of the actions it hosts (``Worker`` sets them): what it may run inline
         self.hosted_actions: frozenset[str] = frozenset(actions)
+        self.determinism: DeterminismMode = "warn"  # the run-time guard (``Worker`` sets it)
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
@@ -536,6 +538,9 @@ class WorkflowTaskRunner:
                     watch: TaskWatch) -> tuple[_Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
+        if entry is not None and entry.instance.done and not await self._same_run(task, entry):
+            entry.instance.close()  # a new run under the id (client.start's id policies)
+            entry = None
         if entry is not None:
             # Its own run's events: if another worker continued the execution as new, the
             # old run shows that worker's commit, and the instance is rebuilt.
@@ -560,6 +565,14 @@ class WorkflowTaskRunner:
         recorded = max((e.time for e in events if type(e) is TaskCompleted), default=0.0)
         return _Cached(instance, len(events), recorded), inputs
 
+    async def _same_run(self, task: WorkflowTask, entry: _Cached) -> bool:
+        """Whether the task is of the run that an ended instance ran."""
+        run_id = entry.instance.info.run_id
+        if task.run_id:
+            return task.run_id == run_id
+        record = await self.store.get_execution(task.tenant, task.workflow_id)
+        return record is not None and record.run_id == run_id
+
     async def _history(self, task: WorkflowTask, after_seq: int,
                        run_id: str | None = None) -> list[Event]:
         """The events of run ``run_id`` (default: the current one) after ``after_seq``: those
@@ -578,4 +591,4 @@ class WorkflowTaskRunner:
         if defn is None:
             raise UnknownWorkflowError(f"this worker has no workflow {started.workflow!r}",
                                        name=started.workflow)
-        return WorkflowInstance(defn, started, self.actions)
+        return WorkflowInstance(defn, started, self.actions, determinism=self.determinism)

@@ -237,6 +237,25 @@ def test_start_with_a_priority_and_a_fairness_key(cli) -> None:
     assert code == 1 and "priority" in err
 
 
+def test_start_on_a_taken_id_follows_the_policies(cli) -> None:
+    invoice = ("InvoiceApproval", '"inv-c"', "500")
+    assert cli("start", *invoice, "--id", "inv-c", "--module", "examples.invoice")[0] == 0
+    code, out, err = cli("start", *invoice, "--id", "inv-c", "--module", "examples.invoice")
+    assert (code, out.strip(), err) == (0, "inv-c", "")  # the same start again: its handle
+    code, out, err = cli("start", "InvoiceApproval", '"inv-c"', "600", "--id", "inv-c",
+                         "--module", "examples.invoice")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "other arguments" in err and "on_conflict=" in err
+    code, out, err = cli("start", "InvoiceApproval", '"inv-c"', "600", "--id", "inv-c",
+                         "--on-conflict", "terminate_existing", "--module", "examples.invoice")
+    assert (code, out.strip(), err) == (0, "inv-c", "")
+    code, out, _ = cli("show", "inv-c")
+    assert code == 0 and "600" in out
+    code, _, err = cli("start", *invoice, "--id", "inv-c", "--on-conflict", "replace",
+                       "--module", "examples.invoice")
+    assert code == 1 and "on_conflict" in err and "terminate_existing" in err
+
+
 def test_unknown_workflow_is_a_clear_error_and_writes_nothing(cli, tmp_path: Path) -> None:
     code, out, err = cli("start", "NoSuchFlow", "1", "--id", "x", "--module", "examples.invoice")
     assert code == 1 and out == ""

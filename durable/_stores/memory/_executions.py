@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any
+from typing import Any, Sequence
 
 from ..._history import Event
 from ...errors import WorkflowNotFoundError
 from .._integrity import Row, checked, scan
 from .._listing import LIST_STATUSES, Cursor, ExecutionQuery, cursor_of, matches
-from .._records import ActionTask, ExecutionRecord, RunCheck, TimerRecord
+from .._records import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, RunCheck, Signal, TimerRecord,
+)
 from ._state import MemoryState
 
 __all__ = ["MemoryExecutions"]
@@ -37,6 +39,30 @@ class MemoryExecutions(MemoryState):
         elif created:
             self.wakeup.notify()
         return record, created
+
+    async def restart_execution(self, started: Any, *, run_id: str, now: float,
+                                end: Event | None = None,
+                                signals: Sequence[Signal] = ()) -> bool:
+        """Start the next run of an execution whose current run is ``run_id`` (see
+        ``ExecutionStore``)."""
+        key = (started.tenant, started.workflow_id)
+        record = self._executions.get(key)
+        if record is None or record.run_id != run_id:
+            return False
+        if record.status not in TERMINAL_STATUSES:
+            if end is None:
+                return False
+            self._append(*key, end, None, now)
+        self._drop_run_work((*key, run_id))
+        self._executions[key] = record = ExecutionRecord(
+            *key, started.run_id, started.workflow, started.version, "running", now, now, 1,
+            queue=started.queue, priority=started.priority, fairness_key=started.fairness_key)
+        self._begin_run(record, started, now)
+        for signal in signals:
+            self._append(signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
+                         signal.run_id)
+        self.wakeup.notify()
+        return True
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None."""

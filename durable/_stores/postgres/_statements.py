@@ -97,6 +97,14 @@ ORDER BY r.run_id, e.seq
 
 APPEND: Final = "SELECT durable_append($1, $2, $3, $4, $5, $6)"
 
+# A start's next run under a reused workflow id (migration 0018), and the inputs it appends
+# elsewhere (its old run's end to a parent): every row it writes locked first, in order.
+RESTART: Final = "SELECT durable_restart($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+SIGNAL: Final = "SELECT durable_signal($1, $2, $3, $4, $5, $6, $7)"
+LOCK_EXECUTIONS: Final = (
+    "SELECT FROM executions WHERE (tenant, workflow_id) IN "
+    "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY tenant, workflow_id FOR UPDATE")
+
 # ---- workflow tasks -------------------------------------------------------------------------
 
 # Leases and dispatch marks commit without waiting for the WAL flush (one fsync less on the
