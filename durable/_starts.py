@@ -66,7 +66,14 @@ async def start(client: ClientPort, started: WorkflowStarted, workers: Sequence[
         # first task with the creation itself (no hint, claim or read; Temporal's eager start).
         eager = next((w for w in workers if w.takes_eager(hosted, tenant)), None)
         lease_to = None if eager is None else (eager.identity, now + eager.lease)
-        record, created = await store.create_execution(started, now=now, lease_to=lease_to)
+        try:
+            record, created = await store.create_execution(started, now=now, lease_to=lease_to)
+        except BaseException:
+            if eager is not None:
+                eager.unreserve(1)
+            raise
+        if eager is not None and not created:
+            eager.unreserve(1)
         began = None if epoch is None or epoch != store.wakeup.epoch else epoch
         if created:
             if eager is None or not await _hand_over(client, eager, started, now):

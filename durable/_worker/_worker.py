@@ -223,12 +223,16 @@ class Worker:
         its queue) for ``tenant`` at once (eager start: its client creates the execution
         leased to this worker and hands it over). A tenant with nothing running here may use
         a few slots beyond ``concurrency``: another tenant's backlog does not make it wait for
-        a free slot."""
+        a free slot. True takes the slot: ``run_eager`` runs the task in it, or ``unreserve``
+        gives it back."""
         if self._group is None or self._stopping.is_set() \
                 or workflow not in self.hosted_workflows:
             return False
-        return self._in_flight < self.concurrency or (
-            self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant])
+        if self._in_flight < self.concurrency or (
+                self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant]):
+            self._in_flight += 1  # taken now: concurrent starts do not all see the same room
+            return True
+        return False
 
     def reserve(self, wanted: int, tenant: str) -> int:
         """Take up to ``wanted`` free slots for actions a commit of ``tenant`` creates leased
@@ -259,10 +263,12 @@ class Worker:
             self._spawn(self._group, Claim(task), reserved=True)
 
     def run_eager(self, task: WorkflowTask) -> bool:
-        """Run a workflow task that its execution's creation leased to this worker."""
+        """Run a workflow task that its execution's creation leased to this worker, in the
+        slot ``takes_eager`` took (given back if the worker stopped meanwhile)."""
         if self._group is None or self._stopping.is_set():
+            self.unreserve(1)
             return False
-        self._spawn(self._group, Claim(task))
+        self._spawn(self._group, Claim(task), reserved=True)
         return True
 
     async def run_until_idle(self) -> None:

@@ -123,3 +123,17 @@ async def test_a_worker_left_at_once_stops(tmp_path: Any) -> None:
         async with asyncio.timeout(10):
             async with durable.Worker(client, [flow], [step]):
                 pass
+
+
+async def test_concurrent_starts_stay_within_the_worker_concurrency(tmp_path: Any) -> None:
+    # Each eager start takes its slot when it is chosen, not once the execution exists: 50
+    # starts at once used to find the same free slots and all run (in_flight 50 of 10).
+    BLOCKED.clear()
+    async with durable.connect(f"sqlite:///{tmp_path}/e.db") as client:
+        async with durable.Worker(client, [hog], [blocked], concurrency=10) as worker:
+            try:
+                handles = await asyncio.gather(*(client.start(hog, i) for i in range(50)))
+                assert worker.in_flight <= 10 + 1  # the one slot kept for another tenant
+            finally:
+                BLOCKED.set()
+            assert [await h.result(timeout=10) for h in handles] == list(range(50))
