@@ -8,15 +8,13 @@ workflow task (the next live batch).
 from __future__ import annotations
 
 import gc
-from typing import Final, Sequence
+import re
+from typing import Final, Sequence, get_args
 
 from .._history import INPUT_TYPES, Event, TaskCompleted
 from ._instance import Activation, NonDeterminismWarning, WorkflowInfo, WorkflowInstance
 
 __all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance", "replay"]
-
-_INPUTS: Final = frozenset(INPUT_TYPES)
-
 
 # Histories longer than this replay with the cyclic GC paused: a replay makes objects that
 # all live until it ends (the coroutine's futures and tasks, the events' argument lists), and
@@ -31,7 +29,9 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
     if pause:
         gc.disable()  # synchronous: nothing else runs in this thread until it is enabled again
     try:
-        instance.matcher.history = events
+        matcher = instance.matcher
+        matcher.history = events
+        matcher.begin(())  # replay mode: what ``replay_batch`` does not set on every batch
         instance.history_size.replaying(events)
         with instance.entered():
             return _replay(instance, events, start)
@@ -42,22 +42,31 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
 
 def _replay(instance: WorkflowInstance, events: Sequence[Event],
             start: int) -> tuple[list[Event], Activation | None]:
-    inputs: list[Event] = []
-    i, n = start, len(events)
-    activate = instance.activate
-    while i < n:
-        event = events[i]
-        kind = type(event)
-        if kind is TaskCompleted:
-            j = i + 1
-            while j < n and type(events[j]) not in _INPUTS and type(events[j]) is not TaskCompleted:
-                j += 1
-            activation = activate(inputs, event.time, events[i + 1:j])
-            if activation.error is not None:
-                return inputs, activation
-            inputs = []
-            i = j
-        else:
-            inputs.append(event)
-            i += 1
-    return inputs, None
+    activate = instance.replay_batch
+    i = start  # where the next batch begins: its inputs, up to its TaskCompleted
+    for batch in _BATCH.finditer(_outline(events), start):
+        t = batch.start(1)
+        end = batch.end()
+        failed = activate(events[i:t], events[t].time, events[t + 1:end])
+        if failed is not None:
+            return list(events[i:t]), failed
+        i = end
+    return list(events[i:]), None
+
+
+def _outline(events: Sequence[Event]) -> str:
+    """One letter per event: ``I`` an input, ``T`` a ``TaskCompleted``, ``C`` a command event.
+    Made in C (no Python code runs per event); ``_BATCH`` then finds the batches in it."""
+    try:
+        return "".join(map(_LETTERS.__getitem__, map(type, events)))
+    except KeyError:  # a kind this module does not know (a subclass): as the slow way did
+        return "".join(_LETTERS.get(type(e), "C") for e in events)
+
+
+_LETTERS: Final[dict[type, str]] = {kind: "C" for kind in get_args(Event)}
+_LETTERS.update(dict.fromkeys(INPUT_TYPES, "I"))
+_LETTERS[TaskCompleted] = "T"
+# One batch (an activation): everything before its TaskCompleted (its inputs), then the
+# command events it recorded, up to the next input or TaskCompleted. What follows the last
+# TaskCompleted's commands matches no more: the inputs not yet run.
+_BATCH: Final = re.compile(r"[^T]*(T)[^IT]*")
