@@ -187,6 +187,7 @@ class WorkflowInstance:
     def _timer_fired(self, event: TimerFired) -> None:
         handle = self.timers.fired(event)
         if handle is not None:
+            handle._scheduled = False  # type: ignore[attr-defined]  # cancelling it is a no-op now
             self._loop._ready.append(handle)
 
     def _accept_update(self, event: UpdateAccepted) -> None:

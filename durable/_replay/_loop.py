@@ -106,6 +106,16 @@ class _TimerHandle(asyncio.TimerHandle):
     _repr = None
     _source_traceback = None
 
+    def cancel(self) -> None:
+        """``TimerHandle.cancel`` in one frame, not three: a durable timer that has not fired
+        (``_scheduled``; ``Timers`` clears it when it fires) is cancelled with ``CancelTimer``;
+        ``asyncio.sleep`` cancels its handle after every sleep, fired or not."""
+        if not self._cancelled:
+            if self._scheduled:
+                self._loop._timer_handle_cancelled(self)
+            self._cancelled = True
+            self._callback = self._args = None  # type: ignore[assignment]  # as Handle.cancel
+
 
 class _Task(asyncio.Task[Any]):
     """A task of a workflow loop, hashed by its creation number on that loop.
