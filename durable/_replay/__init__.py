@@ -28,14 +28,16 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
     pause = len(events) - start > _GC_PAUSE_EVENTS and gc.isenabled()
     if pause:
         gc.disable()  # synchronous: nothing else runs in this thread until it is enabled again
+    loop = instance._loop
+    outer = loop.enter()  # entered once for all the batches (instance.entered(), inlined)
     try:
         matcher = instance.matcher
         matcher.history = events
         matcher.begin(())  # replay mode: what ``replay_batch`` does not set on every batch
         instance.history_size.replaying(events)
-        with instance.entered():
-            return _replay(instance, events, start)
+        return _replay(instance, events, start)
     finally:
+        loop.leave(outer)
         if pause:
             gc.enable()
 

@@ -178,15 +178,26 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def entered(self) -> Generator[None]:
         """Make this the running loop for a block of several activations (a replay): entering
         a loop costs more than a short activation does."""
-        global _active, _entered
-        outer, outer_entered = asyncio.events._get_running_loop(), _entered
-        asyncio.events._set_running_loop(self)
-        _active, _entered = True, self
+        outer = self.enter()
         try:
             yield
         finally:
-            _active, _entered = outer_entered is not None, outer_entered
-            asyncio.events._set_running_loop(outer)
+            self.leave(outer)
+
+    def enter(self) -> tuple[Any, WorkflowLoop | None]:
+        """:meth:`entered` without a context manager (``replay`` pays no generator): make this
+        the running loop; return what :meth:`leave` puts back."""
+        global _active, _entered
+        outer = asyncio.events._get_running_loop(), _entered
+        asyncio.events._set_running_loop(self)
+        _active, _entered = True, self
+        return outer
+
+    def leave(self, outer: tuple[Any, WorkflowLoop | None]) -> None:
+        """Put back the running loop that :meth:`enter` found."""
+        global _active, _entered
+        _active, _entered = outer[1] is not None, outer[1]
+        asyncio.events._set_running_loop(outer[0])
 
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(*args)`` now as workflow code (this loop running, I/O blocked)."""
