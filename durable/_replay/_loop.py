@@ -28,7 +28,7 @@ import sys
 import zlib
 from typing import Any, Callable, Generator, Iterable, Iterator, NoReturn, Protocol
 
-from .._validate import check_timer_delay
+from .._validate import MAX_DURATION, check_timer_delay
 from ..errors import IllegalWorkflowOperationError
 
 __all__ = ["TimerHost", "WorkflowLoop"]
@@ -246,7 +246,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
-        delay = check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError here
+        if type(delay) is not float or not -MAX_DURATION <= delay <= MAX_DURATION:
+            delay = check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError here
         handle: _TimerHandle = _TimerHandle()  # pyright: ignore[reportCallIssue]
         handle._callback = callback
         handle._args = args
