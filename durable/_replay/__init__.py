@@ -31,9 +31,7 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
     loop = instance._loop
     outer = loop.enter()  # entered once for all the batches (instance.entered(), inlined)
     try:
-        matcher = instance.matcher
-        matcher.history = events
-        matcher.begin(())  # replay mode: what ``replay_batch`` does not set on every batch
+        instance.matcher.history = events
         instance.history_size.replaying(events)
         return _replay(instance, events, start)
     finally:
@@ -45,8 +43,11 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
 def _replay(instance: WorkflowInstance, events: Sequence[Event],
             start: int) -> tuple[list[Event], Activation | None]:
     activate = instance.replay_batch
+    outline = _outline(events)
+    if outline.find("T", start) >= 0:  # a batch to replay: replay mode, as ``activate`` sets
+        instance.matcher.begin(())  # it (``replay_batch`` sets only what changes per batch)
     i = start  # where the next batch begins: its inputs, up to its TaskCompleted
-    for batch in _BATCH.finditer(_outline(events), start):
+    for batch in _BATCH.finditer(outline, start):
         t = batch.start(1)
         end = batch.end()
         failed = activate(events[i:t], events[t].time, events[t + 1:end])
