@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 import durable
+from bench import _telemetry as telemetry
 
 
 @durable.action(timeout=5.0)  # short: the worker runs it inline (its lease is 10 s or more)
@@ -166,13 +167,17 @@ def codec_options() -> dict[str, Any]:
 def worker(client: durable.Client, plain: bool, concurrency: int,
            lease: float) -> durable.Worker:
     """A Worker with its defaults (``plain``) or with the benchmarks' options. ``BENCH_EAGER=0``
-    turns eager actions off (``Worker(eager_actions=False)``), to measure what they bring."""
+    turns eager actions off (``Worker(eager_actions=False)``), to measure what they bring;
+    ``BENCH_DETERMINISM=off`` the run-time determinism guard (default: the worker's, "warn")."""
     eager = os.environ.get("BENCH_EAGER", "1") != "0"
+    guard: Any = os.environ.get("BENCH_DETERMINISM", "warn")
     if plain:
         return durable.Worker(client, WORKFLOWS, ACTIONS, queue_limits=QUEUE_LIMITS,
-                              eager_actions=eager)
+                              eager_actions=eager, determinism=guard,
+                              **telemetry.worker_options())
     return durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
-                          poll_interval=0.05, queue_limits=QUEUE_LIMITS, eager_actions=eager)
+                          poll_interval=0.05, queue_limits=QUEUE_LIMITS, eager_actions=eager,
+                          determinism=guard, **telemetry.worker_options())
 
 
 async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
@@ -191,7 +196,8 @@ async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
             await worker(client, plain, concurrency, 0.0).run()
             return
         await durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency,
-                             queue_limits=QUEUE_LIMITS, **settings).run()
+                             queue_limits=QUEUE_LIMITS, **settings,
+                             **telemetry.worker_options()).run()
 
 
 RECOVERY_STEP = 0.02  # seconds each step of the recovery workflows sleeps

@@ -23,6 +23,7 @@ from ._saga import Saga
 from ._schedules._handle import ScheduleDescription, ScheduleHandle
 from ._schedules._plan import Overlap
 from ._stores._schedule_records import ScheduleRun
+from ._telemetry._logs import configure_logging
 from ._queries import UpdateHandle
 from ._timetravel import StateAt
 from ._worker import Worker
@@ -64,6 +65,7 @@ __all__ = [
     "ZlibCodec",
     "action",
     "action_info",
+    "configure_logging",
     "connect",
     "errors",
     "on_query",

@@ -23,6 +23,7 @@ from ._scope import permit, permit_all, scope
 from ._history import CancelRequested, ErrorInfo, EventReceived, WorkflowStarted
 from ._history_list import History
 from ._ports import EagerWorker
+from ._starts import IdReuse, OnConflict, check_policies, start
 from ._codecs import Codec, check_codec
 from ._limits import queue_bucket
 from ._payloads import (
@@ -38,18 +39,18 @@ from ._schedules._handle import (
     DEFAULT_CATCHUP_WINDOW, ScheduleDescription, ScheduleHandle, create_schedule, describe,
 )
 from ._schedules._plan import Overlap
+from ._telemetry._tracing import current_trace, traced
 from ._dispatch import Dispatcher, LocalDispatcher
 from ._queries import DEFAULT_TIMEOUT, UpdateHandle, call, start_update
 from ._timetravel import StateAt, current_suspension, state_at
 from ._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionRecord, Outcome, Store, TaskRef, TimerRecord,
-    WorkflowTask, workflow_ref,
+    workflow_ref,
 )
 from .errors import (
     ArgumentTypeError, HistoryError, InvalidArgumentError, UnknownWorkflowError, ValidationError,
     WorkflowCancelledError,    WorkflowClosedError, WorkflowFailedError, WorkflowNotFoundError,
 )
-
 
 __all__ = ["Client", "Description", "WorkflowHandle"]
 
@@ -121,6 +122,7 @@ class WorkflowHandle(Generic[R]):
                 workflow_id=self.workflow_id, tenant=self.tenant)
         return record
 
+    @traced("send")
     async def send(self, name: str, payload: Any = None, *, idempotency_key: str | None = None,
                    metadata: dict[str, Any] | None = None) -> None:
         """Deliver external event ``name`` to the execution (once per ``idempotency_key``).
@@ -391,10 +393,12 @@ class Client(Retention):
         self.poll_interval = poll_interval
         self._workers: list[EagerWorker] = []  # this client's running workers, for eager starts
 
+    @traced("start")
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, tenant: str | None = None,
                     queue: str | None = None, priority: int = 0,
-                    fairness_key: str | None = None) -> WorkflowHandle[R]:
+                    fairness_key: str | None = None, on_conflict: OnConflict | None = None,
+                    id_reuse: IdReuse = "allow") -> WorkflowHandle[R]:
         """Start ``workflow`` with ``args`` under workflow id ``id`` (default: a new UUID), on
         task queue ``queue`` (default: the workflow's own, see ``durable.workflow``).
 
@@ -404,8 +408,15 @@ class Client(Retention):
         equal priority are taken round-robin across (tenant, fairness key), so one key's
         backlog holds another key's ready task back by at most one round.
 
-        A second start with an id that exists returns the existing execution's handle.
-        Arguments are validated against the workflow's signature before anything is written.
+        An id that an execution has already: while it runs, ``on_conflict`` decides:
+        ``"use_existing"`` returns its handle, ``"fail"`` raises
+        ``WorkflowAlreadyStartedError``, ``"terminate_existing"`` ends its run (recorded as
+        ``WorkflowTerminated``, its parent told) and starts a new run; by default (None) the
+        handle if it runs the same workflow with the same arguments, else the error. Once it
+        has ended, ``id_reuse`` decides: ``"allow"`` (default) starts a new run under the
+        id, ``"allow_failed_only"`` only if it did not complete, ``"reject"`` raises. A new run
+        under the id names the one it replaced (``WorkflowStarted.previous_run``).
+        Arguments and policies are validated before anything is written.
         """
         defn = workflow_definition(workflow)
         tenant = self._tenant(tenant)
@@ -413,24 +424,17 @@ class Client(Retention):
         on = defn.queue if queue is None else check_queue(queue, "start(queue=)")
         priority = check_priority(priority, "start(priority=)")
         key = None if fairness_key is None else check_id(fairness_key, "start(fairness_key=)")
+        check_policies(on_conflict, id_reuse)
         with payload_limit(self.max_payload_bytes):
             a, k = defn.params.dump(tuple(args), {})
         started = WorkflowStarted(1, 0.0, defn.name, defn.version, workflow_id, uuid.uuid4().hex,
-                                  tenant, a, k, queue=on, priority=priority, fairness_key=key)
-        epoch, now = self.store.wakeup.epoch, self.clock()
-        # Eager start: a worker of this client that hosts the workflow and has room gets the
-        # first task with the creation itself (no hint, claim or read; Temporal's eager start).
-        hosted = route(defn.name, on)
-        eager = next((w for w in self._workers if w.takes_eager(hosted, tenant)), None)
-        lease_to = None if eager is None else (eager.identity, now + eager.lease)
-        _, created = await self.store.create_execution(started, now=now, lease_to=lease_to)
+                                  tenant, a, k, queue=on, priority=priority, fairness_key=key,
+                                  trace=current_trace())
+        began, epoch = await start(self, started, self._workers, on_conflict=on_conflict,
+                                   id_reuse=id_reuse)
         handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, tenant, defn)
-        handle._route = hosted if created else ""
-        if created:
-            if epoch is not None and epoch == self.store.wakeup.epoch:
-                handle._created_in = epoch
-            if eager is None or not await self._hand_over(eager, started, now):
-                await self.publish([workflow_ref(tenant, workflow_id, hosted)])
+        if began:
+            handle._route, handle._created_in = route(defn.name, on), epoch
         return handle
 
     @property
@@ -463,18 +467,6 @@ class Client(Retention):
                                            "both", parameter="tenant")
             return None
         return self._tenant(tenant)
-
-    async def _hand_over(self, worker: EagerWorker, started: WorkflowStarted, now: float) -> bool:
-        """Run a new execution's first task on ``worker``, which its creation leased it to;
-        if the worker stopped meanwhile, give the task back (to be announced)."""
-        task = WorkflowTask(started.tenant, started.workflow_id, started.workflow, 1,
-                            history=[replace(started, seq=1, time=now)], run_id=started.run_id,
-                            queue=started.queue)
-        if worker.run_eager(task):
-            return True
-        await self.store.release_workflow_task(task, worker.identity, delay=0.0, error=None,
-                                               now=self.clock())
-        return False
 
     async def publish(self, refs: list[TaskRef]) -> None:
         """Tell the workers that tasks became runnable (after the store committed them).

@@ -21,6 +21,7 @@ from typing import Any, Final, Mapping, Protocol, runtime_checkable
 
 import msgspec
 
+from ._extras import require
 from ._validate import show
 from .errors import (
     ArgumentTypeError, CodecError, InputError, InvalidArgumentError, UnknownKeyError, UsageError,
@@ -223,11 +224,8 @@ class AesGcmCodec:
     """
 
     def __init__(self, keys: Mapping[str, bytes], current: str | None = None) -> None:
-        try:
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-        except ImportError:  # pragma: no cover - cryptography is in the test extra
-            raise UsageError("AesGcmCodec needs the cryptography package: "
-                             "pip install 'durable[crypto]'") from None
+        require("cryptography", "AesGcmCodec")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         if not isinstance(keys, Mapping) or not keys:
             raise ArgumentTypeError(f"AesGcmCodec(keys=) is a non-empty dict of key id to key "
                                     f"bytes, not {show(keys)}", parameter="keys")

@@ -63,9 +63,9 @@ class connect:  # noqa: N801 - used like a function: `await connect(url)` / `asy
             store = with_codec(store, checked)
         dispatcher: Dispatcher | None = None
         if self.redis_url is not None:
-            from ._dispatch.redis_streams import RedisDispatcher
+            try:  # MissingExtraError without the redis extra: the store is closed too
+                from ._dispatch.redis_streams import RedisDispatcher
 
-            try:
                 dispatcher = RedisDispatcher(store, self.redis_url, prefix=self.prefix,
                                              partitions=self.partitions)
             except BaseException:

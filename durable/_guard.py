@@ -28,7 +28,8 @@ import uuid
 import warnings
 from typing import Any, Callable, Final, Iterator, NamedTuple
 
-__all__ = ["Finding", "NondeterministicCallWarning", "check", "warn"]
+__all__ = ["CLOCK", "OUTSIDE", "RANDOM", "SHARED", "UUID", "Finding", "NondeterministicCallWarning",
+           "advice", "check", "warn"]
 
 
 class NondeterministicCallWarning(UserWarning):
@@ -49,10 +50,10 @@ class Finding(NamedTuple):
         return f"{self.file}:{self.line}: {self.call} is not deterministic: {self.instead}"
 
 
-_CLOCK: Final = "use ctx.now() (the workflow's recorded time)"
-_RANDOM: Final = "use ctx.random() (a stream that replays identically)"
-_UUID: Final = "use ctx.uuid4() (it replays identically)"
-_OUTSIDE: Final = ("read it in an action (ctx.run) or pass it in as an argument: it may differ "
+CLOCK: Final = "use ctx.now() (the workflow's recorded time)"
+RANDOM: Final = "use ctx.random() (a stream that replays identically)"
+UUID: Final = "use ctx.uuid4() (it replays identically)"
+OUTSIDE: Final = ("read it in an action (ctx.run) or pass it in as an argument: it may differ "
                    "on the worker that replays")
 
 def _key(obj: Any) -> str | None:
@@ -70,18 +71,18 @@ def _key(obj: Any) -> str | None:
 
 # What is reported, by stable name, and the advice for each.
 _BANNED: Final[dict[str | None, str]] = {_key(obj): advice for obj, advice in [
-    (datetime.datetime.now, _CLOCK), (datetime.datetime.utcnow, _CLOCK),  # pyright: ignore[reportDeprecated]
-    (datetime.datetime.today, _CLOCK), (datetime.date.today, _CLOCK),
-    (time.time, _CLOCK), (time.time_ns, _CLOCK), (time.monotonic, _CLOCK),
-    (time.monotonic_ns, _CLOCK), (time.perf_counter, _CLOCK), (time.localtime, _CLOCK),
-    (time.gmtime, _CLOCK), (time.ctime, _CLOCK),
-    (uuid.uuid1, _UUID), (uuid.uuid4, _UUID),
-    (os.getenv, _OUTSIDE), (os.urandom, _RANDOM),
+    (datetime.datetime.now, CLOCK), (datetime.datetime.utcnow, CLOCK),  # pyright: ignore[reportDeprecated]
+    (datetime.datetime.today, CLOCK), (datetime.date.today, CLOCK),
+    (time.time, CLOCK), (time.time_ns, CLOCK), (time.monotonic, CLOCK),
+    (time.monotonic_ns, CLOCK), (time.perf_counter, CLOCK), (time.localtime, CLOCK),
+    (time.gmtime, CLOCK), (time.ctime, CLOCK),
+    (uuid.uuid1, UUID), (uuid.uuid4, UUID),
+    (os.getenv, OUTSIDE), (os.urandom, RANDOM),
 ]}
 _BANNED.pop(None, None)
 # Module-level functions of these modules, and the methods of their shared generators.
-_MODULES: Final[dict[str, str]] = {"random": _RANDOM, "secrets": _RANDOM}
-_SHARED: Final = (random.random.__self__, secrets.choice.__self__)  # type: ignore[attr-defined]
+_MODULES: Final[dict[str, str]] = {"random": RANDOM, "secrets": RANDOM}
+SHARED: Final = (random.random.__self__, secrets.choice.__self__)  # type: ignore[attr-defined]
 
 
 def check(fn: Callable[..., Any]) -> list[Finding]:
@@ -119,9 +120,9 @@ def _uses(tree: ast.AST, globals_: dict[str, Any]) -> Iterator[tuple[ast.AST, st
         name = _dotted(target)
         if name is None:
             continue
-        advice = _advice(_resolve(name, globals_), name)
-        if advice is not None:
-            yield node, name + ("()" if isinstance(node, ast.Call) else ""), advice
+        instead = _advice(_resolve(name, globals_))
+        if instead is not None:
+            yield node, name + ("()" if isinstance(node, ast.Call) else ""), instead
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -153,13 +154,18 @@ def _resolve(name: str, globals_: dict[str, Any]) -> Any:
     return obj
 
 
-def _advice(obj: Any, name: str) -> str | None:
+def _advice(obj: Any) -> str | None:
     if obj is _UNRESOLVED:
         return None
+    return advice(obj)
+
+
+def advice(obj: Any) -> str | None:
+    """What to use instead of calling ``obj``, if calling it breaks replay; else None."""
     if obj is os.environ:
-        return _OUTSIDE
-    if getattr(obj, "__self__", None) in _SHARED:  # random.choice, secrets.choice, ...
-        return _RANDOM
+        return OUTSIDE
+    if getattr(obj, "__self__", None) in SHARED:  # random.choice, secrets.choice, ...
+        return RANDOM
     key = _key(obj)
     if key in _BANNED:
         return _BANNED[key]

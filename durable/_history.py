@@ -37,7 +37,7 @@ __all__ = [
     "SignalExternal", "StartChild", "StartTimer", "StateChanged", "TaskCompleted",
     "TimerCancelled", "TimerFired", "TimerStarted", "UpdateAccepted", "UpdateCompleted",
     "WorkflowCancelled", "WorkflowCompleted", "WorkflowContinuedAsNew", "WorkflowFailed",
-    "WorkflowStarted", "decode_event", "decode_history_json", "encode_event",
+    "WorkflowStarted", "WorkflowTerminated", "decode_event", "decode_history_json", "encode_event",
     "encode_history_json",
 ]
 
@@ -72,7 +72,8 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     """The execution (or its next run) was created with these arguments.
 
     ``continued_from`` is the run this one continues (``ctx.continue_as_new``), if any;
-    ``parent`` is set on a child workflow's runs (``ctx.start_child``).
+    ``parent`` is set on a child workflow's runs (``ctx.start_child``). ``trace`` is the
+    trace context its spans join (one trace per execution, its runs and its children).
     """
 
     workflow: str
@@ -87,6 +88,8 @@ class WorkflowStarted(_Event, frozen=True, tag=True, array_like=True):
     queue: str = "default"  # the task queue of its workflow tasks (``_queues``)
     priority: int = 0  # its tasks' priority (higher first), kept across continue-as-new
     fairness_key: str | None = None  # its tasks take turns with other keys' of its tenant
+    trace: str | None = None  # W3C traceparent of its start (``durable._telemetry._tracing``)
+    previous_run: str | None = None  # the run it replaced under a reused id (client.start)
 
 
 class TaskCompleted(_Event, frozen=True, tag=True, array_like=True):
@@ -328,6 +331,14 @@ class WorkflowCancelled(_Event, frozen=True, tag=True, array_like=True):
     """The workflow ended because it was cancelled."""
 
 
+class WorkflowTerminated(_Event, frozen=True, tag=True, array_like=True):
+    """The run was ended from outside, its code not run again: run ``run_id`` replaced it
+    (``client.start(on_conflict="terminate_existing")``). Replay stops here."""
+
+    reason: str
+    run_id: str
+
+
 Event = (
     WorkflowStarted
     | TaskCompleted
@@ -358,6 +369,7 @@ Event = (
     | WorkflowFailed
     | WorkflowCancelled
     | WorkflowContinuedAsNew
+    | WorkflowTerminated
 )
 
 INPUT_TYPES: Final = (
@@ -375,7 +387,7 @@ INPUT_TYPES: Final = (
     UpdateAccepted,
 )
 TERMINAL_TYPES: Final = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
-                         WorkflowContinuedAsNew)
+                         WorkflowContinuedAsNew, WorkflowTerminated)
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -563,7 +575,7 @@ def decode_event(data: bytes) -> Event:
 
 
 def encode_history_json(events: list[Event]) -> bytes:
-    """Export a history as JSON (what ``durable show ID --json`` writes)."""
+    """Export a history as JSON, each event an array (``durable.testing.save_history``)."""
     return _json_encoder.encode(events)
 
 

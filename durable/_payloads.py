@@ -302,12 +302,15 @@ class Params:
 class Result:
     """The return type of a workflow or action."""
 
-    __slots__ = ("where", "convert")
+    __slots__ = ("where", "convert", "exact")
 
     def __init__(self, fn: Callable[..., Any], where: str) -> None:
         self.where = where
+        hint = _hints(fn).get("return", Any)
         # None: returned as is
-        self.convert = _converter(_hints(fn).get("return", Any), where, None)
+        self.convert = _converter(hint, where, None)
+        # a scalar type whose values ``convert`` returns as they are (replay skips the call)
+        self.exact: type | None = hint if hint in _SCALARS else None
 
     def dump(self, value: Any) -> Any:
         """Validate a returned value and return it as a payload."""

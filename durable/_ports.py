@@ -29,6 +29,8 @@ class EagerWorker(Protocol):
 
     def run_eager(self, task: WorkflowTask) -> bool: ...
 
+    def unreserve(self, count: int) -> None: ...
+
 
 class ClientPort(Protocol):
     """A client: its store, clock, dispatcher and polling interval, its running workers and its wake-ups."""

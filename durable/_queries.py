@@ -20,6 +20,7 @@ from ._ports import HandlePort
 from ._history import ErrorInfo
 from ._payloads import check_size, dump_value
 from ._stores import FINISHED_REQUESTS, Request, workflow_ref
+from ._telemetry._tracing import traced
 from ._validate import check_id, check_optional_id, check_timeout, show
 from .errors import (
     ArgumentTypeError, QueryFailedError, RequestTimeoutError, UnknownQueryError,
@@ -36,6 +37,7 @@ Kind = Literal["query", "update"]
 _ACCEPTED: Final = FINISHED_REQUESTS | {"accepted"}
 
 
+@traced("request")
 async def call(handle: HandlePort, kind: Kind, name: str, args: tuple[Any, ...], *,
                key: str | None, timeout: float | timedelta | None,
                result_type: Any) -> Any:
@@ -80,6 +82,7 @@ class UpdateHandle:
         return f"<UpdateHandle {self.name} {self.id} of {self._handle.workflow_id}>"
 
 
+@traced("update")
 async def start_update(handle: HandlePort, name: str, args: tuple[Any, ...], *,
                        key: str | None, wait_for: Any, timeout: float | timedelta | None,
                        result_type: Any) -> UpdateHandle:

@@ -27,7 +27,7 @@ from ._ports import HandlePort
 from ._history import (
     INPUT_TYPES, CompleteWorkflow, ContinueAsNew, DataChanged, ErrorInfo, Event, FailWorkflow,
     StateChanged, TaskCompleted, WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew,
-    WorkflowFailed, WorkflowStarted,
+    WorkflowFailed, WorkflowStarted, WorkflowTerminated,
 )
 from ._payloads import dump_value
 from ._replay import WorkflowInstance, replay
@@ -136,7 +136,7 @@ class _Fold:
         elif kind is DataChanged:
             self._data(event)  # type: ignore[arg-type]
         elif kind in (WorkflowCompleted, WorkflowFailed, WorkflowCancelled,
-                      WorkflowContinuedAsNew):
+                      WorkflowContinuedAsNew, WorkflowTerminated):
             self._end(event)
 
     def _data(self, event: DataChanged) -> None:
@@ -153,6 +153,8 @@ class _Fold:
             self.status, self.error = "failed", event.error
         elif isinstance(event, WorkflowContinuedAsNew):
             self.status = "continued"
+        elif isinstance(event, WorkflowTerminated):
+            self.status, self.error = "failed", ErrorInfo("WorkflowTerminated", event.reason)
         else:
             self.status = "cancelled"
 

@@ -10,11 +10,12 @@
     │   ├── InvalidArgumentError       a bad value for durable's own API (also a ValueError)
     │   ├── ArgumentTypeError          an argument of the wrong type (also a TypeError)
     │   ├── UsageError                 a command line, or an object used outside its lifetime
+    │   │   └── MissingExtraError      an optional package is not installed (also an ImportError)
     │   ├── UnknownWorkflowError       no workflow registered under that name
     │   ├── UnknownActionError         no action registered under that name
     │   ├── WorkflowNotFoundError      no execution with that id in that tenant
     │   ├── WorkflowClosedError        the execution has ended, it takes no events
-    │   ├── WorkflowAlreadyStartedError  a child workflow's id is taken
+    │   ├── WorkflowAlreadyStartedError  a workflow id is taken (a start's id policies)
     │   ├── ScheduleNotFoundError      no schedule with that id in that tenant
     │   ├── ScheduleAlreadyExistsError a different schedule has that id already
     │   ├── ActionTokenError           an async completion token no attempt waits for
@@ -75,6 +76,7 @@ __all__ = [
     "InputError",
     "InvalidArgumentError",
     "InvalidScheduleError",
+    "MissingExtraError",
     "NonDeterminismError",
     "NonRetryable",
     "OutcomeError",
@@ -238,6 +240,18 @@ class UsageError(InputError):
     """
 
 
+class MissingExtraError(UsageError, ImportError):
+    """A feature needs an optional package that is not installed: ``.package``, which the
+    extra ``.extra`` installs (the message says ``pip install 'durable[EXTRA]'``).
+
+    The embedded SQLite path needs none; PostgreSQL needs ``durable[postgres]``, Redis
+    dispatch ``durable[redis]``, ``durable server`` ``durable[server]``.
+    """
+
+    package: str
+    extra: str
+
+
 class UnknownWorkflowError(InputError):
     """No workflow is registered under ``.name``: register it with the worker or client."""
 
@@ -265,13 +279,18 @@ class WorkflowClosedError(InputError):
 
 
 class WorkflowAlreadyStartedError(InputError):
-    """``ctx.start_child`` named a workflow id that an execution has already: nothing started.
+    """A start named a workflow id that an execution has already: nothing started.
 
-    ``.workflow_id`` and ``.tenant`` name it. Pass another ``id=`` (or none, for a fresh one).
+    ``ctx.start_child`` with a taken id; ``client.start`` when the policies said no
+    (``on_conflict="fail"``, or by default another workflow or other arguments than the
+    running execution's; ``id_reuse="reject"``, or ``"allow_failed_only"`` after a completed
+    run). ``.workflow_id`` and ``.tenant`` name it, ``.reason`` says why (``client.start``).
+    Pass another ``id=`` (or none, for a fresh one), or the policy that fits.
     """
 
     workflow_id: str
     tenant: str
+    reason: str
 
 
 class ActionTokenError(InputError):

@@ -7,6 +7,11 @@ it needs the ``server`` extra (``pip install 'durable[server]'``: aiohttp and
 prometheus-client).
 """
 
-from ._server import Server
+from durable._extras import require
+
+for _package in ("aiohttp", "prometheus_client"):
+    require(_package, "durable server")  # before the modules that import them
+
+from ._server import Server  # noqa: E402
 
 __all__ = ["Server"]

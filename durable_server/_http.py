@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -29,10 +29,12 @@ Health = Callable[[], tuple[bool, dict[str, Any]]]
 
 
 def make_app(health: Health, metrics: Metrics, *, loopback: bool = True,
-             token: str | None = None) -> web.Application:
+             token: str | None = None,
+             refresh: Callable[[], Awaitable[None]] | None = None) -> web.Application:
     """The aiohttp application that serves ``health()`` and ``metrics``; ``loopback`` says
-    whether the server listens on loopback only, ``token`` unlocks the details."""
-    api = _Api(health, metrics, loopback, token)
+    whether the server listens on loopback only, ``token`` unlocks the details; ``refresh``
+    updates the gauges read from the store before each scrape (best effort)."""
+    api = _Api(health, metrics, loopback, token, refresh)
     app = web.Application()
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/metrics", api.metrics)
@@ -51,8 +53,9 @@ def is_loopback(host: str) -> bool:
 
 class _Api:
     def __init__(self, health: Health, metrics: Metrics, loopback: bool,
-                 token: str | None) -> None:
+                 token: str | None, refresh: Callable[[], Awaitable[None]] | None) -> None:
         self.health = health
+        self._refresh = refresh
         self._metrics = metrics
         self._open = loopback and token is None  # everyone here may see the details
         self._token = token
@@ -78,5 +81,7 @@ class _Api:
         if self._token is not None and not self._authorized(request):
             return web.json_response({"error": "a bearer token is required"}, status=401,
                                      headers={"WWW-Authenticate": "Bearer"})
+        if self._refresh is not None:
+            await self._refresh()
         return web.Response(body=self._metrics.exposition(),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter as Counter_
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from durable._queues import DEFAULT_QUEUE, unroute
+from durable._stores._backlog import Backlog
 
 __all__ = ["LOOPS", "Metrics"]
 
@@ -37,6 +41,16 @@ class Metrics:
         self.errors = Counter(
             "durable_server_errors", "Failed loop iterations (store or dispatcher unavailable).",
             ["loop"], registry=self.registry)
+        self.leases_reclaimed = Counter(
+            "durable_leases_reclaimed", "Tasks this server released from workers that died "
+            "(their leases reclaimed before they ran out).", registry=self.registry)
+        self.queue_depth = Gauge(
+            "durable_queue_depth", "Ready tasks no worker holds, by kind (workflow or action) "
+            "and task queue (read from the store at each scrape).", ["kind", "queue"],
+            registry=self.registry)
+        self.timers_due = Gauge(
+            "durable_timers_due", "Timers due on the store's clock that have not fired yet "
+            "(read from the store at each scrape).", registry=self.registry)
         self.up = Gauge("durable_server_up", "1 while the server's store round trips succeed.",
                         registry=self.registry)
         self.up.set_function(up)
@@ -46,6 +60,18 @@ class Metrics:
         for loop in LOOPS:  # export zeros from the start, so rates work from the first scrape
             self.errors.labels(loop=loop)
             self.loop_seconds.labels(loop=loop)
+
+    def backlog(self, backlog: Backlog) -> None:
+        """Set the queue-depth and timers-due gauges from the store's ``backlog``."""
+        depth: Counter_[tuple[str, str]] = Counter_()
+        for ready in backlog.ready:
+            depth[ready.kind, unroute(ready.route)[1]] += ready.tasks
+        self.queue_depth.clear()
+        for kind in ("workflow", "action"):  # the default queue always shows, at 0 if empty
+            depth[kind, DEFAULT_QUEUE] += 0
+        for (kind, queue), count in depth.items():
+            self.queue_depth.labels(kind=kind, queue=queue).set(count)
+        self.timers_due.set(backlog.timers_due)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format (``CONTENT_TYPE_LATEST``)."""

@@ -164,7 +164,7 @@ class Server:
         self._started = False
         self._settled.clear()
         app = make_app(self.health, self.metrics, loopback=is_loopback(self.host),
-                       token=self.metrics_token)
+                       token=self.metrics_token, refresh=self._read_backlog)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         try:
             await runner.setup()
@@ -245,6 +245,14 @@ class Server:
             return f"{state.name}: no store round trip for {now - state.last_ok:.1f}s"
         return None
 
+    async def _read_backlog(self) -> None:
+        """The queue depths and due timers, for a scrape (stale values if the store fails)."""
+        try:
+            self.metrics.backlog(await self.store.backlog(now=self.clock()))
+        except Exception as exc:  # the scrape still answers; /healthz says what is wrong
+            logger.warning("durable server %s: could not read the backlog (%s)", self.identity,
+                           _describe(exc))
+
     # ---- loops --------------------------------------------------------------------------
 
     async def _loop(self, state: _LoopState, step: Callable[[_LoopState], Awaitable[float]]) -> None:
@@ -312,6 +320,7 @@ class Server:
         released = await self._from_store(state, self.store.release_dead_workers,
                                           timeout=self.liveness_timeout, now=self.clock())
         state.unpublished = released.refs  # published even if re-routing fails
+        self.metrics.leases_reclaimed.inc(len(released.refs))
         for owner in released.workers:
             logger.warning("worker %s stopped without finishing its tasks: they are released",
                            owner)

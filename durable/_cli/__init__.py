@@ -5,16 +5,18 @@ Global options ``--db URL`` (env ``DURABLE_DB``, default ``sqlite:///durable.db`
 ``DURABLE_REDIS_PREFIX``: Redis key prefix), ``--tenant NAME`` (default ``default``) and
 ``--tenants A,B|*`` (env ``DURABLE_TENANTS``: the tenants the command may act for; ``*``, which
 ``--all-tenants`` needs, is every tenant) and ``--codec MODULE:ATTR`` (env ``DURABLE_CODEC``:
-the payload codec; without it encoded payloads show as ``<encoded>``) go before or after the
-command; ``list``, ``show``, ``replay`` and ``verify`` only read the store and
-ignore ``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on
+the payload codec; without it encoded payloads show as ``<encoded>``), ``--json`` (print JSON
+with named fields: one object, or NDJSON for a list) and ``--local`` (times in local time, not
+UTC) go before or after the command; ``list``, ``show``, ``replay``, ``verify``, ``patches``,
+``query`` and ``schedule list|show`` only read the store (they refuse a SQLite path that does
+not exist) and but for ``query`` ignore ``--redis``. Errors from ``durable.errors`` are printed as one ``error: ...`` line on
 stderr with exit status 1.
 
-One module per command group: ``_workers`` (worker, server), ``_executions`` (start, send,
+One module per command group: ``_workers`` (worker, server, ui), ``_executions`` (start, send,
 query, update, cancel, list, show; ``show --at`` is in ``_timetravel``), ``_replay``,
 ``_patches``, ``_lint``, ``_schedules``, ``_verify``, ``_tenants`` (PostgreSQL tenant roles),
 ``_retention`` (gc, and ``tenant retention``, which ``_tenants`` registers) and
-``_admin`` (migrate, bench). They share
+``_admin`` (migrate, bench); ``_ui`` holds the web UI's options for ``_workers``. They share
 ``_options`` (how a command is declared), ``_targets`` (what it acts on) and ``_render`` (how
 results are shown); none imports this module or, but for ``show --at``, another group.
 """

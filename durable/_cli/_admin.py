@@ -9,7 +9,8 @@ from .._bench import add_arguments as add_bench_arguments
 from .._stores import migrate_store
 from .._urls import redact
 from ._options import Commands
-from ._targets import refused_urls, store_url
+from . import _render
+from ._targets import refused_urls, store_url, wants_json
 
 __all__ = ["add_commands"]
 
@@ -33,5 +34,6 @@ async def _migrate(args: argparse.Namespace) -> int:
     url = store_url(args)
     with refused_urls():
         version = await migrate_store(url)
-    print(f"schema version {version} at {redact(url)}")
+    print(_render.json({"url": redact(url), "schema_version": version}) if wants_json(args)
+          else f"schema version {version} at {redact(url)}")
     return 0

@@ -16,7 +16,7 @@ from .._definitions import definitions_in
 from .._guard import NondeterministicCallWarning, check
 from . import _render
 from ._options import Commands
-from ._targets import import_module
+from ._targets import import_module, wants_json
 
 __all__ = ["add_commands"]
 
@@ -34,7 +34,6 @@ def add_commands(commands: Commands) -> None:
     p = commands.add("lint", _lint, "report calls in workflow code that would replay "
                      "differently; exit 1 if any", epilog=_EPILOG, raw=True)
     p.add_argument("modules", nargs="+", metavar="MODULE", help="modules to check")
-    p.add_argument("--json", action="store_true", help="print the findings as JSON")
 
 
 async def _lint(args: argparse.Namespace) -> int:
@@ -44,7 +43,7 @@ async def _lint(args: argparse.Namespace) -> int:
     workflows, _ = definitions_in(modules)
     findings = [(name, finding) for name, defn in sorted(workflows.items())
                 for finding in check(defn.fn)]
-    if args.json:
+    if wants_json(args):
         print(_render.json({"findings": [{"workflow": name, **finding._asdict()}
                                          for name, finding in findings],
                             "workflows": len(workflows)}))

@@ -14,7 +14,7 @@ from .._patches import patch_ids_in, patch_report
 from ..errors import UsageError
 from . import _render
 from ._options import Commands, add_module_option
-from ._targets import connect, import_modules
+from ._targets import connect, import_modules, wants_json
 
 __all__ = ["add_commands"]
 
@@ -40,7 +40,6 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--all-tenants", action="store_true")
     p.add_argument("--limit", type=int, default=10_000, metavar="N",
                    help="open executions to check at most (default 10000)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 async def _patches(args: argparse.Namespace) -> int:
@@ -54,6 +53,6 @@ async def _patches(args: argparse.Namespace) -> int:
         report = await patch_report(client, workflows, known_ids=patch_ids_in(modules),
                                     workflow=args.workflow, all_tenants=args.all_tenants,
                                     limit=args.limit)
-    print(_render.json(report) if args.json else
+    print(_render.json(report) if wants_json(args) else
           "\n".join(_render.patch_report(report, args.all_tenants)))
     return 1 if report.unchecked else 0

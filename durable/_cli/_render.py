@@ -1,7 +1,10 @@
 """How the CLI shows things: tables, history timelines, status blocks, JSON.
 
 Every function returns text (a line list or a string) and prints nothing: the commands print.
-Times are local unless a name says UTC; values are JSON, cut to a readable length.
+Moments are ISO 8601 with the date, in UTC unless ``--local`` (:class:`Times`), with how far
+they are from now where that helps (``in 1d 23h``, ``3h 2m ago``); values are JSON, cut to a
+readable length. ``--json`` output is built by :func:`json` and :func:`ndjson` from values
+with named fields (``durable._named``).
 """
 
 from __future__ import annotations
@@ -16,20 +19,22 @@ import msgspec
 
 import durable
 
+from .._named import named
 from .._history import (
     ActionCancelRequested, ActionCompleted, ActionFailed, ActionScheduled, CancelRequested,
     ChildCancelled, ChildCancelRequested, ChildCompleted, ChildFailed, ChildInitiated,
     ChildStarted, ChildStartFailed, DataChanged, Event, EventReceived, Patched, StateChanged,
     TaskCompleted, TimerCancelled, TimerFired, TimerStarted, UpdateAccepted, UpdateCompleted,
     WorkflowCancelled, WorkflowCompleted, WorkflowContinuedAsNew, WorkflowFailed, WorkflowStarted,
+    WorkflowTerminated,
 )
 from .._patches import ExecutionRef, PatchReport
 from .._timetravel import StateAt
 from ._options import UNITS
 
 __all__ = [
-    "Progress", "call", "clock", "json", "local_datetime", "patch_report", "schedule",
-    "schedule_when", "state_at", "summary", "table", "timeline", "utc", "value",
+    "Progress", "Times", "call", "json", "ndjson", "patch_report", "relative", "schedule",
+    "schedule_when", "span", "state_at", "summary", "table", "timeline", "value",
 ]
 
 
@@ -55,9 +60,14 @@ Names = dict[int, str]  # command number -> the action or child workflow it sche
 
 
 def json(obj: Any) -> str:
-    """``obj`` as one line of JSON; a payload this command cannot decode (no ``--codec``) as
-    the string ``"<encoded>"``."""
-    return _json_encode(obj).decode()
+    """``obj`` as one line of JSON, every struct with named fields; a payload this command
+    cannot decode (no ``--codec``) as the string ``"<encoded>"``."""
+    return _json_encode(named(obj)).decode()
+
+
+def ndjson(items: Sequence[Any]) -> list[str]:
+    """A list for ``--json``: one JSON object per line (NDJSON)."""
+    return [json(item) for item in items]
 
 
 def _unencodable(obj: Any) -> Any:
@@ -82,19 +92,51 @@ def call(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def local_datetime(ts: float) -> str:
-    """Epoch seconds as a local date and time to the second."""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+class Times:
+    """How a command shows moments: ISO 8601 with the date, in UTC (``Z``) or, ``local``,
+    in this machine's time zone with its offset; and how far each is from ``now``."""
+
+    def __init__(self, local: bool = False, now: float | None = None) -> None:
+        self.local = local
+        self.now = time.time() if now is None else now
+
+    def at(self, ts: float, *, ms: bool = False) -> str:
+        """Epoch seconds as ISO 8601 (``2026-01-05T10:31:34Z``; ``ms``: to the millisecond)."""
+        return self.iso(datetime.fromtimestamp(ts, timezone.utc), ms=ms)
+
+    def iso(self, moment: datetime, *, ms: bool = False) -> str:
+        """An aware datetime as :meth:`at` shows it."""
+        moment = moment.astimezone() if self.local else moment.astimezone(timezone.utc)
+        text = moment.isoformat(timespec="milliseconds" if ms else "seconds")
+        return text if self.local else text.replace("+00:00", "Z")
+
+    def when(self, ts: float, *, ms: bool = False) -> str:
+        """``2026-01-07T09:00:00Z (in 1d 23h)``: the moment and how far it is from now."""
+        return f"{self.at(ts, ms=ms)} ({relative(ts - self.now)})"
+
+    @property
+    def zone(self) -> str:
+        """What the times are in, for a header."""
+        return "local time" if self.local else "UTC"
 
 
-def clock(ts: float) -> str:
-    """Epoch seconds as a local time of day to the millisecond."""
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+def span(seconds: float) -> str:
+    """A length of time in its two largest units: ``1d 23h``, ``3h 2m``, ``45s``, ``0.2s``."""
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s".replace(".0s", "s") if seconds < 10 else f"{seconds:.0f}s"
+    parts: list[str] = []
+    rest = int(seconds)
+    for unit in ("d", "h", "m", "s"):
+        count, rest = divmod(rest, UNITS[unit])
+        if count or parts:
+            parts.append(f"{count}{unit}")
+    return " ".join(p for p in parts[:2] if not p.startswith("0"))
 
 
-def utc(t: datetime) -> str:
-    """A datetime in UTC to the second."""
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+def relative(delta: float) -> str:
+    """``in 1d 23h`` for a moment ``delta`` seconds ahead, ``3h 2m ago`` for one behind."""
+    return f"in {span(delta)}" if delta > 0 else f"{span(delta)} ago"
 
 
 def duration(seconds: float) -> str:
@@ -118,25 +160,28 @@ def table(header: list[str], rows: list[list[str]],
 # ---- histories ------------------------------------------------------------------------------
 
 
-def timeline(events: Sequence[Event]) -> list[str]:
-    """One line per event: seq, local time, type and its salient fields."""
+def timeline(events: Sequence[Event], times: Times | None = None) -> list[str]:
+    """One line per event: seq, time, type and its salient fields (``times``: UTC by default)."""
+    times = times or Times()
     if not events:
         return []
     names: Names = {}
     lines = [f"history of {getattr(events[0], 'workflow_id', '?')} "
-             f"(started {local_datetime(events[0].time)}, times are local)"]
+             f"(started {times.when(events[0].time)}; times are {times.zone})"]
     for event in events:
         if isinstance(event, ActionScheduled):
             names[event.cmd] = event.name
         elif isinstance(event, ChildInitiated):
             names[event.cmd] = event.workflow_id
         kind = type(event).__name__
-        lines.append(f"{event.seq:>4}  {clock(event.time)}  {kind:<17} "
-                     f"{_detail(event, names)}".rstrip())
+        lines.append(f"{event.seq:>4}  {times.at(event.time, ms=True)}  {kind:<17} "
+                     f"{_detail(event, names, times)}".rstrip())
     return lines
 
 
-def _detail(event: Event, names: Names) -> str:
+def _detail(event: Event, names: Names, times: Times) -> str:
+    if isinstance(event, TimerStarted):
+        return f"#{event.cmd} {span(event.duration)}, fires at {times.when(event.fire_at)}"
     for describe in (_run_detail, _child_detail, _action_detail, _input_detail):
         text = describe(event, names)
         if text is not None:
@@ -169,6 +214,8 @@ def _run_detail(event: Event, names: Names) -> str | None:
             return f"{event.error.type}: {event.error.message}"
         case WorkflowCancelled():
             return ""
+        case WorkflowTerminated():
+            return f"{event.reason} (next run {event.run_id})"
         case _:
             return None
 
@@ -205,8 +252,6 @@ def _action_detail(event: Event, names: Names) -> str | None:
                     f"{event.error.type}: {event.error.message}")
         case ActionCancelRequested():
             return f"#{event.cmd} {names.get(event.cmd, '?')}"
-        case TimerStarted():
-            return f"#{event.cmd} {event.duration:g}s, fires at {clock(event.fire_at)}"
         case TimerFired() | TimerCancelled():
             return f"#{event.cmd}"
         case _:
@@ -239,22 +284,24 @@ def _short(location: str) -> str:
 # ---- executions -----------------------------------------------------------------------------
 
 
-def summary(d: durable.Description) -> list[str]:
+def summary(d: durable.Description, times: Times | None = None) -> list[str]:
     """The status block under the timeline: status, state, data, pending work, errors."""
+    times = times or Times()
     lines = [f"workflow:  {d.workflow} v{d.version}  id={d.workflow_id}  tenant={d.tenant}",
+             f"started:   {times.when(d.created_at)}",
+             f"updated:   {times.when(d.updated_at)}",
              *_status(d.status, d.state, d.data, d.suspended_at, d.result, d.error)]
     if d.status == "running" and (d.priority or d.fairness_key is not None):
         key = "" if d.fairness_key is None else f"  fairness key={d.fairness_key}"
         lines.append(f"priority:  {d.priority}{key}")
-    now = time.time()
     for a in d.pending_actions:
-        due = f", next attempt in {a.visible_at - now:.1f}s" if a.visible_at > now else ""
+        due = (f", next attempt at {times.when(a.visible_at)}" if a.visible_at > times.now
+               else "")
         last = f", last error: {a.last_error}" if a.last_error else ""
         lines.append(f"pending action #{a.cmd} {call(a.name, a.args, a.kwargs)}: "
                      f"attempt {a.attempt}{due}{last}")
     for t in d.pending_timers:
-        lines.append(f"pending timer #{t.cmd}: fires at {clock(t.fire_at)} "
-                     f"(in {max(t.fire_at - now, 0):.1f}s)")
+        lines.append(f"pending timer #{t.cmd}: fires at {times.when(t.fire_at)}")
     lines.extend(f"waiting: {reason}" for reason in d.waiting)
     if d.task_error:
         lines.append("task error (the execution is held until this is fixed):")
@@ -276,14 +323,15 @@ def _status(status: str, state: str | None, data: dict[str, Any], suspended_at: 
     return lines
 
 
-def state_at(state: StateAt, events: Sequence[Event]) -> list[str]:
+def state_at(state: StateAt, events: Sequence[Event], times: Times | None = None) -> list[str]:
     """``show --at``: the timeline up to the moment, then the execution as it was then."""
-    lines = timeline([e for e in events if e.seq <= state.seq])
+    times = times or Times()
+    lines = timeline([e for e in events if e.seq <= state.seq], times)
     later = len(events) - state.seq
     if later:
         lines.append(f"      ({later} later event{'s' if later != 1 else ''} not shown)")
     how = "replayed with today's code" if state.replayed else "as recorded"
-    lines += ["", f"as of seq {state.seq} ({clock(state.time)}), {how}:",
+    lines += ["", f"as of seq {state.seq}, {times.when(state.time, ms=True)}, {how}:",
               *_status(state.status, state.state, state.data, state.suspended_at, state.result,
                        state.error)]
     lines += [f"received, not run yet: seq {event.seq} {type(event).__name__}"
@@ -325,8 +373,9 @@ def schedule_when(d: durable.ScheduleDescription) -> str:
     return f"every {duration(d.every)}"
 
 
-def schedule(d: durable.ScheduleDescription) -> list[str]:
+def schedule(d: durable.ScheduleDescription, times: Times | None = None) -> list[str]:
     """``durable schedule show``: definition, counts, next and recent runs."""
+    times = times or Times()
     status = "paused" if d.paused else "active"
     lines = [f"schedule:  {d.schedule_id}  tenant={d.tenant}",
              f"workflow:  {call(d.workflow, d.args, d.kwargs)}",
@@ -336,8 +385,9 @@ def schedule(d: durable.ScheduleDescription) -> list[str]:
              f"runs:      {d.runs} started, {d.skipped} skipped (overlap), "
              f"{d.missed} missed (catch-up window), {d.buffered} buffered",
              f"running:   {', '.join(d.running) or '-'}",
-             "next runs: " + (", ".join(utc(t) for t in d.next_runs) or "-"),
-             "recent runs:" if d.recent_runs else "recent runs: -"]
-    lines += [f"  {utc(datetime.fromtimestamp(r.due, timezone.utc))}  {r.workflow_id}"
+             "next runs:" if d.next_runs else "next runs: -"]
+    lines += [f"  {times.when(t.timestamp())}" for t in d.next_runs]
+    lines.append("recent runs:" if d.recent_runs else "recent runs: -")
+    lines += [f"  {times.when(r.due)}  {r.workflow_id}"
               f"{'  (manual)' if r.manual else ''}" for r in reversed(d.recent_runs)]
     return lines

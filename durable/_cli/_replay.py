@@ -14,7 +14,6 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,7 +24,7 @@ from .._replay._replayer import Replayer, load_history
 from ..errors import HistoryError, UsageError
 from . import _render
 from ._options import UNITS, Commands, add_module_option
-from ._targets import connect, import_modules
+from ._targets import connect, import_modules, iso_moment, local_times, wants_json
 
 __all__ = ["REPLAY_HELP", "add_commands", "parse_since"]
 
@@ -58,7 +57,8 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--status", choices=["running", "completed", "failed", "cancelled"],
                    help="only executions with this status")
     p.add_argument("--since", metavar="TIME", help="only executions started at or after TIME: "
-                   "a local date/time (2026-01-05, 2026-01-05T10:00) or an age (30m, 12h, 7d)")
+                   "an ISO 8601 date/time (2026-01-05, 2026-01-05T10:00Z; UTC without a zone, "
+                   "or local with --local) or an age (30m, 12h, 7d)")
     p.add_argument("--all-tenants", action="store_true", help="executions of every tenant")
     p.add_argument("--strict", action="store_true",
                    help="changed arguments or timer durations are divergences too")
@@ -67,16 +67,17 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="also list the histories that pass")
 
 
-def parse_since(text: str, now: float | None = None) -> float:
-    """``--since``: a local ISO date/time, or an age such as ``7d``; epoch seconds."""
+def parse_since(text: str, now: float | None = None, *, local: bool = False) -> float:
+    """``--since``: an ISO 8601 date/time (UTC without a zone, unless ``local``), or an age
+    such as ``7d``; epoch seconds."""
     age = _AGE.match(text.strip())
     if age:
         return (time.time() if now is None else now) - float(age[1]) * UNITS[age[2]]
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
+    when = iso_moment(text, local)
+    if when is None:
         raise UsageError(f"--since {text!r} is neither a date/time (2026-01-05, "
-                         "2026-01-05T10:00) nor an age (30m, 12h, 7d)") from None
+                         "2026-01-05T10:00Z) nor an age (30m, 12h, 7d)")
+    return when.timestamp()
 
 
 async def _replay(args: argparse.Namespace) -> int:
@@ -85,7 +86,7 @@ async def _replay(args: argparse.Namespace) -> int:
     if not modules or not replayer.workflows:
         raise UsageError("no workflows to replay with: pass the modules that define them with "
                          "--module MOD or DURABLE_MODULES=mod1,mod2")
-    report = _Report(args.progress, args.verbose)
+    report = _Report(args.progress, args.verbose, as_json=wants_json(args))
     if args.files:
         _replay_files(args, replayer, report)
     else:
@@ -125,7 +126,7 @@ def _history_files(args: argparse.Namespace) -> list[Path]:
 async def _store_histories(args: argparse.Namespace,
                            ) -> AsyncIterator[tuple[str, list[Event] | HistoryError]]:
     """Each execution's history, or the damage that keeps it from being read."""
-    since = None if args.since is None else parse_since(args.since)
+    since = None if args.since is None else parse_since(args.since, local=local_times(args))
     async with connect(args, redis=False, read_only=True) as client:
         async for record in client.iter_executions(
                 workflow=args.workflow, status=args.status, since=since,
@@ -147,11 +148,14 @@ def _replay_one(replayer: Replayer, history: Any, expect: bool) -> Replayed:
 
 
 class _Report:
-    """Prints each problem as it is found, progress on stderr, and the summary."""
+    """Prints each problem as it is found, progress on stderr, and the summary; with
+    ``as_json``, one document at the end instead (the counts and the histories listed)."""
 
-    def __init__(self, progress: float, verbose: bool) -> None:
+    def __init__(self, progress: float, verbose: bool, *, as_json: bool = False) -> None:
         self.verbose = verbose
+        self.as_json = as_json
         self.counts: Counter[str] = Counter()
+        self.listed: list[dict[str, Any]] = []  # for --json: problems (verbose: every one)
         self._progress = _render.Progress(progress)
 
     def add(self, source: str, replayed: Replayed, events: Sequence[Event] | None) -> None:
@@ -159,6 +163,11 @@ class _Report:
         outcome, changed = replayed
         self.counts[outcome.status] += 1
         self.counts["changed"] += bool(changed)
+        if self.as_json:
+            if outcome.status != "ok" or changed or self.verbose:
+                self.listed.append(_entry(source, outcome, changed, events))
+            self._tick()
+            return
         label = _label(source, events)
         if outcome.status == "diverged":
             print(f"DIVERGED {label}\n{_indent(str(outcome.error))}", flush=True)
@@ -183,6 +192,11 @@ class _Report:
         """Print the summary; return the exit status."""
         ok, diverged, failed = (self.counts[s] for s in ("ok", "diverged", "failed"))
         total = ok + diverged + failed
+        if self.as_json:
+            print(_render.json({"replayed": total, "what": what, "ok": ok, "diverged": diverged,
+                                "failed": failed, "changed": self.counts["changed"],
+                                "histories": self.listed}))
+            return 1 if diverged or failed else 0
         if total == 0:
             print(f"no {what} matched: nothing to replay")
             return 0
@@ -190,6 +204,18 @@ class _Report:
         changed = f", {n_changed} with changed arguments" if n_changed else ""
         print(f"replayed {total} {what}: {ok} ok, {diverged} diverged, {failed} failed{changed}")
         return 1 if diverged or failed else 0
+
+
+def _entry(source: str, outcome: Outcome, changed: list[str],
+           events: Sequence[Event] | None) -> dict[str, Any]:
+    """One history in ``--json``'s ``histories``."""
+    error = outcome.error
+    result = outcome.result
+    return {"source": source, "workflow": getattr(events[0], "workflow", None) if events else None,
+            "events": len(events) if events else 0, "status": outcome.status,
+            "error_type": None if error is None else type(error).__name__,
+            "error": None if error is None else str(error), "changed": changed,
+            "suspended_at": None if result is None or result.done else result.suspended_at}
 
 
 def _label(source: str, events: Sequence[Event] | None) -> str:

@@ -16,7 +16,8 @@ import durable
 from ..errors import UsageError
 from . import _render
 from ._options import Commands, add_module_option, json_values, parse_duration
-from ._targets import connect, module_names, resolve_workflow
+from ._targets import connect, iso_moment, local_times, module_names, resolve_workflow, times
+from ._targets import wants_json
 
 __all__ = ["add_commands"]
 
@@ -51,8 +52,8 @@ def _add_changes(actions: Commands) -> None:
     p.add_argument("id", metavar="ID")
     for bound in ("start", "end"):
         p.add_argument(f"--{bound}", required=True,
-                       help=f"{bound} of the range (included): ISO 8601 with a time zone, or "
-                       "epoch seconds")
+                       help=f"{bound} of the range (included): ISO 8601 (UTC without a zone, "
+                       "or local with --local), or epoch seconds")
     p.add_argument("--overlap", choices=_OVERLAPS, help="policy for these runs (default: the "
                    "schedule's)")
     actions.add("delete", _delete, "delete a schedule (its runs go on)").add_argument(
@@ -99,7 +100,11 @@ async def _create(args: argparse.Namespace) -> int:
             offset=args.offset, timezone=args.timezone, overlap=args.overlap,
             paused=args.paused, note=args.note, replace=args.replace, **options)
         description = await handle.describe(next_runs=1)
-    upcoming = description.next_runs[0].isoformat() if description.next_runs else "-"
+    if wants_json(args):
+        print(_render.json(description))
+        return 0
+    upcoming = (times(args).when(description.next_runs[0].timestamp())
+                if description.next_runs else "-")
     print(f"schedule {args.id}: next run {upcoming}")
     return 0
 
@@ -119,13 +124,19 @@ def _add_list_and_show(actions: Commands) -> None:
 async def _list(args: argparse.Namespace) -> int:
     async with connect(args, redis=False, read_only=True) as client:
         found = await client.list_schedules(limit=args.limit, all_tenants=args.all_tenants)
+    if wants_json(args):
+        for line in _render.ndjson(found):
+            print(line)
+        return 0
     if not found:
         print("no schedules")
         return 0
-    header = ["ID", "WORKFLOW", "WHEN", "OVERLAP", "STATUS", "NEXT RUN (UTC)", "RUNS"]
+    header = ["ID", "WORKFLOW", "WHEN", "OVERLAP", "STATUS", "NEXT RUN", "RUNS"]
+    shown = times(args)
     rows = [[d.schedule_id, d.workflow, _render.schedule_when(d), d.overlap.value,
              "paused" if d.paused else "active",
-             _render.utc(d.next_runs[0]) if d.next_runs else "-", str(d.runs)] for d in found]
+             shown.when(d.next_runs[0].timestamp()) if d.next_runs else "-", str(d.runs)]
+            for d in found]
     tenants = [d.tenant for d in found] if args.all_tenants else None
     print("\n".join(_render.table(header, rows, tenants)))
     return 0
@@ -134,7 +145,8 @@ async def _list(args: argparse.Namespace) -> int:
 async def _show(args: argparse.Namespace) -> int:
     async with connect(args, redis=False, read_only=True) as client:
         description = await client.get_schedule(args.id).describe(next_runs=args.next)
-    print("\n".join(_render.schedule(description)))
+    print(_render.json(description) if wants_json(args)
+          else "\n".join(_render.schedule(description, times(args))))
     return 0
 
 
@@ -144,46 +156,53 @@ async def _show(args: argparse.Namespace) -> int:
 async def _pause(args: argparse.Namespace) -> int:
     async with connect(args, redis=False) as client:
         await client.get_schedule(args.id).pause(note=args.note)
-    print(f"paused {args.id}")
-    return 0
+    return _done(args, "paused")
 
 
 async def _unpause(args: argparse.Namespace) -> int:
     async with connect(args, redis=False) as client:
         await client.get_schedule(args.id).unpause(note=args.note)
-    print(f"unpaused {args.id}")
-    return 0
+    return _done(args, "unpaused")
 
 
 async def _trigger(args: argparse.Namespace) -> int:
     async with connect(args) as client:
         await client.get_schedule(args.id).trigger(overlap=args.overlap)
-    print(f"triggered {args.id}")
-    return 0
+    return _done(args, "triggered")
 
 
 async def _backfill(args: argparse.Namespace) -> int:
     async with connect(args) as client:
         count = await client.get_schedule(args.id).backfill(
-            _moment("--start", args.start), _moment("--end", args.end), overlap=args.overlap)
+            _moment("--start", args.start, args), _moment("--end", args.end, args),
+            overlap=args.overlap)
+    if wants_json(args):
+        print(_render.json({"schedule_id": args.id, "action": "backfilled", "runs": count}))
+        return 0
     print(f"backfilled {args.id}: {count} run{'' if count == 1 else 's'} queued")
     return 0
 
 
-def _moment(option: str, text: str) -> datetime | float:
-    """A backfill bound: epoch seconds, or an ISO 8601 time (``Z`` allowed)."""
+def _moment(option: str, text: str, args: argparse.Namespace) -> datetime | float:
+    """A backfill bound: epoch seconds, or ISO 8601 (UTC without a zone, unless --local)."""
     try:
         return float(text)
     except ValueError:
         pass
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{option} {text!r} is neither ISO 8601 nor epoch seconds") from None
+    when = iso_moment(text, local_times(args))
+    if when is None:
+        raise UsageError(f"{option} {text!r} is neither ISO 8601 nor epoch seconds")
+    return when
+
+
+def _done(args: argparse.Namespace, action: str) -> int:
+    """Print that ``action`` was done to schedule ``args.id``."""
+    print(_render.json({"schedule_id": args.id, "action": action}) if wants_json(args)
+          else f"{action} {args.id}")
+    return 0
 
 
 async def _delete(args: argparse.Namespace) -> int:
     async with connect(args, redis=False) as client:
         await client.get_schedule(args.id).delete()
-    print(f"deleted {args.id}")
-    return 0
+    return _done(args, "deleted")

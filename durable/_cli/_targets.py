@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import AsyncGenerator, Generator, Iterable
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timezone
 from types import ModuleType
 from typing import Any, cast
 
@@ -26,11 +27,12 @@ import durable
 from .._codecs import load_codec
 from ..errors import DurableError, UnknownWorkflowError, UsageError
 from .._definitions import definitions_in, workflow_definition
+from ._render import Times
 
 __all__ = [
     "DEFAULT_DB", "DEFAULT_TENANT", "build_worker", "connect", "global_options", "import_module",
-    "import_modules", "load_target", "module_names", "redis_url", "refused_urls",
-    "resolve_workflow", "store_url", "tenant_scope",
+    "import_modules", "iso_moment", "load_target", "local_times", "module_names", "redis_url", "refused_urls",
+    "resolve_workflow", "store_url", "tenant_scope", "times", "wants_json",
 ]
 
 DEFAULT_DB = "sqlite:///durable.db"
@@ -57,7 +59,40 @@ def global_options() -> argparse.ArgumentParser:
                         help="tenants the command may act for: comma-separated names, or * "
                         "for every tenant, which --all-tenants needs (env DURABLE_TENANTS; "
                         "default: --tenant only)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print the result as JSON with named fields: one object, or one "
+                        "object per line (NDJSON) for a list")
+    common.add_argument("--local", action="store_true", default=argparse.SUPPRESS,
+                        help="show times, and read times without a zone, in local time "
+                        "(default UTC)")
     return common
+
+
+def wants_json(args: argparse.Namespace) -> bool:
+    """``--json``: print JSON with named fields (NDJSON for lists)."""
+    return bool(getattr(args, "json", False))
+
+
+def local_times(args: argparse.Namespace) -> bool:
+    """``--local``: times are shown, and read without a zone, in local time (else UTC)."""
+    return bool(getattr(args, "local", False))
+
+
+def times(args: argparse.Namespace) -> Times:
+    """How the command shows times: UTC, or local with ``--local``."""
+    return Times(local=local_times(args))
+
+
+def iso_moment(text: str, local: bool = False) -> datetime | None:
+    """An ISO 8601 date or date and time (``2026-01-05``, ``2026-01-05T10:31:34Z``) as an
+    aware datetime; one without a zone is UTC, or ``local`` time. None if it is not ISO 8601."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return when.astimezone() if local else when.replace(tzinfo=timezone.utc)
+    return when
 
 
 def tenant_scope(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,10 +127,8 @@ async def connect(args: argparse.Namespace, *, redis: bool = True,
     A ``read_only`` command refuses a SQLite file that does not exist (a mistyped path would
     otherwise create an empty database and show nothing)."""
     db = store_url(args)
-    if read_only and db.lower().startswith("sqlite:///") and db.lower() != "sqlite:///:memory:" \
-            and not os.path.exists(db[len("sqlite:///"):]):
-        raise UsageError(f"no SQLite database at {db[len('sqlite:///'):]!r} (--db, DURABLE_DB): "
-                         "check the path; this command only reads, so it creates none")
+    if read_only:
+        _refuse_missing_sqlite(db)
     options = tenant_scope(args)
     if codec := getattr(args, "codec", None) or os.environ.get("DURABLE_CODEC"):
         options["codec"] = load_codec(codec)
@@ -109,6 +142,18 @@ async def connect(args: argparse.Namespace, *, redis: bool = True,
         yield client
     finally:
         await client.close()
+
+
+def _refuse_missing_sqlite(db: str) -> None:
+    """A command that only reads does not create a database at a mistyped path."""
+    if not db.lower().startswith("sqlite:///") or db.lower() == "sqlite:///:memory:":
+        return
+    path = db[len("sqlite:///"):]
+    if not os.path.exists(path):
+        raise UsageError(
+            f"no SQLite database at {os.path.abspath(path)!r} (from --db or DURABLE_DB {db!r}): "
+            "this command only reads, so it creates none. Check the path; to create the "
+            f"database, run: durable --db {db} migrate", path=os.path.abspath(path), url=db)
 
 
 @contextmanager

@@ -13,8 +13,9 @@ from .._urls import redact
 from .._validate import check_tenant
 from ..errors import UsageError
 from ._options import Commands
+from . import _render
 from ._retention import add_tenant_retention
-from ._targets import refused_urls, store_url
+from ._targets import refused_urls, store_url, wants_json
 
 __all__ = ["add_commands"]
 
@@ -60,6 +61,10 @@ async def _create(args: argparse.Namespace) -> int:
     url, tenant = _postgres_url(args), check_tenant(args.name)
     with refused_urls():
         made = await create_tenant_role(url, tenant)
+    if wants_json(args):
+        print(_render.json({"tenant": tenant, "role": made.role, "url": tenant_url(url, made.role),
+                            "statements": made.statements}))
+        return 0
     print(f"role:     {made.role}  (tenant {tenant!r})")
     print(f"password: ALTER ROLE \"{made.role}\" PASSWORD '...';  (or \\password "
           f"{made.role} in psql)")
@@ -74,6 +79,11 @@ async def _list(args: argparse.Namespace) -> int:
 
     with refused_urls():
         roles = await list_tenant_roles(_postgres_url(args))
+    if wants_json(args):
+        for line in _render.ndjson([{"tenant": tenant, "role": role, "exists": exists}
+                                    for role, tenant, exists in roles]):
+            print(line)
+        return 0
     if not roles:
         print("no tenant roles")
     for role, tenant, exists in roles:
@@ -89,6 +99,10 @@ async def _drop(args: argparse.Namespace) -> int:
         dropped = await drop_tenant_role(url, tenant)
     if not dropped:
         raise UsageError(f"tenant {tenant!r} has no role in {redact(url)!r}")
+    if wants_json(args):
+        print(_render.json({"tenant": tenant, "dropped": [
+            {"role": made.role, "statements": made.statements} for made in dropped]}))
+        return 0
     for made in dropped:
         print(f"dropped {made.role}:")
         print("\n".join(f"  {statement};" for statement in made.statements))

@@ -19,7 +19,7 @@ from .._stores import RunCheck
 from .._stores._integrity import verify_store
 from . import _render
 from ._options import Commands
-from ._targets import connect
+from ._targets import connect, wants_json
 
 __all__ = ["add_commands"]
 
@@ -38,21 +38,19 @@ def add_commands(commands: Commands) -> None:
     p = commands.add("verify", _verify, "check every stored history's integrity; exit 1 if "
                      "any is damaged", epilog=_EPILOG, raw=True)
     p.add_argument("--all-tenants", action="store_true", help="executions of every tenant")
-    p.add_argument("--json", action="store_true",
-                   help="print the damaged histories and the counts as one JSON document")
     p.add_argument("--progress", type=float, default=2.0, metavar="SECONDS",
                    help="a progress line on stderr at most this often (default 2; 0: each one)")
 
 
 async def _verify(args: argparse.Namespace) -> int:
-    report = _Report(args.progress, quiet=args.json)
+    report = _Report(args.progress, quiet=wants_json(args))
     async with connect(args, redis=False, read_only=True) as client:
         tenant = None if args.all_tenants else client.tenant
         if tenant is None:
             permit_all(client.tenants, "durable verify --all-tenants")
         async for check in verify_store(client.store, tenant):
             report.add(check)
-    if args.json:
+    if wants_json(args):  # the damaged histories and the counts, as one document
         print(_render.json(report.document()))
     else:
         print(report.summary())

@@ -1,4 +1,4 @@
-"""``durable worker`` and ``durable server``: services that run until a signal.
+"""``durable worker``, ``durable server`` and ``durable ui``: services that run until a signal.
 
 The first SIGINT or SIGTERM shuts a service down gracefully (a worker stops claiming work and
 finishes the tasks in flight); a second one cancels what is left. The "started" line is
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -19,10 +18,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .._retention import DEFAULT_RETENTION, GC_EVERY
 from .._limits import QueueLimit
+from .._telemetry._logs import FORMATS, LEVELS, configure_logging
 from .._urls import redact
 from ..errors import ServerStoppedError, UsageError
 from ._options import Commands, parse_duration
-from ._targets import build_worker, connect, load_target, redis_url, store_url
+from . import _render
+from ._targets import build_worker, connect, load_target, redis_url, store_url, wants_json
+from ._ui import add_ui_command, add_ui_options, everyone, ui_server, ui_started, with_ui
 
 if TYPE_CHECKING:
     from durable_server import Server
@@ -36,9 +38,10 @@ sys.path. ATTR may be:
         def worker(client, **options):
             return durable.Worker(client, workflows=[invoice_approval],
                                   actions=[send_email], **options)
-    --concurrency / --lease / --queue / --queue-limit / --queue-rate, when given, are passed
-    to it as keyword arguments (--queue as queues=[...], --queue-limit and --queue-rate as
-    queue_limits={NAME: durable.QueueLimit(...)});
+    --concurrency / --lease / --queue / --queue-limit / --queue-rate / --metrics-port /
+    --metrics-host, when given, are passed to it as keyword arguments (--queue as
+    queues=[...], --queue-limit and --queue-rate as queue_limits={NAME:
+    durable.QueueLimit(...)}, --metrics-port as metrics_port=PORT);
   - an object or dict with `workflows` and `actions` lists;
   - a list of @durable.workflow and @durable.action functions.
 SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
@@ -51,12 +54,21 @@ _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
 def add_commands(commands: Commands) -> None:
-    """Register ``worker`` and ``server``."""
-    _add_worker(commands)
-    _add_server(commands)
+    """Register ``worker``, ``server`` and ``ui``."""
+    _add_logging(_add_worker(commands))
+    _add_logging(_add_server(commands))
+    add_ui_command(commands, _ui)
 
 
-def _add_worker(commands: Commands) -> None:
+def _add_logging(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="INFO", type=str.upper, choices=LEVELS,
+                   help="the least severe level logged (default INFO)")
+    p.add_argument("--log-format", default="text", choices=FORMATS,
+                   help="text lines, or one JSON object per line; inside a workflow task or "
+                   "an action both carry workflow_id, run_id, tenant and trace_id")
+
+
+def _add_worker(commands: Commands) -> argparse.ArgumentParser:
     p = commands.add("worker", _worker, "run workflows and actions until SIGTERM/SIGINT",
                      epilog=WORKER_HELP, raw=True)
     p.add_argument("target", metavar="TARGET", help="MODULE:ATTR (see below)")
@@ -78,9 +90,15 @@ def _add_worker(commands: Commands) -> None:
                    help="at most RATE action attempts on queue NAME start per second, minute "
                         "or hour (RATE like 100/s, 20/m, 5/h), across every worker that "
                         "declares it (repeat for more queues)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (0 picks a port, "
+                   "shown in the started line; default: none)")
+    p.add_argument("--metrics-host", metavar="HOST",
+                   help="the address of --metrics-port (default 127.0.0.1: this machine only)")
+    return p
 
 
-def _add_server(commands: Commands) -> None:
+def _add_server(commands: Commands) -> argparse.ArgumentParser:
     p = commands.add("server", _server, "fire timers, start due schedules, re-dispatch lost or "
                      "expired tasks, serve /healthz and /metrics until SIGTERM/SIGINT")
     p.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
@@ -100,20 +118,22 @@ def _add_server(commands: Commands) -> None:
                    "closed, unless their workflow or tenant says otherwise (default 30d)")
     p.add_argument("--gc-every", type=float, default=GC_EVERY, metavar="SECONDS",
                    help="how often to look for expired executions (default 60)")
+    add_ui_options(p)
+    return p
 
 
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    configure_logging(args.log_level, args.log_format)
 
 
 # ---- worker ---------------------------------------------------------------------------------
 
 
 async def _worker(args: argparse.Namespace) -> int:
-    _log_to_stderr()
+    _log_to_stderr(args)
     name, target = load_target(args.target)
-    options = {k: v for k in ("concurrency", "lease", "queues", "liveness_timeout")
+    options = {k: v for k in ("concurrency", "lease", "queues", "liveness_timeout",
+                              "metrics_port", "metrics_host")
                if (v := getattr(args, k)) is not None}
     queue_limits = _queue_limits(args.queue_limits or [], args.queue_rates or [])
     if queue_limits:
@@ -123,15 +143,37 @@ async def _worker(args: argparse.Namespace) -> int:
             worker = await build_worker(name, target, client, options)
         except TypeError as exc:  # the target does not take these options
             raise UsageError(f"cannot build the worker from {name}: {exc}") from None
-        started = (f"durable worker {worker.identity} started: db={store_url(args)} "
-                   f"workflows={','.join(worker.workflows) or '-'} "
-                   f"actions={','.join(worker.actions) or '-'} "
-                   f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
-                   f"queue-limits={_shown(worker.queue_limits)} "
-                   f"concurrency={worker.concurrency} lease={worker.lease:g}s")
+        def started_line() -> str:  # run() binds the metrics port before it awaits
+            port = worker.metrics_port
+            metrics = None if port is None else \
+                f"http://{args.metrics_host or '127.0.0.1'}:{port}/metrics"
+            return _said(args, (
+                f"durable worker {worker.identity} started: db={store_url(args)} "
+                f"workflows={','.join(worker.workflows) or '-'} "
+                f"actions={','.join(worker.actions) or '-'} "
+                f"queues={','.join(sorted(worker.queues or ())) or 'own'} "
+                f"queue-limits={_shown(worker.queue_limits)} "
+                f"concurrency={worker.concurrency} lease={worker.lease:g}s"
+                + ("" if metrics is None else f" metrics={metrics}")),
+                event="started", service="worker", identity=worker.identity,
+                db=redact(store_url(args)), workflows=sorted(worker.workflows),
+                actions=sorted(worker.actions), queues=sorted(worker.queues or ()) or None,
+                queue_limits=worker.queue_limits, concurrency=worker.concurrency,
+                lease=worker.lease, metrics=metrics)
+
+        async def started() -> str:
+            await asyncio.sleep(0)
+            return started_line()
+
         await _run_until_signalled(worker, started)
-        print(f"durable worker {worker.identity} stopped", flush=True)
+        print(_said(args, f"durable worker {worker.identity} stopped", event="stopped",
+                    service="worker", identity=worker.identity), flush=True)
     return 0
+
+
+def _said(args: argparse.Namespace, text: str, **fields: Any) -> str:
+    """A service's line: ``text``, or with ``--json`` the ``fields`` as one JSON object."""
+    return _render.json(fields) if wants_json(args) else text
 
 
 def _shown(limits: dict[str, Any]) -> str:
@@ -169,41 +211,65 @@ def _queue_limits(limits: list[str], rates: list[str]) -> dict[str, QueueLimit]:
 
 
 async def _server(args: argparse.Namespace) -> int:
-    _log_to_stderr()
+    _log_to_stderr(args)
     server_class = _server_class()
+    if args.ui:
+        everyone(args)
     async with connect(args) as client:
         token = args.metrics_token or os.environ.get("DURABLE_METRICS_TOKEN") or None
         server = server_class(client, host=args.host, port=args.port, interval=args.interval,
                               redispatch_after=args.redispatch_after, metrics_token=token,
                               liveness_timeout=args.liveness_timeout,
                               retention=args.retention, gc_every=args.gc_every)
+        ui = ui_server(client, args.ui_host, args.ui_port, args.ui_token, args) \
+            if args.ui else None
 
         async def started() -> str:
             await server.wait_started()
-            return _server_started(server, args)
+            if ui is None:
+                return _server_started(server, args)
+            await ui.wait_started()
+            return _server_started(server, args, ui.url)
 
         try:
-            await _run_until_signalled(server, started, "durable server stopping")
+            await _run_until_signalled(server if ui is None else with_ui(server, ui), started,
+                                       "durable server stopping")
         except OSError as exc:  # the HTTP port is taken or the address is wrong
             raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
-        print(f"durable server {server.identity} stopped", flush=True)
+        print(_said(args, f"durable server {server.identity} stopped", event="stopped",
+                    service="server", identity=server.identity), flush=True)
     return 0
 
 
 def _server_class() -> type[Server]:
-    try:  # imported here: aiohttp is an extra, and slow to import
-        from durable_server import Server
-    except ImportError as exc:
-        raise UsageError(f"durable server needs the server extra (pip install "
-                         f"'durable[server]'): {exc}") from None
+    from durable_server import Server  # here: aiohttp is an extra (MissingExtraError), and slow
+
     return Server
 
 
-def _server_started(server: Server, args: argparse.Namespace) -> str:
+def _server_started(server: Server, args: argparse.Namespace, ui: str | None = None) -> str:
     redis = redis_url(args)
-    return (f"durable server {server.identity} started: db={redact(store_url(args))} "
-            f"redis={redact(redis) if redis else '-'} http={server.url} "
-            f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s")
+    return _said(args, (
+        f"durable server {server.identity} started: db={redact(store_url(args))} "
+        f"redis={redact(redis) if redis else '-'} http={server.url} "
+        f"interval={server.interval:g}s redispatch_after={server.redispatch_after:g}s"
+        + (f" ui={ui}" if ui else "")),
+        event="started", service="server", identity=server.identity,
+        db=redact(store_url(args)), redis=redact(redis) if redis else None, http=server.url,
+        interval=server.interval, redispatch_after=server.redispatch_after, ui=ui)
+
+
+async def _ui(args: argparse.Namespace) -> int:
+    everyone(args)
+    async with connect(args, read_only=True) as client:
+        ui = ui_server(client, args.host, args.port, args.token, args)
+
+        async def started() -> str:
+            await ui.wait_started()
+            return ui_started(ui, args)
+
+        await _run_until_signalled(ui, started, "durable ui stopping")
+    return 0
 
 
 # ---- running until a signal -----------------------------------------------------------------

@@ -49,6 +49,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import msgspec
+
+from .._extras import require
+
+require("redis", "Redis dispatch (redis_url=, --redis)")  # before the imports of redis below
+
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 

@@ -8,15 +8,13 @@ workflow task (the next live batch).
 from __future__ import annotations
 
 import gc
-from typing import Final, Sequence
+import re
+from typing import Final, Sequence, get_args
 
-from .._history import INPUT_TYPES, Event, TaskCompleted
+from .._history import INPUT_TYPES, Event, TaskCompleted, WorkflowTerminated
 from ._instance import Activation, NonDeterminismWarning, WorkflowInfo, WorkflowInstance
 
 __all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance", "replay"]
-
-_INPUTS: Final = frozenset(INPUT_TYPES)
-
 
 # Histories longer than this replay with the cyclic GC paused: a replay makes objects that
 # all live until it ends (the coroutine's futures and tasks, the events' argument lists), and
@@ -30,34 +28,50 @@ def replay(instance: WorkflowInstance, events: Sequence[Event],
     pause = len(events) - start > _GC_PAUSE_EVENTS and gc.isenabled()
     if pause:
         gc.disable()  # synchronous: nothing else runs in this thread until it is enabled again
+    loop = instance._loop
+    outer = loop.enter()  # entered once for all the batches (instance.entered(), inlined)
     try:
         instance.matcher.history = events
         instance.history_size.replaying(events)
-        with instance.entered():
-            return _replay(instance, events, start)
+        return _replay(instance, events, start)
     finally:
+        loop.leave(outer)
         if pause:
             gc.enable()
 
 
 def _replay(instance: WorkflowInstance, events: Sequence[Event],
             start: int) -> tuple[list[Event], Activation | None]:
-    inputs: list[Event] = []
-    i, n = start, len(events)
-    activate = instance.activate
-    while i < n:
-        event = events[i]
-        kind = type(event)
-        if kind is TaskCompleted:
-            j = i + 1
-            while j < n and type(events[j]) not in _INPUTS and type(events[j]) is not TaskCompleted:
-                j += 1
-            activation = activate(inputs, event.time, events[i + 1:j])
-            if activation.error is not None:
-                return inputs, activation
-            inputs = []
-            i = j
-        else:
-            inputs.append(event)
-            i += 1
-    return inputs, None
+    activate = instance.replay_batch
+    outline = _outline(events)
+    if outline.find("T", start) >= 0:  # a batch to replay: replay mode, as ``activate`` sets
+        instance.matcher.begin(())  # it (``replay_batch`` sets only what changes per batch)
+    i = start  # where the next batch begins: its inputs, up to its TaskCompleted
+    for batch in _BATCH.finditer(outline, start):
+        t = batch.start(1)
+        end = batch.end()
+        failed = activate(events[i:t], events[t].time, events[t + 1:end])
+        if failed is not None:
+            return list(events[i:t]), failed
+        i = end
+    return list(events[i:]), None
+
+
+def _outline(events: Sequence[Event]) -> str:
+    """One letter per event: ``I`` an input, ``T`` a ``TaskCompleted``, ``C`` a command event,
+    ``X`` the end of a run terminated from outside (``WorkflowTerminated``). Made in C (no Python code runs per event); ``_BATCH`` then finds the batches in it."""
+    try:
+        return "".join(map(_LETTERS.__getitem__, map(type, events)))
+    except KeyError:  # a kind this module does not know (a subclass): as the slow way did
+        return "".join(_LETTERS.get(type(e), "C") for e in events)
+
+
+_LETTERS: Final[dict[type, str]] = {kind: "C" for kind in get_args(Event)}
+_LETTERS.update(dict.fromkeys(INPUT_TYPES, "I"))
+_LETTERS[TaskCompleted] = "T"
+_LETTERS[WorkflowTerminated] = "X"
+# One batch (an activation): everything before its TaskCompleted (its inputs), then the
+# command events it recorded, up to the next input, TaskCompleted or WorkflowTerminated (no
+# command of the code's, nothing after it to replay). What follows the last batch matches no
+# more: the inputs not yet run (and a WorkflowTerminated, which the instance ignores).
+_BATCH: Final = re.compile(r"[^T]*(T)[^ITX]*")

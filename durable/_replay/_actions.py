@@ -78,11 +78,18 @@ class ActionCalls:
             matcher.match(ScheduleAction, (cmd, defn.name, a, k, on, options))
         else:
             a = list(args)  # compared as they are first: plain values need no dumping
-            fields = (cmd, defn.name, a, kwargs, on, options)
-            recorded: Any = matcher.match(ScheduleAction, fields, refusable=True)
-            if recorded is UNMATCHED:
-                defn.params.dump(args, kwargs)  # refused live: it raises again, as it did then
-                matcher.unmatched(ScheduleAction, fields)
+            batch: Any = matcher.recorded
+            at = matcher.at
+            recorded: Any = batch[at] if at < len(batch) else None
+            if (type(recorded) is ActionScheduled and recorded.name == defn.name
+                    and matcher.error is None and not matcher.done):
+                matcher.at, matcher.count = at + 1, cmd + 1  # Matcher.match's hit, inlined
+            else:
+                fields = (cmd, defn.name, a, kwargs, on, options)
+                recorded = matcher.match(ScheduleAction, fields, refusable=True)
+                if recorded is UNMATCHED:
+                    defn.params.dump(args, kwargs)  # refused live: it raises again, as then
+                    matcher.unmatched(ScheduleAction, fields)
             if recorded is not None:
                 r = recorded.args  # compared inline first: the common case costs no call
                 if (r != a and not same_payload(r, a)) or (
@@ -127,11 +134,15 @@ class ActionCalls:
         entry = self.pending.pop(event.cmd, None)
         if entry is not None and not entry[0].done():
             fut, defn = entry
-            convert = defn.result.convert  # Result.load, inlined: a frame less per step
-            try:
-                fut.set_result(event.result if convert is None else convert(event.result))
-            except DurableError as exc:
-                fut.set_exception(exc)
+            result, value = defn.result, event.result
+            # Result.load, inlined: no call for a value of exactly the annotated scalar type
+            if result.convert is not None and type(value) is not result.exact:
+                try:
+                    value = result.convert(value)
+                except DurableError as exc:
+                    fut.set_exception(exc)
+                    return
+            fut.set_result(value)
 
     def fail(self, event: ActionFailed) -> None:
         """A recorded ``ActionFailed``: the call raises ``ActionFailedError``."""

@@ -202,7 +202,7 @@ class Children:
                 f"cannot start child workflow {child.defn.name!r}: an execution with workflow "
                 f"id {child.workflow_id!r} exists already in tenant {tenant!r}; pass another "
                 "id= to ctx.start_child (or none, for a fresh one)",
-                workflow_id=child.workflow_id, tenant=tenant))
+                workflow_id=child.workflow_id, tenant=tenant, reason="its id is taken"))
         else:
             child.ended = True
             self._ended(child, event)

@@ -26,7 +26,7 @@ from ._conditions import Conditions
 from ._events import Inbox
 from ._external import ExternalHandle
 from ._handlers import Handlers
-from .._validate import check_id, check_text
+from .._validate import check_duration, check_id, check_text
 from ..errors import ArgumentTypeError, ValidationError
 from ._info import ContinueAsNewRequest, WorkflowInfo
 from ._matcher import Matcher
@@ -247,7 +247,7 @@ class Context:
         (``.payload``, ``.metadata``, ``.key``). With ``type`` (a dataclass, Struct, ...) its
         payload is converted to it; one that does not fit raises ``ValidationError`` here.
         """
-        if not names or not all(isinstance(n, str) for n in names):
+        if not names or not all(map(str.__instancecheck__, names)):  # isinstance, in C
             raise ArgumentTypeError("ctx.wait_for() needs one or more event names (str)")
         return await self._inbox.wait_for(names, None if timeout is None else seconds(timeout),
                                           type)
@@ -299,7 +299,7 @@ class Context:
 
     def sleep(self, duration: float | timedelta) -> Awaitable[None]:
         """Sleep on a durable timer (survives restarts of every process): ``await`` it."""
-        return asyncio.sleep(max(seconds(duration), 0.0))
+        return asyncio.sleep(max(check_duration(duration, "a duration"), 0.0))  # = seconds()
 
     def start_child(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None, parent_close: str = "cancel",

@@ -67,13 +67,16 @@ class Inbox:
             if event.name in names:
                 self._events.remove(event)
                 return _typed(event, type)
-        fut: asyncio.Future[Any] = self._loop.create_future()
-        waiter = _Waiter(names, fut)
+        fut: asyncio.Future[Any] = asyncio.Future(loop=self._loop)
+        # tuple.__new__ skips the generated, keyword-parsing __new__ (one per wait)
+        waiter = tuple.__new__(_Waiter, (names, fut))  # pyright: ignore[reportUnknownMemberType]
         self._waiters.append(waiter)
         timer = None if timeout is None else self._loop.call_later(timeout, _resolve_none, fut)
         try:
             received: EventReceived | None = await fut
-            return None if received is None else _typed(received, type)
+            if received is None or type is None:
+                return received  # _typed's common case, without the call
+            return _typed(received, type)
         finally:
             if timer is not None:
                 timer.cancel()

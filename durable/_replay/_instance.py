@@ -24,8 +24,9 @@ from .._history import (
     ActionCompleted, ActionFailed, CancelRequested, CancelWorkflow, ChildCancelled,
     ChildCompleted, ChildFailed, ChildStarted, ChildStartFailed, Command, CompleteWorkflow,
     ContinueAsNew, Event, EventReceived, FailWorkflow, ParentRef, TimerFired, UpdateAccepted,
-    WorkflowStarted,
+    WorkflowStarted, WorkflowTerminated,
 )
+from .._guard_live import DeterminismMode, watch
 from .._payloads import error_info
 from ..errors import DurableError
 from ._actions import ActionCalls
@@ -53,8 +54,10 @@ class WorkflowInstance:
 
     def __init__(self, defn: WorkflowDefinition, started: WorkflowStarted,
                  actions: dict[str, ActionDefinition] | None = None, *,
-                 strict: bool = False) -> None:
+                 strict: bool = False, determinism: DeterminismMode = "off") -> None:
         self.defn = defn
+        # live activations' run-time guard (``_guard_live``)
+        self.determinism: DeterminismMode = determinism
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per instance)
         self.info = info = tuple.__new__(WorkflowInfo, (  # pyright: ignore[reportUnknownMemberType]
             started.workflow_id, started.run_id, started.tenant, started.workflow,
@@ -98,10 +101,18 @@ class WorkflowInstance:
                 part, apply = _ROUTES[type(event)]
                 apply(parts[part], event)
             if matcher.error is None:  # applying an input can find a divergence
-                loop.run_ready()
-                waits = self._condition_waits
-                while waits and matcher.error is None and self.conditions.check():
+                guard = None if recorded is not None or self.determinism == "off" else \
+                    watch(self.determinism)  # live code only: replay is not watched
+                if guard is not None:
+                    guard.__enter__()
+                try:
                     loop.run_ready()
+                    waits = self._condition_waits
+                    while waits and matcher.error is None and self.conditions.check():
+                        loop.run_ready()
+                finally:
+                    if guard is not None:
+                        guard.__exit__()
             if recorded is None:
                 if self.children.by_cmd or self.calls.any_cancelled():
                     self._cancel_abandoned()
@@ -109,6 +120,46 @@ class WorkflowInstance:
                 self._rest_of_batch()
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per batch)
         return tuple.__new__(Activation, (commands, matcher.error))  # pyright: ignore[reportUnknownMemberType]
+
+    def replay_batch(self, inputs: Sequence[Event], time: float,
+                     recorded: Sequence[Event]) -> Activation | None:
+        """``activate`` for ``replay``, which runs in a block of :meth:`entered` (its loop the
+        running one) and issues no new commands: the activation if it failed, else None.
+
+        The same steps as ``activate``'s, with what a replay pays on every batch inlined
+        (``Matcher.begin``, ``WorkflowLoop.run_ready``)."""
+        matcher = self.matcher
+        matcher.recorded, matcher.at = recorded, 0
+        loop = self._loop
+        loop._time = time
+        if inputs:
+            self.history_size.length = inputs[-1].seq
+        if matcher.error is None:
+            parts = self._parts
+            for event in inputs:
+                part, apply = _ROUTES[type(event)]
+                apply(parts[part], event)
+            if matcher.error is None:  # applying an input can find a divergence
+                ready = loop._ready
+                while ready:  # WorkflowLoop.run_ready, inlined (the loop is entered)
+                    handle = ready.popleft()
+                    if not handle._cancelled:
+                        try:
+                            handle._context.run(handle._callback, *handle._args)  # type: ignore[attr-defined]
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:  # noqa: BLE001 - as asyncio's loops do
+                            loop.call_exception_handler({
+                                "message": f"Exception in callback {handle}", "exception": exc,
+                                "handle": handle})
+                waits = self._condition_waits
+                while waits and matcher.error is None and self.conditions.check():
+                    loop.run_ready()
+            if matcher.at < len(recorded) and matcher.error is None:
+                self._rest_of_batch()
+        if matcher.error is None:
+            return None
+        return tuple.__new__(Activation, ([], matcher.error))  # pyright: ignore[reportUnknownMemberType]
 
     def _rest_of_batch(self) -> None:
         """Replay: the batch recorded commands that the code has not issued.
@@ -147,6 +198,7 @@ class WorkflowInstance:
     def _timer_fired(self, event: TimerFired) -> None:
         handle = self.timers.fired(event)
         if handle is not None:
+            handle._scheduled = False  # type: ignore[attr-defined]  # cancelling it is a no-op now
             self._loop._ready.append(handle)
 
     def _accept_update(self, event: UpdateAccepted) -> None:
@@ -322,4 +374,5 @@ _ROUTES: Final[dict[type[Event], tuple[int, Callable[[Any, Any], None]]]] = {
     ChildFailed: (_CHILDREN, Children.apply),
     ChildCancelled: (_CHILDREN, Children.apply),
     UpdateAccepted: (_SELF, WorkflowInstance._accept_update),
+    WorkflowTerminated: (_SELF, lambda instance, event: None),  # its code is not run again
 }

@@ -28,7 +28,7 @@ import sys
 import zlib
 from typing import Any, Callable, Generator, Iterable, Iterator, NoReturn, Protocol
 
-from .._validate import check_timer_delay
+from .._validate import MAX_DURATION, check_timer_delay
 from ..errors import IllegalWorkflowOperationError
 
 __all__ = ["TimerHost", "WorkflowLoop"]
@@ -106,6 +106,16 @@ class _TimerHandle(asyncio.TimerHandle):
     _repr = None
     _source_traceback = None
 
+    def cancel(self) -> None:
+        """``TimerHandle.cancel`` in one frame, not three: a durable timer that has not fired
+        (``_scheduled``; ``Timers`` clears it when it fires) is cancelled with ``CancelTimer``;
+        ``asyncio.sleep`` cancels its handle after every sleep, fired or not."""
+        if not self._cancelled:
+            if self._scheduled:
+                self._loop._timer_handle_cancelled(self)
+            self._cancelled = True
+            self._callback = self._args = None  # type: ignore[assignment]  # as Handle.cancel
+
 
 class _Task(asyncio.Task[Any]):
     """A task of a workflow loop, hashed by its creation number on that loop.
@@ -168,15 +178,26 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def entered(self) -> Generator[None]:
         """Make this the running loop for a block of several activations (a replay): entering
         a loop costs more than a short activation does."""
-        global _active, _entered
-        outer, outer_entered = asyncio.events._get_running_loop(), _entered
-        asyncio.events._set_running_loop(self)
-        _active, _entered = True, self
+        outer = self.enter()
         try:
             yield
         finally:
-            _active, _entered = outer_entered is not None, outer_entered
-            asyncio.events._set_running_loop(outer)
+            self.leave(outer)
+
+    def enter(self) -> tuple[Any, WorkflowLoop | None]:
+        """:meth:`entered` without a context manager (``replay`` pays no generator): make this
+        the running loop; return what :meth:`leave` puts back."""
+        global _active, _entered
+        outer = asyncio.events._get_running_loop(), _entered
+        asyncio.events._set_running_loop(self)
+        _active, _entered = True, self
+        return outer
+
+    def leave(self, outer: tuple[Any, WorkflowLoop | None]) -> None:
+        """Put back the running loop that :meth:`enter` found."""
+        global _active, _entered
+        _active, _entered = outer[1] is not None, outer[1]
+        asyncio.events._set_running_loop(outer[0])
 
     def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Call ``fn(*args)`` now as workflow code (this loop running, I/O blocked)."""
@@ -225,7 +246,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
     def _timer(self, when: float, delay: float, callback: Callable[..., Any], args: Any,
                context: Any) -> asyncio.TimerHandle:
-        delay = check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError here
+        if type(delay) is not float or not -MAX_DURATION <= delay <= MAX_DURATION:
+            delay = check_timer_delay(delay)  # NaN, infinite, too long: a ValidationError here
         handle: _TimerHandle = _TimerHandle()  # pyright: ignore[reportCallIssue]
         handle._callback = callback
         handle._args = args

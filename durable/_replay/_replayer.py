@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
+import msgspec
+
 from .._definitions import action_definition, workflow_definition
 from .._history import Event, WorkflowStarted, decode_history_json
+from .._named import events_from_named, is_named_history
 from ..errors import HistoryError
 from . import replay
 from ._instance import WorkflowInstance
@@ -69,7 +72,8 @@ class Replayer:
 
 def load_history(history: HistorySource) -> Sequence[Event]:
     """Events from a list, JSON text or bytes, or the path of a JSON file (a ``Path`` or a
-    ``str`` that is not JSON text)."""
+    ``str`` that is not JSON text). The JSON is an exported history (positional events, as
+    ``save_history`` writes) or a history with named fields (``durable show ID --json``)."""
     if isinstance(history, str) and not history.lstrip().startswith(("[", "{")):
         history = Path(history)
     if isinstance(history, os.PathLike):
@@ -79,6 +83,11 @@ def load_history(history: HistorySource) -> Sequence[Event]:
             raise HistoryError(f"cannot read the history file {os.fspath(history)!r}: "
                                f"{exc.strerror or exc}") from None
     if isinstance(history, (bytes, str)):
+        if is_named_history(history):  # `durable show ID --json`: fields by name
+            try:
+                return events_from_named(msgspec.json.decode(history))
+            except msgspec.DecodeError as exc:
+                raise HistoryError(f"not a durable history in JSON: {exc}") from None
         try:
             return decode_history_json(history)
         except ValueError as exc:

@@ -31,12 +31,14 @@ from typing import Any, Callable, ClassVar, Collection, Protocol, Sequence
 from .._history import Event
 from .._limits import Hold, Limit
 from ._records import (
-    ActionTask, ExecutionRecord, Reply, Request, RunCheck, Snapshot, TaskRef, TimerRecord,
-    WorkflowCommit, WorkflowTask,
+    ActionTask, ExecutionRecord, Reply, Request, RunCheck, Signal, Snapshot, TaskRef,
+    TimerRecord, WorkflowCommit, WorkflowTask,
 )
+from ._listing import Cursor, ExecutionQuery
 from ._liveness import HeartbeatStore, WorkerStore
 from ._retention import RetentionStore
 from ._schedule_records import ScheduleRecord
+from ._backlog import Backlog
 from ._wakeup import Wakeup
 
 __all__ = ["ExecutionStore", "HostStore", "RequestStore", "ScheduleStore", "SnapshotStore", "Store",
@@ -54,6 +56,24 @@ class ExecutionStore(Protocol):
         If the tenant already has an execution with that workflow id, return it and False.
         With ``lease_to=(owner, lease_until)`` the workflow task is created already leased to
         ``owner`` (its first claim: eager start, the caller runs it at once).
+        """
+        ...
+
+    async def restart_execution(self, started: Event, *, run_id: str, now: float,
+                                end: Event | None = None,
+                                signals: Sequence[Signal] = ()) -> bool:
+        """Start ``started`` (a ``WorkflowStarted``) as the next run of its execution, whose
+        current run must be ``run_id``; atomically, and only then: whether it did.
+
+        Nothing changes (False) when there is no such execution, its current run is another
+        (a concurrent start or a continue-as-new got there first), or run ``run_id`` still runs
+        and no ``end`` was given. A running run first gets ``end`` (a ``WorkflowTerminated``)
+        appended at its next seq. Then, as a continue-as-new does, the run's action tasks,
+        timers and workflow task (with its lease) are dropped and the execution switches to
+        the new run, with ``started``'s seq 1 and a runnable workflow task; unlike one, it
+        takes ``started``'s queue, priority and fairness key, and ``created_at`` becomes
+        ``now``. ``signals`` are appended last (as a commit's), e.g. the old run's end to its
+        parent. The old run's rows stay, readable by its run id.
         """
         ...
 
@@ -75,6 +95,18 @@ class ExecutionStore(Protocol):
         Filters: tenant (all when None), workflow name, status, created at or after
         ``since``. Paging: ``after`` is the last record of the previous page.
         """
+        ...
+
+    async def page_executions(self, query: ExecutionQuery, *, after: Cursor | None = None,
+                              limit: int = 50) -> list[ExecutionRecord]:
+        """Up to ``limit`` executions that ``query`` selects, newest first (by ``created_at``,
+        workflow id, tenant), after the cursor ``after`` (``_listing.cursor_of`` of the
+        previous page's last row): keyset paging that reads from an index starting there."""
+        ...
+
+    async def count_executions(self, query: ExecutionQuery, *, cap: int) -> dict[str, int]:
+        """How many executions of each of ``_listing.LIST_STATUSES`` match ``query`` (its
+        status aside), each counted up to ``cap`` (reading at most ``cap`` index entries)."""
         ...
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
@@ -260,6 +292,11 @@ class TimerStore(Protocol):
         A task counts as dispatched when it is created or made runnable (its creator publishes
         the hint); retries and releases reset that, so they are dispatched once due.
         """
+        ...
+
+    async def backlog(self, *, now: float) -> Backlog:
+        """The tasks ready at ``now`` that no worker holds (by kind and route) and the timers
+        due on the store's clock, not fired yet: a snapshot for metrics, not a claim."""
         ...
 
     async def next_wakeup(self, *, now: float) -> float | None:

@@ -24,8 +24,8 @@ from .._codecs import PayloadCodec, Where
 from .._history import Event
 from ._base import Store
 from ._records import (
-    ActionTask, ExecutionRecord, Reply, Request, Snapshot, Start, TaskRef, WorkflowCommit,
-    WorkflowTask,
+    ActionTask, ExecutionRecord, Reply, Request, Signal, Snapshot, Start, TaskRef,
+    WorkflowCommit, WorkflowTask,
 )
 from ._schedule_records import ScheduleRecord
 
@@ -109,6 +109,12 @@ class CodecStore:
         record, created = await self.inner.create_execution(self.encoded(started), **kwargs)
         return self.decoded(record), created
 
+    async def restart_execution(self, started: Event, *, signals: Sequence[Signal] = (),
+                                **kwargs: Any) -> bool:
+        return await self.inner.restart_execution(
+            self.encoded(started), signals=[msgspec.structs.replace(g, event=self.encoded(g.event))
+                                            for g in signals], **kwargs)
+
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         record = await self.inner.get_execution(tenant, workflow_id)
         return None if record is None else self.decoded(record)
@@ -118,6 +124,9 @@ class CodecStore:
 
     async def scan_executions(self, *args: Any, **kwargs: Any) -> list[ExecutionRecord]:
         return self._decoded_all(await self.inner.scan_executions(*args, **kwargs))
+
+    async def page_executions(self, *args: Any, **kwargs: Any) -> list[ExecutionRecord]:
+        return self._decoded_all(await self.inner.page_executions(*args, **kwargs))
 
     async def read_history(self, *args: Any, **kwargs: Any) -> list[Event]:
         return self._decoded_all(await self.inner.read_history(*args, **kwargs))

@@ -20,6 +20,7 @@ from .._history import ActionCompleted, ActionFailed
 from .._payloads import describe_error, error_info
 from .._completion import Handoff
 from .._stores import ActionTask, TaskRef, workflow_ref
+from .._telemetry import Telemetry
 from ..errors import ActionLostError, DatabaseActionError, UnknownActionError
 
 __all__ = ["INLINE_SLICE", "ActionTaskRunner", "check_transactional"]
@@ -70,17 +71,19 @@ class ActionTaskRunner:
     """Runs claimed action tasks, keeping their leases alive while they run."""
 
     def __init__(self, client: ClientPort, owner: str, actions: dict[str, ActionDefinition],
-                 lease: float) -> None:
+                 lease: float, telemetry: Telemetry | None = None) -> None:
         self.store = client.store
+        self.telemetry = telemetry or Telemetry(client.store, client.clock, None)
         self.client = client
         self.clock = client.clock
         self.owner = owner
         self.actions = actions
         self.lease = lease
 
-    async def run(self, task: ActionTask) -> TaskRef | None:
+    async def run(self, task: ActionTask, how: str = "claimed") -> TaskRef | None:
         """Run one attempt of ``task`` and record what happened; the workflow task that the
-        outcome made due, for the caller to run or announce (None: none)."""
+        outcome made due, for the caller to run or announce (None: none). ``how``: "eager"
+        when the commit that created it leased it here, else "claimed" (for metrics)."""
         try:
             defn = self.actions.get(task.name)
             if defn is None:
@@ -90,7 +93,7 @@ class ActionTaskRunner:
                 raise ActionLostError(
                     f"action {task.name!r}: the worker running attempt {task.attempt - 1} stopped "
                     "before it finished (its lease expired), and no attempts are left")
-            result, handoff = await self._call_with_heartbeat(defn, task)
+            result, handoff = await self._call_with_heartbeat(defn, task, how)
         except _NoLongerWanted:
             logger.info("action %s (%s) stopped: its result is no longer wanted", task.name,
                         task.idempotency_key)
@@ -183,7 +186,7 @@ class ActionTaskRunner:
             return None
         return workflow_ref(task.tenant, task.workflow_id) if recorded else None
 
-    async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask,
+    async def _call_with_heartbeat(self, defn: ActionDefinition, task: ActionTask, how: str,
                                    ) -> tuple[Any, Handoff | None]:
         """The attempt's result, and its hand-off if it called ``complete_later()``."""
         cancellation = threading.Event()
@@ -203,7 +206,8 @@ class ActionTaskRunner:
 
         started = self.clock()
         beats = Beats(loop, None if defn.transaction else hand_off)
-        call = self._start(defn, task, cancellation, beats, await self._details(task))
+        call = self._start(defn, task, cancellation, beats, await self._details(task), how,
+                           await self.telemetry.trace_of(task))
         # A thread cannot be interrupted: a plain function is told, and its end awaited.
         stop = call.cancel if defn.is_async else None
         heartbeat = asyncio.create_task(self._heartbeat(task, cancellation, stop, beats))
@@ -297,21 +301,29 @@ class ActionTaskRunner:
             raise
 
     def _start(self, defn: ActionDefinition, task: ActionTask, cancellation: threading.Event,
-               beats: Beats | None = None, details: Any = None) -> asyncio.Future[Any]:
-        """Start one attempt in its own task and context, so that ``action_info()`` is its own:
-        an ``async def`` action as a task, a plain function in a thread."""
+               beats: Beats | None = None, details: Any = None, how: str = "inline",
+               trace: str | None = None) -> asyncio.Future[Any]:
+        """Start one attempt in its own task and context, so that ``action_info()``, its log
+        context and its span are its own: an ``async def`` action as a task, a plain function
+        in a thread. An inline attempt's span is a child of its workflow task's."""
         loaded, kwargs = defn.params.load(task.args, task.kwargs)
         args = tuple(loaded)
         info = ActionInfo(task.idempotency_key, task.name, task.attempt, task.workflow_id,
                           task.run_id, task.tenant, cancellation, details, beats)
         context = contextvars.copy_context()
         context.run(_action_info.set, info)
+        ended = self.telemetry.action_started(task, how, trace, context)
+        call: asyncio.Future[Any]
         if defn.transaction:
-            return asyncio.create_task(self._transact(defn, task, context, args, kwargs),
+            call = asyncio.create_task(self._transact(defn, task, context, args, kwargs),
                                        context=context)
-        if defn.is_async:
-            return asyncio.create_task(defn.fn(*args, **kwargs), context=context)
-        return asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
+        elif defn.is_async:
+            call = asyncio.create_task(defn.fn(*args, **kwargs), context=context)
+        else:
+            call = asyncio.ensure_future(asyncio.to_thread(context.run, defn.fn, *args, **kwargs))
+        if ended is not None:
+            call.add_done_callback(ended)
+        return call
 
     async def _transact(self, defn: ActionDefinition, task: ActionTask,
                         context: contextvars.Context, args: tuple[Any, ...],

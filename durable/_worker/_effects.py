@@ -24,18 +24,24 @@ from .._history import (
 from .._queues import route
 from .._replay import WorkflowInstance
 from .._stores import Signal, Start, TaskRef, WorkflowTask, workflow_ref
+from .._telemetry._logs import log_context
+from .._telemetry._tracing import child_trace
 
 __all__ = ["child_cancel", "child_start", "continuation", "effect_refs", "ending",
            "external_signal"]
 
 
 def child_start(task: WorkflowTask, run_id: str, command: StartChild) -> Start:
-    """The child execution a ``StartChild`` creates, and what the parent is told."""
+    """The child execution a ``StartChild`` creates, and what the parent is told; the child
+    joins the parent's trace (under a child-start span when tracing)."""
+    running = log_context.get()  # the parent's workflow task's
+    trace = child_trace(command.workflow, command.workflow_id,
+                        None if running is None else running.trace)
     started = WorkflowStarted(1, 0.0, command.workflow, command.version, command.workflow_id,
                               command.run_id, task.tenant, command.args, command.kwargs,
                               parent=ParentRef(task.workflow_id, run_id, command.cmd),
                               queue=command.queue, priority=command.priority,
-                              fairness_key=command.fairness_key)
+                              fairness_key=command.fairness_key, trace=trace)
     return Start(started, on_started=ChildStarted(0, 0.0, command.cmd),
                  on_exists=ChildStartFailed(0, 0.0, command.cmd))
 
@@ -100,7 +106,7 @@ def continuation(instance: WorkflowInstance) -> tuple[list[Start], list[Signal]]
                               info.tenant, outcome.args, outcome.kwargs,
                               continued_from=info.run_id, parent=instance.parent,
                               queue=info.queue, priority=info.priority,
-                              fairness_key=info.fairness_key)
+                              fairness_key=info.fairness_key, trace=instance._started.trace)
     carried = [Signal(info.tenant, info.workflow_id, replace(event, seq=0, time=0.0),
                       None if event.key is None else f"e{event.key}", outcome.run_id)
                for event in instance.unconsumed_events()]

@@ -11,6 +11,7 @@ from collections import Counter
 from types import TracebackType
 from typing import Any, Generator, Iterable, Mapping
 
+from .._guard_live import DeterminismMode, check_mode
 from .._ports import ClientPort
 from .._definitions import (
     ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
@@ -21,6 +22,8 @@ from .._limits import QueueLimit, RouteLimit, check_queue_limits
 from .._payloads import payload_limit
 from .._queues import HOSTS_REFRESH, check_queues, route
 from .._stores import ActionTask, TaskRef, WorkflowTask
+from .._telemetry import Telemetry
+from .._telemetry._metrics import MetricsServer, WorkerMetrics
 from .._validate import MAX_DURATION, check_count, check_id, check_number, show
 from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
@@ -53,6 +56,12 @@ class Worker:
     with its own lease (no hint, no claim: Temporal's eager activities); False leaves every
     action to be claimed. A limited action is always claimed, under its limits.
 
+    ``determinism``: workflow code that runs live (not in replay) is watched for calls that
+    break replay (``datetime.now()``, ``time.time()``, the ``random`` module, ``uuid4()``,
+    ``os.environ``, ``secrets``): ``"warn"`` (default) warns once per call site with its
+    ``file:line`` and the ``ctx.`` replacement, ``"error"`` raises
+    ``IllegalWorkflowOperationError`` at the call, ``"off"`` does not watch (``_guard_live``).
+
     ``queues``: the task queues it serves. By default each workflow and action is hosted on
     its own queue (``durable.workflow(queue=...)``); with a list, each is hosted on every
     queue listed. A task is run only by a worker that hosts its name on its queue.
@@ -61,6 +70,12 @@ class Worker:
     the action attempts on each queue named (one the worker serves), across every worker that
     declares the limit, on top of each action's own limits (``durable._limits``). Limited
     actions still run inline while their limits have room (``_holds``).
+
+    ``metrics_port``: serve Prometheus metrics at ``http://{metrics_host}:{port}/metrics``
+    while it runs (0 picks a free port, then ``metrics_port`` is the bound one; None: no
+    metrics, the default). ``metrics_host`` defaults to loopback: expose it on purpose.
+    Needs ``prometheus-client`` (the ``server`` extra); ``durable._telemetry._metrics`` lists
+    the metrics.
     """
 
     def __init__(self, client: ClientPort, workflows: Iterable[Any] = (), actions: Iterable[Any] = (),
@@ -70,7 +85,8 @@ class Worker:
                  snapshots_kept: int = 5, liveness_timeout: float = LIVENESS_TIMEOUT,
                  queues: Iterable[str] | None = None,
                  queue_limits: Mapping[str, QueueLimit] | None = None,
-                 eager_actions: bool = True) -> None:
+                 eager_actions: bool = True, metrics_port: int | None = None,
+                 metrics_host: str = "127.0.0.1", determinism: DeterminismMode = "warn") -> None:
         _check_options(concurrency, lease, poll_interval, max_cached, inline_actions, identity,
                        snapshot_every, snapshots_kept)
         if not isinstance(eager_actions, bool):
@@ -91,15 +107,21 @@ class Worker:
         self.lease = lease
         self.poll_interval = poll_interval
         self.cache = InstanceCache(max_cached)
+        self.metrics_port = metrics_port
+        self.telemetry = telemetry = _telemetry(client, self.cache, metrics_port, metrics_host)
+        self._metrics_server = None if telemetry.metrics is None else MetricsServer(
+            telemetry.metrics, metrics_host, metrics_port or 0)
         self._liveness = Liveness(client.store, lambda: client.dispatcher, client.clock,
                                   self.identity, timeout=float(liveness_timeout),
                                   alive=lambda: [w.identity for w in client._workers])
-        self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease)
+        self._action_runner = ActionTaskRunner(client, self.identity, self.actions, lease,
+                                               telemetry)
         self._workflow_runner = WorkflowTaskRunner(
             client, self.identity, self.workflows, self.actions, self.cache, self._action_runner,
             inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
-            snapshots_kept=snapshots_kept)
+            snapshots_kept=snapshots_kept, telemetry=telemetry)
         self._workflow_runner.hosted_actions = self.hosted_actions
+        self._workflow_runner.determinism = check_mode(determinism)
         self._workflow_runner.slots = self
         self.eager_actions = eager_actions
         self._pledged = 0  # slots a waiting claim may fill
@@ -135,9 +157,15 @@ class Worker:
     async def run(self) -> None:
         """Poll and run work until :meth:`shutdown` is called or this task is cancelled."""
         self._stopping.clear()
+        await self._serve()
+
+    async def _serve(self) -> None:
         # The heartbeat goes on until the tasks in flight have finished (a shutdown waits for
         # them), so that peers do not take this worker for dead meanwhile.
         finished = asyncio.Event()
+        if self._metrics_server is not None:
+            self._metrics_server.start()
+            self.metrics_port = self._metrics_server.port
         liveness = asyncio.create_task(self._liveness.run(finished))
         try:
             async with asyncio.TaskGroup() as group:
@@ -155,6 +183,8 @@ class Worker:
             liveness.cancel()
             await asyncio.gather(liveness, return_exceptions=True)
             await asyncio.shield(self._liveness.stop())
+            if self._metrics_server is not None:
+                await asyncio.shield(self._metrics_server.stop())
 
     async def _poll(self, group: asyncio.TaskGroup) -> None:
         failures = 0
@@ -197,19 +227,29 @@ class Worker:
         its queue) for ``tenant`` at once (eager start: its client creates the execution
         leased to this worker and hands it over). A tenant with nothing running here may use
         a few slots beyond ``concurrency``: another tenant's backlog does not make it wait for
-        a free slot."""
+        a free slot. True takes the slot: ``run_eager`` runs the task in it, or ``unreserve``
+        gives it back."""
         if self._group is None or self._stopping.is_set() \
                 or workflow not in self.hosted_workflows:
             return False
-        return self._in_flight < self.concurrency or (
-            self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant])
+        if self._in_flight < self.concurrency or (
+                self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant]):
+            self._in_flight += 1  # taken now: concurrent starts do not all see the same room
+            return True
+        return False
 
-    def reserve(self, wanted: int) -> int:
-        """Take up to ``wanted`` free slots for actions a commit creates leased to this worker
-        (eager dispatch; ``run_reserved`` starts them)."""
+    def reserve(self, wanted: int, tenant: str) -> int:
+        """Take up to ``wanted`` free slots for actions a commit of ``tenant`` creates leased
+        to this worker (eager dispatch; ``run_reserved`` starts them). On a full worker, a
+        tenant whose commit is all it runs here may start one action in the slots kept for
+        such tenants: another tenant's backlog does not send it to the queue."""
         if self._group is None or self._stopping.is_set() or not self.eager_actions:
             return 0
-        taken = max(0, min(wanted, self.concurrency - self._in_flight - self._pledged))
+        room = self.concurrency - self._in_flight - self._pledged
+        if room < 1 and self._tenants[tenant] <= 1 \
+                and self._in_flight < self.concurrency + self._reserve:
+            room = 1
+        taken = max(0, min(wanted, room))
         self._in_flight += taken
         return taken
 
@@ -227,10 +267,12 @@ class Worker:
             self._spawn(self._group, Claim(task), reserved=True)
 
     def run_eager(self, task: WorkflowTask) -> bool:
-        """Run a workflow task that its execution's creation leased to this worker."""
+        """Run a workflow task that its execution's creation leased to this worker, in the
+        slot ``takes_eager`` took (given back if the worker stopped meanwhile)."""
         if self._group is None or self._stopping.is_set():
+            self.unreserve(1)
             return False
-        self._spawn(self._group, Claim(task))
+        self._spawn(self._group, Claim(task), reserved=True)
         return True
 
     async def run_until_idle(self) -> None:
@@ -252,7 +294,9 @@ class Worker:
         self._stopping.set()
 
     async def __aenter__(self) -> Worker:
-        self._background = asyncio.create_task(self.run(), name=f"durable worker {self.identity}")
+        self._stopping.clear()  # here, not in the task: a shutdown before it starts holds
+        self._background = asyncio.create_task(self._serve(),
+                                               name=f"durable worker {self.identity}")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -299,7 +343,8 @@ class Worker:
                     if isinstance(claim.task, WorkflowTask):
                         await self._workflow_runner.run(claim.task)
                     else:
-                        woke = await self._action_runner.run(claim.task)
+                        woke = await self._action_runner.run(
+                            claim.task, "eager" if reserved else "claimed")
                 await self.client.dispatcher.ack([claim])
             except Exception:  # the runners handle task errors; this is a lost ack (Redis down)
                 logger.warning("could not acknowledge %s; it will be redelivered", claim.task,
@@ -319,12 +364,13 @@ class Worker:
 
     async def _wake(self, ref: TaskRef) -> None:
         """The workflow task an action's outcome made due: when this worker holds the
-        execution's instance and is not busy, run it here at once, in the action's slot
-        (claimed by its key, with the history it lacks: no hint, no other worker); else
-        announce it (a busy worker's claims take such tasks in batches, one round trip each,
-        which serves more at once than a claim per outcome)."""
-        if not self._stopping.is_set() and self._in_flight <= self._reserve \
-                and self.cache.seq_of(ref.tenant, ref.workflow_id):
+        execution's instance and is not busy, or the action is all its tenant runs here, run
+        it here at once, in the action's slot (claimed by its key, with the history it lacks:
+        no hint, no other worker); else announce it (a busy worker's claims take such tasks
+        in batches, one round trip each, which serves more at once than a claim per
+        outcome, and in turn with other tenants' tasks)."""
+        if not self._stopping.is_set() and self.cache.seq_of(ref.tenant, ref.workflow_id) \
+                and (self._in_flight <= self._reserve or self._tenants[ref.tenant] <= 1):
             try:
                 tasks, _ = await self.client.store.claim_refs(
                     [ref], self.identity, workflows=self.hosted_workflows, actions=(),
@@ -362,6 +408,21 @@ def _check_options(concurrency: Any, lease: Any, poll_interval: Any, max_cached:
             f"{exc.message}: concurrency >= 1, lease > 0 and poll_interval > 0 are required, "
             "max_cached >= 0, snapshot_every >= 0 (0: no snapshots) and snapshots_kept >= 1",
             parameter=getattr(exc, "parameter", None)) from None
+
+
+def _telemetry(client: ClientPort, cache: InstanceCache, port: Any, host: Any) -> Telemetry:
+    """The worker's telemetry, with metrics if ``port`` is given."""
+    if port is None:
+        return Telemetry(client.store, client.clock, None)
+    check_count(port, "metrics_port", maximum=65535)
+    if not isinstance(host, str) or not host:
+        raise ArgumentTypeError(f"metrics_host is a host name or address, not {show(host)}",
+                                parameter="metrics_host")
+    held: set[tuple[str, str]] = set()
+    telemetry = Telemetry(client.store, client.clock, WorkerMetrics(
+        lambda: len(cache), lambda: len(held)))
+    telemetry.held = held
+    return telemetry
 
 
 def hosted(definitions: Iterable[WorkflowDefinition | ActionDefinition],

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from time import monotonic
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from msgspec.structs import replace
 
+from .._guard_live import DeterminismMode
 from .._ports import ClientPort
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
@@ -26,6 +27,7 @@ from .._stores import (
     TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
     TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, action_ref,
 )
+from .._telemetry import TaskWatch, Telemetry
 from ._effects import child_cancel, child_start, effect_refs, ending, external_signal
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 from ._requests import (
@@ -112,8 +114,8 @@ class InstanceCache:
 class ActionSlots(Protocol):
     """The worker's slots, for the actions a commit creates leased to it (eager dispatch)."""
 
-    def reserve(self, wanted: int) -> int:
-        """Take up to ``wanted`` free slots; how many were taken."""
+    def reserve(self, wanted: int, tenant: str) -> int:
+        """Take up to ``wanted`` free slots for ``tenant``'s actions; how many were taken."""
         ...
 
     def unreserve(self, count: int) -> None:
@@ -279,8 +281,10 @@ class WorkflowTaskRunner:
     def __init__(self, client: ClientPort, owner: str, workflows: dict[str, WorkflowDefinition],
                  actions: dict[str, ActionDefinition], cache: InstanceCache,
                  action_runner: ActionTaskRunner, inline_budget: float,
-                 snapshot_every: int = 0, snapshots_kept: int = 1) -> None:
+                 snapshot_every: int = 0, snapshots_kept: int = 1,
+                 telemetry: Telemetry | None = None) -> None:
         self.store = client.store
+        self.telemetry = telemetry or Telemetry(client.store, client.clock, None)
         self.client = client
         self.clock = client.clock
         self.owner = owner
@@ -288,6 +292,7 @@ class WorkflowTaskRunner:
         self.actions = actions
         # the routes of the actions it hosts (``Worker`` sets them): what it may run inline
         self.hosted_actions: frozenset[str] = frozenset(actions)
+        self.determinism: DeterminismMode = "warn"  # the run-time guard (``Worker`` sets it)
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
@@ -298,14 +303,15 @@ class WorkflowTaskRunner:
 
     async def run(self, task: WorkflowTask) -> None:
         """Run the task; conflicts retry from fresh history, failures release it with backoff."""
-        key = (task.tenant, task.workflow_id)
+        key, watch = (task.tenant, task.workflow_id), self.telemetry.workflow_task(task)
         try:
             for _ in range(_CONFLICT_RETRIES):
-                if await self._attempt(task, key):
+                if await self._attempt(task, key, watch):
                     return
                 task = replace(task, history=None)  # the history moved on: read it afresh
             await self._release(task, "history kept changing; retrying later", delay=0.5)
         except (NonDeterminismError, HistoryError) as exc:  # held until code or rows are fixed
+            watch.outcome = "held"
             logger.error("%s", exc)
             if not await self._fail_requests(task, exc):
                 await self._release(task, safe_text(str(exc)), delay=_backoff(task.attempt))
@@ -316,6 +322,8 @@ class WorkflowTaskRunner:
                 return
             await self._release(task, describe_error(exc),
                                 delay=_backoff(task.attempt))
+        finally:
+            watch.end()
 
     async def _fail_requests(self, task: WorkflowTask, exc: Exception) -> bool:
         """The workflow cannot be loaded: answer its requests with why (nothing is recorded).
@@ -348,8 +356,9 @@ class WorkflowTaskRunner:
         except Exception:
             logger.exception("could not release workflow task; its lease will expire")
 
-    async def _attempt(self, task: WorkflowTask, key: tuple[str, str]) -> bool:
-        entry, inputs = await self._load(task, key)
+    async def _attempt(self, task: WorkflowTask, key: tuple[str, str], watch: TaskWatch) -> bool:
+        entry, inputs = await self._load(task, key, watch)
+        watch.loaded(entry.instance._started, inputs)
         info = entry.instance.info
         commit = _Commit(task, info.run_id, entry.seq, info.priority, info.fairness_key)
         await self._activate(entry, commit, inputs)
@@ -369,6 +378,7 @@ class WorkflowTaskRunner:
         if not committed:
             entry.instance.close()
             return False
+        watch.outcome = "committed"
         every, before = self.snapshot_every, entry.seq
         entry.seq += len(commit.events)
         snapshot = (_snapshot(task, entry, commit)
@@ -417,7 +427,7 @@ class WorkflowTaskRunner:
         slots, now = self.slots, self.clock()
         eager = [] if slots is None or entry.instance.done else \
             [a for a in commit.actions.values() if a.visible_at <= now and self._eager(a)]
-        commit.leased = eager[:slots.reserve(len(eager))] if slots and eager else []
+        commit.leased = eager[:slots.reserve(len(eager), task.tenant)] if slots and eager else []
         committed = False
         try:
             committed = await self.store.commit_workflow_task(task, commit.record(
@@ -524,9 +534,13 @@ class WorkflowTaskRunner:
                 self.holds.release(actions)
         return commit.record_inline(outcomes, self.clock())
 
-    async def _load(self, task: WorkflowTask, key: tuple[str, str]) -> tuple[_Cached, list[Event]]:
+    async def _load(self, task: WorkflowTask, key: tuple[str, str],
+                    watch: TaskWatch) -> tuple[_Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
+        if entry is not None and entry.instance.done and not await self._same_run(task, entry):
+            entry.instance.close()  # a new run under the id (client.start's id policies)
+            entry = None
         if entry is not None:
             # Its own run's events: if another worker continued the execution as new, the
             # old run shows that worker's commit, and the instance is rebuilt.
@@ -538,16 +552,26 @@ class WorkflowTaskRunner:
             if all(type(e) in _INPUTS for e in new):
                 entry.seq += len(new)
                 entry.instance.history_size.recorded(new)
+                watch.replayed(None)
                 return entry, new
             entry.instance.close()  # someone else advanced it: rebuild from history
         events = await self._history(task, 0)
-        instance = self._instance(task, events)
+        instance, began = self._instance(task, events), perf_counter()
         inputs, failed = replay(instance, events)
+        watch.replayed(perf_counter() - began)
         if failed is not None:
             instance.close()
             raise failed.error  # type: ignore[misc]
         recorded = max((e.time for e in events if type(e) is TaskCompleted), default=0.0)
         return _Cached(instance, len(events), recorded), inputs
+
+    async def _same_run(self, task: WorkflowTask, entry: _Cached) -> bool:
+        """Whether the task is of the run that an ended instance ran."""
+        run_id = entry.instance.info.run_id
+        if task.run_id:
+            return task.run_id == run_id
+        record = await self.store.get_execution(task.tenant, task.workflow_id)
+        return record is not None and record.run_id == run_id
 
     async def _history(self, task: WorkflowTask, after_seq: int,
                        run_id: str | None = None) -> list[Event]:
@@ -567,4 +591,4 @@ class WorkflowTaskRunner:
         if defn is None:
             raise UnknownWorkflowError(f"this worker has no workflow {started.workflow!r}",
                                        name=started.workflow)
-        return WorkflowInstance(defn, started, self.actions)
+        return WorkflowInstance(defn, started, self.actions, determinism=self.determinism)

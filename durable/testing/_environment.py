@@ -21,6 +21,7 @@ from .._scope import DEFAULT_TENANT
 from .._replay._context import Context
 from .._definitions import WorkflowDefinition, seconds, workflow_definition
 from .._stores.memory import MemoryStore
+from .._starts import IdReuse, OnConflict
 from .._validate import check_id, check_timeout
 from .._worker import Worker
 from ..errors import (
@@ -255,11 +256,13 @@ class _Client(Client):
     async def start(self, workflow: Callable[[Context, Unpack[Ts]], Awaitable[R]] | str,
                     *args: Unpack[Ts], id: str | None = None,
                     tenant: str | None = None, queue: str | None = None, priority: int = 0,
-                    fairness_key: str | None = None) -> WorkflowHandle[R]:
+                    fairness_key: str | None = None, on_conflict: OnConflict | None = None,
+                    id_reuse: IdReuse = "allow") -> WorkflowHandle[R]:
         defn = self._hosted(workflow)
         handle: WorkflowHandle[R] = await super().start(  # pyright: ignore[reportUnknownVariableType]
             defn, *args, id=id, tenant=tenant, queue=queue,  # type: ignore[arg-type]
-            priority=priority, fairness_key=fairness_key)
+            priority=priority, fairness_key=fairness_key, on_conflict=on_conflict,
+            id_reuse=id_reuse)
         ours: _Handle[R] = _Handle(self, handle.workflow_id, handle.tenant, defn)
         ours._created_in = handle._created_in
         return ours

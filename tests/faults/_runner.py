@@ -12,7 +12,7 @@ import logging
 
 import durable
 
-from . import _flows
+from . import _flows, _port_flows
 
 LEASE = 1.0
 
@@ -22,10 +22,11 @@ async def main(url: str, concurrency: int, redis_url: str | None, prefix: str,
     """Run a worker on ``url`` (dispatching through Redis when given) until killed; with
     ``only``, it hosts just the workflows of those names (and every action)."""
     options = {} if redis_url is None else {"redis_url": redis_url, "prefix": prefix}
-    workflows = [wf for wf in _flows.WORKFLOWS
+    workflows = [wf for wf in [*_flows.WORKFLOWS, *_port_flows.WORKFLOWS]
                  if only is None or wf.__durable_workflow__.name in only]
     async with durable.connect(url, **options) as client:  # type: ignore[arg-type]
-        worker = durable.Worker(client, workflows=workflows, actions=_flows.ACTIONS,
+        worker = durable.Worker(client, workflows=workflows,
+                                actions=[*_flows.ACTIONS, *_port_flows.ACTIONS],
                                 lease=lease, poll_interval=0.05, concurrency=concurrency)
         await worker.run()
 

@@ -63,10 +63,10 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
     return out, err
 
 
-def _history(cli, workflow_id: str) -> list[list]:
+def _history(cli, workflow_id: str) -> list[dict]:
     code, out, err = cli("show", workflow_id, "--json")
     assert code == 0, err
-    return json.loads(out)
+    return json.loads(out)["history"]
 
 
 def _eventually(cli, args: tuple[str, ...], predicate, timeout: float = 10.0) -> str:
@@ -127,8 +127,8 @@ def test_start_send_work_list_show(cli, db: str) -> None:
     assert out.count("EventReceived") == 2  # the second Approve was deduplicated
 
     events = _history(cli, "inv-1")
-    assert [e[1] for e in events] == list(range(1, len(events) + 1))
-    assert events[0][0] == "WorkflowStarted" and events[-1][:1] == ["WorkflowCompleted"]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "WorkflowStarted" and events[-1]["type"] == "WorkflowCompleted"
 
 
 def test_sigterm_lets_the_action_in_flight_finish(cli, db: str, tmp_path: Path) -> None:
@@ -151,8 +151,8 @@ def test_sigterm_lets_the_action_in_flight_finish(cli, db: str, tmp_path: Path) 
         assert time.monotonic() < deadline and worker.poll() is None
         time.sleep(0.02)
     _stop(worker)  # returns only after `slow` finished and its result was recorded
-    completed = [e for e in _history(cli, "s1") if e[0] == "ActionCompleted"]
-    assert len(completed) == 1 and "finished" in completed[0]
+    completed = [e for e in _history(cli, "s1") if e["type"] == "ActionCompleted"]
+    assert len(completed) == 1 and completed[0]["result"] == "finished"
 
 
 NONDETERMINISTIC = """\
@@ -237,6 +237,25 @@ def test_start_with_a_priority_and_a_fairness_key(cli) -> None:
     assert code == 1 and "priority" in err
 
 
+def test_start_on_a_taken_id_follows_the_policies(cli) -> None:
+    invoice = ("InvoiceApproval", '"inv-c"', "500")
+    assert cli("start", *invoice, "--id", "inv-c", "--module", "examples.invoice")[0] == 0
+    code, out, err = cli("start", *invoice, "--id", "inv-c", "--module", "examples.invoice")
+    assert (code, out.strip(), err) == (0, "inv-c", "")  # the same start again: its handle
+    code, out, err = cli("start", "InvoiceApproval", '"inv-c"', "600", "--id", "inv-c",
+                         "--module", "examples.invoice")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert "other arguments" in err and "on_conflict=" in err
+    code, out, err = cli("start", "InvoiceApproval", '"inv-c"', "600", "--id", "inv-c",
+                         "--on-conflict", "terminate_existing", "--module", "examples.invoice")
+    assert (code, out.strip(), err) == (0, "inv-c", "")
+    code, out, _ = cli("show", "inv-c")
+    assert code == 0 and "600" in out
+    code, _, err = cli("start", *invoice, "--id", "inv-c", "--on-conflict", "replace",
+                       "--module", "examples.invoice")
+    assert code == 1 and "on_conflict" in err and "terminate_existing" in err
+
+
 def test_unknown_workflow_is_a_clear_error_and_writes_nothing(cli, tmp_path: Path) -> None:
     code, out, err = cli("start", "NoSuchFlow", "1", "--id", "x", "--module", "examples.invoice")
     assert code == 1 and out == ""
@@ -299,7 +318,7 @@ def test_query_and_update(cli, db: str) -> None:
 
 
 def test_show_at_a_past_moment(cli, db: str) -> None:
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     code, _, err = cli("start", "InvoiceApproval", '"inv-9"', "500", "--id", "inv-9",
                        "--module", "examples.invoice")
@@ -320,7 +339,7 @@ def test_show_at_a_past_moment(cli, db: str) -> None:
 
     code, out, err = cli("show", "inv-9", "--at", "2")
     assert code == 0, err
-    assert "as of seq 3 " in out and "as recorded" in out and "state:     draft" in out
+    assert "as of seq 3, " in out and "as recorded" in out and "state:     draft" in out
     assert f"invoice.py:{submit}" in out.split("as of seq")[1]
     assert "later events not shown" in out and "WorkflowCompleted" not in out
     code, replayed, err = cli("show", "inv-9", "--at", "2", "--replay", "-m", "examples.invoice")
@@ -333,14 +352,14 @@ def test_show_at_a_past_moment(cli, db: str) -> None:
     assert code == 0, err
     state = json.loads(out)
     assert (state["seq"], state["state"], state["status"]) == (3, "draft", "running")
-    ran = [e for e in events if e[0] == "TaskCompleted"][1]  # the task that ran Submit
-    clock = datetime.fromtimestamp(ran[2] + 1e-6).strftime("%H:%M:%S.%f")  # as show prints it
+    ran = [e for e in events if e["type"] == "TaskCompleted"][1]  # the task that ran Submit
+    clock = datetime.fromtimestamp(ran["time"] + 1e-6, timezone.utc).strftime("%H:%M:%S.%f")
     code, out, err = cli("show", "inv-9", "--at", clock, "--json")
     assert code == 0, err
-    code, by_seq, err = cli("show", "inv-9", "--at", str(ran[1]), "--json")
+    code, by_seq, err = cli("show", "inv-9", "--at", str(ran["seq"]), "--json")
     assert code == 0, err
     assert json.loads(out) == json.loads(by_seq) and json.loads(out)["pending"] == []
-    code, out, err = cli("show", "inv-9", "--at", f"@{events[0][2]}", "--json")
+    code, out, err = cli("show", "inv-9", "--at", f"@{events[0]['time']}", "--json")
     assert code == 0, err
     assert json.loads(out)["seq"] == 1
 

@@ -48,8 +48,8 @@ def test_show_prints_encoded_payloads_unless_given_the_codec(
     out = capsys.readouterr().out
     assert "<encoded>" in out and "private" not in out.lower()
     assert main(["--db", db, "show", "cli-1", "--json"]) == 0
-    events = json.loads(capsys.readouterr().out)
-    assert events[0][0] == "WorkflowStarted" and ["<encoded>"] in events[0]
+    events = json.loads(capsys.readouterr().out)["history"]
+    assert events[0]["type"] == "WorkflowStarted" and events[0]["args"] == ["<encoded>"]
 
     assert main(["--db", db, "--codec", f"{__name__}:codec", "show", "cli-1"]) == 0
     out = capsys.readouterr().out

@@ -7,7 +7,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -203,7 +203,8 @@ def test_since_takes_dates_times_and_ages() -> None:
     assert parse_since("7d", now) == now - 7 * 86400
     assert parse_since("2w", now) == now - 14 * 86400
     assert parse_since("1.5h", now) == now - 5400
-    assert parse_since("2026-01-05") == datetime(2026, 1, 5).timestamp()  # local time
+    assert parse_since("2026-01-05") == datetime(2026, 1, 5, tzinfo=timezone.utc).timestamp()
+    assert parse_since("2026-01-05", local=True) == datetime(2026, 1, 5).timestamp()
     assert parse_since("2026-01-05T10:00+00:00") == 1767607200.0
     assert abs(parse_since("0s") - time.time()) < 60
     with pytest.raises(UsageError):

@@ -4,6 +4,7 @@ once, leased by the commit (no hint, no claim), within the worker's concurrency.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -77,3 +78,62 @@ async def test_eager_actions_is_a_bool() -> None:
     async with durable.connect("memory://") as client:
         with pytest.raises(ArgumentTypeError, match="eager_actions"):
             durable.Worker(client, [flow], [step], eager_actions="yes")  # type: ignore[arg-type]
+
+
+BLOCKED = threading.Event()  # set from the test's loop; actions may run on another
+
+
+@durable.action(name="EagerBlocked")
+async def blocked(n: int) -> int:
+    while not BLOCKED.is_set():
+        await asyncio.sleep(0.01)
+    return n
+
+
+@durable.workflow(name="EagerHog")
+async def hog(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(blocked, n)
+
+
+async def test_a_tenant_alone_runs_its_steps_on_a_worker_another_tenant_fills(
+        tmp_path: Any) -> None:
+    # Tenant "noisy" holds all 20 slots with actions that do not return; tenant "quiet"'s
+    # workflow still runs: its action starts in a slot kept for tenants with nothing else
+    # running, and its outcome runs the next workflow task in the action's slot (neither
+    # waits in the queue for a slot that noisy never frees).
+    BLOCKED.clear()
+    async with durable.connect(f"sqlite:///{tmp_path}/e.db", tenants="*") as client:
+        published = _published(client)
+        async with durable.Worker(client, [flow, hog], [step, blocked], concurrency=20) as w:
+            for i in range(20):
+                await client.start(hog, i, id=f"hog{i}", tenant="noisy")
+            while w.in_flight < 20:
+                await asyncio.sleep(0.01)
+            try:
+                handle = await client.start(flow, 1, tenant="quiet")
+                assert await handle.result(timeout=10) == 4
+            finally:
+                BLOCKED.set()
+        assert not [r for r in published if r.tenant == "quiet" and r.kind == "a"]
+
+
+async def test_a_worker_left_at_once_stops(tmp_path: Any) -> None:
+    # shutdown() before the worker's task first ran used to be undone by it: exit hung
+    async with durable.connect(f"sqlite:///{tmp_path}/e.db") as client:
+        async with asyncio.timeout(10):
+            async with durable.Worker(client, [flow], [step]):
+                pass
+
+
+async def test_concurrent_starts_stay_within_the_worker_concurrency(tmp_path: Any) -> None:
+    # Each eager start takes its slot when it is chosen, not once the execution exists: 50
+    # starts at once used to find the same free slots and all run (in_flight 50 of 10).
+    BLOCKED.clear()
+    async with durable.connect(f"sqlite:///{tmp_path}/e.db") as client:
+        async with durable.Worker(client, [hog], [blocked], concurrency=10) as worker:
+            try:
+                handles = await asyncio.gather(*(client.start(hog, i) for i in range(50)))
+                assert worker.in_flight <= 10 + 1  # the one slot kept for another tenant
+            finally:
+                BLOCKED.set()
+            assert [await h.result(timeout=10) for h in handles] == list(range(50))

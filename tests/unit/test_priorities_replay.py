@@ -48,7 +48,9 @@ def as_recorded_before(history: list[Any]) -> bytes:
     rows = json.loads(encode_history_json(history))
     for row in rows:
         if row[0] in OLD_LENGTHS:
-            assert row[OLD_LENGTHS[row[0]] + 1:] == [0, None]  # the new fields, at their defaults
+            # the new fields at their defaults (WorkflowStarted's later trace and previous_run)
+            assert row[OLD_LENGTHS[row[0]] + 1:] in ([0, None], [0, None, None],
+                                                     [0, None, None, None])
             del row[OLD_LENGTHS[row[0]] + 1:]
         elif row[0] == "ActionScheduled" and row[-1] is not None:
             del row[-1][OLD_OPTIONS:]

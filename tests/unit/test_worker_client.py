@@ -422,7 +422,11 @@ async def test_a_worker_that_cannot_take_an_eager_start_gives_the_task_back() ->
     worker = durable.Worker(client, [quick_step], [quick_add], poll_interval=0.01)
     async with worker:
         await asyncio.sleep(0.01)
-        worker.run_eager = lambda task: False  # type: ignore[method-assign] # stopping just then
+        def stopping(task: Any) -> bool:  # stopping just then: the slot goes back
+            worker.unreserve(1)
+            return False
+
+        worker.run_eager = stopping  # type: ignore[method-assign]
         handle = await client.start(quick_step, 1, id="given-back")
         assert await handle.result(timeout=5) == 2
     assert store.claimed == ["given-back"]  # released, then claimed as any task is

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any
+from typing import Any, Sequence
 
 from ..._history import Event
 from ...errors import WorkflowNotFoundError
 from .._integrity import Row, checked, scan
-from .._records import ActionTask, ExecutionRecord, RunCheck, TimerRecord
+from .._listing import LIST_STATUSES, Cursor, ExecutionQuery, cursor_of, matches
+from .._records import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, RunCheck, Signal, TimerRecord,
+)
 from ._state import MemoryState
 
 __all__ = ["MemoryExecutions"]
@@ -37,6 +40,30 @@ class MemoryExecutions(MemoryState):
             self.wakeup.notify()
         return record, created
 
+    async def restart_execution(self, started: Any, *, run_id: str, now: float,
+                                end: Event | None = None,
+                                signals: Sequence[Signal] = ()) -> bool:
+        """Start the next run of an execution whose current run is ``run_id`` (see
+        ``ExecutionStore``)."""
+        key = (started.tenant, started.workflow_id)
+        record = self._executions.get(key)
+        if record is None or record.run_id != run_id:
+            return False
+        if record.status not in TERMINAL_STATUSES:
+            if end is None:
+                return False
+            self._append(*key, end, None, now)
+        self._drop_run_work((*key, run_id))
+        self._executions[key] = record = ExecutionRecord(
+            *key, started.run_id, started.workflow, started.version, "running", now, now, 1,
+            queue=started.queue, priority=started.priority, fairness_key=started.fairness_key)
+        self._begin_run(record, started, now)
+        for signal in signals:
+            self._append(signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
+                         signal.run_id)
+        self.wakeup.notify()
+        return True
+
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None."""
         return self._executions.get((tenant, workflow_id))
@@ -64,6 +91,24 @@ class MemoryExecutions(MemoryState):
                 and (cursor is None or _scan_key(r) > cursor)]
         rows.sort(key=_scan_key)
         return rows[:limit]
+
+    async def page_executions(self, query: ExecutionQuery, *, after: Cursor | None = None,
+                              limit: int = 50) -> list[ExecutionRecord]:
+        """Up to ``limit`` executions after the cursor, newest first (``_listing``)."""
+        rows = [r for r in self._executions.values() if matches(r, query, self._run_count(r))
+                and (after is None or cursor_of(r) < after)]
+        rows.sort(key=cursor_of, reverse=True)
+        return rows[:limit]
+
+    async def count_executions(self, query: ExecutionQuery, *, cap: int) -> dict[str, int]:
+        """How many executions of each status match (``query.status`` aside), each at most
+        ``cap``."""
+        return {status: min(cap, sum(matches(r, query, self._run_count(r), status)
+                                     for r in self._executions.values()))
+                for status in LIST_STATUSES}
+
+    def _run_count(self, record: ExecutionRecord) -> int:
+        return len(self._runs.get((record.tenant, record.workflow_id), ())) or 1
 
     async def read_history(self, tenant: str, workflow_id: str, *, run_id: str | None = None,
                            after_seq: int = 0, limit: int | None = None) -> list[Event]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ..._history import TimerFired
 from ..._queues import route
+from .._backlog import Backlog, ReadyCount
 from .._records import TaskRef, action_ref, workflow_ref
 from ._state import MemoryState
 
@@ -45,6 +48,20 @@ class MemoryTimers(MemoryState):
                 held.dispatched_at = now
                 refs.append((-task.priority, action_ref(task)))
         return [ref for _, ref in sorted(refs, key=lambda item: item[0])]
+
+    async def backlog(self, *, now: float) -> Backlog:
+        """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for key, held in self._wf_tasks.items():
+            if held.owner is None and held.visible_at <= now:
+                record = self._executions[key]
+                counts["workflow", route(record.workflow, record.queue)] += 1
+        for task, held in self._actions.values():
+            if held.owner is None and held.visible_at <= now:
+                counts["action", route(task.name, task.queue)] += 1
+        store_now: float = self._store_time(now)  # type: ignore[assignment]
+        due = sum(1 for t in self._timers.values() if t.fire_at <= store_now)
+        return Backlog([ReadyCount(*key, n) for key, n in sorted(counts.items())], due)
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (a timer's on

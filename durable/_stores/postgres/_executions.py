@@ -18,7 +18,7 @@ from ..._batching import Batcher
 from ..._history import Event, WorkflowStarted, encode_event
 from ...errors import StoreUnavailableError, WorkflowNotFoundError
 from .._integrity import scan
-from .._records import ActionTask, ExecutionRecord, RunCheck, TimerRecord
+from .._records import ActionTask, ExecutionRecord, RunCheck, Signal, TimerRecord
 from . import _statements as sql
 from ._connection import PostgresBase
 from ._rows import (
@@ -65,6 +65,31 @@ class PostgresExecutions(PostgresBase):
         return ExecutionRecord(s.tenant, s.workflow_id, s.run_id, s.workflow, s.version,
                                "running", now, now, 1, queue=s.queue, priority=s.priority,
                                fairness_key=s.fairness_key), True
+
+    async def restart_execution(self, started: Any, *, run_id: str, now: float,
+                                end: Event | None = None,
+                                signals: Sequence[Signal] = ()) -> bool:
+        """Start the next run of an execution whose current run is ``run_id`` (see ``Store``)."""
+        s = started
+        head, tail = (None, None) if end is None else split_at_seq(end, now)
+        body = encode_event(replace(s, seq=1, time=now))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(sql.LOCK_EXECUTIONS, [s.tenant, *(g.tenant for g in signals)],
+                                   [s.workflow_id, *(g.workflow_id for g in signals)])
+                restarted: bool = await conn.fetchval(
+                    sql.RESTART, s.tenant, s.workflow_id, run_id, s.run_id,
+                    route(s.workflow, s.queue), s.version, body, now, s.priority,
+                    s.fairness_key or "", head, tail)
+                if restarted:
+                    for g in signals:
+                        await conn.fetchval(sql.SIGNAL, g.tenant, g.workflow_id, g.run_id,
+                                            *split_at_seq(g.event, now), g.dedup, now)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+        if restarted:
+            self.wakeup.notify()
+        return restarted
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None (and from here on, other processes' ends wake its waiters)."""

@@ -97,6 +97,14 @@ ORDER BY r.run_id, e.seq
 
 APPEND: Final = "SELECT durable_append($1, $2, $3, $4, $5, $6)"
 
+# A start's next run under a reused workflow id (migration 0018), and the inputs it appends
+# elsewhere (its old run's end to a parent): every row it writes locked first, in order.
+RESTART: Final = "SELECT durable_restart($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+SIGNAL: Final = "SELECT durable_signal($1, $2, $3, $4, $5, $6, $7)"
+LOCK_EXECUTIONS: Final = (
+    "SELECT FROM executions WHERE (tenant, workflow_id) IN "
+    "(SELECT * FROM unnest($1::text[], $2::text[])) ORDER BY tenant, workflow_id FOR UPDATE")
+
 # ---- workflow tasks -------------------------------------------------------------------------
 
 # Leases and dispatch marks commit without waiting for the WAL flush (one fsync less on the
@@ -331,6 +339,14 @@ PENDING_TIMERS: Final = ("SELECT tenant, workflow_id, run_id, cmd, fire_at FROM 
                          "WHERE tenant = $1 AND workflow_id = $2 ORDER BY cmd")
 # $1 the caller's now, $2 the store's time (NULL: the server's clock): timers are due on the
 # store's clock, the rest on the callers'.
+# Ready tasks nobody holds by kind and route ($1: now), timers due ($2: the store's time).
+BACKLOG: Final = (
+    "SELECT 'workflow', workflow, count(*) FROM workflow_tasks "
+    "WHERE due <= $1 AND owner IS NULL GROUP BY workflow "
+    "UNION ALL SELECT 'action', name, count(*) FROM action_tasks "
+    "WHERE due <= $1 AND owner IS NULL GROUP BY name "
+    "UNION ALL SELECT 'timers', '', count(*) FROM timers "
+    "WHERE fire_at <= durable_store_time($2::float8)")
 NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers) "
                       "- durable_store_time($2::float8) + $1::float8, "
                       "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "

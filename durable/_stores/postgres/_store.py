@@ -7,6 +7,7 @@ from ._executions import PostgresExecutions
 from ._heartbeats import PostgresHeartbeats
 from ._hosts import PostgresHosts
 from ._limited import PostgresLimited
+from ._listing import PostgresListing
 from ._requests import PostgresRequests
 from ._retention import PostgresRetention
 from ._schedules import PostgresSchedules
@@ -21,5 +22,6 @@ __all__ = ["PostgresStore"]
 
 class PostgresStore(PostgresExecutions, PostgresTasks, PostgresTransactions, PostgresTimers,
                     PostgresRequests, PostgresSchedules, PostgresSnapshots, PostgresWorkers,
-                    PostgresHeartbeats, PostgresHosts, PostgresLimited, PostgresRetention):
+                    PostgresHeartbeats, PostgresHosts, PostgresLimited, PostgresListing,
+                    PostgresRetention):
     """A ``Store`` in a PostgreSQL database; open it with :meth:`open`."""

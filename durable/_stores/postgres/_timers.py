@@ -8,6 +8,7 @@ appended) exactly once.
 from __future__ import annotations
 
 from ..._history import TimerFired
+from .._backlog import Backlog, ReadyCount
 from .._records import TaskRef, workflow_ref
 from . import _statements as sql
 from ._connection import PostgresBase
@@ -37,6 +38,12 @@ class PostgresTimers(PostgresBase):
             return []
         rows = await self._fetch(sql.DISPATCH_DUE, now, now - older_than, limit)
         return [TaskRef(*row) for row in rows]
+
+    async def backlog(self, *, now: float) -> Backlog:
+        """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""
+        rows = await self._fetch(sql.BACKLOG, now, self._store_time(now))
+        ready = sorted(ReadyCount(kind, name, n) for kind, name, n in rows if kind != "timers")
+        return Backlog(ready, sum(n for kind, _, n in rows if kind == "timers"))
 
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 
 from ..._options import pack
 from ..._queues import route
-from ...errors import WorkflowNotFoundError
-from .._records import TERMINAL_STATUSES, Reply, Signal, Start, WorkflowCommit, WorkflowTask
+from .._records import TERMINAL_STATUSES, Reply, Start, WorkflowCommit, WorkflowTask
 from . import _statements as sql
 from ._connection import Row
-from ._executions import append_txn, begin_run_txn, create_txn, insert_events_txn
+from ._executions import (
+    append_txn, begin_run_txn, create_txn, drop_run_work_txn, insert_events_txn, signal_txn,
+)
 from ._requests import answer_txn
 from ._rows import encode
 
@@ -47,7 +48,7 @@ def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCom
         insert_events_txn(conn, run, commit.events)
     conn.execute(sql.DELETE_WORKFLOW_TASK, key)
     if update.status in TERMINAL_STATUSES:
-        _drop_run_work_txn(conn, run)
+        drop_run_work_txn(conn, run)
     else:
         _schedule_txn(conn, run, commit)
     error = None if update.error is None else encode(update.error)
@@ -57,22 +58,17 @@ def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCom
     for start in commit.starts:
         _start_txn(conn, run, start, now)
     for signal in commit.signals:
-        _signal_txn(conn, signal, now)
+        signal_txn(conn, signal, now)
     if commit.replies:
         answer_txn(conn, task.tenant, task.workflow_id, commit.replies)
     return True
-
-
-def _drop_run_work_txn(conn: sqlite3.Connection, run: Row) -> None:
-    conn.execute(sql.DELETE_RUN_ACTIONS, run)
-    conn.execute(sql.DELETE_RUN_TIMERS, run)
 
 
 def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> None:
     """A commit's start: the committer's next run, or a new execution (see ``Store``)."""
     started = start.started
     if (started.tenant, started.workflow_id) == run[:2]:
-        _drop_run_work_txn(conn, run)
+        drop_run_work_txn(conn, run)
         conn.execute(sql.NEW_RUN, (started.run_id, route(started.workflow, started.queue),
                                    started.version, now,
                                    encode({}), encode(None), *run[:2]))
@@ -82,14 +78,6 @@ def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> 
     feedback = start.on_started if created else start.on_exists
     if feedback is not None:
         append_txn(conn, run[0], run[1], feedback, None, now)
-
-
-def _signal_txn(conn: sqlite3.Connection, signal: Signal, now: float) -> None:
-    try:
-        append_txn(conn, signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
-                   signal.run_id)
-    except WorkflowNotFoundError:
-        pass  # skipped, as the protocol says
 
 
 def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) -> None:

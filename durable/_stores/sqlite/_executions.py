@@ -10,7 +10,7 @@ chained checksum (``insert_events_txn``); every read checks the rows it returns
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Sequence
 
 from msgspec.structs import replace
 
@@ -18,12 +18,15 @@ from ..._history import Event, WorkflowStarted, encode_event
 from ..._queues import route
 from ...errors import WorkflowNotFoundError
 from .._integrity import checked, chain, scan
-from .._records import TERMINAL_STATUSES, ActionTask, ExecutionRecord, RunCheck, TimerRecord
+from .._records import (
+    TERMINAL_STATUSES, ActionTask, ExecutionRecord, RunCheck, Signal, TimerRecord,
+)
 from . import _statements as sql
 from ._connection import Row, SQLiteBase, in_read_transaction
 from ._rows import action_from_row, encode, record_from_row
 
-__all__ = ["SQLiteExecutions", "append_txn", "begin_run_txn", "create_txn", "insert_events_txn"]
+__all__ = ["SQLiteExecutions", "append_txn", "begin_run_txn", "create_txn", "drop_run_work_txn",
+           "insert_events_txn", "signal_txn"]
 
 
 class SQLiteExecutions(SQLiteBase):
@@ -39,6 +42,15 @@ class SQLiteExecutions(SQLiteBase):
         if created and lease_to is None:
             self.wakeup.notify()
         return record, created
+
+    async def restart_execution(self, started: Any, *, run_id: str, now: float,
+                                end: Event | None = None,
+                                signals: Sequence[Signal] = ()) -> bool:
+        """Start the next run of an execution whose current run is ``run_id`` (see ``Store``)."""
+        restarted = await self._write(_restart_txn, started, run_id, now, end, signals)
+        if restarted:
+            self.wakeup.notify()
+        return restarted
 
     async def get_execution(self, tenant: str, workflow_id: str) -> ExecutionRecord | None:
         """The execution, or None."""
@@ -191,6 +203,42 @@ def append_txn(conn: sqlite3.Connection, tenant: str, workflow_id: str, event: E
     conn.execute(sql.ADVANCE_EXECUTION, (seq, now, tenant, workflow_id))
     conn.execute(sql.UPSERT_WORKFLOW_TASK, (tenant, workflow_id, workflow, now))
     return seq
+
+
+def _restart_txn(conn: sqlite3.Connection, started: WorkflowStarted, run_id: str, now: float,
+                 end: Event | None, signals: Sequence[Signal]) -> bool:
+    key = (started.tenant, started.workflow_id)
+    head = conn.execute(sql.SELECT_HEAD, key).fetchone()
+    if head is None or head[0] != run_id:
+        return False
+    if head[2] not in TERMINAL_STATUSES:
+        if end is None:
+            return False
+        append_txn(conn, *key, end, None, now)
+    drop_run_work_txn(conn, (*key, run_id))
+    conn.execute(sql.DELETE_WORKFLOW_TASK, key)
+    conn.execute(sql.RESTART_RUN, (started.run_id, route(started.workflow, started.queue),
+                                   started.version, now, encode({}), encode(None),
+                                   started.priority, started.fairness_key or "", *key))
+    begin_run_txn(conn, started, now)
+    for signal in signals:
+        signal_txn(conn, signal, now)
+    return True
+
+
+def drop_run_work_txn(conn: sqlite3.Connection, run: Row) -> None:
+    """Drop a run's action tasks and timers."""
+    conn.execute(sql.DELETE_RUN_ACTIONS, run)
+    conn.execute(sql.DELETE_RUN_TIMERS, run)
+
+
+def signal_txn(conn: sqlite3.Connection, signal: Signal, now: float) -> None:
+    """Append a commit's ``Signal`` (skipped where the protocol says)."""
+    try:
+        append_txn(conn, signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
+                   signal.run_id)
+    except WorkflowNotFoundError:
+        pass
 
 
 def _pending_work_txn(conn: sqlite3.Connection, tenant: str,

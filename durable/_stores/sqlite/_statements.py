@@ -43,6 +43,13 @@ NEW_RUN: Final = (
     "UPDATE executions SET run_id = ?, workflow = ?, version = ?, status = 'running', "
     "updated_at = ?, last_seq = 1, state = NULL, data = ?, result = ?, error = NULL, "
     "task_error = NULL WHERE tenant = ? AND workflow_id = ?")
+# A start's next run under a reused workflow id: as NEW_RUN, and it is created now with the
+# start's priority and fairness key.
+RESTART_RUN: Final = (
+    "UPDATE executions SET run_id = ?1, workflow = ?2, version = ?3, status = 'running', "
+    "created_at = ?4, updated_at = ?4, last_seq = 1, state = NULL, data = ?5, result = ?6, "
+    "error = NULL, task_error = NULL, priority = ?7, fairness_key = ?8 "
+    "WHERE tenant = ?9 AND workflow_id = ?10")
 
 # A run's rows from seq ?4 on (the anchor a read checks the next ones against, then those);
 # ?5 = -1: no limit. A body is read as bytes whatever was stored there (damaged, it may be
@@ -160,6 +167,14 @@ SELECT_UNDISPATCHED_ACTIONS: Final = (
 MARK_WORKFLOW_TASK_DISPATCHED: Final = ("UPDATE workflow_tasks SET dispatched_at = ? "
                                         "WHERE tenant = ? AND workflow_id = ?")
 MARK_ACTION_DISPATCHED: Final = f"UPDATE action_tasks SET dispatched_at = ? WHERE {ACTION_KEY}"
+
+# Ready tasks nobody holds by kind and route (?1, ?2: now), timers due (?3: the store's now).
+BACKLOG: Final = (
+    "SELECT 'workflow', workflow, count(*) FROM workflow_tasks "
+    "WHERE due <= ?1 AND owner IS NULL GROUP BY workflow "
+    "UNION ALL SELECT 'action', name, count(*) FROM action_tasks "
+    "WHERE due <= ?2 AND owner IS NULL GROUP BY name "
+    "UNION ALL SELECT 'timers', '', count(*) FROM timers WHERE fire_at <= ?3")
 
 NEXT_WAKEUP: Final = (
     "SELECT min(t) FROM (SELECT min(fire_at) + ? AS t FROM timers "

@@ -7,6 +7,7 @@ from ._executions import SQLiteExecutions
 from ._heartbeats import SQLiteHeartbeats
 from ._hosts import SQLiteHosts
 from ._limited import SQLiteLimited
+from ._listing import SQLiteListing
 from ._requests import SQLiteRequests
 from ._retention import SQLiteRetention
 from ._schedules import SQLiteSchedules
@@ -21,5 +22,6 @@ __all__ = ["SQLiteStore"]
 
 class SQLiteStore(SQLiteExecutions, SQLiteTasks, SQLiteTransactions, SQLiteTimers,
                   SQLiteRequests, SQLiteSchedules, SQLiteSnapshots, SQLiteWorkers,
-                  SQLiteHeartbeats, SQLiteHosts, SQLiteLimited, SQLiteRetention):
+                  SQLiteHeartbeats, SQLiteHosts, SQLiteLimited, SQLiteListing,
+                  SQLiteRetention):
     """A ``Store`` in one SQLite file (WAL mode); open it with :meth:`open`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from ..._history import TimerFired
+from .._backlog import Backlog, ReadyCount
 from .._records import TaskRef, workflow_ref
 from . import _statements as sql
 from ._connection import Row, SQLiteBase, in_transaction, scalar
@@ -35,11 +36,21 @@ class SQLiteTimers(SQLiteBase):
             return []
         return await self._run(_dispatch_due, (now - older_than, now, limit))
 
+    async def backlog(self, *, now: float) -> Backlog:
+        """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""
+        rows = await self._run(_rows, sql.BACKLOG, (now, now, self._store_time(now)))
+        ready = sorted(ReadyCount(kind, name, n) for kind, name, n in rows if kind != "timers")
+        return Backlog(ready, sum(n for kind, _, n in rows if kind == "timers"))
+
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
         waits); a timer's on the caller's clock, ``now`` plus its time left on the store's."""
         shift = now - self._store_time(now)  # type: ignore[operator]
         return await self._run(scalar, sql.NEXT_WAKEUP, (shift,))
+
+
+def _rows(conn: sqlite3.Connection, statement: str, params: tuple[object, ...]) -> list[Row]:
+    return conn.execute(statement, params).fetchall()
 
 
 def _fire_due_timers(conn: sqlite3.Connection, now: float, store_now: float,

@@ -1,0 +1,127 @@
+"""What telemetry costs end to end: ``bench/e2e.py throughput`` with metrics and tracing off
+and on, alternating in the same run, each on a fresh database.
+
+    .venv/bin/python bench/telemetry.py [--rounds 3] [--workflows 1000] [--concurrency 100]
+
+"On" is ``DURABLE_BENCH_TELEMETRY=1`` (``bench/_telemetry.py``): every worker serves
+Prometheus metrics (``Worker(metrics_port=0)``) and every process has an OpenTelemetry SDK
+tracer provider with the batch processor, so every span durable makes is made, ended and
+batched. Setups: SQLite with the worker in the client's process, and PostgreSQL + Redis with a
+worker process and ``durable server`` (when ``DURABLE_PG_DSN`` and ``DURABLE_REDIS_URL`` are
+set; each run gets a database of its own, created and dropped here). Prints the median
+action steps/s of each and the ratio on/off (the target: on >= 0.9 x off), and the CPU time
+the benchmark's processes used per workflow (client and workers, not PostgreSQL or Redis):
+on a machine shared with other work, throughput swings from run to run, CPU time much less.
+The CPU time per workflow is marginal: a run of 1 workflow (start-up, imports, warm-up) is
+measured too, and its CPU time taken off, so the SDK's import is not counted per workflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+_STEPS = re.compile(r"([\d,]+) action steps/s")
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # reaped children and theirs
+    return usage.ru_utime + usage.ru_stime
+
+
+def _measured(setup: str, on: bool, args: argparse.Namespace) -> tuple[float, float]:
+    """Action steps/s of a run of ``args.workflows``, and its CPU ms per workflow beyond a run
+    of one (each on a fresh database)."""
+    steps, cpu = _fresh(setup, on, args, args.workflows)
+    _, fixed = _fresh(setup, on, args, 1)
+    cpu_ms = (cpu - fixed) * 1e3 / (args.workflows - 1)
+    print(f"      cpu {cpu_ms:.2f} ms/workflow", flush=True)
+    return steps, cpu_ms
+
+
+def _fresh(setup: str, on: bool, args: argparse.Namespace, workflows: int) -> tuple[float, float]:
+    if setup == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            return _run(f"sqlite:///{tmp}/t.db", "", True, on, args, workflows)
+    dsn, redis = os.environ["DURABLE_PG_DSN"], os.environ["DURABLE_REDIS_URL"]
+    url, name = _fresh_pg(dsn)
+    try:
+        return _run(url, redis, False, on, args, workflows)
+    finally:
+        _drop_pg(dsn, name)
+
+
+def _run(db: str, redis: str, embedded: bool, on: bool, args: argparse.Namespace,
+         workflows: int) -> tuple[float, float]:
+    """Action steps/s, and the CPU seconds of its processes, of one run."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DURABLE_BENCH_TELEMETRY="1" if on else "0")
+    command = [sys.executable, "bench/e2e.py", "throughput", "--db", db, "--redis", redis,
+               "--workflows", str(workflows), "--concurrency", str(args.concurrency)]
+    cpu = _cpu()
+    done = subprocess.run([*command, *(["--embedded"] if embedded else [])], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    cpu = _cpu() - cpu
+    found = _STEPS.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    if workflows > 1:
+        print(f"  {'on ' if on else 'off'} {done.stdout.strip()}", flush=True)
+    return float(found.group(1).replace(",", "")), cpu
+
+
+def _fresh_pg(dsn: str) -> tuple[str, str]:
+    """A new database on the server of ``dsn``: its URL and name."""
+    name = f"bench_tel_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(dsn)
+    subprocess.run(["createdb", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
+                    "-U", parts.username or "postgres", name], check=True)
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
+def _drop_pg(dsn: str, name: str) -> None:
+    parts = urlsplit(dsn)
+    subprocess.run(["dropdb", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
+                    "-U", parts.username or "postgres", "--force", name], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workflows", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
+    args = parser.parse_args()
+    dsn, redis = os.environ.get("DURABLE_PG_DSN"), os.environ.get("DURABLE_REDIS_URL")
+    setups = [s for s in ("sqlite", "postgres") if args.only in (None, s)]
+    if not (dsn and redis) and "postgres" in setups:
+        setups.remove("postgres")
+    results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
+    for setup in setups:
+        print(f"{setup}:", flush=True)
+        for _ in range(args.rounds):
+            for on in (False, True):  # alternating: drift of the machine hits both alike
+                results.setdefault((setup, on), []).append(_measured(setup, on, args))
+    print(f"\n{args.workflows} workflows of 3 actions, concurrency {args.concurrency}, "
+          f"{args.rounds} rounds each (medians)")
+    print("| setup | steps/s off | steps/s on | on / off | CPU ms/workflow off | on | on / off |")
+    print("|---|---|---|---|---|---|---|")
+    for setup in setups:
+        (off, off_cpu), (on_, on_cpu) = (
+            tuple(statistics.median(run[i] for run in results[setup, flag]) for i in (0, 1))
+            for flag in (False, True))
+        print(f"| {setup} | {off:,.0f} | {on_:,.0f} | {on_ / off:.2f} | {off_cpu:.2f} | "
+              f"{on_cpu:.2f} | {on_cpu / off_cpu:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

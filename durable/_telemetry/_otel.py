@@ -1,0 +1,116 @@
+"""The OpenTelemetry side of ``_tracing``: imported only when ``opentelemetry-api`` is
+installed (``pip install 'durable[otel]'``); ``_tracing`` is what the rest of durable calls.
+
+Spans go to the global tracer provider; until the application sets one (the SDK's), every
+call here returns at once, having made nothing (``enabled()`` is False).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import (
+    NonRecordingSpan, ProxyTracerProvider, Span, SpanContext, SpanKind, Status, StatusCode,
+    TraceFlags,
+)
+
+__all__ = ["OtelTracing", "Span"]
+
+KINDS: Final = {"internal": SpanKind.INTERNAL, "producer": SpanKind.PRODUCER,
+                "consumer": SpanKind.CONSUMER, "client": SpanKind.CLIENT}
+
+
+class OtelTracing:
+    """Spans of durable's tracer (instrumentation scope ``durable``)."""
+
+    def __init__(self) -> None:
+        self._tracer = trace.get_tracer("durable")  # follows the provider set later
+
+    def enabled(self) -> bool:
+        """Whether the application installed a tracer provider (else nothing is traced)."""
+        provider = trace.get_tracer_provider()
+        return not isinstance(provider, (ProxyTracerProvider, trace.NoOpTracerProvider))
+
+    def start(self, name: str, parent: str | None, attributes: dict[str, Any], *,
+              kind: str = "internal", start_ns: int | None = None,
+              nested: bool = True) -> Span:
+        """A span child of the current span if there is one and ``nested``, else of the
+        remote span that ``parent`` (a ``traceparent``) names, else a new trace's root."""
+        context = None
+        if not nested or (parent is not None
+                          and not trace.get_current_span().get_span_context().is_valid):
+            context = (None if parent is None else _remote(parent)) or otel_context.Context()
+        return self._tracer.start_span(name, context, KINDS[kind], attributes,
+                                       start_time=start_ns)
+
+    @staticmethod
+    def header(span: Span) -> str | None:
+        """The span's W3C ``traceparent`` (None for an invalid span)."""
+        sc = span.get_span_context()
+        if not sc.is_valid:
+            return None
+        return f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
+
+    def current_header(self) -> str | None:
+        """The current span's ``traceparent``."""
+        return self.header(trace.get_current_span())
+
+    @staticmethod
+    def current_trace_id() -> str | None:
+        """The current span's trace id in hex (None: no span)."""
+        sc = trace.get_current_span().get_span_context()
+        return f"{sc.trace_id:032x}" if sc.is_valid else None
+
+    @staticmethod
+    def attach(span: Span) -> object:
+        """Make ``span`` current in this context; the token ``detach`` takes."""
+        return otel_context.attach(trace.set_span_in_context(span))
+
+    @staticmethod
+    def detach(token: object) -> None:
+        """Undo ``attach``."""
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+    @staticmethod
+    def attach_in(context: contextvars.Context, span: Span) -> None:
+        """Make ``span`` current in ``context`` (a task's or thread's own copy)."""
+        context.run(otel_context.attach, trace.set_span_in_context(span))
+
+    @staticmethod
+    def end(span: Span, error: BaseException | None = None, end_ns: int | None = None) -> None:
+        """End ``span``; with ``error``, recorded as failed."""
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end(end_ns)
+
+
+_REMOTES: dict[str, otel_context.Context | None] = {}  # parsed lately (a few per execution)
+_REMOTES_KEPT: Final = 4096
+
+
+def _remote(traceparent: str) -> otel_context.Context | None:
+    """The context of the remote span a ``traceparent`` names (None if it is malformed)."""
+    try:
+        return _REMOTES[traceparent]
+    except KeyError:
+        pass
+    if len(_REMOTES) >= _REMOTES_KEPT:
+        _REMOTES.clear()
+    found = _REMOTES[traceparent] = _parsed(traceparent)
+    return found
+
+
+def _parsed(traceparent: str) -> otel_context.Context | None:
+    parts = traceparent.split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        sc = SpanContext(int(parts[1], 16), int(parts[2], 16), is_remote=True,
+                         trace_flags=TraceFlags(int(parts[3], 16)))
+    except ValueError:
+        return None
+    return trace.set_span_in_context(NonRecordingSpan(sc)) if sc.is_valid else None
