@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import logging
 import os
 import signal
 import sys
@@ -122,15 +124,25 @@ def _add_server(commands: Commands) -> argparse.ArgumentParser:
     return p
 
 
-def _log_to_stderr(args: argparse.Namespace) -> None:
-    configure_logging(args.log_level, args.log_format)
+def _logging(command: Callable[[argparse.Namespace], Awaitable[int]],
+             ) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    """``command`` with its logs on stderr as ``--log-level``/``--log-format`` say, while it
+    runs (the handler goes when it returns: ``main()`` may run in a longer-lived process)."""
+    @functools.wraps(command)
+    async def logged(args: argparse.Namespace) -> int:
+        handler = configure_logging(args.log_level, args.log_format)
+        try:
+            return await command(args)
+        finally:
+            logging.getLogger().removeHandler(handler)
+    return logged
 
 
 # ---- worker ---------------------------------------------------------------------------------
 
 
+@_logging
 async def _worker(args: argparse.Namespace) -> int:
-    _log_to_stderr(args)
     name, target = load_target(args.target)
     options = {k: v for k in ("concurrency", "lease", "queues", "liveness_timeout",
                               "metrics_port", "metrics_host")
@@ -210,8 +222,8 @@ def _queue_limits(limits: list[str], rates: list[str]) -> dict[str, QueueLimit]:
 # ---- server ---------------------------------------------------------------------------------
 
 
+@_logging
 async def _server(args: argparse.Namespace) -> int:
-    _log_to_stderr(args)
     server_class = _server_class()
     if args.ui:
         everyone(args)

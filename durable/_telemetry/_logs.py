@@ -98,15 +98,34 @@ def configure_logging(level: str | int = "INFO", format: str = "text",
     if format not in FORMATS:
         raise InvalidArgumentError(f"the log format is 'text' or 'json', not {format!r}",
                                    parameter="format")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.addFilter(ExecutionFilter())
     handler.setFormatter(JsonFormatter() if format == "json" else _TextFormatter(_TEXT))
     root = logging.getLogger()
     for old in root.handlers[:]:
-        root.removeHandler(old)
+        if _INSTALLED in old.filters:
+            root.removeHandler(old)
+    handler.addFilter(_INSTALLED)
     root.addHandler(handler)
     root.setLevel(number)
     return handler
+
+
+class _Installed(logging.Filter):
+    """Marks the handlers ``configure_logging`` installed: a later call replaces them, and
+    only them (others, such as a test runner's capture, stay)."""
+
+
+_INSTALLED: Final = _Installed()
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever ``sys.stderr`` is at each record (as the logging
+    module's last resort does), not to the stream it was when the handler was made."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def _level(level: str | int) -> int:
