@@ -1,5 +1,6 @@
-"""The SDK's in-memory span exporter for tests, on a tracer provider installed once per
-process (OpenTelemetry allows one global provider); the spans of each test start empty."""
+"""The SDK's in-memory span exporter for tests, on a tracer provider that is the global one
+only while a test records (outside, no provider: other tests' executions record no trace);
+the spans of each test start empty."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from contextlib import contextmanager
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.util._once import Once
 from opentelemetry.sdk.trace import ReadableSpan, Span, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -30,18 +32,23 @@ class _Switched(SimpleSpanProcessor):
 
 
 _PROCESSOR = _Switched(_EXPORTER)
-_installed = False
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(_PROCESSOR)
+
+
+def _set_global(provider: TracerProvider | None) -> None:
+    # OpenTelemetry sets its global provider once per process; its own tests reset these
+    # globals the same way (opentelemetry.test.globals_test.reset_trace_globals).
+    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+    if provider is not None:
+        trace.set_tracer_provider(provider)
 
 
 @contextmanager
 def recorded_spans() -> Iterator[InMemorySpanExporter]:
     """Within the block, finished spans are in the exporter (``get_finished_spans()``)."""
-    global _installed
-    if not _installed:
-        provider = TracerProvider()
-        provider.add_span_processor(_PROCESSOR)
-        trace.set_tracer_provider(provider)
-        _installed = True
+    _set_global(_PROVIDER)
     _EXPORTER.clear()
     _PROCESSOR.on = True
     try:
@@ -49,6 +56,7 @@ def recorded_spans() -> Iterator[InMemorySpanExporter]:
     finally:
         _PROCESSOR.on = False
         _EXPORTER.clear()
+        _set_global(None)
 
 
 def hex_trace(span: ReadableSpan) -> str:

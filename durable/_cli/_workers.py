@@ -124,8 +124,8 @@ def _add_server(commands: Commands) -> argparse.ArgumentParser:
     return p
 
 
-def _logging(command: Callable[[argparse.Namespace], Awaitable[int]],
-             ) -> Callable[[argparse.Namespace], Awaitable[int]]:
+def _logging(command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+             ) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]:
     """``command`` with its logs on stderr as ``--log-level``/``--log-format`` say, while it
     runs (the handler goes when it returns: ``main()`` may run in a longer-lived process)."""
     @functools.wraps(command)
