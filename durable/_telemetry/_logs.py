@@ -98,33 +98,30 @@ def configure_logging(level: str | int = "INFO", format: str = "text",
     if format not in FORMATS:
         raise InvalidArgumentError(f"the log format is 'text' or 'json', not {format!r}",
                                    parameter="format")
-    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
+    handler = _Handler(stream)
     handler.addFilter(ExecutionFilter())
     handler.setFormatter(JsonFormatter() if format == "json" else _TextFormatter(_TEXT))
     root = logging.getLogger()
     for old in root.handlers[:]:
-        if _INSTALLED in old.filters:
+        if isinstance(old, _Handler):
             root.removeHandler(old)
-    handler.addFilter(_INSTALLED)
     root.addHandler(handler)
     root.setLevel(number)
     return handler
 
 
-class _Installed(logging.Filter):
-    """Marks the handlers ``configure_logging`` installed: a later call replaces them, and
-    only them (others, such as a test runner's capture, stay)."""
+class _Handler(logging.StreamHandler[TextIO]):
+    """The handler ``configure_logging`` installs (a later call replaces it, and only it:
+    others, such as a test runner's capture, stay): to ``stream``, or without one to whatever
+    ``sys.stderr`` is at each record (as the logging module's last resort does)."""
 
-
-_INSTALLED: Final = _Installed()
-
-
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """A handler writing to whatever ``sys.stderr`` is at each record (as the logging
-    module's last resort does), not to the stream it was when the handler was made."""
+    def __init__(self, stream: TextIO | None) -> None:
+        super().__init__(stream)
+        self._follows_stderr = stream is None
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
+        if self._follows_stderr:
+            self.stream = sys.stderr
         super().emit(record)
 
 

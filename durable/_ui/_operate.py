@@ -30,6 +30,26 @@ _OPS: Final = {"send": "Send event", "cancel": "Cancel", "query": "Run query"}
 _SCHEDULE_OPS: Final = {"pause": "Pause", "unpause": "Unpause", "trigger": "Trigger now"}
 
 
+async def _asked(request: web.Request, ops: dict[str, str], what: str,
+                 ) -> tuple[str, str, Any]:
+    """An operation's POST: its name (one of ``ops``, else 404), its tenant (in the request's
+    scope) and its form."""
+    op = request.match_info["op"]
+    if op not in ops:
+        raise web.HTTPNotFound(text=f"no operation {op!r}: {what}")
+    return op, allowed(request, request.match_info["tenant"]), await request.post()
+
+
+def _confirmed(request: web.Request, form: Any, context: dict[str, Any]) -> web.Response | None:
+    """The confirmation page, unless the form says the operation was confirmed."""
+    return None if form.get("confirm") == "yes" else render(request, "confirm.html", context)
+
+
+def _failed(request: web.Request, context: dict[str, Any], exc: DurableError) -> web.Response:
+    context["error"] = f"{type(exc).__name__}: {exc}"
+    return render(request, "confirm.html", context, status=409)
+
+
 def _json(text: str, what: str) -> Any:
     try:
         return json.loads(text) if text.strip() else None
@@ -49,12 +69,8 @@ class Operate:
 
     async def execution_op(self, request: web.Request) -> web.StreamResponse:
         """send | cancel | query, after a confirmation."""
-        op = request.match_info["op"]
-        if op not in _OPS:
-            raise web.HTTPNotFound(text=f"no operation {op!r}: send, cancel or query")
-        tenant = allowed(request, request.match_info["tenant"])
+        op, tenant, form = await _asked(request, _OPS, "send, cancel or query")
         workflow_id = request.match_info["workflow_id"]
-        form = await request.post()
         fields = {k: str(form.get(k, "")) for k in ("name", "payload", "args")}
         page = f"/executions/{quote(tenant)}/{quote(workflow_id)}"
         payload = _json(fields["payload"], "the payload")
@@ -64,11 +80,11 @@ class Operate:
         if op != "cancel" and not fields["name"]:
             raise web.HTTPBadRequest(text=f"{_OPS[op].lower()} needs a name")
         context: dict[str, Any] = {
-                   "title": f"{_OPS[op]}: {workflow_id}", "action": request.path, "back": page,
-                   "fields": fields, "op": op, "tenant": tenant, "workflow_id": workflow_id,
-                   "payload": to_json(payload), "answer": None, "error": None}
-        if form.get("confirm") != "yes":
-            return render(request, "confirm.html", context)
+            "title": f"{_OPS[op]}: {workflow_id}", "action": request.path, "back": page,
+            "fields": fields, "op": op, "tenant": tenant, "workflow_id": workflow_id,
+            "payload": to_json(payload), "answer": None, "error": None}
+        if (confirm := _confirmed(request, form, context)) is not None:
+            return confirm
         handle = self.client.get_handle(workflow_id, tenant=tenant)
         try:
             if op == "send":
@@ -82,8 +98,7 @@ class Operate:
                                                                timeout=10.0))
                 return render(request, "confirm.html", context)
         except DurableError as exc:
-            context["error"] = f"{type(exc).__name__}: {exc}"
-            return render(request, "confirm.html", context, status=409)
+            return _failed(request, context, exc)
         raise web.HTTPSeeOther(f"{page}?{urlencode({'done': done})}")
 
     # ---- schedules --------------------------------------------------------------------------
@@ -101,24 +116,19 @@ class Operate:
 
     async def schedule_op(self, request: web.Request) -> web.StreamResponse:
         """pause | unpause | trigger a schedule, after a confirmation."""
-        op = request.match_info["op"]
-        if op not in _SCHEDULE_OPS:
-            raise web.HTTPNotFound(text=f"no operation {op!r}: pause, unpause or trigger")
-        tenant = allowed(request, request.match_info["tenant"])
+        op, tenant, form = await _asked(request, _SCHEDULE_OPS, "pause, unpause or trigger")
         schedule_id = request.match_info["schedule_id"]
-        form = await request.post()
-        context: dict[str, Any] = {"title": f"{_SCHEDULE_OPS[op]}: schedule {schedule_id}",
-                                   "op": op,
-                   "action": request.path, "back": "/schedules", "fields": {}, "tenant": tenant,
-                   "workflow_id": schedule_id, "payload": "null", "answer": None, "error": None}
-        if form.get("confirm") != "yes":
-            return render(request, "confirm.html", context)
+        context: dict[str, Any] = {
+            "title": f"{_SCHEDULE_OPS[op]}: schedule {schedule_id}", "op": op,
+            "action": request.path, "back": "/schedules", "fields": {}, "tenant": tenant,
+            "workflow_id": schedule_id, "payload": "null", "answer": None, "error": None}
+        if (confirm := _confirmed(request, form, context)) is not None:
+            return confirm
         handle = self.client.get_schedule(schedule_id, tenant=tenant)
         try:
             await (handle.trigger() if op == "trigger" else getattr(handle, op)())
         except DurableError as exc:
-            context["error"] = f"{type(exc).__name__}: {exc}"
-            return render(request, "confirm.html", context, status=409)
+            return _failed(request, context, exc)
         raise web.HTTPSeeOther(f"/schedules?{urlencode({'done': f'{op} {schedule_id}'})}")
 
     # ---- patches ----------------------------------------------------------------------------

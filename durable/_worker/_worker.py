@@ -232,11 +232,16 @@ class Worker:
         if self._group is None or self._stopping.is_set() \
                 or workflow not in self.hosted_workflows:
             return False
-        if self._in_flight < self.concurrency or (
-                self._in_flight < self.concurrency + self._reserve and not self._tenants[tenant]):
+        if self._in_flight < self.concurrency or self._alone(tenant, own=0):
             self._in_flight += 1  # taken now: concurrent starts do not all see the same room
             return True
         return False
+
+    def _alone(self, tenant: str, own: int) -> bool:
+        """Whether ``tenant`` runs nothing here but its ``own`` tasks (the one asking) and a
+        slot kept for such tenants is free."""
+        return self._tenants[tenant] <= own and \
+            self._in_flight < self.concurrency + self._reserve
 
     def reserve(self, wanted: int, tenant: str) -> int:
         """Take up to ``wanted`` free slots for actions a commit of ``tenant`` creates leased
@@ -246,8 +251,7 @@ class Worker:
         if self._group is None or self._stopping.is_set() or not self.eager_actions:
             return 0
         room = self.concurrency - self._in_flight - self._pledged
-        if room < 1 and self._tenants[tenant] <= 1 \
-                and self._in_flight < self.concurrency + self._reserve:
+        if room < 1 and self._alone(tenant, own=1):
             room = 1
         taken = max(0, min(wanted, room))
         self._in_flight += taken
