@@ -1,8 +1,8 @@
 """In-process dispatch for the embedded stores: poll the store, wake up on local changes.
 
 Every worker also fires due timers, starts the runs of due schedules and deletes closed
-executions past their retention (``Housekeeper``), so a single process needs nothing else. Several processes sharing one SQLite file find each
-other's work by polling.
+executions past their retention (``Housekeeper``), so a single process needs nothing else.
+Several processes sharing one SQLite file find each other's work by polling.
 """
 
 from __future__ import annotations
