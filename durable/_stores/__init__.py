@@ -16,8 +16,8 @@ from ._base import (
 )
 from ._records import (
     FINISHED_REQUESTS, TERMINAL_STATUSES, ActionTask, ExecutionRecord, ExecutionUpdate, Outcome,
-    Reply, Request, RunCheck, Signal, Snapshot, Start, TaskRef, TimerRecord, WorkflowCommit,
-    WorkflowTask, action_ref, workflow_ref,
+    Reply, Request, RunCheck, Settled, Signal, Snapshot, Start, TaskRef, TimerRecord,
+    WorkflowCommit, WorkflowTask, action_dedup, action_ref, workflow_ref,
 )
 from ._liveness import HeartbeatStore, Released, WorkerRecord, WorkerStore
 from ._retention import RetentionSettings, RetentionStore, Sweep
@@ -43,6 +43,7 @@ __all__ = [
     "RequestStore",
     "RunCheck",
     "ScheduleStore",
+    "Settled",
     "Signal",
     "Snapshot",
     "SnapshotStore",
@@ -59,6 +60,7 @@ __all__ = [
     "WorkerStore",
     "WorkflowCommit",
     "WorkflowTask",
+    "action_dedup",
     "action_ref",
     "migrate_store",
     "open_store",

@@ -172,7 +172,9 @@ class CodecStore:
             starts=[Start(enc(s.started), s.on_started and enc(s.on_started),
                           s.on_exists and enc(s.on_exists)) for s in commit.starts],
             signals=[msgspec.structs.replace(s, event=enc(s.event)) for s in commit.signals],
-            replies=[enc(r) for r in commit.replies])
+            replies=[enc(r) for r in commit.replies],
+            settled=commit.settled and msgspec.structs.replace(
+                commit.settled, event=enc(commit.settled.event)))
         return await self.inner.commit_workflow_task(task, commit)
 
     async def finish_workflow_task(self, task: WorkflowTask, owner: str, expected_seq: int, *,

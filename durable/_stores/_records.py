@@ -27,6 +27,7 @@ __all__ = [
     "Request",
     "RequestStatus",
     "RunCheck",
+    "Settled",
     "Signal",
     "Snapshot",
     "Start",
@@ -35,6 +36,7 @@ __all__ = [
     "TimerRecord",
     "WorkflowCommit",
     "WorkflowTask",
+    "action_dedup",
     "action_ref",
     "workflow_ref",
 ]
@@ -220,6 +222,20 @@ class Signal(msgspec.Struct, frozen=True):
     run_id: str | None = None
 
 
+class Settled(msgspec.Struct, frozen=True):
+    """An action's outcome that a commit records before its own events (``event``, at seq
+    ``expected_seq - 1``): the workflow task that ran it was never a row of its own.
+
+    The commit applies only while the history ends just before ``event``, in the action's run,
+    no workflow task of the execution is pending (an input or a request waits for one) and the
+    commit's owner holds the action's lease; the action's task goes, and ``event`` is recorded
+    with the action's dedup key (first completion wins, as ``complete_action_task``).
+    """
+
+    task: ActionTask
+    event: Event
+
+
 class WorkflowCommit(msgspec.Struct, frozen=True):
     """What one workflow task writes, in one transaction (``TaskStore.commit_workflow_task``).
 
@@ -232,7 +248,9 @@ class WorkflowCommit(msgspec.Struct, frozen=True):
     appends inputs to other executions (``signals``) and answers requests (``replies``), all
     at time ``now``. The new actions numbered in ``leased`` are created leased to ``owner``
     until ``lease_until`` (eager dispatch: the committing worker runs them at once, as claimed
-    tasks); the others are created for any worker to claim.
+    tasks); the others are created for any worker to claim. With ``settled``, the commit first
+    records an action's outcome that made the task due (see ``Settled``): then ``owner``
+    holds no task, only the action's lease.
     """
 
     owner: str
@@ -249,6 +267,7 @@ class WorkflowCommit(msgspec.Struct, frozen=True):
     replies: Sequence[Reply] = ()
     leased: Sequence[int] = ()
     lease_until: float = 0.0
+    settled: Settled | None = None
 
 
 class RunCheck(NamedTuple):
@@ -285,6 +304,11 @@ def workflow_ref(tenant: str, workflow_id: str, name: str = "") -> TaskRef:
     """The hint for an execution's workflow task; ``name`` is its workflow's route (see
     ``_queues``) when the caller knows it, so that it reaches a worker that hosts it."""
     return TaskRef("w", tenant, workflow_id, name)
+
+
+def action_dedup(task: ActionTask) -> str:
+    """The dedup key of an action's outcome in its run's history (first completion wins)."""
+    return f"a{task.run_id}/{task.cmd}"
 
 
 def action_ref(task: ActionTask) -> TaskRef:

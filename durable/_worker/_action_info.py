@@ -35,6 +35,7 @@ class Beats:
         self.at = time.monotonic()  # the attempt's start counts as its first heartbeat
         self.details: bytes | None = None  # the last details, until the worker records them
         self.arrived = asyncio.Event()  # set on the loop's thread at each heartbeat
+        self.on_arrival: Callable[[], None] | None = None  # and this called, on that thread
 
     def beat(self, details: bytes | None) -> None:
         """Note a heartbeat (thread-safe); details wake the worker, to record them."""
@@ -42,9 +43,14 @@ class Beats:
         if details is not None:
             self.details = details
             try:
-                self.loop.call_soon_threadsafe(self.arrived.set)
+                self.loop.call_soon_threadsafe(self._arrive)
             except RuntimeError:  # the worker's loop is closed: nobody records them any more
                 pass
+
+    def _arrive(self) -> None:
+        self.arrived.set()
+        if self.on_arrival is not None:
+            self.on_arrival()
 
     def take(self) -> bytes | None:
         """The details to record, once."""

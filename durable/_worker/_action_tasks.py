@@ -79,6 +79,9 @@ class ActionTaskRunner:
         self.owner = owner
         self.actions = actions
         self.lease = lease
+        # records an outcome with the workflow task it makes due, if it can (``Worker``)
+        self.settle: Callable[[ActionTask, ActionCompleted | ActionFailed],
+                              Awaitable[bool]] | None = None
 
     async def run(self, task: ActionTask, how: str = "claimed") -> TaskRef | None:
         """Run one attempt of ``task`` and record what happened; the workflow task that the
@@ -178,6 +181,8 @@ class ActionTaskRunner:
 
     async def _record(self, task: ActionTask, event: ActionCompleted | ActionFailed,
                       ) -> TaskRef | None:
+        if self.settle is not None and await self.settle(task, event):
+            return None  # its workflow task ran here, and committed it
         try:
             recorded = await self.store.complete_action_task(task, event, now=self.clock())
         except Exception:
@@ -210,7 +215,17 @@ class ActionTaskRunner:
                            await self.telemetry.trace_of(task))
         # A thread cannot be interrupted: a plain function is told, and its end awaited.
         stop = call.cancel if defn.is_async else None
-        heartbeat = asyncio.create_task(self._heartbeat(task, cancellation, stop, beats))
+        # The lease needs extending once a third of it has passed, and details recording once
+        # they arrive; most attempts end before either and never start the task that does it.
+        keeper: list[asyncio.Task[None]] = []
+
+        def keep(at_once: bool) -> None:
+            if not keeper:
+                keeper.append(asyncio.create_task(
+                    self._heartbeat(task, cancellation, stop, beats, at_once)))
+
+        timer = loop.call_later(self.lease / 3, keep, True)
+        beats.on_arrival = lambda: keep(False)
         try:
             result = await self._call(defn, call, beats, cancellation)
             await asyncio.sleep(0)  # a hand-off asked for from a thread is scheduled by now
@@ -226,7 +241,10 @@ class ActionTaskRunner:
                 raise _NoLongerWanted() from None
             raise
         finally:
-            heartbeat.cancel()
+            timer.cancel()
+            beats.on_arrival = None
+            if keeper:
+                keeper[0].cancel()
 
     async def _hand_off(self, task: ActionTask, handoff: Handoff) -> None:
         """Lease the task to the token's holder, until the action's timeouts run out."""
@@ -253,14 +271,17 @@ class ActionTaskRunner:
         return None if details is None else _decode(details)
 
     async def _heartbeat(self, task: ActionTask, cancellation: threading.Event,
-                         stop: Callable[[], Any] | None, beats: Beats) -> None:
-        """Keep the lease alive, recording heartbeat details soon after they arrive; once the
-        lease is gone (the call was cancelled, the workflow ended, another worker took the
-        call over), tell the attempt to stop."""
+                         stop: Callable[[], Any] | None, beats: Beats, at_once: bool) -> None:
+        """Keep the lease alive (extended at once if ``at_once``, then every third of it),
+        recording heartbeat details soon after they arrive; once the lease is gone (the call
+        was cancelled, the workflow ended, another worker took the call over), tell the
+        attempt to stop."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.lease / 3):
-                    await beats.arrived.wait()
+            if not at_once:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.lease / 3):
+                        await beats.arrived.wait()
+            at_once = False
             if beats.token is not None:  # handed off: the token's holder keeps it alive
                 return
             details = beats.take()

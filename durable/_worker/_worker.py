@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Generator, Iterable, Mapping
 
 from .._guard_live import DeterminismMode, check_mode
+from .._history import ActionCompleted, ActionFailed
 from .._ports import ClientPort
 from .._definitions import (
     ActionDefinition, WorkflowDefinition, action_definition, workflow_definition,
@@ -29,7 +30,8 @@ from ..errors import ArgumentTypeError, InputError, InvalidArgumentError
 from ._action_tasks import ActionTaskRunner, check_transactional
 from ._holds import Holds
 from ._liveness import LIVENESS_TIMEOUT, Liveness
-from ._workflow_tasks import InstanceCache, WorkflowTaskRunner
+from ._cache import InstanceCache
+from ._workflow_tasks import WorkflowTaskRunner
 
 __all__ = ["Worker"]
 
@@ -123,6 +125,7 @@ class Worker:
         self._workflow_runner.hosted_actions = self.hosted_actions
         self._workflow_runner.determinism = check_mode(determinism)
         self._workflow_runner.slots = self
+        self._action_runner.settle = self._settle
         self.eager_actions = eager_actions
         self._pledged = 0  # slots a waiting claim may fill
         # whether commits may start actions here (eager): then a claim leaves them room
@@ -365,6 +368,12 @@ class Worker:
                 self.client.store.wakeup.notify()
 
         group.create_task(tracked())
+
+    async def _settle(self, task: ActionTask, outcome: ActionCompleted | ActionFailed) -> bool:
+        """Record an action's outcome with the workflow task it makes due, run here in the
+        action's slot, when this worker holds the execution's instance (see
+        ``WorkflowTaskRunner.settle``)."""
+        return not self._stopping.is_set() and await self._workflow_runner.settle(task, outcome)
 
     async def _wake(self, ref: TaskRef) -> None:
         """The workflow task an action's outcome made due: when this worker holds the

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
@@ -24,10 +23,11 @@ from .._options import with_deadline
 from .._queues import route
 from .._replay import WorkflowInstance, replay
 from .._stores import (
-    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Signal, Snapshot, Start,
-    TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, action_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Settled, Signal, Snapshot,
+    Start, TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, action_ref,
 )
 from .._telemetry import TaskWatch, Telemetry
+from ._cache import Cached, InstanceCache
 from ._effects import child_cancel, child_start, effect_refs, ending, external_signal
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
 from ._requests import (
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ._action_tasks import ActionTaskRunner
     from ._holds import Holds
 
-__all__ = ["InstanceCache", "WorkflowTaskRunner"]
+__all__ = ["WorkflowTaskRunner"]
 
 logger = logging.getLogger("durable.worker")
 
@@ -54,61 +54,6 @@ def _never(action: ActionTask) -> bool:
 
 def _backoff(attempt: int) -> float:
     return min(2.0 ** (attempt - 1), 60.0)
-
-
-class _Cached:
-    __slots__ = ("instance", "seq", "routed_until", "at", "time")
-
-    def __init__(self, instance: WorkflowInstance, seq: int, time: float = 0.0) -> None:
-        self.instance = instance
-        self.seq = seq
-        # Invariant: the last TaskCompleted time recorded; the next batch's is not earlier.
-        self.time = time
-        # Until when (monotonic) the dispatcher surely routes the execution's next tasks to
-        # this worker (0.0: it was never asked to); the route is renewed after that.
-        self.routed_until = 0.0
-        self.at: str | None = None  # the suspended_at last recorded (None: not known here)
-
-
-class InstanceCache:
-    """Live instances by (tenant, workflow_id), least recently used evicted first ("sticky")."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def seq_of(self, tenant: str, workflow_id: str) -> int:
-        """The seq up to which the cached instance has seen the history (0 if none is cached)."""
-        entry = self._items.get((tenant, workflow_id))
-        return 0 if entry is None else entry.seq
-
-    def take(self, key: tuple[str, str]) -> _Cached | None:
-        """Remove and return the entry (a task owns its instance while it runs)."""
-        return self._items.pop(key, None)
-
-    def put(self, key: tuple[str, str], entry: _Cached) -> list[tuple[str, str]]:
-        """Keep an instance for the execution's next task; the keys of the routed instances
-        this evicted (their sticky routes should go)."""
-        if self.capacity <= 0 or entry.instance.done:
-            entry.instance.close()
-            return [key] if entry.routed_until and not entry.instance.done else []
-        self._items[key] = entry
-        evicted: list[tuple[str, str]] = []
-        while len(self._items) > self.capacity:
-            old_key, old = self._items.popitem(last=False)
-            old.instance.close()
-            if old.routed_until:
-                evicted.append(old_key)
-        return evicted
-
-    def clear(self) -> None:
-        """Drop every instance."""
-        for entry in self._items.values():
-            entry.instance.close()
-        self._items.clear()
 
 
 class ActionSlots(Protocol):
@@ -242,17 +187,18 @@ class _Commit:
             self.measured = len(self.events)
 
     def record(self, owner: str, update: ExecutionUpdate, now: float,
-               lease_until: float = 0.0) -> WorkflowCommit:
+               lease_until: float = 0.0, settled: Settled | None = None) -> WorkflowCommit:
         """The commit as the store writes it, by ``owner`` (the task's lease holder); the
-        ``leased`` actions are created leased to it until ``lease_until``."""
+        ``leased`` actions are created leased to it until ``lease_until``; ``settled``: the
+        action outcome it records first (then the task has no row of its own)."""
         return WorkflowCommit(owner, self.expected_seq, self.events, update, now,
                               list(self.actions.values()), list(self._timers.values()),
                               self._cancelled, self.cancelled_actions, self.starts,
                               self.signals, self.replies, [a.cmd for a in self.leased],
-                              lease_until)
+                              lease_until, settled)
 
 
-def _snapshot(task: WorkflowTask, entry: _Cached, commit: _Commit) -> Snapshot | None:
+def _snapshot(task: WorkflowTask, entry: Cached, commit: _Commit) -> Snapshot | None:
     """What the instance says at the end of the commit's last batch, taken now (before a next
     task can move it on)."""
     instance = entry.instance
@@ -356,7 +302,31 @@ class WorkflowTaskRunner:
         except Exception:
             logger.exception("could not release workflow task; its lease will expire")
 
-    async def _attempt(self, task: WorkflowTask, key: tuple[str, str], watch: TaskWatch) -> bool:
+    async def settle(self, action: ActionTask, outcome: ActionCompleted | ActionFailed) -> bool:
+        """Record an action's outcome with the workflow task it makes due, run here at once on
+        the instance this worker holds: one commit for both, no task row, no hint, no claim
+        (``Settled``). False when the instance is not here or is running, or the commit found
+        an input or a request waiting, the history moved on or the action's lease gone: then
+        nothing was written, and the caller records the outcome alone."""
+        key = (action.tenant, action.workflow_id)
+        entry = self.cache.peek(key)
+        if entry is None or entry.instance.done or entry.instance.info.run_id != action.run_id:
+            return False
+        info = entry.instance.info
+        event = replace(outcome, seq=entry.seq + 1, time=self.clock())
+        task = WorkflowTask(action.tenant, action.workflow_id, info.workflow, history=[event],
+                            after_seq=entry.seq, run_id=action.run_id, queue=info.queue)
+        watch = self.telemetry.workflow_task(task)
+        try:
+            return await self._attempt(task, key, watch, Settled(action, event))
+        except Exception:  # recorded alone: its workflow task then runs as any other
+            logger.debug("could not settle %s/%s here", *key, exc_info=True)
+            return False
+        finally:
+            watch.end()
+
+    async def _attempt(self, task: WorkflowTask, key: tuple[str, str], watch: TaskWatch,
+                       settled: Settled | None = None) -> bool:
         entry, inputs = await self._load(task, key, watch)
         watch.loaded(entry.instance._started, inputs)
         info = entry.instance.info
@@ -374,7 +344,7 @@ class WorkflowTaskRunner:
             committed = await self.store.finish_workflow_task(
                 task, self.owner, entry.seq + 1, replies=commit.replies, now=self.clock())
         else:
-            committed = await self._commit(task, entry, commit)
+            committed = await self._commit(task, entry, commit, settled)
         if not committed:
             entry.instance.close()
             return False
@@ -396,7 +366,7 @@ class WorkflowTaskRunner:
             await self._unroute(self._drop_route, tenant, workflow_id)
         return True
 
-    async def _activate(self, entry: _Cached, commit: _Commit, inputs: list[Event]) -> None:
+    async def _activate(self, entry: Cached, commit: _Commit, inputs: list[Event]) -> None:
         """Run batches until the workflow waits (inline actions' outcomes are the next ones)."""
         for round_ in range(_INLINE_ROUNDS):
             commit.measure(entry.instance)
@@ -420,7 +390,8 @@ class WorkflowTaskRunner:
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
         commit.measure(entry.instance)
 
-    async def _commit(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> bool:
+    async def _commit(self, task: WorkflowTask, entry: Cached, commit: _Commit,
+                      settled: Settled | None) -> bool:
         """Commit the task. Eager dispatch: the new actions this worker hosts are created
         leased to it, as many as it has free slots for, and started once committed (no hint,
         no claim); the others are published for any worker to claim."""
@@ -431,7 +402,8 @@ class WorkflowTaskRunner:
         committed = False
         try:
             committed = await self.store.commit_workflow_task(task, commit.record(
-                self.owner, _update(entry.instance), now, now + self.action_runner.lease))
+                self.owner, _update(entry.instance), now, now + self.action_runner.lease,
+                settled))
         finally:
             if slots is not None and commit.leased:
                 if committed:
@@ -449,7 +421,7 @@ class WorkflowTaskRunner:
         return defn is not None and defn.limit is None and key in self.hosted_actions \
             and (self.holds is None or key not in self.holds.limits)  # nor its queue's
 
-    async def _answer(self, task: WorkflowTask, entry: _Cached, commit: _Commit) -> None:
+    async def _answer(self, task: WorkflowTask, entry: Cached, commit: _Commit) -> None:
         """Validate pending updates and run the accepted ones, then answer pending queries.
 
         A run that just continued as new leaves them to the next run (its task re-arms them).
@@ -535,7 +507,7 @@ class WorkflowTaskRunner:
         return commit.record_inline(outcomes, self.clock())
 
     async def _load(self, task: WorkflowTask, key: tuple[str, str],
-                    watch: TaskWatch) -> tuple[_Cached, list[Event]]:
+                    watch: TaskWatch) -> tuple[Cached, list[Event]]:
         """The instance brought up to date, and the inputs it has not run yet."""
         entry = self.cache.take(key)
         if entry is not None and entry.instance.done and not await self._same_run(task, entry):
@@ -563,9 +535,9 @@ class WorkflowTaskRunner:
             instance.close()
             raise failed.error  # type: ignore[misc]
         recorded = max((e.time for e in events if type(e) is TaskCompleted), default=0.0)
-        return _Cached(instance, len(events), recorded), inputs
+        return Cached(instance, len(events), recorded), inputs
 
-    async def _same_run(self, task: WorkflowTask, entry: _Cached) -> bool:
+    async def _same_run(self, task: WorkflowTask, entry: Cached) -> bool:
         """Whether the task is of the run that an ended instance ran."""
         run_id = entry.instance.info.run_id
         if task.run_id:

@@ -137,3 +137,64 @@ async def test_concurrent_starts_stay_within_the_worker_concurrency(tmp_path: An
             finally:
                 BLOCKED.set()
             assert [await h.result(timeout=10) for h in handles] == list(range(50))
+
+
+class _Recording:
+    """Counts the outcomes recorded alone (``complete_action_task``) rather than with the
+    workflow task they make due."""
+
+    def __init__(self, client: durable.Client) -> None:
+        self.alone = 0
+        store = client.store
+        complete = store.complete_action_task
+
+        async def counted(*args: Any, **kwargs: Any) -> bool:
+            self.alone += 1
+            return await complete(*args, **kwargs)
+
+        store.complete_action_task = counted  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/s.db"])
+async def test_an_outcome_commits_with_the_workflow_task_it_makes_due(url: str,
+                                                                       tmp_path: Any) -> None:
+    async with durable.connect(url.format(tmp=tmp_path)) as client:
+        recording = _Recording(client)
+        async with durable.Worker(client, [flow], [step]):
+            handle = await client.start(flow, 1)
+            assert await handle.result(timeout=10) == 4
+        assert recording.alone == 0  # each outcome settled by its next workflow task's commit
+        kinds = [type(e).__name__ for e in await handle.history()]
+        assert kinds.count("ActionCompleted") == 3 and kinds[-1] == "WorkflowCompleted"
+
+
+GATE: list[asyncio.Event] = []
+
+
+@durable.action(name="EagerGated")
+async def gated() -> str:
+    await GATE[0].wait()
+    return "opened"
+
+
+@durable.workflow(name="EagerGatedFlow")
+async def gated_flow(ctx: durable.Context) -> list[Any]:
+    first = await ctx.run(gated)
+    return [first, (await ctx.wait_for("go")).payload]
+
+
+async def test_an_input_that_arrives_while_the_action_runs_is_not_passed_over(
+        tmp_path: Any) -> None:
+    """An event recorded while the action ran needs its workflow task: the outcome is then
+    recorded alone, and the task runs both."""
+    GATE[:] = [asyncio.Event()]
+    async with durable.connect(f"sqlite:///{tmp_path}/g.db") as client:
+        recording = _Recording(client)
+        async with durable.Worker(client, [gated_flow], [gated]):
+            handle = await client.start(gated_flow)
+            while not any(type(e).__name__ == "ActionScheduled" for e in await handle.history()):
+                await asyncio.sleep(0.01)
+            await handle.send("go", 7)
+            GATE[0].set()
+            assert await handle.result(timeout=10) == ["opened", 7]
+        assert recording.alone == 1

@@ -14,6 +14,7 @@ from ...errors import DatabaseActionError
 from .._commit import Committer
 from .._records import (
     TERMINAL_STATUSES, ActionTask, Reply, Start, TaskRef, WorkflowCommit, WorkflowTask,
+    action_dedup,
 )
 from ._state import ActionKey, Key, Lease, MemoryState
 
@@ -38,6 +39,8 @@ class MemoryTasks(Committer, MemoryState):
 
     async def _commit(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
         key = (task.tenant, task.workflow_id)
+        if commit.settled is not None and not self._settle(key, commit):
+            return False
         if not self._holds(key, commit.owner, commit.expected_seq):
             return False
         record, now, update = self._executions[key], commit.now, commit.update
@@ -68,6 +71,26 @@ class MemoryTasks(Committer, MemoryState):
             self._append(signal.tenant, signal.workflow_id, signal.event, signal.dedup, now,
                          signal.run_id)
         self._answer(key, commit.replies)
+        return True
+
+    def _settle(self, key: Key, commit: WorkflowCommit) -> bool:
+        """Record the outcome the commit settles and lease the task it makes due to the
+        committer, if ``Settled``'s conditions hold; whether they did."""
+        assert commit.settled is not None
+        action, event = commit.settled.task, commit.settled.event
+        record, run = self._executions.get(key), (*key, action.run_id)
+        held = self._actions.get((*run, action.cmd))
+        dedup = action_dedup(action)
+        if record is None or record.run_id != action.run_id \
+                or record.status in TERMINAL_STATUSES or record.last_seq != event.seq - 1 \
+                or key in self._wf_tasks or held is None or held[1].owner != commit.owner \
+                or dedup in self._dedup[run]:
+            return False
+        self._dedup[run].add(dedup)
+        self._write(run, [event])
+        del self._actions[(*run, action.cmd)]
+        self._executions[key] = replace(record, last_seq=event.seq)
+        self._wf_tasks[key] = Lease(commit.now, owner=commit.owner, until=commit.lease_until)
         return True
 
     def _start(self, committer: Key, start: Start, now: float) -> None:
@@ -234,7 +257,7 @@ class MemoryTasks(Committer, MemoryState):
     async def complete_action_task(self, task: ActionTask, event: Event, *, now: float) -> bool:
         """Record an action's outcome (first completion wins) and drop its task."""
         self._actions.pop((task.tenant, task.workflow_id, task.run_id, task.cmd), None)
-        seq = self._append(task.tenant, task.workflow_id, event, f"a{task.run_id}/{task.cmd}",
+        seq = self._append(task.tenant, task.workflow_id, event, action_dedup(task),
                            now, task.run_id)
         if seq is not None:
             self.wakeup.notify()

@@ -8,6 +8,7 @@ reaches other executions. Claims of hinted tasks can bring the history along (on
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from ...errors import HistoryError
 from .._commit import Committer
 from .._records import (
     TERMINAL_STATUSES, ActionTask, Outcome, Reply, TaskRef, WorkflowCommit, WorkflowTask,
+    action_dedup,
 )
 from . import _statements as sql
 from ._connection import PostgresBase
@@ -54,6 +56,11 @@ class PostgresTasks(Committer, PostgresBase):
         if commit.leased:  # eager actions: leased to the committer after it
             statement = leased_variant(statement)
             args = (*args, commit.actions[0].run_id, list(commit.leased), commit.lease_until)
+        if commit.settled is not None:  # an action's outcome: recorded before it
+            statement = _settling(statement, len(args))
+            action, event = commit.settled.task, commit.settled.event
+            args = (*args, action.run_id, action.cmd, encode_event(event), action_dedup(action),
+                    commit.lease_until)
         if commit.replies:
             return await self._commit_with_replies(args, commit.replies, statement)
         if effects:
@@ -125,7 +132,7 @@ class PostgresTasks(Committer, PostgresBase):
         """Record an action's outcome (first completion wins) and drop its task, atomically."""
         head, tail = split_at_seq(event, now)
         done: bool = await self._grouped(sql.COMPLETE_ACTION, *action_key(task), head, tail,
-                                         f"a{task.run_id}/{task.cmd}", now)
+                                         action_dedup(task), now)
         if done:
             self.wakeup.notify()
         return done
@@ -183,6 +190,11 @@ class PostgresTasks(Committer, PostgresBase):
                                  [r.tenant for r in refs], [r.workflow_id for r in refs],
                                  [r.run_id for r in refs], [r.cmd for r in refs])
         return [action_from_row(row) for row in rows]
+
+
+@functools.cache
+def _settling(statement: str, params: int) -> str:
+    return sql.settling(statement, params)
 
 
 def _with_history(task: WorkflowTask, rows: list[Any]) -> WorkflowTask:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Final, Literal, cast
 
 
 from ..._history import ActionCompleted
-from .._records import ActionTask
+from .._records import ActionTask, action_dedup
 from ._connection import PostgresBase
 from ._rows import split_at_seq
 
@@ -65,7 +65,7 @@ class PostgresTransactions(PostgresBase):
                     pass
             try:
                 done = await self._guarded(conn.fetchval(_FINISH, *key,
-                                                         f"a{task.run_id}/{task.cmd}", now))
+                                                         action_dedup(task), now))
             except Exception:  # committed: whoever takes the task over finishes the move
                 logger.warning("database action %s: outcome committed, not yet in the history; "
                                "it is moved there when the task is taken up again", task.name,

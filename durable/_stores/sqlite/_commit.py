@@ -11,14 +11,16 @@ from collections.abc import Sequence
 
 from ..._options import pack
 from ..._queues import route
-from .._records import TERMINAL_STATUSES, Reply, Start, WorkflowCommit, WorkflowTask
+from .._records import (
+    TERMINAL_STATUSES, Reply, Start, WorkflowCommit, WorkflowTask, action_dedup,
+)
 from . import _statements as sql
-from ._connection import Row
+from ._connection import Row, changed
 from ._executions import (
     append_txn, begin_run_txn, create_txn, drop_run_work_txn, insert_events_txn, signal_txn,
 )
 from ._requests import answer_txn
-from ._rows import encode
+from ._rows import action_key, encode
 
 __all__ = ["commit_txn", "finish_txn"]
 
@@ -41,7 +43,12 @@ def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCom
     whether it did (see ``TaskStore.commit_workflow_task``)."""
     key = (task.tenant, task.workflow_id)
     head = conn.execute(sql.SELECT_COMMIT_HEAD, key).fetchone()
-    if head is None or head[1] != commit.expected_seq - 1 or head[2] != commit.owner:
+    if head is None:
+        return False
+    if commit.settled is not None:
+        if not _settle_txn(conn, (*key, head[0]), head, commit):
+            return False
+    elif head[1] != commit.expected_seq - 1 or head[2] != commit.owner:
         return False
     run, update, now = (*key, head[0]), commit.update, commit.now
     if commit.events:
@@ -61,6 +68,23 @@ def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCom
         signal_txn(conn, signal, now)
     if commit.replies:
         answer_txn(conn, task.tenant, task.workflow_id, commit.replies)
+    return True
+
+
+def _settle_txn(conn: sqlite3.Connection, run: Row, head: Row, commit: WorkflowCommit) -> bool:
+    """Record the outcome the commit settles, if ``Settled``'s conditions hold (``head``: as
+    ``SELECT_COMMIT_HEAD``); whether they did. The commit then needs no task of its own."""
+    assert commit.settled is not None
+    action, event = commit.settled.task, commit.settled.event
+    _, last_seq, _, status, pending = head
+    if run[2] != action.run_id or last_seq != event.seq - 1 or status in TERMINAL_STATUSES \
+            or pending:
+        return False
+    if not changed(conn, sql.DELETE_HELD_ACTION, (*action_key(action), commit.owner)):
+        return False
+    if not insert_events_txn(conn, run, [event], action_dedup(action)):
+        return False  # recorded before: the task was left over, and is gone now
+    conn.execute(sql.ADVANCE_EXECUTION, (event.seq, commit.now, *run[:2]))
     return True
 
 

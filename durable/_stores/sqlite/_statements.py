@@ -28,8 +28,10 @@ INSERT_EXECUTION: Final = (f"INSERT INTO executions ({EXECUTION_COLUMNS}) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 SELECT_HEAD: Final = ("SELECT run_id, workflow, status, last_seq FROM executions "
                       "WHERE tenant = ? AND workflow_id = ?")
+# (run_id, last_seq, the task's owner, status, whether a workflow task is pending)
 SELECT_COMMIT_HEAD: Final = (
-    "SELECT e.run_id, e.last_seq, w.owner FROM executions AS e LEFT JOIN workflow_tasks AS w "
+    "SELECT e.run_id, e.last_seq, w.owner, e.status, w.workflow_id IS NOT NULL "
+    "FROM executions AS e LEFT JOIN workflow_tasks AS w "
     "ON w.tenant = e.tenant AND w.workflow_id = e.workflow_id "
     "WHERE e.tenant = ? AND e.workflow_id = ?")
 ADVANCE_EXECUTION: Final = ("UPDATE executions SET last_seq = ?, updated_at = ? "
@@ -131,6 +133,7 @@ RETRY_ACTION: Final = (  # dispatched again once due
     "UPDATE action_tasks SET attempt = ?, visible_at = ?, last_error = ?, owner = NULL, "
     f"lease_until = 0, dispatched_at = 0 WHERE {ACTION_KEY} AND owner = ?")
 DELETE_ACTION: Final = f"DELETE FROM action_tasks WHERE {ACTION_KEY}"
+DELETE_HELD_ACTION: Final = f"DELETE FROM action_tasks WHERE {ACTION_KEY} AND owner = ?"
 DELETE_RUN_ACTIONS: Final = ("DELETE FROM action_tasks "
                              "WHERE tenant = ? AND workflow_id = ? AND run_id = ?")
 PENDING_ACTIONS: Final = (f"SELECT {ACTION_COLUMNS} FROM action_tasks "

@@ -15,7 +15,9 @@ from ..._history import Event
 from ..._queues import unroute
 from ...errors import WorkflowNotFoundError
 from .._commit import Committer
-from .._records import ActionTask, Reply, TaskRef, WorkflowCommit, WorkflowTask
+from .._records import (
+    ActionTask, Reply, TaskRef, WorkflowCommit, WorkflowTask, action_dedup,
+)
 from . import _statements as sql
 from ._commit import commit_txn, finish_txn
 from ._connection import Row, SQLiteBase, changed, in_transaction
@@ -193,7 +195,7 @@ def complete_action_txn(conn: sqlite3.Connection, task: ActionTask, event: Event
     conn.execute(sql.DELETE_ACTION, action_key(task))
     try:
         seq = append_txn(conn, task.tenant, task.workflow_id, event,
-                         f"a{task.run_id}/{task.cmd}", now, task.run_id)
+                         action_dedup(task), now, task.run_id)
     except WorkflowNotFoundError:
         return False
     return seq is not None
