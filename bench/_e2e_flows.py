@@ -203,12 +203,15 @@ async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
 RECOVERY_STEP = 0.02  # seconds each step of the recovery workflows sleeps
 
 
-async def run_app(url: str, tenant: str, start: int, steps: int, concurrency: int) -> None:
-    """An embedded application: start ``start`` workflows, run them (default settings)."""
+async def run_app(url: str, tenant: str, start: int, steps: int, concurrency: int,
+                  plain: bool) -> None:
+    """An embedded application: start ``start`` workflows, run them (default settings);
+    ``plain``: their actions are plain ``@durable.action`` ones, else inline."""
     async with durable.connect(url, tenant=tenant) as client:
         async with durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency,
                                   queue_limits=QUEUE_LIMITS):
-            await asyncio.gather(*(client.start(many_steps, steps, RECOVERY_STEP, id=f"r{i}")
+            await asyncio.gather(*(client.start(flow("many", plain), steps, RECOVERY_STEP,
+                                                id=f"r{i}")
                                    for i in range(start)))
             await asyncio.Event().wait()  # until killed
 
@@ -233,7 +236,7 @@ if __name__ == "__main__":
     a = parser.parse_args()
     main = run_worker(a.url, a.redis, a.prefix, a.concurrency,
                       None if a.defaults else a.lease, a.standby, a.plain) if a.app is None \
-        else run_app(a.url, a.tenant, a.app, a.steps, a.concurrency)
+        else run_app(a.url, a.tenant, a.app, a.steps, a.concurrency, a.plain)
     try:
         import uvloop
 

@@ -362,7 +362,8 @@ async def recovery_embedded(args: argparse.Namespace) -> dict[str, float]:
     def app(start: int) -> subprocess.Popen[bytes]:
         return cluster._spawn("-m", "bench._e2e_flows", args.db, "--app", str(start),
                               "--tenant", tenant, "--steps", str(args.steps),
-                              "--concurrency", str(args.workflows))
+                              "--concurrency", str(args.workflows),
+                              *(["--plain"] if args.plain else []))
 
     try:
         async with durable.connect(args.db, tenant=tenant) as client:
@@ -384,7 +385,8 @@ async def recovery_embedded(args: argparse.Namespace) -> dict[str, float]:
                     released = time.perf_counter() - restarted_at
                 await asyncio.sleep(0.01)
             finished = time.perf_counter() - restarted_at
-        print(f"recovery db=sqlite embedded application, default settings: SIGKILL with "
+        print(f"recovery db=sqlite embedded application, default settings"
+              f"{' plain' if args.plain else ''}: SIGKILL with "
               f"{in_flight} of {args.workflows} workflows of {args.steps} steps in flight; "
               f"restarted, its tasks were released {_seconds(released)} after the restart "
               f"(the new process's start-up included), all finished {finished:.2f} s after it")

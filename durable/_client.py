@@ -229,9 +229,11 @@ class WorkflowHandle(Generic[R]):
         timeout = check_timeout(timeout, "result(timeout=)")
         wakeup = self.client.store.wakeup
         fresh, self._created_in = self._created_in, None
-        # Where ends elsewhere go unreported (SQLite shared by processes), poll soon at first
-        # and back off to poll_interval: a short workflow's result is seen within milliseconds.
-        poll = _FIRST_POLL if wakeup.epoch is None else self.client.poll_interval
+        # Where ends elsewhere go unreported and unseen, poll soon at first and back off to
+        # poll_interval: a short workflow's result is seen within milliseconds. (SQLite's
+        # other processes' commits wake the waiters, which then read again.)
+        poll = _FIRST_POLL if wakeup.epoch is None and not wakeup.sees_changes \
+            else self.client.poll_interval
         async with asyncio.timeout(timeout):
             while True:
                 with wakeup.watching(self.tenant, self.workflow_id) as ended:

@@ -10,6 +10,10 @@ it runs, a client call that names a tenant enters it for its caller (a hint that
 the next one). Work for no tenant in particular (polls, claims, housekeeping) has the lane "".
 
 Invariant: within a lane, work runs in the order it was submitted.
+
+Work submitted with ``submit_grouped`` may run together with the grouped work served right
+after it (the next lanes' in turn, as they would have run one by one): the executor's
+``group`` runs such a batch at once (the SQLite store: writes in one transaction).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from concurrent.futures import Executor, Future
 from contextvars import ContextVar
 from typing import Any, Callable, Final, TypeVar
 
-__all__ = ["FairExecutor", "enter"]
+__all__ = ["Call", "FairExecutor", "Group", "enter"]
 
 T = TypeVar("T")
 _LANE: Final[ContextVar[str]] = ContextVar("durable_lane", default="")
-_Item = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+_Item = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any], bool]
+Call = tuple[Callable[..., Any], tuple[Any, ...]]
+# Runs grouped calls at once: for each, (True, its result) or (False, the exception it raised).
+Group = Callable[[list[Call]], list[tuple[bool, Any]]]
 
 
 def enter(tenant: str) -> None:
@@ -33,16 +40,27 @@ def enter(tenant: str) -> None:
 
 
 class FairExecutor(Executor):
-    """One thread that runs what is submitted, lane by lane in turn (FIFO within a lane)."""
+    """One thread that runs what is submitted, lane by lane in turn (FIFO within a lane);
+    ``group`` runs up to ``most`` grouped calls at once."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, group: Group | None = None, most: int = 64) -> None:
         self._lanes: dict[str, deque[_Item]] = {}  # insertion order: the next lane first
         self._ready = threading.Condition()
         self._stopping = False
+        self._group = group
+        self._most = most
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self._submit(fn, args, kwargs, False)
+
+    def submit_grouped(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """``submit(fn, *args)``, which may run in a group (see the module)."""
+        return self._submit(fn, args, {}, self._group is not None)
+
+    def _submit(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+                grouped: bool) -> Future[T]:
         future: Future[T] = Future()
         lane = _LANE.get()
         with self._ready:
@@ -51,9 +69,18 @@ class FairExecutor(Executor):
             queue = self._lanes.get(lane)
             if queue is None:
                 queue = self._lanes[lane] = deque()
-            queue.append((future, fn, args, kwargs))
+            queue.append((future, fn, args, kwargs, grouped))
             self._ready.notify()
         return future
+
+    def _next(self) -> _Item:
+        """The next item in turn (under the lock)."""
+        lane, queue = next(iter(self._lanes.items()))
+        item = queue.popleft()
+        del self._lanes[lane]
+        if queue:
+            self._lanes[lane] = queue  # to the back of the round
+        return item
 
     def _serve(self) -> None:
         while True:
@@ -62,19 +89,35 @@ class FairExecutor(Executor):
                     self._ready.wait()
                 if not self._lanes:
                     return  # stopping, and everything submitted has run
-                lane, queue = next(iter(self._lanes.items()))
-                future, fn, args, kwargs = queue.popleft()
-                del self._lanes[lane]
-                if queue:
-                    self._lanes[lane] = queue  # to the back of the round
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # as ThreadPoolExecutor: the caller gets it
+                items = [self._next()]
+                while items[0][4] and self._lanes and len(items) < self._most \
+                        and next(iter(self._lanes.values()))[0][4]:
+                    items.append(self._next())
+            items = [i for i in items if i[0].set_running_or_notify_cancel()]
+            if len(items) > 1:
+                self._run_group(items)
+            elif items:
+                future, fn, args, kwargs, _ = items[0]
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # as ThreadPoolExecutor: the caller gets it
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+
+    def _run_group(self, items: list[_Item]) -> None:
+        assert self._group is not None
+        try:
+            outcomes = self._group([(fn, args) for _, fn, args, _, _ in items])
+        except BaseException as exc:  # the group as a whole failed: each caller gets it
+            for future, *_ in items:
                 future.set_exception(exc)
+            return
+        for (future, *_), (ok, value) in zip(items, outcomes):
+            if ok:
+                future.set_result(value)
             else:
-                future.set_result(result)
+                future.set_exception(value)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Run what was submitted, then stop the thread (waiting for it with ``wait``)."""

@@ -98,19 +98,30 @@ class Wakeup:
 
     def _watch_changes(self) -> None:
         """With ``changes`` (a counter other processes' commits move, such as SQLite's
-        ``PRAGMA data_version``), poll it while anyone waits and :meth:`notify` when it moves:
-        every 2 ms while things change, backing off to 50 ms when they do not."""
+        ``PRAGMA data_version``), poll it while anyone waits and, when it moves,
+        :meth:`notify` and wake the result waiters (with None: "read again"): every 2 ms
+        while things change, backing off to 50 ms when they do not."""
         if self._changes is not None and (self._watch is None or self._watch.done()):
             self._watch = asyncio.get_running_loop().create_task(self._watching(self._changes))
 
+    @property
+    def sees_changes(self) -> bool:
+        """Whether other processes' commits wake this process's waiters (``changes``): a
+        result waiter then re-reads when one is seen, and need not poll."""
+        return self._changes is not None
+
     async def _watching(self, changes: Callable[[], Awaitable[int]]) -> None:
         seen, delay = await changes(), _FIRST_POLL
-        while self._waiters:
+        while self._waiters or self._watchers:
             await asyncio.sleep(delay)
             current = await changes()
             if current != seen:
                 seen, delay = current, _FIRST_POLL
                 self.notify()
+                for watchers in self._watchers.values():  # each re-reads its execution
+                    for fut in watchers:
+                        if not fut.done():
+                            fut.set_result(None)
             else:
                 delay = min(delay * 2, _LAST_POLL)
 
@@ -140,6 +151,7 @@ class Wakeup:
         key = (tenant, workflow_id)
         fut: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
         self._watchers.setdefault(key, set()).add(fut)
+        self._watch_changes()
         try:
             yield fut
         finally:

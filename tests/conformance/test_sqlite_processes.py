@@ -238,3 +238,29 @@ async def test_a_waiting_worker_notices_another_connections_commit_at_once(
     finally:
         await worker_side.close()
         await client_side.close()
+
+
+async def test_a_result_waiter_reads_when_told_not_on_a_timer(tmp_path: Path) -> None:
+    """In the process that runs it, an execution's end reaches its result waiter with its
+    outcome; another connection's commits wake it to read again: it does not poll."""
+    import durable
+
+    @durable.workflow(name="told_not_polled")
+    async def slow(ctx: durable.Context) -> str:
+        await ctx.sleep(0.3)
+        return "done"
+
+    async with durable.connect(f"sqlite:///{tmp_path}/told.db") as client:
+        reads = 0
+        get_execution = client.store.get_execution
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return await get_execution(*args, **kwargs)
+
+        async with durable.Worker(client, [slow]):
+            handle = await client.start(slow)
+            client.store.get_execution = counted  # type: ignore[method-assign]
+            assert await handle.result(timeout=10) == "done"
+        assert reads <= 2  # polling from 2 ms, doubling, read 7 times in those 0.3 s

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, Final, Self, TypeVar
 
-from ..._lanes import FairExecutor
+from ..._lanes import Call, FairExecutor
 from ...errors import InvalidArgumentError, StoreUnavailableError
 from .._migrations import migration_files, pending, renumbered
 from .._store_clock import StoreClocked
@@ -60,7 +60,7 @@ class SQLiteBase(StoreClocked):
     async def open(cls, url: str) -> Self:
         """Open (creating if needed) the file ``url`` names and apply pending migrations."""
         path = _path_from_url(url)
-        executor = FairExecutor("durable-sqlite")
+        executor = FairExecutor("durable-sqlite", group=in_one_transaction)
         try:
             conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, url, path)
         except BaseException as exc:
@@ -85,8 +85,16 @@ class SQLiteBase(StoreClocked):
         return await self._run(_read_data_version)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` in one ``BEGIN IMMEDIATE`` transaction."""
-        return await self._run(in_transaction, fn, *args)
+        """Run ``fn(conn, *args)`` in a ``BEGIN IMMEDIATE`` transaction: its own, or one it
+        shares with the writes queued with it (``in_one_transaction``)."""
+        if self._closed:
+            raise StoreUnavailableError(f"the SQLite store {self.url!r} is closed", url=self.url)
+        assert isinstance(self._executor, FairExecutor)
+        try:
+            return await asyncio.wrap_future(
+                self._executor.submit_grouped(in_transaction, self._conn, fn, *args))
+        except sqlite3.DatabaseError as exc:
+            raise _unavailable(self.url, exc) from exc
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""
@@ -195,6 +203,31 @@ def in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -
 def in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(conn, *args)`` in one read transaction (one consistent snapshot)."""
     return _transaction(conn, "BEGIN", fn, args)
+
+
+def in_one_transaction(calls: list[Call]) -> list[tuple[bool, Any]]:
+    """Writes queued together, each ``in_transaction(conn, fn, *args)``, in one transaction,
+    each in a savepoint of its own: one COMMIT makes them all durable (group commit: a commit
+    writes the pages it changed, and concurrent writes change many of the same pages). A
+    write that raises is undone alone, and its caller gets the exception."""
+    conn = calls[0][1][0]
+    outcomes: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for _, (_, fn, *args) in calls:
+            conn.execute("SAVEPOINT write")
+            try:
+                outcomes.append((True, fn(conn, *args)))
+            except Exception as exc:  # noqa: BLE001 - its caller gets it
+                conn.execute("ROLLBACK TO write")
+                outcomes.append((False, exc))
+            conn.execute("RELEASE write")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 def _transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], args: Row) -> T:
