@@ -11,7 +11,7 @@ from collections import Counter
 from types import TracebackType
 from typing import Any, Generator, Iterable, Mapping
 
-from .._guard_live import DeterminismMode, check_mode
+from .._guard_live import DeterminismMode, Sampler, check_mode
 from .._history import ActionCompleted, ActionFailed
 from .._ports import ClientPort
 from .._definitions import (
@@ -61,8 +61,9 @@ class Worker:
     ``determinism``: workflow code that runs live (not in replay) is watched for calls that
     break replay (``datetime.now()``, ``time.time()``, the ``random`` module, ``uuid4()``,
     ``os.environ``, ``secrets``): ``"warn"`` (default) warns once per call site with its
-    ``file:line`` and the ``ctx.`` replacement, ``"error"`` raises
-    ``IllegalWorkflowOperationError`` at the call, ``"off"`` does not watch (``_guard_live``).
+    ``file:line`` and the ``ctx.`` replacement, watching samples of each code path's
+    activations, ``"error"`` watches every one and raises ``IllegalWorkflowOperationError``
+    at the call, ``"off"`` does not watch (``_guard_live``).
 
     ``queues``: the task queues it serves. By default each workflow and action is hosted on
     its own queue (``durable.workflow(queue=...)``); with a list, each is hosted on every
@@ -123,7 +124,7 @@ class Worker:
             inline_budget=lease / 2 if inline_actions else 0.0, snapshot_every=snapshot_every,
             snapshots_kept=snapshots_kept, telemetry=telemetry)
         self._workflow_runner.hosted_actions = self.hosted_actions
-        self._workflow_runner.determinism = check_mode(determinism)
+        self._workflow_runner.guard = Sampler(check_mode(determinism))
         self._workflow_runner.slots = self
         self._action_runner.settle = self._settle
         self.eager_actions = eager_actions

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 
 from msgspec.structs import replace
 
-from .._guard_live import DeterminismMode
+from .._guard_live import Sampler
 from .._ports import ClientPort
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
@@ -238,7 +238,7 @@ class WorkflowTaskRunner:
         self.actions = actions
         # the routes of the actions it hosts (``Worker`` sets them): what it may run inline
         self.hosted_actions: frozenset[str] = frozenset(actions)
-        self.determinism: DeterminismMode = "warn"  # the run-time guard (``Worker`` sets it)
+        self.guard = Sampler("warn")  # the run-time guard's mode (``Worker`` sets it)
         self.cache = cache
         self.action_runner = action_runner
         self.inline_budget = inline_budget  # seconds an inline attempt may take; 0 disables
@@ -376,7 +376,9 @@ class WorkflowTaskRunner:
             # The workflow's time never goes back, whatever the clocks of the workers that
             # ran its earlier tasks said: a clock behind the last one recorded is clamped.
             entry.time = time = max(now, entry.time)
-            activation = entry.instance.activate(inputs, time)
+            instance = entry.instance
+            instance.determinism = self.guard.mode_for(instance.info.workflow, entry.at)
+            activation = instance.activate(inputs, time)
             if activation.error is not None:
                 entry.instance.close()
                 raise activation.error
@@ -563,4 +565,4 @@ class WorkflowTaskRunner:
         if defn is None:
             raise UnknownWorkflowError(f"this worker has no workflow {started.workflow!r}",
                                        name=started.workflow)
-        return WorkflowInstance(defn, started, self.actions, determinism=self.determinism)
+        return WorkflowInstance(defn, started, self.actions)

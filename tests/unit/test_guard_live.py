@@ -20,6 +20,7 @@ import durable
 from durable._definitions import workflow_definition
 from durable._guard import NondeterministicCallWarning
 from durable._history import WorkflowStarted
+from durable._guard_live import Sampler
 from durable._replay import WorkflowInstance, replay
 from durable._stores.memory import MemoryStore
 from durable.errors import InvalidArgumentError, WorkflowFailedError
@@ -130,3 +131,14 @@ async def test_replay_is_not_watched() -> None:
 def test_a_mode_that_does_not_exist_is_a_typed_error() -> None:
     with pytest.raises(InvalidArgumentError, match="determinism"):
         durable.Worker(durable.Client(MemoryStore()), [guarded], determinism="strict")  # type: ignore[arg-type]
+
+
+def test_warn_watches_each_paths_first_activations_then_samples() -> None:
+    sampler = Sampler("warn")
+    watched = [sampler.mode_for("Flow", "flow.py:3") == "warn" for _ in range(200)]
+    assert watched[:Sampler.SAMPLE_FIRST] == [True] * Sampler.SAMPLE_FIRST
+    assert sum(watched) == Sampler.SAMPLE_FIRST + 200 // Sampler.SAMPLE_EVERY
+    assert sampler.mode_for("Flow", "flow.py:9") == "warn"  # another path: watched from its start
+    assert sampler.mode_for("Other", "flow.py:3") == "warn"
+    assert {Sampler("error").mode_for("Flow", None) for _ in range(100)} == {"error"}
+    assert {Sampler("off").mode_for("Flow", None) for _ in range(100)} == {"off"}
