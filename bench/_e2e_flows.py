@@ -144,6 +144,18 @@ ACTIONS = [add_one, pause, add_one_plain, pause_plain, add_one_queued, add_one_q
            add_one_queued_plain, add_one_queued_free_plain]
 
 
+LIMITED = [add_one_queued, add_one_queued_plain]
+
+
+def hosted() -> tuple[list[Any], dict[str, durable.QueueLimit] | None]:
+    """The actions a benchmark worker hosts and its queue limits: the limited ones only for
+    a run that measures limits (``BENCH_LIMITS=1``, which ``bench/e2e.py --queues limits``
+    sets), since a worker that hosts limited actions also looks for their tasks as it polls."""
+    if os.environ.get("BENCH_LIMITS") == "1":
+        return ACTIONS, QUEUE_LIMITS
+    return [a for a in ACTIONS if a not in LIMITED], None
+
+
 def flow(name: str, plain: bool) -> Any:
     """The workflow ``name`` ("one", "three" or "many"): plain or with the fastest option."""
     return FLOWS[plain][name]
@@ -171,12 +183,13 @@ def worker(client: durable.Client, plain: bool, concurrency: int,
     ``BENCH_DETERMINISM=off`` the run-time determinism guard (default: the worker's, "warn")."""
     eager = os.environ.get("BENCH_EAGER", "1") != "0"
     guard: Any = os.environ.get("BENCH_DETERMINISM", "warn")
+    actions, limits = hosted()
     if plain:
-        return durable.Worker(client, WORKFLOWS, ACTIONS, queue_limits=QUEUE_LIMITS,
+        return durable.Worker(client, WORKFLOWS, actions, queue_limits=limits,
                               eager_actions=eager, determinism=guard,
                               **telemetry.worker_options())
-    return durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency, lease=lease,
-                          poll_interval=0.05, queue_limits=QUEUE_LIMITS, eager_actions=eager,
+    return durable.Worker(client, WORKFLOWS, actions, concurrency=concurrency, lease=lease,
+                          poll_interval=0.05, queue_limits=limits, eager_actions=eager,
                           determinism=guard, **telemetry.worker_options())
 
 
@@ -195,8 +208,9 @@ async def run_worker(url: str, redis: str | None, prefix: str, concurrency: int,
         if plain:
             await worker(client, plain, concurrency, 0.0).run()
             return
-        await durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency,
-                             queue_limits=QUEUE_LIMITS, **settings,
+        actions, limits = hosted()
+        await durable.Worker(client, WORKFLOWS, actions, concurrency=concurrency,
+                             queue_limits=limits, **settings,
                              **telemetry.worker_options()).run()
 
 
@@ -208,8 +222,9 @@ async def run_app(url: str, tenant: str, start: int, steps: int, concurrency: in
     """An embedded application: start ``start`` workflows, run them (default settings);
     ``plain``: their actions are plain ``@durable.action`` ones, else inline."""
     async with durable.connect(url, tenant=tenant) as client:
-        async with durable.Worker(client, WORKFLOWS, ACTIONS, concurrency=concurrency,
-                                  queue_limits=QUEUE_LIMITS):
+        actions, limits = hosted()
+        async with durable.Worker(client, WORKFLOWS, actions, concurrency=concurrency,
+                                  queue_limits=limits):
             await asyncio.gather(*(client.start(flow("many", plain), steps, RECOVERY_STEP,
                                                 id=f"r{i}")
                                    for i in range(start)))

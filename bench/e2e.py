@@ -138,6 +138,8 @@ async def running(args: argparse.Namespace, concurrency: int,
     with Redis, a server."""
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     cluster = Cluster(args.db, args.redis, prefix, args.plain)
+    # workers host the limited actions (and poll for them) only when limits are measured
+    os.environ["BENCH_LIMITS"] = "1" if args.queues == "limits" else "0"
     try:
         if not args.embedded:
             for _ in range(args.workers):
@@ -310,8 +312,13 @@ async def recovery(args: argparse.Namespace) -> dict[str, float]:
             progress(f"SIGKILLed the worker with {in_flight} of {len(handles)} workflows of "
                      f"{args.steps} steps in flight")
             resumed = released = None
+            shown = 0.0
             while True:  # one query a round: each execution's status and history length
                 rows = await client.list(limit=args.workflows)
+                if time.perf_counter() - killed_at >= shown + 0.25:
+                    shown = time.perf_counter() - killed_at
+                    progress(f"  {shown:.2f} s: {sum(r.status != 'running' for r in rows)} "
+                             f"finished, {sum(r.last_seq for r in rows)} events")
                 if resumed is None and any(r.last_seq > at_kill[r.workflow_id].last_seq
                                            for r in rows):
                     resumed = time.perf_counter() - killed_at

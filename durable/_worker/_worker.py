@@ -247,15 +247,19 @@ class Worker:
         return self._tenants[tenant] <= own and \
             self._in_flight < self.concurrency + self._reserve
 
-    def reserve(self, wanted: int, tenant: str) -> int:
+    def reserve(self, wanted: int, tenant: str, handing: bool = False) -> int:
         """Take up to ``wanted`` free slots for actions a commit of ``tenant`` creates leased
         to this worker (eager dispatch; ``run_reserved`` starts them). On a full worker, a
         tenant whose commit is all it runs here may start one action in the slots kept for
-        such tenants: another tenant's backlog does not send it to the queue."""
+        such tenants: another tenant's backlog does not send it to the queue. A commit that
+        runs in an action's slot (``handing``: it settles that action's outcome) passes the
+        slot on to its next action while its tenant is the only one running here: a
+        workflow goes on without a round trip through the queue, and when several tenants
+        share the worker, freed slots are claimed in their turn instead."""
         if self._group is None or self._stopping.is_set() or not self.eager_actions:
             return 0
         room = self.concurrency - self._in_flight - self._pledged
-        if room < 1 and self._alone(tenant, own=1):
+        if room < 1 and (self._alone(tenant, own=1) or handing and len(self._tenants) == 1):
             room = 1
         taken = max(0, min(wanted, room))
         self._in_flight += taken
