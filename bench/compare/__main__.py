@@ -1,10 +1,11 @@
 """Run every comparison and print their tables: ``python -m bench.compare``.
 
-    .venv/bin/python -m bench.compare [--only replay dbos temporal restate] [--with-5000]
+    .venv/bin/python -m bench.compare [--only replay dbos dbos-sqlite temporal restate]
+        [--with-5000]
 
 Progress goes to stderr, the tables to stdout. Each script can also be run on its own with
 more options (``python -m bench.compare.temporal_replay --help``, ``.dbos_e2e``,
-``.temporal_e2e``, ``.restate_e2e``).
+``.dbos_sqlite``, ``.temporal_e2e``, ``.restate_e2e``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import argparse
 import asyncio
 import time
 
-from bench.compare import dbos_e2e, restate_e2e, temporal_e2e, temporal_replay
+from bench.compare import dbos_e2e, dbos_sqlite, restate_e2e, temporal_e2e, temporal_replay
 from bench.compare._common import exit_on_sigterm, progress
 
-SCRIPTS = {"replay": temporal_replay, "dbos": dbos_e2e, "temporal": temporal_e2e,
-           "restate": restate_e2e}
+SCRIPTS = {"replay": temporal_replay, "dbos": dbos_e2e, "dbos-sqlite": dbos_sqlite,
+           "temporal": temporal_e2e, "restate": restate_e2e}
 
 
 async def run_all(only: list[str], with_5000: bool) -> list[str]:

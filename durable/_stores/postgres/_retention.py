@@ -1,6 +1,7 @@
 """The PostgreSQL store's retention (``RetentionStore``, migration 0019).
 
-Expired executions are read from ``executions_closed`` (closed executions by close time), the
+Expired executions are read from ``executions_closed`` (closed executions by ``closed_at``,
+their close time, migration 0024), the
 oldest first, down to the shortest retention any setting or the default allows; each row is
 then held to its own. A delete takes the executions' rows first (a concurrent writer that locks
 one, to append or submit a request, waits and then finds it gone), then every table keyed by
@@ -24,12 +25,12 @@ SELECT e.tenant, e.workflow_id FROM executions AS e
 LEFT JOIN workflow_retention AS w ON NOT $3 AND w.workflow = e.workflow
 LEFT JOIN tenant_retention AS t ON NOT $3 AND t.tenant = e.tenant
 WHERE e.{_CLOSED}
-  AND e.updated_at <= $1 - CASE WHEN $3 THEN $2 ELSE least(
+  AND e.closed_at <= $1 - CASE WHEN $3 THEN $2 ELSE least(
       $2, (SELECT min(seconds) FROM workflow_retention),
       (SELECT min(seconds) FROM tenant_retention)) END
   AND ($4::text IS NULL OR e.tenant = $4)
-  AND e.updated_at <= $1 - coalesce(w.seconds, t.seconds, $2)
-ORDER BY e.updated_at
+  AND e.closed_at <= $1 - coalesce(w.seconds, t.seconds, $2)
+ORDER BY e.closed_at
 LIMIT $5
 """
 # The bodies of an execution's ChildInitiated events (any run): the tag after the array header.
