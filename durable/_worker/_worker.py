@@ -56,7 +56,8 @@ class Worker:
     ``eager_actions``: a workflow task's new actions that this worker hosts are created leased
     to it, as many as it has free slots for, and start at once, each as a task of its own
     with its own lease (no hint, no claim: Temporal's eager activities); False leaves every
-    action to be claimed. A limited action is always claimed, under its limits.
+    action to be claimed. A limited action starts so only holding a slot and a token of each
+    of its limits (``_holds``) until its attempt ends; else it is claimed under them.
 
     ``determinism``: workflow code that runs live (not in replay) is watched for calls that
     break replay (``datetime.now()``, ``time.time()``, the ``random`` module, ``uuid4()``,
@@ -366,6 +367,9 @@ class Worker:
                     with payload_limit(self.client.max_payload_bytes):
                         await self._wake(woke)
             finally:
+                if reserved and isinstance(claim.task, ActionTask) \
+                        and self._holds.buckets(claim.task):
+                    self._holds.release([claim.task])  # held for it by its commit (eager)
                 self._in_flight -= 1
                 self._tenants[tenant] -= 1
                 if not self._tenants[tenant]:

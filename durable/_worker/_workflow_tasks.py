@@ -403,6 +403,7 @@ class WorkflowTaskRunner:
             [a for a in commit.actions.values() if a.visible_at <= now and self._eager(a)]
         commit.leased = eager[:slots.reserve(len(eager), task.tenant, settled is not None)] \
             if slots and eager else []
+        held = await self._hold(commit) if commit.leased else []
         committed = False
         try:
             committed = await self.store.commit_workflow_task(task, commit.record(
@@ -414,16 +415,33 @@ class WorkflowTaskRunner:
                     slots.run_reserved(commit.leased)
                 else:  # nothing was written (or, if the store failed after writing, the
                     slots.unreserve(len(commit.leased))  # leases lapse: run elsewhere)
+                    if held and self.holds is not None:
+                        self.holds.release(held)
         return committed
+
+    async def _hold(self, commit: _Commit) -> list[ActionTask]:
+        """Of the eager actions with limits, keep leased those that get a slot and a token of
+        each of their limits (``_holds``, held until the attempt ends: ``Worker`` gives them
+        back), and give the others' reserved slots back: they are claimed under their
+        limits. The limited ones it holds for."""
+        holds, slots = self.holds, self.slots
+        limited = [] if holds is None else [a for a in commit.leased if holds.buckets(a)]
+        if not limited or holds is None or slots is None:
+            return []
+        admitted = await holds.admit(limited)
+        refused = {a.cmd for a in limited} - {a.cmd for a in admitted}
+        if refused:
+            commit.leased = [a for a in commit.leased if a.cmd not in refused]
+            slots.unreserve(len(refused))
+        return admitted
 
     def _eager(self, action: ActionTask) -> bool:
         """Whether a new action due now can start here at once, leased by its commit: this
-        worker hosts it and no limit needs a claim to take its room (a retry waits for its
-        backoff as a task, claimed once due)."""
+        worker hosts it (one with limits only under held slots and tokens, ``_hold``; a retry
+        waits for its backoff as a task, claimed once due)."""
         defn = self.actions.get(action.name)
-        key = route(action.name, action.queue)
-        return defn is not None and defn.limit is None and key in self.hosted_actions \
-            and (self.holds is None or key not in self.holds.limits)  # nor its queue's
+        return defn is not None and route(action.name, action.queue) in self.hosted_actions \
+            and (self.holds is not None or defn.limit is None)
 
     async def _answer(self, task: WorkflowTask, entry: Cached, commit: _Commit) -> None:
         """Validate pending updates and run the accepted ones, then answer pending queries.
