@@ -39,15 +39,16 @@ class MemoryTasks(Committer, MemoryState):
 
     async def _commit(self, task: WorkflowTask, commit: WorkflowCommit) -> bool:
         key = (task.tenant, task.workflow_id)
-        if commit.settled is not None and not self._settle(key, commit):
-            return False
-        if not self._holds(key, commit.owner, commit.expected_seq):
+        if commit.settled is not None:
+            if not self._settle(key, commit):
+                return False
+        elif not self._holds(key, commit.owner, commit.expected_seq):
             return False
         record, now, update = self._executions[key], commit.now, commit.update
         run = (*key, record.run_id)
         if commit.events:
             self._write(run, commit.events)
-        del self._wf_tasks[key]
+        self._wf_tasks.pop(key, None)  # none when it settles an outcome
         for action in commit.actions:
             held = Lease(action.visible_at, dispatched_at=now)
             if action.cmd in commit.leased:
@@ -74,8 +75,8 @@ class MemoryTasks(Committer, MemoryState):
         return True
 
     def _settle(self, key: Key, commit: WorkflowCommit) -> bool:
-        """Record the outcome the commit settles and lease the task it makes due to the
-        committer, if ``Settled``'s conditions hold; whether they did."""
+        """Record the outcome the commit settles, if ``Settled``'s conditions hold; whether
+        they did. The commit then needs no task of its own."""
         assert commit.settled is not None
         action, event = commit.settled.task, commit.settled.event
         record, run = self._executions.get(key), (*key, action.run_id)
@@ -90,7 +91,6 @@ class MemoryTasks(Committer, MemoryState):
         self._write(run, [event])
         del self._actions[(*run, action.cmd)]
         self._executions[key] = replace(record, last_seq=event.seq)
-        self._wf_tasks[key] = Lease(commit.now, owner=commit.owner, until=commit.lease_until)
         return True
 
     def _start(self, committer: Key, start: Start, now: float) -> None:

@@ -7,6 +7,7 @@ created by the migrations (``migrations/0001_initial.sql``): one round trip each
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 # ---- executions and history -----------------------------------------------------------------
@@ -194,13 +195,14 @@ def leasing(commit: str, params: int) -> str:
                          f"${params + 2}::bigint[], ${params + 3})")
 
 
+@functools.cache
 def settling(commit: str, params: int) -> str:
     """A commit statement of ``params`` parameters (any made above) that first records the
-    action outcome it settles (``durable_settle``, migration 0023) from the next five: the
-    action's run and cmd, the event's body and dedup key, and until when the task that stands
-    in for the one the outcome made due is leased; the commit runs only if that did."""
+    action outcome it settles (``durable_settle``, migration 0023) from the next four: the
+    action's run and cmd, the event's body and its dedup key; the commit runs only if that
+    did."""
     settle = (f"durable_settle($1, $2, $3, $4::bigint - 1, ${params + 1}, ${params + 2}, "
-              f"${params + 3}, ${params + 4}, ${params + 5}, $22::float8)")
+              f"${params + 3}, ${params + 4})")
     return commit.replace("(SELECT durable_commit", f"(SELECT CASE WHEN {settle} THEN "
                           "durable_commit", 1).replace(" AS done) AS c",
                                                        " ELSE false END AS done) AS c", 1)

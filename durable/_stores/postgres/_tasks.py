@@ -8,7 +8,6 @@ reaches other executions. Claims of hinted tasks can bring the history along (on
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -57,10 +56,9 @@ class PostgresTasks(Committer, PostgresBase):
             statement = leased_variant(statement)
             args = (*args, commit.actions[0].run_id, list(commit.leased), commit.lease_until)
         if commit.settled is not None:  # an action's outcome: recorded before it
-            statement = _settling(statement, len(args))
+            statement = sql.settling(statement, len(args))
             action, event = commit.settled.task, commit.settled.event
-            args = (*args, action.run_id, action.cmd, encode_event(event), action_dedup(action),
-                    commit.lease_until)
+            args = (*args, action.run_id, action.cmd, encode_event(event), action_dedup(action))
         if commit.replies:
             return await self._commit_with_replies(args, commit.replies, statement)
         if effects:
@@ -190,11 +188,6 @@ class PostgresTasks(Committer, PostgresBase):
                                  [r.tenant for r in refs], [r.workflow_id for r in refs],
                                  [r.run_id for r in refs], [r.cmd for r in refs])
         return [action_from_row(row) for row in rows]
-
-
-@functools.cache
-def _settling(statement: str, params: int) -> str:
-    return sql.settling(statement, params)
 
 
 def _with_history(task: WorkflowTask, rows: list[Any]) -> WorkflowTask:

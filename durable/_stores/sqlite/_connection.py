@@ -25,7 +25,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any, Final, Self, TypeVar
 
 from ..._lanes import Call, FairExecutor
@@ -48,7 +47,7 @@ _URL_PREFIX: Final = "sqlite:///"
 class SQLiteBase(StoreClocked):
     """The file's connection and thread, which every role of the store works through."""
 
-    def __init__(self, url: str, executor: Executor, conn: sqlite3.Connection) -> None:
+    def __init__(self, url: str, executor: FairExecutor, conn: sqlite3.Connection) -> None:
         self.url = url
         # Other processes sharing the file are noticed by their commits (data_version).
         self.wakeup = Wakeup(changes=self._data_version)
@@ -70,13 +69,15 @@ class SQLiteBase(StoreClocked):
             raise
         return cls(url, executor, conn)
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(conn, *args)`` on the store's thread; driver errors become typed errors."""
+    async def _run(self, fn: Callable[..., T], *args: Any, grouped: bool = False) -> T:
+        """Run ``fn(conn, *args)`` on the store's thread (``grouped``: it may run together
+        with the calls queued with it, ``FairExecutor.submit_grouped``); driver errors become
+        typed errors."""
         if self._closed:
             raise StoreUnavailableError(f"the SQLite store {self.url!r} is closed", url=self.url)
-        loop = asyncio.get_running_loop()
+        submit = self._executor.submit_grouped if grouped else self._executor.submit
         try:
-            return await loop.run_in_executor(self._executor, fn, self._conn, *args)
+            return await asyncio.wrap_future(submit(fn, self._conn, *args))
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.url, exc) from exc
 
@@ -87,14 +88,7 @@ class SQLiteBase(StoreClocked):
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in a ``BEGIN IMMEDIATE`` transaction: its own, or one it
         shares with the writes queued with it (``in_one_transaction``)."""
-        if self._closed:
-            raise StoreUnavailableError(f"the SQLite store {self.url!r} is closed", url=self.url)
-        assert isinstance(self._executor, FairExecutor)
-        try:
-            return await asyncio.wrap_future(
-                self._executor.submit_grouped(in_transaction, self._conn, fn, *args))
-        except sqlite3.DatabaseError as exc:
-            raise _unavailable(self.url, exc) from exc
+        return await self._run(in_transaction, fn, *args, grouped=True)
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""

@@ -17,8 +17,8 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Collection
-from concurrent.futures import Executor
 
+from ..._lanes import FairExecutor
 from .._liveness import Released, WorkerRecord
 from .._records import TaskRef, workflow_ref
 from ._connection import Row, SQLiteBase, in_transaction
@@ -41,7 +41,7 @@ _RELEASE_ACTIONS = ("UPDATE action_tasks SET lease_until = 0, dispatched_at = ?1
 class SQLiteWorkers(SQLiteBase):
     """Registered workers in the ``workers`` table, each holding an ``flock``."""
 
-    def __init__(self, url: str, executor: Executor, conn: sqlite3.Connection) -> None:
+    def __init__(self, url: str, executor: FairExecutor, conn: sqlite3.Connection) -> None:
         super().__init__(url, executor, conn)
         path = url[len("sqlite:///"):]
         self._lock_dir = None if path == ":memory:" else os.path.abspath(path) + ".workers"
