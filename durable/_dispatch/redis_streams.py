@@ -58,13 +58,14 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from .._batching import Batcher
+from .._queues import route
 from .._stores import ActionTask, TaskRef, TaskStore, WorkflowTask
 from .._urls import redact
 from ..errors import InvalidArgumentError, StoreUnavailableError
 from . import _keys
 from ._base import Claim, ClaimSpec
 from ._fair import Hint, Turns, task_key
-from ._limited import claim_actions
+from ._limited import Looks, claim_actions
 from ._redis_link import MAX_CONNECTIONS, ROUTE, TIDY, UNROUTE, AnyRedis, connect, slot_groups
 
 __all__ = ["MAX_CONNECTIONS", "RedisDispatcher"]
@@ -91,6 +92,7 @@ class _Consumer:
     alive_at: float = float("-inf")
     cursors: dict[str, Any] = field(default_factory=lambda: dict[str, Any]())
     turns: Turns = field(default_factory=Turns)
+    looks: Looks = field(default_factory=Looks)  # at its limited routes
     # On a cluster: the blocking XREADGROUP out on each slot (by its first stream)
     reads: dict[str, asyncio.Task[list[Hint]]] = field(
         default_factory=lambda: dict[str, asyncio.Task[list[Hint]]]())
@@ -283,6 +285,8 @@ class RedisDispatcher:
             return []
         consumer = self._consumers.setdefault(spec.owner, _Consumer())
         consumer.streams.update(streams)
+        if spec.limits and (soon := consumer.looks.wait(time.time())) is not None:
+            timeout = min(timeout, soon)
         with self._unavailable():
             try:
                 await self._fill(consumer, spec, streams, limit, timeout)
@@ -414,13 +418,18 @@ class RedisDispatcher:
     async def _claim(self, consumer: _Consumer, spec: ClaimSpec, limit: int) -> list[Claim]:
         """Claim the tasks named by up to ``limit`` distinct hints; acknowledge the stale ones."""
         taken, junk, consumer.backlog = consumer.turns.take(consumer.backlog, limit)
-        if not taken and not junk and not spec.limits:
-            return []
         refs = [hints[0].ref for hints in taken.values() if hints[0].ref is not None]
-        # Limited actions are claimed on every call, hinted or not, as far as their limits let
-        # them (a hint their limit held back is acknowledged: the task is found again here).
-        limited = set(spec.limits)
-        refs = [r for r in refs if r.kind != "a" or r.name not in limited]
+        # Limited actions are claimed under their limits when ``Looks`` says (a hint their
+        # limit held back is acknowledged: a later look finds the task again).
+        looks, limited = consumer.looks, list[str]()
+        if spec.limits:
+            for ref in refs:
+                if ref.kind == "a" and ref.name in spec.limits:
+                    looks.mark(ref.name)
+            refs = [r for r in refs if r.kind != "a" or r.name not in spec.limits]
+            limited = looks.due(spec.limits, time.time())
+        if not taken and not junk and not limited:
+            return []
         try:
             workflows, actions = await self.store.claim_refs(
                 refs, spec.owner, workflows=spec.workflows, actions=spec.actions,
@@ -429,7 +438,8 @@ class RedisDispatcher:
             if limited:
                 actions += await claim_actions(self.store, limited, spec.limits, spec.owner,
                                                lease=spec.lease, now=time.time(),
-                                               limit=max(limit - len(workflows) - len(actions), 1))
+                                               limit=max(limit - len(workflows) - len(actions), 1),
+                                               looks=looks)
         except BaseException:  # keep them for the next call (they are pending under our name)
             consumer.backlog[:0] = [h for hints in taken.values() for h in hints]
             raise
@@ -446,7 +456,13 @@ class RedisDispatcher:
     async def ack(self, claims: Sequence[Claim]) -> None:
         """XACK the claims' entries: their tasks' outcomes are committed to the store.
 
-        Concurrent acks are sent together."""
+        Concurrent acks are sent together. An ended action's limited route is looked at
+        on the next claim (its slot is free)."""
+        for claim in claims:
+            if isinstance(claim.task, ActionTask):
+                ended = route(claim.task.name, claim.task.queue)
+                for consumer in self._consumers.values():
+                    consumer.looks.mark(ended)
         entries = [entry for claim in claims for entry in (claim.token or ())]
         if entries:
             await self._acks.submit(entries)

@@ -52,7 +52,8 @@ class WorkerMetrics:
             "included.", ["workflow"], buckets=_BUCKETS, registry=r)
         self.workflow_tasks = Counter(
             "durable_workflow_tasks", "Workflow tasks run, by how they ended: committed, "
-            "released (failed; retried later) or held (non-determinism, a damaged history).",
+            "released (failed; retried later), held (non-determinism, a damaged history) or "
+            "refused (an action's outcome the commit could not settle with it: recorded alone).",
             ["workflow", "outcome"], registry=r)
         self.replay_seconds = Histogram(
             "durable_replay_duration_seconds", "Time to rebuild an instance by replaying its "

@@ -318,13 +318,16 @@ class WorkflowTaskRunner:
         task = WorkflowTask(action.tenant, action.workflow_id, info.workflow, history=[event],
                             after_seq=entry.seq, run_id=action.run_id, queue=info.queue)
         watch = self.telemetry.workflow_task(task)
+        settled = False
         try:
-            return await self._attempt(task, key, watch, Settled(action, event))
+            settled = await self._attempt(task, key, watch, Settled(action, event))
         except Exception:  # recorded alone: its workflow task then runs as any other
             logger.debug("could not settle %s/%s here", *key, exc_info=True)
-            return False
         finally:
+            if not settled and watch.outcome == "released":
+                watch.outcome = "refused"
             watch.end()
+        return settled
 
     async def _attempt(self, task: WorkflowTask, key: tuple[str, str], watch: TaskWatch,
                        settled: Settled | None = None) -> bool:

@@ -190,7 +190,7 @@ async def test_an_input_that_arrives_while_the_action_runs_is_not_passed_over(
     GATE[:] = [asyncio.Event()]
     async with durable.connect(f"sqlite:///{tmp_path}/g.db") as client:
         recording = _Recording(client)
-        async with durable.Worker(client, [gated_flow], [gated]):
+        async with durable.Worker(client, [gated_flow], [gated], metrics_port=0) as worker:
             handle = await client.start(gated_flow)
             while not any(type(e).__name__ == "ActionScheduled" for e in await handle.history()):
                 await asyncio.sleep(0.01)
@@ -198,3 +198,10 @@ async def test_an_input_that_arrives_while_the_action_runs_is_not_passed_over(
             GATE[0].set()
             assert await handle.result(timeout=10) == ["opened", 7]
         assert recording.alone == 1
+        metrics = worker.telemetry.metrics
+        assert metrics is not None  # the refused settle is its own outcome, not a failure
+        assert metrics.registry.get_sample_value(
+            "durable_workflow_tasks_total", {"workflow": "EagerGatedFlow", "outcome": "refused"}) == 1
+        assert metrics.registry.get_sample_value(
+            "durable_workflow_tasks_total",
+            {"workflow": "EagerGatedFlow", "outcome": "released"}) is None
