@@ -46,9 +46,7 @@ import time
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import msgspec
+from typing import Any
 
 from .._extras import require
 
@@ -65,6 +63,7 @@ from ..errors import InvalidArgumentError, StoreUnavailableError
 from . import _keys
 from ._base import Claim, ClaimSpec
 from ._fair import Hint, Turns, task_key
+from ._hints import encode_ref, hints_of, ref_of, text
 from ._limited import Looks, claim_actions
 from ._redis_link import MAX_CONNECTIONS, ROUTE, TIDY, UNROUTE, AnyRedis, connect, slot_groups
 
@@ -72,8 +71,6 @@ __all__ = ["MAX_CONNECTIONS", "RedisDispatcher"]
 
 logger = logging.getLogger("durable.dispatch")
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(TaskRef).decode
 
 # Connection lost, timeouts, LOADING, READONLY, a cluster without a reachable node...
 _REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
@@ -130,10 +127,11 @@ class RedisDispatcher:
         self._route = self._redis.register_script(ROUTE)
         self._unroute = self._redis.register_script(UNROUTE)
         self._tidy = self._redis.register_script(TIDY)
-        # Concurrent publishes and acks go out together, one round trip per batch.
+        # Concurrent publishes go out together, and acks with the routes of ended executions
+        # (entries to XACK, keys to delete), one round trip per batch.
         self._publishes: Batcher[tuple[Sequence[TaskRef], bool], None] = Batcher(
             self._publish_many, self._publish_one, shared_errors=(StoreUnavailableError,))
-        self._acks: Batcher[list[tuple[str, bytes]], None] = Batcher(
+        self._acks: Batcher[tuple[list[tuple[str, bytes]], list[str]], None] = Batcher(
             self._ack_many, self._ack_now, shared_errors=(StoreUnavailableError,))
 
     def __repr__(self) -> str:
@@ -175,7 +173,7 @@ class RedisDispatcher:
                        *[_keys.sticky_stream(self.prefix, owner, self.partition_of(ref))
                          for ref in hints]],
                       list[bytes | int]([_keys.HINT_FIELD, self.maxlen,
-                                         *[_encode(ref) for ref in hints]]))
+                                         *[encode_ref(ref) for ref in hints]]))
                      for owner, hints in routed.items()]
             if self.cluster:  # scripts alone (they load themselves on each node)
                 done = await asyncio.gather(pipe.execute(), *(
@@ -193,7 +191,7 @@ class RedisDispatcher:
         """A pipeline that adds the hints of ``refs`` to their streams."""
         pipe = self._redis.pipeline(transaction=False)
         for ref in refs:
-            pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: _encode(ref)},
+            pipe.xadd(self.stream_of(ref), {_keys.HINT_FIELD: encode_ref(ref)},
                       maxlen=self.maxlen, approximate=True)
         return pipe
 
@@ -205,7 +203,7 @@ class RedisDispatcher:
         keys = [_keys.route(self.prefix, ref.tenant, ref.workflow_id) for ref in refs]
         found = await (self._redis.mget_nonatomic(keys) if isinstance(self._redis, RedisCluster)
                        else self._redis.mget(keys))
-        return {(ref.tenant, ref.workflow_id): _text(owner)
+        return {(ref.tenant, ref.workflow_id): text(owner)
                 for ref, owner in zip(refs, found) if owner is not None}
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:
@@ -220,9 +218,9 @@ class RedisDispatcher:
         return self.route_ttl
 
     async def forget(self, tenant: str, workflow_id: str) -> None:
-        """The execution ended: remove its route, whichever worker it names."""
-        with self._unavailable():
-            await self._redis.delete(_keys.route(self.prefix, tenant, workflow_id))
+        """The execution ended: remove its route, whichever worker it names (with the acks
+        sent at the same time)."""
+        await self._acks.submit(([], [_keys.route(self.prefix, tenant, workflow_id)]))
 
     async def forget_worker(self, owner: str) -> None:
         """Worker ``owner`` died: drop its alive key, so that hints go to the partition
@@ -240,13 +238,13 @@ class RedisDispatcher:
             for stream, pending, groups in zip(streams, replies[::2], replies[1::2]):
                 if isinstance(groups, Exception) or not groups:
                     continue  # no such sticky stream: nothing was routed to it
-                start = "(" + _text(groups[0]["last-delivered-id"])
+                start = "(" + text(groups[0]["last-delivered-id"])
                 if not isinstance(pending, Exception) and pending["pending"]:
-                    start = _text(pending["min"])
+                    start = text(pending["min"])
                 pipe.xrange(stream, start, "+")
             rows: list[list[Any] | None] = await pipe.execute()
         entries = [entry for found in rows for entry in found or []]
-        refs = list(dict.fromkeys([r for entry in entries if (r := _ref(entry[1])) is not None]))
+        refs = list(dict.fromkeys([r for entry in entries if (r := ref_of(entry[1])) is not None]))
         if refs:
             await self.publish(refs)
 
@@ -361,7 +359,7 @@ class RedisDispatcher:
                                                  count=limit, block=block)
         except ResponseError as exc:  # Redis >= 7 unblocks readers of a deleted stream
             raise _StreamsLost() if _is(exc, "NOGROUP") or _is(exc, "UNBLOCKED") else exc
-        return _hints(reply)
+        return hints_of(reply)
 
     async def _read_now(self, consumer: _Consumer, owner: str, streams: list[str],
                         limit: int) -> list[Hint]:
@@ -373,7 +371,7 @@ class RedisDispatcher:
         pipe = self._redis.pipeline(transaction=False)
         for group in groups:
             pipe.xreadgroup(_keys.GROUP, owner, dict.fromkeys(group, ">"), count=limit)
-        return [hint for reply in await _execute(pipe) for hint in _hints(reply)]
+        return [hint for reply in await _execute(pipe) for hint in hints_of(reply)]
 
     async def _read_blocking(self, consumer: _Consumer, owner: str, streams: list[str],
                              limit: int, block: int) -> None:
@@ -412,7 +410,7 @@ class RedisDispatcher:
         for stream, entry in entries:
             pipe.xrange(stream, entry, entry)
         rows = await _execute(pipe)
-        return [Hint(stream, entry, _ref(row[0][1]) if row else None)
+        return [Hint(stream, entry, ref_of(row[0][1]) if row else None)
                 for (stream, entry), row in zip(entries, rows)]
 
     async def _claim(self, consumer: _Consumer, spec: ClaimSpec, limit: int) -> list[Claim]:
@@ -465,15 +463,17 @@ class RedisDispatcher:
                     consumer.looks.mark(ended)
         entries = [entry for claim in claims for entry in (claim.token or ())]
         if entries:
-            await self._acks.submit(entries)
+            await self._acks.submit((entries, []))
 
-    async def _ack_many(self, calls: Sequence[list[tuple[str, bytes]]]) -> list[None]:
-        await self._ack_now([entry for entries in calls for entry in entries])
+    async def _ack_many(self, calls: Sequence[tuple[list[tuple[str, bytes]], list[str]]]
+                        ) -> list[None]:
+        await self._ack_now(([e for entries, _ in calls for e in entries],
+                             [key for _, keys in calls for key in keys]))
         return [None] * len(calls)
 
-    async def _ack_now(self, entries: list[tuple[str, bytes]]) -> None:
+    async def _ack_now(self, call: tuple[list[tuple[str, bytes]], list[str]]) -> None:
         with self._unavailable():
-            await self._xack(entries)
+            await self._xack(*call)
 
     async def _ack_quietly(self, hints: list[Hint]) -> None:
         try:
@@ -481,15 +481,19 @@ class RedisDispatcher:
         except _REDIS_ERRORS:  # they stay pending and are taken over later
             logger.debug("could not acknowledge %d stale hints", len(hints), exc_info=True)
 
-    async def _xack(self, entries: Iterable[tuple[str, bytes]]) -> None:
+    async def _xack(self, entries: Iterable[tuple[str, bytes]], keys: Sequence[str] = ()
+                    ) -> None:
+        """XACK ``entries`` and delete ``keys``, in one round trip."""
         by_stream: dict[str, list[bytes]] = {}
         for stream, entry in entries:
             by_stream.setdefault(stream, []).append(entry)
-        if not by_stream:
+        if not by_stream and not keys:
             return
         pipe = self._redis.pipeline(transaction=False)
         for stream, ids in by_stream.items():
             pipe.xack(stream, _keys.GROUP, *ids)
+        for key in keys:  # one by one: on a cluster, keys of several slots
+            pipe.delete(key)
         await _execute(pipe)
 
     async def close(self) -> None:
@@ -520,7 +524,7 @@ class RedisDispatcher:
         pipe = self._redis.pipeline(transaction=False)
         for (stream, owner), summary in zip(pairs, summaries):
             if not isinstance(summary, Exception) and not any(
-                    _text(c["name"]) == owner and c["pending"] for c in summary["consumers"]):
+                    text(c["name"]) == owner and c["pending"] for c in summary["consumers"]):
                 pipe.xgroup_delconsumer(stream, _keys.GROUP, owner)
         await pipe.execute(raise_on_error=False)
         self._consumers.clear()
@@ -549,17 +553,6 @@ async def _execute(pipe: Any) -> list[Any]:
     return results
 
 
-def _hints(reply: Any) -> list[Hint]:
-    """The hints of an XREADGROUP reply."""
-    items = cast(Iterable[tuple[Any, Any]],
-                 reply.items() if isinstance(reply, dict) else (reply or []))
-    found: list[Hint] = []
-    for stream, entries in items:
-        pairs: list[Any] = list(entries)
-        found += [Hint(_text(stream), pair[0], _ref(pair[1])) for pair in pairs]
-    return found
-
-
 def _harvest(consumer: _Consumer) -> list[Hint]:
     """The hints of the consumer's finished blocking reads (raising the first one's error,
     once every finished read's hints are in the backlog)."""
@@ -580,21 +573,6 @@ def _harvest(consumer: _Consumer) -> list[Hint]:
     return found
 
 
-def _ref(fields: Any) -> TaskRef | None:
-    data = fields.get(_keys.HINT_FIELD) if fields else None
-    if data is None:
-        return None
-    try:
-        return _decode(data)
-    except msgspec.DecodeError:
-        logger.warning("dropping an unreadable dispatch hint %r", data)
-        return None
-
-
 def _is(exc: Exception, code: str) -> bool:
     """Whether a Redis error reply carries ``code`` (its first word, by Redis convention)."""
     return str(exc).split(" ", 1)[0] == code
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -13,26 +13,20 @@ from .._guard_live import Sampler
 from .._ports import ClientPort
 from .._definitions import ActionDefinition, WorkflowDefinition
 from .._history import (
-    INPUT_TYPES, ActionCompleted, ActionFailed, CancelAction, CancelChild, CancelExternal,
-    CancelTimer, CancelWorkflow, Command, CompleteUpdate, CompleteWorkflow, ContinueAsNew, Event,
-    FailWorkflow, ScheduleAction, SignalExternal, StartChild, StartTimer, TaskCompleted,
-    UpdateAccepted, WorkflowStarted,
+    INPUT_TYPES, ActionCompleted, ActionFailed, CancelWorkflow, CompleteWorkflow, ContinueAsNew,
+    Event, FailWorkflow, TaskCompleted, WorkflowStarted,
 )
 from .._payloads import describe_error, dump_value, safe_text
-from .._options import with_deadline
 from .._queues import route
 from .._replay import WorkflowInstance, replay
 from .._stores import (
-    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Reply, Request, Settled, Signal, Snapshot,
-    Start, TaskRef, TimerRecord, WorkflowCommit, WorkflowTask, action_ref,
+    TERMINAL_STATUSES, ActionTask, ExecutionUpdate, Settled, Snapshot, WorkflowTask,
 )
 from .._telemetry import TaskWatch, Telemetry
 from ._cache import Cached, InstanceCache
-from ._effects import child_cancel, child_start, effect_refs, ending, external_signal
 from ..errors import HistoryError, NonDeterminismError, UnknownWorkflowError
-from ._requests import (
-    admit_updates, answer_queries, completion_reply, failure_replies, orphan_replies,
-)
+from ._requests import admit_updates, answer_queries, failure_replies, orphan_replies
+from ._task_commit import TaskCommit
 
 if TYPE_CHECKING:
     from ._action_tasks import ActionTaskRunner
@@ -73,133 +67,7 @@ class ActionSlots(Protocol):
         ...
 
 
-class _Commit:
-    """What one workflow task writes: events with dense seq, and the work they create.
-
-    With inline actions a task can hold several batches: inputs, ``TaskCompleted``, commands,
-    then the inline outcomes as the next batch's inputs, and so on.
-    """
-
-    def __init__(self, task: WorkflowTask, run_id: str, seq: int, priority: int = 0,
-                 fairness_key: str | None = None) -> None:
-        self.task = task
-        self.run_id = run_id
-        self.priority = priority  # the run's: its actions' unless a call gives another
-        self.fairness_key = fairness_key
-        self.expected_seq = seq + 1  # the seq of its first event
-        self.seq = seq  # the last seq written or to be written
-        self.events: list[Event] = []
-        self.actions: dict[int, ActionTask] = {}
-        self.replies: list[Reply] = []  # answers to requests, written with the commit
-        self._timers: dict[int, TimerRecord] = {}
-        self._cancelled: list[int] = []
-        self.cancelled_actions: list[int] = []
-        self.starts: list[Start] = []
-        self.signals: list[Signal] = []
-        self.boundary: tuple[int, float] | None = None  # (seq, time) where the last batch ended
-        self.leased: list[ActionTask] = []  # new actions created leased to this worker (eager)
-        self.measured = 0  # how many of ``events`` the instance's history size has seen
-
-    def _event(self, make: Callable[[int], Event]) -> Event:
-        self.seq += 1
-        event: Event = make(self.seq)
-        self.events.append(event)
-        return event
-
-    def add(self, commands: list[Command], time: float, now: float,
-            inline: Callable[[ActionTask], bool],
-            suspended_at: str | None = None) -> list[ActionTask]:
-        """Record one activation, run at workflow time ``time`` (its events' time) when the
-        worker's clock read ``now`` (the clock its new work is due on); return the new
-        actions to run inline."""
-        self._event(lambda seq: TaskCompleted(seq, time, suspended_at))
-        to_run: list[ActionTask] = []
-        for command in commands:
-            self._event(lambda seq: command.to_event(seq, time))
-            if type(command) is ScheduleAction:
-                options = command.options
-                priority = self.priority if options is None or options.priority is None \
-                    else options.priority
-                action = ActionTask(self.task.tenant, self.task.workflow_id, self.run_id,
-                                    command.cmd, command.name, command.args, command.kwargs, 1, now,
-                                    queue=command.queue, options=with_deadline(options, now),
-                                    priority=priority, fairness_key=self.fairness_key)
-                self.actions[command.cmd] = action
-                if inline(action):
-                    to_run.append(action)
-            elif type(command) is StartTimer:
-                # Due on this worker's clock, from when the batch ran (not from the workflow's
-                # time, which may be ahead of it): the store moves it onto its own clock.
-                self._timers[command.cmd] = TimerRecord(self.task.tenant, self.task.workflow_id,
-                                                        self.run_id, command.cmd,
-                                                        now + command.duration)
-            elif type(command) is CancelTimer and self._timers.pop(command.cmd, None) is None:
-                self._cancelled.append(command.cmd)  # started by an earlier task
-            elif type(command) is CancelAction and self.actions.pop(command.cmd, None) is None:
-                self.cancelled_actions.append(command.cmd)  # scheduled by an earlier task
-            elif type(command) is StartChild:
-                self.starts.append(child_start(self.task, self.run_id, command))
-            elif type(command) is CancelChild:
-                self.signals.append(child_cancel(self.task, command))
-            elif type(command) is SignalExternal or type(command) is CancelExternal:
-                self.signals.append(external_signal(self.task, self.run_id, command))
-            elif type(command) is CompleteUpdate:
-                self.replies.append(completion_reply(command))
-        self.boundary = (self.seq, time)
-        return to_run
-
-    def accept(self, updates: list[Request], now: float) -> list[Event]:
-        """Record accepted updates as inputs; they are the next batch."""
-        return [self._event(lambda seq: UpdateAccepted(seq, now, r.id, r.name, r.args))
-                for r in updates]
-
-    def record_inline(self, outcomes: list[ActionCompleted | ActionFailed | ActionTask],
-                      now: float) -> list[Event]:
-        """Outcomes become inputs; an attempt that failed with retries left stays a task."""
-        inputs: list[Event] = []
-        for outcome in outcomes:
-            if isinstance(outcome, ActionTask):
-                self.actions[outcome.cmd] = outcome
-            else:
-                del self.actions[outcome.cmd]
-                done: ActionCompleted | ActionFailed = outcome
-                inputs.append(self._event(lambda seq: replace(done, seq=seq, time=now)))
-        return inputs
-
-    def end(self, instance: WorkflowInstance) -> None:
-        """The run ended: add what its end does elsewhere (see ``_effects.ending``)."""
-        starts, signals = ending(instance)
-        self.starts += starts
-        self.signals += signals
-
-    def refs(self) -> list[TaskRef]:
-        """Hints for the tasks this commit made runnable, to publish once it is committed."""
-        leased = {a.cmd for a in self.leased}
-        refs = [action_ref(a) for a in self.actions.values() if a.cmd not in leased]
-        if self.starts or self.signals:
-            refs += effect_refs(self.task.tenant, self.task.workflow_id, self.starts,
-                                self.signals)
-        return refs
-
-    def measure(self, instance: WorkflowInstance) -> None:
-        """Hand the events recorded since the last call to the instance's history size."""
-        if self.measured < len(self.events):
-            instance.history_size.recorded(self.events[self.measured:])
-            self.measured = len(self.events)
-
-    def record(self, owner: str, update: ExecutionUpdate, now: float,
-               lease_until: float = 0.0, settled: Settled | None = None) -> WorkflowCommit:
-        """The commit as the store writes it, by ``owner`` (the task's lease holder); the
-        ``leased`` actions are created leased to it until ``lease_until``; ``settled``: the
-        action outcome it records first (then the task has no row of its own)."""
-        return WorkflowCommit(owner, self.expected_seq, self.events, update, now,
-                              list(self.actions.values()), list(self._timers.values()),
-                              self._cancelled, self.cancelled_actions, self.starts,
-                              self.signals, self.replies, [a.cmd for a in self.leased],
-                              lease_until, settled)
-
-
-def _snapshot(task: WorkflowTask, entry: Cached, commit: _Commit) -> Snapshot | None:
+def _snapshot(task: WorkflowTask, entry: Cached, commit: TaskCommit) -> Snapshot | None:
     """What the instance says at the end of the commit's last batch, taken now (before a next
     task can move it on)."""
     instance = entry.instance
@@ -334,17 +202,15 @@ class WorkflowTaskRunner:
         entry, inputs = await self._load(task, key, watch)
         watch.loaded(entry.instance._started, inputs)
         info = entry.instance.info
-        commit = _Commit(task, info.run_id, entry.seq, info.priority, info.fairness_key)
+        commit = TaskCommit(task, info.run_id, entry.seq, info.priority, info.fairness_key)
         await self._activate(entry, commit, inputs)
         if task.requested:
             await self._answer(task, entry, commit)
         commit.replies += orphan_replies(entry.instance)
         if entry.instance.done and commit.events:
             commit.end(entry.instance)
-        if entry.routed_until <= monotonic() and not entry.instance.done:
-            # Before the commit makes the task's outcome visible, so the next hint follows it.
-            entry.routed_until = await self._stick(task)
         if not commit.events:  # it only answered requests: the execution stays as it is
+            await self._route(task, entry, commit)
             committed = await self.store.finish_workflow_task(
                 task, self.owner, entry.seq + 1, replies=commit.replies, now=self.clock())
         else:
@@ -370,7 +236,7 @@ class WorkflowTaskRunner:
             await self._unroute(self._drop_route, tenant, workflow_id)
         return True
 
-    async def _activate(self, entry: Cached, commit: _Commit, inputs: list[Event]) -> None:
+    async def _activate(self, entry: Cached, commit: TaskCommit, inputs: list[Event]) -> None:
         """Run batches until the workflow waits (inline actions' outcomes are the next ones)."""
         for round_ in range(_INLINE_ROUNDS):
             commit.measure(entry.instance)
@@ -396,7 +262,7 @@ class WorkflowTaskRunner:
             inputs = [] if entry.instance.done else await self._run_inline(commit, inline)
         commit.measure(entry.instance)
 
-    async def _commit(self, task: WorkflowTask, entry: Cached, commit: _Commit,
+    async def _commit(self, task: WorkflowTask, entry: Cached, commit: TaskCommit,
                       settled: Settled | None) -> bool:
         """Commit the task. Eager dispatch: the new actions this worker hosts are created
         leased to it, as many as it has free slots for, and started once committed (no hint,
@@ -407,6 +273,7 @@ class WorkflowTaskRunner:
         commit.leased = eager[:slots.reserve(len(eager), task.tenant, settled is not None)] \
             if slots and eager else []
         held = await self._hold(commit) if commit.leased else []
+        await self._route(task, entry, commit)
         committed = False
         try:
             committed = await self.store.commit_workflow_task(task, commit.record(
@@ -422,7 +289,7 @@ class WorkflowTaskRunner:
                         self.holds.release(held)
         return committed
 
-    async def _hold(self, commit: _Commit) -> list[ActionTask]:
+    async def _hold(self, commit: TaskCommit) -> list[ActionTask]:
         """Of the eager actions with limits, keep leased those that get a slot and a token of
         each of their limits (``_holds``, held until the attempt ends: ``Worker`` gives them
         back), and give the others' reserved slots back: they are claimed under their
@@ -446,7 +313,7 @@ class WorkflowTaskRunner:
         return defn is not None and route(action.name, action.queue) in self.hosted_actions \
             and (self.holds is not None or defn.limit is None)
 
-    async def _answer(self, task: WorkflowTask, entry: Cached, commit: _Commit) -> None:
+    async def _answer(self, task: WorkflowTask, entry: Cached, commit: TaskCommit) -> None:
         """Validate pending updates and run the accepted ones, then answer pending queries.
 
         A run that just continued as new leaves them to the next run (its task re-arms them).
@@ -467,6 +334,14 @@ class WorkflowTaskRunner:
         except Exception:
             logger.warning("could not save a snapshot of %s/%s", snapshot.tenant,
                            snapshot.workflow_id, exc_info=True)
+
+    async def _route(self, task: WorkflowTask, entry: Cached, commit: TaskCommit) -> None:
+        """Sticky execution: route the execution's next hints here (renewed when it runs
+        out), before the commit makes the task's outcome visible so that the next hint follows
+        it; not while the run waits only for actions leased here (``settles_here``)."""
+        if entry.routed_until <= monotonic() and not entry.instance.done \
+                and not commit.settles_here():
+            entry.routed_until = await self._stick(task)
 
     async def _stick(self, task: WorkflowTask) -> float:
         """Sticky execution: ask for this execution's next tasks; until when (monotonic) the
@@ -504,7 +379,7 @@ class WorkflowTaskRunner:
         limit = self.inline_budget if defn.is_async else min(self.inline_budget, INLINE_BUDGET)
         return defn.inline is True or (defn.timeout is not None and defn.timeout <= limit)
 
-    async def _run_inline(self, commit: _Commit, actions: list[ActionTask]) -> list[Event]:
+    async def _run_inline(self, commit: TaskCommit, actions: list[ActionTask]) -> list[Event]:
         """Run first attempts now; their outcomes are the next batch's inputs. Attempts that
         run long are queued as soon as a request or an input waits for this execution."""
         if not actions:
