@@ -14,21 +14,37 @@ Invariant: within a lane, work runs in the order it was submitted.
 Work submitted with ``submit_grouped`` may run together with the grouped work served right
 after it (the next lanes' in turn, as they would have run one by one): the executor's
 ``group`` runs such a batch at once (the SQLite store: writes in one transaction).
+
+Callers on an event loop use ``call``: the outcomes of what one turn of the thread ran (a
+group, or one call) reach their loop together, one thread-safe wake-up for all of them rather
+than one per call (on the standard loop each is a write to its self-pipe).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar
-from typing import Any, Callable, Final, TypeVar
+from typing import Any, Callable, Final, Protocol, TypeVar
 
 __all__ = ["Call", "FairExecutor", "Group", "enter"]
 
 T = TypeVar("T")
 _LANE: Final[ContextVar[str]] = ContextVar("durable_lane", default="")
-_Item = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any], bool]
+
+
+class _Outcome(Protocol):
+    """Where the thread puts a call's outcome: a ``Future``, or a ``_Delivery``."""
+
+    def set_running_or_notify_cancel(self) -> bool: ...
+    def set_result(self, result: Any) -> None: ...
+    def set_exception(self, exception: BaseException | None) -> None: ...
+    def cancel(self) -> bool: ...
+
+
+_Item = tuple[_Outcome, Callable[..., Any], tuple[Any, ...], dict[str, Any], bool]
 Call = tuple[Callable[..., Any], tuple[Any, ...]]
 # Runs grouped calls at once: for each, (True, its result) or (False, the exception it raised).
 Group = Callable[[list[Call]], list[tuple[bool, Any]]]
@@ -49,19 +65,33 @@ class FairExecutor(Executor):
         self._stopping = False
         self._group = group
         self._most = most
+        self._outbox: list[tuple[_Delivery, bool, Any]] = []  # the serving thread's only
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        return self._submit(fn, args, kwargs, False)
+        future: Future[T] = Future()
+        self._enqueue(future, fn, args, kwargs, False)
+        return future
 
     def submit_grouped(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """``submit(fn, *args)``, which may run in a group (see the module)."""
-        return self._submit(fn, args, {}, self._group is not None)
-
-    def _submit(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
-                grouped: bool) -> Future[T]:
         future: Future[T] = Future()
+        self._enqueue(future, fn, args, {}, self._group is not None)
+        return future
+
+    def call(self, fn: Callable[..., T], /, *args: Any,
+             grouped: bool = False) -> asyncio.Future[T]:
+        """``submit`` (``grouped``: ``submit_grouped``) from an event loop: a future of that
+        loop, resolved with the others of the same turn of the thread (see the module)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(_Delivery(self, loop, future), fn, args, {},
+                      grouped and self._group is not None)
+        return future
+
+    def _enqueue(self, future: _Outcome, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any], grouped: bool) -> None:
         lane = _LANE.get()
         with self._ready:
             if self._stopping:
@@ -71,7 +101,6 @@ class FairExecutor(Executor):
                 queue = self._lanes[lane] = deque()
             queue.append((future, fn, args, kwargs, grouped))
             self._ready.notify()
-        return future
 
     def _next(self) -> _Item:
         """The next item in turn (under the lock)."""
@@ -104,6 +133,22 @@ class FairExecutor(Executor):
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
+            self._deliver()
+
+    def _deliver(self) -> None:
+        """Hand the outcomes this turn gave ``call``'s futures to their loops, one wake-up
+        per loop."""
+        if not self._outbox:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for delivery, ok, value in self._outbox:
+            by_loop.setdefault(delivery.loop, []).append((delivery.future, ok, value))
+        self._outbox.clear()
+        for loop, outcomes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, outcomes)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                pass
 
     def _run_group(self, items: list[_Item]) -> None:
         assert self._group is not None
@@ -131,3 +176,41 @@ class FairExecutor(Executor):
             self._ready.notify_all()
         if wait and threading.current_thread() is not self._thread:
             self._thread.join()
+
+
+class _Delivery:
+    """A ``call``'s future, as the serving thread sees it: its outcome waits in the
+    executor's outbox until the end of the turn (``FairExecutor._deliver``)."""
+
+    __slots__ = ("executor", "loop", "future")
+
+    def __init__(self, executor: FairExecutor, loop: asyncio.AbstractEventLoop,
+                 future: asyncio.Future[Any]) -> None:
+        self.executor = executor
+        self.loop = loop
+        self.future = future
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self.future.cancelled()  # a race with a later cancel is harmless
+
+    def set_result(self, result: Any) -> None:
+        self.executor._outbox.append((self, True, result))
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        self.executor._outbox.append((self, False, exception))
+
+    def cancel(self) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(self.future.cancel)
+        except RuntimeError:  # that loop is closed
+            return False
+        return True
+
+
+def _resolve(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if not future.done():  # its caller may have been cancelled
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)

@@ -75,9 +75,8 @@ class SQLiteBase(StoreClocked):
         typed errors."""
         if self._closed:
             raise StoreUnavailableError(f"the SQLite store {self.url!r} is closed", url=self.url)
-        submit = self._executor.submit_grouped if grouped else self._executor.submit
         try:
-            return await asyncio.wrap_future(submit(fn, self._conn, *args))
+            return await self._executor.call(fn, self._conn, *args, grouped=grouped)
         except sqlite3.DatabaseError as exc:
             raise _unavailable(self.url, exc) from exc
 
