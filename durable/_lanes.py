@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from concurrent.futures import Executor, Future
 from contextvars import ContextVar
@@ -33,6 +34,7 @@ __all__ = ["Call", "FairExecutor", "Group", "enter"]
 
 T = TypeVar("T")
 _LANE: Final[ContextVar[str]] = ContextVar("durable_lane", default="")
+_HOLD: Final = 0.0005  # seconds an outcome may wait for the next ones (``_deliver``)
 
 
 class _Outcome(Protocol):
@@ -66,6 +68,7 @@ class FairExecutor(Executor):
         self._group = group
         self._most = most
         self._outbox: list[tuple[_Delivery, bool, Any]] = []  # the serving thread's only
+        self._outbox_since = 0.0  # when its first outcome came
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
@@ -117,7 +120,7 @@ class FairExecutor(Executor):
                 while not self._lanes and not self._stopping:
                     self._ready.wait()
                 if not self._lanes:
-                    return  # stopping, and everything submitted has run
+                    break  # stopping, and everything submitted has run
                 items = [self._next()]
                 while items[0][4] and self._lanes and len(items) < self._most \
                         and next(iter(self._lanes.values()))[0][4]:
@@ -133,7 +136,17 @@ class FairExecutor(Executor):
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
-            self._deliver()
+            # Only this thread empties the lanes (but a shutdown that cancels): while they
+            # hold work, outcomes may wait for it, up to a bound.
+            if self._outbox and (not self._lanes or len(self._outbox) >= self._most
+                                 or time.perf_counter() - self._outbox_since >= _HOLD):
+                self._deliver()
+        self._deliver()
+
+    def _post(self, outcome: tuple[_Delivery, bool, Any]) -> None:
+        if not self._outbox:
+            self._outbox_since = time.perf_counter()
+        self._outbox.append(outcome)
 
     def _deliver(self) -> None:
         """Hand the outcomes this turn gave ``call``'s futures to their loops, one wake-up
@@ -194,10 +207,10 @@ class _Delivery:
         return not self.future.cancelled()  # a race with a later cancel is harmless
 
     def set_result(self, result: Any) -> None:
-        self.executor._outbox.append((self, True, result))
+        self.executor._post((self, True, result))
 
     def set_exception(self, exception: BaseException | None) -> None:
-        self.executor._outbox.append((self, False, exception))
+        self.executor._post((self, False, exception))
 
     def cancel(self) -> bool:
         try:
