@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Final
 
 from ..._options import pack
 from ..._queues import route
@@ -23,6 +24,8 @@ from ._requests import answer_txn
 from ._rows import action_key, encode
 
 __all__ = ["commit_txn", "finish_txn"]
+
+_UNLEASED: Final = (None, 0.0)  # an action task's owner and lease_until until it is claimed
 
 
 def finish_txn(conn: sqlite3.Connection, task: WorkflowTask, owner: str, expected_seq: int,
@@ -111,14 +114,12 @@ def _schedule_txn(conn: sqlite3.Connection, run: Row, commit: WorkflowCommit) ->
     or runs them, the ``leased`` ones, which are created leased to it.
     """
     if commit.actions:
+        leased = commit.owner, commit.lease_until
         conn.executemany(sql.UPSERT_ACTION, [
             (*run, a.cmd, route(a.name, a.queue), encode(a.args), encode(pack(a.kwargs, a.options)),
-             a.attempt, a.visible_at, a.last_error, a.priority, a.fairness_key or "", commit.now)
+             a.attempt, a.visible_at, a.last_error, a.priority, a.fairness_key or "", commit.now,
+             *(leased if a.cmd in commit.leased else _UNLEASED))
             for a in commit.actions])
-    if commit.leased:
-        conn.executemany(sql.LEASE_ACTION, [(commit.owner, commit.lease_until, a.attempt, *run,
-                                             a.cmd) for a in commit.actions
-                                            if a.cmd in commit.leased])
     if commit.timers:
         conn.executemany(sql.UPSERT_TIMER, [(*run, t.cmd, t.fire_at) for t in commit.timers])
     if commit.cancelled_timers:

@@ -199,22 +199,30 @@ def in_read_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: A
 
 
 def in_one_transaction(calls: list[Call]) -> list[tuple[bool, Any]]:
-    """Writes queued together, each ``in_transaction(conn, fn, *args)``, in one transaction,
-    each in a savepoint of its own: one COMMIT makes them all durable (group commit: a commit
-    writes the pages it changed, and concurrent writes change many of the same pages). A
-    write that raises is undone alone, and its caller gets the exception."""
+    """Writes queued together, each ``in_transaction(conn, fn, *args)``, in one transaction:
+    one COMMIT makes them all durable (group commit: a commit writes the pages it changed, and
+    concurrent writes change many of the same pages). A write that raises is undone alone,
+    and its caller gets the exception: then the group is undone and run again with each write
+    in a savepoint of its own (a write is a function of the database and its arguments)."""
     conn = calls[0][1][0]
     outcomes: list[tuple[bool, Any]] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for _, (_, fn, *args) in calls:
-            conn.execute("SAVEPOINT write")
-            try:
-                outcomes.append((True, fn(conn, *args)))
-            except Exception as exc:  # noqa: BLE001 - its caller gets it
-                conn.execute("ROLLBACK TO write")
-                outcomes.append((False, exc))
-            conn.execute("RELEASE write")
+        conn.execute("SAVEPOINT writes")
+        try:
+            outcomes = [(True, fn(conn, *args)) for _, (_, fn, *args) in calls]
+        except Exception:  # noqa: BLE001 - rare: each again, alone
+            conn.execute("ROLLBACK TO writes")
+            outcomes = []
+            for _, (_, fn, *args) in calls:
+                conn.execute("SAVEPOINT write")
+                try:
+                    outcomes.append((True, fn(conn, *args)))
+                except Exception as exc:  # noqa: BLE001 - its caller gets it
+                    conn.execute("ROLLBACK TO write")
+                    outcomes.append((False, exc))
+                conn.execute("RELEASE write")
+        conn.execute("RELEASE writes")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -113,9 +113,9 @@ RELEASE_WORKFLOW_TASK: Final = (  # dispatched again once due
 
 ACTION_COLUMNS: Final = ("tenant, workflow_id, run_id, cmd, name, args, kwargs, attempt, "
                          "visible_at, last_error, priority, fairness_key")
-UPSERT_ACTION: Final = (
-    f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+UPSERT_ACTION: Final = (  # owner NULL and lease_until 0 unless created leased (eager)
+    f"INSERT OR REPLACE INTO action_tasks ({ACTION_COLUMNS}, dispatched_at, owner, lease_until) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 NEXT_ACTION_PARTITION: Final = _next_partition("action_tasks")
 RUNNING_ACTIONS: Final = _running("action_tasks")
 SELECT_DUE_ACTIONS: Final = (  # as SELECT_DUE_WORKFLOW_TASKS
