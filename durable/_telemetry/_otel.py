@@ -8,6 +8,7 @@ call here returns at once, having made nothing (``enabled()`` is False).
 from __future__ import annotations
 
 import contextvars
+import os
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -19,6 +20,8 @@ from opentelemetry.trace import (
 
 __all__ = ["OtelTracing", "Span"]
 
+_GLOBAL: Final = hasattr(trace, "_TRACER_PROVIDER") \
+    and "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ
 KINDS: Final = {"internal": SpanKind.INTERNAL, "producer": SpanKind.PRODUCER,
                 "consumer": SpanKind.CONSUMER, "client": SpanKind.CLIENT}
 
@@ -31,8 +34,11 @@ class OtelTracing:
 
     def enabled(self) -> bool:
         """Whether the application installed a tracer provider (else nothing is traced)."""
-        provider = trace.get_tracer_provider()
-        return not isinstance(provider, (ProxyTracerProvider, trace.NoOpTracerProvider))
+        # Asked at every task and attempt: the API's global, read directly, unless a provider
+        # may come from the environment (``get_tracer_provider`` reads os.environ each call).
+        provider = getattr(trace, "_TRACER_PROVIDER") if _GLOBAL else trace.get_tracer_provider()
+        return provider is not None \
+            and not isinstance(provider, (ProxyTracerProvider, trace.NoOpTracerProvider))
 
     def start(self, name: str, parent: str | None, attributes: dict[str, Any], *,
               kind: str = "internal", start_ns: int | None = None,

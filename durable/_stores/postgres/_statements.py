@@ -118,11 +118,14 @@ _NO_FLUSH: Final = "(SELECT set_config('synchronous_commit', 'off', true)) AS no
 # $23 with payload $24 in the same transaction, so result waiters elsewhere wake at once.
 # The new timers ($15) are due on the committer's clock ($22, the commit's now); they are moved
 # onto the store's clock: $25, or the server's when NULL (migration 0009).
+# The lease of the actions it creates leased to its worker (migration 0025): none here,
+# ``leasing`` puts them in.
+_NO_LEASE: Final = "NULL::text, NULL::text, NULL::bigint[], 0::float8"
 COMMIT: Final = ("SELECT c.done, CASE WHEN c.done AND $24::text IS NOT NULL "
                  "THEN pg_notify($23, $24) END "
                  "FROM (SELECT durable_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
                  "$13, $14, durable_due_on_store_clock($15, $22, $25::float8), $16, $17, $18, "
-                 "$19, $20, $21, $22) AS done) AS c")
+                 f"$19, $20, $21, $22, {_NO_LEASE}) AS done) AS c")
 
 # Claim order: higher priority first; then round-robin across partitions (tenant, fairness
 # key): a partition's k-th oldest due task of a priority has turn k plus the number of the
@@ -188,11 +191,14 @@ def _then(commit: str, call: str) -> str:
 
 
 def leasing(commit: str, params: int) -> str:
-    """A commit statement of ``params`` parameters that, when the commit succeeded, also leases
-    the new actions numbered in the next three parameters: the run, its cmds, lease_until
-    (leased to the owner, $3: eager dispatch, migration 0017)."""
-    return _then(commit, f"durable_lease_actions($1, $2, ${params + 1}, $3, "
-                         f"${params + 2}::bigint[], ${params + 3})")
+    """A commit statement of ``params`` parameters that leases the new actions numbered in the
+    next three parameters: the run, its cmds, lease_until (to the owner, $3: eager dispatch).
+    ``durable_commit`` creates them leased (migration 0025); ``durable_commit_effects``'s
+    commits lease them after it, when it succeeded (``durable_lease_actions``, 0017)."""
+    lease = f"${params + 1}, $3, ${params + 2}::bigint[], ${params + 3}"
+    if _NO_LEASE in commit:
+        return commit.replace(_NO_LEASE, lease, 1)
+    return _then(commit, f"durable_lease_actions($1, $2, {lease})")
 
 
 @functools.cache
