@@ -60,6 +60,7 @@ Ts = TypeVarTuple("Ts")
 _MAX_LIST = 100_000  # executions or schedules one list call returns at most
 _STATUSES = ("running", *sorted(TERMINAL_STATUSES))
 _FIRST_POLL = 0.002  # seconds: the first wait of a result that no notice will announce
+_NOTICED_POLL = 5.0  # seconds between two reads of a result whose end will be announced
 
 logger = logging.getLogger("durable.client")
 
@@ -230,10 +231,11 @@ class WorkflowHandle(Generic[R]):
         wakeup = self.client.store.wakeup
         fresh, self._created_in = self._created_in, None
         # Where ends elsewhere go unreported and unseen, poll soon at first and back off to
-        # poll_interval: a short workflow's result is seen within milliseconds. (SQLite's
-        # other processes' commits wake the waiters, which then read again.)
-        poll = _FIRST_POLL if wakeup.epoch is None and not wakeup.sees_changes \
-            else self.client.poll_interval
+        # poll_interval: a short workflow's result is seen within milliseconds. Where every
+        # end is reported (``epoch``) or other processes' commits wake the waiters, which then
+        # read again (SQLite's ``sees_changes``), a read now and then is only a safety net:
+        # thousands of waiters each reading every poll_interval cost more than the work.
+        poll = _FIRST_POLL
         async with asyncio.timeout(timeout):
             while True:
                 with wakeup.watching(self.tenant, self.workflow_id) as ended:
@@ -250,7 +252,8 @@ class WorkflowHandle(Generic[R]):
                     if record.status in TERMINAL_STATUSES:
                         return self._outcome(Outcome(record.workflow, record.status,
                                                      record.result, record.error))
-                    await asyncio.wait([ended], timeout=poll)
+                    noticed = wakeup.epoch is not None or wakeup.sees_changes
+                    await asyncio.wait([ended], timeout=_NOTICED_POLL if noticed else poll)
                     poll = min(poll * 2, self.client.poll_interval)
                     outcome = ended.result() if ended.done() else None
                     if outcome is not None and outcome.status in TERMINAL_STATUSES:

@@ -59,8 +59,13 @@ class Wakeup:
         self.epoch = self._epochs
 
     def disconnected(self) -> None:
-        """Ends may go unreported (the epoch is over)."""
+        """Ends may go unreported (the epoch is over): the result waiters read again, and
+        then poll."""
         self.epoch = None
+        for watchers in self._watchers.values():
+            for fut in watchers:
+                if not fut.done():
+                    fut.set_result(None)
 
     def ended_recently(self, tenant: str, workflow_id: str) -> bool:
         """Whether :meth:`ended` was called for the execution lately."""
