@@ -69,3 +69,15 @@ async def test_a_settling_commit_conflicts_on_the_outcome_seq(store: Store) -> N
     assert not await store.commit_workflow_task(_task(action), _settling(action, seq=3))
     assert seqs(await history(store)) == [1, 2, 3]
     assert await store.commit_workflow_task(_task(action), _settling(action))
+
+
+async def test_a_settling_commit_whose_events_do_not_follow_the_outcome_writes_nothing(
+        store: Store) -> None:
+    [action] = await _commit_leased(store, 1, leased=(1,))
+    settling = _settling(action)
+    gap = replace(settling, expected_seq=6, events=[TaskCompleted(6, NOW + 1)])
+    assert not await store.commit_workflow_task(_task(action), gap)
+    assert seqs(await history(store)) == [1, 2, 3]
+    assert await store.extend_action_lease(action, "w1", lease=LEASE, now=NOW + 1)  # still held
+    assert await store.commit_workflow_task(_task(action), settling)
+    assert seqs(await history(store)) == [1, 2, 3, 4, 5]

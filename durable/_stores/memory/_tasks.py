@@ -85,7 +85,7 @@ class MemoryTasks(Committer, MemoryState):
         if record is None or record.run_id != action.run_id \
                 or record.status in TERMINAL_STATUSES or record.last_seq != event.seq - 1 \
                 or key in self._wf_tasks or held is None or held[1].owner != commit.owner \
-                or dedup in self._dedup[run]:
+                or dedup in self._dedup[run] or commit.expected_seq != event.seq + 1:
             return False
         self._dedup[run].add(dedup)
         self._write(run, [event])

@@ -48,15 +48,17 @@ def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCom
     head = conn.execute(sql.SELECT_COMMIT_HEAD, key).fetchone()
     if head is None:
         return False
+    run, update, now = (*key, head[0]), commit.update, commit.now
     if commit.settled is not None:
-        if not _settle_txn(conn, (*key, head[0]), head, commit):
+        # the outcome first, in the commit's insert; no task row to delete (none may exist)
+        if not _settle_txn(conn, run, head, commit):
             return False
     elif head[1] != commit.expected_seq - 1 or head[2] != commit.owner:
         return False
-    run, update, now = (*key, head[0]), commit.update, commit.now
-    if commit.events:
-        insert_events_txn(conn, run, commit.events)
-    conn.execute(sql.DELETE_WORKFLOW_TASK, key)
+    else:
+        if commit.events:
+            insert_events_txn(conn, run, commit.events)
+        conn.execute(sql.DELETE_WORKFLOW_TASK, key)
     if update.status in TERMINAL_STATUSES:
         drop_run_work_txn(conn, run)
     else:
@@ -75,20 +77,19 @@ def commit_txn(conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCom
 
 
 def _settle_txn(conn: sqlite3.Connection, run: Row, head: Row, commit: WorkflowCommit) -> bool:
-    """Record the outcome the commit settles, if ``Settled``'s conditions hold (``head``: as
-    ``SELECT_COMMIT_HEAD``); whether they did. The commit then needs no task of its own."""
+    """Record the outcome the commit settles and the commit's events after it, if
+    ``Settled``'s conditions hold (``head``: as ``SELECT_COMMIT_HEAD``); whether they did.
+    The commit then needs no task of its own; the caller records the execution's new head."""
     assert commit.settled is not None
     action, event = commit.settled.task, commit.settled.event
     _, last_seq, _, status, pending = head
     if run[2] != action.run_id or last_seq != event.seq - 1 or status in TERMINAL_STATUSES \
-            or pending:
+            or pending or commit.expected_seq != event.seq + 1:
         return False
     if not changed(conn, sql.DELETE_HELD_ACTION, (*action_key(action), commit.owner)):
         return False
-    if not insert_events_txn(conn, run, [event], action_dedup(action)):
-        return False  # recorded before: the task was left over, and is gone now
-    conn.execute(sql.ADVANCE_EXECUTION, (event.seq, commit.now, *run[:2]))
-    return True
+    # False: recorded before (the task was left over, and is gone now); nothing else written
+    return insert_events_txn(conn, run, [event, *commit.events], action_dedup(action))
 
 
 def _start_txn(conn: sqlite3.Connection, run: Row, start: Start, now: float) -> None:

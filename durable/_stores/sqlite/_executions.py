@@ -142,13 +142,18 @@ def _verify_history_txn(conn: sqlite3.Connection, tenant: str,
 def insert_events_txn(conn: sqlite3.Connection, run: Row, events: list[Event],
                       dedup: str | None = None) -> bool:
     """Insert a run's next events (their seqs set), each with its checksum chained to the row
-    before; False when the input's ``dedup`` key was seen in the run (nothing is written)."""
+    before; False when the first one's ``dedup`` key was seen in the run (then none of them
+    is written)."""
     first = events[0].seq
     prev = None if first == 1 else _checksum(conn, run, first - 1)
     bodies = [encode_event(e) for e in events]
-    rows = [(*run, e.seq, dedup, body, checksum)
+    rows = [(*run, e.seq, dedup if e.seq == first else None, body, checksum)
             for e, body, checksum in zip(events, bodies, chain(run, prev, bodies))]
-    return conn.executemany(sql.INSERT_INPUT, rows).rowcount == len(rows)
+    if conn.executemany(sql.INSERT_INPUT, rows).rowcount == len(rows):
+        return True
+    if len(rows) > 1:  # the first was a duplicate: take back the others
+        conn.execute(sql.DELETE_EVENTS_FROM, (*run, first))
+    return False
 
 
 def _checksum(conn: sqlite3.Connection, run: Row, seq: int) -> int | None:

@@ -69,6 +69,8 @@ INSERT_EVENT: Final = (
 # Invariant: a dedup key is recorded at most once per run (the unique index decides).
 INSERT_INPUT: Final = (INSERT_EVENT + " ON CONFLICT (tenant, workflow_id, run_id, dedup) "
                        "WHERE dedup IS NOT NULL DO NOTHING")
+DELETE_EVENTS_FROM: Final = ("DELETE FROM events WHERE tenant = ? AND workflow_id = ? "
+                             "AND run_id = ? AND seq >= ?")
 
 # A task made runnable counts as dispatched at that time: its creator publishes the hint.
 # It takes its execution's priority and fairness key (migration 0009).
