@@ -349,6 +349,14 @@ class WorkflowInstance:
             loop.run_sync(_close_all, pending)
         loop.report_unretrieved()
         loop.close()
+        # The instance's own cycles (through its parts and its context's handlers), undone so
+        # that it is freed now rather than by the collector's next full pass.
+        del self._parts
+        self.ctx._handlers = _closed  # pyright: ignore[reportPrivateUsage]
+
+
+def _closed() -> Handlers:
+    raise RuntimeError("the workflow instance is closed")
 
 
 def _close_all(tasks: list[asyncio.Task[Any]]) -> None:
@@ -357,6 +365,15 @@ def _close_all(tasks: list[asyncio.Task[Any]]) -> None:
             task.get_coro().close()
         except BaseException:  # noqa: BLE001 - a finally block in user code raised
             pass
+    # A task and the future it waits for refer to each other (the future's callback wakes
+    # the task), as do a gather and its children: cancelling hands those callbacks to the
+    # loop, which drops them as it closes, so the instance is freed at once, not by the
+    # collector's next full pass. No workflow code runs: the coroutines are closed.
+    for task in tasks:
+        task.cancel()
+        waiter: asyncio.Future[Any] | None = getattr(task, "_fut_waiter", None)
+        if waiter is not None and not waiter.done():  # a gather whose children were done
+            asyncio.Future.cancel(waiter)  # pyright: ignore[reportUnknownMemberType]
 
 
 # Input type -> (the part of the instance it goes to, as an index into ``_parts``, and how).
