@@ -15,9 +15,12 @@ import socket
 
 import pytest
 
-from durable._stores import ActionTask, Store, TaskRef, open_store
+from durable._history import TaskCompleted
+from durable._stores import ActionTask, Store, TaskRef, WorkflowCommit, open_store
 
-from .test_store import LEASE, NOW, act, claim, claim_actions, claim_one, commit, create
+from .test_store import (
+    LEASE, NOW, RUNNING, T1, act, claim, claim_actions, claim_one, commit, create,
+)
 
 TIMEOUT = 5.0
 HOST = socket.gethostname()
@@ -144,3 +147,42 @@ async def test_recording_a_heartbeat_extends_the_lease(store: Store) -> None:
     assert await store.record_action_heartbeat(action, "w-1", b"\x01", lease=LEASE,
                                                now=NOW + LEASE - 1)
     assert await claim_actions(store, "w-2", now=NOW + LEASE + 1) == []  # still held
+
+
+async def test_what_a_dead_worker_s_late_commit_leased_it_is_released_soon(
+        store: Store, store_url: str) -> None:
+    """PostgreSQL finishes a statement whose client died, then finds it gone: a commit that
+    a worker's process sent before it died can land after its release. What it leased to the
+    worker is released by the next looks of the releasing store, not at the lease's end."""
+    if not store_url.startswith("postgresql:"):
+        pytest.skip("SQLite rolls back the transaction of a process that dies; a memory "
+                    "store's workers share its one process")
+    dying = await open_store(store_url, clock="caller")
+    try:
+        await register(dying, "w-dead")
+        await create(dying, "wf-late")
+        task = await claim_one(dying, "w-dead")
+    finally:
+        await dying.close()
+    released = await store.release_dead_workers(timeout=TIMEOUT, now=NOW)
+    assert released.workers == ["w-dead"]
+    # the dead process's commit lands now, leasing the action it schedules to the dead worker
+    late = await open_store(store_url, clock="caller")
+    try:
+        record = await late.get_execution(T1, "wf-late")
+        assert record is not None
+        action = ActionTask(T1, "wf-late", record.run_id, 1, "act", [1], {}, visible_at=NOW)
+        assert await late.commit_workflow_task(task, WorkflowCommit(
+            "w-dead", 2, [TaskCompleted(2, NOW), act(1).to_event(3, NOW)], RUNNING, NOW,
+            actions=[action], leased=(1,), lease_until=NOW + LEASE))
+    finally:
+        await late.close()
+    assert await claim_actions(store, "w-live", now=NOW + 1) == []  # leased to the dead one
+    refs: list[TaskRef] = []
+    for _ in range(40):  # the looks come 0.25 s, 1 s and 3 s after the release
+        refs += (await store.release_dead_workers(timeout=TIMEOUT, now=NOW + 1)).refs
+        if refs:
+            break
+        await asyncio.sleep(0.1)
+    assert [(r.kind, r.cmd) for r in refs] == [("a", 1)]
+    assert len(await claim_actions(store, "w-live", now=NOW + 1)) == 1

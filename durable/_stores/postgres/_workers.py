@@ -13,6 +13,7 @@ ages past the timeout instead.
 from __future__ import annotations
 
 import random
+from time import monotonic
 from collections.abc import Collection
 from typing import Final
 
@@ -51,6 +52,18 @@ _RELEASE_WORKFLOW_TASKS = ("UPDATE workflow_tasks SET lease_until = 0, dispatche
 _RELEASE_ACTIONS = ("UPDATE action_tasks SET lease_until = 0, dispatched_at = $2 "
                     "WHERE owner = $1 RETURNING tenant, workflow_id, name, run_id, cmd")
 _RELEASE_HOLDS = "DELETE FROM flow_holds WHERE owner = $1"  # its slots for inline attempts
+# A statement a worker's process sent before it died can still commit after its release (the
+# server finishes it, then finds the client gone): what such a commit leased to the worker is
+# released again at these times (seconds) after the first release, unless it registered anew.
+_LATE_LOOKS: Final = (0.25, 1.0, 3.0)
+_UNREGISTERED = "NOT EXISTS (SELECT 1 FROM workers WHERE id = $1)"
+_RELEASE_LATE_WORKFLOW_TASKS = (
+    "UPDATE workflow_tasks SET lease_until = 0, dispatched_at = $2 WHERE owner = $1 "
+    f"AND lease_until > 0 AND {_UNREGISTERED} RETURNING tenant, workflow_id")
+_RELEASE_LATE_ACTIONS = (
+    "UPDATE action_tasks SET lease_until = 0, dispatched_at = $2 WHERE owner = $1 "
+    f"AND lease_until > 0 AND {_UNREGISTERED} RETURNING tenant, workflow_id, name, run_id, cmd")
+_RELEASE_LATE_HOLDS = f"DELETE FROM flow_holds WHERE owner = $1 AND {_UNREGISTERED}"
 
 
 class PostgresWorkers(PostgresBase):
@@ -59,6 +72,7 @@ class PostgresWorkers(PostgresBase):
     def __init__(self, url: str, pool: asyncpg.Pool, target: Target) -> None:
         super().__init__(url, pool, target)
         self._locks: dict[str, tuple[asyncpg.Connection, int]] = {}  # identity -> (conn, key)
+        self._late: dict[str, list[float]] = {}  # a released worker -> its late looks (monotonic)
 
     async def register_worker(self, identity: str, *, host: str, pid: int, now: float) -> None:
         """Take the worker's lock (again, if its connection was lost) and record it alive."""
@@ -91,6 +105,13 @@ class PostgresWorkers(PostgresBase):
             if refs is not None:
                 released.workers.append(identity)
                 released.refs.extend(refs)
+                self._late[identity] = [monotonic() + after for after in _LATE_LOOKS]
+        for identity, looks in list(self._late.items()):
+            if looks[0] <= monotonic():
+                del looks[0]
+                if not looks:
+                    del self._late[identity]
+                released.refs.extend(await self._release_late(identity, now))
         if released.refs:
             self.wakeup.notify()
         return released
@@ -107,6 +128,17 @@ class PostgresWorkers(PostgresBase):
                 flows = await conn.fetch(_RELEASE_WORKFLOW_TASKS, identity, now)
                 actions = await conn.fetch(_RELEASE_ACTIONS, identity, now)
                 await conn.execute(_RELEASE_HOLDS, identity)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+        return [workflow_ref(*row) for row in flows] + [TaskRef("a", *row) for row in actions]
+
+    async def _release_late(self, identity: str, now: float) -> list[TaskRef]:
+        """Release what a dead worker's late commits leased to it (see ``_LATE_LOOKS``)."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                flows = await conn.fetch(_RELEASE_LATE_WORKFLOW_TASKS, identity, now)
+                actions = await conn.fetch(_RELEASE_LATE_ACTIONS, identity, now)
+                await conn.execute(_RELEASE_LATE_HOLDS, identity)
         except Exception as exc:
             raise await self._mapped(exc) from exc
         return [workflow_ref(*row) for row in flows] + [TaskRef("a", *row) for row in actions]
