@@ -23,6 +23,7 @@ from typing import Any
 
 import durable
 from bench import _telemetry as telemetry
+from durable._cli._workers import service_gc
 
 
 @durable.action(timeout=5.0)  # short: the worker runs it inline (its lease is 10 s or more)
@@ -252,6 +253,8 @@ if __name__ == "__main__":
     main = run_worker(a.url, a.redis, a.prefix, a.concurrency,
                       None if a.defaults else a.lease, a.standby, a.plain) if a.app is None \
         else run_app(a.url, a.tenant, a.app, a.steps, a.concurrency, a.plain)
+    if a.app is None:  # a worker process tunes its collector as `durable worker` does
+        service_gc()
     try:
         import uvloop
 
