@@ -220,12 +220,13 @@ RECOVERY_STEP = 0.02  # seconds each step of the recovery workflows sleeps
 
 async def run_app(url: str, tenant: str, start: int, steps: int, concurrency: int,
                   plain: bool) -> None:
-    """An embedded application: start ``start`` workflows, run them (default settings);
-    ``plain``: their actions are plain ``@durable.action`` ones, else inline."""
+    """An embedded application: start ``start`` workflows, run them (default settings but
+    ``concurrency``); ``plain``: their actions are plain ``@durable.action`` ones, and every
+    worker setting is the default, ``concurrency`` too, else they run inline."""
     async with durable.connect(url, tenant=tenant) as client:
         actions, limits = hosted()
-        async with durable.Worker(client, WORKFLOWS, actions, concurrency=concurrency,
-                                  queue_limits=limits):
+        options = {} if plain else {"concurrency": concurrency}
+        async with durable.Worker(client, WORKFLOWS, actions, queue_limits=limits, **options):
             await asyncio.gather(*(client.start(flow("many", plain), steps, RECOVERY_STEP,
                                                 id=f"r{i}")
                                    for i in range(start)))
