@@ -14,8 +14,6 @@ from datetime import datetime, timezone
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadDateError, CroniterError, croniter
-
 from .._stores._schedule_records import ScheduleSpec
 from .._validate import show
 from ..errors import InvalidScheduleError
@@ -53,6 +51,8 @@ def due_after(spec: ScheduleSpec, after: float) -> float | None:
         k = math.floor((after - spec.offset) / spec.every) + 1
         return spec.offset + k * spec.every
     assert spec.cron is not None
+    from croniter import CroniterBadDateError, croniter  # on first use: 25 ms of imports
+
     start = datetime.fromtimestamp(after, ZoneInfo(spec.timezone))
     try:
         cron = croniter(spec.cron, start, max_years_between_matches=_SEARCH_YEARS)
@@ -104,6 +104,8 @@ def _check_cron(schedule_id: str, cron: str) -> str:
         raise InvalidScheduleError(
             f"cron={show(cron)} of schedule {schedule_id!r} is not a cron expression",
             schedule_id=schedule_id, field="cron", value=show(cron))
+    from croniter import CroniterError, croniter
+
     try:
         croniter(text, datetime.fromtimestamp(0, timezone.utc))
     except (CroniterError, ValueError, KeyError, IndexError, OverflowError) as exc:
