@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,44 @@ async def test_a_full_worker_starts_a_tenant_with_nothing_running_at_once() -> N
             finally:
                 RELEASE.set()
             assert await noisy.result(timeout=5) == "busy done"
+
+
+async def test_the_outcomes_of_one_turn_reach_the_loop_with_one_wake_up() -> None:
+    """``call``: a group's outcomes (and a failing call's error) are handed to the event loop
+    together, not one thread-safe wake-up per call; a lone call is not held back."""
+    def group(calls: list[Any]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        for fn, args in calls:
+            try:
+                outcomes.append((True, fn(*args)))
+            except Exception as exc:  # noqa: BLE001 - its caller gets it
+                outcomes.append((False, exc))
+        return outcomes
+
+    executor = FairExecutor("test-lanes", group=group)
+    loop = asyncio.get_running_loop()
+    wakes = 0
+    wake = loop.call_soon_threadsafe
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal wakes
+        wakes += 1
+        return wake(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    try:
+        gate = threading.Event()
+        blocker = executor.call(gate.wait)
+        calls = [executor.call(lambda n=n: 10 // n, grouped=True) for n in range(5, -1, -1)]
+        await asyncio.sleep(0.01)
+        gate.set()
+        outcomes = await asyncio.gather(blocker, *calls, return_exceptions=True)
+        assert outcomes[1:6] == [2, 2, 3, 5, 10]
+        assert isinstance(outcomes[6], ZeroDivisionError)
+        assert wakes <= 2  # the blocker's turn, then the group's (not one per call)
+        before = wakes
+        assert await asyncio.wait_for(executor.call(lambda: "alone"), timeout=1) == "alone"
+        assert wakes == before + 1
+    finally:
+        loop.call_soon_threadsafe = wake  # type: ignore[method-assign]
+        executor.shutdown()
