@@ -11,7 +11,7 @@ the next one). Work for no tenant in particular (polls, claims, housekeeping) ha
 
 Invariant: within a lane, work runs in the order it was submitted.
 
-Work submitted with ``submit_grouped`` may run together with the grouped work served right
+Work called with ``grouped=True`` may run together with the grouped work served right
 after it (the next lanes' in turn, as they would have run one by one): the executor's
 ``group`` runs such a batch at once (the SQLite store: writes in one transaction).
 
@@ -77,16 +77,10 @@ class FairExecutor(Executor):
         self._enqueue(future, fn, args, kwargs, False)
         return future
 
-    def submit_grouped(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
-        """``submit(fn, *args)``, which may run in a group (see the module)."""
-        future: Future[T] = Future()
-        self._enqueue(future, fn, args, {}, self._group is not None)
-        return future
-
     def call(self, fn: Callable[..., T], /, *args: Any,
              grouped: bool = False) -> asyncio.Future[T]:
-        """``submit`` (``grouped``: ``submit_grouped``) from an event loop: a future of that
-        loop, resolved with the others of the same turn of the thread (see the module)."""
+        """``submit`` from an event loop (``grouped``: it may run in a group, see the module):
+        a future of that loop, resolved with the others of the same turn of the thread."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._enqueue(_Delivery(self, loop, future), fn, args, {},

@@ -62,6 +62,10 @@ class Wakeup:
         """Ends may go unreported (the epoch is over): the result waiters read again, and
         then poll."""
         self.epoch = None
+        self._read_again()
+
+    def _read_again(self) -> None:
+        """Wake every result waiter with None: "read the execution again"."""
         for watchers in self._watchers.values():
             for fut in watchers:
                 if not fut.done():
@@ -123,10 +127,7 @@ class Wakeup:
             if current != seen:
                 seen, delay = current, _FIRST_POLL
                 self.notify()
-                for watchers in self._watchers.values():  # each re-reads its execution
-                    for fut in watchers:
-                        if not fut.done():
-                            fut.set_result(None)
+                self._read_again()
             else:
                 delay = min(delay * 2, _LAST_POLL)
 

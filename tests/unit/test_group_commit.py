@@ -67,13 +67,13 @@ async def test_a_group_whose_commit_fails_fails_every_caller() -> None:
     gate = threading.Event()
     loop = asyncio.get_running_loop()
     blocker = loop.run_in_executor(executor, gate.wait)
-    futures = [asyncio.wrap_future(executor.submit_grouped(lambda: "unused")) for _ in range(3)]
+    futures = [executor.call(lambda: "unused", grouped=True) for _ in range(3)]
     gate.set()
     await blocker
     for outcome in await asyncio.gather(*futures, return_exceptions=True):
         assert isinstance(outcome, OSError)
-    alone = executor.submit_grouped(lambda: "alone")  # a lone write runs as it is
+    alone = executor.call(lambda: "alone", grouped=True)  # a lone write runs as it is
     executor.shutdown(wait=True)
-    assert alone.result() == "alone"
+    assert await alone == "alone"
     with pytest.raises(RuntimeError):
-        executor.submit_grouped(lambda: None)
+        executor.call(lambda: None, grouped=True)

@@ -47,23 +47,20 @@ WHERE NOT w.id = ANY($3::text[])
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())))
 """
 _DELETE_WORKER = "DELETE FROM workers WHERE id = $1 AND ($2::float8 IS NULL OR heartbeat_at = $2)"
-_RELEASE_WORKFLOW_TASKS = ("UPDATE workflow_tasks SET lease_until = 0, dispatched_at = $2 "
-                           "WHERE owner = $1 RETURNING tenant, workflow_id")
-_RELEASE_ACTIONS = ("UPDATE action_tasks SET lease_until = 0, dispatched_at = $2 "
-                    "WHERE owner = $1 RETURNING tenant, workflow_id, name, run_id, cmd")
-_RELEASE_HOLDS = "DELETE FROM flow_holds WHERE owner = $1"  # its slots for inline attempts
 # A statement a worker's process sent before it died can still commit after its release (the
 # server finishes it, then finds the client gone): what such a commit leased to the worker is
 # released again at these times (seconds) after the first release, unless it registered anew.
+# The statements serve both: they run after the worker's row is deleted.
 _LATE_LOOKS: Final = (0.25, 1.0, 3.0)
 _UNREGISTERED = "NOT EXISTS (SELECT 1 FROM workers WHERE id = $1)"
-_RELEASE_LATE_WORKFLOW_TASKS = (
+_RELEASE_WORKFLOW_TASKS = (
     "UPDATE workflow_tasks SET lease_until = 0, dispatched_at = $2 WHERE owner = $1 "
     f"AND lease_until > 0 AND {_UNREGISTERED} RETURNING tenant, workflow_id")
-_RELEASE_LATE_ACTIONS = (
+_RELEASE_ACTIONS = (
     "UPDATE action_tasks SET lease_until = 0, dispatched_at = $2 WHERE owner = $1 "
     f"AND lease_until > 0 AND {_UNREGISTERED} RETURNING tenant, workflow_id, name, run_id, cmd")
-_RELEASE_LATE_HOLDS = f"DELETE FROM flow_holds WHERE owner = $1 AND {_UNREGISTERED}"
+# its slots for inline attempts
+_RELEASE_HOLDS = f"DELETE FROM flow_holds WHERE owner = $1 AND {_UNREGISTERED}"
 
 
 class PostgresWorkers(PostgresBase):
@@ -111,34 +108,24 @@ class PostgresWorkers(PostgresBase):
                 del looks[0]
                 if not looks:
                     del self._late[identity]
-                released.refs.extend(await self._release_late(identity, now))
+                released.refs.extend(await self._release(identity, None, now, late=True) or [])
         if released.refs:
             self.wakeup.notify()
         return released
 
-    async def _release(self, identity: str, heartbeat_at: float | None,
-                       now: float) -> list[TaskRef] | None:
+    async def _release(self, identity: str, heartbeat_at: float | None, now: float, *,
+                       late: bool = False) -> list[TaskRef] | None:
         """Delete the worker (if its heartbeat is still ``heartbeat_at``) and expire the
-        leases of its tasks, in one transaction; their hints, or None if it was not deleted."""
+        leases of its tasks, in one transaction; their hints, or None if it was not deleted.
+        ``late``: only expire what late commits leased to it since (``_LATE_LOOKS``)."""
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                if await conn.execute(_DELETE_WORKER, identity, heartbeat_at) == "DELETE 0" \
-                        and heartbeat_at is not None:
+                if not late and await conn.execute(_DELETE_WORKER, identity, heartbeat_at) \
+                        == "DELETE 0" and heartbeat_at is not None:
                     return None
                 flows = await conn.fetch(_RELEASE_WORKFLOW_TASKS, identity, now)
                 actions = await conn.fetch(_RELEASE_ACTIONS, identity, now)
                 await conn.execute(_RELEASE_HOLDS, identity)
-        except Exception as exc:
-            raise await self._mapped(exc) from exc
-        return [workflow_ref(*row) for row in flows] + [TaskRef("a", *row) for row in actions]
-
-    async def _release_late(self, identity: str, now: float) -> list[TaskRef]:
-        """Release what a dead worker's late commits leased to it (see ``_LATE_LOOKS``)."""
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                flows = await conn.fetch(_RELEASE_LATE_WORKFLOW_TASKS, identity, now)
-                actions = await conn.fetch(_RELEASE_LATE_ACTIONS, identity, now)
-                await conn.execute(_RELEASE_LATE_HOLDS, identity)
         except Exception as exc:
             raise await self._mapped(exc) from exc
         return [workflow_ref(*row) for row in flows] + [TaskRef("a", *row) for row in actions]

@@ -71,7 +71,7 @@ class SQLiteBase(StoreClocked):
 
     async def _run(self, fn: Callable[..., T], *args: Any, grouped: bool = False) -> T:
         """Run ``fn(conn, *args)`` on the store's thread (``grouped``: it may run together
-        with the calls queued with it, ``FairExecutor.submit_grouped``); driver errors become
+        with the calls queued with it, ``FairExecutor.call``); driver errors become
         typed errors."""
         if self._closed:
             raise StoreUnavailableError(f"the SQLite store {self.url!r} is closed", url=self.url)
