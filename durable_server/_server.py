@@ -7,7 +7,8 @@ the client's dispatcher:
 
 * timers: each due timer's ``TimerFired`` is recorded once;
 * outbox: claimable tasks whose last dispatch is older than ``redispatch_after`` (a hint lost
-  in Redis, a dead worker's expired lease, a due retry or release) are announced again;
+  in Redis, a dead worker's expired lease, a due retry or release) are announced again, and a
+  task that stays unclaimed less and less often (a backlog is not announced non-stop);
 * schedules: the runs of due schedules are started (each due time once, with a workflow id
   derived from it);
 * workers: the tasks of workers whose process died (or whose heartbeat is older than
@@ -81,7 +82,8 @@ class Server:
     Server(...)`` runs it in the background for the block (``port``, when given as 0, is the
     bound port once it started). ``interval`` is how long an idle loop sleeps, ``batch`` how
     many timers or tasks one store call takes, and ``redispatch_after`` how long a claimable
-    task may sit without a fresh hint before it is announced again. The schedules loop
+    task may sit without a fresh hint before it is announced again (then again after as long
+    as it has waited, at most a minute: ``_backlog.announced_mark``). The schedules loop
     sleeps until the next schedule is due, at most ``schedule_poll`` seconds (how soon a
     schedule created elsewhere is seen). A worker whose process died has its tasks released
     within a fraction of a second, one that sent no heartbeat for ``liveness_timeout``

@@ -109,7 +109,8 @@ def _add_server(commands: Commands) -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=0.1, metavar="SECONDS",
                    help="how long an idle loop sleeps (default 0.1)")
     p.add_argument("--redispatch-after", type=float, default=2.0, metavar="SECONDS",
-                   help="announce a claimable task again after this long (default 2)")
+                   help="announce a claimable task again after this long (default 2), then "
+                        "after as long as it has waited, at most a minute")
     p.add_argument("--liveness-timeout", type=float, default=5.0, metavar="SECONDS",
                    help="release the tasks of a worker with no heartbeat this long (default 5)")
     p.add_argument("--metrics-token", metavar="TOKEN", default=None,

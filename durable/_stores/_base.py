@@ -286,8 +286,9 @@ class TimerStore(Protocol):
     async def dispatch_due(self, *, now: float, older_than: float, limit: int) -> list[TaskRef]:
         """The outbox: hints for up to ``limit`` claimable tasks last dispatched more than
         ``older_than`` seconds ago (a lost hint, a dead worker's expired lease, a retry or a
-        release that became due). They are marked dispatched at ``now``; concurrent callers
-        get disjoint sets.
+        release that became due). They are marked as ``_backlog.announced_mark`` says (the
+        longer a task has waited, the later it is announced again); concurrent callers get
+        disjoint sets.
 
         A task counts as dispatched when it is created or made runnable (its creator publishes
         the hint); retries and releases reset that, so they are dispatched once due.

@@ -164,6 +164,22 @@ async def test_dispatch_due_announces_each_task_once_per_window(store: Store) ->
     assert keys(await dispatch(store, NOW + 20)) == keys(due)
 
 
+async def test_dispatch_due_announces_a_task_that_waits_long_less_and_less_often(
+        store: Store) -> None:
+    # Announced again once unclaimed for as long as it had waited (at least older_than, at
+    # most REANNOUNCE_AT_MOST): a backlog is not announced every older_than seconds.
+    await started_with(store, act(1))
+    await create(store, "wf-2", tenant=T2)
+    both = {("a", T1, "wf-1", "run-wf-1", 1), ("w", T2, "wf-2", "", -1)}
+    assert keys(await dispatch(store, NOW + 40)) == both  # had waited 40 s: next at 80
+    assert await dispatch(store, NOW + 50) == []
+    assert await dispatch(store, NOW + 79) == []
+    assert keys(await dispatch(store, NOW + 80)) == both  # had waited 80 s: next 60 s later
+    assert await dispatch(store, NOW + 139) == []
+    assert keys(await dispatch(store, NOW + 140)) == both
+    assert keys(await dispatch(store, NOW + 200)) == both
+
+
 async def test_dispatch_due_counts_appends_as_dispatched(store: Store) -> None:
     await started_with(store)
     await store.append_input(T1, "wf-1", received("x"), now=NOW + 50)

@@ -6,7 +6,7 @@ from collections import Counter
 
 from ..._history import TimerFired
 from ..._queues import route
-from .._backlog import Backlog, ReadyCount
+from .._backlog import Backlog, ReadyCount, announced_mark
 from .._records import TaskRef, action_ref, workflow_ref
 from ._state import MemoryState
 
@@ -39,13 +39,13 @@ class MemoryTimers(MemoryState):
         refs: list[tuple[int, TaskRef]] = []  # (-priority, hint): higher priority first
         for key, held in self._wf_tasks.items():
             if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
-                held.dispatched_at = now
+                held.dispatched_at = announced_mark(now, held.due, older_than)
                 record = self._executions[key]
                 refs.append((-record.priority,
                              workflow_ref(*key, route(record.workflow, record.queue))))
         for task, held in self._actions.values():
             if len(refs) < limit and held.claimable(now) and held.dispatched_at <= now - older_than:
-                held.dispatched_at = now
+                held.dispatched_at = announced_mark(now, held.due, older_than)
                 refs.append((-task.priority, action_ref(task)))
         return [ref for _, ref in sorted(refs, key=lambda item: item[0])]
 

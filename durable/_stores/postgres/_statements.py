@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from typing import Final
 
+from .._backlog import REANNOUNCE_AT_MOST
+
 # ---- executions and history -----------------------------------------------------------------
 
 EXECUTION_COLUMNS: Final = ("tenant, workflow_id, run_id, workflow, version, status, created_at, "
@@ -323,16 +325,18 @@ RETURNING {_RETURNING_ACTION}
 # The outbox: claimable tasks whose hint was published at or before $2 (now - older_than) are
 # marked dispatched at $1 (now); up to $3 in all, workflow tasks first; their hints come out
 # higher priority first (then workflow tasks first).
+# Each announced task is marked as ``_backlog.announced_mark`` says ($1 - $2: older_than).
+_ANNOUNCED: Final = f"$1 + greatest(0, least($1 - {{}}.due, {REANNOUNCE_AT_MOST!r}) - ($1 - $2))"
 DISPATCH_DUE: Final = f"""
 WITH workflows AS (
-    UPDATE workflow_tasks AS w SET dispatched_at = $1
+    UPDATE workflow_tasks AS w SET dispatched_at = {_ANNOUNCED.format("w")}
     FROM (SELECT tenant, workflow_id FROM workflow_tasks
           WHERE dispatched_at <= $2 AND due <= $1
           ORDER BY dispatched_at LIMIT $3 FOR UPDATE SKIP LOCKED) AS picked, {_NO_FLUSH}
     WHERE w.tenant = picked.tenant AND w.workflow_id = picked.workflow_id
     RETURNING w.tenant, w.workflow_id, w.workflow, w.priority
 ), actions AS (
-    UPDATE action_tasks AS a SET dispatched_at = $1
+    UPDATE action_tasks AS a SET dispatched_at = {_ANNOUNCED.format("a")}
     FROM (SELECT tenant, workflow_id, run_id, cmd FROM action_tasks
           WHERE dispatched_at <= $2 AND due <= $1
           ORDER BY dispatched_at LIMIT greatest($3 - (SELECT count(*) FROM workflows), 0)

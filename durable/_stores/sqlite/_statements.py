@@ -162,11 +162,11 @@ SELECT_HINTED_ACTION: Final = (
 
 # dispatch_due: claimable tasks announced at or before ?1 (now - older_than); ?2 is now.
 SELECT_UNDISPATCHED_WORKFLOW_TASKS: Final = (
-    "SELECT tenant, workflow_id, workflow, priority FROM workflow_tasks "
+    "SELECT tenant, workflow_id, workflow, priority, due FROM workflow_tasks "
     "WHERE dispatched_at <= ?1 AND due <= ?2 "
     "AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
 SELECT_UNDISPATCHED_ACTIONS: Final = (
-    "SELECT tenant, workflow_id, name, run_id, cmd, priority FROM action_tasks "
+    "SELECT tenant, workflow_id, name, run_id, cmd, priority, due FROM action_tasks "
     "WHERE dispatched_at <= ?1 "
     "AND due <= ?2 AND visible_at <= ?2 ORDER BY dispatched_at LIMIT ?3")
 MARK_WORKFLOW_TASK_DISPATCHED: Final = ("UPDATE workflow_tasks SET dispatched_at = ? "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from ..._history import TimerFired
-from .._backlog import Backlog, ReadyCount
+from .._backlog import Backlog, ReadyCount, announced_mark
 from .._records import TaskRef, workflow_ref
 from . import _statements as sql
 from ._connection import Row, SQLiteBase, in_transaction, scalar
@@ -87,15 +87,18 @@ def _dispatch_due(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
 def _dispatch_due_txn(conn: sqlite3.Connection, query: Row) -> list[TaskRef]:
     """Mark up to ``limit`` undispatched claimable tasks dispatched now; return their hints,
     higher priority first."""
-    _, now, limit = query
+    announced_before, now, limit = query
+    older_than = now - announced_before
     rows = conn.execute(sql.SELECT_UNDISPATCHED_WORKFLOW_TASKS, query).fetchall()
-    conn.executemany(sql.MARK_WORKFLOW_TASK_DISPATCHED, [(now, *row[:2]) for row in rows])
+    conn.executemany(sql.MARK_WORKFLOW_TASK_DISPATCHED,
+                     [(announced_mark(now, row[4], older_than), *row[:2]) for row in rows])
     refs = [(-priority, workflow_ref(tenant, workflow_id, stored))
-            for tenant, workflow_id, stored, priority in rows]
+            for tenant, workflow_id, stored, priority, _ in rows]
     if len(refs) < limit:
         actions = conn.execute(sql.SELECT_UNDISPATCHED_ACTIONS, query[:2] + (limit - len(refs),))
-        for tenant, workflow_id, name, run_id, cmd, priority in actions.fetchall():
-            conn.execute(sql.MARK_ACTION_DISPATCHED, (now, tenant, workflow_id, run_id, cmd))
+        for tenant, workflow_id, name, run_id, cmd, priority, due in actions.fetchall():
+            conn.execute(sql.MARK_ACTION_DISPATCHED, (announced_mark(now, due, older_than),
+                                                      tenant, workflow_id, run_id, cmd))
             refs.append((-priority, TaskRef("a", tenant, workflow_id, name, run_id, cmd)))
     return _by_priority(refs)
 
