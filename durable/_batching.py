@@ -5,6 +5,12 @@ history, commit a task, create an execution) from many tasks in the same turn of
 loop. ``Batcher`` queues those calls and sends them together, so N executions cost one
 statement and one transaction instead of N. A call waits at most for the batches already in
 flight, never for a timer: alone, it goes out on the next turn of the loop.
+
+Fairness (``express``): a batch's callers all wait for the whole batch, so under one tenant's
+backlog every call would wait for a batch or two of that tenant's work. A call of a lane
+(``_lanes``: the tenant it works for) with nothing else queued or in flight here goes out at
+once on its own instead, while fewer than ``express`` such calls are out: a quiet tenant's
+commit costs one round trip, not a noisy tenant's batches.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from ._lanes import lane
 
 __all__ = ["Batcher"]
 
@@ -26,13 +34,14 @@ class Batcher(Generic[T, R]):
     ``run_many`` returns one result per item, in order. If it raises one of ``shared_errors``
     (the store is down), every caller gets that error; any other error is retried item by
     item with ``run_one``, so only the item that caused it sees it (a batch is one
-    transaction: nothing of it was written).
+    transaction: nothing of it was written). With ``express`` > 0, up to that many calls of
+    lanes with nothing else here go out on their own with ``run_one`` (see the module).
     """
 
     def __init__(self, run_many: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
                  run_one: Callable[[T], Awaitable[R]], *,
                  shared_errors: tuple[type[Exception], ...] = (), max_in_flight: int = 2,
-                 max_batch: int = 500) -> None:
+                 max_batch: int = 500, express: int = 0) -> None:
         self._run_many = run_many
         self._run_one = run_one
         self._shared_errors = shared_errors
@@ -41,9 +50,33 @@ class Batcher(Generic[T, R]):
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._scheduled = False
+        self._express = express > 0
+        self._express_free = express  # express calls that may go out now
+        self._lanes: dict[str, int] = {}  # with express: each lane's calls queued or out here
 
     async def submit(self, item: T) -> R:
-        """Run ``item`` in the next batch; its result (or the error it caused)."""
+        """Run ``item`` in the next batch (or on its own, see ``express``); its result (or the
+        error it caused)."""
+        if not self._express:
+            return await self._batched(item)
+        key = lane()
+        mine = self._lanes.get(key, 0)
+        self._lanes[key] = mine + 1
+        try:
+            if mine == 0 and (self._queue or self._flushes) and self._express_free > 0:
+                self._express_free -= 1
+                try:
+                    return await self._run_one(item)
+                finally:
+                    self._express_free += 1
+            return await self._batched(item)
+        finally:
+            if self._lanes[key] == 1:
+                del self._lanes[key]
+            else:
+                self._lanes[key] -= 1
+
+    async def _batched(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
         self._queue.append((item, fut))

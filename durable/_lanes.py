@@ -30,7 +30,7 @@ from concurrent.futures import Executor, Future
 from contextvars import ContextVar
 from typing import Any, Callable, Final, Protocol, TypeVar
 
-__all__ = ["Call", "FairExecutor", "Group", "enter"]
+__all__ = ["Call", "FairExecutor", "Group", "enter", "lane"]
 
 T = TypeVar("T")
 _LANE: Final[ContextVar[str]] = ContextVar("durable_lane", default="")
@@ -55,6 +55,11 @@ Group = Callable[[list[Call]], list[tuple[bool, Any]]]
 def enter(tenant: str) -> None:
     """Make ``tenant`` the lane of the current task's work from now on."""
     _LANE.set(tenant)
+
+
+def lane() -> str:
+    """The lane of the current task's work."""
+    return _LANE.get()
 
 
 class FairExecutor(Executor):

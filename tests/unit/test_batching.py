@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import pytest
 
 from durable._batching import Batcher
+from durable._lanes import enter
 from durable.errors import StoreUnavailableError
 
 
@@ -102,3 +103,63 @@ async def test_a_cancelled_caller_leaves_the_batch_running() -> None:
         await first
     await batcher.close()
     assert rec.batches == [["a", "b"]]
+
+
+async def _in_lane(tenant: str, call: Awaitable[str]) -> str:
+    enter(tenant)  # this task's lane (a task of its own: its context is a copy)
+    return await call
+
+
+class SlowBatches(Recorder):
+    """A batch takes many turns of the loop (a long transaction)."""
+
+    async def many(self, items: Sequence[str]) -> list[str]:
+        for _ in range(20):
+            await asyncio.sleep(0)
+        return await super().many(items)
+
+
+@pytest.mark.parametrize("express", [0, 1])
+async def test_express_sends_a_lone_lane_s_call_past_a_busy_batcher(express: int) -> None:
+    rec = SlowBatches()
+    batcher: Batcher[str, str] = Batcher(rec.many, rec.one, max_in_flight=1, express=express)
+    done: list[str] = []
+
+    async def call(tenant: str, item: str) -> None:
+        if tenant == "quiet":
+            await asyncio.sleep(0)  # arrives while noisy's batch is out
+        done.append(await _in_lane(tenant, batcher.submit(item)))
+
+    await asyncio.gather(call("noisy", "a"), call("noisy", "b"), call("noisy", "c"),
+                         call("quiet", "q"))
+    assert rec.batches == [["a", "b", "c"]] and rec.singles == ["q"]
+    # with express, quiet's call is answered first; without, after noisy's whole batch
+    assert done == (["Q", "A", "B", "C"] if express else ["A", "B", "C", "Q"])
+
+
+class SlowSingles(Recorder):
+    """A call sent alone takes a few turns of the loop (a round trip)."""
+
+    async def one(self, item: str) -> str:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return await super().one(item)
+
+
+async def test_express_is_for_lanes_with_nothing_else_here_and_is_bounded() -> None:
+    rec = SlowSingles()
+    batcher: Batcher[str, str] = Batcher(rec.many, rec.one, max_in_flight=1, express=1)
+
+    async def later(tenant: str, item: str) -> str:
+        await asyncio.sleep(0)  # while the first batch is out
+        return await _in_lane(tenant, batcher.submit(item))
+
+    results = await asyncio.gather(
+        _in_lane("noisy", batcher.submit("a")), _in_lane("noisy", batcher.submit("b")),
+        later("noisy", "c"),  # noisy has calls here: it waits for the next batch
+        later("quiet", "q"),  # alone in its lane: out at once
+        later("other", "o"))  # alone too, but the one express slot is taken
+    assert results == ["A", "B", "C", "Q", "O"]
+    assert rec.singles == ["q"]
+    assert rec.batches == [["a", "b"], ["c", "o"]]
+    assert batcher._lanes == {}  # nothing queued or out: no lane counted
