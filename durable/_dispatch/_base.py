@@ -72,6 +72,11 @@ class Dispatcher(Protocol):
         """The tasks' outcomes are committed: their hints can be forgotten."""
         ...
 
+    async def retire(self, owner: str) -> None:
+        """Worker ``owner`` stops claiming: hand back the hints it received and did not
+        claim, so that other workers get them now (not once they are taken over)."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

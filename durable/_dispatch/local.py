@@ -83,5 +83,8 @@ class LocalDispatcher:
     async def ack(self, claims: Sequence[Claim]) -> None:
         """Nothing to do: a claim is its own record."""
 
+    async def retire(self, owner: str) -> None:
+        """Nothing to do: a worker holds no hints."""
+
     async def close(self) -> None:
         """Nothing to release."""

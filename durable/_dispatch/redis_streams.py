@@ -248,6 +248,26 @@ class RedisDispatcher:
         if refs:
             await self.publish(refs)
 
+    async def retire(self, owner: str) -> None:
+        """Worker ``owner`` stops: once its blocking reads are in (each ends within its
+        block), publish again the hints it read and did not claim (past sticky routes) and
+        acknowledge them: none stays pending under its name until taken over."""
+        consumer = self._consumers.get(owner)
+        if consumer is None:
+            return
+        if consumer.reads:
+            await asyncio.wait(consumer.reads.values())
+        try:
+            consumer.backlog += _harvest(consumer)
+        except Exception:  # noqa: BLE001 - a read that failed read nothing to hand back
+            logger.debug("a read of %s failed as it stopped", owner, exc_info=True)
+        hints, consumer.backlog = consumer.backlog, []
+        refs = list(dict.fromkeys(h.ref for h in hints if h.ref is not None))
+        with self._unavailable():
+            if refs:
+                await self.publish(refs, sticky=False)
+            await self._xack([(h.stream, h.entry) for h in hints])
+
     def _sticky_streams(self, owner: str) -> list[str]:
         return [_keys.sticky_stream(self.prefix, owner, p) for p in range(self.partitions)]
 

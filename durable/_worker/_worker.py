@@ -219,7 +219,14 @@ class Worker:
             self._announced_at = now
 
     async def _retire(self) -> None:
-        """Remove this worker's record (best effort: it expires after ``HOSTS_TTL`` anyway)."""
+        """Hand back the hints it holds (best effort: others take them over after a lease,
+        the outbox announces them again) and remove this worker's record (best effort too:
+        it expires after ``HOSTS_TTL`` anyway)."""
+        try:
+            await asyncio.shield(self.client.dispatcher.retire(self.identity))
+        except Exception:
+            logger.debug("worker %s could not hand back its hints", self.identity,
+                         exc_info=True)
         if self._announced_at > float("-inf"):
             self._announced_at = float("-inf")
             try:

@@ -259,6 +259,25 @@ async def test_duplicate_hints_make_one_claim_and_limits_hold(
     assert await pending(redis, redis_prefix) == 0
 
 
+async def test_a_stopping_worker_hands_back_the_hints_it_read_and_did_not_claim(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    client = clients()
+    for i in range(3):  # two workflows, two streams: a read takes a claim's worth of each
+        await client.start(flow, 1, id=f"back-{i}")
+        await client.start(waits, id=f"wait-{i}")
+    stopping = ClaimSpec("stopping-worker", WORKFLOWS, ACTIONS, 30.0)
+    first = await client.dispatcher.receive(stopping, limit=2, timeout=0)
+    await client.dispatcher.ack(first)
+    assert len(first) == 2 and await pending(redis, redis_prefix) == 2  # read, not claimed
+    await client.dispatcher.retire("stopping-worker")
+    assert await pending(redis, redis_prefix) == 0  # nothing waits under its name
+    other = ClaimSpec("other-worker", WORKFLOWS, ACTIONS, 30.0)
+    rest = await client.dispatcher.receive(other, limit=10, timeout=0)
+    assert sorted(c.task.workflow_id for c in first + rest) == sorted(
+        [f"back-{i}" for i in range(3)] + [f"wait-{i}" for i in range(3)])
+    await client.dispatcher.ack(rest)
+
+
 async def test_trimmed_pending_entry_is_dropped_when_taken_over(
         clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
     client = clients()

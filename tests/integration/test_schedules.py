@@ -79,6 +79,9 @@ class Recorder:
     async def forget_worker(self, owner: str) -> None:
         pass
 
+    async def retire(self, owner: str) -> None:
+        pass
+
     async def ack(self, claims: Any) -> None:
         pass
 

@@ -126,6 +126,9 @@ class RecordingDispatcher:
     async def forget_worker(self, owner: str) -> None:
         pass
 
+    async def retire(self, owner: str) -> None:
+        pass
+
     async def ack(self, claims: Sequence[Claim]) -> None:
         pass
 
