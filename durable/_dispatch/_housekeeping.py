@@ -64,11 +64,12 @@ class Housekeeper:
         return await self.store.fire_due_timers(now=now, limit=self.batch)
 
     async def until_next_timer(self, now: float, *, at_most: float) -> float:
-        """Seconds until the next timer (or delayed task) is due, at most ``at_most``.
+        """Seconds until the next timer fires, at most ``at_most``.
 
-        Tasks that are due already are the outbox's business: they do not shorten the wait.
+        Tasks, due or delayed, are the outbox's business (its own loop announces them once
+        due): they do not shorten the wait, and are not read (``TimerStore.next_timer``).
         """
-        due = await self.store.next_wakeup(now=now)
+        due = await self.store.next_timer(now=now)
         return at_most if due is None or due <= now else min(due - now, at_most)
 
     async def redispatch(self, now: float) -> list[TaskRef]:

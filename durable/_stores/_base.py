@@ -306,6 +306,13 @@ class TimerStore(Protocol):
         clock."""
         ...
 
+    async def next_timer(self, *, now: float) -> float | None:
+        """When the earliest timer fires (None if none waits), on the caller's clock: ``now``
+        plus its time left on the store's. Unlike ``next_wakeup`` it reads the timers alone
+        (by their index): ``durable server``'s timers loop asks it between passes, and a
+        scan of every task grows with the backlog."""
+        ...
+
 
 class RequestStore(Protocol):
     """Requests: queries and updates for an execution, and their answers."""

@@ -599,6 +599,17 @@ async def test_pending_work_is_scoped_to_the_execution(store: Store) -> None:
     assert await store.pending_work(T1, "nope") == ([], [])
 
 
+async def test_next_timer_reads_the_timers_alone(store: Store) -> None:
+    assert await store.next_timer(now=NOW) is None
+    await create(store, now=NOW)
+    assert await store.next_timer(now=NOW) is None  # a runnable task is the outbox's
+    task = await claim_one(store, now=NOW)
+    assert await commit(store, task, act(1), StartTimer(2, 100.0, NOW + 100), visible_at=NOW + 50)
+    assert await store.next_timer(now=NOW) == NOW + 100  # not the action's NOW + 50
+    assert len(await store.fire_due_timers(now=NOW + 100, limit=10)) == 1
+    assert await store.next_timer(now=NOW + 100) is None
+
+
 async def test_next_wakeup_tracks_timers_leases_and_delays(store: Store) -> None:
     assert await store.next_wakeup(now=NOW) is None
     await create(store, now=NOW)

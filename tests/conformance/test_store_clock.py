@@ -70,6 +70,8 @@ async def test_next_wakeup_is_on_each_caller_s_clock(own: Store, skew: float) ->
     caller_now = time.time() + skew
     due = await own.next_wakeup(now=caller_now)
     assert due is not None and abs(due - (caller_now + 30.0)) < TOLERANCE
+    timer = await own.next_timer(now=caller_now)  # the server's timers loop asks this one
+    assert timer is not None and abs(timer - (caller_now + 30.0)) < TOLERANCE
 
 
 async def test_a_store_on_a_given_clock_fires_when_that_clock_says(store_url: str) -> None:

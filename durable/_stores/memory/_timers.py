@@ -74,3 +74,9 @@ class MemoryTimers(MemoryState):
                   for held in self._wf_tasks.values()]
         times += self._schedule_checks()
         return min(times, default=None)
+
+    async def next_timer(self, *, now: float) -> float | None:
+        """When the earliest timer fires (None if none waits), on the caller's clock."""
+        shift = now - self._store_time(now)  # type: ignore[operator]
+        fires: list[float] = [t.fire_at + shift for t in self._timers.values()]
+        return min(fires, default=None)

@@ -371,6 +371,8 @@ BACKLOG: Final = (
     "WHERE due <= $1 AND owner IS NULL GROUP BY name "
     "UNION ALL SELECT 'timers', '', count(*) FROM timers "
     "WHERE fire_at <= durable_store_time($2::float8)")
+NEXT_TIMER: Final = ("SELECT (SELECT min(fire_at) FROM timers) "
+                     "- durable_store_time($2::float8) + $1::float8")
 NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers) "
                       "- durable_store_time($2::float8) + $1::float8, "
                       "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "

@@ -50,3 +50,8 @@ class PostgresTimers(PostgresBase):
         waits); a timer's on the caller's clock, ``now`` plus its time left on the store's."""
         due: float | None = await self._fetchval(sql.NEXT_WAKEUP, now, self._store_time(now))
         return due
+
+    async def next_timer(self, *, now: float) -> float | None:
+        """When the earliest timer fires (None if none waits), on the caller's clock."""
+        due: float | None = await self._fetchval(sql.NEXT_TIMER, now, self._store_time(now))
+        return due

@@ -48,6 +48,11 @@ class SQLiteTimers(SQLiteBase):
         shift = now - self._store_time(now)  # type: ignore[operator]
         return await self._run(scalar, sql.NEXT_WAKEUP, (shift,))
 
+    async def next_timer(self, *, now: float) -> float | None:
+        """When the earliest timer fires (None if none waits), on the caller's clock."""
+        shift = now - self._store_time(now)  # type: ignore[operator]
+        return await self._run(scalar, sql.NEXT_TIMER, (shift,))
+
 
 def _rows(conn: sqlite3.Connection, statement: str, params: tuple[object, ...]) -> list[Row]:
     return conn.execute(statement, params).fetchall()
