@@ -219,20 +219,17 @@ class Worker:
             self._announced_at = now
 
     async def _retire(self) -> None:
-        """Hand back the hints it holds (best effort: others take them over after a lease,
-        the outbox announces them again) and remove this worker's record (best effort too:
-        it expires after ``HOSTS_TTL`` anyway)."""
-        try:
-            await asyncio.shield(self.client.dispatcher.retire(self.identity))
-        except Exception:
-            logger.debug("worker %s could not hand back its hints", self.identity,
-                         exc_info=True)
+        """Hand back the hints it holds and remove this worker's record, both at once and
+        both best effort: otherwise other workers take the hints over after a lease (or the
+        outbox announces their tasks again), and the record expires after ``HOSTS_TTL``."""
+        calls = [self.client.dispatcher.retire(self.identity)]
         if self._announced_at > float("-inf"):
             self._announced_at = float("-inf")
-            try:
-                await asyncio.shield(self.client.store.unregister_hosts(self.identity))
-            except Exception:
-                logger.debug("could not unregister worker %s", self.identity, exc_info=True)
+            calls.append(self.client.store.unregister_hosts(self.identity))
+        for outcome in await asyncio.shield(asyncio.gather(*calls, return_exceptions=True)):
+            if isinstance(outcome, Exception):
+                logger.debug("worker %s stopping: %s", self.identity, outcome,
+                             exc_info=outcome)
 
     def takes_eager(self, workflow: str, tenant: str) -> bool:
         """Whether this worker can run a new execution of ``workflow`` (a route: the name on
