@@ -255,8 +255,8 @@ class RedisDispatcher:
         consumer = self._consumers.get(owner)
         if consumer is None:
             return
-        if consumer.reads:
-            await asyncio.wait(consumer.reads.values())
+        if consumer.reads:  # a read stuck past its block is left to close() to cancel
+            await asyncio.wait(consumer.reads.values(), timeout=self.block + 1.0)
         try:
             consumer.backlog += _harvest(consumer)
         except Exception:  # noqa: BLE001 - a read that failed read nothing to hand back
