@@ -74,9 +74,11 @@ async def test_rate_of_fifty_per_second(tmp_path: Path, backend: tuple[str, dict
     assert len(starts) == 300
     span = starts[-1] - starts[0]
     # At most rate * t + burst (5) attempts start in any t seconds: over the whole run, and in
-    # every window of 1 s.
+    # every window of 1 s. An attempt logs its start after its claim took the token: a process
+    # the two cores stall for a moment logs a few late, as if they had started together (61
+    # in one window was seen once in CI), hence 0.1 s of that in each window's bound.
     assert len(starts) <= 50 * span * 1.1 + 5, (len(starts), span)
     for i, first in enumerate(starts):
         in_window = sum(1 for t in starts[i:] if t < first + 1.0)
-        assert in_window <= 55 + 5, (in_window, first)
+        assert in_window <= 50 * (1.0 + 0.1) * 1.1 + 5, (in_window, first)
     print(f"{len(starts)} attempts in {span:.2f}s: {len(starts) / span:.1f}/s")
