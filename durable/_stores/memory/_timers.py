@@ -66,17 +66,17 @@ class MemoryTimers(MemoryState):
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (a timer's on
         the caller's clock: ``now`` plus its time left on the store's)."""
-        shift = now - self._store_time(now)  # type: ignore[operator]
-        times: list[float] = [t.fire_at + shift for t in self._timers.values()]
-        times += [held.visible_at if held.owner is None else held.until
-                  for _, held in self._actions.values()]
-        times += [held.visible_at if held.owner is None else held.until
-                  for held in self._wf_tasks.values()]
+        times = self._fires(now)
+        times += [held.due for _, held in self._actions.values()]
+        times += [held.due for held in self._wf_tasks.values()]
         times += self._schedule_checks()
         return min(times, default=None)
 
     async def next_timer(self, *, now: float) -> float | None:
         """When the earliest timer fires (None if none waits), on the caller's clock."""
+        return min(self._fires(now), default=None)
+
+    def _fires(self, now: float) -> list[float]:
+        """When each timer fires, on the caller's clock (``now`` plus its time left)."""
         shift = now - self._store_time(now)  # type: ignore[operator]
-        fires: list[float] = [t.fire_at + shift for t in self._timers.values()]
-        return min(fires, default=None)
+        return [t.fire_at + shift for t in self._timers.values()]

@@ -373,8 +373,7 @@ BACKLOG: Final = (
     "WHERE fire_at <= durable_store_time($2::float8)")
 NEXT_TIMER: Final = ("SELECT (SELECT min(fire_at) FROM timers) "
                      "- durable_store_time($2::float8) + $1::float8")
-NEXT_WAKEUP: Final = ("SELECT least((SELECT min(fire_at) FROM timers) "
-                      "- durable_store_time($2::float8) + $1::float8, "
+NEXT_WAKEUP: Final = (f"SELECT least(({NEXT_TIMER}), "
                       "(SELECT min(due) FROM action_tasks), (SELECT min(due) FROM workflow_tasks), "
                       "(SELECT min(due) FROM schedules))")
 

@@ -181,9 +181,9 @@ BACKLOG: Final = (
     "WHERE due <= ?2 AND owner IS NULL GROUP BY name "
     "UNION ALL SELECT 'timers', '', count(*) FROM timers WHERE fire_at <= ?3")
 
-NEXT_TIMER: Final = "SELECT min(fire_at) + ? FROM timers"
+NEXT_TIMER: Final = "SELECT min(fire_at) + ? AS t FROM timers"
 NEXT_WAKEUP: Final = (
-    "SELECT min(t) FROM (SELECT min(fire_at) + ? AS t FROM timers "
+    f"SELECT min(t) FROM ({NEXT_TIMER} "
     "UNION ALL SELECT min(due) FROM action_tasks UNION ALL SELECT min(due) FROM workflow_tasks "
     "UNION ALL SELECT min(due) FROM schedules)")
 
