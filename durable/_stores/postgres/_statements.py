@@ -206,11 +206,14 @@ def leasing(commit: str, params: int) -> str:
 @functools.cache
 def settling(commit: str, params: int) -> str:
     """A commit statement of ``params`` parameters (any made above) that first records the
-    action outcome it settles (``durable_settle``, migration 0023) from the next four: the
-    action's run and cmd, the event's body and its dedup key; the commit runs only if that
-    did."""
-    settle = (f"durable_settle($1, $2, $3, $4::bigint - 1, ${params + 1}, ${params + 2}, "
-              f"${params + 3}, ${params + 4})")
+    action outcome it settles from the next four: the action's run and cmd, the event's body
+    and its dedup key; the commit runs only if that did. ``durable_commit`` takes them
+    (migration 0026: one lock and one update of the execution for both);
+    ``durable_commit_effects`` runs after ``durable_settle`` (migration 0023)."""
+    outcome = f"${params + 1}, ${params + 2}, ${params + 3}, ${params + 4}"
+    if "(SELECT durable_commit(" in commit:
+        return commit.replace(") AS done) AS c", f", {outcome}) AS done) AS c", 1)
+    settle = f"durable_settle($1, $2, $3, $4::bigint - 1, {outcome})"
     return commit.replace("(SELECT durable_commit", f"(SELECT CASE WHEN {settle} THEN "
                           "durable_commit", 1).replace(" AS done) AS c",
                                                        " ELSE false END AS done) AS c", 1)
