@@ -41,6 +41,7 @@ outbox (``Store.dispatch_due``), which the server publishes, announces the task 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Generator, Iterable, Sequence
@@ -65,6 +66,7 @@ from ._base import Claim, ClaimSpec
 from ._fair import Hint, Turns, task_key
 from ._hints import encode_ref, hints_of, ref_of, text
 from ._limited import Looks, claim_actions
+from ._reads import StreamReads, harvest
 from ._redis_link import MAX_CONNECTIONS, ROUTE, TIDY, UNROUTE, AnyRedis, connect, slot_groups
 
 __all__ = ["MAX_CONNECTIONS", "RedisDispatcher"]
@@ -122,6 +124,8 @@ class RedisDispatcher:
         self.route_ttl = route_ttl
         self._redis: AnyRedis = connect(url, connect_timeout, block)
         self.cluster = isinstance(self._redis, RedisCluster)
+        redis = self._redis
+        self._reads = None if isinstance(redis, RedisCluster) else StreamReads(redis, _keys.GROUP)
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
         self._route = self._redis.register_script(ROUTE)
@@ -258,7 +262,7 @@ class RedisDispatcher:
         if consumer.reads:  # a read stuck past its block is left to close() to cancel
             await asyncio.wait(consumer.reads.values(), timeout=self.block + 1.0)
         try:
-            consumer.backlog += _harvest(consumer)
+            consumer.backlog += harvest(consumer.reads, consumer.backlog)
         except Exception:  # noqa: BLE001 - a read that failed read nothing to hand back
             logger.debug("a read of %s failed as it stopped", owner, exc_info=True)
         hints, consumer.backlog = consumer.backlog, []
@@ -283,15 +287,19 @@ class RedisDispatcher:
         return _keys.action_stream(self.prefix, ref.name, p)
 
     def streams_for(self, spec: ClaimSpec) -> list[str]:
-        """Every stream a worker hosting ``spec``'s workflows and actions reads."""
+        """Every stream a worker hosting ``spec``'s workflows and actions reads (the caller
+        must not change the list)."""
+        return self._streams_of(spec.owner, spec.workflows, spec.actions)
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - a few workers' for the dispatcher's life
+    def _streams_of(self, owner: str, workflows: frozenset[str],
+                    actions: frozenset[str]) -> list[str]:
         parts = range(self.partitions)
-        streams = [*self._sticky_streams(spec.owner),
+        streams = [*self._sticky_streams(owner),
                    *(_keys.workflow_stream(self.prefix, p, name)
-                     for name in ("", *sorted(spec.workflows)) for p in parts)
-                   ] if spec.workflows else []
-        streams += [_keys.action_stream(self.prefix, name, p)
-                    for name in sorted(spec.actions) for p in parts]
-        return streams
+                     for name in ("", *sorted(workflows)) for p in parts)] if workflows else []
+        return streams + [_keys.action_stream(self.prefix, name, p)
+                          for name in sorted(actions) for p in parts]
 
     # ---- receiving ----------------------------------------------------------------------
 
@@ -331,7 +339,7 @@ class RedisDispatcher:
             idle = int(max(spec.lease * 4, 2.0) * 1000)
             await asyncio.gather(*(self._tidy(keys=group, args=[_keys.GROUP, idle])
                                    for group in slot_groups(streams, self.cluster)))
-        consumer.backlog += _harvest(consumer)
+        consumer.backlog += harvest(consumer.reads, consumer.backlog)
         if len(consumer.backlog) >= limit:
             # Enough to claim, but read the streams that have nothing in the backlog: another
             # tenant's hints there are taken in the next round (``_fair``).
@@ -375,8 +383,9 @@ class RedisDispatcher:
                     block: int | None) -> list[Hint]:
         """One XREADGROUP of ``streams`` (of one slot on a cluster)."""
         try:
-            reply = await self._redis.xreadgroup(_keys.GROUP, owner, dict.fromkeys(streams, ">"),
-                                                 count=limit, block=block)
+            reply = await (self._reads.read(owner, streams, limit, block) if self._reads else
+                           self._redis.xreadgroup(_keys.GROUP, owner, dict.fromkeys(streams, ">"),
+                                                  count=limit, block=block))
         except ResponseError as exc:  # Redis >= 7 unblocks readers of a deleted stream
             raise _StreamsLost() if _is(exc, "NOGROUP") or _is(exc, "UNBLOCKED") else exc
         return hints_of(reply)
@@ -403,7 +412,7 @@ class RedisDispatcher:
                     self._read(owner, group, limit, block))
         await asyncio.wait(consumer.reads.values(), timeout=block / 1000 + 0.05,
                            return_when=asyncio.FIRST_COMPLETED)
-        consumer.backlog += _harvest(consumer)
+        consumer.backlog += harvest(consumer.reads, consumer.backlog)
 
     async def _reclaim(self, consumer: _Consumer, spec: ClaimSpec, streams: list[str],
                        limit: int) -> None:
@@ -571,26 +580,6 @@ async def _execute(pipe: Any) -> list[Any]:
         if isinstance(result, ResponseError):
             raise _StreamsLost() if _is(result, "NOGROUP") else result
     return results
-
-
-def _harvest(consumer: _Consumer) -> list[Hint]:
-    """The hints of the consumer's finished blocking reads (raising the first one's error,
-    once every finished read's hints are in the backlog)."""
-    found: list[Hint] = []
-    error: BaseException | None = None
-    for first, task in list(consumer.reads.items()):
-        if task.done():
-            del consumer.reads[first]
-            if task.cancelled():
-                continue
-            if (exc := task.exception()) is not None:
-                error = error or exc
-            else:
-                found += task.result()
-    if error is not None:
-        consumer.backlog += found
-        raise error
-    return found
 
 
 def _is(exc: Exception, code: str) -> bool:
