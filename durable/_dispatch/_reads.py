@@ -22,7 +22,16 @@ def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-_ANY_NEW = _bulk(b">")
+class _Bulks(dict[str, bytes]):
+    """Names encoded as bulk strings, each once."""
+
+    def __missing__(self, name: str) -> bytes:
+        bulk = self[name] = _bulk(name.encode())
+        return bulk
+
+
+_XREADGROUP = _bulk(b"XREADGROUP") + _bulk(b"GROUP")  # two arguments
+_COUNT, _BLOCK, _STREAMS, _ANY_NEW = map(_bulk, (b"COUNT", b"BLOCK", b"STREAMS", b">"))
 
 
 class StreamReads:
@@ -32,20 +41,15 @@ class StreamReads:
     def __init__(self, client: aioredis.Redis, group: str) -> None:
         self._client = client
         self._group = _bulk(group.encode())
-        self._names: dict[str, bytes] = {}  # a stream's name, encoded as a bulk string
+        self._names = _Bulks()
 
     def _packed(self, consumer: str, streams: Sequence[str], count: int,
                 block: int | None) -> bytes:
-        names = self._names
-        for stream in streams:
-            if stream not in names:
-                names[stream] = _bulk(stream.encode())
-        head = [b"XREADGROUP", b"GROUP", consumer.encode(), b"COUNT", b"%d" % count]
-        if block is not None:
-            head += [b"BLOCK", b"%d" % block]
-        return b"".join((b"*%d\r\n" % (len(head) + 2 + 2 * len(streams)), _bulk(head[0]),
-                         _bulk(head[1]), self._group, *map(_bulk, head[2:]), _bulk(b"STREAMS"),
-                         *[names[s] for s in streams], _ANY_NEW * len(streams)))
+        waits = () if block is None else (_BLOCK, _bulk(b"%d" % block))
+        return b"".join((b"*%d\r\n" % (7 + len(waits) + 2 * len(streams)), _XREADGROUP,
+                         self._group, _bulk(consumer.encode()), _COUNT, _bulk(b"%d" % count),
+                         *waits, _STREAMS, *map(self._names.__getitem__, streams),
+                         _ANY_NEW * len(streams)))
 
     async def read(self, consumer: str, streams: Sequence[str], count: int,
                    block: int | None) -> Any:

@@ -41,7 +41,6 @@ outbox (``Store.dispatch_due``), which the server publishes, announces the task 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Generator, Iterable, Sequence
@@ -85,7 +84,10 @@ class _Consumer:
     """One worker identity's read-but-unclaimed hints (pending under its name in Redis)."""
 
     backlog: list[Hint] = field(default_factory=lambda: list[Hint]())
-    streams: set[str] = field(default_factory=lambda: set[str]())
+    streams: set[str] = field(default_factory=lambda: set[str]())  # it ever read
+    # what it hosts now (workflows, actions), and the streams it reads for that
+    hosts: tuple[frozenset[str], frozenset[str]] | None = None
+    reading: list[str] = field(default_factory=lambda: list[str]())
     reclaimed_at: float = float("-inf")
     tidied_at: float = float("-inf")
     alive_at: float = float("-inf")
@@ -123,9 +125,9 @@ class RedisDispatcher:
         self.block = block
         self.route_ttl = route_ttl
         self._redis: AnyRedis = connect(url, connect_timeout, block)
-        self.cluster = isinstance(self._redis, RedisCluster)
         redis = self._redis
         self._reads = None if isinstance(redis, RedisCluster) else StreamReads(redis, _keys.GROUP)
+        self.cluster = self._reads is None
         self._groups: set[str] = set()  # streams whose consumer group is known to exist
         self._consumers: dict[str, _Consumer] = {}
         self._route = self._redis.register_script(ROUTE)
@@ -287,30 +289,28 @@ class RedisDispatcher:
         return _keys.action_stream(self.prefix, ref.name, p)
 
     def streams_for(self, spec: ClaimSpec) -> list[str]:
-        """Every stream a worker hosting ``spec``'s workflows and actions reads (the caller
-        must not change the list)."""
-        return self._streams_of(spec.owner, spec.workflows, spec.actions)
-
-    @functools.lru_cache(maxsize=16)  # noqa: B019 - a few workers' for the dispatcher's life
-    def _streams_of(self, owner: str, workflows: frozenset[str],
-                    actions: frozenset[str]) -> list[str]:
+        """Every stream a worker hosting ``spec``'s workflows and actions reads."""
         parts = range(self.partitions)
-        streams = [*self._sticky_streams(owner),
+        streams = [*self._sticky_streams(spec.owner),
                    *(_keys.workflow_stream(self.prefix, p, name)
-                     for name in ("", *sorted(workflows)) for p in parts)] if workflows else []
+                     for name in ("", *sorted(spec.workflows)) for p in parts)
+                   ] if spec.workflows else []
         return streams + [_keys.action_stream(self.prefix, name, p)
-                          for name in sorted(actions) for p in parts]
+                          for name in sorted(spec.actions) for p in parts]
 
     # ---- receiving ----------------------------------------------------------------------
 
     async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
         """Read hints (waiting at most ``timeout`` s), take over stale ones, claim their tasks."""
-        streams = self.streams_for(spec)
+        consumer = self._consumers.setdefault(spec.owner, _Consumer())
+        if consumer.hosts != (spec.workflows, spec.actions):  # worked out once, not per call
+            consumer.hosts, consumer.reading = (spec.workflows, spec.actions), \
+                self.streams_for(spec)
+            consumer.streams.update(consumer.reading)
+        streams = consumer.reading
         if not streams or limit <= 0:
             await asyncio.sleep(max(timeout, 0.0))
             return []
-        consumer = self._consumers.setdefault(spec.owner, _Consumer())
-        consumer.streams.update(streams)
         if spec.limits and (soon := consumer.looks.wait(time.time())) is not None:
             timeout = min(timeout, soon)
         with self._unavailable():
