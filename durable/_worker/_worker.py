@@ -8,6 +8,7 @@ import os
 import socket
 import uuid
 from collections import Counter
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Generator, Iterable, Mapping
 
@@ -36,6 +37,10 @@ from ._workflow_tasks import WorkflowTaskRunner
 __all__ = ["Worker"]
 
 logger = logging.getLogger("durable.worker")
+
+# The slot the running task holds (set in each task the worker spawns): True once its commit
+# has handed it on to an action it created (``Worker.reserve``).
+_handed: ContextVar[list[bool] | None] = ContextVar("durable_slot_handed", default=None)
 
 
 class Worker:
@@ -252,26 +257,38 @@ class Worker:
         return self._tenants[tenant] <= own and \
             self._in_flight < self.concurrency + self._reserve
 
-    def reserve(self, wanted: int, tenant: str, handing: bool = False) -> int:
+    def reserve(self, wanted: int, tenant: str) -> int:
         """Take up to ``wanted`` free slots for actions a commit of ``tenant`` creates leased
         to this worker (eager dispatch; ``run_reserved`` starts them). On a full worker, a
         tenant whose commit is all it runs here may start one action in the slots kept for
-        such tenants: another tenant's backlog does not send it to the queue. A commit that
-        runs in an action's slot (``handing``: it settles that action's outcome) passes the
-        slot on to its next action while its tenant is the only one running here: a
-        workflow goes on without a round trip through the queue, and when several tenants
-        share the worker, freed slots are claimed in their turn instead."""
+        such tenants: another tenant's backlog does not send it to the queue. Every commit
+        runs in a slot it gives up right after (its workflow task's, or the action's whose
+        outcome it settles): while its tenant is the only one running here, it passes that
+        slot on to its first action, so a workflow goes on without a round trip through
+        the queue (a worker that claimed more workflow tasks than it has room for actions
+        after them, as after another worker's crash, no longer sends their actions to the
+        queue); when several tenants share the worker, freed slots are claimed in their turn
+        instead."""
         if self._group is None or self._stopping.is_set() or not self.eager_actions:
             return 0
         room = self.concurrency - self._in_flight - self._pledged
-        if room < 1 and (self._alone(tenant, own=1) or handing and len(self._tenants) == 1):
-            room = 1
+        if room < 1:
+            handed = _handed.get()
+            if wanted and handed is not None and not handed[0] and len(self._tenants) == 1:
+                handed[0] = True  # the caller's slot is its action's now: no count changes
+                return 1
+            room = 1 if self._alone(tenant, own=1) else 0
         taken = max(0, min(wanted, room))
         self._in_flight += taken
         return taken
 
     def unreserve(self, count: int) -> None:
-        """Give back slots that ``reserve`` took and no task will use."""
+        """Give back slots that ``reserve`` took and no task will use (a slot the caller handed
+        on is its own again)."""
+        handed = _handed.get()
+        if count and handed is not None and handed[0]:  # the caller keeps its own slot
+            handed[0] = False
+            count -= 1
         self._in_flight -= count
         self.client.store.wakeup.notify()
 
@@ -354,6 +371,8 @@ class Worker:
 
         async def tracked() -> None:
             enter(tenant)  # its store operations queue in its tenant's lane
+            handed = [False]
+            _handed.set(handed)
             woke: TaskRef | None = None
             try:
                 with payload_limit(self.client.max_payload_bytes):  # its client's, in its tasks
@@ -374,7 +393,8 @@ class Worker:
                 if reserved and isinstance(claim.task, ActionTask) \
                         and self._holds.buckets(claim.task):
                     self._holds.release([claim.task])  # held for it by its commit (eager)
-                self._in_flight -= 1
+                if not handed[0]:  # else the action it handed its slot to gives it back
+                    self._in_flight -= 1
                 self._tenants[tenant] -= 1
                 if not self._tenants[tenant]:
                     del self._tenants[tenant]

@@ -53,9 +53,9 @@ def _backoff(attempt: int) -> float:
 class ActionSlots(Protocol):
     """The worker's slots, for the actions a commit creates leased to it (eager dispatch)."""
 
-    def reserve(self, wanted: int, tenant: str, handing: bool = False) -> int:
+    def reserve(self, wanted: int, tenant: str) -> int:
         """Take up to ``wanted`` free slots for ``tenant``'s actions; how many were taken.
-        ``handing``: the caller runs in an action's slot, which it gives up once done."""
+        The caller, a workflow task's commit, runs in a slot it gives up once done."""
         ...
 
     def unreserve(self, count: int) -> None:
@@ -270,7 +270,7 @@ class WorkflowTaskRunner:
         slots, now = self.slots, self.clock()
         eager = [] if slots is None or entry.instance.done else \
             [a for a in commit.actions.values() if a.visible_at <= now and self._eager(a)]
-        commit.leased = eager[:slots.reserve(len(eager), task.tenant, settled is not None)] \
+        commit.leased = eager[:slots.reserve(len(eager), task.tenant)] \
             if slots and eager else []
         held = await self._hold(commit) if commit.leased else []
         await self._route(task, entry, commit)

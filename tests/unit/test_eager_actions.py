@@ -205,3 +205,20 @@ async def test_an_input_that_arrives_while_the_action_runs_is_not_passed_over(
         assert metrics.registry.get_sample_value(
             "durable_workflow_tasks_total",
             {"workflow": "EagerGatedFlow", "outcome": "released"}) is None
+
+
+@durable.workflow(name="EagerOneStep")
+async def one_step(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(step, n)
+
+
+async def test_a_full_worker_hands_each_workflow_tasks_slot_to_its_action(tmp_path: Any) -> None:
+    # A worker that comes up to a backlog (as after another worker's crash) fills its slots
+    # with workflow tasks; each task's commit passes its own slot on to its action instead of
+    # sending the action to the queue for want of a free slot (12 or 13 of 16 went to the queue).
+    async with durable.connect(f"sqlite:///{tmp_path}/e.db") as client:
+        handles = [await client.start(one_step, i) for i in range(16)]  # no worker yet
+        published = _published(client)
+        async with durable.Worker(client, [one_step], [step], concurrency=4):
+            assert [await h.result(timeout=10) for h in handles] == list(range(1, 17))
+        assert not [r for r in published if r.kind == "a"]
