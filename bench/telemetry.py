@@ -2,6 +2,7 @@
 and on, alternating in the same run, each on a fresh database.
 
     .venv/bin/python bench/telemetry.py [--rounds 3] [--workflows 1000] [--concurrency 100]
+                                        [--paths plain fastest]
 
 "On" is ``DURABLE_BENCH_TELEMETRY=1`` (``bench/_telemetry.py``): every worker serves
 Prometheus metrics (``Worker(metrics_port=0)``) and every process has an OpenTelemetry SDK
@@ -9,7 +10,9 @@ tracer provider with the batch processor, so every span durable makes is made, e
 batched. Setups: SQLite with the worker in the client's process, and PostgreSQL + Redis with a
 worker process and ``durable server`` (when ``DURABLE_PG_DSN`` and ``DURABLE_REDIS_URL`` are
 set; each run gets a database of its own, created and dropped here). Prints the median
-action steps/s of each and the ratio on/off (the target: on >= 0.9 x off), and the CPU time
+action steps/s of each and the ratio on/off (the target: on >= 0.9 x off), for the default
+path first (``plain``: plain ``@durable.action``, every worker setting at its default) and then
+the fastest documented one (``fastest``: short actions run inline), and the CPU time
 the benchmark's processes used per workflow (client and workers, not PostgreSQL or Redis):
 on a machine shared with other work, throughput swings from run to run, CPU time much less.
 The CPU time per workflow is marginal: a run of 1 workflow (start-up, imports, warm-up) is
@@ -39,36 +42,39 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _measured(setup: str, on: bool, args: argparse.Namespace) -> tuple[float, float]:
+def _measured(setup: str, plain: bool, on: bool,
+              args: argparse.Namespace) -> tuple[float, float]:
     """Action steps/s of a run of ``args.workflows``, and its CPU ms per workflow beyond a run
     of one (each on a fresh database)."""
-    steps, cpu = _fresh(setup, on, args, args.workflows)
-    _, fixed = _fresh(setup, on, args, 1)
+    steps, cpu = _fresh(setup, plain, on, args, args.workflows)
+    _, fixed = _fresh(setup, plain, on, args, 1)
     cpu_ms = (cpu - fixed) * 1e3 / (args.workflows - 1)
     print(f"      cpu {cpu_ms:.2f} ms/workflow", flush=True)
     return steps, cpu_ms
 
 
-def _fresh(setup: str, on: bool, args: argparse.Namespace, workflows: int) -> tuple[float, float]:
+def _fresh(setup: str, plain: bool, on: bool, args: argparse.Namespace,
+           workflows: int) -> tuple[float, float]:
     if setup == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
-            return _run(f"sqlite:///{tmp}/t.db", "", True, on, args, workflows)
+            return _run(f"sqlite:///{tmp}/t.db", "", True, plain, on, args, workflows)
     dsn, redis = os.environ["DURABLE_PG_DSN"], os.environ["DURABLE_REDIS_URL"]
     url, name = _fresh_pg(dsn)
     try:
-        return _run(url, redis, False, on, args, workflows)
+        return _run(url, redis, False, plain, on, args, workflows)
     finally:
         _drop_pg(dsn, name)
 
 
-def _run(db: str, redis: str, embedded: bool, on: bool, args: argparse.Namespace,
-         workflows: int) -> tuple[float, float]:
+def _run(db: str, redis: str, embedded: bool, plain: bool, on: bool,
+         args: argparse.Namespace, workflows: int) -> tuple[float, float]:
     """Action steps/s, and the CPU seconds of its processes, of one run."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), DURABLE_BENCH_TELEMETRY="1" if on else "0")
     command = [sys.executable, "bench/e2e.py", "throughput", "--db", db, "--redis", redis,
                "--workflows", str(workflows), "--concurrency", str(args.concurrency)]
     cpu = _cpu()
-    done = subprocess.run([*command, *(["--embedded"] if embedded else [])], cwd=ROOT, env=env,
+    options = [*(["--embedded"] if embedded else []), *(["--plain"] if plain else [])]
+    done = subprocess.run([*command, *options], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1800)
     cpu = _cpu() - cpu
     found = _STEPS.search(done.stdout)
@@ -100,27 +106,34 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--only", choices=["sqlite", "postgres"], default=None)
+    parser.add_argument("--paths", nargs="+", choices=["plain", "fastest"],
+                        default=["plain", "fastest"],
+                        help="plain @durable.action on default settings, and/or inline actions")
     args = parser.parse_args()
     dsn, redis = os.environ.get("DURABLE_PG_DSN"), os.environ.get("DURABLE_REDIS_URL")
     setups = [s for s in ("sqlite", "postgres") if args.only in (None, s)]
     if not (dsn and redis) and "postgres" in setups:
         setups.remove("postgres")
-    results: dict[tuple[str, bool], list[tuple[float, float]]] = {}
-    for setup in setups:
-        print(f"{setup}:", flush=True)
+    rows = [(setup, path) for setup in setups for path in args.paths]
+    results: dict[tuple[str, str, bool], list[tuple[float, float]]] = {}
+    for setup, path in rows:
+        print(f"{setup}, {path}:", flush=True)
         for _ in range(args.rounds):
             for on in (False, True):  # alternating: drift of the machine hits both alike
-                results.setdefault((setup, on), []).append(_measured(setup, on, args))
+                results.setdefault((setup, path, on), []).append(
+                    _measured(setup, path == "plain", on, args))
     print(f"\n{args.workflows} workflows of 3 actions, concurrency {args.concurrency}, "
           f"{args.rounds} rounds each (medians)")
-    print("| setup | steps/s off | steps/s on | on / off | CPU ms/workflow off | on | on / off |")
-    print("|---|---|---|---|---|---|---|")
-    for setup in setups:
+    print("| setup | path | steps/s off | steps/s on | on / off | CPU ms/workflow off | on | "
+          "on / off |")
+    print("|---|---|---|---|---|---|---|---|")
+    for setup, path in rows:
         (off, off_cpu), (on_, on_cpu) = (
-            tuple(statistics.median(run[i] for run in results[setup, flag]) for i in (0, 1))
+            tuple(statistics.median(run[i] for run in results[setup, path, flag])
+                  for i in (0, 1))
             for flag in (False, True))
-        print(f"| {setup} | {off:,.0f} | {on_:,.0f} | {on_ / off:.2f} | {off_cpu:.2f} | "
-              f"{on_cpu:.2f} | {on_cpu / off_cpu:.2f} |")
+        print(f"| {setup} | {path} | {off:,.0f} | {on_:,.0f} | {on_ / off:.2f} | "
+              f"{off_cpu:.2f} | {on_cpu:.2f} | {on_cpu / off_cpu:.2f} |")
 
 
 if __name__ == "__main__":

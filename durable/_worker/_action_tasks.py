@@ -211,7 +211,8 @@ class ActionTaskRunner:
 
         started = self.clock()
         beats = Beats(loop, None if defn.transaction else hand_off)
-        call = self._start(defn, task, cancellation, beats, await self._details(task), how,
+        details = await self._details(task) if task.attempt > 1 else None
+        call = self._start(defn, task, cancellation, beats, details, how,
                            await self.telemetry.trace_of(task))
         # A thread cannot be interrupted: a plain function is told, and its end awaited.
         stop = call.cancel if defn.is_async else None
@@ -228,7 +229,8 @@ class ActionTaskRunner:
         beats.on_arrival = lambda: keep(False)
         try:
             result = await self._call(defn, call, beats, cancellation)
-            await asyncio.sleep(0)  # a hand-off asked for from a thread is scheduled by now
+            if handoffs and not handing:  # asked for from a thread: scheduled by now
+                await asyncio.sleep(0)
             if handing:
                 await asyncio.gather(*handing)
             return result, (handoffs[0] if handoffs else None)
@@ -259,9 +261,7 @@ class ActionTaskRunner:
                              task.name)
 
     async def _details(self, task: ActionTask) -> Any:
-        """What the last heartbeat of an earlier attempt reported (a first attempt has none)."""
-        if task.attempt <= 1:
-            return None
+        """What the last heartbeat of an earlier attempt reported."""
         try:
             details = await self.store.action_heartbeat_details(task)
         except Exception:  # the attempt starts without them rather than not at all
@@ -307,19 +307,20 @@ class ActionTaskRunner:
 
     async def _call(self, defn: ActionDefinition, call: asyncio.Future[Any], beats: Beats,
                     cancellation: threading.Event) -> Any:
-        scope = asyncio.timeout(defn.timeout)
-        try:
-            async with scope:
-                if defn.heartbeat_timeout is None:
-                    value = await call
-                else:
-                    value = await _watched(defn, call, beats, cancellation)
-                # handed off (complete_later): what it returned is ignored
-                return value if defn.transaction or beats.token else defn.result.dump(value)
-        except TimeoutError:
-            if scope.expired():
-                raise self._timed_out(defn) from None
-            raise
+        if defn.timeout is None and defn.heartbeat_timeout is None:  # most: nothing to watch
+            value = await call
+        else:
+            scope = asyncio.timeout(defn.timeout)
+            try:
+                async with scope:
+                    value = await call if defn.heartbeat_timeout is None \
+                        else await _watched(defn, call, beats, cancellation)
+            except TimeoutError:
+                if scope.expired():
+                    raise self._timed_out(defn) from None
+                raise
+        # handed off (complete_later): what it returned is ignored
+        return value if defn.transaction or beats.token else defn.result.dump(value)
 
     def _start(self, defn: ActionDefinition, task: ActionTask, cancellation: threading.Event,
                beats: Beats | None = None, details: Any = None, how: str = "inline",
