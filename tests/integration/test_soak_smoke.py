@@ -31,8 +31,8 @@ def test_short_soak_loses_nothing_duplicates_nothing_and_leaves_no_routes() -> N
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     run = subprocess.run(
-        [sys.executable, "bench/soak.py", "--minutes", "0.75", "--rate", "2",
-         "--kill-every", "5", "--drain", "120"],
+        [sys.executable, "bench/soak.py", "--minutes", "0.5", "--rate", "3",
+         "--kill-every", "4", "--drain", "120"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=380)
     out = run.stdout
     assert run.returncode == 0, out + run.stderr[-5000:]
