@@ -8,6 +8,7 @@ while it was still running, and that the cancelled attempt never finished.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import durable
 
@@ -17,6 +18,7 @@ LONG = 5.0
 _running: dict[str, int] = {}  # attempts of the slow action still running, by workflow id
 _finished: set[str] = set()
 _cancelled: set[str] = set()
+_released: set[str] = set()  # attempts the test is done with: they return at once
 
 
 @durable.action(name="inline_requests_test_slow", inline=True)
@@ -25,7 +27,9 @@ async def slow() -> str:
     wf = durable.action_info().workflow_id
     _running[wf] = _running.get(wf, 0) + 1
     try:
-        await asyncio.sleep(LONG)
+        until = time.monotonic() + LONG
+        while wf not in _released and time.monotonic() < until:
+            await asyncio.sleep(0.01)
     except asyncio.CancelledError:
         _cancelled.add(wf)
         raise
@@ -53,6 +57,7 @@ async def test_a_query_is_answered_while_an_inline_action_runs(env: Env) -> None
     handle = await _started(client, env)
     assert await handle.query("phase", timeout=LONG / 2) == "sleeping"
     assert handle.workflow_id not in _finished  # answered before the action could end
+    _released.add(handle.workflow_id)  # the worker's stop then waits for no attempt
 
 
 async def test_a_cancel_cancels_a_running_inline_action(env: Env) -> None:
