@@ -8,9 +8,10 @@ cluster; `_support.open_redis(url)` is a client for either.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -33,21 +34,62 @@ def pg_dsn() -> str:
 
 @pytest.fixture
 async def pg_database(pg_dsn: str) -> AsyncIterator[str]:
-    """A fresh, uniquely named database on the pg_dsn server, dropped afterwards; yields its DSN."""
+    """A fresh, empty, uniquely named database on the pg_dsn server, dropped afterwards; yields
+    its DSN."""
+    async with _database(pg_dsn) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_dsn: str) -> Iterator[str]:
+    """The name of a database that durable has migrated, for ``pg_migrated_database`` to copy
+    (migrating each test's database took ~110 ms of its ~190)."""
+    import asyncio
+
+    import durable
+
+    name = f"durable_template_{uuid.uuid4().hex[:16]}"
+
+    async def migrated() -> None:
+        await _admin(pg_dsn, f'CREATE DATABASE "{name}"')
+        async with durable.connect(_with_path(pg_dsn, name)) as client:
+            await client.store.get_execution("", "")  # connected: the schema is current
+
+    asyncio.run(migrated())
+    yield name
+    asyncio.run(_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def pg_migrated_database(pg_dsn: str, pg_template: str) -> AsyncIterator[str]:
+    """``pg_database``, with durable's schema in place already (a copy of ``pg_template``)."""
+    async with _database(pg_dsn, template=pg_template) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _database(pg_dsn: str, template: str | None = None) -> AsyncIterator[str]:
+    name = f"durable_test_{uuid.uuid4().hex[:16]}"
+    await _admin(pg_dsn, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template
+                                                          else ""))
+    try:
+        yield _with_path(pg_dsn, name)
+    finally:
+        await _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _admin(pg_dsn: str, statement: str) -> None:
     import asyncpg
 
-    name = f"durable_test_{uuid.uuid4().hex[:16]}"
     admin = await asyncpg.connect(pg_dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(statement)
     finally:
         await admin.close()
-    yield urlunsplit(urlsplit(pg_dsn)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(pg_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+
+
+def _with_path(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ def env_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Env:
         return Env(kind, "memory://")
     if kind == "sqlite":
         return Env(kind, f"sqlite:///{tmp_path}/env.db")
-    url = str(request.getfixturevalue("pg_database"))
+    url = str(request.getfixturevalue("pg_migrated_database"))
     if kind == "postgres":
         return Env(kind, url)
     return Env(kind, url, request.getfixturevalue("redis_url"),
