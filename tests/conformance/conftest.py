@@ -14,12 +14,13 @@ import pytest
 
 from durable._stores import Store, open_store
 
-# A store's URL for one test; the request gives access to server fixtures (pg_database: a
-# fresh database, skipped when DURABLE_PG_DSN is unset). Add a store by adding its factory.
+# A store's URL for one test; the request gives access to server fixtures
+# (pg_migrated_database: a fresh database with durable's schema, skipped when DURABLE_PG_DSN is
+# unset). Add a store by adding its factory.
 STORE_URLS: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
     "memory": lambda request, tmp_path: "memory://",
     "sqlite": lambda request, tmp_path: f"sqlite:///{tmp_path}/store.db",
-    "postgres": lambda request, tmp_path: request.getfixturevalue("pg_database"),
+    "postgres": lambda request, tmp_path: request.getfixturevalue("pg_migrated_database"),
 }
 
 
