@@ -38,9 +38,17 @@ __all__ = ["Worker"]
 
 logger = logging.getLogger("durable.worker")
 
-# The slot the running task holds (set in each task the worker spawns): True once its commit
-# has handed it on to an action it created (``Worker.reserve``).
-_handed: ContextVar[list[bool] | None] = ContextVar("durable_slot_handed", default=None)
+class _Slot:
+    """The slot a task the worker spawned runs in; ``handed`` once its commit passed it on to
+    an action it created (``Worker.reserve``), which then gives it back."""
+
+    __slots__ = ("handed",)
+
+    def __init__(self) -> None:
+        self.handed = False
+
+
+_slot: ContextVar[_Slot | None] = ContextVar("durable_slot", default=None)  # the running task's
 
 
 class Worker:
@@ -273,9 +281,9 @@ class Worker:
             return 0
         room = self.concurrency - self._in_flight - self._pledged
         if room < 1:
-            handed = _handed.get()
-            if wanted and handed is not None and not handed[0] and len(self._tenants) == 1:
-                handed[0] = True  # the caller's slot is its action's now: no count changes
+            slot = _slot.get()
+            if wanted and slot is not None and not slot.handed and len(self._tenants) == 1:
+                slot.handed = True  # the caller's slot is its action's now: no count changes
                 return 1
             room = 1 if self._alone(tenant, own=1) else 0
         taken = max(0, min(wanted, room))
@@ -285,9 +293,9 @@ class Worker:
     def unreserve(self, count: int) -> None:
         """Give back slots that ``reserve`` took and no task will use (a slot the caller handed
         on is its own again)."""
-        handed = _handed.get()
-        if count and handed is not None and handed[0]:  # the caller keeps its own slot
-            handed[0] = False
+        slot = _slot.get()
+        if count and slot is not None and slot.handed:  # the caller keeps its own slot
+            slot.handed = False
             count -= 1
         self._in_flight -= count
         self.client.store.wakeup.notify()
@@ -371,8 +379,8 @@ class Worker:
 
         async def tracked() -> None:
             enter(tenant)  # its store operations queue in its tenant's lane
-            handed = [False]
-            _handed.set(handed)
+            slot = _Slot()
+            _slot.set(slot)
             woke: TaskRef | None = None
             try:
                 with payload_limit(self.client.max_payload_bytes):  # its client's, in its tasks
@@ -393,7 +401,7 @@ class Worker:
                 if reserved and isinstance(claim.task, ActionTask) \
                         and self._holds.buckets(claim.task):
                     self._holds.release([claim.task])  # held for it by its commit (eager)
-                if not handed[0]:  # else the action it handed its slot to gives it back
+                if not slot.handed:  # else the action it handed its slot to gives it back
                     self._in_flight -= 1
                 self._tenants[tenant] -= 1
                 if not self._tenants[tenant]:
