@@ -49,8 +49,11 @@ class Dispatcher(Protocol):
         so their hints ignore sticky routes and go where every worker reads them."""
         ...
 
-    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
-        """Up to ``limit`` tasks leased to ``spec.owner``; waits at most ``timeout`` seconds."""
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float,
+                      kinds: Mapping[str, int] | None = None) -> list[Claim]:
+        """Up to ``limit`` tasks leased to ``spec.owner``, with ``kinds`` at most so many of
+        each kind (``"w"`` workflow tasks, ``"a"`` action tasks; None: any mix); waits at
+        most ``timeout`` seconds."""
         ...
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:

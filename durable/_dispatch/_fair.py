@@ -14,7 +14,7 @@ join it there and in ``_keys.partition`` without changing anything else.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from .._stores import ActionTask, TaskRef, WorkflowTask
 
@@ -57,13 +57,15 @@ class Turns:
         self._served: dict[str, int] = {}
         self._clock = 0
 
-    def take(self, backlog: list[Hint], limit: int) -> tuple[dict[TaskKey, list[Hint]],
-                                                             list[Hint], list[Hint]]:
+    def take(self, backlog: list[Hint], limit: int, kinds: Mapping[str, int] | None = None,
+             ) -> tuple[dict[TaskKey, list[Hint]], list[Hint], list[Hint]]:
         """Split ``backlog`` into the hints of up to ``limit`` distinct tasks taken round-robin
-        across fairness keys (each task with all its hints: duplicates travel together), the
-        unreadable hints, and the rest (in backlog order)."""
+        across fairness keys (each task with all its hints: duplicates travel together), with
+        ``kinds`` at most so many of each kind (``"w"``, ``"a"``), the unreadable hints, and
+        the rest (in backlog order)."""
         hints: dict[TaskKey, list[Hint]] = {}
-        queues: dict[str, list[TaskKey]] = {}  # fairness key -> its tasks, in backlog order
+        # kind (or "" for any) -> fairness key -> its tasks, in backlog order
+        queues: dict[str, dict[str, list[TaskKey]]] = {}
         junk: list[Hint] = []
         for hint in backlog:
             if hint.ref is None:
@@ -72,9 +74,23 @@ class Turns:
             key = ref_key(hint.ref)
             if key not in hints:
                 hints[key] = []
-                queues.setdefault(fair_key(hint.ref), []).append(key)
+                kind = "" if kinds is None else key[0]
+                queues.setdefault(kind, {}).setdefault(fair_key(hint.ref), []).append(key)
             hints[key].append(hint)
         taken: dict[TaskKey, list[Hint]] = {}
+        for kind, of_kind in queues.items():
+            most = limit if kinds is None else len(taken) + min(kinds.get(kind, 0),
+                                                                limit - len(taken))
+            self._round_robin(of_kind, hints, taken, most)
+        self._served = {fk: n for fk, n in self._served.items()
+                        if any(fk in of_kind for of_kind in queues.values())}
+        rest = [h for h in backlog if h.ref is not None and ref_key(h.ref) not in taken]
+        return taken, junk, rest
+
+    def _round_robin(self, queues: dict[str, list[TaskKey]], hints: dict[TaskKey, list[Hint]],
+                     taken: dict[TaskKey, list[Hint]], limit: int) -> None:
+        """Add tasks of ``queues`` to ``taken`` until it holds ``limit``: one of each fairness
+        key, the one served longest ago first, then a second of each, and so on."""
         active = sorted(queues, key=lambda fk: self._served.get(fk, -1))  # stable: read order
         depth = 0
         while active and len(taken) < limit:
@@ -84,6 +100,3 @@ class Turns:
                 self._clock += 1
             depth += 1
             active = [fk for fk in active if len(queues[fk]) > depth]
-        self._served = {fk: n for fk, n in self._served.items() if fk in queues}
-        rest = [h for h in backlog if h.ref is not None and ref_key(h.ref) not in taken]
-        return taken, junk, rest

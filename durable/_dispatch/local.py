@@ -8,7 +8,7 @@ Several processes sharing one SQLite file find each other's work by polling.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._retention import DEFAULT_RETENTION, GC_EVERY
@@ -38,11 +38,12 @@ class LocalDispatcher:
     async def publish(self, refs: Sequence[TaskRef], *, sticky: bool = True) -> None:
         """Nothing to do: the store already woke this process's pollers."""
 
-    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float,
+                      kinds: Mapping[str, int] | None = None) -> list[Claim]:
         """Claim due work; if there is none, wait for a local change, the next due time or
         ``timeout``, and try once more."""
         seen = self.store.wakeup.generation
-        claims = await self._claim(spec, limit)
+        claims = await self._claim(spec, limit, kinds)
         if claims or timeout <= 0:
             return claims
         now = self.clock()
@@ -51,23 +52,28 @@ class LocalDispatcher:
         if self._housekeeper is not None:
             wait = min(wait, max(self._housekeeper.next_schedule_pass - now, 0.0))
         await self.store.wakeup.wait(wait, seen)
-        return await self._claim(spec, limit)
+        return await self._claim(spec, limit, kinds)
 
-    async def _claim(self, spec: ClaimSpec, limit: int) -> list[Claim]:
+    async def _claim(self, spec: ClaimSpec, limit: int,
+                     kinds: Mapping[str, int] | None) -> list[Claim]:
         store, now = self.store, self.clock()
         if self._housekeeper is not None:  # the store wakes this process's pollers
             await self._housekeeper.fire_timers(now)
             await self._housekeeper.run_schedules_if_due(now)
             await self._housekeeper.collect_garbage_if_due(now)
         claims: list[Claim] = []
-        if spec.workflows and limit > 0:
+        workflows = limit if kinds is None else min(limit, kinds.get("w", 0))
+        if spec.workflows and workflows > 0:
             tasks = await store.claim_workflow_tasks(spec.workflows, spec.owner, lease=spec.lease,
-                                                     now=now, limit=limit)
+                                                     now=now, limit=workflows)
             claims.extend(Claim(t) for t in tasks)
-        if spec.actions and limit > len(claims):
-            actions = await claim_actions(store, spec.actions, spec.limits, spec.owner,
-                                          lease=spec.lease, now=now, limit=limit - len(claims))
-            claims.extend(Claim(a) for a in actions)
+        actions = limit - len(claims)
+        if kinds is not None:
+            actions = min(actions, kinds.get("a", 0))
+        if spec.actions and actions > 0:
+            found = await claim_actions(store, spec.actions, spec.limits, spec.owner,
+                                        lease=spec.lease, now=now, limit=actions)
+            claims.extend(Claim(a) for a in found)
         return claims
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:

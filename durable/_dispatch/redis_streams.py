@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -300,7 +300,8 @@ class RedisDispatcher:
 
     # ---- receiving ----------------------------------------------------------------------
 
-    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float,
+                      kinds: Mapping[str, int] | None = None) -> list[Claim]:
         """Read hints (waiting at most ``timeout`` s), take over stale ones, claim their tasks."""
         consumer = self._consumers.setdefault(spec.owner, _Consumer())
         if consumer.hosts != (spec.workflows, spec.actions):  # worked out once, not per call
@@ -315,17 +316,17 @@ class RedisDispatcher:
             timeout = min(timeout, soon)
         with self._unavailable():
             try:
-                await self._fill(consumer, spec, streams, limit, timeout)
+                await self._fill(consumer, spec, streams, limit, timeout, kinds)
             except _StreamsLost:
                 # The streams vanished (FLUSHALL, a restart without persistence): recreate
                 # the groups; the outbox re-announces the hints that were lost.
                 logger.warning("Redis at %s lost the dispatch streams; recreating them", self.url)
                 self._groups.clear()
-                await self._fill(consumer, spec, streams, limit, 0.0)
-        return await self._claim(consumer, spec, limit)
+                await self._fill(consumer, spec, streams, limit, 0.0, kinds)
+        return await self._claim(consumer, spec, limit, kinds)
 
     async def _fill(self, consumer: _Consumer, spec: ClaimSpec, streams: list[str], limit: int,
-                    timeout: float) -> None:
+                    timeout: float, kinds: Mapping[str, int] | None) -> None:
         await self._ensure_groups(streams)
         now = time.monotonic()
         if spec.workflows and now - consumer.alive_at >= spec.lease / 3:
@@ -340,13 +341,16 @@ class RedisDispatcher:
             await asyncio.gather(*(self._tidy(keys=group, args=[_keys.GROUP, idle])
                                    for group in slot_groups(streams, self.cluster)))
         consumer.backlog += harvest(consumer.reads, consumer.backlog)
-        if len(consumer.backlog) >= limit:
+        # the hints this call may take (not those of a kind it takes none of)
+        ready = consumer.backlog if kinds is None else [
+            h for h in consumer.backlog if h.ref is None or kinds.get(h.ref.kind, 0) > 0]
+        if len(ready) >= limit:
             # Enough to claim, but read the streams that have nothing in the backlog: another
             # tenant's hints there are taken in the next round (``_fair``).
             held = {h.stream for h in consumer.backlog}
             consumer.backlog += await self._read_now(
                 consumer, spec.owner, [s for s in streams if s not in held], limit)
-        elif consumer.backlog or not (block := self._block_ms(timeout)):
+        elif ready or not (block := self._block_ms(timeout)):
             consumer.backlog += await self._read_now(consumer, spec.owner, streams, limit)
         elif not self.cluster:
             consumer.backlog += await self._read(spec.owner, streams, limit, block)
@@ -442,9 +446,11 @@ class RedisDispatcher:
         return [Hint(stream, entry, ref_of(row[0][1]) if row else None)
                 for (stream, entry), row in zip(entries, rows)]
 
-    async def _claim(self, consumer: _Consumer, spec: ClaimSpec, limit: int) -> list[Claim]:
-        """Claim the tasks named by up to ``limit`` distinct hints; acknowledge the stale ones."""
-        taken, junk, consumer.backlog = consumer.turns.take(consumer.backlog, limit)
+    async def _claim(self, consumer: _Consumer, spec: ClaimSpec, limit: int,
+                     kinds: Mapping[str, int] | None) -> list[Claim]:
+        """Claim the tasks named by up to ``limit`` distinct hints (``kinds``: at most so many
+        of each kind); acknowledge the stale ones."""
+        taken, junk, consumer.backlog = consumer.turns.take(consumer.backlog, limit, kinds)
         refs = [hints[0].ref for hints in taken.values() if hints[0].ref is not None]
         # Limited actions are claimed under their limits when ``Looks`` says (a hint their
         # limit held back is acknowledged: a later look finds the task again).
@@ -454,7 +460,8 @@ class RedisDispatcher:
                 if ref.kind == "a" and ref.name in spec.limits:
                     looks.mark(ref.name)
             refs = [r for r in refs if r.kind != "a" or r.name not in spec.limits]
-            limited = looks.due(spec.limits, time.time())
+            if kinds is None or kinds.get("a", 0) > sum(r.kind == "a" for r in refs):
+                limited = looks.due(spec.limits, time.time())
         if not taken and not junk and not limited:
             return []
         try:
@@ -463,10 +470,12 @@ class RedisDispatcher:
                 lease=spec.lease, now=time.time(),
                 history_after=spec.history_after) if refs else ([], [])
             if limited:
-                actions += await claim_actions(self.store, limited, spec.limits, spec.owner,
-                                               lease=spec.lease, now=time.time(),
-                                               limit=max(limit - len(workflows) - len(actions), 1),
-                                               looks=looks)
+                room = max(limit - len(workflows) - len(actions), 1) if kinds is None \
+                    else min(limit - len(workflows), kinds.get("a", 0)) - len(actions)
+                if room > 0:
+                    actions += await claim_actions(self.store, limited, spec.limits, spec.owner,
+                                                   lease=spec.lease, now=time.time(), limit=room,
+                                                   looks=looks)
         except BaseException:  # keep them for the next call (they are pending under our name)
             consumer.backlog[:0] = [h for hints in taken.values() for h in hints]
             raise

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import Counter
 from contextvars import ContextVar
@@ -40,13 +41,19 @@ logger = logging.getLogger("durable.worker")
 
 class _Slot:
     """The slot a task the worker spawned runs in; ``handed`` once its commit passed it on to
-    an action it created (``Worker.reserve``), which then gives it back."""
+    an action it created (``Worker.reserve``), which then gives it back. ``extra``: a
+    workflow task's slot beyond ``concurrency`` on a worker whose slots were all taken
+    (``Worker._poll_once``), which is never handed on."""
 
-    __slots__ = ("handed",)
+    __slots__ = ("handed", "extra")
 
-    def __init__(self) -> None:
+    def __init__(self, extra: bool = False) -> None:
         self.handed = False
+        self.extra = extra
 
+
+_FULL_WAIT = 0.02  # seconds a full worker's claim of workflow tasks waits for hints
+_HELD_FOR = 0.25  # seconds without a task ending after which a full worker runs a few more
 
 _slot: ContextVar[_Slot | None] = ContextVar("durable_slot", default=None)  # the running task's
 
@@ -56,7 +63,8 @@ class Worker:
 
     ``await worker.run()`` runs until cancelled or :meth:`shutdown`; ``async with
     Worker(...)`` runs it in the background for the block. ``concurrency`` bounds the tasks
-    running at once; ``lease`` (seconds) is how long a claimed task stays invisible to other
+    running at once (when long actions hold every slot, a tenth more workflow tasks may run:
+    see ``_poll_full``); ``lease`` (seconds) is how long a claimed task stays invisible to other
     workers without a heartbeat: how soon the work of a worker that hangs is picked up again.
     A worker whose process dies has its work released within a fraction of a second, one
     whose host vanishes after ``liveness_timeout`` seconds without a heartbeat (the
@@ -148,6 +156,8 @@ class Worker:
         self.queue_limits = check_queue_limits(queue_limits, self.queues,
                                                {d.queue for d in self.actions.values()})
         self._in_flight = 0
+        self._workflow_tasks = 0  # of those, claimed workflow tasks and eager starts
+        self._ended_at = 0.0  # monotonic time a task in one of concurrency's slots last ended
         self._tenants: Counter[str] = Counter()  # tasks in flight by tenant
         self._reserve = max(1, concurrency // 10)  # slots for tenants with none in flight
         self._seen_when_full = 0
@@ -282,7 +292,8 @@ class Worker:
         room = self.concurrency - self._in_flight - self._pledged
         if room < 1:
             slot = _slot.get()
-            if wanted and slot is not None and not slot.handed and len(self._tenants) == 1:
+            if wanted and slot is not None and not slot.handed and not slot.extra \
+                    and len(self._tenants) == 1:
                 slot.handed = True  # the caller's slot is its action's now: no count changes
                 return 1
             room = 1 if self._alone(tenant, own=1) else 0
@@ -355,10 +366,8 @@ class Worker:
     async def _poll_once(self, group: asyncio.TaskGroup, timeout: float = 0.0) -> int:
         """Start as much claimed work as there are free slots; wait up to ``timeout`` for it."""
         free = self.concurrency - self._in_flight
-        if free <= 0:  # wait for a task to finish (each one notifies)
-            await self.client.store.wakeup.wait(timeout, self._seen_when_full)
-            self._seen_when_full = self.client.store.wakeup.generation
-            return 0
+        if free <= 0:
+            return await self._poll_full(group, timeout)
         # While a claim waits, the slots it asked for are pledged to it; with eager actions it
         # asks for half the free ones, and commits may start their actions in the others.
         self._pledged = max(1, free // 2) if self._shares_slots else free
@@ -371,15 +380,39 @@ class Worker:
             self._spawn(group, claim)
         return len(claims)
 
-    def _spawn(self, group: asyncio.TaskGroup, claim: Claim, reserved: bool = False) -> None:
+    async def _poll_full(self, group: asyncio.TaskGroup, timeout: float) -> int:
+        """Every slot is taken. Workflow tasks are short and do not wait for actions to end:
+        when no task has ended for ``_HELD_FOR`` seconds (long actions hold the slots), a few
+        workflow tasks run beyond ``concurrency`` (the slots kept for other tenants), so that
+        other workflows' starts, timers and events go on; their actions wait for a slot (as
+        Temporal's workflow tasks do not wait for activity slots). Their claims wait only
+        briefly: no hint comes when a slot frees. Else wait for a task to end (each notifies).
+        """
+        spare = min(self.concurrency + self._reserve - self._in_flight,
+                    self._reserve - self._workflow_tasks)
+        if not self.hosted_workflows or spare <= 0 \
+                or time.monotonic() - self._ended_at < _HELD_FOR:
+            await self.client.store.wakeup.wait(timeout, self._seen_when_full)
+            self._seen_when_full = self.client.store.wakeup.generation
+            return 0
+        claims = await self.client.dispatcher.receive(
+            self._spec, limit=spare, timeout=min(timeout, _FULL_WAIT), kinds={"w": spare})
+        for claim in claims:
+            self._spawn(group, claim, extra=True)
+        return len(claims)
+
+    def _spawn(self, group: asyncio.TaskGroup, claim: Claim, reserved: bool = False,
+               extra: bool = False) -> None:
         if not reserved:
             self._in_flight += 1
         tenant = claim.task.tenant
         self._tenants[tenant] += 1
+        workflow_task = isinstance(claim.task, WorkflowTask)
+        self._workflow_tasks += workflow_task
 
         async def tracked() -> None:
             enter(tenant)  # its store operations queue in its tenant's lane
-            slot = _Slot()
+            slot = _Slot(extra)
             _slot.set(slot)
             woke: TaskRef | None = None
             try:
@@ -403,6 +436,9 @@ class Worker:
                     self._holds.release([claim.task])  # held for it by its commit (eager)
                 if not slot.handed:  # else the action it handed its slot to gives it back
                     self._in_flight -= 1
+                self._workflow_tasks -= workflow_task
+                if not extra:  # a slot of concurrency's was freed
+                    self._ended_at = time.monotonic()
                 self._tenants[tenant] -= 1
                 if not self._tenants[tenant]:
                     del self._tenants[tenant]

@@ -78,7 +78,7 @@ async def redis(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Red
         yield client
         keys = [k.decode() async for k in client.scan_iter(match=f"{redis_prefix}*")]
         shape = re.compile(re.escape(redis_prefix)
-                           + r"(\{\d+\}:(w|w:RedisDispatch\w+|a:redis_dispatch_step)|route:.+"
+                           + r"(\{\d+\}:(w|w:RedisDispatch\w+|a:redis_dispatch_\w+)|route:.+"
                            + r"|\{w[0-9a-f]{8}\}:(sticky|alive):.+)")
         assert all(shape.fullmatch(k) for k in keys), keys  # nothing but dispatch keys
         if keys:
@@ -145,8 +145,9 @@ async def test_workflow_runs_end_to_end_through_redis(redis_url: str, redis_pref
 class CountingDispatcher(RedisDispatcher):
     claimed = 0
 
-    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Any]:
-        claims = await super().receive(spec, limit=limit, timeout=timeout)
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float,
+                      kinds: Any = None) -> list[Any]:
+        claims = await super().receive(spec, limit=limit, timeout=timeout, kinds=kinds)
         self.claimed += len(claims)
         return claims
 
@@ -449,3 +450,44 @@ async def test_more_concurrent_publishes_than_pooled_connections_wait_for_one(
     async with worker(client, concurrency=count):
         results = await asyncio.gather(*(h.result(timeout=60) for h in handles))
     assert results == [10 + 20] * count
+
+
+HELD = asyncio.Event()
+
+
+@durable.action(name="redis_dispatch_held")
+async def held(n: int) -> int:
+    await HELD.wait()
+    return n
+
+
+@durable.workflow(name="RedisDispatchHog")
+async def hog(ctx: durable.Context, n: int) -> int:
+    return await ctx.run(held, n)
+
+
+@durable.workflow(name="RedisDispatchSignalled")
+async def signalled(ctx: durable.Context) -> int:
+    return int((await ctx.wait_for("go")).payload)  # a second workflow task runs the event
+
+
+async def test_workflow_tasks_go_on_while_long_actions_hold_every_slot(
+        clients: Callable[..., Client], redis: aioredis.Redis, redis_prefix: str) -> None:
+    # Both slots are held by actions that do not return; the other workflows' tasks are
+    # claimed (workflow tasks only) in the slot kept beyond concurrency, so they start, take
+    # their events and end.
+    HELD.clear()
+    client = clients()
+    async with durable.Worker(client, [hog, signalled], [held], concurrency=2) as w:
+        hogs = [await client.start(hog, i, id=f"hog-{i}") for i in range(2)]
+        try:
+            await eventually(lambda: w.in_flight >= 2)
+            handles = [await client.start(signalled, id=f"signalled-{i}") for i in range(4)]
+            for i, handle in enumerate(handles):
+                await handle.send("go", i)
+            assert [await h.result(timeout=10) for h in handles] == list(range(4))
+            assert not HELD.is_set()
+        finally:
+            HELD.set()
+        assert [await h.result(timeout=10) for h in hogs] == [0, 1]
+    assert await pending(redis, redis_prefix) == 0

@@ -67,7 +67,8 @@ class Recorder:
     async def publish(self, refs: Any, *, sticky: bool = True) -> None:
         self.published.extend(refs)
 
-    async def receive(self, spec: Any, *, limit: int, timeout: float) -> list[Any]:
+    async def receive(self, spec: Any, *, limit: int, timeout: float,
+                      kinds: Any = None) -> list[Any]:
         return []
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:

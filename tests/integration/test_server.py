@@ -114,7 +114,8 @@ class RecordingDispatcher:
             raise ConnectionError("dispatcher down (test)")
         self.published.extend(refs)
 
-    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float) -> list[Claim]:
+    async def receive(self, spec: ClaimSpec, *, limit: int, timeout: float,
+                      kinds: Any = None) -> list[Claim]:
         return []
 
     async def stick(self, owner: str, tenant: str, workflow_id: str, *, keep: bool) -> float:

@@ -222,3 +222,30 @@ async def test_a_full_worker_hands_each_workflow_tasks_slot_to_its_action(tmp_pa
         async with durable.Worker(client, [one_step], [step], concurrency=4):
             assert [await h.result(timeout=10) for h in handles] == list(range(1, 17))
         assert not [r for r in published if r.kind == "a"]
+
+
+@durable.workflow(name="EagerNoActions")
+async def no_actions(ctx: durable.Context, n: int) -> int:
+    await asyncio.sleep(0.01)  # a durable timer: a second workflow task
+    return n
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/h.db"])
+async def test_workflow_tasks_run_while_long_actions_hold_every_slot(url: str,
+                                                                     tmp_path: Any) -> None:
+    # Two actions that do not return hold both of a worker's slots; other workflows still
+    # start, fire their timers and end, in the slot kept beyond concurrency for workflow
+    # tasks (they waited for an action to end before).
+    BLOCKED.clear()
+    async with durable.connect(url.format(tmp=tmp_path)) as client:
+        async with durable.Worker(client, [hog, no_actions], [blocked], concurrency=2) as w:
+            hogs = [await client.start(hog, i) for i in range(2)]
+            try:
+                while w.in_flight < 2:
+                    await asyncio.sleep(0.01)
+                handles = [await client.start(no_actions, i) for i in range(5)]
+                assert [await h.result(timeout=10) for h in handles] == list(range(5))
+                assert not BLOCKED.is_set() and w.in_flight <= 2 + 1
+            finally:
+                BLOCKED.set()
+            assert [await h.result(timeout=10) for h in hogs] == [0, 1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from durable._dispatch._fair import Hint, Turns
 from durable._dispatch._keys import partition
-from durable._stores import workflow_ref
+from durable._stores import TaskRef, workflow_ref
 
 
 def hints(tenant: str, count: int, stream: str = "s") -> list[Hint]:
@@ -50,3 +50,14 @@ def test_a_tenants_hints_share_one_partition_and_tenants_spread() -> None:
     assert partition("acme", 16, "k1") != partition("acme", 16) or \
         partition("acme", 16, "k2") != partition("acme", 16)  # a fairness key can spread one
     assert len({partition(f"tenant-{i}", 16) for i in range(200)}) == 16
+
+
+def test_kinds_cap_each_kind_and_leave_the_rest_in_order() -> None:
+    actions = [Hint("a", f"a-{i}".encode(), TaskRef("a", "t", f"w{i}", "step", "run", 1))
+               for i in range(3)]
+    backlog = [actions[0], *hints("t", 3), *actions[1:]]
+    taken, junk, rest = Turns().take(backlog, 10, {"w": 2})  # no action tasks at all
+    assert [k[0] for k in taken] == ["w", "w"] and junk == []
+    assert rest == [actions[0], backlog[3], *actions[1:]]
+    taken, _, rest = Turns().take(backlog, 4, {"w": 1, "a": 5})  # the limit still holds
+    assert sorted(k[0] for k in taken) == ["a", "a", "a", "w"] and len(rest) == 2
