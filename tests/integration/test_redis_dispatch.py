@@ -452,12 +452,12 @@ async def test_more_concurrent_publishes_than_pooled_connections_wait_for_one(
     assert results == [10 + 20] * count
 
 
-HELD = asyncio.Event()
+HELD: list[asyncio.Event] = []  # made by each test, on its own event loop
 
 
 @durable.action(name="redis_dispatch_held")
 async def held(n: int) -> int:
-    await HELD.wait()
+    await HELD[0].wait()
     return n
 
 
@@ -476,7 +476,7 @@ async def test_workflow_tasks_go_on_while_long_actions_hold_every_slot(
     # Both slots are held by actions that do not return; the other workflows' tasks are
     # claimed (workflow tasks only) in the slot kept beyond concurrency, so they start, take
     # their events and end.
-    HELD.clear()
+    HELD[:] = [asyncio.Event()]
     client = clients()
     async with durable.Worker(client, [hog, signalled], [held], concurrency=2) as w:
         hogs = [await client.start(hog, i, id=f"hog-{i}") for i in range(2)]
@@ -486,8 +486,8 @@ async def test_workflow_tasks_go_on_while_long_actions_hold_every_slot(
             for i, handle in enumerate(handles):
                 await handle.send("go", i)
             assert [await h.result(timeout=10) for h in handles] == list(range(4))
-            assert not HELD.is_set()
+            assert not HELD[0].is_set()
         finally:
-            HELD.set()
+            HELD[0].set()
         assert [await h.result(timeout=10) for h in hogs] == [0, 1]
     assert await pending(redis, redis_prefix) == 0
