@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 from .._limits import RouteLimit
 from .._stores import ActionTask, TaskRef, WorkflowTask
 
-__all__ = ["Claim", "ClaimSpec", "Dispatcher"]
+__all__ = ["Claim", "ClaimSpec", "Dispatcher", "room_for"]
 
 
 class ClaimSpec(NamedTuple):
@@ -30,6 +30,12 @@ class ClaimSpec(NamedTuple):
     history_after: Callable[[str, str], int] | None = None
     # hosted action routes with limits, their own or their queue's (``_limits``)
     limits: Mapping[str, RouteLimit] = {}
+
+
+def room_for(kind: str, limit: int, kinds: Mapping[str, int] | None) -> int:
+    """How many tasks of ``kind`` (``"w"``, ``"a"``) a claim with room for ``limit`` more may
+    take under ``receive``'s ``kinds`` (None: no cap of its own)."""
+    return limit if kinds is None else min(limit, kinds.get(kind, 0))
 
 
 class Claim(NamedTuple):

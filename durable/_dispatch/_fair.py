@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Mapping, NamedTuple
 
 from .._stores import ActionTask, TaskRef, WorkflowTask
+from ._base import room_for
 
 __all__ = ["Hint", "TaskKey", "Turns", "fair_key", "ref_key", "task_key"]
 
@@ -79,9 +80,8 @@ class Turns:
             hints[key].append(hint)
         taken: dict[TaskKey, list[Hint]] = {}
         for kind, of_kind in queues.items():
-            most = limit if kinds is None else len(taken) + min(kinds.get(kind, 0),
-                                                                limit - len(taken))
-            self._round_robin(of_kind, hints, taken, most)
+            self._round_robin(of_kind, hints, taken,
+                              len(taken) + room_for(kind, limit - len(taken), kinds))
         self._served = {fk: n for fk, n in self._served.items()
                         if any(fk in of_kind for of_kind in queues.values())}
         rest = [h for h in backlog if h.ref is not None and ref_key(h.ref) not in taken]

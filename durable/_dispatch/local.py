@@ -14,7 +14,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._retention import DEFAULT_RETENTION, GC_EVERY
 from .._stores import Store, TaskRef
 from ._limited import claim_actions
-from ._base import Claim, ClaimSpec
+from ._base import Claim, ClaimSpec, room_for
 from ._housekeeping import Housekeeper
 
 __all__ = ["LocalDispatcher"]
@@ -62,14 +62,12 @@ class LocalDispatcher:
             await self._housekeeper.run_schedules_if_due(now)
             await self._housekeeper.collect_garbage_if_due(now)
         claims: list[Claim] = []
-        workflows = limit if kinds is None else min(limit, kinds.get("w", 0))
+        workflows = room_for("w", limit, kinds)
         if spec.workflows and workflows > 0:
             tasks = await store.claim_workflow_tasks(spec.workflows, spec.owner, lease=spec.lease,
                                                      now=now, limit=workflows)
             claims.extend(Claim(t) for t in tasks)
-        actions = limit - len(claims)
-        if kinds is not None:
-            actions = min(actions, kinds.get("a", 0))
+        actions = room_for("a", limit - len(claims), kinds)
         if spec.actions and actions > 0:
             found = await claim_actions(store, spec.actions, spec.limits, spec.owner,
                                         lease=spec.lease, now=now, limit=actions)

@@ -61,7 +61,7 @@ from .._stores import ActionTask, TaskRef, TaskStore, WorkflowTask
 from .._urls import redact
 from ..errors import InvalidArgumentError, StoreUnavailableError
 from . import _keys
-from ._base import Claim, ClaimSpec
+from ._base import Claim, ClaimSpec, room_for
 from ._fair import Hint, Turns, task_key
 from ._hints import encode_ref, hints_of, ref_of, text
 from ._limited import Looks, claim_actions
@@ -343,7 +343,7 @@ class RedisDispatcher:
         consumer.backlog += harvest(consumer.reads, consumer.backlog)
         # the hints this call may take (not those of a kind it takes none of)
         ready = consumer.backlog if kinds is None else [
-            h for h in consumer.backlog if h.ref is None or kinds.get(h.ref.kind, 0) > 0]
+            h for h in consumer.backlog if h.ref is None or room_for(h.ref.kind, 1, kinds)]
         if len(ready) >= limit:
             # Enough to claim, but read the streams that have nothing in the backlog: another
             # tenant's hints there are taken in the next round (``_fair``).
@@ -460,7 +460,7 @@ class RedisDispatcher:
                 if ref.kind == "a" and ref.name in spec.limits:
                     looks.mark(ref.name)
             refs = [r for r in refs if r.kind != "a" or r.name not in spec.limits]
-            if kinds is None or kinds.get("a", 0) > sum(r.kind == "a" for r in refs):
+            if kinds is None or room_for("a", limit, kinds) > sum(r.kind == "a" for r in refs):
                 limited = looks.due(spec.limits, time.time())
         if not taken and not junk and not limited:
             return []
@@ -471,7 +471,7 @@ class RedisDispatcher:
                 history_after=spec.history_after) if refs else ([], [])
             if limited:
                 room = max(limit - len(workflows) - len(actions), 1) if kinds is None \
-                    else min(limit - len(workflows), kinds.get("a", 0)) - len(actions)
+                    else room_for("a", limit - len(workflows), kinds) - len(actions)
                 if room > 0:
                     actions += await claim_actions(self.store, limited, spec.limits, spec.owner,
                                                    lease=spec.lease, now=time.time(), limit=room,

@@ -39,11 +39,12 @@ __all__ = ["Worker"]
 
 logger = logging.getLogger("durable.worker")
 
+
 class _Slot:
     """The slot a task the worker spawned runs in; ``handed`` once its commit passed it on to
     an action it created (``Worker.reserve``), which then gives it back. ``extra``: a
     workflow task's slot beyond ``concurrency`` on a worker whose slots were all taken
-    (``Worker._poll_once``), which is never handed on."""
+    (``Worker._poll_full``), which is never handed on."""
 
     __slots__ = ("handed", "extra")
 
@@ -157,7 +158,9 @@ class Worker:
                                                {d.queue for d in self.actions.values()})
         self._in_flight = 0
         self._workflow_tasks = 0  # of those, claimed workflow tasks and eager starts
-        self._ended_at = 0.0  # monotonic time a task in one of concurrency's slots last ended
+        # when a task in one of concurrency's slots last ended (a slot handed on counts: the
+        # worker is full, not stuck), or the worker was made
+        self._ended_at = time.monotonic()
         self._tenants: Counter[str] = Counter()  # tasks in flight by tenant
         self._reserve = max(1, concurrency // 10)  # slots for tenants with none in flight
         self._seen_when_full = 0
@@ -437,7 +440,7 @@ class Worker:
                 if not slot.handed:  # else the action it handed its slot to gives it back
                     self._in_flight -= 1
                 self._workflow_tasks -= workflow_task
-                if not extra:  # a slot of concurrency's was freed
+                if not extra:
                     self._ended_at = time.monotonic()
                 self._tenants[tenant] -= 1
                 if not self._tenants[tenant]:
