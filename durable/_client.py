@@ -473,13 +473,14 @@ class Client(Retention):
             return None
         return self._tenant(tenant)
 
-    async def publish(self, refs: list[TaskRef]) -> None:
-        """Tell the workers that tasks became runnable (after the store committed them).
+    async def publish(self, refs: list[TaskRef], *, sticky: bool = True) -> None:
+        """Tell the workers that tasks became runnable (after the store committed them);
+        ``sticky=False``: to any worker, not first to one that caches the execution.
 
         Best effort: if a hint is lost, the store's outbox sends it again.
         """
         try:
-            await self.dispatcher.publish(refs)
+            await self.dispatcher.publish(refs, sticky=sticky)
         except Exception:
             logger.warning("could not announce %d task(s) (%s); the server will re-dispatch "
                            "them", len(refs), refs[0], exc_info=True)

@@ -77,7 +77,9 @@ async def start(client: ClientPort, started: WorkflowStarted, workers: Sequence[
         began = None if epoch is None or epoch != store.wakeup.epoch else epoch
         if created:
             if eager is None or not await _hand_over(client, eager, started, now):
-                await client.publish([workflow_ref(tenant, started.workflow_id, hosted)])
+                # a new execution is in no worker's cache: no look-up of a sticky route
+                await client.publish([workflow_ref(tenant, started.workflow_id, hosted)],
+                                     sticky=False)
             return True, began
         decided = await _decide(client, record, started, on_conflict, id_reuse)
         if decided is None:

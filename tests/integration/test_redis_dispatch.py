@@ -26,6 +26,7 @@ import durable
 from _support import eventually, open_redis
 from durable import Client
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
+from durable._queues import route
 from durable._stores import workflow_ref
 from durable._stores.memory import MemoryStore
 from durable.errors import StoreUnavailableError
@@ -428,6 +429,23 @@ async def test_sticky_execution_routes_tasks_to_the_caching_worker_then_falls_ba
         for worker in workers:
             worker.shutdown()
         await asyncio.gather(*running)
+
+
+async def test_a_new_execution_s_hint_skips_the_sticky_routes(
+        clients: Callable[..., Client], redis: aioredis.Redis) -> None:
+    """A new execution is in no worker's cache: its start's hint goes to its partition's
+    stream without a look-up of sticky routes, even where a route is left under its id (as by
+    an earlier execution of that id) to a worker that is alive."""
+    client = clients()
+    dispatcher = client.dispatcher
+    assert isinstance(dispatcher, RedisDispatcher)
+    await redis.set(_keys.route(dispatcher.prefix, client.tenant, "fresh"), "w-old")
+    await redis.set(_keys.alive(dispatcher.prefix, "w-old"), 1)
+    await client.start(flow, 1, id="fresh")
+    ref = workflow_ref(client.tenant, "fresh", route("RedisDispatchFlow", "default"))
+    assert await redis.xlen(dispatcher.stream_of(ref)) == 1
+    sticky = _keys.sticky_stream(dispatcher.prefix, "w-old", dispatcher.partition_of(ref))
+    assert await redis.exists(sticky) == 0
 
 
 async def _received(store: MemoryStore, count: int) -> bool:

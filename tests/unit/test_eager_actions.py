@@ -42,9 +42,9 @@ def _published(client: durable.Client) -> list[TaskRef]:
     seen: list[TaskRef] = []
     publish = client.publish
 
-    async def recording(refs: list[TaskRef]) -> None:
+    async def recording(refs: list[TaskRef], *, sticky: bool = True) -> None:
         seen.extend(refs)
-        await publish(refs)
+        await publish(refs, sticky=sticky)
 
     client.publish = recording  # type: ignore[method-assign]
     return seen
