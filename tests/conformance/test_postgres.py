@@ -145,6 +145,18 @@ async def test_msgpack_uint_matches_msgspec(pg: Store, admin: asyncpg.Connection
     assert [row[0] for row in encoded] == [msgspec.msgpack.encode(v) for v in values]
 
 
+@pytest.mark.parametrize("wf", ["wf-1", "züge/🚂 \u00e9t\u00e9", "a\x1fb"])
+async def test_a_start_writes_the_checksum_the_database_would(
+        pg: Store, admin: asyncpg.Connection, wf: str) -> None:
+    """The store writes a new run's first checksum itself (``first_checksum``), sparing the
+    row the trigger: it must be 0008's, byte for byte (UTF-8 ids, the separator in an id)."""
+    await create(pg, wf, tenant="t\u00fc")
+    assert await admin.fetchval(
+        "SELECT checksum = durable_checksum(durable_run_seed(tenant, workflow_id, run_id), body) "
+        "FROM events WHERE workflow_id = $1 AND seq = 1", wf) is True
+    assert [type(e).__name__ for e in await pg.read_history("t\u00fc", wf)] == ["WorkflowStarted"]
+
+
 @pytest.mark.parametrize("last_seq", [126, 254, 65534, 2**32 - 2])
 async def test_appended_events_carry_their_seq_at_every_width(
         pg: Store, admin: asyncpg.Connection, last_seq: int) -> None:

@@ -18,7 +18,9 @@ import redis.asyncio as aioredis
 import durable
 from _support import eventually, open_redis
 from durable import Client
+from durable._definitions import workflow_definition
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
+from durable._history import WorkflowStarted
 from durable._stores import workflow_ref
 from durable._stores.memory import MemoryStore
 from durable.errors import WorkflowCancelledError
@@ -171,8 +173,8 @@ async def test_a_forged_route_to_a_fake_live_worker_holds_an_execution_only_unti
     async with worker(client), Server(client, port=0, interval=0.02,
                                       redispatch_after=0.5) as server:
         await redis.set(route_key(redis_prefix, "forged-start"), "fake")
-        first = await starter.start(flow, 1, id="forged-start")
-        assert await first.result(timeout=10) == 3  # within a lease (+ the outbox's period)
+        first = await starter.start(flow, 1, id="forged-start")  # new: no route is looked up
+        assert await first.result(timeout=10) == 3
         second = await starter.start(waits, id="forged-wait")
         await eventually(lambda: waiting(second), what="the workflow to wait")
         await redis.set(route_key(redis_prefix, "forged-wait"), "fake")  # while it is cached
@@ -180,7 +182,7 @@ async def test_a_forged_route_to_a_fake_live_worker_holds_an_execution_only_unti
         assert await second.result(timeout=10) == 2
         assert server.metrics.registry.get_sample_value("durable_tasks_redispatched_total")
     swallowed = _keys.sticky_stream(prefix, "fake", _keys.partition("default", 16))
-    assert await redis.xlen(swallowed) >= 2  # the hints it swallowed
+    assert await redis.xlen(swallowed) >= 1  # the hints it swallowed
     assert await routes(redis, redis_prefix) == []
 
 
@@ -229,9 +231,14 @@ async def test_a_dead_workers_sticky_hints_are_published_again(
     workflows = frozenset({"RedisBoundsFlow"})
     dead = ClaimSpec("dead-worker", workflows, frozenset(), 30.0)
     assert await client.dispatcher.receive(dead, limit=1, timeout=0) == []  # now alive
+    defn = workflow_definition(flow)
     for i in range(3):
         await client.dispatcher.stick("dead-worker", "default", f"routed-{i}", keep=True)
-        await client.start(flow, i, id=f"routed-{i}")  # to the dead worker's sticky stream
+        started = WorkflowStarted(0, 0.0, defn.name, defn.version, f"routed-{i}", f"run-{i}",
+                                  "default", [i])
+        await client.store.create_execution(started, now=client.clock())
+        await client.dispatcher.publish([workflow_ref("default", f"routed-{i}", defn.name)])
+        # (a task of an execution the dead worker caches: to its sticky stream)
     [held] = await client.dispatcher.receive(dead, limit=1, timeout=0)  # read 3, claimed 1
     other = ClaimSpec("other-worker", workflows, frozenset(), 30.0)
     assert await client.dispatcher.receive(other, limit=10, timeout=0) == []  # not its stream

@@ -22,7 +22,8 @@ from .._records import ActionTask, ExecutionRecord, RunCheck, Signal, TimerRecor
 from . import _statements as sql
 from ._connection import PostgresBase
 from ._rows import (
-    EMPTY_DATA, NO_RESULT, action_from_row, history_from_rows, record_from_row, split_at_seq,
+    EMPTY_DATA, NO_RESULT, action_from_row, first_checksum, history_from_rows, record_from_row,
+    split_at_seq,
 )
 from ._schema import Target, redact
 
@@ -53,7 +54,8 @@ class PostgresExecutions(PostgresBase):
         if not await self._grouped(sql.CREATE_EXECUTION, s.tenant, s.workflow_id, s.run_id,
                                    route(s.workflow, s.queue), s.version, now, EMPTY_DATA,
                                    NO_RESULT, body, owner, lease_until, s.priority,
-                                   s.fairness_key or ""):
+                                   s.fairness_key or "",
+                                   first_checksum(s.tenant, s.workflow_id, s.run_id, body)):
             existing = await self.get_execution(s.tenant, s.workflow_id)
             if existing is None:  # deleted in between: the caller may simply try again
                 raise StoreUnavailableError(

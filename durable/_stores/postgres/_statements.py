@@ -43,7 +43,8 @@ SCAN_EXECUTIONS: Final = (
 
 # $1 tenant, $2 workflow_id, $3 run_id, $4 workflow, $5 version, $6 now, $7 data, $8 result,
 # $9 the WorkflowStarted body, $10/$11 the owner and lease_until of an eager start (or NULL),
-# $12 the priority, $13 the fairness key ('' for none). Returns whether it created it.
+# $12 the priority, $13 the fairness key ('' for none), $14 the WorkflowStarted row's checksum
+# (``first_checksum``). Returns whether it created it.
 CREATE_EXECUTION: Final = """
 WITH created AS (
     INSERT INTO executions (tenant, workflow_id, run_id, workflow, version, status, created_at,
@@ -52,8 +53,8 @@ WITH created AS (
     ON CONFLICT (tenant, workflow_id) DO NOTHING
     RETURNING run_id
 ), started AS (
-    INSERT INTO events (tenant, workflow_id, run_id, seq, body)
-    SELECT $1, $2, run_id, 1, $9 FROM created
+    INSERT INTO events (tenant, workflow_id, run_id, seq, body, checksum)
+    SELECT $1, $2, run_id, 1, $9, $14 FROM created
 ), task AS (
     INSERT INTO workflow_tasks (tenant, workflow_id, workflow, visible_at, dispatched_at, owner,
                                 lease_until, attempt, priority, fairness_key)
