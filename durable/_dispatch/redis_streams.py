@@ -470,8 +470,9 @@ class RedisDispatcher:
                 lease=spec.lease, now=time.time(),
                 history_after=spec.history_after) if refs else ([], [])
             if limited:
-                room = max(limit - len(workflows) - len(actions), 1) if kinds is None \
-                    else room_for("a", limit - len(workflows), kinds) - len(actions)
+                room = room_for("a", limit - len(workflows), kinds) - len(actions)
+                if kinds is None:  # without a cap of its own, a due look claims one at least
+                    room = max(room, 1)
                 if room > 0:
                     actions += await claim_actions(self.store, limited, spec.limits, spec.owner,
                                                    lease=spec.lease, now=time.time(), limit=room,
