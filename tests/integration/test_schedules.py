@@ -242,7 +242,16 @@ async def test_two_servers_never_start_one_run_twice(store_url: str) -> None:
             await store.close()
     published = Counter(r.workflow_id for rec in recorders for r in rec.published)
     assert set(published.values()) == {1} and set(created.values()) == {1}
-    assert set(published) == set(created) and len(created) in (90, 93)
+    assert set(published) == set(created)
+    # Each schedule started every whole second from its first due time after it was created up
+    # to the skewed clock: 30 runs, one more for each second boundary between its creation and
+    # `base`.
+    last = datetime.fromtimestamp(int(base + 30), timezone.utc)
+    for n in range(3):
+        runs = sorted(w for w in created if w.startswith(f"s{n}-"))
+        expected = [f"s{n}-" + (last - timedelta(seconds=k)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    for k in reversed(range(len(runs)))]
+        assert runs == expected and len(runs) >= 30
 
 
 def _count_creations(store: Store, created: Counter[str]) -> None:
