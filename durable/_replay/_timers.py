@@ -5,12 +5,23 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
 from .._history import CancelTimer, Event, StartTimer, TimerFired, TimerStarted
 from ._matcher import Matcher
 
 __all__ = ["Timers"]
+
+# A timer's duration as ``call_at`` derives it (``when - loop.time()``, at epoch magnitude)
+# is off by an ulp or two of the time (~2.4e-7 s): ``asyncio.timeout(0.05)`` records
+# 0.04999995..., and ``wait_for`` reaches ``call_at`` on Python 3.12 where 3.11's used
+# ``call_later``. Durations closer than this are the same timer's.
+_SAME_DURATION: Final = 1e-6
+
+
+def _same_duration(a: float, b: float) -> bool:
+    """Whether two timer durations differ by the rounding of a loop time at most."""
+    return a == b or abs(a - b) <= _SAME_DURATION
 
 
 class Timers:
@@ -42,7 +53,8 @@ class Timers:
             matcher.at, matcher.count = at + 1, cmd + 1  # Matcher.match's hit in replay, inlined
         else:
             recorded = matcher.match(StartTimer, (cmd, delay, handle.when()))
-        if recorded is not None and recorded.duration != delay:
+        if recorded is not None and recorded.duration != delay \
+                and abs(recorded.duration - delay) > _SAME_DURATION:
             self._changed(recorded, StartTimer(cmd, delay, handle.when()))
         handle._cmd = cmd  # type: ignore[attr-defined]
         self._handles[cmd] = handle
@@ -55,7 +67,7 @@ class Timers:
 
         def same(event: Event) -> bool:
             return (type(event) is TimerStarted and event.seq <= end
-                    and event.duration == command.duration)
+                    and _same_duration(event.duration, command.duration))
 
         self._matcher.changed(recorded, command, "a timer's duration",
                               f" ({recorded.duration}s -> {command.duration}s)", same)

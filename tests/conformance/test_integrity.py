@@ -46,7 +46,8 @@ class RawRows:
     async def _sql(self, statement: str, *args: Any) -> list[Any]:
         if self.url.startswith("sqlite:"):
             with sqlite3.connect(self.url[len("sqlite:///"):], isolation_level=None) as conn:
-                rows = conn.execute(statement.replace("$", "?"), args).fetchall()
+                numbered = {str(i): value for i, value in enumerate(args, 1)}  # ?1, ?2 ...
+                rows = conn.execute(statement.replace("$", "?"), numbered).fetchall()
             conn.close()
             return rows
         if self._pg is None:

@@ -264,3 +264,26 @@ async def test_a_result_waiter_reads_when_told_not_on_a_timer(tmp_path: Path) ->
             client.store.get_execution = counted  # type: ignore[method-assign]
             assert await handle.result(timeout=10) == "done"
         assert reads <= 2  # polling from 2 ms, doubling, read 7 times in those 0.3 s
+
+
+def test_numbered_placeholders_bind_a_sequence_without_a_warning(
+        recwarn: pytest.WarningsRecorder) -> None:
+    # The connection the store uses where Python 3.12.0-3.12.3's sqlite3 would warn that a
+    # sequence binds ?1-style placeholders (an error under -W error); elsewhere sqlite3's own.
+    by_number = _connection._ByNumber
+    assert _connection._CONNECTION is (by_number if _connection._warns_on_numbered()
+                                       else sqlite3.Connection)
+    conn = sqlite3.connect(":memory:", factory=by_number)
+    try:
+        assert conn.execute("SELECT ?1, ?2, ?1", ("a", "b")).fetchone() == ("a", "b", "a")
+        assert conn.execute("SELECT ?, ?", ["c", "d"]).fetchone() == ("c", "d")  # as it is
+        assert conn.execute("SELECT :x", {"x": 1}).fetchone() == (1,)
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+        conn.execute("CREATE TABLE t (a, b)")
+        conn.executemany("INSERT INTO t VALUES (?2, ?1)", [(1, 2), (3, 4)])
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(5, 6)])
+        assert conn.execute("SELECT a, b FROM t ORDER BY a").fetchall() == [
+            (2, 1), (4, 3), (5, 6)]
+    finally:
+        conn.close()
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]

@@ -256,6 +256,35 @@ def test_swapped_timers_are_an_error_and_a_changed_duration_warns() -> None:
         assert _replay(h, changed) is None
 
 
+@durable.workflow(name="wait_for_a_step")
+async def wait_for_a_step(ctx: durable.Context) -> bool:
+    try:
+        async with asyncio.timeout(0.05):  # call_at(loop.time() + 0.05), as wait_for on 3.12
+            await ctx.sleep(10)
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_a_duration_off_by_a_loop_time_s_rounding_is_the_same_timer() -> None:
+    from ._harness import Harness
+
+    h = Harness(wait_for_a_step)
+    h.run()
+    # The same timeout recorded at another time, or by another Python (wait_for: call_later
+    # on 3.11, call_at on 3.12): when - loop.time() at epoch magnitude is an ulp or two of
+    # the time away from the duration the code asked for.
+    timers = [e for e in h.history if type(e) is TimerStarted]
+    at = next(i for i, e in enumerate(timers) if abs(e.duration - 0.05) < 1e-6)
+    for rounded in (0.04999995231628418, 0.05, 0.05000004768371582):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert _replay(h, _edit(h.history, TimerStarted, at, duration=rounded),
+                           strict=True) is None
+    # a change, not a rounding
+    assert _replay(h, _edit(h.history, TimerStarted, at, duration=0.051), strict=True) is not None
+
+
 @dataclasses.dataclass
 class Order:
     id: str

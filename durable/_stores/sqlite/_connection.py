@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import Any, Final, Self, TypeVar
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, Self, TypeVar, cast
 
 from ..._lanes import Call, FairExecutor
 from ...errors import InvalidArgumentError, StoreUnavailableError
@@ -130,7 +132,7 @@ def _connect(url: str, path: str) -> sqlite3.Connection:
             f"cannot open the SQLite store {url!r}: directory {directory!r} does not exist "
             "(create it first)", url=url) from FileNotFoundError(directory)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
-                           check_same_thread=False)
+                           check_same_thread=False, factory=_CONNECTION)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         _use_wal(conn)
@@ -140,6 +142,50 @@ def _connect(url: str, path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+_NUMBERED: Final = re.compile(r"\?[0-9]")
+
+
+class _ByNumber(sqlite3.Connection):
+    """A connection that binds a sequence of parameters to ``?1``-style placeholders by
+    number. The statements here number their parameters (``?1``) where one is used twice; the
+    ``sqlite3`` of Python 3.12.0-3.12.3 takes those for named ones and warns when a sequence
+    binds them (CPython gh-117995), an error under ``-W error``. Statements with plain ``?``
+    placeholders (a database action's own) are passed on as they are."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return super().execute(sql, _by_number(sql, parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        if _NUMBERED.search(sql):
+            parameters = (_by_number(sql, p) for p in parameters)
+        return super().executemany(sql, parameters)
+
+
+def _by_number(sql: str, parameters: Any) -> Any:
+    if isinstance(parameters, (list, tuple)) and parameters and _NUMBERED.search(sql):
+        return {str(i): value for i, value in enumerate(cast("Sequence[Any]", parameters), 1)}
+    return cast(Any, parameters)
+
+
+def _warns_on_numbered() -> bool:
+    """Whether this Python's ``sqlite3`` warns when a sequence binds ``?1``."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            probe.execute("SELECT ?1", (0,))
+    except DeprecationWarning:
+        return True
+    finally:
+        probe.close()
+    return False
+
+
+# Elsewhere, sqlite3's own class: no conversion on every statement.
+_CONNECTION: Final[type[sqlite3.Connection]] = \
+    _ByNumber if _warns_on_numbered() else sqlite3.Connection
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:

@@ -102,8 +102,9 @@ def _get_execution(conn: sqlite3.Connection, tenant: str,
 
 def _list_executions(conn: sqlite3.Connection, tenant: str | None, status: str | None,
                      limit: int) -> list[ExecutionRecord]:
-    statement = sql.LIST_ALL_EXECUTIONS if tenant is None else sql.LIST_TENANT_EXECUTIONS
-    return [record_from_row(row) for row in conn.execute(statement, (tenant, status, limit))]
+    rows = conn.execute(sql.LIST_ALL_EXECUTIONS, (status, limit)) if tenant is None \
+        else conn.execute(sql.LIST_TENANT_EXECUTIONS, (tenant, status, limit))
+    return [record_from_row(row) for row in rows]
 
 
 def _scan_executions(conn: sqlite3.Connection, params: tuple[Any, ...]) -> list[ExecutionRecord]:

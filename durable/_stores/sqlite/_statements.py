@@ -15,8 +15,8 @@ LIST_TENANT_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE tenant = ?1 "
     "AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
 LIST_ALL_EXECUTIONS: Final = (
-    f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE (?2 IS NULL OR status = ?2) "
-    "ORDER BY created_at DESC, workflow_id DESC LIMIT ?3")
+    f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR status = ?1) "
+    "ORDER BY created_at DESC, workflow_id DESC LIMIT ?2")
 SCAN_EXECUTIONS: Final = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE (?1 IS NULL OR tenant = ?1) "
     "AND (?2 IS NULL OR workflow = ?2 OR substr(workflow, -length(?2) - 1) = char(30) || ?2) "
