@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ async def raw_store(store_url: str) -> AsyncIterator[tuple[Store, str]]:
 async def _write_body(url: str, body: bytes) -> None:
     """Put ``body`` in the events table as the execution's seq 2, behind the store's back."""
     if url.startswith("sqlite"):
-        with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+        with closing(sqlite3.connect(url[len("sqlite:///"):])) as conn, conn:
             conn.execute("DELETE FROM events WHERE seq = 2")
             conn.execute("INSERT INTO events (tenant, workflow_id, run_id, seq, body) "
                          "VALUES ('t', 'wf', 'run', 2, ?)", (body,))
