@@ -14,18 +14,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import os
 import sys
 from collections.abc import AsyncGenerator, Generator, Iterable
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import durable
 
 from .._codecs import load_codec
-from ..errors import DurableError, UnknownWorkflowError, UsageError
+from ..errors import DurableError, StoreUnavailableError, UnknownWorkflowError, UsageError
 from .._definitions import definitions_in, workflow_definition
 from ._render import Times
 
@@ -37,6 +38,7 @@ __all__ = [
 
 DEFAULT_DB = "sqlite:///durable.db"
 DEFAULT_TENANT = "default"
+_MOST_WAIT: Final = 5.0  # seconds between a service's tries to reach an unavailable store
 
 
 def global_options() -> argparse.ArgumentParser:
@@ -121,11 +123,13 @@ def redis_url(args: argparse.Namespace) -> str | None:
 
 
 @asynccontextmanager
-async def connect(args: argparse.Namespace, *, redis: bool = True,
-                  read_only: bool = False) -> AsyncGenerator[durable.Client]:
+async def connect(args: argparse.Namespace, *, redis: bool = True, read_only: bool = False,
+                  service: str | None = None) -> AsyncGenerator[durable.Client]:
     """A client on ``--db``; with ``redis`` and ``--redis``, one that publishes through Redis.
     A ``read_only`` command refuses a SQLite file that does not exist (a mistyped path would
-    otherwise create an empty database and show nothing)."""
+    otherwise create an empty database and show nothing). A ``service`` (``durable worker``,
+    ``server``, ``ui``) started while its PostgreSQL is unavailable waits for it (see
+    ``_when_available``); a command, or a SQLite file that cannot be opened, fails at once."""
     db = store_url(args)
     if read_only:
         _refuse_missing_sqlite(db)
@@ -136,12 +140,31 @@ async def connect(args: argparse.Namespace, *, redis: bool = True,
         options["redis_url"] = url
         if prefix := getattr(args, "prefix", None) or os.environ.get("DURABLE_REDIS_PREFIX"):
             options["prefix"] = prefix
+    waits = service is not None and db.lower().startswith(("postgres://", "postgresql://"))
     with refused_urls():
-        client = await durable.connect(db, **options)
+        client = await (_when_available(service or "", db, options) if waits
+                        else durable.connect(db, **options))
     try:
         yield client
     finally:
         await client.close()
+
+
+async def _when_available(service: str, db: str, options: dict[str, Any]) -> durable.Client:
+    """``durable.connect``, again while the store is unavailable (a database still starting
+    next to the service, or restarting), with a warning in the service's log each time, every
+    0.5 s at first and every 5 s at most; a store that refuses the setup
+    (``StoreConfigurationError``: no such database, a wrong password) fails at once, as
+    waiting would not help."""
+    log = logging.getLogger(f"durable.{service.split()[-1]}")
+    delay = 0.5
+    while True:
+        try:
+            return await durable.connect(db, **options)
+        except StoreUnavailableError as exc:
+            log.warning("%s: %s; trying again in %gs (Ctrl-C stops)", service, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _MOST_WAIT)
 
 
 def _refuse_missing_sqlite(db: str) -> None:
