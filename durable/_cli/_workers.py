@@ -3,6 +3,7 @@
 The first SIGINT or SIGTERM shuts a service down gracefully (a worker stops claiming work and
 finishes the tasks in flight); a second one cancels what is left. The "started" line is
 printed only once signals are handled, so a supervisor that waits for it may signal at once.
+A service started before its PostgreSQL answers waits for it (``_targets.connect``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ sys.path. ATTR may be:
   - an object or dict with `workflows` and `actions` lists;
   - a list of @durable.workflow and @durable.action functions.
 SIGTERM or SIGINT stops claiming work and exits once the tasks in flight have finished
-(a second signal aborts them). A worker serves every tenant of the store.
+(a second signal aborts them). A worker serves every tenant of the store. Started before
+its PostgreSQL answers, it waits for it (a warning every few seconds).
 
 example: durable worker examples.invoice:worker
 """
