@@ -8,36 +8,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 
 import durable
-from durable.errors import StoreUnavailableError
+from durable._cli._targets import when_available
 
 from ._soak_flows import ACTIONS, WORKFLOWS
 
 
 async def main(url: str, redis_url: str, prefix: str, lease: float) -> None:
-    """Run one worker on the store at ``url``, dispatching through Redis."""
-    client = await _connected(url, redis_url, prefix)
+    """Run one worker on the store at ``url``, dispatching through Redis. A worker that
+    replaces a killed one may start while the soak restarts PostgreSQL: it waits for it, as
+    ``durable worker`` does."""
+    client = await when_available("worker", url, redis_url=redis_url, prefix=prefix)
     try:
         worker = durable.Worker(client, workflows=WORKFLOWS, actions=ACTIONS, lease=lease,
                                 concurrency=50)
         await worker.run()
     finally:
         await client.close()
-
-
-async def _connected(url: str, redis_url: str, prefix: str) -> durable.Client:
-    """A client, once the store answers: a worker that replaces a killed one may start while
-    the soak restarts PostgreSQL, and then waits for it, as its supervisor would restart it."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            return await durable.connect(url, redis_url=redis_url, prefix=prefix)
-        except StoreUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 if __name__ == "__main__":

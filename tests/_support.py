@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -34,3 +35,10 @@ def open_redis(url: str) -> Any:
     if url.startswith(("redis+cluster://", "rediss+cluster://")):
         return RedisCluster.from_url(url.replace("+cluster", "", 1))
     return aioredis.from_url(url)
+
+
+def closed_port() -> int:
+    """A local TCP port that nothing listens on (bound once by the OS, then let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -33,7 +33,7 @@ from ._render import Times
 __all__ = [
     "DEFAULT_DB", "DEFAULT_TENANT", "build_worker", "connect", "global_options", "import_module",
     "import_modules", "iso_moment", "load_target", "local_times", "module_names", "redis_url", "refused_urls",
-    "resolve_workflow", "store_url", "tenant_scope", "times", "wants_json",
+    "resolve_workflow", "store_url", "tenant_scope", "times", "wants_json", "when_available",
 ]
 
 DEFAULT_DB = "sqlite:///durable.db"
@@ -129,7 +129,7 @@ async def connect(args: argparse.Namespace, *, redis: bool = True, read_only: bo
     A ``read_only`` command refuses a SQLite file that does not exist (a mistyped path would
     otherwise create an empty database and show nothing). A ``service`` (``durable worker``,
     ``server``, ``ui``) started while its PostgreSQL is unavailable waits for it (see
-    ``_when_available``); a command, or a SQLite file that cannot be opened, fails at once."""
+    ``when_available``); a command, or a SQLite file that cannot be opened, fails at once."""
     db = store_url(args)
     if read_only:
         _refuse_missing_sqlite(db)
@@ -140,29 +140,30 @@ async def connect(args: argparse.Namespace, *, redis: bool = True, read_only: bo
         options["redis_url"] = url
         if prefix := getattr(args, "prefix", None) or os.environ.get("DURABLE_REDIS_PREFIX"):
             options["prefix"] = prefix
-    waits = service is not None and db.lower().startswith(("postgres://", "postgresql://"))
     with refused_urls():
-        client = await (_when_available(service or "", db, options) if waits
-                        else durable.connect(db, **options))
+        if service is not None and db.lower().startswith(("postgres://", "postgresql://")):
+            client = await when_available(service, db, **options)
+        else:
+            client = await durable.connect(db, **options)
     try:
         yield client
     finally:
         await client.close()
 
 
-async def _when_available(service: str, db: str, options: dict[str, Any]) -> durable.Client:
-    """``durable.connect``, again while the store is unavailable (a database still starting
-    next to the service, or restarting), with a warning in the service's log each time, every
-    0.5 s at first and every 5 s at most; a store that refuses the setup
-    (``StoreConfigurationError``: no such database, a wrong password) fails at once, as
-    waiting would not help."""
-    log = logging.getLogger(f"durable.{service.split()[-1]}")
+async def when_available(service: str, db: str, **options: Any) -> durable.Client:
+    """``durable.connect(db, **options)`` for service ``service`` ("worker", "server", "ui"),
+    again while the store is unavailable (a database still starting next to the service, or
+    restarting), with a warning in the service's log each time, every 0.5 s at first and every
+    5 s at most; a store that refuses the setup (``StoreConfigurationError``: no such
+    database, a wrong password) fails at once, as waiting would not help."""
     delay = 0.5
     while True:
         try:
             return await durable.connect(db, **options)
         except StoreUnavailableError as exc:
-            log.warning("%s: %s; trying again in %gs (Ctrl-C stops)", service, exc, delay)
+            logging.getLogger(f"durable.{service}").warning(
+                "durable %s: %s; trying again in %gs (Ctrl-C stops)", service, exc, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, _MOST_WAIT)
 

@@ -154,7 +154,7 @@ async def _worker(args: argparse.Namespace) -> int:
     queue_limits = _queue_limits(args.queue_limits or [], args.queue_rates or [])
     if queue_limits:
         options["queue_limits"] = queue_limits
-    async with connect(args, service="durable worker") as client:
+    async with connect(args, service="worker") as client:
         try:
             worker = await build_worker(name, target, client, options)
         except TypeError as exc:  # the target does not take these options
@@ -231,7 +231,7 @@ async def _server(args: argparse.Namespace) -> int:
     server_class = _server_class()
     if args.ui:
         everyone(args)
-    async with connect(args, service="durable server") as client:
+    async with connect(args, service="server") as client:
         token = args.metrics_token or os.environ.get("DURABLE_METRICS_TOKEN") or None
         server = server_class(client, host=args.host, port=args.port, interval=args.interval,
                               redispatch_after=args.redispatch_after, metrics_token=token,
@@ -277,7 +277,7 @@ def _server_started(server: Server, args: argparse.Namespace, ui: str | None = N
 
 async def _ui(args: argparse.Namespace) -> int:
     everyone(args)
-    async with connect(args, read_only=True, service="durable ui") as client:
+    async with connect(args, read_only=True, service="ui") as client:
         ui = ui_server(client, args.host, args.port, args.token, args)
 
         async def started() -> str:

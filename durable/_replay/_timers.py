@@ -54,7 +54,7 @@ class Timers:
         else:
             recorded = matcher.match(StartTimer, (cmd, delay, handle.when()))
         if recorded is not None and recorded.duration != delay \
-                and abs(recorded.duration - delay) > _SAME_DURATION:
+                and abs(recorded.duration - delay) > _SAME_DURATION:  # _same_duration, inlined
             self._changed(recorded, StartTimer(cmd, delay, handle.when()))
         handle._cmd = cmd  # type: ignore[attr-defined]
         self._handles[cmd] = handle

@@ -26,9 +26,11 @@ a ``HistoryError``. ``durable verify`` checks each row's own checksum too (:func
 
 PostgreSQL decides the seq of an input inside SQL functions (``durable_append``) and has no
 CRC-32 before version 18, so there the database keeps the chain itself (SHA-256, first 8
-bytes, computed by a trigger on ``events``, migration 0008) and checks each row against the one
-before it in the statement that reads them; :func:`flagged` takes its verdict per row (True,
-False, or None for a row without a checksum) and checks the rest as :func:`checked` does.
+bytes, migration 0008: computed where the rows are written, by ``durable_commit`` or a trigger
+on ``events``, and for a run's first row by the store, ``postgres._rows.first_checksum``) and
+checks each row against the one before it in the statement that reads them; :func:`flagged`
+takes its verdict per row (True, False, or None for a row without a checksum) and checks the
+rest as :func:`checked` does.
 """
 
 from __future__ import annotations

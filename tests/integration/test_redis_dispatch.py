@@ -11,7 +11,6 @@ import importlib.util
 import logging
 import os
 import re
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import durable
-from _support import eventually, open_redis
+from _support import closed_port, eventually, open_redis
 from durable import Client
 from durable._dispatch import ClaimSpec, RedisDispatcher, _keys
 from durable._queues import route
@@ -297,17 +296,11 @@ async def test_trimmed_pending_entry_is_dropped_when_taken_over(
     await eventually(dropped, what="the trimmed entry to leave the pending list")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_redis_down_raises_store_unavailable_and_start_still_works(
         clients: Callable[..., Client], caplog: pytest.LogCaptureFixture, redis_url: str) -> None:
     cluster = redis_url.startswith("redis+cluster:")
-    url = (f"redis+cluster://127.0.0.1:{_closed_port()}" if cluster
-           else f"redis://127.0.0.1:{_closed_port()}/0")
+    url = (f"redis+cluster://127.0.0.1:{closed_port()}" if cluster
+           else f"redis://127.0.0.1:{closed_port()}/0")
     client = clients(url=url)
     spec = ClaimSpec("w1", WORKFLOWS, ACTIONS, 1.0)
     began = time.monotonic()
@@ -336,7 +329,7 @@ def _redis_server_binary() -> str:
 @pytest.fixture
 def restartable_redis(tmp_path: Path) -> Iterator[Callable[[], None]]:
     """A throwaway redis-server without persistence; calling the fixture restarts it empty."""
-    port, procs = _closed_port(), list[subprocess.Popen[bytes]]()
+    port, procs = closed_port(), list[subprocess.Popen[bytes]]()
 
     def restart() -> None:
         if procs:

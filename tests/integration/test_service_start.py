@@ -9,26 +9,19 @@ service was given: until then nothing listens there.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from _support import closed_port
+
+from .test_cli import REPO, _env
+
 pytestmark = [pytest.mark.integration]
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _on_port(dsn: str, port: int) -> str:
@@ -58,8 +51,7 @@ async def _relay(port: int, target: tuple[str, int]) -> asyncio.Server:
 
 
 def _service(command: list[str], db: str) -> subprocess.Popen[str]:
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "DURABLE_DB": db, "PYTHONPATH": path}
+    env = _env(db)
     env.pop("DURABLE_REDIS", None)
     return subprocess.Popen([sys.executable, "-m", "durable._cli", *command], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -81,7 +73,7 @@ async def _line(stream: object, what: str, timeout: float) -> str:
                                      ["server", "--port", "0"]])
 async def test_a_service_waits_for_its_database_and_then_starts(
         command: list[str], pg_database: str) -> None:
-    port = _free_port()
+    port = closed_port()
     proc = _service(command, _on_port(pg_database, port))
     relay = None
     try:

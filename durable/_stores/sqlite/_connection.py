@@ -155,18 +155,21 @@ class _ByNumber(sqlite3.Connection):
     placeholders (a database action's own) are passed on as they are."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        return super().execute(sql, _by_number(sql, parameters))
+        if _NUMBERED.search(sql):
+            parameters = _by_number(parameters)
+        return super().execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
         if _NUMBERED.search(sql):
-            parameters = (_by_number(sql, p) for p in parameters)
+            parameters = map(_by_number, parameters)
         return super().executemany(sql, parameters)
 
 
-def _by_number(sql: str, parameters: Any) -> Any:
-    if isinstance(parameters, (list, tuple)) and parameters and _NUMBERED.search(sql):
+def _by_number(parameters: Any) -> Any:
+    """A sequence of parameters as the mapping that binds ``?1``, ``?2``... by number."""
+    if isinstance(parameters, (list, tuple)):
         return {str(i): value for i, value in enumerate(cast("Sequence[Any]", parameters), 1)}
-    return cast(Any, parameters)
+    return parameters
 
 
 def _warns_on_numbered() -> bool:
