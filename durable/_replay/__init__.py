@@ -12,6 +12,7 @@ import re
 from typing import Final, Sequence, get_args
 
 from .._history import INPUT_TYPES, Event, TaskCompleted, WorkflowTerminated
+from ._ahead import Ahead
 from ._instance import Activation, NonDeterminismWarning, WorkflowInfo, WorkflowInstance
 
 __all__ = ["Activation", "NonDeterminismWarning", "WorkflowInfo", "WorkflowInstance", "replay"]
@@ -46,15 +47,25 @@ def _replay(instance: WorkflowInstance, events: Sequence[Event],
     outline = _outline(events)
     if outline.find("T", start) >= 0:  # a batch to replay: replay mode, as ``activate`` sets
         instance.matcher.begin(())  # it (``replay_batch`` sets only what changes per batch)
-    i = start  # where the next batch begins: its inputs, up to its TaskCompleted
-    for batch in _BATCH.finditer(outline, start):
-        t = batch.start(1)
-        end = batch.end()
-        failed = activate(events[i:t], events[t].time, events[t + 1:end])
-        if failed is not None:
-            return list(events[i:t]), failed
-        i = end
-    return list(events[i:]), None
+    batches = _BATCH.finditer(outline, start)
+    # An action call or event wait awaited may take the next batches itself (``_ahead``):
+    # ``ahead.ends`` says where the batches it took end.
+    ahead = instance.calls.ahead = instance.inbox.ahead = Ahead(
+        events, batches, instance.matcher, instance._loop, instance._condition_waits,
+        instance.take_input, instance.calls.complete, instance.history_size)
+    ahead.ends = start  # where the next batch begins: its inputs, up to its TaskCompleted
+    try:
+        for batch in batches:
+            i, t, end = ahead.ends, batch.start(1), batch.end()
+            ahead.begins, ahead.ends, ahead.after = i, end, end + 1
+            failed = activate(events[i:t], events[t].time, events[t + 1:end])
+            if failed is not None:
+                i = ahead.begins
+                return list(events[i:outline.index("T", i)]), failed
+        return list(events[ahead.ends:]), None
+    finally:
+        instance.calls.ahead = instance.inbox.ahead = None
+        ahead.ends = -1  # a call still pending after the replay takes no batch any more
 
 
 def _outline(events: Sequence[Event]) -> str:

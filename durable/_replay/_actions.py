@@ -11,12 +11,14 @@ from typing import Any, Final
 from .._definitions import ActionDefinition, Retry, action_definition, retry_spec
 from .._history import (
     ActionCompleted, ActionFailed, ActionScheduled, CancelAction, Event, ScheduleAction,
+    TaskCompleted,
 )
 from .._options import CallOptions
 from .._payloads import same_payload
 from .._queues import check_queue
 from .._validate import check_positive_duration, check_priority, show
 from ..errors import ActionFailedError, ArgumentTypeError, DurableError
+from ._ahead import Ahead
 from ._matcher import UNMATCHED, Matcher
 
 __all__ = ["CALL_OPTIONS", "ActionCalls"]
@@ -47,7 +49,7 @@ def _call_options(queue: str, kwargs: dict[str, Any]) -> tuple[str, CallOptions 
 class ActionCalls:
     """The action calls of one run that have no outcome yet, by command number."""
 
-    __slots__ = ("_matcher", "_loop", "definitions", "pending")
+    __slots__ = ("_matcher", "_loop", "definitions", "pending", "ahead")
 
     def __init__(self, matcher: Matcher, loop: asyncio.AbstractEventLoop,
                  definitions: dict[str, ActionDefinition]) -> None:
@@ -55,6 +57,7 @@ class ActionCalls:
         self._loop = loop
         self.definitions = definitions  # the actions this worker knows by name
         self.pending: dict[int, tuple[asyncio.Future[Any], ActionDefinition]] = {}
+        self.ahead: Ahead | None = None  # while ``replay`` runs: its batches (``_ahead``)
 
     def run(self, action: Any, /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         """``ctx.run(action, *args, **kwargs)``: issue ``ScheduleAction`` for the action (a
@@ -95,6 +98,11 @@ class ActionCalls:
                 if (r != a and not same_payload(r, a)) or (
                         kwargs and not same_payload(recorded.kwargs, kwargs)):
                     self._changed(defn, recorded, args, kwargs)
+            ahead = self.ahead  # where the next batch has one input: a look-ahead (_ahead)
+            if ahead is not None and type(ahead.events[ahead.after]) is TaskCompleted:
+                call = ahead.call(cmd)
+                self.pending[cmd] = (call, defn)
+                return call
         fut: Future[Any] = Future(loop=self._loop)  # loop.create_future, inlined
         self.pending[cmd] = (fut, defn)
         return fut

@@ -16,9 +16,10 @@ import logging
 from collections import deque
 from typing import Any, Callable, NamedTuple
 
-from .._history import EventReceived
+from .._history import EventReceived, TaskCompleted
 from .._payloads import Params, convert
 from ..errors import ArgumentTypeError, ValidationError
+from ._ahead import Ahead
 
 __all__ = ["Inbox"]
 
@@ -39,13 +40,14 @@ class _Handler(NamedTuple):
 class Inbox:
     """Events received and not taken yet, oldest first, the waits for them and the handlers."""
 
-    __slots__ = ("_loop", "_events", "_waiters", "_handlers")
+    __slots__ = ("_loop", "_events", "_waiters", "_handlers", "ahead")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._events: deque[EventReceived] = deque()
         self._waiters: list[_Waiter] = []
         self._handlers: dict[str, _Handler] = {}
+        self.ahead: Ahead | None = None  # while ``replay`` runs: its batches (``_ahead``)
 
     def deliver(self, event: EventReceived) -> None:
         """A recorded ``EventReceived``: to the first waiter for its name, else to its handler,
@@ -67,7 +69,10 @@ class Inbox:
             if event.name in names:
                 self._events.remove(event)
                 return _typed(event, type)
-        fut: asyncio.Future[Any] = asyncio.Future(loop=self._loop)
+        ahead = self.ahead  # where the next batch has one input: a look-ahead (_ahead)
+        fut: asyncio.Future[Any] = ahead.wait(names) if ahead is not None \
+            and ahead.events[ahead.after].__class__ is TaskCompleted \
+            else asyncio.Future(loop=self._loop)
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per wait)
         waiter = tuple.__new__(_Waiter, (names, fut))  # pyright: ignore[reportUnknownMemberType]
         self._waiters.append(waiter)

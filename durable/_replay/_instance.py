@@ -155,11 +155,17 @@ class WorkflowInstance:
                 waits = self._condition_waits
                 while waits and matcher.error is None and self.conditions.check():
                     loop.run_ready()
-            if matcher.at < len(recorded) and matcher.error is None:
+            # matcher.recorded, not recorded: an awaited call may have taken later batches
+            if matcher.at < len(matcher.recorded) and matcher.error is None:
                 self._rest_of_batch()
         if matcher.error is None:
             return None
         return tuple.__new__(Activation, ([], matcher.error))  # pyright: ignore[reportUnknownMemberType]
+
+    def take_input(self, event: Event) -> None:
+        """Apply one recorded input (for replay's look-ahead, ``_ahead``)."""
+        part, apply = _ROUTES[type(event)]
+        apply(self._parts[part], event)
 
     def _rest_of_batch(self) -> None:
         """Replay: the batch recorded commands that the code has not issued.

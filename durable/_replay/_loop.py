@@ -13,7 +13,8 @@ their awaitables into tasks in that order instead of a set's (see ``_ordered_wai
 ``gather``, ``wait``, ``as_completed``, ``TaskGroup``, ``shield``, ``Queue``, ``Event``,
 ``Condition``, ``Semaphore``, ``Lock``, ``asyncio.sleep`` and ``asyncio.timeout`` behave
 identically on every replay. (Futures stay ``asyncio.Future``: a task awaits one of those on
-the C fast path, which a subclass would leave, at a cost on every step.)
+the C fast path, which a subclass would leave, at a cost on every step; replay's look-ahead,
+``_ahead``, makes its own only where it saves that step.)
 """
 
 from __future__ import annotations
