@@ -2,10 +2,16 @@
 the count is the same on a busy machine and a quiet one, so it compares changes exactly.
 
     .venv/bin/python bench/instructions.py [--shapes sequential timers events fanout] [--steps 333]
+                                           [--steady]
 
 For each shape, a history of ``--steps`` steps is recorded, then decoded and replayed once and
 six times in two runs under callgrind; the difference over five replays and the steps is the
 cost of one step (interpreter start-up, imports and recording cancel out). Needs valgrind.
+
+``--steady``: the cost of a step once the interpreter has warmed up to the code, as in a
+worker that replays history after history: the history is decoded once and replayed 3 and 23
+times, the difference taken over the 20 (with five replays, a short history's count also
+holds the first calls' specialization of new code).
 """
 
 from __future__ import annotations
@@ -34,9 +40,25 @@ for _ in range({reps}):
 """
 
 
-def instructions(shape: str, steps: int, reps: int) -> int:
+_STEADY = """
+import sys
+sys.path.insert(0, {root!r})
+from bench._shapes import SHAPES, record
+from durable._definitions import workflow_definition
+from durable._replay import WorkflowInstance, replay
+events, _ = record({shape!r}, {steps})
+defn = workflow_definition(SHAPES[{shape!r}][0])
+for _ in range({reps}):
+    instance = WorkflowInstance(defn, events[0])
+    replay(instance, events)
+    instance.close()
+"""
+
+
+def instructions(shape: str, steps: int, reps: int, steady: bool = False) -> int:
     """Instructions that one run of the child (recording plus ``reps`` replays) executes."""
-    code = _CHILD.format(root=str(ROOT), shape=shape, steps=steps, reps=reps)
+    code = (_STEADY if steady else _CHILD).format(root=str(ROOT), shape=shape, steps=steps,
+                                                  reps=reps)
     out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                           sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=dict(os.environ, PYTHONHASHSEED="0"))
@@ -50,6 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--steps", type=int, default=333)
+    parser.add_argument("--steady", action="store_true",
+                        help="decoded once, replayed 3 and 23 times: a warm interpreter's cost")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -57,7 +81,9 @@ def main() -> None:
     for shape in args.shapes:
         steps = max(args.steps // FANOUT, 1) * FANOUT if shape == "fanout" else args.steps
         print(f"  {shape}: counting ...", file=sys.stderr, flush=True)
-        per_step = (instructions(shape, steps, 6) - instructions(shape, steps, 1)) / 5 / steps
+        few, many = (3, 23) if args.steady else (1, 6)
+        per_step = (instructions(shape, steps, many, args.steady)
+                    - instructions(shape, steps, few, args.steady)) / (many - few) / steps
         print(f"{shape:10s}  {steps:>6,}  {per_step:>17,.0f}", flush=True)
 
 

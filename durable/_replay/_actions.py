@@ -18,11 +18,12 @@ from .._payloads import same_payload
 from .._queues import check_queue
 from .._validate import check_positive_duration, check_priority, show
 from ..errors import ActionFailedError, ArgumentTypeError, DurableError
-from ._ahead import Ahead
+from ._ahead import Ahead, AheadFuture
 from ._matcher import UNMATCHED, Matcher
 
 __all__ = ["CALL_OPTIONS", "ActionCalls"]
 
+_OUTCOMES: Final = (ActionCompleted, ActionFailed)
 # The keywords of ``ctx.run`` that are the call's options, not the action's arguments.
 CALL_OPTIONS: Final = frozenset({"priority", "queue", "retry", "timeout", "total_timeout"})
 
@@ -98,11 +99,14 @@ class ActionCalls:
                 if (r != a and not same_payload(r, a)) or (
                         kwargs and not same_payload(recorded.kwargs, kwargs)):
                     self._changed(defn, recorded, args, kwargs)
-            ahead = self.ahead  # where the next batch has one input: a look-ahead (_ahead)
+            ahead = self.ahead  # the next batch this call's outcome alone: a look-ahead
             if ahead is not None and type(ahead.events[ahead.after]) is TaskCompleted:
-                call = ahead.call(cmd)
-                self.pending[cmd] = (call, defn)
-                return call
+                outcome: Any = ahead.events[ahead.ends]
+                if type(outcome) in _OUTCOMES and outcome.cmd == cmd:
+                    call: AheadFuture[Any] = AheadFuture(loop=self._loop)
+                    call._ahead, call._at = ahead, ahead.ends  # type: ignore[attr-defined]
+                    self.pending[cmd] = (call, defn)
+                    return call
         fut: Future[Any] = Future(loop=self._loop)  # loop.create_future, inlined
         self.pending[cmd] = (fut, defn)
         return fut

@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 from .._history import EventReceived, TaskCompleted
 from .._payloads import Params, convert
 from ..errors import ArgumentTypeError, ValidationError
-from ._ahead import Ahead
+from ._ahead import Ahead, AheadFuture
 
 __all__ = ["Inbox"]
 
@@ -69,10 +69,15 @@ class Inbox:
             if event.name in names:
                 self._events.remove(event)
                 return _typed(event, type)
-        ahead = self.ahead  # where the next batch has one input: a look-ahead (_ahead)
-        fut: asyncio.Future[Any] = ahead.wait(names) if ahead is not None \
-            and ahead.events[ahead.after].__class__ is TaskCompleted \
-            else asyncio.Future(loop=self._loop)
+        ahead = self.ahead  # the next batch an event of these names alone: a look-ahead
+        lone: Any = None if ahead is None \
+            or ahead.events[ahead.after].__class__ is not TaskCompleted \
+            else ahead.events[ahead.ends]
+        if lone.__class__ is EventReceived and lone.name in names:
+            fut: asyncio.Future[Any] = AheadFuture(loop=self._loop)
+            fut._ahead, fut._at = ahead, ahead.ends  # type: ignore[attr-defined, union-attr]
+        else:
+            fut = asyncio.Future(loop=self._loop)
         # tuple.__new__ skips the generated, keyword-parsing __new__ (one per wait)
         waiter = tuple.__new__(_Waiter, (names, fut))  # pyright: ignore[reportUnknownMemberType]
         self._waiters.append(waiter)

@@ -61,17 +61,19 @@ def replayed(h: Harness, history: list[Event] | None = None) -> WorkflowInstance
 
 @pytest.fixture
 def taken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The positions of the batches that awaited calls took (``Ahead.forward``)."""
+    """The positions of the batches that awaited calls took (``AheadFuture.__await__``)."""
     seen: list[int] = []
-    forward = _ahead.Ahead.forward
+    awaited = _ahead.AheadFuture.__await__
 
-    def spy(self: _ahead.Ahead, fut: asyncio.Future[Any], at: int) -> None:
-        before = self.ends
-        forward(self, fut, at)
-        if self.ends != before:
-            seen.append(at)
+    def spy(self: _ahead.AheadFuture[Any]) -> Any:
+        ahead: _ahead.Ahead = self._ahead  # type: ignore[attr-defined]
+        before = ahead.ends
+        result = awaited(self)
+        if ahead.ends != before:
+            seen.append(before)
+        return result
 
-    monkeypatch.setattr(_ahead.Ahead, "forward", spy)
+    monkeypatch.setattr(_ahead.AheadFuture, "__await__", spy)
     return seen
 
 
