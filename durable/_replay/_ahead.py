@@ -68,7 +68,7 @@ class AheadFuture(Future[T]):
         batch = next(ahead.batches)
         t, ends = batch.start(1), batch.end()
         ahead.begins, ahead.ends, ahead.after = at, ends, ends + 1
-        events = ahead.history
+        events: Sequence[Any] = ahead.events
         event: Any = events[at]
         matcher.recorded, matcher.at = events[t + 1:ends], 0
         ahead.loop._time = events[t].time
@@ -87,14 +87,13 @@ class Ahead:
     ``events[ends]``: a call whose outcome it is, or a wait for its event, gets an
     ``AheadFuture`` (``ActionCalls.run``, ``Inbox.wait_for``; in line, as a call costs)."""
 
-    __slots__ = ("history", "events", "batches", "matcher", "loop", "ready", "waits", "take",
+    __slots__ = ("events", "batches", "matcher", "loop", "ready", "waits", "take",
                  "complete", "size", "begins", "ends", "after")
 
     def __init__(self, events: Sequence[Event], batches: Iterator[Match[str]],
                  matcher: Matcher, loop: WorkflowLoop, waits: Sized,
                  take: Callable[[Event], None], complete: Callable[[ActionCompleted], None],
                  size: HistorySize) -> None:
-        self.history = events
         # The history, and two Nones after it: ``events[after]`` is an event or None.
         self.events: Sequence[Event | None] = [*events, None, None]
         self.batches = batches  # the replay's own iterator: a batch taken here is skipped there
