@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
+from durable._cancelling import raise_if_cancelling
 from durable._dispatch._housekeeping import SCHEDULE_POLL, Housekeeper
 from durable._retention import DEFAULT_RETENTION, GC_EVERY
 from durable._stores import Store, TaskRef
@@ -261,6 +262,7 @@ class Server:
         """Run ``step`` until shutdown; it returns how long to wait. Failures back off, never end."""
         failures = 0
         while not self._stopping.is_set():
+            raise_if_cancelling()
             began = time.perf_counter()
             try:
                 delay = await step(state)

@@ -14,6 +14,7 @@ import msgspec
 from msgspec.structs import replace
 
 from ._action_info import ActionInfo, Beats, _action_info
+from .._cancelling import cancelling
 from .._ports import ClientPort
 from .._definitions import ActionDefinition, with_options
 from .._history import ActionCompleted, ActionFailed
@@ -33,12 +34,6 @@ _NEVER = threading.Event()  # the cancellation of an inline attempt: never set
 INLINE_SLICE: Final = 0.1  # seconds an inline attempt runs before requests are looked for
 _BEAT_GAP: Final = 0.2  # seconds: the least time between two recordings of heartbeat details
 _decode: Final = msgspec.msgpack.Decoder().decode
-
-
-def _cancelling() -> bool:
-    """Whether the current task itself is being cancelled (not just what it awaited)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class _NoLongerWanted(Exception):
@@ -239,7 +234,7 @@ class ActionTaskRunner:
                 raise _NoLongerWanted() from None  # it failed because it was told to stop
             raise
         except asyncio.CancelledError:
-            if cancellation.is_set() and not _cancelling():
+            if cancellation.is_set() and not cancelling():
                 raise _NoLongerWanted() from None
             raise
         finally:

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Generator, Iterable, Mapping
 
+from .._cancelling import raise_if_cancelling
 from .._guard_live import DeterminismMode, Sampler, check_mode
 from .._history import ActionCompleted, ActionFailed
 from .._ports import ClientPort
@@ -220,6 +221,7 @@ class Worker:
     async def _poll(self, group: asyncio.TaskGroup) -> None:
         failures = 0
         while not self._stopping.is_set():
+            raise_if_cancelling()
             try:
                 await self._announce()
                 await self._holds.trim()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple, Unpack, final
 
+from .._cancelling import cancelling
 from .._client import Client, WorkflowHandle
 from .._scope import DEFAULT_TENANT
 from .._replay._context import Context
@@ -97,8 +98,7 @@ class Environment:
             try:
                 await running
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                if cancelling():
                     raise
         if self._client is not None:
             await self._client.close()
