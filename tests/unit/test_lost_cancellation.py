@@ -1,6 +1,6 @@
-"""A worker and a server stop when cancelled even where a library swallowed
-the cancellation, as Python 3.11's ``asyncio.wait_for`` does when what it waits for finishes
-just then (gh-86296; redis-py sends every command through it): the loops look at the task's
+"""A worker and a server stop when cancelled even where a library swallowed the cancellation,
+as Python 3.11's ``asyncio.wait_for`` does when what it waits for finishes just then
+(gh-86296; redis-py sends every command through it): their loops look at the task's
 ``cancelling()`` count every round."""
 
 from __future__ import annotations
