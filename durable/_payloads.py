@@ -325,8 +325,17 @@ class Result:
         return payload
 
     def load(self, payload: Any) -> Any:
-        """Convert a recorded result back to the annotated type."""
-        return payload if self.convert is None else self.convert(payload)
+        """Convert a recorded result back to the annotated type (``ValidationError`` if it no
+        longer fits: the annotation changed since it was recorded)."""
+        if self.convert is None:
+            return payload
+        try:
+            return self.convert(payload)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(
+                f"the recorded result of {self.where} does not match its return annotation "
+                f"({exc}): was the annotation changed after it was recorded? Annotate a type "
+                "that old and new results both fit", function=self.where) from None
 
 
 def describe_error(exc: BaseException) -> str:

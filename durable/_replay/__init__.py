@@ -52,7 +52,7 @@ def _replay(instance: WorkflowInstance, events: Sequence[Event],
     # ``ahead.ends`` says where the batches it took end.
     ahead = instance.calls.ahead = instance.inbox.ahead = Ahead(
         events, batches, instance.matcher, instance._loop, instance._condition_waits,
-        instance.take_input, instance.calls.complete, instance.history_size)
+        instance.take_input, instance.calls.pending, instance.history_size)
     ahead.ends = start  # where the next batch begins: its inputs, up to its TaskCompleted
     try:
         for batch in batches:

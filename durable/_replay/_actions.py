@@ -150,7 +150,7 @@ class ActionCalls:
             # Result.load, inlined: no call for a value of exactly the annotated scalar type
             if result.convert is not None and type(value) is not result.exact:
                 try:
-                    value = result.convert(value)
+                    value = result.load(value)
                 except DurableError as exc:
                     fut.set_exception(exc)
                     return

@@ -31,8 +31,10 @@ from re import Match
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .._history import ActionCompleted, Event
+from ..errors import DurableError
 
 if TYPE_CHECKING:
+    from .._definitions import ActionDefinition
     from ._info import HistorySize
     from ._loop import WorkflowLoop
     from ._matcher import Matcher
@@ -73,8 +75,15 @@ class AheadFuture(Future[T]):
         matcher.recorded, matcher.at = events[t + 1:ends], 0
         ahead.loop._time = events[t].time
         ahead.size.length = event.seq
-        if type(event) is ActionCompleted:
-            ahead.complete(event)
+        if type(event) is ActionCompleted:  # ActionCalls.complete in line (a call costs)
+            result, value = ahead.pending.pop(event.cmd)[1].result, event.result
+            if result.convert is not None and type(value) is not result.exact:
+                try:
+                    value = result.load(value)
+                except DurableError as exc:
+                    self.set_exception(exc)
+                    return Future.__await__(self)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+            self.set_result(value)
         else:
             ahead.take(event)
         return Future.__await__(self)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
@@ -88,11 +97,12 @@ class Ahead:
     ``AheadFuture`` (``ActionCalls.run``, ``Inbox.wait_for``; in line, as a call costs)."""
 
     __slots__ = ("events", "batches", "matcher", "loop", "ready", "waits", "take",
-                 "complete", "size", "begins", "ends", "after")
+                 "pending", "size", "begins", "ends", "after")
 
     def __init__(self, events: Sequence[Event], batches: Iterator[Match[str]],
                  matcher: Matcher, loop: WorkflowLoop, waits: Sized,
-                 take: Callable[[Event], None], complete: Callable[[ActionCompleted], None],
+                 take: Callable[[Event], None],
+                 pending: dict[int, tuple[Future[Any], ActionDefinition]],
                  size: HistorySize) -> None:
         # The history, and two Nones after it: ``events[after]`` is an event or None.
         self.events: Sequence[Event | None] = [*events, None, None]
@@ -102,7 +112,7 @@ class Ahead:
         self.ready: Sized = loop._ready
         self.waits = waits  # the instance's condition waits
         self.take = take  # applies one input, as ``replay_batch`` does
-        self.complete = complete  # the common input, without the routing
+        self.pending = pending  # the action calls' futures and definitions, by command
         self.size = size
         self.begins = 0  # where the inputs of the batch being replayed begin
         self.ends = 0  # and where it ends (the next batch's inputs begin)

@@ -7,6 +7,7 @@ commands of the next live batch given to both."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from durable._history import (
     CancelAction, Event, EventReceived, ScheduleAction, TaskCompleted,
 )
 from durable._replay import WorkflowInstance, _ahead, replay
-from durable.errors import ActionFailedError
+from durable.errors import ActionFailedError, DurableError
 
 from ._harness import Harness
 
@@ -26,7 +27,24 @@ async def add(x: int, y: int) -> int:
     return x + y
 
 
-ACTIONS = {"add": lambda x, y: x + y, "fail": lambda: 1 / 0}
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+@durable.action
+async def point(x: int) -> Point:
+    return Point(x, -x)
+
+
+@durable.action
+async def number() -> int:
+    return 0
+
+
+ACTIONS = {"add": lambda x, y: x + y, "fail": lambda: 1 / 0,
+           "point": lambda x: {"x": x, "y": -x}, "number": lambda: "not a number"}
 
 
 @durable.action
@@ -115,6 +133,27 @@ def test_a_failed_call_raises_at_the_await_as_live(taken: list[int]) -> None:
         f"ZeroDivisionError at {t}" for t in (1001.0, 1002.0, 1003.0)]
     assert replayed(h).outcome == h.instance.outcome
     assert len(taken) == 3
+
+
+@durable.workflow
+async def converted(ctx: durable.Context) -> list[str]:
+    seen = [repr(await ctx.run(point, i)) for i in range(2)]
+    try:
+        await ctx.run(number)  # its recorded result is no int: the call raises
+    except DurableError as exc:
+        seen.append(type(exc).__name__)
+    seen.append(repr(await ctx.run(point, 9)))
+    return seen
+
+
+def test_a_taken_outcome_is_converted_to_the_action_s_type_or_raises_as_live(
+        taken: list[int]) -> None:
+    h = Harness(converted, actions=ACTIONS)
+    run_live(h)
+    assert h.instance.outcome.result == [  # type: ignore[union-attr]
+        "Point(x=0, y=0)", "Point(x=1, y=-1)", "ValidationError", "Point(x=9, y=-9)"]
+    assert replayed(h).outcome == h.instance.outcome
+    assert len(taken) == 4
 
 
 @durable.workflow

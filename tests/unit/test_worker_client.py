@@ -430,3 +430,22 @@ async def test_a_worker_that_cannot_take_an_eager_start_gives_the_task_back() ->
         handle = await client.start(quick_step, 1, id="given-back")
         assert await handle.result(timeout=5) == 2
     assert store.claimed == ["given-back"]  # released, then claimed as any task is
+
+
+@durable.workflow(name="ResultAnnotationChanged")
+async def returns_text(ctx: durable.Context) -> str:
+    return "seven"
+
+
+async def test_a_result_that_no_longer_fits_the_annotation_is_a_typed_error() -> None:
+    async with durable.connect("memory://") as client:
+        async with durable.Worker(client, [returns_text], []):
+            assert await (await client.start(returns_text, id="changed")).result(5) == "seven"
+
+        @durable.workflow(name="ResultAnnotationChanged")  # the code changed since
+        async def returns_number(ctx: durable.Context) -> int:
+            return 7
+
+        with pytest.raises(ValidationError, match="recorded result of ResultAnnotationChanged"
+                           r".*Expected `int`, got `str`"):
+            await client.get_handle("changed").result(timeout=5)
