@@ -62,13 +62,15 @@ MAX_PAYLOAD_DEPTH: Final = 100
 _BUILTIN_TYPES: Final = (bytes, bytearray)
 _size_encoder: Final = msgspec.msgpack.Encoder()
 _POSITIONAL: Final = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+# what msgspec raises for a value it cannot encode (OverflowError: an int beyond 64 bits)
+_UNENCODABLE: Final = (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError)
 
 
 def dump_value(value: Any, where: str) -> Any:
     """Normalize ``value`` to payload builtins; raise PayloadError if msgspec cannot encode it."""
     try:
         return msgspec.to_builtins(value, builtin_types=_BUILTIN_TYPES)
-    except (TypeError, ValueError, msgspec.EncodeError, RecursionError) as exc:
+    except _UNENCODABLE as exc:
         raise _unencodable(value, where, exc) from None
 
 
@@ -92,7 +94,7 @@ def same_payload(recorded: Any, value: Any) -> bool:
     comes back a list, NaN is not equal to itself, a dataclass is recorded as a dict)."""
     try:
         return bool(recorded == value) or _encode(recorded) == _encode(value)
-    except (TypeError, ValueError, msgspec.EncodeError):
+    except _UNENCODABLE:
         return False
 
 
@@ -135,7 +137,7 @@ def check_size(payload: Any, where: str, limit: int | None = None) -> None:
     """
     try:
         size = len(_size_encoder.encode(payload))
-    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:
+    except _UNENCODABLE as exc:
         raise _unencodable(payload, where, exc) from None
     if size > MAX_PAYLOAD_DEPTH and _deeper_than(payload, MAX_PAYLOAD_DEPTH):
         raise _unencodable(payload, where, RecursionError())
