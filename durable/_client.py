@@ -17,7 +17,7 @@ from msgspec.structs import replace
 from . import _completion
 from ._clock import SYSTEM_CLOCK, Clock
 from ._replay._context import Context
-from ._definitions import Duration, WorkflowDefinition, declared_result, workflow_definition
+from ._definitions import Duration, WorkflowDefinition, workflow_definition
 from ._lanes import enter
 from ._scope import permit, permit_all, scope
 from ._history import CancelRequested, ErrorInfo, EventReceived, WorkflowStarted
@@ -168,8 +168,8 @@ class WorkflowHandle(Generic[R]):
         when it raised, and ``RequestTimeoutError`` when no worker answered within ``timeout``
         seconds (None waits for ever).
         """
-        return await call(self, "query", name, args, key=None, timeout=timeout, result_type=
-                          declared_result(self._definition, "query", name, result_type))
+        return await call(self, "query", name, args, key=None, timeout=timeout,
+                          result_type=result_type)
 
     async def update(self, name: str, *args: Any, idempotency_key: str | None = None,
                      timeout: float | timedelta | None = DEFAULT_TIMEOUT,
@@ -186,8 +186,7 @@ class WorkflowHandle(Generic[R]):
         for ever).
         """
         return await call(self, "update", name, args, key=idempotency_key, timeout=timeout,
-                          result_type=declared_result(self._definition, "update", name,
-                                                      result_type))
+                          result_type=result_type)
 
     async def start_update(self, name: str, *args: Any, wait_for: str = "accepted",
                            idempotency_key: str | None = None,
@@ -199,8 +198,7 @@ class WorkflowHandle(Generic[R]):
         returned. A rejected update raises here, as ``update`` does; ``RequestTimeoutError``
         when no worker took it within ``timeout`` seconds."""
         return await start_update(self, name, args, key=idempotency_key, wait_for=wait_for,
-                                  timeout=timeout, result_type=declared_result(
-                                      self._definition, "update", name, result_type))
+                                  timeout=timeout, result_type=result_type)
 
     async def cancel(self, reason: str = "") -> None:
         """Ask the workflow to stop: ``asyncio.CancelledError`` is raised at its current await.

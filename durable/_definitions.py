@@ -212,10 +212,8 @@ def check_handler(kind: str, name: Any, fn: Any, validator: Any = None) -> None:
 def declared_result(defn: WorkflowDefinition | None, kind: str, name: str,
                     result_type: Any) -> Any:
     """A request's ``result_type``: the one given, else the return annotation of the handler
-    declared on the workflow's definition (None: returned as it is). A ``name`` that is no
-    str is looked up no further: the request refuses it with a typed error."""
-    if result_type is not None or defn is None or not isinstance(name, str) \
-            or (kind, name) not in defn.handlers:
+    declared on the workflow's definition (None: returned as it is)."""
+    if result_type is not None or defn is None or (kind, name) not in defn.handlers:
         return result_type
     fn = defn.handlers[kind, name][0]
     try:

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from ._definitions import declared_result
 from ._ports import HandlePort
 from ._history import ErrorInfo
 from ._payloads import check_size, dump_value
@@ -42,7 +43,8 @@ async def call(handle: HandlePort, kind: Kind, name: str, args: tuple[Any, ...],
                key: str | None, timeout: float | timedelta | None,
                result_type: Any) -> Any:
     """Send a query or update to the execution and return its answer (or raise why not)."""
-    request, limit = _request(handle, kind, name, args, key, timeout, result_type)
+    request, limit, result_type = _request(handle, kind, name, args, key, timeout,
+                                           result_type)
     try:
         answered = await _answer(handle, request, limit, FINISHED_REQUESTS)
     finally:
@@ -91,7 +93,8 @@ async def start_update(handle: HandlePort, name: str, args: tuple[Any, ...], *,
     if wait_for not in ("accepted", "completed"):
         raise ValidationError(f"wait_for is 'accepted' or 'completed', not {show(wait_for)}",
                               parameter="wait_for")
-    request, limit = _request(handle, "update", name, args, key, timeout, result_type)
+    request, limit, result_type = _request(handle, "update", name, args, key, timeout,
+                                           result_type)
     answered = await _answer(handle, request, limit,
                              _ACCEPTED if wait_for == "accepted" else FINISHED_REQUESTS)
     if answered.status == "rejected":
@@ -100,16 +103,19 @@ async def start_update(handle: HandlePort, name: str, args: tuple[Any, ...], *,
 
 
 def _request(handle: HandlePort, kind: Kind, name: str, args: tuple[Any, ...], key: str | None,
-             timeout: float | timedelta | None, result_type: Any) -> tuple[Request, float | None]:
-    """The request a query or update call makes, checked, and how long it may wait."""
+             timeout: float | timedelta | None,
+             result_type: Any) -> tuple[Request, float | None, Any]:
+    """The request a query or update call makes, checked, how long it may wait, and the type
+    its answer converts to (``result_type``, else the handler's declared return type)."""
     check_id(name, f"a {kind} name", error=ArgumentTypeError)
     check_optional_id(key, "an idempotency key", error=ArgumentTypeError)
     limit = check_timeout(timeout, f"{kind}(timeout=)")
+    result_type = declared_result(handle._definition, kind, name, result_type)
     _check_result_type(result_type)
     payload = dump_value(list(args), f"arguments of {kind} {name!r}")
     check_size(payload, f"arguments of {kind} {name!r}", handle.client.max_payload_bytes)
     return Request(handle.tenant, handle.workflow_id, key or uuid.uuid4().hex, kind, name,
-                   payload, 0.0), limit
+                   payload, 0.0), limit, result_type
 
 
 async def _answer(handle: HandlePort, request: Request, limit: float | None,

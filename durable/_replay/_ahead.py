@@ -77,13 +77,13 @@ class AheadFuture(Future[T]):
         ahead.size.length = event.seq
         if type(event) is ActionCompleted:  # ActionCalls.complete in line (a call costs)
             result, value = ahead.pending.pop(event.cmd)[1].result, event.result
-            if result.convert is not None and type(value) is not result.exact:
+            if result.convert is None or type(value) is result.exact:
+                self.set_result(value)
+            else:
                 try:
-                    value = result.load(value)
+                    self.set_result(result.load(value))
                 except DurableError as exc:
                     self.set_exception(exc)
-                    return Future.__await__(self)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-            self.set_result(value)
         else:
             ahead.take(event)
         return Future.__await__(self)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
