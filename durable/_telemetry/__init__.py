@@ -93,18 +93,18 @@ class Telemetry:
         if metrics is None and span is None:
             return None
         if metrics is not None:
-            metrics.action_attempts.labels(task.name, how).inc()
+            metrics.action_attempts.inc(task.name, how)
             if task.visible_at > 0:
-                metrics.schedule_to_start.labels("action").observe(
-                    max(0.0, self.clock() - task.visible_at))
+                metrics.schedule_to_start.observe(max(0.0, self.clock() - task.visible_at),
+                                                  "action")
         began = perf_counter()
 
         def ended(call: asyncio.Future[Any]) -> None:
             error = asyncio.CancelledError() if call.cancelled() else call.exception()
             if metrics is not None:
-                metrics.action_seconds.labels(task.name, how).observe(perf_counter() - began)
+                metrics.action_seconds.observe(perf_counter() - began, task.name, how)
                 if error is not None:
-                    metrics.action_failures.labels(task.name).inc()
+                    metrics.action_failures.inc(task.name)
             if span is not None:
                 assert TRACING is not None
                 TRACING.end(span, error)
@@ -136,9 +136,9 @@ class TaskWatch:
         metrics = self._telemetry.metrics
         self._replayed = self._replayed or seconds is not None
         if metrics is not None:
-            metrics.cache_lookups.labels("hit" if seconds is None else "miss").inc()
+            metrics.cache_lookups.inc("hit" if seconds is None else "miss")
             if seconds is not None:
-                metrics.replay_seconds.labels(self.workflow).observe(seconds)
+                metrics.replay_seconds.observe(seconds, self.workflow)
 
     def loaded(self, started: WorkflowStarted, inputs: Sequence[Event]) -> None:
         """The instance of run ``started`` is up to date and will run ``inputs``."""
@@ -148,7 +148,7 @@ class TaskWatch:
         log_context.set(LogContext(task.workflow_id, started.run_id, task.tenant, started.trace))
         if telemetry.metrics is not None and inputs:
             waited = telemetry.clock() - min(e.time for e in inputs)
-            telemetry.metrics.schedule_to_start.labels("workflow").observe(max(0.0, waited))
+            telemetry.metrics.schedule_to_start.observe(max(0.0, waited), "workflow")
         if self._span is None and _tracing_on():
             assert TRACING is not None
             self._span = TRACING.start(f"durable.workflow_task {started.workflow}", started.trace, {
@@ -171,9 +171,9 @@ class TaskWatch:
             telemetry.held.discard(key)
         metrics = telemetry.metrics
         if metrics is not None:
-            metrics.workflow_task_seconds.labels(self.workflow).observe(
-                perf_counter() - self._began)
-            metrics.workflow_tasks.labels(self.workflow, self.outcome).inc()
+            metrics.workflow_task_seconds.observe(perf_counter() - self._began,
+                                                  self.workflow)
+            metrics.workflow_tasks.inc(self.workflow, self.outcome)
         if self._span is not None:
             assert TRACING is not None
             self._span.set_attribute("durable.outcome", self.outcome)

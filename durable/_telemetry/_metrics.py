@@ -2,21 +2,28 @@
 served over HTTP by ``MetricsServer`` (``Worker(metrics_port=...)``, ``durable worker
 --metrics-port``).
 
-Names follow Prometheus' conventions: base units (``_seconds``), counters end in ``_total``
-(added by ``prometheus_client``). Labels are names from the code (workflows, actions), never
-ids, so series stay few.
+Names follow Prometheus' conventions: base units (``_seconds``), counters end in ``_total``.
+Labels are names from the code (workflows, actions), never ids, so series stay few.
+
+The counts live in plain dicts that the worker's event loop updates (a dict look-up and an
+add per count: ``prometheus_client``'s own metrics take a lock and validate labels at every
+one, several times what a step of a cached workflow costs); a scrape, on the HTTP server's
+thread, copies each dict whole (one C call, atomic under the GIL) and renders the copy.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
 from ..errors import UsageError
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client.metrics_core import Metric
 
 __all__ = ["MetricsServer", "WorkerMetrics"]
 
@@ -38,54 +45,129 @@ def _client() -> None:
     del prometheus_client
 
 
+class Counter:
+    """A counter by label values (``inc("Order", "committed")``)."""
+
+    __slots__ = ("name", "doc", "labels", "values")
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...]) -> None:
+        self.name, self.doc, self.labels = name, doc, labels
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, *key: str) -> None:
+        """Add one to the series of these label values."""
+        values = self.values
+        values[key] = values.get(key, 0.0) + 1.0
+
+    def family(self) -> Metric:
+        """The counter as ``prometheus_client`` renders it (``<name>_total``)."""
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in self.values.copy().items():
+            family.add_metric(key, value)
+        return family
+
+
+class Histogram:
+    """A histogram by label values (``observe(0.004, "Order")``): each series is the count of
+    each bucket (not cumulative; the last one +Inf's) and then the sum."""
+
+    __slots__ = ("name", "doc", "labels", "bounds", "series")
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...],
+                 bounds: tuple[float, ...] = _BUCKETS) -> None:
+        self.name, self.doc, self.labels, self.bounds = name, doc, labels, bounds
+        self.series: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, value: float, *key: str) -> None:
+        """Count ``value`` in the series of these label values."""
+        counts = self.series.get(key) or self.zero(*key)
+        counts[bisect_left(self.bounds, value)] += 1.0  # bounds are inclusive ("le")
+        counts[-1] += value
+
+    def zero(self, *key: str) -> list[float]:
+        """The series of these label values, new (every count zero)."""
+        counts = self.series[key] = [0.0] * (len(self.bounds) + 2)
+        return counts
+
+    def family(self) -> Metric:
+        """The histogram as ``prometheus_client`` renders it (``_bucket``, ``_count``,
+        ``_sum``)."""
+        from prometheus_client.core import HistogramMetricFamily
+
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        les = [*map(repr, self.bounds), "+Inf"]  # as prometheus_client writes them
+        for key, series in self.series.copy().items():
+            counts = series[:]
+            buckets: list[tuple[str, float]] = []
+            total = 0.0
+            for le, count in zip(les, counts):
+                total += count
+                buckets.append((le, total))
+            family.add_metric(key, buckets, counts[-1])
+        return family
+
+
 class WorkerMetrics:
     """The worker's counters, gauges and histograms (see each one's help text)."""
 
     def __init__(self, cache_size: Callable[[], int], held: Callable[[], int]) -> None:
         _client()  # a clear error when it is missing
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry
 
-        r = self.registry = CollectorRegistry()
         self.workflow_task_seconds = Histogram(
             "durable_workflow_task_duration_seconds", "Duration of one workflow task, from its "
             "start on this worker to its commit (or release), replay and inline actions "
-            "included.", ["workflow"], buckets=_BUCKETS, registry=r)
+            "included.", ("workflow",))
         self.workflow_tasks = Counter(
             "durable_workflow_tasks", "Workflow tasks run, by how they ended: committed, "
             "released (failed; retried later), held (non-determinism, a damaged history) or "
             "refused (an action's outcome the commit could not settle with it: recorded alone).",
-            ["workflow", "outcome"], registry=r)
+            ("workflow", "outcome"))
         self.replay_seconds = Histogram(
             "durable_replay_duration_seconds", "Time to rebuild an instance by replaying its "
-            "history (a cache miss).", ["workflow"], buckets=_BUCKETS, registry=r)
+            "history (a cache miss).", ("workflow",))
         self.cache_lookups = Counter(
             "durable_workflow_cache_lookups", "Workflow tasks that found their instance in the "
-            "sticky cache (hit) or replayed it from history (miss).", ["result"], registry=r)
+            "sticky cache (hit) or replayed it from history (miss).", ("result",))
         self.schedule_to_start = Histogram(
             "durable_schedule_to_start_seconds", "From when a task became due (an action's "
             "schedule or retry time, a workflow task's oldest input) to its start here.",
-            ["kind"], buckets=_BUCKETS, registry=r)
+            ("kind",))
         self.action_seconds = Histogram(
             "durable_action_duration_seconds", "Duration of one action attempt.",
-            ["action", "how"], buckets=_BUCKETS, registry=r)
+            ("action", "how"))
         self.action_attempts = Counter(
             "durable_action_attempts", "Action attempts started, by how they came to run here: "
             "inline (in the workflow task), eager (leased by its commit) or claimed.",
-            ["action", "how"], registry=r)
+            ("action", "how"))
         self.action_failures = Counter(
             "durable_action_failures", "Action attempts that raised, timed out or were "
-            "stopped.", ["action"], registry=r)
-        Gauge("durable_held_executions", "Executions whose last workflow task on this worker "
-              "was held (non-determinism or a damaged history) and has not committed since.",
-              registry=r).set_function(held)
-        Gauge("durable_workflow_cache_size", "Live workflow instances in the sticky cache.",
-              registry=r).set_function(cache_size)
+            "stopped.", ("action",))
+        self._gauges = (
+            ("durable_held_executions", "Executions whose last workflow task on this worker "
+             "was held (non-determinism or a damaged history) and has not committed since.",
+             held),
+            ("durable_workflow_cache_size", "Live workflow instances in the sticky cache.",
+             cache_size))
         for result in ("hit", "miss"):  # zeros from the first scrape: rates work at once
-            self.cache_lookups.labels(result=result)
+            self.cache_lookups.values[(result,)] = 0.0
         for kind in ("workflow", "action"):
-            self.schedule_to_start.labels(kind=kind)
+            self.schedule_to_start.zero(kind)
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
 
+    def collect(self) -> Iterator[Metric]:
+        """Every metric, as ``prometheus_client``'s registry asks a collector for them."""
+        from prometheus_client.core import GaugeMetricFamily
 
+        for name, doc, read in self._gauges:
+            yield GaugeMetricFamily(name, doc, value=read())
+        for metric in (self.workflow_task_seconds, self.workflow_tasks, self.replay_seconds,
+                       self.cache_lookups, self.schedule_to_start, self.action_seconds,
+                       self.action_attempts, self.action_failures):
+            yield metric.family()
 class MetricsServer:
     """``GET /metrics`` of one registry, on a thread of ``prometheus_client``'s own."""
 
