@@ -2,7 +2,10 @@
 processes inherit): every worker serves Prometheus metrics, and an OpenTelemetry SDK tracer
 provider with the SDK's batch processor takes every span (exported to an exporter that drops
 them: the cost measured is durable's and the SDK's, not a collector's network).
-``DURABLE_BENCH_TELEMETRY=metrics`` or ``=traces`` turns on one of the two."""
+``DURABLE_BENCH_TELEMETRY=metrics`` or ``=traces`` turns on one of the two;
+``DURABLE_BENCH_SAMPLE=0.1`` samples a tenth of the executions (head sampling:
+``ParentBased(TraceIdRatioBased(0.1))``, as a production fleet would), else every one is
+traced (the SDK's default sampler)."""
 
 from __future__ import annotations
 
@@ -36,7 +39,11 @@ def install() -> None:
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    ratio = os.environ.get("DURABLE_BENCH_SAMPLE")
+    provider = TracerProvider() if ratio is None \
+        else TracerProvider(sampler=ParentBased(TraceIdRatioBased(float(ratio))))
     provider.add_span_processor(BatchSpanProcessor(Dropping()))
     trace.set_tracer_provider(provider)
     _installed = True

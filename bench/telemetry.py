@@ -2,7 +2,7 @@
 and on, alternating in the same run, each on a fresh database.
 
     .venv/bin/python bench/telemetry.py [--rounds 3] [--workflows 1000] [--concurrency 100]
-                                        [--paths plain fastest]
+                                        [--paths plain fastest] [--sample RATIO]
 
 "On" is ``DURABLE_BENCH_TELEMETRY=1`` (``bench/_telemetry.py``): every worker serves
 Prometheus metrics (``Worker(metrics_port=0)``) and every process has an OpenTelemetry SDK
@@ -70,6 +70,8 @@ def _run(db: str, redis: str, embedded: bool, plain: bool, on: bool,
          args: argparse.Namespace, workflows: int) -> tuple[float, float]:
     """Action steps/s, and the CPU seconds of its processes, of one run."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), DURABLE_BENCH_TELEMETRY="1" if on else "0")
+    if args.sample is not None:
+        env["DURABLE_BENCH_SAMPLE"] = str(args.sample)
     command = [sys.executable, "bench/e2e.py", "throughput", "--db", db, "--redis", redis,
                "--workflows", str(workflows), "--concurrency", str(args.concurrency)]
     cpu = _cpu()
@@ -109,6 +111,8 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", choices=["plain", "fastest"],
                         default=["plain", "fastest"],
                         help="plain @durable.action on default settings, and/or inline actions")
+    parser.add_argument("--sample", type=float, default=None, metavar="RATIO",
+                        help="trace that share of the executions (head sampling), not all")
     args = parser.parse_args()
     dsn, redis = os.environ.get("DURABLE_PG_DSN"), os.environ.get("DURABLE_REDIS_URL")
     setups = [s for s in ("sqlite", "postgres") if args.only in (None, s)]
@@ -122,8 +126,9 @@ def main() -> None:
             for on in (False, True):  # alternating: drift of the machine hits both alike
                 results.setdefault((setup, path, on), []).append(
                     _measured(setup, path == "plain", on, args))
+    sampled = "all" if args.sample is None else f"{args.sample:g} of the"
     print(f"\n{args.workflows} workflows of 3 actions, concurrency {args.concurrency}, "
-          f"{args.rounds} rounds each (medians)")
+          f"{args.rounds} rounds each (medians); {sampled} executions traced")
     print("| setup | path | steps/s off | steps/s on | on / off | CPU ms/workflow off | on | "
           "on / off |")
     print("|---|---|---|---|---|---|---|---|")

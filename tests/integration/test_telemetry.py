@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import durable
 from _support import eventually
 from _tracing_support import hex_trace, recorded_spans
+from durable._history import WorkflowStarted
 from durable_server import Server
 
 DIVERGE = {"on": False}
@@ -209,6 +210,39 @@ async def test_one_trace_holds_the_execution_its_timer_child_and_requests(
     failed = [s for s in spans if s.name == "durable.action tel_quick"
               and not s.status.is_ok]
     assert len(failed) == 2  # the two attempts of tel_quick(-1)
+
+
+async def test_an_execution_is_sampled_whole_or_not_at_all(client: durable.Client) -> None:
+    """Head sampling: the start's decision is recorded with the execution (its traceparent's
+    flags), and every span of its tasks, actions and child follows it, on any worker."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    unsampled = NonRecordingSpan(SpanContext(0x5EED, 0xC0FFEE, is_remote=False,
+                                             trace_flags=TraceFlags(0)))
+    with recorded_spans() as exporter:
+        async with durable.Worker(client, [tel_flow, tel_child], [tel_step, tel_quick]):
+            with trace.use_span(unsampled):  # an application's trace, not sampled
+                dropped = await client.start(tel_flow, 1, id="unsampled")
+            kept = await client.start(tel_flow, 1, id="sampled")
+            for handle in (dropped, kept):
+                await eventually(lambda h=handle: _has_input(h, "ChildCompleted"),
+                                 what="the child")
+                await handle.send("done")
+                assert await handle.result(timeout=10) == 2 + 4
+        spans = exporter.get_finished_spans()
+    started = (await dropped.history())[0]
+    assert isinstance(started, WorkflowStarted)
+    assert started.trace is not None and started.trace.startswith(f"00-{0x5EED:032x}-")
+    assert started.trace.endswith("-00")  # not sampled, as its parent
+    executions = [s for s in spans if s.name != "durable.send done"]  # the caller's trace
+    assert not [s for s in executions if hex_trace(s) == f"{0x5EED:032x}"
+                or str((s.attributes or {}).get("durable.workflow_id")).startswith("unsampled")]
+    kept_trace = {hex_trace(s) for s in spans if s.name == "durable.start TelFlow"}
+    assert len(kept_trace) == 1
+    names = {s.name for s in spans if hex_trace(s) in kept_trace}
+    assert {"durable.workflow_task TelFlow", "durable.workflow_task TelChild",
+            "durable.action tel_step", "durable.start_child TelChild"} <= names
 
 
 async def test_server_metrics_show_queue_depth_timers_due_and_reclaimed_leases(
