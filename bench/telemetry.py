@@ -3,11 +3,13 @@ and on, alternating in the same run, each on a fresh database.
 
     .venv/bin/python bench/telemetry.py [--rounds 3] [--workflows 1000] [--concurrency 100]
                                         [--paths plain fastest] [--sample RATIO]
+                                        [--part metrics|traces]
 
 "On" is ``DURABLE_BENCH_TELEMETRY=1`` (``bench/_telemetry.py``): every worker serves
 Prometheus metrics (``Worker(metrics_port=0)``) and every process has an OpenTelemetry SDK
 tracer provider with the batch processor, so every span durable makes is made, ended and
-batched. Setups: SQLite with the worker in the client's process, and PostgreSQL + Redis with a
+batched (``--sample 0.1``: a tenth of the executions, sampled at the head), or with
+``--part metrics`` / ``--part traces`` one of the two only. Setups: SQLite with the worker in the client's process, and PostgreSQL + Redis with a
 worker process and ``durable server`` (when ``DURABLE_PG_DSN`` and ``DURABLE_REDIS_URL`` are
 set; each run gets a database of its own, created and dropped here). Prints the median
 action steps/s of each and the ratio on/off (the target: on >= 0.9 x off), for the default
@@ -69,7 +71,8 @@ def _fresh(setup: str, plain: bool, on: bool, args: argparse.Namespace,
 def _run(db: str, redis: str, embedded: bool, plain: bool, on: bool,
          args: argparse.Namespace, workflows: int) -> tuple[float, float]:
     """Action steps/s, and the CPU seconds of its processes, of one run."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), DURABLE_BENCH_TELEMETRY="1" if on else "0")
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               DURABLE_BENCH_TELEMETRY=(args.part if on else "0"))
     if args.sample is not None:
         env["DURABLE_BENCH_SAMPLE"] = str(args.sample)
     command = [sys.executable, "bench/e2e.py", "throughput", "--db", db, "--redis", redis,
@@ -111,6 +114,8 @@ def main() -> None:
     parser.add_argument("--paths", nargs="+", choices=["plain", "fastest"],
                         default=["plain", "fastest"],
                         help="plain @durable.action on default settings, and/or inline actions")
+    parser.add_argument("--part", choices=["1", "metrics", "traces"], default="1",
+                        help="what is on: metrics and tracing (1, the default) or one of them")
     parser.add_argument("--sample", type=float, default=None, metavar="RATIO",
                         help="trace that share of the executions (head sampling), not all")
     args = parser.parse_args()
@@ -127,8 +132,10 @@ def main() -> None:
                 results.setdefault((setup, path, on), []).append(
                     _measured(setup, path == "plain", on, args))
     sampled = "all" if args.sample is None else f"{args.sample:g} of the"
+    part = {"1": f"metrics and tracing ({sampled} executions traced)", "metrics": "metrics",
+            "traces": f"tracing ({sampled} executions traced)"}[args.part]
     print(f"\n{args.workflows} workflows of 3 actions, concurrency {args.concurrency}, "
-          f"{args.rounds} rounds each (medians); {sampled} executions traced")
+          f"{args.rounds} rounds each (medians); on: {part}")
     print("| setup | path | steps/s off | steps/s on | on / off | CPU ms/workflow off | on | "
           "on / off |")
     print("|---|---|---|---|---|---|---|---|")
