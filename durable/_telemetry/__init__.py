@@ -90,6 +90,8 @@ class Telemetry:
                 nested=how == "inline")
             TRACING.attach_in(context, span)
         metrics = self.metrics
+        if span is not None and not span.is_recording():  # not sampled: nothing to end
+            span = None
         if metrics is None and span is None:
             return None
         if metrics is not None:

@@ -19,8 +19,8 @@ from typing import Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import (
-    NonRecordingSpan, ProxyTracerProvider, Span, SpanContext, SpanKind, Status, StatusCode,
-    TraceFlags,
+    INVALID_SPAN_CONTEXT, NonRecordingSpan, ProxyTracerProvider, Span, SpanContext, SpanKind,
+    Status, StatusCode, TraceFlags,
 )
 
 __all__ = ["OtelTracing", "Span"]
@@ -58,10 +58,9 @@ class OtelTracing:
         """A span child of the current span if there is one and ``nested``, else of the
         remote span that ``parent`` (a ``traceparent``) names, else a new trace's root."""
         context = None
-        current = trace.get_current_span().get_span_context()
-        if not nested or (parent is not None and not current.is_valid):
-            context = (None if parent is None else _remote(parent)) or otel_context.Context()
-            current = trace.get_current_span(context).get_span_context()
+        current = trace.get_current_span().get_span_context() if nested else INVALID_SPAN_CONTEXT
+        if not current.is_valid and (parent is not None or not nested):
+            context, current = _remote(parent) if parent is not None else _ROOT
         if self._ids is not None and current.is_valid and not current.trace_flags.sampled:
             return NonRecordingSpan(SpanContext(  # what the provider's sampler would make
                 current.trace_id, self._ids.generate_span_id(), is_remote=False,
@@ -129,12 +128,15 @@ def _ids_if_dropping(provider: object) -> Any:
     return ids
 
 
-_REMOTES: dict[str, otel_context.Context | None] = {}  # parsed lately (a few per execution)
+_Parent = tuple[otel_context.Context, SpanContext]
+_ROOT: Final[_Parent] = (otel_context.Context(), INVALID_SPAN_CONTEXT)  # no parent: a new trace
+_REMOTES: dict[str, _Parent] = {}  # parsed lately (a few per execution)
 _REMOTES_KEPT: Final = 4096
 
 
-def _remote(traceparent: str) -> otel_context.Context | None:
-    """The context of the remote span a ``traceparent`` names (None if it is malformed)."""
+def _remote(traceparent: str) -> _Parent:
+    """The context of the remote span a ``traceparent`` names, and that span's context (a
+    new trace's root where it is malformed)."""
     try:
         return _REMOTES[traceparent]
     except KeyError:
@@ -145,13 +147,13 @@ def _remote(traceparent: str) -> otel_context.Context | None:
     return found
 
 
-def _parsed(traceparent: str) -> otel_context.Context | None:
+def _parsed(traceparent: str) -> _Parent:
     parts = traceparent.split("-")
     if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
-        return None
+        return _ROOT
     try:
         sc = SpanContext(int(parts[1], 16), int(parts[2], 16), is_remote=True,
                          trace_flags=TraceFlags(int(parts[3], 16)))
     except ValueError:
-        return None
-    return trace.set_span_in_context(NonRecordingSpan(sc)) if sc.is_valid else None
+        return _ROOT
+    return (trace.set_span_in_context(NonRecordingSpan(sc)), sc) if sc.is_valid else _ROOT
