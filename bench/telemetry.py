@@ -30,12 +30,13 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._databases import throwaway  # noqa: E402 - after ROOT is on the path
+
 _STEPS = re.compile(r"([\d,]+) action steps/s")
 
 
@@ -58,14 +59,10 @@ def _measured(setup: str, plain: bool, on: bool,
 def _fresh(setup: str, plain: bool, on: bool, args: argparse.Namespace,
            workflows: int) -> tuple[float, float]:
     if setup == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            return _run(f"sqlite:///{tmp}/t.db", "", True, plain, on, args, workflows)
-    dsn, redis = os.environ["DURABLE_PG_DSN"], os.environ["DURABLE_REDIS_URL"]
-    url, name = _fresh_pg(dsn)
-    try:
-        return _run(url, redis, False, plain, on, args, workflows)
-    finally:
-        _drop_pg(dsn, name)
+        with throwaway("sqlite:") as url:
+            return _run(url, "", True, plain, on, args, workflows)
+    with throwaway(os.environ["DURABLE_PG_DSN"]) as url:
+        return _run(url, os.environ["DURABLE_REDIS_URL"], False, plain, on, args, workflows)
 
 
 def _run(db: str, redis: str, embedded: bool, plain: bool, on: bool,
@@ -88,21 +85,6 @@ def _run(db: str, redis: str, embedded: bool, plain: bool, on: bool,
     if workflows > 1:
         print(f"  {'on ' if on else 'off'} {done.stdout.strip()}", flush=True)
     return float(found.group(1).replace(",", "")), cpu
-
-
-def _fresh_pg(dsn: str) -> tuple[str, str]:
-    """A new database on the server of ``dsn``: its URL and name."""
-    name = f"bench_tel_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(dsn)
-    subprocess.run(["createdb", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
-                    "-U", parts.username or "postgres", name], check=True)
-    return urlunsplit(parts._replace(path=f"/{name}")), name
-
-
-def _drop_pg(dsn: str, name: str) -> None:
-    parts = urlsplit(dsn)
-    subprocess.run(["dropdb", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432),
-                    "-U", parts.username or "postgres", "--force", name], check=False)
 
 
 def main() -> None:
