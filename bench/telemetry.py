@@ -9,9 +9,10 @@ and on, alternating in the same run, each on a fresh database.
 Prometheus metrics (``Worker(metrics_port=0)``) and every process has an OpenTelemetry SDK
 tracer provider with the batch processor, so every span durable makes is made, ended and
 batched (``--sample 0.1``: a tenth of the executions, sampled at the head), or with
-``--part metrics`` / ``--part traces`` one of the two only. Setups: SQLite with the worker in the client's process, and PostgreSQL + Redis with a
-worker process and ``durable server`` (when ``DURABLE_PG_DSN`` and ``DURABLE_REDIS_URL`` are
-set; each run gets a database of its own, created and dropped here). Prints the median
+``--part metrics`` / ``--part traces`` one of the two only. Setups: SQLite with the worker in
+the client's process, and PostgreSQL + Redis with a worker process and ``durable server``
+(when ``DURABLE_PG_DSN`` and ``DURABLE_REDIS_URL`` are set; each run gets a database of its
+own, created and dropped by ``bench/_databases.py``). Prints the median
 action steps/s of each and the ratio on/off (the target: on >= 0.9 x off), for the default
 path first (``plain``: plain ``@durable.action``, every worker setting at its default) and then
 the fastest documented one (``fastest``: short actions run inline), and the CPU time
@@ -58,11 +59,10 @@ def _measured(setup: str, plain: bool, on: bool,
 
 def _fresh(setup: str, plain: bool, on: bool, args: argparse.Namespace,
            workflows: int) -> tuple[float, float]:
-    if setup == "sqlite":
-        with throwaway("sqlite:") as url:
-            return _run(url, "", True, plain, on, args, workflows)
-    with throwaway(os.environ["DURABLE_PG_DSN"]) as url:
-        return _run(url, os.environ["DURABLE_REDIS_URL"], False, plain, on, args, workflows)
+    embedded = setup == "sqlite"  # the worker in the client's process; else PostgreSQL + Redis
+    with throwaway("sqlite:" if embedded else os.environ["DURABLE_PG_DSN"]) as url:
+        return _run(url, "" if embedded else os.environ["DURABLE_REDIS_URL"], embedded, plain,
+                    on, args, workflows)
 
 
 def _run(db: str, redis: str, embedded: bool, plain: bool, on: bool,

@@ -59,6 +59,10 @@ class Counter:
         values = self.values
         values[key] = values.get(key, 0.0) + 1.0
 
+    def zero(self, *key: str) -> None:
+        """The series of these label values, at zero until counted."""
+        self.values.setdefault(key, 0.0)
+
     def family(self) -> Metric:
         """The counter as ``prometheus_client`` renders it (``<name>_total``)."""
         from prometheus_client.core import CounterMetricFamily
@@ -152,7 +156,7 @@ class WorkerMetrics:
             ("durable_workflow_cache_size", "Live workflow instances in the sticky cache.",
              cache_size))
         for result in ("hit", "miss"):  # zeros from the first scrape: rates work at once
-            self.cache_lookups.values[(result,)] = 0.0
+            self.cache_lookups.zero(result)
         for kind in ("workflow", "action"):
             self.schedule_to_start.zero(kind)
         self.registry = CollectorRegistry()
@@ -164,10 +168,9 @@ class WorkerMetrics:
 
         for name, doc, read in self._gauges:
             yield GaugeMetricFamily(name, doc, value=read())
-        for metric in (self.workflow_task_seconds, self.workflow_tasks, self.replay_seconds,
-                       self.cache_lookups, self.schedule_to_start, self.action_seconds,
-                       self.action_attempts, self.action_failures):
-            yield metric.family()
+        for metric in vars(self).values():
+            if isinstance(metric, (Counter, Histogram)):
+                yield metric.family()
 class MetricsServer:
     """``GET /metrics`` of one registry, on a thread of ``prometheus_client``'s own."""
 

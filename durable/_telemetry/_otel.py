@@ -38,7 +38,9 @@ class OtelTracing:
         self._tracer = trace.get_tracer("durable")  # follows the provider set later
         self._provider: object = None  # the provider ``_on`` and ``_ids`` were found for
         self._on = False
-        self._ids: Any = None  # its span id generator, if its sampler drops unsampled children
+        # its span id generator, if its sampler drops unsampled children (``start`` runs after
+        # an ``enabled()`` that found the provider, as every caller asks that first)
+        self._ids: Any = None
 
     def enabled(self) -> bool:
         """Whether the application installed a tracer provider (else nothing is traced)."""
@@ -113,11 +115,11 @@ class OtelTracing:
 def _ids_if_dropping(provider: object) -> Any:
     """The span id generator of ``provider`` if its sampler is the SDK's ``ParentBased`` and
     drops the children of unsampled parents, local and remote (its default); else None."""
-    sampler, ids = getattr(provider, "sampler", None), getattr(provider, "id_generator", None)
     try:
         from opentelemetry.sdk.trace.sampling import Decision, ParentBased
     except ImportError:  # a provider of another SDK: it samples every span itself
         return None
+    sampler, ids = getattr(provider, "sampler", None), getattr(provider, "id_generator", None)
     if not isinstance(sampler, ParentBased) or ids is None:
         return None
     for remote in (True, False):
