@@ -8,7 +8,9 @@ the client's dispatcher:
 * timers: each due timer's ``TimerFired`` is recorded once;
 * outbox: claimable tasks whose last dispatch is older than ``redispatch_after`` (a hint lost
   in Redis, a dead worker's expired lease, a due retry or release) are announced again, and a
-  task that stays unclaimed less and less often (a backlog is not announced non-stop);
+  task that stays unclaimed less and less often (a backlog is not announced non-stop); first,
+  once a second at most, the store's planner is shown queues that grew
+  (``Store.refresh_statistics``);
 * schedules: the runs of due schedules are started (each due time once, with a workflow id
   derived from it);
 * workers: the tasks of workers whose process died (or whose heartbeat is older than
@@ -302,6 +304,7 @@ class Server:
         """Publish the outbox's hints for claimable tasks not dispatched lately; the wait."""
         if await self._publish_leftovers(state):
             return 0.0
+        await self._from_store(state, self.housekeeper.refresh_statistics_if_due, self.clock())
         refs = await self._from_store(state, self.housekeeper.redispatch, self.clock())
         self.metrics.tasks_redispatched.inc(len(refs))
         await self._publish(state, refs)

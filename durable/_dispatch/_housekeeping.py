@@ -15,9 +15,14 @@ concurrent callers disjoint sets, so there is no lock of our own), each returnin
 * retention: ``durable._retention.sweep`` deletes closed executions past their retention, a
   batch per pass, the next pass at once while batches come full, else after ``gc_every``.
 
+And one that returns no hints: ``TimerStore.refresh_statistics`` (every ``STATISTICS_EVERY``
+seconds at most) lets the store's planner see a queue that grew, before the claims and outbox
+passes that read it.
+
 Two runners use it: the embedded dispatcher (``LocalDispatcher``) fires timers and runs due
 schedules before it claims, and needs no hints (the store's wake-ups reach its pollers);
-``durable server`` runs each chore in a loop of its own and publishes the hints.
+``durable server`` runs each chore in a loop of its own (the statistics in the outbox's) and
+publishes the hints.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .._stores import Store, Sweep, TaskRef
 __all__ = ["SCHEDULE_POLL", "Housekeeper"]
 
 SCHEDULE_POLL: Final = 1.0  # seconds: how soon a schedule created by another process is seen
+STATISTICS_EVERY: Final = 1.0  # seconds between looks at the queues' planner statistics
 
 
 class Housekeeper:
@@ -58,6 +64,7 @@ class Housekeeper:
         self.retention = math.inf if retention is None else retention
         self.gc_every = gc_every
         self.next_gc_pass = 0.0  # when collect_garbage should run again
+        self.next_statistics_pass = 0.0  # when refresh_statistics_if_due should look again
 
     async def fire_timers(self, now: float) -> list[TaskRef]:
         """Fire up to ``batch`` due timers; the hints of their workflows."""
@@ -76,6 +83,14 @@ class Housekeeper:
         """Up to ``batch`` hints from the outbox, marked dispatched at ``now``."""
         return await self.store.dispatch_due(now=now, older_than=self.redispatch_after,
                                              limit=self.batch)
+
+    async def refresh_statistics_if_due(self, now: float) -> list[str]:
+        """``Store.refresh_statistics`` every ``STATISTICS_EVERY`` seconds at most: the
+        planner follows a queue that grows (a backlog arrives) within a second or so."""
+        if now < self.next_statistics_pass:
+            return []
+        self.next_statistics_pass = now + STATISTICS_EVERY
+        return await self.store.refresh_statistics()
 
     async def run_schedules(self, now: float) -> list[TaskRef]:
         """Process a batch of due schedules; the hints of the runs they started or cancelled.

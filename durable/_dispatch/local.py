@@ -61,6 +61,7 @@ class LocalDispatcher:
             await self._housekeeper.fire_timers(now)
             await self._housekeeper.run_schedules_if_due(now)
             await self._housekeeper.collect_garbage_if_due(now)
+            await self._housekeeper.refresh_statistics_if_due(now)
         claims: list[Claim] = []
         workflows = room_for("w", limit, kinds)
         if spec.workflows and workflows > 0:

@@ -300,6 +300,18 @@ class TimerStore(Protocol):
         due on the store's clock, not fired yet: a snapshot for metrics, not a claim."""
         ...
 
+    async def refresh_statistics(self) -> list[str]:
+        """Let the store's query planner see the task queues as they are now; the tables it
+        looked at again (none where the planner needs no statistics: memory, SQLite).
+
+        PostgreSQL keeps a statement's plan from when a table held a few rows: a queue that
+        grows to thousands is then read whole by every claim and outbox pass until the table
+        is analyzed (autovacuum may take a minute, and never comes where it is off). Each
+        queue table whose live rows grew past four times what the planner last counted (and
+        by 1,000 at least) is analyzed, which makes every session plan its statements again.
+        """
+        ...
+
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
         waits), on the caller's clock: a timer's is ``now`` plus its time left on the store's

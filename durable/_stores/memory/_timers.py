@@ -49,6 +49,10 @@ class MemoryTimers(MemoryState):
                 refs.append((-task.priority, action_ref(task)))
         return [ref for _, ref in sorted(refs, key=lambda item: item[0])]
 
+    async def refresh_statistics(self) -> list[str]:
+        """Nothing to refresh: no planner (``TimerStore``)."""
+        return []
+
     async def backlog(self, *, now: float) -> Backlog:
         """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""
         counts: Counter[tuple[str, str]] = Counter()

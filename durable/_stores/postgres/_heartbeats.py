@@ -10,7 +10,7 @@ __all__ = ["PostgresHeartbeats"]
 
 _KEY = "tenant = $1 AND workflow_id = $2 AND run_id = $3 AND cmd = $4"
 _RECORD = (f"UPDATE action_tasks SET heartbeat_details = $6, lease_until = $7 WHERE {_KEY} "
-           "AND owner = $5 RETURNING true")
+           "AND owner IS NOT DISTINCT FROM $5 RETURNING true")
 _READ = f"SELECT heartbeat_details FROM action_tasks WHERE {_KEY}"
 
 

@@ -7,6 +7,11 @@ appended) exactly once.
 
 from __future__ import annotations
 
+import logging
+from typing import Final
+
+import asyncpg
+
 from ..._history import TimerFired
 from .._backlog import Backlog, ReadyCount
 from .._records import TaskRef, workflow_ref
@@ -16,9 +21,15 @@ from ._rows import split_at_seq
 
 __all__ = ["PostgresTimers"]
 
+logger = logging.getLogger("durable.store")
+
+_ANALYZE_LOCK_TIMEOUT: Final = "100ms"  # autovacuum (or another server) analyzing: let it
+
 
 class PostgresTimers(PostgresBase):
     """Timers in the ``timers`` table; the outbox over both task tables."""
+
+    _analyzes = True  # False once the server refused this role an ANALYZE (not the owner)
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
         """Record ``TimerFired`` for up to ``limit`` timers due on the store's clock (the
@@ -38,6 +49,30 @@ class PostgresTimers(PostgresBase):
             return []
         rows = await self._fetch(sql.DISPATCH_DUE, now, now - older_than, limit)
         return [TaskRef(*row) for row in rows]
+
+    async def refresh_statistics(self) -> list[str]:
+        """ANALYZE the queue tables that grew past what the planner last counted
+        (``TimerStore``); a table being analyzed already is left to that."""
+        if not self._analyzes:
+            return []
+        analyzed: list[str] = []
+        for row in await self._fetch(sql.GROWN_TABLES):
+            table: str = row[0]
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await conn.execute(f"SET LOCAL lock_timeout = '{_ANALYZE_LOCK_TIMEOUT}'")
+                    await conn.execute(f'ANALYZE "{table}"')  # a name read from pg_class
+            except asyncpg.LockNotAvailableError:
+                continue
+            except asyncpg.InsufficientPrivilegeError:
+                logger.info("this role may not ANALYZE %s (only its owner may): the planner "
+                            "sees the task queues when autovacuum analyzes them", table)
+                self._analyzes = False
+                break
+            except Exception as exc:
+                raise await self._mapped(exc) from exc
+            analyzed.append(table)
+        return analyzed
 
     async def backlog(self, *, now: float) -> Backlog:
         """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""

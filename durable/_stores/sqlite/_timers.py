@@ -36,6 +36,11 @@ class SQLiteTimers(SQLiteBase):
             return []
         return await self._run(_dispatch_due, (now - older_than, now, limit))
 
+    async def refresh_statistics(self) -> list[str]:
+        """Nothing to refresh: without statistics SQLite's planner takes the indexes, and this
+        store never gathers any (``TimerStore``)."""
+        return []
+
     async def backlog(self, *, now: float) -> Backlog:
         """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""
         rows = await self._run(_rows, sql.BACKLOG, (now, now, self._store_time(now)))
