@@ -366,12 +366,14 @@ ORDER BY d.priority DESC, d.kind DESC
 # planner last counted (``reltuples``, -1 before the first ANALYZE) and by 1,000 at least, or
 # that it counted (all but) empty and now hold 50 rows or more (a queue is empty whenever its
 # workers keep up: autovacuum then records it so, and the next backlog finds plans made for
-# none). The history and executions only grow, and autovacuum follows that. Names as the
-# statements resolve them (the search path).
+# none). The history and executions only grow, and autovacuum follows that. Only tables this
+# role may ANALYZE (it owns them: a tenant's role does not, and PostgreSQL would skip them with
+# a warning). Names as the statements resolve them (the search path).
 GROWN_TABLES: Final = """
 SELECT c.relname::text FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid
 WHERE c.oid = ANY (ARRAY[to_regclass('workflow_tasks'), to_regclass('action_tasks'),
                          to_regclass('timers')])
+  AND pg_has_role(c.relowner, 'USAGE')
   AND (s.n_live_tup > greatest(4 * c.reltuples, c.reltuples + 1000)
        OR c.reltuples BETWEEN 0 AND 10 AND s.n_live_tup >= 50)
 """

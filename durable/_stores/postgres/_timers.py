@@ -7,7 +7,6 @@ appended) exactly once.
 
 from __future__ import annotations
 
-import logging
 from typing import Final
 
 import asyncpg
@@ -21,15 +20,11 @@ from ._rows import split_at_seq
 
 __all__ = ["PostgresTimers"]
 
-logger = logging.getLogger("durable.store")
-
 _ANALYZE_LOCK_TIMEOUT: Final = "100ms"  # autovacuum (or another server) analyzing: let it
 
 
 class PostgresTimers(PostgresBase):
     """Timers in the ``timers`` table; the outbox over both task tables."""
-
-    _analyzes = True  # False once the server refused this role an ANALYZE (not the owner)
 
     async def fire_due_timers(self, *, now: float, limit: int) -> list[TaskRef]:
         """Record ``TimerFired`` for up to ``limit`` timers due on the store's clock (the
@@ -53,8 +48,6 @@ class PostgresTimers(PostgresBase):
     async def refresh_statistics(self) -> list[str]:
         """ANALYZE the queue tables that grew past what the planner last counted
         (``TimerStore``); a table being analyzed already is left to that."""
-        if not self._analyzes:
-            return []
         analyzed: list[str] = []
         for row in await self._fetch(sql.GROWN_TABLES):
             table: str = row[0]
@@ -64,11 +57,6 @@ class PostgresTimers(PostgresBase):
                     await conn.execute(f'ANALYZE "{table}"')  # a name read from pg_class
             except asyncpg.LockNotAvailableError:
                 continue
-            except asyncpg.InsufficientPrivilegeError:
-                logger.info("this role may not ANALYZE %s (only its owner may): the planner "
-                            "sees the task queues when autovacuum analyzes them", table)
-                self._analyzes = False
-                break
             except Exception as exc:
                 raise await self._mapped(exc) from exc
             analyzed.append(table)
