@@ -312,6 +312,20 @@ class TimerStore(Protocol):
         """
         ...
 
+    async def rebuild_bloated_indexes(self) -> list[str]:
+        """Rebuild the indexes of a task table that are mostly empty pages; the tables whose
+        indexes were rebuilt (none for memory and SQLite).
+
+        Every plain step inserts an action task and deletes it; on PostgreSQL a B-tree page is
+        reused only once VACUUM found it empty, so a busy queue's indexes grow to thousands of
+        pages for a hundred rows, and the planner, which prices an index by its pages, then
+        reads all of a tenant's tasks through another index for each look-up by key. PostgreSQL
+        rebuilds such a table's indexes with ``REINDEX TABLE CONCURRENTLY`` (writes go on; one
+        caller at a time; an index a rebuild left half made is dropped first). Slow when a
+        long transaction is open: ``durable server`` calls it from its retention loop.
+        """
+        ...
+
     async def next_wakeup(self, *, now: float) -> float | None:
         """The earliest time a timer, a delayed task or a schedule becomes due (None if nothing
         waits), on the caller's clock: a timer's is ``now`` plus its time left on the store's

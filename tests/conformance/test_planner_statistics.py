@@ -1,4 +1,5 @@
-"""The planner's picture of the task queues (``TimerStore.refresh_statistics``).
+"""The planner's picture of the task queues (``TimerStore.refresh_statistics``) and their
+indexes (``TimerStore.rebuild_bloated_indexes``).
 
 PostgreSQL keeps a statement's plan from when a queue table held a few rows: grown to
 thousands, the table is read whole by every look-up that plan makes, until an ANALYZE (which
@@ -16,9 +17,12 @@ import asyncpg
 import pytest
 from _support import eventually
 
+import durable
 from durable._dispatch._housekeeping import STATISTICS_EVERY, Housekeeper
 from durable._stores import Store, open_store
 from durable._stores.postgres._roles import create_tenant_role, drop_tenant_role, role_name
+
+from durable_server import Server
 
 from .test_tenant_roles import _as
 
@@ -27,6 +31,7 @@ async def test_only_a_store_with_a_planner_has_statistics_to_refresh(store: Stor
                                                                      store_url: str) -> None:
     # nothing grew in a fresh store; memory and SQLite never have anything to refresh
     assert await store.refresh_statistics() == []
+    assert await store.rebuild_bloated_indexes() == []
 
 
 @pytest.fixture
@@ -118,6 +123,64 @@ async def test_a_role_that_does_not_own_the_queues_leaves_them_to_their_owner(
     finally:
         await drop_tenant_role(pg_migrated_database, tenant)
     assert await pg.refresh_statistics() == ["workflow_tasks"]  # the owner's is done
+
+
+async def index_pages(admin: asyncpg.Connection, index: str) -> int:
+    pages: int = await admin.fetchval(
+        "SELECT pg_relation_size(to_regclass($1)) / current_setting('block_size')::integer",
+        index)
+    return pages
+
+
+async def churn(admin: asyncpg.Connection, count: int) -> None:
+    """``count`` action tasks made and deleted, as plain steps do: the heap is vacuumed, the
+    primary key keeps its pages."""
+    await admin.execute(
+        "INSERT INTO action_tasks (tenant, workflow_id, run_id, cmd, name, args, kwargs, "
+        "attempt, visible_at, priority, fairness_key) "
+        "SELECT 't', 'w' || g, 'r', 1, 'a', '\\x90', '\\x80', 1, 0, 0, '' "
+        "FROM generate_series(1, $1::int) AS g", count)
+    await admin.execute("DELETE FROM action_tasks")
+    await admin.execute("VACUUM action_tasks")
+
+
+async def test_a_task_table_whose_indexes_churn_left_empty_has_them_rebuilt(
+        pg: Store, admin: asyncpg.Connection) -> None:
+    await churn(admin, 30_000)
+    before = await index_pages(admin, "action_tasks_pkey")
+    assert before > 128
+    assert await pg.rebuild_bloated_indexes() == ["action_tasks"]
+    assert await index_pages(admin, "action_tasks_pkey") < 10 < before
+    assert await pg.rebuild_bloated_indexes() == []  # nothing left to rebuild
+
+
+async def test_an_index_a_rebuild_left_half_made_is_dropped_before_the_next(
+        pg: Store, admin: asyncpg.Connection) -> None:
+    # what an interrupted REINDEX ... CONCURRENTLY leaves: an invalid copy, kept up to date
+    await admin.execute("CREATE INDEX action_tasks_pkey_ccnew ON action_tasks (tenant)")
+    await admin.execute("UPDATE pg_index SET indisvalid = false "
+                        "WHERE indexrelid = 'action_tasks_pkey_ccnew'::regclass")
+    await churn(admin, 30_000)
+    assert await pg.rebuild_bloated_indexes() == ["action_tasks"]
+    names = {row[0] for row in await admin.fetch(
+        "SELECT x.relname FROM pg_index AS i JOIN pg_class AS x ON x.oid = i.indexrelid "
+        "WHERE i.indrelid = 'action_tasks'::regclass")}
+    assert "action_tasks_pkey_ccnew" not in names and "action_tasks_pkey" in names
+    assert all(row[0] for row in await admin.fetch(
+        "SELECT indisvalid FROM pg_index WHERE indrelid = 'action_tasks'::regclass"))
+
+
+async def test_durable_server_rebuilds_them_from_its_retention_loop(
+        admin: asyncpg.Connection, pg_migrated_database: str) -> None:
+    await churn(admin, 30_000)
+    assert await index_pages(admin, "action_tasks_pkey") > 128
+
+    async def rebuilt() -> bool:
+        return await index_pages(admin, "action_tasks_pkey") < 10
+
+    async with durable.connect(pg_migrated_database) as client, \
+            Server(client, port=0, interval=0.01):
+        await eventually(rebuilt, what="the server to rebuild action_tasks' indexes")
 
 
 class _Counting:

@@ -53,6 +53,10 @@ class MemoryTimers(MemoryState):
         """Nothing to refresh: no planner (``TimerStore``)."""
         return []
 
+    async def rebuild_bloated_indexes(self) -> list[str]:
+        """Nothing to rebuild: no indexes on disk (``TimerStore``)."""
+        return []
+
     async def backlog(self, *, now: float) -> Backlog:
         """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""
         counts: Counter[tuple[str, str]] = Counter()

@@ -21,6 +21,7 @@ from ._rows import split_at_seq
 __all__ = ["PostgresTimers"]
 
 _ANALYZE_LOCK_TIMEOUT: Final = "100ms"  # autovacuum (or another server) analyzing: let it
+_REBUILD_TIMEOUT: Final = "30s"  # a rebuild waiting this long for old transactions gives up
 
 
 class PostgresTimers(PostgresBase):
@@ -61,6 +62,29 @@ class PostgresTimers(PostgresBase):
                 raise await self._mapped(exc) from exc
             analyzed.append(table)
         return analyzed
+
+    async def rebuild_bloated_indexes(self) -> list[str]:
+        """``REINDEX TABLE CONCURRENTLY`` each task table with an index that is mostly empty
+        pages (``TimerStore``); one caller at a time (an advisory lock), each statement given
+        ``_REBUILD_TIMEOUT``. An interrupted rebuild leaves an invalid index, dropped first."""
+        rebuilt: list[str] = []
+        try:
+            async with self._pool.acquire() as conn:
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", sql.REBUILD_LOCK):
+                    return []
+                try:
+                    await conn.execute(f"SET statement_timeout = '{_REBUILD_TIMEOUT}'")
+                    for (table,) in await conn.fetch(sql.BLOATED_TABLES):
+                        for (index,) in await conn.fetch(sql.LEFT_HALF_MADE, table):
+                            await conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+                        await conn.execute(f'REINDEX TABLE CONCURRENTLY "{table}"')
+                        rebuilt.append(table)
+                finally:
+                    await conn.execute("RESET statement_timeout")
+                    await conn.execute("SELECT pg_advisory_unlock($1)", sql.REBUILD_LOCK)
+        except Exception as exc:
+            raise await self._mapped(exc) from exc
+        return rebuilt
 
     async def backlog(self, *, now: float) -> Backlog:
         """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""

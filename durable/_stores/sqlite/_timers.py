@@ -41,6 +41,10 @@ class SQLiteTimers(SQLiteBase):
         store never gathers any (``TimerStore``)."""
         return []
 
+    async def rebuild_bloated_indexes(self) -> list[str]:
+        """Nothing to rebuild: SQLite's B-trees reuse the pages they free (``TimerStore``)."""
+        return []
+
     async def backlog(self, *, now: float) -> Backlog:
         """Ready tasks no worker holds, by kind and route, and the timers due (``TimerStore``)."""
         rows = await self._run(_rows, sql.BACKLOG, (now, now, self._store_time(now)))
