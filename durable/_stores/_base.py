@@ -313,8 +313,8 @@ class TimerStore(Protocol):
         ...
 
     async def rebuild_bloated_indexes(self) -> list[str]:
-        """Rebuild the indexes of a task table that are mostly empty pages; the tables whose
-        indexes were rebuilt (none for memory and SQLite).
+        """Rebuild the indexes of a queue table (tasks, timers) that are mostly empty pages; the
+        tables whose indexes were rebuilt (none for memory and SQLite).
 
         Every plain step inserts an action task and deletes it; on PostgreSQL a B-tree page is
         reused only once VACUUM found it empty, so a busy queue's indexes grow to thousands of

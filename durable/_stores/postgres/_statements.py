@@ -378,13 +378,14 @@ WHERE c.oid = ANY (ARRAY[to_regclass('workflow_tasks'), to_regclass('action_task
        OR c.reltuples BETWEEN 0 AND 10 AND s.n_live_tup >= 50)
 """
 
-# ``rebuild_bloated_indexes``: the task tables this role owns with an index of more than 1 MiB
+# ``rebuild_bloated_indexes``: the queue tables this role owns with an index of more than 1 MiB
 # that is over ten times the size its live rows need (~100 entries a page); and the indexes a
 # ``REINDEX ... CONCURRENTLY`` left invalid when it was interrupted (named ``*_ccnew``, or
 # ``*_ccold`` after the swap), which every write would still keep up to date.
 BLOATED_TABLES: Final = """
 SELECT c.relname::text FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid
-WHERE c.oid = ANY (ARRAY[to_regclass('workflow_tasks'), to_regclass('action_tasks')])
+WHERE c.oid = ANY (ARRAY[to_regclass('workflow_tasks'), to_regclass('action_tasks'),
+                         to_regclass('timers')])
   AND pg_has_role(c.relowner, 'USAGE')
   AND EXISTS (SELECT FROM pg_index AS i WHERE i.indrelid = c.oid
               AND pg_relation_size(i.indexrelid) / current_setting('block_size')::integer
