@@ -64,7 +64,6 @@ T = TypeVar("T")
 
 FIRST_BACKOFF = 0.1  # seconds after the first failed iteration; doubles up to MAX_BACKOFF
 MAX_BACKOFF = 2.0
-REBUILD_EVERY = 60.0  # seconds between looks at the task tables' indexes (retention loop)
 
 
 @dataclass
@@ -134,7 +133,6 @@ class Server:
         self._loops = {name: _LoopState(name) for name in ("timers", "outbox", "schedules",
                                                                 "workers")}
         self._loops["retention"] = _LoopState("retention", quiet=gc_every)
-        self._next_rebuild = 0.0  # time.monotonic() when the task tables' indexes are looked at
         self._stopping = asyncio.Event()
         self._settled = asyncio.Event()  # set once started, or once run() ended without starting
         self._started = False
@@ -340,16 +338,14 @@ class Server:
         return CHECK_EVERY
 
     async def _collect_garbage(self, state: _LoopState) -> float:
-        """Delete a batch of expired closed executions, and (every ``REBUILD_EVERY`` seconds
-        at most) rebuild the task tables' indexes that churn left mostly empty; the wait until
-        the next pass."""
+        """Delete a batch of expired closed executions, and rebuild the queues' indexes that
+        churn left mostly empty (``Housekeeper.rebuild_indexes_if_due``); the wait until the
+        next pass."""
         deleted = await self._from_store(state, self.housekeeper.collect_garbage, self.clock())
         self.metrics.executions_deleted.inc(len(deleted))
-        if time.monotonic() >= self._next_rebuild:
-            self._next_rebuild = time.monotonic() + REBUILD_EVERY
-            rebuilt = await self._from_store(state, self.client.store.rebuild_bloated_indexes)
-            for table in rebuilt:
-                logger.info("rebuilt the indexes of %s (mostly empty pages)", table)
+        for table in await self._from_store(state, self.housekeeper.rebuild_indexes_if_due,
+                                            self.clock()):
+            logger.info("rebuilt the indexes of %s (mostly empty pages)", table)
         return max(self.housekeeper.next_gc_pass - self.clock(), 0.0)
 
     async def _from_store(self, state: _LoopState, call: Callable[..., Awaitable[T]],

@@ -15,9 +15,10 @@ concurrent callers disjoint sets, so there is no lock of our own), each returnin
 * retention: ``durable._retention.sweep`` deletes closed executions past their retention, a
   batch per pass, the next pass at once while batches come full, else after ``gc_every``.
 
-And one that returns no hints: ``TimerStore.refresh_statistics`` (every ``STATISTICS_EVERY``
+And two that return no hints: ``TimerStore.refresh_statistics`` (every ``STATISTICS_EVERY``
 seconds at most) lets the store's planner see a queue that grew, before the claims and outbox
-passes that read it.
+passes that read it; ``TimerStore.rebuild_bloated_indexes`` (every ``REBUILD_EVERY`` seconds,
+``durable server`` only) rebuilds a queue's indexes that churn left mostly empty.
 
 Two runners use it: the embedded dispatcher (``LocalDispatcher``) fires timers and runs due
 schedules before it claims, and needs no hints (the store's wake-ups reach its pollers);
@@ -39,6 +40,7 @@ __all__ = ["SCHEDULE_POLL", "Housekeeper"]
 
 SCHEDULE_POLL: Final = 1.0  # seconds: how soon a schedule created by another process is seen
 STATISTICS_EVERY: Final = 1.0  # seconds between looks at the queues' planner statistics
+REBUILD_EVERY: Final = 60.0  # seconds between looks at the queues' indexes
 
 
 class Housekeeper:
@@ -65,6 +67,7 @@ class Housekeeper:
         self.gc_every = gc_every
         self.next_gc_pass = 0.0  # when collect_garbage should run again
         self.next_statistics_pass = 0.0  # when refresh_statistics_if_due should look again
+        self.next_rebuild_pass = 0.0  # when rebuild_indexes_if_due should look again
 
     async def fire_timers(self, now: float) -> list[TaskRef]:
         """Fire up to ``batch`` due timers; the hints of their workflows."""
@@ -91,6 +94,15 @@ class Housekeeper:
             return []
         self.next_statistics_pass = now + STATISTICS_EVERY
         return await self.store.refresh_statistics()
+
+    async def rebuild_indexes_if_due(self, now: float) -> list[str]:
+        """``Store.rebuild_bloated_indexes`` every ``REBUILD_EVERY`` seconds at most. A rebuild
+        waits for open transactions: ``durable server`` asks from its retention loop, and the
+        embedded dispatcher, whose claims it would hold up, does not."""
+        if now < self.next_rebuild_pass:
+            return []
+        self.next_rebuild_pass = now + REBUILD_EVERY
+        return await self.store.rebuild_bloated_indexes()
 
     async def run_schedules(self, now: float) -> list[TaskRef]:
         """Process a batch of due schedules; the hints of the runs they started or cancelled.

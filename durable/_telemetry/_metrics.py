@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_left
+from itertools import accumulate
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -91,9 +92,8 @@ class Histogram:
         counts[-1] += value
 
     def zero(self, *key: str) -> list[float]:
-        """The series of these label values, new (every count zero)."""
-        counts = self.series[key] = [0.0] * (len(self.bounds) + 2)
-        return counts
+        """The series of these label values (every count zero if it is new)."""
+        return self.series.setdefault(key, [0.0] * (len(self.bounds) + 2))
 
     def family(self) -> Metric:
         """The histogram as ``prometheus_client`` renders it (``_bucket``, ``_count``,
@@ -103,13 +103,8 @@ class Histogram:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
         les = [*map(repr, self.bounds), "+Inf"]  # as prometheus_client writes them
         for key, series in self.series.copy().items():
-            counts = series[:]
-            buckets: list[tuple[str, float]] = []
-            total = 0.0
-            for le, count in zip(les, counts):
-                total += count
-                buckets.append((le, total))
-            family.add_metric(key, buckets, counts[-1])
+            counts = series[:]  # the last is the sum: zip leaves it out of the buckets
+            family.add_metric(key, list(zip(les, accumulate(counts))), counts[-1])
         return family
 
 
@@ -171,6 +166,8 @@ class WorkerMetrics:
         for metric in vars(self).values():
             if isinstance(metric, (Counter, Histogram)):
                 yield metric.family()
+
+
 class MetricsServer:
     """``GET /metrics`` of one registry, on a thread of ``prometheus_client``'s own."""
 

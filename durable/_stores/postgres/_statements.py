@@ -362,31 +362,29 @@ SELECT kind, tenant, workflow_id, name, run_id, cmd FROM (
 ORDER BY d.priority DESC, d.kind DESC
 """
 
-# ``refresh_statistics``: the queue tables whose live rows grew past four times what the
-# planner last counted (``reltuples``, -1 before the first ANALYZE) and by 1,000 at least, or
-# that it counted (all but) empty and now hold 50 rows or more (a queue is empty whenever its
-# workers keep up: autovacuum then records it so, and the next backlog finds plans made for
-# none). The history and executions only grow, and autovacuum follows that. Only tables this
-# role may ANALYZE (it owns them: a tenant's role does not, and PostgreSQL would skip them with
-# a warning). Names as the statements resolve them (the search path).
-GROWN_TABLES: Final = """
+# The queue tables, as the statements resolve them (the search path), that this role owns:
+# only their owner may ANALYZE or REINDEX them (a tenant's role may not, and PostgreSQL would
+# skip its ANALYZE with a warning).
+_OWN_QUEUES: Final = """
 SELECT c.relname::text FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid
 WHERE c.oid = ANY (ARRAY[to_regclass('workflow_tasks'), to_regclass('action_tasks'),
                          to_regclass('timers')])
-  AND pg_has_role(c.relowner, 'USAGE')
+  AND pg_has_role(c.relowner, 'USAGE')"""
+# ``refresh_statistics``: those whose live rows grew past four times what the planner last
+# counted (``reltuples``, -1 before the first ANALYZE) and by 1,000 at least, or that it counted
+# (all but) empty and now hold 50 rows or more (a queue is empty whenever its workers keep up:
+# autovacuum then records it so, and the next backlog finds plans made for none). The history
+# and executions only grow, and autovacuum follows that.
+GROWN_TABLES: Final = f"""{_OWN_QUEUES}
   AND (s.n_live_tup > greatest(4 * c.reltuples, c.reltuples + 1000)
        OR c.reltuples BETWEEN 0 AND 10 AND s.n_live_tup >= 50)
 """
 
-# ``rebuild_bloated_indexes``: the queue tables this role owns with an index of more than 1 MiB
+# ``rebuild_bloated_indexes``: those of the queue tables with an index of more than 1 MiB
 # that is over ten times the size its live rows need (~100 entries a page); and the indexes a
 # ``REINDEX ... CONCURRENTLY`` left invalid when it was interrupted (named ``*_ccnew``, or
 # ``*_ccold`` after the swap), which every write would still keep up to date.
-BLOATED_TABLES: Final = """
-SELECT c.relname::text FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid
-WHERE c.oid = ANY (ARRAY[to_regclass('workflow_tasks'), to_regclass('action_tasks'),
-                         to_regclass('timers')])
-  AND pg_has_role(c.relowner, 'USAGE')
+BLOATED_TABLES: Final = f"""{_OWN_QUEUES}
   AND EXISTS (SELECT FROM pg_index AS i WHERE i.indrelid = c.oid
               AND pg_relation_size(i.indexrelid) / current_setting('block_size')::integer
                   > greatest(128, 10 * (s.n_live_tup / 100 + 1)))
