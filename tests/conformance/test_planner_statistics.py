@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from _support import eventually
+from _support import as_role, eventually
 
 import durable
 from durable._dispatch._housekeeping import STATISTICS_EVERY, Housekeeper
@@ -23,8 +23,6 @@ from durable._stores import Store, open_store
 from durable._stores.postgres._roles import create_tenant_role, drop_tenant_role, role_name
 
 from durable_server import Server
-
-from .test_tenant_roles import _as
 
 
 async def test_only_a_store_with_a_planner_has_statistics_to_refresh(store: Store,
@@ -114,7 +112,7 @@ async def test_a_role_that_does_not_own_the_queues_leaves_them_to_their_owner(
     tenant = f"t{uuid.uuid4().hex[:10]}"
     await create_tenant_role(pg_migrated_database, tenant)
     try:
-        as_tenant = await open_store(_as(pg_migrated_database, role_name(tenant)),
+        as_tenant = await open_store(as_role(pg_migrated_database, role_name(tenant)),
                                      clock="caller")
         try:  # PostgreSQL would skip its ANALYZE with a warning, every second: it does not ask
             assert await as_tenant.refresh_statistics() == []

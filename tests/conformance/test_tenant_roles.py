@@ -8,10 +8,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from _support import as_role
 
 import durable
 from durable._cli import main
@@ -46,11 +46,6 @@ async def role_flow(ctx: durable.Context, n: int) -> int:
 @durable.workflow(name="RoleWaiter")
 async def role_waiter(ctx: durable.Context) -> int:
     return await ctx.run(role_unhosted, 1)  # action_tasks: nobody hosts it here
-
-
-def _as(url: str, role: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
 
 
 @pytest.fixture
@@ -107,7 +102,7 @@ async def test_a_tenant_role_cannot_see_or_change_another_tenants_rows(
     a, b = tenants
     await _rows_in_every_table(pg_database, a, b)
     owner = await asyncpg.connect(pg_database)
-    as_a = await asyncpg.connect(_as(pg_database, role_name(a)))
+    as_a = await asyncpg.connect(as_role(pg_database, role_name(a)))
     try:
         assert [tuple(row) for row in await owner.fetch(
             "SELECT c.relname::text, c.relrowsecurity FROM pg_class c JOIN pg_attribute a ON "
@@ -148,14 +143,14 @@ async def test_a_client_and_worker_with_a_tenants_credentials_work_for_it(
         pg_database: str, tenants: tuple[str, str]) -> None:
     a, b = tenants
     await _rows_in_every_table(pg_database, b)
-    async with durable.connect(_as(pg_database, role_name(a)), tenant=a) as client:
+    async with durable.connect(as_role(pg_database, role_name(a)), tenant=a) as client:
         worker = durable.Worker(client, [role_flow, role_waiter], [role_write, role_unhosted])
         handle = await client.start(role_waiter, id="mine")
         await worker.run_until_idle()
         assert await handle.result(timeout=10) == 1
         assert [r.workflow_id for r in await client.list()] == ["mine"]
         # Even a client with the admin scope sees A's rows only through A's role.
-    async with durable.connect(_as(pg_database, role_name(a)), tenants="*") as admin:
+    async with durable.connect(as_role(pg_database, role_name(a)), tenants="*") as admin:
         assert {r.tenant for r in await admin.list(all_tenants=True)} == {a}
         assert await admin.list(tenant=b) == []
         assert [s async for s in admin.iter_executions(tenant=b)] == []
@@ -188,5 +183,5 @@ async def test_managing_roles_needs_the_owner(pg_database: str,
                                               tenants: tuple[str, str]) -> None:
     a, _ = tenants
     with pytest.raises(StoreConfigurationError, match="CREATEROLE"):
-        await create_tenant_role(_as(pg_database, role_name(a)), "intruder")
+        await create_tenant_role(as_role(pg_database, role_name(a)), "intruder")
     assert [t for _, t, _ in await list_tenant_roles(pg_database)] == sorted(tenants)
